@@ -1,0 +1,72 @@
+"""Input checks shared by every model: clear messages instead of errors deep inside torch."""
+from typing import Optional
+
+import torch
+
+from .exceptions import InputDtypeError, InputShapeError, NonFiniteInputError
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ConfigurationError if ``value`` is not one of ``choices``."""
+    from .exceptions import ConfigurationError
+
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_sequence_input(
+        x,
+        *,
+        in_chans: int,
+        seq_len: Optional[int] = None,
+        min_len: int = 1,
+        max_len: Optional[int] = None,
+        check_finite: bool = False,
+        model_name: str = 'model',
+) -> None:
+    """Check that ``x`` is a float tensor ``[B, in_chans, T]`` a model can take.
+
+    Args:
+        x: the input.
+        in_chans: expected number of feature channels ``C``.
+        seq_len: the exact frame count a fixed-length model was built for, or None.
+        min_len: the fewest frames the model can process.
+        max_len: the most frames the model can process, or None.
+        check_finite: also refuse NaN and Inf values (one reduction over the input).
+        model_name: used in messages.
+    """
+    expected = f'[B, C, T] = [batch, {in_chans} channels, frames]'
+    if not isinstance(x, torch.Tensor):
+        raise InputDtypeError(f'{model_name} expects a torch.Tensor of shape {expected}, got {type(x).__name__}')
+    if not x.is_floating_point():
+        raise InputDtypeError(
+            f'{model_name} expects a floating-point tensor of shape {expected}, got dtype {x.dtype}; '
+            f'convert with x.float()')
+    shape = tuple(x.shape)
+    if x.ndim != 3:
+        hint = ''
+        if x.ndim == 2 and shape[0] == in_chans:
+            hint = '; for a single utterance add the batch dimension with x.unsqueeze(0)'
+        raise InputShapeError(f'{model_name} expects input of shape {expected}, got a {x.ndim}-D tensor of shape {shape}{hint}')
+    if shape[0] == 0:
+        raise InputShapeError(f'{model_name} got an empty batch (shape {shape}); expected at least one sample')
+    if shape[1] != in_chans:
+        hint = ''
+        if shape[2] == in_chans:
+            hint = ('; this looks like the Keras layout [B, T, C]: transpose it with x.transpose(1, 2)')
+        raise InputShapeError(
+            f'{model_name} expects {in_chans} channels (input {expected}), got {shape[1]} channels in shape {shape}{hint}')
+    frames = shape[2]
+    if seq_len is not None and frames != seq_len:
+        raise InputShapeError(
+            f'{model_name} was built for seq_len={seq_len} frames (its head has a fixed size) but got {frames} frames '
+            f'in shape {shape}; build the model with seq_len={frames}, or pad/crop the input to {seq_len} frames')
+    if frames < min_len:
+        raise InputShapeError(f'{model_name} needs at least {min_len} frames, got {frames} frames in shape {shape}')
+    if max_len is not None and frames > max_len:
+        raise InputShapeError(f'{model_name} accepts at most {max_len} frames, got {frames} frames in shape {shape}')
+    if check_finite and not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise NonFiniteInputError(
+            f'{model_name} expects finite input but got {n_nan} NaN and {n_inf} Inf values in a tensor of shape {shape}')

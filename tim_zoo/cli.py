@@ -1,0 +1,68 @@
+"""The ``tim-zoo`` command line."""
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from ._factory import create_model, list_models
+from .complexity import count_macs, count_params
+
+
+def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
+    rows = []
+    for name in list_models(pattern or ''):
+        kwargs = dict(in_chans=in_chans)
+        model = create_model(name, **kwargs)
+        if model.fixed_len is not None and model.fixed_len != frames:
+            model = create_model(name, seq_len=frames, **kwargs)
+        rows.append(dict(
+            model=name,
+            params=count_params(model),
+            macs=count_macs(model, (1, in_chans, frames)),
+            length='fixed (seq_len)' if model.fixed_len is not None else 'any',
+            features=model.num_features,
+        ))
+    return rows
+
+
+def _print_table(rows: List[dict], in_chans: int, frames: int) -> None:
+    header = ('model', 'params', f'MACs @ {in_chans}x{frames}', 'input length', 'feature dim')
+    body = [(r['model'], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M", r['length'], str(r['features'])) for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    aligns = ('<', '>', '>', '<', '>')
+    line = '  '.join(f'{{:{a}{w}}}' for a, w in zip(aligns, widths))
+    print(line.format(*header))
+    print('  '.join('-' * w for w in widths))
+    for b in body:
+        print(line.format(*b))
+    print(f'{len(rows)} models')
+
+
+def cmd_list(args) -> int:
+    rows = _model_rows(args.pattern, args.in_chans, args.frames)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows, args.in_chans, args.frames)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='tim-zoo', description='Temporal speech emotion recognition model zoo.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    p = sub.add_parser('list', help='list the registered models with parameters and multiply-accumulates')
+    p.add_argument('pattern', nargs='?', default='', help='wildcard filter, e.g. "at_*"')
+    p.add_argument('--frames', type=int, default=188, help='frames of the input used to count MACs (default 188)')
+    p.add_argument('--in-chans', type=int, default=39, help='input channels (default 39 MFCC)')
+    p.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

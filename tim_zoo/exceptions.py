@@ -1,0 +1,29 @@
+"""Exceptions raised by tim_zoo.
+
+Every error subclasses :class:`TimZooError` and a matching builtin (``ValueError``, ``TypeError``),
+so ``except ValueError`` keeps working for code that does not know tim_zoo.
+"""
+
+
+class TimZooError(Exception):
+    """Base class of every error tim_zoo raises on purpose."""
+
+
+class InputShapeError(TimZooError, ValueError):
+    """A tensor has the wrong number of dimensions, channels or frames, or an empty batch."""
+
+
+class InputDtypeError(TimZooError, TypeError):
+    """A tensor is not a floating-point tensor."""
+
+
+class NonFiniteInputError(TimZooError, ValueError):
+    """The input holds NaN or Inf values (raised only when ``check_finite=True``)."""
+
+
+class UnknownModelError(TimZooError, ValueError):
+    """No model is registered under the requested name."""
+
+
+class ConfigurationError(TimZooError, ValueError):
+    """A constructor argument has a value the block or model does not support."""

@@ -1,0 +1,24 @@
+"""Composable blocks. Every block works alone with explicit constructor arguments.
+
+Shapes: frame sequences are ``[B, C, T]`` (batch, channels, frames).
+"""
+from .aggregation import DeltaAggregation, WeightLayer
+from .conv import CausalConv1d, ConvNormAct1d
+from .create import ChannelLayerNorm1d, KerasBatchNorm1d, get_act_layer, get_norm_layer
+from .dropout import FrameMask, SpatialDropout1d
+from .fusion import AFTLocalFusion, AttentionFusion
+from .gmm import GMMClusteringHead
+from .heads import ClassifierHead, ConvMapHead, FlattenHead, FrameScoreHead, PoolHead, TimeProjectionHead
+from .pos_embed import SinusoidalPositionalEncoding
+from .tab import TemporalAwareBlock
+from .temporal import BiTemporalEncoder, TemporalStack
+from .tim_encoder import TIMEncoder
+from .transformer import TransformerEncoderStack
+
+__all__ = [
+    'AFTLocalFusion', 'AttentionFusion', 'BiTemporalEncoder', 'CausalConv1d', 'ChannelLayerNorm1d',
+    'ClassifierHead', 'ConvMapHead', 'ConvNormAct1d', 'DeltaAggregation', 'FlattenHead', 'FrameMask',
+    'FrameScoreHead', 'GMMClusteringHead', 'KerasBatchNorm1d', 'PoolHead', 'SinusoidalPositionalEncoding',
+    'SpatialDropout1d', 'TIMEncoder', 'TemporalAwareBlock', 'TemporalStack', 'TimeProjectionHead',
+    'TransformerEncoderStack', 'WeightLayer', 'get_act_layer', 'get_norm_layer',
+]

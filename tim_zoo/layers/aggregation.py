@@ -1,0 +1,60 @@
+"""Aggregate the outputs of the TAB levels: delta stacking and the learned weight layer."""
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+from .._validation import check_choice
+
+
+class DeltaAggregation(nn.Module):
+    """Stack level outputs ``h_1 .. h_n`` (each ``[B, F, T]``) into ``[B, F, T, m]``.
+
+    Modes:
+        ``"delta"``: ``[h_2-h_1, ..., h_n-h_(n-1), h_n]`` (m = n), the seed default;
+        ``"all"``: ``[h_1, ..., h_n]`` (m = n);
+        ``"delta+all"``: the n-1 differences followed by all n levels (m = 2n - 1).
+    """
+
+    def __init__(self, mode: str = 'delta'):
+        super().__init__()
+        check_choice('mode', mode, ('delta', 'all', 'delta+all'))
+        self.mode = mode
+
+    def num_outputs(self, num_levels: int) -> int:
+        """How many items ``m`` this aggregation makes from ``num_levels`` levels."""
+        return 2 * num_levels - 1 if self.mode == 'delta+all' else num_levels
+
+    def forward(self, levels: List[torch.Tensor]) -> torch.Tensor:
+        deltas = [levels[j + 1] - levels[j] for j in range(len(levels) - 1)]
+        if self.mode == 'delta':
+            items = deltas + [levels[-1]]
+        elif self.mode == 'all':
+            items = list(levels)
+        else:
+            items = deltas + list(levels)
+        return torch.stack(items, dim=-1)
+
+    def extra_repr(self) -> str:
+        return f'mode={self.mode!r}'
+
+
+class WeightLayer(nn.Module):
+    """Learned weighted sum over the last dimension: ``[..., n] -> [...]``, ``sum_j w_j * s_j``.
+
+    No softmax, as in TIM-Net's dynamic fusion. The weights start uniform in ``[-init_range, init_range]``
+    (Keras ``'uniform'`` initializer: 0.05).
+    """
+
+    def __init__(self, num_inputs: int, init_range: float = 0.05):
+        super().__init__()
+        self.num_inputs = num_inputs
+        self.weight = nn.Parameter(torch.empty(num_inputs).uniform_(-init_range, init_range))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.num_inputs:
+            raise ValueError(f'WeightLayer expects {self.num_inputs} items in the last dimension, got shape {tuple(x.shape)}')
+        return torch.matmul(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f'num_inputs={self.num_inputs}'

@@ -1,0 +1,125 @@
+"""Fusion of the TAB levels by attention: each level is one head.
+
+Both blocks take the aggregated levels ``S`` ``[B, F, T, n]`` and return ``[B, T, n*F]``
+(level-major: the features of level 1, then of level 2, ...).
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..exceptions import InputShapeError
+
+
+def _levels_first(s: torch.Tensor) -> torch.Tensor:
+    """``[B, F, T, n] -> [B, n, T, F]`` (a view)."""
+    return s.permute(0, 3, 2, 1)
+
+
+def _flatten_levels(s_lvl: torch.Tensor) -> torch.Tensor:
+    """``[B, n, T, F] -> [B, T, n*F]``."""
+    b, n, t, c = s_lvl.shape
+    return s_lvl.transpose(1, 2).reshape(b, t, n * c)
+
+
+class AttentionFusion(nn.Module):
+    """Multi-head self-attention over time in which each TAB level is one head.
+
+    ``[B, F, T, n] -> [B, T, n*F]``::
+
+        q, k, v = 1x1 projections F -> d_qkv of every level        # [B, n, T, d_qkv]
+        ctx = dropout(softmax(q k^T / sqrt(d_qkv)) over T) v
+        ctx = Conv 1x1 d_qkv -> F (dropout before it)                # [B, n, T, F]
+        z = LayerNorm(ctx + S)                                       # over n*F
+        out = LayerNorm(FFN(z) + z), FFN = Linear(nF, d_ff) ReLU Linear(d_ff, nF) ReLU   (ffn=True)
+
+    The three 1x1 projections are one ``Linear(F -> 3*d_qkv)`` (same arithmetic as three 1x1 Conv2d).
+
+    Args:
+        channels: ``F``, features per level.
+        num_levels: ``n``, the number of levels (heads).
+        d_qkv: per-head width of queries, keys and values.
+        d_ff: hidden width of the feed-forward block.
+        ffn: add the feed-forward block.
+        attn_drop: dropout on the attention weights.
+        proj_drop: dropout before the output projection.
+    """
+
+    def __init__(
+            self,
+            channels: int,
+            num_levels: int,
+            d_qkv: int = 64,
+            d_ff: int = 1024,
+            ffn: bool = True,
+            attn_drop: float = 0.1,
+            proj_drop: float = 0.1,
+    ):
+        super().__init__()
+        self.channels = channels
+        self.num_levels = num_levels
+        self.d_qkv = d_qkv
+        self.attn_drop = attn_drop
+        width = channels * num_levels
+        self.qkv = nn.Linear(channels, 3 * d_qkv)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.proj = nn.Linear(d_qkv, channels)
+        self.norm1 = nn.LayerNorm(width)
+        if ffn:
+            self.ffn = nn.Sequential(nn.Linear(width, d_ff), nn.ReLU(), nn.Linear(d_ff, width), nn.ReLU())
+            self.norm2 = nn.LayerNorm(width)
+        else:
+            self.ffn = None
+            self.norm2 = None
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        s_lvl = _levels_first(s)
+        q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
+        ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        ctx = self.proj(self.proj_drop(ctx))
+        z = self.norm1(_flatten_levels(ctx + s_lvl))
+        if self.ffn is not None:
+            z = self.norm2(self.ffn(z) + z)
+        return z
+
+
+class AFTLocalFusion(nn.Module):
+    """Attention-free transformer (AFT-local) fusion of the TAB levels.
+
+    ``[B, F, T, n] -> [B, T, n*F]``, for ``T <= max_len``::
+
+        q, k, v = 1x1 projections F -> d_qkv of every level, flattened to [B, T, n*d_qkv]
+        w = learned position bias [max_len, max_len], kept where |t - t'| < window, 0 elsewhere
+        Y_t = sigmoid(q_t) * sum_t' exp(w_tt') exp(k_t') v_t' / sum_t' exp(w_tt') exp(k_t')
+        out = LayerNorm(Linear(n*d_qkv -> n*F)(Y) + S)
+
+    The exponentials are taken after subtracting the row maxima of ``w`` and the maxima of ``k`` over
+    time, which cancel in the ratio, so large inputs do not overflow.
+    """
+
+    def __init__(self, channels: int, num_levels: int, max_len: int, d_qkv: int = 64, window: int = 128):
+        super().__init__()
+        self.channels = channels
+        self.num_levels = num_levels
+        self.max_len = max_len
+        self.window = window
+        self.qkv = nn.Linear(channels, 3 * d_qkv)
+        self.pos_bias = nn.Parameter(torch.empty(max_len, max_len))
+        nn.init.xavier_uniform_(self.pos_bias)
+        idx = torch.arange(max_len)
+        self.register_buffer('local_mask', (idx[:, None] - idx[None, :]).abs() < window, persistent=False)
+        self.proj = nn.Linear(num_levels * d_qkv, num_levels * channels)
+        self.norm = nn.LayerNorm(num_levels * channels)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        t = s.shape[2]
+        if t > self.max_len:
+            raise InputShapeError(f'AFTLocalFusion was built for at most max_len={self.max_len} frames, got {t}')
+        s_lvl = _levels_first(s)
+        q, k, v = (_flatten_levels(p) for p in self.qkv(s_lvl).chunk(3, dim=-1))   # [B, T, n*d]
+        w = torch.where(self.local_mask[:t, :t], self.pos_bias[:t, :t], torch.zeros((), dtype=s.dtype, device=s.device))
+        exp_w = torch.exp(w - w.amax(dim=1, keepdim=True))
+        exp_k = torch.exp(k - k.amax(dim=1, keepdim=True))
+        num = torch.matmul(exp_w, exp_k * v)
+        den = torch.matmul(exp_w, exp_k).clamp_min(torch.finfo(s.dtype).tiny)
+        y = torch.sigmoid(q) * num / den
+        return self.norm(self.proj(y) + _flatten_levels(s_lvl))

@@ -1,0 +1,164 @@
+"""Classifier heads over frame features ``[B, D, T]``.
+
+Every head has the same interface: ``forward(x, pre_logits=False)``, the final ``Linear`` as
+``fc`` (``nn.Identity`` when ``num_classes=0``), its input width as ``pre_logits_dim`` and
+``reset(num_classes)``, which models use for timm's ``reset_classifier``.
+"""
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class ClassifierHead(nn.Module):
+    """Base of the heads: owns ``fc`` and ``reset``."""
+
+    def __init__(self, pre_logits_dim: int, num_classes: int):
+        super().__init__()
+        self.pre_logits_dim = pre_logits_dim
+        self.num_classes = num_classes
+        self.fc = nn.Linear(pre_logits_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        """Replace ``fc`` by a freshly initialised one with ``num_classes`` outputs (0: identity)."""
+        old = next(self.fc.parameters(), None)
+        self.num_classes = num_classes
+        if num_classes > 0:
+            fc = nn.Linear(self.pre_logits_dim, num_classes)
+            self.fc = fc if old is None else fc.to(device=old.device, dtype=old.dtype)
+        else:
+            self.fc = nn.Identity()
+
+    def _logits(self, x: torch.Tensor, pre_logits: bool) -> torch.Tensor:
+        return x if pre_logits else self.fc(x)
+
+
+class PoolHead(ClassifierHead):
+    """Global average pooling over time, dropout, Linear: ``[B, D, T] -> [B, classes]``."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
+        super().__init__(in_features, num_classes)
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self._logits(self.drop(x.mean(dim=-1)), pre_logits)
+
+
+class FlattenHead(ClassifierHead):
+    """Flatten time into features: ``[B, D, T]`` -> [1x1 conv + BN] -> flatten -> Linear(hidden) ->
+    Dropout -> Linear(classes). Needs the frame count ``seq_len`` at construction.
+
+    As in the seed, there is no activation between the two linear layers.
+    """
+
+    def __init__(
+            self,
+            in_features: int,
+            seq_len: int,
+            num_classes: int,
+            hidden_dim: int = 100,
+            drop_rate: float = 0.2,
+            conv_channels: Optional[int] = None,
+    ):
+        super().__init__(hidden_dim, num_classes)
+        if conv_channels:
+            self.conv = nn.Sequential(nn.Conv1d(in_features, conv_channels, 1), nn.BatchNorm1d(conv_channels))
+            in_features = conv_channels
+        else:
+            self.conv = nn.Identity()
+        self.hidden = nn.Linear(in_features * seq_len, hidden_dim)
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.hidden(self.conv(x).flatten(1)))
+        return self._logits(x, pre_logits)
+
+
+class FrameScoreHead(ClassifierHead):
+    """Score each frame, then classify the score sequence (the AT-TIM head).
+
+    ``[B, D, T]`` -> Linear(D -> 1) per frame -> ``[B, T]`` -> Dropout -> Linear(T -> classes).
+    Needs ``seq_len``.
+    """
+
+    def __init__(self, in_features: int, seq_len: int, num_classes: int, drop_rate: float = 0.1):
+        super().__init__(seq_len, num_classes)
+        self.score = nn.Linear(in_features, 1)
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.score(x.transpose(1, 2)).squeeze(-1))
+        return self._logits(x, pre_logits)
+
+
+class TimeProjectionHead(ClassifierHead):
+    """Collapse time with a learned projection, then classify the features.
+
+    ``[B, D, T]`` -> [AdaptiveAvgPool1d(pool_to)] -> Linear(T' -> 1) over time -> ``[B, D]`` ->
+    Dropout -> Linear(D -> classes). With ``pool_to`` the head takes any length; without it
+    it needs ``time_len`` frames.
+    """
+
+    def __init__(
+            self,
+            in_features: int,
+            time_len: int,
+            num_classes: int,
+            drop_rate: float = 0.0,
+            pool_to: Optional[int] = None,
+    ):
+        super().__init__(in_features, num_classes)
+        self.pool = nn.AdaptiveAvgPool1d(pool_to) if pool_to else nn.Identity()
+        self.time_proj = nn.Linear(pool_to or time_len, 1)
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.time_proj(self.pool(x)).squeeze(-1))
+        return self._logits(x, pre_logits)
+
+
+class ConvMapHead(ClassifierHead):
+    """Treat ``[B, L, T, d]`` (e.g. stacked encoder layers) as an L-channel image (SET-official head).
+
+    BatchNorm2d(L), then blocks ``Conv2d 3x3 same -> BatchNorm2d -> MaxPool2d(pool)`` with
+    ``channels`` and ``pools``, flatten, Linear(hidden), Dropout, Linear(classes).
+    Needs the map size ``(seq_len, width)``.
+    """
+
+    def __init__(
+            self,
+            in_channels: int,
+            seq_len: int,
+            width: int,
+            num_classes: int,
+            channels=(16, 32, 64, 128),
+            pools=(2, 2, 3, 3),
+            hidden_dim: int = 100,
+            drop_rate: float = 0.3,
+    ):
+        h, w = seq_len, width
+        for p in pools:
+            h, w = h // p, w // p
+        if h < 1 or w < 1:
+            raise ValueError(
+                f'ConvMapHead needs a map of at least {_prod(pools)} x {_prod(pools)}, got {seq_len} x {width}')
+        super().__init__(hidden_dim, num_classes)
+        layers = [nn.BatchNorm2d(in_channels)]
+        c_in = in_channels
+        for c, p in zip(channels, pools):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.MaxPool2d(p)]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        self.hidden = nn.Linear(c_in * h * w, hidden_dim)
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.hidden(self.convs(x).flatten(1)))
+        return self._logits(x, pre_logits)
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out

@@ -1,0 +1,29 @@
+"""Sinusoidal positional encoding."""
+import math
+
+import torch
+from torch import nn
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Add the standard sinusoidal encoding (sin on even, cos on odd dimensions) to ``[B, T, dim]``,
+    then dropout. The table is a non-persistent buffer: it is not part of the state dict.
+    """
+
+    def __init__(self, dim: int, max_len: int = 10000, dropout: float = 0.0):
+        super().__init__()
+        self.dim = dim
+        self.max_len = max_len
+        position = torch.arange(max_len, dtype=torch.float32)[:, None]
+        div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+        table = torch.zeros(max_len, dim)
+        table[:, 0::2] = torch.sin(position * div)
+        table[:, 1::2] = torch.cos(position * div[: dim // 2])
+        self.register_buffer('table', table, persistent=False)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[1]
+        if t > self.max_len:
+            raise ValueError(f'SinusoidalPositionalEncoding holds {self.max_len} positions, got a sequence of {t}')
+        return self.drop(x + self.table[:t].to(x.dtype))

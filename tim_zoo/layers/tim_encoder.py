@@ -1,0 +1,70 @@
+"""The TIM body: stem, temporal stacks, level aggregation and fusion, as one block."""
+import torch
+from torch import nn
+
+from .._validation import check_choice
+from .aggregation import DeltaAggregation, WeightLayer
+from .conv import ConvNormAct1d
+from .create import ActLayer, NormLayer
+from .temporal import BiTemporalEncoder, TemporalStack
+
+
+class TIMEncoder(nn.Module):
+    """Stem + TAB stack(s) + level aggregation + fusion: ``[B, in_channels, T]`` -> frame features.
+
+    Args:
+        in_channels: input channels ``C``.
+        channels: width ``F`` of stem and TABs.
+        depth: TAB levels ``n``.
+        bidirectional: run a :class:`BiTemporalEncoder` (else a stem and one :class:`TemporalStack`).
+        share_weights, merge, align_backward: of the bidirectional encoder.
+        stem_norm: norm + act after the 1x1 stem.
+        aggregation: :class:`DeltaAggregation` mode: ``"all"``, ``"delta"`` or ``"delta+all"``.
+        fusion: ``"weight"`` (:class:`WeightLayer` over the levels, ``[B, F, T]``), ``"last"`` (the last
+            level only, ``[B, F, T]``) or ``"none"`` (the stacked levels, ``[B, F, T, m]``).
+        **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels of the TABs.
+    """
+
+    def __init__(
+            self,
+            in_channels: int,
+            channels: int = 39,
+            depth: int = 8,
+            bidirectional: bool = True,
+            share_weights: bool = True,
+            merge: str = 'add',
+            align_backward: bool = False,
+            stem_norm: bool = False,
+            aggregation: str = 'all',
+            fusion: str = 'weight',
+            act_layer: ActLayer = 'relu',
+            norm_layer: NormLayer = 'batchnorm',
+            **tab_kwargs,
+    ):
+        super().__init__()
+        check_choice('fusion', fusion, ('weight', 'last', 'none'))
+        self.fusion = fusion
+        if bidirectional:
+            self.stem = None
+            self.encoder = BiTemporalEncoder(
+                in_channels, channels, depth, share_weights=share_weights, merge=merge, align_backward=align_backward,
+                stem_norm=stem_norm, act_layer=act_layer, norm_layer=norm_layer, **tab_kwargs)
+        else:
+            self.stem = ConvNormAct1d(
+                in_channels, channels, 1,
+                norm_layer=norm_layer if stem_norm else None, act_layer=act_layer if stem_norm else None)
+            self.encoder = TemporalStack(channels, depth, act_layer=act_layer, norm_layer=norm_layer, **tab_kwargs)
+        self.aggregate = DeltaAggregation(aggregation)
+        self.num_levels = self.aggregate.num_outputs(depth)
+        self.weight_layer = WeightLayer(self.num_levels) if fusion == 'weight' else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.stem(x)
+        levels = self.encoder(x)
+        if self.fusion == 'last':
+            return levels[-1]
+        stacked = self.aggregate(levels)
+        if self.weight_layer is not None:
+            return self.weight_layer(stacked)
+        return stacked

@@ -1,0 +1,9 @@
+"""Model families, one per module; importing this registers every model with timm's registry."""
+from ._base import SERModel
+from .at_tim import ATTIM, MultiTIM
+from .cnn_transformer import CNNTransformer
+from .set import SpeechEmotionTransformer
+from .timnet import TIMNet
+from .transformer_tim import TransformerTIM
+
+__all__ = ['ATTIM', 'CNNTransformer', 'MultiTIM', 'SERModel', 'SpeechEmotionTransformer', 'TIMNet', 'TransformerTIM']

@@ -1,0 +1,108 @@
+"""What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
+from typing import Callable, Optional
+
+import torch
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+from torch import nn
+
+from .._validation import check_choice, check_sequence_input
+from ..exceptions import ConfigurationError
+from ..layers import ClassifierHead, GMMClusteringHead
+
+
+class SERModel(nn.Module):
+    """Base class of the speech emotion recognition models.
+
+    Input ``[B, in_chans, T]``, output logits ``[B, num_classes]``. ``forward_features`` returns
+    frame features (``[B, num_features, T']`` for every model but ``set_official``) and
+    ``forward_head(x, pre_logits=False)`` maps them to logits, or to the classifier's input
+    (width ``head_hidden_size``) with ``pre_logits=True``.
+
+    Attributes:
+        fixed_len: the exact frame count the model needs (heads that flatten time), else None.
+        min_len, max_len: the range of frame counts the model accepts.
+        check_finite: refuse NaN/Inf input with :class:`~tim_zoo.exceptions.NonFiniteInputError`.
+    """
+
+    head: ClassifierHead
+
+    def __init__(self, num_classes: int, in_chans: int, check_finite: bool = False):
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.check_finite = check_finite
+        self.fixed_len: Optional[int] = None
+        self.min_len = 1
+        self.max_len: Optional[int] = None
+        self.model_name = type(self).__name__
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of the pre-logits features."""
+        return self.head.pre_logits_dim
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if torch.jit.is_scripting():
+            return
+        check_sequence_input(
+            x, in_chans=self.in_chans, seq_len=self.fixed_len, min_len=self.min_len, max_len=self.max_len,
+            check_finite=self.check_finite, model_name=self.model_name)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final classifier by a new one with ``num_classes`` outputs (0: identity)."""
+        self.head.reset(num_classes)
+        self.num_classes = num_classes
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def create_head(
+        head: str,
+        in_features: int,
+        num_classes: int,
+        gmm_components: int,
+        default: Callable[[], ClassifierHead],
+) -> ClassifierHead:
+    """``head="default"``: the model's own head; ``head="gmm"``: a GMMClusteringHead on the frame features."""
+    check_choice('head', head, ('default', 'gmm'))
+    if head == 'gmm':
+        return GMMClusteringHead(in_features, num_classes, num_components=gmm_components)
+    return default()
+
+
+def audio_cfg(**kwargs) -> dict:
+    """A timm pretrained config for an audio model.
+
+    Image-only defaults of timm's ``PretrainedCfg`` (input_size 3x224x224, ImageNet mean/std, crop) are set
+    to None so they are dropped from ``model.pretrained_cfg``; num_classes stays None unless weights fix it.
+    """
+    cfg = dict(
+        input_size=None, mean=None, std=None, interpolation=None, crop_pct=None, crop_mode=None,
+        num_classes=None, classifier='head.fc', license='apache-2.0',
+    )
+    cfg.update(kwargs)
+    return cfg
+
+
+def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
+    """Build a registered model with timm's builder; refuse ``pretrained=True`` when no weights exist."""
+    if pretrained:
+        cfg = resolve_pretrained_cfg(
+            variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay'))
+        if not (cfg.has_weights or cfg.state_dict is not None):
+            raise ConfigurationError(
+                f'{variant} has no published weights (pretrained=True); build it with pretrained=False, '
+                f'or point pretrained_cfg_overlay=dict(file=...) at a weight file')
+    model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
+    model.model_name = variant
+    return model

@@ -1,0 +1,177 @@
+"""Attention-fused TIM models: AT_TIM, AT_DeltaTIM, AT_DeltaTIM_v2 and MultiTIM."""
+import torch
+from timm.models import generate_default_cfgs, register_model
+
+from .._validation import check_choice
+from ..layers import (
+    AFTLocalFusion, AttentionFusion, ConvNormAct1d, DeltaAggregation, FrameMask, FrameScoreHead, TemporalStack,
+    TIMEncoder, TimeProjectionHead,
+)
+from ._base import SERModel, audio_cfg, build_model, create_head
+
+
+def _make_fusion(fusion, channels, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window):
+    check_choice('fusion', fusion, ('attention', 'aft_local'))
+    if fusion == 'attention':
+        return AttentionFusion(channels, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate)
+    return AFTLocalFusion(channels, num_levels, max_len=seq_len, d_qkv=d_qkv, window=aft_window)
+
+
+class ATTIM(SERModel):
+    """TIM whose levels are fused by attention (each level one head) instead of the weight layer.
+
+    ``[B, C, T]`` -> [frame masking, training only] -> stem (1x1 conv, BN, ReLU) -> TAB stack(s) ->
+    level aggregation ``[B, F, T, n]`` -> AttentionFusion (or AFT-local) -> frame features ``[B, n*F, T]`` ->
+    Linear(n*F -> 1) per frame -> ``[B, T]`` -> Dropout -> Linear(T -> classes).
+
+    Args:
+        seq_len: the frame count the head is built for (also AFT's ``max_len``).
+        bidirectional: shared-weight bidirectional encoder, or one direction.
+        merge: ``"add"`` or ``"fuse"`` (per-level Conv1d(2F -> F)) for the bidirectional encoder.
+        aggregation: ``"all"``, ``"delta"`` or ``"delta+all"`` over the levels.
+        frame_mask: probability of zeroing each input frame in training.
+        fusion: ``"attention"`` or ``"aft_local"``.
+        d_qkv, d_ff, ffn: of the attention fusion; ``aft_window`` of AFT-local.
+        head_drop_rate: dropout on the per-frame scores.
+        head: ``"default"`` or ``"gmm"`` (any length unless AFT-local limits it).
+        Other arguments as :class:`~tim_zoo.models.timnet.TIMNet`.
+    """
+
+    def __init__(
+            self,
+            num_classes: int = 7,
+            in_chans: int = 39,
+            seq_len: int = 188,
+            filters: int = 39,
+            depth: int = 8,
+            kernel_size: int = 2,
+            drop_rate: float = 0.1,
+            residual: str = 'mul',
+            conv_style: str = 'standard',
+            act_layer: str = 'relu',
+            norm_layer: str = 'batchnorm',
+            bidirectional: bool = True,
+            merge: str = 'add',
+            aggregation: str = 'all',
+            frame_mask: float = 0.0,
+            fusion: str = 'attention',
+            d_qkv: int = 64,
+            d_ff: int = 1024,
+            ffn: bool = True,
+            aft_window: int = 128,
+            head_drop_rate: float = 0.1,
+            head: str = 'default',
+            gmm_components: int = 8,
+            check_finite: bool = False,
+    ):
+        super().__init__(num_classes, in_chans, check_finite)
+        self.seq_len = seq_len
+        self.frame_mask = FrameMask(frame_mask)
+        self.tim = TIMEncoder(
+            in_chans, filters, depth, bidirectional=bidirectional, share_weights=True, merge=merge,
+            stem_norm=True, aggregation=aggregation, fusion='none', act_layer=act_layer, norm_layer=norm_layer,
+            kernel_size=kernel_size, dropout=drop_rate, residual=residual, conv_style=conv_style)
+        num_levels = self.tim.num_levels
+        self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window)
+        self.num_features = num_levels * filters
+        self.head = create_head(
+            head, self.num_features, num_classes, gmm_components,
+            lambda: FrameScoreHead(self.num_features, seq_len, num_classes, head_drop_rate))
+        self.fixed_len = None if head == 'gmm' else seq_len
+        self.max_len = seq_len if fusion == 'aft_local' else None
+
+    def forward_features(self, x):
+        """``[B, C, T] -> [B, n*F, T]``."""
+        self._check_input(x)
+        x = self.tim(self.frame_mask(x))
+        return self.fusion(x).transpose(1, 2)
+
+
+class MultiTIM(SERModel):
+    """A "general" TAB stack and a "special" stack on its last output, fused by attention.
+
+    ``[B, C, T]`` -> stem (1x1 conv, BN, ReLU) -> general stack (``general_depth`` levels, all kept) ->
+    special stack on the general stack's last level (``special_depth`` levels, delta aggregation) ->
+    the ``n1 + n2`` levels -> AttentionFusion -> ``[B, (n1+n2)*F, T]`` -> AdaptiveAvgPool over time to
+    ``head_pool`` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length.
+    """
+
+    def __init__(
+            self,
+            num_classes: int = 7,
+            in_chans: int = 39,
+            filters: int = 39,
+            general_depth: int = 4,
+            special_depth: int = 4,
+            kernel_size: int = 2,
+            drop_rate: float = 0.1,
+            residual: str = 'mul',
+            conv_style: str = 'standard',
+            act_layer: str = 'relu',
+            norm_layer: str = 'batchnorm',
+            d_qkv: int = 64,
+            d_ff: int = 1024,
+            ffn: bool = True,
+            head_pool: int = 256,
+            head_drop_rate: float = 0.3,
+            head: str = 'default',
+            gmm_components: int = 8,
+            check_finite: bool = False,
+    ):
+        super().__init__(num_classes, in_chans, check_finite)
+        tab_kwargs = dict(
+            kernel_size=kernel_size, dropout=drop_rate, residual=residual, conv_style=conv_style,
+            act_layer=act_layer, norm_layer=norm_layer)
+        self.stem = ConvNormAct1d(in_chans, filters, 1, norm_layer=norm_layer, act_layer=act_layer)
+        self.general = TemporalStack(filters, general_depth, **tab_kwargs)
+        self.special = TemporalStack(filters, special_depth, **tab_kwargs)
+        self.delta = DeltaAggregation('delta')
+        num_levels = general_depth + special_depth
+        self.fusion = AttentionFusion(filters, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate)
+        self.num_features = num_levels * filters
+        self.head = create_head(
+            head, self.num_features, num_classes, gmm_components,
+            lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool))
+
+    def forward_features(self, x):
+        """``[B, C, T] -> [B, (n1+n2)*F, T]``."""
+        self._check_input(x)
+        general = self.general(self.stem(x))
+        special = self.delta(self.special(general[-1]))
+        levels = torch.cat([torch.stack(general, dim=-1), special], dim=-1)
+        return self.fusion(levels).transpose(1, 2)
+
+
+default_cfgs = generate_default_cfgs({
+    'at_tim': audio_cfg(),
+    'at_deltatim': audio_cfg(),
+    'at_deltatim_v2': audio_cfg(),
+    'multitim': audio_cfg(),
+})
+
+
+@register_model
+def at_tim(pretrained: bool = False, **kwargs) -> ATTIM:
+    """Shared bidirectional TIM (merge add, all levels) fused by attention."""
+    args = dict(bidirectional=True, merge='add', aggregation='all', head_drop_rate=0.1)
+    return build_model(ATTIM, 'at_tim', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def at_deltatim(pretrained: bool = False, **kwargs) -> ATTIM:
+    """One-direction TIM with delta aggregation, fused by attention."""
+    args = dict(bidirectional=False, aggregation='delta', head_drop_rate=0.1)
+    return build_model(ATTIM, 'at_deltatim', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def at_deltatim_v2(pretrained: bool = False, **kwargs) -> ATTIM:
+    """Frame masking 0.2, shared bidirectional TIM with fused directions, delta aggregation, attention."""
+    args = dict(bidirectional=True, merge='fuse', aggregation='delta', frame_mask=0.2, head_drop_rate=0.3)
+    return build_model(ATTIM, 'at_deltatim_v2', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def multitim(pretrained: bool = False, **kwargs) -> MultiTIM:
+    """General (4 levels) + special (4 levels, delta) stacks fused by attention; any length."""
+    return build_model(MultiTIM, 'multitim', pretrained, **kwargs)

@@ -1,0 +1,97 @@
+"""TIM encoder followed by a Transformer (the seed's CNN_Transformer family)."""
+from timm.models import generate_default_cfgs, register_model
+from torch import nn
+
+from ..layers import SinusoidalPositionalEncoding, TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
+from ._base import SERModel, audio_cfg, build_model, create_head
+
+
+class CNNTransformer(SERModel):
+    """TIM encoder, time pooling, Transformer, learned projection over time.
+
+    ``[B, C, T]`` -> TIM encoder (plain stem, shared bidirectional, weight layer) ``[B, F, T]`` ->
+    MaxPool1d(2) -> Conv1d(F -> d_model) -> [positional encoding] -> Transformer encoder (last layer, or
+    with ``multi_layer`` every layer's output fused by a WeightLayer) -> frame features ``[B, d_model, T//2]``
+    -> Linear(T//2 -> 1) over time -> ``[B, d_model]`` -> Linear(d_model -> classes).
+
+    Args:
+        seq_len: the frame count the head is built for (``T``; the head sees ``T // 2``).
+        multi_layer: keep every encoder layer and fuse them with a WeightLayer.
+        pos_embed: add sinusoidal positional encoding before the encoder.
+    """
+
+    def __init__(
+            self,
+            num_classes: int = 7,
+            in_chans: int = 39,
+            seq_len: int = 188,
+            filters: int = 39,
+            depth: int = 8,
+            kernel_size: int = 2,
+            drop_rate: float = 0.1,
+            residual: str = 'mul',
+            conv_style: str = 'standard',
+            act_layer: str = 'relu',
+            norm_layer: str = 'batchnorm',
+            stem_norm: bool = False,
+            d_model: int = 256,
+            num_heads: int = 8,
+            num_layers: int = 3,
+            d_ff: int = 1024,
+            transformer_act: str = 'relu',
+            multi_layer: bool = False,
+            pos_embed: bool = False,
+            head: str = 'default',
+            gmm_components: int = 8,
+            check_finite: bool = False,
+    ):
+        super().__init__(num_classes, in_chans, check_finite)
+        if seq_len < 2:
+            raise ValueError(f'seq_len must be at least 2 (MaxPool1d(2) halves it), got {seq_len}')
+        self.seq_len = seq_len
+        self.tim = TIMEncoder(
+            in_chans, filters, depth, bidirectional=True, share_weights=True, merge='add', stem_norm=stem_norm,
+            aggregation='all', fusion='weight', act_layer=act_layer, norm_layer=norm_layer,
+            kernel_size=kernel_size, dropout=drop_rate, residual=residual, conv_style=conv_style)
+        self.pool = nn.MaxPool1d(2)
+        self.proj = nn.Conv1d(filters, d_model, 1)
+        self.pos_embed = SinusoidalPositionalEncoding(d_model, dropout=drop_rate) if pos_embed else None
+        self.transformer = TransformerEncoderStack(
+            d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=multi_layer)
+        self.layer_weight = WeightLayer(num_layers) if multi_layer else None
+        self.num_features = d_model
+        self.head = create_head(
+            head, d_model, num_classes, gmm_components,
+            lambda: TimeProjectionHead(d_model, seq_len // 2, num_classes))
+        self.fixed_len = None if head == 'gmm' else seq_len
+        self.min_len = 2
+
+    def forward_features(self, x):
+        """``[B, C, T] -> [B, d_model, T // 2]``."""
+        self._check_input(x)
+        x = self.proj(self.pool(self.tim(x))).transpose(1, 2)   # [B, T//2, d_model]
+        if self.pos_embed is not None:
+            x = self.pos_embed(x)
+        x = self.transformer(x)
+        if self.layer_weight is not None:
+            x = self.layer_weight(x)
+        return x.transpose(1, 2)
+
+
+default_cfgs = generate_default_cfgs({
+    'cnn_transformer': audio_cfg(),
+    'cnn_ml_transformer': audio_cfg(),
+})
+
+
+@register_model
+def cnn_transformer(pretrained: bool = False, **kwargs) -> CNNTransformer:
+    """TIM encoder -> MaxPool -> Transformer -> Linear over time -> Linear."""
+    return build_model(CNNTransformer, 'cnn_transformer', pretrained, **kwargs)
+
+
+@register_model
+def cnn_ml_transformer(pretrained: bool = False, **kwargs) -> CNNTransformer:
+    """As cnn_transformer, with positional encoding and every encoder layer fused by a WeightLayer."""
+    args = dict(multi_layer=True, pos_embed=True)
+    return build_model(CNNTransformer, 'cnn_ml_transformer', pretrained, **dict(args, **kwargs))

@@ -1,0 +1,96 @@
+"""Speech Emotion Transformer (SET), simplified and official-style."""
+from typing import Optional
+
+from timm.models import generate_default_cfgs, register_model
+
+from .._validation import check_choice
+from ..exceptions import ConfigurationError
+from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, SinusoidalPositionalEncoding, TransformerEncoderStack, WeightLayer
+from ._base import SERModel, audio_cfg, build_model, create_head
+
+
+class SpeechEmotionTransformer(SERModel):
+    """Transformer over 1x1-projected frames, every encoder layer's output kept.
+
+    ``[B, C, T]`` -> Conv1d(C -> d_model) + BN -> [positional encoding] -> ``num_layers`` encoder layers,
+    outputs stacked, then per ``layer_fusion``:
+
+    - ``"weight"`` (``set``): WeightLayer over the layers -> frame features ``[B, d_model, T]`` -> GAP -> Linear.
+    - ``"conv2d"`` (``set_official``): features ``[B, num_layers, T, d_model]`` treated as an image ->
+      BatchNorm2d, four Conv2d 3x3 -> BN2d -> MaxPool2d blocks (16, 32, 64, 128 channels, pools 2, 2, 3, 3),
+      flatten -> Linear(head_hidden) -> Dropout -> Linear. Needs ``seq_len`` (at least 36 frames);
+      it has no frame features, so ``head="gmm"`` is refused.
+    """
+
+    def __init__(
+            self,
+            num_classes: int = 7,
+            in_chans: int = 39,
+            seq_len: Optional[int] = None,
+            d_model: int = 256,
+            num_heads: int = 8,
+            num_layers: int = 3,
+            d_ff: int = 1024,
+            drop_rate: float = 0.1,
+            transformer_act: str = 'relu',
+            pos_embed: bool = True,
+            layer_fusion: str = 'weight',
+            head_hidden: int = 100,
+            head_drop_rate: float = 0.3,
+            head: str = 'default',
+            gmm_components: int = 8,
+            check_finite: bool = False,
+    ):
+        super().__init__(num_classes, in_chans, check_finite)
+        check_choice('layer_fusion', layer_fusion, ('weight', 'conv2d'))
+        self.seq_len = seq_len
+        self.proj = ConvNormAct1d(in_chans, d_model, 1, norm_layer='batchnorm')
+        self.pos_embed = SinusoidalPositionalEncoding(d_model, dropout=drop_rate) if pos_embed else None
+        self.transformer = TransformerEncoderStack(
+            d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=True)
+        if layer_fusion == 'weight':
+            self.layer_weight = WeightLayer(num_layers)
+            self.num_features = d_model
+            self.head = create_head(head, d_model, num_classes, gmm_components, lambda: PoolHead(d_model, num_classes))
+        else:
+            if head != 'default':
+                raise ConfigurationError(
+                    f'head={head!r} needs frame features [B, D, T]; layer_fusion="conv2d" (set_official) has a 2-D '
+                    f'feature map instead; use set with head="gmm", or head="default"')
+            if seq_len is None:
+                raise ConfigurationError('layer_fusion="conv2d" needs seq_len, the frame count its head is built for')
+            self.layer_weight = None
+            self.num_features = num_layers
+            self.head = ConvMapHead(
+                num_layers, seq_len, d_model, num_classes, hidden_dim=head_hidden, drop_rate=head_drop_rate)
+            self.fixed_len = seq_len
+
+    def forward_features(self, x):
+        """``[B, C, T]`` -> ``[B, d_model, T]`` (``"weight"``) or ``[B, num_layers, T, d_model]`` (``"conv2d"``)."""
+        self._check_input(x)
+        x = self.proj(x).transpose(1, 2)                     # [B, T, d_model]
+        if self.pos_embed is not None:
+            x = self.pos_embed(x)
+        x = self.transformer(x)                              # [B, T, d_model, L]
+        if self.layer_weight is not None:
+            return self.layer_weight(x).transpose(1, 2)
+        return x.permute(0, 3, 1, 2)
+
+
+default_cfgs = generate_default_cfgs({
+    'set': audio_cfg(),
+    'set_official': audio_cfg(),
+})
+
+
+@register_model
+def set(pretrained: bool = False, **kwargs) -> SpeechEmotionTransformer:  # noqa: A001 (registry name)
+    """Simplified SET: positional encoding, layers fused by a WeightLayer, GAP, Linear; any length."""
+    return build_model(SpeechEmotionTransformer, 'set', pretrained, **kwargs)
+
+
+@register_model
+def set_official(pretrained: bool = False, **kwargs) -> SpeechEmotionTransformer:
+    """SET with the layer outputs as an image and a Conv2d head; no positional encoding (seed: 90% vs 86%)."""
+    args = dict(layer_fusion='conv2d', pos_embed=False, seq_len=188)
+    return build_model(SpeechEmotionTransformer, 'set_official', pretrained, **dict(args, **kwargs))

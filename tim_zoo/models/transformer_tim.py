@@ -1,0 +1,135 @@
+"""Transformer front-ends with an optional TIM part (the seed's Transformer, Transformer_TIM family)."""
+from typing import Optional
+
+from timm.models import generate_default_cfgs, register_model
+from torch import nn
+
+from .._validation import check_choice
+from ..layers import ConvNormAct1d, FlattenHead, SinusoidalPositionalEncoding, TIMEncoder, TransformerEncoderStack
+from ._base import SERModel, audio_cfg, build_model, create_head
+
+
+class TransformerTIM(SERModel):
+    """Transformer encoder over 1x1-projected frames, optionally followed by a TIM encoder.
+
+    ``[B, C, T]`` -> prep (Conv1d C->prep_channels, BN, ReLU, Conv1d ->d_model, BN, ReLU) -> [positional
+    encoding] -> Transformer encoder (last layer, or all layers fused by Linear(num_layers -> 1)) ->
+    with ``tim_variant``: BN(d_model) + Conv1d(d_model -> C) and a TIM encoder ->
+    frame features ``[B, D, T]`` -> flatten head (Linear(D*T -> head_hidden), Dropout, Linear).
+
+    Args:
+        tim_variant: ``"none"`` (plain Transformer, ``D = d_model``), ``"tim"`` (shared-weight bidirectional
+            TIM, weight layer) or ``"deltatim"`` (one-direction stack, delta aggregation, weight layer); ``D = filters``.
+        layer_fusion: ``"last"`` or ``"linear"`` (keep every encoder layer's output, fuse with Linear(num_layers -> 1)).
+        seq_len: the frame count the flatten head is built for.
+        head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
+        head: ``"default"`` (flatten head, fixed length) or ``"gmm"`` (any length).
+    """
+
+    def __init__(
+            self,
+            num_classes: int = 7,
+            in_chans: int = 39,
+            seq_len: int = 188,
+            tim_variant: str = 'tim',
+            d_model: int = 256,
+            num_heads: int = 8,
+            num_layers: int = 3,
+            d_ff: int = 1024,
+            transformer_act: str = 'relu',
+            layer_fusion: str = 'last',
+            pos_embed: bool = False,
+            prep_channels: int = 128,
+            filters: int = 39,
+            depth: int = 8,
+            kernel_size: int = 2,
+            residual: str = 'mul',
+            conv_style: str = 'standard',
+            act_layer: str = 'relu',
+            norm_layer: str = 'batchnorm',
+            stem_norm: bool = False,
+            drop_rate: float = 0.1,
+            head_hidden: int = 100,
+            head_drop_rate: float = 0.2,
+            head_conv_channels: Optional[int] = None,
+            head: str = 'default',
+            gmm_components: int = 8,
+            check_finite: bool = False,
+    ):
+        super().__init__(num_classes, in_chans, check_finite)
+        check_choice('tim_variant', tim_variant, ('none', 'tim', 'deltatim'))
+        check_choice('layer_fusion', layer_fusion, ('last', 'linear'))
+        self.seq_len = seq_len
+        self.prep = nn.Sequential(
+            ConvNormAct1d(in_chans, prep_channels, 1, norm_layer='batchnorm', act_layer='relu'),
+            ConvNormAct1d(prep_channels, d_model, 1, norm_layer='batchnorm', act_layer='relu'))
+        self.pos_embed = SinusoidalPositionalEncoding(d_model, dropout=drop_rate) if pos_embed else None
+        self.transformer = TransformerEncoderStack(
+            d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=layer_fusion == 'linear')
+        self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
+        if tim_variant == 'none':
+            self.bridge = None
+            self.tim = None
+            self.num_features = d_model
+        else:
+            self.bridge = nn.Sequential(nn.BatchNorm1d(d_model), nn.Conv1d(d_model, in_chans, 1))
+            self.tim = TIMEncoder(
+                in_chans, filters, depth, bidirectional=tim_variant == 'tim', share_weights=True, merge='add',
+                stem_norm=stem_norm, aggregation='all' if tim_variant == 'tim' else 'delta', fusion='weight',
+                act_layer=act_layer, norm_layer=norm_layer, kernel_size=kernel_size, dropout=drop_rate,
+                residual=residual, conv_style=conv_style)
+            self.num_features = filters
+        self.head = create_head(
+            head, self.num_features, num_classes, gmm_components,
+            lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels))
+        self.fixed_len = None if head == 'gmm' else seq_len
+
+    def forward_features(self, x):
+        """``[B, C, T] -> [B, D, T]``."""
+        self._check_input(x)
+        x = self.prep(x).transpose(1, 2)                     # [B, T, d_model]
+        if self.pos_embed is not None:
+            x = self.pos_embed(x)
+        x = self.transformer(x)
+        if self.layer_fusion is not None:
+            x = self.layer_fusion(x).squeeze(-1)             # [B, T, d_model, L] -> [B, T, d_model]
+        x = x.transpose(1, 2)
+        if self.tim is not None:
+            x = self.tim(self.bridge(x))
+        return x
+
+
+default_cfgs = generate_default_cfgs({
+    'transformer': audio_cfg(),
+    'transformer_tim': audio_cfg(),
+    'transformer_deltatim': audio_cfg(),
+    'mltransformer_tim': audio_cfg(),
+})
+
+
+@register_model
+def transformer(pretrained: bool = False, **kwargs) -> TransformerTIM:
+    """Plain Transformer: prep, encoder, Conv1d(d_model -> 64) + BN, flatten -> 1000 -> Dropout 0.3."""
+    args = dict(tim_variant='none', head_hidden=1000, head_drop_rate=0.3, head_conv_channels=64)
+    return build_model(TransformerTIM, 'transformer', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def transformer_tim(pretrained: bool = False, **kwargs) -> TransformerTIM:
+    """Transformer followed by a shared-weight bidirectional TIM; flatten -> 100 -> Dropout 0.2."""
+    args = dict(tim_variant='tim', head_hidden=100, head_drop_rate=0.2)
+    return build_model(TransformerTIM, 'transformer_tim', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def transformer_deltatim(pretrained: bool = False, **kwargs) -> TransformerTIM:
+    """Transformer followed by a one-direction TIM with delta aggregation (converges fastest in the seed)."""
+    args = dict(tim_variant='deltatim', head_hidden=100, head_drop_rate=0.2)
+    return build_model(TransformerTIM, 'transformer_deltatim', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def mltransformer_tim(pretrained: bool = False, **kwargs) -> TransformerTIM:
+    """Every encoder layer kept and fused by Linear(num_layers -> 1), then TIM; flatten -> 1000 -> Dropout 0.3."""
+    args = dict(tim_variant='tim', layer_fusion='linear', head_hidden=1000, head_drop_rate=0.3)
+    return build_model(TransformerTIM, 'mltransformer_tim', pretrained, **dict(args, **kwargs))
