@@ -3,6 +3,8 @@
 Both blocks take the aggregated levels ``S`` ``[B, F, T, n]`` and return ``[B, T, n*F]``
 (level-major: the features of level 1, then of level 2, ...).
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,10 +73,13 @@ class AttentionFusion(nn.Module):
             self.ffn = None
             self.norm2 = None
 
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
+    def forward(self, s: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``s`` ``[B, F, T, n]``; ``mask`` ``[B, T]``, True on valid frames: padded frames are not attended to."""
         s_lvl = _levels_first(s)
         q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
-        ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        attn_mask = None if mask is None else mask[:, None, None, :].to(torch.bool)
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0)
         ctx = self.proj(self.proj_drop(ctx))
         z = self.norm1(_flatten_levels(ctx + s_lvl))
         if self.ffn is not None:

@@ -1,0 +1,352 @@
+"""Block semantics, each checked against an independent computation."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tim_zoo.exceptions import ConfigurationError
+from tim_zoo.layers import (
+    AFTLocalFusion, AttentionFusion, BiTemporalEncoder, CausalConv1d, ChannelLayerNorm1d, DeltaAggregation,
+    FrameMask, GMMClusteringHead, SinusoidalPositionalEncoding, SpatialDropout1d, TemporalAwareBlock,
+    TemporalStack, TIMEncoder, TransformerEncoderStack, WeightLayer,
+)
+
+
+def _randomise_bn(module):
+    """Give every BatchNorm non-trivial statistics and affine parameters, so eval-mode checks are not vacuous."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return module
+
+
+# --- dropout -------------------------------------------------------------------------------------
+
+def test_spatial_dropout_drops_whole_channels():
+    drop = SpatialDropout1d(0.5).train()
+    y = drop(torch.ones(64, 39, 50))
+    per_channel = y[:, :, 0]
+    assert torch.equal(y, per_channel[:, :, None].expand_as(y)), 'a channel is not constant over frames'
+    assert set(per_channel.unique().tolist()) == {0.0, 2.0}
+    frac = (per_channel == 0).float().mean().item()
+    assert 0.4 < frac < 0.6
+    drop.eval()
+    x = torch.randn(2, 3, 4)
+    assert drop(x) is x
+
+
+def test_frame_mask_zeroes_whole_frames_without_rescale():
+    mask = FrameMask(0.2).train()
+    y = mask(torch.ones(32, 39, 100))
+    per_frame = y[:, 0, :]
+    assert torch.equal(y, per_frame[:, None, :].expand_as(y))
+    assert set(per_frame.unique().tolist()) == {0.0, 1.0}
+    assert 0.15 < (per_frame == 0).float().mean().item() < 0.25
+    x = torch.randn(2, 3, 4)
+    assert mask.eval()(x) is x
+
+
+def test_dropout_probability_checked():
+    with pytest.raises(ValueError, match=r'\[0, 1\)'):
+        SpatialDropout1d(1.0)
+
+
+# --- causal convolution and TAB ------------------------------------------------------------------
+
+def test_causal_conv_matches_left_padded_conv_and_keeps_length():
+    conv = CausalConv1d(3, 5, kernel_size=2, dilation=4)
+    x = torch.randn(2, 3, 20)
+    ref = F.conv1d(torch.cat([torch.zeros(2, 3, 4), x], dim=-1), conv.weight, conv.bias, dilation=4)
+    y = conv(x)
+    assert y.shape == (2, 5, 20)
+    torch.testing.assert_close(y, ref)
+
+
+def _reference_unit(x, unit):
+    """conv (left zero padding) -> BN (eval formula) -> ReLU, from the unit's raw parameters."""
+    conv, bn = unit.conv, unit.norm
+    pad = (conv.kernel_size[0] - 1) * conv.dilation[0]
+    y = F.conv1d(F.pad(x, (pad, 0)), conv.weight, conv.bias, dilation=conv.dilation[0])
+    y = (y - bn.running_mean[:, None]) / torch.sqrt(bn.running_var[:, None] + bn.eps) * bn.weight[:, None] + bn.bias[:, None]
+    return torch.relu(y)
+
+
+@pytest.mark.parametrize('residual', ['mul', 'add'])
+def test_tab_residual_formulas(residual):
+    tab = _randomise_bn(TemporalAwareBlock(39, 39, dilation=2, residual=residual)).eval()
+    x = torch.randn(3, 39, 30)
+    gate = torch.sigmoid(_reference_unit(_reference_unit(x, tab.convs[0]), tab.convs[1]))
+    expected = x * gate if residual == 'mul' else x + gate
+    torch.testing.assert_close(tab(x), expected)
+
+
+def test_tab_projects_residual_when_widths_differ():
+    tab = TemporalAwareBlock(13, 39, dilation=1).eval()
+    assert isinstance(tab.shortcut, nn.Conv1d) and tab.shortcut.kernel_size == (1,)
+    assert tab(torch.randn(2, 13, 10)).shape == (2, 39, 10)
+
+
+def test_tab_bottleneck_structure_and_causality():
+    tab = _randomise_bn(TemporalAwareBlock(39, 39, dilation=4, conv_style='bottleneck', bottleneck_channels=13)).eval()
+    kinds = [(u.conv.in_channels, u.conv.out_channels, u.conv.kernel_size[0], u.conv.dilation[0]) for u in tab.convs]
+    assert kinds == [(39, 13, 1, 1), (13, 13, 2, 4), (13, 39, 1, 1)]
+    x = torch.randn(1, 39, 40)
+    x2 = x.clone()
+    x2[..., 25:] = torch.randn(1, 39, 15)
+    torch.testing.assert_close(tab(x)[..., :25], tab(x2)[..., :25])
+
+
+def test_tab_options_layernorm_gelu_and_bad_values():
+    tab = TemporalAwareBlock(8, 8, dilation=1, norm_layer='layernorm', act_layer='gelu')
+    assert isinstance(tab.convs[0].norm, ChannelLayerNorm1d)
+    assert isinstance(tab.convs[0].act, nn.GELU)
+    assert tab(torch.randn(2, 8, 5)).shape == (2, 8, 5)
+    with pytest.raises(ConfigurationError, match='residual'):
+        TemporalAwareBlock(8, 8, dilation=1, residual='concat')
+    with pytest.raises(ConfigurationError, match='norm_layer'):
+        TemporalAwareBlock(8, 8, dilation=1, norm_layer='groupnorm')
+
+
+def test_keras_batchnorm_settings():
+    tab = TemporalAwareBlock(4, 4, dilation=1, norm_layer='batchnorm_keras')
+    bn = tab.convs[0].norm
+    assert bn.eps == 1e-3 and bn.momentum == 0.01
+    bn = TemporalAwareBlock(4, 4, dilation=1).convs[0].norm
+    assert bn.eps == 1e-5 and bn.momentum == 0.1
+
+
+# --- stacks ----------------------------------------------------------------------------------------
+
+def test_temporal_stack_dilations_and_levels():
+    stack = TemporalStack(16, depth=5)
+    assert [b.dilation for b in stack.blocks] == [1, 2, 4, 8, 16]
+    levels = stack(torch.randn(2, 16, 40))
+    assert len(levels) == 5 and all(h.shape == (2, 16, 40) for h in levels)
+
+
+def test_temporal_stack_is_causal():
+    stack = _randomise_bn(TemporalStack(16, depth=6)).eval()
+    x = torch.randn(2, 16, 100)
+    t = 57
+    x2 = x.clone()
+    x2[..., t + 1:] = torch.randn(2, 16, 100 - t - 1) * 10
+    for h, h2 in zip(stack(x), stack(x2)):
+        torch.testing.assert_close(h[..., :t + 1], h2[..., :t + 1])
+        assert not torch.allclose(h[..., t + 1:], h2[..., t + 1:])
+
+
+def test_bidirectional_separate_weights_equals_two_passes():
+    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, share_weights=False)).eval()
+    x = torch.randn(2, 13, 30)
+    fwd = enc.stack_fwd(enc.stem_fwd(x))
+    bwd = enc.stack_bwd(enc.stem_bwd(x.flip(-1)))
+    for s, f, b in zip(enc(x), fwd, bwd):
+        torch.testing.assert_close(s, f + b)
+
+
+def test_bidirectional_shared_weights_and_alignment():
+    shared = BiTemporalEncoder(13, 16, depth=3, share_weights=True)
+    separate = BiTemporalEncoder(13, 16, depth=3, share_weights=False)
+    n_shared = sum(p.numel() for p in shared.parameters())
+    n_sep = sum(p.numel() for p in separate.parameters())
+    assert n_sep == 2 * n_shared
+    aligned = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, share_weights=True, align_backward=True)).eval()
+    x = torch.randn(2, 13, 30)
+    fwd = aligned.stack_fwd(aligned.stem_fwd(x))
+    bwd = aligned.stack_fwd(aligned.stem_fwd(x.flip(-1)))
+    for s, f, b in zip(aligned(x), fwd, bwd):
+        torch.testing.assert_close(s, f + b.flip(-1))
+
+
+def test_bidirectional_fuse_merge():
+    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, share_weights=True, merge='fuse')).eval()
+    assert len(enc.fuse) == 3 and enc.fuse[0].in_channels == 32 and enc.fuse[0].out_channels == 16
+    x = torch.randn(2, 13, 30)
+    fwd = enc.stack_fwd(enc.stem_fwd(x))
+    bwd = enc.stack_fwd(enc.stem_fwd(x.flip(-1)))
+    for j, s in enumerate(enc(x)):
+        w, b = enc.fuse[j].weight[:, :, 0], enc.fuse[j].bias
+        expected = torch.einsum('oc,bct->bot', w[:, :16], fwd[j]) + torch.einsum('oc,bct->bot', w[:, 16:], bwd[j]) + b[:, None]
+        torch.testing.assert_close(s, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_stem_norm_adds_bn_relu():
+    enc = BiTemporalEncoder(13, 16, depth=1, stem_norm=True)
+    assert isinstance(enc.stem_fwd.norm, nn.BatchNorm1d) and isinstance(enc.stem_fwd.act, nn.ReLU)
+    plain = BiTemporalEncoder(13, 16, depth=1)
+    assert not hasattr(plain.stem_fwd, 'norm')
+
+
+# --- aggregation and fusion -------------------------------------------------------------------------
+
+def test_delta_aggregation_values():
+    levels = [torch.full((1, 2, 3), float(v)) for v in (1, 4, 9, 16)]
+    delta = DeltaAggregation('delta')(levels)
+    assert delta.shape == (1, 2, 3, 4)
+    assert delta[0, 0, 0].tolist() == [3.0, 5.0, 7.0, 16.0]
+    assert DeltaAggregation('all')(levels)[0, 0, 0].tolist() == [1.0, 4.0, 9.0, 16.0]
+    both = DeltaAggregation('delta+all')
+    assert both.num_outputs(4) == 7
+    assert both(levels)[0, 0, 0].tolist() == [3.0, 5.0, 7.0, 1.0, 4.0, 9.0, 16.0]
+
+
+def test_weight_layer_is_weighted_sum():
+    wl = WeightLayer(5)
+    assert wl.weight.abs().max() <= 0.05
+    s = torch.randn(2, 3, 7, 5)
+    expected = sum(wl.weight[j] * s[..., j] for j in range(5))
+    torch.testing.assert_close(wl(s), expected)
+    with pytest.raises(ValueError, match='5 items'):
+        wl(torch.randn(2, 4))
+
+
+def _attention_reference(fusion, s):
+    """AttentionFusion written out with einsum, straight from the specification (eval mode)."""
+    b, c, t, n = s.shape
+    d = fusion.d_qkv
+    w, bias = fusion.qkv.weight, fusion.qkv.bias
+    qkv = torch.einsum('bctn,oc->bnto', s, w) + bias
+    q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+    att = torch.softmax(torch.einsum('bntd,bnsd->bnts', q, k) / math.sqrt(d), dim=-1)
+    ctx = torch.einsum('bnts,bnsd->bntd', att, v)
+    ctx = torch.einsum('bntd,cd->bntc', ctx, fusion.proj.weight) + fusion.proj.bias
+    res = s.permute(0, 2, 3, 1).reshape(b, t, n * c)
+    z = F.layer_norm(ctx.permute(0, 2, 1, 3).reshape(b, t, n * c) + res, (n * c,), fusion.norm1.weight, fusion.norm1.bias)
+    if fusion.ffn is not None:
+        l1, l2 = fusion.ffn[0], fusion.ffn[2]
+        h = torch.relu(torch.relu(z @ l1.weight.t() + l1.bias) @ l2.weight.t() + l2.bias)
+        z = F.layer_norm(h + z, (n * c,), fusion.norm2.weight, fusion.norm2.bias)
+    return z
+
+
+@pytest.mark.parametrize('ffn', [True, False])
+def test_attention_fusion_matches_specification(ffn):
+    fusion = AttentionFusion(12, 4, d_qkv=16, d_ff=32, ffn=ffn).eval()
+    s = torch.randn(2, 12, 10, 4)
+    out = fusion(s)
+    assert out.shape == (2, 10, 48)
+    torch.testing.assert_close(out, _attention_reference(fusion, s), atol=1e-5, rtol=1e-5)
+
+
+def test_attention_fusion_mask_ignores_padded_frames():
+    fusion = AttentionFusion(12, 4, d_qkv=16, d_ff=32).eval()
+    s = torch.randn(1, 12, 10, 4)
+    padded = torch.cat([s, torch.randn(1, 12, 6, 4) * 100], dim=2)
+    mask = torch.zeros(1, 16, dtype=torch.bool)
+    mask[:, :10] = True
+    torch.testing.assert_close(fusion(padded, mask)[:, :10], fusion(s), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fusion(padded)[:, :10], fusion(s), atol=1e-3)
+
+
+def test_aft_local_matches_naive_formula_and_window():
+    aft = AFTLocalFusion(6, 3, max_len=20, d_qkv=4, window=5).double().eval()
+    s = torch.randn(2, 6, 20, 3, dtype=torch.float64)
+    s_lvl = s.permute(0, 3, 2, 1)
+    q, k, v = (p.transpose(1, 2).reshape(2, 20, 12) for p in aft.qkv(s_lvl).chunk(3, dim=-1))
+    idx = torch.arange(20)
+    w = torch.where((idx[:, None] - idx[None, :]).abs() < 5, aft.pos_bias, torch.zeros(()).double())
+    weights = torch.exp(w)[None, :, :, None] * torch.exp(k)[:, None, :, :]        # [B, t, t', D]
+    y = torch.sigmoid(q) * (weights * v[:, None]).sum(2) / weights.sum(2)
+    expected = aft.norm(aft.proj(y) + s_lvl.transpose(1, 2).reshape(2, 20, 18))
+    torch.testing.assert_close(aft(s), expected)
+    with pytest.raises(ValueError, match='max_len=20'):
+        aft(torch.randn(1, 6, 21, 3, dtype=torch.float64))
+
+
+def test_aft_and_gmm_finite_for_large_inputs():
+    aft = AFTLocalFusion(39, 8, max_len=188)
+    s = torch.randn(2, 39, 188, 8) * 1e3
+    assert torch.isfinite(aft(s)).all()
+    gmm = GMMClusteringHead(39, 4)
+    x = torch.randn(2, 39, 188) * 1e3
+    assert torch.isfinite(gmm(x)).all()
+    assert torch.isfinite(gmm.responsibilities(x)).all()
+    fusion = AttentionFusion(39, 8)
+    assert torch.isfinite(fusion(s)).all()
+
+
+# --- GMM head --------------------------------------------------------------------------------------
+
+def test_gmm_responsibilities_sum_to_one_and_shapes():
+    gmm = GMMClusteringHead(10, num_classes=3, num_components=8)
+    x = torch.randn(4, 10, 25)
+    gamma = gmm.responsibilities(x)
+    assert gamma.shape == (4, 25, 8)
+    torch.testing.assert_close(gamma.sum(-1), torch.ones(4, 25))
+    assert gmm(x).shape == (4, 3)
+    assert gmm(x, pre_logits=True).shape == (4, 80)
+    assert GMMClusteringHead(10, 3, 8, second_order=True)(x, pre_logits=True).shape == (4, 160)
+
+
+def test_gmm_responsibilities_match_direct_gaussian_formula():
+    gmm = GMMClusteringHead(3, 2, num_components=4).double()
+    with torch.no_grad():
+        gmm.log_vars.uniform_(-1, 1)
+        gmm.mix_logits.uniform_(-1, 1)
+    x = torch.randn(2, 3, 7, dtype=torch.float64)
+    var = gmm.log_vars.exp()
+    xt = x.transpose(1, 2)[:, :, None, :]
+    log_n = -0.5 * (((xt - gmm.means) ** 2 / var).sum(-1) + var.log().sum(-1) + 3 * math.log(2 * math.pi))
+    expected = torch.softmax(torch.log_softmax(gmm.mix_logits, 0) + log_n, dim=-1)
+    torch.testing.assert_close(gmm.responsibilities(x), expected)
+
+
+def test_gmm_mask_ignores_padded_frames():
+    gmm = GMMClusteringHead(10, 3).eval()
+    x = torch.randn(2, 10, 20)
+    padded = torch.cat([x, torch.randn(2, 10, 5) * 50], dim=-1)
+    mask = torch.ones(2, 25, dtype=torch.bool)
+    mask[:, 20:] = False
+    torch.testing.assert_close(gmm(padded, mask=mask), gmm(x), atol=1e-5, rtol=1e-5)
+
+
+def test_gmm_init_from_data_recovers_clusters():
+    torch.manual_seed(1)
+    centres = torch.tensor([[-5.0, 0.0], [5.0, 0.0], [0.0, 6.0]])
+    frames = torch.cat([c + 0.3 * torch.randn(200, 2) for c in centres])
+    for method in ('kmeans', 'em'):
+        gmm = GMMClusteringHead(2, 2, num_components=3).init_from_data(frames, method=method)
+        found = sorted(gmm.means.tolist())
+        for f, c in zip(found, sorted(centres.tolist())):
+            assert abs(f[0] - c[0]) < 0.2 and abs(f[1] - c[1]) < 0.2
+        torch.testing.assert_close(torch.softmax(gmm.mix_logits, 0), torch.full((3,), 1 / 3), atol=0.02, rtol=0)
+        assert (gmm.log_vars.exp() - 0.09).abs().max() < 0.05
+
+
+# --- positional encoding, transformer, encoder ------------------------------------------------------
+
+def test_sinusoidal_positional_encoding_values():
+    pe = SinusoidalPositionalEncoding(8, max_len=50)
+    out = pe(torch.zeros(1, 50, 8))
+    pos, i = 7, 2
+    assert out[0, pos, 2 * i].item() == pytest.approx(math.sin(pos / 10000 ** (2 * i / 8)), abs=1e-6)
+    assert out[0, pos, 2 * i + 1].item() == pytest.approx(math.cos(pos / 10000 ** (2 * i / 8)), abs=1e-6)
+    assert out[0, 0, 0::2].abs().max() == 0 and (out[0, 0, 1::2] == 1).all()
+    assert 'table' not in pe.state_dict()
+
+
+def test_transformer_stack_layers_are_independent_and_keep_all():
+    stack = TransformerEncoderStack(32, 4, 64, num_layers=3, keep_all=True).eval()
+    w = [layer.linear1.weight for layer in stack.layers]
+    assert w[0].data_ptr() != w[1].data_ptr() and not torch.equal(w[0], w[1])
+    x = torch.randn(2, 9, 32)
+    out = stack(x)
+    assert out.shape == (2, 9, 32, 3)
+    torch.testing.assert_close(out[..., 0], stack.layers[0](x))
+    torch.testing.assert_close(out[..., 2], stack.layers[2](stack.layers[1](out[..., 0])))
+
+
+def test_tim_encoder_fusions():
+    x = torch.randn(2, 13, 20)
+    weighted = _randomise_bn(TIMEncoder(13, 8, depth=4, fusion='weight')).eval()
+    stacked = weighted.aggregate(weighted.encoder(x))
+    torch.testing.assert_close(weighted(x), stacked @ weighted.weight_layer.weight)
+    none = TIMEncoder(13, 8, depth=4, bidirectional=False, aggregation='delta', fusion='none')
+    assert none(x).shape == (2, 8, 20, 4)
+    last = _randomise_bn(TIMEncoder(13, 8, depth=4, fusion='last')).eval()
+    torch.testing.assert_close(last(x), last.encoder(x)[-1])

@@ -1,0 +1,128 @@
+"""Registry, builder and the error messages users see."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tim_zoo
+from tim_zoo import cli
+from tim_zoo.exceptions import (
+    ConfigurationError, InputDtypeError, InputShapeError, NonFiniteInputError, UnknownModelError,
+)
+
+
+def test_list_models_patterns():
+    assert tim_zoo.list_models('at_*') == ['at_deltatim', 'at_deltatim_v2', 'at_tim']
+    assert tim_zoo.list_models(['timnet', 'set*']) == ['set', 'set_official', 'timnet']
+    assert 'resnet50' not in tim_zoo.list_models('*')
+    assert tim_zoo.is_model('timnet') and not tim_zoo.is_model('resnet50')
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(UnknownModelError, match='at_deltatim_v2') as info:
+        tim_zoo.create_model('at_deltatim2')
+    assert 'did you mean' in str(info.value)
+    with pytest.raises(UnknownModelError, match='did you mean timnet'):
+        tim_zoo.create_model('TIMNet')
+    with pytest.raises(UnknownModelError, match='Available models'):
+        tim_zoo.create_model('resnet50')
+
+
+def test_pretrained_without_weights_is_refused():
+    with pytest.raises(ConfigurationError, match='no published weights'):
+        tim_zoo.create_model('at_tim', pretrained=True)
+
+
+def test_bad_constructor_values_name_the_argument():
+    with pytest.raises(ConfigurationError, match="head must be one of"):
+        tim_zoo.create_model('timnet', head='mlp')
+    with pytest.raises(ConfigurationError, match='tim_variant'):
+        tim_zoo.create_model('transformer_tim', tim_variant='x')
+    with pytest.raises(ValueError, match='at least 36 x 36'):
+        tim_zoo.create_model('set_official', seq_len=20)
+
+
+@pytest.fixture(scope='module')
+def timnet():
+    return tim_zoo.create_model('timnet').eval()
+
+
+@pytest.fixture(scope='module')
+def at_model():
+    return tim_zoo.create_model('at_deltatim_v2', seq_len=188).eval()
+
+
+def test_wrong_ndim(timnet):
+    with pytest.raises(InputShapeError, match=r'\[B, C, T\].*2-D tensor of shape \(39, 100\).*unsqueeze\(0\)'):
+        timnet(torch.randn(39, 100))
+    with pytest.raises(InputShapeError, match='4-D'):
+        timnet(torch.randn(1, 1, 39, 100))
+
+
+def test_wrong_channels_with_keras_layout_hint(timnet):
+    with pytest.raises(InputShapeError, match=r'expects 39 channels.*got 40 channels'):
+        timnet(torch.randn(2, 40, 100))
+    with pytest.raises(InputShapeError, match=r'Keras layout \[B, T, C\].*transpose\(1, 2\)'):
+        timnet(torch.randn(2, 188, 39))
+
+
+def test_wrong_length_for_fixed_head(at_model):
+    with pytest.raises(InputShapeError, match=r'at_deltatim_v2 was built for seq_len=188 frames.*got 200 frames'):
+        at_model(torch.randn(1, 39, 200))
+
+
+def test_too_short_for_cnn_transformer():
+    model = tim_zoo.create_model('cnn_transformer', head='gmm')
+    with pytest.raises(InputShapeError, match='at least 2 frames, got 1'):
+        model(torch.randn(1, 39, 1))
+
+
+def test_aft_max_len_enforced_by_model():
+    model = tim_zoo.create_model('at_tim', fusion='aft_local', seq_len=50, head='gmm')
+    with pytest.raises(InputShapeError, match='at most 50 frames, got 60'):
+        model(torch.randn(1, 39, 60))
+
+
+def test_empty_batch(timnet):
+    with pytest.raises(InputShapeError, match='empty batch'):
+        timnet(torch.randn(0, 39, 100))
+
+
+def test_non_finite_only_when_asked():
+    model = tim_zoo.create_model('timnet', check_finite=True).eval()
+    x = torch.randn(1, 39, 50)
+    x[0, 3, 7] = float('nan')
+    x[0, 4, 8] = float('inf')
+    with pytest.raises(NonFiniteInputError, match='1 NaN and 1 Inf'):
+        model(x)
+    assert tim_zoo.create_model('timnet').eval()(x).shape == (1, 7)
+
+
+def test_integer_and_non_tensor_input(timnet):
+    with pytest.raises(InputDtypeError, match='floating-point.*torch.int64'):
+        timnet(torch.ones(1, 39, 10, dtype=torch.long))
+    with pytest.raises(InputDtypeError, match='got ndarray'):
+        import numpy as np
+        timnet(np.zeros((1, 39, 10), dtype=np.float32))
+
+
+def test_cli_list_shows_every_model(capsys):
+    assert cli.main(['list']) == 0
+    out = capsys.readouterr().out
+    for name in tim_zoo.list_models():
+        assert f'\n{name} ' in out
+    assert '14 models' in out
+    assert cli.main(['list', 'tim*', '--json']) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r['model'] for r in rows] == ['tim', 'timnet']
+    assert rows[1]['params'] == 104_496
+    # 16 TABs x 2 causal convs (39x39, k=2) and two 1x1 stems over 188 frames, plus the 39x7 classifier
+    # (the weight layer's matrix-vector product is below the counter's notice)
+    assert rows[1]['macs'] == 188 * (16 * 2 * 39 * 39 * 2 + 2 * 39 * 39) + 39 * 7
+
+
+def test_console_entry_point_runs():
+    out = subprocess.run([sys.executable, '-m', 'tim_zoo', 'list', 'timnet'], capture_output=True, text=True, check=True)
+    assert 'timnet' in out.stdout and '104,496' in out.stdout
