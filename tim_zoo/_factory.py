@@ -33,12 +33,15 @@ def is_model(name: str) -> bool:
     return timm.is_model(arch) and _is_ours(arch)
 
 
-def create_model(model_name: str, pretrained: bool = False, **kwargs) -> nn.Module:
+def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None, **kwargs) -> nn.Module:
     """Build a registered tim_zoo model by name, through timm's builder.
 
     Args:
         model_name: a name from :func:`list_models`, optionally with a pretrained tag (``"timnet.emodb_46"``).
-        pretrained: load the published weights of the tag.
+        pretrained: load the published weights of the tag (for the Keras releases give the file with
+            ``pretrained_cfg_overlay=dict(file=PATH)``; depth and classes are read from it).
+        checkpoint_path: after building, load this weight file (``.safetensors``, ``.hdf5``, ``.pt``) into the
+            model, checking every key; a different ``num_classes`` keeps the body and re-initialises the head.
         **kwargs: constructor arguments of the model (``num_classes``, ``in_chans``, ``seq_len``, ...),
             and timm's ``pretrained_cfg`` / ``pretrained_cfg_overlay``.
 
@@ -51,4 +54,8 @@ def create_model(model_name: str, pretrained: bool = False, **kwargs) -> nn.Modu
         hint = f'; did you mean {", ".join(close)}?' if close else ''
         raise UnknownModelError(
             f'unknown model {model_name!r}{hint} Available models: {", ".join(names)}')
-    return timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    if checkpoint_path is not None:
+        from .weights import load_weights
+        load_weights(model, checkpoint_path)
+    return model

@@ -27,3 +27,15 @@ class UnknownModelError(TimZooError, ValueError):
 
 class ConfigurationError(TimZooError, ValueError):
     """A constructor argument has a value the block or model does not support."""
+
+
+class WeightFileError(TimZooError, ValueError):
+    """A weight file cannot be read, is not what it claims to be, or is corrupted."""
+
+
+class CheckpointMismatchError(WeightFileError):
+    """A weight file holds another architecture than the model it is loaded into."""
+
+
+class UnsafeFileError(WeightFileError):
+    """A file would need arbitrary code execution (pickle) to load; tim_zoo refuses it."""

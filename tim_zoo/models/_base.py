@@ -1,5 +1,7 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
-from typing import Callable, Optional
+import functools
+import inspect
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from timm.models import build_model_with_cfg, resolve_pretrained_cfg
@@ -26,6 +28,30 @@ class SERModel(nn.Module):
 
     head: ClassifierHead
 
+    def __init_subclass__(cls, **kwargs):
+        """Record the full constructor arguments (defaults included) of every model as ``init_args``,
+        so a checkpoint can rebuild the model from its metadata alone."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get('__init__')
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if not hasattr(self, '_recording_args'):
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                object.__setattr__(self, '_recording_args', {k: v for k, v in bound.arguments.items() if k != 'self'})
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    @property
+    def init_args(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this architecture (``num_classes`` as it is now)."""
+        return dict(self._recording_args, num_classes=self.num_classes)
+
     def __init__(self, num_classes: int, in_chans: int, check_finite: bool = False):
         super().__init__()
         self.num_classes = num_classes
@@ -35,6 +61,7 @@ class SERModel(nn.Module):
         self.min_len = 1
         self.max_len: Optional[int] = None
         self.model_name = type(self).__name__
+        self.label_names: Optional[list] = None
 
     @property
     def head_hidden_size(self) -> int:
@@ -55,6 +82,13 @@ class SERModel(nn.Module):
         """Replace the final classifier by a new one with ``num_classes`` outputs (0: identity)."""
         self.head.reset(num_classes)
         self.num_classes = num_classes
+        if self.label_names is not None and len(self.label_names) != num_classes:
+            self.label_names = None
+
+    def load_pretrained(self, path) -> None:
+        """timm's custom-load hook: load a weight file (Keras ``.hdf5``, ``.safetensors``, ``.pt``) with checks."""
+        from ..weights import load_weights
+        load_weights(self, path)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -85,24 +119,45 @@ def audio_cfg(**kwargs) -> dict:
 
     Image-only defaults of timm's ``PretrainedCfg`` (input_size 3x224x224, ImageNet mean/std, crop) are set
     to None so they are dropped from ``model.pretrained_cfg``; num_classes stays None unless weights fix it.
+    ``custom_load`` routes every weight file through :meth:`SERModel.load_pretrained` and its checks.
     """
     cfg = dict(
         input_size=None, mean=None, std=None, interpolation=None, crop_pct=None, crop_mode=None,
-        num_classes=None, classifier='head.fc', license='apache-2.0',
+        num_classes=None, classifier='head.fc', license='apache-2.0', custom_load=True,
     )
     cfg.update(kwargs)
     return cfg
 
 
-def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
-    """Build a registered model with timm's builder; refuse ``pretrained=True`` when no weights exist."""
+def build_model(model_cls, variant: str, pretrained: bool = False, release_info=None, **kwargs) -> SERModel:
+    """Build a registered model with timm's builder.
+
+    ``release_info`` maps pretrained tags to ``dict(model_args=..., metadata=...)``: the constructor
+    arguments the tag's weights need (e.g. depth) and what ``model.pretrained_cfg`` should also carry.
+    With ``pretrained=True`` the weight file's own shape (depth, classes, widths) fills in the arguments
+    the caller did not give; a model without weights is refused instead of silently left random.
+    """
+    if kwargs.get('pretrained_cfg_overlay'):
+        # timm resets custom_load when an overlay names a file; every file goes through load_pretrained's checks
+        kwargs['pretrained_cfg_overlay'] = dict(dict(custom_load=True), **kwargs['pretrained_cfg_overlay'])
+    cfg = resolve_pretrained_cfg(
+        variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay'))
+    info = (release_info or {}).get(cfg.tag or '', {})
+    for key, value in info.get('model_args', {}).items():
+        kwargs.setdefault(key, value)
     if pretrained:
-        cfg = resolve_pretrained_cfg(
-            variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay'))
         if not (cfg.has_weights or cfg.state_dict is not None):
             raise ConfigurationError(
-                f'{variant} has no published weights (pretrained=True); build it with pretrained=False, '
-                f'or point pretrained_cfg_overlay=dict(file=...) at a weight file')
+                f'{variant}{"." + cfg.tag if cfg.tag else ""} has no weight file to load (pretrained=True); build it with '
+                f'pretrained=False, or give the file: pretrained_cfg_overlay=dict(file=PATH)')
+        if cfg.file:
+            from ..weights import model_args_from_weights
+            for key, value in model_args_from_weights(cfg.file).items():
+                kwargs.setdefault(key, value)
     model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
     model.model_name = variant
+    if info.get('metadata'):
+        model.pretrained_cfg['feature_settings'] = dict(info['metadata'])
+    if pretrained and model.label_names is None and cfg.label_names and len(cfg.label_names) == model.num_classes:
+        model.label_names = list(cfg.label_names)
     return model

@@ -2,6 +2,7 @@
 from timm.models import generate_default_cfgs, register_model
 
 from ..layers import PoolHead, TIMEncoder
+from ..weights.releases import TIMNET_RELEASES, release_metadata, release_tag
 from ._base import SERModel, audio_cfg, build_model, create_head
 
 
@@ -70,10 +71,27 @@ class TIMNet(SERModel):
         return self.tim(x)
 
 
+_PAPER = dict(
+    paper_name='Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech Emotion Recognition',
+    paper_ids='arXiv:2211.08233', origin_url='https://github.com/Jiaxin-Ye/TIM-Net_SER')
+
+#: per pretrained tag of timnet: the constructor arguments and the feature settings of the release
+TIMNET_RELEASE_INFO = {
+    release_tag(name): dict(model_args=dict(depth=info['depth'], num_classes=len(info['labels'])),
+                            metadata=release_metadata(name))
+    for name, info in TIMNET_RELEASES.items()
+}
+
 default_cfgs = generate_default_cfgs({
-    'timnet': audio_cfg(
-        paper_name='Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech Emotion Recognition',
-        paper_ids='arXiv:2211.08233', origin_url='https://github.com/Jiaxin-Ye/TIM-Net_SER', license='mit'),
+    'timnet': audio_cfg(**_PAPER, license='mit'),
+    **{
+        f'timnet.{release_tag(name)}': audio_cfg(
+            **_PAPER, license='mit', num_classes=len(info['labels']), label_names=tuple(info['labels']),
+            description=f'TIM-Net authors\' Keras release {name} ({info["corpus"]}, 10 fold models '
+                        f'10-fold_weights_best_{{1..10}}.hdf5, KFold seed {info["kfold_seed"]}); give one file with '
+                        f'pretrained_cfg_overlay=dict(file=PATH)')
+        for name, info in TIMNET_RELEASES.items()
+    },
     'tim': audio_cfg(),
 })
 
@@ -81,7 +99,7 @@ default_cfgs = generate_default_cfgs({
 @register_model
 def timnet(pretrained: bool = False, **kwargs) -> TIMNet:
     """Official TIM-Net: separate weights per direction, Keras BatchNorm settings, residual mul."""
-    return build_model(TIMNet, 'timnet', pretrained, **kwargs)
+    return build_model(TIMNet, 'timnet', pretrained, release_info=TIMNET_RELEASE_INFO, **kwargs)
 
 
 @register_model

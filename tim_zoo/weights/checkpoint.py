@@ -1,0 +1,129 @@
+"""tim_zoo's native checkpoint: one safetensors file whose header carries the JSON metadata that
+rebuilds the model (architecture, constructor arguments, label names, feature settings, version,
+a SHA-256 of the tensors)."""
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..exceptions import WeightFileError
+from ..version import __version__
+
+FORMAT = 'tim_zoo.checkpoint/1'
+_META_KEY = 'tim_zoo'
+
+
+def _safetensors():
+    try:
+        import safetensors.torch
+    except ImportError as e:
+        raise ImportError('native checkpoints need safetensors: pip install "tim_zoo[checkpoint]"') from e
+    return safetensors
+
+
+def tensor_hash(state_dict: Dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of the tensors, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``: readers never see half a file."""
+    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(
+        model: torch.nn.Module,
+        path,
+        label_names=None,
+        feature_settings: Optional[dict] = None,
+        extra: Optional[dict] = None,
+) -> Path:
+    """Write ``model`` to ``path`` (``.safetensors``) with the metadata :func:`load_checkpoint` rebuilds it from.
+
+    Args:
+        model: a model built by :func:`tim_zoo.create_model`.
+        label_names: class names in output order (default: ``model.label_names``).
+        feature_settings: how inputs were computed (default: the release settings in ``model.pretrained_cfg``).
+        extra: any further JSON-serialisable information.
+    """
+    from .._factory import is_model
+
+    safetensors = _safetensors()
+    path = Path(path)
+    arch = getattr(model, 'model_name', None)
+    if not arch or not is_model(arch):
+        raise WeightFileError(
+            f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), so that '
+            f'load_checkpoint can rebuild it')
+    labels = list(label_names) if label_names is not None else model.label_names
+    if labels is not None and len(labels) != model.num_classes:
+        raise WeightFileError(f'{len(labels)} label names for a model with {model.num_classes} classes')
+    if feature_settings is None:
+        feature_settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = dict(
+        format=FORMAT, architecture=arch, model_args=model.init_args, label_names=labels,
+        feature_settings=feature_settings, tim_zoo_version=__version__, tensor_sha256=tensor_hash(tensors),
+        extra=extra)
+    try:
+        header = json.dumps(meta)
+    except TypeError as e:
+        raise WeightFileError(f'checkpoint metadata must be JSON-serialisable: {e}') from e
+    atomic_write(path, lambda tmp: safetensors.torch.save_file(tensors, str(tmp), metadata={_META_KEY: header}))
+    return path
+
+
+def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor], Optional[dict]]:
+    """Read a safetensors file: ``(state_dict, metadata or None)``; with ``verify`` check the tensor hash.
+
+    Raises:
+        WeightFileError: unreadable (truncated, not safetensors) or the hash does not match (corrupted).
+    """
+    safetensors = _safetensors()
+    path = Path(path)
+    if not path.is_file():
+        raise WeightFileError(f'no checkpoint at {path}')
+    try:
+        with safetensors.safe_open(str(path), framework='pt') as f:
+            header = (f.metadata() or {}).get(_META_KEY)
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own SafetensorError, OSError or ValueError
+        raise WeightFileError(f'cannot read {path} as a safetensors file (truncated or corrupted?): {e}') from e
+    meta = json.loads(header) if header else None
+    if verify and meta is not None:
+        actual = tensor_hash(state_dict)
+        if actual != meta.get('tensor_sha256'):
+            raise WeightFileError(
+                f'{path} is corrupted: its tensors hash to {actual[:16]}..., the file records '
+                f'{str(meta.get("tensor_sha256"))[:16]}...')
+    return state_dict, meta
+
+
+def load_checkpoint(path, device=None) -> torch.nn.Module:
+    """Rebuild a model from a tim_zoo checkpoint alone (architecture and arguments from its metadata)."""
+    from .._factory import create_model
+    from .load import apply_metadata, apply_state_dict
+
+    state_dict, meta = read_checkpoint(path)
+    if meta is None:
+        raise WeightFileError(
+            f'{path} has no tim_zoo metadata, so the architecture is unknown; build the model with '
+            f'tim_zoo.create_model(name, checkpoint_path={str(path)!r}) instead')
+    model = create_model(meta['architecture'], **meta['model_args'])
+    apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)
+    apply_metadata(model, meta)
+    return model if device is None else model.to(device)

@@ -1,0 +1,140 @@
+"""Load weights of any supported format into a model, checking that they fit."""
+import pickle
+import warnings
+from pathlib import Path
+from typing import Dict
+
+import torch
+
+from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError
+from .releases import find_release, release_metadata
+
+_HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
+KERAS_SUFFIXES = ('.hdf5', '.h5')
+TORCH_SUFFIXES = ('.pt', '.pth', '.bin', '.ckpt')
+
+
+def _listing(keys, limit: int = 8) -> str:
+    keys = list(keys)
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, allow_head_reset: bool = True) -> None:
+    """Copy ``state_dict`` into ``model`` after checking every key and shape.
+
+    If only the classifier (``head.fc``) differs, the body is loaded and the model keeps its freshly
+    initialised classifier, with a warning; any other difference raises
+    :class:`~tim_zoo.exceptions.CheckpointMismatchError` naming the mismatched keys.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith('num_batches_tracked')]
+    unexpected = [k for k in state_dict if k not in own]
+    reshaped = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    differing = set(missing) | set(unexpected) | set(reshaped)
+    if differing and allow_head_reset and differing <= set(_HEAD_KEYS):
+        file_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 0
+        warnings.warn(
+            f'{source}: its classifier has {file_classes} classes, the model {model.num_classes}; loaded the body '
+            f'and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
+        state_dict = {k: v for k, v in state_dict.items() if k not in _HEAD_KEYS}
+        model.label_names = None
+    elif differing:
+        parts = []
+        if missing:
+            parts.append(f'missing in the file: {_listing(missing)}')
+        if unexpected:
+            parts.append(f'not in the model: {_listing(unexpected)}')
+        if reshaped:
+            parts.append('shape mismatches: ' + _listing(
+                f'{k} file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}' for k in reshaped))
+        raise CheckpointMismatchError(
+            f'{source} does not fit {getattr(model, "model_name", type(model).__name__)} '
+            f'(another architecture or other arguments): ' + '; '.join(parts))
+    model.load_state_dict(state_dict, strict=False)
+
+
+def apply_metadata(model, meta: dict) -> None:
+    """Set label names and feature settings recorded with the weights."""
+    labels = meta.get('label_names')
+    if labels and len(labels) == model.num_classes:
+        model.label_names = list(labels)
+    settings = meta.get('feature_settings')
+    if settings and isinstance(getattr(model, 'pretrained_cfg', None), dict):
+        model.pretrained_cfg['feature_settings'] = settings
+
+
+def model_args_from_weights(path) -> dict:
+    """Constructor arguments a weight file fixes (depth, classes, widths), read before building the model."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        from .keras import read_keras_timnet
+        return read_keras_timnet(path).model_args
+    if suffix == '.safetensors':
+        from .checkpoint import read_checkpoint
+        _, meta = read_checkpoint(path, verify=False)
+        return dict(meta['model_args']) if meta else {}
+    return {}
+
+
+def load_torch_file(path) -> Dict[str, torch.Tensor]:
+    """A state dict from a ``.pt``/``.pth`` file, with ``torch.load(weights_only=True)`` only."""
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeFileError(
+            f'refused to load {path}: it needs arbitrary code execution (a pickled object beyond tensors), '
+            f'and tim_zoo only loads .pt/.pth files with torch.load(weights_only=True). Re-save it as a state '
+            f'dict, or convert it to safetensors') from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise WeightFileError(f'cannot read {path} as a PyTorch file (truncated or corrupted?): {e}') from e
+    if isinstance(obj, dict):
+        for key in ('state_dict', 'model', 'model_state_dict'):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightFileError(f'{path} holds no state dict of tensors')
+    return obj
+
+
+def load_weights(model, path, allow_head_reset: bool = True) -> None:
+    """Load a weight file into ``model``: Keras TIM-Net ``.hdf5``, tim_zoo ``.safetensors`` or ``.pt``/``.pth``.
+
+    Keras files load only into ``timnet``; a release folder name in the path (``EMODB_46``) sets the
+    label names and feature settings. A different ``num_classes`` keeps the body and re-initialises
+    the classifier, with a warning (unless ``allow_head_reset=False``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    source = str(path)
+    if suffix in KERAS_SUFFIXES:
+        from ..models.timnet import TIMNet
+        from .keras import read_keras_timnet
+
+        if not isinstance(model, TIMNet) or model.tim.encoder.share_weights:
+            raise CheckpointMismatchError(
+                f'{source} is a Keras TIM-Net release; it loads only into timnet, not '
+                f'{getattr(model, "model_name", type(model).__name__)}')
+        keras = read_keras_timnet(path)
+        apply_state_dict(model, keras.state_dict, source, allow_head_reset)
+        release = find_release(path)
+        if release:
+            meta = release_metadata(release)
+            apply_metadata(model, dict(label_names=meta['label_names'], feature_settings=meta))
+    elif suffix == '.safetensors':
+        from .checkpoint import read_checkpoint
+
+        state_dict, meta = read_checkpoint(path)
+        if meta and meta.get('architecture') != getattr(model, 'model_name', None):
+            source = f'{source} (a {meta.get("architecture")} checkpoint)'
+        apply_state_dict(model, state_dict, source, allow_head_reset)
+        if meta:
+            apply_metadata(model, meta)
+    elif suffix in TORCH_SUFFIXES:
+        apply_state_dict(model, load_torch_file(path), source, allow_head_reset)
+    else:
+        raise WeightFileError(
+            f'unknown weight format {suffix!r} of {source}; expected .hdf5/.h5 (Keras TIM-Net), .safetensors '
+            f'(tim_zoo) or .pt/.pth (state dict)')

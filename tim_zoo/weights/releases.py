@@ -1,0 +1,48 @@
+"""The TIM-Net authors' six Keras releases (10 fold models each) and what their inputs were."""
+
+FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512)
+
+#: release name -> corpus, class labels in the release's order, feature length, depth, KFold seed
+TIMNET_RELEASES = {
+    'CASIA_32': dict(corpus='CASIA', labels=('angry', 'fear', 'happy', 'neutral', 'sad', 'surprise'),
+                     mean_signal_length=88000, depth=8, kfold_seed=32),
+    'EMODB_46': dict(corpus='EMODB', labels=('angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad'),
+                     mean_signal_length=96000, depth=8, kfold_seed=46),
+    'EMOVO_1': dict(corpus='EMOVO', labels=('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'),
+                    mean_signal_length=96000, depth=8, kfold_seed=1),
+    'IEMOCAP_16': dict(corpus='IEMOCAP', labels=('angry', 'happy', 'neutral', 'sad'),
+                       mean_signal_length=310000, depth=10, kfold_seed=16),
+    'RAVDE_46': dict(corpus='RAVDESS', labels=('angry', 'calm', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'),
+                     mean_signal_length=110000, depth=8, kfold_seed=46),
+    'SAVEE_44': dict(corpus='SAVEE', labels=('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'),
+                     mean_signal_length=130000, depth=8, kfold_seed=44),
+}
+
+
+def release_tag(release: str) -> str:
+    """``"EMODB_46"`` -> ``"emodb_46"``, the pretrained tag of ``timnet.emodb_46``."""
+    return release.lower()
+
+
+def release_frames(release: str) -> int:
+    """MFCC frames of the release's inputs: ``1 + mean_signal_length // hop_length``."""
+    return 1 + TIMNET_RELEASES[release]['mean_signal_length'] // FEATURES['hop_length']
+
+
+def release_metadata(release: str) -> dict:
+    """Everything a user needs to reproduce the release's inputs and folds."""
+    info = TIMNET_RELEASES[release]
+    return dict(
+        release=release, corpus=info['corpus'], label_names=list(info['labels']),
+        mean_signal_length=info['mean_signal_length'], frames=release_frames(release), depth=info['depth'],
+        kfold_seed=info['kfold_seed'], **FEATURES)
+
+
+def find_release(path) -> str:
+    """The release whose name is a component of ``path`` (``.../EMODB_46/10-fold_weights_best_1.hdf5``), or ''."""
+    from pathlib import Path
+
+    for part in reversed(Path(path).parts):
+        if part in TIMNET_RELEASES:
+            return part
+    return ''
