@@ -47,6 +47,31 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_convert_keras(args) -> int:
+    from .weights import read_keras_timnet, save_checkpoint
+    from .weights.load import load_weights
+    from .weights.releases import TIMNET_RELEASES, find_release, release_metadata
+
+    release = args.release or find_release(args.input)
+    if release and release not in TIMNET_RELEASES:
+        print(f'unknown release {release!r}; known: {", ".join(TIMNET_RELEASES)}', file=sys.stderr)
+        return 2
+    keras = read_keras_timnet(args.input)
+    model = create_model('timnet', **keras.model_args)
+    load_weights(model, args.input, allow_head_reset=False)
+    labels = None
+    settings = None
+    if release:
+        settings = release_metadata(release)
+        labels = settings['label_names'] if len(settings['label_names']) == keras.num_classes else None
+    path = save_checkpoint(
+        model, args.output, label_names=labels, feature_settings=settings,
+        extra=dict(converted_from=str(args.input), keras_version=keras.keras_version))
+    print(f'wrote {path}: timnet depth {keras.depth}, {keras.num_classes} classes'
+          + (f', release {release} ({", ".join(labels)})' if labels else ''))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='tim-zoo', description='Temporal speech emotion recognition model zoo.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -56,12 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--in-chans', type=int, default=39, help='input channels (default 39 MFCC)')
     p.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser('convert-keras', help='convert a TIM-Net Keras .hdf5 file to a tim_zoo .safetensors checkpoint')
+    p.add_argument('input', help='a Keras weight file, e.g. EMODB_46/10-fold_weights_best_1.hdf5')
+    p.add_argument('output', help='the .safetensors file to write')
+    p.add_argument('--release', default='', help='release name (e.g. EMODB_46) for label names and feature settings; '
+                                                 'default: a release folder name in the input path')
+    p.set_defaults(func=cmd_convert_keras)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from .exceptions import TimZooError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except TimZooError as e:
+        print(f'tim-zoo {args.command}: {e}', file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

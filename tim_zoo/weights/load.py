@@ -128,7 +128,7 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
 
         state_dict, meta = read_checkpoint(path)
         if meta and meta.get('architecture') != getattr(model, 'model_name', None):
-            source = f'{source} (a {meta.get("architecture")} checkpoint)'
+            source = f'{source} (saved from {meta.get("architecture")})'
         apply_state_dict(model, state_dict, source, allow_head_reset)
         if meta:
             apply_metadata(model, meta)

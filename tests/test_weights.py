@@ -1,0 +1,242 @@
+"""Published Keras weights, native checkpoints, and every wrong file."""
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from timm.models import get_pretrained_cfg
+
+import tim_zoo
+from tim_zoo import cli
+from tim_zoo.exceptions import CheckpointMismatchError, ConfigurationError, UnsafeFileError, WeightFileError
+from tim_zoo.weights import TIMNET_RELEASES, read_checkpoint
+
+h5py = pytest.importorskip('h5py')
+pytest.importorskip('safetensors')
+
+
+def _release_file(shared, release, fold=1):
+    return shared / 'weights' / 'timnet_official' / release / f'10-fold_weights_best_{fold}.hdf5'
+
+
+def _keras_model(path, **kwargs):
+    return tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+
+
+# --- the authors' Keras release ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('release', ['CASIA_32', 'RAVDE_46'])
+def test_golden_parity_with_the_authors_keras_code(shared_dir, release):
+    golden = np.load(shared_dir / 'golden' / f'timnet_keras_{release}_fold1.npz')
+    model = _keras_model(_release_file(shared_dir, release)).eval()
+    x = torch.from_numpy(golden['x']).transpose(1, 2)                 # Keras [B, T, C] -> [B, C, T]
+    with torch.no_grad():
+        probs = model(x).softmax(dim=-1).numpy()
+        feats = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
+    assert probs.shape == golden['probs'].shape and feats.shape == golden['features'].shape
+    np.testing.assert_allclose(probs, golden['probs'], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(feats, golden['features'], atol=1e-5, rtol=0)
+    assert model.label_names == list(TIMNET_RELEASES[release]['labels'])
+
+
+def _all_shared_files():
+    from conftest import SHARED
+    root = SHARED / 'weights' / 'timnet_official'
+    return sorted(root.glob('*/10-fold_weights_best_*.hdf5')) if root.is_dir() else []
+
+
+@pytest.mark.slow
+def test_every_shared_release_file_loads_exactly(shared_dir):
+    files = _all_shared_files()
+    assert len(files) == 40
+    x = torch.randn(2, 39, 100)
+    for path in files:
+        release = path.parent.name
+        model = _keras_model(path).eval()
+        assert model.num_classes == len(TIMNET_RELEASES[release]['labels']), path
+        assert len(model.tim.encoder.stack_fwd.blocks) == TIMNET_RELEASES[release]['depth']
+        with h5py.File(path, 'r') as f:                                    # spot-check against the raw datasets
+            names = [n.decode() for n in f.attrs['layer_names']]
+            dense_name = next(n for n in names if n.startswith('dense'))
+            stem_name = next(n for n in names if n.startswith('conv1d'))          # first conv: forward stem
+            dense = np.asarray(f[dense_name][f[dense_name].attrs['weight_names'][0]])
+            stem = np.asarray(f[stem_name][f[stem_name].attrs['weight_names'][0]])
+        np.testing.assert_array_equal(model.head.fc.weight.detach().numpy(), dense.T)
+        np.testing.assert_array_equal(model.tim.encoder.stem_fwd.conv.weight.detach().numpy(), stem.transpose(2, 1, 0))
+        with torch.no_grad():
+            assert torch.isfinite(model(x)).all()
+
+
+def test_release_pretrained_configs():
+    for release, info in TIMNET_RELEASES.items():
+        cfg = get_pretrained_cfg(f'timnet.{release.lower()}')
+        assert cfg.num_classes == len(info['labels']) and list(cfg.label_names) == list(info['labels'])
+        assert cfg.custom_load and cfg.input_size is None and cfg.mean is None
+    model = tim_zoo.create_model('timnet.iemocap_16')
+    assert model.num_classes == 4 and len(model.tim.encoder.stack_fwd.blocks) == 10
+    settings = model.pretrained_cfg['feature_settings']
+    assert settings == dict(
+        release='IEMOCAP_16', corpus='IEMOCAP', label_names=['angry', 'happy', 'neutral', 'sad'],
+        mean_signal_length=310000, frames=606, depth=10, kfold_seed=16, sample_rate=22050, n_mfcc=39, hop_length=512)
+    frames = {r: tim_zoo.create_model(f'timnet.{r.lower()}').pretrained_cfg['feature_settings']['frames']
+              for r in TIMNET_RELEASES}
+    assert frames == dict(CASIA_32=172, EMODB_46=188, EMOVO_1=188, IEMOCAP_16=606, RAVDE_46=215, SAVEE_44=254)
+    with pytest.raises(ConfigurationError, match=r'timnet.emodb_46 has no weight file.*pretrained_cfg_overlay'):
+        tim_zoo.create_model('timnet.emodb_46', pretrained=True)
+
+
+def test_tagged_release_with_file_and_timm(shared_dir):
+    import timm
+    path = _release_file(shared_dir, 'EMODB_46', 3)
+    model = timm.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert model.label_names[0] == 'angry' and model.num_classes == 7
+    assert model.pretrained_cfg['feature_settings']['kfold_seed'] == 46
+
+
+def test_other_num_classes_keeps_body_and_says_so(shared_dir):
+    path = _release_file(shared_dir, 'CASIA_32')
+    reference = _keras_model(path).eval()
+    with pytest.warns(UserWarning, match='classifier has 6 classes, the model 2; loaded the body'):
+        model = _keras_model(path, num_classes=2).eval()
+    assert model.num_classes == 2 and model.label_names is None
+    x = torch.randn(2, 39, 172)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), reference.forward_features(x), rtol=0, atol=0)
+
+
+# --- native checkpoints -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', tim_zoo.list_models())
+def test_native_round_trip_is_bit_exact(tmp_path, name):
+    model = tim_zoo.create_model(name, num_classes=3, seq_len=50) if tim_zoo.create_model(name).fixed_len \
+        else tim_zoo.create_model(name, num_classes=3, depth=4) if name in ('timnet', 'tim') else tim_zoo.create_model(name, num_classes=3)
+    with torch.no_grad():                               # make running statistics and every weight non-default
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.randn_like(t) * 0.01)
+    model.eval()
+    path = tim_zoo.save_checkpoint(model, tmp_path / f'{name}.safetensors', label_names=['a', 'b', 'c'])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')], 'temporary file left behind'
+    loaded = tim_zoo.load_checkpoint(path).eval()
+    assert type(loaded) is type(model) and loaded.init_args == model.init_args
+    assert loaded.label_names == ['a', 'b', 'c']
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.randn(2, 39, model.fixed_len or 50)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    fresh = tim_zoo.create_model(name, checkpoint_path=path, **{k: v for k, v in model.init_args.items()}).eval()
+    with torch.no_grad():
+        assert torch.equal(fresh(x), model(x))
+
+
+def test_convert_keras_cli_round_trip(shared_dir, tmp_path, capsys):
+    src = _release_file(shared_dir, 'RAVDE_46', 2)
+    out = tmp_path / 'ravde.safetensors'
+    assert cli.main(['convert-keras', str(src), str(out)]) == 0
+    assert 'release RAVDE_46' in capsys.readouterr().out
+    converted = tim_zoo.load_checkpoint(out).eval()
+    keras = _keras_model(src).eval()
+    assert converted.label_names == keras.label_names
+    assert converted.pretrained_cfg['feature_settings']['frames'] == 215
+    _, meta = read_checkpoint(out)
+    assert meta['extra']['converted_from'] == str(src) and meta['architecture'] == 'timnet'
+    x = torch.randn(3, 39, 215)
+    with torch.no_grad():
+        assert torch.equal(converted(x), keras(x))
+
+
+def test_pt_state_dict_loads_with_weights_only(tmp_path):
+    model = tim_zoo.create_model('tim', depth=3).eval()
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'w.pt')
+    loaded = tim_zoo.create_model('tim', depth=3, checkpoint_path=tmp_path / 'w.pt').eval()
+    x = torch.randn(1, 39, 20)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+# --- wrong files ------------------------------------------------------------------------------------
+
+def test_checkpoint_of_another_architecture_lists_keys(tmp_path):
+    path = tim_zoo.save_checkpoint(tim_zoo.create_model('at_tim'), tmp_path / 'at.safetensors')
+    with pytest.raises(CheckpointMismatchError, match=r'saved from at_tim\) does not fit timnet.*missing in the file: tim\.encoder'):
+        tim_zoo.create_model('timnet', checkpoint_path=path)
+    path = tim_zoo.save_checkpoint(tim_zoo.create_model('timnet', depth=6), tmp_path / 'd6.safetensors')
+    with pytest.raises(CheckpointMismatchError, match=r'missing in the file: .*blocks\.6.*weight_layer.weight file \(6,\) vs model \(8,\)'):
+        tim_zoo.create_model('timnet', checkpoint_path=path)
+
+
+def test_keras_file_only_into_timnet(shared_dir):
+    path = _release_file(shared_dir, 'EMOVO_1')
+    with pytest.raises(CheckpointMismatchError, match='loads only into timnet, not tim'):
+        tim_zoo.create_model('tim', checkpoint_path=path)
+
+
+def test_hdf5_that_is_not_tim_net(tmp_path):
+    path = tmp_path / 'other.hdf5'
+    with h5py.File(path, 'w') as f:
+        f.attrs['layer_names'] = [b'dense']
+        g = f.create_group('dense')
+        g.attrs['weight_names'] = [b'dense/kernel:0']
+        g.create_dataset('dense/kernel:0', data=np.zeros((4, 2), np.float32))
+    with pytest.raises(WeightFileError, match=r'not a TIM-Net Keras release: it has 0 batch_normalization.*0 weight_layer'):
+        tim_zoo.create_model('timnet', checkpoint_path=path)
+    with h5py.File(tmp_path / 'plain.h5', 'w') as f:
+        f.create_dataset('x', data=np.zeros(3))
+    with pytest.raises(WeightFileError, match='no layer_names attribute'):
+        tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'plain.h5')))
+
+
+def test_truncated_hdf5(shared_dir, tmp_path):
+    data = _release_file(shared_dir, 'EMODB_46').read_bytes()
+    path = tmp_path / 'cut.hdf5'
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightFileError, match='cut.hdf5'):
+        tim_zoo.create_model('timnet', checkpoint_path=path)
+
+
+def test_truncated_and_corrupted_safetensors(tmp_path):
+    path = tim_zoo.save_checkpoint(tim_zoo.create_model('tim', depth=2), tmp_path / 'ok.safetensors')
+    data = bytearray(path.read_bytes())
+    cut = tmp_path / 'cut.safetensors'
+    cut.write_bytes(bytes(data[: len(data) - 100]))
+    with pytest.raises(WeightFileError, match='truncated or corrupted'):
+        tim_zoo.load_checkpoint(cut)
+    data[-5] ^= 0xFF                                   # a byte inside the last tensor
+    bad = tmp_path / 'bad.safetensors'
+    bad.write_bytes(bytes(data))
+    with pytest.raises(WeightFileError, match='is corrupted: its tensors hash to'):
+        tim_zoo.load_checkpoint(bad)
+    with pytest.raises(WeightFileError, match='is corrupted'):
+        tim_zoo.create_model('tim', depth=2, checkpoint_path=bad)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickle_needing_code_execution_is_refused(tmp_path):
+    marker = tmp_path / 'code_ran'
+    torch.save({'state_dict': _RunsCode(str(marker))}, tmp_path / 'evil.pt')
+    with pytest.raises(UnsafeFileError, match='arbitrary code execution'):
+        tim_zoo.create_model('tim', checkpoint_path=tmp_path / 'evil.pt')
+    assert not marker.exists()
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    with pytest.raises(WeightFileError, match="unknown weight format '.npz'"):
+        tim_zoo.create_model('tim', checkpoint_path=tmp_path / 'w.npz')
+    with pytest.raises(WeightFileError, match='no checkpoint at'):
+        tim_zoo.load_checkpoint(tmp_path / 'absent.safetensors')
+    plain = tmp_path / 'plain.safetensors'
+    import safetensors.torch
+    safetensors.torch.save_file(tim_zoo.create_model('tim', depth=2).state_dict(), str(plain))
+    with pytest.raises(WeightFileError, match='no tim_zoo metadata'):
+        tim_zoo.load_checkpoint(plain)
+    assert tim_zoo.create_model('tim', depth=2, checkpoint_path=plain).num_classes == 7
