@@ -39,3 +39,11 @@ class CheckpointMismatchError(WeightFileError):
 
 class UnsafeFileError(WeightFileError):
     """A file would need arbitrary code execution (pickle) to load; tim_zoo refuses it."""
+
+
+class AudioError(TimZooError, ValueError):
+    """An audio file cannot be read, or holds nothing to analyse (empty)."""
+
+
+class DatasetError(TimZooError, ValueError):
+    """A corpus folder or a feature file does not have the expected layout."""

@@ -1,11 +1,10 @@
-"""The ``tim-zoo`` command line."""
-import argparse
+"""``tim-zoo list`` and ``tim-zoo convert-keras``."""
 import json
 import sys
-from typing import List, Optional
+from typing import List
 
-from ._factory import create_model, list_models
-from .complexity import count_macs, count_params
+from .._factory import create_model, list_models
+from ..complexity import count_macs, count_params
 
 
 def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
@@ -48,9 +47,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_convert_keras(args) -> int:
-    from .weights import read_keras_timnet, save_checkpoint
-    from .weights.load import load_weights
-    from .weights.releases import TIMNET_RELEASES, find_release, release_metadata
+    from ..weights import read_keras_timnet, save_checkpoint
+    from ..weights.load import load_weights
+    from ..weights.releases import TIMNET_RELEASES, find_release, release_metadata
 
     release = args.release or find_release(args.input)
     if release and release not in TIMNET_RELEASES:
@@ -72,9 +71,7 @@ def cmd_convert_keras(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='tim-zoo', description='Temporal speech emotion recognition model zoo.')
-    sub = parser.add_subparsers(dest='command', required=True)
+def add_commands(sub) -> None:
     p = sub.add_parser('list', help='list the registered models with parameters and multiply-accumulates')
     p.add_argument('pattern', nargs='?', default='', help='wildcard filter, e.g. "at_*"')
     p.add_argument('--frames', type=int, default=188, help='frames of the input used to count MACs (default 188)')
@@ -87,19 +84,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--release', default='', help='release name (e.g. EMODB_46) for label names and feature settings; '
                                                  'default: a release folder name in the input path')
     p.set_defaults(func=cmd_convert_keras)
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from .exceptions import TimZooError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except TimZooError as e:
-        print(f'tim-zoo {args.command}: {e}', file=sys.stderr)
-        return 1
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Speech emotion corpora as ordered item lists.
+
+Every reader returns a :class:`Corpus` in the canonical order of the TIM-Net releases: items grouped by
+class in the release's class order, and naturally sorted by path (relative to the corpus root) within each
+class, so that ``KFold(10, shuffle=True, random_state=seed)`` over the items reproduces the authors' folds.
+"""
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..exceptions import DatasetError
+from ..weights.releases import TIMNET_RELEASES
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    """One utterance: its audio file, class index and name, and speaker."""
+    path: str
+    label: int
+    label_name: str
+    speaker: str
+
+
+@dataclass
+class Corpus:
+    """An ordered list of :class:`CorpusItem` with the class names in index order."""
+    name: str
+    label_names: List[str]
+    items: List[CorpusItem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([it.label for it in self.items], dtype=np.int64)
+
+    @property
+    def speakers(self) -> List[str]:
+        return [it.speaker for it in self.items]
+
+    @property
+    def paths(self) -> List[str]:
+        return [it.path for it in self.items]
+
+    def counts(self) -> Dict[str, int]:
+        """Items per class."""
+        return {name: int((self.labels == i).sum()) for i, name in enumerate(self.label_names)}
+
+
+def natural_key(text: str):
+    """Sort key that orders embedded numbers by value: ``a2 < a10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', text)]
+
+
+def _build(name: str, root: Path, label_names: Sequence[str], found: List[tuple]) -> Corpus:
+    """``found``: (path, label name, speaker) tuples in any order -> the canonical Corpus."""
+    if not found:
+        raise DatasetError(f'no {name} utterances found under {root}')
+    index = {n: i for i, n in enumerate(label_names)}
+    rows = sorted(found, key=lambda r: (index[r[1]], natural_key(str(Path(r[0]).relative_to(root)))))
+    items = [CorpusItem(str(p), index[lab], lab, spk) for p, lab, spk in rows]
+    return Corpus(name, list(label_names), items)
+
+
+def _wavs(root: Path) -> List[Path]:
+    if not root.is_dir():
+        raise DatasetError(f'corpus folder {root} does not exist')
+    return sorted(p for p in root.rglob('*') if p.suffix.lower() == '.wav' and p.is_file())
+
+
+def _labels(release: str) -> tuple:
+    return TIMNET_RELEASES[release]['labels']
+
+
+_EMODB = {'W': 'angry', 'L': 'boredom', 'E': 'disgust', 'A': 'fear', 'F': 'happy', 'T': 'sad', 'N': 'neutral'}
+
+
+def read_emodb(root) -> Corpus:
+    """EMODB: ``SSTTTEV.wav`` (speaker, text, emotion letter W L E A F T N, version), in ``root`` or ``root/wav``."""
+    root = Path(root)
+    found = []
+    for p in _wavs(root):
+        m = re.fullmatch(r'(\d\d)([a-z]\d\d)([WLEAFTN])([a-z])', p.stem)
+        if m:
+            found.append((p, _EMODB[m.group(3)], m.group(1)))
+    return _build('emodb', root, _labels('EMODB_46'), found)
+
+
+def read_casia(root) -> Corpus:
+    """CASIA: ``<speaker>/<emotion>/<n>.wav`` with emotions angry fear happy neutral sad surprise."""
+    root = Path(root)
+    labels = _labels('CASIA_32')
+    found = [(p, p.parent.name, p.parent.parent.name) for p in _wavs(root) if p.parent.name in labels]
+    return _build('casia', root, labels, found)
+
+
+_RAVDESS = {'01': 'neutral', '02': 'calm', '03': 'happy', '04': 'sad', '05': 'angry', '06': 'fear',
+            '07': 'disgust', '08': 'surprise'}
+
+
+def read_ravdess(root) -> Corpus:
+    """RAVDESS speech: ``Actor_AA/MM-VV-EE-II-SS-RR-AA.wav``; vocal channel 01 (speech) only, songs skipped."""
+    root = Path(root)
+    found = []
+    for p in _wavs(root):
+        m = re.fullmatch(r'(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)', p.stem)
+        if m and m.group(2) == '01' and m.group(3) in _RAVDESS:
+            found.append((p, _RAVDESS[m.group(3)], m.group(7)))
+    return _build('ravdess', root, _labels('RAVDE_46'), found)
+
+
+_SAVEE = {'a': 'angry', 'd': 'disgust', 'f': 'fear', 'h': 'happy', 'n': 'neutral', 'sa': 'sad', 'su': 'surprise'}
+
+
+def read_savee(root) -> Corpus:
+    """SAVEE: ``<speaker>/<code><nn>.wav`` or ``<speaker>_<code><nn>.wav`` with codes a d f h n sa su."""
+    root = Path(root)
+    found = []
+    for p in _wavs(root):
+        m = re.fullmatch(r'(?:([A-Z]{2})_)?(sa|su|a|d|f|h|n)(\d+)', p.stem)
+        if m:
+            found.append((p, _SAVEE[m.group(2)], m.group(1) or p.parent.name))
+    return _build('savee', root, _labels('SAVEE_44'), found)
+
+
+_EMOVO = {'rab': 'angry', 'dis': 'disgust', 'pau': 'fear', 'gio': 'happy', 'neu': 'neutral', 'tri': 'sad',
+          'sor': 'surprise'}
+
+
+def read_emovo(root) -> Corpus:
+    """EMOVO: ``<speaker>/<emo>-<speaker>-<sentence>.wav`` with emo rab dis pau gio neu tri sor."""
+    root = Path(root)
+    found = []
+    for p in _wavs(root):
+        m = re.fullmatch(r'([a-z]{3})-([a-z]\d)-(\w+)', p.stem)
+        if m and m.group(1) in _EMOVO:
+            found.append((p, _EMOVO[m.group(1)], m.group(2)))
+    return _build('emovo', root, _labels('EMOVO_1'), found)
+
+
+_IEMOCAP = {'ang': 'angry', 'hap': 'happy', 'exc': 'happy', 'neu': 'neutral', 'sad': 'sad'}
+
+
+def read_iemocap(root, merge_excited: bool = True) -> Corpus:
+    """IEMOCAP: labels from ``Session*/dialog/EmoEvaluation/*.txt``, audio
+    ``Session*/sentences/wav/<dialog>/<utterance>.wav``; four classes (angry happy neutral sad), with
+    "excited" merged into happy unless ``merge_excited=False``. Speaker: session and gender (``Ses01F``)."""
+    root = Path(root)
+    mapping = dict(_IEMOCAP) if merge_excited else {k: v for k, v in _IEMOCAP.items() if k != 'exc'}
+    label_files = sorted(root.glob('Session*/dialog/EmoEvaluation/*.txt'))
+    if not label_files:
+        raise DatasetError(f'no IEMOCAP label files (Session*/dialog/EmoEvaluation/*.txt) under {root}')
+    found, missing = [], 0
+    line_re = re.compile(r'^\[[\d.]+ - [\d.]+\]\s+(Ses(\d\d)[MF]_\S+?_([MF])\d+)\s+(\w+)\s+\[')
+    for lf in label_files:
+        session_dir = lf.parents[2]
+        for line in lf.read_text(errors='replace').splitlines():
+            m = line_re.match(line)
+            if not m or m.group(4) not in mapping:
+                continue
+            utt = m.group(1)
+            dialog = utt.rsplit('_', 1)[0]
+            wav = session_dir / 'sentences' / 'wav' / dialog / f'{utt}.wav'
+            if wav.is_file():
+                found.append((wav, mapping[m.group(4)], f'Ses{m.group(2)}{m.group(3)}'))
+            else:
+                missing += 1
+    if missing:
+        warnings.warn(f'IEMOCAP: {missing} labelled utterances have no wav file under {root}; skipped them')
+    return _build('iemocap', root, _labels('IEMOCAP_16'), found)
+
+
+def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
+    """Folder per class: ``root/<class>/**/*.wav``. Class order: ``label_names``, or sorted folder names.
+    Speaker: unknown (empty)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f'corpus folder {root} does not exist')
+    classes = list(label_names) if label_names else sorted(d.name for d in root.iterdir() if d.is_dir())
+    found = []
+    for name in classes:
+        folder = root / name
+        if not folder.is_dir():
+            raise DatasetError(f'class folder {folder} does not exist')
+        found += [(p, name, '') for p in _wavs(folder)]
+    return _build('folders', root, classes, found)
+
+
+CORPUS_READERS: Dict[str, Callable[..., Corpus]] = {
+    'emodb': read_emodb, 'casia': read_casia, 'ravdess': read_ravdess, 'savee': read_savee,
+    'emovo': read_emovo, 'iemocap': read_iemocap, 'folders': read_folders,
+}
+
+#: the Keras release each corpus's canonical order and classes follow
+CORPUS_RELEASES = {'emodb': 'EMODB_46', 'casia': 'CASIA_32', 'ravdess': 'RAVDE_46', 'savee': 'SAVEE_44',
+                   'emovo': 'EMOVO_1', 'iemocap': 'IEMOCAP_16'}
+
+
+def load_corpus(name: str, root, **kwargs) -> Corpus:
+    """Read corpus ``name`` (emodb, casia, ravdess, savee, emovo, iemocap, folders) from ``root``."""
+    key = name.lower()
+    if key not in CORPUS_READERS:
+        raise DatasetError(f'unknown corpus {name!r}; known: {", ".join(CORPUS_READERS)}')
+    return CORPUS_READERS[key](root, **kwargs)

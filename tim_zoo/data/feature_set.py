@@ -1,0 +1,109 @@
+"""Extracted features of a corpus: computing them with a progress bar, caching, and file formats."""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from ..exceptions import DatasetError, UnsafeFileError
+from ..weights.checkpoint import atomic_write
+from ._optional import progress
+from .corpora import Corpus
+from .features import MFCCExtractor
+
+
+@dataclass
+class FeatureSet:
+    """Features ``x`` ``[N, C, T]`` (float32) with labels ``y`` ``[N]`` and what they came from."""
+    x: np.ndarray
+    y: np.ndarray
+    label_names: List[str]
+    paths: List[str] = field(default_factory=list)
+    speakers: List[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def save(self, path) -> Path:
+        """Write an ``.npz`` file (no pickle: strings are stored as unicode arrays, settings as JSON)."""
+        path = Path(path)
+
+        def write(tmp):
+            with open(tmp, 'wb') as f:
+                np.savez(
+                    f, x=self.x.astype(np.float32), y=self.y.astype(np.int64), label_names=np.array(self.label_names),
+                    paths=np.array(self.paths, dtype=str), speakers=np.array(self.speakers, dtype=str),
+                    settings=np.array(json.dumps(self.settings)))
+        atomic_write(path, write)
+        return path
+
+    @classmethod
+    def load(cls, path) -> 'FeatureSet':
+        """Read a file written by :meth:`save` (never unpickles)."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f'no feature file at {path}')
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                return cls(
+                    x=d['x'], y=d['y'], label_names=[str(s) for s in d['label_names']],
+                    paths=[str(s) for s in d['paths']], speakers=[str(s) for s in d['speakers']],
+                    settings=json.loads(str(d['settings'])))
+        except (KeyError, ValueError, OSError) as e:
+            raise DatasetError(f'{path} is not a tim_zoo feature file ({type(e).__name__}: {e})') from e
+
+    def to_keras_layout(self) -> np.ndarray:
+        """``x`` as ``[N, T, C]`` (TIM-Net's Keras layout)."""
+        return np.ascontiguousarray(self.x.transpose(0, 2, 1))
+
+
+def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
+    """Compute ``extractor`` on every item of ``corpus``, in order, with a tqdm progress bar."""
+    feats = [extractor(item.path) for item in progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')]
+    lengths = {f.shape[1] for f in feats}
+    if len(lengths) != 1:
+        raise DatasetError(
+            f'utterances have {len(lengths)} different frame counts; use a fixed mean_signal_length to stack them')
+    return FeatureSet(
+        x=np.stack(feats), y=corpus.labels, label_names=list(corpus.label_names), paths=corpus.paths,
+        speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name))
+
+
+def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True) -> FeatureSet:
+    """Load ``cache_path`` if it holds these files with these settings, else extract and write it."""
+    cache_path = Path(cache_path)
+    expected = dict(extractor.settings, corpus=corpus.name)
+    if cache_path.is_file():
+        cached = FeatureSet.load(cache_path)
+        if cached.settings == expected and cached.paths == corpus.paths:
+            return cached
+    features = extract_features(corpus, extractor, show_progress)
+    features.save(cache_path)
+    return features
+
+
+def load_timnet_npy(path, label_names: Optional[List[str]] = None, allow_pickle: bool = False) -> FeatureSet:
+    """Read a TIM-Net ``.npy`` feature file: a pickled dict with ``x`` ``[N, T, 39]`` and one-hot ``y``.
+
+    These files are pickles, so reading them can run code; pass ``allow_pickle=True`` only for files you trust.
+    """
+    if not allow_pickle:
+        raise UnsafeFileError(
+            f'{path} is a TIM-Net .npy file, a pickled dict, and unpickling can run arbitrary code; '
+            f'pass allow_pickle=True only if you trust the file')
+    data = np.load(path, allow_pickle=True).item()
+    x, y = np.asarray(data['x'], dtype=np.float32), np.asarray(data['y'])
+    if x.ndim != 3 or y.ndim != 2 or len(x) != len(y):
+        raise DatasetError(f'{path}: expected x [N, T, C] and one-hot y [N, classes], got {x.shape} and {y.shape}')
+    names = list(label_names) if label_names else [str(i) for i in range(y.shape[1])]
+    return FeatureSet(x=np.ascontiguousarray(x.transpose(0, 2, 1)), y=y.argmax(axis=1).astype(np.int64), label_names=names)
+
+
+def save_timnet_npy(features: FeatureSet, path) -> Path:
+    """Write the TIM-Net ``.npy`` format (dict with ``x`` ``[N, T, C]`` and one-hot ``y``)."""
+    path = Path(path)
+    one_hot = np.eye(len(features.label_names), dtype=np.float32)[features.y]
+    atomic_write(path, lambda tmp: np.save(open(tmp, 'wb'), {'x': features.to_keras_layout(), 'y': one_hot}))
+    return path

@@ -1,0 +1,105 @@
+"""Metrics, the authors' fold construction, and evaluation of a released 10-fold model set."""
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .data._optional import progress, require
+from .exceptions import DatasetError, WeightFileError
+from .weights.releases import TIMNET_RELEASES, find_release
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
+    """``[true class, predicted class]`` counts."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def war(y_true, y_pred) -> float:
+    """Weighted average recall: plain accuracy."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean())
+
+
+def uar(y_true, y_pred, num_classes: Optional[int] = None) -> float:
+    """Unweighted average recall: the mean of per-class recalls over the classes present in ``y_true``."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = range(num_classes) if num_classes else np.unique(y_true)
+    recalls = [float((y_pred[y_true == c] == c).mean()) for c in classes if (y_true == c).any()]
+    return float(np.mean(recalls))
+
+
+def kfold_splits(num_samples: int, n_splits: int = 10, seed: int = 0) -> List[tuple]:
+    """``[(train_idx, test_idx), ...]`` of ``KFold(n_splits, shuffle=True, random_state=seed)``, the
+    authors' folds when the samples are in canonical corpus order. Fold ``i`` (1-based) is entry ``i - 1``."""
+    model_selection = require('sklearn.model_selection', 'k-fold splits')
+    kfold = model_selection.KFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(kfold.split(np.zeros(num_samples)))
+
+
+@torch.no_grad()
+def predict_proba(model: torch.nn.Module, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Softmax probabilities ``[N, classes]`` of ``model`` (eval mode) on features ``x`` ``[N, C, T]``."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(x), batch_size):
+        batch = torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device)
+        out.append(model(batch).softmax(dim=-1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def evaluate_keras_release(
+        release_dir,
+        features,
+        seed: Optional[int] = None,
+        n_splits: int = 10,
+        show_progress: bool = True,
+) -> dict:
+    """Run fold ``i``'s released model on fold ``i``'s test set, ``i = 1..n_splits``.
+
+    Args:
+        release_dir: folder with ``10-fold_weights_best_{1..10}.hdf5`` (its name, e.g. ``EMODB_46``, gives the
+            seed and class order when known).
+        features: a :class:`~tim_zoo.data.FeatureSet` in canonical corpus order.
+        seed: the KFold seed (default: the release's).
+
+    Returns:
+        ``per_fold`` (fold, n, war, uar), ``war`` (mean of per-fold accuracies: the paper's figure),
+        ``war_std``, ``pooled_war``, ``uar`` (pooled over all test predictions), ``confusion``, ``label_names``.
+    """
+    from ._factory import create_model
+
+    release_dir = Path(release_dir)
+    release = find_release(release_dir)
+    if seed is None:
+        if not release:
+            raise DatasetError(f'{release_dir} is not a known release folder; give the KFold seed')
+        seed = TIMNET_RELEASES[release]['kfold_seed']
+    if release and list(features.label_names) != list(TIMNET_RELEASES[release]['labels']):
+        raise DatasetError(
+            f'features have classes {features.label_names}, release {release} expects '
+            f'{list(TIMNET_RELEASES[release]["labels"])} in that order')
+    num_classes = len(features.label_names)
+    splits = kfold_splits(len(features), n_splits, seed)
+    per_fold, all_true, all_pred = [], [], []
+    for i, (_, test) in enumerate(progress(splits, show_progress, desc='folds', unit='fold'), start=1):
+        path = release_dir / f'10-fold_weights_best_{i}.hdf5'
+        if not path.is_file():
+            raise WeightFileError(f'missing fold model {path}')
+        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        if model.num_classes != num_classes:
+            raise DatasetError(f'{path} has {model.num_classes} classes, the features {num_classes}')
+        pred = predict_proba(model, features.x[test]).argmax(axis=1)
+        true = features.y[test]
+        per_fold.append(dict(fold=i, n=int(len(test)), war=war(true, pred), uar=uar(true, pred, num_classes)))
+        all_true.append(true)
+        all_pred.append(pred)
+    y_true, y_pred = np.concatenate(all_true), np.concatenate(all_pred)
+    fold_war = [f['war'] for f in per_fold]
+    return dict(
+        release=release or str(release_dir), seed=seed, label_names=list(features.label_names), per_fold=per_fold,
+        war=float(np.mean(fold_war)), war_std=float(np.std(fold_war)), pooled_war=war(y_true, y_pred),
+        uar=uar(y_true, y_pred, num_classes), confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())
