@@ -1,4 +1,5 @@
 """MFCC features exactly as the TIM-Net releases expect them."""
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
@@ -22,7 +23,10 @@ def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     if not path.is_file():
         raise AudioError(f'no audio file at {path}')
     try:
-        signal, _ = librosa.load(str(path), sr=sample_rate, mono=True)
+        with warnings.catch_warnings():     # librosa warns when it falls back from soundfile to audioread
+            warnings.simplefilter('ignore', UserWarning)
+            warnings.simplefilter('ignore', FutureWarning)
+            signal, _ = librosa.load(str(path), sr=sample_rate, mono=True)
     except Exception as e:  # soundfile / audioread raise many types
         raise AudioError(f'cannot read {path} as audio ({type(e).__name__}: {e})') from e
     if signal.size == 0:

@@ -1,0 +1,134 @@
+"""Metrics, folds, the release evaluation on real audio, and the audio CLI."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tim_zoo
+from tim_zoo import cli
+from tim_zoo.evaluation import confusion_matrix, evaluate_keras_release, kfold_splits, predict_proba, uar, war
+
+DOCS = Path(__file__).resolve().parents[1] / 'docs' / 'evaluation.md'
+
+
+def test_metrics_on_a_hand_example():
+    y_true = [0, 0, 0, 0, 1, 1, 2]
+    y_pred = [0, 0, 0, 1, 1, 0, 1]
+    assert war(y_true, y_pred) == pytest.approx(4 / 7)
+    assert uar(y_true, y_pred, 3) == pytest.approx((3 / 4 + 1 / 2 + 0) / 3)
+    assert confusion_matrix(y_true, y_pred, 3).tolist() == [[3, 1, 0], [1, 1, 0], [0, 1, 0]]
+
+
+def test_kfold_splits_partition_the_samples():
+    pytest.importorskip('sklearn')
+    splits = kfold_splits(535, 10, 46)
+    tests = [te for _, te in splits]
+    assert len(splits) == 10 and sorted(np.concatenate(tests).tolist()) == list(range(535))
+    assert [len(te) for te in tests] == [54] * 5 + [53] * 5
+    assert all(len(set(tr) & set(te)) == 0 for tr, te in splits)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, kfold_splits(535, 10, 46)))
+    assert not np.array_equal(tests[0], kfold_splits(535, 10, 0)[0][1])
+
+
+@pytest.fixture(scope='module')
+def emodb_features(tmp_path_factory):
+    from conftest import SHARED
+    if not SHARED.is_dir():
+        pytest.skip(f'reference folder {SHARED} is absent')
+    pytest.importorskip('librosa')
+    from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
+    corpus = load_corpus('emodb', SHARED / 'data' / 'emodb')
+    return extract_features(corpus, MFCCExtractor(96000), show_progress=False)
+
+
+def _release(shared):
+    return shared / 'weights' / 'timnet_official' / 'EMODB_46'
+
+
+@pytest.mark.slow
+def test_emodb_release_evaluation_matches_the_docs(shared_dir, emodb_features):
+    result = evaluate_keras_release(_release(shared_dir), emodb_features, show_progress=False)
+    assert result['seed'] == 46 and sum(f['n'] for f in result['per_fold']) == 535
+    assert np.array(result['confusion']).sum() == 535
+    row = re.search(r'\| EMODB_46 \|[^|]*\| 535 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|', DOCS.read_text())
+    documented = [float(v) for v in row.groups()]
+    measured = [100 * result['war'], 100 * result['war_std'], 100 * result['uar']]
+    np.testing.assert_allclose(measured, documented, atol=0.01)
+
+
+@pytest.mark.slow
+def test_release_folds_are_the_held_out_sets(shared_dir, emodb_features):
+    models = [tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(
+        file=str(_release(shared_dir) / f'10-fold_weights_best_{i}.hdf5'))) for i in range(1, 11)]
+    preds = [predict_proba(m, emodb_features.x).argmax(1) for m in models]
+    y = emodb_features.y
+
+    def held_out_and_training_accuracy(seed):
+        test_acc, train_acc = [], []
+        for pred, (train, test) in zip(preds, kfold_splits(len(y), 10, seed)):
+            test_acc.append((pred[test] == y[test]).mean())
+            train_acc.append((pred[train] == y[train]).mean())
+        return np.mean(test_acc), np.mean(train_acc)
+
+    test_46, train_46 = held_out_and_training_accuracy(46)
+    test_0, _ = held_out_and_training_accuracy(0)
+    assert train_46 - test_46 > 0.08, 'seed-46 test folds should be unseen by their fold models'
+    assert test_0 - test_46 > 0.08, 'with a wrong seed the "test" folds are mostly training data'
+
+
+def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys):
+    sf = pytest.importorskip('soundfile')
+    pytest.importorskip('librosa')
+    wavs = []
+    for i, cls in enumerate(['low', 'low', 'high']):
+        t = np.arange(6000) / 22050
+        path = tmp_path / 'corpus' / cls / f'{i}.wav'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), (0.3 * np.sin(2 * np.pi * (150 + 300 * i) * t)).astype(np.float32), 22050)
+        wavs.append(str(path))
+    assert cli.main(['extract', '--corpus', 'folders', '--data-root', str(tmp_path / 'corpus'),
+                     '-o', str(tmp_path / 'f.npz'), '--mean-signal-length', '8192', '--quiet']) == 0
+    from tim_zoo.data import FeatureSet
+    feats = FeatureSet.load(tmp_path / 'f.npz')
+    assert feats.x.shape == (3, 39, 17) and feats.label_names == ['high', 'low']
+    capsys.readouterr()
+
+    model = tim_zoo.create_model('tim', num_classes=2, depth=3)
+    model.label_names = ['high', 'low']
+    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=dict(mean_signal_length=8192))
+    assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors'), '--json']) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r['file'] for r in rows] == wavs
+    for r in rows:
+        assert set(r['probabilities']) == {'high', 'low'} and sum(r['probabilities'].values()) == pytest.approx(1, abs=1e-5)
+    expected = predict_proba(tim_zoo.load_checkpoint(tmp_path / 'm.safetensors'), feats.x[[1, 2, 0]])
+    got = np.array([[r['probabilities']['high'], r['probabilities']['low']] for r in rows])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert cli.main(['predict', wavs[0], '--checkpoint', str(tmp_path / 'm.safetensors')]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:2] == ['file', 'prediction'] and wavs[0] in table
+
+
+def test_cli_predict_without_weights_says_what_to_pass(capsys):
+    assert cli.main(['predict', 'x.wav']) == 1
+    assert '--checkpoint PATH' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_predict_and_evaluate_with_the_keras_release(shared_dir, tmp_path, capsys):
+    wav = shared_dir / 'data' / 'emodb' / 'wav' / '03a01Wa.wav'
+    weights = _release(shared_dir) / '10-fold_weights_best_1.hdf5'
+    assert cli.main(['predict', str(wav), '--keras-weights', str(weights), '--json']) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert list(row['probabilities']) == ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
+    out = tmp_path / 'eval.json'
+    assert cli.main(['evaluate', '--keras-release', str(_release(shared_dir)), '--corpus', 'emodb',
+                     '--data-root', str(shared_dir / 'data' / 'emodb'), '--quiet', '--json', str(out),
+                     '--features', str(tmp_path / 'cache.npz')]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert f'mean WAR {100 * result["war"]:.2f}%' in printed and len(result['per_fold']) == 10
+    assert (tmp_path / 'cache.npz').is_file()
