@@ -9,9 +9,10 @@ from torch import nn
 from tim_zoo.exceptions import ConfigurationError
 from tim_zoo.layers import (
     AFTLocalFusion, AttentionFusion, BiTemporalEncoder, CausalConv1d, ChannelLayerNorm1d, DeltaAggregation,
-    FrameMask, GMMClusteringHead, SinusoidalPositionalEncoding, SpatialDropout1d, TemporalAwareBlock,
-    TemporalStack, TIMEncoder, TransformerEncoderStack, WeightLayer,
+    FrameMask, GMMClusteringHead, GroupBatchNorm1d, GroupConv1d, SinusoidalPositionalEncoding, SpatialDropout1d,
+    TemporalAwareBlock, TemporalStack, TIMEncoder, TransformerEncoderStack, WeightLayer,
 )
+from tim_zoo.benchmark.reference import reference_bi_temporal_encoder
 
 
 def _randomise_bn(module):
@@ -87,7 +88,7 @@ def test_tab_residual_formulas(residual):
 
 def test_tab_projects_residual_when_widths_differ():
     tab = TemporalAwareBlock(13, 39, dilation=1).eval()
-    assert isinstance(tab.shortcut, nn.Conv1d) and tab.shortcut.kernel_size == (1,)
+    assert isinstance(tab.shortcut, GroupConv1d) and tab.shortcut.kernel_size == (1,)
     assert tab(torch.randn(2, 13, 10)).shape == (2, 39, 10)
 
 
@@ -140,46 +141,131 @@ def test_temporal_stack_is_causal():
         assert not torch.allclose(h[..., t + 1:], h2[..., t + 1:])
 
 
-def test_bidirectional_separate_weights_equals_two_passes():
-    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, share_weights=False)).eval()
+# --- channel groups: both directions in one call -----------------------------------------------------
+
+def _group_slice(module, group, groups):
+    """A copy of ``module``'s parameters and buffers for one group, as a state dict of a one-group twin."""
+    sd = {}
+    for name, t in module.state_dict().items():
+        if t.ndim == 0:
+            sd[name] = t
+            continue
+        owner = module.get_submodule(name.rsplit('.', 1)[0]) if '.' in name else module
+        shared = getattr(owner, 'share_groups', False)
+        n = t.shape[0] // groups
+        sd[name] = t if shared else t[group * n:(group + 1) * n]
+    return sd
+
+
+@pytest.mark.parametrize('share', [False, True])
+@pytest.mark.parametrize('norm_layer', ['batchnorm', 'layernorm'])
+@pytest.mark.parametrize('conv_style', ['standard', 'bottleneck'])
+def test_grouped_tab_equals_one_tab_per_group(share, norm_layer, conv_style):
+    grouped = _randomise_bn(TemporalAwareBlock(
+        24, 24, dilation=4, groups=2, share_groups=share, norm_layer=norm_layer, conv_style=conv_style,
+        bottleneck_channels=10, dropout=0.0))
+    x = torch.randn(3, 24, 40)
+    for training in (False, True):
+        grouped.train(training)
+        y = grouped(x)
+        for g in range(2):
+            single = TemporalAwareBlock(12, 12, dilation=4, norm_layer=norm_layer, conv_style=conv_style,
+                                        bottleneck_channels=5, dropout=0.0).train(training)
+            single.load_state_dict(_group_slice(grouped, g, 2))
+            torch.testing.assert_close(y[:, 12 * g:12 * (g + 1)], single(x[:, 12 * g:12 * (g + 1)]))
+
+
+def test_shared_group_batchnorm_updates_running_stats_as_two_passes():
+    shared = _randomise_bn(GroupBatchNorm1d(8, groups=2, share_groups=True, momentum=0.3)).train()
+    plain = nn.BatchNorm1d(4, momentum=0.3).train()
+    plain.load_state_dict(shared.state_dict())
+    x = torch.randn(5, 8, 11) * 3 + 1
+    y = shared(x)
+    torch.testing.assert_close(y[:, :4], plain(x[:, :4]))
+    torch.testing.assert_close(y[:, 4:], plain(x[:, 4:]))
+    for name in ('running_mean', 'running_var', 'num_batches_tracked'):
+        torch.testing.assert_close(getattr(shared, name), getattr(plain, name))
+    assert shared.weight.shape == (4,)
+
+
+def test_group_conv_layouts():
+    sep = GroupConv1d(6, 10, 2, dilation=3, groups=2, causal=True)
+    assert sep.weight.shape == (10, 3, 2)
+    x = torch.randn(2, 6, 9)
+    ref = F.conv1d(F.pad(x, (3, 0)), sep.weight, sep.bias, dilation=3, groups=2)
+    torch.testing.assert_close(sep(x), ref)
+    tied = GroupConv1d(6, 10, 1, groups=2, share_groups=True)
+    assert tied.weight.shape == (5, 3, 1)
+    y = tied(x)
+    torch.testing.assert_close(y[:, :5], F.conv1d(x[:, :3], tied.weight, tied.bias))
+    torch.testing.assert_close(y[:, 5:], F.conv1d(x[:, 3:], tied.weight, tied.bias))
+    with pytest.raises(ValueError, match='divisible by groups'):
+        GroupConv1d(5, 10, 1, groups=2)
+
+
+def test_custom_norm_callable_is_applied_per_group():
+    tab = TemporalAwareBlock(8, 8, dilation=1, groups=2, norm_layer=lambda c: nn.GroupNorm(1, c), dropout=0.0).eval()
+    norm = tab.convs[0].norm
+    assert len(norm.norms) == 2 and norm.norms[0].num_channels == 4
+    x = torch.randn(2, 8, 6)
+    h = tab.convs[0].conv(x)
+    torch.testing.assert_close(norm(h), torch.cat([norm.norms[0](h[:, :4]), norm.norms[1](h[:, 4:])], dim=1))
+
+
+ENCODER_CASES = {
+    'separate': dict(share_weights=False),
+    'shared': dict(share_weights=True),
+    'shared-aligned': dict(share_weights=True, align_backward=True),
+    'fuse': dict(share_weights=True, merge='fuse'),
+    'fuse-aligned-separate': dict(share_weights=False, merge='fuse', align_backward=True),
+    'stem-norm-layernorm': dict(share_weights=True, stem_norm=True, norm_layer='layernorm'),
+    'bottleneck-add': dict(share_weights=False, conv_style='bottleneck', bottleneck_channels=5, residual='add'),
+}
+
+
+@pytest.mark.parametrize('case', ENCODER_CASES)
+def test_bidirectional_encoder_equals_two_separate_passes(case):
+    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, dropout=0.0, **ENCODER_CASES[case]))
     x = torch.randn(2, 13, 30)
-    fwd = enc.stack_fwd(enc.stem_fwd(x))
-    bwd = enc.stack_bwd(enc.stem_bwd(x.flip(-1)))
-    for s, f, b in zip(enc(x), fwd, bwd):
-        torch.testing.assert_close(s, f + b)
+    for training in (False, True):
+        enc.train(training)
+        out, ref = enc(x), reference_bi_temporal_encoder(enc, x)
+        assert len(out) == 3
+        for s, r in zip(out, ref):
+            assert s.shape == (2, 16, 30)
+            torch.testing.assert_close(s, r, atol=1e-5, rtol=1e-5)
 
 
-def test_bidirectional_shared_weights_and_alignment():
+def test_bidirectional_backward_pass_sees_reversed_input():
+    """Independent of the reference: with a one-level stack, the backward group's output at frame t
+    depends only on input frames >= t (causal in reversed time)."""
+    enc = _randomise_bn(BiTemporalEncoder(4, 6, depth=2, share_weights=False, align_backward=True)).eval()
+    x = torch.randn(1, 4, 20)
+    x2 = x.clone()
+    x2[..., :8] = torch.randn(1, 4, 8) * 5
+    h = enc.stack(enc.stem(torch.cat([x, x.flip(-1)], 1)))[-1]
+    h2 = enc.stack(enc.stem(torch.cat([x2, x2.flip(-1)], 1)))[-1]
+    bwd, bwd2 = h[:, 6:].flip(-1), h2[:, 6:].flip(-1)
+    torch.testing.assert_close(bwd[..., 8:], bwd2[..., 8:])
+    assert not torch.allclose(h[:, :6, 8:], h2[:, :6, 8:])
+
+
+def test_bidirectional_parameter_counts_and_layout():
     shared = BiTemporalEncoder(13, 16, depth=3, share_weights=True)
     separate = BiTemporalEncoder(13, 16, depth=3, share_weights=False)
     n_shared = sum(p.numel() for p in shared.parameters())
     n_sep = sum(p.numel() for p in separate.parameters())
     assert n_sep == 2 * n_shared
-    aligned = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, share_weights=True, align_backward=True)).eval()
-    x = torch.randn(2, 13, 30)
-    fwd = aligned.stack_fwd(aligned.stem_fwd(x))
-    bwd = aligned.stack_fwd(aligned.stem_fwd(x.flip(-1)))
-    for s, f, b in zip(aligned(x), fwd, bwd):
-        torch.testing.assert_close(s, f + b.flip(-1))
-
-
-def test_bidirectional_fuse_merge():
-    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, share_weights=True, merge='fuse')).eval()
-    assert len(enc.fuse) == 3 and enc.fuse[0].in_channels == 32 and enc.fuse[0].out_channels == 16
-    x = torch.randn(2, 13, 30)
-    fwd = enc.stack_fwd(enc.stem_fwd(x))
-    bwd = enc.stack_fwd(enc.stem_fwd(x.flip(-1)))
-    for j, s in enumerate(enc(x)):
-        w, b = enc.fuse[j].weight[:, :, 0], enc.fuse[j].bias
-        expected = torch.einsum('oc,bct->bot', w[:, :16], fwd[j]) + torch.einsum('oc,bct->bot', w[:, 16:], bwd[j]) + b[:, None]
-        torch.testing.assert_close(s, expected, atol=1e-5, rtol=1e-5)
+    assert separate.stem.conv.weight.shape == (32, 13, 1) and shared.stem.conv.weight.shape == (16, 13, 1)
+    fuse = BiTemporalEncoder(13, 16, depth=3, merge='fuse')
+    assert len(fuse.fuse) == 3 and fuse.fuse[0].in_channels == 32 and fuse.fuse[0].out_channels == 16
 
 
 def test_stem_norm_adds_bn_relu():
     enc = BiTemporalEncoder(13, 16, depth=1, stem_norm=True)
-    assert isinstance(enc.stem_fwd.norm, nn.BatchNorm1d) and isinstance(enc.stem_fwd.act, nn.ReLU)
+    assert isinstance(enc.stem.norm, nn.BatchNorm1d) and isinstance(enc.stem.act, nn.ReLU)
     plain = BiTemporalEncoder(13, 16, depth=1)
-    assert not hasattr(plain.stem_fwd, 'norm')
+    assert not hasattr(plain.stem, 'norm')
 
 
 # --- aggregation and fusion -------------------------------------------------------------------------
@@ -341,11 +427,17 @@ def test_transformer_stack_layers_are_independent_and_keep_all():
     torch.testing.assert_close(out[..., 2], stack.layers[2](stack.layers[1](out[..., 0])))
 
 
+@pytest.mark.parametrize('aggregation', ['all', 'delta', 'delta+all'])
+def test_tim_encoder_weighted_fusion_equals_weight_layer_on_the_stack(aggregation):
+    x = torch.randn(2, 13, 20)
+    weighted = _randomise_bn(TIMEncoder(13, 8, depth=4, aggregation=aggregation, fusion='weight')).eval()
+    stacked = weighted.aggregate(weighted.encoder(x))
+    assert stacked.shape[-1] == weighted.num_levels == (7 if aggregation == 'delta+all' else 4)
+    torch.testing.assert_close(weighted(x), weighted.weight_layer(stacked))
+
+
 def test_tim_encoder_fusions():
     x = torch.randn(2, 13, 20)
-    weighted = _randomise_bn(TIMEncoder(13, 8, depth=4, fusion='weight')).eval()
-    stacked = weighted.aggregate(weighted.encoder(x))
-    torch.testing.assert_close(weighted(x), stacked @ weighted.weight_layer.weight)
     none = TIMEncoder(13, 8, depth=4, bidirectional=False, aggregation='delta', fusion='none')
     assert none(x).shape == (2, 8, 20, 4)
     last = _randomise_bn(TIMEncoder(13, 8, depth=4, fusion='last')).eval()

@@ -148,12 +148,13 @@ def test_default_model_is_the_users_example():
 def test_timnet_structure_matches_the_keras_release():
     model = tim_zoo.create_model('timnet')
     enc = model.tim.encoder
-    assert not enc.share_weights and enc.stack_bwd is not None and len(enc.stack_fwd.blocks) == 8
-    bn = enc.stack_fwd.blocks[0].convs[0].norm
+    assert not enc.share_weights and len(enc.stack.blocks) == 8
+    assert enc.stack.blocks[0].convs[0].conv.weight.shape == (78, 39, 2)     # both directions' kernels
+    bn = enc.stack.blocks[0].convs[0].norm
     assert bn.eps == 1e-3 and bn.momentum == 0.01
     assert tim_zoo.count_params(model) == 104_496
     deep = tim_zoo.create_model('timnet', depth=10, num_classes=4)
-    assert len(deep.tim.encoder.stack_fwd.blocks) == 10 and deep.tim.weight_layer.num_inputs == 10
+    assert len(deep.tim.encoder.stack.blocks) == 10 and deep.tim.weight_layer.num_inputs == 10
 
 
 def test_tim_options():
@@ -164,7 +165,7 @@ def test_tim_options():
     x = torch.randn(1, 39, 30)
     torch.testing.assert_close(unweighted.forward_features(x), unweighted.tim.encoder(x)[-1])
     add = tim_zoo.create_model('tim', residual='add')
-    assert all(b.residual == 'add' for b in add.tim.encoder.stack_fwd.blocks)
+    assert all(b.residual == 'add' for b in add.tim.encoder.stack.blocks)
 
 
 def test_family_variants_are_arguments():

@@ -56,15 +56,19 @@ def test_every_shared_release_file_loads_exactly(shared_dir):
         release = path.parent.name
         model = _keras_model(path).eval()
         assert model.num_classes == len(TIMNET_RELEASES[release]['labels']), path
-        assert len(model.tim.encoder.stack_fwd.blocks) == TIMNET_RELEASES[release]['depth']
+        assert len(model.tim.encoder.stack.blocks) == TIMNET_RELEASES[release]['depth']
         with h5py.File(path, 'r') as f:                                    # spot-check against the raw datasets
             names = [n.decode() for n in f.attrs['layer_names']]
             dense_name = next(n for n in names if n.startswith('dense'))
-            stem_name = next(n for n in names if n.startswith('conv1d'))          # first conv: forward stem
+            fwd_name, bwd_name = [n for n in names if n.startswith('conv1d')][:2]   # forward stem, backward stem
             dense = np.asarray(f[dense_name][f[dense_name].attrs['weight_names'][0]])
-            stem = np.asarray(f[stem_name][f[stem_name].attrs['weight_names'][0]])
+            fwd_stem = np.asarray(f[fwd_name][f[fwd_name].attrs['weight_names'][0]])
+            bwd_stem = np.asarray(f[bwd_name][f[bwd_name].attrs['weight_names'][0]])
         np.testing.assert_array_equal(model.head.fc.weight.detach().numpy(), dense.T)
-        np.testing.assert_array_equal(model.tim.encoder.stem_fwd.conv.weight.detach().numpy(), stem.transpose(2, 1, 0))
+        stem = model.tim.encoder.stem.conv.weight.detach().numpy()                 # groups: forward, backward
+        filters = stem.shape[0] // 2
+        np.testing.assert_array_equal(stem[:filters], fwd_stem.transpose(2, 1, 0))
+        np.testing.assert_array_equal(stem[filters:], bwd_stem.transpose(2, 1, 0))
         with torch.no_grad():
             assert torch.isfinite(model(x)).all()
 
@@ -75,7 +79,7 @@ def test_release_pretrained_configs():
         assert cfg.num_classes == len(info['labels']) and list(cfg.label_names) == list(info['labels'])
         assert cfg.custom_load and cfg.input_size is None and cfg.mean is None
     model = tim_zoo.create_model('timnet.iemocap_16')
-    assert model.num_classes == 4 and len(model.tim.encoder.stack_fwd.blocks) == 10
+    assert model.num_classes == 4 and len(model.tim.encoder.stack.blocks) == 10
     settings = model.pretrained_cfg['feature_settings']
     assert settings == dict(
         release='IEMOCAP_16', corpus='IEMOCAP', label_names=['angry', 'happy', 'neutral', 'sad'],
@@ -161,7 +165,8 @@ def test_pt_state_dict_loads_with_weights_only(tmp_path):
 
 def test_checkpoint_of_another_architecture_lists_keys(tmp_path):
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('at_tim'), tmp_path / 'at.safetensors')
-    with pytest.raises(CheckpointMismatchError, match=r'saved from at_tim\) does not fit timnet.*missing in the file: tim\.encoder'):
+    with pytest.raises(CheckpointMismatchError, match=r'saved from at_tim\) does not fit timnet.*missing in the file: tim\.weight_layer\.weight.*'
+                       r'shape mismatches: tim\.encoder\.stem\.conv\.weight file \(39, 39, 1\) vs model \(78, 39, 1\)'):
         tim_zoo.create_model('timnet', checkpoint_path=path)
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('timnet', depth=6), tmp_path / 'd6.safetensors')
     with pytest.raises(CheckpointMismatchError, match=r'missing in the file: .*blocks\.6.*weight_layer.weight file \(6,\) vs model \(8,\)'):

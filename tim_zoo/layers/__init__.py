@@ -3,8 +3,10 @@
 Shapes: frame sequences are ``[B, C, T]`` (batch, channels, frames).
 """
 from .aggregation import DeltaAggregation, WeightLayer
-from .conv import CausalConv1d, ConvNormAct1d
-from .create import ChannelLayerNorm1d, KerasBatchNorm1d, get_act_layer, get_norm_layer
+from .conv import CausalConv1d, ConvNormAct1d, GroupConv1d
+from .create import (
+    ChannelLayerNorm1d, GroupBatchNorm1d, KerasBatchNorm1d, PerGroupNorm, get_act_layer, get_norm_layer,
+)
 from .dropout import FrameMask, SpatialDropout1d
 from .fusion import AFTLocalFusion, AttentionFusion
 from .gmm import GMMClusteringHead
@@ -18,7 +20,8 @@ from .transformer import TransformerEncoderStack
 __all__ = [
     'AFTLocalFusion', 'AttentionFusion', 'BiTemporalEncoder', 'CausalConv1d', 'ChannelLayerNorm1d',
     'ClassifierHead', 'ConvMapHead', 'ConvNormAct1d', 'DeltaAggregation', 'FlattenHead', 'FrameMask',
-    'FrameScoreHead', 'GMMClusteringHead', 'KerasBatchNorm1d', 'PoolHead', 'SinusoidalPositionalEncoding',
-    'SpatialDropout1d', 'TIMEncoder', 'TemporalAwareBlock', 'TemporalStack', 'TimeProjectionHead',
-    'TransformerEncoderStack', 'WeightLayer', 'get_act_layer', 'get_norm_layer',
+    'FrameScoreHead', 'GMMClusteringHead', 'GroupBatchNorm1d', 'GroupConv1d', 'KerasBatchNorm1d',
+    'PerGroupNorm', 'PoolHead', 'SinusoidalPositionalEncoding', 'SpatialDropout1d', 'TIMEncoder',
+    'TemporalAwareBlock', 'TemporalStack', 'TimeProjectionHead', 'TransformerEncoderStack', 'WeightLayer',
+    'get_act_layer', 'get_norm_layer',
 ]

@@ -25,14 +25,33 @@ class DeltaAggregation(nn.Module):
         """How many items ``m`` this aggregation makes from ``num_levels`` levels."""
         return 2 * num_levels - 1 if self.mode == 'delta+all' else num_levels
 
-    def forward(self, levels: List[torch.Tensor]) -> torch.Tensor:
-        deltas = [levels[j + 1] - levels[j] for j in range(len(levels) - 1)]
+    def items_matrix(self, num_levels: int) -> torch.Tensor:
+        """``A`` ``[m, n]`` with ``item_i = sum_j A[i, j] h_j``: every mode is linear in the levels."""
+        eye = torch.eye(num_levels)
+        deltas = eye[1:] - eye[:-1]
         if self.mode == 'delta':
-            items = deltas + [levels[-1]]
-        elif self.mode == 'all':
-            items = list(levels)
-        else:
-            items = deltas + list(levels)
+            return torch.cat([deltas, eye[-1:]])
+        if self.mode == 'all':
+            return eye
+        return torch.cat([deltas, eye])
+
+    def level_weights(self, item_weights: torch.Tensor) -> torch.Tensor:
+        """Per-level weights ``c`` ``[n]`` with ``sum_i w_i item_i = sum_j c_j h_j``, for item weights ``w`` ``[m]``.
+
+        Lets a weighted sum of the items (:class:`WeightLayer` after this block) be computed from the
+        levels directly, without stacking them.
+        """
+        if self.mode == 'all':
+            return item_weights
+        m = item_weights.shape[0]
+        num_levels = (m + 1) // 2 if self.mode == 'delta+all' else m
+        return item_weights @ self.items_matrix(num_levels).to(item_weights)
+
+    def forward(self, levels: List[torch.Tensor]) -> torch.Tensor:
+        if self.mode == 'all':
+            return torch.stack(levels, dim=-1)
+        deltas = [levels[j + 1] - levels[j] for j in range(len(levels) - 1)]
+        items = deltas + ([levels[-1]] if self.mode == 'delta' else list(levels))
         return torch.stack(items, dim=-1)
 
     def extra_repr(self) -> str:

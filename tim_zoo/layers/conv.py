@@ -1,5 +1,11 @@
-"""Convolutions over frame sequences ``[B, C, T]``."""
-from typing import Optional
+"""Convolutions over frame sequences ``[B, C, T]``.
+
+Channel groups carry independent sequences side by side, e.g. the two directions of the
+bidirectional TIM encoder as ``[B, 2F, T]``: one grouped convolution then does the work of one
+convolution per sequence, and ``share_groups=True`` gives every group the same weights.
+"""
+import math
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,28 +14,112 @@ from torch import nn
 from .create import ActLayer, NormLayer, get_act_layer, get_norm_layer
 
 
-class CausalConv1d(nn.Conv1d):
+def _check_groups(in_channels: int, out_channels: int, groups: int):
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(f'in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by '
+                         f'groups ({groups})')
+
+
+class GroupConv1d(nn.Module):
+    """``Conv1d`` over ``groups`` independent channel groups, optionally with one set of weights for all.
+
+    ``[B, in_channels, T] -> [B, out_channels, T]``; channel counts are totals over the groups, as in
+    ``nn.Conv1d``. Without ``share_groups`` this is ``nn.Conv1d(..., groups=groups)`` with the same
+    parameter layout; with it, ``weight`` is ``[out_channels/groups, in_channels/groups, k]`` and
+    every group is convolved with it.
+
+    Args:
+        in_channels, out_channels: totals over the groups.
+        kernel_size, dilation: of the convolution.
+        groups: independent channel groups.
+        share_groups: all groups use the same weights and bias.
+        causal: pad ``(kernel_size - 1) * dilation`` zeros on the left (Keras ``padding='causal'``), so
+            output frame ``t`` sees only input frames ``<= t``; else ``'same'`` padding (odd kernels).
+        bias: add a learned bias.
+    """
+
+    def __init__(
+            self,
+            in_channels: int,
+            out_channels: int,
+            kernel_size: int = 1,
+            dilation: int = 1,
+            groups: int = 1,
+            share_groups: bool = False,
+            causal: bool = False,
+            bias: bool = True,
+    ):
+        super().__init__()
+        _check_groups(in_channels, out_channels, groups)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = (kernel_size,)
+        self.dilation = (dilation,)
+        self.groups = groups
+        self.share_groups = share_groups and groups > 1
+        self.causal = causal
+        reach = (kernel_size - 1) * dilation
+        self.causal_padding = reach if causal else 0
+        self.padding = 0 if causal else reach // 2
+        stored_out = out_channels // groups if self.share_groups else out_channels
+        self.weight = nn.Parameter(torch.empty(stored_out, in_channels // groups, kernel_size))
+        self.bias = nn.Parameter(torch.empty(stored_out)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """``nn.Conv1d``'s initialisation."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.weight.shape[2]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def group_parameters(self, group: int) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(weight [out/groups, in/groups, k], bias)`` used by one group."""
+        if self.share_groups:
+            return self.weight, self.bias
+        rows = slice(group * self.out_channels // self.groups, (group + 1) * self.out_channels // self.groups)
+        return self.weight[rows], None if self.bias is None else self.bias[rows]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if self.share_groups:
+            weight = weight.repeat(self.groups, 1, 1)
+            bias = None if bias is None else bias.repeat(self.groups)
+        if self.causal_padding:
+            x = F.pad(x, (self.causal_padding, 0))
+        return F.conv1d(x, weight, bias, padding=self.padding, dilation=self.dilation[0], groups=self.groups)
+
+    def extra_repr(self) -> str:
+        s = f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size[0]}'
+        if self.dilation[0] != 1:
+            s += f', dilation={self.dilation[0]}'
+        if self.groups != 1:
+            s += f', groups={self.groups}' + (', share_groups=True' if self.share_groups else '')
+        if self.causal:
+            s += ', causal=True'
+        return s
+
+
+class CausalConv1d(GroupConv1d):
     """``Conv1d`` whose output frame ``t`` sees only input frames ``<= t``.
 
     Pads ``(kernel_size - 1) * dilation`` zeros on the left (Keras ``padding='causal'``), so the
-    output has as many frames as the input. ``[B, C_in, T] -> [B, C_out, T]``.
+    output has as many frames as the input. ``[B, C_in, T] -> [B, C_out, T]``. ``groups`` and
+    ``share_groups`` as :class:`GroupConv1d`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, dilation: int = 1, bias: bool = True):
-        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation, padding=0, bias=bias)
-        self.causal_padding = (kernel_size - 1) * dilation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.causal_padding:
-            x = F.pad(x, (self.causal_padding, 0))
-        return super().forward(x)
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, dilation: int = 1,
+                 bias: bool = True, groups: int = 1, share_groups: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, dilation, groups, share_groups, causal=True, bias=bias)
 
 
 class ConvNormAct1d(nn.Sequential):
     """``Conv1d(k) -> [norm] -> [act]`` on ``[B, C_in, T] -> [B, C_out, T]`` ('same' padding).
 
     Used as the 1x1 stem of the TIM models (``norm_layer``/``act_layer`` None gives the plain
-    stem) and for the Transformer models' 1x1 projections.
+    stem) and for the Transformer models' 1x1 projections. ``groups``/``share_groups`` as
+    :class:`GroupConv1d`, for conv and norm alike.
     """
 
     def __init__(
@@ -39,10 +129,12 @@ class ConvNormAct1d(nn.Sequential):
             kernel_size: int = 1,
             norm_layer: Optional[NormLayer] = None,
             act_layer: Optional[ActLayer] = None,
+            groups: int = 1,
+            share_groups: bool = False,
     ):
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.conv = GroupConv1d(in_channels, out_channels, kernel_size, groups=groups, share_groups=share_groups)
         if norm_layer is not None:
-            self.norm = get_norm_layer(norm_layer)(out_channels)
+            self.norm = get_norm_layer(norm_layer)(out_channels, groups=groups, share_groups=share_groups)
         if act_layer is not None:
             self.act = get_act_layer(act_layer)()

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from .._validation import check_choice
-from .conv import CausalConv1d
+from .conv import GroupConv1d
 from .create import ActLayer, NormLayer, get_act_layer, get_norm_layer
 from .dropout import SpatialDropout1d
 
@@ -44,6 +44,9 @@ class TemporalAwareBlock(nn.Module):
         bottleneck_channels: ``b`` for the bottleneck style.
         act_layer: activation name or class.
         norm_layer: norm name (``"batchnorm"``, ``"batchnorm_keras"``, ``"layernorm"``) or callable.
+        groups: independent channel groups run side by side (all channel counts, ``bottleneck_channels``
+            included, are totals over the groups), e.g. 2 for both directions of a bidirectional stack.
+        share_groups: the groups share one set of weights (:class:`~tim_zoo.layers.GroupConv1d`).
     """
 
     def __init__(
@@ -58,6 +61,8 @@ class TemporalAwareBlock(nn.Module):
             bottleneck_channels: int = 13,
             act_layer: ActLayer = 'relu',
             norm_layer: NormLayer = 'batchnorm',
+            groups: int = 1,
+            share_groups: bool = False,
     ):
         super().__init__()
         check_choice('residual', residual, ('mul', 'add'))
@@ -67,9 +72,11 @@ class TemporalAwareBlock(nn.Module):
         norm = get_norm_layer(norm_layer)
         act = get_act_layer(act_layer)
 
+        grouping = dict(groups=groups, share_groups=share_groups)
+
         def unit(c_in, c_out, k, d):
-            conv = CausalConv1d(c_in, c_out, k, dilation=d) if k > 1 else nn.Conv1d(c_in, c_out, 1)
-            return ConvNormActDrop(conv, norm(c_out), act(), dropout)
+            conv = GroupConv1d(c_in, c_out, k, dilation=d, causal=k > 1, **grouping)
+            return ConvNormActDrop(conv, norm(c_out, **grouping), act(), dropout)
 
         if conv_style == 'standard':
             self.convs = nn.Sequential(
@@ -83,7 +90,8 @@ class TemporalAwareBlock(nn.Module):
                 unit(b, b, kernel_size, dilation),
                 unit(b, out_channels, 1, 1),
             )
-        self.shortcut = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        self.shortcut = (GroupConv1d(in_channels, out_channels, 1, **grouping) if in_channels != out_channels
+                         else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = torch.sigmoid(self.convs(x))

@@ -1,5 +1,5 @@
 """Stacks of temporal-aware blocks: one direction, and both directions."""
-from typing import List, Optional
+from typing import List
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ class TemporalStack(nn.Module):
     """``depth`` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1).
 
     ``[B, channels, T]`` -> list of every level's output ``h_1 .. h_depth``, each ``[B, channels, T]``.
-    Extra keyword arguments go to every :class:`TemporalAwareBlock`.
+    Extra keyword arguments go to every :class:`TemporalAwareBlock` (``groups``/``share_groups`` included).
     """
 
     def __init__(self, channels: int, depth: int = 8, **tab_kwargs):
@@ -38,9 +38,16 @@ class BiTemporalEncoder(nn.Module):
 
     ``[B, in_channels, T]`` -> list of ``depth`` merged levels ``s_j``, each ``[B, channels, T]``.
 
+    Both directions run at once: ``x`` and ``x`` reversed are stacked as two channel groups
+    ``[B, 2C, T]`` and every convolution and norm is grouped (:class:`~tim_zoo.layers.GroupConv1d`), so
+    each layer is one call for both directions. Group 0 is the forward direction, group 1 the
+    backward one; with ``share_weights`` both groups use one set of parameters. The result equals two
+    separate passes, in training (per-direction batch statistics) as in eval
+    (``tim_zoo.benchmark.reference`` holds the two-pass computation the tests compare against).
+
     Args:
         in_channels: input channels ``C``.
-        channels: ``F``, the width of stem and TABs.
+        channels: ``F``, the width of stem and TABs per direction.
         depth: number of TAB levels ``n``.
         share_weights: one stem and stack for both directions (seed TIM) or one per direction (TIM-Net).
         merge: ``"add"`` (``s_j = fwd_j + bwd_j``) or ``"fuse"`` (``Conv1d(2F -> F, k=1)`` of the concatenation,
@@ -48,7 +55,8 @@ class BiTemporalEncoder(nn.Module):
         align_backward: flip each backward output back to forward time before merging; the default False
             matches TIM-Net, where the result is pooled over time anyway.
         stem_norm: add ``norm + act`` after the 1x1 stem convolution.
-        **tab_kwargs: kernel_size, dropout, residual, conv_style, act_layer, norm_layer of the TABs.
+        **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels (per direction),
+            of the TABs.
     """
 
     def __init__(
@@ -66,38 +74,29 @@ class BiTemporalEncoder(nn.Module):
     ):
         super().__init__()
         check_choice('merge', merge, ('add', 'fuse'))
+        self.channels = channels
         self.share_weights = share_weights
         self.merge = merge
         self.align_backward = align_backward
-
-        def stem():
-            return ConvNormAct1d(
-                in_channels, channels, 1,
-                norm_layer=norm_layer if stem_norm else None,
-                act_layer=act_layer if stem_norm else None)
-
-        def stack():
-            return TemporalStack(channels, depth, act_layer=act_layer, norm_layer=norm_layer, **tab_kwargs)
-
-        self.stem_fwd = stem()
-        self.stack_fwd = stack()
-        self.stem_bwd: Optional[nn.Module] = None if share_weights else stem()
-        self.stack_bwd: Optional[nn.Module] = None if share_weights else stack()
+        grouping = dict(groups=2, share_groups=share_weights)
+        if 'bottleneck_channels' in tab_kwargs:
+            tab_kwargs['bottleneck_channels'] *= 2
+        self.stem = ConvNormAct1d(
+            2 * in_channels, 2 * channels, 1,
+            norm_layer=norm_layer if stem_norm else None, act_layer=act_layer if stem_norm else None, **grouping)
+        self.stack = TemporalStack(
+            2 * channels, depth, act_layer=act_layer, norm_layer=norm_layer, **grouping, **tab_kwargs)
         self.fuse = nn.ModuleList(
             [nn.Conv1d(2 * channels, channels, 1) for _ in range(depth)]) if merge == 'fuse' else None
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x_bwd = x.flip(-1)
-        stem_bwd = self.stem_fwd if self.stem_bwd is None else self.stem_bwd
-        stack_bwd = self.stack_fwd if self.stack_bwd is None else self.stack_bwd
-        fwd = self.stack_fwd(self.stem_fwd(x))
-        bwd = stack_bwd(stem_bwd(x_bwd))
+        both = torch.cat([x, x.flip(-1)], dim=1)
         merged = []
-        for j, (f, b) in enumerate(zip(fwd, bwd)):
+        for j, h in enumerate(self.stack(self.stem(both))):
+            fwd, bwd = h[:, :self.channels], h[:, self.channels:]
             if self.align_backward:
-                b = b.flip(-1)
-            if self.fuse is None:
-                merged.append(f + b)
-            else:
-                merged.append(self.fuse[j](torch.cat([f, b], dim=1)))
+                bwd = bwd.flip(-1)
+                if self.fuse is not None:
+                    h = torch.cat([fwd, bwd], dim=1)
+            merged.append(fwd + bwd if self.fuse is None else self.fuse[j](h))
         return merged

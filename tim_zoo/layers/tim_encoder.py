@@ -21,7 +21,9 @@ class TIMEncoder(nn.Module):
         stem_norm: norm + act after the 1x1 stem.
         aggregation: :class:`DeltaAggregation` mode: ``"all"``, ``"delta"`` or ``"delta+all"``.
         fusion: ``"weight"`` (:class:`WeightLayer` over the levels, ``[B, F, T]``), ``"last"`` (the last
-            level only, ``[B, F, T]``) or ``"none"`` (the stacked levels, ``[B, F, T, m]``).
+            level only, ``[B, F, T]``) or ``"none"`` (the stacked levels, ``[B, F, T, m]``). The weighted
+            sum is computed from the levels with :meth:`DeltaAggregation.level_weights`, without
+            building the ``[B, F, T, m]`` stack (same result, less memory).
         **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels of the TABs.
     """
 
@@ -64,7 +66,10 @@ class TIMEncoder(nn.Module):
         levels = self.encoder(x)
         if self.fusion == 'last':
             return levels[-1]
-        stacked = self.aggregate(levels)
-        if self.weight_layer is not None:
-            return self.weight_layer(stacked)
-        return stacked
+        if self.weight_layer is None:
+            return self.aggregate(levels)
+        weights = self.aggregate.level_weights(self.weight_layer.weight)
+        out = levels[0] * weights[0]
+        for j in range(1, len(levels)):
+            out = torch.addcmul(out, levels[j], weights[j])
+        return out

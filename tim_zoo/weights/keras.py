@@ -100,28 +100,30 @@ def _read(f, path: Path) -> KerasTIMNet:
     if problems:
         raise WeightFileError(f'{path} is not a TIM-Net Keras release: it has ' + '; '.join(problems))
 
+    # tim_zoo runs both directions as two channel groups: every encoder tensor is the forward
+    # direction's followed by the backward direction's (BiTemporalEncoder).
     sd = {}
     prefix = 'tim.encoder.'
 
-    def conv(layer, key):
-        w = _weights(group, layer)
-        sd[key + '.weight'] = torch.from_numpy(np.ascontiguousarray(w['kernel'].transpose(2, 1, 0)))  # [k,in,out] -> [out,in,k]
-        sd[key + '.bias'] = torch.from_numpy(w['bias'])
+    def conv(fwd_layer, bwd_layer, key):
+        fwd, bwd = _weights(group, fwd_layer), _weights(group, bwd_layer)
+        kernel = np.concatenate([fwd['kernel'], bwd['kernel']], axis=2)          # [k, in, 2*out]
+        sd[key + '.weight'] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(2, 1, 0)))  # [2*out, in, k]
+        sd[key + '.bias'] = torch.from_numpy(np.concatenate([fwd['bias'], bwd['bias']]))
 
-    def bn(layer, key):
-        for k_name, arr in _weights(group, layer).items():
-            sd[f'{key}.{_BN_KEYS[k_name]}'] = torch.from_numpy(arr)
+    def bn(fwd_layer, bwd_layer, key):
+        fwd, bwd = _weights(group, fwd_layer), _weights(group, bwd_layer)
+        for k_name in fwd:
+            sd[f'{key}.{_BN_KEYS[k_name]}'] = torch.from_numpy(np.concatenate([fwd[k_name], bwd[k_name]]))
 
-    conv(convs[0], prefix + 'stem_fwd.conv')
-    conv(convs[1], prefix + 'stem_bwd.conv')
+    conv(convs[0], convs[1], prefix + 'stem.conv')
     for j in range(depth):
         c = convs[2 + 4 * j: 6 + 4 * j]
         b = bns[4 * j: 4 * j + 4]
         for unit in (0, 1):
-            for d, direction in enumerate(('fwd', 'bwd')):
-                base = f'{prefix}stack_{direction}.blocks.{j}.convs.{unit}'
-                conv(c[2 * unit + d], base + '.conv')
-                bn(b[2 * unit + d], base + '.norm')
+            base = f'{prefix}stack.blocks.{j}.convs.{unit}'
+            conv(c[2 * unit], c[2 * unit + 1], base + '.conv')
+            bn(b[2 * unit], b[2 * unit + 1], base + '.norm')
     wl = _weights(group, wls[0])['kernel']
     if wl.shape != (depth, 1):
         raise WeightFileError(f'{path}: weight_layer kernel has shape {wl.shape}, expected ({depth}, 1)')
@@ -129,8 +131,8 @@ def _read(f, path: Path) -> KerasTIMNet:
     dense = _weights(group, denses[0])
     sd['head.fc.weight'] = torch.from_numpy(np.ascontiguousarray(dense['kernel'].T))
     sd['head.fc.bias'] = torch.from_numpy(dense['bias'])
-    stem = sd[prefix + 'stem_fwd.conv.weight']
+    stem = sd[prefix + 'stem.conv.weight']
     version = f.attrs.get('keras_version', b'')
     return KerasTIMNet(
         state_dict=sd, depth=depth, num_classes=int(dense['kernel'].shape[1]), in_chans=int(stem.shape[1]),
-        filters=int(stem.shape[0]), keras_version=version.decode() if isinstance(version, bytes) else str(version))
+        filters=int(stem.shape[0]) // 2, keras_version=version.decode() if isinstance(version, bytes) else str(version))
