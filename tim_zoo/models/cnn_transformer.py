@@ -69,7 +69,8 @@ class CNNTransformer(SERModel):
     def forward_features(self, x):
         """``[B, C, T] -> [B, d_model, T // 2]``."""
         self._check_input(x)
-        x = self.proj(self.pool(self.tim(x))).transpose(1, 2)   # [B, T//2, d_model]
+        # contiguous: torch.compile (aot) fails on PyTorch's eval fast path of the encoder layer for a transposed input
+        x = self.proj(self.pool(self.tim(x))).transpose(1, 2).contiguous()   # [B, T//2, d_model]
         if self.pos_embed is not None:
             x = self.pos_embed(x)
         x = self.transformer(x)
