@@ -4,6 +4,7 @@ import sys
 from typing import List
 
 from .._factory import create_model, list_models
+from .._table import format_table
 from ..complexity import count_macs, count_params
 
 
@@ -27,13 +28,7 @@ def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
 def _print_table(rows: List[dict], in_chans: int, frames: int) -> None:
     header = ('model', 'params', f'MACs @ {in_chans}x{frames}', 'input length', 'feature dim')
     body = [(r['model'], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M", r['length'], str(r['features'])) for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    aligns = ('<', '>', '>', '<', '>')
-    line = '  '.join(f'{{:{a}{w}}}' for a, w in zip(aligns, widths))
-    print(line.format(*header))
-    print('  '.join('-' * w for w in widths))
-    for b in body:
-        print(line.format(*b))
+    print(format_table(header, body, ('<', '>', '>', '<', '>')))
     print(f'{len(rows)} models')
 
 
