@@ -442,3 +442,14 @@ def test_tim_encoder_fusions():
     assert none(x).shape == (2, 8, 20, 4)
     last = _randomise_bn(TIMEncoder(13, 8, depth=4, fusion='last')).eval()
     torch.testing.assert_close(last(x), last.encoder(x)[-1])
+
+
+@pytest.mark.parametrize('share', [False, True])
+def test_eval_batchnorm_is_folded_into_the_convolution_with_the_same_result(share):
+    tab = _randomise_bn(TemporalAwareBlock(8, 8, dilation=2, groups=2, share_groups=share)).eval()
+    unit = tab.convs[0]
+    x = torch.randn(3, 8, 12)
+    unfolded = unit.drop(unit.act(unit.norm(unit.conv(x))))
+    torch.testing.assert_close(unit(x), unfolded, atol=1e-6, rtol=1e-5)
+    unit.norm.train()                                   # a norm in training mode is never folded
+    torch.testing.assert_close(unit(x), unit.act(unit.norm(unit.conv(x))))

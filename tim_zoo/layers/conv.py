@@ -81,8 +81,11 @@ class GroupConv1d(nn.Module):
         rows = slice(group * self.out_channels // self.groups, (group + 1) * self.out_channels // self.groups)
         return self.weight[rows], None if self.bias is None else self.bias[rows]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
+    def forward(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None,
+                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``weight``/``bias`` (stored layout) replace the module's own, e.g. with a norm folded in."""
+        if weight is None:
+            weight, bias = self.weight, self.bias
         if self.share_groups:
             weight = weight.repeat(self.groups, 1, 1)
             bias = None if bias is None else bias.repeat(self.groups)

@@ -1,0 +1,54 @@
+"""The benchmark harness measures what it says; timings themselves are never asserted."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tim_zoo
+from tim_zoo.benchmark import ReferenceBiTemporalEncoder, measure, reference_encoders, select_models
+from tim_zoo.layers import BiTemporalEncoder
+
+REQUIRED_KEYS = {'model', 'batch', 'frames', 'device', 'params', 'macs', 'infer_ms', 'train_step_ms', 'peak_mem_mb'}
+
+
+def test_measure_reports_reference_speedup_with_equal_outputs():
+    row = measure('at_deltatim_v2', batch=2, frames=24, repeats=2, warmup=1)
+    assert row.params == tim_zoo.count_params(tim_zoo.create_model('at_deltatim_v2', seq_len=24))
+    assert row.macs > 0 and row.infer_ms > 0 and row.train_step_ms > 0
+    assert row.ref_infer_ms > 0 and row.ref_train_step_ms > 0
+    assert row.ref_max_abs_diff <= 1e-5
+
+
+def test_models_without_a_bidirectional_encoder_have_no_reference():
+    row = measure('set', batch=2, frames=16, repeats=1, warmup=1, train=False)
+    assert row.train_step_ms is None and row.ref_infer_ms is None and row.ref_max_abs_diff is None
+
+
+def test_reference_encoders_are_swapped_back():
+    model = tim_zoo.create_model('transformer_tim', seq_len=20)
+    encoder = model.tim.encoder
+    with reference_encoders(model) as n:
+        assert n == 1 and isinstance(model.tim.encoder, ReferenceBiTemporalEncoder)
+        assert model.tim.encoder.encoder is encoder
+    assert model.tim.encoder is encoder and isinstance(encoder, BiTemporalEncoder)
+
+
+def test_select_models_patterns():
+    assert select_models(['tim*']) == ['tim', 'timnet']
+    with pytest.raises(ValueError, match='no model matches'):
+        select_models(['resnet*'])
+
+
+def test_cli_writes_json_rows(tmp_path):
+    out = tmp_path / 'rows.json'
+    done = subprocess.run(
+        [sys.executable, '-m', 'tim_zoo.benchmark', '--models', 'timnet', '--batch', '2', '--frames', '16', '24',
+         '--repeats', '2', '--warmup', '1', '--threads', '1', '--json', str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    assert [r['frames'] for r in rows] == [16, 24]
+    assert all(REQUIRED_KEYS <= set(r) and r['device'] == 'cpu' and r['threads'] == 1 for r in rows)
+    assert 'timnet' in done.stdout and 'speed-up' in done.stdout
