@@ -453,3 +453,19 @@ def test_eval_batchnorm_is_folded_into_the_convolution_with_the_same_result(shar
     torch.testing.assert_close(unit(x), unfolded, atol=1e-6, rtol=1e-5)
     unit.norm.train()                                   # a norm in training mode is never folded
     torch.testing.assert_close(unit(x), unit.act(unit.norm(unit.conv(x))))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('share', [False, True])
+def test_grouped_encoder_on_cuda_equals_cpu(share):
+    """CUDA runs the groups as plain convolutions (cuDNN's grouped kernels are slow): same results."""
+    torch.backends.cudnn.allow_tf32 = False
+    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=4, share_weights=share, stem_norm=True, dropout=0.0))
+    x = torch.randn(3, 13, 50)
+    for training in (False, True):
+        enc.train(training)
+        cpu = [h.detach() for h in enc(x)]
+        gpu = [h.detach().cpu() for h in enc.cuda()(x.cuda())]
+        enc.cpu()
+        for c, g in zip(cpu, gpu):
+            torch.testing.assert_close(g, c, atol=1e-5, rtol=1e-5)

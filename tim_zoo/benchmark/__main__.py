@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                               'CPU peak memory is then a process-wide figure)')
     p.add_argument('--system-malloc', action='store_true',
                    help='leave glibc\'s allocator as it is (default: raise its trim/mmap thresholds, see tune_malloc)')
+    p.add_argument('--tf32', action='store_true', help='allow TF32 convolutions and matrix products on CUDA')
     p.add_argument('--json', metavar='OUT', help='write the rows as JSON')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     return p
@@ -77,11 +78,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, '
           f'{len(models)} models x {len(args.frames)} lengths x {len(devices)} devices', file=sys.stderr)
+    def progress(r: BenchmarkRow):
+        print(f'  {r.model} {r.device} {r.frames} frames: {r.infer_ms:.1f} ms', file=sys.stderr)
+
     rows = run_benchmark(
         models, batch=args.batch, frames=args.frames, devices=devices, repeats=args.repeats, warmup=args.warmup,
         train=not args.no_train, reference=not args.no_reference, isolate=not args.no_isolate,
-        threads=args.threads, system_malloc=args.system_malloc, progress=lambda r: print(f'  {r.model} {r.device} {r.frames} frames: '
-                                                      f'{r.infer_ms:.1f} ms', file=sys.stderr))
+        threads=args.threads, system_malloc=args.system_malloc, tf32=args.tf32, progress=progress)
     print(format_rows(rows))
     if args.json:
         with open(args.json, 'w') as f:

@@ -42,6 +42,7 @@ class BenchmarkRow:
     peak_mem_mb: float
     threads: int
     tuned_malloc: bool = False
+    tf32: bool = False
     ref_infer_ms: Optional[float] = None
     ref_train_step_ms: Optional[float] = None
     ref_max_abs_diff: Optional[float] = None
@@ -129,13 +130,18 @@ def _max_rss_mb() -> float:
 
 
 def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', repeats: int = 20,
-            warmup: int = 5, train: bool = True, reference: bool = True, in_chans: int = 39) -> BenchmarkRow:
+            warmup: int = 5, train: bool = True, reference: bool = True, in_chans: int = 39,
+            tf32: bool = False) -> BenchmarkRow:
     """Measure one model in this process (see :func:`run_benchmark` for isolated runs).
 
     Eval-mode timings (ours, then the reference encoder's, outputs compared) come before the training
-    steps, which change the weights.
+    steps, which change the weights. On CUDA, convolutions and matrix products run in true fp32
+    unless ``tf32`` (cuDNN's default allows TF32 convolutions, which round to 10-bit mantissas).
     """
     dev = torch.device(device)
+    if dev.type == 'cuda':
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.manual_seed(0)
     model = build_for_frames(name, frames, in_chans=in_chans)
     params, macs = count_params(model), count_macs(model, (1, in_chans, frames))
@@ -177,7 +183,8 @@ def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', 
     peak = (torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == 'cuda' else _max_rss_mb()) - base_mb
     return BenchmarkRow(model=name, batch=batch, frames=frames, device=str(dev), params=params, macs=macs,
                         infer_ms=infer_ms, train_step_ms=train_ms, peak_mem_mb=max(peak, 0.0),
-                        threads=torch.get_num_threads(), tuned_malloc=_malloc_tuned, ref_infer_ms=ref_infer_ms, ref_train_step_ms=ref_train_ms,
+                        threads=torch.get_num_threads(), tuned_malloc=_malloc_tuned, tf32=tf32 and dev.type == 'cuda',
+                        ref_infer_ms=ref_infer_ms, ref_train_step_ms=ref_train_ms,
                         ref_max_abs_diff=ref_diff)
     return row
 
@@ -208,7 +215,7 @@ def _measure_in_subprocess(kwargs: dict, threads: Optional[int], system_malloc: 
 def run_benchmark(models: Sequence[str], batch: int = 64, frames: Sequence[int] = (188,),
                   devices: Sequence[str] = ('cpu',), repeats: int = 20, warmup: int = 5, train: bool = True,
                   reference: bool = True, isolate: bool = True, threads: Optional[int] = None,
-                  system_malloc: bool = False,
+                  system_malloc: bool = False, tf32: bool = False,
                   progress: Optional[Callable[[BenchmarkRow], None]] = None) -> List[BenchmarkRow]:
     """Measure every (model, frames, device); each in its own process unless ``isolate=False``.
 
@@ -221,7 +228,7 @@ def run_benchmark(models: Sequence[str], batch: int = 64, frames: Sequence[int] 
         for f in frames:
             for name in models:
                 kwargs = dict(name=name, batch=batch, frames=f, device=device, repeats=repeats, warmup=warmup,
-                              train=train, reference=reference)
+                              train=train, reference=reference, tf32=tf32)
                 if isolate:
                     row = _measure_in_subprocess(kwargs, threads, system_malloc)
                 else:
