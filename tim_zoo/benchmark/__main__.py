@@ -20,9 +20,9 @@ def _ratio(ref: Optional[float], ours: Optional[float]) -> str:
 
 
 def format_rows(rows: List[BenchmarkRow]) -> str:
-    header = ('model', 'device', 'batch', 'frames', 'params', 'MACs/sample', 'infer ms', 'train ms', 'peak MB',
+    header = ('model', 'device' if not any(r.compiled for r in rows) else 'device (compiled)', 'batch', 'frames', 'params', 'MACs/sample', 'infer ms', 'train ms', 'peak MB',
               'ref infer', 'ref train', 'speed-up', 'max |diff|')
-    body = [(r.model, r.device, str(r.batch), str(r.frames), f'{r.params:,}', f'{r.macs / 1e6:,.1f} M',
+    body = [(r.model, r.device + (f' ({r.compiled})' if r.compiled else ''), str(r.batch), str(r.frames), f'{r.params:,}', f'{r.macs / 1e6:,.1f} M',
              _ms(r.infer_ms), _ms(r.train_step_ms), f'{r.peak_mem_mb:,.0f}', _ms(r.ref_infer_ms),
              _ms(r.ref_train_step_ms),
              '-' if r.ref_infer_ms is None else f'{_ratio(r.ref_infer_ms, r.infer_ms)} / '
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog='python -m tim_zoo.benchmark',
         description='Time every model (median of many runs after warm-up): inference in eval mode under '
-                    'torch.inference_mode, and a training step (forward, cross-entropy, backward, AdamW step). '
+                    'torch.no_grad, and a training step (forward, cross-entropy, backward, AdamW step). '
                     'Models with a bidirectional TAB encoder are also timed with the straightforward two-pass '
                     'encoder (tim_zoo.benchmark.reference), outputs checked equal.')
     p.add_argument('--models', nargs='*', default=[], metavar='PATTERN', help='shell patterns, e.g. "tim*" (default: all)')
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                               'CPU peak memory is then a process-wide figure)')
     p.add_argument('--system-malloc', action='store_true',
                    help='leave glibc\'s allocator as it is (default: raise its trim/mmap thresholds, see tune_malloc)')
+    p.add_argument('--compile', nargs='?', const='default', metavar='MODE',
+                   help='time torch.compile(model, mode=MODE) instead of eager mode (MODE: default, '
+                        'reduce-overhead, max-autotune); no reference then')
     p.add_argument('--tf32', action='store_true', help='allow TF32 convolutions and matrix products on CUDA')
     p.add_argument('--json', metavar='OUT', help='write the rows as JSON')
     p.add_argument('--worker', help=argparse.SUPPRESS)
@@ -84,7 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows = run_benchmark(
         models, batch=args.batch, frames=args.frames, devices=devices, repeats=args.repeats, warmup=args.warmup,
         train=not args.no_train, reference=not args.no_reference, isolate=not args.no_isolate,
-        threads=args.threads, system_malloc=args.system_malloc, tf32=args.tf32, progress=progress)
+        threads=args.threads, system_malloc=args.system_malloc, tf32=args.tf32, compile_mode=args.compile,
+        progress=progress)
     print(format_rows(rows))
     if args.json:
         with open(args.json, 'w') as f:

@@ -43,6 +43,7 @@ class BenchmarkRow:
     threads: int
     tuned_malloc: bool = False
     tf32: bool = False
+    compiled: Optional[str] = None
     ref_infer_ms: Optional[float] = None
     ref_train_step_ms: Optional[float] = None
     ref_max_abs_diff: Optional[float] = None
@@ -131,12 +132,14 @@ def _max_rss_mb() -> float:
 
 def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', repeats: int = 20,
             warmup: int = 5, train: bool = True, reference: bool = True, in_chans: int = 39,
-            tf32: bool = False) -> BenchmarkRow:
+            tf32: bool = False, compile_mode: Optional[str] = None) -> BenchmarkRow:
     """Measure one model in this process (see :func:`run_benchmark` for isolated runs).
 
     Eval-mode timings (ours, then the reference encoder's, outputs compared) come before the training
     steps, which change the weights. On CUDA, convolutions and matrix products run in true fp32
     unless ``tf32`` (cuDNN's default allows TF32 convolutions, which round to 10-bit mantissas).
+    ``compile_mode`` times ``torch.compile(model, mode=compile_mode)`` (``"default"``,
+    ``"reduce-overhead"``, ``"max-autotune"``) instead of eager mode, without the reference.
     """
     dev = torch.device(device)
     if dev.type == 'cuda':
@@ -149,14 +152,18 @@ def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', 
     x = torch.randn(batch, in_chans, frames, device=dev)
     y = torch.randint(0, model.num_classes, (batch,), device=dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    forward = model
+    if compile_mode:
+        forward = torch.compile(model, mode=None if compile_mode == 'default' else compile_mode)
+        reference = False
 
     def infer():
-        with torch.inference_mode():
-            return model(x)
+        with torch.no_grad():
+            return forward(x)
 
     def train_step():
         optimizer.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
+        nn.functional.cross_entropy(forward(x), y).backward()
         optimizer.step()
 
     if dev.type == 'cuda':
@@ -184,7 +191,7 @@ def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', 
     return BenchmarkRow(model=name, batch=batch, frames=frames, device=str(dev), params=params, macs=macs,
                         infer_ms=infer_ms, train_step_ms=train_ms, peak_mem_mb=max(peak, 0.0),
                         threads=torch.get_num_threads(), tuned_malloc=_malloc_tuned, tf32=tf32 and dev.type == 'cuda',
-                        ref_infer_ms=ref_infer_ms, ref_train_step_ms=ref_train_ms,
+                        compiled=compile_mode, ref_infer_ms=ref_infer_ms, ref_train_step_ms=ref_train_ms,
                         ref_max_abs_diff=ref_diff)
     return row
 
@@ -215,7 +222,7 @@ def _measure_in_subprocess(kwargs: dict, threads: Optional[int], system_malloc: 
 def run_benchmark(models: Sequence[str], batch: int = 64, frames: Sequence[int] = (188,),
                   devices: Sequence[str] = ('cpu',), repeats: int = 20, warmup: int = 5, train: bool = True,
                   reference: bool = True, isolate: bool = True, threads: Optional[int] = None,
-                  system_malloc: bool = False, tf32: bool = False,
+                  system_malloc: bool = False, tf32: bool = False, compile_mode: Optional[str] = None,
                   progress: Optional[Callable[[BenchmarkRow], None]] = None) -> List[BenchmarkRow]:
     """Measure every (model, frames, device); each in its own process unless ``isolate=False``.
 
@@ -228,7 +235,7 @@ def run_benchmark(models: Sequence[str], batch: int = 64, frames: Sequence[int] 
         for f in frames:
             for name in models:
                 kwargs = dict(name=name, batch=batch, frames=f, device=device, repeats=repeats, warmup=warmup,
-                              train=train, reference=reference, tf32=tf32)
+                              train=train, reference=reference, tf32=tf32, compile_mode=compile_mode)
                 if isolate:
                     row = _measure_in_subprocess(kwargs, threads, system_malloc)
                 else:
