@@ -52,3 +52,10 @@ def test_cli_writes_json_rows(tmp_path):
     assert [r['frames'] for r in rows] == [16, 24]
     assert all(REQUIRED_KEYS <= set(r) and r['device'] == 'cpu' and r['threads'] == 1 for r in rows)
     assert 'timnet' in done.stdout and 'speed-up' in done.stdout
+
+
+def test_speed_page_tables_match_the_recorded_rows():
+    root = __import__('pathlib').Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / 'benchmarks' / 'make_tables.py'), '--check'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
