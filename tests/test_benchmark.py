@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,7 +56,7 @@ def test_cli_writes_json_rows(tmp_path):
 
 
 def test_speed_page_tables_match_the_recorded_rows():
-    root = __import__('pathlib').Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(root / 'benchmarks' / 'make_tables.py'), '--check'],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
