@@ -45,11 +45,10 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
         g = self.groups
         weight = None if self.weight is None else self.weight.repeat(g)
         bias = None if self.bias is None else self.bias.repeat(g)
-        use_batch_stats = self.training or self.running_mean is None
-        if not use_batch_stats:
+        if not self.training and self.running_mean is not None:
             return F.batch_norm(x, self.running_mean.repeat(g), self.running_var.repeat(g), weight, bias,
                                 False, 0.0, self.eps)
-        if not self.training or not self.track_running_stats:
+        if self.running_mean is None:                       # track_running_stats=False: batch statistics only
             return F.batch_norm(x, None, None, weight, bias, True, 0.0, self.eps)
         # F.batch_norm updates one copy of the running statistics per group: r_g = (1-m) r + m stat_g.
         # Applying the groups' updates one after another instead gives
@@ -99,10 +98,10 @@ class ChannelLayerNorm1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t = x.shape
         g = self.groups
-        frames = x.view(b, g, c // g, t).transpose(2, 3)            # [B, G, T, C/G]
-        stored = self.weight.shape[0] // (1 if self.share_groups else g)
-        y = F.layer_norm(frames, (stored,), eps=self.eps)
-        shape = (stored,) if self.share_groups else (g, 1, stored)
+        cg = c // g
+        frames = x.view(b, g, cg, t).transpose(2, 3)                # [B, G, T, C/G]
+        y = F.layer_norm(frames, (cg,), eps=self.eps)
+        shape = (cg,) if self.share_groups else (g, 1, cg)
         y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.transpose(2, 3).reshape(b, c, t)
 
