@@ -1,6 +1,6 @@
 """tim_zoo: a PyTorch model zoo of temporal speech emotion recognition models (TIM-Net family)."""
 from . import layers, models, weights
-from ._factory import create_model, is_model, list_models
+from ._factory import create_model, create_model_for_frames, is_model, list_models
 from .complexity import count_macs, count_params
 from .exceptions import (
     CheckpointMismatchError, ConfigurationError, InputDtypeError, InputShapeError, NonFiniteInputError, TimZooError,
@@ -11,8 +11,8 @@ from .version import __version__
 from .weights import load_checkpoint, load_weights, save_checkpoint
 
 __all__ = [
-    'CheckpointMismatchError', 'UnsafeFileError', 'WeightFileError', 'load_checkpoint', 'load_weights',
-    'save_checkpoint', 'ConfigurationError', 'InputDtypeError', 'InputShapeError', 'NonFiniteInputError', 'SERModel', 'TimZooError',
-    'UnknownModelError', '__version__', 'count_macs', 'count_params', 'create_model', 'is_model', 'layers',
-    'list_models', 'models',
+    'CheckpointMismatchError', 'ConfigurationError', 'InputDtypeError', 'InputShapeError', 'NonFiniteInputError',
+    'SERModel', 'TimZooError', 'UnknownModelError', 'UnsafeFileError', 'WeightFileError', '__version__',
+    'count_macs', 'count_params', 'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models',
+    'load_checkpoint', 'load_weights', 'models', 'save_checkpoint',
 ]

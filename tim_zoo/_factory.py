@@ -59,3 +59,11 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
         from .weights import load_weights
         load_weights(model, checkpoint_path)
     return model
+
+
+def create_model_for_frames(model_name: str, frames: int, **kwargs) -> nn.Module:
+    """:func:`create_model`, with ``seq_len=frames`` when the model's head fixes the input length."""
+    model = create_model(model_name, **kwargs)
+    if model.fixed_len is not None and model.fixed_len != frames:
+        model = create_model(model_name, seq_len=frames, **kwargs)
+    return model

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, List, Optional, Sequence
 import torch
 from torch import nn
 
-from .._factory import create_model, list_models
+from .._factory import create_model_for_frames, list_models
 from ..complexity import count_macs, count_params
 from ..layers import BiTemporalEncoder
 from .reference import ReferenceBiTemporalEncoder
@@ -86,40 +86,6 @@ def reference_encoders(model: nn.Module) -> Iterator[int]:
             setattr(parent, attr, module)
 
 
-def build_for_frames(name: str, frames: int, **kwargs) -> nn.Module:
-    """``create_model(name)``, sized for ``frames`` when the model's head fixes the length."""
-    model = create_model(name, **kwargs)
-    if model.fixed_len is not None and model.fixed_len != frames:
-        model = create_model(name, seq_len=frames, **kwargs)
-    return model
-
-
-_malloc_tuned = False
-
-
-def tune_malloc() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the system at once.
-
-    glibc serves large blocks (a few MB, the size of these models' activations) with fresh ``mmap``
-    calls and trims its heap eagerly, so every forward pass page-faults its activations in again; on
-    the 2-core machines that more than doubles the latency of the TIM models and makes it erratic.
-    This raises the mmap and trim thresholds to 1 GiB (the ``MALLOC_MMAP_THRESHOLD_`` /
-    ``MALLOC_TRIM_THRESHOLD_`` environment variables do the same for any program). Returns False
-    where the C library is not glibc.
-    """
-    if not sys.platform.startswith('linux'):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    global _malloc_tuned
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    _malloc_tuned = bool(mallopt(m_trim_threshold, 2 ** 30)) and bool(mallopt(m_mmap_threshold, 2 ** 30))
-    return _malloc_tuned
-
-
 def _rss_mb() -> float:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
@@ -146,7 +112,7 @@ def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', 
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.manual_seed(0)
-    model = build_for_frames(name, frames, in_chans=in_chans)
+    model = create_model_for_frames(name, frames, in_chans=in_chans)
     params, macs = count_params(model), count_macs(model, (1, in_chans, frames))
     model = model.to(dev)
     x = torch.randn(batch, in_chans, frames, device=dev)

@@ -3,7 +3,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import audio, models
+from . import audio, models, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -11,6 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True)
     models.add_commands(sub)
     audio.add_commands(sub)
+    train.add_commands(sub)
     return parser
 
 

@@ -3,7 +3,7 @@ import json
 import sys
 from typing import List
 
-from .._factory import create_model, list_models
+from .._factory import create_model, create_model_for_frames, list_models
 from .._table import format_table
 from ..complexity import count_macs, count_params
 
@@ -11,10 +11,7 @@ from ..complexity import count_macs, count_params
 def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
     rows = []
     for name in list_models(pattern or ''):
-        kwargs = dict(in_chans=in_chans)
-        model = create_model(name, **kwargs)
-        if model.fixed_len is not None and model.fixed_len != frames:
-            model = create_model(name, seq_len=frames, **kwargs)
+        model = create_model_for_frames(name, frames, in_chans=in_chans)
         rows.append(dict(
             model=name,
             params=count_params(model),

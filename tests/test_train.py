@@ -1,0 +1,221 @@
+"""Training engine: recipes, protocols, outputs, checkpoint choice, resuming, fine-tuning, CLI."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import tim_zoo
+from tim_zoo.cli import main as cli_main
+from tim_zoo.data import FeatureSet
+from tim_zoo.evaluation import kfold_splits, war
+from tim_zoo.exceptions import ConfigurationError, DatasetError
+from tim_zoo.train import (
+    RECIPES, StopTraining, TrainConfig, build_scheduler, get_recipe, make_splits, param_groups, run_training,
+)
+
+TINY = dict(depth=2, filters=8)
+
+
+def _features(n=60, classes=3, frames=32, speakers=6, shift=1.0, seed=0):
+    """Synthetic features whose class shifts every coefficient: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = (rng.normal(size=(n, 39, frames)) + shift * y[:, None, None]).astype(np.float32)
+    return FeatureSet(x, y, [f'c{i}' for i in range(classes)], [f'u{i}.wav' for i in range(n)],
+                      [f's{i % speakers}' for i in range(n)], dict(mean_signal_length=1000))
+
+
+def _cfg(**kw):
+    base = dict(model='timnet', model_args=dict(TINY), epochs=3, lr=3e-3, weight_decay=0.0, protocol='kfold', folds=3,
+                batch_size=16)
+    base.update(kw)
+    return TrainConfig.from_recipe(None, **base)
+
+
+# --- recipes and configuration ---------------------------------------------------------------------
+
+def test_every_recipe_of_the_notes_is_shipped():
+    expected = {'default', 'transformer_tim.modma', 'transformer_tim.modma_tt0', 'transformer_tim.iemocap',
+                'transformer_deltatim.iemocap', 'at_deltatim.modma', 'at_deltatim.iemocap_v2', 'at_deltatim.iemocap',
+                'at_deltatim_v2.modma', 'at_tim.modma_gmm', 'set_official.modma', 'timnet.paper'}
+    assert set(RECIPES) == expected
+    for name, recipe in RECIPES.items():
+        cfg = TrainConfig.from_recipe(name)
+        assert tim_zoo.is_model(cfg.model), name
+    paper = TrainConfig.from_recipe('timnet.paper')
+    assert (paper.optimizer, paper.lr, paper.epochs, paper.protocol, paper.folds, paper.scheduler) == \
+        ('adam', 1e-3, 500, 'kfold', 10, 'none')
+    assert paper.label_smoothing == 0.1 and paper.betas == (0.93, 0.98)
+    tdt = TrainConfig.from_recipe('transformer_deltatim.iemocap')
+    assert (tdt.lr, tdt.weight_decay, tdt.step_size, tdt.gamma, tdt.dropout) == (1e-4, 0.3, 20, 0.4, 0.2)
+    assert TrainConfig.from_recipe('at_deltatim.iemocap').model_args == {'residual': 'add'}
+
+
+def test_overrides_and_bad_settings():
+    cfg = TrainConfig.from_recipe('at_deltatim.iemocap', lr=1e-5, epochs=None, model_args=dict(depth=6))
+    assert cfg.lr == 1e-5 and cfg.epochs == 150 and cfg.model_args == {'residual': 'add', 'depth': 6}
+    with pytest.raises(ConfigurationError, match='did you mean at_deltatim.iemocap'):
+        get_recipe('at_deltatim.iemocp')
+    with pytest.raises(ConfigurationError, match='scheduler'):
+        TrainConfig(scheduler='linear')
+    with pytest.raises(ConfigurationError, match='validation split'):
+        TrainConfig(select='val', val_fraction=0.0)
+    with pytest.raises(ConfigurationError, match='unknown training settings: colour'):
+        TrainConfig.from_recipe(None, colour='red')
+
+
+def test_schedulers():
+    model = torch.nn.Linear(2, 2)
+    for name, check in [
+        ('step', lambda lrs: lrs[0] == 1.0 and lrs[19] == 1.0 and math.isclose(lrs[20], 0.5)),
+        ('cosine', lambda lrs: lrs[0] == 1.0 and lrs[20] < 0.6 and lrs[39] < 0.01),
+        ('noam', lambda lrs: lrs[0] < 0.2 and math.isclose(max(lrs), 1.0) and lrs.index(max(lrs)) == 9 and lrs[39] < 0.6),
+        ('none', lambda lrs: set(lrs) == {1.0}),
+    ]:
+        cfg = TrainConfig(scheduler=name, step_size=2, gamma=0.5, epochs=4, warmup_steps=10)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        sched = build_scheduler(opt, cfg, steps_per_epoch=10)
+        lrs = []
+        for _ in range(40):
+            lrs.append(opt.param_groups[0]['lr'])
+            opt.step()
+            sched.step()
+        assert check(lrs), (name, lrs[:12])
+
+
+# --- protocols -------------------------------------------------------------------------------------
+
+def test_kfold_test_folds_are_the_authors_and_validation_comes_from_training():
+    splits = make_splits('kfold', 100, folds=10, seed=46, val_fraction=0.1)
+    reference = kfold_splits(100, 10, 46)
+    for split, (train, test) in zip(splits, reference):
+        np.testing.assert_array_equal(split.test, test)
+        assert set(split.train) | set(split.val) == set(train)
+        assert not set(split.val) & set(split.train) and len(split.val) == 9
+
+
+def test_loso_is_speaker_independent():
+    speakers = [f's{i % 5}' for i in range(50)]
+    splits = make_splits('loso', 50, speakers, seed=1, val_fraction=0.25)
+    assert [s.name for s in splits] == [f'speaker_s{i}' for i in range(5)]
+    for s in splits:
+        test_spk = {speakers[i] for i in s.test}
+        val_spk = {speakers[i] for i in s.val}
+        train_spk = {speakers[i] for i in s.train}
+        assert len(test_spk) == 1 and val_spk and not (val_spk & train_spk) and not (test_spk & (val_spk | train_spk))
+    with pytest.raises(DatasetError, match='speaker for every sample'):
+        make_splits('loso', 4, ['a', '', 'b', 'c'])
+
+
+def test_holdout_is_seeded_80_10_10():
+    a, b = make_splits('holdout', 200, seed=34)[0], make_splits('holdout', 200, seed=34)[0]
+    assert (len(a.train), len(a.val), len(a.test)) == (160, 20, 20)
+    np.testing.assert_array_equal(a.test, b.test)
+    assert len(set(a.train) | set(a.val) | set(a.test)) == 200
+
+
+# --- runs --------------------------------------------------------------------------------------------
+
+def test_run_writes_every_output_and_reports_the_chosen_checkpoint(tmp_path):
+    features = _features()
+    summary = run_training(_cfg(frame_mask=0.1, grad_clip=1.0), features, tmp_path, show_progress=False)
+    for name in ('config.json', 'metrics.json', 'curves.png', 'confusion.png', 'train.log'):
+        assert (tmp_path / name).is_file(), name
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert len(metrics['folds']) == 3
+    assert math.isclose(metrics['war_mean'], np.mean([f['war'] for f in metrics['folds']]))
+    assert np.array(metrics['pooled_confusion']).sum() == 60
+    splits = make_splits('kfold', 60, folds=3, seed=34, val_fraction=0.1)
+    for fold, split in zip(metrics['folds'], splits):
+        result = json.loads((tmp_path / fold['split'] / 'result.json').read_text())
+        val = [h['val_war'] for h in result['history']]
+        assert fold['chosen_epoch'] == 1 + int(np.argmax(val))        # best validation epoch, first of ties
+        model = tim_zoo.load_checkpoint(tmp_path / fold['split'] / 'best.safetensors').eval()
+        assert model.label_names == ['c0', 'c1', 'c2']
+        with torch.no_grad():
+            pred = model(torch.as_tensor(features.x[split.test])).argmax(-1).numpy()
+        assert math.isclose(war(features.y[split.test], pred), fold['war'])     # recomputed independently
+        assert not (tmp_path / fold['split'] / 'state.pt').exists()
+
+
+def test_training_learns_separable_classes(tmp_path):
+    features = _features(n=90, shift=1.5)
+    cfg = _cfg(model='tim', protocol='holdout', epochs=25, select='last', batch_size=16)
+    summary = run_training(cfg, features, tmp_path, show_progress=False)
+    assert summary['folds'][0]['chosen_epoch'] == 25
+    assert summary['war_mean'] >= 0.8
+
+
+def test_gmm_frame_selection_recipe_setting(tmp_path):
+    pytest.importorskip('sklearn')
+    features = _features(n=12, frames=30)
+    cfg = _cfg(model='at_tim', model_args=dict(TINY, d_qkv=8, d_ff=16), protocol='holdout', epochs=1,
+               gmm_select=10, gmm_fits=2, select='last')
+    run_training(cfg, features, tmp_path, show_progress=False)
+    assert tim_zoo.load_checkpoint(tmp_path / 'holdout' / 'last.safetensors').seq_len == 10
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    features = _features()
+    cfg = _cfg(epochs=4, frame_mask=0.2, only_folds=[1, 2])
+    full = run_training(cfg, features, tmp_path / 'full', show_progress=False)
+
+    def stop(epoch, record, calls=[]):
+        calls.append(epoch)
+        if len(calls) == 6:                              # fold 2, after its second epoch
+            raise StopTraining
+    with pytest.raises(StopTraining):
+        run_training(cfg, features, tmp_path / 'cut', show_progress=False, on_epoch_end=stop)
+    assert (tmp_path / 'cut' / 'fold2' / 'state.pt').exists() and not (tmp_path / 'cut' / 'metrics.json').exists()
+    with pytest.raises(ConfigurationError, match='already holds a run'):
+        run_training(cfg, features, tmp_path / 'cut', show_progress=False)
+    seen = []
+    resumed = run_training(None, features, tmp_path / 'cut', resume=True, show_progress=False,
+                           on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [3, 4]                                # no epoch lost or repeated
+    assert resumed['folds'] == full['folds']
+    for fold in ('fold1', 'fold2'):
+        a = tim_zoo.load_checkpoint(tmp_path / 'full' / fold / 'last.safetensors').state_dict()
+        b = tim_zoo.load_checkpoint(tmp_path / 'cut' / fold / 'last.safetensors').state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
+    source = tim_zoo.create_model('timnet', num_classes=5, **TINY)
+    tim_zoo.save_checkpoint(source, tmp_path / 'pre.safetensors')
+    model = tim_zoo.create_model('timnet', num_classes=3, **TINY)
+    groups = param_groups(model, 1e-3, {'tim.encoder.stack': 0.1})
+    by_mult = {g['lr_mult']: g for g in groups}
+    assert math.isclose(by_mult[0.1]['lr'], 1e-4) and all(n.startswith('tim.encoder.stack.') for n in by_mult[0.1]['names'])
+    assert not any(n.startswith('tim.encoder.stack.') for n in by_mult[1.0]['names'])
+
+    cfg = _cfg(init=str(tmp_path / 'pre.safetensors'), freeze=['tim.encoder'], lr_mult={'tim.weight_layer': 0.5},
+               epochs=2, only_folds=[1])
+    with pytest.warns(UserWarning, match='classifier has 5 classes, the model 3; loaded the body'):
+        run_training(cfg, _features(), tmp_path / 'run', show_progress=False)
+    tuned = tim_zoo.load_checkpoint(tmp_path / 'run' / 'fold1' / 'last.safetensors')
+    for name, p in source.state_dict().items():
+        if name.startswith('tim.encoder.') and 'num_batches' not in name and 'running' not in name:
+            assert torch.equal(tuned.state_dict()[name], p), name      # frozen: unchanged
+    assert not torch.equal(tuned.tim.weight_layer.weight, source.tim.weight_layer.weight)
+    with pytest.raises(ConfigurationError, match='matches no parameter'):
+        run_training(_cfg(freeze=['nothing.here']), _features(), tmp_path / 'bad', show_progress=False)
+
+
+def test_cli_train_and_resume_errors(tmp_path, capsys):
+    features = _features()
+    features.save(tmp_path / 'f.npz')
+    args = ['train', '--features', str(tmp_path / 'f.npz'), '--model', 'tim', '--model-arg', 'depth=2',
+            '--model-arg', 'filters=8', '--epochs', '2', '--protocol', 'loso', '--fold', '1', '2',
+            '--out', str(tmp_path / 'out'), '--quiet', '--threads', '1']
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert 'speaker_s0' in out and 'mean WAR' in out
+    cfg = json.loads((tmp_path / 'out' / 'config.json').read_text())
+    assert cfg['model'] == 'tim' and cfg['protocol'] == 'loso' and cfg['model_args'] == {'depth': 2, 'filters': 8}
+    assert cli_main(args) == 1
+    assert 'already holds a run' in capsys.readouterr().err
+    assert cli_main(['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'none'), '--resume']) == 1
+    assert 'nothing to resume' in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""``tim-zoo train`` (also ``python -m tim_zoo.train``): train and test a model under a protocol."""
+import argparse
+import json
+from pathlib import Path
+
+from ..exceptions import ConfigurationError
+
+
+def _key_values(items, what, cast):
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise ConfigurationError(f'{what} takes KEY=VALUE, got {item!r}')
+        out[key] = cast(value)
+    return out
+
+
+def _literal(value: str):
+    """``--model-arg`` values: JSON when it parses (numbers, true/false, lists), else the string."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def load_training_features(args):
+    from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
+    from .audio import _release_length
+
+    if args.features and not args.corpus:
+        return FeatureSet.load(args.features)
+    if not (args.corpus and args.data_root):
+        raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
+    corpus = load_corpus(args.corpus, args.data_root)
+    extractor = MFCCExtractor(_release_length(args.corpus))
+    cache = args.features or Path(args.out) / 'features.npz'
+    Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    return cached_features(corpus, extractor, cache, not args.quiet)
+
+
+def config_from_args(args):
+    from ..train import TrainConfig
+
+    overrides = dict(
+        model=args.model, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
+        betas=tuple(args.betas) if args.betas else None, momentum=args.momentum, scheduler=args.scheduler,
+        step_size=args.step_size, gamma=args.gamma, warmup_steps=args.warmup_steps, epochs=args.epochs,
+        batch_size=args.batch_size, dropout=args.dropout, label_smoothing=args.label_smoothing,
+        frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
+        folds=args.folds, only_folds=args.fold, val_fraction=args.val_fraction, select=args.select,
+        init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
+        gmm_select=args.gmm_select, device=args.device,
+        model_args=_key_values(args.model_arg, '--model-arg', _literal))
+    return TrainConfig.from_recipe(args.recipe, **overrides)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from ..train import run_training
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = None if args.resume else config_from_args(args)
+    features = load_training_features(args)
+    summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet)
+    for fold in summary['folds']:
+        print(f'{fold["split"]:>14}: WAR {100 * fold["war"]:6.2f}  UAR {100 * fold["uar"]:6.2f}  '
+              f'(epoch {fold["chosen_epoch"]}, {fold["n_test"]} test samples)')
+    print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}): mean WAR {100 * summary["war_mean"]:.2f} '
+          f'(std {100 * summary["war_std"]:.2f}), mean UAR {100 * summary["uar_mean"]:.2f} '
+          f'(std {100 * summary["uar_std"]:.2f}); outputs in {args.out}')
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    data = p.add_argument_group('data')
+    data.add_argument('--features', help='feature file (.npz from tim-zoo extract); with --corpus, the cache to use')
+    data.add_argument('--corpus', help='corpus name (emodb, casia, ravdess, savee, emovo, iemocap, folders)')
+    data.add_argument('--data-root', help='corpus folder')
+    run = p.add_argument_group('run')
+    run.add_argument('--model', help='registered model (default: the recipe\'s, else timnet)')
+    run.add_argument('--recipe', help='training recipe, e.g. timnet.paper, at_deltatim.iemocap (default: "default")')
+    run.add_argument('--out', required=True, help='output folder')
+    run.add_argument('--resume', action='store_true', help='continue the interrupted run in --out')
+    run.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ...')
+    run.add_argument('--threads', type=int, help='torch CPU threads')
+    run.add_argument('--quiet', action='store_true', help='no progress bars')
+    hp = p.add_argument_group('hyperparameters (override the recipe)')
+    hp.add_argument('--lr', type=float)
+    hp.add_argument('--weight-decay', type=float)
+    hp.add_argument('--optimizer', choices=('adamw', 'adam', 'sgd'))
+    hp.add_argument('--betas', type=float, nargs=2)
+    hp.add_argument('--momentum', type=float)
+    hp.add_argument('--scheduler', choices=('step', 'cosine', 'noam', 'none'))
+    hp.add_argument('--step-size', type=int, help='StepLR period in epochs')
+    hp.add_argument('--gamma', type=float, help='StepLR factor')
+    hp.add_argument('--warmup-steps', type=int, help='Noam warm-up steps')
+    hp.add_argument('--epochs', type=int)
+    hp.add_argument('--batch-size', type=int)
+    hp.add_argument('--dropout', type=float, help='the model\'s drop_rate')
+    hp.add_argument('--label-smoothing', type=float)
+    hp.add_argument('--frame-mask', type=float, help='zero each input frame with this probability in training')
+    hp.add_argument('--grad-clip', type=float, help='clip the gradient norm')
+    hp.add_argument('--seed', type=int)
+    hp.add_argument('--model-arg', action='append', metavar='KEY=VALUE', help='model constructor argument (repeat)')
+    hp.add_argument('--gmm-select', type=int, metavar='N', help='train on N GMM-selected frames per utterance')
+    proto = p.add_argument_group('protocol')
+    proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout'))
+    proto.add_argument('--folds', type=int)
+    proto.add_argument('--fold', type=int, nargs='+', help='run only these splits (1-based)')
+    proto.add_argument('--val-fraction', type=float, help='validation share carved from the training part')
+    proto.add_argument('--select', choices=('val', 'last'), help='checkpoint: best validation accuracy, or last epoch')
+    ft = p.add_argument_group('fine-tuning')
+    ft.add_argument('--init', help='start from weights: tim_zoo .safetensors or a Keras TIM-Net .hdf5')
+    ft.add_argument('--freeze', nargs='+', default=None, metavar='PATTERN', help='freeze parameters by name pattern')
+    ft.add_argument('--lr-mult', action='append', metavar='PATTERN=FACTOR', help='learning-rate multiplier (repeat)')
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser('train', help='train and test a model under a protocol (kfold, loso, holdout)')
+    add_arguments(p)
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,84 @@
+"""The resolved settings of one training run."""
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from .._validation import check_choice
+from ..exceptions import ConfigurationError
+from .recipes import get_recipe
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; :meth:`from_recipe` fills it from a recipe plus overrides.
+
+    Protocols: ``"kfold"`` (``folds`` folds, ``KFold(shuffle=True, random_state=seed)`` on the canonical
+    corpus order, so fold i is the released model's test fold), ``"loso"`` (leave one speaker out) and
+    ``"holdout"`` (seeded 0.8 / 0.1 / 0.1). The validation split is carved from the training part
+    (``val_fraction``; speaker-disjoint under loso); ``select="val"`` keeps the epoch with the best
+    validation accuracy, ``"last"`` the last epoch. The test part never chooses anything.
+    """
+    model: str = 'timnet'
+    model_args: Dict[str, object] = field(default_factory=dict)
+    recipe: Optional[str] = None
+    optimizer: str = 'adamw'
+    lr: float = 4e-4
+    weight_decay: float = 0.2
+    betas: Tuple[float, float] = (0.93, 0.98)
+    momentum: float = 0.9
+    scheduler: str = 'step'
+    step_size: int = 30
+    gamma: float = 0.3
+    warmup_steps: int = 400
+    epochs: int = 100
+    batch_size: int = 64
+    dropout: Optional[float] = 0.1
+    label_smoothing: float = 0.1
+    frame_mask: float = 0.0
+    grad_clip: Optional[float] = None
+    seed: int = 34
+    protocol: str = 'holdout'
+    folds: int = 10
+    only_folds: Optional[List[int]] = None
+    val_fraction: float = 0.1
+    select: str = 'val'
+    init: Optional[str] = None
+    freeze: List[str] = field(default_factory=list)
+    lr_mult: Dict[str, float] = field(default_factory=dict)
+    gmm_select: Optional[int] = None
+    gmm_fits: int = 8
+    device: str = 'cpu'
+    note: str = ''
+
+    def __post_init__(self):
+        check_choice('optimizer', self.optimizer, ('adamw', 'adam', 'sgd'))
+        check_choice('scheduler', self.scheduler, ('step', 'cosine', 'noam', 'none'))
+        check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout'))
+        check_choice('select', self.select, ('val', 'last'))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
+        if self.select == 'val' and self.val_fraction == 0.0:
+            raise ConfigurationError('select="val" needs a validation split (val_fraction > 0); use select="last"')
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigurationError(f'epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}')
+        self.betas = tuple(self.betas)
+
+    @classmethod
+    def from_recipe(cls, recipe: Optional[str] = None, **overrides) -> 'TrainConfig':
+        """Recipe settings (``"default"`` when None), then ``overrides`` (None values are ignored)."""
+        settings = get_recipe(recipe or 'default')
+        settings['recipe'] = recipe or 'default'
+        model_args = {**settings.pop('model_args', {}), **(overrides.pop('model_args', None) or {})}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigurationError(f'unknown training settings: {", ".join(sorted(unknown))}')
+        return cls(model_args=model_args, **settings)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> 'TrainConfig':
+        return cls(**json.loads(text))

@@ -1,0 +1,147 @@
+"""Train one split: epochs, validation, checkpoint choice, test metrics, and resuming."""
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data._optional import progress
+from ..evaluation import confusion_matrix, uar, war
+from ..weights.checkpoint import atomic_write, save_checkpoint
+from .config import TrainConfig
+from .optim import build_optimizer, build_scheduler
+from .protocols import Split
+
+log = logging.getLogger('tim_zoo.train')
+
+STATE_FILE = 'state.pt'
+RESULT_FILE = 'result.json'
+
+
+class StopTraining(Exception):
+    """Raised by an ``on_epoch_end`` callback to stop after the epoch (its state is saved): resumable."""
+
+
+def _epoch_seed(seed: int, split_index: int, epoch: int) -> int:
+    return (seed * 1_000_003 + split_index * 10_007 + epoch) % (2 ** 63)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
+    """Class indices predicted in eval mode for ``x`` ``[N, C, T]``."""
+    model.eval()
+    out = [model(x[i:i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
+    return dict(war=war(y_true, y_pred), uar=uar(y_true, y_pred, num_classes),
+                confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())
+
+
+def _frame_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    if p <= 0:
+        return x
+    keep = torch.empty(x.shape[0], 1, x.shape[2], dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
+    return x * keep
+
+
+def train_split(
+        build: Callable[[], nn.Module],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        split: Split,
+        split_index: int,
+        num_classes: int,
+        cfg: TrainConfig,
+        fold_dir: Path,
+        checkpoint_meta: Optional[dict] = None,
+        on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+        show_progress: bool = True,
+) -> dict:
+    """Train a fresh model from ``build()`` on ``split.train``, choose the checkpoint on ``split.val`` (or take
+    the last epoch) and report its test metrics; resumes from ``fold_dir/state.pt`` when present.
+
+    Returns the fold's result (also written to ``fold_dir/result.json``): test WAR/UAR/confusion matrix,
+    the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy and UAR).
+    ``checkpoint_meta`` (label_names, feature_settings) goes into the saved checkpoints.
+    """
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    model = build().to(device)
+    optimizer = build_optimizer(model, cfg)
+    steps_per_epoch = max(1, -(-len(split.train) // cfg.batch_size))
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    meta = checkpoint_meta or {}
+    save = lambda path, extra: save_checkpoint(model, path, label_names=meta.get('label_names'),  # noqa: E731
+                                               feature_settings=meta.get('feature_settings'), extra=extra)
+
+    history, best_score, best_epoch, start = [], -1.0, None, 0
+    state_path = fold_dir / STATE_FILE
+    if state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        torch.set_rng_state(state['rng'])
+        history, best_score, best_epoch = json.loads(state['history']), state['best_score'], state['best_epoch']
+        start = len(history)
+        log.info('%s: resuming after epoch %d', split.name, start)
+
+    train_idx = torch.as_tensor(split.train)
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        order = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(
+            _epoch_seed(cfg.seed, split_index, epoch)))]
+        total_loss, correct = 0.0, 0
+        batches = progress(range(0, len(order), cfg.batch_size), desc=f'{split.name} epoch {epoch + 1}/{cfg.epochs}',
+                           enabled=show_progress, leave=False)
+        for start_i in batches:
+            idx = order[start_i:start_i + cfg.batch_size]
+            xb, yb = _frame_mask(x[idx].to(device), cfg.frame_mask), y[idx].to(device)
+            logits = model(xb)
+            loss = criterion(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(idx)
+            correct += (logits.argmax(-1) == yb).sum().item()
+        record = dict(epoch=epoch + 1, train_loss=total_loss / len(order), train_war=correct / len(order),
+                      lr=optimizer.param_groups[0]['lr'])
+        if len(split.val):
+            val_pred = predict(model, x[split.val], cfg.batch_size, device)
+            val_true = y[split.val].numpy()
+            record.update(val_war=war(val_true, val_pred), val_uar=uar(val_true, val_pred, num_classes))
+            if cfg.select == 'val' and record['val_war'] > best_score:
+                best_score, best_epoch = record['val_war'], epoch + 1
+                save(fold_dir / 'best.safetensors', dict(epoch=epoch + 1, split=split.name, val_war=best_score))
+        history.append(record)
+        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                     rng=torch.get_rng_state(), history=json.dumps(history), best_score=best_score,
+                     best_epoch=best_epoch)
+        atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+        log.info('%s epoch %d: %s', split.name, epoch + 1,
+                 ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+
+    save(fold_dir / 'last.safetensors', dict(epoch=cfg.epochs, split=split.name))
+    chosen = cfg.epochs
+    if cfg.select == 'val' and best_epoch is not None:
+        from ..weights.load import load_weights
+        load_weights(model, fold_dir / 'best.safetensors', allow_head_reset=False)
+        chosen = best_epoch
+    test_pred = predict(model, x[split.test], cfg.batch_size, device)
+    result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
+                  n_test=len(split.test), **_metrics(y[split.test].numpy(), test_pred, num_classes),
+                  history=history)
+    atomic_write(fold_dir / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    state_path.unlink()                                   # the split is done; its checkpoints stay
+    return result

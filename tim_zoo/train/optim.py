@@ -1,0 +1,70 @@
+"""Optimizers with frozen modules and per-module learning-rate multipliers; schedulers."""
+import fnmatch
+import math
+from typing import Dict, List, Sequence
+
+import torch
+from torch import nn
+
+from ..exceptions import ConfigurationError
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """``pattern`` is a shell pattern over parameter names; a plain prefix like ``tim.encoder`` also matches."""
+    return fnmatch.fnmatch(name, pattern) or name.startswith(pattern.rstrip('.') + '.')
+
+
+def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
+    """Stop gradients for parameters whose names match any pattern; returns their names."""
+    frozen = []
+    for pattern in patterns:
+        hits = [n for n, _ in model.named_parameters() if _matches(n, pattern)]
+        if not hits:
+            raise ConfigurationError(f'freeze pattern {pattern!r} matches no parameter of the model')
+        frozen += hits
+    for name, p in model.named_parameters():
+        if name in frozen:
+            p.requires_grad_(False)
+    return sorted(set(frozen))
+
+
+def param_groups(model: nn.Module, lr: float, lr_mult: Dict[str, float]) -> List[dict]:
+    """Trainable parameters grouped by learning rate: the first matching ``lr_mult`` pattern scales ``lr``."""
+    for pattern in lr_mult:
+        if not any(_matches(n, pattern) for n, _ in model.named_parameters()):
+            raise ConfigurationError(f'lr multiplier pattern {pattern!r} matches no parameter of the model')
+    groups: Dict[float, dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        mult = next((m for pattern, m in lr_mult.items() if _matches(name, pattern)), 1.0)
+        group = groups.setdefault(mult, dict(params=[], names=[], lr=lr * mult, lr_mult=mult))
+        group['params'].append(p)
+        group['names'].append(name)
+    return list(groups.values())
+
+
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.lr, cfg.lr_mult)
+    if not groups:
+        raise ConfigurationError('every parameter is frozen: nothing to train')
+    if cfg.optimizer == 'adamw':
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == 'adam':
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int):
+    """A scheduler stepped once per optimizer step (the epoch-based ones are converted)."""
+    if cfg.scheduler == 'step':
+        step = max(1, cfg.step_size * steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cfg.gamma ** (s // step))
+    if cfg.scheduler == 'cosine':
+        total = max(1, cfg.epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    if cfg.scheduler == 'noam':
+        warmup = max(1, cfg.warmup_steps)
+        # linear warm-up to the base lr, then inverse square root decay (peak = lr at step ``warmup``)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, math.sqrt(warmup / (s + 1))))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)

@@ -1,0 +1,59 @@
+"""Training recipes from the research notes (SEED_NOTES.md) and the TIM-Net paper.
+
+A recipe is a set of training settings (and model arguments) with a name such as
+``at_deltatim.iemocap``; every setting can be overridden on the command line or in
+:class:`~tim_zoo.train.TrainConfig`.
+"""
+import difflib
+from typing import Dict
+
+from ..exceptions import ConfigurationError
+
+_SEED = dict(optimizer='adamw', betas=(0.93, 0.98), batch_size=64, scheduler='step', label_smoothing=0.1)
+
+#: name -> settings; ``model`` is the model the recipe was written for, ``note`` what the notes reported
+RECIPES: Dict[str, dict] = {
+    'default': dict(_SEED, lr=4e-4, weight_decay=0.2, step_size=30, gamma=0.3, dropout=0.1, epochs=100,
+                    protocol='holdout', seed=34, note='the notes\' default: split 0.8/0.1/0.1, seed 34'),
+    'transformer_tim.modma': dict(_SEED, model='transformer_tim', lr=1e-3, weight_decay=0.2, step_size=30,
+                                  gamma=0.3, dropout=0.1, epochs=100, note='MODMA: val ~95%'),
+    'transformer_tim.modma_tt0': dict(_SEED, model='transformer_tim', lr=2e-4, weight_decay=0.1, step_size=30,
+                                      gamma=0.3, dropout=0.1, epochs=60, note='MODMA "TT0": train 100, val 99.718'),
+    'transformer_tim.iemocap': dict(_SEED, model='transformer_tim', lr=1e-4, weight_decay=0.2, step_size=30,
+                                    gamma=0.3, dropout=0.1, epochs=100, note='IEMOCAP: the lower lr stops big swings'),
+    'transformer_deltatim.iemocap': dict(_SEED, model='transformer_deltatim', lr=1e-4, weight_decay=0.3,
+                                         step_size=20, gamma=0.4, dropout=0.2, epochs=100, note='IEMOCAP'),
+    'at_deltatim.modma': dict(_SEED, model='at_deltatim', lr=4e-4, weight_decay=0.4, step_size=30, gamma=0.3,
+                              dropout=0.1, epochs=100, model_args=dict(residual='add'),
+                              note='MODMA: train 98, val 95'),
+    'at_deltatim.iemocap_v2': dict(_SEED, model='at_deltatim', lr=5e-4, weight_decay=0.5, step_size=25, gamma=0.3,
+                                   dropout=0.1, epochs=150, model_args=dict(residual='add'),
+                                   note='IEMOCAP fixed-length v2: train 96.613, val 98.509'),
+    'at_deltatim.iemocap': dict(_SEED, model='at_deltatim', lr=5e-4, weight_decay=0.5, step_size=30, gamma=0.3,
+                                dropout=0.1, epochs=150, model_args=dict(residual='add'),
+                                note='IEMOCAP v1: train 98.068, test 92.853'),
+    'at_deltatim_v2.modma': dict(_SEED, model='at_deltatim_v2', lr=5e-4, weight_decay=0.2, step_size=30, gamma=0.3,
+                                 dropout=0.1, epochs=100, note='MODMA'),
+    'at_tim.modma_gmm': dict(_SEED, model='at_tim', lr=6e-4, weight_decay=0.1, step_size=30, gamma=0.2, dropout=0.1,
+                             epochs=100, gmm_select=100, gmm_fits=8,
+                             note='MODMA on 100 GMM-selected frames (8 mixtures)'),
+    'set_official.modma': dict(_SEED, model='set_official', lr=8e-4, weight_decay=0.1, step_size=30, gamma=0.3,
+                               dropout=0.1, epochs=60, note='MODMA'),
+    'timnet.paper': dict(model='timnet', optimizer='adam', betas=(0.93, 0.98), lr=1e-3, weight_decay=0.0,
+                         scheduler='none', batch_size=64, dropout=0.1, epochs=500, label_smoothing=0.1,
+                         protocol='kfold', folds=10,
+                         note='TIM-Net paper: Adam 1e-3, 500 epochs, 10-fold CV, label smoothing 0.1; the '
+                              'checkpoint is chosen on a validation split carved from the training folds, never '
+                              'on the test fold'),
+}
+
+
+def get_recipe(name: str) -> dict:
+    """The settings of recipe ``name`` (a copy); unknown names get close suggestions."""
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.4)
+        hint = f'; did you mean {", ".join(close)}?' if close else ''
+        raise ConfigurationError(f'unknown recipe {name!r}{hint} Recipes: {", ".join(RECIPES)}')
+    recipe = dict(RECIPES[name])
+    recipe['model_args'] = dict(recipe.get('model_args', {}))
+    return recipe

@@ -1,0 +1,173 @@
+"""A whole training run: every split of a protocol, the outputs in ``--out``, resuming."""
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .._factory import create_model_for_frames
+from ..data._optional import progress, require
+from ..data.feature_set import FeatureSet
+from ..exceptions import ConfigurationError
+from ..weights.checkpoint import atomic_write
+from .config import TrainConfig
+from .engine import RESULT_FILE, log, train_split
+from .optim import freeze
+from .protocols import make_splits
+
+CONFIG_FILE = 'config.json'
+METRICS_FILE = 'metrics.json'
+
+
+def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
+    """The model of ``cfg`` for this data: classes, channels and (fixed-length heads) frames; initial
+    weights from ``cfg.init`` (a different class count re-initialises the head); ``cfg.freeze`` applied."""
+    kwargs = dict(cfg.model_args)
+    if cfg.dropout is not None:
+        kwargs.setdefault('drop_rate', cfg.dropout)
+    model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if cfg.init:
+        from ..weights.load import load_weights
+        load_weights(model, cfg.init, allow_head_reset=True)
+    if label_names is not None:
+        model.label_names = list(label_names)
+    freeze(model, cfg.freeze)
+    return model
+
+
+def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) -> FeatureSet:
+    from ..data.frame_selection import gmm_frame_selection
+    x = np.stack([gmm_frame_selection(f, cfg.gmm_select, cfg.gmm_fits, seed=cfg.seed)
+                  for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
+    settings = dict(features.settings, gmm_select=cfg.gmm_select, gmm_fits=cfg.gmm_fits)
+    return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers, settings)
+
+
+def _summary(results: list) -> dict:
+    wars = np.array([r['war'] for r in results])
+    uars = np.array([r['uar'] for r in results])
+    pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
+    recall = np.diag(pooled) / np.maximum(pooled.sum(axis=1), 1)
+    return dict(
+        folds=[{k: v for k, v in r.items() if k != 'history'} for r in results],
+        war_mean=float(wars.mean()), war_std=float(wars.std()), uar_mean=float(uars.mean()), uar_std=float(uars.std()),
+        pooled_war=float(np.trace(pooled) / max(pooled.sum(), 1)), pooled_uar=float(recall[pooled.sum(axis=1) > 0].mean()),
+        pooled_confusion=pooled.tolist())
+
+
+def save_plots(results: list, label_names, out_dir: Path) -> bool:
+    """``curves.png`` (train loss, validation accuracy per split) and ``confusion.png`` (pooled over splits)."""
+    try:
+        matplotlib = require('matplotlib', 'training plots')
+    except ImportError as e:
+        log.warning('%s; no plots written', e)
+        return False
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in results:
+        epochs = [h['epoch'] for h in r['history']]
+        ax_loss.plot(epochs, [h['train_loss'] for h in r['history']], label=r['split'])
+        if r['history'] and 'val_war' in r['history'][0]:
+            ax_acc.plot(epochs, [h['val_war'] for h in r['history']], label=r['split'])
+    ax_loss.set(xlabel='epoch', ylabel='training loss', title='training loss')
+    ax_acc.set(xlabel='epoch', ylabel='accuracy', title='validation accuracy (WAR)')
+    if len(results) <= 12:
+        ax_acc.legend(fontsize='small')
+    fig.tight_layout()
+    fig.savefig(out_dir / 'curves.png', dpi=120)
+    plt.close(fig)
+
+    pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(label_names), 0.8 + 0.7 * len(label_names)))
+    ax.imshow(pooled, cmap='Blues')
+    for i in range(pooled.shape[0]):
+        for j in range(pooled.shape[1]):
+            ax.text(j, i, str(pooled[i, j]), ha='center', va='center',
+                    color='white' if pooled[i, j] > pooled.max() / 2 else 'black')
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha='right')
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set(xlabel='predicted', ylabel='true', title='test confusion (pooled over splits)')
+    fig.tight_layout()
+    fig.savefig(out_dir / 'confusion.png', dpi=120)
+    plt.close(fig)
+    return True
+
+
+def run_training(
+        cfg: TrainConfig,
+        features: FeatureSet,
+        out_dir,
+        resume: bool = False,
+        show_progress: bool = True,
+        on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+) -> dict:
+    """Train and test ``cfg.model`` on every split of ``cfg.protocol``; returns the metrics summary.
+
+    Writes to ``out_dir``: ``config.json``, one folder per split (``best``/``last`` checkpoints,
+    ``result.json`` with the history, ``state.pt`` for resuming), ``metrics.json`` (per split WAR, UAR,
+    confusion matrix; mean and std; pooled), ``curves.png``, ``confusion.png`` and ``train.log``.
+    With ``resume`` an interrupted run continues: finished splits are kept, the split in progress
+    continues after its last completed epoch, with the configuration saved by the first run.
+    """
+    out_dir = Path(out_dir)
+    config_path = out_dir / CONFIG_FILE
+    if config_path.exists():
+        if not resume:
+            raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
+                                     f'or choose another output folder')
+        cfg = TrainConfig.from_json(config_path.read_text())
+    elif resume:
+        raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(config_path, lambda tmp: Path(tmp).write_text(cfg.to_json()))
+    handler = logging.FileHandler(out_dir / 'train.log')
+    handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        return _run(cfg, features, out_dir, show_progress, on_epoch_end)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
+    if cfg.gmm_select:
+        features = _select_frames(features, cfg, show_progress)
+    x = torch.as_tensor(features.x, dtype=torch.float32)
+    y = torch.as_tensor(features.y, dtype=torch.long)
+    num_classes, in_chans, frames = len(features.label_names), x.shape[1], x.shape[2]
+    splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
+    chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
+    meta = dict(label_names=list(features.label_names), feature_settings=features.settings)
+    log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d splits', cfg.model, cfg.recipe, len(y),
+             num_classes, cfg.protocol, len(chosen))
+
+    results = []
+    for i in chosen:
+        split = splits[i - 1]
+        fold_dir = out_dir / split.name
+        if (fold_dir / RESULT_FILE).exists():
+            results.append(json.loads((fold_dir / RESULT_FILE).read_text()))
+            continue
+        torch.manual_seed(cfg.seed * 1000 + i)
+
+        def build():
+            return build_model(cfg, num_classes, in_chans, frames, features.label_names)
+
+        result = train_split(build, x, y, split, i, num_classes, cfg, fold_dir, meta, on_epoch_end, show_progress)
+        log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', split.name, result['war'], result['uar'],
+                 result['chosen_epoch'])
+        results.append(result)
+
+    summary = _summary(results)
+    summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names))
+    atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    save_plots(results, features.label_names, out_dir)
+    log.info('mean WAR %.4f (std %.4f), mean UAR %.4f (std %.4f)', summary['war_mean'], summary['war_std'],
+             summary['uar_mean'], summary['uar_std'])
+    return summary
