@@ -112,9 +112,46 @@ def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys):
     assert table.splitlines()[0].split()[:2] == ['file', 'prediction'] and wavs[0] in table
 
 
-def test_cli_predict_without_weights_says_what_to_pass(capsys):
-    assert cli.main(['predict', 'x.wav']) == 1
+def test_cli_predict_with_another_model_and_no_weights_says_what_to_pass(capsys):
+    assert cli.main(['predict', 'x.wav', '--model', 'at_tim']) == 1
     assert '--checkpoint PATH' in capsys.readouterr().err
+
+
+def test_bundled_model_is_an_emodb_timnet_trained_by_the_engine():
+    from tim_zoo.pretrained import DEFAULT_CHECKPOINT, load_default_model
+    from tim_zoo.weights.checkpoint import read_checkpoint
+
+    model = load_default_model()
+    assert model.label_names == ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
+    assert model.pretrained_cfg['feature_settings']['mean_signal_length'] == 96000
+    _, meta = read_checkpoint(DEFAULT_CHECKPOINT)
+    assert meta['architecture'] == 'timnet'
+    train_config = meta['extra']['train_config']
+    assert train_config['recipe'] == 'timnet.paper' and train_config['protocol'] == 'all'
+    assert meta['extra']['epoch'] == train_config['epochs'] == 500
+
+
+def test_cli_predict_defaults_to_the_bundled_model(tmp_path, capsys):
+    sf = pytest.importorskip('soundfile')
+    pytest.importorskip('librosa')
+    t = np.arange(30000) / 22050
+    path = tmp_path / 'tone.wav'
+    sf.write(str(path), (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22050)
+    assert cli.main(['predict', str(path), '--json']) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert set(row['probabilities']) == {'angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad'}
+    assert sum(row['probabilities'].values()) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_bundled_model_recognises_emodb_recordings(shared_dir, capsys):
+    """The bundled model has seen every EMODB file, so this checks the shipped pipeline, not generalisation."""
+    wavs = sorted((shared_dir / 'data' / 'emodb' / 'wav').glob('*.wav'))[:40]
+    assert cli.main(['predict', *map(str, wavs), '--json']) == 0
+    rows = json.loads(capsys.readouterr().out)
+    letters = dict(W='angry', L='boredom', E='disgust', A='fear', F='happy', T='sad', N='neutral')
+    correct = sum(r['prediction'] == letters[Path(r['file']).stem[5]] for r in rows)
+    assert correct / len(rows) > 0.8
 
 
 @pytest.mark.slow

@@ -219,3 +219,35 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     assert 'already holds a run' in capsys.readouterr().err
     assert cli_main(['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'none'), '--resume']) == 1
     assert 'nothing to resume' in capsys.readouterr().err
+
+
+def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):
+    """torchrun with 2 gloo processes: each takes half of every batch; the result equals one process.
+    LayerNorm and no dropout, so nothing depends on per-process batch statistics or random streams."""
+    import subprocess
+    import sys
+
+    _features().save(tmp_path / 'f.npz')
+    args = ['-m', 'tim_zoo.train', '--features', str(tmp_path / 'f.npz'), '--model', 'timnet', '--model-arg', 'depth=2',
+            '--model-arg', 'filters=8', '--model-arg', 'norm_layer=layernorm', '--dropout', '0', '--epochs', '3',
+            '--lr', '3e-3', '--protocol', 'kfold', '--folds', '3', '--fold', '1', '2', '--batch-size', '16', '--quiet',
+            '--threads', '1']
+    single = subprocess.run([sys.executable, *args, '--out', str(tmp_path / 'one')], capture_output=True, text=True,
+                            timeout=300)
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port',
+                          '29531', *args, '--out', str(tmp_path / 'two')], capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = json.loads((tmp_path / 'one' / 'metrics.json').read_text())
+    two = json.loads((tmp_path / 'two' / 'metrics.json').read_text())
+    assert two['world_size'] == 2 and one['world_size'] == 1
+    assert [f['confusion'] for f in two['folds']] == [f['confusion'] for f in one['folds']]
+    assert [f['chosen_epoch'] for f in two['folds']] == [f['chosen_epoch'] for f in one['folds']]
+    for fold in ('fold1', 'fold2'):
+        h1 = json.loads((tmp_path / 'one' / fold / 'result.json').read_text())['history']
+        h2 = json.loads((tmp_path / 'two' / fold / 'result.json').read_text())['history']
+        np.testing.assert_allclose([h['train_loss'] for h in h2], [h['train_loss'] for h in h1], rtol=1e-5)
+        a = tim_zoo.load_checkpoint(tmp_path / 'one' / fold / 'last.safetensors').state_dict()
+        b = tim_zoo.load_checkpoint(tmp_path / 'two' / fold / 'last.safetensors').state_dict()
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=1e-5)

@@ -43,7 +43,10 @@ def _load_predict_model(args):
         if args.model and args.model != 'timnet':
             raise ConfigurationError(f'Keras weights are TIM-Net weights; --model {args.model} cannot take them')
         return create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=args.keras_weights))
-    raise ConfigurationError('no weights given: pass --checkpoint PATH (tim_zoo .safetensors) or --keras-weights PATH (.hdf5)')
+    if args.model:
+        raise ConfigurationError(f'--model {args.model} needs weights: pass --checkpoint PATH or --keras-weights PATH')
+    from ..pretrained import load_default_model
+    return load_default_model()
 
 
 def predict_files(model, paths, mean_signal_length=None):

@@ -1,6 +1,7 @@
 """``tim-zoo train`` (also ``python -m tim_zoo.train``): train and test a model under a protocol."""
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ..exceptions import ConfigurationError
@@ -58,13 +59,37 @@ def config_from_args(args):
 def cmd_train(args) -> int:
     import torch
 
-    from ..train import run_training
-
     if args.threads:
         torch.set_num_threads(args.threads)
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():
+        # started by torchrun: one process per rank; CUDA ranks talk over NCCL, CPU ranks over gloo
+        on_cuda = (args.device or '').startswith('cuda')
+        torch.distributed.init_process_group('nccl' if on_cuda else 'gloo')
+        try:
+            return _train(args)
+        finally:
+            torch.distributed.destroy_process_group()
+    return _train(args)
+
+
+def _train(args) -> int:
+    from ..train import run_training
+    from ..train.engine import barrier, dist_info
+
     cfg = None if args.resume else config_from_args(args)
+    rank, _ = dist_info()
+    if rank != 0:
+        barrier()                                         # rank 0 extracts (and caches) the features first
     features = load_training_features(args)
+    if rank == 0:
+        barrier()
     summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet)
+    if rank != 0:
+        return 0
+    if not summary['folds']:
+        print(f'{summary["model"]} ({summary["recipe"]}) trained on all {features.x.shape[0]} samples; '
+              f'checkpoint in {Path(args.out) / "all" / "last.safetensors"}')
+        return 0
     for fold in summary['folds']:
         print(f'{fold["split"]:>14}: WAR {100 * fold["war"]:6.2f}  UAR {100 * fold["uar"]:6.2f}  '
               f'(epoch {fold["chosen_epoch"]}, {fold["n_test"]} test samples)')
@@ -107,7 +132,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     hp.add_argument('--model-arg', action='append', metavar='KEY=VALUE', help='model constructor argument (repeat)')
     hp.add_argument('--gmm-select', type=int, metavar='N', help='train on N GMM-selected frames per utterance')
     proto = p.add_argument_group('protocol')
-    proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout'))
+    proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout', 'all'),
+                       help='all: train on every sample, no test (a model to ship)')
     proto.add_argument('--folds', type=int)
     proto.add_argument('--fold', type=int, nargs='+', help='run only these splits (1-based)')
     proto.add_argument('--val-fraction', type=float, help='validation share carved from the training part')

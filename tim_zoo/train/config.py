@@ -15,7 +15,8 @@ class TrainConfig:
 
     Protocols: ``"kfold"`` (``folds`` folds, ``KFold(shuffle=True, random_state=seed)`` on the canonical
     corpus order, so fold i is the released model's test fold), ``"loso"`` (leave one speaker out) and
-    ``"holdout"`` (seeded 0.8 / 0.1 / 0.1). The validation split is carved from the training part
+    ``"holdout"`` (seeded 0.8 / 0.1 / 0.1) and ``"all"`` (train on everything, last epoch, no test: a
+    model to ship). The validation split is carved from the training part
     (``val_fraction``; speaker-disjoint under loso); ``select="val"`` keeps the epoch with the best
     validation accuracy, ``"last"`` the last epoch. The test part never chooses anything.
     """
@@ -54,10 +55,12 @@ class TrainConfig:
     def __post_init__(self):
         check_choice('optimizer', self.optimizer, ('adamw', 'adam', 'sgd'))
         check_choice('scheduler', self.scheduler, ('step', 'cosine', 'noam', 'none'))
-        check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout'))
+        check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout', 'all'))
         check_choice('select', self.select, ('val', 'last'))
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
+        if self.protocol == 'all':
+            self.val_fraction, self.select = 0.0, 'last'
         if self.select == 'val' and self.val_fraction == 0.0:
             raise ConfigurationError('select="val" needs a validation split (val_fraction > 0); use select="last"')
         if self.epochs < 1 or self.batch_size < 1:

@@ -1,6 +1,7 @@
 """Train one split: epochs, validation, checkpoint choice, test metrics, and resuming."""
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,6 +24,19 @@ RESULT_FILE = 'result.json'
 
 class StopTraining(Exception):
     """Raised by an ``on_epoch_end`` callback to stop after the epoch (its state is saved): resumable."""
+
+
+def dist_info():
+    """``(rank, world_size)``; ``(0, 1)`` outside ``torch.distributed``."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def barrier() -> None:
+    if dist_info()[1] > 1:
+        torch.distributed.barrier()
 
 
 def _epoch_seed(seed: int, split_index: int, epoch: int) -> int:
@@ -68,17 +82,34 @@ def train_split(
     Returns the fold's result (also written to ``fold_dir/result.json``): test WAR/UAR/confusion matrix,
     the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy and UAR).
     ``checkpoint_meta`` (label_names, feature_settings) goes into the saved checkpoints.
+
+    Under ``torch.distributed`` (``torchrun``) every process takes its share of each batch (sample
+    ``rank::world_size``), gradients are averaged by ``DistributedDataParallel`` and weighted so that
+    a step equals the single-process step on the whole batch; training loss and accuracy are summed
+    over the processes; every process evaluates the (small) validation and test sets itself; only
+    rank 0 writes files. BatchNorm statistics are per process, as in plain DDP.
     """
-    fold_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = dist_info()
     device = torch.device(cfg.device)
+    if world > 1 and device.type == 'cuda' and device.index is None:
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    if rank == 0:
+        fold_dir.mkdir(parents=True, exist_ok=True)
     model = build().to(device)
+    train_model = model
+    if world > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None)
     optimizer = build_optimizer(model, cfg)
     steps_per_epoch = max(1, -(-len(split.train) // cfg.batch_size))
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
     meta = checkpoint_meta or {}
-    save = lambda path, extra: save_checkpoint(model, path, label_names=meta.get('label_names'),  # noqa: E731
-                                               feature_settings=meta.get('feature_settings'), extra=extra)
+
+    def save(path, extra):
+        if rank == 0:
+            save_checkpoint(model, path, label_names=meta.get('label_names'),
+                            feature_settings=meta.get('feature_settings'),
+                            extra=dict(extra, train_config=json.loads(cfg.to_json())))
 
     history, best_score, best_epoch, start = [], -1.0, None, 0
     state_path = fold_dir / STATE_FILE
@@ -101,19 +132,26 @@ def train_split(
         batches = progress(range(0, len(order), cfg.batch_size), desc=f'{split.name} epoch {epoch + 1}/{cfg.epochs}',
                            enabled=show_progress, leave=False)
         for start_i in batches:
-            idx = order[start_i:start_i + cfg.batch_size]
+            batch = order[start_i:start_i + cfg.batch_size]
+            if len(batch) < world:                        # every process needs a sample; only at an epoch's end
+                continue
+            idx = batch[rank::world]
             xb, yb = _frame_mask(x[idx].to(device), cfg.frame_mask), y[idx].to(device)
-            logits = model(xb)
-            loss = criterion(logits, yb)
+            logits = train_model(xb)
+            loss_sum = criterion(logits, yb)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages gradients over processes: this weighting makes the step the whole batch's mean loss
+            (loss_sum * (world / len(batch))).backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(idx)
+            total_loss += loss_sum.item()
             correct += (logits.argmax(-1) == yb).sum().item()
-        record = dict(epoch=epoch + 1, train_loss=total_loss / len(order), train_war=correct / len(order),
+        sums = torch.tensor([total_loss, correct], dtype=torch.float64)
+        if world > 1:
+            torch.distributed.all_reduce(sums)
+        record = dict(epoch=epoch + 1, train_loss=sums[0].item() / len(order), train_war=sums[1].item() / len(order),
                       lr=optimizer.param_groups[0]['lr'])
         if len(split.val):
             val_pred = predict(model, x[split.val], cfg.batch_size, device)
@@ -126,22 +164,28 @@ def train_split(
         state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                      rng=torch.get_rng_state(), history=json.dumps(history), best_score=best_score,
                      best_epoch=best_epoch)
-        atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+        if rank == 0:
+            atomic_write(state_path, lambda tmp: torch.save(state, tmp))
         log.info('%s epoch %d: %s', split.name, epoch + 1,
                  ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
 
     save(fold_dir / 'last.safetensors', dict(epoch=cfg.epochs, split=split.name))
+    barrier()                                             # rank 0's checkpoints are on disk for everyone
     chosen = cfg.epochs
     if cfg.select == 'val' and best_epoch is not None:
         from ..weights.load import load_weights
         load_weights(model, fold_dir / 'best.safetensors', allow_head_reset=False)
         chosen = best_epoch
-    test_pred = predict(model, x[split.test], cfg.batch_size, device)
     result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
-                  n_test=len(split.test), **_metrics(y[split.test].numpy(), test_pred, num_classes),
-                  history=history)
-    atomic_write(fold_dir / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
-    state_path.unlink()                                   # the split is done; its checkpoints stay
+                  n_test=len(split.test))
+    if len(split.test):
+        result.update(_metrics(y[split.test].numpy(), predict(model, x[split.test], cfg.batch_size, device),
+                               num_classes))
+    result['history'] = history
+    barrier()
+    if rank == 0:
+        atomic_write(fold_dir / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        state_path.unlink()                               # the split is done; its checkpoints stay
     return result

@@ -40,8 +40,8 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
 
     ``kfold``: test fold i is ``KFold(folds, shuffle=True, random_state=seed)``'s i-th; ``loso``: each
     speaker once as the test set, validation speakers drawn from the others; ``holdout``: a seeded
-    0.8 / 0.1 / 0.1 split (``val_fraction`` of the whole). Validation samples always come out of
-    the training part.
+    0.8 / 0.1 / 0.1 split (``val_fraction`` of the whole); ``all``: train on every sample (no validation,
+    no test: for a model to ship). Validation samples always come out of the training part.
     """
     rng = np.random.default_rng(seed)
     all_idx = np.arange(num_samples)
@@ -64,10 +64,12 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
             rest, val = _carve(all_idx[groups != name], val_fraction, rng, groups)
             splits.append(Split(f'speaker_{name}', rest, val, test))
         return splits
+    if protocol == 'all':
+        return [Split('all', all_idx, all_idx[:0], all_idx[:0])]
     if protocol == 'holdout':
         perm = rng.permutation(num_samples)
         n_test = max(1, int(round(0.1 * num_samples)))
         n_val = int(round(val_fraction * num_samples))
         test, val, train = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
         return [Split('holdout', np.sort(train), np.sort(val), np.sort(test))]
-    raise DatasetError(f'unknown protocol {protocol!r}; expected kfold, loso or holdout')
+    raise DatasetError(f'unknown protocol {protocol!r}; expected kfold, loso, holdout or all')

@@ -13,7 +13,7 @@ from ..data.feature_set import FeatureSet
 from ..exceptions import ConfigurationError
 from ..weights.checkpoint import atomic_write
 from .config import TrainConfig
-from .engine import RESULT_FILE, log, train_split
+from .engine import RESULT_FILE, barrier, dist_info, log, train_split
 from .optim import freeze
 from .protocols import make_splits
 
@@ -46,6 +46,9 @@ def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) 
 
 
 def _summary(results: list) -> dict:
+    results = [r for r in results if 'war' in r]
+    if not results:
+        return dict(folds=[])
     wars = np.array([r['war'] for r in results])
     uars = np.array([r['uar'] for r in results])
     pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
@@ -68,20 +71,27 @@ def save_plots(results: list, label_names, out_dir: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    validated = False
     for r in results:
         epochs = [h['epoch'] for h in r['history']]
         ax_loss.plot(epochs, [h['train_loss'] for h in r['history']], label=r['split'])
+        ax_acc.plot(epochs, [h['train_war'] for h in r['history']], linestyle=':', color='grey')
         if r['history'] and 'val_war' in r['history'][0]:
             ax_acc.plot(epochs, [h['val_war'] for h in r['history']], label=r['split'])
+            validated = True
     ax_loss.set(xlabel='epoch', ylabel='training loss', title='training loss')
-    ax_acc.set(xlabel='epoch', ylabel='accuracy', title='validation accuracy (WAR)')
-    if len(results) <= 12:
+    ax_acc.set(xlabel='epoch', ylabel='accuracy (WAR)',
+               title='validation (lines) and training (dotted) accuracy' if validated else 'training accuracy')
+    if validated and len(results) <= 12:
         ax_acc.legend(fontsize='small')
     fig.tight_layout()
     fig.savefig(out_dir / 'curves.png', dpi=120)
     plt.close(fig)
 
-    pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
+    tested = [r for r in results if 'confusion' in r]
+    if not tested:
+        return True
+    pooled = np.sum([np.array(r['confusion']) for r in tested], axis=0)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(label_names), 0.8 + 0.7 * len(label_names)))
     ax.imshow(pooled, cmap='Blues')
     for i in range(pooled.shape[0]):
@@ -112,9 +122,11 @@ def run_training(
     confusion matrix; mean and std; pooled), ``curves.png``, ``confusion.png`` and ``train.log``.
     With ``resume`` an interrupted run continues: finished splits are kept, the split in progress
     continues after its last completed epoch, with the configuration saved by the first run.
+    Under ``torch.distributed`` every process calls this; rank 0 alone writes.
     """
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE
+    rank, _ = dist_info()
     if config_path.exists():
         if not resume:
             raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
@@ -122,6 +134,9 @@ def run_training(
         cfg = TrainConfig.from_json(config_path.read_text())
     elif resume:
         raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
+    barrier()                                             # every process has looked before rank 0 writes
+    if rank != 0:
+        return _run(cfg, features, out_dir, False, on_epoch_end)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(config_path, lambda tmp: Path(tmp).write_text(cfg.to_json()))
     handler = logging.FileHandler(out_dir / 'train.log')
@@ -151,6 +166,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     for i in chosen:
         split = splits[i - 1]
         fold_dir = out_dir / split.name
+        barrier()
         if (fold_dir / RESULT_FILE).exists():
             results.append(json.loads((fold_dir / RESULT_FILE).read_text()))
             continue
@@ -160,14 +176,19 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
             return build_model(cfg, num_classes, in_chans, frames, features.label_names)
 
         result = train_split(build, x, y, split, i, num_classes, cfg, fold_dir, meta, on_epoch_end, show_progress)
-        log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', split.name, result['war'], result['uar'],
-                 result['chosen_epoch'])
+        if 'war' in result:
+            log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', split.name, result['war'], result['uar'],
+                     result['chosen_epoch'])
         results.append(result)
 
     summary = _summary(results)
-    summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names))
-    atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
-    save_plots(results, features.label_names, out_dir)
-    log.info('mean WAR %.4f (std %.4f), mean UAR %.4f (std %.4f)', summary['war_mean'], summary['war_std'],
-             summary['uar_mean'], summary['uar_std'])
+    summary['trained'] = [{k: v for k, v in r.items() if k != 'history'} for r in results]
+    summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names),
+                   world_size=dist_info()[1])
+    if dist_info()[0] == 0:
+        atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+        save_plots(results, features.label_names, out_dir)
+    if summary['folds']:
+        log.info('mean WAR %.4f (std %.4f), mean UAR %.4f (std %.4f)', summary['war_mean'], summary['war_std'],
+                 summary['uar_mean'], summary['uar_std'])
     return summary

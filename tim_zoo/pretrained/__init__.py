@@ -1,0 +1,27 @@
+"""The model that ships inside the package: ``tim-zoo predict`` uses it when given no weights.
+
+``timnet_emodb.safetensors``: a ``timnet`` trained by tim_zoo's own engine on all 535 utterances of
+EMODB (7 classes: angry boredom disgust fear happy neutral sad), TIM-Net paper recipe
+(``timnet.paper``: Adam 1e-3, 500 epochs, label smoothing 0.1), features as the EMODB_46 release
+(librosa MFCC, 96000 samples at 22050 Hz, 39 x 188). Made with::
+
+    tim-zoo train --corpus emodb --data-root EMODB --recipe timnet.paper --protocol all --out RUN
+
+The checkpoint's metadata holds the full training configuration. Its accuracy on unseen speakers is
+what the 10-fold and leave-one-speaker-out runs in the docs measure; it has seen every EMODB file.
+"""
+from pathlib import Path
+
+from ..exceptions import WeightFileError
+
+DEFAULT_CHECKPOINT = Path(__file__).with_name('timnet_emodb.safetensors')
+
+
+def load_default_model():
+    """The bundled EMODB ``timnet``, in eval mode, with its label names and feature settings."""
+    from ..weights import load_checkpoint
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise WeightFileError(f'the bundled model {DEFAULT_CHECKPOINT} is missing from this installation; '
+                              f'pass --checkpoint or --keras-weights')
+    return load_checkpoint(DEFAULT_CHECKPOINT).eval()
