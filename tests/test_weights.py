@@ -245,3 +245,11 @@ def test_unknown_format_and_missing_file(tmp_path):
     with pytest.raises(WeightFileError, match='no tim_zoo metadata'):
         tim_zoo.load_checkpoint(plain)
     assert tim_zoo.create_model('tim', depth=2, checkpoint_path=plain).num_classes == 7
+
+
+def test_checkpoints_get_ordinary_file_permissions(tmp_path):
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    path = tim_zoo.save_checkpoint(tim_zoo.create_model('tim', depth=1), tmp_path / 'm.safetensors')
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask

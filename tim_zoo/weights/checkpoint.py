@@ -34,11 +34,19 @@ def tensor_hash(state_dict: Dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``: readers never see half a file."""
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``: readers never see half a file.
+
+    The file gets the permissions of an ordinary new file (safetensors writes owner-only files).
+    """
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
