@@ -1,8 +1,10 @@
-"""Write the measured tables of docs/speed.md from the JSON rows in benchmarks/results/.
+"""Write the measured tables of the docs from JSON, so no page holds a hand-typed figure.
 
-Each ``<!-- table:NAME -->`` ... ``<!-- /table -->`` block of the page is replaced by the table of
-``benchmarks/results/NAME.json`` (rows written by ``python -m tim_zoo.benchmark --json``), so the
-page never holds a hand-typed figure. ``--check`` exits 1 when the page is out of date.
+In docs/speed.md each ``<!-- table:NAME -->`` ... ``<!-- /table -->`` block becomes the table of
+``benchmarks/results/NAME.json`` (rows written by ``python -m tim_zoo.benchmark --json``); in
+docs/training.md each ``<!-- results:NAME -->`` ... ``<!-- /results -->`` block becomes the per-split
+table of ``docs/results/NAME.json`` (the result.json files of a ``tim-zoo train`` run, collected).
+``--check`` exits 1 when a page is out of date.
 
     python benchmarks/make_tables.py [--check]
 """
@@ -16,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'benchmarks' / 'results'
 PAGE = ROOT / 'docs' / 'speed.md'
 BLOCK = re.compile(r'(<!-- table:([\w.-]+) -->\n)(.*?)(<!-- /table -->)', re.S)
+TRAINING_PAGE = ROOT / 'docs' / 'training.md'
+TRAINING_RESULTS = ROOT / 'docs' / 'results'
+RESULTS_BLOCK = re.compile(r'(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)', re.S)
 
 
 def _ms(v):
@@ -48,25 +53,52 @@ def render(rows) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def render_results(run: dict) -> str:
+    folds = run['folds']
+    lines = ['| split | test samples | chosen epoch | WAR % | UAR % |', '|---|---|---|---|---|']
+    for f in folds:
+        lines.append(f"| {f['split']} | {f['n_test']} | {f['chosen_epoch']} | {100 * f['war']:.2f} | {100 * f['uar']:.2f} |")
+    wars = [f['war'] for f in folds]
+    uars = [f['uar'] for f in folds]
+    mean = lambda v: sum(v) / len(v)                                        # noqa: E731
+    std = lambda v: (sum((a - mean(v)) ** 2 for a in v) / len(v)) ** 0.5   # noqa: E731
+    lines.append(f'| **mean (std)** | {sum(f["n_test"] for f in folds)} | | **{100 * mean(wars):.2f}** '
+                 f'({100 * std(wars):.2f}) | **{100 * mean(uars):.2f}** ({100 * std(uars):.2f}) |')
+    cfg = run['config']
+    lines.append('')
+    lines.append(f"`{cfg['model']}`, recipe `{cfg['recipe']}` ({cfg['optimizer']}, lr {cfg['lr']}, weight decay "
+                 f"{cfg['weight_decay']}, {cfg['epochs']} epochs, batch {cfg['batch_size']}), protocol "
+                 f"`{cfg['protocol']}`, seed {cfg['seed']}, checkpoint: best validation accuracy "
+                 f"(validation {cfg['val_fraction']:.0%} of the training part); {run['device']}, torch {run['torch']}")
+    return '\n'.join(lines) + '\n'
+
+
 def update(text: str) -> str:
     def table(m):
         rows = json.loads((RESULTS / f'{m.group(2)}.json').read_text())
         return m.group(1) + render(rows) + m.group(4)
-    return BLOCK.sub(table, text)
+
+    def results(m):
+        run = json.loads((TRAINING_RESULTS / f'{m.group(2)}.json').read_text())
+        return m.group(1) + render_results(run) + m.group(4)
+    return RESULTS_BLOCK.sub(results, BLOCK.sub(table, text))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--check', action='store_true', help='exit 1 if docs/speed.md is out of date')
     args = p.parse_args(argv)
-    text = PAGE.read_text()
-    new = update(text)
-    if args.check:
+    stale = []
+    for page in (PAGE, TRAINING_PAGE):
+        text = page.read_text()
+        new = update(text)
         if new != text:
-            print(f'{PAGE} is out of date: run python benchmarks/make_tables.py', file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(new)
+            stale.append(page)
+            if not args.check:
+                page.write_text(new)
+    if args.check and stale:
+        print(f'{", ".join(map(str, stale))} out of date: run python benchmarks/make_tables.py', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -55,7 +55,7 @@ def test_cli_writes_json_rows(tmp_path):
     assert 'timnet' in done.stdout and 'speed-up' in done.stdout
 
 
-def test_speed_page_tables_match_the_recorded_rows():
+def test_doc_tables_match_the_recorded_rows():
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(root / 'benchmarks' / 'make_tables.py'), '--check'],
                           capture_output=True, text=True)
