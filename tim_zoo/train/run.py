@@ -21,7 +21,7 @@ CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.json'
 
 
-def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
+def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
     """The model of ``cfg`` for this data: classes, channels and (fixed-length heads) frames; initial
     weights from ``cfg.init`` (a different class count re-initialises the head); ``cfg.freeze`` applied."""
     kwargs = dict(cfg.model_args)
@@ -173,7 +173,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
         torch.manual_seed(cfg.seed * 1000 + i)
 
         def build():
-            return build_model(cfg, num_classes, in_chans, frames, features.label_names)
+            return create_training_model(cfg, num_classes, in_chans, frames, features.label_names)
 
         result = train_split(build, x, y, split, i, num_classes, cfg, fold_dir, meta, on_epoch_end, show_progress)
         if 'war' in result:
