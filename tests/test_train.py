@@ -251,3 +251,42 @@ def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):
         b = tim_zoo.load_checkpoint(tmp_path / 'two' / fold / 'last.safetensors').state_dict()
         for k in a:
             torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=1e-5)
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
+    """A training process killed with SIGKILL part-way through an epoch resumes from its last completed
+    epoch and ends with the metrics of a run that was never interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _features().save(tmp_path / 'f.npz')
+    args = [sys.executable, '-m', 'tim_zoo.train', '--features', str(tmp_path / 'f.npz'), '--model', 'tim',
+            '--model-arg', 'depth=3', '--model-arg', 'filters=8', '--epochs', '6', '--batch-size', '2',
+            '--protocol', 'holdout', '--frame-mask', '0.1', '--quiet', '--threads', '1']
+    done = subprocess.run(args + ['--out', str(tmp_path / 'whole')], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    cut = tmp_path / 'cut'
+    proc = subprocess.Popen(args + ['--out', str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = cut / 'train.log'
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and 'holdout epoch 2:' in log.read_text()):
+        time.sleep(0.02)
+    time.sleep(0.05)                                    # into epoch 3: 24 steps of a few ms each
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (cut / 'metrics.json').exists()
+
+    resumed = subprocess.run(args + ['--out', str(cut), '--resume'], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'resuming after epoch' in log.read_text()
+    whole = json.loads((tmp_path / 'whole' / 'metrics.json').read_text())
+    again = json.loads((cut / 'metrics.json').read_text())
+    assert again['folds'] == whole['folds']
+    history = json.loads((cut / 'holdout' / 'result.json').read_text())['history']
+    assert [h['epoch'] for h in history] == [1, 2, 3, 4, 5, 6]            # no epoch lost or repeated
+    reference = json.loads((tmp_path / 'whole' / 'holdout' / 'result.json').read_text())['history']
+    assert history == reference
