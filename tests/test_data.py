@@ -66,6 +66,8 @@ def test_waveform_input_rate_and_channels(tmp_path):
     from_wave = ex(data.T.astype(np.float32), sample_rate=sr)                   # [channels, N] at 16 kHz
     np.testing.assert_allclose(from_wave, from_file, atol=1e-3, rtol=1e-4)
     assert ex(np.zeros((2, 100)), sample_rate=22050).shape == (39, 94)
+    with pytest.raises(AudioError, match=r'expected a waveform \[N\] or \[channels, N\] with samples, got shape \(2, 2, 5\)'):
+        ex(np.zeros((2, 2, 5), np.float32))
 
 
 def test_order_three_is_static_plus_deltas(tmp_path):

@@ -24,3 +24,14 @@ def test_site_builds_strictly_with_a_card_for_every_model(tmp_path):
     assert all(f'{name}.html' in zoo for name in tim_zoo.list_models())
     assert 'tim_zoo.layers.TemporalAwareBlock' in (site / 'api.html').read_text()
     assert 'tim-zoo train' in (site / 'cli.html').read_text()
+
+
+def test_every_test_named_in_the_bad_input_page_exists():
+    import re
+    named = set(re.findall(r'`(test_\w+)`', (ROOT / 'docs' / 'errors.md').read_text()))
+    defined = set()
+    for path in (ROOT / 'tests').glob('test_*.py'):
+        defined |= set(re.findall(r'^def (test_\w+)\(', path.read_text(), re.M))
+    assert len(named) > 30
+    assert not named - defined, f'docs/errors.md names tests that do not exist: {sorted(named - defined)}'
+

@@ -108,6 +108,24 @@ def test_integer_and_non_tensor_input(timnet):
         timnet(np.zeros((1, 39, 10), dtype=np.float32))
 
 
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float16, torch.bfloat16])
+def test_other_float_dtypes_are_refused_not_converted(timnet, dtype):
+    with pytest.raises(InputDtypeError, match=f'torch.float32 parameters but got a {dtype} input; convert the input '
+                                              r'with x.to\(torch.float32\)'):
+        timnet(torch.randn(1, 39, 10, dtype=dtype))
+
+
+def test_matching_dtypes_and_autocast_are_accepted():
+    model = tim_zoo.create_model('timnet', depth=2).eval()
+    x = torch.randn(2, 39, 12)
+    with torch.no_grad():
+        expected = model(x)
+        torch.testing.assert_close(model.double()(x.double()).float(), expected, atol=1e-5, rtol=1e-5)
+        model.float()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert model(x).dtype == torch.bfloat16
+
+
 def test_cli_list_shows_every_model(capsys):
     assert cli.main(['list']) == 0
     out = capsys.readouterr().out

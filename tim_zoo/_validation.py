@@ -23,6 +23,7 @@ def check_sequence_input(
         max_len: Optional[int] = None,
         check_finite: bool = False,
         model_name: str = 'model',
+        dtype: Optional[torch.dtype] = None,
 ) -> None:
     """Check that ``x`` is a float tensor ``[B, in_chans, T]`` a model can take.
 
@@ -34,6 +35,8 @@ def check_sequence_input(
         max_len: the most frames the model can process, or None.
         check_finite: also refuse NaN and Inf values (one reduction over the input).
         model_name: used in messages.
+        dtype: the model's parameter dtype: another floating dtype is refused (outside ``torch.autocast``)
+            rather than converted, so precision never changes behind the user's back.
     """
     expected = f'[B, C, T] = [batch, {in_chans} channels, frames]'
     if not isinstance(x, torch.Tensor):
@@ -42,6 +45,10 @@ def check_sequence_input(
         raise InputDtypeError(
             f'{model_name} expects a floating-point tensor of shape {expected}, got dtype {x.dtype}; '
             f'convert with x.float()')
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise InputDtypeError(
+            f'{model_name} has {dtype} parameters but got a {x.dtype} input; convert the input with x.to({dtype}) '
+            f'(or the model with model.to({x.dtype}), or run under torch.autocast)')
     shape = tuple(x.shape)
     if x.ndim != 3:
         hint = ''

@@ -73,7 +73,7 @@ class SERModel(nn.Module):
             return
         check_sequence_input(
             x, in_chans=self.in_chans, seq_len=self.fixed_len, min_len=self.min_len, max_len=self.max_len,
-            check_finite=self.check_finite, model_name=self.model_name)
+            check_finite=self.check_finite, model_name=self.model_name, dtype=next(self.parameters()).dtype)
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc
