@@ -56,6 +56,51 @@ FINDINGS = {
     'set_official': ['Without positional encoding: more erratic at first, but settles higher (90 % vs 86 %).'],
 }
 
+_TIM = ['MFCC [B, C, T]', 'x and x reversed as 2 channel groups', '1x1 stem', 'TAB levels 1..n (dilation 1..2^(n-1))']
+#: the stages of each model, drawn as a flowchart on its card
+STAGES = {
+    'timnet': _TIM + ['merge fwd + bwd per level', 'WeightLayer over levels [B, F, T]', 'mean over time', 'Linear -> classes'],
+    'tim': _TIM[:2] + ['1x1 stem (shared)', 'shared TAB levels', 'merge fwd + bwd', 'WeightLayer [B, F, T]',
+                       'mean over time', 'Linear -> classes'],
+    'transformer': ['MFCC [B, C, T]', 'prep: 1x1 convs + BN + ReLU', 'Transformer encoder', '1x1 conv + BN [B, 64, T]',
+                    'flatten', 'Linear 1000, Dropout', 'Linear -> classes'],
+    'transformer_tim': ['MFCC [B, C, T]', 'prep', 'Transformer encoder', 'BN + 1x1 conv -> C', 'shared bidirectional TIM',
+                        'WeightLayer [B, F, T]', 'flatten', 'Linear 100, Dropout', 'Linear -> classes'],
+    'transformer_deltatim': ['MFCC [B, C, T]', 'prep', 'Transformer encoder', 'BN + 1x1 conv -> C', '1x1 stem',
+                             'one-direction TAB levels', 'delta aggregation', 'WeightLayer [B, F, T]', 'flatten',
+                             'Linear 100, Dropout', 'Linear -> classes'],
+    'mltransformer_tim': ['MFCC [B, C, T]', 'prep', 'every encoder layer kept', 'Linear over layers', 'BN + 1x1 conv',
+                          'shared bidirectional TIM', 'flatten', 'Linear 1000, Dropout', 'Linear -> classes'],
+    'at_tim': ['MFCC [B, C, T]', 'stem 1x1 + BN + ReLU', 'shared bidirectional TAB levels', 'merge fwd + bwd',
+               'AttentionFusion: one head per level [B, T, n*F]', 'Linear n*F -> 1 per frame', 'Dropout, Linear T -> classes'],
+    'at_deltatim': ['MFCC [B, C, T]', 'stem 1x1 + BN + ReLU', 'one-direction TAB levels', 'delta aggregation',
+                    'AttentionFusion [B, T, n*F]', 'Linear n*F -> 1 per frame', 'Dropout, Linear T -> classes'],
+    'at_deltatim_v2': ['MFCC [B, C, T]', 'frame masking (training)', 'stem 1x1 + BN + ReLU',
+                       'shared bidirectional TAB levels', 'fuse fwd, bwd per level (1x1 conv)', 'delta aggregation',
+                       'AttentionFusion [B, T, n*F]', 'Linear n*F -> 1 per frame', 'Dropout, Linear T -> classes'],
+    'multitim': ['MFCC [B, C, T]', 'stem 1x1 + BN + ReLU', 'general TAB stack (n1 levels)',
+                 'special TAB stack on its last level (n2 levels, delta)', 'AttentionFusion over n1 + n2 levels',
+                 'adaptive pool over time to 256', 'Linear 256 -> 1, Dropout', 'Linear -> classes'],
+    'cnn_transformer': ['MFCC [B, C, T]', 'shared bidirectional TIM, WeightLayer', 'MaxPool 2', '1x1 conv -> d_model',
+                        'Transformer encoder', 'Linear over time', 'Linear -> classes'],
+    'cnn_ml_transformer': ['MFCC [B, C, T]', 'shared bidirectional TIM, WeightLayer', 'MaxPool 2', '1x1 conv -> d_model',
+                           'positional encoding', 'encoder layers, each kept', 'WeightLayer over layers',
+                           'Linear over time', 'Linear -> classes'],
+    'set': ['MFCC [B, C, T]', '1x1 conv + BN -> d_model', 'positional encoding', 'encoder layers, each kept',
+            'WeightLayer over layers', 'mean over time', 'Linear -> classes'],
+    'set_official': ['MFCC [B, C, T]', '1x1 conv + BN -> d_model', 'encoder layers stacked as image channels',
+                     'BatchNorm2d', '4 x (Conv2d 3x3, BN, MaxPool)', 'flatten, Linear 100, Dropout', 'Linear -> classes'],
+}
+
+
+def diagram(name: str) -> str:
+    """A Mermaid flowchart of the model's stages."""
+    stages = STAGES[name]
+    nodes = [f'    s{i}["{stage}"]' for i, stage in enumerate(stages)]
+    edges = ' --> '.join(f's{i}' for i in range(len(stages)))
+    return '\n'.join(['```mermaid', 'flowchart TD'] + nodes + [f'    {edges}', '```'])
+
+
 TIMNET_PAPER = ('Ye et al., "Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech '
                 'Emotion Recognition", ICASSP 2023, arXiv:2211.08233; code: https://github.com/Jiaxin-Ye/TIM-Net_SER')
 SEED = 'the research group\'s notes on depression and emotion detection from speech (`SEED_NOTES.md`)'
@@ -112,7 +157,7 @@ def card_page(name: str) -> str:
              '```python', f'model = tim_zoo.create_model("{name}", num_classes=7)', '```', '',
              f'{tim_zoo.count_params(model):,} parameters, {tim_zoo.count_macs(model) / 1e6:,.1f} M multiply-accumulates '
              f'per sample at 39 x 188; `forward_features` gives `[B, {model.num_features}, T\']`.', '',
-             '## Architecture', '', '```text', inspect.cleandoc(cls.__doc__ or '').split('\n\n')[0]
+             '## Architecture', '', diagram(name), '', '```text', inspect.cleandoc(cls.__doc__ or '').split('\n\n')[0]
              + '\n\n' + inspect.cleandoc(cls.__doc__ or '').split('\n\n', 1)[-1].split('Args:')[0].strip(), '```', '',
              '## Constructor arguments', '', f'`{cls.__module__}.{cls.__name__}`, with the defaults this factory uses:', '',
              '| argument | default |', '|---|---|']
@@ -182,6 +227,9 @@ Generated from the docstrings.
 """
 
 
+MERMAID_FORMAT = 'FENCE_CODE_FORMAT'
+
+
 def config(site_dir: Path, docs_dir: Path, names) -> dict:
     pages = ['index.md', 'getting-started.md']
     return dict(
@@ -189,7 +237,8 @@ def config(site_dir: Path, docs_dir: Path, names) -> dict:
         docs_dir=str(docs_dir), site_dir=str(site_dir), use_directory_urls=False,
         theme=dict(name='material', features=['navigation.sections', 'content.code.copy']),
         markdown_extensions=['tables', 'admonition', 'attr_list', dict(toc=dict(permalink=True)),
-                             'pymdownx.superfences'],
+                             {'pymdownx.superfences': dict(custom_fences=[dict(
+                                 name='mermaid', cls='mermaid', format=MERMAID_FORMAT)])}],
         plugins=['search', dict(mkdocstrings=dict(handlers=dict(python=dict(
             paths=[str(ROOT)], options=dict(docstring_style='google', show_source=False, show_root_heading=True,
                                             members_order='source', show_if_no_docstring=False,
@@ -224,7 +273,10 @@ def build(out: Path, strict: bool) -> int:
         readme = (ROOT / 'README.md').read_text().replace('docs/', '')
         (work / 'getting-started.md').write_text(readme.replace('# tim_zoo', '# Getting started', 1))
         cfg_path = Path(tmp) / 'mkdocs.yml'
-        cfg_path.write_text(yaml.safe_dump(config(out.resolve(), work, names), sort_keys=False))
+        text = yaml.safe_dump(config(out.resolve(), work, names), sort_keys=False)
+        # Material renders ```mermaid fences when superfences formats them with this function
+        text = text.replace(f"format: {MERMAID_FORMAT}", 'format: !!python/name:pymdownx.superfences.fence_code_format')
+        cfg_path.write_text(text.replace('cls: mermaid', 'class: mermaid'))
         from mkdocs.__main__ import cli
         args = ['build', '-f', str(cfg_path)] + (['--strict'] if strict else [])
         try:

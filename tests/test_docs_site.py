@@ -20,6 +20,7 @@ def test_site_builds_strictly_with_a_card_for_every_model(tmp_path):
     for name in tim_zoo.list_models():
         card = (site / 'models' / f'{name}.html').read_text()
         assert 'Constructor arguments' in card and 'Research findings' in card, name
+        assert '<pre class="mermaid">' in card and 'flowchart TD' in card, name          # the diagram
     zoo = (site / 'models' / 'index.html').read_text()
     assert all(f'{name}.html' in zoo for name in tim_zoo.list_models())
     assert 'tim_zoo.layers.TemporalAwareBlock' in (site / 'api.html').read_text()
