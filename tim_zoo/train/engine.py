@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data._optional import progress
 from ..evaluation import confusion_matrix, uar, war
+from ..layers import FrameMask
 from ..weights.checkpoint import atomic_write, save_checkpoint
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
@@ -56,13 +57,6 @@ def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
                 confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())
 
 
-def _frame_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    if p <= 0:
-        return x
-    keep = torch.empty(x.shape[0], 1, x.shape[2], dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
-    return x * keep
-
-
 def train_split(
         build: Callable[[], nn.Module],
         x: torch.Tensor,
@@ -103,6 +97,7 @@ def train_split(
     steps_per_epoch = max(1, -(-len(split.train) // cfg.batch_size))
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
+    frame_mask = FrameMask(cfg.frame_mask)                # input masking; a module in training mode
     meta = checkpoint_meta or {}
 
     def save(path, extra):
@@ -136,7 +131,7 @@ def train_split(
             if len(batch) < world:                        # every process needs a sample; only at an epoch's end
                 continue
             idx = batch[rank::world]
-            xb, yb = _frame_mask(x[idx].to(device), cfg.frame_mask), y[idx].to(device)
+            xb, yb = frame_mask(x[idx].to(device)), y[idx].to(device)
             logits = train_model(xb)
             loss_sum = criterion(logits, yb)
             optimizer.zero_grad(set_to_none=True)
