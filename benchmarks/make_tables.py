@@ -53,6 +53,25 @@ def render(rows) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _settings(cfg: dict) -> str:
+    parts = [cfg['optimizer'], f"lr {cfg['lr']}", f"weight decay {cfg['weight_decay']}"]
+    if cfg.get('scheduler', 'none') != 'none':
+        parts.append(f"{cfg['scheduler']} schedule")
+    parts += [f"{cfg['epochs']} epochs", f"batch {cfg['batch_size']}"]
+    if cfg.get('frame_mask'):
+        parts.append(f"frame masking {cfg['frame_mask']}")
+    if cfg.get('normalize', 'none') != 'none':
+        parts.append(f"features normalised per {cfg['normalize']}")
+    return ', '.join(parts)
+
+
+def _selection(cfg: dict) -> str:
+    if cfg['select'] == 'last':
+        return 'the last epoch (no validation split)'
+    part = 'speakers, held out whole' if cfg['protocol'] == 'loso' else 'utterances'
+    return f"best validation accuracy (validation: {cfg['val_fraction']:.0%} of the training {part})"
+
+
 def render_results(run: dict) -> str:
     folds = run['folds']
     lines = ['| split | test samples | chosen epoch | WAR % | UAR % |', '|---|---|---|---|---|']
@@ -66,10 +85,8 @@ def render_results(run: dict) -> str:
                  f'({100 * std(wars):.2f}) | **{100 * mean(uars):.2f}** ({100 * std(uars):.2f}) |')
     cfg = run['config']
     lines.append('')
-    lines.append(f"`{cfg['model']}`, recipe `{cfg['recipe']}` ({cfg['optimizer']}, lr {cfg['lr']}, weight decay "
-                 f"{cfg['weight_decay']}, {cfg['epochs']} epochs, batch {cfg['batch_size']}), protocol "
-                 f"`{cfg['protocol']}`, seed {cfg['seed']}, checkpoint: best validation accuracy "
-                 f"(validation {cfg['val_fraction']:.0%} of the training part); {run['device']}, torch {run['torch']}")
+    lines.append(f"`{cfg['model']}`, recipe `{cfg['recipe']}` ({_settings(cfg)}), protocol `{cfg['protocol']}`, seed "
+                 f"{cfg['seed']}, checkpoint: {_selection(cfg)}; {run['device']}, torch {run['torch']}")
     return '\n'.join(lines) + '\n'
 
 

@@ -290,3 +290,34 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert [h['epoch'] for h in history] == [1, 2, 3, 4, 5, 6]            # no epoch lost or repeated
     reference = json.loads((tmp_path / 'whole' / 'holdout' / 'result.json').read_text())['history']
     assert history == reference
+
+
+def _benchmark_script(name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_split_over_processes_collect_into_the_docs_results_of_one_run(tmp_path):
+    collect_run, make_tables = _benchmark_script('collect_run'), _benchmark_script('make_tables')
+    features = _features(speakers=3)
+    cfg = dict(protocol='loso', epochs=2, val_fraction=0.5)
+    whole = run_training(_cfg(**cfg), features, tmp_path / 'whole', show_progress=False)
+    for i in (3, 1, 2):
+        run_training(_cfg(**cfg, only_folds=[i]), features, tmp_path / f'part{i}', show_progress=False)
+    run = collect_run.collect([tmp_path / f'part{i}' for i in (3, 1, 2)], 'test machine', '0.0')
+    assert run['folds'] == whole['folds']                   # same splits, same order, same metrics
+    assert 'history' not in run['folds'][0] and 'only_folds' not in run['config']
+    table = make_tables.render_results(run)
+    assert table.count('| speaker_s') == 3 and 'held out whole' in table and 'test machine' in table
+    with pytest.raises(SystemExit, match='appears twice'):
+        collect_run.collect([tmp_path / 'part1', tmp_path / 'whole'], 'x', '0.0')
+    run_training(_cfg(**dict(cfg, lr=1e-3), only_folds=[1]), features, tmp_path / 'other', show_progress=False)
+    with pytest.raises(SystemExit, match='differs .* in lr'):
+        collect_run.collect([tmp_path / 'part2', tmp_path / 'other'], 'x', '0.0')
+    last = dict(run, config=dict(run['config'], select='last', val_fraction=0.0))
+    assert 'the last epoch' in make_tables.render_results(last)
