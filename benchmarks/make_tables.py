@@ -61,7 +61,7 @@ def _settings(cfg: dict) -> str:
     if cfg.get('frame_mask'):
         parts.append(f"frame masking {cfg['frame_mask']}")
     if cfg.get('normalize', 'none') != 'none':
-        parts.append(f"features normalised per {cfg['normalize']}")
+        parts.append(f"`--normalize {cfg['normalize']}`")
     return ', '.join(parts)
 
 

@@ -112,6 +112,31 @@ def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys):
     assert table.splitlines()[0].split()[:2] == ['file', 'prediction'] and wavs[0] in table
 
 
+def test_cli_predict_with_a_speaker_normalised_model_needs_recordings_of_one_speaker(tmp_path, capsys):
+    sf = pytest.importorskip('soundfile')
+    pytest.importorskip('librosa')
+    from tim_zoo.data import MFCCExtractor, normalize_by_speaker
+
+    wavs = []
+    for i in range(3):
+        t = np.arange(6000) / 22050
+        wavs.append(str(tmp_path / f'{i}.wav'))
+        sf.write(wavs[-1], (0.2 * (i + 1) * np.sin(2 * np.pi * (150 + 200 * i) * t)).astype(np.float32), 22050)
+    model = tim_zoo.create_model('tim', num_classes=2, depth=3)
+    model.label_names = ['high', 'low']
+    settings = dict(mean_signal_length=8192, normalize='speaker_mean')
+    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=settings)
+    assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors')]) == 1
+    assert "normalised per speaker (normalize='speaker_mean')" in capsys.readouterr().err
+    assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors'), '--same-speaker', '--json']) == 0
+    got = np.array([[r['probabilities']['high'], r['probabilities']['low']] for r in json.loads(capsys.readouterr().out)])
+    raw = np.stack([MFCCExtractor(8192)(w) for w in wavs])
+    expected = predict_proba(tim_zoo.load_checkpoint(tmp_path / 'm.safetensors'),
+                             normalize_by_speaker(raw, ['one'] * 3, 'speaker_mean'))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.abs(predict_proba(tim_zoo.load_checkpoint(tmp_path / 'm.safetensors'), raw) - expected).max() > 1e-4
+
+
 def test_cli_predict_with_another_model_and_no_weights_says_what_to_pass(capsys):
     assert cli.main(['predict', 'x.wav', '--model', 'at_tim']) == 1
     assert '--checkpoint PATH' in capsys.readouterr().err

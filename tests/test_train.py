@@ -321,3 +321,50 @@ def test_runs_split_over_processes_collect_into_the_docs_results_of_one_run(tmp_
         collect_run.collect([tmp_path / 'part2', tmp_path / 'other'], 'x', '0.0')
     last = dict(run, config=dict(run['config'], select='last', val_fraction=0.0))
     assert 'the last epoch' in make_tables.render_results(last)
+
+
+# --- per-speaker normalisation ---------------------------------------------------------------------
+
+def test_speaker_normalisation_removes_each_speakers_offset_and_keeps_the_rest():
+    from tim_zoo.data import normalize_by_speaker
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(12, 5, 7)).astype(np.float32)
+    speakers = ['a', 'b', 'c'] * 4
+    centred = normalize_by_speaker(x, speakers, 'speaker_mean')
+    scaled = normalize_by_speaker(x, speakers, 'speaker')
+    for name in 'abc':
+        rows = np.array(speakers) == name
+        np.testing.assert_allclose(centred[rows].mean(axis=(0, 2)), 0, atol=1e-5)
+        np.testing.assert_allclose(scaled[rows].std(axis=(0, 2)), 1, atol=1e-3)
+        # within a speaker the differences between frames are untouched by speaker_mean
+        np.testing.assert_allclose(np.diff(centred[rows], axis=2), np.diff(x[rows], axis=2), atol=1e-5)
+    # a per-speaker, per-coefficient offset and (for "speaker") gain is what they remove
+    gain = np.where(np.array(speakers) == 'b', 3.0, 1.0)[:, None, None]
+    offset = np.array([{'a': 0, 'b': 5, 'c': -40}[s] for s in speakers])[:, None, None] * rng.normal(size=(1, 5, 1))
+    np.testing.assert_allclose(normalize_by_speaker(x + offset, speakers, 'speaker_mean'), centred, atol=1e-4)
+    np.testing.assert_allclose(normalize_by_speaker(x * gain + offset, speakers, 'speaker'), scaled, atol=1e-4)
+    np.testing.assert_array_equal(normalize_by_speaker(x, speakers, 'none'), x)
+    with pytest.raises(DatasetError, match='a speaker for each of the 12 utterances, got 11'):
+        normalize_by_speaker(x, speakers[:11])
+    with pytest.raises(DatasetError, match='empty'):
+        normalize_by_speaker(x, [''] + speakers[1:])
+    with pytest.raises(ConfigurationError, match="normalize must be one of"):
+        _cfg(normalize='utterance')
+
+
+def test_training_on_speaker_normalised_features_records_it_in_the_checkpoint(tmp_path):
+    from tim_zoo.data import normalize_by_speaker
+    features = _features(shift=1.5)
+    offsets = np.array([10.0 * int(s[1:]) for s in features.speakers], dtype=np.float32)[:, None, None]
+    shifted = FeatureSet(features.x + offsets, features.y, features.label_names, features.paths, features.speakers,
+                         features.settings)
+    summary = run_training(_cfg(protocol='loso', normalize='speaker_mean', epochs=2), shifted, tmp_path,
+                           show_progress=False)
+    x = normalize_by_speaker(shifted.x, shifted.speakers, 'speaker_mean')
+    for fold, split in zip(summary['folds'], make_splits('loso', 60, features.speakers, seed=34, val_fraction=0.1)):
+        model = tim_zoo.load_checkpoint(tmp_path / fold['split'] / 'best.safetensors').eval()
+        assert model.pretrained_cfg['feature_settings']['normalize'] == 'speaker_mean'
+        with torch.no_grad():
+            pred = model(torch.as_tensor(x[split.test])).argmax(-1).numpy()
+        assert math.isclose(war(features.y[split.test], pred), fold['war'])
+    assert json.loads((tmp_path / 'config.json').read_text())['normalize'] == 'speaker_mean'

@@ -49,18 +49,29 @@ def _load_predict_model(args):
     return load_default_model()
 
 
-def predict_files(model, paths, mean_signal_length=None):
-    """``[(path, {label: probability})]`` for audio files, with the features the model's weights expect."""
+def predict_files(model, paths, mean_signal_length=None, same_speaker=False):
+    """``[(path, {label: probability})]`` for audio files, with the features the model's weights expect.
+
+    A model trained on per-speaker normalised features (``normalize`` in its feature settings) needs
+    ``same_speaker=True``: the files are then taken as recordings of one speaker and normalised together.
+    """
     import numpy as np
 
-    from ..data import MFCCExtractor
+    from ..data import MFCCExtractor, normalize_by_speaker
     from ..evaluation import predict_proba
 
     settings = dict((getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings') or {})
+    normalize = settings.get('normalize', 'none')
+    if normalize != 'none' and not same_speaker:
+        raise ConfigurationError(
+            f'this model was trained on features normalised per speaker (normalize={normalize!r}); give several '
+            f'recordings of one speaker with --same-speaker (same_speaker=True) so they are normalised together')
     if mean_signal_length:
         settings['mean_signal_length'] = mean_signal_length
     extractor = MFCCExtractor.from_settings(settings)
     x = np.stack([extractor(p) for p in paths])
+    if normalize != 'none':
+        x = normalize_by_speaker(x, ['speaker'] * len(x), normalize)
     probs = predict_proba(model, x)
     labels = model.label_names or [f'class_{i}' for i in range(model.num_classes)]
     return [(str(p), dict(zip(labels, map(float, row)))) for p, row in zip(paths, probs)]
@@ -68,7 +79,7 @@ def predict_files(model, paths, mean_signal_length=None):
 
 def cmd_predict(args) -> int:
     model = _load_predict_model(args)
-    results = predict_files(model, args.wav, args.mean_signal_length)
+    results = predict_files(model, args.wav, args.mean_signal_length, args.same_speaker)
     if args.json:
         print(json.dumps([dict(file=f, prediction=max(p, key=p.get), probabilities=p) for f, p in results], indent=2))
         return 0
@@ -123,6 +134,8 @@ def add_commands(sub) -> None:
     p.add_argument('--keras-weights', default='', help='a TIM-Net Keras .hdf5 file')
     p.add_argument('--mean-signal-length', type=int, default=0, help="override the weights' feature length")
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    p.add_argument('--same-speaker', action='store_true',
+                   help='the files are one speaker: normalise them together (models trained with --normalize)')
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser('evaluate', help='evaluate a released 10-fold TIM-Net model set with the authors\' folds')

@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 
 
@@ -51,7 +52,7 @@ def config_from_args(args):
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
         folds=args.folds, only_folds=args.fold, val_fraction=args.val_fraction, select=args.select,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
-        gmm_select=args.gmm_select, device=args.device,
+        gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
         model_args=_key_values(args.model_arg, '--model-arg', _literal))
     return TrainConfig.from_recipe(args.recipe, **overrides)
 
@@ -131,6 +132,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     hp.add_argument('--seed', type=int)
     hp.add_argument('--model-arg', action='append', metavar='KEY=VALUE', help='model constructor argument (repeat)')
     hp.add_argument('--gmm-select', type=int, metavar='N', help='train on N GMM-selected frames per utterance')
+    hp.add_argument('--normalize', choices=NORMALIZE_MODES,
+                    help="per-speaker feature normalisation: subtract each speaker's mean (speaker_mean), also divide "
+                         "by the speaker's standard deviation (speaker), or none")
     proto = p.add_argument_group('protocol')
     proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout', 'all'),
                        help='all: train on every sample, no test (a model to ship)')

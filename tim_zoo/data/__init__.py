@@ -3,9 +3,11 @@ from .corpora import CORPUS_READERS, CORPUS_RELEASES, Corpus, CorpusItem, load_c
 from .feature_set import FeatureSet, cached_features, extract_features, load_timnet_npy, save_timnet_npy
 from .features import MFCCExtractor, centre_fit, load_audio
 from .frame_selection import GMMFrameSelection, gmm_frame_selection
+from .normalize import NORMALIZE_MODES, normalize_by_speaker, normalize_features
 
 __all__ = [
     'CORPUS_READERS', 'CORPUS_RELEASES', 'Corpus', 'CorpusItem', 'FeatureSet', 'GMMFrameSelection', 'MFCCExtractor',
     'cached_features', 'centre_fit', 'extract_features', 'gmm_frame_selection', 'load_audio', 'load_corpus',
-    'load_timnet_npy', 'natural_key', 'save_timnet_npy',
+    'load_timnet_npy', 'natural_key', 'NORMALIZE_MODES', 'normalize_by_speaker', 'normalize_features',
+    'save_timnet_npy',
 ]

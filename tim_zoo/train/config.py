@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .._validation import check_choice
+from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from .recipes import get_recipe
 
@@ -19,6 +20,8 @@ class TrainConfig:
     model to ship). The validation split is carved from the training part
     (``val_fraction``; speaker-disjoint under loso); ``select="val"`` keeps the epoch with the best
     validation accuracy, ``"last"`` the last epoch. The test part never chooses anything.
+    ``normalize`` (``"none"``, ``"speaker_mean"``, ``"speaker"``) normalises the features per speaker
+    before training (see :func:`~tim_zoo.data.normalize_by_speaker`).
     """
     model: str = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)
@@ -49,6 +52,7 @@ class TrainConfig:
     lr_mult: Dict[str, float] = field(default_factory=dict)
     gmm_select: Optional[int] = None
     gmm_fits: int = 8
+    normalize: str = 'none'
     device: str = 'cpu'
     note: str = ''
 
@@ -57,6 +61,7 @@ class TrainConfig:
         check_choice('scheduler', self.scheduler, ('step', 'cosine', 'noam', 'none'))
         check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout', 'all'))
         check_choice('select', self.select, ('val', 'last'))
+        check_choice('normalize', self.normalize, NORMALIZE_MODES)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if self.protocol == 'all':

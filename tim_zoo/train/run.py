@@ -10,6 +10,7 @@ import torch
 from .._factory import create_model_for_frames
 from ..data._optional import progress, require
 from ..data.feature_set import FeatureSet
+from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError
 from ..weights.checkpoint import atomic_write
 from .config import TrainConfig
@@ -153,6 +154,8 @@ def run_training(
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     if cfg.gmm_select:
         features = _select_frames(features, cfg, show_progress)
+    if cfg.normalize != 'none':
+        features = normalize_features(features, cfg.normalize)
     x = torch.as_tensor(features.x, dtype=torch.float32)
     y = torch.as_tensor(features.y, dtype=torch.long)
     num_classes, in_chans, frames = len(features.label_names), x.shape[1], x.shape[2]
