@@ -123,8 +123,10 @@ def zoo_page(names) -> str:
     for path in sorted((DOCS / 'results').glob('*.json')):
         run = json.loads(path.read_text())
         wars = [f['war'] for f in run['folds']]
-        accuracy.setdefault(run['config']['model'], []).append(
-            f"{100 * sum(wars) / len(wars):.1f} % ({run['config']['protocol']})")
+        how = run['config']['protocol']
+        if run['config'].get('normalize', 'none') != 'none':
+            how += f", normalised per speaker ({run['config']['normalize']})"
+        accuracy.setdefault(run['config']['model'], []).append(f"{100 * sum(wars) / len(wars):.1f} % ({how})")
     lines = ['# Model zoo', '',
              'Generated from the registry at build time: parameters and multiply-accumulates per sample at 39 MFCC x '
              '188 frames; latency per batch of 64 from `benchmarks/results` (CPU: 2 cores, eager; H100: '
