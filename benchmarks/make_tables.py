@@ -3,7 +3,9 @@
 In docs/speed.md each ``<!-- table:NAME -->`` ... ``<!-- /table -->`` block becomes the table of
 ``benchmarks/results/NAME.json`` (rows written by ``python -m tim_zoo.benchmark --json``); in
 docs/training.md each ``<!-- results:NAME -->`` ... ``<!-- /results -->`` block becomes the per-split
-table of ``docs/results/NAME.json`` (the result.json files of a ``tim-zoo train`` run, collected).
+table of ``docs/results/NAME.json`` (the result.json files of a ``tim-zoo train`` run, collected), and
+each ``<!-- summary:NAME NAME ... -->`` ... ``<!-- /summary -->`` block a table of those runs' means, one
+row per run, for comparing settings.
 ``--check`` exits 1 when a page is out of date.
 
     python benchmarks/make_tables.py [--check]
@@ -21,6 +23,7 @@ BLOCK = re.compile(r'(<!-- table:([\w.-]+) -->\n)(.*?)(<!-- /table -->)', re.S)
 TRAINING_PAGE = ROOT / 'docs' / 'training.md'
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
 RESULTS_BLOCK = re.compile(r'(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)', re.S)
+SUMMARY_BLOCK = re.compile(r'(<!-- summary:([\w. -]+?) -->\n)(.*?)(<!-- /summary -->)', re.S)
 
 
 def _ms(v):
@@ -72,17 +75,33 @@ def _selection(cfg: dict) -> str:
     return f"best validation accuracy (validation: {cfg['val_fraction']:.0%} of the training {part})"
 
 
+def _mean_std(folds, key):
+    """Mean and population standard deviation of ``key`` over the splits, in percent."""
+    values = [100 * f[key] for f in folds]
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def render_summary(runs: dict) -> str:
+    """One row per run (name -> collected run): its settings and the mean (std) over its splits."""
+    lines = ['| run | model | recipe, settings | protocol | splits | WAR % (std) | UAR % (std) |',
+             '|---|---|---|---|---|---|---|']
+    for name, run in runs.items():
+        cfg, folds = run['config'], run['folds']
+        war, uar = _mean_std(folds, 'war'), _mean_std(folds, 'uar')
+        lines.append(f"| `{name}` | `{cfg['model']}` | `{cfg['recipe']}`: {_settings(cfg)} | {cfg['protocol']} "
+                     f"| {len(folds)} | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |")
+    return '\n'.join(lines) + '\n'
+
+
 def render_results(run: dict) -> str:
     folds = run['folds']
     lines = ['| split | test samples | chosen epoch | WAR % | UAR % |', '|---|---|---|---|---|']
     for f in folds:
         lines.append(f"| {f['split']} | {f['n_test']} | {f['chosen_epoch']} | {100 * f['war']:.2f} | {100 * f['uar']:.2f} |")
-    wars = [f['war'] for f in folds]
-    uars = [f['uar'] for f in folds]
-    mean = lambda v: sum(v) / len(v)                                        # noqa: E731
-    std = lambda v: (sum((a - mean(v)) ** 2 for a in v) / len(v)) ** 0.5   # noqa: E731
-    lines.append(f'| **mean (std)** | {sum(f["n_test"] for f in folds)} | | **{100 * mean(wars):.2f}** '
-                 f'({100 * std(wars):.2f}) | **{100 * mean(uars):.2f}** ({100 * std(uars):.2f}) |')
+    war, uar = _mean_std(folds, 'war'), _mean_std(folds, 'uar')
+    lines.append(f'| **mean (std)** | {sum(f["n_test"] for f in folds)} | | **{war[0]:.2f}** ({war[1]:.2f}) '
+                 f'| **{uar[0]:.2f}** ({uar[1]:.2f}) |')
     cfg = run['config']
     lines.append('')
     lines.append(f"`{cfg['model']}`, recipe `{cfg['recipe']}` ({_settings(cfg)}), protocol `{cfg['protocol']}`, seed "
@@ -98,7 +117,11 @@ def update(text: str) -> str:
     def results(m):
         run = json.loads((TRAINING_RESULTS / f'{m.group(2)}.json').read_text())
         return m.group(1) + render_results(run) + m.group(4)
-    return RESULTS_BLOCK.sub(results, BLOCK.sub(table, text))
+
+    def summary(m):
+        runs = {name: json.loads((TRAINING_RESULTS / f'{name}.json').read_text()) for name in m.group(2).split()}
+        return m.group(1) + render_summary(runs) + m.group(4)
+    return SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text)))
 
 
 def main(argv=None) -> int:

@@ -321,6 +321,11 @@ def test_runs_split_over_processes_collect_into_the_docs_results_of_one_run(tmp_
         collect_run.collect([tmp_path / 'part2', tmp_path / 'other'], 'x', '0.0')
     last = dict(run, config=dict(run['config'], select='last', val_fraction=0.0))
     assert 'the last epoch' in make_tables.render_results(last)
+    normalised = dict(run, config=dict(run['config'], normalize='speaker_mean'))
+    summary = make_tables.render_summary({'plain': run, 'normalised': normalised}).splitlines()
+    assert len(summary) == 4 and summary[2].startswith('| `plain`') and '--normalize speaker_mean' in summary[3]
+    wars = np.array([f['war'] for f in run['folds']]) * 100
+    assert f'| {wars.mean():.2f} ({wars.std():.2f}) |' in summary[2]
 
 
 # --- per-speaker normalisation ---------------------------------------------------------------------
