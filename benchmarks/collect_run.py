@@ -12,14 +12,11 @@ import json
 import sys
 from pathlib import Path
 
+from tim_zoo.data import natural_key
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
 IGNORED = {'only_folds', 'device'}
-
-
-def _natural(name: str):
-    digits = ''.join(c for c in name if c.isdigit())
-    return (name.rstrip('0123456789_'), int(digits) if digits else -1, name)
 
 
 def collect(run_dirs, device: str, torch_version: str) -> dict:
@@ -44,7 +41,7 @@ def collect(run_dirs, device: str, torch_version: str) -> dict:
         raise SystemExit('no tested splits found (no */result.json with test metrics)')
     config = {k: v for k, v in config.items() if k != 'only_folds'}
     return dict(config=config, device=device, torch=torch_version,
-                folds=[folds[k] for k in sorted(folds, key=_natural)])
+                folds=[folds[k] for k in sorted(folds, key=natural_key)])
 
 
 def main(argv=None) -> int:
