@@ -18,3 +18,25 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.skip(f'reference folder {SHARED} is absent (set TIM_ZOO_SHARED to point at it)')
     return SHARED
+
+
+def synthetic_speech(seconds: float = 1.5, sr: int = 22050, f0: float = 140.0, seed: int = 0, gain: float = 0.3):
+    """A speech-like test signal (float32 ``[N]``): harmonics of a gliding pitch around ``f0`` in syllables of
+    about 0.2 s separated by short pauses, so the speech detector finds voiced speech in it (a steady tone or
+    noise it would reject)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    pitch = f0 * (1 + 0.15 * np.sin(2 * np.pi * 1.3 * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+    syllable = 0.5 - 0.5 * np.cos(2 * np.pi * t / 0.3)                   # 0.3 s syllables, silent between
+    signal = voice * syllable ** 2 + 0.002 * rng.standard_normal(n)
+    return (gain * signal / np.abs(signal).max()).astype(np.float32)
+
+
+@pytest.fixture
+def speech_like():
+    return synthetic_speech

@@ -48,7 +48,9 @@ def test_mfcc_matches_librosa_pipeline(tmp_path, seconds):
         signal = signal[start:start + length]
     expected = librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=39)
     assert ours.shape == (39, 188) and ours.dtype == np.float32
-    np.testing.assert_array_equal(ours, expected.astype(np.float32))
+    # the torch MFCC agrees within float32 rounding (documented tolerance: 1e-4 of the largest coefficient)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_array_equal(MFCCExtractor(length, backend='librosa')(path), expected.astype(np.float32))
 
 
 def test_frames_follow_release_lengths():
@@ -78,6 +80,7 @@ def test_order_three_is_static_plus_deltas(tmp_path):
     static = MFCCExtractor(22050, n_mfcc=13)(path)
     np.testing.assert_array_equal(feats[:13], static)
     np.testing.assert_allclose(feats[13:26], librosa.feature.delta(static), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(feats[26:], librosa.feature.delta(static, order=2), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(feats[26:], librosa.feature.delta(static, order=2), rtol=1e-5, atol=1e-5)
 
 
@@ -220,8 +223,8 @@ def test_feature_set_round_trips_and_cache(tmp_path, monkeypatch):
     back = FeatureSet.load(tmp_path / 'f.npz')
     assert np.array_equal(back.x, feats.x) and back.label_names == feats.label_names and back.settings == feats.settings
     calls = []
-    original = MFCCExtractor.__call__
-    monkeypatch.setattr(MFCCExtractor, '__call__', lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    original = MFCCExtractor.signal
+    monkeypatch.setattr(MFCCExtractor, 'signal', lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     cached_features(corpus, ex, tmp_path / 'f.npz', show_progress=False)
     assert calls == []
     cached_features(corpus, MFCCExtractor(4096), tmp_path / 'f.npz', show_progress=False)   # settings changed

@@ -79,26 +79,25 @@ def test_release_folds_are_the_held_out_sets(shared_dir, emodb_features):
     assert test_0 - test_46 > 0.08, 'with a wrong seed the "test" folds are mostly training data'
 
 
-def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys):
+def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys, speech_like):
     sf = pytest.importorskip('soundfile')
-    pytest.importorskip('librosa')
     wavs = []
     for i, cls in enumerate(['low', 'low', 'high']):
-        t = np.arange(6000) / 22050
         path = tmp_path / 'corpus' / cls / f'{i}.wav'
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), (0.3 * np.sin(2 * np.pi * (150 + 300 * i) * t)).astype(np.float32), 22050)
+        sf.write(str(path), speech_like(1.0, f0=120 + 60 * i, seed=i, gain=0.1 * (i + 1)), 22050)
         wavs.append(str(path))
     assert cli.main(['extract', '--corpus', 'folders', '--data-root', str(tmp_path / 'corpus'),
-                     '-o', str(tmp_path / 'f.npz'), '--mean-signal-length', '8192', '--quiet']) == 0
+                     '-o', str(tmp_path / 'f.npz'), '--mean-signal-length', '32768', '--quiet']) == 0
     from tim_zoo.data import FeatureSet
     feats = FeatureSet.load(tmp_path / 'f.npz')
-    assert feats.x.shape == (3, 39, 17) and feats.label_names == ['high', 'low']
+    assert feats.x.shape == (3, 39, 65) and feats.label_names == ['high', 'low']
+    assert feats.settings['level'] == 'peak'                         # extract's default, recorded
     capsys.readouterr()
 
     model = tim_zoo.create_model('tim', num_classes=2, depth=3)
     model.label_names = ['high', 'low']
-    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=dict(mean_signal_length=8192))
+    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=feats.settings)
     assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors'), '--json']) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r['file'] for r in rows] == wavs
@@ -112,25 +111,23 @@ def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys):
     assert table.splitlines()[0].split()[:2] == ['file', 'prediction'] and wavs[0] in table
 
 
-def test_cli_predict_with_a_speaker_normalised_model_needs_recordings_of_one_speaker(tmp_path, capsys):
+def test_cli_predict_with_a_speaker_normalised_model_needs_recordings_of_one_speaker(tmp_path, capsys, speech_like):
     sf = pytest.importorskip('soundfile')
-    pytest.importorskip('librosa')
     from tim_zoo.data import MFCCExtractor, normalize_by_speaker
 
     wavs = []
     for i in range(3):
-        t = np.arange(6000) / 22050
         wavs.append(str(tmp_path / f'{i}.wav'))
-        sf.write(wavs[-1], (0.2 * (i + 1) * np.sin(2 * np.pi * (150 + 200 * i) * t)).astype(np.float32), 22050)
+        sf.write(wavs[-1], speech_like(0.8, f0=110 + 70 * i, seed=i, gain=0.2 * (i + 1)), 22050)
     model = tim_zoo.create_model('tim', num_classes=2, depth=3)
     model.label_names = ['high', 'low']
-    settings = dict(mean_signal_length=8192, normalize='speaker_mean')
+    settings = dict(mean_signal_length=24576, normalize='speaker_mean')
     tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=settings)
     assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors')]) == 1
     assert "normalised per speaker (normalize='speaker_mean')" in capsys.readouterr().err
     assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors'), '--same-speaker', '--json']) == 0
     got = np.array([[r['probabilities']['high'], r['probabilities']['low']] for r in json.loads(capsys.readouterr().out)])
-    raw = np.stack([MFCCExtractor(8192)(w) for w in wavs])
+    raw = np.stack([MFCCExtractor(24576)(w) for w in wavs])
     expected = predict_proba(tim_zoo.load_checkpoint(tmp_path / 'm.safetensors'),
                              normalize_by_speaker(raw, ['one'] * 3, 'speaker_mean'))
     np.testing.assert_allclose(got, expected, atol=1e-6)
@@ -156,16 +153,20 @@ def test_bundled_model_is_an_emodb_timnet_trained_by_the_engine():
     assert meta['extra']['epoch'] == train_config['epochs'] == 500
 
 
-def test_cli_predict_defaults_to_the_bundled_model(tmp_path, capsys):
+def test_cli_predict_defaults_to_the_bundled_model(tmp_path, capsys, speech_like):
     sf = pytest.importorskip('soundfile')
-    pytest.importorskip('librosa')
-    t = np.arange(30000) / 22050
-    path = tmp_path / 'tone.wav'
-    sf.write(str(path), (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22050)
-    assert cli.main(['predict', str(path), '--json']) == 0
-    row = json.loads(capsys.readouterr().out)[0]
+    path = tmp_path / 'voice.wav'
+    sf.write(str(path), speech_like(1.5), 22050)
+    tone = tmp_path / 'tone.wav'
+    sf.write(str(tone), (0.3 * np.sin(2 * np.pi * 220 * np.arange(30000) / 22050)).astype(np.float32), 22050)
+    assert cli.main(['predict', str(path), str(tone), '--json']) == 0
+    row, steady = json.loads(capsys.readouterr().out)
     assert set(row['probabilities']) == {'angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad'}
     assert sum(row['probabilities'].values()) == pytest.approx(1, abs=1e-5)
+    assert row['error'] is None and row['notes'] == [] and len(row['segments']) == 1
+    # a steady tone is no speech: no class, and a note saying why
+    assert steady['prediction'] is None and steady['probabilities'] is None and steady['error'] is None
+    assert steady['notes'] and steady['notes'][0].startswith('no prediction: no speech to judge')
 
 
 @pytest.mark.slow

@@ -3,16 +3,18 @@ from . import layers, models, weights
 from ._factory import create_model, create_model_for_frames, is_model, list_models
 from .complexity import count_macs, count_params
 from .exceptions import (
-    CheckpointMismatchError, ConfigurationError, InputDtypeError, InputShapeError, NonFiniteInputError, TimZooError,
-    UnknownModelError, UnsafeFileError, WeightFileError,
+    AudioError, CheckpointMismatchError, ConfigurationError, DatasetError, InputDtypeError, InputShapeError,
+    NonFiniteInputError, TimZooError, UnknownModelError, UnsafeFileError, WeightFileError,
 )
+from .inference import EmotionRecognizer, Prediction, Segment
 from .models import SERModel
 from .version import __version__
 from .weights import load_checkpoint, load_weights, save_checkpoint
 
 __all__ = [
-    'CheckpointMismatchError', 'ConfigurationError', 'InputDtypeError', 'InputShapeError', 'NonFiniteInputError',
-    'SERModel', 'TimZooError', 'UnknownModelError', 'UnsafeFileError', 'WeightFileError', '__version__',
-    'count_macs', 'count_params', 'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models',
-    'load_checkpoint', 'load_weights', 'models', 'save_checkpoint',
+    'AudioError', 'CheckpointMismatchError', 'ConfigurationError', 'DatasetError', 'EmotionRecognizer',
+    'InputDtypeError', 'InputShapeError', 'NonFiniteInputError', 'Prediction', 'SERModel', 'Segment', 'TimZooError',
+    'UnknownModelError', 'UnsafeFileError', 'WeightFileError', '__version__', 'count_macs', 'count_params',
+    'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'load_weights',
+    'models', 'save_checkpoint',
 ]

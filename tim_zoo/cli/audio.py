@@ -14,12 +14,22 @@ def _release_length(corpus: str, default: int = 96000) -> int:
     return TIMNET_RELEASES[release]['mean_signal_length'] if release else default
 
 
+def add_level_argument(parser) -> None:
+    from ..data.audio import LEVEL_MODES
+
+    parser.add_argument('--level', choices=LEVEL_MODES, default=None,
+                        help='input level normalisation, recorded with the features and applied at prediction: peak '
+                             '(default: each recording scaled to a full-scale peak, so models do not depend on the '
+                             "microphone's gain) or none (the samples as read: the TIM-Net authors' features)")
+
+
 def cmd_extract(args) -> int:
     from ..data import FeatureSet, MFCCExtractor, extract_features, load_corpus, save_timnet_npy
 
     corpus = load_corpus(args.corpus, args.data_root)
     length = args.mean_signal_length or _release_length(args.corpus)
-    features = extract_features(corpus, MFCCExtractor(length, args.n_mfcc, order=args.order), show_progress=not args.quiet)
+    extractor = MFCCExtractor(length, args.n_mfcc, order=args.order, level=args.level or 'peak')
+    features = extract_features(corpus, extractor, show_progress=not args.quiet)
     out = Path(args.output)
     if out.suffix == '.npy':
         save_timnet_npy(features, out)
@@ -29,67 +39,71 @@ def cmd_extract(args) -> int:
     return 0
 
 
-def _load_predict_model(args):
-    from .._factory import create_model
-    from ..weights import load_checkpoint
+def build_recognizer(args):
+    """The :class:`~tim_zoo.inference.EmotionRecognizer` the ``predict`` flags describe."""
+    from ..inference import EmotionRecognizer
 
+    kwargs = dict(device=args.device, hop_seconds=args.hop, min_speech=args.min_speech)
+    if args.mean_signal_length:
+        kwargs['feature_settings'] = dict(mean_signal_length=args.mean_signal_length)
     if args.checkpoint and args.keras_weights:
         raise ConfigurationError('give either --checkpoint or --keras-weights, not both')
     if args.checkpoint:
-        if args.model:
-            return create_model(args.model, checkpoint_path=args.checkpoint)
-        return load_checkpoint(args.checkpoint)
+        return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
     if args.keras_weights:
         if args.model and args.model != 'timnet':
             raise ConfigurationError(f'Keras weights are TIM-Net weights; --model {args.model} cannot take them')
-        return create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=args.keras_weights))
+        return EmotionRecognizer.from_keras(args.keras_weights, release=args.release or None, **kwargs)
     if args.model:
         raise ConfigurationError(f'--model {args.model} needs weights: pass --checkpoint PATH or --keras-weights PATH')
-    from ..pretrained import load_default_model
-    return load_default_model()
+    return EmotionRecognizer.from_pretrained(**kwargs)
 
 
-def predict_files(model, paths, mean_signal_length=None, same_speaker=False):
-    """``[(path, {label: probability})]`` for audio files, with the features the model's weights expect.
-
-    A model trained on per-speaker normalised features (``normalize`` in its feature settings) needs
-    ``same_speaker=True``: the files are then taken as recordings of one speaker and normalised together.
-    """
-    import numpy as np
-
-    from ..data import MFCCExtractor, normalize_by_speaker
-    from ..evaluation import predict_proba
-
-    settings = dict((getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings') or {})
-    normalize = settings.get('normalize', 'none')
-    if normalize != 'none' and not same_speaker:
-        raise ConfigurationError(
-            f'this model was trained on features normalised per speaker (normalize={normalize!r}); give several '
-            f'recordings of one speaker with --same-speaker (same_speaker=True) so they are normalised together')
-    if mean_signal_length:
-        settings['mean_signal_length'] = mean_signal_length
-    extractor = MFCCExtractor.from_settings(settings)
-    x = np.stack([extractor(p) for p in paths])
-    if normalize != 'none':
-        x = normalize_by_speaker(x, ['speaker'] * len(x), normalize)
-    probs = predict_proba(model, x)
-    labels = model.label_names or [f'class_{i}' for i in range(model.num_classes)]
-    return [(str(p), dict(zip(labels, map(float, row)))) for p, row in zip(paths, probs)]
+def _plot_paths(plot: str, predictions) -> list:
+    """One picture: ``plot``; several: ``plot`` with each recording's name inserted (``t.png`` -> ``t-a.png``)."""
+    if len(predictions) == 1:
+        return [Path(plot)]
+    base, seen, out = Path(plot), set(), []
+    for i, p in enumerate(predictions):
+        stem = Path(p.file).stem if p.file else f'input{i}'
+        name = stem if stem not in seen else f'{stem}-{i}'
+        seen.add(name)
+        out.append(base.with_name(f'{base.stem}-{name}{base.suffix}'))
+    return out
 
 
 def cmd_predict(args) -> int:
-    model = _load_predict_model(args)
-    results = predict_files(model, args.wav, args.mean_signal_length, args.same_speaker)
+    from ..inference import format_table, plot_prediction, write_predictions
+
+    recognizer = build_recognizer(args)
+    if args.plot and not Path(args.plot).parent.is_dir():
+        raise ConfigurationError(f'cannot write {args.plot}: the folder {Path(args.plot).parent} does not exist')
+    if args.output and Path(args.output).suffix.lower() not in ('.csv', '.json'):
+        raise ConfigurationError(f'--output {args.output}: expected a .csv or .json file name')
+    if args.batch_size > 64 or len(args.inputs) > 1 or args.recursive:
+        from ..benchmark.harness import tune_malloc
+        tune_malloc()                                    # many windows: keep activations' memory between batches
+    predictions = recognizer.predict_many(
+        args.inputs, recursive=args.recursive, batch_size=args.batch_size, same_speaker=args.same_speaker,
+        show_progress=not args.quiet)
     if args.json:
-        print(json.dumps([dict(file=f, prediction=max(p, key=p.get), probabilities=p) for f, p in results], indent=2))
-        return 0
-    labels = list(results[0][1])
-    name_w = max(len('file'), *(len(f) for f, _ in results))
-    pred_w = max(len('prediction'), *(len(k) for k in labels))
-    print(f'{"file":<{name_w}}  {"prediction":<{pred_w}}  ' + '  '.join(f'{k:>8}' for k in labels))
-    for f, p in results:
-        print(f'{f:<{name_w}}  {max(p, key=p.get):<{pred_w}}  ' + '  '.join(f'{p[k]:>8.3f}' for k in labels))
-    return 0
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        print(format_table(predictions, segments=args.segments))
+    if args.output:
+        write_predictions(predictions, args.output, segments=True)
+        print(f'wrote {args.output}', file=sys.stderr)
+    if args.plot:
+        for p, path in zip(predictions, _plot_paths(args.plot, predictions)):
+            if not p.error:
+                plot_prediction(p, path)
+                print(f'wrote {path}', file=sys.stderr)
+    failed = [p for p in predictions if p.error]
+    if failed:
+        print(f'tim-zoo predict: {len(failed)} of {len(predictions)} inputs failed: '
+              + '; '.join(f'{p.file}: {p.error}' for p in failed[:5]) + (' ...' if len(failed) > 5 else ''),
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_evaluate(args) -> int:
@@ -124,18 +138,42 @@ def add_commands(sub) -> None:
     p.add_argument('--mean-signal-length', type=int, default=0, help="samples after centre pad/crop (default: the corpus's release)")
     p.add_argument('--n-mfcc', type=int, default=39)
     p.add_argument('--order', type=int, default=1, choices=(1, 3), help='3: static + delta + delta-delta')
+    add_level_argument(p)
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser('predict', help='classify audio files')
-    p.add_argument('wav', nargs='+', help='audio files')
-    p.add_argument('--model', default='', help='model name (with --checkpoint: load into this architecture)')
-    p.add_argument('--checkpoint', default='', help='a tim_zoo .safetensors checkpoint')
-    p.add_argument('--keras-weights', default='', help='a TIM-Net Keras .hdf5 file')
-    p.add_argument('--mean-signal-length', type=int, default=0, help="override the weights' feature length")
-    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
-    p.add_argument('--same-speaker', action='store_true',
-                   help='the files are one speaker: normalise them together (models trained with --normalize)')
+    p = sub.add_parser(
+        'predict', help='classify the emotion of recordings (files, folders, globs)',
+        description='Classify the emotion of recordings with the bundled EMODB timnet or given weights. Recordings '
+                    'longer than the model\'s input are cut into windows; windows without speech get no prediction. '
+                    'A thin layer over tim_zoo.EmotionRecognizer (docs/predict.md).')
+    p.add_argument('inputs', nargs='+', metavar='INPUT', help='audio files, folders or glob patterns ("calls/*.flac")')
+    p.add_argument('-r', '--recursive', action='store_true', help='also take audio files in subfolders (and ** in globs)')
+    weights = p.add_argument_group('weights (default: the bundled EMODB timnet)')
+    weights.add_argument('--model', default='', help='model name (with --checkpoint: load into this architecture)')
+    weights.add_argument('--checkpoint', default='', help='a tim_zoo .safetensors checkpoint')
+    weights.add_argument('--keras-weights', default='', help='a TIM-Net Keras .hdf5 file')
+    weights.add_argument('--release', default='', help='the Keras release of --keras-weights when its folder does not '
+                                                       'name it, e.g. EMODB_46')
+    analysis = p.add_argument_group('analysis')
+    analysis.add_argument('--mean-signal-length', type=int, default=0,
+                          help="override the weights' input length in samples (the window length)")
+    analysis.add_argument('--hop', type=float, default=None, metavar='SECONDS',
+                          help='window step for recordings longer than the input (default: half a window)')
+    analysis.add_argument('--min-speech', type=float, default=0.25, metavar='SECONDS',
+                          help='voiced speech a window needs to get a prediction (default 0.25)')
+    analysis.add_argument('--same-speaker', action='store_true',
+                          help='the files are one speaker: normalise them together (models trained with --normalize)')
+    run = p.add_argument_group('run')
+    run.add_argument('--batch-size', type=int, default=32, help='windows per batch (default 32)')
+    run.add_argument('--device', default='cpu', help='cpu (default), cuda, cuda:1 ...')
+    run.add_argument('--quiet', action='store_true', help='no progress bar')
+    out = p.add_argument_group('output')
+    out.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
+    out.add_argument('--segments', action='store_true', help='print the windows of long recordings under each row')
+    out.add_argument('-o', '--output', default='', metavar='FILE', help='also write the results to FILE.csv or FILE.json')
+    out.add_argument('--plot', default='', metavar='FILE.png',
+                     help='draw the emotion probabilities over time (several inputs: FILE-<name>.png each)')
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser('evaluate', help='evaluate a released 10-fold TIM-Net model set with the authors\' folds')

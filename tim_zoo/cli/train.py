@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
+from .audio import add_level_argument
 
 
 def _key_values(items, what, cast):
@@ -31,11 +32,16 @@ def load_training_features(args):
     from .audio import _release_length
 
     if args.features and not args.corpus:
-        return FeatureSet.load(args.features)
+        features = FeatureSet.load(args.features)
+        recorded = features.settings.get('level', 'none')
+        if args.level and args.level != recorded:
+            raise ConfigurationError(f'--level {args.level}: the features in {args.features} were extracted with '
+                                     f'level={recorded!r}; extract them again with --level {args.level}')
+        return features
     if not (args.corpus and args.data_root):
         raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
     corpus = load_corpus(args.corpus, args.data_root)
-    extractor = MFCCExtractor(_release_length(args.corpus))
+    extractor = MFCCExtractor(_release_length(args.corpus), level=args.level or 'peak')
     cache = args.features or Path(args.out) / 'features.npz'
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
     return cached_features(corpus, extractor, cache, not args.quiet)
@@ -105,6 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument('--features', help='feature file (.npz from tim-zoo extract); with --corpus, the cache to use')
     data.add_argument('--corpus', help='corpus name (emodb, casia, ravdess, savee, emovo, iemocap, folders)')
     data.add_argument('--data-root', help='corpus folder')
+    add_level_argument(data)
     run = p.add_argument_group('run')
     run.add_argument('--model', help='registered model (default: the recipe\'s, else timnet)')
     run.add_argument('--recipe', help='training recipe, e.g. timnet.paper, at_deltatim.iemocap (default: "default")')

@@ -1,7 +1,7 @@
 """Lazy imports of optional dependencies with an install hint."""
 import importlib
 
-_EXTRA = {'librosa': 'audio', 'soundfile': 'audio', 'sklearn': 'train', 'tqdm': 'train', 'matplotlib': 'train'}
+_EXTRA = {'librosa': 'audio', 'soundfile': 'audio', 'soxr': 'audio', 'scipy': 'audio', 'sklearn': 'train', 'tqdm': 'train', 'matplotlib': 'train'}
 
 
 def require(module: str, feature: str):

@@ -61,7 +61,17 @@ class FeatureSet:
 
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
     """Compute ``extractor`` on every item of ``corpus``, in order, with a tqdm progress bar."""
-    feats = [extractor(item.path) for item in progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')]
+    items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
+    if extractor.mean_signal_length is None:
+        feats = [extractor(item.path) for item in items]
+    else:                                   # equal lengths: MFCC in batches
+        feats, signals = [], []
+        for item in items:
+            signals.append(extractor.signal(item.path))
+            if len(signals) == 64:
+                feats.extend(extractor.batch(signals))
+                signals = []
+        feats.extend(extractor.batch(signals) if signals else [])
     lengths = {f.shape[1] for f in feats}
     if len(lengths) != 1:
         raise DatasetError(

@@ -1,6 +1,7 @@
 """The TIM-Net authors' six Keras releases (10 fold models each) and what their inputs were."""
 
-FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512)
+#: the authors' features: librosa MFCC of the audio as read (no level normalisation)
+FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512, level='none')
 
 #: release name -> corpus, class labels in the release's order, feature length, depth, KFold seed
 TIMNET_RELEASES = {

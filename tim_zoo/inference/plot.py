@@ -1,0 +1,38 @@
+"""The emotion probabilities of a recording over time, as a picture."""
+from pathlib import Path
+
+from ..data._optional import require
+from .results import Prediction
+
+
+def plot_prediction(prediction: Prediction, path) -> Path:
+    """Draw each class's probability per window against time (window centres; grey bands: windows without
+    enough speech to judge) and write ``path`` (``.png``, ``.svg``, ``.pdf``). Needs matplotlib."""
+    matplotlib = require('matplotlib', 'plotting predictions')
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    segments = prediction.segments
+    labels = list(next((s.probabilities for s in segments if s.probabilities), None) or [])
+    fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 2.0 + prediction.duration / 4)), 3.6))
+    judged = [s for s in segments if s.probabilities]
+    centres = [(s.start + s.end) / 2 for s in judged]
+    for label in labels:
+        ax.plot(centres, [s.probabilities[label] for s in judged], marker='o', markersize=3, label=label)
+    for s in segments:
+        if not s.probabilities:
+            ax.axvspan(s.start, s.end, color='0.85', zorder=0, lw=0)
+    answer = prediction.prediction or 'no prediction'
+    title = f'{Path(prediction.file).name if prediction.file else "waveform"}: {answer}'
+    if prediction.score is not None:
+        title += f' ({prediction.score:.2f})'
+    ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel='time (s)', ylabel='probability', title=title)
+    if labels:
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small')
+    if len(judged) < len(segments):
+        ax.text(1.01, 0.02, 'grey: no speech', transform=ax.transAxes, fontsize='small', color='0.4')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

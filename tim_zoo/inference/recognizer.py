@@ -1,0 +1,350 @@
+"""``EmotionRecognizer``: a model together with the feature extraction its weights expect."""
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..data._optional import progress
+from ..data.audio import as_waveform, centre_fit, load_audio, normalize_level, peak_dbfs
+from ..data.features import MFCCExtractor
+from ..data.speech import SpeechActivity, SpeechDetector
+from ..exceptions import AudioError, ConfigurationError
+from .results import Prediction, Segment
+
+#: file suffixes taken from folders and globs
+AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aif', '.aiff', '.aifc', '.au', '.caf')
+
+#: below this peak (dBFS) a model that takes the level as it is (``level="none"``) gets a note
+QUIET_PEAK_DB = -20.0
+
+
+def resolve_device(device) -> torch.device:
+    """``device`` as a torch.device; a CUDA device on a machine without CUDA is refused with the fix."""
+    device = torch.device(device or 'cpu')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ConfigurationError(f'device {str(device)!r} asked for, but CUDA is not available on this machine '
+                                 f'(torch.cuda.is_available() is False); use device="cpu" (--device cpu)')
+    return device
+
+
+def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -> List[Union[str, Prediction]]:
+    """Files as given; folders as their audio files (:data:`AUDIO_SUFFIXES`, natural order; with
+    ``recursive`` also in subfolders); glob patterns (``*``, ``?``, ``[``) as their matches. A folder without
+    audio or a pattern without matches becomes a failed :class:`Prediction` saying so."""
+    from ..data.corpora import natural_key
+
+    out: List[Union[str, Prediction]] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            found = path.rglob('*') if recursive else path.iterdir()
+            files = sorted((str(f) for f in found if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()), key=natural_key)
+            out += files or [Prediction(text, error=f'no audio files in the folder {text}'
+                                        + ('' if recursive else ' (--recursive / recursive=True looks in subfolders)'))]
+        elif not path.exists() and any(c in text for c in '*?['):
+            files = sorted((f for f in glob.glob(text, recursive=recursive) if Path(f).is_file()), key=natural_key)
+            out += files or [Prediction(text, error=f'no file matches {text}')]
+        else:
+            out.append(text)
+    return out
+
+
+@dataclass
+class _Item:
+    """One input on its way through :meth:`EmotionRecognizer.predict_many`."""
+    result: Prediction
+    signal: Optional[np.ndarray] = None                    # dropped once its windows' features are computed
+    activity: Optional[SpeechActivity] = None
+    peak_db: float = float('-inf')
+    clipped: float = 0.0                                   # share of samples at full scale
+    windows: List[tuple] = field(default_factory=list)     # (start sample, end sample, voiced seconds, judged)
+    features: List[np.ndarray] = field(default_factory=list)  # kept only to normalise per speaker
+    probabilities: List[np.ndarray] = field(default_factory=list)
+
+
+class EmotionRecognizer:
+    """A model with the feature extraction its weights expect: audio in, emotions out.
+
+    Build one from the bundled model, a tim_zoo checkpoint, a TIM-Net Keras release file, or any model::
+
+        rec = tim_zoo.EmotionRecognizer.from_pretrained()               # the bundled EMODB timnet
+        rec = tim_zoo.EmotionRecognizer.from_checkpoint('run/all/last.safetensors')
+        rec = tim_zoo.EmotionRecognizer.from_keras('EMODB_46/10-fold_weights_best_1.hdf5')
+        rec = tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=96000, level='peak'))
+        result = rec.predict('speech.wav')                              # or rec.predict(waveform, sample_rate=16000)
+        result.prediction, result.probabilities, result.segments, result.notes
+
+    What happens to a recording (see ``docs/predict.md``):
+
+    1. It is read as mono at the model's sample rate (``librosa.load``'s steps) and speech is detected
+       (:class:`~tim_zoo.data.speech.SpeechDetector`).
+    2. A recording no longer than the model's input (``mean_signal_length`` samples) is one window,
+       centre zero-padded as in training. A longer one is cut into windows of that length every
+       ``hop_seconds`` (default: half a window), the last ending at the end of the recording, so nothing is
+       dropped.
+    3. A window with less than ``min_speech`` seconds of voiced speech gets no prediction. The others are
+       level-normalised as the weights expect (``level`` in the feature settings: ``"peak"`` scales each
+       window to a full-scale peak, ``"none"`` leaves it), turned into MFCC and classified.
+    4. The recording's probabilities are the mean of its judged windows' probabilities weighted by their
+       seconds of voiced speech; with no judged window its ``prediction`` is None and a note says why.
+
+    Args:
+        model: a tim_zoo model (eval mode is set).
+        feature_settings: overrides of the model's recorded feature settings
+            (``model.pretrained_cfg["feature_settings"]``), e.g. ``dict(mean_signal_length=96000, level="peak")``;
+            required when the model records none.
+        device: where the MFCC and the model run (``"cpu"``, ``"cuda"``, ...).
+        hop_seconds: window step for long recordings (default: half the window).
+        min_speech: seconds of voiced speech a window needs to be judged.
+        detector: the speech detector (default: :class:`~tim_zoo.data.speech.SpeechDetector` at the model's rate).
+    """
+
+    def __init__(self, model: torch.nn.Module, feature_settings: Optional[dict] = None, device=None,
+                 hop_seconds: Optional[float] = None, min_speech: float = 0.25,
+                 detector: Optional[SpeechDetector] = None):
+        recorded = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
+        if not recorded and feature_settings is None:
+            raise ConfigurationError(
+                f'{getattr(model, "model_name", type(model).__name__)} records no feature settings, so how its inputs '
+                f'were computed is unknown; pass them: EmotionRecognizer(model, feature_settings=dict('
+                f'mean_signal_length=96000, level="peak")) (see tim_zoo.data.MFCCExtractor for every setting)')
+        self.feature_settings = dict(recorded or {}, **(feature_settings or {}))
+        self.extractor = MFCCExtractor.from_settings(self.feature_settings)
+        self.normalize = self.feature_settings.get('normalize', 'none')
+        in_chans = getattr(model, 'in_chans', None) or getattr(model, 'init_args', {}).get('in_chans')
+        if in_chans and in_chans != self.extractor.n_mfcc:
+            raise ConfigurationError(f'the model takes {in_chans} channels but the feature settings give '
+                                     f'n_mfcc={self.extractor.n_mfcc}')
+        if min_speech < 0 or (hop_seconds is not None and hop_seconds <= 0):
+            raise ConfigurationError(f'min_speech must be >= 0 and hop_seconds > 0, got {min_speech} and {hop_seconds}')
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        num_classes = getattr(model, 'num_classes', None)
+        self.label_names = list(getattr(model, 'label_names', None) or [f'class_{i}' for i in range(num_classes)])
+        rate = self.extractor.sample_rate
+        self.window = self.extractor.mean_signal_length
+        self.hop = None if self.window is None else max(1, int(round(hop_seconds * rate)) if hop_seconds
+                                                         else self.window // 2)
+        self.min_speech = min_speech
+        self.detector = detector or SpeechDetector(rate)
+
+    # --- constructors --------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
+        """The bundled EMODB ``timnet`` (``None`` or ``"timnet_emodb"``), or a weight file path
+        (see :meth:`from_checkpoint`). ``kwargs`` go to the constructor."""
+        if name_or_path in (None, 'timnet_emodb'):
+            from ..pretrained import load_default_model
+            return cls(load_default_model(), **kwargs)
+        return cls.from_checkpoint(name_or_path, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path, model_name: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
+        """A tim_zoo ``.safetensors`` checkpoint (rebuilt from its metadata, or loaded into ``model_name``);
+        a Keras ``.hdf5``/``.h5`` file goes to :meth:`from_keras`."""
+        from .._factory import create_model
+        from ..weights import load_checkpoint
+        from ..weights.load import KERAS_SUFFIXES
+
+        if Path(path).suffix.lower() in KERAS_SUFFIXES:
+            return cls.from_keras(path, **kwargs)
+        model = create_model(model_name, checkpoint_path=str(path)) if model_name else load_checkpoint(path)
+        return cls(model, **kwargs)
+
+    @classmethod
+    def from_keras(cls, path, release: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
+        """A TIM-Net Keras release file (``.../EMODB_46/10-fold_weights_best_1.hdf5``). Its release (from the
+        folder name, or ``release="EMODB_46"``) gives the labels and the authors' features (``level="none"``)."""
+        from .._factory import create_model
+        from ..weights.load import apply_metadata
+        from ..weights.releases import TIMNET_RELEASES, release_metadata
+
+        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        if release:
+            if release not in TIMNET_RELEASES:
+                raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
+            meta = release_metadata(release)
+            apply_metadata(model, dict(label_names=meta['label_names'], feature_settings=meta))
+        return cls(model, **kwargs)
+
+    # --- prediction ----------------------------------------------------------------------------------
+
+    def predict(self, audio, sample_rate: Optional[int] = None, same_speaker: bool = False) -> Prediction:
+        """The answer for one recording: a path, or a waveform ``[N]`` / ``[channels, N]`` (numpy or torch)
+        at ``sample_rate`` (default: the model's rate).
+
+        Raises:
+            AudioError: the file is missing or unreadable, or the waveform is empty or not finite.
+        """
+        if isinstance(audio, (str, Path)):
+            result = self.predict_many([audio], same_speaker=same_speaker)[0]
+        else:
+            result = self.predict_many([as_waveform(audio, sample_rate, self.extractor.sample_rate)],
+                                       same_speaker=same_speaker)[0]
+        if result.error:
+            raise AudioError(result.error)
+        return result
+
+    __call__ = predict
+
+    def predict_many(self, inputs: Sequence, recursive: bool = False, batch_size: int = 32,
+                     same_speaker: bool = False, show_progress: bool = False) -> List[Prediction]:
+        """Answers for many inputs, in order: files, folders and glob patterns (see :func:`expand_inputs`), or
+        waveforms at the model's rate. An input that cannot be read gives a :class:`Prediction` with its
+        ``error`` and the others still run.
+
+        Args:
+            batch_size: windows per MFCC and model batch.
+            same_speaker: all inputs are recordings of one speaker; needed by (and only used for) models
+                trained on per-speaker normalised features, which normalise the inputs' features together.
+            show_progress: a progress bar over the inputs (tqdm, on stderr).
+        """
+        from ..data.normalize import normalize_by_speaker
+
+        if self.normalize != 'none' and not same_speaker:
+            raise ConfigurationError(
+                f'this model was trained on features normalised per speaker (normalize={self.normalize!r}); give '
+                f'several recordings of one speaker with --same-speaker (same_speaker=True) so they are normalised '
+                f'together')
+        if batch_size < 1:
+            raise ConfigurationError(f'batch_size must be >= 1, got {batch_size}')
+        sources = []
+        for x in inputs:
+            if isinstance(x, (str, Path)):
+                sources += expand_inputs([x], recursive)
+            else:
+                sources.append(as_waveform(x, None, self.extractor.sample_rate))
+        items, pending = [], []
+        for source in progress(sources, enabled=show_progress and len(sources) > 1, desc='predict', unit='file'):
+            items.append(self._prepare(source))
+            pending += [(items[-1], s) for s in self._window_signals(items[-1])]
+            while len(pending) >= batch_size:
+                self._extract(pending[:batch_size])
+                pending = pending[batch_size:]
+        self._extract(pending)
+        if self.normalize != 'none':                       # the speaker's statistics need every window first
+            judged = [it for it in items if it.features]
+            counts = [len(it.features) for it in judged]
+            x = normalize_by_speaker(np.concatenate([np.stack(it.features) for it in judged]) if judged else
+                                     np.zeros((0, 1, 1), np.float32), ['speaker'] * sum(counts), self.normalize)
+            flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
+            for start in range(0, len(flat), batch_size):
+                self._classify(flat[start:start + batch_size])
+        return [self._finish(it) for it in items]
+
+    # --- steps -----------------------------------------------------------------------------------------
+
+    def _prepare(self, source) -> '_Item':
+        if isinstance(source, Prediction):                 # from expand_inputs: nothing to read
+            return _Item(source)
+        name = None if isinstance(source, np.ndarray) else str(source)
+        result = Prediction(name)
+        item = _Item(result)
+        try:
+            signal = source if isinstance(source, np.ndarray) else load_audio(source, self.extractor.sample_rate)
+        except AudioError as e:
+            result.error = str(e)
+            return item
+        rate = self.extractor.sample_rate
+        result.duration = round(len(signal) / rate, 3)
+        item.signal, item.activity = signal, self.detector(signal)
+        item.peak_db = peak_dbfs(signal)
+        item.clipped = float(np.mean(np.abs(signal) >= 0.999))
+        for start, end in self._window_bounds(len(signal)):
+            voiced = item.activity.voiced_seconds(start / rate, end / rate)
+            item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
+        return item
+
+    def _window_bounds(self, n: int) -> List[tuple]:
+        if self.window is None or n <= self.window:
+            return [(0, n)]
+        starts = list(range(0, n - self.window + 1, self.hop))
+        if starts[-1] != n - self.window:
+            starts.append(n - self.window)
+        return [(s, s + self.window) for s in starts]
+
+    def _window_signals(self, item: '_Item') -> List[np.ndarray]:
+        """The model-ready waveforms of the item's judged windows."""
+        out = []
+        for start, end, _, judged in item.windows if item.signal is not None else []:
+            if judged:
+                part = normalize_level(item.signal[start:end], self.extractor.level)
+                out.append(part if self.window is None else centre_fit(part, self.window))
+        item.signal = None
+        return out
+
+    def _extract(self, pending: List[tuple]) -> None:
+        """MFCC of ``[(item, window signal)]``, classified at once unless features are normalised per speaker."""
+        if not pending:
+            return
+        lengths = {len(s) for _, s in pending}
+        groups = [pending] if len(lengths) == 1 else [[p] for p in pending]   # whole-file models: one at a time
+        for group in groups:
+            feats = self.extractor.batch([s for _, s in group], device=self.device)
+            if self.normalize == 'none':
+                self._classify([(item, f) for (item, _), f in zip(group, feats)])
+            else:
+                for (item, _), f in zip(group, feats):
+                    item.features.append(f)
+
+    @torch.no_grad()
+    def _classify(self, pairs: List[tuple]) -> None:
+        """Append each ``(item, features [C, T])`` pair's class probabilities to its item."""
+        batch = torch.as_tensor(np.stack([f for _, f in pairs]), dtype=torch.float32, device=self.device)
+        for (item, _), p in zip(pairs, self.model(batch).softmax(dim=-1).float().cpu().numpy()):
+            item.probabilities.append(p)
+
+    def _finish(self, item: '_Item') -> Prediction:
+        result = item.result
+        if result.error:
+            return result
+        rate = self.extractor.sample_rate
+        probs = iter(item.probabilities)
+        weights, rows = [], []
+        for start, end, voiced, judged in item.windows:
+            p = next(probs) if judged else None
+            if judged:
+                weights.append(voiced)
+                rows.append(p)
+            result.segments.append(Segment(
+                round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
+                self._named(p) if judged else None, round(voiced, 3)))
+        result.notes += self._notes(item, len(rows))
+        if rows:
+            mean = np.average(np.stack(rows), axis=0, weights=np.asarray(weights, dtype=np.float64))
+            result.probabilities = self._named(mean)
+            result.prediction = self.label_names[int(mean.argmax())]
+        return result
+
+    def _named(self, p: np.ndarray) -> dict:
+        return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}
+
+    def _notes(self, item: '_Item', judged: int) -> List[str]:
+        notes = []
+        activity: SpeechActivity = item.activity
+        windows = len(item.windows)
+        if windows > 1:
+            rate = self.extractor.sample_rate
+            notes.append(
+                f'{item.result.duration:.2f} s is longer than the model\'s input ({self.window / rate:.2f} s): cut into '
+                f'{windows} windows (hop {self.hop / rate:.2f} s), {windows - judged} without enough speech skipped; '
+                f'the answer is the mean of {judged} windows\' probabilities weighted by their voiced seconds')
+        if judged == 0:
+            voiced = max(w[2] for w in item.windows)
+            peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')
+            loudest = 'digital silence' if peak <= -119 else f'loudest frame {peak:.1f} dBFS'
+            where = '' if windows == 1 else ' in the best window'
+            notes.append(f'no prediction: no speech to judge ({voiced:.2f} s of voiced speech{where}, '
+                         f'{self.min_speech:.2f} s needed; {loudest})')
+            return notes
+        if self.extractor.level == 'none' and item.peak_db < QUIET_PEAK_DB:
+            notes.append(f'the recording peaks at {item.peak_db:.1f} dBFS and this model takes the level as it is '
+                         f'(level="none"): quieter than the recordings it learned from, so the answer may be off')
+        if item.clipped > 0.001:
+            notes.append(f'{100 * item.clipped:.1f} % of the samples are at full scale (clipped): the answer may be off')
+        return notes

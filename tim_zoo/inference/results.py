@@ -1,0 +1,145 @@
+"""What a prediction returns, and writing predictions as a table, CSV or JSON."""
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+
+@dataclass
+class Segment:
+    """One analysed window of a recording.
+
+    Attributes:
+        start, end: seconds from the start of the recording.
+        prediction: the most probable class, or None when the window holds too little speech to judge.
+        probabilities: ``{class: probability}``, or None with ``prediction``.
+        voiced: seconds of voiced speech the detector found in the window.
+    """
+    start: float
+    end: float
+    prediction: Optional[str]
+    probabilities: Optional[Dict[str, float]]
+    voiced: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    """The answer for one recording.
+
+    Attributes:
+        file: the path, or None for a waveform.
+        prediction: the most probable class over the recording's voiced windows; None when there is no
+            speech to judge or the file could not be read (``notes`` / ``error`` say why).
+        probabilities: ``{class: probability}`` of the whole recording, or None with ``prediction``.
+        segments: the analysed windows (one for a recording no longer than the model's input).
+        notes: what was done to the input beyond the documented feature extraction, and why an answer
+            is missing or may be off.
+        error: None, or why the input could not be analysed.
+        duration: seconds of audio.
+    """
+    file: Optional[str]
+    prediction: Optional[str] = None
+    probabilities: Optional[Dict[str, float]] = None
+    segments: List[Segment] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+    duration: float = 0.0
+
+    @property
+    def label(self) -> Optional[str]:
+        """Alias of :attr:`prediction`."""
+        return self.prediction
+
+    @property
+    def score(self) -> Optional[float]:
+        """The probability of :attr:`prediction` (None without a prediction)."""
+        return None if self.prediction is None else self.probabilities[self.prediction]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``file``, ``prediction``, ``probabilities``, ``segments``, ``notes``, ``error``, ``duration``."""
+        return dict(file=self.file, prediction=self.prediction, probabilities=self.probabilities,
+                    segments=[s.to_dict() for s in self.segments], notes=list(self.notes), error=self.error,
+                    duration=self.duration)
+
+
+def _labels(predictions: Sequence[Prediction]) -> List[str]:
+    for p in predictions:
+        for probs in [p.probabilities] + [s.probabilities for s in p.segments]:
+            if probs:
+                return list(probs)
+    return []
+
+
+def format_table(predictions: Sequence[Prediction], segments: bool = False) -> str:
+    """A text table: one row per recording (``-`` where there is no prediction), its segments below it
+    with ``segments=True``, then the notes and errors by file."""
+    labels = _labels(predictions)
+    names = [p.file or f'<waveform {i}>' for i, p in enumerate(predictions)]
+    name_w = max([len('file')] + [len(n) for n in names] + ([len('  00:00.0-00:00.0')] if segments else []))
+    pred_w = max([len('prediction')] + [len(k) for k in labels])
+    prob_w = max([8] + [len(k) for k in labels])
+
+    def row(name, pred, probs):
+        cells = [f'{probs[k]:>{prob_w}.3f}' if probs else f'{"-":>{prob_w}}' for k in labels]
+        return f'{name:<{name_w}}  {pred or "-":<{pred_w}}  ' + '  '.join(cells)
+
+    lines = [f'{"file":<{name_w}}  {"prediction":<{pred_w}}  ' + '  '.join(f'{k:>{prob_w}}' for k in labels)]
+    for name, p in zip(names, predictions):
+        lines.append(row(name, p.prediction, p.probabilities))
+        if segments and len(p.segments) > 1:
+            lines += [row(f'  {_clock(s.start)}-{_clock(s.end)}', s.prediction, s.probabilities) for s in p.segments]
+    remarks = [f'{name}: error: {p.error}' for name, p in zip(names, predictions) if p.error]
+    remarks += [f'{name}: {note}' for name, p in zip(names, predictions) for note in p.notes]
+    return '\n'.join(lines + ([''] + remarks if remarks else []))
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f'{int(minutes):02d}:{rest:04.1f}'
+
+
+def to_csv(predictions: Sequence[Prediction], segments: bool = False) -> str:
+    """CSV text: ``file, start, end, prediction, <one column per class>, voiced, error, notes``; one row per
+    recording (start 0, end its duration), followed by one row per segment with ``segments=True``."""
+    labels = _labels(predictions)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    writer.writerow(['file', 'start', 'end', 'prediction'] + labels + ['voiced', 'error', 'notes'])
+
+    def probs(p):
+        return [f'{p[k]:.6f}' if p else '' for k in labels]
+
+    for p in predictions:
+        voiced = sum(s.voiced for s in p.segments) if len(p.segments) == 1 else ''
+        writer.writerow([p.file or '', '0.000', f'{p.duration:.3f}', p.prediction or ''] + probs(p.probabilities)
+                        + [f'{voiced:.3f}' if voiced != '' else '', p.error or '', ' | '.join(p.notes)])
+        if segments and len(p.segments) > 1:
+            for s in p.segments:
+                writer.writerow([p.file or '', f'{s.start:.3f}', f'{s.end:.3f}', s.prediction or '']
+                                + probs(s.probabilities) + [f'{s.voiced:.3f}', '', ''])
+    return out.getvalue()
+
+
+def write_predictions(predictions: Sequence[Prediction], path, segments: bool = True) -> Path:
+    """Write ``predictions`` to ``path``: ``.json`` (a list of :meth:`Prediction.to_dict`) or ``.csv``
+    (:func:`to_csv`; segment rows with ``segments``)."""
+    from ..exceptions import ConfigurationError
+    from ..weights.checkpoint import atomic_write
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == '.json':
+        text = json.dumps([p.to_dict() for p in predictions], indent=2)
+    elif suffix == '.csv':
+        text = to_csv(predictions, segments)
+    else:
+        raise ConfigurationError(f'cannot write predictions to {path}: expected a .csv or .json file name')
+    if not path.parent.is_dir():
+        raise ConfigurationError(f'cannot write {path}: the folder {path.parent} does not exist')
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
