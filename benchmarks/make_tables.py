@@ -5,7 +5,8 @@ In docs/speed.md each ``<!-- table:NAME -->`` ... ``<!-- /table -->`` block beco
 docs/training.md each ``<!-- results:NAME -->`` ... ``<!-- /results -->`` block becomes the per-split
 table of ``docs/results/NAME.json`` (the result.json files of a ``tim-zoo train`` run, collected), and
 each ``<!-- summary:NAME NAME ... -->`` ... ``<!-- /summary -->`` block a table of those runs' means, one
-row per run, for comparing settings.
+row per run, for comparing settings; in docs/speed.md each ``<!-- predict:NAME -->`` ... ``<!-- /predict -->``
+block the figures of ``benchmarks/results/NAME.json`` (written by ``benchmarks/predict_speed.py``).
 ``--check`` exits 1 when a page is out of date.
 
     python benchmarks/make_tables.py [--check]
@@ -24,6 +25,7 @@ TRAINING_PAGE = ROOT / 'docs' / 'training.md'
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
 RESULTS_BLOCK = re.compile(r'(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)', re.S)
 SUMMARY_BLOCK = re.compile(r'(<!-- summary:([\w. -]+?) -->\n)(.*?)(<!-- /summary -->)', re.S)
+PREDICT_BLOCK = re.compile(r'(<!-- predict:([\w.-]+) -->\n)(.*?)(<!-- /predict -->)', re.S)
 
 
 def _ms(v):
@@ -109,6 +111,21 @@ def render_results(run: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def render_predict(r: dict) -> str:
+    """The figures of ``benchmarks/predict_speed.py``."""
+    lines = ['| measured | wall time | figure | goal |', '|---|---|---|---|',
+             f"| `python -c \"import timm\"` | {r['import_timm_s']:.2f} s | | |",
+             f"| cold `tim-zoo predict ONE.wav` | {r['predict_one_s']:.2f} s | {r['ratio']:.2f}x import timm | <= 1.25x |",
+             f"| `tim-zoo predict FOLDER` ({r['files']} EMODB files, one call) | {r['predict_folder_s']:.2f} s "
+             f"| {r['files_per_s']:.0f} files/s | >= 100 files/s |",
+             f"| the same after start-up (`predict_many` in a running process) | {r['in_process_s']:.2f} s "
+             f"| {r['in_process_files_per_s']:.0f} files/s | |", '',
+             f"{r['cpu']}, {r['cores']} cores ({', '.join(r['flags'])}), {r['threads']} torch threads, torch "
+             f"{r['torch_version']}; each wall time the median of {r['repeats']} fresh processes "
+             f"(the folder: {max(1, r['repeats'] // 2)})"]
+    return '\n'.join(lines) + '\n'
+
+
 def update(text: str) -> str:
     def table(m):
         rows = json.loads((RESULTS / f'{m.group(2)}.json').read_text())
@@ -121,7 +138,9 @@ def update(text: str) -> str:
     def summary(m):
         runs = {name: json.loads((TRAINING_RESULTS / f'{name}.json').read_text()) for name in m.group(2).split()}
         return m.group(1) + render_summary(runs) + m.group(4)
-    return SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text)))
+    def predict(m):
+        return m.group(1) + render_predict(json.loads((RESULTS / f'{m.group(2)}.json').read_text())) + m.group(4)
+    return PREDICT_BLOCK.sub(predict, SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text))))
 
 
 def main(argv=None) -> int:

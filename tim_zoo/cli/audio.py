@@ -80,18 +80,17 @@ def cmd_predict(args) -> int:
         raise ConfigurationError(f'cannot write {args.plot}: the folder {Path(args.plot).parent} does not exist')
     if args.output and Path(args.output).suffix.lower() not in ('.csv', '.json'):
         raise ConfigurationError(f'--output {args.output}: expected a .csv or .json file name')
-    if args.batch_size > 64 or len(args.inputs) > 1 or args.recursive:
-        from ..benchmark.harness import tune_malloc
-        tune_malloc()                                    # many windows: keep activations' memory between batches
+    from ..benchmark.harness import tune_malloc
+    tune_malloc()                                        # keep the activations' memory between batches (up to 2x)
     predictions = recognizer.predict_many(
         args.inputs, recursive=args.recursive, batch_size=args.batch_size, same_speaker=args.same_speaker,
         show_progress=not args.quiet)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
-        print(format_table(predictions, segments=args.segments))
+        print(format_table(predictions, segments=args.segments, labels=recognizer.label_names))
     if args.output:
-        write_predictions(predictions, args.output, segments=True)
+        write_predictions(predictions, args.output, segments=True, labels=recognizer.label_names)
         print(f'wrote {args.output}', file=sys.stderr)
     if args.plot:
         for p, path in zip(predictions, _plot_paths(args.plot, predictions)):
@@ -165,7 +164,7 @@ def add_commands(sub) -> None:
     analysis.add_argument('--same-speaker', action='store_true',
                           help='the files are one speaker: normalise them together (models trained with --normalize)')
     run = p.add_argument_group('run')
-    run.add_argument('--batch-size', type=int, default=32, help='windows per batch (default 32)')
+    run.add_argument('--batch-size', type=int, default=64, help='windows per batch (default 64)')
     run.add_argument('--device', default='cpu', help='cpu (default), cuda, cuda:1 ...')
     run.add_argument('--quiet', action='store_true', help='no progress bar')
     out = p.add_argument_group('output')

@@ -109,5 +109,6 @@ def _power_spectrogram(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Te
     span = padded[:, t0 * hop_length:(t1 - 1) * hop_length + n_fft]
     window = torch.hann_window(n_fft, periodic=True, dtype=x.dtype, device=x.device)
     spec = torch.stft(span, n_fft, hop_length, window=window, center=False, return_complex=True)
-    out[:, :, t0:t1] = spec.real.square() + spec.imag.square()
+    power = spec.real.square()
+    out[:, :, t0:t1] = power.addcmul_(spec.imag, spec.imag)             # fewer temporaries than re^2 + im^2
     return out

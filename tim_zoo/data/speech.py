@@ -16,6 +16,7 @@ the pipeline needs: is there voiced sound to judge, or only silence and noise. I
 speech from singing or a periodic machine sound (a beeping alarm counts as voiced).
 """
 from dataclasses import dataclass
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -92,26 +93,42 @@ class SpeechDetector:
         self.max_lag = min(frame_length // 2, int(np.ceil(sample_rate / min_pitch)))
         self.hangover = hangover
 
-    @torch.no_grad()
     def __call__(self, signal: np.ndarray) -> SpeechActivity:
-        x = torch.as_tensor(np.asarray(signal, dtype=np.float32))
-        if len(x) < self.frame_length:
-            x = torch.nn.functional.pad(x, (0, self.frame_length - len(x)))
-        frames = x.unfold(0, self.frame_length, self.hop_length)                           # [F, N]
+        """The speech activity of a mono waveform ``[N]`` at ``sample_rate``."""
+        return self.batch([signal])[0]
+
+    @torch.no_grad()
+    def batch(self, signals: Sequence[np.ndarray]) -> List[SpeechActivity]:
+        """:meth:`__call__` for several waveforms of any lengths, computed together (same results)."""
+        frames = []
+        for signal in signals:
+            x = torch.as_tensor(np.asarray(signal, dtype=np.float32))
+            if len(x) < self.frame_length:
+                x = torch.nn.functional.pad(x, (0, self.frame_length - len(x)))
+            frames.append(x.unfold(0, self.frame_length, self.hop_length))                # [F, N]
+        counts = [len(f) for f in frames]
+        frames = torch.cat(frames)
         frames = frames - frames.mean(dim=1, keepdim=True)
-        energy = frames.square().mean(dim=1)
-        level_db = 10.0 * torch.log10(energy.double() + 1e-12)
-        noise_floor = float(torch.quantile(level_db, 0.05))
-        voiced = (level_db >= self.min_level_db) & (level_db >= noise_floor + self.snr_db) & self._periodic(frames)
-        voiced = voiced.numpy()
+        level_db = (10.0 * torch.log10(frames.square().mean(dim=1).double() + 1e-12)).numpy()
+        floors = np.repeat([np.quantile(level_db[a:a + n], 0.05) for a, n in zip(np.cumsum([0] + counts), counts)],
+                           counts)
+        loud = (level_db >= self.min_level_db) & (level_db >= floors + self.snr_db)
+        voiced_all = np.zeros(len(level_db), dtype=bool)
+        if loud.any():                                     # the pitch test only where the level tests passed
+            voiced_all[loud] = self._periodic(frames[torch.from_numpy(loud)]).numpy()
         spread = int(round(self.hangover * self.sample_rate / self.hop_length))
-        speech = voiced.copy()
-        if spread and voiced.any():
-            speech = np.convolve(voiced.astype(np.int32), np.ones(2 * spread + 1, dtype=np.int32), mode='same') > 0
-        return SpeechActivity(
-            voiced=voiced, speech=speech, level_db=level_db.to(torch.float32).numpy(),
-            hop_seconds=self.hop_length / self.sample_rate, frame_seconds=self.frame_length / self.sample_rate,
-            noise_floor_db=noise_floor)
+        out, start = [], 0
+        for count in counts:
+            level, voiced = level_db[start:start + count], voiced_all[start:start + count]
+            noise_floor = float(floors[start])
+            start += count
+            speech = voiced.copy()
+            if spread and voiced.any():
+                speech = np.convolve(voiced.astype(np.int32), np.ones(2 * spread + 1, dtype=np.int32), mode='same') > 0
+            out.append(SpeechActivity(
+                voiced=voiced, speech=speech, level_db=level.astype(np.float32), hop_seconds=self.hop_length / self.sample_rate,
+                frame_seconds=self.frame_length / self.sample_rate, noise_floor_db=noise_floor))
+        return out
 
     def _periodic(self, frames: torch.Tensor) -> torch.Tensor:
         """``[F]`` bool: a normalised cross-correlation peak >= ``voicing`` at a pitch lag, after a dip."""

@@ -192,7 +192,7 @@ class EmotionRecognizer:
 
     __call__ = predict
 
-    def predict_many(self, inputs: Sequence, recursive: bool = False, batch_size: int = 32,
+    def predict_many(self, inputs: Sequence, recursive: bool = False, batch_size: int = 64,
                      same_speaker: bool = False, show_progress: bool = False) -> List[Prediction]:
         """Answers for many inputs, in order: files, folders and glob patterns (see :func:`expand_inputs`), or
         waveforms at the model's rate. An input that cannot be read gives a :class:`Prediction` with its
@@ -219,10 +219,17 @@ class EmotionRecognizer:
                 sources += expand_inputs([x], recursive)
             else:
                 sources.append(as_waveform(x, None, self.extractor.sample_rate))
-        items, pending = [], []
-        for source in progress(sources, enabled=show_progress and len(sources) > 1, desc='predict', unit='file'):
-            items.append(self._prepare(source))
-            pending += [(items[-1], s) for s in self._window_signals(items[-1])]
+        items, loaded, pending = [], [], []
+        bar = progress(sources, enabled=show_progress and len(sources) > 1, desc='predict', unit='file')
+        for i, source in enumerate(bar):
+            items.append(self._load(source))
+            loaded.append(items[-1])
+            if len(loaded) < batch_size and i + 1 < len(sources):
+                continue
+            self._find_speech(loaded)                      # one detector call per batch of inputs
+            for item in loaded:
+                pending += [(item, s) for s in self._window_signals(item)]
+            loaded = []
             while len(pending) >= batch_size:
                 self._extract(pending[:batch_size])
                 pending = pending[batch_size:]
@@ -239,26 +246,29 @@ class EmotionRecognizer:
 
     # --- steps -----------------------------------------------------------------------------------------
 
-    def _prepare(self, source) -> '_Item':
+    def _load(self, source) -> '_Item':
         if isinstance(source, Prediction):                 # from expand_inputs: nothing to read
             return _Item(source)
-        name = None if isinstance(source, np.ndarray) else str(source)
-        result = Prediction(name)
-        item = _Item(result)
+        item = _Item(Prediction(None if isinstance(source, np.ndarray) else str(source)))
         try:
             signal = source if isinstance(source, np.ndarray) else load_audio(source, self.extractor.sample_rate)
         except AudioError as e:
-            result.error = str(e)
+            item.result.error = str(e)
             return item
-        rate = self.extractor.sample_rate
-        result.duration = round(len(signal) / rate, 3)
-        item.signal, item.activity = signal, self.detector(signal)
-        item.peak_db = peak_dbfs(signal)
+        item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
+        item.signal, item.peak_db = signal, peak_dbfs(signal)
         item.clipped = float(np.mean(np.abs(signal) >= 0.999))
-        for start, end in self._window_bounds(len(signal)):
-            voiced = item.activity.voiced_seconds(start / rate, end / rate)
-            item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
         return item
+
+    def _find_speech(self, items: List['_Item']) -> None:
+        """Speech activity and windows (with their voiced seconds and whether they are judged) of the items."""
+        readable = [it for it in items if it.signal is not None]
+        rate = self.extractor.sample_rate
+        for item, activity in zip(readable, self.detector.batch([it.signal for it in readable]) if readable else []):
+            item.activity = activity
+            for start, end in self._window_bounds(len(item.signal)):
+                voiced = activity.voiced_seconds(start / rate, end / rate)
+                item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
 
     def _window_bounds(self, n: int) -> List[tuple]:
         if self.window is None or n <= self.window:
@@ -330,10 +340,10 @@ class EmotionRecognizer:
         windows = len(item.windows)
         if windows > 1:
             rate = self.extractor.sample_rate
-            notes.append(
-                f'{item.result.duration:.2f} s is longer than the model\'s input ({self.window / rate:.2f} s): cut into '
-                f'{windows} windows (hop {self.hop / rate:.2f} s), {windows - judged} without enough speech skipped; '
-                f'the answer is the mean of {judged} windows\' probabilities weighted by their voiced seconds')
+            cut = (f'{item.result.duration:.2f} s is longer than the model\'s input ({self.window / rate:.2f} s): cut '
+                   f'into {windows} windows (hop {self.hop / rate:.2f} s)')
+            notes.append(f'{cut}, {windows - judged} without enough speech skipped; the answer is the mean of {judged} '
+                         f'windows\' probabilities weighted by their voiced seconds' if judged else f'{cut}')
         if judged == 0:
             voiced = max(w[2] for w in item.windows)
             peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')

@@ -67,7 +67,9 @@ class Prediction:
                     duration=self.duration)
 
 
-def _labels(predictions: Sequence[Prediction]) -> List[str]:
+def _labels(predictions: Sequence[Prediction], labels: Optional[Sequence[str]] = None) -> List[str]:
+    if labels is not None:
+        return list(labels)
     for p in predictions:
         for probs in [p.probabilities] + [s.probabilities for s in p.segments]:
             if probs:
@@ -75,10 +77,12 @@ def _labels(predictions: Sequence[Prediction]) -> List[str]:
     return []
 
 
-def format_table(predictions: Sequence[Prediction], segments: bool = False) -> str:
+def format_table(predictions: Sequence[Prediction], segments: bool = False,
+                 labels: Optional[Sequence[str]] = None) -> str:
     """A text table: one row per recording (``-`` where there is no prediction), its segments below it
-    with ``segments=True``, then the notes and errors by file."""
-    labels = _labels(predictions)
+    with ``segments=True``, then the notes and errors by file. ``labels``: the class columns (default: the
+    classes of the first prediction that has probabilities)."""
+    labels = _labels(predictions, labels)
     names = [p.file or f'<waveform {i}>' for i, p in enumerate(predictions)]
     name_w = max([len('file')] + [len(n) for n in names] + ([len('  00:00.0-00:00.0')] if segments else []))
     pred_w = max([len('prediction')] + [len(k) for k in labels])
@@ -103,10 +107,10 @@ def _clock(seconds: float) -> str:
     return f'{int(minutes):02d}:{rest:04.1f}'
 
 
-def to_csv(predictions: Sequence[Prediction], segments: bool = False) -> str:
+def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Optional[Sequence[str]] = None) -> str:
     """CSV text: ``file, start, end, prediction, <one column per class>, voiced, error, notes``; one row per
     recording (start 0, end its duration), followed by one row per segment with ``segments=True``."""
-    labels = _labels(predictions)
+    labels = _labels(predictions, labels)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
     writer.writerow(['file', 'start', 'end', 'prediction'] + labels + ['voiced', 'error', 'notes'])
@@ -125,9 +129,10 @@ def to_csv(predictions: Sequence[Prediction], segments: bool = False) -> str:
     return out.getvalue()
 
 
-def write_predictions(predictions: Sequence[Prediction], path, segments: bool = True) -> Path:
+def write_predictions(predictions: Sequence[Prediction], path, segments: bool = True,
+                      labels: Optional[Sequence[str]] = None) -> Path:
     """Write ``predictions`` to ``path``: ``.json`` (a list of :meth:`Prediction.to_dict`) or ``.csv``
-    (:func:`to_csv`; segment rows with ``segments``)."""
+    (:func:`to_csv`; segment rows with ``segments``, class columns ``labels``)."""
     from ..exceptions import ConfigurationError
     from ..weights.checkpoint import atomic_write
 
@@ -136,7 +141,7 @@ def write_predictions(predictions: Sequence[Prediction], path, segments: bool = 
     if suffix == '.json':
         text = json.dumps([p.to_dict() for p in predictions], indent=2)
     elif suffix == '.csv':
-        text = to_csv(predictions, segments)
+        text = to_csv(predictions, segments, labels)
     else:
         raise ConfigurationError(f'cannot write predictions to {path}: expected a .csv or .json file name')
     if not path.parent.is_dir():
