@@ -203,6 +203,22 @@ API_PAGE = """# API reference
 
 Generated from the docstrings.
 
+## Predicting
+
+::: tim_zoo.EmotionRecognizer
+
+::: tim_zoo.Prediction
+
+::: tim_zoo.Segment
+
+::: tim_zoo.inference.expand_inputs
+
+::: tim_zoo.inference.write_predictions
+
+::: tim_zoo.inference.plot_prediction
+
+::: tim_zoo.data.speech.SpeechDetector
+
 ## Models and factory
 
 ::: tim_zoo.create_model
@@ -255,7 +271,7 @@ def config(site_dir: Path, docs_dir: Path, names) -> dict:
                                             docstring_options=dict(warn_unknown_params=False,
                                                                    warn_missing_types=False))))))],
         exclude_docs='build_site.py\nresults/\n',
-        nav=[dict(Home=pages[0]), {'Getting started': pages[1]},
+        nav=[dict(Home=pages[0]), {'Getting started': pages[1]}, dict(Predicting='predict.md'),
              {'Model zoo': ['models/index.md'] + [f'models/{n}.md' for n in names]},
              dict(Blocks='blocks.md'), dict(Models='models.md'), dict(Weights='weights.md'),
              {'Training and evaluation': 'training.md'}, {'Release evaluation': 'evaluation.md'},

@@ -370,3 +370,22 @@ def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path):
     assert named.label_names == EMOTIONS and named.predict(wav).probabilities == result.probabilities
     with pytest.raises(ConfigurationError, match='unknown release'):
         EmotionRecognizer.from_keras(tmp_path / 'w.hdf5', release='EMODB')
+
+
+def test_folder_as_audio_file_and_level_flag_mismatch(tmp_path, capsys, speech_like):
+    from tim_zoo.data import load_audio
+
+    with pytest.raises(AudioError, match=f'{tmp_path} is a folder, not an audio file'):
+        load_audio(tmp_path)
+    corpus = tmp_path / 'corpus'
+    for i, cls in enumerate(['a', 'b']):
+        (corpus / cls).mkdir(parents=True)
+        sf.write(str(corpus / cls / f'{i}.wav'), speech_like(0.5, seed=i), SR)
+    assert cli.main(['extract', '--corpus', 'folders', '--data-root', str(corpus), '-o', str(tmp_path / 'f.npz'),
+                     '--mean-signal-length', '8192', '--quiet']) == 0
+    capsys.readouterr()
+    args = ['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'run'), '--epochs', '1', '--quiet']
+    assert cli.main(args + ['--level', 'none']) == 1
+    err = capsys.readouterr().err
+    assert "--level none: the features in" in err and "were extracted with level='peak'" in err
+    assert not (tmp_path / 'run').exists()
