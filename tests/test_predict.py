@@ -389,3 +389,31 @@ def test_folder_as_audio_file_and_level_flag_mismatch(tmp_path, capsys, speech_l
     err = capsys.readouterr().err
     assert "--level none: the features in" in err and "were extracted with level='peak'" in err
     assert not (tmp_path / 'run').exists()
+
+
+def test_predict_imports_no_librosa_numba_or_training_libraries(tmp_path, speech_like):
+    """A cold ``tim-zoo predict`` reads audio and computes MFCC without librosa (no numba compilation)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / 'v.wav'
+    sf.write(str(path), speech_like(1.0), SR)
+    code = ('import sys; from tim_zoo.cli import main; code = main(["predict", sys.argv[1], "--quiet", "--json"]); '
+            'heavy = ("librosa", "numba", "sklearn", "matplotlib", "h5py", "scipy"); '
+            'print("LOADED", sorted(m for m in heavy if m in sys.modules)); sys.exit(code)')
+    done = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == 'LOADED []'
+
+
+@pytest.mark.slow
+def test_torch_mfcc_equals_librosa_on_real_emodb_files(shared_dir):
+    pytest.importorskip('librosa')
+    wavs = sorted((shared_dir / 'data' / 'emodb' / 'wav').glob('*.wav'))[::27]
+    for level in ('none', 'peak'):
+        ours, theirs = MFCCExtractor(96000, level=level), MFCCExtractor(96000, level=level, backend='librosa')
+        signals = [ours.signal(w) for w in wavs]
+        batch = ours.batch(signals)
+        for wav, row in zip(wavs, batch):
+            expected = theirs(wav)
+            np.testing.assert_allclose(row, expected, rtol=0, atol=1e-4 * np.abs(expected).max(), err_msg=str(wav))
