@@ -57,7 +57,7 @@ def main():
     result = recognizer.predict(recording, sample_rate=RATE)
     print(format_table([result], segments=True))
     print('\nsilence alone:')
-    print(format_table([recognizer.predict(silence)], labels=recognizer.label_names))
+    print(format_table([recognizer.predict(silence, sample_rate=RATE)], labels=recognizer.label_names))
 
 
 if __name__ == '__main__':

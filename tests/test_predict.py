@@ -82,7 +82,7 @@ def test_speech_detector_finds_voiced_speech_and_rejects_silence_noise_and_stead
 def test_silence_and_noise_get_no_emotion_and_a_note(bundled):
     rng = np.random.default_rng(1)
     for name, signal in [('digital silence', np.zeros(2 * SR)), ('loudest frame', 0.05 * rng.standard_normal(2 * SR))]:
-        result = bundled.predict(signal.astype(np.float32))
+        result = bundled.predict(signal.astype(np.float32), sample_rate=SR)
         assert result.prediction is None and result.probabilities is None and result.score is None
         assert result.segments[0].prediction is None and result.error is None
         assert len(result.notes) == 1 and result.notes[0].startswith('no prediction: no speech to judge') \
@@ -109,7 +109,7 @@ def test_long_recording_is_cut_into_windows_and_aggregated_over_voiced_ones(spee
     voice = speech_like(1.2)
     signal = np.concatenate([voice, np.zeros(5 * SR, np.float32), 0.5 * speech_like(1.2, f0=220, seed=4),
                              np.zeros(SR // 3, np.float32)])
-    result = rec.predict(signal)
+    result = rec.predict(signal, sample_rate=SR)
     duration = len(signal) / SR
     starts = [s.start for s in result.segments]
     ends = [s.end for s in result.segments]
@@ -121,7 +121,7 @@ def test_long_recording_is_cut_into_windows_and_aggregated_over_voiced_ones(spee
     assert skipped and judged and all(s.voiced < 0.25 for s in skipped) and all(s.voiced >= 0.25 for s in judged)
     # each window's probabilities are what the window alone gives (level-normalised, no centre padding needed)
     first = judged[0]
-    alone = rec.predict(signal[int(round(first.start * SR)):int(round(first.start * SR)) + 32768])
+    alone = rec.predict(signal[int(round(first.start * SR)):int(round(first.start * SR)) + 32768], sample_rate=SR)
     np.testing.assert_allclose(list(first.probabilities.values()), list(alone.probabilities.values()), atol=1e-5)
     # the answer: mean of the judged windows weighted by their voiced seconds
     weights = np.array([s.voiced for s in judged])
@@ -130,15 +130,15 @@ def test_long_recording_is_cut_into_windows_and_aggregated_over_voiced_ones(spee
     assert result.prediction == ['a', 'b', 'c'][int(mean.argmax())]
     assert len(result.notes) == 1 and f'cut into {len(starts)} windows' in result.notes[0] \
         and f'{len(skipped)} without enough speech skipped' in result.notes[0]
-    assert rec.predict(np.zeros(4 * SR, np.float32)).notes[-1].startswith('no prediction')
+    assert rec.predict(np.zeros(4 * SR, np.float32), sample_rate=SR).notes[-1].startswith('no prediction')
 
 
 def test_hop_and_min_speech_are_honoured(speech_like):
     signal = np.concatenate([speech_like(1.0)] * 4)
-    result = _small_recognizer(hop_seconds=0.5).predict(signal)
+    result = _small_recognizer(hop_seconds=0.5).predict(signal, sample_rate=SR)
     assert [s.start for s in result.segments[:3]] == [0.0, 0.5, 1.0]
-    strict = _small_recognizer(min_speech=10.0).predict(signal)
-    assert strict.prediction is None and '10.00 s needed' in strict.notes[-1]
+    strict = _small_recognizer(min_speech=1.4).predict(signal, sample_rate=SR)
+    assert strict.prediction is None and '1.40 s needed' in strict.notes[-1]
     with pytest.raises(ConfigurationError, match='hop_seconds'):
         _small_recognizer(hop_seconds=0)
 
@@ -166,7 +166,7 @@ def test_waveform_input_at_another_rate_equals_the_file(tmp_path, speech_like):
     np.testing.assert_allclose(list(from_wave.probabilities.values()), list(from_file.probabilities.values()), atol=1e-5)
     assert from_wave.file is None
     with pytest.raises(AudioError, match='NaN or Inf'):
-        rec.predict(np.full(1000, np.nan, np.float32))
+        rec.predict(np.full(1000, np.nan, np.float32), sample_rate=SR)
     with pytest.raises(AudioError, match='no audio file at'):
         rec.predict(tmp_path / 'missing.wav')
 
@@ -175,10 +175,10 @@ def test_quiet_input_to_a_level_dependent_model_gets_a_note(speech_like):
     torch.manual_seed(0)
     model = tim_zoo.create_model('tim', num_classes=2, depth=2)
     rec = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='none'))
-    assert rec.predict(speech_like(1.0, gain=0.5)).notes == []
-    quiet = rec.predict(speech_like(1.0, gain=0.01))
+    assert rec.predict(speech_like(1.0, gain=0.5), sample_rate=SR).notes == []
+    quiet = rec.predict(speech_like(1.0, gain=0.01), sample_rate=SR)
     assert quiet.prediction is not None and 'peaks at -40.0 dBFS' in quiet.notes[0] and 'level="none"' in quiet.notes[0]
-    clipped = rec.predict(np.clip(speech_like(1.0, gain=1.0) * 4, -1, 1))
+    clipped = rec.predict(np.clip(speech_like(1.0, gain=1.0) * 4, -1, 1), sample_rate=SR)
     assert any('clipped' in n for n in clipped.notes)
 
 
@@ -200,7 +200,7 @@ def test_recognizer_from_a_checkpoint_keeps_its_settings(tmp_path, speech_like):
     again = EmotionRecognizer.from_checkpoint(tmp_path / 'm.safetensors')
     assert again.feature_settings == rec.feature_settings and again.label_names == ['a', 'b', 'c']
     voice = speech_like(1.0)
-    assert again.predict(voice).probabilities == rec.predict(voice).probabilities
+    assert again.predict(voice, sample_rate=SR).probabilities == rec.predict(voice, sample_rate=SR).probabilities
     assert EmotionRecognizer.from_pretrained(str(tmp_path / 'm.safetensors')).label_names == ['a', 'b', 'c']
 
 
@@ -213,8 +213,8 @@ def test_speaker_normalised_models_normalise_the_inputs_together(tmp_path, speec
     rec = EmotionRecognizer(model, feature_settings=settings)
     voices = [speech_like(1.0, f0=100 + 50 * i, seed=i) for i in range(3)]
     with pytest.raises(ConfigurationError, match='same_speaker=True'):
-        rec.predict_many(voices)
-    got = rec.predict_many(voices, same_speaker=True)
+        rec.predict_many(voices, sample_rate=SR)
+    got = rec.predict_many(voices, same_speaker=True, sample_rate=SR)
     x = normalize_by_speaker(np.stack([MFCCExtractor(32768, level='peak')(v) for v in voices]), ['s'] * 3)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).softmax(-1).numpy()
@@ -277,8 +277,9 @@ def test_cli_predict_many_files_to_csv_json_segments_and_plots(tmp_path, capsys,
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / 'out.json').read_text())
     for row in printed:
-        assert {'file', 'prediction', 'probabilities', 'segments', 'error', 'notes', 'duration'} == set(row)
+        assert {'file', 'prediction', 'probabilities', 'segments', 'error', 'notes', 'duration', 'voiced'} == set(row)
     assert printed[2]['error'] and printed[2]['prediction'] is None and printed[2]['segments'] == []
+    assert printed[2]['duration'] is None and printed[2]['voiced'] is None and printed[0]['voiced'] > 0.5
     assert [(s['start'], s['end']) for s in printed[1]['segments']][-1] == (5.646, 10.0)
     assert {'start', 'end', 'prediction', 'probabilities', 'voiced'} == set(printed[1]['segments'][0])
 
@@ -288,7 +289,11 @@ def test_cli_predict_many_files_to_csv_json_segments_and_plots(tmp_path, capsys,
 def test_cli_predict_usage_errors_are_one_line(tmp_path, capsys):
     cases = [(['--output', str(tmp_path / 'x.txt')], 'expected a .csv or .json file name'),
              (['--plot', str(tmp_path / 'nowhere' / 'p.png')], 'does not exist'),
-             (['--batch-size', '0'], 'batch_size must be >= 1')]
+             (['--batch-size', '0'], 'batch_size must be >= 1'), (['--device', 'gpu'], "unknown device 'gpu'"),
+             (['--hop', '100'], 'at most the window'), (['--min-speech', 'nan'], 'min_speech'),
+             (['--output', str(tmp_path / 'nowhere' / 'x.csv')], 'does not exist'),
+             (['--same-speaker'], 'would change nothing'),
+             (['--keras-weights', str(tmp_path / 'x.hdf5'), '--release', 'EMODB'], 'unknown release')]
     if not torch.cuda.is_available():
         cases.append((['--device', 'cuda'], 'CUDA is not available on this machine'))
     for extra, message in cases:
@@ -299,9 +304,10 @@ def test_cli_predict_usage_errors_are_one_line(tmp_path, capsys):
 
 def test_to_csv_without_segments_has_one_row_per_file(speech_like):
     rec = _small_recognizer()
-    results = rec.predict_many([speech_like(1.0), np.concatenate([speech_like(1.0)] * 4)])
+    results = rec.predict_many([speech_like(1.0), np.concatenate([speech_like(1.0)] * 4)], sample_rate=SR)
     rows = list(csv.DictReader(to_csv(results).splitlines()))
-    assert len(rows) == 2 and rows[0]['file'] == '' and float(rows[0]['voiced']) > 0.5 and rows[1]['voiced'] == ''
+    assert len(rows) == 2 and rows[0]['file'] == '' and float(rows[0]['voiced']) > 0.5
+    assert [float(r['voiced']) for r in rows] == [r.voiced for r in results] and results[1].voiced > 3 * results[0].voiced
 
 
 # --- real audio (../shared) -----------------------------------------------------------------------------
@@ -331,7 +337,7 @@ def test_emodb_utterances_mixed_into_a_long_recording(shared_dir, bundled):
     sad, _ = sf.read(str(_emodb(shared_dir, '03a02Ta')), dtype='float32')
     gap = np.zeros(6 * SR, np.float32)
     mix = np.concatenate([gap[:SR], angry, gap, 0.2 * sad, gap[:SR]])                 # the second 14 dB quieter
-    result = bundled.predict(mix)
+    result = bundled.predict(mix, sample_rate=SR)
     by_time = {(s.start, s.end): s.prediction for s in result.segments}
     assert by_time[(0.0, 4.354)] == 'angry'
     assert [p for (a, b), p in by_time.items() if a > 3.0 and b < 9.0] == [None]      # 4.35-8.71 s: only silence
@@ -370,6 +376,10 @@ def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path):
     assert named.label_names == EMOTIONS and named.predict(wav).probabilities == result.probabilities
     with pytest.raises(ConfigurationError, match='unknown release'):
         EmotionRecognizer.from_keras(tmp_path / 'w.hdf5', release='EMODB')
+    with pytest.raises(ConfigurationError, match='not inside a release folder .*--release EMODB_46'):
+        EmotionRecognizer.from_keras(tmp_path / 'w.hdf5')
+    with pytest.raises(ConfigurationError, match='release CASIA_32 has 6 classes, the weights in .* 7'):
+        EmotionRecognizer.from_keras(tmp_path / 'w.hdf5', release='CASIA_32')
 
 
 def test_folder_as_audio_file_and_level_flag_mismatch(tmp_path, capsys, speech_like):
@@ -417,3 +427,62 @@ def test_torch_mfcc_equals_librosa_on_real_emodb_files(shared_dir):
         for wav, row in zip(wavs, batch):
             expected = theirs(wav)
             np.testing.assert_allclose(row, expected, rtol=0, atol=1e-4 * np.abs(expected).max(), err_msg=str(wav))
+
+
+def test_odd_inputs_are_refused_or_noted_never_guessed(tmp_path, speech_like):
+    rec = _small_recognizer()
+    voice = speech_like(1.2)
+    reference = rec.predict(voice, sample_rate=SR).probabilities
+    # soundfile's [N, channels] layout and integer PCM are understood
+    stereo = np.stack([voice, voice], axis=1)
+    np.testing.assert_allclose(list(rec.predict(stereo, sample_rate=SR).probabilities.values()),
+                               list(reference.values()), atol=1e-5)
+    pcm = np.round(voice * 32767).astype(np.int16)
+    np.testing.assert_allclose(list(rec.predict(pcm, sample_rate=SR).probabilities.values()),
+                               list(reference.values()), atol=1e-3)
+    with pytest.raises(ConfigurationError, match='a waveform needs its sample rate'):
+        rec.predict(voice)
+    with pytest.raises(ConfigurationError, match='takes a list of inputs'):
+        rec.predict_many(voice, sample_rate=SR)
+    with pytest.raises(ConfigurationError, match='is a folder or pattern: use predict_many'):
+        rec.predict(tmp_path)
+    sf.write(str(tmp_path / 'a.wav'), voice, SR)
+    assert [r.file for r in rec.predict_many(str(tmp_path))] == [str(tmp_path / 'a.wav')]    # a path, not its letters
+    assert rec.predict_many([''])[0].error == 'an empty path is not an audio file'
+    sf.write(str(tmp_path / 'nan.wav'), np.full(4000, np.nan, np.float32), SR, subtype='FLOAT')
+    assert rec.predict_many([tmp_path / 'nan.wav'])[0].error == f'{tmp_path / "nan.wav"} holds 4000 NaN or Inf samples'
+    # settings that would skip audio or never answer
+    for kwargs, message in [(dict(hop_seconds=2.0), 'at most the window'), (dict(hop_seconds=float('nan')), 'hop'),
+                            (dict(min_speech=float('nan')), 'min_speech'), (dict(min_speech=2.0), 'min_speech'),
+                            (dict(device='gpu'), "unknown device 'gpu'")]:
+        with pytest.raises(ConfigurationError, match=message):
+            _small_recognizer(**kwargs)
+    with pytest.raises(ConfigurationError, match='same_speaker .* would change nothing'):
+        rec.predict_many([voice], same_speaker=True, sample_rate=SR)
+
+
+def test_narrow_band_recordings_get_a_note(tmp_path, speech_like):
+    rec = _small_recognizer()
+    for rate, noted in [(8000, True), (11025, True), (16000, False), (44100, False)]:
+        path = tmp_path / f'{rate}.wav'
+        sf.write(str(path), speech_like(1.0, sr=rate), rate)
+        notes = rec.predict(path).notes
+        assert any(f'recorded at {rate} Hz: nothing above {rate // 2} Hz' in n for n in notes) == noted, rate
+
+
+def test_a_click_in_a_pause_does_not_set_the_level(shared_dir, bundled):
+    """Peak normalisation takes the peak of the speech, so a click in a pause leaves quiet speech as loud as
+    in training; a click inside the speech is noted."""
+    speech, _ = sf.read(str(_emodb(shared_dir, '03a01Fa')), dtype='float32')
+    pause = np.zeros(SR // 2, np.float32)
+    quiet = np.concatenate([pause, 0.05 * speech])
+    clean = bundled.predict(quiet, sample_rate=SR)
+    clicked = quiet.copy()
+    clicked[SR // 4] = 0.99                                                  # in the pause
+    result = bundled.predict(clicked, sample_rate=SR)
+    assert clean.prediction == result.prediction == 'happy' and result.notes == []
+    inside = quiet.copy()
+    loudest = int(np.argmax(np.abs(quiet)))
+    inside[loudest] = 0.99                                                   # among the speech
+    noted = bundled.predict(inside, sample_rate=SR)
+    assert any('below the loudest sample among it (a click' in n for n in noted.notes)

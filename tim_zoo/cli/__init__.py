@@ -1,5 +1,6 @@
 """The ``tim-zoo`` command line."""
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -23,6 +24,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except (TimZooError, ImportError) as e:
         print(f'tim-zoo {args.command}: {e}', file=sys.stderr)
+        return 1
+    except BrokenPipeError:                               # output piped into head & co: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 

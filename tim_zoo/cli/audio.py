@@ -80,11 +80,13 @@ def cmd_predict(args) -> int:
         raise ConfigurationError(f'cannot write {args.plot}: the folder {Path(args.plot).parent} does not exist')
     if args.output and Path(args.output).suffix.lower() not in ('.csv', '.json'):
         raise ConfigurationError(f'--output {args.output}: expected a .csv or .json file name')
+    if args.output and not Path(args.output).parent.is_dir():
+        raise ConfigurationError(f'cannot write {args.output}: the folder {Path(args.output).parent} does not exist')
     from ..benchmark.harness import tune_malloc
     tune_malloc()                                        # keep the activations' memory between batches (up to 2x)
     predictions = recognizer.predict_many(
         args.inputs, recursive=args.recursive, batch_size=args.batch_size, same_speaker=args.same_speaker,
-        show_progress=not args.quiet)
+        show_progress=not args.quiet and sys.stderr.isatty())
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
@@ -95,8 +97,7 @@ def cmd_predict(args) -> int:
     if args.plot:
         for p, path in zip(predictions, _plot_paths(args.plot, predictions)):
             if not p.error:
-                plot_prediction(p, path)
-                print(f'wrote {path}', file=sys.stderr)
+                print(f'wrote {plot_prediction(p, path)}', file=sys.stderr)
     failed = [p for p in predictions if p.error]
     if failed:
         print(f'tim-zoo predict: {len(failed)} of {len(predictions)} inputs failed: '

@@ -54,15 +54,16 @@ def _read(path: Path):
     return signal, rate
 
 
-def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """Read ``path`` as mono float32 ``[N]`` at ``sample_rate`` (resampling as needed), like ``librosa.load``.
+def read_audio(path):
+    """``(signal, rate)``: ``path`` as mono float32 ``[N]`` at its own sample rate.
 
     Raises:
-        AudioError: the file is missing, a folder, unreadable, or has no samples.
+        AudioError: the file is missing, a folder, unreadable, has no samples, or holds NaN or Inf.
     """
     path = Path(path)
-    if path.is_dir():
-        raise AudioError(f'{path} is a folder, not an audio file')
+    if not str(path).strip() or path.is_dir():
+        raise AudioError(f'{path} is a folder, not an audio file' if str(path).strip() else
+                         'an empty path is not an audio file')
     if not path.is_file():
         raise AudioError(f'no audio file at {path}')
     try:
@@ -70,10 +71,24 @@ def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     except ImportError:
         raise
     except Exception as e:  # soundfile / audioread raise many types
-        raise AudioError(f'cannot read {path} as audio ({type(e).__name__}: {e})') from e
+        why = str(e).strip() or 'not a format soundfile or audioread can decode'
+        raise AudioError(f'cannot read {path} as audio ({type(e).__name__}: {why})') from e
     signal = to_mono(np.asarray(signal, dtype=np.float32))
     if signal.size == 0:
         raise AudioError(f'{path} holds no samples')
+    bad = int((~np.isfinite(signal)).sum())
+    if bad:
+        raise AudioError(f'{path} holds {bad} NaN or Inf samples')
+    return signal, int(rate)
+
+
+def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """Read ``path`` as mono float32 ``[N]`` at ``sample_rate`` (resampling as needed), like ``librosa.load``.
+
+    Raises:
+        AudioError: the file is missing, a folder, unreadable, has no samples, or holds NaN or Inf.
+    """
+    signal, rate = read_audio(path)
     return resample(signal, rate, sample_rate)
 
 
@@ -94,19 +109,28 @@ def peak_dbfs(signal: np.ndarray) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float('-inf')
 
 
-def normalize_level(signal: np.ndarray, level: str = 'peak') -> np.ndarray:
-    """``signal`` with its level normalised by ``level`` (see :data:`LEVEL_MODES`); digital silence stays silent."""
+def normalize_level(signal: np.ndarray, level: str = 'peak', peak: Optional[float] = None) -> np.ndarray:
+    """``signal`` with its level normalised by ``level`` (see :data:`LEVEL_MODES`); digital silence stays silent.
+    ``peak``: the value scaled to full scale (default: the signal's largest absolute sample)."""
     if level not in LEVEL_MODES:
         raise ConfigurationError(f'level must be one of {list(LEVEL_MODES)}, got {level!r}')
     if level == 'none':
         return signal
-    peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+    if peak is None:
+        peak = float(np.max(np.abs(signal))) if signal.size else 0.0
     return signal if peak == 0.0 else (signal / peak).astype(np.float32)
 
 
 def as_waveform(audio, sample_rate: Optional[int], target_rate: int) -> np.ndarray:
-    """A waveform ``[N]`` or ``[channels, N]`` (numpy or torch) as mono float32 at ``target_rate``."""
-    signal = np.asarray(audio.detach().cpu() if hasattr(audio, 'detach') else audio, dtype=np.float32)
+    """A waveform ``[N]``, ``[channels, N]`` or ``[N, channels]`` (soundfile's layout; the shorter axis is taken
+    as the channels), numpy or torch, float or integer PCM (scaled to [-1, 1)), as mono float32 at ``target_rate``."""
+    signal = np.asarray(audio.detach().cpu() if hasattr(audio, 'detach') else audio)
+    if np.issubdtype(signal.dtype, np.integer):
+        info = np.iinfo(signal.dtype)
+        signal = (signal.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    signal = signal.astype(np.float32)
+    if signal.ndim == 2 and signal.shape[0] > signal.shape[1]:
+        signal = signal.T
     signal = to_mono(signal)
     if signal.ndim != 1 or signal.size == 0:
         raise AudioError(f'expected a waveform [N] or [channels, N] with samples, got shape {np.shape(audio)}')

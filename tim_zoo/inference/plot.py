@@ -7,12 +7,21 @@ from .results import Prediction
 
 def plot_prediction(prediction: Prediction, path) -> Path:
     """Draw each class's probability per window against time (window centres; grey bands: windows without
-    enough speech to judge) and write ``path`` (``.png``, ``.svg``, ``.pdf``). Needs matplotlib."""
+    enough speech to judge) and write ``path`` (``.png``, ``.svg``, ``.pdf``; no suffix: ``.png``); returns the
+    path written. Needs matplotlib."""
+    from ..exceptions import ConfigurationError
+
+    if not isinstance(prediction, Prediction) or prediction.error:
+        raise ConfigurationError('plot_prediction draws one Prediction that was analysed; got '
+                                 + (f'a failed one ({prediction.error})' if isinstance(prediction, Prediction)
+                                    else type(prediction).__name__))
     matplotlib = require('matplotlib', 'plotting predictions')
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix('.png')
     segments = prediction.segments
     labels = list(next((s.probabilities for s in segments if s.probabilities), None) or [])
     fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 2.0 + prediction.duration / 4)), 3.6))

@@ -1,5 +1,6 @@
 """``EmotionRecognizer``: a model together with the feature extraction its weights expect."""
 import glob
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data._optional import progress
-from ..data.audio import as_waveform, centre_fit, load_audio, normalize_level, peak_dbfs
+from ..data.audio import as_waveform, centre_fit, normalize_level, peak_dbfs, read_audio, resample
 from ..data.features import MFCCExtractor
 from ..data.speech import SpeechActivity, SpeechDetector
 from ..exceptions import AudioError, ConfigurationError
@@ -19,11 +20,19 @@ AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.ai
 
 #: below this peak (dBFS) a model that takes the level as it is (``level="none"``) gets a note
 QUIET_PEAK_DB = -20.0
+#: with ``level="peak"``: speech whose loud frames (90th percentile) lie further below the peak than this gets a
+#: note (EMODB: -12.5 dB typical, -26 dB at the extreme): a click or other short loud sound set the peak
+SPEECH_BELOW_PEAK_DB = -32.0
+#: recordings made at a lower rate than this lack the upper speech band the models learned from
+NARROW_BAND_HZ = 16000
 
 
 def resolve_device(device) -> torch.device:
     """``device`` as a torch.device; a CUDA device on a machine without CUDA is refused with the fix."""
-    device = torch.device(device or 'cpu')
+    try:
+        device = torch.device(device or 'cpu')
+    except RuntimeError as e:
+        raise ConfigurationError(f'unknown device {device!r}: expected cpu, cuda, cuda:1, ... ({e})') from e
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ConfigurationError(f'device {str(device)!r} asked for, but CUDA is not available on this machine '
                                  f'(torch.cuda.is_available() is False); use device="cpu" (--device cpu)')
@@ -40,7 +49,9 @@ def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -
     for item in inputs:
         text = str(item)
         path = Path(text)
-        if path.is_dir():
+        if not text.strip():
+            out.append(Prediction(text, error='an empty path is not an audio file'))
+        elif path.is_dir():
             found = path.rglob('*') if recursive else path.iterdir()
             files = sorted((str(f) for f in found if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()), key=natural_key)
             out += files or [Prediction(text, error=f'no audio files in the folder {text}'
@@ -61,6 +72,8 @@ class _Item:
     activity: Optional[SpeechActivity] = None
     peak_db: float = float('-inf')
     clipped: float = 0.0                                   # share of samples at full scale
+    native_rate: int = 0                                   # the rate it was recorded at
+    speech_below_peak: List[float] = field(default_factory=list)   # dB, per judged window (level="peak")
     windows: List[tuple] = field(default_factory=list)     # (start sample, end sample, voiced seconds, judged)
     features: List[np.ndarray] = field(default_factory=list)  # kept only to normalise per speaker
     probabilities: List[np.ndarray] = field(default_factory=list)
@@ -119,14 +132,18 @@ class EmotionRecognizer:
         if in_chans and in_chans != self.extractor.n_mfcc:
             raise ConfigurationError(f'the model takes {in_chans} channels but the feature settings give '
                                      f'n_mfcc={self.extractor.n_mfcc}')
-        if min_speech < 0 or (hop_seconds is not None and hop_seconds <= 0):
-            raise ConfigurationError(f'min_speech must be >= 0 and hop_seconds > 0, got {min_speech} and {hop_seconds}')
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         num_classes = getattr(model, 'num_classes', None)
         self.label_names = list(getattr(model, 'label_names', None) or [f'class_{i}' for i in range(num_classes)])
         rate = self.extractor.sample_rate
         self.window = self.extractor.mean_signal_length
+        window_s = math.inf if self.window is None else self.window / rate
+        if not 0 <= min_speech <= window_s:
+            raise ConfigurationError(f'min_speech must be between 0 and the window ({window_s:.2f} s), got {min_speech}')
+        if hop_seconds is not None and not 0 < hop_seconds <= window_s:
+            raise ConfigurationError(f'hop_seconds must be above 0 and at most the window ({window_s:.2f} s), or parts '
+                                     f'of long recordings would be skipped; got {hop_seconds}')
         self.hop = None if self.window is None else max(1, int(round(hop_seconds * rate)) if hop_seconds
                                                          else self.window // 2)
         self.min_speech = min_speech
@@ -164,28 +181,37 @@ class EmotionRecognizer:
         from ..weights.load import apply_metadata
         from ..weights.releases import TIMNET_RELEASES, release_metadata
 
+        if release and release not in TIMNET_RELEASES:
+            raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
         model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         if release:
-            if release not in TIMNET_RELEASES:
-                raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
             meta = release_metadata(release)
+            if len(meta['label_names']) != model.num_classes:
+                raise ConfigurationError(f'release {release} has {len(meta["label_names"])} classes, the weights in '
+                                         f'{path} {model.num_classes}: name the release the file comes from')
             apply_metadata(model, dict(label_names=meta['label_names'], feature_settings=meta))
+        elif not model.pretrained_cfg.get('feature_settings'):
+            raise ConfigurationError(
+                f'{path} is not inside a release folder (such as EMODB_46/), so its labels and features are unknown; '
+                f'name its release: release="EMODB_46" (--release EMODB_46); the releases are '
+                f'{", ".join(TIMNET_RELEASES)}')
         return cls(model, **kwargs)
 
     # --- prediction ----------------------------------------------------------------------------------
 
     def predict(self, audio, sample_rate: Optional[int] = None, same_speaker: bool = False) -> Prediction:
-        """The answer for one recording: a path, or a waveform ``[N]`` / ``[channels, N]`` (numpy or torch)
-        at ``sample_rate`` (default: the model's rate).
+        """The answer for one recording: a path, or a waveform ``[N]``, ``[channels, N]`` or ``[N, channels]``
+        (numpy or torch, float or integer PCM) recorded at ``sample_rate`` Hz (required for waveforms).
 
         Raises:
             AudioError: the file is missing or unreadable, or the waveform is empty or not finite.
+            ConfigurationError: a folder or pattern (use :meth:`predict_many`), or a waveform without its rate.
         """
-        if isinstance(audio, (str, Path)):
-            result = self.predict_many([audio], same_speaker=same_speaker)[0]
-        else:
-            result = self.predict_many([as_waveform(audio, sample_rate, self.extractor.sample_rate)],
-                                       same_speaker=same_speaker)[0]
+        if isinstance(audio, (str, Path)) and (Path(audio).is_dir() or not Path(audio).exists() and
+                                               any(c in str(audio) for c in '*?[')):
+            raise ConfigurationError(f'predict takes one recording; {audio} is a folder or pattern: use '
+                                     f'predict_many([{str(audio)!r}])')
+        result = self.predict_many([audio], same_speaker=same_speaker, sample_rate=sample_rate)[0]
         if result.error:
             raise AudioError(result.error)
         return result
@@ -193,12 +219,14 @@ class EmotionRecognizer:
     __call__ = predict
 
     def predict_many(self, inputs: Sequence, recursive: bool = False, batch_size: int = 64,
-                     same_speaker: bool = False, show_progress: bool = False) -> List[Prediction]:
+                     same_speaker: bool = False, show_progress: bool = False,
+                     sample_rate: Optional[int] = None) -> List[Prediction]:
         """Answers for many inputs, in order: files, folders and glob patterns (see :func:`expand_inputs`), or
-        waveforms at the model's rate. An input that cannot be read gives a :class:`Prediction` with its
+        waveforms recorded at ``sample_rate``. An input that cannot be read gives a :class:`Prediction` with its
         ``error`` and the others still run.
 
         Args:
+            inputs: a list of paths, patterns and waveforms (one path alone is taken as a list of one).
             batch_size: windows per MFCC and model batch.
             same_speaker: all inputs are recordings of one speaker; needed by (and only used for) models
                 trained on per-speaker normalised features, which normalise the inputs' features together.
@@ -211,14 +239,25 @@ class EmotionRecognizer:
                 f'this model was trained on features normalised per speaker (normalize={self.normalize!r}); give '
                 f'several recordings of one speaker with --same-speaker (same_speaker=True) so they are normalised '
                 f'together')
+        if same_speaker and self.normalize == 'none':
+            raise ConfigurationError('same_speaker (--same-speaker) is for models trained with per-speaker '
+                                     'normalisation; this model was not (normalize="none"), so it would change nothing')
         if batch_size < 1:
             raise ConfigurationError(f'batch_size must be >= 1, got {batch_size}')
+        if isinstance(inputs, (str, Path)):
+            inputs = [inputs]
+        elif isinstance(inputs, np.ndarray) or isinstance(inputs, torch.Tensor):
+            raise ConfigurationError('predict_many takes a list of inputs; for one waveform use predict(waveform, '
+                                     'sample_rate=...)')
         sources = []
         for x in inputs:
             if isinstance(x, (str, Path)):
                 sources += expand_inputs([x], recursive)
+            elif not sample_rate:
+                raise ConfigurationError(f'a waveform needs its sample rate: sample_rate=16000, for example (the model '
+                                         f'reads audio at {self.extractor.sample_rate} Hz and resamples)')
             else:
-                sources.append(as_waveform(x, None, self.extractor.sample_rate))
+                sources.append((as_waveform(x, sample_rate, self.extractor.sample_rate), int(sample_rate)))
         items, loaded, pending = [], [], []
         bar = progress(sources, enabled=show_progress and len(sources) > 1, desc='predict', unit='file')
         for i, source in enumerate(bar):
@@ -249,12 +288,17 @@ class EmotionRecognizer:
     def _load(self, source) -> '_Item':
         if isinstance(source, Prediction):                 # from expand_inputs: nothing to read
             return _Item(source)
-        item = _Item(Prediction(None if isinstance(source, np.ndarray) else str(source)))
-        try:
-            signal = source if isinstance(source, np.ndarray) else load_audio(source, self.extractor.sample_rate)
-        except AudioError as e:
-            item.result.error = str(e)
-            return item
+        if isinstance(source, tuple):                      # a waveform, resampled, and its own rate
+            item = _Item(Prediction(None))
+            signal, item.native_rate = source
+        else:
+            item = _Item(Prediction(str(source)))
+            try:
+                signal, item.native_rate = read_audio(source)
+            except AudioError as e:
+                item.result.error = str(e)
+                return item
+            signal = resample(signal, item.native_rate, self.extractor.sample_rate)
         item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
         item.signal, item.peak_db = signal, peak_dbfs(signal)
         item.clipped = float(np.mean(np.abs(signal) >= 0.999))
@@ -266,6 +310,7 @@ class EmotionRecognizer:
         rate = self.extractor.sample_rate
         for item, activity in zip(readable, self.detector.batch([it.signal for it in readable]) if readable else []):
             item.activity = activity
+            item.result.voiced = round(activity.voiced_seconds(), 3)
             for start, end in self._window_bounds(len(item.signal)):
                 voiced = activity.voiced_seconds(start / rate, end / rate)
                 item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
@@ -283,10 +328,32 @@ class EmotionRecognizer:
         out = []
         for start, end, _, judged in item.windows if item.signal is not None else []:
             if judged:
-                part = normalize_level(item.signal[start:end], self.extractor.level)
+                part = item.signal[start:end]
+                if self.extractor.level == 'peak':
+                    peak = self._speech_peak(item, start, end)
+                    part = normalize_level(part, 'peak', peak)
+                    loud = self._loud_speech_db(item, start, end)
+                    item.speech_below_peak.append(loud - 20 * math.log10(peak) if peak > 0 else 0.0)
                 out.append(part if self.window is None else centre_fit(part, self.window))
         item.signal = None
         return out
+
+    def _speech_peak(self, item: '_Item', start: int, end: int) -> float:
+        """The largest absolute sample of the window's speech regions: a click in a pause does not set the level."""
+        rate = self.extractor.sample_rate
+        peak = 0.0
+        for a, b in item.activity.speech_regions():
+            a, b = max(start, int(a * rate)), min(end, int(math.ceil(b * rate)))
+            if b > a:
+                peak = max(peak, float(np.max(np.abs(item.signal[a:b]))))
+        return peak
+
+    def _loud_speech_db(self, item: '_Item', start: int, end: int) -> float:
+        """The 90th percentile level (dBFS) of the voiced frames in the window."""
+        activity, rate = item.activity, self.extractor.sample_rate
+        starts = np.arange(len(activity.voiced)) * activity.hop_seconds * rate
+        inside = activity.voiced & (starts >= start) & (starts < end)
+        return float(np.percentile(activity.level_db[inside], 90)) if inside.any() else float('-inf')
 
     def _extract(self, pending: List[tuple]) -> None:
         """MFCC of ``[(item, window signal)]``, classified at once unless features are normalised per speaker."""
@@ -352,6 +419,15 @@ class EmotionRecognizer:
             notes.append(f'no prediction: no speech to judge ({voiced:.2f} s of voiced speech{where}, '
                          f'{self.min_speech:.2f} s needed; {loudest})')
             return notes
+        below = min(item.speech_below_peak, default=0.0)
+        if below < SPEECH_BELOW_PEAK_DB:
+            notes.append(f'the speech lies {-below:.0f} dB below the loudest sample among it (a click or other short '
+                         f'loud sound?), so scaling to that peak leaves it quieter than the recordings the model '
+                         f'learned from: the answer may be off')
+        if item.native_rate and item.native_rate < NARROW_BAND_HZ:
+            notes.append(f'recorded at {item.native_rate} Hz: nothing above {item.native_rate // 2} Hz, while emotion '
+                         f'models learn from wide-band speech (EMODB, the bundled model\'s corpus: 16 kHz), so the '
+                         f'answer may be off')
         if self.extractor.level == 'none' and item.peak_db < QUIET_PEAK_DB:
             notes.append(f'the recording peaks at {item.peak_db:.1f} dBFS and this model takes the level as it is '
                          f'(level="none"): quieter than the recordings it learned from, so the answer may be off')

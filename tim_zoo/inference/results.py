@@ -40,7 +40,8 @@ class Prediction:
         notes: what was done to the input beyond the documented feature extraction, and why an answer
             is missing or may be off.
         error: None, or why the input could not be analysed.
-        duration: seconds of audio.
+        duration: seconds of audio (None when it could not be read).
+        voiced: seconds of voiced speech the detector found in the whole recording (None when not read).
     """
     file: Optional[str]
     prediction: Optional[str] = None
@@ -48,7 +49,8 @@ class Prediction:
     segments: List[Segment] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     error: Optional[str] = None
-    duration: float = 0.0
+    duration: Optional[float] = None
+    voiced: Optional[float] = None
 
     @property
     def label(self) -> Optional[str]:
@@ -61,10 +63,11 @@ class Prediction:
         return None if self.prediction is None else self.probabilities[self.prediction]
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``file``, ``prediction``, ``probabilities``, ``segments``, ``notes``, ``error``, ``duration``."""
+        """JSON-ready: ``file``, ``prediction``, ``probabilities``, ``segments``, ``notes``, ``error``, ``duration``,
+        ``voiced``."""
         return dict(file=self.file, prediction=self.prediction, probabilities=self.probabilities,
                     segments=[s.to_dict() for s in self.segments], notes=list(self.notes), error=self.error,
-                    duration=self.duration)
+                    duration=self.duration, voiced=self.voiced)
 
 
 def _labels(predictions: Sequence[Prediction], labels: Optional[Sequence[str]] = None) -> List[str]:
@@ -109,7 +112,8 @@ def _clock(seconds: float) -> str:
 
 def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Optional[Sequence[str]] = None) -> str:
     """CSV text: ``file, start, end, prediction, <one column per class>, voiced, error, notes``; one row per
-    recording (start 0, end its duration), followed by one row per segment with ``segments=True``."""
+    recording (start 0, end its duration, voiced: its seconds of voiced speech), followed by one row per segment
+    (voiced: the segment's) with ``segments=True``."""
     labels = _labels(predictions, labels)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
@@ -118,10 +122,13 @@ def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Op
     def probs(p):
         return [f'{p[k]:.6f}' if p else '' for k in labels]
 
+    def seconds(value):
+        return '' if value is None else f'{value:.3f}'
+
     for p in predictions:
-        voiced = sum(s.voiced for s in p.segments) if len(p.segments) == 1 else ''
-        writer.writerow([p.file or '', '0.000', f'{p.duration:.3f}', p.prediction or ''] + probs(p.probabilities)
-                        + [f'{voiced:.3f}' if voiced != '' else '', p.error or '', ' | '.join(p.notes)])
+        writer.writerow([p.file or '', '0.000' if p.duration is not None else '', seconds(p.duration),
+                         p.prediction or ''] + probs(p.probabilities) + [seconds(p.voiced), p.error or '',
+                                                                         ' | '.join(p.notes)])
         if segments and len(p.segments) > 1:
             for s in p.segments:
                 writer.writerow([p.file or '', f'{s.start:.3f}', f'{s.end:.3f}', s.prediction or '']
@@ -137,6 +144,8 @@ def write_predictions(predictions: Sequence[Prediction], path, segments: bool = 
     from ..weights.checkpoint import atomic_write
 
     path = Path(path)
+    if isinstance(predictions, Prediction):
+        predictions = [predictions]
     suffix = path.suffix.lower()
     if suffix == '.json':
         text = json.dumps([p.to_dict() for p in predictions], indent=2)
