@@ -59,29 +59,14 @@ def build_recognizer(args):
     return EmotionRecognizer.from_pretrained(**kwargs)
 
 
-def _plot_paths(plot: str, predictions) -> list:
-    """One picture: ``plot``; several: ``plot`` with each recording's name inserted (``t.png`` -> ``t-a.png``)."""
-    if len(predictions) == 1:
-        return [Path(plot)]
-    base, seen, out = Path(plot), set(), []
-    for i, p in enumerate(predictions):
-        stem = Path(p.file).stem if p.file else f'input{i}'
-        name = stem if stem not in seen else f'{stem}-{i}'
-        seen.add(name)
-        out.append(base.with_name(f'{base.stem}-{name}{base.suffix}'))
-    return out
-
-
 def cmd_predict(args) -> int:
-    from ..inference import format_table, plot_prediction, write_predictions
+    from ..inference import check_output_path, format_table, plot_predictions, write_predictions
 
     recognizer = build_recognizer(args)
-    if args.plot and not Path(args.plot).parent.is_dir():
-        raise ConfigurationError(f'cannot write {args.plot}: the folder {Path(args.plot).parent} does not exist')
-    if args.output and Path(args.output).suffix.lower() not in ('.csv', '.json'):
-        raise ConfigurationError(f'--output {args.output}: expected a .csv or .json file name')
-    if args.output and not Path(args.output).parent.is_dir():
-        raise ConfigurationError(f'cannot write {args.output}: the folder {Path(args.output).parent} does not exist')
+    if args.output:
+        check_output_path(args.output)
+    if args.plot:
+        check_output_path(args.plot, suffixes=())
     from ..benchmark.harness import tune_malloc
     tune_malloc()                                        # keep the activations' memory between batches (up to 2x)
     predictions = recognizer.predict_many(
@@ -94,10 +79,8 @@ def cmd_predict(args) -> int:
     if args.output:
         write_predictions(predictions, args.output, segments=True, labels=recognizer.label_names)
         print(f'wrote {args.output}', file=sys.stderr)
-    if args.plot:
-        for p, path in zip(predictions, _plot_paths(args.plot, predictions)):
-            if not p.error:
-                print(f'wrote {plot_prediction(p, path)}', file=sys.stderr)
+    for path in plot_predictions(predictions, args.plot) if args.plot else []:
+        print(f'wrote {path}', file=sys.stderr)
     failed = [p for p in predictions if p.error]
     if failed:
         print(f'tim-zoo predict: {len(failed)} of {len(predictions)} inputs failed: '

@@ -1,9 +1,9 @@
 """From recordings to answers: :class:`EmotionRecognizer` and what it returns."""
-from .plot import plot_prediction
+from .plot import plot_prediction, plot_predictions
 from .recognizer import AUDIO_SUFFIXES, EmotionRecognizer, expand_inputs, resolve_device
-from .results import Prediction, Segment, format_table, to_csv, write_predictions
+from .results import Prediction, Segment, check_output_path, format_table, to_csv, write_predictions
 
 __all__ = [
-    'AUDIO_SUFFIXES', 'EmotionRecognizer', 'Prediction', 'Segment', 'expand_inputs', 'format_table',
-    'plot_prediction', 'resolve_device', 'to_csv', 'write_predictions',
+    'AUDIO_SUFFIXES', 'EmotionRecognizer', 'Prediction', 'Segment', 'check_output_path', 'expand_inputs',
+    'format_table', 'plot_prediction', 'plot_predictions', 'resolve_device', 'to_csv', 'write_predictions',
 ]

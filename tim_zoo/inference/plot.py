@@ -1,5 +1,6 @@
 """The emotion probabilities of a recording over time, as a picture."""
 from pathlib import Path
+from typing import List, Sequence
 
 from ..data._optional import require
 from .results import Prediction
@@ -45,3 +46,18 @@ def plot_prediction(prediction: Prediction, path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_predictions(predictions: Sequence[Prediction], path) -> List[Path]:
+    """:func:`plot_prediction` for each analysed prediction (failed ones are skipped: they have nothing to draw).
+    One prediction: ``path``; several: ``path`` with each recording's name inserted (``t.png`` -> ``t-a.png``,
+    a repeated name also gets its position). Returns the paths written."""
+    base, seen, written = Path(path), set(), []
+    for i, p in enumerate(predictions):
+        stem = Path(p.file).stem if p.file else f'input{i}'
+        name = stem if stem not in seen else f'{stem}-{i}'
+        seen.add(name)
+        target = base if len(predictions) == 1 else base.with_name(f'{base.stem}-{name}{base.suffix}')
+        if not p.error:
+            written.append(plot_prediction(p, target))
+    return written

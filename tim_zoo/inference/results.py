@@ -140,20 +140,26 @@ def write_predictions(predictions: Sequence[Prediction], path, segments: bool = 
                       labels: Optional[Sequence[str]] = None) -> Path:
     """Write ``predictions`` to ``path``: ``.json`` (a list of :meth:`Prediction.to_dict`) or ``.csv``
     (:func:`to_csv`; segment rows with ``segments``, class columns ``labels``)."""
-    from ..exceptions import ConfigurationError
     from ..weights.checkpoint import atomic_write
 
-    path = Path(path)
+    path = check_output_path(path)
     if isinstance(predictions, Prediction):
         predictions = [predictions]
-    suffix = path.suffix.lower()
-    if suffix == '.json':
+    if path.suffix.lower() == '.json':
         text = json.dumps([p.to_dict() for p in predictions], indent=2)
-    elif suffix == '.csv':
-        text = to_csv(predictions, segments, labels)
     else:
-        raise ConfigurationError(f'cannot write predictions to {path}: expected a .csv or .json file name')
+        text = to_csv(predictions, segments, labels)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def check_output_path(path, suffixes=('.csv', '.json')) -> Path:
+    """``path`` as a Path, after checking its suffix and that its folder exists (so a run fails before its work)."""
+    from ..exceptions import ConfigurationError
+
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigurationError(f'cannot write predictions to {path}: expected a {" or ".join(suffixes)} file name')
     if not path.parent.is_dir():
         raise ConfigurationError(f'cannot write {path}: the folder {path.parent} does not exist')
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
