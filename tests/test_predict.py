@@ -292,7 +292,7 @@ def test_cli_predict_usage_errors_are_one_line(tmp_path, capsys):
              (['--batch-size', '0'], 'batch_size must be >= 1'), (['--device', 'gpu'], "unknown device 'gpu'"),
              (['--hop', '100'], 'at most the window'), (['--min-speech', 'nan'], 'min_speech'),
              (['--output', str(tmp_path / 'nowhere' / 'x.csv')], 'does not exist'),
-             (['--same-speaker'], 'would change nothing'),
+             (['--same-speaker'], 'would change nothing'), (['--model', 'timnett'], "unknown model 'timnett'; did you mean"),
              (['--keras-weights', str(tmp_path / 'x.hdf5'), '--release', 'EMODB'], 'unknown release')]
     if not torch.cuda.is_available():
         cases.append((['--device', 'cuda'], 'CUDA is not available on this machine'))

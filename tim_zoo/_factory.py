@@ -33,6 +33,15 @@ def is_model(name: str) -> bool:
     return timm.is_model(arch) and _is_ours(arch)
 
 
+def check_model_name(model_name: str) -> None:
+    """Raise :class:`~tim_zoo.exceptions.UnknownModelError`, listing close names, unless ``model_name`` is registered."""
+    if not is_model(model_name):
+        names = list_models()
+        close = difflib.get_close_matches(split_model_name_tag(model_name)[0].lower(), names, n=5, cutoff=0.5)
+        hint = f'; did you mean {", ".join(close)}?' if close else '.'
+        raise UnknownModelError(f'unknown model {model_name!r}{hint} Available models: {", ".join(names)}')
+
+
 def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None, **kwargs) -> nn.Module:
     """Build a registered tim_zoo model by name, through timm's builder.
 
@@ -48,12 +57,7 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     Raises:
         UnknownModelError: no tim_zoo model has that name; the message lists close names.
     """
-    if not is_model(model_name):
-        names = list_models()
-        close = difflib.get_close_matches(split_model_name_tag(model_name)[0].lower(), names, n=5, cutoff=0.5)
-        hint = f'; did you mean {", ".join(close)}?' if close else ''
-        raise UnknownModelError(
-            f'unknown model {model_name!r}{hint} Available models: {", ".join(names)}')
+    check_model_name(model_name)
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint_path is not None:
         from .weights import load_weights

@@ -55,6 +55,8 @@ def build_recognizer(args):
             raise ConfigurationError(f'Keras weights are TIM-Net weights; --model {args.model} cannot take them')
         return EmotionRecognizer.from_keras(args.keras_weights, release=args.release or None, **kwargs)
     if args.model:
+        from .._factory import check_model_name
+        check_model_name(args.model)
         raise ConfigurationError(f'--model {args.model} needs weights: pass --checkpoint PATH or --keras-weights PATH')
     return EmotionRecognizer.from_pretrained(**kwargs)
 
