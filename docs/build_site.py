@@ -6,16 +6,22 @@ Generated at build time, never typed by hand: the model zoo table (parameters an
 from the registry, latency from benchmarks/results, accuracy from docs/results), one card per
 registered model (its factory and class documentation, constructor arguments with their defaults,
 recipes, research findings, references), the CLI reference (each command's --help) and the API
-reference (mkdocstrings). The MkDocs configuration is written next to a copy of the pages in a
-temporary folder, so docs/ holds only the pages.
+reference (mkdocstrings), the home page's zoo table and architecture diagram. The Mermaid script that
+draws the diagrams is shipped inside the site (fetched once from the npm registry and cached), so the
+site works offline. The MkDocs configuration is written next to a copy of the pages in a temporary
+folder, so docs/ holds only the pages.
 """
 import argparse
 import contextlib
 import inspect
 import io
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -115,41 +121,81 @@ def _json_rows(path: Path) -> dict:
     return {r['model']: r for r in json.loads(path.read_text())} if path.is_file() else {}
 
 
-def zoo_page(names) -> str:
+def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
+    """The model zoo table's lines: parameters and MACs from the registry, latency from benchmarks/results,
+    EMODB accuracy (mean +- std over the splits of the best run per protocol) from docs/results."""
     import tim_zoo
     cpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'cpu2_eager_188.json')
     gpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'h100_compiled_reduce_overhead_188.json')
     best = {}                                   # (model, protocol) -> (mean WAR, description) of the best run
     for path in sorted((DOCS / 'results').glob('*.json')):
         run = json.loads(path.read_text())
-        cfg, wars = run['config'], [f['war'] for f in run['folds']]
-        war = 100 * sum(wars) / len(wars)
-        how = f"{cfg['protocol']}, recipe {cfg['recipe']}"
-        if cfg.get('normalize', 'none') != 'none':
+        cfg, wars = run['config'], [100 * f['war'] for f in run['folds']]
+        war = sum(wars) / len(wars)
+        std = (sum((w - war) ** 2 for w in wars) / len(wars)) ** 0.5
+        how = f"{cfg['protocol']}, {len(wars)} splits" + (f", recipe {cfg['recipe']}" if detail else '')
+        if detail and cfg.get('normalize', 'none') != 'none':
             how += f", normalised per speaker ({cfg['normalize']})"
         key = (cfg['model'], cfg['protocol'])
         if key not in best or war > best[key][0]:
-            best[key] = (war, f'{war:.1f} % ({how})')
+            best[key] = (war, f'{war:.1f} ± {std:.1f} % ({how})')
     accuracy = {}
     for (model, _), (_, text) in sorted(best.items()):
         accuracy.setdefault(model, []).append(text)
-    lines = ['# Model zoo', '',
-             'Generated from the registry at build time: parameters and multiply-accumulates per sample at 39 MFCC x '
-             '188 frames; latency per batch of 64 from `benchmarks/results` (CPU: 2 cores, eager; H100: '
-             '`torch.compile(mode="reduce-overhead")`); EMODB accuracy (mean WAR over splits; the best '
-             'run per protocol) from the engine\'s runs in `docs/results` ([training](../training.md)).', '',
-             '| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | EMODB WAR |',
-             '|---|---|---|---|---|---|---|']
+    lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
+             'EMODB WAR (mean ± std over splits) |', '|---|---|---|---|---|---|---|']
     for name in names:
         model = tim_zoo.create_model(name)
         c, g = cpu.get(name), gpu.get(name)
         lines.append(
-            f'| [`{name}`]({name}.md) | {tim_zoo.count_params(model):,} | {tim_zoo.count_macs(model) / 1e6:,.1f} M | '
-            f'{"fixed (seq_len)" if model.fixed_len is not None else "any"} | '
+            f'| [`{name}`]({link.format(name=name)}) | {tim_zoo.count_params(model):,} | '
+            f'{tim_zoo.count_macs(model) / 1e6:,.1f} M | {"fixed (seq_len)" if model.fixed_len is not None else "any"} | '
             f'{"%.1f / %.1f" % (c["infer_ms"], c["train_step_ms"]) if c else "-"} | '
             f'{"%.1f / %.1f" % (g["infer_ms"], g["train_step_ms"]) if g else "-"} | '
             f'{", ".join(accuracy.get(name, [])) or "-"} |')
+    return lines
+
+
+ZOO_NOTE = ('parameters and multiply-accumulates per sample at 39 MFCC x 188 frames; latency per batch of 64 from '
+            '`benchmarks/results` (CPU: 2 cores, eager; H100: `torch.compile(mode="reduce-overhead")`); EMODB accuracy '
+            '(mean WAR and its standard deviation over the splits; the best run per protocol) from the engine\'s runs '
+            'in `docs/results`')
+
+
+def zoo_page(names) -> str:
+    lines = ['# Model zoo', '', f'Generated from the registry at build time: {ZOO_NOTE} '
+             f'([training](../training.md)).', ''] + zoo_table(names)
     return '\n'.join(lines) + '\n'
+
+
+def home_page(names) -> str:
+    """docs/index.md with its generated parts: the zoo table and TIM-Net's architecture."""
+    text = (DOCS / 'index.md').read_text()
+    table = '\n'.join(zoo_table(names, 'models/{name}.md', detail=False) + [
+        '', f'Generated at build time: {ZOO_NOTE}; recipes and settings in the [model zoo](models/index.md) and '
+            f'[training](training.md).'])
+    return text.replace('<!-- zoo-table -->', table).replace('<!-- architecture -->', diagram('timnet'))
+
+
+def docstring_parts(doc: str):
+    """A Google-style docstring (the package's convention: Markdown, `code` in single backticks) as its
+    description (Markdown) and ``{argument: meaning}`` from its ``Args:`` section."""
+    text = inspect.cleandoc(doc or '')
+    parts = re.split(r'^Args:$', text, maxsplit=1, flags=re.M)
+    description, rest = parts[0], parts[1] if len(parts) > 1 else ''
+    args, current = {}, []
+    for line in rest.splitlines():
+        if line and not line.startswith(' '):
+            break                                          # the next section (Returns:, Raises:, ...)
+        match = re.match(r'^ {4}([\w*]+(?:, [\w*]+)*)(?: \([^)]*\))?: ?(.*)$', line)
+        if match:
+            current = [n.lstrip('*') for n in match.group(1).split(', ')]
+            for n in current:
+                args[n] = match.group(2).strip()
+        elif line.strip():
+            for n in current:
+                args[n] += ' ' + line.strip()
+    return description.strip(), {k: v.replace('|', '\\|') for k, v in args.items()}
 
 
 def card_page(name: str) -> str:
@@ -161,15 +207,19 @@ def card_page(name: str) -> str:
     model = tim_zoo.create_model(name)
     cls = type(model)
     factory = timm.models.model_entrypoint(name)
+    from tim_zoo.models.timnet import TIMNet
+
+    description, arg_docs = docstring_parts(cls.__doc__)
+    if issubclass(cls, TIMNet) or 'as `TIMNet`' in (cls.__doc__ or ''):   # documented once, on TIMNet
+        arg_docs = {**docstring_parts(TIMNet.__doc__)[1], **arg_docs}
     lines = [f'# `{name}`', '', inspect.cleandoc(factory.__doc__ or ''), '',
              '```python', f'model = tim_zoo.create_model("{name}", num_classes=7)', '```', '',
              f'{tim_zoo.count_params(model):,} parameters, {tim_zoo.count_macs(model) / 1e6:,.1f} M multiply-accumulates '
              f'per sample at 39 x 188; `forward_features` gives `[B, {model.num_features}, T\']`.', '',
-             '## Architecture', '', diagram(name), '', '```text', inspect.cleandoc(cls.__doc__ or '').split('\n\n')[0]
-             + '\n\n' + inspect.cleandoc(cls.__doc__ or '').split('\n\n', 1)[-1].split('Args:')[0].strip(), '```', '',
+             '## Architecture', '', diagram(name), '', description, '',
              '## Constructor arguments', '', f'`{cls.__module__}.{cls.__name__}`, with the defaults this factory uses:', '',
-             '| argument | default |', '|---|---|']
-    lines += [f'| `{k}` | `{v!r}` |' for k, v in model.init_args.items()]
+             '| argument | default | meaning |', '|---|---|---|']
+    lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()]
     recipes = [r for r, v in RECIPES.items() if v.get('model') == name]
     lines += ['', '## Recipes', '']
     if recipes:
@@ -252,11 +302,45 @@ Generated from the docstrings.
 
 
 MERMAID_FORMAT = 'FENCE_CODE_FORMAT'
+#: the Mermaid release shipped inside the site (Material would otherwise load it from unpkg.com when a page is viewed)
+MERMAID_VERSION = '11.17.2'
 
 
-def config(site_dir: Path, docs_dir: Path, names) -> dict:
+def mermaid_script(given: str = '') -> Path:
+    """`mermaid.min.js` for the site: `given`, else the cached copy, else fetched once from the npm registry
+    (`npm pack mermaid@MERMAID_VERSION`, integrity-checked by npm) into `$TIM_ZOO_CACHE` (default
+    `~/.cache/tim_zoo`). Returns None (with a warning) where neither works: the site then draws its
+    diagrams only when viewed online."""
+    if given:
+        return Path(given)
+    cache = Path(os.environ.get('TIM_ZOO_CACHE') or Path.home() / '.cache' / 'tim_zoo')
+    target = cache / f'mermaid-{MERMAID_VERSION}.min.js'
+    if target.is_file():
+        return target
+    npm = shutil.which('npm')
+    try:
+        if not npm:
+            raise OSError('npm is not installed')
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([npm, 'pack', f'mermaid@{MERMAID_VERSION}', '--silent'], cwd=tmp, check=True,
+                           capture_output=True, timeout=600)
+            with tarfile.open(Path(tmp) / f'mermaid-{MERMAID_VERSION}.tgz') as tar:
+                script = tar.extractfile('package/dist/mermaid.min.js').read()
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix('.part')
+        partial.write_bytes(script)
+        partial.replace(target)
+        return target
+    except (OSError, subprocess.SubprocessError, tarfile.TarError, KeyError) as e:
+        print(f'warning: could not fetch Mermaid {MERMAID_VERSION} from the npm registry ({e}); the diagrams will '
+              f'be drawn only when the site is viewed online (or pass --mermaid PATH/mermaid.min.js)', file=sys.stderr)
+        return None
+
+
+def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
     pages = ['index.md', 'getting-started.md']
     return dict(
+        extra_javascript=list(scripts),
         site_name='tim_zoo', site_description='PyTorch model zoo for temporal speech emotion recognition',
         docs_dir=str(docs_dir), site_dir=str(site_dir), use_directory_urls=False,
         theme=dict(name='material', features=['navigation.sections', 'content.code.copy']),
@@ -279,7 +363,7 @@ def config(site_dir: Path, docs_dir: Path, names) -> dict:
              {'API reference': 'api.md'}])
 
 
-def build(out: Path, strict: bool) -> int:
+def build(out: Path, strict: bool, mermaid: str = '') -> int:
     import yaml
 
     sys.path.insert(0, str(ROOT))
@@ -290,14 +374,21 @@ def build(out: Path, strict: bool) -> int:
         shutil.copytree(DOCS, work, ignore=shutil.ignore_patterns('build_site.py', '__pycache__'))
         (work / 'models').mkdir()
         (work / 'models' / 'index.md').write_text(zoo_page(names))
+        (work / 'index.md').write_text(home_page(names))
         for name in names:
             (work / 'models' / f'{name}.md').write_text(card_page(name))
         (work / 'cli.md').write_text(cli_page())
         (work / 'api.md').write_text(API_PAGE)
         readme = (ROOT / 'README.md').read_text().replace('docs/', '')
         (work / 'getting-started.md').write_text(readme.replace('# tim_zoo', '# Getting started', 1))
+        scripts = []
+        script = mermaid_script(mermaid)
+        if script:                                      # defines `mermaid` before Material looks for it
+            (work / 'assets').mkdir(exist_ok=True)
+            shutil.copyfile(script, work / 'assets' / 'mermaid.min.js')
+            scripts.append('assets/mermaid.min.js')
         cfg_path = Path(tmp) / 'mkdocs.yml'
-        text = yaml.safe_dump(config(out.resolve(), work, names), sort_keys=False)
+        text = yaml.safe_dump(config(out.resolve(), work, names, scripts), sort_keys=False)
         # Material renders ```mermaid fences when superfences formats them with this function
         text = text.replace(f"format: {MERMAID_FORMAT}", 'format: !!python/name:pymdownx.superfences.fence_code_format')
         cfg_path.write_text(text.replace('cls: mermaid', 'class: mermaid'))
@@ -317,8 +408,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', default=str(ROOT / 'site'), help='output folder (default: site/)')
     p.add_argument('--strict', action='store_true', help='fail on any warning')
+    p.add_argument('--mermaid', default='', help='a local mermaid.min.js to ship (default: fetched with npm and cached)')
     args = p.parse_args(argv)
-    return build(Path(args.out), args.strict)
+    return build(Path(args.out), args.strict, args.mermaid)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-"""The documentation site builds with mkdocs --strict (broken links and docstring warnings fail)."""
+"""The documentation site builds with mkdocs --strict (broken links and docstring warnings fail), and reads
+right in a real browser without network: diagrams drawn, docstrings rendered, the zoo on the home page."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,23 +10,94 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_site_builds_strictly_with_a_card_for_every_model(tmp_path):
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
     pytest.importorskip('mkdocs')
     pytest.importorskip('mkdocstrings')
+    out = tmp_path_factory.mktemp('docs') / 'site'
+    done = subprocess.run([sys.executable, str(ROOT / 'docs' / 'build_site.py'), '--out', str(out), '--strict'],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out
+
+
+def test_site_builds_strictly_with_a_card_for_every_model(site):
     import tim_zoo
 
-    done = subprocess.run([sys.executable, str(ROOT / 'docs' / 'build_site.py'), '--out', str(tmp_path / 'site'),
-                           '--strict'], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    site = tmp_path / 'site'
     for name in tim_zoo.list_models():
         card = (site / 'models' / f'{name}.html').read_text()
         assert 'Constructor arguments' in card and 'Research findings' in card, name
-        assert '<pre class="mermaid">' in card and 'flowchart TD' in card, name          # the diagram
+        assert '<pre class="mermaid">' in card and 'flowchart TD' in card, name          # the diagram's source
+        assert '``' not in card and '<pre><code>' not in card.split('Constructor arguments')[0].split('flowchart')[-1]
     zoo = (site / 'models' / 'index.html').read_text()
     assert all(f'{name}.html' in zoo for name in tim_zoo.list_models())
     assert 'tim_zoo.layers.TemporalAwareBlock' in (site / 'api.html').read_text()
     assert 'tim-zoo train' in (site / 'cli.html').read_text()
+
+
+def test_docstrings_are_markdown_with_single_backticks():
+    """One markup for the package's docstrings (Markdown, as the site renders them): no RST double backticks,
+    Sphinx roles or literal-block markers."""
+    import re
+
+    offending = []
+    for path in sorted((ROOT / 'tim_zoo').rglob('*.py')):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if '``' in line.replace('```', '') or re.search(r':(class|func|meth|data|attr|mod|exc):`', line) \
+                    or line.rstrip().endswith('::'):
+                offending.append(f'{path.relative_to(ROOT)}:{number}: {line.strip()}')
+    assert not offending, '\n'.join(offending[:20])
+
+
+def _chromium():
+    for name in ('chromium', 'chromium-browser', 'google-chrome'):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip('no Chromium to open the site in (Debian: apt-get install chromium; .ci/run installs it)')
+
+
+def _render(browser, page: Path, tmp_path: Path, what: str) -> str:
+    """The page's DOM after its scripts ran, in headless Chromium with every network lookup refused."""
+    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             '--host-resolver-rules=MAP * ~NOTFOUND', f'--user-data-dir={tmp_path / "profile"}',
+             '--virtual-time-budget=30000']
+    done = subprocess.run([browser, *flags, '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _screenshot(browser, page: Path, tmp_path: Path) -> Path:
+    shot = tmp_path / f'{page.stem}.png'
+    subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', '--host-resolver-rules=MAP * ~NOTFOUND',
+                    f'--user-data-dir={tmp_path / "profile"}', '--virtual-time-budget=30000', '--window-size=1280,2400',
+                    f'--screenshot={shot}', page.as_uri()], capture_output=True, timeout=180)
+    return shot
+
+
+def test_site_reads_right_offline_in_a_browser(site, tmp_path):
+    browser = _chromium()
+    if not (site / 'assets' / 'mermaid.min.js').is_file():
+        pytest.skip('the Mermaid script could not be fetched from the npm registry at build time (see the build '
+                    'warning), so this site draws diagrams only online')
+    card, home = site / 'models' / 'timnet.html', site / 'index.html'
+    try:
+        dom = _render(browser, card, tmp_path, 'card')
+        # Material replaces each <pre class="mermaid"> by a drawn <div class="mermaid"> once Mermaid has rendered it
+        assert '<div class="mermaid">' in dom and 'flowchart TD' not in dom and '<pre class="mermaid">' not in dom
+        assert '``' not in dom and '<code>[B, C, T]</code>' in dom                      # docstring as Markdown
+        assert 'Temporal-aware bi-directional multi-scale network.</p>' in dom
+        home_dom = _render(browser, home, tmp_path, 'home')
+        assert '<table>' in home_dom and 'models/at_deltatim_v2.html' in home_dom and '± ' in home_dom
+        assert '<div class="mermaid">' in home_dom and 'EmotionRecognizer' in home_dom and 'from_pretrained' in home_dom
+    except AssertionError:
+        print('screenshots:', _screenshot(browser, card, tmp_path), _screenshot(browser, home, tmp_path))
+        raise
+    # without the shipped script (and no network) the diagram stays source text: the check above can fail
+    offline = card.with_name('timnet_without_mermaid.html')
+    offline.write_text(card.read_text().replace('src="../assets/mermaid.min.js"', 'src="../assets/missing.js"'))
+    without = _render(browser, offline, tmp_path, 'without')
+    assert 'flowchart TD' in without and '<div class="mermaid">' not in without
 
 
 def test_every_test_named_in_the_bad_input_page_exists():
@@ -35,4 +108,3 @@ def test_every_test_named_in_the_bad_input_page_exists():
         defined |= set(re.findall(r'^def (test_\w+)\(', path.read_text(), re.M))
     assert len(named) > 30
     assert not named - defined, f'docs/errors.md names tests that do not exist: {sorted(named - defined)}'
-

@@ -7,7 +7,7 @@ from .exceptions import InputDtypeError, InputShapeError, NonFiniteInputError
 
 
 def check_choice(name: str, value, choices) -> None:
-    """Raise ConfigurationError if ``value`` is not one of ``choices``."""
+    """Raise ConfigurationError if `value` is not one of `choices`."""
     from .exceptions import ConfigurationError
 
     if value not in choices:
@@ -25,17 +25,17 @@ def check_sequence_input(
         model_name: str = 'model',
         dtype: Optional[torch.dtype] = None,
 ) -> None:
-    """Check that ``x`` is a float tensor ``[B, in_chans, T]`` a model can take.
+    """Check that `x` is a float tensor `[B, in_chans, T]` a model can take.
 
     Args:
         x: the input.
-        in_chans: expected number of feature channels ``C``.
+        in_chans: expected number of feature channels `C`.
         seq_len: the exact frame count a fixed-length model was built for, or None.
         min_len: the fewest frames the model can process.
         max_len: the most frames the model can process, or None.
         check_finite: also refuse NaN and Inf values (one reduction over the input).
         model_name: used in messages.
-        dtype: the model's parameter dtype: another floating dtype is refused (outside ``torch.autocast``)
+        dtype: the model's parameter dtype: another floating dtype is refused (outside `torch.autocast`)
             rather than converted, so precision never changes behind the user's back.
     """
     expected = f'[B, C, T] = [batch, {in_chans} channels, frames]'

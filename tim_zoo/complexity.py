@@ -13,7 +13,7 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def count_macs(model: nn.Module, input_shape: Sequence[int] = (1, 39, 188)) -> int:
-    """Multiply-accumulates of one eval-mode forward pass on an input of ``input_shape``.
+    """Multiply-accumulates of one eval-mode forward pass on an input of `input_shape`.
 
     Counts matrix products and convolutions (attention included), as torch's FlopCounterMode does,
     halving its FLOPs; element-wise work is not counted.

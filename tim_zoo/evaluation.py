@@ -11,7 +11,7 @@ from .weights.releases import TIMNET_RELEASES, find_release
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
-    """``[true class, predicted class]`` counts."""
+    """`[true class, predicted class]` counts."""
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return cm
@@ -24,7 +24,7 @@ def war(y_true, y_pred) -> float:
 
 
 def uar(y_true, y_pred, num_classes: Optional[int] = None) -> float:
-    """Unweighted average recall: the mean of per-class recalls over the classes present in ``y_true``."""
+    """Unweighted average recall: the mean of per-class recalls over the classes present in `y_true`."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     classes = range(num_classes) if num_classes else np.unique(y_true)
     recalls = [float((y_pred[y_true == c] == c).mean()) for c in classes if (y_true == c).any()]
@@ -32,8 +32,8 @@ def uar(y_true, y_pred, num_classes: Optional[int] = None) -> float:
 
 
 def kfold_splits(num_samples: int, n_splits: int = 10, seed: int = 0) -> List[tuple]:
-    """``[(train_idx, test_idx), ...]`` of ``KFold(n_splits, shuffle=True, random_state=seed)``, the
-    authors' folds when the samples are in canonical corpus order. Fold ``i`` (1-based) is entry ``i - 1``."""
+    """`[(train_idx, test_idx), ...]` of `KFold(n_splits, shuffle=True, random_state=seed)`, the
+    authors' folds when the samples are in canonical corpus order. Fold `i` (1-based) is entry `i - 1`."""
     model_selection = require('sklearn.model_selection', 'k-fold splits')
     kfold = model_selection.KFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return list(kfold.split(np.zeros(num_samples)))
@@ -41,7 +41,7 @@ def kfold_splits(num_samples: int, n_splits: int = 10, seed: int = 0) -> List[tu
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities ``[N, classes]`` of ``model`` (eval mode) on features ``x`` ``[N, C, T]``."""
+    """Softmax probabilities `[N, classes]` of `model` (eval mode) on features `x` `[N, C, T]`."""
     model.eval()
     device = next(model.parameters()).device
     out = []
@@ -58,17 +58,17 @@ def evaluate_keras_release(
         n_splits: int = 10,
         show_progress: bool = True,
 ) -> dict:
-    """Run fold ``i``'s released model on fold ``i``'s test set, ``i = 1..n_splits``.
+    """Run fold `i`'s released model on fold `i`'s test set, `i = 1..n_splits`.
 
     Args:
-        release_dir: folder with ``10-fold_weights_best_{1..10}.hdf5`` (its name, e.g. ``EMODB_46``, gives the
+        release_dir: folder with `10-fold_weights_best_{1..10}.hdf5` (its name, e.g. `EMODB_46`, gives the
             seed and class order when known).
-        features: a :class:`~tim_zoo.data.FeatureSet` in canonical corpus order.
+        features: a `FeatureSet` in canonical corpus order.
         seed: the KFold seed (default: the release's).
 
     Returns:
-        ``per_fold`` (fold, n, war, uar), ``war`` (mean of per-fold accuracies: the paper's figure),
-        ``war_std``, ``pooled_war``, ``uar`` (pooled over all test predictions), ``confusion``, ``label_names``.
+        `per_fold` (fold, n, war, uar), `war` (mean of per-fold accuracies: the paper's figure),
+        `war_std`, `pooled_war`, `uar` (pooled over all test predictions), `confusion`, `label_names`.
     """
     from ._factory import create_model
 

@@ -1,7 +1,7 @@
 """Exceptions raised by tim_zoo.
 
-Every error subclasses :class:`TimZooError` and a matching builtin (``ValueError``, ``TypeError``),
-so ``except ValueError`` keeps working for code that does not know tim_zoo.
+Every error subclasses `TimZooError` and a matching builtin (`ValueError`, `TypeError`),
+so `except ValueError` keeps working for code that does not know tim_zoo.
 """
 
 
@@ -18,7 +18,7 @@ class InputDtypeError(TimZooError, TypeError):
 
 
 class NonFiniteInputError(TimZooError, ValueError):
-    """The input holds NaN or Inf values (raised only when ``check_finite=True``)."""
+    """The input holds NaN or Inf values (raised only when `check_finite=True`)."""
 
 
 class UnknownModelError(TimZooError, ValueError):

@@ -1,4 +1,4 @@
-"""``python -m tim_zoo.benchmark``: per model parameters, MACs, inference and training-step latency, peak memory."""
+"""`python -m tim_zoo.benchmark`: per model parameters, MACs, inference and training-step latency, peak memory."""
 import argparse
 import json
 import sys

@@ -28,8 +28,8 @@ from .reference import ReferenceBiTemporalEncoder
 
 @dataclass
 class BenchmarkRow:
-    """One measurement. ``*_ms`` are medians; ``ref_*`` time the same model with its bidirectional
-    encoder(s) computed the straightforward way (None for models without one); ``ref_max_abs_diff``
+    """One measurement. `*_ms` are medians; `ref_*` time the same model with its bidirectional
+    encoder(s) computed the straightforward way (None for models without one); `ref_max_abs_diff`
     compares the two eval outputs."""
     model: str
     batch: int
@@ -56,7 +56,7 @@ def _sync(device: torch.device) -> None:
 
 
 def time_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
-    """Median wall time of ``fn`` in milliseconds over ``repeats`` runs after ``warmup`` runs."""
+    """Median wall time of `fn` in milliseconds over `repeats` runs after `warmup` runs."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -71,7 +71,7 @@ def time_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup
 
 @contextlib.contextmanager
 def reference_encoders(model: nn.Module) -> Iterator[int]:
-    """Swap every :class:`BiTemporalEncoder` of ``model`` for the reference computation; yields how many."""
+    """Swap every `BiTemporalEncoder` of `model` for the reference computation; yields how many."""
     swapped = []
     for name, module in list(model.named_modules()):
         if isinstance(module, BiTemporalEncoder):
@@ -92,11 +92,11 @@ _malloc_tuned = False
 def tune_malloc() -> bool:
     """Keep freed memory in glibc's heap instead of returning it to the system at once.
 
-    glibc serves large blocks (a few MB, the size of these models' activations) with fresh ``mmap``
+    glibc serves large blocks (a few MB, the size of these models' activations) with fresh `mmap`
     calls and trims its heap eagerly, so every forward pass page-faults its activations in again; on
     the 2-core machines that more than doubles the latency of the TIM models and makes it erratic.
-    This raises the mmap and trim thresholds to 1 GiB (the ``MALLOC_MMAP_THRESHOLD_`` /
-    ``MALLOC_TRIM_THRESHOLD_`` environment variables do the same for any program). Returns False
+    This raises the mmap and trim thresholds to 1 GiB (the `MALLOC_MMAP_THRESHOLD_` /
+    `MALLOC_TRIM_THRESHOLD_` environment variables do the same for any program). Returns False
     where the C library is not glibc.
     """
     if not sys.platform.startswith('linux'):
@@ -125,13 +125,13 @@ def _max_rss_mb() -> float:
 def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', repeats: int = 20,
             warmup: int = 5, train: bool = True, reference: bool = True, in_chans: int = 39,
             tf32: bool = False, compile_mode: Optional[str] = None) -> BenchmarkRow:
-    """Measure one model in this process (see :func:`run_benchmark` for isolated runs).
+    """Measure one model in this process (see `run_benchmark` for isolated runs).
 
     Eval-mode timings (ours, then the reference encoder's, outputs compared) come before the training
     steps, which change the weights. On CUDA, convolutions and matrix products run in true fp32
-    unless ``tf32`` (cuDNN's default allows TF32 convolutions, which round to 10-bit mantissas).
-    ``compile_mode`` times ``torch.compile(model, mode=compile_mode)`` (``"default"``,
-    ``"reduce-overhead"``, ``"max-autotune"``) instead of eager mode, without the reference.
+    unless `tf32` (cuDNN's default allows TF32 convolutions, which round to 10-bit mantissas).
+    `compile_mode` times `torch.compile(model, mode=compile_mode)` (`"default"`,
+    `"reduce-overhead"`, `"max-autotune"`) instead of eager mode, without the reference.
     """
     dev = torch.device(device)
     if dev.type == 'cuda':
@@ -216,9 +216,9 @@ def run_benchmark(models: Sequence[str], batch: int = 64, frames: Sequence[int] 
                   reference: bool = True, isolate: bool = True, threads: Optional[int] = None,
                   system_malloc: bool = False, tf32: bool = False, compile_mode: Optional[str] = None,
                   progress: Optional[Callable[[BenchmarkRow], None]] = None) -> List[BenchmarkRow]:
-    """Measure every (model, frames, device); each in its own process unless ``isolate=False``.
+    """Measure every (model, frames, device); each in its own process unless `isolate=False`.
 
-    Unless ``system_malloc``, glibc's allocator is tuned first (:func:`tune_malloc`).
+    Unless `system_malloc`, glibc's allocator is tuned first (`tune_malloc`).
     """
     if not isolate and not system_malloc:
         tune_malloc()

@@ -2,7 +2,7 @@
 
 Two separate passes (forward, then the reversed input), one layer at a time, each causal
 convolution padded on both sides and sliced back to the input length, as the research scripts
-do it. It reads the parameters of a :class:`~tim_zoo.layers.BiTemporalEncoder`, so the benchmark
+do it. It reads the parameters of a `BiTemporalEncoder`, so the benchmark
 times it against the same weights and the tests check the grouped implementation against it.
 Dropout is applied as the modules do; BatchNorm uses batch statistics in training (without
 updating the running ones) and running statistics in eval.
@@ -62,7 +62,7 @@ def _direction(x: torch.Tensor, encoder: BiTemporalEncoder, group: int) -> List[
 
 
 def reference_bi_temporal_encoder(encoder: BiTemporalEncoder, x: torch.Tensor) -> List[torch.Tensor]:
-    """What ``encoder(x)`` computes, done the straightforward way: ``[B, C, T]`` -> ``depth`` x ``[B, F, T]``."""
+    """What `encoder(x)` computes, done the straightforward way: `[B, C, T]` -> `depth` x `[B, F, T]`."""
     fwd = _direction(x, encoder, 0)
     bwd = _direction(x.flip(-1), encoder, 1)
     merged = []
@@ -74,7 +74,7 @@ def reference_bi_temporal_encoder(encoder: BiTemporalEncoder, x: torch.Tensor) -
 
 
 class ReferenceBiTemporalEncoder(nn.Module):
-    """Wraps a :class:`BiTemporalEncoder` (sharing its parameters) and runs the reference computation."""
+    """Wraps a `BiTemporalEncoder` (sharing its parameters) and runs the reference computation."""
 
     def __init__(self, encoder: BiTemporalEncoder):
         super().__init__()

@@ -1,4 +1,4 @@
-"""The ``tim-zoo`` command line."""
+"""The `tim-zoo` command line."""
 import argparse
 import os
 import sys

@@ -1,4 +1,4 @@
-"""``tim-zoo extract``, ``tim-zoo predict`` and ``tim-zoo evaluate``: from recordings to results."""
+"""`tim-zoo extract`, `tim-zoo predict` and `tim-zoo evaluate`: from recordings to results."""
 import json
 import sys
 from pathlib import Path
@@ -40,7 +40,7 @@ def cmd_extract(args) -> int:
 
 
 def build_recognizer(args):
-    """The :class:`~tim_zoo.inference.EmotionRecognizer` the ``predict`` flags describe."""
+    """The `EmotionRecognizer` the `predict` flags describe."""
     from ..inference import EmotionRecognizer
 
     kwargs = dict(device=args.device, hop_seconds=args.hop, min_speech=args.min_speech)

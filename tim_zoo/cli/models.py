@@ -1,4 +1,4 @@
-"""``tim-zoo list`` and ``tim-zoo convert-keras``."""
+"""`tim-zoo list` and `tim-zoo convert-keras`."""
 import json
 import sys
 from typing import List

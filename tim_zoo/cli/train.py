@@ -1,4 +1,4 @@
-"""``tim-zoo train`` (also ``python -m tim_zoo.train``): train and test a model under a protocol."""
+"""`tim-zoo train` (also `python -m tim_zoo.train`): train and test a model under a protocol."""
 import argparse
 import json
 import os
@@ -20,7 +20,7 @@ def _key_values(items, what, cast):
 
 
 def _literal(value: str):
-    """``--model-arg`` values: JSON when it parses (numbers, true/false, lists), else the string."""
+    """`--model-arg` values: JSON when it parses (numbers, true/false, lists), else the string."""
     try:
         return json.loads(value)
     except json.JSONDecodeError:

@@ -5,7 +5,7 @@ _EXTRA = {'librosa': 'audio', 'soundfile': 'audio', 'soxr': 'audio', 'scipy': 'a
 
 
 def require(module: str, feature: str):
-    """Import ``module`` or raise ImportError saying which extra provides it."""
+    """Import `module` or raise ImportError saying which extra provides it."""
     try:
         return importlib.import_module(module)
     except ImportError as e:
@@ -14,7 +14,7 @@ def require(module: str, feature: str):
 
 
 def progress(iterable, enabled: bool = True, **kwargs):
-    """Wrap ``iterable`` in a tqdm bar when tqdm is installed and ``enabled``; otherwise return it."""
+    """Wrap `iterable` in a tqdm bar when tqdm is installed and `enabled`; otherwise return it."""
     if not enabled:
         return iterable
     try:

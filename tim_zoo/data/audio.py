@@ -1,8 +1,8 @@
-"""Reading audio and fitting it to a model's input: the same samples ``librosa.load`` gives, without librosa.
+"""Reading audio and fitting it to a model's input: the same samples `librosa.load` gives, without librosa.
 
-``load_audio`` reads with soundfile, mixes to mono by averaging the channels and resamples with soxr's
-high-quality filter (``soxr_hq``), then fixes the length to ``ceil(n * target / source)`` samples: the
-steps and defaults of ``librosa.load(path, sr=rate, mono=True)``. Formats soundfile cannot read
+`load_audio` reads with soundfile, mixes to mono by averaging the channels and resamples with soxr's
+high-quality filter (`soxr_hq`), then fixes the length to `ceil(n * target / source)` samples: the
+steps and defaults of `librosa.load(path, sr=rate, mono=True)`. Formats soundfile cannot read
 (for example some compressed ones) fall back to librosa itself.
 """
 import warnings
@@ -16,14 +16,14 @@ from ._optional import require
 
 DEFAULT_SAMPLE_RATE = 22050
 
-#: how the input level is normalised before features: ``"none"`` keeps the samples as read (the TIM-Net
-#: authors' features); ``"peak"`` scales each analysed signal so its largest sample is at full scale, as every
+#: how the input level is normalised before features: `"none"` keeps the samples as read (the TIM-Net
+#: authors' features); `"peak"` scales each analysed signal so its largest sample is at full scale, as every
 #: utterance of a peak-normalised corpus (the shared EMODB copy) is.
 LEVEL_MODES = ('none', 'peak')
 
 
 def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """``signal`` ``[N]`` from ``orig_sr`` to ``target_sr`` Hz as ``librosa.resample(res_type="soxr_hq")``."""
+    """`signal` `[N]` from `orig_sr` to `target_sr` Hz as `librosa.resample(res_type="soxr_hq")`."""
     if orig_sr == target_sr:
         return signal
     soxr = require('soxr', 'resampling audio')
@@ -35,7 +35,7 @@ def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 
 
 def to_mono(signal: np.ndarray) -> np.ndarray:
-    """``[channels, N]`` -> ``[N]`` by averaging the channels; ``[N]`` is returned as is."""
+    """`[channels, N]` -> `[N]` by averaging the channels; `[N]` is returned as is."""
     return signal.mean(axis=0) if signal.ndim == 2 else signal
 
 
@@ -55,7 +55,7 @@ def _read(path: Path):
 
 
 def read_audio(path):
-    """``(signal, rate)``: ``path`` as mono float32 ``[N]`` at its own sample rate.
+    """`(signal, rate)`: `path` as mono float32 `[N]` at its own sample rate.
 
     Raises:
         AudioError: the file is missing, a folder, unreadable, has no samples, or holds NaN or Inf.
@@ -83,7 +83,7 @@ def read_audio(path):
 
 
 def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """Read ``path`` as mono float32 ``[N]`` at ``sample_rate`` (resampling as needed), like ``librosa.load``.
+    """Read `path` as mono float32 `[N]` at `sample_rate` (resampling as needed), like `librosa.load`.
 
     Raises:
         AudioError: the file is missing, a folder, unreadable, has no samples, or holds NaN or Inf.
@@ -93,8 +93,8 @@ def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
 
 
 def centre_fit(signal: np.ndarray, length: int) -> np.ndarray:
-    """Centre zero-pad or centre-crop ``signal`` to ``length`` samples (the TIM-Net convention:
-    padding ``(p // 2, p // 2 + p % 2)``, crop from ``(n - length) // 2``)."""
+    """Centre zero-pad or centre-crop `signal` to `length` samples (the TIM-Net convention:
+    padding `(p // 2, p // 2 + p % 2)`, crop from `(n - length) // 2`)."""
     n = len(signal)
     if n < length:
         pad = length - n
@@ -104,14 +104,14 @@ def centre_fit(signal: np.ndarray, length: int) -> np.ndarray:
 
 
 def peak_dbfs(signal: np.ndarray) -> float:
-    """The largest absolute sample in dB relative to full scale (``-inf`` for digital silence)."""
+    """The largest absolute sample in dB relative to full scale (`-inf` for digital silence)."""
     peak = float(np.max(np.abs(signal))) if signal.size else 0.0
     return 20.0 * np.log10(peak) if peak > 0 else float('-inf')
 
 
 def normalize_level(signal: np.ndarray, level: str = 'peak', peak: Optional[float] = None) -> np.ndarray:
-    """``signal`` with its level normalised by ``level`` (see :data:`LEVEL_MODES`); digital silence stays silent.
-    ``peak``: the value scaled to full scale (default: the signal's largest absolute sample)."""
+    """`signal` with its level normalised by `level` (see `LEVEL_MODES`); digital silence stays silent.
+    `peak`: the value scaled to full scale (default: the signal's largest absolute sample)."""
     if level not in LEVEL_MODES:
         raise ConfigurationError(f'level must be one of {list(LEVEL_MODES)}, got {level!r}')
     if level == 'none':
@@ -122,8 +122,8 @@ def normalize_level(signal: np.ndarray, level: str = 'peak', peak: Optional[floa
 
 
 def as_waveform(audio, sample_rate: Optional[int], target_rate: int) -> np.ndarray:
-    """A waveform ``[N]``, ``[channels, N]`` or ``[N, channels]`` (soundfile's layout; the shorter axis is taken
-    as the channels), numpy or torch, float or integer PCM (scaled to [-1, 1)), as mono float32 at ``target_rate``."""
+    """A waveform `[N]`, `[channels, N]` or `[N, channels]` (soundfile's layout; the shorter axis is taken
+    as the channels), numpy or torch, float or integer PCM (scaled to [-1, 1)), as mono float32 at `target_rate`."""
     signal = np.asarray(audio.detach().cpu() if hasattr(audio, 'detach') else audio)
     if np.issubdtype(signal.dtype, np.integer):
         info = np.iinfo(signal.dtype)

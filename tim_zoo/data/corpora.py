@@ -1,8 +1,8 @@
 """Speech emotion corpora as ordered item lists.
 
-Every reader returns a :class:`Corpus` in the canonical order of the TIM-Net releases: items grouped by
+Every reader returns a `Corpus` in the canonical order of the TIM-Net releases: items grouped by
 class in the release's class order, and naturally sorted by path (relative to the corpus root) within each
-class, so that ``KFold(10, shuffle=True, random_state=seed)`` over the items reproduces the authors' folds.
+class, so that `KFold(10, shuffle=True, random_state=seed)` over the items reproduces the authors' folds.
 """
 import re
 import warnings
@@ -27,7 +27,7 @@ class CorpusItem:
 
 @dataclass
 class Corpus:
-    """An ordered list of :class:`CorpusItem` with the class names in index order."""
+    """An ordered list of `CorpusItem` with the class names in index order."""
     name: str
     label_names: List[str]
     items: List[CorpusItem] = field(default_factory=list)
@@ -59,12 +59,12 @@ class Corpus:
 
 
 def natural_key(text: str):
-    """Sort key that orders embedded numbers by value: ``a2 < a10``."""
+    """Sort key that orders embedded numbers by value: `a2 < a10`."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', text)]
 
 
 def _build(name: str, root: Path, label_names: Sequence[str], found: List[tuple]) -> Corpus:
-    """``found``: (path, label name, speaker) tuples in any order -> the canonical Corpus."""
+    """`found`: (path, label name, speaker) tuples in any order -> the canonical Corpus."""
     if not found:
         raise DatasetError(f'no {name} utterances found under {root}')
     index = {n: i for i, n in enumerate(label_names)}
@@ -87,7 +87,7 @@ _EMODB = {'W': 'angry', 'L': 'boredom', 'E': 'disgust', 'A': 'fear', 'F': 'happy
 
 
 def read_emodb(root) -> Corpus:
-    """EMODB: ``SSTTTEV.wav`` (speaker, text, emotion letter W L E A F T N, version), in ``root`` or ``root/wav``."""
+    """EMODB: `SSTTTEV.wav` (speaker, text, emotion letter W L E A F T N, version), in `root` or `root/wav`."""
     root = Path(root)
     found = []
     for p in _wavs(root):
@@ -98,7 +98,7 @@ def read_emodb(root) -> Corpus:
 
 
 def read_casia(root) -> Corpus:
-    """CASIA: ``<speaker>/<emotion>/<n>.wav`` with emotions angry fear happy neutral sad surprise."""
+    """CASIA: `<speaker>/<emotion>/<n>.wav` with emotions angry fear happy neutral sad surprise."""
     root = Path(root)
     labels = _labels('CASIA_32')
     found = [(p, p.parent.name, p.parent.parent.name) for p in _wavs(root) if p.parent.name in labels]
@@ -110,7 +110,7 @@ _RAVDESS = {'01': 'neutral', '02': 'calm', '03': 'happy', '04': 'sad', '05': 'an
 
 
 def read_ravdess(root) -> Corpus:
-    """RAVDESS speech: ``Actor_AA/MM-VV-EE-II-SS-RR-AA.wav``; vocal channel 01 (speech) only, songs skipped."""
+    """RAVDESS speech: `Actor_AA/MM-VV-EE-II-SS-RR-AA.wav`; vocal channel 01 (speech) only, songs skipped."""
     root = Path(root)
     found = []
     for p in _wavs(root):
@@ -124,7 +124,7 @@ _SAVEE = {'a': 'angry', 'd': 'disgust', 'f': 'fear', 'h': 'happy', 'n': 'neutral
 
 
 def read_savee(root) -> Corpus:
-    """SAVEE: ``<speaker>/<code><nn>.wav`` or ``<speaker>_<code><nn>.wav`` with codes a d f h n sa su."""
+    """SAVEE: `<speaker>/<code><nn>.wav` or `<speaker>_<code><nn>.wav` with codes a d f h n sa su."""
     root = Path(root)
     found = []
     for p in _wavs(root):
@@ -139,7 +139,7 @@ _EMOVO = {'rab': 'angry', 'dis': 'disgust', 'pau': 'fear', 'gio': 'happy', 'neu'
 
 
 def read_emovo(root) -> Corpus:
-    """EMOVO: ``<speaker>/<emo>-<speaker>-<sentence>.wav`` with emo rab dis pau gio neu tri sor."""
+    """EMOVO: `<speaker>/<emo>-<speaker>-<sentence>.wav` with emo rab dis pau gio neu tri sor."""
     root = Path(root)
     found = []
     for p in _wavs(root):
@@ -153,9 +153,9 @@ _IEMOCAP = {'ang': 'angry', 'hap': 'happy', 'exc': 'happy', 'neu': 'neutral', 's
 
 
 def read_iemocap(root, merge_excited: bool = True) -> Corpus:
-    """IEMOCAP: labels from ``Session*/dialog/EmoEvaluation/*.txt``, audio
-    ``Session*/sentences/wav/<dialog>/<utterance>.wav``; four classes (angry happy neutral sad), with
-    "excited" merged into happy unless ``merge_excited=False``. Speaker: session and gender (``Ses01F``)."""
+    """IEMOCAP: labels from `Session*/dialog/EmoEvaluation/*.txt`, audio
+    `Session*/sentences/wav/<dialog>/<utterance>.wav`; four classes (angry happy neutral sad), with
+    "excited" merged into happy unless `merge_excited=False`. Speaker: session and gender (`Ses01F`)."""
     root = Path(root)
     mapping = dict(_IEMOCAP) if merge_excited else {k: v for k, v in _IEMOCAP.items() if k != 'exc'}
     label_files = sorted(root.glob('Session*/dialog/EmoEvaluation/*.txt'))
@@ -182,7 +182,7 @@ def read_iemocap(root, merge_excited: bool = True) -> Corpus:
 
 
 def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
-    """Folder per class: ``root/<class>/**/*.wav``. Class order: ``label_names``, or sorted folder names.
+    """Folder per class: `root/<class>/**/*.wav`. Class order: `label_names`, or sorted folder names.
     Speaker: unknown (empty)."""
     root = Path(root)
     if not root.is_dir():
@@ -208,7 +208,7 @@ CORPUS_RELEASES = {'emodb': 'EMODB_46', 'casia': 'CASIA_32', 'ravdess': 'RAVDE_4
 
 
 def load_corpus(name: str, root, **kwargs) -> Corpus:
-    """Read corpus ``name`` (emodb, casia, ravdess, savee, emovo, iemocap, folders) from ``root``."""
+    """Read corpus `name` (emodb, casia, ravdess, savee, emovo, iemocap, folders) from `root`."""
     key = name.lower()
     if key not in CORPUS_READERS:
         raise DatasetError(f'unknown corpus {name!r}; known: {", ".join(CORPUS_READERS)}')

@@ -15,7 +15,7 @@ from .features import MFCCExtractor
 
 @dataclass
 class FeatureSet:
-    """Features ``x`` ``[N, C, T]`` (float32) with labels ``y`` ``[N]`` and what they came from."""
+    """Features `x` `[N, C, T]` (float32) with labels `y` `[N]` and what they came from."""
     x: np.ndarray
     y: np.ndarray
     label_names: List[str]
@@ -27,7 +27,7 @@ class FeatureSet:
         return len(self.y)
 
     def save(self, path) -> Path:
-        """Write an ``.npz`` file (no pickle: strings are stored as unicode arrays, settings as JSON)."""
+        """Write an `.npz` file (no pickle: strings are stored as unicode arrays, settings as JSON)."""
         path = Path(path)
 
         def write(tmp):
@@ -41,7 +41,7 @@ class FeatureSet:
 
     @classmethod
     def load(cls, path) -> 'FeatureSet':
-        """Read a file written by :meth:`save` (never unpickles)."""
+        """Read a file written by `save` (never unpickles)."""
         path = Path(path)
         if not path.is_file():
             raise DatasetError(f'no feature file at {path}')
@@ -55,12 +55,12 @@ class FeatureSet:
             raise DatasetError(f'{path} is not a tim_zoo feature file ({type(e).__name__}: {e})') from e
 
     def to_keras_layout(self) -> np.ndarray:
-        """``x`` as ``[N, T, C]`` (TIM-Net's Keras layout)."""
+        """`x` as `[N, T, C]` (TIM-Net's Keras layout)."""
         return np.ascontiguousarray(self.x.transpose(0, 2, 1))
 
 
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
-    """Compute ``extractor`` on every item of ``corpus``, in order, with a tqdm progress bar."""
+    """Compute `extractor` on every item of `corpus`, in order, with a tqdm progress bar."""
     items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
     if extractor.mean_signal_length is None:
         feats = [extractor(item.path) for item in items]
@@ -82,7 +82,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
 
 
 def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True) -> FeatureSet:
-    """Load ``cache_path`` if it holds these files with these settings, else extract and write it."""
+    """Load `cache_path` if it holds these files with these settings, else extract and write it."""
     cache_path = Path(cache_path)
     expected = dict(extractor.settings, corpus=corpus.name)
     if cache_path.is_file():
@@ -95,9 +95,9 @@ def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_p
 
 
 def load_timnet_npy(path, label_names: Optional[List[str]] = None, allow_pickle: bool = False) -> FeatureSet:
-    """Read a TIM-Net ``.npy`` feature file: a pickled dict with ``x`` ``[N, T, 39]`` and one-hot ``y``.
+    """Read a TIM-Net `.npy` feature file: a pickled dict with `x` `[N, T, 39]` and one-hot `y`.
 
-    These files are pickles, so reading them can run code; pass ``allow_pickle=True`` only for files you trust.
+    These files are pickles, so reading them can run code; pass `allow_pickle=True` only for files you trust.
     """
     if not allow_pickle:
         raise UnsafeFileError(
@@ -112,7 +112,7 @@ def load_timnet_npy(path, label_names: Optional[List[str]] = None, allow_pickle:
 
 
 def save_timnet_npy(features: FeatureSet, path) -> Path:
-    """Write the TIM-Net ``.npy`` format (dict with ``x`` ``[N, T, C]`` and one-hot ``y``)."""
+    """Write the TIM-Net `.npy` format (dict with `x` `[N, T, C]` and one-hot `y`)."""
     path = Path(path)
     one_hot = np.eye(len(features.label_names), dtype=np.float32)[features.y]
     atomic_write(path, lambda tmp: np.save(open(tmp, 'wb'), {'x': features.to_keras_layout(), 'y': one_hot}))

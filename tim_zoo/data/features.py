@@ -13,26 +13,26 @@ BACKENDS = ('torch', 'librosa')
 
 
 class MFCCExtractor:
-    """MFCC frames ``[n_mfcc, frames]`` (float32) from a path or a waveform.
+    """MFCC frames `[n_mfcc, frames]` (float32) from a path or a waveform.
 
-    For the released weights (default, ``order=1``): audio read at 22050 Hz mono as ``librosa.load``
-    reads it, centre pad or crop to ``mean_signal_length`` samples, ``librosa.feature.mfcc(n_mfcc=39)``
-    with librosa's defaults (n_fft 2048, hop 512, centred frames), so ``frames = 1 + mean_signal_length // 512``.
-    The default ``backend="torch"`` computes the MFCC with :func:`tim_zoo.data.mfcc.mfcc` (no librosa, no
-    numba compilation, batched with :meth:`batch`); ``backend="librosa"`` calls librosa itself.
+    For the released weights (default, `order=1`): audio read at 22050 Hz mono as `librosa.load`
+    reads it, centre pad or crop to `mean_signal_length` samples, `librosa.feature.mfcc(n_mfcc=39)`
+    with librosa's defaults (n_fft 2048, hop 512, centred frames), so `frames = 1 + mean_signal_length // 512`.
+    The default `backend="torch"` computes the MFCC with `tim_zoo.data.mfcc.mfcc` (no librosa, no
+    numba compilation, batched with `batch`); `backend="librosa"` calls librosa itself.
 
-    ``order=3`` gives the seed's features: ``n_mfcc // 3`` static coefficients followed by their deltas
-    and delta-deltas (13 + 13 + 13 for ``n_mfcc=39``).
+    `order=3` gives the seed's features: `n_mfcc // 3` static coefficients followed by their deltas
+    and delta-deltas (13 + 13 + 13 for `n_mfcc=39`).
 
     Args:
         mean_signal_length: samples after centre pad/crop; None keeps each utterance's own length.
         n_mfcc: output channels.
         sample_rate: rate the audio is read (or resampled) at.
         order: 1 (static MFCC) or 3 (static, delta, delta-delta).
-        level: ``"none"`` (the signal as read: the authors' features) or ``"peak"`` (scaled to a peak at full
+        level: `"none"` (the signal as read: the authors' features) or `"peak"` (scaled to a peak at full
             scale before padding: for models trained on peak-normalised audio); see
-            :data:`tim_zoo.data.audio.LEVEL_MODES`.
-        backend: ``"torch"`` or ``"librosa"``.
+            `tim_zoo.data.audio.LEVEL_MODES`.
+        backend: `"torch"` or `"librosa"`.
     """
 
     def __init__(
@@ -75,7 +75,7 @@ class MFCCExtractor:
 
     @classmethod
     def from_settings(cls, settings: dict, backend: str = 'torch') -> 'MFCCExtractor':
-        """Rebuild the extractor a model's ``feature_settings`` describe (no ``level``: ``"none"``, as
+        """Rebuild the extractor a model's `feature_settings` describe (no `level`: `"none"`, as
         checkpoints written before levels were recorded)."""
         return cls(
             mean_signal_length=settings.get('mean_signal_length', 96000), n_mfcc=settings.get('n_mfcc', 39),
@@ -83,7 +83,7 @@ class MFCCExtractor:
             level=settings.get('level', 'none'), backend=backend)
 
     def signal(self, audio: Union[str, Path, np.ndarray], sample_rate: Optional[int] = None) -> np.ndarray:
-        """The model-ready waveform ``[mean_signal_length]``: read or resampled, level-normalised, centre pad/crop."""
+        """The model-ready waveform `[mean_signal_length]`: read or resampled, level-normalised, centre pad/crop."""
         if isinstance(audio, (str, Path)):
             signal = load_audio(audio, self.sample_rate)
         else:
@@ -92,13 +92,13 @@ class MFCCExtractor:
         return signal if self.mean_signal_length is None else centre_fit(signal, self.mean_signal_length)
 
     def __call__(self, audio: Union[str, Path, np.ndarray], sample_rate: Optional[int] = None) -> np.ndarray:
-        """``audio``: a path, or a waveform ``[N]`` or ``[channels, N]`` at ``sample_rate``
+        """`audio`: a path, or a waveform `[N]` or `[channels, N]` at `sample_rate`
         (default: the extractor's rate; other rates are resampled)."""
         return self.batch([self.signal(audio, sample_rate)])[0]
 
     def batch(self, signals: Sequence[np.ndarray], device=None) -> np.ndarray:
-        """Features ``[B, n_mfcc, frames]`` of model-ready waveforms of equal length (from :meth:`signal`),
-        computed together (on ``device`` with the torch backend)."""
+        """Features `[B, n_mfcc, frames]` of model-ready waveforms of equal length (from `signal`),
+        computed together (on `device` with the torch backend)."""
         if self.backend == 'librosa':
             return np.stack([self._librosa(s) for s in signals])
         import torch
@@ -117,8 +117,8 @@ class MFCCExtractor:
 
     @staticmethod
     def _with_deltas(static: np.ndarray) -> np.ndarray:
-        """Static coefficients ``[c, T]`` followed by deltas and delta-deltas as ``librosa.feature.delta``
-        (a Savitzky-Golay derivative, width 9 or the largest odd width the frames allow, ``mode="interp"``)."""
+        """Static coefficients `[c, T]` followed by deltas and delta-deltas as `librosa.feature.delta`
+        (a Savitzky-Golay derivative, width 9 or the largest odd width the frames allow, `mode="interp"`)."""
         signal = require('scipy.signal', 'MFCC deltas')
         width = min(9, static.shape[1] - (1 - static.shape[1] % 2))
         if width < 3:

@@ -5,13 +5,13 @@ from ._optional import require
 
 
 def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8, seed: int = 0) -> np.ndarray:
-    """Pick ``n_select`` representative frames of ``frames`` ``[C, T]`` and return them ``[C, n_select]``.
+    """Pick `n_select` representative frames of `frames` `[C, T]` and return them `[C, n_select]`.
 
-    Fit ``n_fits`` diagonal Gaussian mixtures of ``n_select`` components (seeds ``seed .. seed+n_fits-1``),
+    Fit `n_fits` diagonal Gaussian mixtures of `n_select` components (seeds `seed .. seed+n_fits-1`),
     take the first frame of each cluster label in each fit, rank frames by how many fits picked them
-    (ties: earlier frame first), keep the top ``n_select`` in time order. If the fits pick fewer frames,
-    the earliest unpicked frames fill up. Utterances with fewer distinct frames than ``n_select`` keep their
-    first ``n_select`` frames (zero-padded at the end when shorter). Deterministic for a given ``seed``.
+    (ties: earlier frame first), keep the top `n_select` in time order. If the fits pick fewer frames,
+    the earliest unpicked frames fill up. Utterances with fewer distinct frames than `n_select` keep their
+    first `n_select` frames (zero-padded at the end when shorter). Deterministic for a given `seed`.
     """
     mixture = require('sklearn.mixture', 'GMM frame selection')
     frames = np.asarray(frames, dtype=np.float64)
@@ -34,7 +34,7 @@ def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8
 
 
 class GMMFrameSelection:
-    """Transform wrapper of :func:`gmm_frame_selection` (``[C, T] -> [C, n_select]``)."""
+    """Transform wrapper of `gmm_frame_selection` (`[C, T] -> [C, n_select]`)."""
 
     def __init__(self, n_select: int = 100, n_fits: int = 8, seed: int = 0):
         self.n_select, self.n_fits, self.seed = n_select, n_fits, seed

@@ -1,10 +1,10 @@
-"""MFCC in PyTorch, batched, on CPU or CUDA: ``librosa.feature.mfcc`` with librosa's defaults, without librosa.
+"""MFCC in PyTorch, batched, on CPU or CUDA: `librosa.feature.mfcc` with librosa's defaults, without librosa.
 
-The same steps as librosa 0.10/0.11: a centred STFT (``n_fft`` 2048, hop 512, periodic Hann window,
+The same steps as librosa 0.10/0.11: a centred STFT (`n_fft` 2048, hop 512, periodic Hann window,
 zero padding), the power spectrum through 128 Slaney-style mel filters (Slaney area normalisation,
-0 Hz to ``sample_rate / 2``), ``10 log10(max(1e-10, S))`` clipped to 80 dB below each signal's maximum,
-and an orthonormal DCT-II. Equal to librosa within float32 rounding: ``tests/test_predict.py`` checks
-real EMODB files to ``1e-4`` of each file's largest coefficient (observed: about ``2e-6``).
+0 Hz to `sample_rate / 2`), `10 log10(max(1e-10, S))` clipped to 80 dB below each signal's maximum,
+and an orthonormal DCT-II. Equal to librosa within float32 rounding: `tests/test_predict.py` checks
+real EMODB files to `1e-4` of each file's largest coefficient (observed: about `2e-6`).
 """
 import functools
 import math
@@ -21,7 +21,7 @@ AMIN = 1e-10
 
 
 def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
+    """Slaney's mel scale (librosa `htk=False`): linear below 1 kHz, logarithmic above."""
     freq = np.asarray(freq, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0
     min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
@@ -43,7 +43,7 @@ def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
-    """``[n_mels, 1 + n_fft // 2]`` float32 triangular filters, as ``librosa.filters.mel`` with its defaults."""
+    """`[n_mels, 1 + n_fft // 2]` float32 triangular filters, as `librosa.filters.mel` with its defaults."""
     fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
     mel_freqs = _mel_to_hz(np.linspace(_hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([sample_rate / 2]))[0],
                                        n_mels + 2))
@@ -58,7 +58,7 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -
 
 @functools.lru_cache(maxsize=8)
 def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    """``[n_mfcc, n_mels]`` orthonormal DCT-II rows (``scipy.fft.dct(type=2, norm="ortho")``)."""
+    """`[n_mfcc, n_mels]` orthonormal DCT-II rows (`scipy.fft.dct(type=2, norm="ortho")`)."""
     n = np.arange(n_mels)
     k = np.arange(n_mfcc)[:, None]
     basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * math.sqrt(2.0 / n_mels)
@@ -75,7 +75,7 @@ def mfcc(
         n_mels: int = N_MELS,
         top_db: Optional[float] = TOP_DB,
 ) -> torch.Tensor:
-    """MFCC ``[B, n_mfcc, 1 + N // hop_length]`` of waveforms ``signals`` ``[B, N]`` (or ``[N]`` -> ``[n_mfcc, T]``).
+    """MFCC `[B, n_mfcc, 1 + N // hop_length]` of waveforms `signals` `[B, N]` (or `[N]` -> `[n_mfcc, T]`).
 
     Each row is its own signal: the 80 dB floor follows that signal's loudest mel bin, as librosa does
     for one signal, so a row's features do not depend on the other rows.
@@ -93,7 +93,7 @@ def mfcc(
 
 
 def _power_spectrogram(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    """``|STFT|^2`` ``[B, 1 + n_fft // 2, 1 + N // hop]`` (centred frames, zero padding). Frames that see only
+    """`|STFT|^2` `[B, 1 + n_fft // 2, 1 + N // hop]` (centred frames, zero padding). Frames that see only
     zeros in every row (the centre padding of short utterances) are exactly zero, so only the frames that
     overlap a non-zero sample are transformed."""
     batch, n = x.shape

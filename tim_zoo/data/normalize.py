@@ -11,15 +11,15 @@ import numpy as np
 from ..exceptions import DatasetError
 from .._validation import check_choice
 
-#: ``none``; ``speaker_mean``: subtract the speaker's mean of each coefficient (cepstral mean
-#: normalisation per speaker; the scale of the features is kept); ``speaker``: also divide by the
+#: `none`; `speaker_mean`: subtract the speaker's mean of each coefficient (cepstral mean
+#: normalisation per speaker; the scale of the features is kept); `speaker`: also divide by the
 #: speaker's standard deviation of each coefficient.
 NORMALIZE_MODES = ('none', 'speaker_mean', 'speaker')
 
 
 def normalize_by_speaker(x: np.ndarray, speakers: Sequence[str], mode: str = 'speaker_mean',
                          eps: float = 1e-5) -> np.ndarray:
-    """``x`` ``[N, C, T]`` normalised per speaker: statistics of each coefficient over the frames of every
+    """`x` `[N, C, T]` normalised per speaker: statistics of each coefficient over the frames of every
     utterance of that speaker. Returns a new float32 array."""
     check_choice('normalize', mode, NORMALIZE_MODES)
     x = np.asarray(x, dtype=np.float32)
@@ -43,7 +43,7 @@ def normalize_by_speaker(x: np.ndarray, speakers: Sequence[str], mode: str = 'sp
 
 
 def normalize_features(features, mode: str):
-    """A :class:`~tim_zoo.data.FeatureSet` normalised per speaker; ``settings['normalize']`` records ``mode``
+    """A `FeatureSet` normalised per speaker; `settings['normalize']` records `mode`
     so checkpoints trained on it say what their inputs need."""
     from .feature_set import FeatureSet
 

@@ -2,14 +2,14 @@
 
 A frame (46 ms, hop 23 ms at 22050 Hz: the MFCC hop) is *voiced speech* when
 
-- its level is at least ``min_level_db`` dBFS (default -70: quieter is silence or a faint hiss),
-- it stands ``snr_db`` (6 dB) above the recording's floor (the 5th percentile of frame levels): speech
+- its level is at least `min_level_db` dBFS (default -70: quieter is silence or a faint hiss),
+- it stands `snr_db` (6 dB) above the recording's floor (the 5th percentile of frame levels): speech
   rises and falls with its syllables, so a steady hum, fan or hiss, however loud, is not speech, and
 - it is periodic at a voice pitch (70-400 Hz): the normalised cross-correlation of the frame with itself
-  has a peak of at least ``voicing`` (0.45) at a lag in that range, after a dip (low-frequency noise, whose
+  has a peak of at least `voicing` (0.45) at a lag in that range, after a dip (low-frequency noise, whose
   correlation only decays, has no such peak; white noise has no high peak).
 
-Voiced frames are widened by ``hangover`` seconds on each side, so the consonants and short pauses
+Voiced frames are widened by `hangover` seconds on each side, so the consonants and short pauses
 around them count as speech too. Why not a trained VAD: the well-kept neural ones need torchaudio or
 onnxruntime and their own weights; this detector is a few lines, deterministic, and decides exactly what
 the pipeline needs: is there voiced sound to judge, or only silence and noise. It does not tell
@@ -26,15 +26,15 @@ from .audio import DEFAULT_SAMPLE_RATE
 
 @dataclass
 class SpeechActivity:
-    """Frame decisions of :class:`SpeechDetector` for one recording.
+    """Frame decisions of `SpeechDetector` for one recording.
 
     Attributes:
-        voiced: ``[frames]`` bool, the frames that passed level, noise-floor and pitch tests.
-        speech: ``[frames]`` bool, ``voiced`` widened by the hangover.
-        level_db: ``[frames]`` frame level in dBFS (RMS; a full-scale sine is -3 dB).
-        hop_seconds: time between frame starts; frame ``i`` covers ``[i * hop, i * hop + frame)``.
+        voiced: `[frames]` bool, the frames that passed level, noise-floor and pitch tests.
+        speech: `[frames]` bool, `voiced` widened by the hangover.
+        level_db: `[frames]` frame level in dBFS (RMS; a full-scale sine is -3 dB).
+        hop_seconds: time between frame starts; frame `i` covers `[i * hop, i * hop + frame)`.
         frame_seconds: frame duration.
-        noise_floor_db: the 5th percentile of ``level_db``.
+        noise_floor_db: the 5th percentile of `level_db`.
     """
     voiced: np.ndarray
     speech: np.ndarray
@@ -44,19 +44,19 @@ class SpeechActivity:
     noise_floor_db: float
 
     def voiced_seconds(self, start: float = 0.0, end: float = float('inf')) -> float:
-        """Seconds of voiced frames whose centre lies in ``[start, end)``."""
+        """Seconds of voiced frames whose centre lies in `[start, end)`."""
         centres = np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
         return float(self.voiced[(centres >= start) & (centres < end)].sum() * self.hop_seconds)
 
     def speech_regions(self):
-        """``[(start s, end s), ...]`` of consecutive speech frames."""
+        """`[(start s, end s), ...]` of consecutive speech frames."""
         edges = np.flatnonzero(np.diff(np.concatenate([[0], self.speech.astype(np.int8), [0]])))
         return [(float(a * self.hop_seconds), float((b - 1) * self.hop_seconds + self.frame_seconds))
                 for a, b in zip(edges[::2], edges[1::2])]
 
 
 def _fast_size(n: int) -> int:
-    """The smallest ``2^a 3^b 5^c >= n`` (sizes FFTs are fast at)."""
+    """The smallest `2^a 3^b 5^c >= n` (sizes FFTs are fast at)."""
     best = 1 << (n - 1).bit_length()
     p3 = 1
     while p3 < best:
@@ -75,7 +75,7 @@ class SpeechDetector:
     """Finds voiced speech in a mono waveform (see the module docstring for the tests a frame passes).
 
     Args:
-        sample_rate: rate of the waveforms given to :meth:`__call__`.
+        sample_rate: rate of the waveforms given to `__call__`.
         frame_length, hop_length: frame size and step in samples (1024 and 512 at 22050 Hz: 46 and 23 ms).
         min_level_db: frames quieter than this (dBFS RMS) are never speech.
         snr_db: how far above the recording's floor (5th percentile of frame levels) a voiced frame must be.
@@ -94,12 +94,12 @@ class SpeechDetector:
         self.hangover = hangover
 
     def __call__(self, signal: np.ndarray) -> SpeechActivity:
-        """The speech activity of a mono waveform ``[N]`` at ``sample_rate``."""
+        """The speech activity of a mono waveform `[N]` at `sample_rate`."""
         return self.batch([signal])[0]
 
     @torch.no_grad()
     def batch(self, signals: Sequence[np.ndarray]) -> List[SpeechActivity]:
-        """:meth:`__call__` for several waveforms of any lengths, computed together (same results)."""
+        """`__call__` for several waveforms of any lengths, computed together (same results)."""
         frames = []
         for signal in signals:
             x = torch.as_tensor(np.asarray(signal, dtype=np.float32))
@@ -131,7 +131,7 @@ class SpeechDetector:
         return out
 
     def _periodic(self, frames: torch.Tensor) -> torch.Tensor:
-        """``[F]`` bool: a normalised cross-correlation peak >= ``voicing`` at a pitch lag, after a dip."""
+        """`[F]` bool: a normalised cross-correlation peak >= `voicing` at a pitch lag, after a dip."""
         n = frames.shape[1]
         size = _fast_size(n + self.max_lag + 1)                                          # no circular wrap up to max_lag
         spectrum = torch.fft.rfft(frames, n=size)

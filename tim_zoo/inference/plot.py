@@ -8,7 +8,7 @@ from .results import Prediction
 
 def plot_prediction(prediction: Prediction, path) -> Path:
     """Draw each class's probability per window against time (window centres; grey bands: windows without
-    enough speech to judge) and write ``path`` (``.png``, ``.svg``, ``.pdf``; no suffix: ``.png``); returns the
+    enough speech to judge) and write `path` (`.png`, `.svg`, `.pdf`; no suffix: `.png`); returns the
     path written. Needs matplotlib."""
     from ..exceptions import ConfigurationError
 
@@ -49,8 +49,8 @@ def plot_prediction(prediction: Prediction, path) -> Path:
 
 
 def plot_predictions(predictions: Sequence[Prediction], path) -> List[Path]:
-    """:func:`plot_prediction` for each analysed prediction (failed ones are skipped: they have nothing to draw).
-    One prediction: ``path``; several: ``path`` with each recording's name inserted (``t.png`` -> ``t-a.png``,
+    """`plot_prediction` for each analysed prediction (failed ones are skipped: they have nothing to draw).
+    One prediction: `path`; several: `path` with each recording's name inserted (`t.png` -> `t-a.png`,
     a repeated name also gets its position). Returns the paths written."""
     base, seen, written = Path(path), set(), []
     for i, p in enumerate(predictions):

@@ -1,4 +1,4 @@
-"""``EmotionRecognizer``: a model together with the feature extraction its weights expect."""
+"""`EmotionRecognizer`: a model together with the feature extraction its weights expect."""
 import glob
 import math
 from dataclasses import dataclass, field
@@ -18,9 +18,9 @@ from .results import Prediction, Segment
 #: file suffixes taken from folders and globs
 AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aif', '.aiff', '.aifc', '.au', '.caf')
 
-#: below this peak (dBFS) a model that takes the level as it is (``level="none"``) gets a note
+#: below this peak (dBFS) a model that takes the level as it is (`level="none"`) gets a note
 QUIET_PEAK_DB = -20.0
-#: with ``level="peak"``: speech whose loud frames (90th percentile) lie further below the peak than this gets a
+#: with `level="peak"`: speech whose loud frames (90th percentile) lie further below the peak than this gets a
 #: note (EMODB: -12.5 dB typical, -26 dB at the extreme): a click or other short loud sound set the peak
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
@@ -28,7 +28,7 @@ NARROW_BAND_HZ = 16000
 
 
 def resolve_device(device) -> torch.device:
-    """``device`` as a torch.device; a CUDA device on a machine without CUDA is refused with the fix."""
+    """`device` as a torch.device; a CUDA device on a machine without CUDA is refused with the fix."""
     try:
         device = torch.device(device or 'cpu')
     except RuntimeError as e:
@@ -40,9 +40,9 @@ def resolve_device(device) -> torch.device:
 
 
 def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -> List[Union[str, Prediction]]:
-    """Files as given; folders as their audio files (:data:`AUDIO_SUFFIXES`, natural order; with
-    ``recursive`` also in subfolders); glob patterns (``*``, ``?``, ``[``) as their matches. A folder without
-    audio or a pattern without matches becomes a failed :class:`Prediction` saying so."""
+    """Files as given; folders as their audio files (`AUDIO_SUFFIXES`, natural order; with
+    `recursive` also in subfolders); glob patterns (`*`, `?`, `[`) as their matches. A folder without
+    audio or a pattern without matches becomes a failed `Prediction` saying so."""
     from ..data.corpora import natural_key
 
     out: List[Union[str, Prediction]] = []
@@ -66,7 +66,7 @@ def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -
 
 @dataclass
 class _Item:
-    """One input on its way through :meth:`EmotionRecognizer.predict_many`."""
+    """One input on its way through `EmotionRecognizer.predict_many`."""
     result: Prediction
     signal: Optional[np.ndarray] = None                    # dropped once its windows' features are computed
     activity: Optional[SpeechActivity] = None
@@ -82,7 +82,7 @@ class _Item:
 class EmotionRecognizer:
     """A model with the feature extraction its weights expect: audio in, emotions out.
 
-    Build one from the bundled model, a tim_zoo checkpoint, a TIM-Net Keras release file, or any model::
+    Build one from the bundled model, a tim_zoo checkpoint, a TIM-Net Keras release file, or any model:
 
         rec = tim_zoo.EmotionRecognizer.from_pretrained()               # the bundled EMODB timnet
         rec = tim_zoo.EmotionRecognizer.from_checkpoint('run/all/last.safetensors')
@@ -91,29 +91,29 @@ class EmotionRecognizer:
         result = rec.predict('speech.wav')                              # or rec.predict(waveform, sample_rate=16000)
         result.prediction, result.probabilities, result.segments, result.notes
 
-    What happens to a recording (see ``docs/predict.md``):
+    What happens to a recording (see `docs/predict.md`):
 
-    1. It is read as mono at the model's sample rate (``librosa.load``'s steps) and speech is detected
-       (:class:`~tim_zoo.data.speech.SpeechDetector`).
-    2. A recording no longer than the model's input (``mean_signal_length`` samples) is one window,
+    1. It is read as mono at the model's sample rate (`librosa.load`'s steps) and speech is detected
+       (`SpeechDetector`).
+    2. A recording no longer than the model's input (`mean_signal_length` samples) is one window,
        centre zero-padded as in training. A longer one is cut into windows of that length every
-       ``hop_seconds`` (default: half a window), the last ending at the end of the recording, so nothing is
+       `hop_seconds` (default: half a window), the last ending at the end of the recording, so nothing is
        dropped.
-    3. A window with less than ``min_speech`` seconds of voiced speech gets no prediction. The others are
-       level-normalised as the weights expect (``level`` in the feature settings: ``"peak"`` scales each
-       window to a full-scale peak, ``"none"`` leaves it), turned into MFCC and classified.
+    3. A window with less than `min_speech` seconds of voiced speech gets no prediction. The others are
+       level-normalised as the weights expect (`level` in the feature settings: `"peak"` scales each
+       window to a full-scale peak, `"none"` leaves it), turned into MFCC and classified.
     4. The recording's probabilities are the mean of its judged windows' probabilities weighted by their
-       seconds of voiced speech; with no judged window its ``prediction`` is None and a note says why.
+       seconds of voiced speech; with no judged window its `prediction` is None and a note says why.
 
     Args:
         model: a tim_zoo model (eval mode is set).
         feature_settings: overrides of the model's recorded feature settings
-            (``model.pretrained_cfg["feature_settings"]``), e.g. ``dict(mean_signal_length=96000, level="peak")``;
+            (`model.pretrained_cfg["feature_settings"]`), e.g. `dict(mean_signal_length=96000, level="peak")`;
             required when the model records none.
-        device: where the MFCC and the model run (``"cpu"``, ``"cuda"``, ...).
+        device: where the MFCC and the model run (`"cpu"`, `"cuda"`, ...).
         hop_seconds: window step for long recordings (default: half the window).
         min_speech: seconds of voiced speech a window needs to be judged.
-        detector: the speech detector (default: :class:`~tim_zoo.data.speech.SpeechDetector` at the model's rate).
+        detector: the speech detector (default: `SpeechDetector` at the model's rate).
     """
 
     def __init__(self, model: torch.nn.Module, feature_settings: Optional[dict] = None, device=None,
@@ -153,8 +153,8 @@ class EmotionRecognizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
-        """The bundled EMODB ``timnet`` (``None`` or ``"timnet_emodb"``), or a weight file path
-        (see :meth:`from_checkpoint`). ``kwargs`` go to the constructor."""
+        """The bundled EMODB `timnet` (`None` or `"timnet_emodb"`), or a weight file path
+        (see `from_checkpoint`). `kwargs` go to the constructor."""
         if name_or_path in (None, 'timnet_emodb'):
             from ..pretrained import load_default_model
             return cls(load_default_model(), **kwargs)
@@ -162,8 +162,8 @@ class EmotionRecognizer:
 
     @classmethod
     def from_checkpoint(cls, path, model_name: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
-        """A tim_zoo ``.safetensors`` checkpoint (rebuilt from its metadata, or loaded into ``model_name``);
-        a Keras ``.hdf5``/``.h5`` file goes to :meth:`from_keras`."""
+        """A tim_zoo `.safetensors` checkpoint (rebuilt from its metadata, or loaded into `model_name`);
+        a Keras `.hdf5`/`.h5` file goes to `from_keras`."""
         from .._factory import create_model
         from ..weights import load_checkpoint
         from ..weights.load import KERAS_SUFFIXES
@@ -175,8 +175,8 @@ class EmotionRecognizer:
 
     @classmethod
     def from_keras(cls, path, release: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
-        """A TIM-Net Keras release file (``.../EMODB_46/10-fold_weights_best_1.hdf5``). Its release (from the
-        folder name, or ``release="EMODB_46"``) gives the labels and the authors' features (``level="none"``)."""
+        """A TIM-Net Keras release file (`.../EMODB_46/10-fold_weights_best_1.hdf5`). Its release (from the
+        folder name, or `release="EMODB_46"`) gives the labels and the authors' features (`level="none"`)."""
         from .._factory import create_model
         from ..weights.load import apply_metadata
         from ..weights.releases import TIMNET_RELEASES, release_metadata
@@ -200,12 +200,12 @@ class EmotionRecognizer:
     # --- prediction ----------------------------------------------------------------------------------
 
     def predict(self, audio, sample_rate: Optional[int] = None, same_speaker: bool = False) -> Prediction:
-        """The answer for one recording: a path, or a waveform ``[N]``, ``[channels, N]`` or ``[N, channels]``
-        (numpy or torch, float or integer PCM) recorded at ``sample_rate`` Hz (required for waveforms).
+        """The answer for one recording: a path, or a waveform `[N]`, `[channels, N]` or `[N, channels]`
+        (numpy or torch, float or integer PCM) recorded at `sample_rate` Hz (required for waveforms).
 
         Raises:
             AudioError: the file is missing or unreadable, or the waveform is empty or not finite.
-            ConfigurationError: a folder or pattern (use :meth:`predict_many`), or a waveform without its rate.
+            ConfigurationError: a folder or pattern (use `predict_many`), or a waveform without its rate.
         """
         if isinstance(audio, (str, Path)) and (Path(audio).is_dir() or not Path(audio).exists() and
                                                any(c in str(audio) for c in '*?[')):
@@ -221,9 +221,9 @@ class EmotionRecognizer:
     def predict_many(self, inputs: Sequence, recursive: bool = False, batch_size: int = 64,
                      same_speaker: bool = False, show_progress: bool = False,
                      sample_rate: Optional[int] = None) -> List[Prediction]:
-        """Answers for many inputs, in order: files, folders and glob patterns (see :func:`expand_inputs`), or
-        waveforms recorded at ``sample_rate``. An input that cannot be read gives a :class:`Prediction` with its
-        ``error`` and the others still run.
+        """Answers for many inputs, in order: files, folders and glob patterns (see `expand_inputs`), or
+        waveforms recorded at `sample_rate`. An input that cannot be read gives a `Prediction` with its
+        `error` and the others still run.
 
         Args:
             inputs: a list of paths, patterns and waveforms (one path alone is taken as a list of one).
@@ -356,7 +356,7 @@ class EmotionRecognizer:
         return float(np.percentile(activity.level_db[inside], 90)) if inside.any() else float('-inf')
 
     def _extract(self, pending: List[tuple]) -> None:
-        """MFCC of ``[(item, window signal)]``, classified at once unless features are normalised per speaker."""
+        """MFCC of `[(item, window signal)]`, classified at once unless features are normalised per speaker."""
         if not pending:
             return
         lengths = {len(s) for _, s in pending}
@@ -371,7 +371,7 @@ class EmotionRecognizer:
 
     @torch.no_grad()
     def _classify(self, pairs: List[tuple]) -> None:
-        """Append each ``(item, features [C, T])`` pair's class probabilities to its item."""
+        """Append each `(item, features [C, T])` pair's class probabilities to its item."""
         batch = torch.as_tensor(np.stack([f for _, f in pairs]), dtype=torch.float32, device=self.device)
         for (item, _), p in zip(pairs, self.model(batch).softmax(dim=-1).float().cpu().numpy()):
             item.probabilities.append(p)

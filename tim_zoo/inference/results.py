@@ -14,7 +14,7 @@ class Segment:
     Attributes:
         start, end: seconds from the start of the recording.
         prediction: the most probable class, or None when the window holds too little speech to judge.
-        probabilities: ``{class: probability}``, or None with ``prediction``.
+        probabilities: `{class: probability}`, or None with `prediction`.
         voiced: seconds of voiced speech the detector found in the window.
     """
     start: float
@@ -34,8 +34,8 @@ class Prediction:
     Attributes:
         file: the path, or None for a waveform.
         prediction: the most probable class over the recording's voiced windows; None when there is no
-            speech to judge or the file could not be read (``notes`` / ``error`` say why).
-        probabilities: ``{class: probability}`` of the whole recording, or None with ``prediction``.
+            speech to judge or the file could not be read (`notes` / `error` say why).
+        probabilities: `{class: probability}` of the whole recording, or None with `prediction`.
         segments: the analysed windows (one for a recording no longer than the model's input).
         notes: what was done to the input beyond the documented feature extraction, and why an answer
             is missing or may be off.
@@ -54,17 +54,17 @@ class Prediction:
 
     @property
     def label(self) -> Optional[str]:
-        """Alias of :attr:`prediction`."""
+        """Alias of `prediction`."""
         return self.prediction
 
     @property
     def score(self) -> Optional[float]:
-        """The probability of :attr:`prediction` (None without a prediction)."""
+        """The probability of `prediction` (None without a prediction)."""
         return None if self.prediction is None else self.probabilities[self.prediction]
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``file``, ``prediction``, ``probabilities``, ``segments``, ``notes``, ``error``, ``duration``,
-        ``voiced``."""
+        """JSON-ready: `file`, `prediction`, `probabilities`, `segments`, `notes`, `error`, `duration`,
+        `voiced`."""
         return dict(file=self.file, prediction=self.prediction, probabilities=self.probabilities,
                     segments=[s.to_dict() for s in self.segments], notes=list(self.notes), error=self.error,
                     duration=self.duration, voiced=self.voiced)
@@ -82,8 +82,8 @@ def _labels(predictions: Sequence[Prediction], labels: Optional[Sequence[str]] =
 
 def format_table(predictions: Sequence[Prediction], segments: bool = False,
                  labels: Optional[Sequence[str]] = None) -> str:
-    """A text table: one row per recording (``-`` where there is no prediction), its segments below it
-    with ``segments=True``, then the notes and errors by file. ``labels``: the class columns (default: the
+    """A text table: one row per recording (`-` where there is no prediction), its segments below it
+    with `segments=True`, then the notes and errors by file. `labels`: the class columns (default: the
     classes of the first prediction that has probabilities)."""
     labels = _labels(predictions, labels)
     names = [p.file or f'<waveform {i}>' for i, p in enumerate(predictions)]
@@ -111,9 +111,9 @@ def _clock(seconds: float) -> str:
 
 
 def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Optional[Sequence[str]] = None) -> str:
-    """CSV text: ``file, start, end, prediction, <one column per class>, voiced, error, notes``; one row per
+    """CSV text: `file, start, end, prediction, <one column per class>, voiced, error, notes`; one row per
     recording (start 0, end its duration, voiced: its seconds of voiced speech), followed by one row per segment
-    (voiced: the segment's) with ``segments=True``."""
+    (voiced: the segment's) with `segments=True`."""
     labels = _labels(predictions, labels)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
@@ -138,8 +138,8 @@ def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Op
 
 def write_predictions(predictions: Sequence[Prediction], path, segments: bool = True,
                       labels: Optional[Sequence[str]] = None) -> Path:
-    """Write ``predictions`` to ``path``: ``.json`` (a list of :meth:`Prediction.to_dict`) or ``.csv``
-    (:func:`to_csv`; segment rows with ``segments``, class columns ``labels``)."""
+    """Write `predictions` to `path`: `.json` (a list of `Prediction.to_dict`) or `.csv`
+    (`to_csv`; segment rows with `segments`, class columns `labels`)."""
     from ..weights.checkpoint import atomic_write
 
     path = check_output_path(path)
@@ -154,7 +154,7 @@ def write_predictions(predictions: Sequence[Prediction], path, segments: bool = 
 
 
 def check_output_path(path, suffixes=('.csv', '.json')) -> Path:
-    """``path`` as a Path, after checking its suffix and that its folder exists (so a run fails before its work)."""
+    """`path` as a Path, after checking its suffix and that its folder exists (so a run fails before its work)."""
     from ..exceptions import ConfigurationError
 
     path = Path(path)

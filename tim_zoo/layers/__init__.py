@@ -1,6 +1,6 @@
 """Composable blocks. Every block works alone with explicit constructor arguments.
 
-Shapes: frame sequences are ``[B, C, T]`` (batch, channels, frames).
+Shapes: frame sequences are `[B, C, T]` (batch, channels, frames).
 """
 from .aggregation import DeltaAggregation, WeightLayer
 from .conv import CausalConv1d, ConvNormAct1d, GroupConv1d

@@ -8,12 +8,12 @@ from .._validation import check_choice
 
 
 class DeltaAggregation(nn.Module):
-    """Stack level outputs ``h_1 .. h_n`` (each ``[B, F, T]``) into ``[B, F, T, m]``.
+    """Stack level outputs `h_1 .. h_n` (each `[B, F, T]`) into `[B, F, T, m]`.
 
     Modes:
-        ``"delta"``: ``[h_2-h_1, ..., h_n-h_(n-1), h_n]`` (m = n), the seed default;
-        ``"all"``: ``[h_1, ..., h_n]`` (m = n);
-        ``"delta+all"``: the n-1 differences followed by all n levels (m = 2n - 1).
+        `"delta"`: `[h_2-h_1, ..., h_n-h_(n-1), h_n]` (m = n), the seed default;
+        `"all"`: `[h_1, ..., h_n]` (m = n);
+        `"delta+all"`: the n-1 differences followed by all n levels (m = 2n - 1).
     """
 
     def __init__(self, mode: str = 'delta'):
@@ -22,11 +22,11 @@ class DeltaAggregation(nn.Module):
         self.mode = mode
 
     def num_outputs(self, num_levels: int) -> int:
-        """How many items ``m`` this aggregation makes from ``num_levels`` levels."""
+        """How many items `m` this aggregation makes from `num_levels` levels."""
         return 2 * num_levels - 1 if self.mode == 'delta+all' else num_levels
 
     def items_matrix(self, num_levels: int) -> torch.Tensor:
-        """``A`` ``[m, n]`` with ``item_i = sum_j A[i, j] h_j``: every mode is linear in the levels."""
+        """`A` `[m, n]` with `item_i = sum_j A[i, j] h_j`: every mode is linear in the levels."""
         eye = torch.eye(num_levels)
         deltas = eye[1:] - eye[:-1]
         if self.mode == 'delta':
@@ -36,9 +36,9 @@ class DeltaAggregation(nn.Module):
         return torch.cat([deltas, eye])
 
     def level_weights(self, item_weights: torch.Tensor) -> torch.Tensor:
-        """Per-level weights ``c`` ``[n]`` with ``sum_i w_i item_i = sum_j c_j h_j``, for item weights ``w`` ``[m]``.
+        """Per-level weights `c` `[n]` with `sum_i w_i item_i = sum_j c_j h_j`, for item weights `w` `[m]`.
 
-        Lets a weighted sum of the items (:class:`WeightLayer` after this block) be computed from the
+        Lets a weighted sum of the items (`WeightLayer` after this block) be computed from the
         levels directly, without stacking them.
         """
         if self.mode == 'all':
@@ -59,10 +59,10 @@ class DeltaAggregation(nn.Module):
 
 
 class WeightLayer(nn.Module):
-    """Learned weighted sum over the last dimension: ``[..., n] -> [...]``, ``sum_j w_j * s_j``.
+    """Learned weighted sum over the last dimension: `[..., n] -> [...]`, `sum_j w_j * s_j`.
 
-    No softmax, as in TIM-Net's dynamic fusion. The weights start uniform in ``[-init_range, init_range]``
-    (Keras ``'uniform'`` initializer: 0.05).
+    No softmax, as in TIM-Net's dynamic fusion. The weights start uniform in `[-init_range, init_range]`
+    (Keras `'uniform'` initializer: 0.05).
     """
 
     def __init__(self, num_inputs: int, init_range: float = 0.05):

@@ -1,8 +1,8 @@
-"""Convolutions over frame sequences ``[B, C, T]``.
+"""Convolutions over frame sequences `[B, C, T]`.
 
 Channel groups carry independent sequences side by side, e.g. the two directions of the
-bidirectional TIM encoder as ``[B, 2F, T]``: one grouped convolution then does the work of one
-convolution per sequence, and ``share_groups=True`` gives every group the same weights.
+bidirectional TIM encoder as `[B, 2F, T]`: one grouped convolution then does the work of one
+convolution per sequence, and `share_groups=True` gives every group the same weights.
 """
 import math
 from functools import partial
@@ -22,11 +22,11 @@ def _check_groups(in_channels: int, out_channels: int, groups: int):
 
 
 class GroupConv1d(nn.Module):
-    """``Conv1d`` over ``groups`` independent channel groups, optionally with one set of weights for all.
+    """`Conv1d` over `groups` independent channel groups, optionally with one set of weights for all.
 
-    ``[B, in_channels, T] -> [B, out_channels, T]``; channel counts are totals over the groups, as in
-    ``nn.Conv1d``. Without ``share_groups`` this is ``nn.Conv1d(..., groups=groups)`` with the same
-    parameter layout; with it, ``weight`` is ``[out_channels/groups, in_channels/groups, k]`` and
+    `[B, in_channels, T] -> [B, out_channels, T]`; channel counts are totals over the groups, as in
+    `nn.Conv1d`. Without `share_groups` this is `nn.Conv1d(..., groups=groups)` with the same
+    parameter layout; with it, `weight` is `[out_channels/groups, in_channels/groups, k]` and
     every group is convolved with it.
 
     Args:
@@ -34,8 +34,8 @@ class GroupConv1d(nn.Module):
         kernel_size, dilation: of the convolution.
         groups: independent channel groups.
         share_groups: all groups use the same weights and bias.
-        causal: pad ``(kernel_size - 1) * dilation`` zeros on the left (Keras ``padding='causal'``), so
-            output frame ``t`` sees only input frames ``<= t``; else ``'same'`` padding (odd kernels).
+        causal: pad `(kernel_size - 1) * dilation` zeros on the left (Keras `padding='causal'`), so
+            output frame `t` sees only input frames `<= t`; else `'same'` padding (odd kernels).
         bias: add a learned bias.
     """
 
@@ -68,7 +68,7 @@ class GroupConv1d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        """``nn.Conv1d``'s initialisation."""
+        """`nn.Conv1d`'s initialisation."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.weight.shape[1] * self.weight.shape[2]
@@ -76,7 +76,7 @@ class GroupConv1d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def group_parameters(self, group: int) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``(weight [out/groups, in/groups, k], bias)`` used by one group."""
+        """`(weight [out/groups, in/groups, k], bias)` used by one group."""
         if self.share_groups:
             return self.weight, self.bias
         rows = slice(group * self.out_channels // self.groups, (group + 1) * self.out_channels // self.groups)
@@ -84,7 +84,7 @@ class GroupConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None,
                 bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``weight``/``bias`` (stored layout) replace the module's own, e.g. with a norm folded in."""
+        """`weight`/`bias` (stored layout) replace the module's own, e.g. with a norm folded in."""
         if weight is None:
             weight, bias = self.weight, self.bias
         if self.causal_padding:
@@ -115,11 +115,11 @@ class GroupConv1d(nn.Module):
 
 
 class CausalConv1d(GroupConv1d):
-    """``Conv1d`` whose output frame ``t`` sees only input frames ``<= t``.
+    """`Conv1d` whose output frame `t` sees only input frames `<= t`.
 
-    Pads ``(kernel_size - 1) * dilation`` zeros on the left (Keras ``padding='causal'``), so the
-    output has as many frames as the input. ``[B, C_in, T] -> [B, C_out, T]``. ``groups`` and
-    ``share_groups`` as :class:`GroupConv1d`.
+    Pads `(kernel_size - 1) * dilation` zeros on the left (Keras `padding='causal'`), so the
+    output has as many frames as the input. `[B, C_in, T] -> [B, C_out, T]`. `groups` and
+    `share_groups` as `GroupConv1d`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, dilation: int = 1,
@@ -128,11 +128,11 @@ class CausalConv1d(GroupConv1d):
 
 
 class ConvNormAct1d(nn.Sequential):
-    """``Conv1d(k) -> [norm] -> [act]`` on ``[B, C_in, T] -> [B, C_out, T]`` ('same' padding).
+    """`Conv1d(k) -> [norm] -> [act]` on `[B, C_in, T] -> [B, C_out, T]` ('same' padding).
 
-    Used as the 1x1 stem of the TIM models (``norm_layer``/``act_layer`` None gives the plain
-    stem) and for the Transformer models' 1x1 projections. ``groups``/``share_groups`` as
-    :class:`GroupConv1d`, for conv and norm alike.
+    Used as the 1x1 stem of the TIM models (`norm_layer`/`act_layer` None gives the plain
+    stem) and for the Transformer models' 1x1 projections. `groups`/`share_groups` as
+    `GroupConv1d`, for conv and norm alike.
     """
 
     def __init__(

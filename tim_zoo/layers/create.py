@@ -1,11 +1,11 @@
 """Resolve norm and activation layers given by name or by class.
 
-Models take names (``"batchnorm"``, ``"relu"``) so that their constructor arguments stay plain data
-that a checkpoint can record; blocks also accept any callable ``f(num_channels) -> nn.Module``.
+Models take names (`"batchnorm"`, `"relu"`) so that their constructor arguments stay plain data
+that a checkpoint can record; blocks also accept any callable `f(num_channels) -> nn.Module`.
 
-Norm layers take ``groups`` and ``share_groups`` like :class:`~tim_zoo.layers.GroupConv1d`: the channels
-of ``[B, C, T]`` form ``groups`` independent sequences (e.g. two directions), each normalised on its
-own, with one set of parameters for all groups when ``share_groups`` is set.
+Norm layers take `groups` and `share_groups` like `GroupConv1d`: the channels
+of `[B, C, T]` form `groups` independent sequences (e.g. two directions), each normalised on its
+own, with one set of parameters for all groups when `share_groups` is set.
 """
 from typing import Callable, Type, Union
 
@@ -23,12 +23,12 @@ def _stored_channels(num_channels: int, groups: int, share_groups: bool) -> int:
 
 
 class GroupBatchNorm1d(nn.BatchNorm1d):
-    """``BatchNorm1d`` over ``[B, num_channels, T]`` whose channel groups may share one set of parameters.
+    """`BatchNorm1d` over `[B, num_channels, T]` whose channel groups may share one set of parameters.
 
-    Without ``share_groups`` it is exactly ``nn.BatchNorm1d(num_channels)`` (statistics are per channel,
-    hence per group). With it, parameters and running statistics have ``num_channels / groups`` entries,
+    Without `share_groups` it is exactly `nn.BatchNorm1d(num_channels)` (statistics are per channel,
+    hence per group). With it, parameters and running statistics have `num_channels / groups` entries,
     each group is normalised with its own batch statistics in training, and the running statistics are
-    updated as if the groups had passed through one after another (``groups`` momentum updates).
+    updated as if the groups had passed through one after another (`groups` momentum updates).
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.1, groups: int = 1,
@@ -67,7 +67,7 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
         return out
 
     def group_parameters(self, group: int):
-        """``(running_mean, running_var, weight, bias)`` used by one group."""
+        """`(running_mean, running_var, weight, bias)` used by one group."""
         tensors = (self.running_mean, self.running_var, self.weight, self.bias)
         if self.share_groups:
             return tensors
@@ -76,14 +76,14 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
 
 
 class KerasBatchNorm1d(GroupBatchNorm1d):
-    """BatchNorm with Keras ``BatchNormalization`` defaults (epsilon 1e-3, momentum 0.99) in PyTorch terms."""
+    """BatchNorm with Keras `BatchNormalization` defaults (epsilon 1e-3, momentum 0.99) in PyTorch terms."""
 
     def __init__(self, num_channels: int, groups: int = 1, share_groups: bool = False):
         super().__init__(num_channels, eps=1e-3, momentum=0.01, groups=groups, share_groups=share_groups)
 
 
 class ChannelLayerNorm1d(nn.Module):
-    """LayerNorm over the channels of ``[B, C, T]`` (each frame on its own), per channel group."""
+    """LayerNorm over the channels of `[B, C, T]` (each frame on its own), per channel group."""
 
     def __init__(self, num_channels: int, eps: float = 1e-5, groups: int = 1, share_groups: bool = False):
         super().__init__()
@@ -111,7 +111,7 @@ class ChannelLayerNorm1d(nn.Module):
 
 
 class PerGroupNorm(nn.Module):
-    """Apply a norm built by any ``f(num_channels)`` to each channel group of ``[B, C, T]`` separately."""
+    """Apply a norm built by any `f(num_channels)` to each channel group of `[B, C, T]` separately."""
 
     def __init__(self, factory: Callable[[int], nn.Module], num_channels: int, groups: int, share_groups: bool):
         super().__init__()
@@ -144,11 +144,11 @@ ActLayer = Union[str, Type[nn.Module], Callable[[], nn.Module]]
 
 
 def get_norm_layer(norm_layer: NormLayer) -> Callable[..., nn.Module]:
-    """Return a callable ``f(num_channels, groups=1, share_groups=False)`` building a norm layer for ``[B, C, T]``.
+    """Return a callable `f(num_channels, groups=1, share_groups=False)` building a norm layer for `[B, C, T]`.
 
-    Names: ``"batchnorm"`` (PyTorch defaults), ``"batchnorm_keras"`` (eps 1e-3, momentum 0.01, as
-    Keras), ``"layernorm"`` (LayerNorm over channels). A callable ``f(num_channels)`` of your own is
-    applied per channel group when ``groups > 1``.
+    Names: `"batchnorm"` (PyTorch defaults), `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as
+    Keras), `"layernorm"` (LayerNorm over channels). A callable `f(num_channels)` of your own is
+    applied per channel group when `groups > 1`.
     """
     if isinstance(norm_layer, str):
         check_choice('norm_layer', norm_layer, _NORM_LAYERS)

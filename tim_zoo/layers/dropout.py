@@ -1,4 +1,4 @@
-"""Dropout variants for frame sequences ``[B, C, T]``."""
+"""Dropout variants for frame sequences `[B, C, T]`."""
 import torch
 from torch import nn
 
@@ -10,9 +10,9 @@ def _check_p(p: float) -> float:
 
 
 class SpatialDropout1d(nn.Module):
-    """Drop whole channels of ``[B, C, T]``: one Bernoulli draw per (sample, channel), shared by all
-    frames, survivors scaled by ``1 / (1 - p)``. Identity in eval mode (Keras ``SpatialDropout1D``,
-    ``nn.Dropout1d`` semantics).
+    """Drop whole channels of `[B, C, T]`: one Bernoulli draw per (sample, channel), shared by all
+    frames, survivors scaled by `1 / (1 - p)`. Identity in eval mode (Keras `SpatialDropout1D`,
+    `nn.Dropout1d` semantics).
     """
 
     def __init__(self, p: float = 0.1):
@@ -30,8 +30,8 @@ class SpatialDropout1d(nn.Module):
 
 
 class FrameMask(nn.Module):
-    """Input masking for training: zero each frame of ``[B, C, T]`` (all channels) with probability
-    ``p``. Survivors are not rescaled: this is masking, not dropout. Identity in eval mode.
+    """Input masking for training: zero each frame of `[B, C, T]` (all channels) with probability
+    `p`. Survivors are not rescaled: this is masking, not dropout. Identity in eval mode.
     """
 
     def __init__(self, p: float = 0.2):

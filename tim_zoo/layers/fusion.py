@@ -1,6 +1,6 @@
 """Fusion of the TAB levels by attention: each level is one head.
 
-Both blocks take the aggregated levels ``S`` ``[B, F, T, n]`` and return ``[B, T, n*F]``
+Both blocks take the aggregated levels `S` `[B, F, T, n]` and return `[B, T, n*F]`
 (level-major: the features of level 1, then of level 2, ...).
 """
 from typing import Optional
@@ -13,12 +13,12 @@ from ..exceptions import InputShapeError
 
 
 def _levels_first(s: torch.Tensor) -> torch.Tensor:
-    """``[B, F, T, n] -> [B, n, T, F]`` (a view)."""
+    """`[B, F, T, n] -> [B, n, T, F]` (a view)."""
     return s.permute(0, 3, 2, 1)
 
 
 def _flatten_levels(s_lvl: torch.Tensor) -> torch.Tensor:
-    """``[B, n, T, F] -> [B, T, n*F]``."""
+    """`[B, n, T, F] -> [B, T, n*F]`."""
     b, n, t, c = s_lvl.shape
     return s_lvl.transpose(1, 2).reshape(b, t, n * c)
 
@@ -26,7 +26,7 @@ def _flatten_levels(s_lvl: torch.Tensor) -> torch.Tensor:
 class AttentionFusion(nn.Module):
     """Multi-head self-attention over time in which each TAB level is one head.
 
-    ``[B, F, T, n] -> [B, T, n*F]``::
+    `[B, F, T, n] -> [B, T, n*F]`:
 
         q, k, v = 1x1 projections F -> d_qkv of every level        # [B, n, T, d_qkv]
         ctx = dropout(softmax(q k^T / sqrt(d_qkv)) over T) v
@@ -34,11 +34,11 @@ class AttentionFusion(nn.Module):
         z = LayerNorm(ctx + S)                                       # over n*F
         out = LayerNorm(FFN(z) + z), FFN = Linear(nF, d_ff) ReLU Linear(d_ff, nF) ReLU   (ffn=True)
 
-    The three 1x1 projections are one ``Linear(F -> 3*d_qkv)`` (same arithmetic as three 1x1 Conv2d).
+    The three 1x1 projections are one `Linear(F -> 3*d_qkv)` (same arithmetic as three 1x1 Conv2d).
 
     Args:
-        channels: ``F``, features per level.
-        num_levels: ``n``, the number of levels (heads).
+        channels: `F`, features per level.
+        num_levels: `n`, the number of levels (heads).
         d_qkv: per-head width of queries, keys and values.
         d_ff: hidden width of the feed-forward block.
         ffn: add the feed-forward block.
@@ -74,7 +74,7 @@ class AttentionFusion(nn.Module):
             self.norm2 = None
 
     def forward(self, s: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``s`` ``[B, F, T, n]``; ``mask`` ``[B, T]``, True on valid frames: padded frames are not attended to."""
+        """`s` `[B, F, T, n]`; `mask` `[B, T]`, True on valid frames: padded frames are not attended to."""
         s_lvl = _levels_first(s)
         q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
         attn_mask = None if mask is None else mask[:, None, None, :].to(torch.bool)
@@ -90,14 +90,14 @@ class AttentionFusion(nn.Module):
 class AFTLocalFusion(nn.Module):
     """Attention-free transformer (AFT-local) fusion of the TAB levels.
 
-    ``[B, F, T, n] -> [B, T, n*F]``, for ``T <= max_len``::
+    `[B, F, T, n] -> [B, T, n*F]`, for `T <= max_len`:
 
         q, k, v = 1x1 projections F -> d_qkv of every level, flattened to [B, T, n*d_qkv]
         w = learned position bias [max_len, max_len], kept where |t - t'| < window, 0 elsewhere
         Y_t = sigmoid(q_t) * sum_t' exp(w_tt') exp(k_t') v_t' / sum_t' exp(w_tt') exp(k_t')
         out = LayerNorm(Linear(n*d_qkv -> n*F)(Y) + S)
 
-    The exponentials are taken after subtracting the row maxima of ``w`` and the maxima of ``k`` over
+    The exponentials are taken after subtracting the row maxima of `w` and the maxima of `k` over
     time, which cancel in the ratio, so large inputs do not overflow.
     """
 

@@ -11,22 +11,22 @@ from .heads import ClassifierHead
 
 
 class GMMClusteringHead(ClassifierHead):
-    """Pool frame features ``[B, D, T]`` through a Gaussian mixture, then classify.
+    """Pool frame features `[B, D, T]` through a Gaussian mixture, then classify.
 
-    ``K`` components with learnable means, diagonal log-variances and mixture logits.
-    Responsibilities ``gamma_tk = softmax_k(log pi_k + log N(x_t | mu_k, sigma_k))`` are computed in
-    log space. Per component, the first-order Fisher statistics over the valid frames::
+    `K` components with learnable means, diagonal log-variances and mixture logits.
+    Responsibilities `gamma_tk = softmax_k(log pi_k + log N(x_t | mu_k, sigma_k))` are computed in
+    log space. Per component, the first-order Fisher statistics over the valid frames:
 
         G_mu_k = sum_t gamma_tk (x_t - mu_k) / sigma_k / (T_valid * sqrt(pi_k))
 
-    (and with ``second_order=True`` also
-    ``G_sigma_k = sum_t gamma_tk ((x_t - mu_k)^2 / sigma_k^2 - 1) / (T_valid * sqrt(2 pi_k))``)
-    give ``[B, K*D]`` (``[B, 2*K*D]``), then signed square root (``power_norm``), L2 normalisation,
-    dropout and ``Linear -> classes``. The normalisation keeps the output finite and bounded for any
+    (and with `second_order=True` also
+    `G_sigma_k = sum_t gamma_tk ((x_t - mu_k)^2 / sigma_k^2 - 1) / (T_valid * sqrt(2 pi_k))`)
+    give `[B, K*D]` (`[B, 2*K*D]`), then signed square root (`power_norm`), L2 normalisation,
+    dropout and `Linear -> classes`. The normalisation keeps the output finite and bounded for any
     finite input scale.
 
-    ``forward(x, pre_logits=False, mask=None)``: ``mask`` ``[B, T]`` is True on valid frames.
-    Initialise from data with :meth:`init_from_data` (k-means, optionally refined by EM).
+    `forward(x, pre_logits=False, mask=None)`: `mask` `[B, T]` is True on valid frames.
+    Initialise from data with `init_from_data` (k-means, optionally refined by EM).
     """
 
     def __init__(
@@ -55,7 +55,7 @@ class GMMClusteringHead(ClassifierHead):
         return self.log_vars.clamp(-self.log_var_range, self.log_var_range)
 
     def _log_resp(self, xt: torch.Tensor) -> torch.Tensor:
-        """Log responsibilities ``[B, T, K]`` of frames ``xt`` ``[B, T, D]``."""
+        """Log responsibilities `[B, T, K]` of frames `xt` `[B, T, D]`."""
         log_var = self._log_vars()
         prec = torch.exp(-log_var)                                   # [K, D]
         # sum_d (x - mu)^2 / var, expanded into matmuls so no [B, T, K, D] tensor is built
@@ -64,11 +64,11 @@ class GMMClusteringHead(ClassifierHead):
         return torch.log_softmax(F.log_softmax(self.mix_logits, dim=0) + log_norm, dim=-1)
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Posterior of each component for each frame: ``[B, D, T] -> [B, T, K]``, summing to one over K."""
+        """Posterior of each component for each frame: `[B, D, T] -> [B, T, K]`, summing to one over K."""
         return self._log_resp(x.transpose(1, 2)).exp()
 
     def fisher_vector(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Unnormalised Fisher statistics ``[B, D, T] -> [B, K*D]`` (``[B, 2*K*D]`` with second order)."""
+        """Unnormalised Fisher statistics `[B, D, T] -> [B, K*D]` (`[B, 2*K*D]` with second order)."""
         xt = x.transpose(1, 2)                                       # [B, T, D]
         gamma = self._log_resp(xt).exp()                             # [B, T, K]
         if mask is not None:
@@ -109,9 +109,9 @@ class GMMClusteringHead(ClassifierHead):
         """Set means, variances and weights from frames.
 
         Args:
-            x: frames ``[N, D]`` or frame features ``[B, D, T]``.
-            mask: ``[B, T]`` valid frames, for ``[B, D, T]`` input.
-            method: ``"kmeans"`` (k-means++ seeding, Lloyd iterations) or ``"em"`` (k-means, then EM
+            x: frames `[N, D]` or frame features `[B, D, T]`.
+            mask: `[B, T]` valid frames, for `[B, D, T]` input.
+            method: `"kmeans"` (k-means++ seeding, Lloyd iterations) or `"em"` (k-means, then EM
                 iterations of the diagonal mixture).
             num_iters: iterations of each stage.
             seed: seed of the k-means++ draw.

@@ -1,8 +1,8 @@
-"""Classifier heads over frame features ``[B, D, T]``.
+"""Classifier heads over frame features `[B, D, T]`.
 
-Every head has the same interface: ``forward(x, pre_logits=False)``, the final ``Linear`` as
-``fc`` (``nn.Identity`` when ``num_classes=0``), its input width as ``pre_logits_dim`` and
-``reset(num_classes)``, which models use for timm's ``reset_classifier``.
+Every head has the same interface: `forward(x, pre_logits=False)`, the final `Linear` as
+`fc` (`nn.Identity` when `num_classes=0`), its input width as `pre_logits_dim` and
+`reset(num_classes)`, which models use for timm's `reset_classifier`.
 """
 from typing import Optional
 
@@ -11,7 +11,7 @@ from torch import nn
 
 
 class ClassifierHead(nn.Module):
-    """Base of the heads: owns ``fc`` and ``reset``."""
+    """Base of the heads: owns `fc` and `reset`."""
 
     def __init__(self, pre_logits_dim: int, num_classes: int):
         super().__init__()
@@ -20,7 +20,7 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(pre_logits_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset(self, num_classes: int) -> None:
-        """Replace ``fc`` by a freshly initialised one with ``num_classes`` outputs (0: identity)."""
+        """Replace `fc` by a freshly initialised one with `num_classes` outputs (0: identity)."""
         old = next(self.fc.parameters(), None)
         self.num_classes = num_classes
         if num_classes > 0:
@@ -34,7 +34,7 @@ class ClassifierHead(nn.Module):
 
 
 class PoolHead(ClassifierHead):
-    """Global average pooling over time, dropout, Linear: ``[B, D, T] -> [B, classes]``."""
+    """Global average pooling over time, dropout, Linear: `[B, D, T] -> [B, classes]`."""
 
     def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
         super().__init__(in_features, num_classes)
@@ -45,8 +45,8 @@ class PoolHead(ClassifierHead):
 
 
 class FlattenHead(ClassifierHead):
-    """Flatten time into features: ``[B, D, T]`` -> [1x1 conv + BN] -> flatten -> Linear(hidden) ->
-    Dropout -> Linear(classes). Needs the frame count ``seq_len`` at construction.
+    """Flatten time into features: `[B, D, T]` -> [1x1 conv + BN] -> flatten -> Linear(hidden) ->
+    Dropout -> Linear(classes). Needs the frame count `seq_len` at construction.
 
     As in the seed, there is no activation between the two linear layers.
     """
@@ -77,8 +77,8 @@ class FlattenHead(ClassifierHead):
 class FrameScoreHead(ClassifierHead):
     """Score each frame, then classify the score sequence (the AT-TIM head).
 
-    ``[B, D, T]`` -> Linear(D -> 1) per frame -> ``[B, T]`` -> Dropout -> Linear(T -> classes).
-    Needs ``seq_len``.
+    `[B, D, T]` -> Linear(D -> 1) per frame -> `[B, T]` -> Dropout -> Linear(T -> classes).
+    Needs `seq_len`.
     """
 
     def __init__(self, in_features: int, seq_len: int, num_classes: int, drop_rate: float = 0.1):
@@ -94,9 +94,9 @@ class FrameScoreHead(ClassifierHead):
 class TimeProjectionHead(ClassifierHead):
     """Collapse time with a learned projection, then classify the features.
 
-    ``[B, D, T]`` -> [AdaptiveAvgPool1d(pool_to)] -> Linear(T' -> 1) over time -> ``[B, D]`` ->
-    Dropout -> Linear(D -> classes). With ``pool_to`` the head takes any length; without it
-    it needs ``time_len`` frames.
+    `[B, D, T]` -> [AdaptiveAvgPool1d(pool_to)] -> Linear(T' -> 1) over time -> `[B, D]` ->
+    Dropout -> Linear(D -> classes). With `pool_to` the head takes any length; without it
+    it needs `time_len` frames.
     """
 
     def __init__(
@@ -118,11 +118,11 @@ class TimeProjectionHead(ClassifierHead):
 
 
 class ConvMapHead(ClassifierHead):
-    """Treat ``[B, L, T, d]`` (e.g. stacked encoder layers) as an L-channel image (SET-official head).
+    """Treat `[B, L, T, d]` (e.g. stacked encoder layers) as an L-channel image (SET-official head).
 
-    BatchNorm2d(L), then blocks ``Conv2d 3x3 same -> BatchNorm2d -> MaxPool2d(pool)`` with
-    ``channels`` and ``pools``, flatten, Linear(hidden), Dropout, Linear(classes).
-    Needs the map size ``(seq_len, width)``.
+    BatchNorm2d(L), then blocks `Conv2d 3x3 same -> BatchNorm2d -> MaxPool2d(pool)` with
+    `channels` and `pools`, flatten, Linear(hidden), Dropout, Linear(classes).
+    Needs the map size `(seq_len, width)`.
     """
 
     def __init__(

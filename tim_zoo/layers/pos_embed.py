@@ -6,7 +6,7 @@ from torch import nn
 
 
 class SinusoidalPositionalEncoding(nn.Module):
-    """Add the standard sinusoidal encoding (sin on even, cos on odd dimensions) to ``[B, T, dim]``,
+    """Add the standard sinusoidal encoding (sin on even, cos on odd dimensions) to `[B, T, dim]`,
     then dropout. The table is a non-persistent buffer: it is not part of the state dict.
     """
 

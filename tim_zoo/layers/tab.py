@@ -9,7 +9,7 @@ from .dropout import SpatialDropout1d
 
 
 class ConvNormActDrop(nn.Sequential):
-    """``conv -> norm -> act -> SpatialDropout1d``, the repeated unit inside a TAB.
+    """`conv -> norm -> act -> SpatialDropout1d`, the repeated unit inside a TAB.
 
     When the norm is a BatchNorm in eval mode it is an affine map per channel, and it is folded into
     the convolution's weights (one pass over the activations instead of two).
@@ -39,31 +39,31 @@ class ConvNormActDrop(nn.Sequential):
 class TemporalAwareBlock(nn.Module):
     """Temporal-aware block: gated causal dilated convolutions with a residual.
 
-    ``[B, in_channels, T] -> [B, out_channels, T]``::
+    `[B, in_channels, T] -> [B, out_channels, T]`:
 
         y = drop(act(norm(causal_conv_d(x))))        # twice ("standard")
         res = x, or Conv1d(in -> out, k=1)(x) when the widths differ
         out = res * sigmoid(y)     residual="mul" (TIM-Net)
         out = res + sigmoid(y)     residual="add"
 
-    ``conv_style="bottleneck"`` replaces the two causal convolutions by
-    ``1x1 (in -> b) -> causal k dilated (b -> b) -> 1x1 (b -> out)``, each followed by
+    `conv_style="bottleneck"` replaces the two causal convolutions by
+    `1x1 (in -> b) -> causal k dilated (b -> b) -> 1x1 (b -> out)`, each followed by
     norm, act and spatial dropout.
 
     Args:
-        in_channels: input channels ``C``.
-        out_channels: output channels ``F``.
+        in_channels: input channels `C`.
+        out_channels: output channels `F`.
         dilation: dilation of the causal convolutions.
         kernel_size: causal convolution kernel size.
         dropout: SpatialDropout1d probability after each convolution.
-        residual: ``"mul"`` or ``"add"``.
-        conv_style: ``"standard"`` or ``"bottleneck"``.
-        bottleneck_channels: ``b`` for the bottleneck style.
+        residual: `"mul"` or `"add"`.
+        conv_style: `"standard"` or `"bottleneck"`.
+        bottleneck_channels: `b` for the bottleneck style.
         act_layer: activation name or class.
-        norm_layer: norm name (``"batchnorm"``, ``"batchnorm_keras"``, ``"layernorm"``) or callable.
-        groups: independent channel groups run side by side (all channel counts, ``bottleneck_channels``
+        norm_layer: norm name (`"batchnorm"`, `"batchnorm_keras"`, `"layernorm"`) or callable.
+        groups: independent channel groups run side by side (all channel counts, `bottleneck_channels`
             included, are totals over the groups), e.g. 2 for both directions of a bidirectional stack.
-        share_groups: the groups share one set of weights (:class:`~tim_zoo.layers.GroupConv1d`).
+        share_groups: the groups share one set of weights (`GroupConv1d`).
     """
 
     def __init__(

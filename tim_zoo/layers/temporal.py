@@ -11,10 +11,10 @@ from .tab import TemporalAwareBlock
 
 
 class TemporalStack(nn.Module):
-    """``depth`` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1).
+    """`depth` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1).
 
-    ``[B, channels, T]`` -> list of every level's output ``h_1 .. h_depth``, each ``[B, channels, T]``.
-    Extra keyword arguments go to every :class:`TemporalAwareBlock` (``groups``/``share_groups`` included).
+    `[B, channels, T]` -> list of every level's output `h_1 .. h_depth`, each `[B, channels, T]`.
+    Extra keyword arguments go to every `TemporalAwareBlock` (`groups`/`share_groups` included).
     """
 
     def __init__(self, channels: int, depth: int = 8, **tab_kwargs):
@@ -34,27 +34,27 @@ class TemporalStack(nn.Module):
 
 
 class BiTemporalEncoder(nn.Module):
-    """Bidirectional temporal encoder: a stem and a TAB stack run on ``x`` and on ``x`` reversed.
+    """Bidirectional temporal encoder: a stem and a TAB stack run on `x` and on `x` reversed.
 
-    ``[B, in_channels, T]`` -> list of ``depth`` merged levels ``s_j``, each ``[B, channels, T]``.
+    `[B, in_channels, T]` -> list of `depth` merged levels `s_j`, each `[B, channels, T]`.
 
-    Both directions run at once: ``x`` and ``x`` reversed are stacked as two channel groups
-    ``[B, 2C, T]`` and every convolution and norm is grouped (:class:`~tim_zoo.layers.GroupConv1d`), so
+    Both directions run at once: `x` and `x` reversed are stacked as two channel groups
+    `[B, 2C, T]` and every convolution and norm is grouped (`GroupConv1d`), so
     each layer is one call for both directions. Group 0 is the forward direction, group 1 the
-    backward one; with ``share_weights`` both groups use one set of parameters. The result equals two
+    backward one; with `share_weights` both groups use one set of parameters. The result equals two
     separate passes, in training (per-direction batch statistics) as in eval
-    (``tim_zoo.benchmark.reference`` holds the two-pass computation the tests compare against).
+    (`tim_zoo.benchmark.reference` holds the two-pass computation the tests compare against).
 
     Args:
-        in_channels: input channels ``C``.
-        channels: ``F``, the width of stem and TABs per direction.
-        depth: number of TAB levels ``n``.
+        in_channels: input channels `C`.
+        channels: `F`, the width of stem and TABs per direction.
+        depth: number of TAB levels `n`.
         share_weights: one stem and stack for both directions (seed TIM) or one per direction (TIM-Net).
-        merge: ``"add"`` (``s_j = fwd_j + bwd_j``) or ``"fuse"`` (``Conv1d(2F -> F, k=1)`` of the concatenation,
+        merge: `"add"` (`s_j = fwd_j + bwd_j`) or `"fuse"` (`Conv1d(2F -> F, k=1)` of the concatenation,
             one per level).
         align_backward: flip each backward output back to forward time before merging; the default False
             matches TIM-Net, where the result is pooled over time anyway.
-        stem_norm: add ``norm + act`` after the 1x1 stem convolution.
+        stem_norm: add `norm + act` after the 1x1 stem convolution.
         **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels (per direction),
             of the TABs.
     """

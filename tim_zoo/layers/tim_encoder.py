@@ -10,20 +10,20 @@ from .temporal import BiTemporalEncoder, TemporalStack
 
 
 class TIMEncoder(nn.Module):
-    """Stem + TAB stack(s) + level aggregation + fusion: ``[B, in_channels, T]`` -> frame features.
+    """Stem + TAB stack(s) + level aggregation + fusion: `[B, in_channels, T]` -> frame features.
 
     Args:
-        in_channels: input channels ``C``.
-        channels: width ``F`` of stem and TABs.
-        depth: TAB levels ``n``.
-        bidirectional: run a :class:`BiTemporalEncoder` (else a stem and one :class:`TemporalStack`).
+        in_channels: input channels `C`.
+        channels: width `F` of stem and TABs.
+        depth: TAB levels `n`.
+        bidirectional: run a `BiTemporalEncoder` (else a stem and one `TemporalStack`).
         share_weights, merge, align_backward: of the bidirectional encoder.
         stem_norm: norm + act after the 1x1 stem.
-        aggregation: :class:`DeltaAggregation` mode: ``"all"``, ``"delta"`` or ``"delta+all"``.
-        fusion: ``"weight"`` (:class:`WeightLayer` over the levels, ``[B, F, T]``), ``"last"`` (the last
-            level only, ``[B, F, T]``) or ``"none"`` (the stacked levels, ``[B, F, T, m]``). The weighted
-            sum is computed from the levels with :meth:`DeltaAggregation.level_weights`, without
-            building the ``[B, F, T, m]`` stack (same result, less memory).
+        aggregation: `DeltaAggregation` mode: `"all"`, `"delta"` or `"delta+all"`.
+        fusion: `"weight"` (`WeightLayer` over the levels, `[B, F, T]`), `"last"` (the last
+            level only, `[B, F, T]`) or `"none"` (the stacked levels, `[B, F, T, m]`). The weighted
+            sum is computed from the levels with `DeltaAggregation.level_weights`, without
+            building the `[B, F, T, m]` stack (same result, less memory).
         **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels of the TABs.
     """
 

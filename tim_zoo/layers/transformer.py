@@ -4,10 +4,10 @@ from torch import nn
 
 
 class TransformerEncoderStack(nn.Module):
-    """``num_layers`` independent ``nn.TransformerEncoderLayer`` (post-norm, batch first).
+    """`num_layers` independent `nn.TransformerEncoderLayer` (post-norm, batch first).
 
-    ``[B, T, d_model] -> [B, T, d_model]`` (the last layer's output), or, with ``keep_all=True``,
-    every layer's output stacked as ``[B, T, d_model, num_layers]``.
+    `[B, T, d_model] -> [B, T, d_model]` (the last layer's output), or, with `keep_all=True`,
+    every layer's output stacked as `[B, T, d_model, num_layers]`.
     """
 
     def __init__(

@@ -15,21 +15,21 @@ from ..layers import ClassifierHead, GMMClusteringHead
 class SERModel(nn.Module):
     """Base class of the speech emotion recognition models.
 
-    Input ``[B, in_chans, T]``, output logits ``[B, num_classes]``. ``forward_features`` returns
-    frame features (``[B, num_features, T']`` for every model but ``set_official``) and
-    ``forward_head(x, pre_logits=False)`` maps them to logits, or to the classifier's input
-    (width ``head_hidden_size``) with ``pre_logits=True``.
+    Input `[B, in_chans, T]`, output logits `[B, num_classes]`. `forward_features` returns
+    frame features (`[B, num_features, T']` for every model but `set_official`) and
+    `forward_head(x, pre_logits=False)` maps them to logits, or to the classifier's input
+    (width `head_hidden_size`) with `pre_logits=True`.
 
     Attributes:
         fixed_len: the exact frame count the model needs (heads that flatten time), else None.
         min_len, max_len: the range of frame counts the model accepts.
-        check_finite: refuse NaN/Inf input with :class:`~tim_zoo.exceptions.NonFiniteInputError`.
+        check_finite: refuse NaN/Inf input with `NonFiniteInputError`.
     """
 
     head: ClassifierHead
 
     def __init_subclass__(cls, **kwargs):
-        """Record the full constructor arguments (defaults included) of every model as ``init_args``,
+        """Record the full constructor arguments (defaults included) of every model as `init_args`,
         so a checkpoint can rebuild the model from its metadata alone."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get('__init__')
@@ -49,7 +49,7 @@ class SERModel(nn.Module):
 
     @property
     def init_args(self) -> Dict[str, Any]:
-        """Constructor arguments that rebuild this architecture (``num_classes`` as it is now)."""
+        """Constructor arguments that rebuild this architecture (`num_classes` as it is now)."""
         return dict(self._recording_args, num_classes=self.num_classes)
 
     def __init__(self, num_classes: int, in_chans: int, check_finite: bool = False):
@@ -79,14 +79,14 @@ class SERModel(nn.Module):
         return self.head.fc
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final classifier by a new one with ``num_classes`` outputs (0: identity)."""
+        """Replace the final classifier by a new one with `num_classes` outputs (0: identity)."""
         self.head.reset(num_classes)
         self.num_classes = num_classes
         if self.label_names is not None and len(self.label_names) != num_classes:
             self.label_names = None
 
     def load_pretrained(self, path) -> None:
-        """timm's custom-load hook: load a weight file (Keras ``.hdf5``, ``.safetensors``, ``.pt``) with checks."""
+        """timm's custom-load hook: load a weight file (Keras `.hdf5`, `.safetensors`, `.pt`) with checks."""
         from ..weights import load_weights
         load_weights(self, path)
 
@@ -107,7 +107,7 @@ def create_head(
         gmm_components: int,
         default: Callable[[], ClassifierHead],
 ) -> ClassifierHead:
-    """``head="default"``: the model's own head; ``head="gmm"``: a GMMClusteringHead on the frame features."""
+    """`head="default"`: the model's own head; `head="gmm"`: a GMMClusteringHead on the frame features."""
     check_choice('head', head, ('default', 'gmm'))
     if head == 'gmm':
         return GMMClusteringHead(in_features, num_classes, num_components=gmm_components)
@@ -117,9 +117,9 @@ def create_head(
 def audio_cfg(**kwargs) -> dict:
     """A timm pretrained config for an audio model.
 
-    Image-only defaults of timm's ``PretrainedCfg`` (input_size 3x224x224, ImageNet mean/std, crop) are set
-    to None so they are dropped from ``model.pretrained_cfg``; num_classes stays None unless weights fix it.
-    ``custom_load`` routes every weight file through :meth:`SERModel.load_pretrained` and its checks.
+    Image-only defaults of timm's `PretrainedCfg` (input_size 3x224x224, ImageNet mean/std, crop) are set
+    to None so they are dropped from `model.pretrained_cfg`; num_classes stays None unless weights fix it.
+    `custom_load` routes every weight file through `SERModel.load_pretrained` and its checks.
     """
     cfg = dict(
         input_size=None, mean=None, std=None, interpolation=None, crop_pct=None, crop_mode=None,
@@ -132,9 +132,9 @@ def audio_cfg(**kwargs) -> dict:
 def build_model(model_cls, variant: str, pretrained: bool = False, release_info=None, **kwargs) -> SERModel:
     """Build a registered model with timm's builder.
 
-    ``release_info`` maps pretrained tags to ``dict(model_args=..., metadata=...)``: the constructor
-    arguments the tag's weights need (e.g. depth) and what ``model.pretrained_cfg`` should also carry.
-    With ``pretrained=True`` the weight file's own shape (depth, classes, widths) fills in the arguments
+    `release_info` maps pretrained tags to `dict(model_args=..., metadata=...)`: the constructor
+    arguments the tag's weights need (e.g. depth) and what `model.pretrained_cfg` should also carry.
+    With `pretrained=True` the weight file's own shape (depth, classes, widths) fills in the arguments
     the caller did not give; a model without weights is refused instead of silently left random.
     """
     if kwargs.get('pretrained_cfg_overlay'):

@@ -20,21 +20,21 @@ def _make_fusion(fusion, channels, num_levels, seq_len, d_qkv, d_ff, ffn, drop_r
 class ATTIM(SERModel):
     """TIM whose levels are fused by attention (each level one head) instead of the weight layer.
 
-    ``[B, C, T]`` -> [frame masking, training only] -> stem (1x1 conv, BN, ReLU) -> TAB stack(s) ->
-    level aggregation ``[B, F, T, n]`` -> AttentionFusion (or AFT-local) -> frame features ``[B, n*F, T]`` ->
-    Linear(n*F -> 1) per frame -> ``[B, T]`` -> Dropout -> Linear(T -> classes).
+    `[B, C, T]` -> [frame masking, training only] -> stem (1x1 conv, BN, ReLU) -> TAB stack(s) ->
+    level aggregation `[B, F, T, n]` -> AttentionFusion (or AFT-local) -> frame features `[B, n*F, T]` ->
+    Linear(n*F -> 1) per frame -> `[B, T]` -> Dropout -> Linear(T -> classes).
 
     Args:
-        seq_len: the frame count the head is built for (also AFT's ``max_len``).
+        seq_len: the frame count the head is built for (also AFT's `max_len`).
         bidirectional: shared-weight bidirectional encoder, or one direction.
-        merge: ``"add"`` or ``"fuse"`` (per-level Conv1d(2F -> F)) for the bidirectional encoder.
-        aggregation: ``"all"``, ``"delta"`` or ``"delta+all"`` over the levels.
+        merge: `"add"` or `"fuse"` (per-level Conv1d(2F -> F)) for the bidirectional encoder.
+        aggregation: `"all"`, `"delta"` or `"delta+all"` over the levels.
         frame_mask: probability of zeroing each input frame in training.
-        fusion: ``"attention"`` or ``"aft_local"``.
-        d_qkv, d_ff, ffn: of the attention fusion; ``aft_window`` of AFT-local.
+        fusion: `"attention"` or `"aft_local"`.
+        d_qkv, d_ff, ffn: of the attention fusion; `aft_window` of AFT-local.
         head_drop_rate: dropout on the per-frame scores.
-        head: ``"default"`` or ``"gmm"`` (any length unless AFT-local limits it).
-        Other arguments as :class:`~tim_zoo.models.timnet.TIMNet`.
+        head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
+        Other arguments as `TIMNet`.
     """
 
     def __init__(
@@ -81,7 +81,7 @@ class ATTIM(SERModel):
         self.max_len = seq_len if fusion == 'aft_local' else None
 
     def forward_features(self, x):
-        """``[B, C, T] -> [B, n*F, T]``."""
+        """`[B, C, T] -> [B, n*F, T]`."""
         self._check_input(x)
         x = self.tim(self.frame_mask(x))
         return self.fusion(x).transpose(1, 2)
@@ -90,10 +90,10 @@ class ATTIM(SERModel):
 class MultiTIM(SERModel):
     """A "general" TAB stack and a "special" stack on its last output, fused by attention.
 
-    ``[B, C, T]`` -> stem (1x1 conv, BN, ReLU) -> general stack (``general_depth`` levels, all kept) ->
-    special stack on the general stack's last level (``special_depth`` levels, delta aggregation) ->
-    the ``n1 + n2`` levels -> AttentionFusion -> ``[B, (n1+n2)*F, T]`` -> AdaptiveAvgPool over time to
-    ``head_pool`` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length.
+    `[B, C, T]` -> stem (1x1 conv, BN, ReLU) -> general stack (`general_depth` levels, all kept) ->
+    special stack on the general stack's last level (`special_depth` levels, delta aggregation) ->
+    the `n1 + n2` levels -> AttentionFusion -> `[B, (n1+n2)*F, T]` -> AdaptiveAvgPool over time to
+    `head_pool` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length.
     """
 
     def __init__(
@@ -134,7 +134,7 @@ class MultiTIM(SERModel):
             lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool))
 
     def forward_features(self, x):
-        """``[B, C, T] -> [B, (n1+n2)*F, T]``."""
+        """`[B, C, T] -> [B, (n1+n2)*F, T]`."""
         self._check_input(x)
         general = self.general(self.stem(x))
         special = self.delta(self.special(general[-1]))

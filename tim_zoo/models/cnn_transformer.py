@@ -9,13 +9,13 @@ from ._base import SERModel, audio_cfg, build_model, create_head
 class CNNTransformer(SERModel):
     """TIM encoder, time pooling, Transformer, learned projection over time.
 
-    ``[B, C, T]`` -> TIM encoder (plain stem, shared bidirectional, weight layer) ``[B, F, T]`` ->
+    `[B, C, T]` -> TIM encoder (plain stem, shared bidirectional, weight layer) `[B, F, T]` ->
     MaxPool1d(2) -> Conv1d(F -> d_model) -> [positional encoding] -> Transformer encoder (last layer, or
-    with ``multi_layer`` every layer's output fused by a WeightLayer) -> frame features ``[B, d_model, T//2]``
-    -> Linear(T//2 -> 1) over time -> ``[B, d_model]`` -> Linear(d_model -> classes).
+    with `multi_layer` every layer's output fused by a WeightLayer) -> frame features `[B, d_model, T//2]`
+    -> Linear(T//2 -> 1) over time -> `[B, d_model]` -> Linear(d_model -> classes).
 
     Args:
-        seq_len: the frame count the head is built for (``T``; the head sees ``T // 2``).
+        seq_len: the frame count the head is built for (`T`; the head sees `T // 2`).
         multi_layer: keep every encoder layer and fuse them with a WeightLayer.
         pos_embed: add sinusoidal positional encoding before the encoder.
     """
@@ -67,7 +67,7 @@ class CNNTransformer(SERModel):
         self.min_len = 2
 
     def forward_features(self, x):
-        """``[B, C, T] -> [B, d_model, T // 2]``."""
+        """`[B, C, T] -> [B, d_model, T // 2]`."""
         self._check_input(x)
         # contiguous: torch.compile (aot) fails on PyTorch's eval fast path of the encoder layer for a transposed input
         x = self.proj(self.pool(self.tim(x))).transpose(1, 2).contiguous()   # [B, T//2, d_model]

@@ -12,14 +12,14 @@ from ._base import SERModel, audio_cfg, build_model, create_head
 class SpeechEmotionTransformer(SERModel):
     """Transformer over 1x1-projected frames, every encoder layer's output kept.
 
-    ``[B, C, T]`` -> Conv1d(C -> d_model) + BN -> [positional encoding] -> ``num_layers`` encoder layers,
-    outputs stacked, then per ``layer_fusion``:
+    `[B, C, T]` -> Conv1d(C -> d_model) + BN -> [positional encoding] -> `num_layers` encoder layers,
+    outputs stacked, then per `layer_fusion`:
 
-    - ``"weight"`` (``set``): WeightLayer over the layers -> frame features ``[B, d_model, T]`` -> GAP -> Linear.
-    - ``"conv2d"`` (``set_official``): features ``[B, num_layers, T, d_model]`` treated as an image ->
+    - `"weight"` (`set`): WeightLayer over the layers -> frame features `[B, d_model, T]` -> GAP -> Linear.
+    - `"conv2d"` (`set_official`): features `[B, num_layers, T, d_model]` treated as an image ->
       BatchNorm2d, four Conv2d 3x3 -> BN2d -> MaxPool2d blocks (16, 32, 64, 128 channels, pools 2, 2, 3, 3),
-      flatten -> Linear(head_hidden) -> Dropout -> Linear. Needs ``seq_len`` (at least 36 frames);
-      it has no frame features, so ``head="gmm"`` is refused.
+      flatten -> Linear(head_hidden) -> Dropout -> Linear. Needs `seq_len` (at least 36 frames);
+      it has no frame features, so `head="gmm"` is refused.
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class SpeechEmotionTransformer(SERModel):
             self.fixed_len = seq_len
 
     def forward_features(self, x):
-        """``[B, C, T]`` -> ``[B, d_model, T]`` (``"weight"``) or ``[B, num_layers, T, d_model]`` (``"conv2d"``)."""
+        """`[B, C, T]` -> `[B, d_model, T]` (`"weight"`) or `[B, num_layers, T, d_model]` (`"conv2d"`)."""
         self._check_input(x)
         x = self.proj(x).transpose(1, 2)                     # [B, T, d_model]
         if self.pos_embed is not None:

@@ -9,29 +9,29 @@ from ._base import SERModel, audio_cfg, build_model, create_head
 class TIMNet(SERModel):
     """Temporal-aware bi-directional multi-scale network.
 
-    ``[B, C, T]`` -> bidirectional TAB encoder (merge add) -> WeightLayer over the levels -> ``[B, F, T]``
-    (``forward_features``) -> global average pool -> ``[B, F]`` (pre-logits) -> Linear.
+    `[B, C, T]` -> bidirectional TAB encoder (merge add) -> WeightLayer over the levels -> `[B, F, T]`
+    (`forward_features`) -> global average pool -> `[B, F]` (pre-logits) -> Linear.
 
     TIM-Net applies the weight layer to the per-level time averages; the weight layer and the average
     commute, so applying it to the full sequences gives the same logits and keeps frame features for
-    ``head="gmm"``.
+    `head="gmm"`.
 
     Args:
         num_classes: classes (default 7, EMODB).
-        in_chans: input channels ``C`` (39 MFCC).
-        filters: TAB width ``F``.
-        depth: TAB levels ``n`` (8; 10 for IEMOCAP-length input).
+        in_chans: input channels `C` (39 MFCC).
+        filters: TAB width `F`.
+        depth: TAB levels `n` (8; 10 for IEMOCAP-length input).
         kernel_size: causal kernel size.
         drop_rate: SpatialDropout1d probability in the TABs.
-        residual: TAB residual, ``"mul"`` or ``"add"``.
-        conv_style: ``"standard"`` or ``"bottleneck"`` TABs.
+        residual: TAB residual, `"mul"` or `"add"`.
+        conv_style: `"standard"` or `"bottleneck"` TABs.
         act_layer: TAB activation name.
-        norm_layer: ``"batchnorm_keras"`` (eps 1e-3, momentum 0.01, as the Keras release), ``"batchnorm"``,
-            ``"layernorm"``.
+        norm_layer: `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release), `"batchnorm"`,
+            `"layernorm"`.
         share_weights: one stem and stack for both directions (seed TIM) instead of one per direction.
         stem_norm: BatchNorm + ReLU after the 1x1 stem.
-        weighted: fuse the levels with the WeightLayer; False uses the last level ``fwd_n + bwd_n``.
-        head: ``"default"`` (pool + Linear) or ``"gmm"``.
+        weighted: fuse the levels with the WeightLayer; False uses the last level `fwd_n + bwd_n`.
+        head: `"default"` (pool + Linear) or `"gmm"`.
         gmm_components: components of the GMM head.
         check_finite: refuse NaN/Inf input.
     """
@@ -66,7 +66,7 @@ class TIMNet(SERModel):
         self.head = create_head(head, filters, num_classes, gmm_components, lambda: PoolHead(filters, num_classes))
 
     def forward_features(self, x):
-        """``[B, C, T] -> [B, F, T]``."""
+        """`[B, C, T] -> [B, F, T]`."""
         self._check_input(x)
         return self.tim(x)
 

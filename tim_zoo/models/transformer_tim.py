@@ -12,18 +12,18 @@ from ._base import SERModel, audio_cfg, build_model, create_head
 class TransformerTIM(SERModel):
     """Transformer encoder over 1x1-projected frames, optionally followed by a TIM encoder.
 
-    ``[B, C, T]`` -> prep (Conv1d C->prep_channels, BN, ReLU, Conv1d ->d_model, BN, ReLU) -> [positional
+    `[B, C, T]` -> prep (Conv1d C->prep_channels, BN, ReLU, Conv1d ->d_model, BN, ReLU) -> [positional
     encoding] -> Transformer encoder (last layer, or all layers fused by Linear(num_layers -> 1)) ->
-    with ``tim_variant``: BN(d_model) + Conv1d(d_model -> C) and a TIM encoder ->
-    frame features ``[B, D, T]`` -> flatten head (Linear(D*T -> head_hidden), Dropout, Linear).
+    with `tim_variant`: BN(d_model) + Conv1d(d_model -> C) and a TIM encoder ->
+    frame features `[B, D, T]` -> flatten head (Linear(D*T -> head_hidden), Dropout, Linear).
 
     Args:
-        tim_variant: ``"none"`` (plain Transformer, ``D = d_model``), ``"tim"`` (shared-weight bidirectional
-            TIM, weight layer) or ``"deltatim"`` (one-direction stack, delta aggregation, weight layer); ``D = filters``.
-        layer_fusion: ``"last"`` or ``"linear"`` (keep every encoder layer's output, fuse with Linear(num_layers -> 1)).
+        tim_variant: `"none"` (plain Transformer, `D = d_model`), `"tim"` (shared-weight bidirectional
+            TIM, weight layer) or `"deltatim"` (one-direction stack, delta aggregation, weight layer); `D = filters`.
+        layer_fusion: `"last"` or `"linear"` (keep every encoder layer's output, fuse with Linear(num_layers -> 1)).
         seq_len: the frame count the flatten head is built for.
         head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
-        head: ``"default"`` (flatten head, fixed length) or ``"gmm"`` (any length).
+        head: `"default"` (flatten head, fixed length) or `"gmm"` (any length).
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class TransformerTIM(SERModel):
         self.fixed_len = None if head == 'gmm' else seq_len
 
     def forward_features(self, x):
-        """``[B, C, T] -> [B, D, T]``."""
+        """`[B, C, T] -> [B, D, T]`."""
         self._check_input(x)
         x = self.prep(x).transpose(1, 2)                     # [B, T, d_model]
         if self.pos_embed is not None:

@@ -1,11 +1,11 @@
-"""The model that ships inside the package: ``tim-zoo predict`` uses it when given no weights.
+"""The model that ships inside the package: `tim-zoo predict` uses it when given no weights.
 
-``timnet_emodb.safetensors``: a ``timnet`` trained by tim_zoo's own engine on all 535 utterances of
+`timnet_emodb.safetensors`: a `timnet` trained by tim_zoo's own engine on all 535 utterances of
 EMODB (7 classes: angry boredom disgust fear happy neutral sad), TIM-Net paper recipe
-(``timnet.paper``: Adam 1e-3, 500 epochs, label smoothing 0.1), features as the EMODB_46 release
-(librosa MFCC, 96000 samples at 22050 Hz, 39 x 188), ``level="peak"``: the shared EMODB copy it learned from is
+(`timnet.paper`: Adam 1e-3, 500 epochs, label smoothing 0.1), features as the EMODB_46 release
+(librosa MFCC, 96000 samples at 22050 Hz, 39 x 188), `level="peak"`: the shared EMODB copy it learned from is
 peak-normalised (median peak 0.99997 of full scale), so prediction scales each analysed window to a
-full-scale peak too (recorded in the checkpoint's feature settings, added after training). Made with::
+full-scale peak too (recorded in the checkpoint's feature settings, added after training). Made with:
 
     tim-zoo train --corpus emodb --data-root EMODB --recipe timnet.paper --protocol all --out RUN
 
@@ -20,7 +20,7 @@ DEFAULT_CHECKPOINT = Path(__file__).with_name('timnet_emodb.safetensors')
 
 
 def load_default_model():
-    """The bundled EMODB ``timnet``, in eval mode, with its label names and feature settings."""
+    """The bundled EMODB `timnet`, in eval mode, with its label names and feature settings."""
     from ..weights import load_checkpoint
 
     if not DEFAULT_CHECKPOINT.is_file():

@@ -1,6 +1,6 @@
 """Training and evaluation engine: recipes, protocols, fine-tuning, resumable runs.
 
-``tim-zoo train --help`` (or ``python -m tim_zoo.train``) for the command line.
+`tim-zoo train --help` (or `python -m tim_zoo.train`) for the command line.
 """
 from .config import TrainConfig
 from .engine import StopTraining, predict, train_split

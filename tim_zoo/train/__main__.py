@@ -1,4 +1,4 @@
-"""``python -m tim_zoo.train ...``: the same as ``tim-zoo train ...``."""
+"""`python -m tim_zoo.train ...`: the same as `tim-zoo train ...`."""
 import sys
 
 from ..cli import main

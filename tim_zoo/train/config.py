@@ -12,16 +12,16 @@ from .recipes import get_recipe
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; :meth:`from_recipe` fills it from a recipe plus overrides.
+    """Everything a run needs; `from_recipe` fills it from a recipe plus overrides.
 
-    Protocols: ``"kfold"`` (``folds`` folds, ``KFold(shuffle=True, random_state=seed)`` on the canonical
-    corpus order, so fold i is the released model's test fold), ``"loso"`` (leave one speaker out) and
-    ``"holdout"`` (seeded 0.8 / 0.1 / 0.1) and ``"all"`` (train on everything, last epoch, no test: a
+    Protocols: `"kfold"` (`folds` folds, `KFold(shuffle=True, random_state=seed)` on the canonical
+    corpus order, so fold i is the released model's test fold), `"loso"` (leave one speaker out) and
+    `"holdout"` (seeded 0.8 / 0.1 / 0.1) and `"all"` (train on everything, last epoch, no test: a
     model to ship). The validation split is carved from the training part
-    (``val_fraction``; speaker-disjoint under loso); ``select="val"`` keeps the epoch with the best
-    validation accuracy, ``"last"`` the last epoch. The test part never chooses anything.
-    ``normalize`` (``"none"``, ``"speaker_mean"``, ``"speaker"``) normalises the features per speaker
-    before training (see :func:`~tim_zoo.data.normalize_by_speaker`).
+    (`val_fraction`; speaker-disjoint under loso); `select="val"` keeps the epoch with the best
+    validation accuracy, `"last"` the last epoch. The test part never chooses anything.
+    `normalize` (`"none"`, `"speaker_mean"`, `"speaker"`) normalises the features per speaker
+    before training (see `normalize_by_speaker`).
     """
     model: str = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)
@@ -74,7 +74,7 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: Optional[str] = None, **overrides) -> 'TrainConfig':
-        """Recipe settings (``"default"`` when None), then ``overrides`` (None values are ignored)."""
+        """Recipe settings (`"default"` when None), then `overrides` (None values are ignored)."""
         settings = get_recipe(recipe or 'default')
         settings['recipe'] = recipe or 'default'
         model_args = {**settings.pop('model_args', {}), **(overrides.pop('model_args', None) or {})}

@@ -24,11 +24,11 @@ RESULT_FILE = 'result.json'
 
 
 class StopTraining(Exception):
-    """Raised by an ``on_epoch_end`` callback to stop after the epoch (its state is saved): resumable."""
+    """Raised by an `on_epoch_end` callback to stop after the epoch (its state is saved): resumable."""
 
 
 def dist_info():
-    """``(rank, world_size)``; ``(0, 1)`` outside ``torch.distributed``."""
+    """`(rank, world_size)`; `(0, 1)` outside `torch.distributed`."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -46,7 +46,7 @@ def _epoch_seed(seed: int, split_index: int, epoch: int) -> int:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
-    """Class indices predicted in eval mode for ``x`` ``[N, C, T]``."""
+    """Class indices predicted in eval mode for `x` `[N, C, T]`."""
     model.eval()
     out = [model(x[i:i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
@@ -70,15 +70,15 @@ def train_split(
         on_epoch_end: Optional[Callable[[int, dict], None]] = None,
         show_progress: bool = True,
 ) -> dict:
-    """Train a fresh model from ``build()`` on ``split.train``, choose the checkpoint on ``split.val`` (or take
-    the last epoch) and report its test metrics; resumes from ``fold_dir/state.pt`` when present.
+    """Train a fresh model from `build()` on `split.train`, choose the checkpoint on `split.val` (or take
+    the last epoch) and report its test metrics; resumes from `fold_dir/state.pt` when present.
 
-    Returns the fold's result (also written to ``fold_dir/result.json``): test WAR/UAR/confusion matrix,
+    Returns the fold's result (also written to `fold_dir/result.json`): test WAR/UAR/confusion matrix,
     the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy and UAR).
-    ``checkpoint_meta`` (label_names, feature_settings) goes into the saved checkpoints.
+    `checkpoint_meta` (label_names, feature_settings) goes into the saved checkpoints.
 
-    Under ``torch.distributed`` (``torchrun``) every process takes its share of each batch (sample
-    ``rank::world_size``), gradients are averaged by ``DistributedDataParallel`` and weighted so that
+    Under `torch.distributed` (`torchrun`) every process takes its share of each batch (sample
+    `rank::world_size`), gradients are averaged by `DistributedDataParallel` and weighted so that
     a step equals the single-process step on the whole batch; training loss and accuracy are summed
     over the processes; every process evaluates the (small) validation and test sets itself; only
     rank 0 writes files. BatchNorm statistics are per process, as in plain DDP.

@@ -10,7 +10,7 @@ from ..exceptions import ConfigurationError
 
 
 def _matches(name: str, pattern: str) -> bool:
-    """``pattern`` is a shell pattern over parameter names; a plain prefix like ``tim.encoder`` also matches."""
+    """`pattern` is a shell pattern over parameter names; a plain prefix like `tim.encoder` also matches."""
     return fnmatch.fnmatch(name, pattern) or name.startswith(pattern.rstrip('.') + '.')
 
 
@@ -29,7 +29,7 @@ def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
 
 
 def param_groups(model: nn.Module, lr: float, lr_mult: Dict[str, float]) -> List[dict]:
-    """Trainable parameters grouped by learning rate: the first matching ``lr_mult`` pattern scales ``lr``."""
+    """Trainable parameters grouped by learning rate: the first matching `lr_mult` pattern scales `lr`."""
     for pattern in lr_mult:
         if not any(_matches(n, pattern) for n, _ in model.named_parameters()):
             raise ConfigurationError(f'lr multiplier pattern {pattern!r} matches no parameter of the model')
@@ -65,6 +65,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     if cfg.scheduler == 'noam':
         warmup = max(1, cfg.warmup_steps)
-        # linear warm-up to the base lr, then inverse square root decay (peak = lr at step ``warmup``)
+        # linear warm-up to the base lr, then inverse square root decay (peak = lr at step `warmup`)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, math.sqrt(warmup / (s + 1))))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)

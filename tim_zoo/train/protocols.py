@@ -10,7 +10,7 @@ from ..exceptions import DatasetError
 
 @dataclass
 class Split:
-    """Sample indices of one fold; ``name`` says which (``fold3``, ``speaker_03``, ``holdout``)."""
+    """Sample indices of one fold; `name` says which (`fold3`, `speaker_03`, `holdout`)."""
     name: str
     train: np.ndarray
     val: np.ndarray
@@ -18,7 +18,7 @@ class Split:
 
 
 def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, groups: Optional[np.ndarray] = None):
-    """Split ``indices`` into (rest, val) with about ``fraction`` in val; whole groups when ``groups`` given."""
+    """Split `indices` into (rest, val) with about `fraction` in val; whole groups when `groups` given."""
     if fraction <= 0:
         return indices, indices[:0]
     if groups is None:
@@ -36,11 +36,11 @@ def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, group
 
 def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str]] = None, folds: int = 10,
                 seed: int = 0, val_fraction: float = 0.1) -> List[Split]:
-    """The splits of a protocol over ``num_samples`` samples in canonical corpus order.
+    """The splits of a protocol over `num_samples` samples in canonical corpus order.
 
-    ``kfold``: test fold i is ``KFold(folds, shuffle=True, random_state=seed)``'s i-th; ``loso``: each
-    speaker once as the test set, validation speakers drawn from the others; ``holdout``: a seeded
-    0.8 / 0.1 / 0.1 split (``val_fraction`` of the whole); ``all``: train on every sample (no validation,
+    `kfold`: test fold i is `KFold(folds, shuffle=True, random_state=seed)`'s i-th; `loso`: each
+    speaker once as the test set, validation speakers drawn from the others; `holdout`: a seeded
+    0.8 / 0.1 / 0.1 split (`val_fraction` of the whole); `all`: train on every sample (no validation,
     no test: for a model to ship). Validation samples always come out of the training part.
     """
     rng = np.random.default_rng(seed)

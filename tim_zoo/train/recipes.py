@@ -1,8 +1,8 @@
 """Training recipes from the research notes (SEED_NOTES.md) and the TIM-Net paper.
 
 A recipe is a set of training settings (and model arguments) with a name such as
-``at_deltatim.iemocap``; every setting can be overridden on the command line or in
-:class:`~tim_zoo.train.TrainConfig`.
+`at_deltatim.iemocap`; every setting can be overridden on the command line or in
+`TrainConfig`.
 """
 import difflib
 from typing import Dict
@@ -11,7 +11,7 @@ from ..exceptions import ConfigurationError
 
 _SEED = dict(optimizer='adamw', betas=(0.93, 0.98), batch_size=64, scheduler='step', label_smoothing=0.1)
 
-#: name -> settings; ``model`` is the model the recipe was written for, ``note`` what the notes reported
+#: name -> settings; `model` is the model the recipe was written for, `note` what the notes reported
 RECIPES: Dict[str, dict] = {
     'default': dict(_SEED, lr=4e-4, weight_decay=0.2, step_size=30, gamma=0.3, dropout=0.1, epochs=100,
                     protocol='holdout', seed=34, note='the notes\' default: split 0.8/0.1/0.1, seed 34'),
@@ -49,7 +49,7 @@ RECIPES: Dict[str, dict] = {
 
 
 def get_recipe(name: str) -> dict:
-    """The settings of recipe ``name`` (a copy); unknown names get close suggestions."""
+    """The settings of recipe `name` (a copy); unknown names get close suggestions."""
     if name not in RECIPES:
         close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.4)
         hint = f'; did you mean {", ".join(close)}?' if close else ''

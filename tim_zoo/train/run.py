@@ -1,4 +1,4 @@
-"""A whole training run: every split of a protocol, the outputs in ``--out``, resuming."""
+"""A whole training run: every split of a protocol, the outputs in `--out`, resuming."""
 import json
 import logging
 from pathlib import Path
@@ -23,8 +23,8 @@ METRICS_FILE = 'metrics.json'
 
 
 def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
-    """The model of ``cfg`` for this data: classes, channels and (fixed-length heads) frames; initial
-    weights from ``cfg.init`` (a different class count re-initialises the head); ``cfg.freeze`` applied."""
+    """The model of `cfg` for this data: classes, channels and (fixed-length heads) frames; initial
+    weights from `cfg.init` (a different class count re-initialises the head); `cfg.freeze` applied."""
     kwargs = dict(cfg.model_args)
     if cfg.dropout is not None:
         kwargs.setdefault('drop_rate', cfg.dropout)
@@ -62,7 +62,7 @@ def _summary(results: list) -> dict:
 
 
 def save_plots(results: list, label_names, out_dir: Path) -> bool:
-    """``curves.png`` (train loss, validation accuracy per split) and ``confusion.png`` (pooled over splits)."""
+    """`curves.png` (train loss, validation accuracy per split) and `confusion.png` (pooled over splits)."""
     try:
         matplotlib = require('matplotlib', 'training plots')
     except ImportError as e:
@@ -116,14 +116,14 @@ def run_training(
         show_progress: bool = True,
         on_epoch_end: Optional[Callable[[int, dict], None]] = None,
 ) -> dict:
-    """Train and test ``cfg.model`` on every split of ``cfg.protocol``; returns the metrics summary.
+    """Train and test `cfg.model` on every split of `cfg.protocol`; returns the metrics summary.
 
-    Writes to ``out_dir``: ``config.json``, one folder per split (``best``/``last`` checkpoints,
-    ``result.json`` with the history, ``state.pt`` for resuming), ``metrics.json`` (per split WAR, UAR,
-    confusion matrix; mean and std; pooled), ``curves.png``, ``confusion.png`` and ``train.log``.
-    With ``resume`` an interrupted run continues: finished splits are kept, the split in progress
+    Writes to `out_dir`: `config.json`, one folder per split (`best`/`last` checkpoints,
+    `result.json` with the history, `state.pt` for resuming), `metrics.json` (per split WAR, UAR,
+    confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
+    With `resume` an interrupted run continues: finished splits are kept, the split in progress
     continues after its last completed epoch, with the configuration saved by the first run.
-    Under ``torch.distributed`` every process calls this; rank 0 alone writes.
+    Under `torch.distributed` every process calls this; rank 0 alone writes.
     """
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE

@@ -39,7 +39,7 @@ os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``: readers never see half a file.
+    """Call `write(tmp_path)`, then rename the temporary file onto `path`: readers never see half a file.
 
     The file gets the permissions of an ordinary new file (safetensors writes owner-only files).
     """
@@ -60,12 +60,12 @@ def save_checkpoint(
         feature_settings: Optional[dict] = None,
         extra: Optional[dict] = None,
 ) -> Path:
-    """Write ``model`` to ``path`` (``.safetensors``) with the metadata :func:`load_checkpoint` rebuilds it from.
+    """Write `model` to `path` (`.safetensors`) with the metadata `load_checkpoint` rebuilds it from.
 
     Args:
-        model: a model built by :func:`tim_zoo.create_model`.
-        label_names: class names in output order (default: ``model.label_names``).
-        feature_settings: how inputs were computed (default: the release settings in ``model.pretrained_cfg``).
+        model: a model built by `tim_zoo.create_model`.
+        label_names: class names in output order (default: `model.label_names`).
+        feature_settings: how inputs were computed (default: the release settings in `model.pretrained_cfg`).
         extra: any further JSON-serialisable information.
     """
     from .._factory import is_model
@@ -96,7 +96,7 @@ def save_checkpoint(
 
 
 def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor], Optional[dict]]:
-    """Read a safetensors file: ``(state_dict, metadata or None)``; with ``verify`` check the tensor hash.
+    """Read a safetensors file: `(state_dict, metadata or None)`; with `verify` check the tensor hash.
 
     Raises:
         WeightFileError: unreadable (truncated, not safetensors) or the hash does not match (corrupted).

@@ -1,10 +1,10 @@
-"""Read the TIM-Net authors' Keras ``.hdf5`` weights into a ``timnet`` state dict.
+"""Read the TIM-Net authors' Keras `.hdf5` weights into a `timnet` state dict.
 
-Layout (MODELS.md): the root attribute ``layer_names`` lists layers in topological order, and layer
+Layout (MODELS.md): the root attribute `layer_names` lists layers in topological order, and layer
 counters differ between files, so layers are matched by kind and position, never by number:
-``conv1d*``: forward stem, backward stem, then per level forward conv1, backward conv1, forward conv2,
-backward conv2; ``batch_normalization*``: per level forward bn1, backward bn1, forward bn2, backward bn2;
-``weight_layer`` kernel ``[n, 1]``; ``dense`` kernel ``[F, classes]`` and bias.
+`conv1d*`: forward stem, backward stem, then per level forward conv1, backward conv1, forward conv2,
+backward conv2; `batch_normalization*`: per level forward bn1, backward bn1, forward bn2, backward bn2;
+`weight_layer` kernel `[n, 1]`; `dense` kernel `[F, classes]` and bias.
 """
 import re
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ def _layers_of(group, names: List[str], pattern: str) -> List[str]:
 
 
 def _weights(group, layer: str) -> Dict[str, np.ndarray]:
-    """``{short weight name: array}`` of a layer, e.g. ``{"kernel": ..., "bias": ...}``."""
+    """`{short weight name: array}` of a layer, e.g. `{"kernel": ..., "bias": ...}`."""
     g = group[layer]
     out = {}
     for raw in g.attrs.get('weight_names', []):
@@ -58,7 +58,7 @@ def _weights(group, layer: str) -> Dict[str, np.ndarray]:
 
 
 def read_keras_timnet(path) -> KerasTIMNet:
-    """Read a Keras TIM-Net weight file (``10-fold_weights_best_i.hdf5``).
+    """Read a Keras TIM-Net weight file (`10-fold_weights_best_i.hdf5`).
 
     Raises:
         WeightFileError: the file is missing, unreadable (truncated, not HDF5), or not a TIM-Net release.

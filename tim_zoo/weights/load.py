@@ -21,11 +21,11 @@ def _listing(keys, limit: int = 8) -> str:
 
 
 def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, allow_head_reset: bool = True) -> None:
-    """Copy ``state_dict`` into ``model`` after checking every key and shape.
+    """Copy `state_dict` into `model` after checking every key and shape.
 
-    If only the classifier (``head.fc``) differs, the body is loaded and the model keeps its freshly
+    If only the classifier (`head.fc`) differs, the body is loaded and the model keeps its freshly
     initialised classifier, with a warning; any other difference raises
-    :class:`~tim_zoo.exceptions.CheckpointMismatchError` naming the mismatched keys.
+    `CheckpointMismatchError` naming the mismatched keys.
     """
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict and not k.endswith('num_batches_tracked')]
@@ -79,7 +79,7 @@ def model_args_from_weights(path) -> dict:
 
 
 def load_torch_file(path) -> Dict[str, torch.Tensor]:
-    """A state dict from a ``.pt``/``.pth`` file, with ``torch.load(weights_only=True)`` only."""
+    """A state dict from a `.pt`/`.pth` file, with `torch.load(weights_only=True)` only."""
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
@@ -100,11 +100,11 @@ def load_torch_file(path) -> Dict[str, torch.Tensor]:
 
 
 def load_weights(model, path, allow_head_reset: bool = True) -> None:
-    """Load a weight file into ``model``: Keras TIM-Net ``.hdf5``, tim_zoo ``.safetensors`` or ``.pt``/``.pth``.
+    """Load a weight file into `model`: Keras TIM-Net `.hdf5`, tim_zoo `.safetensors` or `.pt`/`.pth`.
 
-    Keras files load only into ``timnet``; a release folder name in the path (``EMODB_46``) sets the
-    label names and feature settings. A different ``num_classes`` keeps the body and re-initialises
-    the classifier, with a warning (unless ``allow_head_reset=False``).
+    Keras files load only into `timnet`; a release folder name in the path (`EMODB_46`) sets the
+    label names and feature settings. A different `num_classes` keeps the body and re-initialises
+    the classifier, with a warning (unless `allow_head_reset=False`).
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -21,12 +21,12 @@ TIMNET_RELEASES = {
 
 
 def release_tag(release: str) -> str:
-    """``"EMODB_46"`` -> ``"emodb_46"``, the pretrained tag of ``timnet.emodb_46``."""
+    """`"EMODB_46"` -> `"emodb_46"`, the pretrained tag of `timnet.emodb_46`."""
     return release.lower()
 
 
 def release_frames(release: str) -> int:
-    """MFCC frames of the release's inputs: ``1 + mean_signal_length // hop_length``."""
+    """MFCC frames of the release's inputs: `1 + mean_signal_length // hop_length`."""
     return 1 + TIMNET_RELEASES[release]['mean_signal_length'] // FEATURES['hop_length']
 
 
@@ -40,7 +40,7 @@ def release_metadata(release: str) -> dict:
 
 
 def find_release(path) -> str:
-    """The release whose name is a component of ``path`` (``.../EMODB_46/10-fold_weights_best_1.hdf5``), or ''."""
+    """The release whose name is a component of `path` (`.../EMODB_46/10-fold_weights_best_1.hdf5`), or ''."""
     from pathlib import Path
 
     for part in reversed(Path(path).parts):
