@@ -80,12 +80,16 @@ def test_site_reads_right_offline_in_a_browser(site, tmp_path):
     if not (site / 'assets' / 'mermaid.min.js').is_file():
         pytest.skip('the Mermaid script could not be fetched from the npm registry at build time (see the build '
                     'warning), so this site draws diagrams only online')
+    import tim_zoo
+
     card, home = site / 'models' / 'timnet.html', site / 'index.html'
     try:
+        for name in tim_zoo.list_models():
+            dom = _render(browser, site / 'models' / f'{name}.html', tmp_path, name)
+            # Material replaces each <pre class="mermaid"> by a drawn <div class="mermaid"> once Mermaid rendered it
+            assert '<div class="mermaid">' in dom and 'flowchart TD' not in dom and '<pre class="mermaid">' not in dom, name
+            assert '``' not in dom and '<code>[B, C, T]</code>' in dom, name            # docstring as Markdown
         dom = _render(browser, card, tmp_path, 'card')
-        # Material replaces each <pre class="mermaid"> by a drawn <div class="mermaid"> once Mermaid has rendered it
-        assert '<div class="mermaid">' in dom and 'flowchart TD' not in dom and '<pre class="mermaid">' not in dom
-        assert '``' not in dom and '<code>[B, C, T]</code>' in dom                      # docstring as Markdown
         assert 'Temporal-aware bi-directional multi-scale network.</p>' in dom
         home_dom = _render(browser, home, tmp_path, 'home')
         assert '<table>' in home_dom and 'models/at_deltatim_v2.html' in home_dom and '± ' in home_dom
