@@ -123,7 +123,7 @@ def test_cli_predict_with_a_speaker_normalised_model_needs_recordings_of_one_spe
     model.label_names = ['high', 'low']
     settings = dict(mean_signal_length=24576, normalize='speaker_mean')
     tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=settings)
-    assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors')]) == 1
+    assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors')]) == 2   # usage: --same-speaker missing
     assert "normalised per speaker (normalize='speaker_mean')" in capsys.readouterr().err
     assert cli.main(['predict', *wavs, '--checkpoint', str(tmp_path / 'm.safetensors'), '--same-speaker', '--json']) == 0
     got = np.array([[r['probabilities']['high'], r['probabilities']['low']] for r in json.loads(capsys.readouterr().out)])
@@ -135,7 +135,7 @@ def test_cli_predict_with_a_speaker_normalised_model_needs_recordings_of_one_spe
 
 
 def test_cli_predict_with_another_model_and_no_weights_says_what_to_pass(capsys):
-    assert cli.main(['predict', 'x.wav', '--model', 'at_tim']) == 1
+    assert cli.main(['predict', 'x.wav', '--model', 'at_tim']) == 2
     assert '--checkpoint PATH' in capsys.readouterr().err
 
 
@@ -189,9 +189,14 @@ def test_cli_predict_and_evaluate_with_the_keras_release(shared_dir, tmp_path, c
     assert list(row['probabilities']) == ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
     out = tmp_path / 'eval.json'
     assert cli.main(['evaluate', '--keras-release', str(_release(shared_dir)), '--corpus', 'emodb',
-                     '--data-root', str(shared_dir / 'data' / 'emodb'), '--quiet', '--json', str(out),
+                     '--data-root', str(shared_dir / 'data' / 'emodb'), '--quiet', '--output', str(out),
                      '--features', str(tmp_path / 'cache.npz')]) == 0
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     assert f'mean WAR {100 * result["war"]:.2f}%' in printed and len(result['per_fold']) == 10
     assert (tmp_path / 'cache.npz').is_file()
+    assert cli.main(['evaluate', '--keras-release', str(_release(shared_dir)), '--corpus', 'emodb', '--fold', '1', '3',
+                     '--data-root', str(shared_dir / 'data' / 'emodb'), '--quiet', '--json',
+                     '--features', str(tmp_path / 'cache.npz')]) == 0
+    subset = json.loads(capsys.readouterr().out)                    # --json: the result on stdout
+    assert [f['fold'] for f in subset['per_fold']] == [1, 3] and subset['per_fold'] == [result['per_fold'][i] for i in (0, 2)]

@@ -297,7 +297,7 @@ def test_cli_predict_usage_errors_are_one_line(tmp_path, capsys):
     if not torch.cuda.is_available():
         cases.append((['--device', 'cuda'], 'CUDA is not available on this machine'))
     for extra, message in cases:
-        assert cli.main(['predict', str(tmp_path / 'x.wav')] + extra) == 1
+        assert cli.main(['predict', str(tmp_path / 'x.wav')] + extra) == 2                  # usage error
         err = capsys.readouterr().err
         assert message in err and 'Traceback' not in err, extra
 
@@ -395,7 +395,7 @@ def test_folder_as_audio_file_and_level_flag_mismatch(tmp_path, capsys, speech_l
                      '--mean-signal-length', '8192', '--quiet']) == 0
     capsys.readouterr()
     args = ['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'run'), '--epochs', '1', '--quiet']
-    assert cli.main(args + ['--level', 'none']) == 1
+    assert cli.main(args + ['--level', 'none']) == 2
     err = capsys.readouterr().err
     assert "--level none: the features in" in err and "were extracted with level='peak'" in err
     assert not (tmp_path / 'run').exists()

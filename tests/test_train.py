@@ -215,9 +215,9 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     assert 'speaker_s0' in out and 'mean WAR' in out
     cfg = json.loads((tmp_path / 'out' / 'config.json').read_text())
     assert cfg['model'] == 'tim' and cfg['protocol'] == 'loso' and cfg['model_args'] == {'depth': 2, 'filters': 8}
-    assert cli_main(args) == 1
+    assert cli_main(args) == 2                                       # usage errors
     assert 'already holds a run' in capsys.readouterr().err
-    assert cli_main(['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'none'), '--resume']) == 1
+    assert cli_main(['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'none'), '--resume']) == 2
     assert 'nothing to resume' in capsys.readouterr().err
 
 

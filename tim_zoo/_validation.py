@@ -3,13 +3,11 @@ from typing import Optional
 
 import torch
 
-from .exceptions import InputDtypeError, InputShapeError, NonFiniteInputError
+from .exceptions import ConfigurationError, InputDtypeError, InputShapeError, NonFiniteInputError
 
 
 def check_choice(name: str, value, choices) -> None:
     """Raise ConfigurationError if `value` is not one of `choices`."""
-    from .exceptions import ConfigurationError
-
     if value not in choices:
         raise ConfigurationError(f"{name} must be one of {sorted(choices)}, got {value!r}")
 
@@ -77,3 +75,15 @@ def check_sequence_input(
         n_inf = int(torch.isinf(x).sum())
         raise NonFiniteInputError(
             f'{model_name} expects finite input but got {n_nan} NaN and {n_inf} Inf values in a tensor of shape {shape}')
+
+
+def resolve_device(device) -> torch.device:
+    """`device` as a torch.device; a CUDA device on a machine without CUDA is refused with the fix."""
+    try:
+        device = torch.device(device or 'cpu')
+    except RuntimeError as e:
+        raise ConfigurationError(f'unknown device {device!r}: expected cpu, cuda, cuda:1, ... ({e})') from e
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ConfigurationError(f'device {str(device)!r} asked for, but CUDA is not available on this machine '
+                                 f'(torch.cuda.is_available() is False); use device="cpu" (--device cpu)')
+    return device

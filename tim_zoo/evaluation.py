@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from .data._optional import progress, require
-from .exceptions import DatasetError, WeightFileError
+from ._validation import resolve_device
+from .exceptions import ConfigurationError, DatasetError, WeightFileError
 from .weights.releases import TIMNET_RELEASES, find_release
 
 
@@ -34,6 +35,8 @@ def uar(y_true, y_pred, num_classes: Optional[int] = None) -> float:
 def kfold_splits(num_samples: int, n_splits: int = 10, seed: int = 0) -> List[tuple]:
     """`[(train_idx, test_idx), ...]` of `KFold(n_splits, shuffle=True, random_state=seed)`, the
     authors' folds when the samples are in canonical corpus order. Fold `i` (1-based) is entry `i - 1`."""
+    if not 2 <= n_splits <= num_samples:
+        raise DatasetError(f'k-fold needs between 2 and {num_samples} folds for {num_samples} samples, got {n_splits}')
     model_selection = require('sklearn.model_selection', 'k-fold splits')
     kfold = model_selection.KFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return list(kfold.split(np.zeros(num_samples)))
@@ -57,6 +60,8 @@ def evaluate_keras_release(
         seed: Optional[int] = None,
         n_splits: int = 10,
         show_progress: bool = True,
+        folds: Optional[Sequence[int]] = None,
+        device=None,
 ) -> dict:
     """Run fold `i`'s released model on fold `i`'s test set, `i = 1..n_splits`.
 
@@ -65,6 +70,8 @@ def evaluate_keras_release(
             seed and class order when known).
         features: a `FeatureSet` in canonical corpus order.
         seed: the KFold seed (default: the release's).
+        folds: evaluate only these folds (1-based; default: all); the means are over them.
+        device: where the fold models run (default: the CPU).
 
     Returns:
         `per_fold` (fold, n, war, uar), `war` (mean of per-fold accuracies: the paper's figure),
@@ -84,12 +91,17 @@ def evaluate_keras_release(
             f'{list(TIMNET_RELEASES[release]["labels"])} in that order')
     num_classes = len(features.label_names)
     splits = kfold_splits(len(features), n_splits, seed)
+    chosen = sorted(set(folds)) if folds else list(range(1, n_splits + 1))
+    if not all(1 <= i <= n_splits for i in chosen):
+        raise ConfigurationError(f'folds are numbered 1 to {n_splits}, got {chosen}')
+    device = resolve_device(device)
     per_fold, all_true, all_pred = [], [], []
-    for i, (_, test) in enumerate(progress(splits, show_progress, desc='folds', unit='fold'), start=1):
+    for i in progress(chosen, show_progress, desc='folds', unit='fold'):
+        test = splits[i - 1][1]
         path = release_dir / f'10-fold_weights_best_{i}.hdf5'
         if not path.is_file():
             raise WeightFileError(f'missing fold model {path}')
-        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).to(device)
         if model.num_classes != num_classes:
             raise DatasetError(f'{path} has {model.num_classes} classes, the features {num_classes}')
         pred = predict_proba(model, features.x[test]).argmax(axis=1)

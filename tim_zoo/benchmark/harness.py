@@ -22,6 +22,7 @@ from torch import nn
 
 from .._factory import create_model_for_frames, list_models
 from ..complexity import count_macs, count_params
+from ..exceptions import TimZooError, UnknownModelError
 from ..layers import BiTemporalEncoder
 from .reference import ReferenceBiTemporalEncoder
 
@@ -195,7 +196,7 @@ def select_models(patterns: Sequence[str]) -> List[str]:
         return names
     chosen = [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)]
     if not chosen:
-        raise ValueError(f'no model matches {list(patterns)}; models: {", ".join(names)}')
+        raise UnknownModelError(f'no model matches {list(patterns)}; models: {", ".join(names)}')
     return chosen
 
 
@@ -207,7 +208,7 @@ def _measure_in_subprocess(kwargs: dict, threads: Optional[int], system_malloc: 
         cmd += ['--system-malloc']
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f'benchmark of {kwargs["name"]} failed:\n{done.stderr[-2000:]}')
+        raise TimZooError(f'benchmark of {kwargs["name"]} failed:\n{done.stderr[-2000:]}')
     return BenchmarkRow(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 

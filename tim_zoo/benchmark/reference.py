@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..exceptions import ConfigurationError
 from ..layers import BiTemporalEncoder, ChannelLayerNorm1d, GroupBatchNorm1d, GroupConv1d
 
 
@@ -35,7 +36,7 @@ def _norm(x: torch.Tensor, norm: nn.Module, group: int) -> torch.Tensor:
         rows = slice(0, n) if norm.share_groups else slice(group * n, (group + 1) * n)
         y = F.layer_norm(x.transpose(1, 2), (n,), norm.weight[rows], norm.bias[rows], norm.eps)
         return y.transpose(1, 2)
-    raise TypeError(f'the reference encoder knows BatchNorm and LayerNorm, not {type(norm).__name__}')
+    raise ConfigurationError(f'the reference encoder knows BatchNorm and LayerNorm, not {type(norm).__name__}')
 
 
 def _stem(x: torch.Tensor, stem: nn.Module, group: int) -> torch.Tensor:

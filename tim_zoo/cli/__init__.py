@@ -8,7 +8,10 @@ from . import audio, models, train
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..version import __version__
+
     parser = argparse.ArgumentParser(prog='tim-zoo', description='Temporal speech emotion recognition model zoo.')
+    parser.add_argument('--version', action='version', version=f'tim-zoo {__version__}')
     sub = parser.add_subparsers(dest='command', required=True)
     models.add_commands(sub)
     audio.add_commands(sub)
@@ -16,18 +19,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: exit status of a usage error (a bad flag or value, as argparse's own) and of a failure
+USAGE, FAILURE = 2, 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    from ..exceptions import TimZooError
+    """Run a command; every error ends as one line on stderr: exit status 2 for usage errors (bad flags or values,
+    unknown names), 1 for failures (unreadable files, missing data). `TIM_ZOO_DEBUG=1` shows tracebacks."""
+    from ..exceptions import ConfigurationError, TimZooError, UnknownModelError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except (ConfigurationError, UnknownModelError) as e:
+        return _fail(args, e, USAGE)
     except (TimZooError, ImportError) as e:
-        print(f'tim-zoo {args.command}: {e}', file=sys.stderr)
-        return 1
+        return _fail(args, e, FAILURE)
     except BrokenPipeError:                               # output piped into head & co: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return FAILURE
+    except KeyboardInterrupt:
+        print(f'tim-zoo {args.command}: interrupted', file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an error tim_zoo does not know yet: still one line, the traceback on request
+        return _fail(args, f'unexpected {type(e).__name__}: {e} (a bug? TIM_ZOO_DEBUG=1 shows the traceback)', FAILURE)
+
+
+def _fail(args, error, status: int) -> int:
+    if os.environ.get('TIM_ZOO_DEBUG'):
+        raise
+    print(f'tim-zoo {args.command}: {error}', file=sys.stderr)
+    return status
 
 
 __all__ = ['build_parser', 'main']

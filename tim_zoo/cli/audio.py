@@ -92,31 +92,44 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .._validation import resolve_device
     from ..data import MFCCExtractor, cached_features, extract_features, load_corpus
     from ..evaluation import evaluate_keras_release
     from ..weights.releases import TIMNET_RELEASES, find_release
 
+    resolve_device(args.device)                          # before the features are computed
+    if args.output and not Path(args.output).parent.is_dir():
+        raise ConfigurationError(f'cannot write {args.output}: the folder {Path(args.output).parent} does not exist')
     release = find_release(args.keras_release)
     corpus = load_corpus(args.corpus, args.data_root)
     length = TIMNET_RELEASES[release]['mean_signal_length'] if release else _release_length(args.corpus)
     extractor = MFCCExtractor(length)
     features = (cached_features(corpus, extractor, args.features, not args.quiet) if args.features
                 else extract_features(corpus, extractor, not args.quiet))
-    result = evaluate_keras_release(args.keras_release, features, seed=args.seed, show_progress=not args.quiet)
+    result = evaluate_keras_release(args.keras_release, features, seed=args.seed, show_progress=not args.quiet,
+                                    folds=args.fold, device=args.device)
     result.update(corpus=args.corpus, data_root=str(args.data_root), utterances=len(features))
-    print(f'{result["release"]} on {args.corpus} ({len(features)} utterances), KFold seed {result["seed"]}')
-    print(f'{"fold":>4}  {"n":>4}  {"WAR":>7}  {"UAR":>7}')
-    for f in result['per_fold']:
-        print(f'{f["fold"]:>4}  {f["n"]:>4}  {100 * f["war"]:>6.2f}%  {100 * f["uar"]:>6.2f}%')
-    print(f'mean WAR {100 * result["war"]:.2f}% (std {100 * result["war_std"]:.2f}), pooled UAR {100 * result["uar"]:.2f}%')
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f'wrote {args.json}', file=sys.stderr)
+        print(json.dumps(result, indent=2))
+    else:
+        print(f'{result["release"]} on {args.corpus} ({len(features)} utterances), KFold seed {result["seed"]}')
+        print(f'{"fold":>4}  {"n":>4}  {"WAR":>7}  {"UAR":>7}')
+        for f in result['per_fold']:
+            print(f'{f["fold"]:>4}  {f["n"]:>4}  {100 * f["war"]:>6.2f}%  {100 * f["uar"]:>6.2f}%')
+        print(f'mean WAR {100 * result["war"]:.2f}% (std {100 * result["war_std"]:.2f}), '
+              f'pooled UAR {100 * result["uar"]:.2f}%')
+    if args.output:
+        from ..weights.checkpoint import atomic_write
+        atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        print(f'wrote {args.output}', file=sys.stderr)
     return 0
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser('extract', help='extract MFCC features of a corpus to a feature file')
+    p = sub.add_parser('extract', help='extract MFCC features of a corpus to a feature file',
+                       description='Compute the MFCC features of every recording of a corpus (in the canonical order '
+                                   'of the TIM-Net releases) and write them with their labels, speakers and settings '
+                                   'to a feature file for tim-zoo train, or to TIM-Net\'s own .npy format.')
     p.add_argument('--corpus', required=True, help='emodb, casia, ravdess, savee, emovo, iemocap or folders')
     p.add_argument('--data-root', required=True, help='the corpus folder')
     p.add_argument('-o', '--output', required=True, help='.npz (tim_zoo, [N, C, T]) or .npy (TIM-Net, [N, T, C])')
@@ -161,12 +174,18 @@ def add_commands(sub) -> None:
                      help='draw the emotion probabilities over time (several inputs: FILE-<name>.png each)')
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser('evaluate', help='evaluate a released 10-fold TIM-Net model set with the authors\' folds')
+    p = sub.add_parser('evaluate', help='evaluate a released 10-fold TIM-Net model set with the authors\' folds',
+                       description='Run fold i\'s released TIM-Net model on fold i\'s test set, with the authors\' fold '
+                                   'construction and features, and report per-fold WAR and UAR, their mean and the '
+                                   'pooled UAR (docs/evaluation.md).')
     p.add_argument('--keras-release', required=True, help='folder of 10-fold_weights_best_{1..10}.hdf5, e.g. EMODB_46')
     p.add_argument('--corpus', required=True)
     p.add_argument('--data-root', required=True)
     p.add_argument('--seed', type=int, default=None, help="KFold seed (default: the release's)")
+    p.add_argument('--fold', type=int, nargs='+', help='evaluate only these folds (1-based; default: all)')
+    p.add_argument('--device', default='cpu', help='cpu (default), cuda, cuda:1 ...')
     p.add_argument('--features', default='', help='feature cache (.npz) to read or write')
-    p.add_argument('--json', default='', help='write the result as JSON here')
+    p.add_argument('--json', action='store_true', help='print the result as JSON instead of a table')
+    p.add_argument('-o', '--output', default='', metavar='FILE.json', help='also write the result as JSON to FILE.json')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_evaluate)

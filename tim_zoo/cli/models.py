@@ -30,6 +30,11 @@ def _print_table(rows: List[dict], in_chans: int, frames: int) -> None:
 
 
 def cmd_list(args) -> int:
+    from ..exceptions import ConfigurationError
+
+    if args.frames < 2 or args.in_chans < 1:
+        raise ConfigurationError(f'--frames must be at least 2 and --in-chans at least 1, got {args.frames} and '
+                                 f'{args.in_chans}')
     rows = _model_rows(args.pattern, args.in_chans, args.frames)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -64,13 +69,19 @@ def cmd_convert_keras(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser('list', help='list the registered models with parameters and multiply-accumulates')
+    p = sub.add_parser('list', help='list the registered models with parameters and multiply-accumulates',
+                       description='List the registered models (tim_zoo.list_models) with their parameters, '
+                                   'multiply-accumulates per sample at the given input size, whether their input length '
+                                   'is fixed, and the width of their frame features.')
     p.add_argument('pattern', nargs='?', default='', help='wildcard filter, e.g. "at_*"')
     p.add_argument('--frames', type=int, default=188, help='frames of the input used to count MACs (default 188)')
     p.add_argument('--in-chans', type=int, default=39, help='input channels (default 39 MFCC)')
     p.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser('convert-keras', help='convert a TIM-Net Keras .hdf5 file to a tim_zoo .safetensors checkpoint')
+    p = sub.add_parser('convert-keras', help='convert a TIM-Net Keras .hdf5 file to a tim_zoo .safetensors checkpoint',
+                       description='Convert one of the TIM-Net authors\' Keras weight files to a tim_zoo checkpoint '
+                                   '(safetensors, with the metadata that rebuilds the model: depth, classes, label '
+                                   'names and feature settings of its release). No TensorFlow needed.')
     p.add_argument('input', help='a Keras weight file, e.g. EMODB_46/10-fold_weights_best_1.hdf5')
     p.add_argument('output', help='the .safetensors file to write')
     p.add_argument('--release', default='', help='release name (e.g. EMODB_46) for label names and feature settings; '

@@ -156,6 +156,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser('train', help='train and test a model under a protocol (kfold, loso, holdout)')
+    p = sub.add_parser('train', help='train and test a model under a protocol (kfold, loso, holdout)',
+                       description='Train any registered model on a corpus or feature file under a protocol (k-fold, '
+                                   'leave one speaker out, holdout, or all data for a model to ship), with a recipe '
+                                   'and overrides, and write checkpoints, metrics, curves and confusion matrices '
+                                   '(docs/training.md).')
     add_arguments(p)
     p.set_defaults(func=cmd_train)

@@ -12,6 +12,7 @@ from ..data._optional import progress
 from ..data.audio import as_waveform, centre_fit, normalize_level, peak_dbfs, read_audio, resample
 from ..data.features import MFCCExtractor
 from ..data.speech import SpeechActivity, SpeechDetector
+from .._validation import resolve_device
 from ..exceptions import AudioError, ConfigurationError
 from .results import Prediction, Segment
 
@@ -25,18 +26,6 @@ QUIET_PEAK_DB = -20.0
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
-
-
-def resolve_device(device) -> torch.device:
-    """`device` as a torch.device; a CUDA device on a machine without CUDA is refused with the fix."""
-    try:
-        device = torch.device(device or 'cpu')
-    except RuntimeError as e:
-        raise ConfigurationError(f'unknown device {device!r}: expected cpu, cuda, cuda:1, ... ({e})') from e
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ConfigurationError(f'device {str(device)!r} asked for, but CUDA is not available on this machine '
-                                 f'(torch.cuda.is_available() is False); use device="cpu" (--device cpu)')
-    return device
 
 
 def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -> List[Union[str, Prediction]]:

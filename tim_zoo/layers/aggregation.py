@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .._validation import check_choice
+from ..exceptions import InputShapeError
 
 
 class DeltaAggregation(nn.Module):
@@ -72,7 +73,7 @@ class WeightLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.num_inputs:
-            raise ValueError(f'WeightLayer expects {self.num_inputs} items in the last dimension, got shape {tuple(x.shape)}')
+            raise InputShapeError(f'WeightLayer expects {self.num_inputs} items in the last dimension, got shape {tuple(x.shape)}')
         return torch.matmul(x, self.weight)
 
     def extra_repr(self) -> str:

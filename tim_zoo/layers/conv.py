@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..exceptions import ConfigurationError
 from .create import ActLayer, NormLayer, get_act_layer, get_norm_layer
 
 
 def _check_groups(in_channels: int, out_channels: int, groups: int):
     if groups < 1 or in_channels % groups or out_channels % groups:
-        raise ValueError(f'in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by '
+        raise ConfigurationError(f'in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by '
                          f'groups ({groups})')
 
 

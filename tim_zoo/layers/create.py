@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice
+from ..exceptions import ConfigurationError
 
 
 def _stored_channels(num_channels: int, groups: int, share_groups: bool) -> int:
     if groups < 1 or num_channels % groups:
-        raise ValueError(f'num_channels ({num_channels}) must be divisible by groups ({groups})')
+        raise ConfigurationError(f'num_channels ({num_channels}) must be divisible by groups ({groups})')
     return num_channels // groups if share_groups else num_channels
 
 
@@ -37,7 +38,7 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
         self.groups = groups
         self.share_groups = share_groups and groups > 1
         if self.share_groups and momentum is None:
-            raise ValueError('share_groups needs a momentum (the cumulative average, momentum=None, is not supported)')
+            raise ConfigurationError('share_groups needs a momentum (the cumulative average, momentum=None, is not supported)')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.share_groups:

@@ -2,10 +2,12 @@
 import torch
 from torch import nn
 
+from ..exceptions import ConfigurationError
+
 
 def _check_p(p: float) -> float:
     if not 0.0 <= p < 1.0:
-        raise ValueError(f'dropout probability must be in [0, 1), got {p}')
+        raise ConfigurationError(f'dropout probability must be in [0, 1), got {p}')
     return float(p)
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice
+from ..exceptions import InputShapeError
 from .heads import ClassifierHead
 
 
@@ -125,7 +126,7 @@ class GMMClusteringHead(ClassifierHead):
         frames = frames.to(self.means.dtype)
         k = self.num_components
         if frames.shape[0] < k:
-            raise ValueError(f'init_from_data needs at least num_components={k} frames, got {frames.shape[0]}')
+            raise InputShapeError(f'init_from_data needs at least num_components={k} frames, got {frames.shape[0]}')
         gen = torch.Generator(device='cpu').manual_seed(seed)
         centres = _kmeans_pp(frames, k, gen)
         for _ in range(num_iters):

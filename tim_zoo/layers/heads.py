@@ -9,6 +9,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..exceptions import ConfigurationError
+
 
 class ClassifierHead(nn.Module):
     """Base of the heads: owns `fc` and `reset`."""
@@ -140,7 +142,7 @@ class ConvMapHead(ClassifierHead):
         for p in pools:
             h, w = h // p, w // p
         if h < 1 or w < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f'ConvMapHead needs a map of at least {_prod(pools)} x {_prod(pools)}, got {seq_len} x {width}')
         super().__init__(hidden_dim, num_classes)
         layers = [nn.BatchNorm2d(in_channels)]

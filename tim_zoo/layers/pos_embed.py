@@ -4,6 +4,8 @@ import math
 import torch
 from torch import nn
 
+from ..exceptions import InputShapeError
+
 
 class SinusoidalPositionalEncoding(nn.Module):
     """Add the standard sinusoidal encoding (sin on even, cos on odd dimensions) to `[B, T, dim]`,
@@ -25,5 +27,5 @@ class SinusoidalPositionalEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
         if t > self.max_len:
-            raise ValueError(f'SinusoidalPositionalEncoding holds {self.max_len} positions, got a sequence of {t}')
+            raise InputShapeError(f'SinusoidalPositionalEncoding holds {self.max_len} positions, got a sequence of {t}')
         return self.drop(x + self.table[:t].to(x.dtype))

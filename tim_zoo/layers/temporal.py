@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .._validation import check_choice
+from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
 from .create import ActLayer, NormLayer
 from .tab import TemporalAwareBlock
@@ -20,7 +21,7 @@ class TemporalStack(nn.Module):
     def __init__(self, channels: int, depth: int = 8, **tab_kwargs):
         super().__init__()
         if depth < 1:
-            raise ValueError(f'depth must be >= 1, got {depth}')
+            raise ConfigurationError(f'depth must be >= 1, got {depth}')
         self.depth = depth
         self.blocks = nn.ModuleList(
             [TemporalAwareBlock(channels, channels, dilation=2 ** j, **tab_kwargs) for j in range(depth)])

@@ -2,6 +2,7 @@
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
+from ..exceptions import ConfigurationError
 from ..layers import SinusoidalPositionalEncoding, TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
 from ._base import SERModel, audio_cfg, build_model, create_head
 
@@ -47,7 +48,7 @@ class CNNTransformer(SERModel):
     ):
         super().__init__(num_classes, in_chans, check_finite)
         if seq_len < 2:
-            raise ValueError(f'seq_len must be at least 2 (MaxPool1d(2) halves it), got {seq_len}')
+            raise ConfigurationError(f'seq_len must be at least 2 (MaxPool1d(2) halves it), got {seq_len}')
         self.seq_len = seq_len
         self.tim = TIMEncoder(
             in_chans, filters, depth, bidirectional=True, share_weights=True, merge='add', stem_norm=stem_norm,

@@ -68,6 +68,8 @@ class TrainConfig:
             self.val_fraction, self.select = 0.0, 'last'
         if self.select == 'val' and self.val_fraction == 0.0:
             raise ConfigurationError('select="val" needs a validation split (val_fraction > 0); use select="last"')
+        if self.protocol == 'kfold' and self.folds < 2:
+            raise ConfigurationError(f'k-fold needs at least 2 folds, got folds={self.folds}')
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigurationError(f'epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}')
         self.betas = tuple(self.betas)

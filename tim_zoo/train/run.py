@@ -135,6 +135,7 @@ def run_training(
         cfg = TrainConfig.from_json(config_path.read_text())
     elif resume:
         raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
+    _check_before_writing(cfg, features)
     barrier()                                             # every process has looked before rank 0 writes
     if rank != 0:
         return _run(cfg, features, out_dir, False, on_epoch_end)
@@ -149,6 +150,17 @@ def run_training(
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
+    """Refuse a run that cannot start (unknown model, device, a protocol the data cannot follow) before anything
+    is written, so a corrected rerun finds an empty folder."""
+    from .._factory import check_model_name
+    from .._validation import resolve_device
+
+    check_model_name(cfg.model)
+    resolve_device(cfg.device)
+    make_splits(cfg.protocol, len(features.y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
 
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:

@@ -43,6 +43,9 @@ def atomic_write(path: Path, write) -> None:
 
     The file gets the permissions of an ordinary new file (safetensors writes owner-only files).
     """
+    if not path.parent.is_dir():
+        from ..exceptions import ConfigurationError
+        raise ConfigurationError(f'cannot write {path}: the folder {path.parent} does not exist')
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
     try:
         write(tmp)

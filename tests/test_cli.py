@@ -1,0 +1,82 @@
+"""The command line as a user meets it: one line for every bad input or environment, never a traceback; exit
+status 2 for usage errors, 1 for failures; nothing written by a run that cannot start."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tim_zoo import __version__, cli
+from tim_zoo.data import FeatureSet
+
+SHARED = Path(__file__).resolve().parents[1] / '..' / 'shared'
+
+
+def _tim_zoo(*args, cwd=None):
+    exe = Path(sys.executable).with_name('tim-zoo')
+    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'import sys; from tim_zoo.cli import main; '
+                                                                  'sys.exit(main())']
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.fixture
+def features(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / 'f.npz'
+    FeatureSet(rng.standard_normal((12, 39, 20)).astype(np.float32), np.arange(12) % 2, ['a', 'b'],
+               settings=dict(level='peak')).save(path)
+    return path
+
+
+def test_bad_input_and_environment_give_one_line_and_the_right_status(tmp_path, features):
+    out = tmp_path / 'run'
+    train = ['train', '--features', features, '--out', out, '--epochs', '1', '--quiet']
+    cases = [
+        (train + ['--model', 'timnett'], 2, "unknown model 'timnett'; did you mean timnet"),
+        (train + ['--protocol', 'kfold', '--folds', '1'], 2, 'k-fold needs at least 2 folds'),
+        (train + ['--protocol', 'kfold', '--folds', '20'], 1, 'k-fold needs between 2 and 12 folds for 12 samples'),
+        (train + ['--protocol', 'loso'], 1, 'leave-one-speaker-out needs a speaker for every sample'),
+        (['list', '--frames', '1'], 2, '--frames must be at least 2'),
+        (['predict', tmp_path / 'x.wav', '--mean-signal-length', '-5'], 2, 'mean_signal_length must be a positive'),
+        (['predict', tmp_path], 1, 'no audio files in the folder'),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((train + ['--device', 'cuda'], 2, 'CUDA is not available on this machine'))
+    keras = SHARED / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_1.hdf5'
+    if keras.is_file():
+        cases.append((['convert-keras', keras, tmp_path / 'missing' / 'x.safetensors'], 2,
+                      f'the folder {tmp_path / "missing"} does not exist'))
+    for args, status, message in cases:
+        done = _tim_zoo(*args)
+        assert 'Traceback' not in done.stderr, (args, done.stderr)
+        assert done.returncode == status and message in done.stderr, (args, done.returncode, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
+        assert not out.exists(), f'{args} left {sorted(p.name for p in out.iterdir())} behind'
+
+
+def test_version_and_a_description_on_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(['--version'])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f'tim-zoo {__version__}'
+    import argparse
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert command.description and len(command.description) > 40, name
+        json_flags = [a for a in command._actions if '--json' in a.option_strings]
+        assert all(a.nargs == 0 for a in json_flags), f'--json takes no value in {name}'   # one meaning everywhere
+
+
+def test_unexpected_errors_are_one_line_with_the_traceback_on_request(monkeypatch, capsys):
+    from tim_zoo.cli import models
+
+    monkeypatch.setattr(models, '_model_rows', lambda *a: 1 / 0)
+    assert cli.main(['list']) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ('tim-zoo list: unexpected ZeroDivisionError: division by zero (a bug? TIM_ZOO_DEBUG=1 '
+                           'shows the traceback)')
+    monkeypatch.setenv('TIM_ZOO_DEBUG', '1')
+    with pytest.raises(ZeroDivisionError):
+        cli.main(['list'])
