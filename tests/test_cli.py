@@ -80,3 +80,54 @@ def test_unexpected_errors_are_one_line_with_the_traceback_on_request(monkeypatc
     monkeypatch.setenv('TIM_ZOO_DEBUG', '1')
     with pytest.raises(ZeroDivisionError):
         cli.main(['list'])
+
+
+def _voice(seconds, f0, seed):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import synthetic_speech
+    return synthetic_speech(seconds, f0=f0, seed=seed)
+
+
+def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol(tmp_path, capsys):
+    sf = pytest.importorskip('soundfile')
+    from tim_zoo.data import load_corpus
+
+    rows = ['path,label,speaker,comment']
+    for s in range(3):
+        for i, label in enumerate(['calm', 'tense'] * 2):
+            rel = Path(f'spk{s}') / f'{label}{i}.flac'
+            (tmp_path / 'data' / rel).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(tmp_path / 'data' / rel), _voice(0.6, 120 + 40 * i + 10 * s, seed=s * 10 + i), 22050)
+            rows.append(f'{rel},{label},spk{s},take {i}')
+            folder = tmp_path / 'folders' / label / f'spk{s}'
+            folder.mkdir(parents=True, exist_ok=True)
+            sf.write(str(folder / f'{i}.wav'), _voice(0.6, 120 + 40 * i, seed=i), 22050)
+    manifest = tmp_path / 'data' / 'labels.csv'
+    manifest.write_text('\n'.join(rows) + '\n')
+
+    corpus = load_corpus('manifest', manifest)
+    assert corpus.label_names == ['calm', 'tense'] and len(corpus) == 12
+    assert sorted(set(corpus.speakers)) == ['spk0', 'spk1', 'spk2'] and all(Path(p).is_file() for p in corpus.paths)
+    folders = load_corpus('folders', tmp_path / 'folders')
+    assert sorted(set(folders.speakers)) == ['spk0', 'spk1', 'spk2'] and folders.label_names == ['calm', 'tense']
+
+    common = ['--corpus', 'manifest', '--data-root', manifest]
+    assert cli.main(['extract', *map(str, common), '-o', str(tmp_path / 'f.npz'), '--mean-signal-length', '16384',
+                     '--quiet']) == 0
+    for protocol, extra in [('loso', ['--normalize', 'speaker_mean']), ('kfold', ['--folds', '3']), ('holdout', [])]:
+        out = tmp_path / f'run_{protocol}'
+        assert cli.main(['train', '--features', str(tmp_path / 'f.npz'), '--model', 'tim', '--model-arg', 'depth=2',
+                         '--protocol', protocol, *extra, '--epochs', '1', '--batch-size', '4', '--val-fraction', '0.3',
+                         '--out', str(out), '--quiet']) == 0, protocol
+        assert (out / 'metrics.json').is_file()
+    capsys.readouterr()
+
+    (tmp_path / 'bad.csv').write_text('file,emotion\na.wav,x\n')
+    (tmp_path / 'gone.csv').write_text('path,label\nmissing.wav,x\n,y\n')
+    with pytest.raises(Exception, match='must name the columns path,label'):
+        load_corpus('manifest', tmp_path / 'bad.csv')
+    with pytest.raises(Exception, match='line 3: a path and a label are needed'):
+        load_corpus('manifest', tmp_path / 'gone.csv')
+    (tmp_path / 'gone.csv').write_text('path,label\nmissing.wav,x\n')
+    with pytest.raises(Exception, match=r'1 files do not exist: missing.wav \(line 2\)'):
+        load_corpus('manifest', tmp_path / 'gone.csv')

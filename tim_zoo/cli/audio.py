@@ -130,8 +130,9 @@ def add_commands(sub) -> None:
                        description='Compute the MFCC features of every recording of a corpus (in the canonical order '
                                    'of the TIM-Net releases) and write them with their labels, speakers and settings '
                                    'to a feature file for tim-zoo train, or to TIM-Net\'s own .npy format.')
-    p.add_argument('--corpus', required=True, help='emodb, casia, ravdess, savee, emovo, iemocap or folders')
-    p.add_argument('--data-root', required=True, help='the corpus folder')
+    p.add_argument('--corpus', required=True,
+                   help='emodb, casia, ravdess, savee, emovo, iemocap, folders or manifest (docs/training.md: your own data)')
+    p.add_argument('--data-root', required=True, help='the corpus folder (manifest: the CSV file)')
     p.add_argument('-o', '--output', required=True, help='.npz (tim_zoo, [N, C, T]) or .npy (TIM-Net, [N, T, C])')
     p.add_argument('--mean-signal-length', type=int, default=0, help="samples after centre pad/crop (default: the corpus's release)")
     p.add_argument('--n-mfcc', type=int, default=39)
@@ -179,8 +180,8 @@ def add_commands(sub) -> None:
                                    'construction and features, and report per-fold WAR and UAR, their mean and the '
                                    'pooled UAR (docs/evaluation.md).')
     p.add_argument('--keras-release', required=True, help='folder of 10-fold_weights_best_{1..10}.hdf5, e.g. EMODB_46')
-    p.add_argument('--corpus', required=True)
-    p.add_argument('--data-root', required=True)
+    p.add_argument('--corpus', required=True, help='emodb, casia, ... folders or manifest (as for tim-zoo extract)')
+    p.add_argument('--data-root', required=True, help='the corpus folder (manifest: the CSV file)')
     p.add_argument('--seed', type=int, default=None, help="KFold seed (default: the release's)")
     p.add_argument('--fold', type=int, nargs='+', help='evaluate only these folds (1-based; default: all)')
     p.add_argument('--device', default='cpu', help='cpu (default), cuda, cuda:1 ...')

@@ -109,8 +109,8 @@ def _train(args) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     data = p.add_argument_group('data')
     data.add_argument('--features', help='feature file (.npz from tim-zoo extract); with --corpus, the cache to use')
-    data.add_argument('--corpus', help='corpus name (emodb, casia, ravdess, savee, emovo, iemocap, folders)')
-    data.add_argument('--data-root', help='corpus folder')
+    data.add_argument('--corpus', help='corpus name (emodb, casia, ravdess, savee, emovo, iemocap, folders, manifest)')
+    data.add_argument('--data-root', help='corpus folder (manifest: the CSV file path,label[,speaker])')
     add_level_argument(data)
     run = p.add_argument_group('run')
     run.add_argument('--model', help='registered model (default: the recipe\'s, else timnet)')

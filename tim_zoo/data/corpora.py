@@ -63,12 +63,19 @@ def natural_key(text: str):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', text)]
 
 
+def _relative(path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:                                    # a manifest may name files outside its folder
+        return str(path)
+
+
 def _build(name: str, root: Path, label_names: Sequence[str], found: List[tuple]) -> Corpus:
     """`found`: (path, label name, speaker) tuples in any order -> the canonical Corpus."""
     if not found:
         raise DatasetError(f'no {name} utterances found under {root}')
     index = {n: i for i, n in enumerate(label_names)}
-    rows = sorted(found, key=lambda r: (index[r[1]], natural_key(str(Path(r[0]).relative_to(root)))))
+    rows = sorted(found, key=lambda r: (index[r[1]], natural_key(_relative(r[0], root))))
     items = [CorpusItem(str(p), index[lab], lab, spk) for p, lab, spk in rows]
     return Corpus(name, list(label_names), items)
 
@@ -182,8 +189,9 @@ def read_iemocap(root, merge_excited: bool = True) -> Corpus:
 
 
 def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
-    """Folder per class: `root/<class>/**/*.wav`. Class order: `label_names`, or sorted folder names.
-    Speaker: unknown (empty)."""
+    """Folder per class: `root/<class>/*.wav`, or `root/<class>/<speaker>/**/*.wav` to name the speakers
+    (needed for leave-one-speaker-out and per-speaker normalisation; files directly in a class folder have no
+    speaker). Class order: `label_names`, or sorted folder names."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f'corpus folder {root} does not exist')
@@ -193,13 +201,50 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
         folder = root / name
         if not folder.is_dir():
             raise DatasetError(f'class folder {folder} does not exist')
-        found += [(p, name, '') for p in _wavs(folder)]
+        found += [(p, name, p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else '')
+                  for p in _wavs(folder)]
     return _build('folders', root, classes, found)
+
+
+def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
+    """A CSV file with a header naming the columns `path` and `label`, and optionally `speaker` (other columns
+    are ignored); paths relative to the CSV's folder (or absolute). Class order: `label_names`, or sorted labels.
+    Every file must exist; a row without a path or label is an error naming its line."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f'no manifest at {path} (a CSV file with the columns path,label[,speaker])')
+    root = path.parent
+    with path.open(newline='', encoding='utf-8-sig') as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip().lower() for c in reader.fieldnames or []]
+        if 'path' not in columns or 'label' not in columns:
+            raise DatasetError(f'{path}: the first line must name the columns path,label[,speaker]; got {columns}')
+        rows = [{k.strip().lower(): (v or '').strip() for k, v in row.items() if k} for row in reader]
+    found, missing = [], []
+    for line, row in enumerate(rows, start=2):
+        if not row['path'] or not row['label']:
+            raise DatasetError(f'{path}, line {line}: a path and a label are needed, got {row}')
+        audio = Path(row['path']) if Path(row['path']).is_absolute() else root / row['path']
+        if not audio.is_file():
+            missing.append(f'{row["path"]} (line {line})')
+        found.append((audio, row['label'], row.get('speaker', '')))
+    if missing:
+        raise DatasetError(f'{path}: {len(missing)} files do not exist: {", ".join(missing[:5])}'
+                           + (' ...' if len(missing) > 5 else ''))
+    labels = sorted({r[1] for r in found})
+    if label_names:
+        unknown = sorted(set(labels) - set(label_names))
+        if unknown:
+            raise DatasetError(f'{path}: labels {unknown} are not among label_names {list(label_names)}')
+        labels = list(label_names)
+    return _build('manifest', root, labels, found)
 
 
 CORPUS_READERS: Dict[str, Callable[..., Corpus]] = {
     'emodb': read_emodb, 'casia': read_casia, 'ravdess': read_ravdess, 'savee': read_savee,
-    'emovo': read_emovo, 'iemocap': read_iemocap, 'folders': read_folders,
+    'emovo': read_emovo, 'iemocap': read_iemocap, 'folders': read_folders, 'manifest': read_manifest,
 }
 
 #: the Keras release each corpus's canonical order and classes follow
@@ -208,7 +253,8 @@ CORPUS_RELEASES = {'emodb': 'EMODB_46', 'casia': 'CASIA_32', 'ravdess': 'RAVDE_4
 
 
 def load_corpus(name: str, root, **kwargs) -> Corpus:
-    """Read corpus `name` (emodb, casia, ravdess, savee, emovo, iemocap, folders) from `root`."""
+    """Read corpus `name` (emodb, casia, ravdess, savee, emovo, iemocap, folders) from the folder `root`, or
+    `manifest` from the CSV file `root`."""
     key = name.lower()
     if key not in CORPUS_READERS:
         raise DatasetError(f'unknown corpus {name!r}; known: {", ".join(CORPUS_READERS)}')
