@@ -254,3 +254,28 @@ def test_checkpoints_get_ordinary_file_permissions(tmp_path):
     os.umask(umask)
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('tim', depth=1), tmp_path / 'm.safetensors')
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_release_tags_files_and_labels_must_agree(shared_dir, tmp_path):
+    """A tag's weights must be the tag's; a Keras file outside its release folder says what is unknown; a Keras
+    file given to load_checkpoint is loaded as timnet."""
+    emodb = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_1.hdf5'
+    with pytest.raises(ConfigurationError, match=r'from the release EMODB_46, but the tag timnet.casia_32 is '
+                                                 r'CASIA_32.s: use timnet.emodb_46'):
+        tim_zoo.create_model('timnet.casia_32', pretrained=True, pretrained_cfg_overlay=dict(file=str(emodb)))
+    renamed = tmp_path / 'w.hdf5'
+    renamed.write_bytes(emodb.read_bytes())
+    with pytest.raises(ConfigurationError, match=r'holds num_classes=7, but timnet.casia_32 has num_classes=6.*'
+                                                 r'pass num_classes to fine-tune'):
+        tim_zoo.create_model('timnet.casia_32', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
+    with pytest.warns(UserWarning, match='its classifier has 7 classes, the model 6'):        # asked for: a new head
+        tim_zoo.create_model('timnet.casia_32', pretrained=True, num_classes=6,
+                             pretrained_cfg_overlay=dict(file=str(renamed)))
+    named = tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
+    assert named.label_names[0] == 'angry' and named.pretrained_cfg['feature_settings']['release'] == 'EMODB_46'
+    with pytest.warns(UserWarning, match=r'not inside a release folder .*labels are class_0..class_6.*timnet.emodb_46'):
+        bare = tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
+    assert bare.label_names is None
+    loaded = tim_zoo.load_checkpoint(emodb)                                # a Keras file where a checkpoint goes
+    assert loaded.label_names == named.label_names
+    torch.testing.assert_close(loaded.state_dict(), named.state_dict())

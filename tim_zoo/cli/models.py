@@ -65,6 +65,10 @@ def cmd_convert_keras(args) -> int:
         extra=dict(converted_from=str(args.input), keras_version=keras.keras_version))
     print(f'wrote {path}: timnet depth {keras.depth}, {keras.num_classes} classes'
           + (f', release {release} ({", ".join(labels)})' if labels else ''))
+    if not release:
+        print(f'tim-zoo convert-keras: {args.input} is not inside a release folder and no --release was given, so the '
+              f'checkpoint has no label names or feature settings; pass --release NAME (e.g. EMODB_46) if it is one of '
+              f'the authors\' releases', file=sys.stderr)
     return 0
 
 

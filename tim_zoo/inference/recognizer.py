@@ -167,23 +167,17 @@ class EmotionRecognizer:
         """A TIM-Net Keras release file (`.../EMODB_46/10-fold_weights_best_1.hdf5`). Its release (from the
         folder name, or `release="EMODB_46"`) gives the labels and the authors' features (`level="none"`)."""
         from .._factory import create_model
-        from ..weights.load import apply_metadata
-        from ..weights.releases import TIMNET_RELEASES, release_metadata
+        from ..weights.releases import TIMNET_RELEASES, find_release
 
         if release and release not in TIMNET_RELEASES:
             raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
-        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-        if release:
-            meta = release_metadata(release)
-            if len(meta['label_names']) != model.num_classes:
-                raise ConfigurationError(f'release {release} has {len(meta["label_names"])} classes, the weights in '
-                                         f'{path} {model.num_classes}: name the release the file comes from')
-            apply_metadata(model, dict(label_names=meta['label_names'], feature_settings=meta))
-        elif not model.pretrained_cfg.get('feature_settings'):
+        release = release or find_release(path)
+        if not release:
             raise ConfigurationError(
                 f'{path} is not inside a release folder (such as EMODB_46/), so its labels and features are unknown; '
                 f'name its release: release="EMODB_46" (--release EMODB_46); the releases are '
                 f'{", ".join(TIMNET_RELEASES)}')
+        model = create_model(f'timnet.{release.lower()}', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         return cls(model, **kwargs)
 
     # --- prediction ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
 import functools
 import inspect
+import warnings
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -129,6 +130,26 @@ def audio_cfg(**kwargs) -> dict:
     return cfg
 
 
+def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: dict, given: set) -> None:
+    """A tag's weights must be the tag's: the release the file's folder names, and its depth and classes (unless the
+    caller chose `num_classes` to fine-tune a new head)."""
+    from ..weights.releases import find_release
+
+    if not tag or not info:
+        return
+    release = find_release(file)
+    tagged = (info.get('metadata') or {}).get('release')
+    if release and tagged and release != tagged:
+        raise ConfigurationError(f'{file} is from the release {release}, but the tag {variant}.{tag} is {tagged}\'s: '
+                                 f'use {variant}.{release.lower()}, or the {tagged} file')
+    for key, value in info.get('model_args', {}).items():
+        if key in from_file and from_file[key] != value and key not in given:
+            raise ConfigurationError(
+                f'{file} holds {key}={from_file[key]}, but {variant}.{tag} has {key}={value}: it is not that release\'s '
+                f'file; use the tag of its release' + (', or pass num_classes to fine-tune a new head'
+                                                       if key == 'num_classes' else ''))
+
+
 def build_model(model_cls, variant: str, pretrained: bool = False, release_info=None, **kwargs) -> SERModel:
     """Build a registered model with timm's builder.
 
@@ -143,6 +164,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, release_info=
     cfg = resolve_pretrained_cfg(
         variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay'))
     info = (release_info or {}).get(cfg.tag or '', {})
+    given = set(kwargs)
     for key, value in info.get('model_args', {}).items():
         kwargs.setdefault(key, value)
     if pretrained:
@@ -152,7 +174,9 @@ def build_model(model_cls, variant: str, pretrained: bool = False, release_info=
                 f'pretrained=False, or give the file: pretrained_cfg_overlay=dict(file=PATH)')
         if cfg.file:
             from ..weights import model_args_from_weights
-            for key, value in model_args_from_weights(cfg.file).items():
+            from_file = model_args_from_weights(cfg.file)
+            _check_tag_fits_file(variant, cfg.tag, info, cfg.file, from_file, given)
+            for key, value in from_file.items():
                 kwargs.setdefault(key, value)
     model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
     model.model_name = variant
@@ -160,4 +184,10 @@ def build_model(model_cls, variant: str, pretrained: bool = False, release_info=
         model.pretrained_cfg['feature_settings'] = dict(info['metadata'])
     if pretrained and model.label_names is None and cfg.label_names and len(cfg.label_names) == model.num_classes:
         model.label_names = list(cfg.label_names)
+    if pretrained and cfg.file and str(cfg.file).lower().endswith(('.hdf5', '.h5')) \
+            and not model.pretrained_cfg.get('feature_settings'):
+        warnings.warn(
+            f'{cfg.file} is not inside a release folder (such as EMODB_46/) and {variant} names no release, so its '
+            f'label names and feature settings are unknown (labels are class_0..class_{model.num_classes - 1}); '
+            f'name the release with its tag: create_model("{variant}.emodb_46", pretrained=True, ...)', stacklevel=3)
     return model

@@ -125,10 +125,14 @@ def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor],
 
 
 def load_checkpoint(path, device=None) -> torch.nn.Module:
-    """Rebuild a model from a tim_zoo checkpoint alone (architecture and arguments from its metadata)."""
+    """Rebuild a model from a tim_zoo checkpoint alone (architecture and arguments from its metadata). A TIM-Net
+    Keras `.hdf5` file is loaded as `timnet` (as `create_model("timnet", pretrained=True, ...)` would)."""
     from .._factory import create_model
-    from .load import apply_metadata, apply_state_dict
+    from .load import KERAS_SUFFIXES, apply_metadata, apply_state_dict
 
+    if Path(path).suffix.lower() in KERAS_SUFFIXES:
+        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        return model if device is None else model.to(device)
     state_dict, meta = read_checkpoint(path)
     if meta is None:
         raise WeightFileError(
