@@ -219,6 +219,18 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     assert 'already holds a run' in capsys.readouterr().err
     assert cli_main(['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'none'), '--resume']) == 2
     assert 'nothing to resume' in capsys.readouterr().err
+    # --resume continues the run as started: other settings are refused and listed, the device may change
+    metrics = (tmp_path / 'out' / 'metrics.json').read_text()
+    assert cli_main(args + ['--resume', '--lr', '0.5', '--epochs', '3']) == 2
+    err = capsys.readouterr().err
+    assert 'was started with other settings' in err and 'epochs: run 2, now 3' in err and "lr: run 0.0004, now 0.5" in err
+    assert cli_main(args + ['--resume', '--device', 'cpu', '--fold', '1']) == 0                 # nothing left to do
+    assert (tmp_path / 'out' / 'metrics.json').read_text() != '' and json.loads(metrics)['folds']
+    # a start that ended before its first epoch holds no run: starting again is allowed
+    (tmp_path / 'early').mkdir()
+    (tmp_path / 'early' / 'config.json').write_text((tmp_path / 'out' / 'config.json').read_text())
+    early = [a if a != str(tmp_path / 'out') else str(tmp_path / 'early') for a in args]
+    assert cli_main(early) == 0 and (tmp_path / 'early' / 'metrics.json').is_file()
 
 
 def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):

@@ -50,7 +50,32 @@ def load_training_features(args):
 def config_from_args(args):
     from ..train import TrainConfig
 
-    overrides = dict(
+    return TrainConfig.from_recipe(args.recipe, **_overrides(args))
+
+
+def resume_config_from_args(args):
+    """The stored configuration of the run in `--out` with the flags given now (run_training refuses those that
+    would change what the run computes), or None when nothing is stored there."""
+    import dataclasses
+
+    from ..train import TrainConfig
+    from ..train.run import CONFIG_FILE
+
+    path = Path(args.out) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    stored = dataclasses.asdict(TrainConfig.from_json(path.read_text()))
+    given = {k: v for k, v in _overrides(args).items() if v is not None and v != {}}
+    if args.recipe:
+        given['recipe'] = args.recipe
+    if 'model_args' in given:
+        given['model_args'] = {**stored['model_args'], **given['model_args']}
+    return TrainConfig(**{**stored, **given})
+
+
+def _overrides(args) -> dict:
+    """The hyperparameter flags (None where not given)."""
+    return dict(
         model=args.model, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
         betas=tuple(args.betas) if args.betas else None, momentum=args.momentum, scheduler=args.scheduler,
         step_size=args.step_size, gamma=args.gamma, warmup_steps=args.warmup_steps, epochs=args.epochs,
@@ -60,7 +85,6 @@ def config_from_args(args):
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
         model_args=_key_values(args.model_arg, '--model-arg', _literal))
-    return TrainConfig.from_recipe(args.recipe, **overrides)
 
 
 def cmd_train(args) -> int:
@@ -83,7 +107,7 @@ def _train(args) -> int:
     from ..train import run_training
     from ..train.engine import barrier, dist_info
 
-    cfg = None if args.resume else config_from_args(args)
+    cfg = resume_config_from_args(args) if args.resume else config_from_args(args)
     rank, _ = dist_info()
     if rank != 0:
         barrier()                                         # rank 0 extracts (and caches) the features first

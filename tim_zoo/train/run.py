@@ -1,4 +1,5 @@
 """A whole training run: every split of a protocol, the outputs in `--out`, resuming."""
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -14,7 +15,7 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError
 from ..weights.checkpoint import atomic_write
 from .config import TrainConfig
-from .engine import RESULT_FILE, barrier, dist_info, log, train_split
+from .engine import RESULT_FILE, STATE_FILE, barrier, dist_info, log, train_split
 from .optim import freeze
 from .protocols import make_splits
 
@@ -122,19 +123,24 @@ def run_training(
     `result.json` with the history, `state.pt` for resuming), `metrics.json` (per split WAR, UAR,
     confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
     With `resume` an interrupted run continues: finished splits are kept, the split in progress
-    continues after its last completed epoch, with the configuration saved by the first run.
+    continues after its last completed epoch, with the configuration saved by the first run; a `cfg` given with
+    `resume` may differ from it only in the device (other differences are refused, listed). A folder whose
+    earlier start ended before its first epoch holds no run: a new start overwrites it.
     Under `torch.distributed` every process calls this; rank 0 alone writes.
     """
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE
     rank, _ = dist_info()
-    if config_path.exists():
-        if not resume:
+    stored = TrainConfig.from_json(config_path.read_text()) if config_path.exists() else None
+    if resume:
+        if stored is None:
+            raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
+        cfg = _resumed_config(stored, cfg, out_dir)
+    elif stored is not None:
+        if _has_trained(out_dir):
             raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
                                      f'or choose another output folder')
-        cfg = TrainConfig.from_json(config_path.read_text())
-    elif resume:
-        raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
+        log.info('%s holds no finished epoch of an earlier start; starting over', out_dir)
     _check_before_writing(cfg, features)
     barrier()                                             # every process has looked before rank 0 writes
     if rank != 0:
@@ -150,6 +156,32 @@ def run_training(
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _has_trained(out_dir: Path) -> bool:
+    """Whether any split of the run in `out_dir` has finished an epoch (a resumable state or a result)."""
+    return any(out_dir.glob(f'*/{STATE_FILE}')) or any(out_dir.glob(f'*/{RESULT_FILE}'))
+
+
+#: settings a resumed run may change: they do not change what a split computes (where it runs, which splits run)
+RESUME_CHANGEABLE = ('device', 'only_folds')
+
+
+def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:
+    """The stored configuration of a run, with the given one's changeable settings; any other difference is
+    refused with the list of differences (a resumed run must compute what the run started computing)."""
+    if given is None:
+        return stored
+    old, new = dataclasses.asdict(stored), dataclasses.asdict(given)
+    changed = {k for k in old if old[k] != new[k] and k not in RESUME_CHANGEABLE and k != 'note'}
+    if changed:
+        raise ConfigurationError(
+            f'{out_dir} was started with other settings; --resume continues it as it was started, so drop these flags '
+            f'or start a new run: ' + '; '.join(f'{k}: run {old[k]!r}, now {new[k]!r}' for k in sorted(changed)))
+    applied = {k: new[k] for k in RESUME_CHANGEABLE if old[k] != new[k]}
+    if applied:
+        log.info('resuming %s with %s', out_dir, ', '.join(f'{k}={v!r} (was {old[k]!r})' for k, v in applied.items()))
+    return dataclasses.replace(stored, **applied)
 
 
 def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
