@@ -1,0 +1,52 @@
+"""Every fenced Python block of README.md and docs/*.md runs alone, as written, in a fresh interpreter: the way a
+reader pastes one. A block that needs ../shared or an extra says so in a comment (`# needs ../shared ... and the
+audio extra`); it is skipped, with that reason, where they are absent."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get('TIM_ZOO_SHARED', ROOT / '..' / 'shared')).resolve()
+BLOCK = re.compile(r'^```python\n(.*?)^```', re.S | re.M)
+#: the module each extra provides, to tell whether it is installed
+EXTRAS = {'audio': 'soundfile', 'keras': 'h5py', 'checkpoint': 'safetensors', 'train': 'sklearn',
+          'export': 'onnxruntime', 'docs': 'mkdocs'}
+
+
+def _blocks():
+    for page in [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md')):
+        for number, match in enumerate(BLOCK.finditer(page.read_text()), start=1):
+            yield pytest.param(match.group(1), id=f'{page.relative_to(ROOT)}#{number}')
+
+
+def _needs(code: str):
+    header = ' '.join(line for line in code.splitlines() if line.startswith('# needs'))
+    extras = re.findall(r'\b(\w+)(?=(?:,? and \w+)* extras?\b)', header.split(' the ', 1)[-1]) if 'extra' in header else []
+    return '../shared' in header, [e for e in extras if e in EXTRAS]
+
+
+def test_the_blocks_are_found():
+    assert len(list(_blocks())) >= 8
+
+
+@pytest.mark.parametrize('code', list(_blocks()))
+def test_python_block_runs_alone(code, tmp_path):
+    shared, extras = _needs(code)
+    if '../shared' in code:
+        assert shared, 'a block that reads ../shared must say so: # needs ../shared ...'
+    if shared and not SHARED.is_dir():
+        pytest.skip(f'needs {SHARED}, which is absent')
+    for extra in extras:
+        if importlib.util.find_spec(EXTRAS[extra]) is None:
+            pytest.skip(f'needs the {extra} extra')
+    work = tmp_path / 'work'
+    work.mkdir()
+    (tmp_path / 'shared').symlink_to(SHARED if SHARED.is_dir() else tmp_path / 'absent')
+    env = dict(os.environ, MPLBACKEND='Agg')
+    done = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
