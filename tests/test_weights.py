@@ -279,3 +279,46 @@ def test_release_tags_files_and_labels_must_agree(shared_dir, tmp_path):
     loaded = tim_zoo.load_checkpoint(emodb)                                # a Keras file where a checkpoint goes
     assert loaded.label_names == named.label_names
     torch.testing.assert_close(loaded.state_dict(), named.state_dict())
+
+
+class _SmallSER(torch.nn.Module):
+    """A model composed of blocks, not registered: a bidirectional TAB encoder and a linear classifier."""
+
+    def __init__(self, num_classes: int = 2, channels: int = 8):
+        super().__init__()
+        from tim_zoo.layers import BiTemporalEncoder
+
+        self.encoder = BiTemporalEncoder(in_channels=39, channels=channels, depth=2, share_weights=True, merge='fuse')
+        self.head = torch.nn.Linear(channels, num_classes)
+        self.num_classes = num_classes
+
+    def forward(self, x):
+        return self.head(self.encoder(x)[-1].mean(-1))
+
+
+def small_ser(num_classes: int = 2, channels: int = 8) -> torch.nn.Module:
+    return _SmallSER(num_classes, channels)
+
+
+def test_models_built_from_blocks_save_and_load_by_their_builder(tmp_path):
+    pytest.importorskip('safetensors')
+    model = small_ser(num_classes=3, channels=8).eval()
+    path = tim_zoo.save_checkpoint(model, tmp_path / 'small.safetensors', label_names=['a', 'b', 'c'],
+                                   builder=small_ser, builder_args=dict(num_classes=3, channels=8))
+    x = torch.randn(2, 39, 30)
+    back = tim_zoo.load_checkpoint(path, builder=small_ser).eval()
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))                                     # bit-exact
+    assert back.label_names == ['a', 'b', 'c']
+    with pytest.raises(UnsafeFileError, match=r'built by test_weights:small_ser\(\*\*\{.num_classes.: 3, .channels.: 8\}\); '
+                                              r'pass that function .* trust_builder=True'):
+        tim_zoo.load_checkpoint(path)                                             # naming a function is not trust
+    trusted = tim_zoo.load_checkpoint(path, trust_builder=True).eval()
+    with torch.no_grad():
+        assert torch.equal(trusted(x), model(x))
+    with pytest.raises(WeightFileError, match=r'builds another model than the one saved: .*shape|builds another'):
+        tim_zoo.save_checkpoint(model, tmp_path / 'x.safetensors', builder=small_ser, builder_args=dict(channels=4))
+    with pytest.raises(WeightFileError, match='cannot be imported again'):
+        tim_zoo.save_checkpoint(model, tmp_path / 'y.safetensors', builder=lambda **k: small_ser(**k))
+    with pytest.raises(WeightFileError, match='or, for a model composed of blocks, the function that builds it'):
+        tim_zoo.save_checkpoint(model, tmp_path / 'z.safetensors')

@@ -9,7 +9,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..exceptions import WeightFileError
+from ..exceptions import UnsafeFileError, WeightFileError
 from ..version import __version__
 
 FORMAT = 'tim_zoo.checkpoint/1'
@@ -62,32 +62,46 @@ def save_checkpoint(
         label_names=None,
         feature_settings: Optional[dict] = None,
         extra: Optional[dict] = None,
+        builder=None,
+        builder_args: Optional[dict] = None,
 ) -> Path:
     """Write `model` to `path` (`.safetensors`) with the metadata `load_checkpoint` rebuilds it from.
 
     Args:
-        model: a model built by `tim_zoo.create_model`.
+        model: a model built by `tim_zoo.create_model`, or any module `builder` builds.
         label_names: class names in output order (default: `model.label_names`).
         feature_settings: how inputs were computed (default: the release settings in `model.pretrained_cfg`).
         extra: any further JSON-serialisable information.
+        builder: for a model composed of blocks: the importable function that builds it (the function, or
+            `"package.module:function"`). Only its name and `builder_args` (JSON) are stored, never code;
+            `load_checkpoint` calls `builder(**builder_args)` and loads the weights into the result.
+        builder_args: the keyword arguments that build `model` with `builder`.
     """
     from .._factory import is_model
 
     safetensors = _safetensors()
     path = Path(path)
     arch = getattr(model, 'model_name', None)
-    if not arch or not is_model(arch):
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if builder is not None:
+        arch, model_args = None, dict(builder_args or {})
+        builder_name = _builder_name(builder)
+        _check_builder(_import_builder(builder_name), model_args, tensors, builder_name)
+    elif not arch or not is_model(arch):
         raise WeightFileError(
-            f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), so that '
-            f'load_checkpoint can rebuild it')
-    labels = list(label_names) if label_names is not None else model.label_names
-    if labels is not None and len(labels) != model.num_classes:
-        raise WeightFileError(f'{len(labels)} label names for a model with {model.num_classes} classes')
+            f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), or, for a model '
+            f'composed of blocks, the function that builds it: save_checkpoint(model, path, builder=make_model, '
+            f'builder_args=dict(...)), so that load_checkpoint can rebuild it')
+    else:
+        builder_name, model_args = None, model.init_args
+    labels = list(label_names) if label_names is not None else getattr(model, 'label_names', None)
+    num_classes = getattr(model, 'num_classes', None)
+    if labels is not None and num_classes is not None and len(labels) != num_classes:
+        raise WeightFileError(f'{len(labels)} label names for a model with {num_classes} classes')
     if feature_settings is None:
         feature_settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = dict(
-        format=FORMAT, architecture=arch, model_args=model.init_args, label_names=labels,
+        format=FORMAT, architecture=arch, builder=builder_name, model_args=model_args, label_names=labels,
         feature_settings=feature_settings, tim_zoo_version=__version__, tensor_sha256=tensor_hash(tensors),
         extra=extra)
     try:
@@ -96,6 +110,44 @@ def save_checkpoint(
         raise WeightFileError(f'checkpoint metadata must be JSON-serialisable: {e}') from e
     atomic_write(path, lambda tmp: safetensors.torch.save_file(tensors, str(tmp), metadata={_META_KEY: header}))
     return path
+
+
+def _builder_name(builder) -> str:
+    """`"module:qualname"` of a builder function (or the given name), checked to import back to it."""
+    if isinstance(builder, str):
+        name = builder
+    else:
+        name = f'{getattr(builder, "__module__", "")}:{getattr(builder, "__qualname__", "")}'
+        if '<' in name or not name.split(':')[0] or name.split(':')[0] == '__main__':
+            raise WeightFileError(f'builder {name} cannot be imported again (a lambda, a local function or a script\'s '
+                                  f'__main__): define it at the top level of an importable module')
+    if _import_builder(name) is not builder and not isinstance(builder, str):
+        raise WeightFileError(f'builder {name} does not import back to the function given')
+    return name
+
+
+def _import_builder(name: str):
+    import importlib
+
+    module, _, attr = name.partition(':')
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split('.'):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise WeightFileError(f'cannot import the builder {name!r} ({type(e).__name__}: {e})') from e
+    if not callable(obj):
+        raise WeightFileError(f'the builder {name!r} is not a function')
+    return obj
+
+
+def _check_builder(fn, kwargs: dict, tensors: dict, name: str) -> None:
+    """The builder with these arguments must build a model whose state has the saved keys and shapes."""
+    built = fn(**kwargs).state_dict()
+    wrong = sorted(set(built) ^ set(tensors)) + sorted(k for k in built if k in tensors and built[k].shape != tensors[k].shape)
+    if wrong:
+        raise WeightFileError(f'{name}(**{kwargs}) builds another model than the one saved: '
+                              f'{", ".join(wrong[:6])}' + (' ...' if len(wrong) > 6 else ''))
 
 
 def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor], Optional[dict]]:
@@ -124,9 +176,13 @@ def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor],
     return state_dict, meta
 
 
-def load_checkpoint(path, device=None) -> torch.nn.Module:
+def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False) -> torch.nn.Module:
     """Rebuild a model from a tim_zoo checkpoint alone (architecture and arguments from its metadata). A TIM-Net
-    Keras `.hdf5` file is loaded as `timnet` (as `create_model("timnet", pretrained=True, ...)` would)."""
+    Keras `.hdf5` file is loaded as `timnet` (as `create_model("timnet", pretrained=True, ...)` would).
+
+    A checkpoint of a model composed of blocks names the function that built it: pass that function
+    (`builder=make_model`), or `trust_builder=True` to import and call the named one (only for files you trust:
+    a file can name any importable function)."""
     from .._factory import create_model
     from .load import KERAS_SUFFIXES, apply_metadata, apply_state_dict
 
@@ -138,7 +194,14 @@ def load_checkpoint(path, device=None) -> torch.nn.Module:
         raise WeightFileError(
             f'{path} has no tim_zoo metadata, so the architecture is unknown; build the model with '
             f'tim_zoo.create_model(name, checkpoint_path={str(path)!r}) instead')
-    model = create_model(meta['architecture'], **meta['model_args'])
+    if meta.get('builder'):
+        if builder is None and not trust_builder:
+            raise UnsafeFileError(
+                f'{path} was saved from a model built by {meta["builder"]}(**{meta["model_args"]}); pass that function '
+                f'(load_checkpoint(path, builder=...)) or, for a file you trust, trust_builder=True to import it')
+        model = (builder or _import_builder(meta['builder']))(**meta['model_args'])
+    else:
+        model = create_model(meta['architecture'], **meta['model_args'])
     apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)
     apply_metadata(model, meta)
     return model if device is None else model.to(device)

@@ -57,7 +57,7 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
 def apply_metadata(model, meta: dict) -> None:
     """Set label names and feature settings recorded with the weights."""
     labels = meta.get('label_names')
-    if labels and len(labels) == model.num_classes:
+    if labels and len(labels) == getattr(model, 'num_classes', len(labels)):
         model.label_names = list(labels)
     settings = meta.get('feature_settings')
     if settings and isinstance(getattr(model, 'pretrained_cfg', None), dict):
