@@ -200,3 +200,22 @@ def test_cli_predict_and_evaluate_with_the_keras_release(shared_dir, tmp_path, c
                      '--features', str(tmp_path / 'cache.npz')]) == 0
     subset = json.loads(capsys.readouterr().out)                    # --json: the result on stdout
     assert [f['fold'] for f in subset['per_fold']] == [1, 3] and subset['per_fold'] == [result['per_fold'][i] for i in (0, 2)]
+
+
+@pytest.mark.slow
+def test_a_manifest_of_emodb_evaluates_like_the_corpus(shared_dir, tmp_path, emodb_features):
+    """The manifest corpus keeps the canonical order (class, then natural file order), so the authors' folds and
+    the released models' result are the same as through the EMODB reader."""
+    from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
+
+    corpus = load_corpus('emodb', shared_dir / 'data' / 'emodb')
+    lines = ['path,label,speaker'] + [f'{it.path},{it.label_name},{it.speaker}' for it in reversed(corpus.items)]
+    (tmp_path / 'emodb.csv').write_text('\n'.join(lines) + '\n')
+    manifest = load_corpus('manifest', tmp_path / 'emodb.csv')
+    assert manifest.paths == corpus.paths and manifest.speakers == corpus.speakers
+    features = extract_features(manifest, MFCCExtractor(96000), show_progress=False)
+    result = evaluate_keras_release(_release(shared_dir), features, show_progress=False, folds=[1, 2])
+    expected = evaluate_keras_release(_release(shared_dir), emodb_features, show_progress=False, folds=[1, 2])
+    assert result['per_fold'] == expected['per_fold']
+    with pytest.raises(tim_zoo.ConfigurationError, match='folds are numbered 1 to 10, got \\[0, 11\\]'):
+        evaluate_keras_release(_release(shared_dir), features, show_progress=False, folds=[0, 11])
