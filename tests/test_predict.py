@@ -293,7 +293,8 @@ def test_cli_predict_usage_errors_are_one_line(tmp_path, capsys):
              (['--hop', '100'], 'at most the window'), (['--min-speech', 'nan'], 'min_speech'),
              (['--output', str(tmp_path / 'nowhere' / 'x.csv')], 'does not exist'),
              (['--same-speaker'], 'would change nothing'), (['--model', 'timnett'], "unknown model 'timnett'; did you mean"),
-             (['--keras-weights', str(tmp_path / 'x.hdf5'), '--release', 'EMODB'], 'unknown release')]
+             (['--keras-weights', str(tmp_path / 'x.hdf5'), '--release', 'EMODB'], 'unknown release'),
+             (['--release', 'EMODB_46'], '--release names the release of a Keras weight file')]
     if not torch.cuda.is_available():
         cases.append((['--device', 'cuda'], 'CUDA is not available on this machine'))
     for extra, message in cases:
@@ -360,7 +361,7 @@ def test_every_emodb_file_is_speech_and_the_bundled_model_recognises_it(shared_d
 
 
 @pytest.mark.slow
-def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path):
+def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path, capsys):
     release = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46'
     rec = EmotionRecognizer.from_keras(release / '10-fold_weights_best_1.hdf5')
     assert rec.feature_settings['level'] == 'none' and rec.label_names == EMOTIONS
@@ -378,6 +379,9 @@ def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path):
         EmotionRecognizer.from_keras(tmp_path / 'w.hdf5', release='EMODB')
     with pytest.raises(ConfigurationError, match='not inside a release folder .*--release EMODB_46'):
         EmotionRecognizer.from_keras(tmp_path / 'w.hdf5')
+    assert cli.main(['predict', str(wav), '--checkpoint', str(tmp_path / 'w.hdf5'), '--release', 'EMODB_46',
+                     '--quiet', '--json']) == 0                                 # a Keras file where a checkpoint goes
+    assert json.loads(capsys.readouterr().out)[0]['probabilities'] == result.probabilities
     with pytest.raises(ConfigurationError, match='holds num_classes=7, but timnet.casia_32 has num_classes=6'):
         EmotionRecognizer.from_keras(tmp_path / 'w.hdf5', release='CASIA_32')
 

@@ -1,6 +1,7 @@
 """Training engine: recipes, protocols, outputs, checkpoint choice, resuming, fine-tuning, CLI."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -224,8 +225,15 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     assert cli_main(args + ['--resume', '--lr', '0.5', '--epochs', '3']) == 2
     err = capsys.readouterr().err
     assert 'was started with other settings' in err and 'epochs: run 2, now 3' in err and "lr: run 0.0004, now 0.5" in err
-    assert cli_main(args + ['--resume', '--device', 'cpu', '--fold', '1']) == 0                 # nothing left to do
-    assert (tmp_path / 'out' / 'metrics.json').read_text() != '' and json.loads(metrics)['folds']
+    assert cli_main(args + ['--resume', '--fold', '1']) == 2                              # which splits: the run's
+    assert 'only_folds: run [1, 2], now [1]' in capsys.readouterr().err
+    assert cli_main(args + ['--resume', '--device', 'cpu']) == 0                                # nothing left to do
+    assert (tmp_path / 'out' / 'metrics.json').read_text() == metrics                           # the same summary
+    other = [a if a != str(tmp_path / 'out') else str(tmp_path / 'other') for a in args]
+    assert cli_main(other + ['--fold', '99']) == 2
+    assert re.search(r'--fold 99: the loso protocol has splits 1 to \d+ here', capsys.readouterr().err)
+    assert cli_main(other + ['--model-arg', 'depth=0']) == 2                       # bad model arguments
+    assert 'depth must be >= 1' in capsys.readouterr().err and not (tmp_path / 'other').exists()
     # a start that ended before its first epoch holds no run: starting again is allowed
     (tmp_path / 'early').mkdir()
     (tmp_path / 'early' / 'config.json').write_text((tmp_path / 'out' / 'config.json').read_text())

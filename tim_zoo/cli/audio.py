@@ -48,8 +48,13 @@ def build_recognizer(args):
         kwargs['feature_settings'] = dict(mean_signal_length=args.mean_signal_length)
     if args.checkpoint and args.keras_weights:
         raise ConfigurationError('give either --checkpoint or --keras-weights, not both')
-    if args.checkpoint:
+    keras = args.keras_weights or (args.checkpoint if Path(args.checkpoint).suffix.lower() in ('.hdf5', '.h5') else '')
+    if args.release and not keras:
+        raise ConfigurationError('--release names the release of a Keras weight file (--keras-weights FILE.hdf5)')
+    if args.checkpoint and not keras:
         return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
+    if keras:
+        args.keras_weights = keras
     if args.keras_weights:
         if args.model and args.model != 'timnet':
             raise ConfigurationError(f'Keras weights are TIM-Net weights; --model {args.model} cannot take them')

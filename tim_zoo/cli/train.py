@@ -107,7 +107,11 @@ def _train(args) -> int:
     from ..train import run_training
     from ..train.engine import barrier, dist_info
 
+    from ..train.run import check_config
+
     cfg = resume_config_from_args(args) if args.resume else config_from_args(args)
+    if cfg is not None:
+        check_config(cfg)                                 # before the features are extracted into --out
     rank, _ = dist_info()
     if rank != 0:
         barrier()                                         # rank 0 extracts (and caches) the features first

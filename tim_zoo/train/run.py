@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -163,8 +164,8 @@ def _has_trained(out_dir: Path) -> bool:
     return any(out_dir.glob(f'*/{STATE_FILE}')) or any(out_dir.glob(f'*/{RESULT_FILE}'))
 
 
-#: settings a resumed run may change: they do not change what a split computes (where it runs, which splits run)
-RESUME_CHANGEABLE = ('device', 'only_folds')
+#: settings a resumed run may change: they do not change what it computes or writes, only where it runs
+RESUME_CHANGEABLE = ('device',)
 
 
 def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:
@@ -184,15 +185,35 @@ def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: 
     return dataclasses.replace(stored, **applied)
 
 
-def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
-    """Refuse a run that cannot start (unknown model, device, a protocol the data cannot follow) before anything
-    is written, so a corrected rerun finds an empty folder."""
+def check_config(cfg: TrainConfig) -> None:
+    """What can be checked without the data: the model name, the device and the initial weights file."""
     from .._factory import check_model_name
     from .._validation import resolve_device
 
     check_model_name(cfg.model)
     resolve_device(cfg.device)
-    make_splits(cfg.protocol, len(features.y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
+    if cfg.init and not Path(cfg.init).is_file():
+        raise ConfigurationError(f'no weight file at {cfg.init} (--init)')
+
+
+def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
+    """Refuse a run that cannot start (unknown model or device, model arguments or initial weights that do not
+    fit, a protocol or normalisation the data cannot follow, splits that do not exist) before anything is
+    written, so a corrected rerun finds an empty folder."""
+    check_config(cfg)
+    splits = make_splits(cfg.protocol, len(features.y), features.speakers or None, cfg.folds, cfg.seed,
+                         cfg.val_fraction)
+    bad = [i for i in cfg.only_folds or [] if not 1 <= i <= len(splits)]
+    if bad:
+        raise ConfigurationError(f'--fold {" ".join(map(str, bad))}: the {cfg.protocol} protocol has splits 1 to '
+                                 f'{len(splits)} here')
+    if cfg.normalize != 'none' and (len(features.speakers) != len(features.y) or not all(features.speakers)):
+        raise ConfigurationError(f'--normalize {cfg.normalize} needs a speaker for every recording; these features '
+                                 f'have {sum(map(bool, features.speakers))} of {len(features.y)}')
+    frames = cfg.gmm_select or features.x.shape[2]
+    with warnings.catch_warnings():                    # a head re-initialised for new classes warns again in the run
+        warnings.simplefilter('ignore')
+        create_training_model(cfg, len(features.label_names), features.x.shape[1], frames)
 
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
