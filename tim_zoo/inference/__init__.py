@@ -1,6 +1,7 @@
 """From recordings to answers: `EmotionRecognizer` and what it returns."""
 from .plot import plot_prediction, plot_predictions
-from .recognizer import AUDIO_SUFFIXES, EmotionRecognizer, expand_inputs, resolve_device
+from .inputs import AUDIO_SUFFIXES, expand_inputs
+from .recognizer import EmotionRecognizer, resolve_device
 from .results import Prediction, Segment, check_output_path, format_table, to_csv, write_predictions
 
 __all__ = [

@@ -1,23 +1,21 @@
 """`EmotionRecognizer`: a model together with the feature extraction its weights expect."""
-import glob
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .._validation import resolve_device
 from ..data._optional import progress
 from ..data.audio import as_waveform, centre_fit, normalize_level, peak_dbfs, read_audio, resample
 from ..data.features import MFCCExtractor
 from ..data.speech import SpeechActivity, SpeechDetector
-from .._validation import resolve_device
 from ..exceptions import AudioError, ConfigurationError
+from .inputs import expand_inputs
 from .results import Prediction, Segment
 
-#: file suffixes taken from folders and globs
-AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aif', '.aiff', '.aifc', '.au', '.caf')
 
 #: below this peak (dBFS) a model that takes the level as it is (`level="none"`) gets a note
 QUIET_PEAK_DB = -20.0
@@ -26,31 +24,6 @@ QUIET_PEAK_DB = -20.0
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
-
-
-def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -> List[Union[str, Prediction]]:
-    """Files as given; folders as their audio files (`AUDIO_SUFFIXES`, natural order; with
-    `recursive` also in subfolders); glob patterns (`*`, `?`, `[`) as their matches. A folder without
-    audio or a pattern without matches becomes a failed `Prediction` saying so."""
-    from ..data.corpora import natural_key
-
-    out: List[Union[str, Prediction]] = []
-    for item in inputs:
-        text = str(item)
-        path = Path(text)
-        if not text.strip():
-            out.append(Prediction(text, error='an empty path is not an audio file'))
-        elif path.is_dir():
-            found = path.rglob('*') if recursive else path.iterdir()
-            files = sorted((str(f) for f in found if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()), key=natural_key)
-            out += files or [Prediction(text, error=f'no audio files in the folder {text}'
-                                        + ('' if recursive else ' (--recursive / recursive=True looks in subfolders)'))]
-        elif not path.exists() and any(c in text for c in '*?['):
-            files = sorted((f for f in glob.glob(text, recursive=recursive) if Path(f).is_file()), key=natural_key)
-            out += files or [Prediction(text, error=f'no file matches {text}')]
-        else:
-            out.append(text)
-    return out
 
 
 @dataclass
