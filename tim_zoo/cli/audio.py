@@ -42,23 +42,22 @@ def cmd_extract(args) -> int:
 def build_recognizer(args):
     """The `EmotionRecognizer` the `predict` flags describe."""
     from ..inference import EmotionRecognizer
+    from ..weights.load import KERAS_SUFFIXES
 
     kwargs = dict(device=args.device, hop_seconds=args.hop, min_speech=args.min_speech)
     if args.mean_signal_length:
         kwargs['feature_settings'] = dict(mean_signal_length=args.mean_signal_length)
     if args.checkpoint and args.keras_weights:
         raise ConfigurationError('give either --checkpoint or --keras-weights, not both')
-    keras = args.keras_weights or (args.checkpoint if Path(args.checkpoint).suffix.lower() in ('.hdf5', '.h5') else '')
+    keras = args.keras_weights or (args.checkpoint if Path(args.checkpoint).suffix.lower() in KERAS_SUFFIXES else '')
     if args.release and not keras:
         raise ConfigurationError('--release names the release of a Keras weight file (--keras-weights FILE.hdf5)')
-    if args.checkpoint and not keras:
-        return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
     if keras:
-        args.keras_weights = keras
-    if args.keras_weights:
         if args.model and args.model != 'timnet':
             raise ConfigurationError(f'Keras weights are TIM-Net weights; --model {args.model} cannot take them')
-        return EmotionRecognizer.from_keras(args.keras_weights, release=args.release or None, **kwargs)
+        return EmotionRecognizer.from_keras(keras, release=args.release or None, **kwargs)
+    if args.checkpoint:
+        return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
     if args.model:
         from .._factory import check_model_name
         check_model_name(args.model)
@@ -103,8 +102,9 @@ def cmd_evaluate(args) -> int:
     from ..weights.releases import TIMNET_RELEASES, find_release
 
     resolve_device(args.device)                          # before the features are computed
-    if args.output and not Path(args.output).parent.is_dir():
-        raise ConfigurationError(f'cannot write {args.output}: the folder {Path(args.output).parent} does not exist')
+    if args.output:
+        from ..inference import check_output_path
+        check_output_path(args.output, suffixes=())
     release = find_release(args.keras_release)
     corpus = load_corpus(args.corpus, args.data_root)
     length = TIMNET_RELEASES[release]['mean_signal_length'] if release else _release_length(args.corpus)

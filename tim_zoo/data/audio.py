@@ -11,7 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..exceptions import AudioError, ConfigurationError
+from .._validation import check_choice
+from ..exceptions import AudioError
 from ._optional import require
 
 DEFAULT_SAMPLE_RATE = 22050
@@ -112,8 +113,7 @@ def peak_dbfs(signal: np.ndarray) -> float:
 def normalize_level(signal: np.ndarray, level: str = 'peak', peak: Optional[float] = None) -> np.ndarray:
     """`signal` with its level normalised by `level` (see `LEVEL_MODES`); digital silence stays silent.
     `peak`: the value scaled to full scale (default: the signal's largest absolute sample)."""
-    if level not in LEVEL_MODES:
-        raise ConfigurationError(f'level must be one of {list(LEVEL_MODES)}, got {level!r}')
+    check_choice('level', level, LEVEL_MODES)
     if level == 'none':
         return signal
     if peak is None:

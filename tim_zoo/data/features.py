@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .._validation import check_choice
 from ..exceptions import AudioError, ConfigurationError
 from ._optional import require
 from .audio import DEFAULT_SAMPLE_RATE, LEVEL_MODES, as_waveform, centre_fit, load_audio, normalize_level
@@ -48,10 +49,8 @@ class MFCCExtractor:
             raise ConfigurationError(f'order must be 1 (static MFCC) or 3 (with deltas), got {order}')
         if order == 3 and n_mfcc % 3:
             raise ConfigurationError(f'order=3 needs n_mfcc divisible by 3, got {n_mfcc}')
-        if level not in LEVEL_MODES:
-            raise ConfigurationError(f'level must be one of {list(LEVEL_MODES)}, got {level!r}')
-        if backend not in BACKENDS:
-            raise ConfigurationError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
+        check_choice('level', level, LEVEL_MODES)
+        check_choice('backend', backend, BACKENDS)
         if mean_signal_length is not None and mean_signal_length < 1:
             raise ConfigurationError(f'mean_signal_length must be a positive number of samples, got {mean_signal_length}')
         self.mean_signal_length = mean_signal_length

@@ -43,10 +43,14 @@ class SpeechActivity:
     frame_seconds: float
     noise_floor_db: float
 
+    def frames_within(self, start: float = 0.0, end: float = float('inf')) -> np.ndarray:
+        """`[frames]` bool: the frames whose centre lies in `[start, end)` seconds."""
+        centres = np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
+        return (centres >= start) & (centres < end)
+
     def voiced_seconds(self, start: float = 0.0, end: float = float('inf')) -> float:
         """Seconds of voiced frames whose centre lies in `[start, end)`."""
-        centres = np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
-        return float(self.voiced[(centres >= start) & (centres < end)].sum() * self.hop_seconds)
+        return float(self.voiced[self.frames_within(start, end)].sum() * self.hop_seconds)
 
     def speech_regions(self):
         """`[(start s, end s), ...]` of consecutive speech frames."""

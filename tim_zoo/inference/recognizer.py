@@ -229,11 +229,11 @@ class EmotionRecognizer:
                 self._extract(pending[:batch_size])
                 pending = pending[batch_size:]
         self._extract(pending)
-        if self.normalize != 'none':                       # the speaker's statistics need every window first
-            judged = [it for it in items if it.features]
+        judged = [it for it in items if it.features]       # features are kept only to normalise per speaker
+        if judged:                                         # the speaker's statistics need every window first
             counts = [len(it.features) for it in judged]
-            x = normalize_by_speaker(np.concatenate([np.stack(it.features) for it in judged]) if judged else
-                                     np.zeros((0, 1, 1), np.float32), ['speaker'] * sum(counts), self.normalize)
+            x = normalize_by_speaker(np.concatenate([np.stack(it.features) for it in judged]),
+                                     ['speaker'] * sum(counts), self.normalize)
             flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
             for start in range(0, len(flat), batch_size):
                 self._classify(flat[start:start + batch_size])
@@ -282,11 +282,12 @@ class EmotionRecognizer:
     def _window_signals(self, item: '_Item') -> List[np.ndarray]:
         """The model-ready waveforms of the item's judged windows."""
         out = []
+        regions = item.activity.speech_regions() if item.signal is not None else []
         for start, end, _, judged in item.windows if item.signal is not None else []:
             if judged:
                 part = item.signal[start:end]
                 if self.extractor.level == 'peak':
-                    peak = self._speech_peak(item, start, end)
+                    peak = self._speech_peak(item.signal, regions, start, end)
                     part = normalize_level(part, 'peak', peak)
                     loud = self._loud_speech_db(item, start, end)
                     item.speech_below_peak.append(loud - 20 * math.log10(peak) if peak > 0 else 0.0)
@@ -294,21 +295,20 @@ class EmotionRecognizer:
         item.signal = None
         return out
 
-    def _speech_peak(self, item: '_Item', start: int, end: int) -> float:
+    def _speech_peak(self, signal: np.ndarray, regions, start: int, end: int) -> float:
         """The largest absolute sample of the window's speech regions: a click in a pause does not set the level."""
         rate = self.extractor.sample_rate
         peak = 0.0
-        for a, b in item.activity.speech_regions():
+        for a, b in regions:
             a, b = max(start, int(a * rate)), min(end, int(math.ceil(b * rate)))
             if b > a:
-                peak = max(peak, float(np.max(np.abs(item.signal[a:b]))))
+                peak = max(peak, float(np.max(np.abs(signal[a:b]))))
         return peak
 
     def _loud_speech_db(self, item: '_Item', start: int, end: int) -> float:
         """The 90th percentile level (dBFS) of the voiced frames in the window."""
         activity, rate = item.activity, self.extractor.sample_rate
-        starts = np.arange(len(activity.voiced)) * activity.hop_seconds * rate
-        inside = activity.voiced & (starts >= start) & (starts < end)
+        inside = activity.voiced & activity.frames_within(start / rate, end / rate)
         return float(np.percentile(activity.level_db[inside], 90)) if inside.any() else float('-inf')
 
     def _extract(self, pending: List[tuple]) -> None:

@@ -184,7 +184,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, release_info=
         model.pretrained_cfg['feature_settings'] = dict(info['metadata'])
     if pretrained and model.label_names is None and cfg.label_names and len(cfg.label_names) == model.num_classes:
         model.label_names = list(cfg.label_names)
-    if pretrained and cfg.file and str(cfg.file).lower().endswith(('.hdf5', '.h5')) \
+    from ..weights.load import KERAS_SUFFIXES
+    if pretrained and cfg.file and str(cfg.file).lower().endswith(KERAS_SUFFIXES) \
             and not model.pretrained_cfg.get('feature_settings'):
         warnings.warn(
             f'{cfg.file} is not inside a release folder (such as EMODB_46/) and {variant} names no release, so its '
