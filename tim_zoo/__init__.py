@@ -1,20 +1,22 @@
 """tim_zoo: a PyTorch model zoo of temporal speech emotion recognition models (TIM-Net family)."""
 from . import layers, models, weights
-from ._factory import create_model, create_model_for_frames, is_model, list_models
+from ._factory import (
+    create_model, create_model_for_frames, is_model, list_models, list_pretrained_weights, load_checkpoint,
+)
 from .complexity import count_macs, count_params
 from .exceptions import (
     AudioError, CheckpointMismatchError, ConfigurationError, DatasetError, InputDtypeError, InputShapeError,
-    NonFiniteInputError, TimZooError, UnknownModelError, UnsafeFileError, WeightFileError,
+    NonFiniteInputError, TimZooError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError,
 )
 from .inference import EmotionRecognizer, Prediction, Segment
 from .models import SERModel
 from .version import __version__
-from .weights import load_checkpoint, load_weights, save_checkpoint
+from .weights import load_weights, save_checkpoint, weights_dir
 
 __all__ = [
     'AudioError', 'CheckpointMismatchError', 'ConfigurationError', 'DatasetError', 'EmotionRecognizer',
     'InputDtypeError', 'InputShapeError', 'NonFiniteInputError', 'Prediction', 'SERModel', 'Segment', 'TimZooError',
-    'UnknownModelError', 'UnsafeFileError', 'WeightFileError', '__version__', 'count_macs', 'count_params',
-    'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'load_weights',
-    'models', 'save_checkpoint',
+    'UnknownModelError', 'UnsafeFileError', 'WeightFileError', 'WeightsNotFoundError', '__version__', 'count_macs', 'count_params',
+    'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'list_pretrained_weights',
+    'load_weights', 'models', 'save_checkpoint', 'weights_dir',
 ]

@@ -1,14 +1,17 @@
 """`create_model` and `list_models` over timm's registry, limited to tim_zoo's models."""
 import difflib
-import fnmatch
-from typing import List, Optional, Union
+from pathlib import Path
+from typing import List, Union
 
 import timm
-from timm.models import model_entrypoint, split_model_name_tag
+from timm.models import get_pretrained_cfg, model_entrypoint, split_model_name_tag
 from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
-from .exceptions import UnknownModelError
+from .exceptions import UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
+from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_checkpoint, weights_dir
+from .weights.checkpoint import import_builder
+from .weights.load import KERAS_SUFFIXES
 
 
 def _is_ours(name: str) -> bool:
@@ -60,7 +63,6 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     check_model_name(model_name)
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint_path is not None:
-        from .weights import load_weights
         load_weights(model, checkpoint_path)
     return model
 
@@ -71,3 +73,56 @@ def create_model_for_frames(model_name: str, frames: int, **kwargs) -> nn.Module
     if model.fixed_len is not None and model.fixed_len != frames:
         model = create_model(model_name, seq_len=frames, **kwargs)
     return model
+
+
+def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False) -> nn.Module:
+    """Rebuild a model from a tim_zoo checkpoint alone (architecture and arguments from its metadata). A TIM-Net
+    Keras `.hdf5` file is loaded as `timnet` (as `create_model("timnet", pretrained=True, ...)` would).
+
+    A checkpoint of a model composed of blocks names the function that built it: pass that function
+    (`builder=make_model`), or `trust_builder=True` to import and call the named one (only for files you trust:
+    a file can name any importable function)."""
+    if Path(path).suffix.lower() in KERAS_SUFFIXES:
+        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        return model if device is None else model.to(device)
+    state_dict, meta = read_checkpoint(path)
+    if meta is None:
+        raise WeightFileError(
+            f'{path} has no tim_zoo metadata, so the architecture is unknown; build the model with '
+            f'tim_zoo.create_model(name, checkpoint_path={str(path)!r}) instead')
+    if meta.get('builder'):
+        if builder is None and not trust_builder:
+            raise UnsafeFileError(
+                f'{path} was saved from a model built by {meta["builder"]}(**{meta["model_args"]}); pass that function '
+                f'(load_checkpoint(path, builder=...)) or, for a file you trust, trust_builder=True to import it')
+        model = (builder or import_builder(meta['builder']))(**meta['model_args'])
+    else:
+        model = create_model(meta['architecture'], **meta['model_args'])
+    apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)
+    apply_metadata(model, meta)
+    return model if device is None else model.to(device)
+
+
+def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  # noqa: A002 (timm's name)
+    """Every published weight file tim_zoo knows and where it is: one dict per `arch.tag` of
+    `list_models(filter, pretrained=True)` with `name`, `file` (where it belongs: relative to `weights_dir()`, or
+    absolute), `found` (the path it loads from, or None), `description` and `published` (where to get it)."""
+    rows = []
+    for name in list_models(filter, pretrained=True):
+        cfg = get_pretrained_cfg(name)
+        try:
+            found = find_weight_file(cfg.file, cfg.hf_hub_id, cfg.hf_hub_filename, name=name, download=False)
+        except WeightsNotFoundError:
+            found = None
+        rows.append(dict(name=name, file=cfg.file, found=found, description=cfg.description or '',
+                         published=' '.join(cfg.notes or ())))
+    return rows
+
+
+def unknown_weight_files() -> List[Path]:
+    """Files in `weights_dir()` that belong to no pretrained tag (misplaced or misnamed)."""
+    root = weights_dir()
+    if not root.is_dir():
+        return []
+    known = {str(get_pretrained_cfg(n).file) for n in list_models(pretrained=True)}
+    return sorted(p for p in root.rglob('*') if p.is_file() and str(p.relative_to(root)) not in known)

@@ -5,7 +5,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from .data._optional import progress, require
+from ._factory import create_model
+from ._utils import progress, require
 from ._validation import resolve_device
 from .exceptions import ConfigurationError, DatasetError, WeightFileError
 from .weights.releases import TIMNET_RELEASES, find_release
@@ -77,7 +78,6 @@ def evaluate_keras_release(
         `per_fold` (fold, n, war, uar), `war` (mean of per-fold accuracies: the paper's figure),
         `war_std`, `pooled_war`, `uar` (pooled over all test predictions), `confusion`, `label_names`.
     """
-    from ._factory import create_model
 
     release_dir = Path(release_dir)
     release = find_release(release_dir)

@@ -47,3 +47,7 @@ class AudioError(TimZooError, ValueError):
 
 class DatasetError(TimZooError, ValueError):
     """A corpus folder or a feature file does not have the expected layout."""
+
+
+class WeightsNotFoundError(WeightFileError, FileNotFoundError):
+    """No weight file where it was looked for; the message lists the places and where the weights are published."""

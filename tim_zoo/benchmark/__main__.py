@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import torch
 
-from .._table import format_table
+from .._utils import format_table
 from .harness import BenchmarkRow, measure, rows_to_json, run_benchmark, select_models, tune_malloc
 
 

@@ -186,7 +186,6 @@ def measure(name: str, batch: int = 64, frames: int = 188, device: str = 'cpu', 
                         threads=torch.get_num_threads(), tuned_malloc=_malloc_tuned, tf32=tf32 and dev.type == 'cuda',
                         compiled=compile_mode, ref_infer_ms=ref_infer_ms, ref_train_step_ms=ref_train_ms,
                         ref_max_abs_diff=ref_diff)
-    return row
 
 
 def select_models(patterns: Sequence[str]) -> List[str]:

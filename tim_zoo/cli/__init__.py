@@ -4,12 +4,12 @@ import os
 import sys
 from typing import List, Optional
 
+from ..exceptions import ConfigurationError, TimZooError, UnknownModelError
+from ..version import __version__
 from . import audio, models, train
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..version import __version__
-
     parser = argparse.ArgumentParser(prog='tim-zoo', description='Temporal speech emotion recognition model zoo.')
     parser.add_argument('--version', action='version', version=f'tim-zoo {__version__}')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -26,7 +26,6 @@ USAGE, FAILURE = 2, 1
 def main(argv: Optional[List[str]] = None) -> int:
     """Run a command; every error ends as one line on stderr: exit status 2 for usage errors (bad flags or values,
     unknown names), 1 for failures (unreadable files, missing data). `TIM_ZOO_DEBUG=1` shows tracebacks."""
-    from ..exceptions import ConfigurationError, TimZooError, UnknownModelError
 
     args = build_parser().parse_args(argv)
     try:

@@ -3,20 +3,27 @@ import json
 import sys
 from pathlib import Path
 
+from .._factory import check_model_name
+from .._utils import atomic_write
+from .._validation import resolve_device
+from ..benchmark.harness import tune_malloc
+from ..data import (
+    CORPUS_RELEASES, FeatureSet, MFCCExtractor, cached_features, extract_features, load_corpus, save_timnet_npy,
+)
+from ..data.audio import LEVEL_MODES
+from ..evaluation import evaluate_keras_release
 from ..exceptions import ConfigurationError
+from ..inference import EmotionRecognizer, check_output_path, format_table, plot_predictions, write_predictions
+from ..weights.load import KERAS_SUFFIXES
+from ..weights.releases import TIMNET_RELEASES, find_release
 
 
-def _release_length(corpus: str, default: int = 96000) -> int:
-    from ..data import CORPUS_RELEASES
-    from ..weights.releases import TIMNET_RELEASES
-
+def release_length(corpus: str, default: int = 96000) -> int:
     release = CORPUS_RELEASES.get(corpus.lower())
     return TIMNET_RELEASES[release]['mean_signal_length'] if release else default
 
 
 def add_level_argument(parser) -> None:
-    from ..data.audio import LEVEL_MODES
-
     parser.add_argument('--level', choices=LEVEL_MODES, default=None,
                         help='input level normalisation, recorded with the features and applied at prediction: peak '
                              '(default: each recording scaled to a full-scale peak, so models do not depend on the '
@@ -24,10 +31,8 @@ def add_level_argument(parser) -> None:
 
 
 def cmd_extract(args) -> int:
-    from ..data import FeatureSet, MFCCExtractor, extract_features, load_corpus, save_timnet_npy
-
     corpus = load_corpus(args.corpus, args.data_root)
-    length = args.mean_signal_length or _release_length(args.corpus)
+    length = args.mean_signal_length or release_length(args.corpus)
     extractor = MFCCExtractor(length, args.n_mfcc, order=args.order, level=args.level or 'peak')
     features = extract_features(corpus, extractor, show_progress=not args.quiet)
     out = Path(args.output)
@@ -41,8 +46,6 @@ def cmd_extract(args) -> int:
 
 def build_recognizer(args):
     """The `EmotionRecognizer` the `predict` flags describe."""
-    from ..inference import EmotionRecognizer
-    from ..weights.load import KERAS_SUFFIXES
 
     kwargs = dict(device=args.device, hop_seconds=args.hop, min_speech=args.min_speech)
     if args.mean_signal_length:
@@ -59,21 +62,17 @@ def build_recognizer(args):
     if args.checkpoint:
         return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
     if args.model:
-        from .._factory import check_model_name
         check_model_name(args.model)
         raise ConfigurationError(f'--model {args.model} needs weights: pass --checkpoint PATH or --keras-weights PATH')
     return EmotionRecognizer.from_pretrained(**kwargs)
 
 
 def cmd_predict(args) -> int:
-    from ..inference import check_output_path, format_table, plot_predictions, write_predictions
-
     recognizer = build_recognizer(args)
     if args.output:
         check_output_path(args.output)
     if args.plot:
         check_output_path(args.plot, suffixes=())
-    from ..benchmark.harness import tune_malloc
     tune_malloc()                                        # keep the activations' memory between batches (up to 2x)
     predictions = recognizer.predict_many(
         args.inputs, recursive=args.recursive, batch_size=args.batch_size, same_speaker=args.same_speaker,
@@ -96,18 +95,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .._validation import resolve_device
-    from ..data import MFCCExtractor, cached_features, extract_features, load_corpus
-    from ..evaluation import evaluate_keras_release
-    from ..weights.releases import TIMNET_RELEASES, find_release
-
     resolve_device(args.device)                          # before the features are computed
     if args.output:
-        from ..inference import check_output_path
         check_output_path(args.output, suffixes=())
     release = find_release(args.keras_release)
     corpus = load_corpus(args.corpus, args.data_root)
-    length = TIMNET_RELEASES[release]['mean_signal_length'] if release else _release_length(args.corpus)
+    length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_length(args.corpus)
     extractor = MFCCExtractor(length)
     features = (cached_features(corpus, extractor, args.features, not args.quiet) if args.features
                 else extract_features(corpus, extractor, not args.quiet))
@@ -124,7 +117,6 @@ def cmd_evaluate(args) -> int:
         print(f'mean WAR {100 * result["war"]:.2f}% (std {100 * result["war_std"]:.2f}), '
               f'pooled UAR {100 * result["uar"]:.2f}%')
     if args.output:
-        from ..weights.checkpoint import atomic_write
         atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
         print(f'wrote {args.output}', file=sys.stderr)
     return 0

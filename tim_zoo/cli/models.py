@@ -1,11 +1,16 @@
-"""`tim-zoo list` and `tim-zoo convert-keras`."""
+"""`tim-zoo list`, `tim-zoo weights` and `tim-zoo convert-keras`."""
 import json
 import sys
 from typing import List
 
-from .._factory import create_model, create_model_for_frames, list_models
-from .._table import format_table
+from .._factory import create_model, create_model_for_frames, list_models, list_pretrained_weights, unknown_weight_files
+from .._utils import format_table
 from ..complexity import count_macs, count_params
+from ..exceptions import ConfigurationError
+from ..models.timnet import read_keras_timnet
+from ..weights import load_weights, save_checkpoint, weights_dir
+from ..weights.hub import HOME_ENV
+from ..weights.releases import TIMNET_RELEASES, find_release, release_metadata
 
 
 def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
@@ -30,8 +35,6 @@ def _print_table(rows: List[dict], in_chans: int, frames: int) -> None:
 
 
 def cmd_list(args) -> int:
-    from ..exceptions import ConfigurationError
-
     if args.frames < 2 or args.in_chans < 1:
         raise ConfigurationError(f'--frames must be at least 2 and --in-chans at least 1, got {args.frames} and '
                                  f'{args.in_chans}')
@@ -43,11 +46,29 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_convert_keras(args) -> int:
-    from ..weights import read_keras_timnet, save_checkpoint
-    from ..weights.load import load_weights
-    from ..weights.releases import TIMNET_RELEASES, find_release, release_metadata
+def cmd_weights(args) -> int:
+    rows = list_pretrained_weights(args.pattern or '')
+    unknown = unknown_weight_files()
+    if args.json:
+        print(json.dumps(dict(weights_dir=str(weights_dir()), weights=[dict(r, found=str(r['found']) if r['found'] else None)
+                                                                        for r in rows],
+                              unknown_files=[str(p) for p in unknown]), indent=2))
+        return 0
+    print(f'weights directory: {weights_dir()} (set ${HOME_ENV} to move it; files go to $TIM_ZOO_HOME/weights/<file>)')
+    body = [(r['name'], 'found' if r['found'] else 'missing', str(r['found'] or r['file'])) for r in rows]
+    print(format_table(('pretrained tag', 'status', 'loads from / belongs at (relative to the weights directory)'), body,
+                       ('<', '<', '<')))
+    found = sum(r['found'] is not None for r in rows)
+    print(f'{found} of {len(rows)} found. Load one with tim_zoo.create_model(TAG, pretrained=True).')
+    published = sorted({r['published'] for r in rows if not r['found'] and r['published']})
+    for line in published:
+        print(line)
+    for path in unknown:
+        print(f'note: {path} belongs to no pretrained tag (misplaced or renamed?)')
+    return 0
 
+
+def cmd_convert_keras(args) -> int:
     release = args.release or find_release(args.input)
     if release and release not in TIMNET_RELEASES:
         print(f'unknown release {release!r}; known: {", ".join(TIMNET_RELEASES)}', file=sys.stderr)
@@ -82,6 +103,15 @@ def add_commands(sub) -> None:
     p.add_argument('--in-chans', type=int, default=39, help='input channels (default 39 MFCC)')
     p.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser('weights', help='list the published weights, which are in the weights directory and where the '
+                                       'others belong', description='List every pretrained tag (tim_zoo.list_models('
+                                       'pretrained=True)), whether its file is found (its path, the weights directory '
+                                       f'${HOME_ENV}/weights, or the Hugging Face hub cache) and where a missing one '
+                                       'belongs and is published; files in the weights directory that belong to no tag '
+                                       'are noted.')
+    p.add_argument('pattern', nargs='?', default='', help='wildcard over tags, e.g. "timnet.emodb*"')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    p.set_defaults(func=cmd_weights)
     p = sub.add_parser('convert-keras', help='convert a TIM-Net Keras .hdf5 file to a tim_zoo .safetensors checkpoint',
                        description='Convert one of the TIM-Net authors\' Keras weight files to a tim_zoo checkpoint '
                                    '(safetensors, with the metadata that rebuilds the model: depth, classes, label '

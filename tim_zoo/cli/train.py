@@ -1,12 +1,19 @@
 """`tim-zoo train` (also `python -m tim_zoo.train`): train and test a model under a protocol."""
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
 
+import torch
+
+from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
-from .audio import add_level_argument
+from ..train import TrainConfig, run_training
+from ..train.engine import barrier, dist_info
+from ..train.run import CONFIG_FILE, check_config
+from .audio import add_level_argument, release_length
 
 
 def _key_values(items, what, cast):
@@ -28,9 +35,6 @@ def _literal(value: str):
 
 
 def load_training_features(args):
-    from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
-    from .audio import _release_length
-
     if args.features and not args.corpus:
         features = FeatureSet.load(args.features)
         recorded = features.settings.get('level', 'none')
@@ -41,25 +45,20 @@ def load_training_features(args):
     if not (args.corpus and args.data_root):
         raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
     corpus = load_corpus(args.corpus, args.data_root)
-    extractor = MFCCExtractor(_release_length(args.corpus), level=args.level or 'peak')
+    extractor = MFCCExtractor(release_length(args.corpus), level=args.level or 'peak')
     cache = args.features or Path(args.out) / 'features.npz'
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
     return cached_features(corpus, extractor, cache, not args.quiet)
 
 
 def config_from_args(args):
-    from ..train import TrainConfig
-
     return TrainConfig.from_recipe(args.recipe, **_overrides(args))
 
 
 def resume_config_from_args(args):
     """The stored configuration of the run in `--out` with the flags given now (run_training refuses those that
     would change what the run computes), or None when nothing is stored there."""
-    import dataclasses
 
-    from ..train import TrainConfig
-    from ..train.run import CONFIG_FILE
 
     path = Path(args.out) / CONFIG_FILE
     if not path.is_file():
@@ -88,8 +87,6 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    import torch
-
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():
@@ -104,11 +101,6 @@ def cmd_train(args) -> int:
 
 
 def _train(args) -> int:
-    from ..train import run_training
-    from ..train.engine import barrier, dist_info
-
-    from ..train.run import check_config
-
     cfg = resume_config_from_args(args) if args.resume else config_from_args(args)
     if cfg is not None:
         check_config(cfg)                                 # before the features are extracted into --out

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validation import check_choice
 from ..exceptions import AudioError
-from ._optional import require
+from .._utils import require
 
 DEFAULT_SAMPLE_RATE = 22050
 

@@ -4,6 +4,7 @@ Every reader returns a `Corpus` in the canonical order of the TIM-Net releases: 
 class in the release's class order, and naturally sorted by path (relative to the corpus root) within each
 class, so that `KFold(10, shuffle=True, random_state=seed)` over the items reproduces the authors' folds.
 """
+import csv
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -210,7 +211,6 @@ def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
     """A CSV file with a header naming the columns `path` and `label`, and optionally `speaker` (other columns
     are ignored); paths relative to the CSV's folder (or absolute). Class order: `label_names`, or sorted labels.
     Every file must exist; a row without a path or label is an error naming its line."""
-    import csv
 
     path = Path(path)
     if not path.is_file():

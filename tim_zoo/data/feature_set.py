@@ -6,9 +6,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from .._utils import atomic_write, progress
 from ..exceptions import DatasetError, UnsafeFileError
-from ..weights.checkpoint import atomic_write
-from ._optional import progress
 from .corpora import Corpus
 from .features import MFCCExtractor
 

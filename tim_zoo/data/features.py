@@ -3,12 +3,14 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+import torch
 
+from .._utils import require
 from .._validation import check_choice
 from ..exceptions import AudioError, ConfigurationError
-from ._optional import require
 from .audio import DEFAULT_SAMPLE_RATE, LEVEL_MODES, as_waveform, centre_fit, load_audio, normalize_level
-from .mfcc import HOP_LENGTH
+from .mfcc import HOP_LENGTH, mfcc
+
 
 BACKENDS = ('torch', 'librosa')
 
@@ -100,9 +102,7 @@ class MFCCExtractor:
         computed together (on `device` with the torch backend)."""
         if self.backend == 'librosa':
             return np.stack([self._librosa(s) for s in signals])
-        import torch
 
-        from .mfcc import mfcc
 
         x = torch.as_tensor(np.stack(signals), dtype=torch.float32, device=device)
         static = mfcc(x, self.sample_rate, self.n_mfcc if self.order == 1 else self.n_mfcc // 3).cpu().numpy()

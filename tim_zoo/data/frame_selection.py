@@ -1,7 +1,7 @@
 """GMM frame selection: shorten an utterance to its most representative frames (the seed's transform)."""
 import numpy as np
 
-from ._optional import require
+from .._utils import require
 
 
 def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8, seed: int = 0) -> np.ndarray:

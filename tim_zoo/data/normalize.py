@@ -8,8 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..exceptions import DatasetError
 from .._validation import check_choice
+from ..exceptions import DatasetError
+from .feature_set import FeatureSet
 
 #: `none`; `speaker_mean`: subtract the speaker's mean of each coefficient (cepstral mean
 #: normalisation per speaker; the scale of the features is kept); `speaker`: also divide by the
@@ -45,7 +46,6 @@ def normalize_by_speaker(x: np.ndarray, speakers: Sequence[str], mode: str = 'sp
 def normalize_features(features, mode: str):
     """A `FeatureSet` normalised per speaker; `settings['normalize']` records `mode`
     so checkpoints trained on it say what their inputs need."""
-    from .feature_set import FeatureSet
 
     x = normalize_by_speaker(features.x, features.speakers, mode)
     settings = dict(features.settings, normalize=mode)

@@ -3,6 +3,7 @@ import glob
 from pathlib import Path
 from typing import List, Sequence, Union
 
+from ..data.corpora import natural_key
 from .results import Prediction
 
 #: file suffixes taken from folders and globs
@@ -13,7 +14,6 @@ def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -
     """Files as given; folders as their audio files (`AUDIO_SUFFIXES`, natural order; with
     `recursive` also in subfolders); glob patterns (`*`, `?`, `[`) as their matches. A folder without
     audio or a pattern without matches becomes a failed `Prediction` saying so."""
-    from ..data.corpora import natural_key
 
     out: List[Union[str, Prediction]] = []
     for item in inputs:

@@ -2,7 +2,8 @@
 from pathlib import Path
 from typing import List, Sequence
 
-from ..data._optional import require
+from .._utils import require
+from ..exceptions import ConfigurationError
 from .results import Prediction
 
 
@@ -10,7 +11,6 @@ def plot_prediction(prediction: Prediction, path) -> Path:
     """Draw each class's probability per window against time (window centres; grey bands: windows without
     enough speech to judge) and write `path` (`.png`, `.svg`, `.pdf`; no suffix: `.png`); returns the
     path written. Needs matplotlib."""
-    from ..exceptions import ConfigurationError
 
     if not isinstance(prediction, Prediction) or prediction.error:
         raise ConfigurationError('plot_prediction draws one Prediction that was analysed; got '

@@ -7,12 +7,17 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
+from .._factory import create_model, load_checkpoint
+from .._utils import progress
 from .._validation import resolve_device
-from ..data._optional import progress
 from ..data.audio import as_waveform, centre_fit, normalize_level, peak_dbfs, read_audio, resample
 from ..data.features import MFCCExtractor
+from ..data.normalize import normalize_by_speaker
 from ..data.speech import SpeechActivity, SpeechDetector
 from ..exceptions import AudioError, ConfigurationError
+from ..pretrained import load_default_model
+from ..weights.load import KERAS_SUFFIXES
+from ..weights.releases import TIMNET_RELEASES, find_release
 from .inputs import expand_inputs
 from .results import Prediction, Segment
 
@@ -118,7 +123,6 @@ class EmotionRecognizer:
         """The bundled EMODB `timnet` (`None` or `"timnet_emodb"`), or a weight file path
         (see `from_checkpoint`). `kwargs` go to the constructor."""
         if name_or_path in (None, 'timnet_emodb'):
-            from ..pretrained import load_default_model
             return cls(load_default_model(), **kwargs)
         return cls.from_checkpoint(name_or_path, **kwargs)
 
@@ -126,9 +130,6 @@ class EmotionRecognizer:
     def from_checkpoint(cls, path, model_name: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
         """A tim_zoo `.safetensors` checkpoint (rebuilt from its metadata, or loaded into `model_name`);
         a Keras `.hdf5`/`.h5` file goes to `from_keras`."""
-        from .._factory import create_model
-        from ..weights import load_checkpoint
-        from ..weights.load import KERAS_SUFFIXES
 
         if Path(path).suffix.lower() in KERAS_SUFFIXES:
             return cls.from_keras(path, **kwargs)
@@ -139,8 +140,6 @@ class EmotionRecognizer:
     def from_keras(cls, path, release: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
         """A TIM-Net Keras release file (`.../EMODB_46/10-fold_weights_best_1.hdf5`). Its release (from the
         folder name, or `release="EMODB_46"`) gives the labels and the authors' features (`level="none"`)."""
-        from .._factory import create_model
-        from ..weights.releases import TIMNET_RELEASES, find_release
 
         if release and release not in TIMNET_RELEASES:
             raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
@@ -188,7 +187,6 @@ class EmotionRecognizer:
                 trained on per-speaker normalised features, which normalise the inputs' features together.
             show_progress: a progress bar over the inputs (tqdm, on stderr).
         """
-        from ..data.normalize import normalize_by_speaker
 
         if self.normalize != 'none' and not same_speaker:
             raise ConfigurationError(

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from .._utils import atomic_write
+from ..exceptions import ConfigurationError
+
 
 @dataclass
 class Segment:
@@ -140,7 +143,6 @@ def write_predictions(predictions: Sequence[Prediction], path, segments: bool = 
                       labels: Optional[Sequence[str]] = None) -> Path:
     """Write `predictions` to `path`: `.json` (a list of `Prediction.to_dict`) or `.csv`
     (`to_csv`; segment rows with `segments`, class columns `labels`)."""
-    from ..weights.checkpoint import atomic_write
 
     path = check_output_path(path)
     if isinstance(predictions, Prediction):
@@ -155,7 +157,6 @@ def write_predictions(predictions: Sequence[Prediction], path, segments: bool = 
 
 def check_output_path(path, suffixes=('.csv', '.json')) -> Path:
     """`path` as a Path, after checking its suffix and that its folder exists (so a run fails before its work)."""
-    from ..exceptions import ConfigurationError
 
     path = Path(path)
     if suffixes and path.suffix.lower() not in suffixes:

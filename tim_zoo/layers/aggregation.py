@@ -1,5 +1,5 @@
 """Aggregate the outputs of the TAB levels: delta stacking and the learned weight layer."""
-from typing import List, Sequence
+from typing import List
 
 import torch
 from torch import nn

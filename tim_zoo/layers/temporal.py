@@ -4,6 +4,8 @@ from typing import List
 import torch
 from torch import nn
 
+from ._checkpoint import checkpoint
+
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
@@ -16,6 +18,8 @@ class TemporalStack(nn.Module):
 
     `[B, channels, T]` -> list of every level's output `h_1 .. h_depth`, each `[B, channels, T]`.
     Extra keyword arguments go to every `TemporalAwareBlock` (`groups`/`share_groups` included).
+    `grad_checkpointing = True` recomputes each block's activations in the backward pass instead of keeping them
+    (less memory in training, same gradients).
     """
 
     def __init__(self, channels: int, depth: int = 8, **tab_kwargs):
@@ -25,11 +29,12 @@ class TemporalStack(nn.Module):
         self.depth = depth
         self.blocks = nn.ModuleList(
             [TemporalAwareBlock(channels, channels, dilation=2 ** j, **tab_kwargs) for j in range(depth)])
+        self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         levels = []
         for block in self.blocks:
-            x = block(x)
+            x = checkpoint(block, x) if self.grad_checkpointing and torch.is_grad_enabled() else block(x)
             levels.append(x)
         return levels
 

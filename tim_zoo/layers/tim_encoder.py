@@ -1,4 +1,6 @@
 """The TIM body: stem, temporal stacks, level aggregation and fusion, as one block."""
+from typing import List
+
 import torch
 from torch import nn
 
@@ -46,6 +48,8 @@ class TIMEncoder(nn.Module):
         super().__init__()
         check_choice('fusion', fusion, ('weight', 'last', 'none'))
         self.fusion = fusion
+        self.channels = channels
+        self.depth = depth
         if bidirectional:
             self.stem = None
             self.encoder = BiTemporalEncoder(
@@ -60,10 +64,28 @@ class TIMEncoder(nn.Module):
         self.num_levels = self.aggregate.num_outputs(depth)
         self.weight_layer = WeightLayer(self.num_levels) if fusion == 'weight' else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def level_info(self, prefix: str, reduction: int = 1) -> List[dict]:
+        """timm `feature_info` of the levels when this encoder is the module `prefix` of a model: `num_chs`,
+        `reduction`, `module` (the level's TAB) and `modules` (every module with parameters of the level)."""
+        bidirectional = self.stem is None
+        blocks = f'{prefix}.encoder.stack.blocks' if bidirectional else f'{prefix}.encoder.blocks'
+        fuse = getattr(self.encoder, 'fuse', None)
+        return [dict(num_chs=self.channels, reduction=reduction, module=f'{blocks}.{j}',
+                     modules=(f'{blocks}.{j}',) + ((f'{prefix}.encoder.fuse.{j}',) if fuse is not None else ()))
+                for j in range(self.depth)]
+
+    def stem_modules(self, prefix: str) -> tuple:
+        """The modules that run before the first level, named inside the model whose module `prefix` this is."""
+        return (f'{prefix}.encoder.stem',) if self.stem is None else (f'{prefix}.stem',)
+
+    def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """`[B, in_channels, T]` -> the `depth` TAB levels (merged over directions), each `[B, F, T]`."""
         if self.stem is not None:
             x = self.stem(x)
-        levels = self.encoder(x)
+        return self.encoder(x)
+
+    def fuse(self, levels: List[torch.Tensor]) -> torch.Tensor:
+        """The levels of `forward_levels` -> frame features, by `fusion`."""
         if self.fusion == 'last':
             return levels[-1]
         if self.weight_layer is None:
@@ -73,3 +95,6 @@ class TIMEncoder(nn.Module):
         for j in range(1, len(levels)):
             out = torch.addcmul(out, levels[j], weights[j])
         return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(self.forward_levels(x))

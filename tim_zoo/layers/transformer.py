@@ -1,13 +1,18 @@
 """Transformer encoder layers whose outputs can all be kept."""
+from typing import List
+
 import torch
 from torch import nn
+
+from ._checkpoint import checkpoint
 
 
 class TransformerEncoderStack(nn.Module):
     """`num_layers` independent `nn.TransformerEncoderLayer` (post-norm, batch first).
 
     `[B, T, d_model] -> [B, T, d_model]` (the last layer's output), or, with `keep_all=True`,
-    every layer's output stacked as `[B, T, d_model, num_layers]`.
+    every layer's output stacked as `[B, T, d_model, num_layers]`. `forward_layers` returns every layer's output as a
+    list. `grad_checkpointing = True` recomputes each layer in the backward pass (less memory, same gradients).
     """
 
     def __init__(
@@ -27,12 +32,21 @@ class TransformerEncoderStack(nn.Module):
             nn.TransformerEncoderLayer(
                 d_model, num_heads, d_ff, dropout=dropout, activation=act_layer, batch_first=True, norm_first=False)
             for _ in range(num_layers)])
+        self.grad_checkpointing = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_layers(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """`[B, T, d_model]` -> every layer's output, each `[B, T, d_model]`."""
         outputs = []
         for layer in self.layers:
-            x = layer(x)
+            x = checkpoint(layer, x) if self.grad_checkpointing and torch.is_grad_enabled() else layer(x)
             outputs.append(x)
+        return outputs
+
+    def stack(self, outputs: List[torch.Tensor]) -> torch.Tensor:
+        """The layer outputs -> the module's output (`keep_all`: `[B, T, d_model, num_layers]`, else the last)."""
         if self.keep_all:
             return torch.stack(outputs, dim=-1)
-        return x
+        return outputs[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stack(self.forward_layers(x))

@@ -1,16 +1,22 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
 import functools
 import inspect
+import re
 import warnings
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+from timm.models._features import FeatureGetterNet, feature_take_indices
+from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
 from .._validation import check_choice, check_sequence_input
 from ..exceptions import ConfigurationError
-from ..layers import ClassifierHead, GMMClusteringHead
+from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, WeightLayer
+from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
+from ..weights.load import KERAS_SUFFIXES, weight_source
+from ..weights.releases import find_release
 
 
 class SERModel(nn.Module):
@@ -79,8 +85,16 @@ class SERModel(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final classifier by a new one with `num_classes` outputs (0: identity)."""
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """Replace the final classifier by a new one with `num_classes` outputs (0: identity, as timm).
+
+        `global_pool` is timm's argument; every head here pools (or projects) time in its own fixed way, so only
+        None (keep it) is accepted.
+        """
+        if global_pool is not None:
+            raise ConfigurationError(
+                f'reset_classifier(global_pool={global_pool!r}): the head of {self.model_name} pools time in its own '
+                f'way; pass global_pool=None (or build the model with head="gmm" for GMM clustering over frames)')
         self.head.reset(num_classes)
         self.num_classes = num_classes
         if self.label_names is not None and len(self.label_names) != num_classes:
@@ -88,17 +102,109 @@ class SERModel(nn.Module):
 
     def load_pretrained(self, path) -> None:
         """timm's custom-load hook: load a weight file (Keras `.hdf5`, `.safetensors`, `.pt`) with checks."""
-        from ..weights import load_weights
         load_weights(self, path)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def read_weights(cls, path) -> Tuple[Dict[str, torch.Tensor], dict]:
+        """`(state_dict, metadata)` of a weight file this family loads; a family with published weights in another
+        format (`timnet`: Keras) overrides it."""
+        return read_weight_file(path)
+
+    @classmethod
+    def tag_info(cls, tag: str) -> dict:
+        """`dict(model_args=..., metadata=...)` of a pretrained tag: constructor arguments its weights need and the
+        feature settings of its inputs; `{}` for a family without published weights."""
+        return {}
+
+    # --- timm's feature and training interface -------------------------------------------------------------
+    #: one dict per level (`num_chs`, `reduction` in frames, `module`), set by each family
+    feature_info: List[dict]
+    #: modules that run before the first level (the stem), for `group_matcher`
+    _stem_modules: Tuple[str, ...] = ()
+
+    def _forward_levels(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """`(frame features, the output of every level in feature_info)` of a checked input."""
         raise NotImplementedError
+
+    def _level_modules(self) -> List[Tuple[str, ...]]:
+        """Per level, the modules whose parameters belong to it (first: `feature_info`'s module)."""
+        return [tuple(info.get('modules', (info['module'],))) for info in self.feature_info]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """`[B, in_chans, T]` -> frame features `[B, num_features, T']`."""
+        self._check_input(x)
+        return self._forward_levels(x)[0]
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCL',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """timm's feature API: the output of each level (`feature_info`: TAB levels, Transformer layers).
+
+        Args:
+            x: `[B, in_chans, T]`.
+            indices: None (every level), `n` (the last `n`) or level indices (negative count from the end).
+            norm: timm's argument; the levels have no final norm to apply, so it changes nothing.
+            stop_early: timm's argument; every level is computed (the results are the same).
+            output_fmt: `"NCL"` (`[B, C, T]`) or `"NLC"` (`[B, T, C]`).
+            intermediates_only: return only the list of level outputs.
+
+        Returns:
+            `(frame features as forward_features, [level outputs])`, or the list alone.
+        """
+        fmt = str(getattr(output_fmt, 'value', output_fmt))
+        check_choice('output_fmt', fmt, ('NCL', 'NLC'))
+        take, _ = feature_take_indices(len(self.feature_info), indices)
+        self._check_input(x)
+        features, levels = self._forward_levels(x)
+        chosen = [levels[i] if fmt == 'NCL' else levels[i].transpose(1, 2) for i in take]
+        return chosen if intermediates_only else (features, chosen)
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups, e.g. for layer-wise learning-rate decay: `stem` (what runs before the first
+        level), then one group per level in forward order; the rest (fusion, head) comes last. `coarse` is timm's
+        argument; the groups are the same."""
+        def pattern(prefixes):
+            return '^(?:' + '|'.join(re.escape(p) for p in prefixes) + r')\.'
+        return dict(stem=pattern(self._stem_modules) if self._stem_modules else None,
+                    blocks=[(pattern(mods), (i,)) for i, mods in enumerate(self._level_modules())])
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each TAB level and Transformer layer in the backward pass instead of keeping its activations
+        (less memory in training, the same gradients)."""
+        for module in self.modules():
+            if hasattr(module, 'grad_checkpointing'):
+                module.grad_checkpointing = enable
+
+    def no_weight_decay(self) -> Set[str]:
+        """Parameters timm's optimizer factory keeps out of weight decay: level/layer fusion weights
+        (`WeightLayer`: decay pulls them to uniform fusion), GMM head components and AFT position biases."""
+        names = set()
+        for prefix, module in self.named_modules():
+            if isinstance(module, _NO_DECAY_BLOCKS):
+                names.update(f'{prefix}.{n}' if prefix else n for n, _ in module.named_parameters(recurse=False))
+        return names
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+_NO_DECAY_BLOCKS = (WeightLayer, GMMClusteringHead, AFTLocalFusion)
+
+
+def layer_info(prefix: str, num_layers: int, num_chs: int, reduction: int = 1, first_extra: tuple = ()) -> List[dict]:
+    """timm `feature_info` of a `TransformerEncoderStack` at module `prefix` (`first_extra`: modules with parameters
+    that run just before its first layer)."""
+    return [dict(num_chs=num_chs, reduction=reduction, module=f'{prefix}.layers.{j}',
+                 modules=(f'{prefix}.layers.{j}',) + (first_extra if j == 0 else ())) for j in range(num_layers)]
 
 
 def create_head(
@@ -133,8 +239,6 @@ def audio_cfg(**kwargs) -> dict:
 def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: dict, given: set) -> None:
     """A tag's weights must be the tag's: the release the file's folder names, and its depth and classes (unless the
     caller chose `num_classes` to fine-tune a new head)."""
-    from ..weights.releases import find_release
-
     if not tag or not info:
         return
     release = find_release(file)
@@ -150,45 +254,58 @@ def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: di
                                                        if key == 'num_classes' else ''))
 
 
-def build_model(model_cls, variant: str, pretrained: bool = False, release_info=None, **kwargs) -> SERModel:
-    """Build a registered model with timm's builder.
+def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
+    """Build a registered model: resolve its pretrained config once, read its weight file once, build, load.
 
-    `release_info` maps pretrained tags to `dict(model_args=..., metadata=...)`: the constructor
-    arguments the tag's weights need (e.g. depth) and what `model.pretrained_cfg` should also carry.
-    With `pretrained=True` the weight file's own shape (depth, classes, widths) fills in the arguments
-    the caller did not give; a model without weights is refused instead of silently left random.
+    `model_cls.tag_info(tag)` gives the constructor arguments a pretrained tag's weights need (e.g. depth) and its
+    feature settings. With `pretrained=True` the weight file is found (`tim_zoo.weights.find_weight_file`: the
+    config's file, the weights directory, the Hugging Face hub cache) and read by `model_cls.read_weights`; the
+    file's own shape (depth, classes, widths) fills in the arguments the caller did not give. A model without
+    weights is refused instead of silently left random. `features_only=True` returns timm's `FeatureGetterNet`
+    over `forward_intermediates` (one feature map `[B, C, T]` per level, `out_indices` choosing the levels).
     """
-    if kwargs.get('pretrained_cfg_overlay'):
-        # timm resets custom_load when an overlay names a file; every file goes through load_pretrained's checks
-        kwargs['pretrained_cfg_overlay'] = dict(dict(custom_load=True), **kwargs['pretrained_cfg_overlay'])
+    features_only = kwargs.pop('features_only', False)
+    out_indices = kwargs.pop('out_indices', None)
+    feature_cls = kwargs.pop('feature_cls', 'getter')
+    cache_dir = kwargs.pop('cache_dir', None)
     cfg = resolve_pretrained_cfg(
-        variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay'))
-    info = (release_info or {}).get(cfg.tag or '', {})
+        variant, pretrained_cfg=kwargs.pop('pretrained_cfg', None),
+        pretrained_cfg_overlay=kwargs.pop('pretrained_cfg_overlay', None))
+    name = f'{variant}.{cfg.tag}' if cfg.tag else variant
+    info = model_cls.tag_info(cfg.tag or '')
     given = set(kwargs)
     for key, value in info.get('model_args', {}).items():
         kwargs.setdefault(key, value)
+    state_dict, meta, path = None, {}, None
     if pretrained:
-        if not (cfg.has_weights or cfg.state_dict is not None):
+        if not (cfg.file or cfg.hf_hub_id):
             raise ConfigurationError(
-                f'{variant}{"." + cfg.tag if cfg.tag else ""} has no weight file to load (pretrained=True); build it with '
-                f'pretrained=False, or give the file: pretrained_cfg_overlay=dict(file=PATH)')
-        if cfg.file:
-            from ..weights import model_args_from_weights
-            from_file = model_args_from_weights(cfg.file)
-            _check_tag_fits_file(variant, cfg.tag, info, cfg.file, from_file, given)
-            for key, value in from_file.items():
-                kwargs.setdefault(key, value)
-    model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
+                f'{name} has no published weights to load (pretrained=True); tim_zoo.list_models(pretrained=True) '
+                f'lists those that have, or give a file: pretrained_cfg_overlay=dict(file=PATH)')
+        path = find_weight_file(cfg.file, cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir=cache_dir, name=name,
+                                published=' '.join(cfg.notes or ()))
+        state_dict, meta = model_cls.read_weights(path)
+        from_file = meta.get('model_args') or {}
+        _check_tag_fits_file(variant, cfg.tag, info, path, from_file, given)
+        for key, value in from_file.items():
+            kwargs.setdefault(key, value)
+    model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
-    if info.get('metadata'):
-        model.pretrained_cfg['feature_settings'] = dict(info['metadata'])
-    if pretrained and model.label_names is None and cfg.label_names and len(cfg.label_names) == model.num_classes:
-        model.label_names = list(cfg.label_names)
-    from ..weights.load import KERAS_SUFFIXES
-    if pretrained and cfg.file and str(cfg.file).lower().endswith(KERAS_SUFFIXES) \
-            and not model.pretrained_cfg.get('feature_settings'):
+    if state_dict is not None:
+        apply_state_dict(model, state_dict, weight_source(path, meta, variant))
+    labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
+    apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')))
+    if path is not None and path.suffix.lower() in KERAS_SUFFIXES and not model.pretrained_cfg.get('feature_settings'):
         warnings.warn(
-            f'{cfg.file} is not inside a release folder (such as EMODB_46/) and {variant} names no release, so its '
+            f'{path} is not inside a release folder (such as EMODB_46/) and {variant} names no release, so its '
             f'label names and feature settings are unknown (labels are class_0..class_{model.num_classes - 1}); '
             f'name the release with its tag: create_model("{variant}.emodb_46", pretrained=True, ...)', stacklevel=3)
+    if features_only:
+        if feature_cls not in ('getter', FeatureGetterNet):
+            raise ConfigurationError(f'feature_cls={feature_cls!r}: tim_zoo models give features through '
+                                     f'forward_intermediates, feature_cls="getter" (the default)')
+        pretrained_cfg = model.pretrained_cfg
+        model = FeatureGetterNet(model, out_indices=len(model.feature_info) if out_indices is None else out_indices,
+                                 output_fmt='NCL')
+        model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
     return model

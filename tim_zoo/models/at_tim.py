@@ -79,12 +79,13 @@ class ATTIM(SERModel):
             lambda: FrameScoreHead(self.num_features, seq_len, num_classes, head_drop_rate))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.max_len = seq_len if fusion == 'aft_local' else None
+        self.feature_info = self.tim.level_info('tim')
+        self._stem_modules = self.tim.stem_modules('tim')
 
-    def forward_features(self, x):
-        """`[B, C, T] -> [B, n*F, T]`."""
-        self._check_input(x)
-        x = self.tim(self.frame_mask(x))
-        return self.fusion(x).transpose(1, 2)
+    def _forward_levels(self, x):
+        """`[B, C, T]` -> frame features `[B, n*F, T]` and the `depth` TAB levels `[B, F, T]`."""
+        levels = self.tim.forward_levels(self.frame_mask(x))
+        return self.fusion(self.tim.fuse(levels)).transpose(1, 2), levels
 
 
 class MultiTIM(SERModel):
@@ -132,14 +133,17 @@ class MultiTIM(SERModel):
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
             lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool))
+        self.feature_info = [dict(num_chs=filters, reduction=1, module=f'{stack}.blocks.{j}')
+                             for stack, depth in (('general', general_depth), ('special', special_depth))
+                             for j in range(depth)]
+        self._stem_modules = ('stem',)
 
-    def forward_features(self, x):
-        """`[B, C, T] -> [B, (n1+n2)*F, T]`."""
-        self._check_input(x)
+    def _forward_levels(self, x):
+        """`[B, C, T]` -> frame features `[B, (n1+n2)*F, T]` and the `n1 + n2` TAB levels `[B, F, T]`."""
         general = self.general(self.stem(x))
-        special = self.delta(self.special(general[-1]))
-        levels = torch.cat([torch.stack(general, dim=-1), special], dim=-1)
-        return self.fusion(levels).transpose(1, 2)
+        special_levels = self.special(general[-1])
+        levels = torch.cat([torch.stack(general, dim=-1), self.delta(special_levels)], dim=-1)
+        return self.fusion(levels).transpose(1, 2), general + special_levels
 
 
 default_cfgs = generate_default_cfgs({

@@ -4,7 +4,7 @@ from torch import nn
 
 from ..exceptions import ConfigurationError
 from ..layers import SinusoidalPositionalEncoding, TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
-from ._base import SERModel, audio_cfg, build_model, create_head
+from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
 
 
 class CNNTransformer(SERModel):
@@ -66,18 +66,22 @@ class CNNTransformer(SERModel):
             lambda: TimeProjectionHead(d_model, seq_len // 2, num_classes))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.min_len = 2
+        self.feature_info = self.tim.level_info('tim') + layer_info('transformer', num_layers, d_model, 2, ('proj',))
+        self._stem_modules = self.tim.stem_modules('tim')
 
-    def forward_features(self, x):
-        """`[B, C, T] -> [B, d_model, T // 2]`."""
-        self._check_input(x)
+    def _forward_levels(self, x):
+        """`[B, C, T]` -> frame features `[B, d_model, T // 2]`, the `depth` TAB levels `[B, F, T]` and the
+        Transformer layers' outputs `[B, d_model, T // 2]`."""
+        levels = self.tim.forward_levels(x)
         # contiguous: torch.compile (aot) fails on PyTorch's eval fast path of the encoder layer for a transposed input
-        x = self.proj(self.pool(self.tim(x))).transpose(1, 2).contiguous()   # [B, T//2, d_model]
+        x = self.proj(self.pool(self.tim.fuse(levels))).transpose(1, 2).contiguous()   # [B, T//2, d_model]
         if self.pos_embed is not None:
             x = self.pos_embed(x)
-        x = self.transformer(x)
+        layers = self.transformer.forward_layers(x)
+        x = self.transformer.stack(layers)
         if self.layer_weight is not None:
             x = self.layer_weight(x)
-        return x.transpose(1, 2)
+        return x.transpose(1, 2), levels + [h.transpose(1, 2) for h in layers]
 
 
 default_cfgs = generate_default_cfgs({

@@ -6,7 +6,7 @@ from timm.models import generate_default_cfgs, register_model
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, SinusoidalPositionalEncoding, TransformerEncoderStack, WeightLayer
-from ._base import SERModel, audio_cfg, build_model, create_head
+from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
 
 
 class SpeechEmotionTransformer(SERModel):
@@ -64,17 +64,21 @@ class SpeechEmotionTransformer(SERModel):
             self.head = ConvMapHead(
                 num_layers, seq_len, d_model, num_classes, hidden_dim=head_hidden, drop_rate=head_drop_rate)
             self.fixed_len = seq_len
+        self.feature_info = layer_info('transformer', num_layers, d_model)
+        self._stem_modules = ('proj',)
 
-    def forward_features(self, x):
-        """`[B, C, T]` -> `[B, d_model, T]` (`"weight"`) or `[B, num_layers, T, d_model]` (`"conv2d"`)."""
-        self._check_input(x)
+    def _forward_levels(self, x):
+        """`[B, C, T]` -> `[B, d_model, T]` (`"weight"`) or `[B, num_layers, T, d_model]` (`"conv2d"`), and the
+        Transformer layers' outputs `[B, d_model, T]`."""
         x = self.proj(x).transpose(1, 2)                     # [B, T, d_model]
         if self.pos_embed is not None:
             x = self.pos_embed(x)
-        x = self.transformer(x)                              # [B, T, d_model, L]
+        layers = self.transformer.forward_layers(x)
+        x = self.transformer.stack(layers)                   # [B, T, d_model, L]
+        outputs = [h.transpose(1, 2) for h in layers]
         if self.layer_weight is not None:
-            return self.layer_weight(x).transpose(1, 2)
-        return x.permute(0, 3, 1, 2)
+            return self.layer_weight(x).transpose(1, 2), outputs
+        return x.permute(0, 3, 1, 2), outputs
 
 
 default_cfgs = generate_default_cfgs({

@@ -1,9 +1,116 @@
-"""TIM-Net (Ye et al., ICASSP 2023) and the seed's TIM baseline."""
+"""TIM-Net (Ye et al., ICASSP 2023) and the seed's TIM baseline, and the authors' Keras weights."""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import torch
 from timm.models import generate_default_cfgs, register_model
 
+from ..exceptions import WeightFileError
 from ..layers import PoolHead, TIMEncoder
-from ..weights.releases import TIMNET_RELEASES, release_metadata, release_tag
+from ..weights import KerasWeights, read_keras_weights
+from ..weights.load import KERAS_SUFFIXES
+from ..weights.releases import (
+    BUNDLED_CHECKPOINT, TIMNET_RELEASES, find_release, release_file, release_metadata, release_published, release_tag,
+)
 from ._base import SERModel, audio_cfg, build_model, create_head
+
+_BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
+
+
+@dataclass
+class KerasTIMNet:
+    """A Keras TIM-Net file converted to `timnet`'s state dict, with the shape it fixes."""
+    state_dict: Dict[str, torch.Tensor]
+    depth: int
+    num_classes: int
+    in_chans: int
+    filters: int
+    keras_version: str
+
+    @property
+    def model_args(self) -> dict:
+        return dict(depth=self.depth, num_classes=self.num_classes, in_chans=self.in_chans, filters=self.filters)
+
+
+def read_keras_timnet(path) -> KerasTIMNet:
+    """Read a TIM-Net authors' Keras weight file (`10-fold_weights_best_i.hdf5`) into `timnet`'s layout.
+
+    Layout (MODELS.md): layer counters differ between files, so layers are matched by kind and position in
+    `layer_names`, never by number: `conv1d*`: forward stem, backward stem, then per level forward conv1,
+    backward conv1, forward conv2, backward conv2; `batch_normalization*`: per level forward bn1, backward bn1,
+    forward bn2, backward bn2; `weight_layer` kernel `[n, 1]`; `dense` kernel `[F, classes]` and bias.
+
+    Raises:
+        WeightFileError: the file is missing, unreadable (truncated, not HDF5), or not a TIM-Net release.
+    """
+    keras = read_keras_weights(path)
+    return _timnet_from_keras(keras)
+
+
+def _timnet_from_keras(keras: KerasWeights) -> KerasTIMNet:
+    path = keras.path
+    convs = keras.layers(r'conv1d(_\d+)?')
+    bns = keras.layers(r'batch_normalization(_\d+)?')
+    wls = keras.layers(r'weight_layer(_\d+)?')
+    denses = keras.layers(r'dense(_\d+)?')
+    depth = len(bns) // 4
+    problems = []
+    if depth < 1 or len(bns) != 4 * depth:
+        problems.append(f'{len(bns)} batch_normalization layers (expected 4 per level)')
+    if len(convs) != 2 + 4 * depth:
+        problems.append(f'{len(convs)} conv1d layers (expected 2 stems + 4 per level = {2 + 4 * depth})')
+    if len(wls) != 1:
+        problems.append(f'{len(wls)} weight_layer layers (expected 1)')
+    if len(denses) != 1:
+        problems.append(f'{len(denses)} dense layers (expected 1)')
+    if problems:
+        raise WeightFileError(f'{path} is not a TIM-Net Keras release: it has ' + '; '.join(problems))
+    try:
+        return _convert(keras, convs, bns, wls[0], denses[0], depth)
+    except KeyError as e:
+        raise WeightFileError(f'{path} is not a readable TIM-Net Keras release (a layer lacks {e})') from e
+
+
+def _convert(keras: KerasWeights, convs, bns, wl_layer, dense_layer, depth) -> KerasTIMNet:
+    # tim_zoo runs both directions as two channel groups: every encoder tensor is the forward
+    # direction's followed by the backward direction's (BiTemporalEncoder).
+    w = keras.weights
+    sd = {}
+    prefix = 'tim.encoder.'
+
+    def conv(fwd_layer, bwd_layer, key):
+        fwd, bwd = w[fwd_layer], w[bwd_layer]
+        kernel = np.concatenate([fwd['kernel'], bwd['kernel']], axis=2)          # [k, in, 2*out]
+        sd[key + '.weight'] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(2, 1, 0)))  # [2*out, in, k]
+        sd[key + '.bias'] = torch.from_numpy(np.concatenate([fwd['bias'], bwd['bias']]))
+
+    def bn(fwd_layer, bwd_layer, key):
+        fwd, bwd = w[fwd_layer], w[bwd_layer]
+        for k_name in fwd:
+            sd[f'{key}.{_BN_KEYS[k_name]}'] = torch.from_numpy(np.concatenate([fwd[k_name], bwd[k_name]]))
+
+    conv(convs[0], convs[1], prefix + 'stem.conv')
+    for j in range(depth):
+        c = convs[2 + 4 * j: 6 + 4 * j]
+        b = bns[4 * j: 4 * j + 4]
+        for unit in (0, 1):
+            base = f'{prefix}stack.blocks.{j}.convs.{unit}'
+            conv(c[2 * unit], c[2 * unit + 1], base + '.conv')
+            bn(b[2 * unit], b[2 * unit + 1], base + '.norm')
+    wl = w[wl_layer]['kernel']
+    if wl.shape != (depth, 1):
+        raise WeightFileError(f'{keras.path}: weight_layer kernel has shape {wl.shape}, expected ({depth}, 1)')
+    sd['tim.weight_layer.weight'] = torch.from_numpy(wl[:, 0].copy())
+    dense = w[dense_layer]
+    sd['head.fc.weight'] = torch.from_numpy(np.ascontiguousarray(dense['kernel'].T))
+    sd['head.fc.bias'] = torch.from_numpy(dense['bias'])
+    stem = sd[prefix + 'stem.conv.weight']
+    return KerasTIMNet(
+        state_dict=sd, depth=depth, num_classes=int(dense['kernel'].shape[1]), in_chans=int(stem.shape[1]),
+        filters=int(stem.shape[0]) // 2, keras_version=keras.keras_version)
 
 
 class TIMNet(SERModel):
@@ -64,42 +171,80 @@ class TIMNet(SERModel):
             act_layer=act_layer, norm_layer=norm_layer, kernel_size=kernel_size, dropout=drop_rate,
             residual=residual, conv_style=conv_style)
         self.head = create_head(head, filters, num_classes, gmm_components, lambda: PoolHead(filters, num_classes))
+        self.feature_info = self.tim.level_info('tim')
+        self._stem_modules = self.tim.stem_modules('tim')
 
-    def forward_features(self, x):
-        """`[B, C, T] -> [B, F, T]`."""
-        self._check_input(x)
-        return self.tim(x)
+    def _forward_levels(self, x):
+        """`[B, C, T]` -> frame features `[B, F, T]` and the `depth` levels `[B, F, T]`."""
+        levels = self.tim.forward_levels(x)
+        return self.tim.fuse(levels), levels
+
+    @classmethod
+    def read_weights(cls, path):
+        """Also the authors' Keras `.hdf5` releases; a release folder in the path (`EMODB_46/`) gives their label
+        names and feature settings."""
+        if Path(path).suffix.lower() not in KERAS_SUFFIXES:
+            return super().read_weights(path)
+        keras = read_keras_timnet(path)
+        meta = dict(architecture='timnet', model_args=keras.model_args)
+        release = find_release(path)
+        if release:
+            settings = release_metadata(release)
+            meta.update(label_names=settings['label_names'], feature_settings=settings)
+        return keras.state_dict, meta
+
+    @classmethod
+    def tag_info(cls, tag: str) -> dict:
+        return _RELEASE_INFO.get(_FOLD_SUFFIX.sub('', tag), {})
 
 
 _PAPER = dict(
     paper_name='Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech Emotion Recognition',
     paper_ids='arXiv:2211.08233', origin_url='https://github.com/Jiaxin-Ye/TIM-Net_SER')
 
-#: per pretrained tag of timnet: the constructor arguments and the feature settings of the release
-TIMNET_RELEASE_INFO = {
+#: per release tag of timnet: the constructor arguments and the feature settings of the release
+_RELEASE_INFO = {
     release_tag(name): dict(model_args=dict(depth=info['depth'], num_classes=len(info['labels'])),
                             metadata=release_metadata(name))
     for name, info in TIMNET_RELEASES.items()
 }
+_FOLD_SUFFIX = re.compile(r'_fold\d+$')
+
+#: the pretrained tag of the model that ships inside tim_zoo
+BUNDLED_TAG = 'tim_zoo_emodb'
+
+
+def _release_cfg(name: str, info: dict, fold: int, alias: bool = False):
+    what = (f'fold {fold} of the TIM-Net authors\' Keras release {name} ({info["corpus"]}); fold {fold}\'s test set '
+            f'is fold {fold} of KFold(10, shuffle=True, random_state={info["kfold_seed"]})')
+    return audio_cfg(
+        **_PAPER, license='mit', file=release_file(name, fold), num_classes=len(info['labels']),
+        label_names=tuple(info['labels']), notes=(release_published(name),),
+        description=what + ('; the release tag loads fold 1 (another fold: its _fold<k> tag, or '
+                            'pretrained_cfg_overlay=dict(file=PATH))' if alias else ''))
+
 
 default_cfgs = generate_default_cfgs({
     'timnet': audio_cfg(**_PAPER, license='mit'),
-    **{
-        f'timnet.{release_tag(name)}': audio_cfg(
-            **_PAPER, license='mit', num_classes=len(info['labels']), label_names=tuple(info['labels']),
-            description=f'TIM-Net authors\' Keras release {name} ({info["corpus"]}, 10 fold models '
-                        f'10-fold_weights_best_{{1..10}}.hdf5, KFold seed {info["kfold_seed"]}); give one file with '
-                        f'pretrained_cfg_overlay=dict(file=PATH)')
-        for name, info in TIMNET_RELEASES.items()
-    },
+    **{f'timnet.{release_tag(name)}': _release_cfg(name, info, 1, alias=True) for name, info in TIMNET_RELEASES.items()},
+    **{f'timnet.{release_tag(name)}_fold{k}': _release_cfg(name, info, k)
+       for name, info in TIMNET_RELEASES.items() for k in range(1, 11)},
+    f'timnet.{BUNDLED_TAG}': audio_cfg(
+        file=str(BUNDLED_CHECKPOINT), num_classes=7, label_names=TIMNET_RELEASES['EMODB_46']['labels'],
+        license='apache-2.0', notes=('It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.',),
+        description='timnet trained by tim_zoo on all 535 EMODB utterances (timnet.paper recipe), level "peak"; '
+                    'the model tim-zoo predict uses by default'),
     'tim': audio_cfg(),
 })
+# timm makes the first tag with weights the default; `timnet` alone stays the untrained model
+default_cfgs['timnet'].tags.remove('')
+default_cfgs['timnet'].tags.appendleft('')
 
 
 @register_model
 def timnet(pretrained: bool = False, **kwargs) -> TIMNet:
     """Official TIM-Net: separate weights per direction, Keras BatchNorm settings, residual mul."""
-    return build_model(TIMNet, 'timnet', pretrained, release_info=TIMNET_RELEASE_INFO, **kwargs)
+    return build_model(TIMNet, 'timnet', pretrained, **kwargs)
 
 
 @register_model

@@ -6,7 +6,7 @@ from torch import nn
 
 from .._validation import check_choice
 from ..layers import ConvNormAct1d, FlattenHead, SinusoidalPositionalEncoding, TIMEncoder, TransformerEncoderStack
-from ._base import SERModel, audio_cfg, build_model, create_head
+from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
 
 
 class TransformerTIM(SERModel):
@@ -83,20 +83,30 @@ class TransformerTIM(SERModel):
             head, self.num_features, num_classes, gmm_components,
             lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels))
         self.fixed_len = None if head == 'gmm' else seq_len
+        self.feature_info = layer_info('transformer', num_layers, d_model)
+        if self.tim is not None:
+            tim_levels = self.tim.level_info('tim')
+            before = ('layer_fusion', 'bridge') + self.tim.stem_modules('tim')
+            tim_levels[0]['modules'] = tim_levels[0]['modules'] + before
+            self.feature_info += tim_levels
+        self._stem_modules = ('prep',)
 
-    def forward_features(self, x):
-        """`[B, C, T] -> [B, D, T]`."""
-        self._check_input(x)
+    def _forward_levels(self, x):
+        """`[B, C, T]` -> frame features `[B, D, T]`, the Transformer layers' outputs `[B, d_model, T]` and, with a
+        TIM part, its levels `[B, F, T]`."""
         x = self.prep(x).transpose(1, 2)                     # [B, T, d_model]
         if self.pos_embed is not None:
             x = self.pos_embed(x)
-        x = self.transformer(x)
+        layers = self.transformer.forward_layers(x)
+        x = self.transformer.stack(layers)
         if self.layer_fusion is not None:
             x = self.layer_fusion(x).squeeze(-1)             # [B, T, d_model, L] -> [B, T, d_model]
         x = x.transpose(1, 2)
-        if self.tim is not None:
-            x = self.tim(self.bridge(x))
-        return x
+        outputs = [h.transpose(1, 2) for h in layers]
+        if self.tim is None:
+            return x, outputs
+        levels = self.tim.forward_levels(self.bridge(x))
+        return self.tim.fuse(levels), outputs + levels
 
 
 default_cfgs = generate_default_cfgs({

@@ -1,7 +1,7 @@
 """The model that ships inside the package: `tim-zoo predict` uses it when given no weights.
 
-`timnet_emodb.safetensors`: a `timnet` trained by tim_zoo's own engine on all 535 utterances of
-EMODB (7 classes: angry boredom disgust fear happy neutral sad), TIM-Net paper recipe
+`timnet_emodb.safetensors` (pretrained tag `timnet.tim_zoo_emodb`): a `timnet` trained by tim_zoo's own engine
+on all 535 utterances of EMODB (7 classes: angry boredom disgust fear happy neutral sad), TIM-Net paper recipe
 (`timnet.paper`: Adam 1e-3, 500 epochs, label smoothing 0.1), features as the EMODB_46 release
 (librosa MFCC, 96000 samples at 22050 Hz, 39 x 188), `level="peak"`: the shared EMODB copy it learned from is
 peak-normalised (median peak 0.99997 of full scale), so prediction scales each analysed window to a
@@ -12,18 +12,15 @@ full-scale peak too (recorded in the checkpoint's feature settings, added after 
 The checkpoint's metadata holds the full training configuration. Its accuracy on unseen speakers is
 what the 10-fold and leave-one-speaker-out runs in the docs measure; it has seen every EMODB file.
 """
-from pathlib import Path
+from .._factory import create_model
+from ..models.timnet import BUNDLED_TAG
+from ..weights.releases import BUNDLED_CHECKPOINT
 
-from ..exceptions import WeightFileError
-
-DEFAULT_CHECKPOINT = Path(__file__).with_name('timnet_emodb.safetensors')
+DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINT
+DEFAULT_MODEL = f'timnet.{BUNDLED_TAG}'
 
 
 def load_default_model():
-    """The bundled EMODB `timnet`, in eval mode, with its label names and feature settings."""
-    from ..weights import load_checkpoint
-
-    if not DEFAULT_CHECKPOINT.is_file():
-        raise WeightFileError(f'the bundled model {DEFAULT_CHECKPOINT} is missing from this installation; '
-                              f'pass --checkpoint or --keras-weights')
-    return load_checkpoint(DEFAULT_CHECKPOINT).eval()
+    """The bundled EMODB `timnet` (`create_model("timnet.tim_zoo_emodb", pretrained=True)`), in eval mode, with its
+    label names and feature settings."""
+    return create_model(DEFAULT_MODEL, pretrained=True).eval()

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data._optional import progress
+from .._utils import atomic_write, progress
 from ..evaluation import confusion_matrix, uar, war
 from ..layers import FrameMask
-from ..weights.checkpoint import atomic_write, save_checkpoint
+from ..weights import load_weights, save_checkpoint
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
 from .protocols import Split
@@ -170,7 +170,6 @@ def train_split(
     barrier()                                             # rank 0's checkpoints are on disk for everyone
     chosen = cfg.epochs
     if cfg.select == 'val' and best_epoch is not None:
-        from ..weights.load import load_weights
         load_weights(model, fold_dir / 'best.safetensors', allow_head_reset=False)
         chosen = best_epoch
     result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),

@@ -9,16 +9,19 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .._factory import create_model_for_frames
-from ..data._optional import progress, require
+from .._factory import check_model_name, create_model_for_frames
+from .._utils import atomic_write, progress, require
+from .._validation import resolve_device
 from ..data.feature_set import FeatureSet
+from ..data.frame_selection import gmm_frame_selection
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError
-from ..weights.checkpoint import atomic_write
+from ..weights import load_weights
 from .config import TrainConfig
 from .engine import RESULT_FILE, STATE_FILE, barrier, dist_info, log, train_split
 from .optim import freeze
 from .protocols import make_splits
+
 
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.json'
@@ -32,7 +35,6 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
         kwargs.setdefault('drop_rate', cfg.dropout)
     model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if cfg.init:
-        from ..weights.load import load_weights
         load_weights(model, cfg.init, allow_head_reset=True)
     if label_names is not None:
         model.label_names = list(label_names)
@@ -41,7 +43,6 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
 
 
 def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) -> FeatureSet:
-    from ..data.frame_selection import gmm_frame_selection
     x = np.stack([gmm_frame_selection(f, cfg.gmm_select, cfg.gmm_fits, seed=cfg.seed)
                   for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
     settings = dict(features.settings, gmm_select=cfg.gmm_select, gmm_fits=cfg.gmm_fits)
@@ -187,8 +188,6 @@ def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: 
 
 def check_config(cfg: TrainConfig) -> None:
     """What can be checked without the data: the model name, the device and the initial weights file."""
-    from .._factory import check_model_name
-    from .._validation import resolve_device
 
     check_model_name(cfg.model)
     resolve_device(cfg.device)

@@ -1,11 +1,13 @@
-"""Published and native weights: the TIM-Net Keras releases, tim_zoo checkpoints, checked loading."""
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, tensor_hash
-from .keras import KerasTIMNet, read_keras_timnet
-from .load import apply_state_dict, load_weights, model_args_from_weights
+"""Reading and writing weight files, knowing no model family: tim_zoo checkpoints, PyTorch state dicts, Keras
+layers, and where published weights are found (`find_weight_file`, `weights_dir`)."""
+from .checkpoint import read_checkpoint, save_checkpoint, tensor_hash
+from .hub import find_weight_file, home_dir, weights_dir
+from .keras import KerasWeights, read_keras_weights
+from .load import apply_metadata, apply_state_dict, load_weights, read_weight_file
 from .releases import TIMNET_RELEASES, release_metadata
 
 __all__ = [
-    'KerasTIMNet', 'TIMNET_RELEASES', 'apply_state_dict', 'load_checkpoint', 'load_weights',
-    'model_args_from_weights', 'read_checkpoint', 'read_keras_timnet', 'release_metadata', 'save_checkpoint',
-    'tensor_hash',
+    'KerasWeights', 'TIMNET_RELEASES', 'apply_metadata', 'apply_state_dict', 'find_weight_file', 'home_dir',
+    'load_weights', 'read_checkpoint', 'read_keras_weights', 'read_weight_file', 'release_metadata',
+    'save_checkpoint', 'tensor_hash', 'weights_dir',
 ]

@@ -2,14 +2,16 @@
 rebuilds the model (architecture, constructor arguments, label names, feature settings, version,
 a SHA-256 of the tensors)."""
 import hashlib
+import importlib
 import json
-import os
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import torch
+from timm.models import model_entrypoint, split_model_name_tag
 
-from ..exceptions import UnsafeFileError, WeightFileError
+from .._utils import atomic_write, require
+from ..exceptions import WeightFileError, WeightsNotFoundError
 from ..version import __version__
 
 FORMAT = 'tim_zoo.checkpoint/1'
@@ -17,11 +19,17 @@ _META_KEY = 'tim_zoo'
 
 
 def _safetensors():
-    try:
-        import safetensors.torch
-    except ImportError as e:
-        raise ImportError('native checkpoints need safetensors: pip install "tim_zoo[checkpoint]"') from e
+    require('safetensors.torch', 'native checkpoints')
+    import safetensors.torch
     return safetensors
+
+
+def is_tim_zoo_model(name) -> bool:
+    """Whether `name` is registered (with timm's registry) by tim_zoo, so that `create_model` rebuilds it."""
+    try:
+        return bool(name) and model_entrypoint(split_model_name_tag(name)[0]).__module__.startswith('tim_zoo.')
+    except RuntimeError:
+        return False
 
 
 def tensor_hash(state_dict: Dict[str, torch.Tensor]) -> str:
@@ -32,28 +40,6 @@ def tensor_hash(state_dict: Dict[str, torch.Tensor]) -> str:
         h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file onto `path`: readers never see half a file.
-
-    The file gets the permissions of an ordinary new file (safetensors writes owner-only files).
-    """
-    if not path.parent.is_dir():
-        from ..exceptions import ConfigurationError
-        raise ConfigurationError(f'cannot write {path}: the folder {path.parent} does not exist')
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_checkpoint(
@@ -77,8 +63,6 @@ def save_checkpoint(
             `load_checkpoint` calls `builder(**builder_args)` and loads the weights into the result.
         builder_args: the keyword arguments that build `model` with `builder`.
     """
-    from .._factory import is_model
-
     safetensors = _safetensors()
     path = Path(path)
     arch = getattr(model, 'model_name', None)
@@ -86,8 +70,8 @@ def save_checkpoint(
     if builder is not None:
         arch, model_args = None, dict(builder_args or {})
         builder_name = _builder_name(builder)
-        _check_builder(_import_builder(builder_name), model_args, tensors, builder_name)
-    elif not arch or not is_model(arch):
+        _check_builder(import_builder(builder_name), model_args, tensors, builder_name)
+    elif not is_tim_zoo_model(arch):
         raise WeightFileError(
             f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), or, for a model '
             f'composed of blocks, the function that builds it: save_checkpoint(model, path, builder=make_model, '
@@ -121,14 +105,13 @@ def _builder_name(builder) -> str:
         if '<' in name or not name.split(':')[0] or name.split(':')[0] == '__main__':
             raise WeightFileError(f'builder {name} cannot be imported again (a lambda, a local function or a script\'s '
                                   f'__main__): define it at the top level of an importable module')
-    if _import_builder(name) is not builder and not isinstance(builder, str):
+    if import_builder(name) is not builder and not isinstance(builder, str):
         raise WeightFileError(f'builder {name} does not import back to the function given')
     return name
 
 
-def _import_builder(name: str):
-    import importlib
-
+def import_builder(name: str):
+    """The function (or class) `"package.module:qualname"` names."""
     module, _, attr = name.partition(':')
     try:
         obj = importlib.import_module(module)
@@ -159,7 +142,7 @@ def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor],
     safetensors = _safetensors()
     path = Path(path)
     if not path.is_file():
-        raise WeightFileError(f'no checkpoint at {path}')
+        raise WeightsNotFoundError(f'no checkpoint at {path}')
     try:
         with safetensors.safe_open(str(path), framework='pt') as f:
             header = (f.metadata() or {}).get(_META_KEY)
@@ -174,34 +157,3 @@ def read_checkpoint(path, verify: bool = True) -> Tuple[Dict[str, torch.Tensor],
                 f'{path} is corrupted: its tensors hash to {actual[:16]}..., the file records '
                 f'{str(meta.get("tensor_sha256"))[:16]}...')
     return state_dict, meta
-
-
-def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False) -> torch.nn.Module:
-    """Rebuild a model from a tim_zoo checkpoint alone (architecture and arguments from its metadata). A TIM-Net
-    Keras `.hdf5` file is loaded as `timnet` (as `create_model("timnet", pretrained=True, ...)` would).
-
-    A checkpoint of a model composed of blocks names the function that built it: pass that function
-    (`builder=make_model`), or `trust_builder=True` to import and call the named one (only for files you trust:
-    a file can name any importable function)."""
-    from .._factory import create_model
-    from .load import KERAS_SUFFIXES, apply_metadata, apply_state_dict
-
-    if Path(path).suffix.lower() in KERAS_SUFFIXES:
-        model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-        return model if device is None else model.to(device)
-    state_dict, meta = read_checkpoint(path)
-    if meta is None:
-        raise WeightFileError(
-            f'{path} has no tim_zoo metadata, so the architecture is unknown; build the model with '
-            f'tim_zoo.create_model(name, checkpoint_path={str(path)!r}) instead')
-    if meta.get('builder'):
-        if builder is None and not trust_builder:
-            raise UnsafeFileError(
-                f'{path} was saved from a model built by {meta["builder"]}(**{meta["model_args"]}); pass that function '
-                f'(load_checkpoint(path, builder=...)) or, for a file you trust, trust_builder=True to import it')
-        model = (builder or _import_builder(meta['builder']))(**meta['model_args'])
-    else:
-        model = create_model(meta['architecture'], **meta['model_args'])
-    apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)
-    apply_metadata(model, meta)
-    return model if device is None else model.to(device)

@@ -2,12 +2,12 @@
 import pickle
 import warnings
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 
-from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError
-from .releases import find_release, release_metadata
+from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError, WeightsNotFoundError
+from .checkpoint import read_checkpoint
 
 _HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
 KERAS_SUFFIXES = ('.hdf5', '.h5')
@@ -64,20 +64,6 @@ def apply_metadata(model, meta: dict) -> None:
         model.pretrained_cfg['feature_settings'] = settings
 
 
-def model_args_from_weights(path) -> dict:
-    """Constructor arguments a weight file fixes (depth, classes, widths), read before building the model."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in KERAS_SUFFIXES:
-        from .keras import read_keras_timnet
-        return read_keras_timnet(path).model_args
-    if suffix == '.safetensors':
-        from .checkpoint import read_checkpoint
-        _, meta = read_checkpoint(path, verify=False)
-        return dict(meta['model_args']) if meta else {}
-    return {}
-
-
 def load_torch_file(path) -> Dict[str, torch.Tensor]:
     """A state dict from a `.pt`/`.pth` file, with `torch.load(weights_only=True)` only."""
     try:
@@ -99,42 +85,51 @@ def load_torch_file(path) -> Dict[str, torch.Tensor]:
     return obj
 
 
-def load_weights(model, path, allow_head_reset: bool = True) -> None:
-    """Load a weight file into `model`: Keras TIM-Net `.hdf5`, tim_zoo `.safetensors` or `.pt`/`.pth`.
+def weight_source(path: Path, meta: dict, model_name: str) -> str:
+    """How error messages name the file; a Keras release of another architecture is refused here."""
+    arch = meta.get('architecture')
+    if not arch or arch == model_name:
+        return str(path)
+    if Path(path).suffix.lower() in KERAS_SUFFIXES:
+        raise CheckpointMismatchError(f'{path} is a Keras {arch} release; it loads only into {arch}, not {model_name}')
+    return f'{path} (saved from {arch})'
 
-    Keras files load only into `timnet`; a release folder name in the path (`EMODB_46`) sets the
-    label names and feature settings. A different `num_classes` keeps the body and re-initialises
-    the classifier, with a warning (unless `allow_head_reset=False`).
+
+def read_weight_file(path) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """`(state_dict, metadata)` of a tim_zoo `.safetensors` checkpoint or a `.pt`/`.pth` state dict, read once.
+
+    The metadata of a checkpoint holds `architecture`, `model_args`, `label_names` and `feature_settings`;
+    a `.pt` file has none (`{}`). Keras files are read by the model family that knows their layout
+    (`timnet`), through its `read_weights`.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    source = str(path)
-    if suffix in KERAS_SUFFIXES:
-        from ..models.timnet import TIMNet
-        from .keras import read_keras_timnet
-
-        if not isinstance(model, TIMNet) or model.tim.encoder.share_weights:
-            raise CheckpointMismatchError(
-                f'{source} is a Keras TIM-Net release; it loads only into timnet, not '
-                f'{getattr(model, "model_name", type(model).__name__)}')
-        keras = read_keras_timnet(path)
-        apply_state_dict(model, keras.state_dict, source, allow_head_reset)
-        release = find_release(path)
-        if release:
-            meta = release_metadata(release)
-            apply_metadata(model, dict(label_names=meta['label_names'], feature_settings=meta))
-    elif suffix == '.safetensors':
-        from .checkpoint import read_checkpoint
-
+    if suffix == '.safetensors':
         state_dict, meta = read_checkpoint(path)
-        if meta and meta.get('architecture') != getattr(model, 'model_name', None):
-            source = f'{source} (saved from {meta.get("architecture")})'
-        apply_state_dict(model, state_dict, source, allow_head_reset)
-        if meta:
-            apply_metadata(model, meta)
-    elif suffix in TORCH_SUFFIXES:
-        apply_state_dict(model, load_torch_file(path), source, allow_head_reset)
-    else:
-        raise WeightFileError(
-            f'unknown weight format {suffix!r} of {source}; expected .hdf5/.h5 (Keras TIM-Net), .safetensors '
-            f'(tim_zoo) or .pt/.pth (state dict)')
+        return state_dict, meta or {}
+    if suffix in TORCH_SUFFIXES:
+        if not path.is_file():
+            raise WeightsNotFoundError(f'no weight file at {path}')
+        return load_torch_file(path), {}
+    if suffix in KERAS_SUFFIXES:
+        raise CheckpointMismatchError(
+            f'{path} is a Keras weight file; it loads only into a model family that reads Keras releases (timnet)')
+    raise WeightFileError(
+        f'unknown weight format {suffix!r} of {path}; expected .hdf5/.h5 (Keras TIM-Net), .safetensors '
+        f'(tim_zoo) or .pt/.pth (state dict)')
+
+
+def load_weights(model, path, allow_head_reset: bool = True) -> None:
+    """Load a weight file into `model`: Keras TIM-Net `.hdf5`, tim_zoo `.safetensors` or `.pt`/`.pth`.
+
+    The file is read by `model.read_weights` when the model has it (a tim_zoo model: its family knows its
+    published formats), else by `read_weight_file`. Keras files load only into `timnet`; a release folder name
+    in the path (`EMODB_46`) sets the label names and feature settings. A different `num_classes` keeps the
+    body and re-initialises the classifier, with a warning (unless `allow_head_reset=False`).
+    """
+    path = Path(path)
+    reader = getattr(model, 'read_weights', read_weight_file)
+    state_dict, meta = reader(path)
+    source = weight_source(path, meta, getattr(model, 'model_name', type(model).__name__))
+    apply_state_dict(model, state_dict, source, allow_head_reset)
+    apply_metadata(model, meta)

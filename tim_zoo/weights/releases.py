@@ -1,4 +1,12 @@
-"""The TIM-Net authors' six Keras releases (10 fold models each) and what their inputs were."""
+"""The published weights: the TIM-Net authors' six Keras releases (10 fold models each) and what their inputs
+were, and the model that ships inside tim_zoo."""
+from pathlib import Path
+
+#: where the authors publish their releases: `Code/Test_Models/<release>/10-fold_weights_best_{1..10}.hdf5`
+RELEASE_REPOSITORY = 'https://github.com/Jiaxin-Ye/TIM-Net_SER'
+
+#: the `timnet` trained by tim_zoo on all of EMODB that ships inside the package (see `tim_zoo.pretrained`)
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / 'pretrained' / 'timnet_emodb.safetensors'
 
 #: the authors' features: librosa MFCC of the audio as read (no level normalisation)
 FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512, level='none')
@@ -41,9 +49,18 @@ def release_metadata(release: str) -> dict:
 
 def find_release(path) -> str:
     """The release whose name is a component of `path` (`.../EMODB_46/10-fold_weights_best_1.hdf5`), or ''."""
-    from pathlib import Path
-
     for part in reversed(Path(path).parts):
         if part in TIMNET_RELEASES:
             return part
     return ''
+
+
+def release_file(release: str, fold: int) -> str:
+    """Path of a release's fold model relative to the weights directory: `"EMODB_46/10-fold_weights_best_1.hdf5"`."""
+    return f'{release}/10-fold_weights_best_{fold}.hdf5'
+
+
+def release_published(release: str) -> str:
+    """Where the authors publish `release`, for error messages."""
+    return (f'The TIM-Net authors publish {release} in Code/Test_Models/{release}/ of {RELEASE_REPOSITORY} '
+            f'(10-fold_weights_best_{{1..10}}.hdf5).')

@@ -1,0 +1,142 @@
+"""Published weights are discoverable and load with `pretrained=True` alone: the package's own model, the weights
+directory ($TIM_ZOO_HOME/weights), the Hugging Face hub cache; each file is read once. No network is used."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import tim_zoo
+from tim_zoo.weights.releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES
+
+RELEASE_TAGS = [r.lower() for r in TIMNET_RELEASES]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path / 'home'))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / 'home'
+
+
+def test_every_published_tag_is_listed_by_tim_zoo_and_timm():
+    listed = tim_zoo.list_models(pretrained=True)
+    expected = {f'timnet.{t}' for t in RELEASE_TAGS} | {f'timnet.{t}_fold{k}' for t in RELEASE_TAGS for k in range(1, 11)}
+    expected.add('timnet.tim_zoo_emodb')
+    assert set(listed) == expected
+    assert set(timm.list_pretrained('timnet*')) == expected
+    assert 'timnet' not in listed and tim_zoo.create_model('timnet').num_classes == 7   # untagged: no weights, default
+
+
+def test_bundled_model_loads_with_pretrained_alone():
+    model = tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True)
+    assert model.label_names == list(TIMNET_RELEASES['EMODB_46']['labels'])
+    assert model.pretrained_cfg['feature_settings']['level'] == 'peak'
+    again = tim_zoo.load_checkpoint(BUNDLED_CHECKPOINT)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_pretrained_reads_the_file_once(monkeypatch):
+    import tim_zoo.weights.load as load
+    calls = []
+    real = load.read_checkpoint
+    monkeypatch.setattr(load, 'read_checkpoint', lambda *a, **k: calls.append(a) or real(*a, **k))
+    tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True)
+    assert len(calls) == 1
+
+
+def test_missing_release_file_names_where_it_was_looked_for(home):
+    with pytest.raises(tim_zoo.WeightsNotFoundError) as err:
+        tim_zoo.create_model('timnet.savee_44_fold7', pretrained=True)
+    message = str(err.value)
+    assert str(home / 'weights' / 'SAVEE_44' / '10-fold_weights_best_7.hdf5') in message
+    assert 'github.com/Jiaxin-Ye/TIM-Net_SER' in message and 'Code/Test_Models/SAVEE_44' in message
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_tag_without_weights_is_refused():
+    with pytest.raises(tim_zoo.ConfigurationError, match='no published weights'):
+        tim_zoo.create_model('at_tim', pretrained=True)
+
+
+def _hub_cache(root: Path, repo: str, files: dict) -> Path:
+    """A Hugging Face hub cache as huggingface_hub lays it out: refs/main -> snapshots/<commit>/<file>."""
+    commit = '0123456789abcdef0123456789abcdef01234567'
+    repo_dir = root / ('models--' + repo.replace('/', '--'))
+    (repo_dir / 'refs').mkdir(parents=True)
+    (repo_dir / 'refs' / 'main').write_text(commit)
+    for name, source in files.items():
+        target = repo_dir / 'snapshots' / commit / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    return root
+
+
+def test_loads_from_the_hugging_face_hub_cache_offline(home, tmp_path):
+    pytest.importorskip('huggingface_hub')
+    cache = _hub_cache(tmp_path / 'hub', 'someone/timnet-emodb', {'model.safetensors': BUNDLED_CHECKPOINT})
+    model = tim_zoo.create_model('timnet', pretrained=True, cache_dir=cache,
+                                 pretrained_cfg_overlay=dict(hf_hub_id='someone/timnet-emodb'))
+    reference = tim_zoo.load_checkpoint(BUNDLED_CHECKPOINT)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    assert model.label_names == reference.label_names
+    with pytest.raises(tim_zoo.WeightsNotFoundError, match='someone/other'):
+        tim_zoo.create_model('timnet', pretrained=True, cache_dir=cache,
+                             pretrained_cfg_overlay=dict(hf_hub_id='someone/other'))
+
+
+def test_release_from_the_weights_directory_and_the_hub_cache(home, tmp_path, shared_dir):
+    pytest.importorskip('h5py')
+    source = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
+    if not source.is_file():
+        pytest.skip('EMODB_46 release not in ../shared')
+    reference = tim_zoo.create_model('timnet.emodb_46', pretrained=True,
+                                     pretrained_cfg_overlay=dict(file=str(source))).eval()
+    (home / 'weights' / 'EMODB_46').mkdir(parents=True)
+    shutil.copy(source, home / 'weights' / 'EMODB_46')
+    from_dir = tim_zoo.create_model('timnet.emodb_46_fold3', pretrained=True).eval()
+    cache = _hub_cache(tmp_path / 'hub', 'someone/tim-net-releases', {'EMODB_46/10-fold_weights_best_3.hdf5': source})
+    from_hub = tim_zoo.create_model('timnet.emodb_46_fold3', pretrained=True, cache_dir=cache, pretrained_cfg_overlay=dict(
+        file='not/here.hdf5', hf_hub_id='someone/tim-net-releases', hf_hub_filename='EMODB_46/10-fold_weights_best_3.hdf5')).eval()
+    x = torch.randn(2, 39, 188)
+    with torch.no_grad():
+        for model in (from_dir, from_hub):
+            assert torch.equal(model(x), reference(x))
+            assert model.label_names == reference.label_names
+            assert model.pretrained_cfg['feature_settings']['release'] == 'EMODB_46'
+    with pytest.raises(tim_zoo.WeightsNotFoundError):
+        tim_zoo.create_model('timnet.emodb_46_fold4', pretrained=True)
+
+
+def test_keras_file_is_read_once(shared_dir, monkeypatch):
+    pytest.importorskip('h5py')
+    source = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_1.hdf5'
+    if not source.is_file():
+        pytest.skip('EMODB_46 release not in ../shared')
+    import tim_zoo.models.timnet as timnet
+    calls = []
+    real = timnet.read_keras_weights
+    monkeypatch.setattr(timnet, 'read_keras_weights', lambda *a: calls.append(a) or real(*a))
+    tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(source)))
+    assert len(calls) == 1
+
+
+def test_weights_command_lists_where_files_belong(home):
+    (home / 'weights' / 'CASIA_32').mkdir(parents=True)
+    stray = home / 'weights' / 'CASIA_32' / 'renamed.hdf5'
+    stray.write_bytes(b'')
+    out = subprocess.run([sys.executable, '-m', 'tim_zoo', 'weights', 'timnet.casia_32_fold*', '--json'],
+                         capture_output=True, text=True, check=True).stdout
+    listing = json.loads(out)
+    assert listing['weights_dir'] == str(home / 'weights')
+    assert len(listing['weights']) == 10 and all(w['found'] is None for w in listing['weights'])
+    assert listing['weights'][0]['file'] == 'CASIA_32/10-fold_weights_best_1.hdf5'
+    assert listing['unknown_files'] == [str(stray)]
+    table = subprocess.run([sys.executable, '-m', 'tim_zoo', 'weights', 'timnet.tim_zoo_emodb'],
+                           capture_output=True, text=True, check=True).stdout
+    assert 'found' in table and str(BUNDLED_CHECKPOINT) in table

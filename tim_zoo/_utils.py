@@ -1,0 +1,58 @@
+"""Helpers every layer of the package uses: atomic file writes, optional extras, plain-text tables."""
+import importlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .exceptions import ConfigurationError
+
+_EXTRA = {'librosa': 'audio', 'soundfile': 'audio', 'soxr': 'audio', 'scipy': 'audio', 'sklearn': 'train',
+          'tqdm': 'train', 'matplotlib': 'train', 'h5py': 'keras', 'safetensors': 'checkpoint'}
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file onto `path`: readers never see half a file.
+
+    The file gets the permissions of an ordinary new file (safetensors writes owner-only files).
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigurationError(f'cannot write {path}: the folder {path.parent} does not exist')
+    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def require(module: str, feature: str):
+    """Import `module` or raise ImportError saying which extra provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        extra = _EXTRA.get(module.split('.')[0], 'dev')
+        raise ImportError(f'{feature} needs {module.split(".")[0]}: pip install "tim_zoo[{extra}]"') from e
+
+
+def progress(iterable, enabled: bool = True, **kwargs):
+    """Wrap `iterable` in a tqdm bar when tqdm is installed and `enabled`; otherwise return it."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, **kwargs)
+
+
+def format_table(header: Sequence[str], body: Sequence[Sequence[str]], aligns: Sequence[str]) -> str:
+    """Columns padded to their widest cell; `aligns` holds `"<"` or `">"` per column."""
+    widths = [max([len(h)] + [len(row[i]) for row in body]) for i, h in enumerate(header)]
+    line = '  '.join(f'{{:{a}{w}}}' for a, w in zip(aligns, widths))
+    return '\n'.join([line.format(*header), '  '.join('-' * w for w in widths)] + [line.format(*row) for row in body])

@@ -1,0 +1,91 @@
+"""Where published weights are found: a path, the weights directory, or the Hugging Face hub cache.
+
+Nothing is downloaded unless a `hf_hub_id` names a repository and the file is not in its cache yet. A
+pretrained tag names its file relative to the weights directory (`EMODB_46/10-fold_weights_best_1.hdf5`),
+the same path as inside a hub repository that holds it.
+"""
+import os
+from pathlib import Path
+from typing import List, Optional
+
+from ..exceptions import WeightsNotFoundError
+
+#: environment variable of tim_zoo's home; weights live in `$TIM_ZOO_HOME/weights`
+HOME_ENV = 'TIM_ZOO_HOME'
+
+
+def home_dir() -> Path:
+    """`$TIM_ZOO_HOME`, else `$XDG_CACHE_HOME/tim_zoo`, else `~/.cache/tim_zoo`."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(cache).expanduser() / 'tim_zoo'
+
+
+def weights_dir() -> Path:
+    """The folder published weight files are looked up in: `home_dir() / "weights"`."""
+    return home_dir() / 'weights'
+
+
+def _hub_cached(repo_id: str, filename: str, cache_dir=None) -> Optional[Path]:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hub_download(repo_id: str, filename: str, cache_dir=None) -> Path:
+    from huggingface_hub import hf_hub_download
+    return Path(hf_hub_download(repo_id, filename, cache_dir=cache_dir))
+
+
+def find_weight_file(
+        file=None,
+        hf_hub_id: Optional[str] = None,
+        hf_hub_filename: Optional[str] = None,
+        cache_dir=None,
+        name: str = 'the model',
+        published: str = '',
+        download: bool = True,
+) -> Path:
+    """The weight file of a pretrained config, looked up in order:
+
+    1. `file` as given (absolute, or relative to the working directory);
+    2. `file` relative to `weights_dir()`;
+    3. with `hf_hub_id`: `hf_hub_filename` (default: `file`) in the Hugging Face hub cache (`cache_dir`, or the
+       hub's default), then, with `download` and the hub not offline, downloaded from the hub.
+
+    Raises:
+        WeightsNotFoundError: in none of these places; the message names each place and `published` (where the
+            weights are published).
+    """
+    looked: List[str] = []
+    if file:
+        given = Path(file).expanduser()
+        if given.is_file():
+            return given
+        looked.append(str(given.resolve()))
+        if not given.is_absolute():
+            in_dir = weights_dir() / given
+            if in_dir.is_file():
+                return in_dir
+            looked.append(f'{in_dir} (the weights directory, ${HOME_ENV}/weights)')
+    if hf_hub_id:
+        filename = hf_hub_filename or (str(file) if file and not Path(file).is_absolute() else 'model.safetensors')
+        cached = _hub_cached(hf_hub_id, filename, cache_dir)
+        if cached is not None:
+            return cached
+        looked.append(f'{filename} of the Hugging Face hub repository {hf_hub_id} (not in the hub cache)')
+        if download and not os.environ.get('HF_HUB_OFFLINE'):
+            try:
+                return _hub_download(hf_hub_id, filename, cache_dir)
+            except Exception as e:  # no network, no such repository or file: say where it was looked for
+                looked[-1] += f'; download failed: {type(e).__name__}'
+    if not looked:
+        raise WeightsNotFoundError(f'{name} names no weight file (file or hf_hub_id in its pretrained config)')
+    raise WeightsNotFoundError(
+        f'no weights for {name}; looked for ' + ', '.join(looked) + '. ' + (published + ' ' if published else '')
+        + f'Put the file in {weights_dir()} (`tim-zoo weights` lists what belongs where), or pass its path: '
+          f'pretrained_cfg_overlay=dict(file=PATH)')
