@@ -31,7 +31,7 @@ def test_unknown_model_suggests_close_names():
 
 
 def test_pretrained_without_weights_is_refused():
-    with pytest.raises(ConfigurationError, match='at_tim has no weight file to load'):
+    with pytest.raises(ConfigurationError, match='at_tim has no published weights'):
         tim_zoo.create_model('at_tim', pretrained=True)
 
 

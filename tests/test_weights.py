@@ -73,7 +73,8 @@ def test_every_shared_release_file_loads_exactly(shared_dir):
             assert torch.isfinite(model(x)).all()
 
 
-def test_release_pretrained_configs():
+def test_release_pretrained_configs(tmp_path, monkeypatch):
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
     for release, info in TIMNET_RELEASES.items():
         cfg = get_pretrained_cfg(f'timnet.{release.lower()}')
         assert cfg.num_classes == len(info['labels']) and list(cfg.label_names) == list(info['labels'])
@@ -88,7 +89,7 @@ def test_release_pretrained_configs():
     frames = {r: tim_zoo.create_model(f'timnet.{r.lower()}').pretrained_cfg['feature_settings']['frames']
               for r in TIMNET_RELEASES}
     assert frames == dict(CASIA_32=172, EMODB_46=188, EMOVO_1=188, IEMOCAP_16=606, RAVDE_46=215, SAVEE_44=254)
-    with pytest.raises(ConfigurationError, match=r'timnet.emodb_46 has no weight file.*pretrained_cfg_overlay'):
+    with pytest.raises(tim_zoo.WeightsNotFoundError, match=r'no weights for timnet.emodb_46; .*pretrained_cfg_overlay'):
         tim_zoo.create_model('timnet.emodb_46', pretrained=True)
 
 
