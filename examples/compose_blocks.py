@@ -10,13 +10,13 @@ from tim_zoo.layers import AttentionFusion, BiTemporalEncoder, DeltaAggregation,
 
 
 class MyEmotionNet(nn.Module):
-    def __init__(self, in_chans=39, channels=39, depth=6, num_classes=4):
+    def __init__(self, in_chans=39, filters=39, depth=6, num_classes=4):
         super().__init__()
         self.encoder = BiTemporalEncoder(
-            in_chans, channels, depth, share_weights=True, merge='fuse', stem_norm=True, residual='add')
+            in_chans, filters, depth, share_weights=True, merge='fuse', stem_norm=True, residual='add')
         self.aggregate = DeltaAggregation('delta')
-        self.fusion = AttentionFusion(channels, num_levels=depth, d_qkv=32, d_ff=256)
-        self.head = GMMClusteringHead(channels * depth, num_classes, num_components=8)
+        self.fusion = AttentionFusion(filters, num_levels=depth, d_qkv=32, d_ff=256)
+        self.head = GMMClusteringHead(filters * depth, num_classes, num_components=8)
 
     def forward(self, x):                                    # [B, C, T]
         stacked = self.aggregate(self.encoder(x))            # [B, F, T, n]

@@ -8,7 +8,7 @@ from torch import nn
 
 from tim_zoo.exceptions import ConfigurationError
 from tim_zoo.layers import (
-    AFTLocalFusion, AttentionFusion, BiTemporalEncoder, CausalConv1d, ChannelLayerNorm1d, DeltaAggregation,
+    AFTLocalFusion, AttentionFusion, BiTemporalEncoder, CausalConv1d, ChannelLayerNorm1d, ConvNormAct1d, DeltaAggregation,
     FrameMask, GMMClusteringHead, GroupBatchNorm1d, GroupConv1d, SinusoidalPositionalEncoding, SpatialDropout1d,
     TemporalAwareBlock, TemporalStack, TIMEncoder, TransformerEncoderStack, WeightLayer,
 )
@@ -93,7 +93,7 @@ def test_tab_projects_residual_when_widths_differ():
 
 
 def test_tab_bottleneck_structure_and_causality():
-    tab = _randomise_bn(TemporalAwareBlock(39, 39, dilation=4, conv_style='bottleneck', bottleneck_channels=13)).eval()
+    tab = _randomise_bn(TemporalAwareBlock(39, 39, dilation=4, conv_style='bottleneck', bottleneck_chans=13)).eval()
     kinds = [(u.conv.in_channels, u.conv.out_channels, u.conv.kernel_size[0], u.conv.dilation[0]) for u in tab.convs]
     assert kinds == [(39, 13, 1, 1), (13, 13, 2, 4), (13, 39, 1, 1)]
     x = torch.randn(1, 39, 40)
@@ -163,14 +163,14 @@ def _group_slice(module, group, groups):
 def test_grouped_tab_equals_one_tab_per_group(share, norm_layer, conv_style):
     grouped = _randomise_bn(TemporalAwareBlock(
         24, 24, dilation=4, groups=2, share_groups=share, norm_layer=norm_layer, conv_style=conv_style,
-        bottleneck_channels=10, dropout=0.0))
+        bottleneck_chans=10, drop_rate=0.0))
     x = torch.randn(3, 24, 40)
     for training in (False, True):
         grouped.train(training)
         y = grouped(x)
         for g in range(2):
             single = TemporalAwareBlock(12, 12, dilation=4, norm_layer=norm_layer, conv_style=conv_style,
-                                        bottleneck_channels=5, dropout=0.0).train(training)
+                                        bottleneck_chans=5, drop_rate=0.0).train(training)
             single.load_state_dict(_group_slice(grouped, g, 2))
             torch.testing.assert_close(y[:, 12 * g:12 * (g + 1)], single(x[:, 12 * g:12 * (g + 1)]))
 
@@ -204,7 +204,7 @@ def test_group_conv_layouts():
 
 
 def test_custom_norm_callable_is_applied_per_group():
-    tab = TemporalAwareBlock(8, 8, dilation=1, groups=2, norm_layer=lambda c: nn.GroupNorm(1, c), dropout=0.0).eval()
+    tab = TemporalAwareBlock(8, 8, dilation=1, groups=2, norm_layer=lambda c: nn.GroupNorm(1, c), drop_rate=0.0).eval()
     norm = tab.convs[0].norm
     assert len(norm.norms) == 2 and norm.norms[0].num_channels == 4
     x = torch.randn(2, 8, 6)
@@ -219,13 +219,13 @@ ENCODER_CASES = {
     'fuse': dict(share_weights=True, merge='fuse'),
     'fuse-aligned-separate': dict(share_weights=False, merge='fuse', align_backward=True),
     'stem-norm-layernorm': dict(share_weights=True, stem_norm=True, norm_layer='layernorm'),
-    'bottleneck-add': dict(share_weights=False, conv_style='bottleneck', bottleneck_channels=5, residual='add'),
+    'bottleneck-add': dict(share_weights=False, conv_style='bottleneck', bottleneck_chans=5, residual='add'),
 }
 
 
 @pytest.mark.parametrize('case', ENCODER_CASES)
 def test_bidirectional_encoder_equals_two_separate_passes(case):
-    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, dropout=0.0, **ENCODER_CASES[case]))
+    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=3, drop_rate=0.0, **ENCODER_CASES[case]))
     x = torch.randn(2, 13, 30)
     for training in (False, True):
         enc.train(training)
@@ -446,8 +446,10 @@ def test_tim_encoder_fusions():
 
 @pytest.mark.parametrize('share', [False, True])
 def test_eval_batchnorm_is_folded_into_the_convolution_with_the_same_result(share):
+    """The TAB's units are the package's one conv-norm-act unit, `ConvNormAct1d`."""
     tab = _randomise_bn(TemporalAwareBlock(8, 8, dilation=2, groups=2, share_groups=share)).eval()
     unit = tab.convs[0]
+    assert type(unit) is ConvNormAct1d and unit.conv.causal
     x = torch.randn(3, 8, 12)
     unfolded = unit.drop(unit.act(unit.norm(unit.conv(x))))
     torch.testing.assert_close(unit(x), unfolded, atol=1e-6, rtol=1e-5)
@@ -460,7 +462,7 @@ def test_eval_batchnorm_is_folded_into_the_convolution_with_the_same_result(shar
 def test_grouped_encoder_on_cuda_equals_cpu(share):
     """CUDA runs the groups as plain convolutions (cuDNN's grouped kernels are slow): same results."""
     torch.backends.cudnn.allow_tf32 = False
-    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=4, share_weights=share, stem_norm=True, dropout=0.0))
+    enc = _randomise_bn(BiTemporalEncoder(13, 16, depth=4, share_weights=share, stem_norm=True, drop_rate=0.0))
     x = torch.randn(3, 13, 50)
     for training in (False, True):
         enc.train(training)
@@ -469,3 +471,28 @@ def test_grouped_encoder_on_cuda_equals_cpu(share):
         enc.cpu()
         for c, g in zip(cpu, gpu):
             torch.testing.assert_close(g, c, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('block, old, new', [
+    (TemporalAwareBlock, dict(in_channels=8, out_channels=8, dilation=2, dropout=0.0, bottleneck_channels=4,
+                              conv_style='bottleneck'),
+     dict(in_chans=8, filters=8, dilation=2, drop_rate=0.0, bottleneck_chans=4, conv_style='bottleneck')),
+    (TemporalStack, dict(channels=8, depth=2), dict(filters=8, depth=2)),
+    (BiTemporalEncoder, dict(in_channels=5, channels=8, depth=2, dropout=0.2), dict(in_chans=5, filters=8, depth=2, drop_rate=0.2)),
+    (TIMEncoder, dict(in_channels=5, channels=8, depth=2), dict(in_chans=5, filters=8, depth=2)),
+    (AttentionFusion, dict(channels=8, num_levels=2), dict(filters=8, num_levels=2)),
+    (SinusoidalPositionalEncoding, dict(dim=8, dropout=0.1), dict(dim=8, drop_rate=0.1)),
+    (TransformerEncoderStack, dict(d_model=8, num_heads=2, d_ff=16, dropout=0.2), dict(d_model=8, num_heads=2, d_ff=16, drop_rate=0.2)),
+])
+def test_old_argument_names_still_build_the_same_block(block, old, new):
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning, match='is now'):
+        before = block(**old)
+    torch.manual_seed(0)
+    after = block(**new)
+    assert repr(before) == repr(after)
+    assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    name, value = next((k, v) for k, v in old.items() if k not in new)
+    with pytest.raises(ConfigurationError, match='give'):
+        block(**new, **{name: value})
+

@@ -289,7 +289,7 @@ class _SmallSER(torch.nn.Module):
         super().__init__()
         from tim_zoo.layers import BiTemporalEncoder
 
-        self.encoder = BiTemporalEncoder(in_channels=39, channels=channels, depth=2, share_weights=True, merge='fuse')
+        self.encoder = BiTemporalEncoder(in_chans=39, filters=channels, depth=2, share_weights=True, merge='fuse')
         self.head = torch.nn.Linear(channels, num_classes)
         self.num_classes = num_classes
 

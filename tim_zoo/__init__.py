@@ -6,7 +6,7 @@ from ._factory import (
 from .complexity import count_macs, count_params
 from .exceptions import (
     AudioError, CheckpointMismatchError, ConfigurationError, DatasetError, InputDtypeError, InputShapeError,
-    NonFiniteInputError, TimZooError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError,
+    NonFiniteInputError, TimZooError, UnknownArgumentError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError,
 )
 from .inference import EmotionRecognizer, Prediction, Segment
 from .models import SERModel
@@ -16,7 +16,7 @@ from .weights import load_weights, save_checkpoint, weights_dir
 __all__ = [
     'AudioError', 'CheckpointMismatchError', 'ConfigurationError', 'DatasetError', 'EmotionRecognizer',
     'InputDtypeError', 'InputShapeError', 'NonFiniteInputError', 'Prediction', 'SERModel', 'Segment', 'TimZooError',
-    'UnknownModelError', 'UnsafeFileError', 'WeightFileError', 'WeightsNotFoundError', '__version__', 'count_macs', 'count_params',
+    'UnknownArgumentError', 'UnknownModelError', 'UnsafeFileError', 'WeightFileError', 'WeightsNotFoundError', '__version__', 'count_macs', 'count_params',
     'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'list_pretrained_weights',
     'load_weights', 'models', 'save_checkpoint', 'weights_dir',
 ]

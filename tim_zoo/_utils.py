@@ -1,6 +1,8 @@
 """Helpers every layer of the package uses: atomic file writes, optional extras, plain-text tables."""
+import functools
 import importlib
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -56,3 +58,20 @@ def format_table(header: Sequence[str], body: Sequence[Sequence[str]], aligns: S
     widths = [max([len(h)] + [len(row[i]) for row in body]) for i, h in enumerate(header)]
     line = '  '.join(f'{{:{a}{w}}}' for a, w in zip(aligns, widths))
     return '\n'.join([line.format(*header), '  '.join('-' * w for w in widths)] + [line.format(*row) for row in body])
+
+
+def renamed_arguments(**renames):
+    """Decorator: keyword arguments under their old names (`old="new"`) still work, with a `FutureWarning`."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise ConfigurationError(f'{fn.__qualname__}: give {new}= only ({old}= is its old name)')
+                    warnings.warn(f'{fn.__qualname__}: the argument {old}= is now {new}=; the old name will be removed',
+                                  FutureWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+        return wrapper
+    return decorate

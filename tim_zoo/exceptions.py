@@ -29,6 +29,10 @@ class ConfigurationError(TimZooError, ValueError):
     """A constructor argument has a value the block or model does not support."""
 
 
+class UnknownArgumentError(ConfigurationError, TypeError):
+    """A constructor got an argument it does not take (the message suggests close names)."""
+
+
 class WeightFileError(TimZooError, ValueError):
     """A weight file cannot be read, is not what it claims to be, or is corrupted."""
 

@@ -54,7 +54,9 @@ def _direction(x: torch.Tensor, encoder: BiTemporalEncoder, group: int) -> List[
     for block in encoder.stack.blocks:
         y = x
         for unit in block.convs:
-            y = unit.drop(unit.act(_norm(_conv(y, unit.conv, group), unit.norm, group)))
+            y = unit.act(_norm(_conv(y, unit.conv, group), unit.norm, group))
+            if 'drop' in unit._modules:
+                y = unit.drop(y)
         res = x if isinstance(block.shortcut, nn.Identity) else _conv(x, block.shortcut, group)
         gate = torch.sigmoid(y)
         x = res * gate if block.residual == 'mul' else res + gate

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..exceptions import ConfigurationError
 from .create import ActLayer, NormLayer, get_act_layer, get_norm_layer
+from .dropout import SpatialDropout1d
 
 
 def _check_groups(in_channels: int, out_channels: int, groups: int):
@@ -129,11 +130,22 @@ class CausalConv1d(GroupConv1d):
 
 
 class ConvNormAct1d(nn.Sequential):
-    """`Conv1d(k) -> [norm] -> [act]` on `[B, C_in, T] -> [B, C_out, T]` ('same' padding).
+    """`conv -> [norm] -> [act] -> [SpatialDropout1d]` on `[B, in_channels, T] -> [B, out_channels, T]`.
 
-    Used as the 1x1 stem of the TIM models (`norm_layer`/`act_layer` None gives the plain
-    stem) and for the Transformer models' 1x1 projections. `groups`/`share_groups` as
-    `GroupConv1d`, for conv and norm alike.
+    The one conv-norm-act unit of the package: the 1x1 stems of the TIM models (`norm_layer`/`act_layer` None gives
+    the plain stem), the Transformer models' 1x1 projections and the causal dilated units inside a
+    `TemporalAwareBlock` (`causal=True`, `drop_rate`). `groups`/`share_groups` as `GroupConv1d`, for conv and norm
+    alike. When the norm is a BatchNorm in eval mode it is an affine map per channel and is folded into the
+    convolution's weights (one pass over the activations instead of two; same result).
+
+    Args:
+        in_channels, out_channels: totals over the groups (as `nn.Conv1d`).
+        kernel_size, dilation: of the convolution.
+        causal: left padding only (Keras `padding='causal'`); else 'same' padding.
+        norm_layer: norm name or callable, or None for no norm.
+        act_layer: activation name or class, or None for no activation.
+        drop_rate: SpatialDropout1d probability (whole channels) after the activation.
+        groups, share_groups: independent channel groups, optionally with one set of weights.
     """
 
     def __init__(
@@ -141,14 +153,37 @@ class ConvNormAct1d(nn.Sequential):
             in_channels: int,
             out_channels: int,
             kernel_size: int = 1,
+            dilation: int = 1,
+            causal: bool = False,
             norm_layer: Optional[NormLayer] = None,
             act_layer: Optional[ActLayer] = None,
+            drop_rate: float = 0.0,
             groups: int = 1,
             share_groups: bool = False,
     ):
         super().__init__()
-        self.conv = GroupConv1d(in_channels, out_channels, kernel_size, groups=groups, share_groups=share_groups)
+        self.conv = GroupConv1d(in_channels, out_channels, kernel_size, dilation=dilation, groups=groups,
+                                share_groups=share_groups, causal=causal)
         if norm_layer is not None:
             self.norm = get_norm_layer(norm_layer)(out_channels, groups=groups, share_groups=share_groups)
         if act_layer is not None:
             self.act = get_act_layer(act_layer)()
+        if drop_rate > 0:
+            self.drop = SpatialDropout1d(drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = getattr(self, 'norm', None)
+        if bn is None or bn.training or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
+            return super().forward(x)
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        weight = self.conv.weight * scale[:, None, None]
+        bias = -bn.running_mean * scale if self.conv.bias is None else (self.conv.bias - bn.running_mean) * scale
+        if bn.bias is not None:
+            bias = bias + bn.bias
+        x = self.conv(x, weight, bias)
+        for name in ('act', 'drop'):
+            if name in self._modules:
+                x = self._modules[name](x)
+        return x

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils import renamed_arguments
 from ..exceptions import InputShapeError
 
 
@@ -37,7 +38,7 @@ class AttentionFusion(nn.Module):
     The three 1x1 projections are one `Linear(F -> 3*d_qkv)` (same arithmetic as three 1x1 Conv2d).
 
     Args:
-        channels: `F`, features per level.
+        filters: `F`, features per level.
         num_levels: `n`, the number of levels (heads).
         d_qkv: per-head width of queries, keys and values.
         d_ff: hidden width of the feed-forward block.
@@ -46,9 +47,10 @@ class AttentionFusion(nn.Module):
         proj_drop: dropout before the output projection.
     """
 
+    @renamed_arguments(channels='filters')
     def __init__(
             self,
-            channels: int,
+            filters: int,
             num_levels: int,
             d_qkv: int = 64,
             d_ff: int = 1024,
@@ -57,14 +59,14 @@ class AttentionFusion(nn.Module):
             proj_drop: float = 0.1,
     ):
         super().__init__()
-        self.channels = channels
+        self.filters = filters
         self.num_levels = num_levels
         self.d_qkv = d_qkv
         self.attn_drop = attn_drop
-        width = channels * num_levels
-        self.qkv = nn.Linear(channels, 3 * d_qkv)
+        width = filters * num_levels
+        self.qkv = nn.Linear(filters, 3 * d_qkv)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.proj = nn.Linear(d_qkv, channels)
+        self.proj = nn.Linear(d_qkv, filters)
         self.norm1 = nn.LayerNorm(width)
         if ffn:
             self.ffn = nn.Sequential(nn.Linear(width, d_ff), nn.ReLU(), nn.Linear(d_ff, width), nn.ReLU())
@@ -101,19 +103,20 @@ class AFTLocalFusion(nn.Module):
     time, which cancel in the ratio, so large inputs do not overflow.
     """
 
-    def __init__(self, channels: int, num_levels: int, max_len: int, d_qkv: int = 64, window: int = 128):
+    @renamed_arguments(channels='filters')
+    def __init__(self, filters: int, num_levels: int, max_len: int, d_qkv: int = 64, window: int = 128):
         super().__init__()
-        self.channels = channels
+        self.filters = filters
         self.num_levels = num_levels
         self.max_len = max_len
         self.window = window
-        self.qkv = nn.Linear(channels, 3 * d_qkv)
+        self.qkv = nn.Linear(filters, 3 * d_qkv)
         self.pos_bias = nn.Parameter(torch.empty(max_len, max_len))
         nn.init.xavier_uniform_(self.pos_bias)
         idx = torch.arange(max_len)
         self.register_buffer('local_mask', (idx[:, None] - idx[None, :]).abs() < window, persistent=False)
-        self.proj = nn.Linear(num_levels * d_qkv, num_levels * channels)
-        self.norm = nn.LayerNorm(num_levels * channels)
+        self.proj = nn.Linear(num_levels * d_qkv, num_levels * filters)
+        self.norm = nn.LayerNorm(num_levels * filters)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         t = s.shape[2]

@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils import renamed_arguments
 from ..exceptions import ConfigurationError
 
 
@@ -127,9 +128,10 @@ class ConvMapHead(ClassifierHead):
     Needs the map size `(seq_len, width)`.
     """
 
+    @renamed_arguments(in_channels='in_chans')
     def __init__(
             self,
-            in_channels: int,
+            in_chans: int,
             seq_len: int,
             width: int,
             num_classes: int,
@@ -145,8 +147,8 @@ class ConvMapHead(ClassifierHead):
             raise ConfigurationError(
                 f'ConvMapHead needs a map of at least {_prod(pools)} x {_prod(pools)}, got {seq_len} x {width}')
         super().__init__(hidden_dim, num_classes)
-        layers = [nn.BatchNorm2d(in_channels)]
-        c_in = in_channels
+        layers = [nn.BatchNorm2d(in_chans)]
+        c_in = in_chans
         for c, p in zip(channels, pools):
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.MaxPool2d(p)]
             c_in = c

@@ -4,15 +4,17 @@ import math
 import torch
 from torch import nn
 
+from .._utils import renamed_arguments
 from ..exceptions import InputShapeError
 
 
 class SinusoidalPositionalEncoding(nn.Module):
     """Add the standard sinusoidal encoding (sin on even, cos on odd dimensions) to `[B, T, dim]`,
-    then dropout. The table is a non-persistent buffer: it is not part of the state dict.
+    then dropout (`drop_rate`). The table is a non-persistent buffer: it is not part of the state dict.
     """
 
-    def __init__(self, dim: int, max_len: int = 10000, dropout: float = 0.0):
+    @renamed_arguments(dropout='drop_rate')
+    def __init__(self, dim: int, max_len: int = 10000, drop_rate: float = 0.0):
         super().__init__()
         self.dim = dim
         self.max_len = max_len
@@ -22,7 +24,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         table[:, 0::2] = torch.sin(position * div)
         table[:, 1::2] = torch.cos(position * div[: dim // 2])
         self.register_buffer('table', table, persistent=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]

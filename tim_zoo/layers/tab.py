@@ -1,45 +1,19 @@
 """Temporal-aware block (TAB), the unit of TIM-Net."""
+import inspect
+
 import torch
 from torch import nn
 
+from .._utils import renamed_arguments
 from .._validation import check_choice
-from .conv import GroupConv1d
-from .create import ActLayer, NormLayer, get_act_layer, get_norm_layer
-from .dropout import SpatialDropout1d
-
-
-class ConvNormActDrop(nn.Sequential):
-    """`conv -> norm -> act -> SpatialDropout1d`, the repeated unit inside a TAB.
-
-    When the norm is a BatchNorm in eval mode it is an affine map per channel, and it is folded into
-    the convolution's weights (one pass over the activations instead of two).
-    """
-
-    def __init__(self, conv: GroupConv1d, norm: nn.Module, act: nn.Module, dropout: float):
-        super().__init__()
-        self.conv = conv
-        self.norm = norm
-        self.act = act
-        self.drop = SpatialDropout1d(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bn = self.norm
-        if bn.training or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
-            return super().forward(x)
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        weight = self.conv.weight * scale[:, None, None]
-        bias = -bn.running_mean * scale if self.conv.bias is None else (self.conv.bias - bn.running_mean) * scale
-        if bn.bias is not None:
-            bias = bias + bn.bias
-        return self.drop(self.act(self.conv(x, weight, bias)))
+from .conv import ConvNormAct1d, GroupConv1d
+from .create import ActLayer, NormLayer
 
 
 class TemporalAwareBlock(nn.Module):
     """Temporal-aware block: gated causal dilated convolutions with a residual.
 
-    `[B, in_channels, T] -> [B, out_channels, T]`:
+    `[B, in_chans, T] -> [B, filters, T]`:
 
         y = drop(act(norm(causal_conv_d(x))))        # twice ("standard")
         res = x, or Conv1d(in -> out, k=1)(x) when the widths differ
@@ -50,32 +24,36 @@ class TemporalAwareBlock(nn.Module):
     `1x1 (in -> b) -> causal k dilated (b -> b) -> 1x1 (b -> out)`, each followed by
     norm, act and spatial dropout.
 
+    The arguments in `TAB_ARGS` are declared here only: stacks, encoders and models pass them through unchanged.
+
     Args:
-        in_channels: input channels `C`.
-        out_channels: output channels `F`.
+        in_chans: input channels `C`.
+        filters: output channels `F`.
         dilation: dilation of the causal convolutions.
         kernel_size: causal convolution kernel size.
-        dropout: SpatialDropout1d probability after each convolution.
+        drop_rate: SpatialDropout1d probability after each convolution.
         residual: `"mul"` or `"add"`.
         conv_style: `"standard"` or `"bottleneck"`.
-        bottleneck_channels: `b` for the bottleneck style.
+        bottleneck_chans: `b` for the bottleneck style (per direction in a bidirectional encoder).
         act_layer: activation name or class.
         norm_layer: norm name (`"batchnorm"`, `"batchnorm_keras"`, `"layernorm"`) or callable.
-        groups: independent channel groups run side by side (all channel counts, `bottleneck_channels`
+        groups: independent channel groups run side by side (all channel counts, `bottleneck_chans`
             included, are totals over the groups), e.g. 2 for both directions of a bidirectional stack.
         share_groups: the groups share one set of weights (`GroupConv1d`).
     """
 
+    @renamed_arguments(in_channels='in_chans', out_channels='filters', dropout='drop_rate',
+                       bottleneck_channels='bottleneck_chans')
     def __init__(
             self,
-            in_channels: int,
-            out_channels: int,
+            in_chans: int,
+            filters: int,
             dilation: int,
             kernel_size: int = 2,
-            dropout: float = 0.1,
+            drop_rate: float = 0.1,
             residual: str = 'mul',
             conv_style: str = 'standard',
-            bottleneck_channels: int = 13,
+            bottleneck_chans: int = 13,
             act_layer: ActLayer = 'relu',
             norm_layer: NormLayer = 'batchnorm',
             groups: int = 1,
@@ -86,29 +64,25 @@ class TemporalAwareBlock(nn.Module):
         check_choice('conv_style', conv_style, ('standard', 'bottleneck'))
         self.residual = residual
         self.dilation = dilation
-        norm = get_norm_layer(norm_layer)
-        act = get_act_layer(act_layer)
-
-        grouping = dict(groups=groups, share_groups=share_groups)
 
         def unit(c_in, c_out, k, d):
-            conv = GroupConv1d(c_in, c_out, k, dilation=d, causal=k > 1, **grouping)
-            return ConvNormActDrop(conv, norm(c_out, **grouping), act(), dropout)
+            return ConvNormAct1d(c_in, c_out, k, dilation=d, causal=k > 1, norm_layer=norm_layer, act_layer=act_layer,
+                                 drop_rate=drop_rate, groups=groups, share_groups=share_groups)
 
         if conv_style == 'standard':
             self.convs = nn.Sequential(
-                unit(in_channels, out_channels, kernel_size, dilation),
-                unit(out_channels, out_channels, kernel_size, dilation),
+                unit(in_chans, filters, kernel_size, dilation),
+                unit(filters, filters, kernel_size, dilation),
             )
         else:
-            b = bottleneck_channels
+            b = bottleneck_chans
             self.convs = nn.Sequential(
-                unit(in_channels, b, 1, 1),
+                unit(in_chans, b, 1, 1),
                 unit(b, b, kernel_size, dilation),
-                unit(b, out_channels, 1, 1),
+                unit(b, filters, 1, 1),
             )
-        self.shortcut = (GroupConv1d(in_channels, out_channels, 1, **grouping) if in_channels != out_channels
-                         else nn.Identity())
+        self.shortcut = (GroupConv1d(in_chans, filters, 1, groups=groups, share_groups=share_groups)
+                         if in_chans != filters else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = torch.sigmoid(self.convs(x))
@@ -119,3 +93,11 @@ class TemporalAwareBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f'dilation={self.dilation}, residual={self.residual!r}'
+
+
+#: the arguments of `TemporalAwareBlock` that stacks, encoders and models pass through unchanged
+TAB_ARGS = ('kernel_size', 'drop_rate', 'residual', 'conv_style', 'bottleneck_chans', 'act_layer', 'norm_layer')
+
+#: their defaults, as `TemporalAwareBlock` declares them
+TAB_DEFAULTS = {name: p.default for name, p in inspect.signature(TemporalAwareBlock.__init__).parameters.items()
+                if name in TAB_ARGS}

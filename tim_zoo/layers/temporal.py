@@ -6,29 +6,30 @@ from torch import nn
 
 from ._checkpoint import checkpoint
 
+from .._utils import renamed_arguments
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
-from .create import ActLayer, NormLayer
-from .tab import TemporalAwareBlock
+from .tab import TAB_DEFAULTS, TemporalAwareBlock
 
 
 class TemporalStack(nn.Module):
     """`depth` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1).
 
-    `[B, channels, T]` -> list of every level's output `h_1 .. h_depth`, each `[B, channels, T]`.
-    Extra keyword arguments go to every `TemporalAwareBlock` (`groups`/`share_groups` included).
+    `[B, filters, T]` -> list of every level's output `h_1 .. h_depth`, each `[B, filters, T]`.
+    Extra keyword arguments go to every `TemporalAwareBlock` (`TAB_ARGS`, and `groups`/`share_groups`).
     `grad_checkpointing = True` recomputes each block's activations in the backward pass instead of keeping them
     (less memory in training, same gradients).
     """
 
-    def __init__(self, channels: int, depth: int = 8, **tab_kwargs):
+    @renamed_arguments(channels='filters')
+    def __init__(self, filters: int, depth: int = 8, **tab_kwargs):
         super().__init__()
         if depth < 1:
             raise ConfigurationError(f'depth must be >= 1, got {depth}')
         self.depth = depth
         self.blocks = nn.ModuleList(
-            [TemporalAwareBlock(channels, channels, dilation=2 ** j, **tab_kwargs) for j in range(depth)])
+            [TemporalAwareBlock(filters, filters, dilation=2 ** j, **tab_kwargs) for j in range(depth)])
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -39,10 +40,19 @@ class TemporalStack(nn.Module):
         return levels
 
 
+def stem(in_chans: int, filters: int, stem_norm: bool, tab_kwargs: dict, groups: int = 1,
+         share_groups: bool = False) -> ConvNormAct1d:
+    """The 1x1 stem of a TIM encoder; with `stem_norm` followed by the TABs' norm and activation."""
+    def tab_arg(name):
+        return tab_kwargs.get(name, TAB_DEFAULTS[name]) if stem_norm else None
+    return ConvNormAct1d(in_chans, filters, 1, norm_layer=tab_arg('norm_layer'), act_layer=tab_arg('act_layer'),
+                         groups=groups, share_groups=share_groups)
+
+
 class BiTemporalEncoder(nn.Module):
     """Bidirectional temporal encoder: a stem and a TAB stack run on `x` and on `x` reversed.
 
-    `[B, in_channels, T]` -> list of `depth` merged levels `s_j`, each `[B, channels, T]`.
+    `[B, in_chans, T]` -> list of `depth` merged levels `s_j`, each `[B, filters, T]`.
 
     Both directions run at once: `x` and `x` reversed are stacked as two channel groups
     `[B, 2C, T]` and every convolution and norm is grouped (`GroupConv1d`), so
@@ -52,54 +62,49 @@ class BiTemporalEncoder(nn.Module):
     (`tim_zoo.benchmark.reference` holds the two-pass computation the tests compare against).
 
     Args:
-        in_channels: input channels `C`.
-        channels: `F`, the width of stem and TABs per direction.
+        in_chans: input channels `C`.
+        filters: `F`, the width of stem and TABs per direction.
         depth: number of TAB levels `n`.
         share_weights: one stem and stack for both directions (seed TIM) or one per direction (TIM-Net).
         merge: `"add"` (`s_j = fwd_j + bwd_j`) or `"fuse"` (`Conv1d(2F -> F, k=1)` of the concatenation,
             one per level).
         align_backward: flip each backward output back to forward time before merging; the default False
             matches TIM-Net, where the result is pooled over time anyway.
-        stem_norm: add `norm + act` after the 1x1 stem convolution.
-        **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels (per direction),
-            of the TABs.
+        stem_norm: add the TABs' `norm_layer + act_layer` after the 1x1 stem convolution.
+        **tab_kwargs: `TAB_ARGS` of the TABs (`bottleneck_chans` per direction).
     """
 
+    @renamed_arguments(in_channels='in_chans', channels='filters')
     def __init__(
             self,
-            in_channels: int,
-            channels: int,
+            in_chans: int,
+            filters: int,
             depth: int = 8,
             share_weights: bool = False,
             merge: str = 'add',
             align_backward: bool = False,
             stem_norm: bool = False,
-            act_layer: ActLayer = 'relu',
-            norm_layer: NormLayer = 'batchnorm',
             **tab_kwargs,
     ):
         super().__init__()
         check_choice('merge', merge, ('add', 'fuse'))
-        self.channels = channels
+        self.filters = filters
         self.share_weights = share_weights
         self.merge = merge
         self.align_backward = align_backward
         grouping = dict(groups=2, share_groups=share_weights)
-        if 'bottleneck_channels' in tab_kwargs:
-            tab_kwargs['bottleneck_channels'] *= 2
-        self.stem = ConvNormAct1d(
-            2 * in_channels, 2 * channels, 1,
-            norm_layer=norm_layer if stem_norm else None, act_layer=act_layer if stem_norm else None, **grouping)
-        self.stack = TemporalStack(
-            2 * channels, depth, act_layer=act_layer, norm_layer=norm_layer, **grouping, **tab_kwargs)
+        if 'bottleneck_chans' in tab_kwargs:
+            tab_kwargs = dict(tab_kwargs, bottleneck_chans=2 * tab_kwargs['bottleneck_chans'])
+        self.stem = stem(2 * in_chans, 2 * filters, stem_norm, tab_kwargs, **grouping)
+        self.stack = TemporalStack(2 * filters, depth, **grouping, **tab_kwargs)
         self.fuse = nn.ModuleList(
-            [nn.Conv1d(2 * channels, channels, 1) for _ in range(depth)]) if merge == 'fuse' else None
+            [nn.Conv1d(2 * filters, filters, 1) for _ in range(depth)]) if merge == 'fuse' else None
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         both = torch.cat([x, x.flip(-1)], dim=1)
         merged = []
         for j, h in enumerate(self.stack(self.stem(both))):
-            fwd, bwd = h[:, :self.channels], h[:, self.channels:]
+            fwd, bwd = h[:, :self.filters], h[:, self.filters:]
             if self.align_backward:
                 bwd = bwd.flip(-1)
                 if self.fuse is not None:

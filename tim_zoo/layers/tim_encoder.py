@@ -4,35 +4,36 @@ from typing import List
 import torch
 from torch import nn
 
+from .._utils import renamed_arguments
 from .._validation import check_choice
 from .aggregation import DeltaAggregation, WeightLayer
-from .conv import ConvNormAct1d
-from .create import ActLayer, NormLayer
-from .temporal import BiTemporalEncoder, TemporalStack
+from .temporal import BiTemporalEncoder, TemporalStack, stem
 
 
 class TIMEncoder(nn.Module):
-    """Stem + TAB stack(s) + level aggregation + fusion: `[B, in_channels, T]` -> frame features.
+    """Stem + TAB stack(s) + level aggregation + fusion: `[B, in_chans, T]` -> frame features.
 
     Args:
-        in_channels: input channels `C`.
-        channels: width `F` of stem and TABs.
+        in_chans: input channels `C`.
+        filters: width `F` of stem and TABs.
         depth: TAB levels `n`.
         bidirectional: run a `BiTemporalEncoder` (else a stem and one `TemporalStack`).
         share_weights, merge, align_backward: of the bidirectional encoder.
-        stem_norm: norm + act after the 1x1 stem.
+        stem_norm: the TABs' norm + act after the 1x1 stem.
         aggregation: `DeltaAggregation` mode: `"all"`, `"delta"` or `"delta+all"`.
         fusion: `"weight"` (`WeightLayer` over the levels, `[B, F, T]`), `"last"` (the last
             level only, `[B, F, T]`) or `"none"` (the stacked levels, `[B, F, T, m]`). The weighted
             sum is computed from the levels with `DeltaAggregation.level_weights`, without
             building the `[B, F, T, m]` stack (same result, less memory).
-        **tab_kwargs: kernel_size, dropout, residual, conv_style, bottleneck_channels of the TABs.
+        **tab_kwargs: `TAB_ARGS` of the TABs (`kernel_size`, `drop_rate`, `residual`, `conv_style`,
+            `bottleneck_chans`, `act_layer`, `norm_layer`).
     """
 
+    @renamed_arguments(in_channels='in_chans', channels='filters')
     def __init__(
             self,
-            in_channels: int,
-            channels: int = 39,
+            in_chans: int,
+            filters: int = 39,
             depth: int = 8,
             bidirectional: bool = True,
             share_weights: bool = True,
@@ -41,25 +42,21 @@ class TIMEncoder(nn.Module):
             stem_norm: bool = False,
             aggregation: str = 'all',
             fusion: str = 'weight',
-            act_layer: ActLayer = 'relu',
-            norm_layer: NormLayer = 'batchnorm',
             **tab_kwargs,
     ):
         super().__init__()
         check_choice('fusion', fusion, ('weight', 'last', 'none'))
         self.fusion = fusion
-        self.channels = channels
+        self.filters = filters
         self.depth = depth
         if bidirectional:
             self.stem = None
             self.encoder = BiTemporalEncoder(
-                in_channels, channels, depth, share_weights=share_weights, merge=merge, align_backward=align_backward,
-                stem_norm=stem_norm, act_layer=act_layer, norm_layer=norm_layer, **tab_kwargs)
+                in_chans, filters, depth, share_weights=share_weights, merge=merge, align_backward=align_backward,
+                stem_norm=stem_norm, **tab_kwargs)
         else:
-            self.stem = ConvNormAct1d(
-                in_channels, channels, 1,
-                norm_layer=norm_layer if stem_norm else None, act_layer=act_layer if stem_norm else None)
-            self.encoder = TemporalStack(channels, depth, act_layer=act_layer, norm_layer=norm_layer, **tab_kwargs)
+            self.stem = stem(in_chans, filters, stem_norm, tab_kwargs)
+            self.encoder = TemporalStack(filters, depth, **tab_kwargs)
         self.aggregate = DeltaAggregation(aggregation)
         self.num_levels = self.aggregate.num_outputs(depth)
         self.weight_layer = WeightLayer(self.num_levels) if fusion == 'weight' else None
@@ -70,7 +67,7 @@ class TIMEncoder(nn.Module):
         bidirectional = self.stem is None
         blocks = f'{prefix}.encoder.stack.blocks' if bidirectional else f'{prefix}.encoder.blocks'
         fuse = getattr(self.encoder, 'fuse', None)
-        return [dict(num_chs=self.channels, reduction=reduction, module=f'{blocks}.{j}',
+        return [dict(num_chs=self.filters, reduction=reduction, module=f'{blocks}.{j}',
                      modules=(f'{blocks}.{j}',) + ((f'{prefix}.encoder.fuse.{j}',) if fuse is not None else ()))
                 for j in range(self.depth)]
 

@@ -4,6 +4,7 @@ from typing import List
 import torch
 from torch import nn
 
+from .._utils import renamed_arguments
 from ._checkpoint import checkpoint
 
 
@@ -15,13 +16,14 @@ class TransformerEncoderStack(nn.Module):
     list. `grad_checkpointing = True` recomputes each layer in the backward pass (less memory, same gradients).
     """
 
+    @renamed_arguments(dropout='drop_rate')
     def __init__(
             self,
             d_model: int = 256,
             num_heads: int = 8,
             d_ff: int = 1024,
             num_layers: int = 3,
-            dropout: float = 0.1,
+            drop_rate: float = 0.1,
             act_layer: str = 'relu',
             keep_all: bool = False,
     ):
@@ -30,7 +32,7 @@ class TransformerEncoderStack(nn.Module):
         self.num_layers = num_layers
         self.layers = nn.ModuleList([
             nn.TransformerEncoderLayer(
-                d_model, num_heads, d_ff, dropout=dropout, activation=act_layer, batch_first=True, norm_first=False)
+                d_model, num_heads, d_ff, dropout=drop_rate, activation=act_layer, batch_first=True, norm_first=False)
             for _ in range(num_layers)])
         self.grad_checkpointing = False
 

@@ -1,4 +1,5 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
+import difflib
 import functools
 import inspect
 import re
@@ -12,8 +13,9 @@ from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
 from .._validation import check_choice, check_sequence_input
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, UnknownArgumentError
 from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, WeightLayer
+from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
 from ..weights.load import KERAS_SUFFIXES, weight_source
 from ..weights.releases import find_release
@@ -35,23 +37,38 @@ class SERModel(nn.Module):
 
     head: ClassifierHead
 
+    #: model-specific defaults of the TAB arguments a model with `**tab_kwargs` takes (else `TemporalAwareBlock`'s)
+    tab_defaults: Dict[str, Any] = {}
+
     def __init_subclass__(cls, **kwargs):
         """Record the full constructor arguments (defaults included) of every model as `init_args`,
-        so a checkpoint can rebuild the model from its metadata alone."""
+        so a checkpoint can rebuild the model from its metadata alone.
+
+        A constructor with `**tab_kwargs` takes the arguments of `TemporalAwareBlock` in `TAB_ARGS`: they are
+        declared once, in the block, and appear in the constructor's signature as keyword-only arguments with
+        the block's defaults (or the model's `tab_defaults`)."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get('__init__')
         if init is None:
             return
-        signature = inspect.signature(init)
+        signature = _with_tab_arguments(inspect.signature(init), {**TAB_DEFAULTS, **cls.tab_defaults})
 
         @functools.wraps(init)
         def recording_init(self, *args, **kw):
-            if not hasattr(self, '_recording_args'):
+            if hasattr(self, '_recording_args'):
+                return init(self, *args, **kw)
+            try:
                 bound = signature.bind(self, *args, **kw)
-                bound.apply_defaults()
-                object.__setattr__(self, '_recording_args', {k: v for k, v in bound.arguments.items() if k != 'self'})
-            init(self, *args, **kw)
+            except TypeError as e:
+                close = difflib.get_close_matches(str(e).rsplit(' ', 1)[-1].strip("'"), list(signature.parameters), n=3)
+                raise UnknownArgumentError(f'{cls.__name__}: {e}' + (f'; did you mean {", ".join(close)}?' if close
+                                                                       else '')) from e
+            bound.apply_defaults()
+            arguments = {k: v for k, v in bound.arguments.items() if k != 'self'}
+            object.__setattr__(self, '_recording_args', arguments)
+            init(self, **arguments)
 
+        recording_init.__signature__ = signature
         cls.__init__ = recording_init
 
     @property
@@ -205,6 +222,15 @@ def layer_info(prefix: str, num_layers: int, num_chs: int, reduction: int = 1, f
     that run just before its first layer)."""
     return [dict(num_chs=num_chs, reduction=reduction, module=f'{prefix}.layers.{j}',
                  modules=(f'{prefix}.layers.{j}',) + (first_extra if j == 0 else ())) for j in range(num_layers)]
+
+
+def _with_tab_arguments(signature: inspect.Signature, defaults: Dict[str, Any]) -> inspect.Signature:
+    """`signature` with a `**tab_kwargs` parameter replaced by the TAB arguments as keyword-only parameters."""
+    params = list(signature.parameters.values())
+    if not params or params[-1].kind != inspect.Parameter.VAR_KEYWORD or params[-1].name != 'tab_kwargs':
+        return signature
+    tab = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name]) for name in TAB_ARGS]
+    return signature.replace(parameters=params[:-1] + tab)
 
 
 def create_head(

@@ -4,9 +4,10 @@ from timm.models import generate_default_cfgs, register_model
 
 from .._validation import check_choice
 from ..layers import (
-    AFTLocalFusion, AttentionFusion, ConvNormAct1d, DeltaAggregation, FrameMask, FrameScoreHead, TemporalStack,
-    TIMEncoder, TimeProjectionHead,
+    AFTLocalFusion, AttentionFusion, DeltaAggregation, FrameMask, FrameScoreHead, TemporalStack, TIMEncoder,
+    TimeProjectionHead,
 )
+from ..layers.temporal import stem
 from ._base import SERModel, audio_cfg, build_model, create_head
 
 
@@ -34,6 +35,8 @@ class ATTIM(SERModel):
         d_qkv, d_ff, ffn: of the attention fusion; `aft_window` of AFT-local.
         head_drop_rate: dropout on the per-frame scores.
         head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
+        **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
+            attention fusion's dropout.
         Other arguments as `TIMNet`.
     """
 
@@ -44,12 +47,6 @@ class ATTIM(SERModel):
             seq_len: int = 188,
             filters: int = 39,
             depth: int = 8,
-            kernel_size: int = 2,
-            drop_rate: float = 0.1,
-            residual: str = 'mul',
-            conv_style: str = 'standard',
-            act_layer: str = 'relu',
-            norm_layer: str = 'batchnorm',
             bidirectional: bool = True,
             merge: str = 'add',
             aggregation: str = 'all',
@@ -63,16 +60,17 @@ class ATTIM(SERModel):
             head: str = 'default',
             gmm_components: int = 8,
             check_finite: bool = False,
+            **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
         self.seq_len = seq_len
         self.frame_mask = FrameMask(frame_mask)
         self.tim = TIMEncoder(
             in_chans, filters, depth, bidirectional=bidirectional, share_weights=True, merge=merge,
-            stem_norm=True, aggregation=aggregation, fusion='none', act_layer=act_layer, norm_layer=norm_layer,
-            kernel_size=kernel_size, dropout=drop_rate, residual=residual, conv_style=conv_style)
+            stem_norm=True, aggregation=aggregation, fusion='none', **tab_kwargs)
         num_levels = self.tim.num_levels
-        self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window)
+        self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, tab_kwargs['drop_rate'],
+                                   aft_window)
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
@@ -95,6 +93,8 @@ class MultiTIM(SERModel):
     special stack on the general stack's last level (`special_depth` levels, delta aggregation) ->
     the `n1 + n2` levels -> AttentionFusion -> `[B, (n1+n2)*F, T]` -> AdaptiveAvgPool over time to
     `head_pool` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length.
+    `**tab_kwargs`: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation);
+    `drop_rate` is also the attention fusion's dropout. Other arguments as `ATTIM`.
     """
 
     def __init__(
@@ -104,12 +104,6 @@ class MultiTIM(SERModel):
             filters: int = 39,
             general_depth: int = 4,
             special_depth: int = 4,
-            kernel_size: int = 2,
-            drop_rate: float = 0.1,
-            residual: str = 'mul',
-            conv_style: str = 'standard',
-            act_layer: str = 'relu',
-            norm_layer: str = 'batchnorm',
             d_qkv: int = 64,
             d_ff: int = 1024,
             ffn: bool = True,
@@ -118,12 +112,11 @@ class MultiTIM(SERModel):
             head: str = 'default',
             gmm_components: int = 8,
             check_finite: bool = False,
+            **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
-        tab_kwargs = dict(
-            kernel_size=kernel_size, dropout=drop_rate, residual=residual, conv_style=conv_style,
-            act_layer=act_layer, norm_layer=norm_layer)
-        self.stem = ConvNormAct1d(in_chans, filters, 1, norm_layer=norm_layer, act_layer=act_layer)
+        drop_rate = tab_kwargs['drop_rate']
+        self.stem = stem(in_chans, filters, True, tab_kwargs)
         self.general = TemporalStack(filters, general_depth, **tab_kwargs)
         self.special = TemporalStack(filters, special_depth, **tab_kwargs)
         self.delta = DeltaAggregation('delta')

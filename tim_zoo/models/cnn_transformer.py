@@ -19,6 +19,9 @@ class CNNTransformer(SERModel):
         seq_len: the frame count the head is built for (`T`; the head sees `T // 2`).
         multi_layer: keep every encoder layer and fuse them with a WeightLayer.
         pos_embed: add sinusoidal positional encoding before the encoder.
+        **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
+            Transformer's dropout.
+        Other arguments as `TIMNet`.
     """
 
     def __init__(
@@ -28,12 +31,6 @@ class CNNTransformer(SERModel):
             seq_len: int = 188,
             filters: int = 39,
             depth: int = 8,
-            kernel_size: int = 2,
-            drop_rate: float = 0.1,
-            residual: str = 'mul',
-            conv_style: str = 'standard',
-            act_layer: str = 'relu',
-            norm_layer: str = 'batchnorm',
             stem_norm: bool = False,
             d_model: int = 256,
             num_heads: int = 8,
@@ -45,18 +42,19 @@ class CNNTransformer(SERModel):
             head: str = 'default',
             gmm_components: int = 8,
             check_finite: bool = False,
+            **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
+        drop_rate = tab_kwargs['drop_rate']
         if seq_len < 2:
             raise ConfigurationError(f'seq_len must be at least 2 (MaxPool1d(2) halves it), got {seq_len}')
         self.seq_len = seq_len
         self.tim = TIMEncoder(
             in_chans, filters, depth, bidirectional=True, share_weights=True, merge='add', stem_norm=stem_norm,
-            aggregation='all', fusion='weight', act_layer=act_layer, norm_layer=norm_layer,
-            kernel_size=kernel_size, dropout=drop_rate, residual=residual, conv_style=conv_style)
+            aggregation='all', fusion='weight', **tab_kwargs)
         self.pool = nn.MaxPool1d(2)
         self.proj = nn.Conv1d(filters, d_model, 1)
-        self.pos_embed = SinusoidalPositionalEncoding(d_model, dropout=drop_rate) if pos_embed else None
+        self.pos_embed = SinusoidalPositionalEncoding(d_model, drop_rate=drop_rate) if pos_embed else None
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=multi_layer)
         self.layer_weight = WeightLayer(num_layers) if multi_layer else None

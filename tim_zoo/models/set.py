@@ -45,7 +45,7 @@ class SpeechEmotionTransformer(SERModel):
         check_choice('layer_fusion', layer_fusion, ('weight', 'conv2d'))
         self.seq_len = seq_len
         self.proj = ConvNormAct1d(in_chans, d_model, 1, norm_layer='batchnorm')
-        self.pos_embed = SinusoidalPositionalEncoding(d_model, dropout=drop_rate) if pos_embed else None
+        self.pos_embed = SinusoidalPositionalEncoding(d_model, drop_rate=drop_rate) if pos_embed else None
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=True)
         if layer_fusion == 'weight':

@@ -128,20 +128,18 @@ class TIMNet(SERModel):
         in_chans: input channels `C` (39 MFCC).
         filters: TAB width `F`.
         depth: TAB levels `n` (8; 10 for IEMOCAP-length input).
-        kernel_size: causal kernel size.
-        drop_rate: SpatialDropout1d probability in the TABs.
-        residual: TAB residual, `"mul"` or `"add"`.
-        conv_style: `"standard"` or `"bottleneck"` TABs.
-        act_layer: TAB activation name.
-        norm_layer: `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release), `"batchnorm"`,
-            `"layernorm"`.
         share_weights: one stem and stack for both directions (seed TIM) instead of one per direction.
         stem_norm: BatchNorm + ReLU after the 1x1 stem.
         weighted: fuse the levels with the WeightLayer; False uses the last level `fwd_n + bwd_n`.
         head: `"default"` (pool + Linear) or `"gmm"`.
         gmm_components: components of the GMM head.
         check_finite: refuse NaN/Inf input.
+        **tab_kwargs: the `TemporalAwareBlock` arguments (`kernel_size`, `drop_rate`, `residual`, `conv_style`,
+            `bottleneck_chans`, `act_layer`, `norm_layer`), passed to every TAB unchanged; `norm_layer` defaults to
+            `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release).
     """
+
+    tab_defaults = dict(norm_layer='batchnorm_keras')
 
     def __init__(
             self,
@@ -149,27 +147,20 @@ class TIMNet(SERModel):
             in_chans: int = 39,
             filters: int = 39,
             depth: int = 8,
-            kernel_size: int = 2,
-            drop_rate: float = 0.1,
-            residual: str = 'mul',
-            conv_style: str = 'standard',
-            act_layer: str = 'relu',
-            norm_layer: str = 'batchnorm_keras',
             share_weights: bool = False,
             stem_norm: bool = False,
             weighted: bool = True,
             head: str = 'default',
             gmm_components: int = 8,
             check_finite: bool = False,
+            **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
         self.depth = depth
         self.num_features = filters
         self.tim = TIMEncoder(
             in_chans, filters, depth, bidirectional=True, share_weights=share_weights, merge='add',
-            stem_norm=stem_norm, aggregation='all', fusion='weight' if weighted else 'last',
-            act_layer=act_layer, norm_layer=norm_layer, kernel_size=kernel_size, dropout=drop_rate,
-            residual=residual, conv_style=conv_style)
+            stem_norm=stem_norm, aggregation='all', fusion='weight' if weighted else 'last', **tab_kwargs)
         self.head = create_head(head, filters, num_classes, gmm_components, lambda: PoolHead(filters, num_classes))
         self.feature_info = self.tim.level_info('tim')
         self._stem_modules = self.tim.stem_modules('tim')

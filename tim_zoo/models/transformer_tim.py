@@ -24,6 +24,8 @@ class TransformerTIM(SERModel):
         seq_len: the frame count the flatten head is built for.
         head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
         head: `"default"` (flatten head, fixed length) or `"gmm"` (any length).
+        **tab_kwargs: the `TemporalAwareBlock` arguments of the TIM part, passed to every TAB unchanged;
+            `drop_rate` is also the Transformer's dropout.
     """
 
     def __init__(
@@ -42,28 +44,24 @@ class TransformerTIM(SERModel):
             prep_channels: int = 128,
             filters: int = 39,
             depth: int = 8,
-            kernel_size: int = 2,
-            residual: str = 'mul',
-            conv_style: str = 'standard',
-            act_layer: str = 'relu',
-            norm_layer: str = 'batchnorm',
             stem_norm: bool = False,
-            drop_rate: float = 0.1,
             head_hidden: int = 100,
             head_drop_rate: float = 0.2,
             head_conv_channels: Optional[int] = None,
             head: str = 'default',
             gmm_components: int = 8,
             check_finite: bool = False,
+            **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
+        drop_rate = tab_kwargs['drop_rate']
         check_choice('tim_variant', tim_variant, ('none', 'tim', 'deltatim'))
         check_choice('layer_fusion', layer_fusion, ('last', 'linear'))
         self.seq_len = seq_len
         self.prep = nn.Sequential(
             ConvNormAct1d(in_chans, prep_channels, 1, norm_layer='batchnorm', act_layer='relu'),
             ConvNormAct1d(prep_channels, d_model, 1, norm_layer='batchnorm', act_layer='relu'))
-        self.pos_embed = SinusoidalPositionalEncoding(d_model, dropout=drop_rate) if pos_embed else None
+        self.pos_embed = SinusoidalPositionalEncoding(d_model, drop_rate=drop_rate) if pos_embed else None
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=layer_fusion == 'linear')
         self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
@@ -76,8 +74,7 @@ class TransformerTIM(SERModel):
             self.tim = TIMEncoder(
                 in_chans, filters, depth, bidirectional=tim_variant == 'tim', share_weights=True, merge='add',
                 stem_norm=stem_norm, aggregation='all' if tim_variant == 'tim' else 'delta', fusion='weight',
-                act_layer=act_layer, norm_layer=norm_layer, kernel_size=kernel_size, dropout=drop_rate,
-                residual=residual, conv_style=conv_style)
+                **tab_kwargs)
             self.num_features = filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
