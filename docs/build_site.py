@@ -208,10 +208,14 @@ def card_page(name: str) -> str:
     cls = type(model)
     factory = timm.models.model_entrypoint(name)
     from tim_zoo.models.timnet import TIMNet
+    from tim_zoo.layers import TemporalAwareBlock
+    from tim_zoo.layers.tab import TAB_ARGS
 
     description, arg_docs = docstring_parts(cls.__doc__)
     if issubclass(cls, TIMNet) or 'as `TIMNet`' in (cls.__doc__ or ''):   # documented once, on TIMNet
         arg_docs = {**docstring_parts(TIMNet.__doc__)[1], **arg_docs}
+    tab_docs = docstring_parts(TemporalAwareBlock.__doc__)[1]              # TAB arguments: documented on the block
+    arg_docs = {**{k: f'{v} (every TAB)' for k, v in tab_docs.items() if k in TAB_ARGS}, **arg_docs}
     lines = [f'# `{name}`', '', inspect.cleandoc(factory.__doc__ or ''), '',
              '```python', f'model = tim_zoo.create_model("{name}", num_classes=7)', '```', '',
              f'{tim_zoo.count_params(model):,} parameters, {tim_zoo.count_macs(model) / 1e6:,.1f} M multiply-accumulates '
@@ -360,6 +364,7 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
              dict(Blocks='blocks.md'), dict(Models='models.md'), dict(Weights='weights.md'),
              {'Training and evaluation': 'training.md'}, {'Release evaluation': 'evaluation.md'},
              dict(Speed='speed.md'), {'Bad input': 'errors.md'}, {'Command line': 'cli.md'},
+             {'How the package is built': 'architecture.md'},
              {'API reference': 'api.md'}])
 
 

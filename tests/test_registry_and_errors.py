@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import timm
 import torch
 
 import tim_zoo
@@ -144,3 +145,31 @@ def test_cli_list_shows_every_model(capsys):
 def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, '-m', 'tim_zoo', 'list', 'timnet'], capture_output=True, text=True, check=True)
     assert 'timnet' in out.stdout and '104,496' in out.stdout
+
+
+def test_misspelt_argument_suggests_the_name():
+    with pytest.raises(tim_zoo.UnknownArgumentError, match="kernel_sze'; did you mean kernel_size") as err:
+        tim_zoo.create_model('timnet', kernel_sze=3)
+    assert isinstance(err.value, TypeError) and isinstance(err.value, tim_zoo.TimZooError)
+    with pytest.raises(TypeError, match='drop_rat'):
+        timm.create_model('at_deltatim_v2', drop_rat=0.2)
+
+
+def test_tab_arguments_are_declared_once_and_reach_every_block():
+    import inspect
+    from tim_zoo.layers.tab import TAB_ARGS, TAB_DEFAULTS
+    for name in tim_zoo.list_models():
+        if name in ('set', 'set_official'):
+            continue
+        if name == 'transformer':
+            with pytest.raises(ConfigurationError, match='kernel_size, residual: tim_variant="none" has no TIM part'):
+                tim_zoo.create_model(name, kernel_size=3, residual='add')
+            continue
+        model = tim_zoo.create_model_for_frames(name, 188, kernel_size=3, residual='add')
+        params = inspect.signature(type(model)).parameters
+        assert all(params[a].kind is inspect.Parameter.KEYWORD_ONLY for a in TAB_ARGS), name
+        tabs = [m for m in model.modules() if type(m).__name__ == 'TemporalAwareBlock']
+        assert tabs and all(t.residual == 'add' and t.convs[0].conv.kernel_size == (3,) for t in tabs), name
+        assert model.init_args['kernel_size'] == 3 and model.init_args['bottleneck_chans'] == TAB_DEFAULTS['bottleneck_chans']
+    assert inspect.signature(tim_zoo.models.TIMNet).parameters['norm_layer'].default == 'batchnorm_keras'
+    assert inspect.signature(tim_zoo.models.ATTIM).parameters['norm_layer'].default == TAB_DEFAULTS['norm_layer']

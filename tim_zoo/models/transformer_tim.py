@@ -5,7 +5,9 @@ from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from .._validation import check_choice
+from ..exceptions import ConfigurationError
 from ..layers import ConvNormAct1d, FlattenHead, SinusoidalPositionalEncoding, TIMEncoder, TransformerEncoderStack
+from ..layers.tab import TAB_DEFAULTS
 from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
 
 
@@ -66,6 +68,9 @@ class TransformerTIM(SERModel):
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=layer_fusion == 'linear')
         self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
         if tim_variant == 'none':
+            unused = sorted(k for k, v in tab_kwargs.items() if k != 'drop_rate' and v != TAB_DEFAULTS[k])
+            if unused:
+                raise ConfigurationError(f'{", ".join(unused)}: tim_variant="none" has no TIM part to pass them to')
             self.bridge = None
             self.tim = None
             self.num_features = d_model
