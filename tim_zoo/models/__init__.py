@@ -3,7 +3,10 @@ from ._base import SERModel
 from .at_tim import ATTIM, MultiTIM
 from .cnn_transformer import CNNTransformer
 from .set import SpeechEmotionTransformer
-from .timnet import TIMNet
+from .timnet import KerasTIMNet, TIMNet, read_keras_timnet
 from .transformer_tim import TransformerTIM
 
-__all__ = ['ATTIM', 'CNNTransformer', 'MultiTIM', 'SERModel', 'SpeechEmotionTransformer', 'TIMNet', 'TransformerTIM']
+__all__ = [
+    'ATTIM', 'CNNTransformer', 'KerasTIMNet', 'MultiTIM', 'SERModel', 'SpeechEmotionTransformer', 'TIMNet', 'TransformerTIM',
+    'read_keras_timnet',
+]
