@@ -40,7 +40,7 @@ def _cfg(**kw):
 def test_every_recipe_of_the_notes_is_shipped():
     expected = {'default', 'transformer_tim.modma', 'transformer_tim.modma_tt0', 'transformer_tim.iemocap',
                 'transformer_deltatim.iemocap', 'at_deltatim.modma', 'at_deltatim.iemocap_v2', 'at_deltatim.iemocap',
-                'at_deltatim_v2.modma', 'at_tim.modma_gmm', 'set_official.modma', 'timnet.paper'}
+                'at_deltatim_v2.modma', 'at_tim.modma_gmm', 'set_official.modma', 'timnet.paper', 'timnet.paper_val'}
     assert set(RECIPES) == expected
     for name, recipe in RECIPES.items():
         cfg = TrainConfig.from_recipe(name)
@@ -49,6 +49,13 @@ def test_every_recipe_of_the_notes_is_shipped():
     assert (paper.optimizer, paper.lr, paper.epochs, paper.protocol, paper.folds, paper.scheduler) == \
         ('adam', 1e-3, 500, 'kfold', 10, 'none')
     assert paper.label_smoothing == 0.1 and paper.betas == (0.93, 0.98)
+    # the authors' current protocol: all nine training folds, the last epoch; selection on a carve-out by flag
+    assert (paper.val_fraction, paper.select) == (0.0, 'last')
+    assert make_splits('kfold', 535, folds=10, seed=46, val_fraction=paper.val_fraction)[0].train.size == 481
+    val = TrainConfig.from_recipe('timnet.paper_val')
+    assert (val.val_fraction, val.select) == (0.1, 'val') and val.epochs == paper.epochs and val.lr == paper.lr
+    with pytest.raises(ConfigurationError, match='needs a validation split'):
+        TrainConfig.from_recipe('timnet.paper', select='val')
     tdt = TrainConfig.from_recipe('transformer_deltatim.iemocap')
     assert (tdt.lr, tdt.weight_decay, tdt.step_size, tdt.gamma, tdt.dropout) == (1e-4, 0.3, 20, 0.4, 0.2)
     assert TrainConfig.from_recipe('at_deltatim.iemocap').model_args == {'residual': 'add'}
@@ -393,3 +400,61 @@ def test_training_on_speaker_normalised_features_records_it_in_the_checkpoint(tm
             pred = model(torch.as_tensor(x[split.test])).argmax(-1).numpy()
         assert math.isclose(war(features.y[split.test], pred), fold['war'])
     assert json.loads((tmp_path / 'config.json').read_text())['normalize'] == 'speaker_mean'
+
+
+# --- checkpoint choice on ties, repeats -----------------------------------------------------------------------
+
+def test_ties_in_validation_accuracy_go_to_the_lower_validation_loss():
+    from tim_zoo.train.engine import better_checkpoint
+    assert better_checkpoint(0.9, 0.50, 0.85, 0.10)          # higher accuracy wins whatever the loss
+    assert better_checkpoint(0.9, 0.40, 0.90, 0.50)          # a tie: the lower loss wins, even later
+    assert not better_checkpoint(0.9, 0.60, 0.90, 0.50)
+    assert not better_checkpoint(0.8, 0.01, 0.90, 0.50)
+
+
+def test_chosen_epoch_is_the_best_validation_accuracy_then_loss(tmp_path):
+    cfg = _cfg(epochs=6, folds=3, only_folds=[1], val_fraction=0.3, select='val')
+    summary = run_training(cfg, _features(), tmp_path / 'run', show_progress=False)
+    history = json.loads((tmp_path / 'run' / 'fold1' / 'result.json').read_text())['history']
+    best = max(history, key=lambda h: (h['val_war'], -h['val_loss']))
+    assert summary['folds'][0]['chosen_epoch'] == best['epoch']
+    assert all('val_loss' in h and h['val_loss'] > 0 for h in history)
+
+
+def test_repeats_train_the_same_splits_with_other_seeds_and_report_the_spread(tmp_path):
+    feats = _features()
+    cfg = _cfg(epochs=2, folds=3, only_folds=[1, 2], repeats=3, seed=5)
+    summary = run_training(cfg, feats, tmp_path / 'rep', show_progress=False)
+    runs = summary['repeats']
+    assert [r['seed'] for r in runs] == [5, 6, 7] and summary['num_repeats'] == 3
+    for r in range(1, 4):
+        for fold in ('fold1', 'fold2'):
+            result = json.loads((tmp_path / 'rep' / f'repeat{r}' / fold / 'result.json').read_text())
+            assert result['n_test'] == len(kfold_splits(60, 3, 5)[int(fold[-1]) - 1][1])    # the same splits
+        assert (tmp_path / 'rep' / f'repeat{r}' / 'curves.png').is_file()
+    means = [np.mean([json.loads((tmp_path / 'rep' / f'repeat{r}' / f / 'result.json').read_text())['war']
+                      for f in ('fold1', 'fold2')]) for r in range(1, 4)]
+    assert summary['war_mean'] == pytest.approx(np.mean(means)) and summary['war_std'] == pytest.approx(np.std(means, ddof=1))
+    assert [f['split'] for f in summary['folds']] == ['fold1', 'fold2']
+    # repeat 1 is the single run with the same seed; other repeats differ
+    single = run_training(_cfg(epochs=2, folds=3, only_folds=[1, 2], seed=5), feats, tmp_path / 'one',
+                          show_progress=False)
+    one = json.loads((tmp_path / 'one' / 'fold1' / 'result.json').read_text())['history']
+    rep1 = json.loads((tmp_path / 'rep' / 'repeat1' / 'fold1' / 'result.json').read_text())['history']
+    rep2 = json.loads((tmp_path / 'rep' / 'repeat2' / 'fold1' / 'result.json').read_text())['history']
+    assert one == rep1 and rep1 != rep2 and single['war_mean'] == runs[0]['war_mean']
+    # resuming a finished repeated run reads every result again
+    again = run_training(cfg, feats, tmp_path / 'rep', resume=True, show_progress=False)
+    assert again['war_mean'] == summary['war_mean']
+    with pytest.raises(ConfigurationError, match='repeats'):
+        run_training(_cfg(epochs=2, folds=3, only_folds=[1, 2], repeats=2, seed=5), feats, tmp_path / 'rep',
+                     resume=True, show_progress=False)
+    with pytest.raises(ConfigurationError, match='repeats must be'):
+        _cfg(repeats=0)
+
+
+def test_cli_repeats_flag_reaches_the_config():
+    from tim_zoo.cli import build_parser
+    from tim_zoo.cli.train import _overrides
+    args = build_parser().parse_args(['train', '--features', 'f.npz', '--out', 'o', '--repeats', '3'])
+    assert TrainConfig.from_recipe('timnet.paper', **_overrides(args)).repeats == 3

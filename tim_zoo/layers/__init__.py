@@ -10,6 +10,7 @@ from .create import (
 from .dropout import FrameMask, SpatialDropout1d
 from .fusion import AFTLocalFusion, AttentionFusion
 from .gmm import GMMClusteringHead
+from .init import WEIGHT_INITS, init_weights_
 from .heads import ClassifierHead, ConvMapHead, FlattenHead, FrameScoreHead, PoolHead, TimeProjectionHead
 from .pos_embed import SinusoidalPositionalEncoding
 from .tab import TemporalAwareBlock
@@ -23,5 +24,5 @@ __all__ = [
     'FrameScoreHead', 'GMMClusteringHead', 'GroupBatchNorm1d', 'GroupConv1d', 'KerasBatchNorm1d',
     'PerGroupNorm', 'PoolHead', 'SinusoidalPositionalEncoding', 'SpatialDropout1d', 'TIMEncoder',
     'TemporalAwareBlock', 'TemporalStack', 'TimeProjectionHead', 'TransformerEncoderStack', 'WeightLayer',
-    'get_act_layer', 'get_norm_layer',
+    'WEIGHT_INITS', 'get_act_layer', 'get_norm_layer', 'init_weights_',
 ]

@@ -15,6 +15,7 @@ from torch import nn
 from .._validation import check_choice, check_sequence_input
 from ..exceptions import ConfigurationError, UnknownArgumentError
 from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, WeightLayer
+from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
 from ..weights.load import KERAS_SUFFIXES, weight_source
@@ -39,6 +40,8 @@ class SERModel(nn.Module):
 
     #: model-specific defaults of the TAB arguments a model with `**tab_kwargs` takes (else `TemporalAwareBlock`'s)
     tab_defaults: Dict[str, Any] = {}
+    #: the model's default `weight_init` (`"torch"`, or `"keras"` for the official TIM-Net)
+    default_weight_init: str = 'torch'
 
     def __init_subclass__(cls, **kwargs):
         """Record the full constructor arguments (defaults included) of every model as `init_args`,
@@ -46,12 +49,16 @@ class SERModel(nn.Module):
 
         A constructor with `**tab_kwargs` takes the arguments of `TemporalAwareBlock` in `TAB_ARGS`: they are
         declared once, in the block, and appear in the constructor's signature as keyword-only arguments with
-        the block's defaults (or the model's `tab_defaults`)."""
+        the block's defaults (or the model's `tab_defaults`). Every model also takes `weight_init` (`"torch"`:
+        PyTorch's defaults; `"keras"`: Keras' glorot_uniform kernels and zero biases, `init_weights_`), applied
+        after the constructor; its default is the class's `default_weight_init`."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get('__init__')
         if init is None:
             return
         signature = _with_tab_arguments(inspect.signature(init), {**TAB_DEFAULTS, **cls.tab_defaults})
+        signature = signature.replace(parameters=list(signature.parameters.values()) + [inspect.Parameter(
+            'weight_init', inspect.Parameter.KEYWORD_ONLY, default=cls.default_weight_init)])
 
         @functools.wraps(init)
         def recording_init(self, *args, **kw):
@@ -66,7 +73,8 @@ class SERModel(nn.Module):
             bound.apply_defaults()
             arguments = {k: v for k, v in bound.arguments.items() if k != 'self'}
             object.__setattr__(self, '_recording_args', arguments)
-            init(self, **arguments)
+            init(self, **{k: v for k, v in arguments.items() if k != 'weight_init'})
+            init_weights_(self, arguments['weight_init'])
 
         recording_init.__signature__ = signature
         cls.__init__ = recording_init

@@ -134,12 +134,15 @@ class TIMNet(SERModel):
         head: `"default"` (pool + Linear) or `"gmm"`.
         gmm_components: components of the GMM head.
         check_finite: refuse NaN/Inf input.
+        weight_init: `"keras"` (default: glorot_uniform kernels, zero biases, as the authors' Keras model) or
+            `"torch"` (PyTorch's defaults); every model takes it (`tim_zoo.layers.init_weights_`).
         **tab_kwargs: the `TemporalAwareBlock` arguments (`kernel_size`, `drop_rate`, `residual`, `conv_style`,
             `bottleneck_chans`, `act_layer`, `norm_layer`), passed to every TAB unchanged; `norm_layer` defaults to
             `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release).
     """
 
     tab_defaults = dict(norm_layer='batchnorm_keras')
+    default_weight_init = 'keras'
 
     def __init__(
             self,
@@ -240,7 +243,8 @@ def timnet(pretrained: bool = False, **kwargs) -> TIMNet:
 
 @register_model
 def tim(pretrained: bool = False, **kwargs) -> TIMNet:
-    """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm."""
+    """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm and initialisation."""
     kwargs.setdefault('share_weights', True)
     kwargs.setdefault('norm_layer', 'batchnorm')
+    kwargs.setdefault('weight_init', 'torch')
     return build_model(TIMNet, 'tim', pretrained, **kwargs)

@@ -21,7 +21,8 @@ class TrainConfig:
     (`val_fraction`; speaker-disjoint under loso); `select="val"` keeps the epoch with the best
     validation accuracy, `"last"` the last epoch. The test part never chooses anything.
     `normalize` (`"none"`, `"speaker_mean"`, `"speaker"`) normalises the features per speaker
-    before training (see `normalize_by_speaker`).
+    before training (see `normalize_by_speaker`). `repeats` runs the whole protocol that many times on the
+    same splits (`seed` fixes the splits); repeat `r` (1-based) trains with seed `seed + r - 1`.
     """
     model: str = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)
@@ -44,6 +45,7 @@ class TrainConfig:
     seed: int = 34
     protocol: str = 'holdout'
     folds: int = 10
+    repeats: int = 1
     only_folds: Optional[List[int]] = None
     val_fraction: float = 0.1
     select: str = 'val'
@@ -70,6 +72,8 @@ class TrainConfig:
             raise ConfigurationError('select="val" needs a validation split (val_fraction > 0); use select="last"')
         if self.protocol == 'kfold' and self.folds < 2:
             raise ConfigurationError(f'k-fold needs at least 2 folds, got folds={self.folds}')
+        if self.repeats < 1:
+            raise ConfigurationError(f'repeats must be >= 1, got {self.repeats}')
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigurationError(f'epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}')
         self.betas = tuple(self.betas)

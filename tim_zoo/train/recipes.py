@@ -41,10 +41,17 @@ RECIPES: Dict[str, dict] = {
                                dropout=0.1, epochs=60, note='MODMA'),
     'timnet.paper': dict(model='timnet', optimizer='adam', betas=(0.93, 0.98), lr=1e-3, weight_decay=0.0,
                          scheduler='none', batch_size=64, dropout=0.1, epochs=500, label_smoothing=0.1,
-                         protocol='kfold', folds=10,
-                         note='TIM-Net paper: Adam 1e-3, 500 epochs, 10-fold CV, label smoothing 0.1; the '
-                              'checkpoint is chosen on a validation split carved from the training folds, never '
-                              'on the test fold'),
+                         protocol='kfold', folds=10, val_fraction=0.0, select='last',
+                         note='TIM-Net authors\' current protocol: Adam 1e-3 (0.93, 0.98), 500 epochs, label smoothing '
+                              '0.1, 10-fold CV training on all nine training folds and keeping the last epoch (no '
+                              'validation carve-out, no test-fold information); timnet starts from Keras\' '
+                              'initialisation'),
+    'timnet.paper_val': dict(model='timnet', optimizer='adam', betas=(0.93, 0.98), lr=1e-3, weight_decay=0.0,
+                             scheduler='none', batch_size=64, dropout=0.1, epochs=500, label_smoothing=0.1,
+                             protocol='kfold', folds=10, val_fraction=0.1, select='val',
+                             note='timnet.paper with the checkpoint chosen on a validation split carved from the '
+                                  'training folds (10 %): best validation accuracy, ties to the lower validation '
+                                  'loss; never the test fold'),
 }
 
 

@@ -162,7 +162,7 @@ def run_training(
 
 def _has_trained(out_dir: Path) -> bool:
     """Whether any split of the run in `out_dir` has finished an epoch (a resumable state or a result)."""
-    return any(out_dir.glob(f'*/{STATE_FILE}')) or any(out_dir.glob(f'*/{RESULT_FILE}'))
+    return any(out_dir.rglob(STATE_FILE)) or any(out_dir.rglob(RESULT_FILE))
 
 
 #: settings a resumed run may change: they do not change what it computes or writes, only where it runs
@@ -222,13 +222,44 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
         features = normalize_features(features, cfg.normalize)
     x = torch.as_tensor(features.x, dtype=torch.float32)
     y = torch.as_tensor(features.y, dtype=torch.long)
-    num_classes, in_chans, frames = len(features.label_names), x.shape[1], x.shape[2]
+    num_classes = len(features.label_names)
     splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
     meta = dict(label_names=list(features.label_names), feature_settings=features.settings)
-    log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d splits', cfg.model, cfg.recipe, len(y),
-             num_classes, cfg.protocol, len(chosen))
+    log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d splits%s', cfg.model, cfg.recipe, len(y),
+             num_classes, cfg.protocol, len(chosen), f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
 
+    writer = dist_info()[0] == 0
+    if cfg.repeats == 1:
+        results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress)
+        summary = _summary(results)
+        summary['trained'] = [{k: v for k, v in r.items() if k != 'history'} for r in results]
+        if writer:
+            save_plots(results, features.label_names, out_dir)
+    else:
+        runs = []
+        for r in range(1, cfg.repeats + 1):
+            seed = cfg.seed + r - 1
+            log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
+            results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
+                                  show_progress)
+            runs.append(dict(_summary(results), repeat=r, seed=seed))
+            if writer:
+                save_plots(results, features.label_names, out_dir / f'repeat{r}')
+        summary = _repeats_summary(runs)
+    summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names),
+                   world_size=dist_info()[1])
+    if writer:
+        atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    if summary['folds']:
+        log.info('mean WAR %.4f (std %.4f), mean UAR %.4f (std %.4f)', summary['war_mean'], summary['war_std'],
+                 summary['uar_mean'], summary['uar_std'])
+    return summary
+
+
+def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_epoch_end, show_progress) -> list:
+    """Train and test the chosen splits into `out_dir/<split>/` with training seed `seed`; finished ones are read."""
+    num_classes, in_chans, frames = len(meta['label_names']), x.shape[1], x.shape[2]
     results = []
     for i in chosen:
         split = splits[i - 1]
@@ -237,25 +268,39 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
         if (fold_dir / RESULT_FILE).exists():
             results.append(json.loads((fold_dir / RESULT_FILE).read_text()))
             continue
-        torch.manual_seed(cfg.seed * 1000 + i)
+        torch.manual_seed(seed * 1000 + i)
 
         def build():
-            return create_training_model(cfg, num_classes, in_chans, frames, features.label_names)
+            return create_training_model(cfg, num_classes, in_chans, frames, meta['label_names'])
 
-        result = train_split(build, x, y, split, i, num_classes, cfg, fold_dir, meta, on_epoch_end, show_progress)
+        result = train_split(build, x, y, split, i, num_classes, cfg, fold_dir, meta, on_epoch_end, show_progress,
+                             seed=seed)
         if 'war' in result:
             log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', split.name, result['war'], result['uar'],
                      result['chosen_epoch'])
         results.append(result)
+    return results
 
-    summary = _summary(results)
-    summary['trained'] = [{k: v for k, v in r.items() if k != 'history'} for r in results]
-    summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names),
-                   world_size=dist_info()[1])
-    if dist_info()[0] == 0:
-        atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
-        save_plots(results, features.label_names, out_dir)
-    if summary['folds']:
-        log.info('mean WAR %.4f (std %.4f), mean UAR %.4f (std %.4f)', summary['war_mean'], summary['war_std'],
-                 summary['uar_mean'], summary['uar_std'])
-    return summary
+
+def _repeats_summary(runs: list) -> dict:
+    """Mean and std over repeats of each repeat's mean over splits (the spread of the protocol's result), and per
+    split the mean and std over repeats. Stds are sample stds (ddof 1) over repeats; `fold_war_std` is each repeat's
+    std over splits (ddof 0, as in a single run), averaged."""
+    tested = [r for r in runs if r['folds']]
+    if not tested:
+        return dict(folds=[], repeats=runs)
+
+    def over(key):
+        values = np.array([r[key] for r in tested])
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    war_mean, war_std = over('war_mean')
+    uar_mean, uar_std = over('uar_mean')
+    per_split = []
+    for j, fold in enumerate(tested[0]['folds']):
+        wars = np.array([r['folds'][j]['war'] for r in tested])
+        per_split.append(dict(split=fold['split'], war_mean=float(wars.mean()),
+                              war_std=float(wars.std(ddof=1)) if len(wars) > 1 else 0.0))
+    return dict(
+        folds=per_split, num_repeats=len(tested), war_mean=war_mean, war_std=war_std, uar_mean=uar_mean,
+        uar_std=uar_std, fold_war_std=float(np.mean([r['war_std'] for r in tested])),
+        repeats=runs)
