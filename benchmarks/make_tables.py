@@ -91,12 +91,19 @@ def render_summary(runs: dict) -> str:
     for name, run in runs.items():
         cfg, folds = run['config'], run['folds']
         war, uar = _mean_std(folds, 'war'), _mean_std(folds, 'uar')
+        splits = str(len(folds))
+        if 'repeat_summary' in run:                      # the std is over the repeats' means
+            rs = run['repeat_summary']
+            war, uar = (100 * rs['war_mean'], 100 * rs['war_std']), (100 * rs['uar_mean'], 100 * rs['uar_std'])
+            splits += f" x {rs['num_repeats']} repeats"
         lines.append(f"| `{name}` | `{cfg['model']}` | `{cfg['recipe']}`: {_settings(cfg)} | {cfg['protocol']} "
-                     f"| {len(folds)} | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |")
+                     f"| {splits} | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |")
     return '\n'.join(lines) + '\n'
 
 
 def render_results(run: dict) -> str:
+    if 'repeat_summary' in run:
+        return _render_repeated_results(run)
     folds = run['folds']
     lines = ['| split | test samples | chosen epoch | WAR % | UAR % |', '|---|---|---|---|---|']
     for f in folds:
@@ -108,6 +115,30 @@ def render_results(run: dict) -> str:
     lines.append('')
     lines.append(f"`{cfg['model']}`, recipe `{cfg['recipe']}` ({_settings(cfg)}), protocol `{cfg['protocol']}`, seed "
                  f"{cfg['seed']}, checkpoint: {_selection(cfg)}; {run['device']}, torch {run['torch']}")
+    return '\n'.join(lines) + '\n'
+
+
+def _render_repeated_results(run: dict) -> str:
+    """Per split the mean and std over repeats; the last row the mean and std over the repeats' means."""
+    repeats, rs = run['repeats'], run['repeat_summary']
+    lines = ['| split | test samples | WAR % per repeat | mean (std) over repeats |', '|---|---|---|---|']
+    for j, fold in enumerate(repeats[0]['folds']):
+        wars = [100 * r['folds'][j]['war'] for r in repeats]
+        mean = sum(wars) / len(wars)
+        std = (sum((w - mean) ** 2 for w in wars) / max(len(wars) - 1, 1)) ** 0.5
+        lines.append(f"| {fold['split']} | {fold['n_test']} | {' / '.join(f'{w:.2f}' for w in wars)} | "
+                     f"{mean:.2f} ({std:.2f}) |")
+    means = ' / '.join(f"{100 * sum(f['war'] for f in r['folds']) / len(r['folds']):.2f}" for r in repeats)
+    lines.append(f"| **mean over splits** | {sum(f['n_test'] for f in repeats[0]['folds'])} | {means} | "
+                 f"**{100 * rs['war_mean']:.2f}** ({100 * rs['war_std']:.2f}) |")
+    cfg = run['config']
+    lines += ['', f"WAR mean ± std over {rs['num_repeats']} repeats: {100 * rs['war_mean']:.2f} ± {100 * rs['war_std']:.2f} "
+                  f"% (UAR {100 * rs['uar_mean']:.2f} ± {100 * rs['uar_std']:.2f} %; std over splits within a repeat "
+                  f"{100 * rs['fold_war_std']:.2f}). `{cfg['model']}`, recipe `{cfg['recipe']}` ({_settings(cfg)}), "
+                  f"protocol `{cfg['protocol']}`, seed {cfg['seed']} (training seeds {cfg['seed']}.."
+                  f"{cfg['seed'] + rs['num_repeats'] - 1}), checkpoint: {_selection(cfg)}, weight_init "
+                  f"{cfg.get('model_args', {}).get('weight_init', 'the model default')}; {run['device']}, "
+                  f"torch {run['torch']}"]
     return '\n'.join(lines) + '\n'
 
 

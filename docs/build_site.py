@@ -134,6 +134,10 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
         war = sum(wars) / len(wars)
         std = (sum((w - war) ** 2 for w in wars) / len(wars)) ** 0.5
         how = f"{cfg['protocol']}, {len(wars)} splits" + (f", recipe {cfg['recipe']}" if detail else '')
+        if 'repeat_summary' in run:                      # mean and std over the repeats' means
+            rs = run['repeat_summary']
+            war, std = 100 * rs['war_mean'], 100 * rs['war_std']
+            how = f"{rs['num_repeats']} repeats, " + how
         if detail and cfg.get('normalize', 'none') != 'none':
             how += f", normalised per speaker ({cfg['normalize']})"
         key = (cfg['model'], cfg['protocol'])
@@ -143,7 +147,7 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     for (model, _), (_, text) in sorted(best.items()):
         accuracy.setdefault(model, []).append(text)
     lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
-             'EMODB WAR (mean ± std over splits) |', '|---|---|---|---|---|---|---|']
+             'EMODB WAR (mean ± std over splits, or over repeats) |', '|---|---|---|---|---|---|---|']
     for name in names:
         model = tim_zoo.create_model(name)
         c, g = cpu.get(name), gpu.get(name)

@@ -458,3 +458,22 @@ def test_cli_repeats_flag_reaches_the_config():
     from tim_zoo.cli.train import _overrides
     args = build_parser().parse_args(['train', '--features', 'f.npz', '--out', 'o', '--repeats', '3'])
     assert TrainConfig.from_recipe('timnet.paper', **_overrides(args)).repeats == 3
+
+
+def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repeats(tmp_path):
+    collect_run, make_tables = _benchmark_script('collect_run'), _benchmark_script('make_tables')
+    features = _features()
+    cfg = dict(epochs=2, folds=3, repeats=2, seed=3)
+    whole = run_training(_cfg(**cfg), features, tmp_path / 'whole', show_progress=False)
+    for i in (1, 2, 3):
+        run_training(_cfg(**cfg, only_folds=[i]), features, tmp_path / f'part{i}', show_progress=False)
+    run = collect_run.collect([tmp_path / f'part{i}' for i in (2, 3, 1)], 'test machine', '0.0')
+    rs = run['repeat_summary']
+    assert rs['num_repeats'] == 2 and rs['war_mean'] == pytest.approx(whole['war_mean'])
+    assert rs['war_std'] == pytest.approx(whole['war_std'])
+    per_repeat = [np.mean([f['war'] for f in r['folds']]) for r in run['repeats']]
+    assert rs['war_std'] == pytest.approx(np.std(per_repeat, ddof=1))
+    table = make_tables.render_results(run)
+    assert 'over 2 repeats' in table and table.count('| fold') == 3
+    summary = make_tables.render_summary({'rep': run})
+    assert '3 x 2 repeats' in summary and f'{100 * rs["war_mean"]:.2f} ({100 * rs["war_std"]:.2f})' in summary

@@ -9,6 +9,8 @@ full-scale peak too (recorded in the checkpoint's feature settings, added after 
 
     tim-zoo train --corpus emodb --data-root EMODB --recipe timnet.paper --protocol all --out RUN
 
+(before `timnet` started from Keras' initialisation: add `--model-arg weight_init=torch` to reproduce it).
+
 The checkpoint's metadata holds the full training configuration. Its accuracy on unseen speakers is
 what the 10-fold and leave-one-speaker-out runs in the docs measure; it has seen every EMODB file.
 """

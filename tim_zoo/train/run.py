@@ -49,7 +49,8 @@ def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) 
     return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers, settings)
 
 
-def _summary(results: list) -> dict:
+def split_summary(results: list) -> dict:
+    """Mean and std (ddof 0) over the tested splits of WAR and UAR, pooled metrics, and the splits' results."""
     results = [r for r in results if 'war' in r]
     if not results:
         return dict(folds=[])
@@ -232,7 +233,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     writer = dist_info()[0] == 0
     if cfg.repeats == 1:
         results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress)
-        summary = _summary(results)
+        summary = split_summary(results)
         summary['trained'] = [{k: v for k, v in r.items() if k != 'history'} for r in results]
         if writer:
             save_plots(results, features.label_names, out_dir)
@@ -243,10 +244,10 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
             log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
             results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
                                   show_progress)
-            runs.append(dict(_summary(results), repeat=r, seed=seed))
+            runs.append(dict(split_summary(results), repeat=r, seed=seed))
             if writer:
                 save_plots(results, features.label_names, out_dir / f'repeat{r}')
-        summary = _repeats_summary(runs)
+        summary = repeats_summary(runs)
     summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names),
                    world_size=dist_info()[1])
     if writer:
@@ -282,7 +283,7 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     return results
 
 
-def _repeats_summary(runs: list) -> dict:
+def repeats_summary(runs: list) -> dict:
     """Mean and std over repeats of each repeat's mean over splits (the spread of the protocol's result), and per
     split the mean and std over repeats. Stds are sample stds (ddof 1) over repeats; `fold_war_std` is each repeat's
     std over splits (ddof 0, as in a single run), averaged."""
