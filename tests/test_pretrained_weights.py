@@ -11,7 +11,7 @@ import timm
 import torch
 
 import tim_zoo
-from tim_zoo.weights.releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES
+from tim_zoo.models.timnet_releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES
 
 RELEASE_TAGS = [r.lower() for r in TIMNET_RELEASES]
 
@@ -140,3 +140,50 @@ def test_weights_command_lists_where_files_belong(home):
     table = subprocess.run([sys.executable, '-m', 'tim_zoo', 'weights', 'timnet.tim_zoo_emodb'],
                            capture_output=True, text=True, check=True).stdout
     assert 'found' in table and str(BUNDLED_CHECKPOINT) in table
+
+
+def test_features_only_model_takes_a_checkpoint_path(tmp_path):
+    source = tim_zoo.create_model('timnet', depth=3, num_classes=4)
+    tim_zoo.save_checkpoint(source, tmp_path / 'm.safetensors')
+    feats = tim_zoo.create_model('timnet', depth=3, num_classes=4, features_only=True,
+                                 checkpoint_path=tmp_path / 'm.safetensors').eval()
+    x = torch.randn(1, 39, 30)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(feats(x), source.eval().forward_intermediates(x, intermediates_only=True)))
+    with pytest.raises(tim_zoo.ConfigurationError, match='features_only'):
+        tim_zoo.create_model('timnet', out_indices=(1,))
+
+
+def test_hub_offline_setting_and_relative_home(tmp_path, monkeypatch):
+    from tim_zoo.weights.hub import _hub_offline
+    for value, offline in (('1', True), ('TRUE', True), ('on', True), ('0', False), ('false', False), ('', False)):
+        monkeypatch.setenv('HF_HUB_OFFLINE', value)
+        assert _hub_offline() is offline, value
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('TIM_ZOO_HOME', 'relhome')
+    assert tim_zoo.weights_dir() == tmp_path / 'relhome' / 'weights'
+
+
+def test_recognizer_and_predict_take_a_pretrained_tag(tmp_path):
+    rec = tim_zoo.EmotionRecognizer.from_pretrained('timnet.tim_zoo_emodb')
+    assert rec.model.label_names == list(TIMNET_RELEASES['EMODB_46']['labels'])
+    from tim_zoo.cli import build_parser
+    from tim_zoo.cli.audio import build_recognizer
+    args = build_parser().parse_args(['predict', 'x.wav', '--model', 'timnet.tim_zoo_emodb'])
+    assert build_recognizer(args).model.label_names == rec.model.label_names
+    args = build_parser().parse_args(['predict', 'x.wav', '--model', 'at_tim'])
+    with pytest.raises(tim_zoo.ConfigurationError, match='has no published weights'):
+        build_recognizer(args)
+
+
+def test_a_timnet_built_directly_loads_a_keras_release_and_tim_does_not(shared_dir):
+    pytest.importorskip('h5py')
+    source = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_1.hdf5'
+    if not source.is_file():
+        pytest.skip('EMODB_46 release not in ../shared')
+    from tim_zoo.models import TIMNet
+    model = TIMNet()
+    tim_zoo.load_weights(model, source)
+    assert model.label_names[0] == 'angry'
+    with pytest.raises(tim_zoo.CheckpointMismatchError, match='loads only into timnet, not tim'):
+        tim_zoo.load_weights(tim_zoo.create_model('tim'), source)

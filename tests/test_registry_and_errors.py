@@ -173,3 +173,25 @@ def test_tab_arguments_are_declared_once_and_reach_every_block():
         assert model.init_args['kernel_size'] == 3 and model.init_args['bottleneck_chans'] == TAB_DEFAULTS['bottleneck_chans']
     assert inspect.signature(tim_zoo.models.TIMNet).parameters['norm_layer'].default == 'batchnorm_keras'
     assert inspect.signature(tim_zoo.models.ATTIM).parameters['norm_layer'].default == TAB_DEFAULTS['norm_layer']
+
+
+def test_arguments_after_the_shape_are_keyword_only():
+    from tim_zoo.models import ATTIM, MultiTIM, TIMNet
+    for cls, args in ((TIMNet, (7, 39, 39, 8, 3)), (ATTIM, (7, 39, 188, 39, 8, True)), (MultiTIM, (7, 39, 39, 4, 4, 3))):
+        with pytest.raises(tim_zoo.UnknownArgumentError, match='too many positional arguments'):
+            cls(*args)
+    assert TIMNet(4, 39, 16, 3).init_args['depth'] == 3
+
+
+def test_a_subclass_with_its_own_arguments_builds_and_records_them():
+    from tim_zoo.models import TIMNet
+
+    class Mine(TIMNet):
+        def __init__(self, extra: int = 1, **kwargs):
+            super().__init__(**kwargs)
+            self.extra = extra
+
+    model = Mine(extra=2, depth=3, kernel_size=3)
+    assert model.extra == 2 and len(model.tim.encoder.stack.blocks) == 3
+    assert model.tim.encoder.stack.blocks[0].convs[0].conv.kernel_size == (3,)
+    assert model.init_args == dict(extra=2, depth=3, kernel_size=3, weight_init='keras', num_classes=7)

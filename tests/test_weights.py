@@ -11,7 +11,8 @@ from timm.models import get_pretrained_cfg
 import tim_zoo
 from tim_zoo import cli
 from tim_zoo.exceptions import CheckpointMismatchError, ConfigurationError, UnsafeFileError, WeightFileError
-from tim_zoo.weights import TIMNET_RELEASES, read_checkpoint
+from tim_zoo.models.timnet_releases import TIMNET_RELEASES
+from tim_zoo.weights import read_checkpoint
 
 h5py = pytest.importorskip('h5py')
 pytest.importorskip('safetensors')

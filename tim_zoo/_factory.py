@@ -5,6 +5,7 @@ from typing import List, Union
 
 import timm
 from timm.models import get_pretrained_cfg, model_entrypoint, split_model_name_tag
+from timm.models._features import FeatureGetterNet
 from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
@@ -63,7 +64,8 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     check_model_name(model_name)
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint_path is not None:
-        load_weights(model, checkpoint_path)
+        # a features_only model wraps the whole model (FeatureGetterNet keeps every layer): load into it
+        load_weights(model.model if isinstance(model, FeatureGetterNet) else model, checkpoint_path)
     return model
 
 

@@ -9,7 +9,7 @@ from ._factory import create_model
 from ._utils import progress, require
 from ._validation import resolve_device
 from .exceptions import ConfigurationError, DatasetError, WeightFileError
-from .weights.releases import TIMNET_RELEASES, find_release
+from .models.timnet_releases import TIMNET_RELEASES, find_release
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:

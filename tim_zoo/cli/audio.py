@@ -3,7 +3,7 @@ import json
 import sys
 from pathlib import Path
 
-from .._factory import check_model_name
+from .._factory import check_model_name, list_models
 from .._utils import atomic_write
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
@@ -15,7 +15,7 @@ from ..evaluation import evaluate_keras_release
 from ..exceptions import ConfigurationError
 from ..inference import EmotionRecognizer, check_output_path, format_table, plot_predictions, write_predictions
 from ..weights.load import KERAS_SUFFIXES
-from ..weights.releases import TIMNET_RELEASES, find_release
+from ..models.timnet_releases import TIMNET_RELEASES, find_release
 
 
 def release_length(corpus: str, default: int = 96000) -> int:
@@ -63,7 +63,10 @@ def build_recognizer(args):
         return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
     if args.model:
         check_model_name(args.model)
-        raise ConfigurationError(f'--model {args.model} needs weights: pass --checkpoint PATH or --keras-weights PATH')
+        if args.model not in list_models(pretrained=True):
+            raise ConfigurationError(f'--model {args.model} has no published weights: name a pretrained tag '
+                                     f'(tim-zoo weights lists them), or pass --checkpoint PATH or --keras-weights PATH')
+        return EmotionRecognizer.from_pretrained(args.model, **kwargs)
     return EmotionRecognizer.from_pretrained(**kwargs)
 
 
@@ -146,7 +149,8 @@ def add_commands(sub) -> None:
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='audio files, folders or glob patterns ("calls/*.flac")')
     p.add_argument('-r', '--recursive', action='store_true', help='also take audio files in subfolders (and ** in globs)')
     weights = p.add_argument_group('weights (default: the bundled EMODB timnet)')
-    weights.add_argument('--model', default='', help='model name (with --checkpoint: load into this architecture)')
+    weights.add_argument('--model', default='', help='a pretrained tag (timnet.emodb_46_fold3: its file found as '
+                         '`tim-zoo weights` shows), or with --checkpoint the architecture to load it into')
     weights.add_argument('--checkpoint', default='', help='a tim_zoo .safetensors checkpoint')
     weights.add_argument('--keras-weights', default='', help='a TIM-Net Keras .hdf5 file')
     weights.add_argument('--release', default='', help='the Keras release of --keras-weights when its folder does not '

@@ -10,7 +10,7 @@ from ..exceptions import ConfigurationError
 from ..models.timnet import read_keras_timnet
 from ..weights import load_weights, save_checkpoint, weights_dir
 from ..weights.hub import HOME_ENV
-from ..weights.releases import TIMNET_RELEASES, find_release, release_metadata
+from ..models.timnet_releases import TIMNET_RELEASES, find_release, release_metadata
 
 
 def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:

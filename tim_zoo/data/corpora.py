@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..exceptions import DatasetError
-from ..weights.releases import TIMNET_RELEASES
+from ..models.timnet_releases import TIMNET_RELEASES
 
 
 @dataclass(frozen=True)

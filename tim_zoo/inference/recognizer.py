@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from .._factory import create_model, load_checkpoint
+from .._factory import create_model, list_models, load_checkpoint
 from .._utils import progress
 from .._validation import resolve_device
 from ..data.audio import as_waveform, centre_fit, normalize_level, peak_dbfs, read_audio, resample
@@ -17,7 +17,7 @@ from ..data.speech import SpeechActivity, SpeechDetector
 from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
 from ..weights.load import KERAS_SUFFIXES
-from ..weights.releases import TIMNET_RELEASES, find_release
+from ..models.timnet_releases import TIMNET_RELEASES, find_release
 from .inputs import expand_inputs
 from .results import Prediction, Segment
 
@@ -120,10 +120,13 @@ class EmotionRecognizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
-        """The bundled EMODB `timnet` (`None` or `"timnet_emodb"`), or a weight file path
-        (see `from_checkpoint`). `kwargs` go to the constructor."""
+        """The bundled EMODB `timnet` (`None`, `"timnet_emodb"` or its tag `"timnet.tim_zoo_emodb"`), any pretrained
+        tag (`tim_zoo.list_models(pretrained=True)`, e.g. `"timnet.emodb_46_fold3"`: its file found in the weights
+        directory or hub cache), or a weight file path (see `from_checkpoint`). `kwargs` go to the constructor."""
         if name_or_path in (None, 'timnet_emodb'):
             return cls(load_default_model(), **kwargs)
+        if name_or_path in list_models(pretrained=True):
+            return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
         return cls.from_checkpoint(name_or_path, **kwargs)
 
     @classmethod

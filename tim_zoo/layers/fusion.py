@@ -3,6 +3,7 @@
 Both blocks take the aggregated levels `S` `[B, F, T, n]` and return `[B, T, n*F]`
 (level-major: the features of level 1, then of level 2, ...).
 """
+import warnings
 from typing import Optional
 
 import torch
@@ -24,7 +25,15 @@ def _flatten_levels(s_lvl: torch.Tensor) -> torch.Tensor:
     return s_lvl.transpose(1, 2).reshape(b, t, n * c)
 
 
-class AttentionFusion(nn.Module):
+class _FiltersAlias:
+    @property
+    def channels(self) -> int:
+        """Old name of `filters`."""
+        warnings.warn(f'{type(self).__name__}.channels is now .filters', FutureWarning, stacklevel=2)
+        return self.filters
+
+
+class AttentionFusion(_FiltersAlias, nn.Module):
     """Multi-head self-attention over time in which each TAB level is one head.
 
     `[B, F, T, n] -> [B, T, n*F]`:
@@ -89,7 +98,7 @@ class AttentionFusion(nn.Module):
         return z
 
 
-class AFTLocalFusion(nn.Module):
+class AFTLocalFusion(_FiltersAlias, nn.Module):
     """Attention-free transformer (AFT-local) fusion of the TAB levels.
 
     `[B, F, T, n] -> [B, T, n*F]`, for `T <= max_len`:

@@ -1,4 +1,5 @@
 """Stacks of temporal-aware blocks: one direction, and both directions."""
+import warnings
 from typing import List
 
 import torch
@@ -93,12 +94,19 @@ class BiTemporalEncoder(nn.Module):
         self.merge = merge
         self.align_backward = align_backward
         grouping = dict(groups=2, share_groups=share_weights)
-        if 'bottleneck_chans' in tab_kwargs:
-            tab_kwargs = dict(tab_kwargs, bottleneck_chans=2 * tab_kwargs['bottleneck_chans'])
+        # bottleneck_chans is per direction; the stack's TABs count channels over both groups
+        tab_kwargs = dict(tab_kwargs, bottleneck_chans=2 * tab_kwargs.get('bottleneck_chans',
+                                                                           TAB_DEFAULTS['bottleneck_chans']))
         self.stem = stem(2 * in_chans, 2 * filters, stem_norm, tab_kwargs, **grouping)
         self.stack = TemporalStack(2 * filters, depth, **grouping, **tab_kwargs)
         self.fuse = nn.ModuleList(
             [nn.Conv1d(2 * filters, filters, 1) for _ in range(depth)]) if merge == 'fuse' else None
+
+    @property
+    def channels(self) -> int:
+        """Old name of `filters`."""
+        warnings.warn('BiTemporalEncoder.channels is now .filters', FutureWarning, stacklevel=2)
+        return self.filters
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         both = torch.cat([x, x.flip(-1)], dim=1)

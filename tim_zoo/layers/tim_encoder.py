@@ -76,7 +76,7 @@ class TIMEncoder(nn.Module):
         return (f'{prefix}.encoder.stem',) if self.stem is None else (f'{prefix}.stem',)
 
     def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """`[B, in_channels, T]` -> the `depth` TAB levels (merged over directions), each `[B, F, T]`."""
+        """`[B, in_chans, T]` -> the `depth` TAB levels (merged over directions), each `[B, F, T]`."""
         if self.stem is not None:
             x = self.stem(x)
         return self.encoder(x)

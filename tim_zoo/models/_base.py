@@ -3,7 +3,6 @@ import difflib
 import functools
 import inspect
 import re
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import torch
@@ -18,8 +17,7 @@ from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, WeightLa
 from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
-from ..weights.load import KERAS_SUFFIXES, weight_source
-from ..weights.releases import find_release
+from ..weights.load import weight_source
 
 
 class SERModel(nn.Module):
@@ -56,14 +54,11 @@ class SERModel(nn.Module):
         init = cls.__dict__.get('__init__')
         if init is None:
             return
-        signature = _with_tab_arguments(inspect.signature(init), {**TAB_DEFAULTS, **cls.tab_defaults})
-        signature = signature.replace(parameters=list(signature.parameters.values()) + [inspect.Parameter(
-            'weight_init', inspect.Parameter.KEYWORD_ONLY, default=cls.default_weight_init)])
+        signature = _model_signature(init, {**TAB_DEFAULTS, **cls.tab_defaults}, cls.default_weight_init)
 
         @functools.wraps(init)
         def recording_init(self, *args, **kw):
-            if hasattr(self, '_recording_args'):
-                return init(self, *args, **kw)
+            outermost = not hasattr(self, '_recording_args')
             try:
                 bound = signature.bind(self, *args, **kw)
             except TypeError as e:
@@ -71,10 +66,19 @@ class SERModel(nn.Module):
                 raise UnknownArgumentError(f'{cls.__name__}: {e}' + (f'; did you mean {", ".join(close)}?' if close
                                                                        else '')) from e
             bound.apply_defaults()
-            arguments = {k: v for k, v in bound.arguments.items() if k != 'self'}
-            object.__setattr__(self, '_recording_args', arguments)
-            init(self, **{k: v for k, v in arguments.items() if k != 'weight_init'})
-            init_weights_(self, arguments['weight_init'])
+            weight_init = bound.arguments.pop('weight_init')
+            if outermost:                                 # a subclass calling super().__init__ has recorded already
+                recorded = {}
+                for name, value in bound.arguments.items():
+                    kind = signature.parameters[name].kind
+                    if kind is inspect.Parameter.VAR_KEYWORD:
+                        recorded.update(value)
+                    elif kind is not inspect.Parameter.VAR_POSITIONAL and name != 'self':
+                        recorded[name] = value
+                object.__setattr__(self, '_recording_args', dict(recorded, weight_init=weight_init))
+            init(*bound.args, **bound.kwargs)
+            if outermost:
+                init_weights_(self, weight_init)
 
         recording_init.__signature__ = signature
         cls.__init__ = recording_init
@@ -134,6 +138,11 @@ class SERModel(nn.Module):
         """`(state_dict, metadata)` of a weight file this family loads; a family with published weights in another
         format (`timnet`: Keras) overrides it."""
         return read_weight_file(path)
+
+    @classmethod
+    def check_pretrained(cls, variant: str, tag: str, info: dict, path, meta: dict, given: set) -> None:
+        """The family's checks of a weight file read for `pretrained=True`, before the model is built (e.g. that it
+        is the tag's release); `info` is `tag_info(tag)`, `given` the arguments the caller chose."""
 
     @classmethod
     def tag_info(cls, tag: str) -> dict:
@@ -232,13 +241,19 @@ def layer_info(prefix: str, num_layers: int, num_chs: int, reduction: int = 1, f
                  modules=(f'{prefix}.layers.{j}',) + (first_extra if j == 0 else ())) for j in range(num_layers)]
 
 
-def _with_tab_arguments(signature: inspect.Signature, defaults: Dict[str, Any]) -> inspect.Signature:
-    """`signature` with a `**tab_kwargs` parameter replaced by the TAB arguments as keyword-only parameters."""
-    params = list(signature.parameters.values())
-    if not params or params[-1].kind != inspect.Parameter.VAR_KEYWORD or params[-1].name != 'tab_kwargs':
-        return signature
-    tab = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name]) for name in TAB_ARGS]
-    return signature.replace(parameters=params[:-1] + tab)
+def _model_signature(init, tab_defaults: Dict[str, Any], weight_init: str) -> inspect.Signature:
+    """The constructor's signature with a `**tab_kwargs` parameter replaced by the TAB arguments (keyword-only,
+    with these defaults), and a keyword-only `weight_init` (before any other `**kwargs`)."""
+    params = list(inspect.signature(init).parameters.values())
+    var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    if var_kw and var_kw[0].name == 'tab_kwargs':
+        params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=tab_defaults[name])
+                   for name in TAB_ARGS]
+        var_kw = []
+    if 'weight_init' not in {p.name for p in params}:
+        params.append(inspect.Parameter('weight_init', inspect.Parameter.KEYWORD_ONLY, default=weight_init))
+    return inspect.Signature(params + var_kw)
 
 
 def create_head(
@@ -260,7 +275,8 @@ def audio_cfg(**kwargs) -> dict:
 
     Image-only defaults of timm's `PretrainedCfg` (input_size 3x224x224, ImageNet mean/std, crop) are set
     to None so they are dropped from `model.pretrained_cfg`; num_classes stays None unless weights fix it.
-    `custom_load` routes every weight file through `SERModel.load_pretrained` and its checks.
+    `custom_load` sends a weight file through `SERModel.load_pretrained` (and its checks) when timm's own
+    `load_pretrained` is called on a model; `create_model(..., pretrained=True)` finds and reads the file itself.
     """
     cfg = dict(
         input_size=None, mean=None, std=None, interpolation=None, crop_pct=None, crop_mode=None,
@@ -268,24 +284,6 @@ def audio_cfg(**kwargs) -> dict:
     )
     cfg.update(kwargs)
     return cfg
-
-
-def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: dict, given: set) -> None:
-    """A tag's weights must be the tag's: the release the file's folder names, and its depth and classes (unless the
-    caller chose `num_classes` to fine-tune a new head)."""
-    if not tag or not info:
-        return
-    release = find_release(file)
-    tagged = (info.get('metadata') or {}).get('release')
-    if release and tagged and release != tagged:
-        raise ConfigurationError(f'{file} is from the release {release}, but the tag {variant}.{tag} is {tagged}\'s: '
-                                 f'use {variant}.{release.lower()}, or the {tagged} file')
-    for key, value in info.get('model_args', {}).items():
-        if key in from_file and from_file[key] != value and key not in given:
-            raise ConfigurationError(
-                f'{file} holds {key}={from_file[key]}, but {variant}.{tag} has {key}={value}: it is not that release\'s '
-                f'file; use the tag of its release' + (', or pass num_classes to fine-tune a new head'
-                                                       if key == 'num_classes' else ''))
 
 
 def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
@@ -301,6 +299,9 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     features_only = kwargs.pop('features_only', False)
     out_indices = kwargs.pop('out_indices', None)
     feature_cls = kwargs.pop('feature_cls', 'getter')
+    if not features_only and (out_indices is not None or feature_cls != 'getter'):
+        raise ConfigurationError(f'out_indices / feature_cls choose the features of features_only=True; '
+                                 f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
     cfg = resolve_pretrained_cfg(
         variant, pretrained_cfg=kwargs.pop('pretrained_cfg', None),
@@ -320,20 +321,15 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                                 published=' '.join(cfg.notes or ()))
         state_dict, meta = model_cls.read_weights(path)
         from_file = meta.get('model_args') or {}
-        _check_tag_fits_file(variant, cfg.tag, info, path, from_file, given)
+        model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
         for key, value in from_file.items():
             kwargs.setdefault(key, value)
     model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
     if state_dict is not None:
-        apply_state_dict(model, state_dict, weight_source(path, meta, variant))
+        apply_state_dict(model, state_dict, weight_source(path, meta, model))
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
     apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')))
-    if path is not None and path.suffix.lower() in KERAS_SUFFIXES and not model.pretrained_cfg.get('feature_settings'):
-        warnings.warn(
-            f'{path} is not inside a release folder (such as EMODB_46/) and {variant} names no release, so its '
-            f'label names and feature settings are unknown (labels are class_0..class_{model.num_classes - 1}); '
-            f'name the release with its tag: create_model("{variant}.emodb_46", pretrained=True, ...)', stacklevel=3)
     if features_only:
         if feature_cls not in ('getter', FeatureGetterNet):
             raise ConfigurationError(f'feature_cls={feature_cls!r}: tim_zoo models give features through '

@@ -11,11 +11,11 @@ from ..layers.temporal import stem
 from ._base import SERModel, audio_cfg, build_model, create_head
 
 
-def _make_fusion(fusion, channels, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window):
+def _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window):
     check_choice('fusion', fusion, ('attention', 'aft_local'))
     if fusion == 'attention':
-        return AttentionFusion(channels, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate)
-    return AFTLocalFusion(channels, num_levels, max_len=seq_len, d_qkv=d_qkv, window=aft_window)
+        return AttentionFusion(filters, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate)
+    return AFTLocalFusion(filters, num_levels, max_len=seq_len, d_qkv=d_qkv, window=aft_window)
 
 
 class ATTIM(SERModel):
@@ -47,6 +47,7 @@ class ATTIM(SERModel):
             seq_len: int = 188,
             filters: int = 39,
             depth: int = 8,
+            *,
             bidirectional: bool = True,
             merge: str = 'add',
             aggregation: str = 'all',
@@ -104,6 +105,7 @@ class MultiTIM(SERModel):
             filters: int = 39,
             general_depth: int = 4,
             special_depth: int = 4,
+            *,
             d_qkv: int = 64,
             d_ff: int = 1024,
             ffn: bool = True,

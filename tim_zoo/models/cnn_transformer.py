@@ -31,6 +31,7 @@ class CNNTransformer(SERModel):
             seq_len: int = 188,
             filters: int = 39,
             depth: int = 8,
+            *,
             stem_norm: bool = False,
             d_model: int = 256,
             num_heads: int = 8,

@@ -27,6 +27,7 @@ class SpeechEmotionTransformer(SERModel):
             num_classes: int = 7,
             in_chans: int = 39,
             seq_len: Optional[int] = None,
+            *,
             d_model: int = 256,
             num_heads: int = 8,
             num_layers: int = 3,

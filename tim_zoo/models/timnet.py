@@ -1,5 +1,6 @@
 """TIM-Net (Ye et al., ICASSP 2023) and the seed's TIM baseline, and the authors' Keras weights."""
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict
@@ -8,11 +9,11 @@ import numpy as np
 import torch
 from timm.models import generate_default_cfgs, register_model
 
-from ..exceptions import WeightFileError
+from ..exceptions import ConfigurationError, WeightFileError
 from ..layers import PoolHead, TIMEncoder
 from ..weights import KerasWeights, read_keras_weights
 from ..weights.load import KERAS_SUFFIXES
-from ..weights.releases import (
+from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, find_release, release_file, release_metadata, release_published, release_tag,
 )
 from ._base import SERModel, audio_cfg, build_model, create_head
@@ -150,6 +151,7 @@ class TIMNet(SERModel):
             in_chans: int = 39,
             filters: int = 39,
             depth: int = 8,
+            *,
             share_weights: bool = False,
             stem_norm: bool = False,
             weighted: bool = True,
@@ -191,10 +193,46 @@ class TIMNet(SERModel):
     def tag_info(cls, tag: str) -> dict:
         return _RELEASE_INFO.get(_FOLD_SUFFIX.sub('', tag), {})
 
+    @classmethod
+    def check_pretrained(cls, variant, tag, info, path, meta, given) -> None:
+        """A release tag's file must be that release's (folder, depth, classes); a Keras file outside a release
+        folder and without a release tag loads with a warning that its labels and feature settings are unknown."""
+        _check_tag_fits_file(variant, tag, info, path, meta.get('model_args') or {}, given)
+        if Path(path).suffix.lower() in KERAS_SUFFIXES and not meta.get('feature_settings') and not info.get('metadata'):
+            classes = (meta.get('model_args') or {}).get('num_classes', 0)
+            warnings.warn(
+                f'{path} is not inside a release folder (such as EMODB_46/) and {variant} names no release, so its '
+                f'label names and feature settings are unknown (labels are class_0..class_{classes - 1}); '
+                f'name the release with its tag: create_model("{variant}.emodb_46", pretrained=True, ...)',
+                stacklevel=5)
+
+    @property
+    def reads_keras_release(self) -> bool:
+        """The authors' Keras files load into this model (separate weights per direction, as TIM-Net)."""
+        return not self.tim.encoder.share_weights
+
 
 _PAPER = dict(
     paper_name='Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech Emotion Recognition',
     paper_ids='arXiv:2211.08233', origin_url='https://github.com/Jiaxin-Ye/TIM-Net_SER')
+
+def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: dict, given: set) -> None:
+    """A tag's weights must be the tag's: the release the file's folder names, and its depth and classes (unless the
+    caller chose `num_classes` to fine-tune a new head)."""
+    if not tag or not info:
+        return
+    release = find_release(file)
+    tagged = (info.get('metadata') or {}).get('release')
+    if release and tagged and release != tagged:
+        raise ConfigurationError(f'{file} is from the release {release}, but the tag {variant}.{tag} is {tagged}\'s: '
+                                 f'use {variant}.{release.lower()}, or the {tagged} file')
+    for key, value in info.get('model_args', {}).items():
+        if key in from_file and from_file[key] != value and key not in given:
+            raise ConfigurationError(
+                f'{file} holds {key}={from_file[key]}, but {variant}.{tag} has {key}={value}: it is not that release\'s '
+                f'file; use the tag of its release' + (', or pass num_classes to fine-tune a new head'
+                                                       if key == 'num_classes' else ''))
+
 
 #: per release tag of timnet: the constructor arguments and the feature settings of the release
 _RELEASE_INFO = {

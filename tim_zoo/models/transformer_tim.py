@@ -35,6 +35,7 @@ class TransformerTIM(SERModel):
             num_classes: int = 7,
             in_chans: int = 39,
             seq_len: int = 188,
+            *,
             tim_variant: str = 'tim',
             d_model: int = 256,
             num_heads: int = 8,

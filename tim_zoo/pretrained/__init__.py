@@ -16,7 +16,7 @@ what the 10-fold and leave-one-speaker-out runs in the docs measure; it has seen
 """
 from .._factory import create_model
 from ..models.timnet import BUNDLED_TAG
-from ..weights.releases import BUNDLED_CHECKPOINT
+from ..models.timnet_releases import BUNDLED_CHECKPOINT
 
 DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINT
 DEFAULT_MODEL = f'timnet.{BUNDLED_TAG}'

@@ -4,10 +4,9 @@ from .checkpoint import read_checkpoint, save_checkpoint, tensor_hash
 from .hub import find_weight_file, home_dir, weights_dir
 from .keras import KerasWeights, read_keras_weights
 from .load import apply_metadata, apply_state_dict, load_weights, read_weight_file
-from .releases import TIMNET_RELEASES, release_metadata
 
 __all__ = [
-    'KerasWeights', 'TIMNET_RELEASES', 'apply_metadata', 'apply_state_dict', 'find_weight_file', 'home_dir',
-    'load_weights', 'read_checkpoint', 'read_keras_weights', 'read_weight_file', 'release_metadata',
+    'KerasWeights', 'apply_metadata', 'apply_state_dict', 'find_weight_file', 'home_dir',
+    'load_weights', 'read_checkpoint', 'read_keras_weights', 'read_weight_file',
     'save_checkpoint', 'tensor_hash', 'weights_dir',
 ]

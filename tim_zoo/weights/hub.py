@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
+from .._utils import require
 from ..exceptions import WeightsNotFoundError
 
 #: environment variable of tim_zoo's home; weights live in `$TIM_ZOO_HOME/weights`
@@ -17,9 +18,9 @@ HOME_ENV = 'TIM_ZOO_HOME'
 def home_dir() -> Path:
     """`$TIM_ZOO_HOME`, else `$XDG_CACHE_HOME/tim_zoo`, else `~/.cache/tim_zoo`."""
     if os.environ.get(HOME_ENV):
-        return Path(os.environ[HOME_ENV]).expanduser()
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
     cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
-    return Path(cache).expanduser() / 'tim_zoo'
+    return Path(cache).expanduser().resolve() / 'tim_zoo'
 
 
 def weights_dir() -> Path:
@@ -27,18 +28,20 @@ def weights_dir() -> Path:
     return home_dir() / 'weights'
 
 
+def _hub_offline() -> bool:
+    """Whether the Hugging Face hub is set offline (`HF_HUB_OFFLINE` 1/true/yes/on, as huggingface_hub reads it)."""
+    return os.environ.get('HF_HUB_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+
+
 def _hub_cached(repo_id: str, filename: str, cache_dir=None) -> Optional[Path]:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+    hub = require('huggingface_hub', f'loading weights of the Hugging Face hub repository {repo_id}')
+    found = hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
     return Path(found) if isinstance(found, str) else None
 
 
 def _hub_download(repo_id: str, filename: str, cache_dir=None) -> Path:
-    from huggingface_hub import hf_hub_download
-    return Path(hf_hub_download(repo_id, filename, cache_dir=cache_dir))
+    hub = require('huggingface_hub', f'downloading weights of the Hugging Face hub repository {repo_id}')
+    return Path(hub.hf_hub_download(repo_id, filename, cache_dir=cache_dir))
 
 
 def find_weight_file(
@@ -78,14 +81,15 @@ def find_weight_file(
         if cached is not None:
             return cached
         looked.append(f'{filename} of the Hugging Face hub repository {hf_hub_id} (not in the hub cache)')
-        if download and not os.environ.get('HF_HUB_OFFLINE'):
+        if download and not _hub_offline():
             try:
                 return _hub_download(hf_hub_id, filename, cache_dir)
             except Exception as e:  # no network, no such repository or file: say where it was looked for
                 looked[-1] += f'; download failed: {type(e).__name__}'
     if not looked:
         raise WeightsNotFoundError(f'{name} names no weight file (file or hf_hub_id in its pretrained config)')
+    where = (f'Put the file in {weights_dir()} (`tim-zoo weights` lists what belongs where), or pass its path: '
+             f'pretrained_cfg_overlay=dict(file=PATH)' if file else
+             'Pass a file instead: pretrained_cfg_overlay=dict(file=PATH)')
     raise WeightsNotFoundError(
-        f'no weights for {name}; looked for ' + ', '.join(looked) + '. ' + (published + ' ' if published else '')
-        + f'Put the file in {weights_dir()} (`tim-zoo weights` lists what belongs where), or pass its path: '
-          f'pretrained_cfg_overlay=dict(file=PATH)')
+        f'no weights for {name}; looked for ' + ', '.join(looked) + '. ' + (published + ' ' if published else '') + where)

@@ -85,13 +85,16 @@ def load_torch_file(path) -> Dict[str, torch.Tensor]:
     return obj
 
 
-def weight_source(path: Path, meta: dict, model_name: str) -> str:
-    """How error messages name the file; a Keras release of another architecture is refused here."""
+def weight_source(path: Path, meta: dict, model) -> str:
+    """How error messages name the file. A Keras release is refused unless the model reads such releases
+    (`model.reads_keras_release`: `timnet`, not the shared-weight `tim`)."""
     arch = meta.get('architecture')
-    if not arch or arch == model_name:
+    name = getattr(model, 'model_name', type(model).__name__)
+    if Path(path).suffix.lower() in KERAS_SUFFIXES and not getattr(model, 'reads_keras_release', False):
+        raise CheckpointMismatchError(f'{path} is a Keras {arch or "TIM-Net"} release; it loads only into '
+                                      f'{arch or "timnet"}, not {name}')
+    if not arch or arch == name:
         return str(path)
-    if Path(path).suffix.lower() in KERAS_SUFFIXES:
-        raise CheckpointMismatchError(f'{path} is a Keras {arch} release; it loads only into {arch}, not {model_name}')
     return f'{path} (saved from {arch})'
 
 
@@ -130,6 +133,6 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     path = Path(path)
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
-    source = weight_source(path, meta, getattr(model, 'model_name', type(model).__name__))
+    source = weight_source(path, meta, model)
     apply_state_dict(model, state_dict, source, allow_head_reset)
     apply_metadata(model, meta)

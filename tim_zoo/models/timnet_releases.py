@@ -1,12 +1,13 @@
-"""The published weights: the TIM-Net authors' six Keras releases (10 fold models each) and what their inputs
-were, and the model that ships inside tim_zoo."""
+"""The published weights of `timnet`: the TIM-Net authors' six Keras releases (10 fold models each) and what
+their inputs were, and the model that ships inside tim_zoo (`pretrained/timnet_emodb.safetensors` beside this
+module)."""
 from pathlib import Path
 
 #: where the authors publish their releases: `Code/Test_Models/<release>/10-fold_weights_best_{1..10}.hdf5`
 RELEASE_REPOSITORY = 'https://github.com/Jiaxin-Ye/TIM-Net_SER'
 
 #: the `timnet` trained by tim_zoo on all of EMODB that ships inside the package (see `tim_zoo.pretrained`)
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / 'pretrained' / 'timnet_emodb.safetensors'
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / 'pretrained' / 'timnet_emodb.safetensors'
 
 #: the authors' features: librosa MFCC of the audio as read (no level normalisation)
 FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512, level='none')
