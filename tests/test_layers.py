@@ -496,3 +496,15 @@ def test_old_argument_names_still_build_the_same_block(block, old, new):
     with pytest.raises(ConfigurationError, match='give'):
         block(**new, **{name: value})
 
+
+
+def test_blocks_name_misspelt_arguments():
+    from tim_zoo.exceptions import UnknownArgumentError
+    with pytest.raises(UnknownArgumentError, match='share_weight .did you mean share_weights'):
+        BiTemporalEncoder(39, 8, share_weight=True)
+    with pytest.raises(UnknownArgumentError, match='fusoin .did you mean fusion'):
+        TIMEncoder(39, 8, fusoin='last')
+    with pytest.raises(UnknownArgumentError, match='dilation'):
+        TemporalStack(8, 2, dilation=3)
+    with pytest.raises(TypeError):                                    # UnknownArgumentError is a TypeError too
+        TIMEncoder(39, 8, dropout_rate=0.1)

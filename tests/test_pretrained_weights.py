@@ -187,3 +187,86 @@ def test_a_timnet_built_directly_loads_a_keras_release_and_tim_does_not(shared_d
     assert model.label_names[0] == 'angry'
     with pytest.raises(tim_zoo.CheckpointMismatchError, match='loads only into timnet, not tim'):
         tim_zoo.load_weights(tim_zoo.create_model('tim'), source)
+
+
+def _release(shared_dir, release, fold):
+    pytest.importorskip('h5py')
+    path = shared_dir / 'weights' / 'timnet_official' / release / f'10-fold_weights_best_{fold}.hdf5'
+    if not path.is_file():
+        pytest.skip(f'{release} not in ../shared')
+    return path
+
+
+def test_a_release_tag_refuses_another_files_of_the_same_shape(home, shared_dir):
+    emovo, emodb3 = _release(shared_dir, 'EMOVO_1', 4), _release(shared_dir, 'EMODB_46', 3)
+    folder = home / 'weights' / 'EMODB_46'
+    folder.mkdir(parents=True)
+    shutil.copy(emovo, folder / '10-fold_weights_best_4.hdf5')        # EMOVO: 7 classes, same shape as EMODB
+    with pytest.raises(tim_zoo.ConfigurationError, match='not the published EMODB_46 fold 4 file'):
+        tim_zoo.create_model('timnet.emodb_46_fold4', pretrained=True)
+    shutil.copy(emodb3, folder / '10-fold_weights_best_4.hdf5')       # EMODB's fold 3 under fold 4's name
+    with pytest.raises(tim_zoo.ConfigurationError, match='fold 4 file'):
+        tim_zoo.create_model('timnet.emodb_46_fold4', pretrained=True)
+    with warnings_none():                      # a published EMODB_46 file, loaded without a tag: no complaint
+        tim_zoo.create_model('timnet', pretrained=True,
+                             pretrained_cfg_overlay=dict(file=str(folder / '10-fold_weights_best_4.hdf5')))
+    shutil.copy(emovo, folder / '10-fold_weights_best_4.hdf5')
+    with pytest.warns(UserWarning, match='none of that release.s published files'):
+        model = tim_zoo.create_model('timnet', pretrained=True,
+                                     pretrained_cfg_overlay=dict(file=str(folder / '10-fold_weights_best_4.hdf5')))
+    assert model.num_classes == 7
+
+
+def test_a_tags_file_is_not_taken_from_the_working_directory(home, tmp_path, shared_dir):
+    emodb = _release(shared_dir, 'EMODB_46', 2)
+    stray = tmp_path / 'EMODB_46'                                         # the working directory is tmp_path
+    stray.mkdir()
+    shutil.copy(emodb, stray / '10-fold_weights_best_2.hdf5')
+    with pytest.raises(tim_zoo.WeightsNotFoundError) as err:
+        tim_zoo.create_model('timnet.emodb_46_fold2', pretrained=True)
+    assert str(stray) not in str(err.value)
+    model = tim_zoo.create_model('timnet.emodb_46', pretrained=True,        # a file you name: relative to the cwd
+                                 pretrained_cfg_overlay=dict(file='EMODB_46/10-fold_weights_best_2.hdf5'))
+    assert model.label_names[0] == 'angry'
+
+
+def test_another_input_length_resets_the_head_and_its_labels(tmp_path):
+    source = tim_zoo.create_model('at_deltatim_v2', num_classes=2, depth=2, seq_len=60)
+    tim_zoo.save_checkpoint(source, tmp_path / 'at.safetensors', label_names=['calm', 'tense'])
+    with pytest.warns(UserWarning, match=r'shape \(2, 60\), the model.s \(2, 40\).*seq_len'):
+        model = tim_zoo.create_model('at_deltatim_v2', pretrained=True, seq_len=40,
+                                     pretrained_cfg_overlay=dict(file=str(tmp_path / 'at.safetensors')))
+    assert model.label_names is None
+
+
+def test_pretrained_with_another_architectures_checkpoint(tmp_path):
+    tim_zoo.save_checkpoint(tim_zoo.create_model('timnet', depth=2), tmp_path / 't.safetensors')
+    with pytest.raises(tim_zoo.CheckpointMismatchError, match='saved from timnet, not at_tim; load it as what it is'):
+        tim_zoo.create_model('at_tim', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 't.safetensors')))
+    with pytest.raises(tim_zoo.ConfigurationError, match=r'timnet has no published weights.*name one of its tags \(timnet\.'):
+        tim_zoo.create_model('timnet', pretrained=True)
+    with pytest.raises(tim_zoo.UnknownArgumentError, match='pretrained_cfg_overlay'):
+        tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(fiel='x'))
+
+
+def test_no_classifier_and_a_new_classifier_drop_the_label_names():
+    with warnings_none():
+        model = tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True, num_classes=0)
+    assert model.label_names is None and 'label_names' not in model.pretrained_cfg['feature_settings']
+    model = tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True)
+    model.pretrained_cfg['feature_settings'] = dict(model.pretrained_cfg['feature_settings'], label_names=['a'] * 7)
+    model.reset_classifier(3)
+    assert model.label_names is None and 'label_names' not in model.pretrained_cfg['feature_settings']
+
+
+def warnings_none():
+    import warnings
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter('error')
+    class _Ctx:
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            ctx.__exit__(*exc)
+    return _Ctx()

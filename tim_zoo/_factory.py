@@ -113,7 +113,8 @@ def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  
     for name in list_models(filter, pretrained=True):
         cfg = get_pretrained_cfg(name)
         try:
-            found = find_weight_file(cfg.file, cfg.hf_hub_id, cfg.hf_hub_filename, name=name, download=False)
+            found = find_weight_file(cfg.file, cfg.hf_hub_id, cfg.hf_hub_filename, name=name, download=False,
+                                     relative_to_cwd=False)
         except WeightsNotFoundError:
             found = None
         rows.append(dict(name=name, file=cfg.file, found=found, description=cfg.description or '',

@@ -54,10 +54,16 @@ def cmd_weights(args) -> int:
                                                                         for r in rows],
                               unknown_files=[str(p) for p in unknown]), indent=2))
         return 0
-    print(f'weights directory: {weights_dir()} (set ${HOME_ENV} to move it; files go to $TIM_ZOO_HOME/weights/<file>)')
+    root = weights_dir()
+    print(f'weights directory: {root} (${HOME_ENV}/weights; set ${HOME_ENV} to move it)')
+    if root.exists() and not root.is_dir():
+        print(f'note: {root} is not a folder, so no weights can be found in it')
+    if not rows:
+        print(f'no pretrained tag matches {args.pattern!r}; `tim-zoo weights` lists them all')
+        return 0
     body = [(r['name'], 'found' if r['found'] else 'missing', str(r['found'] or r['file'])) for r in rows]
-    print(format_table(('pretrained tag', 'status', 'loads from / belongs at (relative to the weights directory)'), body,
-                       ('<', '<', '<')))
+    print(format_table(('pretrained tag', 'status', 'found: the file it loads; missing: where it belongs in the weights '
+                                                   'directory'), body, ('<', '<', '<')))
     found = sum(r['found'] is not None for r in rows)
     print(f'{found} of {len(rows)} found. Load one with tim_zoo.create_model(TAG, pretrained=True).')
     published = sorted({r['published'] for r in rows if not r['found'] and r['published']})

@@ -1,4 +1,5 @@
 """Temporal-aware block (TAB), the unit of TIM-Net."""
+import difflib
 import inspect
 
 import torch
@@ -6,6 +7,7 @@ from torch import nn
 
 from .._utils import renamed_arguments
 from .._validation import check_choice
+from ..exceptions import UnknownArgumentError
 from .conv import ConvNormAct1d, GroupConv1d
 from .create import ActLayer, NormLayer
 
@@ -101,3 +103,15 @@ TAB_ARGS = ('kernel_size', 'drop_rate', 'residual', 'conv_style', 'bottleneck_ch
 #: their defaults, as `TemporalAwareBlock` declares them
 TAB_DEFAULTS = {name: p.default for name, p in inspect.signature(TemporalAwareBlock.__init__).parameters.items()
                 if name in TAB_ARGS}
+
+
+def check_tab_kwargs(owner: str, tab_kwargs: dict, own_args=(), extra=()) -> None:
+    """Refuse keyword arguments `owner` would pass on to its TABs that a TAB does not take (or that the owner sets
+    itself, such as `dilation`), naming close names among `TAB_ARGS`, `extra` and the owner's `own_args`."""
+    wrong = sorted(set(tab_kwargs) - set(TAB_ARGS) - set(extra))
+    if wrong:
+        names = list(TAB_ARGS) + list(extra) + list(own_args)
+        hints = [f'{w} (did you mean {", ".join(c)}?)' if (c := difflib.get_close_matches(w, names, n=2)) else w
+                 for w in wrong]
+        raise UnknownArgumentError(f'{owner} got arguments it does not take: {"; ".join(hints)}. It takes '
+                                   f'{", ".join(own_args)} and passes {", ".join(TAB_ARGS)} to its TABs')

@@ -11,7 +11,7 @@ from .._utils import renamed_arguments
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
-from .tab import TAB_DEFAULTS, TemporalAwareBlock
+from .tab import TAB_DEFAULTS, TemporalAwareBlock, check_tab_kwargs
 
 
 class TemporalStack(nn.Module):
@@ -23,11 +23,12 @@ class TemporalStack(nn.Module):
     (less memory in training, same gradients).
     """
 
-    @renamed_arguments(channels='filters')
+    @renamed_arguments(channels='filters', dropout='drop_rate', bottleneck_channels='bottleneck_chans')
     def __init__(self, filters: int, depth: int = 8, **tab_kwargs):
         super().__init__()
         if depth < 1:
             raise ConfigurationError(f'depth must be >= 1, got {depth}')
+        check_tab_kwargs('TemporalStack', tab_kwargs, ('filters', 'depth'), extra=('groups', 'share_groups'))
         self.depth = depth
         self.blocks = nn.ModuleList(
             [TemporalAwareBlock(filters, filters, dilation=2 ** j, **tab_kwargs) for j in range(depth)])
@@ -75,7 +76,8 @@ class BiTemporalEncoder(nn.Module):
         **tab_kwargs: `TAB_ARGS` of the TABs (`bottleneck_chans` per direction).
     """
 
-    @renamed_arguments(in_channels='in_chans', channels='filters')
+    @renamed_arguments(in_channels='in_chans', channels='filters', dropout='drop_rate',
+                       bottleneck_channels='bottleneck_chans')
     def __init__(
             self,
             in_chans: int,
@@ -89,6 +91,8 @@ class BiTemporalEncoder(nn.Module):
     ):
         super().__init__()
         check_choice('merge', merge, ('add', 'fuse'))
+        check_tab_kwargs('BiTemporalEncoder', tab_kwargs, ('in_chans', 'filters', 'depth', 'share_weights', 'merge',
+                                                           'align_backward', 'stem_norm'))
         self.filters = filters
         self.share_weights = share_weights
         self.merge = merge

@@ -7,6 +7,7 @@ from torch import nn
 from .._utils import renamed_arguments
 from .._validation import check_choice
 from .aggregation import DeltaAggregation, WeightLayer
+from .tab import check_tab_kwargs
 from .temporal import BiTemporalEncoder, TemporalStack, stem
 
 
@@ -29,7 +30,8 @@ class TIMEncoder(nn.Module):
             `bottleneck_chans`, `act_layer`, `norm_layer`).
     """
 
-    @renamed_arguments(in_channels='in_chans', channels='filters')
+    @renamed_arguments(in_channels='in_chans', channels='filters', dropout='drop_rate',
+                       bottleneck_channels='bottleneck_chans')
     def __init__(
             self,
             in_chans: int,
@@ -46,6 +48,8 @@ class TIMEncoder(nn.Module):
     ):
         super().__init__()
         check_choice('fusion', fusion, ('weight', 'last', 'none'))
+        check_tab_kwargs('TIMEncoder', tab_kwargs, ('in_chans', 'filters', 'depth', 'bidirectional', 'share_weights',
+                                                    'merge', 'align_backward', 'stem_norm', 'aggregation', 'fusion'))
         self.fusion = fusion
         self.filters = filters
         self.depth = depth

@@ -5,14 +5,15 @@ import inspect
 import re
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
+import timm
 import torch
-from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+from timm.models import build_model_with_cfg, get_pretrained_cfg, resolve_pretrained_cfg
 from timm.models._features import FeatureGetterNet, feature_take_indices
 from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
 from .._validation import check_choice, check_sequence_input
-from ..exceptions import ConfigurationError, UnknownArgumentError
+from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError
 from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, WeightLayer
 from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
@@ -62,7 +63,7 @@ class SERModel(nn.Module):
             try:
                 bound = signature.bind(self, *args, **kw)
             except TypeError as e:
-                close = difflib.get_close_matches(str(e).rsplit(' ', 1)[-1].strip("'"), list(signature.parameters), n=3)
+                close = difflib.get_close_matches(str(e).rsplit(' ', 1)[-1].strip("'"), [p for p in signature.parameters if p != 'self'], n=3)
                 raise UnknownArgumentError(f'{cls.__name__}: {e}' + (f'; did you mean {", ".join(close)}?' if close
                                                                        else '')) from e
             bound.apply_defaults()
@@ -115,7 +116,8 @@ class SERModel(nn.Module):
         return self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the final classifier by a new one with `num_classes` outputs (0: identity, as timm).
+        """Replace the final classifier by a new one with `num_classes` outputs (0: identity, as timm); label names
+        (also those in the feature settings) are cleared: set `model.label_names` for the new classes.
 
         `global_pool` is timm's argument; every head here pools (or projects) time in its own fixed way, so only
         None (keep it) is accepted.
@@ -126,8 +128,10 @@ class SERModel(nn.Module):
                 f'way; pass global_pool=None (or build the model with head="gmm" for GMM clustering over frames)')
         self.head.reset(num_classes)
         self.num_classes = num_classes
-        if self.label_names is not None and len(self.label_names) != num_classes:
-            self.label_names = None
+        self.label_names = None                          # a new classifier: its classes are the caller's
+        settings = getattr(self, 'pretrained_cfg', {}).get('feature_settings')
+        if settings and 'label_names' in settings:
+            self.pretrained_cfg['feature_settings'] = {k: v for k, v in settings.items() if k != 'label_names'}
 
     def load_pretrained(self, path) -> None:
         """timm's custom-load hook: load a weight file (Keras `.hdf5`, `.safetensors`, `.pt`) with checks."""
@@ -303,9 +307,13 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         raise ConfigurationError(f'out_indices / feature_cls choose the features of features_only=True; '
                                  f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
-    cfg = resolve_pretrained_cfg(
-        variant, pretrained_cfg=kwargs.pop('pretrained_cfg', None),
-        pretrained_cfg_overlay=kwargs.pop('pretrained_cfg_overlay', None))
+    try:
+        cfg = resolve_pretrained_cfg(
+            variant, pretrained_cfg=kwargs.pop('pretrained_cfg', None),
+            pretrained_cfg_overlay=kwargs.pop('pretrained_cfg_overlay', None))
+    except TypeError as e:                               # an unknown key of pretrained_cfg(_overlay)
+        raise UnknownArgumentError(f'pretrained_cfg_overlay of {variant}: {e} (keys: file, hf_hub_id, '
+                                   f'hf_hub_filename, label_names, ...: timm\'s PretrainedCfg)') from e
     name = f'{variant}.{cfg.tag}' if cfg.tag else variant
     info = model_cls.tag_info(cfg.tag or '')
     given = set(kwargs)
@@ -314,22 +322,34 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     state_dict, meta, path = None, {}, None
     if pretrained:
         if not (cfg.file or cfg.hf_hub_id):
+            tags = timm.list_pretrained(f'{variant}.*')
+            hint = (f'; name one of its tags ({", ".join(tags[:4])}{", ..." if len(tags) > 4 else ""}: '
+                    f'tim_zoo.list_models("{variant}.*", pretrained=True))' if tags else '')
             raise ConfigurationError(
-                f'{name} has no published weights to load (pretrained=True); tim_zoo.list_models(pretrained=True) '
-                f'lists those that have, or give a file: pretrained_cfg_overlay=dict(file=PATH)')
+                f'{name} has no published weights to load (pretrained=True){hint}; or give a file: '
+                f'pretrained_cfg_overlay=dict(file=PATH)')
+        registered = get_pretrained_cfg(name)
         path = find_weight_file(cfg.file, cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir=cache_dir, name=name,
-                                published=' '.join(cfg.notes or ()))
+                                published=' '.join(cfg.notes or ()),
+                                relative_to_cwd=registered is None or cfg.file != registered.file)
         state_dict, meta = model_cls.read_weights(path)
+        if meta.get('architecture') and meta['architecture'] != variant:
+            raise CheckpointMismatchError(
+                f'{path} was saved from {meta["architecture"]}, not {variant}; load it as what it is: '
+                f'tim_zoo.load_checkpoint(PATH), or create_model("{meta["architecture"]}", pretrained=True, '
+                f'pretrained_cfg_overlay=dict(file=PATH))')
         from_file = meta.get('model_args') or {}
         model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
         for key, value in from_file.items():
             kwargs.setdefault(key, value)
     model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
+    head_loaded = state_dict is not None
     if state_dict is not None:
-        apply_state_dict(model, state_dict, weight_source(path, meta, model))
+        head_loaded = not apply_state_dict(model, state_dict, weight_source(path, meta, model))
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
-    apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')))
+    apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')),
+                   head_loaded=head_loaded)
     if features_only:
         if feature_cls not in ('getter', FeatureGetterNet):
             raise ConfigurationError(f'feature_cls={feature_cls!r}: tim_zoo models give features through '

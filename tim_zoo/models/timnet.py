@@ -14,7 +14,8 @@ from ..layers import PoolHead, TIMEncoder
 from ..weights import KerasWeights, read_keras_weights
 from ..weights.load import KERAS_SUFFIXES
 from .timnet_releases import (
-    BUNDLED_CHECKPOINT, TIMNET_RELEASES, find_release, release_file, release_metadata, release_published, release_tag,
+    BUNDLED_CHECKPOINT, TIMNET_RELEASES, find_release, published_fold, release_file, release_metadata, release_published,
+    release_tag,
 )
 from ._base import SERModel, audio_cfg, build_model, create_head
 
@@ -186,7 +187,8 @@ class TIMNet(SERModel):
         release = find_release(path)
         if release:
             settings = release_metadata(release)
-            meta.update(label_names=settings['label_names'], feature_settings=settings)
+            meta.update(label_names=settings['label_names'], feature_settings=settings,
+                        published_fold=published_fold(path, release))
         return keras.state_dict, meta
 
     @classmethod
@@ -198,6 +200,21 @@ class TIMNet(SERModel):
         """A release tag's file must be that release's (folder, depth, classes); a Keras file outside a release
         folder and without a release tag loads with a warning that its labels and feature settings are unknown."""
         _check_tag_fits_file(variant, tag, info, path, meta.get('model_args') or {}, given)
+        release = (info.get('metadata') or {}).get('release')
+        if release and Path(path).suffix.lower() in KERAS_SUFFIXES:
+            fold = published_fold(path, release)
+            wanted = _FOLD_SUFFIX.search(tag)
+            wanted = int(wanted.group(0)[5:]) if wanted else None
+            if fold is None or (fold and wanted and fold != wanted):
+                what = f'fold {wanted} file' if wanted else 'files'
+                raise ConfigurationError(
+                    f'{path} is not the published {release} {what} (by its SHA-256): another release\'s or fold\'s '
+                    f'file, or a modified one. Put the right file there, or load this one without the tag: '
+                    f'create_model("{variant}", pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
+        elif meta.get('published_fold', 0) is None:
+            warnings.warn(f'{path} lies in a {find_release(path)} folder but is none of that release\'s published '
+                          f'files (by its SHA-256): its label names and feature settings are taken from the folder '
+                          f'name and may be wrong', stacklevel=5)
         if Path(path).suffix.lower() in KERAS_SUFFIXES and not meta.get('feature_settings') and not info.get('metadata'):
             classes = (meta.get('model_args') or {}).get('num_classes', 0)
             warnings.warn(
@@ -230,8 +247,8 @@ def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: di
         if key in from_file and from_file[key] != value and key not in given:
             raise ConfigurationError(
                 f'{file} holds {key}={from_file[key]}, but {variant}.{tag} has {key}={value}: it is not that release\'s '
-                f'file; use the tag of its release' + (', or pass num_classes to fine-tune a new head'
-                                                       if key == 'num_classes' else ''))
+                f'file; use the tag of its release, or load it without a tag: create_model("{variant}", '
+                f'pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
 
 
 #: per release tag of timnet: the constructor arguments and the feature settings of the release

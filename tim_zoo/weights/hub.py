@@ -52,11 +52,12 @@ def find_weight_file(
         name: str = 'the model',
         published: str = '',
         download: bool = True,
+        relative_to_cwd: bool = True,
 ) -> Path:
     """The weight file of a pretrained config, looked up in order:
 
-    1. `file` as given (absolute, or relative to the working directory);
-    2. `file` relative to `weights_dir()`;
+    1. `file` as given (absolute, or, with `relative_to_cwd`, relative to the working directory: a file you name);
+    2. `file` relative to `weights_dir()` (a registered tag's file is looked for only there);
     3. with `hf_hub_id`: `hf_hub_filename` (default: `file`) in the Hugging Face hub cache (`cache_dir`, or the
        hub's default), then, with `download` and the hub not offline, downloaded from the hub.
 
@@ -67,14 +68,17 @@ def find_weight_file(
     looked: List[str] = []
     if file:
         given = Path(file).expanduser()
-        if given.is_file():
-            return given
-        looked.append(str(given.resolve()))
+        if given.is_absolute() or relative_to_cwd:
+            if given.is_file():
+                return given
+            looked.append(str(given.resolve()))
         if not given.is_absolute():
-            in_dir = weights_dir() / given
+            root = weights_dir()
+            in_dir = root / given
             if in_dir.is_file():
                 return in_dir
-            looked.append(f'{in_dir} (the weights directory, ${HOME_ENV}/weights)')
+            problem = ' (not a folder!)' if root.exists() and not root.is_dir() else ''
+            looked.append(f'{in_dir} (the weights directory, ${HOME_ENV}/weights{problem})')
     if hf_hub_id:
         filename = hf_hub_filename or (str(file) if file and not Path(file).is_absolute() else 'model.safetensors')
         cached = _hub_cached(hf_hub_id, filename, cache_dir)

@@ -20,11 +20,12 @@ def _listing(keys, limit: int = 8) -> str:
     return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
 
-def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, allow_head_reset: bool = True) -> None:
-    """Copy `state_dict` into `model` after checking every key and shape.
+def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, allow_head_reset: bool = True) -> bool:
+    """Copy `state_dict` into `model` after checking every key and shape; True when the classifier was not loaded.
 
-    If only the classifier (`head.fc`) differs, the body is loaded and the model keeps its freshly
-    initialised classifier, with a warning; any other difference raises
+    If only the classifier (`head.fc`) differs (another class count, or another input length for a head that
+    flattens time), the body is loaded and the model keeps its freshly initialised classifier, with a warning
+    (none when the model has no classifier, `num_classes=0`); any other difference raises
     `CheckpointMismatchError` naming the mismatched keys.
     """
     own = model.state_dict()
@@ -33,10 +34,16 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
     reshaped = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
     differing = set(missing) | set(unexpected) | set(reshaped)
     if differing and allow_head_reset and differing <= set(_HEAD_KEYS):
-        file_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 0
-        warnings.warn(
-            f'{source}: its classifier has {file_classes} classes, the model {model.num_classes}; loaded the body '
-            f'and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
+        file_fc = tuple(state_dict['head.fc.weight'].shape) if 'head.fc.weight' in state_dict else (0,)
+        classes = getattr(model, 'num_classes', None)
+        if classes and file_fc[0] != classes:
+            warnings.warn(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}; loaded the body '
+                          f'and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
+        elif classes:
+            model_fc = tuple(own['head.fc.weight'].shape) if 'head.fc.weight' in own else (0,)
+            warnings.warn(f'{source}: its classifier has the shape {file_fc}, the model\'s {model_fc} (another input '
+                          f'length, seq_len, for a head that flattens time?); loaded the body and kept a freshly '
+                          f'initialised classifier (fine-tune it)', stacklevel=3)
         state_dict = {k: v for k, v in state_dict.items() if k not in _HEAD_KEYS}
         model.label_names = None
     elif differing:
@@ -52,15 +59,20 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
             f'{source} does not fit {getattr(model, "model_name", type(model).__name__)} '
             f'(another architecture or other arguments): ' + '; '.join(parts))
     model.load_state_dict(state_dict, strict=False)
+    return bool(differing)
 
 
-def apply_metadata(model, meta: dict) -> None:
-    """Set label names and feature settings recorded with the weights."""
+def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
+    """Set label names and feature settings recorded with the weights: the one place where they are set, however
+    the weights arrive. Label names only when the classifier came from the weights (`head_loaded`); a release's
+    label list inside the feature settings is dropped with them."""
     labels = meta.get('label_names')
-    if labels and len(labels) == getattr(model, 'num_classes', len(labels)):
+    if head_loaded and labels and len(labels) == getattr(model, 'num_classes', len(labels)):
         model.label_names = list(labels)
     settings = meta.get('feature_settings')
     if settings and isinstance(getattr(model, 'pretrained_cfg', None), dict):
+        if not head_loaded or model.label_names is None:
+            settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
 
 
@@ -134,5 +146,5 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
-    apply_state_dict(model, state_dict, source, allow_head_reset)
-    apply_metadata(model, meta)
+    head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
+    apply_metadata(model, meta, head_loaded=not head_reset)
