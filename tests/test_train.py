@@ -477,3 +477,50 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
     assert 'over 2 repeats' in table and table.count('| fold') == 3
     summary = make_tables.render_summary({'rep': run})
     assert '3 x 2 repeats' in summary and f'{100 * rs["war_mean"]:.2f} ({100 * rs["war_std"]:.2f})' in summary
+
+
+# --- splits trained together ---------------------------------------------------------------------------------
+
+def test_splits_trained_together_equal_the_one_by_one_training(tmp_path, caplog):
+    """timnet's splits trained as one grouped computation end with the weights, statistics and results of training
+    them one after another: own batches (the splits' last batches differ in size here), own dropout masks,
+    own BatchNorm statistics and optimizer state.
+
+    The grouped convolutions sum in another order, so values agree to about 1e-7, except the biases of the
+    convolutions that feed a BatchNorm and the BatchNorm running means: BatchNorm removes those biases, so their
+    gradient is rounding noise, which Adam scales up to full steps (in either training); what they compute is
+    the same, as the eval logits show."""
+    features = _features(n=62)
+    for together in (True, False):
+        cfg = _cfg(epochs=3, folds=3, batch_folds=together, dropout=0.2, val_fraction=0.2, select='last')
+        with caplog.at_level('INFO', logger='tim_zoo.train'):
+            run_training(cfg, features, tmp_path / str(together), show_progress=False)
+        assert ('training 3 splits together' in caplog.text) is together
+        caplog.clear()
+    x = torch.as_tensor(features.x)
+    for fold in ('fold1', 'fold2', 'fold3'):
+        a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'True' / fold / 'last.safetensors')
+        b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'False' / fold / 'last.safetensors')
+        assert a.keys() == b.keys()
+        for key in a:
+            if not re.search(r'convs\.\d\.conv\.bias|running_mean', key):
+                torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=f'{fold} {key}')
+        together = tim_zoo.load_checkpoint(tmp_path / 'True' / fold / 'last.safetensors').eval()
+        alone = tim_zoo.load_checkpoint(tmp_path / 'False' / fold / 'last.safetensors').eval()
+        with torch.no_grad():
+            torch.testing.assert_close(together(x), alone(x), atol=1e-4, rtol=1e-4)
+        history = [json.loads((tmp_path / str(t) / fold / 'result.json').read_text())['history'] for t in (True, False)]
+        assert [h['val_war'] for h in history[0]] == [h['val_war'] for h in history[1]]
+        assert [h['train_war'] for h in history[0]] == [h['train_war'] for h in history[1]]
+
+
+def test_models_that_cannot_be_batched_train_one_by_one_and_say_why(tmp_path, caplog):
+    with caplog.at_level('INFO', logger='tim_zoo.train'):
+        run_training(_cfg(model='tim', epochs=1, folds=2, batch_folds=True), _features(), tmp_path / 'tim',
+                     show_progress=False)
+    assert 'one by one: only timnet\'s own encoder' in caplog.text
+    caplog.clear()
+    with caplog.at_level('INFO', logger='tim_zoo.train'):
+        run_training(_cfg(epochs=1, folds=2, frame_mask=0.1, batch_folds=True), _features(), tmp_path / 'mask',
+                     show_progress=False)
+    assert 'one by one: input frame masking' in caplog.text

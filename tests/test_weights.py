@@ -268,10 +268,13 @@ def test_release_tags_files_and_labels_must_agree(shared_dir, tmp_path):
     renamed = tmp_path / 'w.hdf5'
     renamed.write_bytes(emodb.read_bytes())
     with pytest.raises(ConfigurationError, match=r'holds num_classes=7, but timnet.casia_32 has num_classes=6.*'
-                                                 r'pass num_classes to fine-tune'):
+                                                 r'load it without a tag'):
         tim_zoo.create_model('timnet.casia_32', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
-    with pytest.warns(UserWarning, match='its classifier has 7 classes, the model 6'):        # asked for: a new head
+    with pytest.raises(ConfigurationError, match='not the published CASIA_32 files'):   # its SHA-256 is EMODB's
         tim_zoo.create_model('timnet.casia_32', pretrained=True, num_classes=6,
+                             pretrained_cfg_overlay=dict(file=str(renamed)))
+    with pytest.warns(UserWarning, match='its classifier has 7 classes, the model 6'):        # asked for: a new head
+        tim_zoo.create_model('timnet.emodb_46', pretrained=True, num_classes=6,
                              pretrained_cfg_overlay=dict(file=str(renamed)))
     named = tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
     assert named.label_names[0] == 'angry' and named.pretrained_cfg['feature_settings']['release'] == 'EMODB_46'

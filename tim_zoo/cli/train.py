@@ -80,7 +80,8 @@ def _overrides(args) -> dict:
         step_size=args.step_size, gamma=args.gamma, warmup_steps=args.warmup_steps, epochs=args.epochs,
         batch_size=args.batch_size, dropout=args.dropout, label_smoothing=args.label_smoothing,
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
-        folds=args.folds, repeats=args.repeats, only_folds=args.fold, val_fraction=args.val_fraction, select=args.select,
+        folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, only_folds=args.fold,
+        val_fraction=args.val_fraction, select=args.select,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
         model_args=_key_values(args.model_arg, '--model-arg', _literal))
@@ -166,6 +167,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout', 'all'),
                        help='all: train on every sample, no test (a model to ship)')
     proto.add_argument('--folds', type=int)
+    proto.add_argument('--batch-folds', action='store_true', default=None,
+                       help='train timnet\'s splits together, one grouped computation per step (same results; slower '
+                            'on a CPU, meant for GPUs)')
     proto.add_argument('--repeats', type=int, help='run the whole protocol N times on the same splits with training '
                        'seeds seed, seed+1, ...; results report mean and std over repeats')
     proto.add_argument('--fold', type=int, nargs='+', help='run only these splits (1-based)')

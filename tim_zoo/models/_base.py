@@ -344,7 +344,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
             kwargs.setdefault(key, value)
     model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
-    head_loaded = state_dict is not None
+    head_loaded = True                                   # False when the file's classifier did not fit
     if state_dict is not None:
         head_loaded = not apply_state_dict(model, state_dict, weight_source(path, meta, model))
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)

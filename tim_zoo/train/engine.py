@@ -71,6 +71,135 @@ def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
                 confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())
 
 
+class SplitTrainer:
+    """The training of one split, step by step: a fresh model from `build()`, its optimizer and schedule, the
+    per-epoch bookkeeping (validation, checkpoint choice, resumable state) and the final test.
+
+    `train_split` drives one trainer; `train_splits_together` (`tim_zoo.train.folds`) drives several, with their
+    forward and backward passes computed as one.
+    """
+
+    def __init__(self, build, x, y, split: Split, split_index: int, num_classes: int, cfg: TrainConfig, fold_dir: Path,
+                 checkpoint_meta: Optional[dict] = None, on_epoch_end=None, seed: Optional[int] = None):
+        self.rank, self.world = dist_info()
+        device = torch.device(cfg.device)
+        if self.world > 1 and device.type == 'cuda' and device.index is None:
+            device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+        self.device, self.x, self.y, self.split, self.split_index = device, x, y, split, split_index
+        self.num_classes, self.cfg, self.fold_dir, self.on_epoch_end = num_classes, cfg, fold_dir, on_epoch_end
+        self.seed = cfg.seed if seed is None else seed
+        if self.rank == 0:
+            fold_dir.mkdir(parents=True, exist_ok=True)
+        self.model = build().to(device)
+        self.train_model = self.model
+        if self.world > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device] if device.type == 'cuda' else None)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, max(1, -(-len(split.train) // cfg.batch_size)))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
+        self.frame_mask = FrameMask(cfg.frame_mask)       # input masking; a module in training mode
+        self.meta = checkpoint_meta or {}
+        self.history, self.best_score, self.best_loss, self.best_epoch, self.start = [], -1.0, float('inf'), None, 0
+        self.state_path = fold_dir / STATE_FILE
+        if self.state_path.exists():
+            state = torch.load(self.state_path, map_location=device, weights_only=True)
+            self.model.load_state_dict(state['model'])
+            self.optimizer.load_state_dict(state['optimizer'])
+            self.scheduler.load_state_dict(state['scheduler'])
+            torch.set_rng_state(state['rng'])
+            self.history, self.best_score, self.best_epoch = (json.loads(state['history']), state['best_score'],
+                                                              state['best_epoch'])
+            self.best_loss = state.get('best_loss', float('inf'))
+            self.start = len(self.history)
+            log.info('%s: resuming after epoch %d', split.name, self.start)
+        self.train_idx = torch.as_tensor(split.train)
+        # the random state this split continues from; train_splits_together draws the split's dropout from it
+        self.rng_state = torch.cuda.get_rng_state(device) if device.type == 'cuda' else torch.get_rng_state()
+        self.own_rng = False
+
+    def save(self, path: Path, extra: dict) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.model, path, label_names=self.meta.get('label_names'),
+                            feature_settings=self.meta.get('feature_settings'),
+                            extra=dict(extra, train_config=json.loads(self.cfg.to_json())))
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """This split's training samples in the order of `epoch` (its own seeded shuffle)."""
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.split_index, epoch))
+        return self.train_idx[torch.randperm(len(self.train_idx), generator=generator)]
+
+    def batch(self, idx: torch.Tensor):
+        """`(x, y)` of the samples `idx` on the device, input masking applied."""
+        return self.frame_mask(self.x[idx].to(self.device)), self.y[idx].to(self.device)
+
+    def loss(self, logits: torch.Tensor, yb: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """The summed loss and the loss to differentiate (DDP averages gradients over processes: this weighting
+        makes a step the whole batch's mean loss)."""
+        loss_sum = self.criterion(logits, yb)
+        return loss_sum, loss_sum * (self.world / batch_size)
+
+    def step(self) -> None:
+        """Clip, step the optimizer and the schedule, clear the gradients."""
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def end_epoch(self, epoch: int, total_loss: float, correct: int, seen: int) -> None:
+        """Record epoch `epoch` (0-based): training loss and accuracy, validation and checkpoint choice, state."""
+        sums = torch.tensor([total_loss, correct], dtype=torch.float64)
+        if self.world > 1:
+            torch.distributed.all_reduce(sums)
+        split, cfg = self.split, self.cfg
+        record = dict(epoch=epoch + 1, train_loss=sums[0].item() / seen, train_war=sums[1].item() / seen,
+                      lr=self.optimizer.param_groups[0]['lr'])
+        if len(split.val):
+            val_logits = predict_logits(self.model, self.x[split.val], cfg.batch_size, self.device)
+            val_pred, val_true = val_logits.argmax(-1).numpy(), self.y[split.val].numpy()
+            val_loss = nn.functional.cross_entropy(val_logits, self.y[split.val]).item()
+            record.update(val_war=war(val_true, val_pred), val_uar=uar(val_true, val_pred, self.num_classes),
+                          val_loss=val_loss)
+            if cfg.select == 'val' and better_checkpoint(record['val_war'], val_loss, self.best_score, self.best_loss):
+                self.best_score, self.best_loss, self.best_epoch = record['val_war'], val_loss, epoch + 1
+                self.save(self.fold_dir / 'best.safetensors', dict(epoch=epoch + 1, split=split.name,
+                                                                   val_war=self.best_score, val_loss=self.best_loss))
+        self.history.append(record)
+        state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                     scheduler=self.scheduler.state_dict(),
+                     rng=self.rng_state if self.own_rng and self.device.type == 'cpu' else torch.get_rng_state(),
+                     history=json.dumps(self.history),
+                     best_score=self.best_score, best_loss=self.best_loss, best_epoch=self.best_epoch)
+        if self.rank == 0:
+            atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
+        log.info('%s epoch %d: %s', split.name, epoch + 1,
+                 ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch + 1, record)
+
+    def finish(self) -> dict:
+        """Save the last checkpoint, take the chosen one, test it, write `result.json`; the result."""
+        cfg, split, y = self.cfg, self.split, self.y
+        self.save(self.fold_dir / 'last.safetensors', dict(epoch=cfg.epochs, split=split.name))
+        barrier()                                         # rank 0's checkpoints are on disk for everyone
+        chosen = cfg.epochs
+        if cfg.select == 'val' and self.best_epoch is not None:
+            load_weights(self.model, self.fold_dir / 'best.safetensors', allow_head_reset=False)
+            chosen = self.best_epoch
+        result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
+                      n_test=len(split.test))
+        if len(split.test):
+            result.update(_metrics(y[split.test].numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
+                                                                  self.device), self.num_classes))
+        result['history'] = self.history
+        barrier()
+        if self.rank == 0:
+            atomic_write(self.fold_dir / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+            self.state_path.unlink()                      # the split is done; its checkpoints stay
+        return result
+
+
 def train_split(
         build: Callable[[], nn.Module],
         x: torch.Tensor,
@@ -89,7 +218,7 @@ def train_split(
     the last epoch) and report its test metrics; resumes from `fold_dir/state.pt` when present.
 
     Returns the fold's result (also written to `fold_dir/result.json`): test WAR/UAR/confusion matrix,
-    the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy and UAR).
+    the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy, UAR and loss).
     `checkpoint_meta` (label_names, feature_settings) goes into the saved checkpoints. `seed` (default `cfg.seed`)
     draws the batches; repeats of a protocol train the same splits with other seeds.
 
@@ -99,48 +228,17 @@ def train_split(
     over the processes; every process evaluates the (small) validation and test sets itself; only
     rank 0 writes files. BatchNorm statistics are per process, as in plain DDP.
     """
-    rank, world = dist_info()
-    device = torch.device(cfg.device)
-    if world > 1 and device.type == 'cuda' and device.index is None:
-        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
-    if rank == 0:
-        fold_dir.mkdir(parents=True, exist_ok=True)
-    model = build().to(device)
-    train_model = model
-    if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None)
-    optimizer = build_optimizer(model, cfg)
-    steps_per_epoch = max(1, -(-len(split.train) // cfg.batch_size))
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
-    frame_mask = FrameMask(cfg.frame_mask)                # input masking; a module in training mode
-    meta = checkpoint_meta or {}
+    trainer = SplitTrainer(build, x, y, split, split_index, num_classes, cfg, fold_dir, checkpoint_meta, on_epoch_end,
+                           seed)
+    return run_split(trainer, show_progress)
 
-    def save(path, extra):
-        if rank == 0:
-            save_checkpoint(model, path, label_names=meta.get('label_names'),
-                            feature_settings=meta.get('feature_settings'),
-                            extra=dict(extra, train_config=json.loads(cfg.to_json())))
 
-    seed = cfg.seed if seed is None else seed
-    history, best_score, best_loss, best_epoch, start = [], -1.0, float('inf'), None, 0
-    state_path = fold_dir / STATE_FILE
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        torch.set_rng_state(state['rng'])
-        history, best_score, best_epoch = json.loads(state['history']), state['best_score'], state['best_epoch']
-        best_loss = state.get('best_loss', float('inf'))
-        start = len(history)
-        log.info('%s: resuming after epoch %d', split.name, start)
-
-    train_idx = torch.as_tensor(split.train)
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(
-            _epoch_seed(seed, split_index, epoch)))]
+def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:
+    """Train one split's `trainer` from its start epoch to the end, then test it; its result."""
+    rank, world, cfg, split = trainer.rank, trainer.world, trainer.cfg, trainer.split
+    for epoch in range(trainer.start, cfg.epochs):
+        trainer.model.train()
+        order = trainer.epoch_order(epoch)
         total_loss, correct = 0.0, 0
         batches = progress(range(0, len(order), cfg.batch_size), desc=f'{split.name} epoch {epoch + 1}/{cfg.epochs}',
                            enabled=show_progress, leave=False)
@@ -148,59 +246,12 @@ def train_split(
             batch = order[start_i:start_i + cfg.batch_size]
             if len(batch) < world:                        # every process needs a sample; only at an epoch's end
                 continue
-            idx = batch[rank::world]
-            xb, yb = frame_mask(x[idx].to(device)), y[idx].to(device)
-            logits = train_model(xb)
-            loss_sum = criterion(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            # DDP averages gradients over processes: this weighting makes the step the whole batch's mean loss
-            (loss_sum * (world / len(batch))).backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            xb, yb = trainer.batch(batch[rank::world])
+            logits = trainer.train_model(xb)
+            loss_sum, loss = trainer.loss(logits, yb, len(batch))
+            loss.backward()
+            trainer.step()
             total_loss += loss_sum.item()
             correct += (logits.argmax(-1) == yb).sum().item()
-        sums = torch.tensor([total_loss, correct], dtype=torch.float64)
-        if world > 1:
-            torch.distributed.all_reduce(sums)
-        record = dict(epoch=epoch + 1, train_loss=sums[0].item() / len(order), train_war=sums[1].item() / len(order),
-                      lr=optimizer.param_groups[0]['lr'])
-        if len(split.val):
-            val_logits = predict_logits(model, x[split.val], cfg.batch_size, device)
-            val_pred, val_true = val_logits.argmax(-1).numpy(), y[split.val].numpy()
-            val_loss = nn.functional.cross_entropy(val_logits, y[split.val]).item()
-            record.update(val_war=war(val_true, val_pred), val_uar=uar(val_true, val_pred, num_classes),
-                          val_loss=val_loss)
-            if cfg.select == 'val' and better_checkpoint(record['val_war'], val_loss, best_score, best_loss):
-                best_score, best_loss, best_epoch = record['val_war'], val_loss, epoch + 1
-                save(fold_dir / 'best.safetensors', dict(epoch=epoch + 1, split=split.name, val_war=best_score,
-                                                         val_loss=best_loss))
-        history.append(record)
-        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                     rng=torch.get_rng_state(), history=json.dumps(history), best_score=best_score,
-                     best_loss=best_loss, best_epoch=best_epoch)
-        if rank == 0:
-            atomic_write(state_path, lambda tmp: torch.save(state, tmp))
-        log.info('%s epoch %d: %s', split.name, epoch + 1,
-                 ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, record)
-
-    save(fold_dir / 'last.safetensors', dict(epoch=cfg.epochs, split=split.name))
-    barrier()                                             # rank 0's checkpoints are on disk for everyone
-    chosen = cfg.epochs
-    if cfg.select == 'val' and best_epoch is not None:
-        load_weights(model, fold_dir / 'best.safetensors', allow_head_reset=False)
-        chosen = best_epoch
-    result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
-                  n_test=len(split.test))
-    if len(split.test):
-        result.update(_metrics(y[split.test].numpy(), predict(model, x[split.test], cfg.batch_size, device),
-                               num_classes))
-    result['history'] = history
-    barrier()
-    if rank == 0:
-        atomic_write(fold_dir / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
-        state_path.unlink()                               # the split is done; its checkpoints stay
-    return result
+        trainer.end_epoch(epoch, total_loss, correct, len(order))
+    return trainer.finish()

@@ -18,7 +18,8 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError
 from ..weights import load_weights
 from .config import TrainConfig
-from .engine import RESULT_FILE, STATE_FILE, barrier, dist_info, log, train_split
+from .engine import RESULT_FILE, STATE_FILE, SplitTrainer, barrier, dist_info, log, run_split
+from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import make_splits
 
@@ -166,8 +167,8 @@ def _has_trained(out_dir: Path) -> bool:
     return any(out_dir.rglob(STATE_FILE)) or any(out_dir.rglob(RESULT_FILE))
 
 
-#: settings a resumed run may change: they do not change what it computes or writes, only where it runs
-RESUME_CHANGEABLE = ('device',)
+#: settings a resumed run may change: they do not change what it computes or writes, only where and how it runs
+RESUME_CHANGEABLE = ('device', 'batch_folds')
 
 
 def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:
@@ -259,28 +260,55 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
 
 
 def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_epoch_end, show_progress) -> list:
-    """Train and test the chosen splits into `out_dir/<split>/` with training seed `seed`; finished ones are read."""
+    """Train and test the chosen splits into `out_dir/<split>/` with training seed `seed`; finished ones are read.
+    The unfinished splits are trained together (`train_splits_together`) when the model and settings allow it
+    (`batch_folds`), else one by one; the log says which and why."""
     num_classes, in_chans, frames = len(meta['label_names']), x.shape[1], x.shape[2]
-    results = []
+
+    def build():
+        return create_training_model(cfg, num_classes, in_chans, frames, meta['label_names'])
+
+    def trainer(i):
+        torch.manual_seed(seed * 1000 + i)              # each split starts from its own seed, whichever way it trains
+        return SplitTrainer(build, x, y, splits[i - 1], i, num_classes, cfg, out_dir / splits[i - 1].name, meta,
+                            on_epoch_end, seed)
+
+    results, pending = {}, []
     for i in chosen:
-        split = splits[i - 1]
-        fold_dir = out_dir / split.name
+        result_file = out_dir / splits[i - 1].name / RESULT_FILE
+        if result_file.exists():
+            results[i] = json.loads(result_file.read_text())
+        else:
+            pending.append(i)
+    obstacle = _batching_obstacle(cfg, pending, build)
+    if not obstacle:
+        trainers = [trainer(i) for i in pending]
+        if len({t.start for t in trainers}) == 1:
+            log.info('training %d splits together (one grouped computation per step)', len(trainers))
+            results.update(zip(pending, train_splits_together(trainers, show_progress)))
+            pending = []
+        else:
+            obstacle = 'the interrupted splits stopped after different epochs'
+    if pending and obstacle:
+        log.info('training the splits one by one: %s', obstacle)
+    for i in pending:
         barrier()
-        if (fold_dir / RESULT_FILE).exists():
-            results.append(json.loads((fold_dir / RESULT_FILE).read_text()))
-            continue
-        torch.manual_seed(seed * 1000 + i)
+        t = trainer(i)
+        results[i] = run_split(t, show_progress)
+    for i in pending or chosen:
+        r = results[i]
+        if 'war' in r and i in pending:
+            log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
+    return [results[i] for i in chosen]
 
-        def build():
-            return create_training_model(cfg, num_classes, in_chans, frames, meta['label_names'])
 
-        result = train_split(build, x, y, split, i, num_classes, cfg, fold_dir, meta, on_epoch_end, show_progress,
-                             seed=seed)
-        if 'war' in result:
-            log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', split.name, result['war'], result['uar'],
-                     result['chosen_epoch'])
-        results.append(result)
-    return results
+def _batching_obstacle(cfg: TrainConfig, pending: list, build) -> str:
+    """Why the pending splits are not trained together ('' when they are)."""
+    if len(pending) < 2:
+        return 'one split to train' if pending else ''
+    if not cfg.batch_folds:
+        return 'batch_folds is off (--batch-folds turns it on)'
+    return batching_obstacle(build(), cfg.frame_mask, dist_info()[1])
 
 
 def repeats_summary(runs: list) -> dict:

@@ -71,7 +71,8 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
         model.label_names = list(labels)
     settings = meta.get('feature_settings')
     if settings and isinstance(getattr(model, 'pretrained_cfg', None), dict):
-        if not head_loaded or model.label_names is None:
+        named = settings.get('label_names') or []
+        if named and (not head_loaded or len(named) != getattr(model, 'num_classes', len(named))):
             settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
 

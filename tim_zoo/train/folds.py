@@ -1,0 +1,151 @@
+"""Train the splits of a run together: their forward and backward passes as one grouped computation.
+
+`timnet` on EMODB is small (39 channels, 188 frames, batches of 64), so a training step of one fold is a few hundred
+small kernels and its time goes to launching them. Here the fold models stay separate modules, each with its own
+optimizer and schedule, but every step concatenates their weights along the channel axis (fold-major: fold 0's
+forward direction, fold 0's backward direction, fold 1's forward direction, ...), so each convolution, BatchNorm
+and activation runs once for all folds, and the gradients flow back to each fold's own parameters. Each fold keeps
+its own batches (its own shuffle), its own dropout masks (drawn from a generator holding the random state the fold
+would have had alone), its own BatchNorm statistics and optimizer state: the result is the one-by-one training's,
+up to the summation order of floating-point kernels (`tests/test_train.py` compares the weights after training).
+"""
+import math
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._utils import progress
+from ..layers import GroupConv1d, PoolHead, SpatialDropout1d
+from ..models import TIMNet
+from .engine import SplitTrainer, log
+
+
+def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> str:
+    """Why the splits of a run cannot be trained together with `model` ('' when they can)."""
+    if world_size > 1:
+        return 'several processes (DDP) train one split at a time'
+    if frame_mask:
+        return 'input frame masking (frame_mask > 0) is drawn per batch'
+    if type(model) is not TIMNet:
+        return f'{type(model).__name__} has no batched form (only timnet has)'
+    tim, enc = model.tim, model.tim.encoder
+    if tim.stem is not None or enc.share_weights or enc.merge != 'add' or enc.align_backward:
+        return 'only timnet\'s own encoder (separate directions, merged by adding) is batched'
+    if hasattr(enc.stem, 'norm') or tim.fusion != 'weight' or tim.aggregate.mode != 'all':
+        return 'only the plain stem and the weight-layer fusion are batched'
+    if not isinstance(model.head, PoolHead) or model.head.drop.p:
+        return 'only the pooling head without dropout is batched'
+    for block in enc.stack.blocks:
+        if len(block.convs) != 2 or not isinstance(block.shortcut, nn.Identity):
+            return 'only standard TABs are batched'
+        for unit in block.convs:
+            norm = getattr(unit, 'norm', None)
+            if not isinstance(norm, nn.BatchNorm1d) or getattr(norm, 'share_groups', False) or norm.momentum is None:
+                return 'only BatchNorm with a momentum is batched'
+            if not isinstance(getattr(unit, 'act', None), nn.ReLU):
+                return 'only ReLU TABs are batched'
+    return ''
+
+
+def _conv(convs: Sequence[GroupConv1d], x: torch.Tensor) -> torch.Tensor:
+    c = convs[0]
+    weight = torch.cat([m.weight for m in convs])
+    bias = torch.cat([m.bias for m in convs]) if c.bias is not None else None
+    if c.causal_padding:
+        x = F.pad(x, (c.causal_padding, 0))
+    return F.conv1d(x, weight, bias, padding=c.padding, dilation=c.dilation[0], groups=c.groups * len(convs))
+
+
+def _batch_norm(norms: Sequence[nn.BatchNorm1d], x: torch.Tensor) -> torch.Tensor:
+    n = norms[0]
+    running_mean = torch.cat([m.running_mean for m in norms])
+    running_var = torch.cat([m.running_var for m in norms])
+    out = F.batch_norm(x, running_mean, running_var, torch.cat([m.weight for m in norms]),
+                       torch.cat([m.bias for m in norms]), True, n.momentum, n.eps)
+    with torch.no_grad():                                  # F.batch_norm updated the concatenated statistics
+        for m, mean, var in zip(norms, running_mean.chunk(len(norms)), running_var.chunk(len(norms))):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.add_(1)
+    return out
+
+
+def _spatial_dropout(drops: Sequence[SpatialDropout1d], x: torch.Tensor, generators) -> torch.Tensor:
+    p = drops[0].p
+    if p == 0.0:
+        return x
+    width = x.shape[1] // len(drops)
+    keep = torch.cat([torch.empty(x.shape[0], width, 1, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=g)
+                      for g in generators], dim=1)          # each fold's mask from its own random state, as alone
+    return x * keep.div_(1.0 - p)
+
+
+def forward_together(models: Sequence[TIMNet], xs: Sequence[torch.Tensor], generators) -> List[torch.Tensor]:
+    """Training-mode logits of each `timnet` in `models` on its own batch `xs[k]` `[B, C, T]` (equal shapes),
+    computed as one grouped pass; `generators[k]` draws fold k's dropout masks."""
+    k = len(models)
+    x = torch.cat([torch.cat([xb, xb.flip(-1)], dim=1) for xb in xs], dim=1)      # [B, K*2C, T]
+    encoders = [m.tim.encoder for m in models]
+    h = _conv([e.stem.conv for e in encoders], x)
+    levels = []
+    for j, block in enumerate(encoders[0].stack.blocks):
+        blocks = [e.stack.blocks[j] for e in encoders]
+        y = h
+        for u in range(len(block.convs)):
+            units = [b.convs[u] for b in blocks]
+            y = torch.relu(_batch_norm([m.norm for m in units], _conv([m.conv for m in units], y)))
+            if 'drop' in units[0]._modules:
+                y = _spatial_dropout([m.drop for m in units], y, generators)
+        gate = torch.sigmoid(y)
+        h = h * gate if block.residual == 'mul' else h + gate
+        both = h.view(h.shape[0], k, 2, -1, h.shape[-1])
+        levels.append(both[:, :, 0] + both[:, :, 1])                              # [B, K, F, T]
+    weights = torch.stack([m.tim.aggregate.level_weights(m.tim.weight_layer.weight) for m in models])   # [K, n]
+    out = levels[0] * weights[:, 0].view(1, k, 1, 1)
+    for j in range(1, len(levels)):
+        out = torch.addcmul(out, levels[j], weights[:, j].view(1, k, 1, 1))
+    pooled = out.mean(dim=-1)                                                      # [B, K, F]
+    return [m.head.fc(pooled[:, i]) for i, m in enumerate(models)]
+
+
+def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool = True) -> List[dict]:
+    """Train the splits of `trainers` (built one after another, each right after seeding its fold) at once;
+    their results, as `SplitTrainer.finish` gives them."""
+    cfg = trainers[0].cfg
+    generators = []
+    for t in trainers:                              # the random state each fold had after its build (or resume)
+        g = torch.Generator(device=t.device)
+        g.set_state(t.rng_state)
+        generators.append(g)
+        t.own_rng = True
+    start = trainers[0].start
+    for epoch in range(start, cfg.epochs):
+        for t in trainers:
+            t.model.train()
+        orders = [t.epoch_order(epoch) for t in trainers]
+        totals, corrects = [0.0] * len(trainers), [0] * len(trainers)
+        steps = max(math.ceil(len(o) / cfg.batch_size) for o in orders)
+        for b in progress(range(steps), desc=f'{len(trainers)} splits epoch {epoch + 1}/{cfg.epochs}',
+                          enabled=show_progress, leave=False):
+            batches = [o[b * cfg.batch_size:(b + 1) * cfg.batch_size] for o in orders]
+            for size in sorted({len(batch) for batch in batches if len(batch)}):   # splits differ in the last batch
+                members = [i for i, batch in enumerate(batches) if len(batch) == size]
+                data = [trainers[i].batch(batches[i]) for i in members]
+                logits = forward_together([trainers[i].model for i in members], [xb for xb, _ in data],
+                                          [generators[i] for i in members])
+                total = 0.0
+                for i, lg, (_, yb) in zip(members, logits, data):
+                    loss_sum, loss = trainers[i].loss(lg, yb, size)
+                    total = total + loss
+                    totals[i] += loss_sum.item()
+                    corrects[i] += (lg.argmax(-1) == yb).sum().item()
+                total.backward()
+                for i in members:
+                    trainers[i].step()
+        for i, t in enumerate(trainers):
+            t.rng_state = generators[i].get_state()
+            t.end_epoch(epoch, totals[i], corrects[i], len(orders[i]))
+    log.info('trained %d splits together', len(trainers))
+    return [t.finish() for t in trainers]
