@@ -270,3 +270,16 @@ def warnings_none():
         def __exit__(self, *exc):
             ctx.__exit__(*exc)
     return _Ctx()
+
+
+def test_weights_command_flags_a_file_that_is_not_the_published_one(home, shared_dir):
+    emovo = _release(shared_dir, 'EMOVO_1', 4)
+    (home / 'weights' / 'EMODB_46').mkdir(parents=True)
+    shutil.copy(emovo, home / 'weights' / 'EMODB_46' / '10-fold_weights_best_4.hdf5')
+    shutil.copy(_release(shared_dir, 'EMODB_46', 5), home / 'weights' / 'EMODB_46' / '10-fold_weights_best_5.hdf5')
+    rows = {r['name']: r for r in tim_zoo.list_pretrained_weights('timnet.emodb_46_fold[45]')}
+    assert 'not the published EMODB_46 fold 4 file' in rows['timnet.emodb_46_fold4']['problem']
+    assert rows['timnet.emodb_46_fold5']['found'] and not rows['timnet.emodb_46_fold5']['problem']
+    out = subprocess.run([sys.executable, '-m', 'tim_zoo', 'weights', 'timnet.emodb_46_fold[45]'],
+                         capture_output=True, text=True, check=True).stdout
+    assert 'WRONG FILE' in out and '1 of 2 found' in out

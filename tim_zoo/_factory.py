@@ -1,5 +1,6 @@
 """`create_model` and `list_models` over timm's registry, limited to tim_zoo's models."""
 import difflib
+import sys
 from pathlib import Path
 from typing import List, Union
 
@@ -108,7 +109,8 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
 def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  # noqa: A002 (timm's name)
     """Every published weight file tim_zoo knows and where it is: one dict per `arch.tag` of
     `list_models(filter, pretrained=True)` with `name`, `file` (where it belongs: relative to `weights_dir()`, or
-    absolute), `found` (the path it loads from, or None), `description` and `published` (where to get it)."""
+    absolute), `found` (the path it loads from, or None), `problem` (what is wrong with the file found, e.g. another
+    release's file, as its family checks it; '' if nothing), `description` and `published` (where to get it)."""
     rows = []
     for name in list_models(filter, pretrained=True):
         cfg = get_pretrained_cfg(name)
@@ -117,7 +119,11 @@ def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  
                                      relative_to_cwd=False)
         except WeightsNotFoundError:
             found = None
-        rows.append(dict(name=name, file=cfg.file, found=found, description=cfg.description or '',
+        arch, tag = split_model_name_tag(name)
+        family = sys.modules[model_entrypoint(arch).__module__]      # the family checks its own files
+        check = getattr(family, 'check_weight_file', None)
+        problem = check(tag, found) if found is not None and check is not None else ''
+        rows.append(dict(name=name, file=cfg.file, found=found, problem=problem, description=cfg.description or '',
                          published=' '.join(cfg.notes or ())))
     return rows
 

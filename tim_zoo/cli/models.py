@@ -61,11 +61,15 @@ def cmd_weights(args) -> int:
     if not rows:
         print(f'no pretrained tag matches {args.pattern!r}; `tim-zoo weights` lists them all')
         return 0
-    body = [(r['name'], 'found' if r['found'] else 'missing', str(r['found'] or r['file'])) for r in rows]
+    body = [(r['name'], ('WRONG FILE' if r['problem'] else 'found') if r['found'] else 'missing',
+             str(r['found'] or r['file'])) for r in rows]
     print(format_table(('pretrained tag', 'status', 'found: the file it loads; missing: where it belongs in the weights '
                                                    'directory'), body, ('<', '<', '<')))
-    found = sum(r['found'] is not None for r in rows)
+    found = sum(r['found'] is not None and not r['problem'] for r in rows)
     print(f'{found} of {len(rows)} found. Load one with tim_zoo.create_model(TAG, pretrained=True).')
+    for r in rows:
+        if r['problem']:
+            print(f'{r["name"]}: {r["problem"]}')
     published = sorted({r['published'] for r in rows if not r['found'] and r['published']})
     for line in published:
         print(line)

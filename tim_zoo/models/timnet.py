@@ -200,18 +200,11 @@ class TIMNet(SERModel):
         """A release tag's file must be that release's (folder, depth, classes); a Keras file outside a release
         folder and without a release tag loads with a warning that its labels and feature settings are unknown."""
         _check_tag_fits_file(variant, tag, info, path, meta.get('model_args') or {}, given)
-        release = (info.get('metadata') or {}).get('release')
-        if release and Path(path).suffix.lower() in KERAS_SUFFIXES:
-            fold = published_fold(path, release)
-            wanted = _FOLD_SUFFIX.search(tag)
-            wanted = int(wanted.group(0)[5:]) if wanted else None
-            if fold is None or (fold and wanted and fold != wanted):
-                what = f'fold {wanted} file' if wanted else 'files'
-                raise ConfigurationError(
-                    f'{path} is not the published {release} {what} (by its SHA-256): another release\'s or fold\'s '
-                    f'file, or a modified one. Put the right file there, or load this one without the tag: '
-                    f'create_model("{variant}", pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
-        elif meta.get('published_fold', 0) is None:
+        problem = check_weight_file(tag, path)
+        if problem:
+            raise ConfigurationError(f'{problem}. Put the right file there, or load this one without the tag: '
+                                     f'create_model("{variant}", pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
+        if not (info.get('metadata') or {}).get('release') and meta.get('published_fold', 0) is None:
             warnings.warn(f'{path} lies in a {find_release(path)} folder but is none of that release\'s published '
                           f'files (by its SHA-256): its label names and feature settings are taken from the folder '
                           f'name and may be wrong', stacklevel=5)
@@ -249,6 +242,22 @@ def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: di
                 f'{file} holds {key}={from_file[key]}, but {variant}.{tag} has {key}={value}: it is not that release\'s '
                 f'file; use the tag of its release, or load it without a tag: create_model("{variant}", '
                 f'pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
+
+
+def check_weight_file(tag: str, path) -> str:
+    """What is wrong with `path` as the file of the release tag `tag` ('' when it is the published file, or when the
+    release's files are not known by hash): another release's or fold's file of the same shape, or a modified one."""
+    release = (_RELEASE_INFO.get(_FOLD_SUFFIX.sub('', tag), {}).get('metadata') or {}).get('release')
+    if not release or Path(path).suffix.lower() not in KERAS_SUFFIXES:
+        return ''
+    fold = published_fold(path, release)
+    wanted = _FOLD_SUFFIX.search(tag)
+    wanted = int(wanted.group(0)[5:]) if wanted else None
+    if fold is None or (fold and wanted and fold != wanted):
+        what = f'fold {wanted} file' if wanted else 'files'
+        return (f'{path} is not the published {release} {what} (by its SHA-256): another release\'s or fold\'s file, '
+                f'or a modified one')
+    return ''
 
 
 #: per release tag of timnet: the constructor arguments and the feature settings of the release
