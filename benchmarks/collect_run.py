@@ -9,16 +9,18 @@ kept out (they live in the run folders); ``benchmarks/make_tables.py`` renders t
     python benchmarks/collect_run.py NAME RUN_DIR [RUN_DIR ...] --device "one NVIDIA H100, ..."
 """
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from tim_zoo.data import natural_key
-from tim_zoo.train import repeats_summary, split_summary
+from tim_zoo.train import TrainConfig, repeats_summary, split_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
-IGNORED = {'only_folds', 'device'}
+DEFAULTS = {k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k in ('repeats', 'batch_folds', 'normalize')}
+IGNORED = {'only_folds', 'device', 'batch_folds'}       # where and how a run ran, not what it computed
 
 
 def collect(run_dirs, device: str, torch_version: str) -> dict:
@@ -26,7 +28,7 @@ def collect(run_dirs, device: str, torch_version: str) -> dict:
     ``repeats`` (each repeat's splits) and ``repeat_summary``, and ``folds`` holds repeat 1's splits."""
     config, by_repeat = None, {}
     for run_dir in map(Path, run_dirs):
-        cfg = json.loads((run_dir / 'config.json').read_text())
+        cfg = {**DEFAULTS, **json.loads((run_dir / 'config.json').read_text())}   # older runs lack newer keys
         if config is None:
             config = cfg
         else:

@@ -55,6 +55,10 @@ def test_every_model_takes_keras_initialisation(name):
             assert torch.count_nonzero(module.bias) == 0, module
         if isinstance(module, torch.nn.Linear):
             assert module.weight.abs().max() <= math.sqrt(6 / (module.in_features + module.out_features)) + 1e-7
+        if isinstance(module, (torch.nn.Conv1d, GroupConv1d)):
+            w = module.weight
+            per_group = w.shape[0] if getattr(module, 'share_groups', False) else w.shape[0] // module.groups
+            assert w.abs().max() <= math.sqrt(6 / (w.shape[1] * w.shape[2] + per_group * w.shape[2])) + 1e-7, module
         if isinstance(module, WeightLayer):
             assert module.weight.abs().max() <= 0.05
     assert model.eval()(torch.randn(2, 39, 60)).isfinite().all()
@@ -68,3 +72,18 @@ def test_weight_init_is_recorded_in_checkpoints(tmp_path):
     again = tim_zoo.load_checkpoint(tmp_path / 'm.safetensors')
     assert again.init_args['weight_init'] == 'keras'
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_a_subclass_default_and_a_new_classifier_follow_the_weight_init():
+    from tim_zoo.models import ATTIM
+
+    class KerasATTIM(ATTIM):
+        default_weight_init = 'keras'
+
+    model = KerasATTIM(num_classes=4, depth=2)
+    assert model.init_args['weight_init'] == 'keras' and torch.count_nonzero(model.head.fc.bias) == 0
+    timnet = tim_zoo.create_model('timnet')
+    timnet.reset_classifier(3)
+    assert torch.count_nonzero(timnet.head.fc.bias) == 0
+    assert timnet.head.fc.weight.abs().max() <= math.sqrt(6 / (39 + 3)) + 1e-7
+    assert timnet.head.fc.weight.abs().max() > 1 / math.sqrt(39)      # beyond PyTorch's bound: not torch's init

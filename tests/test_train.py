@@ -453,11 +453,18 @@ def test_repeats_train_the_same_splits_with_other_seeds_and_report_the_spread(tm
         _cfg(repeats=0)
 
 
-def test_cli_repeats_flag_reaches_the_config():
-    from tim_zoo.cli import build_parser
-    from tim_zoo.cli.train import _overrides
-    args = build_parser().parse_args(['train', '--features', 'f.npz', '--out', 'o', '--repeats', '3'])
-    assert TrainConfig.from_recipe('timnet.paper', **_overrides(args)).repeats == 3
+def test_cli_trains_with_repeats_and_prints_the_spread(tmp_path, capsys):
+    _features().save(tmp_path / 'f.npz')
+    args = ['train', '--features', str(tmp_path / 'f.npz'), '--model-arg', 'depth=2', '--model-arg', 'filters=8',
+            '--epochs', '1', '--folds', '2', '--repeats', '2', '--quiet', '--threads', '1']
+    assert cli_main(args + ['--out', str(tmp_path / 'out')]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    assert f'mean WAR {100 * metrics["war_mean"]:.2f} (std {100 * metrics["war_std"]:.2f} over repeats)' in out
+    assert 'fold1: WAR' in out and '2 repeats' in out
+    assert json.loads((tmp_path / 'out' / 'config.json').read_text())['repeats'] == 2
+    assert cli_main(args[:-4] + ['--protocol', 'all', '--out', str(tmp_path / 'all')]) == 0
+    assert str(tmp_path / 'all' / 'repeat2' / 'all' / 'last.safetensors') in capsys.readouterr().out
 
 
 def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repeats(tmp_path):
@@ -524,3 +531,25 @@ def test_models_that_cannot_be_batched_train_one_by_one_and_say_why(tmp_path, ca
         run_training(_cfg(epochs=1, folds=2, frame_mask=0.1, batch_folds=True), _features(), tmp_path / 'mask',
                      show_progress=False)
     assert 'one by one: input frame masking' in caplog.text
+
+
+def test_splits_trained_together_resume_together_to_the_uninterrupted_result(tmp_path, caplog):
+    features = _features(n=62)
+    cfg = _cfg(epochs=3, folds=3, batch_folds=True, dropout=0.2)
+    run_training(cfg, features, tmp_path / 'whole', show_progress=False)
+
+    def stop_after_epoch_2(epoch, record):
+        if epoch == 2:
+            raise StopTraining
+
+    with pytest.raises(StopTraining):
+        run_training(cfg, features, tmp_path / 'cut', show_progress=False, on_epoch_end=stop_after_epoch_2)
+    states = [torch.load(tmp_path / 'cut' / f / 'state.pt', weights_only=True) for f in ('fold1', 'fold2', 'fold3')]
+    assert [len(json.loads(s['history'])) for s in states] == [2, 2, 2]     # every split recorded the epoch
+    with caplog.at_level('INFO', logger='tim_zoo.train'):
+        run_training(cfg, features, tmp_path / 'cut', resume=True, show_progress=False)
+    assert 'training 3 splits together' in caplog.text
+    for fold in ('fold1', 'fold2', 'fold3'):
+        a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'whole' / fold / 'last.safetensors')
+        b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'cut' / fold / 'last.safetensors')
+        assert all(torch.equal(a[k], b[k]) for k in a), fold

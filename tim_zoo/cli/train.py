@@ -58,8 +58,6 @@ def config_from_args(args):
 def resume_config_from_args(args):
     """The stored configuration of the run in `--out` with the flags given now (run_training refuses those that
     would change what the run computes), or None when nothing is stored there."""
-
-
     path = Path(args.out) / CONFIG_FILE
     if not path.is_file():
         return None
@@ -114,9 +112,20 @@ def _train(args) -> int:
     summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet)
     if rank != 0:
         return 0
+    repeated = 'num_repeats' in summary or len(summary.get('repeats') or []) > 1
     if not summary['folds']:
+        where = [Path(args.out) / (f'repeat{r["repeat"]}' if repeated else '') / 'all' / 'last.safetensors'
+                 for r in (summary.get('repeats') or [dict(repeat=1)])]
         print(f'{summary["model"]} ({summary["recipe"]}) trained on all {features.x.shape[0]} samples; '
-              f'checkpoint in {Path(args.out) / "all" / "last.safetensors"}')
+              f'checkpoint{"s" if len(where) > 1 else ""} in {", ".join(map(str, where))}')
+        return 0
+    if repeated:
+        for fold in summary['folds']:
+            print(f'{fold["split"]:>14}: WAR {100 * fold["war_mean"]:6.2f} (std {100 * fold["war_std"]:.2f} over '
+                  f'{summary["num_repeats"]} repeats)')
+        print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}, {summary["num_repeats"]} repeats): '
+              f'mean WAR {100 * summary["war_mean"]:.2f} (std {100 * summary["war_std"]:.2f} over repeats), mean UAR '
+              f'{100 * summary["uar_mean"]:.2f} (std {100 * summary["uar_std"]:.2f}); outputs in {args.out}')
         return 0
     for fold in summary['folds']:
         print(f'{fold["split"]:>14}: WAR {100 * fold["war"]:6.2f}  UAR {100 * fold["uar"]:6.2f}  '

@@ -23,10 +23,11 @@ def init_weights_(model: nn.Module, scheme: str = 'keras') -> nn.Module:
     """Initialise `model` in place by `scheme` and return it.
 
     `"keras"`: kernels of convolutions (`nn.Conv1d`, `GroupConv1d`, per channel group as Keras saw one
-    direction: fan in `in/groups * k`, fan out `out/groups * k`) and of `nn.Linear` drawn from
-    `glorot_uniform`, all their biases zero; `WeightLayer` uniform in `[-0.05, 0.05]`; BatchNorm and
-    LayerNorm scale 1, shift 0, running mean 0 and variance 1. Attention projections, GMM components and
-    position biases keep their own initialisation. `"torch"`: nothing changes (PyTorch's defaults:
+    direction: fan in `in/groups * k`, fan out `out/groups * k`) and of every `nn.Linear` (the attention
+    fusion's projections and the Transformer layers' feed-forward ones included) drawn from `glorot_uniform`,
+    all their biases zero; `WeightLayer` uniform in `[-0.05, 0.05]`; BatchNorm and LayerNorm scale 1, shift 0,
+    running mean 0 and variance 1. `nn.MultiheadAttention`'s input projection (already xavier-uniform), GMM
+    components and AFT position biases keep their own initialisation. `"torch"`: nothing changes (PyTorch's defaults:
     kernel bounds `1/sqrt(fan_in)`, non-zero biases).
     """
     check_choice('weight_init', scheme, WEIGHT_INITS)

@@ -60,6 +60,8 @@ class SERModel(nn.Module):
         @functools.wraps(init)
         def recording_init(self, *args, **kw):
             outermost = not hasattr(self, '_recording_args')
+            if 'weight_init' not in kw:                   # the class's own default, also for a subclass that sets it
+                kw = dict(kw, weight_init=type(self).default_weight_init)
             try:
                 bound = signature.bind(self, *args, **kw)
             except TypeError as e:
@@ -127,6 +129,7 @@ class SERModel(nn.Module):
                 f'reset_classifier(global_pool={global_pool!r}): the head of {self.model_name} pools time in its own '
                 f'way; pass global_pool=None (or build the model with head="gmm" for GMM clustering over frames)')
         self.head.reset(num_classes)
+        init_weights_(self.head, self.init_args.get('weight_init', 'torch'))   # the new classifier as the rest began
         self.num_classes = num_classes
         self.label_names = None                          # a new classifier: its classes are the caller's
         settings = getattr(self, 'pretrained_cfg', {}).get('feature_settings')

@@ -23,8 +23,8 @@ class TrainConfig:
     `normalize` (`"none"`, `"speaker_mean"`, `"speaker"`) normalises the features per speaker
     before training (see `normalize_by_speaker`). `repeats` runs the whole protocol that many times on the
     same splits (`seed` fixes the splits); repeat `r` (1-based) trains with seed `seed + r - 1`. `batch_folds`
-    trains the splits of a run together when the model allows it (`tim_zoo.train.folds`; the same results; on a
-    2-core CPU 0.47x the speed of one by one, so off by default; GPU speed not yet measured).
+    trains the splits of a run together when the model allows it (`tim_zoo.train.folds`; the same computation,
+    equal up to rounding; slower than one by one on a 2-core CPU, so off by default; GPU speed not yet measured).
     """
     model: str = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)

@@ -110,7 +110,7 @@ class SplitTrainer:
             torch.set_rng_state(state['rng'])
             self.history, self.best_score, self.best_epoch = (json.loads(state['history']), state['best_score'],
                                                               state['best_epoch'])
-            self.best_loss = state.get('best_loss', float('inf'))
+            self.best_loss = state.get('best_loss', float('-inf'))   # an older state: ties kept the earliest epoch
             self.start = len(self.history)
             log.info('%s: resuming after epoch %d', split.name, self.start)
         self.train_idx = torch.as_tensor(split.train)

@@ -6,8 +6,9 @@ optimizer and schedule, but every step concatenates their weights along the chan
 forward direction, fold 0's backward direction, fold 1's forward direction, ...), so each convolution, BatchNorm
 and activation runs once for all folds, and the gradients flow back to each fold's own parameters. Each fold keeps
 its own batches (its own shuffle), its own dropout masks (drawn from a generator holding the random state the fold
-would have had alone), its own BatchNorm statistics and optimizer state: the result is the one-by-one training's,
-up to the summation order of floating-point kernels (`tests/test_train.py` compares the weights after training).
+would have had alone), its own BatchNorm statistics and optimizer state: the same computation as the one-by-one
+training, equal up to floating-point rounding (the grouped kernels sum in another order; `tests/test_train.py`
+compares the weights after 3 epochs on a CPU; over 500 epochs rounding differences may grow).
 """
 import math
 from typing import List, Sequence
@@ -133,6 +134,8 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
             for size in sorted({len(batch) for batch in batches if len(batch)}):   # splits differ in the last batch
                 members = [i for i, batch in enumerate(batches) if len(batch) == size]
                 data = [trainers[i].batch(batches[i]) for i in members]
+                for i, (xb, _) in zip(members, data):
+                    trainers[i].model._check_input(xb)
                 logits = forward_together([trainers[i].model for i in members], [xb for xb, _ in data],
                                           [generators[i] for i in members])
                 total = 0.0
@@ -144,8 +147,14 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
                 total.backward()
                 for i in members:
                     trainers[i].step()
-        for i, t in enumerate(trainers):
+        stop = None
+        for i, t in enumerate(trainers):                 # every split records the epoch, so they resume together
             t.rng_state = generators[i].get_state()
-            t.end_epoch(epoch, totals[i], corrects[i], len(orders[i]))
+            try:
+                t.end_epoch(epoch, totals[i], corrects[i], len(orders[i]))
+            except Exception as e:                      # StopTraining from a callback, or another failure
+                stop = stop or e
+        if stop is not None:
+            raise stop
     log.info('trained %d splits together', len(trainers))
     return [t.finish() for t in trainers]

@@ -140,6 +140,9 @@ def run_training(
         if stored is None:
             raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
         cfg = _resumed_config(stored, cfg, out_dir)
+        if 'repeats' not in json.loads(config_path.read_text()) and 'weight_init' not in cfg.model_args:
+            # a run started before models took weight_init: every model then started from PyTorch's initialisation
+            cfg = dataclasses.replace(cfg, model_args=dict(cfg.model_args, weight_init='torch'))
     elif stored is not None:
         if _has_trained(out_dir):
             raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
@@ -190,7 +193,6 @@ def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: 
 
 def check_config(cfg: TrainConfig) -> None:
     """What can be checked without the data: the model name, the device and the initial weights file."""
-
     check_model_name(cfg.model)
     resolve_device(cfg.device)
     if cfg.init and not Path(cfg.init).is_file():
@@ -280,6 +282,7 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
             results[i] = json.loads(result_file.read_text())
         else:
             pending.append(i)
+    trained = list(pending)
     obstacle = _batching_obstacle(cfg, pending, build)
     if not obstacle:
         trainers = [trainer(i) for i in pending]
@@ -293,11 +296,10 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
         log.info('training the splits one by one: %s', obstacle)
     for i in pending:
         barrier()
-        t = trainer(i)
-        results[i] = run_split(t, show_progress)
-    for i in pending or chosen:
+        results[i] = run_split(trainer(i), show_progress)
+    for i in trained:
         r = results[i]
-        if 'war' in r and i in pending:
+        if 'war' in r:
             log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
     return [results[i] for i in chosen]
 

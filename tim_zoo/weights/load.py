@@ -111,6 +111,14 @@ def weight_source(path: Path, meta: dict, model) -> str:
     return f'{path} (saved from {arch})'
 
 
+def with_legacy_defaults(meta: dict) -> dict:
+    """Checkpoint metadata with the constructor arguments of its time: a tim_zoo checkpoint written before models
+    took `weight_init` was initialised by PyTorch's defaults (an argument that only sets the start, recorded so)."""
+    if meta.get('model_args') is not None and meta.get('architecture') and 'weight_init' not in meta['model_args']:
+        meta = dict(meta, model_args=dict(meta['model_args'], weight_init='torch'))
+    return meta
+
+
 def read_weight_file(path) -> Tuple[Dict[str, torch.Tensor], dict]:
     """`(state_dict, metadata)` of a tim_zoo `.safetensors` checkpoint or a `.pt`/`.pth` state dict, read once.
 
@@ -122,7 +130,7 @@ def read_weight_file(path) -> Tuple[Dict[str, torch.Tensor], dict]:
     suffix = path.suffix.lower()
     if suffix == '.safetensors':
         state_dict, meta = read_checkpoint(path)
-        return state_dict, meta or {}
+        return state_dict, with_legacy_defaults(meta or {})
     if suffix in TORCH_SUFFIXES:
         if not path.is_file():
             raise WeightsNotFoundError(f'no weight file at {path}')
