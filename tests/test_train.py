@@ -456,14 +456,14 @@ def test_repeats_train_the_same_splits_with_other_seeds_and_report_the_spread(tm
 def test_cli_trains_with_repeats_and_prints_the_spread(tmp_path, capsys):
     _features().save(tmp_path / 'f.npz')
     args = ['train', '--features', str(tmp_path / 'f.npz'), '--model-arg', 'depth=2', '--model-arg', 'filters=8',
-            '--epochs', '1', '--folds', '2', '--repeats', '2', '--quiet', '--threads', '1']
-    assert cli_main(args + ['--out', str(tmp_path / 'out')]) == 0
+            '--epochs', '1', '--repeats', '2', '--quiet', '--threads', '1']
+    assert cli_main(args + ['--protocol', 'kfold', '--folds', '2', '--out', str(tmp_path / 'out')]) == 0
     out = capsys.readouterr().out
     metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
     assert f'mean WAR {100 * metrics["war_mean"]:.2f} (std {100 * metrics["war_std"]:.2f} over repeats)' in out
     assert 'fold1: WAR' in out and '2 repeats' in out
     assert json.loads((tmp_path / 'out' / 'config.json').read_text())['repeats'] == 2
-    assert cli_main(args[:-4] + ['--protocol', 'all', '--out', str(tmp_path / 'all')]) == 0
+    assert cli_main(args + ['--protocol', 'all', '--out', str(tmp_path / 'all')]) == 0
     assert str(tmp_path / 'all' / 'repeat2' / 'all' / 'last.safetensors') in capsys.readouterr().out
 
 
