@@ -230,6 +230,9 @@ def test_inputs_from_folders_globs_and_failures(tmp_path, speech_like):
     (tmp_path / 'empty').mkdir()
     expanded = expand_inputs([tmp_path / 'calls', str(tmp_path / 'calls' / '*.wav'), tmp_path / 'empty',
                               str(tmp_path / 'none*.wav')])
+    skipped = expanded.pop(2)                       # the folder's subfolder audio is left out, and the output says so
+    assert skipped.file == str(tmp_path / 'calls') and skipped.error is None and skipped.prediction is None
+    assert 'subfolders' in skipped.notes[0] and 'c.flac' in skipped.notes[0] and 'recursive' in skipped.notes[0]
     names = [Path(x).relative_to(tmp_path).as_posix() if isinstance(x, str) else x.error for x in expanded]
     assert names[:4] == ['calls/b2.wav', 'calls/b10.wav', 'calls/b2.wav', 'calls/b10.wav']     # natural order
     assert names[4].startswith('no audio files in the folder') and 'recursive' in names[4]
@@ -245,6 +248,9 @@ def test_inputs_from_folders_globs_and_failures(tmp_path, speech_like):
     assert results[4].error.startswith(f'cannot read {tmp_path / "broken.wav"} as audio')
     np.testing.assert_allclose(list(results[0].probabilities.values()), list(results[5].probabilities.values()),
                                atol=1e-5)
+    flat = rec.predict_many([tmp_path / 'calls'])                     # not recursive: the output says what it left
+    assert [r.prediction is not None for r in flat] == [True, True, False] and flat[2].error is None
+    assert 'c.flac' in flat[2].notes[0]
 
 
 # --- the command line -----------------------------------------------------------------------------------

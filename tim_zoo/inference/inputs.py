@@ -13,7 +13,8 @@ AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.ai
 def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -> List[Union[str, Prediction]]:
     """Files as given; folders as their audio files (`AUDIO_SUFFIXES`, natural order; with
     `recursive` also in subfolders); glob patterns (`*`, `?`, `[`) as their matches. A folder without
-    audio or a pattern without matches becomes a failed `Prediction` saying so."""
+    audio or a pattern without matches becomes a failed `Prediction` saying so; a folder whose subfolders
+    hold audio that `recursive=False` leaves out adds a `Prediction` of the folder with a note saying so."""
 
     out: List[Union[str, Prediction]] = []
     for item in inputs:
@@ -26,6 +27,12 @@ def expand_inputs(inputs: Sequence[Union[str, Path]], recursive: bool = False) -
             files = sorted((str(f) for f in found if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()), key=natural_key)
             out += files or [Prediction(text, error=f'no audio files in the folder {text}'
                                         + ('' if recursive else ' (--recursive / recursive=True looks in subfolders)'))]
+            deeper = None if recursive else next(
+                (f for f in path.rglob('*') if f.parent != path and f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()),
+                None)
+            if deeper is not None and files:
+                out.append(Prediction(text, notes=[f'audio files in subfolders of {text} (such as {deeper}) were not '
+                                                   f'read; --recursive / recursive=True reads them']))
         elif not path.exists() and any(c in text for c in '*?['):
             files = sorted((f for f in glob.glob(text, recursive=recursive) if Path(f).is_file()), key=natural_key)
             out += files or [Prediction(text, error=f'no file matches {text}')]

@@ -335,7 +335,7 @@ class EmotionRecognizer:
 
     def _finish(self, item: '_Item') -> Prediction:
         result = item.result
-        if result.error:
+        if result.error or item.activity is None:          # unreadable, or a note of expand_inputs: nothing analysed
             return result
         rate = self.extractor.sample_rate
         probs = iter(item.probabilities)
