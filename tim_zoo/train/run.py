@@ -294,10 +294,10 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
             obstacle = 'the interrupted splits stopped after different epochs'
     if pending and obstacle:
         log.info('training the splits one by one: %s', obstacle)
-    for i in pending:
-        barrier()
-        results[i] = run_split(trainer(i), show_progress)
     for i in trained:
+        if i in pending:                                 # one by one: each split's result as soon as it is done
+            barrier()
+            results[i] = run_split(trainer(i), show_progress)
         r = results[i]
         if 'war' in r:
             log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
