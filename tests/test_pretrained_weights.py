@@ -118,12 +118,14 @@ def test_keras_file_is_read_once(shared_dir, monkeypatch):
     source = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_1.hdf5'
     if not source.is_file():
         pytest.skip('EMODB_46 release not in ../shared')
+    import pathlib
     import tim_zoo.models.timnet as timnet
-    calls = []
-    real = timnet.read_keras_weights
+    calls, reads = [], []
+    real, real_read = timnet.read_keras_weights, pathlib.Path.read_bytes
     monkeypatch.setattr(timnet, 'read_keras_weights', lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(pathlib.Path, 'read_bytes', lambda self: reads.append(self) or real_read(self))
     tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(source)))
-    assert len(calls) == 1
+    assert len(calls) == 1 and reads == [source]          # hashed (the release check) and parsed from one read
 
 
 def test_weights_command_lists_where_files_belong(home):

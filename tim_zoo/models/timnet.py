@@ -3,7 +3,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -14,8 +14,8 @@ from ..layers import PoolHead, TIMEncoder
 from ..weights import KerasWeights, read_keras_weights
 from ..weights.load import KERAS_SUFFIXES
 from .timnet_releases import (
-    BUNDLED_CHECKPOINT, TIMNET_RELEASES, find_release, published_fold, release_file, release_metadata, release_published,
-    release_tag,
+    BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
+    release_published, release_tag,
 )
 from ._base import SERModel, audio_cfg, build_model, create_head
 
@@ -31,6 +31,7 @@ class KerasTIMNet:
     in_chans: int
     filters: int
     keras_version: str
+    sha256: str
 
     @property
     def model_args(self) -> dict:
@@ -112,7 +113,7 @@ def _convert(keras: KerasWeights, convs, bns, wl_layer, dense_layer, depth) -> K
     stem = sd[prefix + 'stem.conv.weight']
     return KerasTIMNet(
         state_dict=sd, depth=depth, num_classes=int(dense['kernel'].shape[1]), in_chans=int(stem.shape[1]),
-        filters=int(stem.shape[0]) // 2, keras_version=keras.keras_version)
+        filters=int(stem.shape[0]) // 2, keras_version=keras.keras_version, sha256=keras.sha256)
 
 
 class TIMNet(SERModel):
@@ -183,12 +184,12 @@ class TIMNet(SERModel):
         if Path(path).suffix.lower() not in KERAS_SUFFIXES:
             return super().read_weights(path)
         keras = read_keras_timnet(path)
-        meta = dict(architecture='timnet', model_args=keras.model_args)
+        meta = dict(architecture='timnet', model_args=keras.model_args, sha256=keras.sha256)
         release = find_release(path)
         if release:
             settings = release_metadata(release)
             meta.update(label_names=settings['label_names'], feature_settings=settings,
-                        published_fold=published_fold(path, release))
+                        published_fold=published_fold(keras.sha256, release))
         return keras.state_dict, meta
 
     @classmethod
@@ -200,7 +201,7 @@ class TIMNet(SERModel):
         """A release tag's file must be that release's (folder, depth, classes); a Keras file outside a release
         folder and without a release tag loads with a warning that its labels and feature settings are unknown."""
         _check_tag_fits_file(variant, tag, info, path, meta.get('model_args') or {}, given)
-        problem = check_weight_file(tag, path)
+        problem = check_weight_file(tag, path, meta.get('sha256'))
         if problem:
             raise ConfigurationError(f'{problem}. Put the right file there, or load this one without the tag: '
                                      f'create_model("{variant}", pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
@@ -244,13 +245,14 @@ def _check_tag_fits_file(variant: str, tag: str, info: dict, file, from_file: di
                 f'pretrained=True, pretrained_cfg_overlay=dict(file=PATH))')
 
 
-def check_weight_file(tag: str, path) -> str:
+def check_weight_file(tag: str, path, sha256: Optional[str] = None) -> str:
     """What is wrong with `path` as the file of the release tag `tag` ('' when it is the published file, or when the
-    release's files are not known by hash): another release's or fold's file of the same shape, or a modified one."""
+    release's files are not known by hash): another release's or fold's file of the same shape, or a modified one.
+    `sha256`: the file's, when it was read already (else the file is hashed here)."""
     release = (_RELEASE_INFO.get(_FOLD_SUFFIX.sub('', tag), {}).get('metadata') or {}).get('release')
     if not release or Path(path).suffix.lower() not in KERAS_SUFFIXES:
         return ''
-    fold = published_fold(path, release)
+    fold = published_fold(sha256 or file_sha256(path), release)
     wanted = _FOLD_SUFFIX.search(tag)
     wanted = int(wanted.group(0)[5:]) if wanted else None
     if fold is None or (fold and wanted and fold != wanted):

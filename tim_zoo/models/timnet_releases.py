@@ -114,10 +114,15 @@ def release_published(release: str) -> str:
             f'(10-fold_weights_best_{{1..10}}.hdf5).')
 
 
-def published_fold(path, release: str):
-    """The fold whose published `release` file `path` is (by SHA-256): its number, None if it is none of them, or
-    0 when the release's hashes are unknown."""
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def published_fold(sha256: str, release: str):
+    """The fold whose published `release` file has this SHA-256: its number, None if it is none of them, or 0 when
+    the release's hashes are unknown."""
     folds = {h: k for (r, k), h in RELEASE_SHA256.items() if r == release}
     if not folds:
         return 0
-    return folds.get(hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    return folds.get(sha256)

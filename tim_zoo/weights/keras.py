@@ -3,6 +3,8 @@
 This reader knows Keras' file layout, not any model: the model family whose published weights are
 Keras files maps the layers onto its own state dict (`timnet`: `tim_zoo.models.timnet.read_keras_timnet`).
 """
+import hashlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +25,13 @@ class KerasWeights:
         layer_names: every layer, in the root attribute `layer_names`' order.
         weights: `{layer: {short weight name: array}}`, e.g. `{"dense": {"kernel": ..., "bias": ...}}`.
         keras_version: the Keras version that wrote the file ('' if unrecorded).
+        sha256: SHA-256 of the file's bytes (the file is read once: hashed, then parsed from memory).
     """
     path: Path
     layer_names: List[str]
     weights: Dict[str, Dict[str, np.ndarray]]
     keras_version: str
+    sha256: str
 
     def layers(self, pattern: str) -> List[str]:
         """Names of the layers that fully match the regular expression `pattern`, in file order."""
@@ -49,8 +53,9 @@ def read_keras_weights(path) -> KerasWeights:
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f'no weight file at {path}')
+    data = path.read_bytes()
     try:
-        f = h5py.File(path, 'r')
+        f = h5py.File(io.BytesIO(data), 'r')
     except OSError as e:
         raise WeightFileError(f'cannot read {path} as an HDF5 file (truncated or corrupted?): {e}') from e
     with f:
@@ -67,4 +72,5 @@ def read_keras_weights(path) -> KerasWeights:
         except (KeyError, OSError) as e:
             raise WeightFileError(f'{path} is not a readable Keras weight file ({type(e).__name__}: {e})') from e
         version = _text(f.attrs.get('keras_version', b''))
-    return KerasWeights(path=path, layer_names=names, weights=weights, keras_version=version)
+    return KerasWeights(path=path, layer_names=names, weights=weights, keras_version=version,
+                        sha256=hashlib.sha256(data).hexdigest())
