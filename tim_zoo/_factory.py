@@ -11,9 +11,9 @@ from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
 from .exceptions import UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
-from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_checkpoint, weights_dir
+from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, weights_dir
 from .weights.checkpoint import import_builder
-from .weights.load import KERAS_SUFFIXES, with_legacy_defaults
+from .weights.load import KERAS_SUFFIXES
 
 
 def _is_ours(name: str) -> bool:
@@ -88,9 +88,8 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
     if Path(path).suffix.lower() in KERAS_SUFFIXES:
         model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         return model if device is None else model.to(device)
-    state_dict, meta = read_checkpoint(path)
-    meta = None if meta is None else with_legacy_defaults(meta)
-    if meta is None:
+    state_dict, meta = read_weight_file(path)
+    if not meta:
         raise WeightFileError(
             f'{path} has no tim_zoo metadata, so the architecture is unknown; build the model with '
             f'tim_zoo.create_model(name, checkpoint_path={str(path)!r}) instead')
