@@ -87,3 +87,12 @@ def test_a_subclass_default_and_a_new_classifier_follow_the_weight_init():
     assert torch.count_nonzero(timnet.head.fc.bias) == 0
     assert timnet.head.fc.weight.abs().max() <= math.sqrt(6 / (39 + 3)) + 1e-7
     assert timnet.head.fc.weight.abs().max() > 1 / math.sqrt(39)      # beyond PyTorch's bound: not torch's init
+
+
+def test_a_new_classifier_leaves_the_rest_of_the_head_as_it_was():
+    model = tim_zoo.create_model('transformer_tim', weight_init='keras', d_model=32, num_heads=4, d_ff=64)
+    with torch.no_grad():
+        model.head.hidden.weight.mul_(3.0)                  # as after training
+    hidden = model.head.hidden.weight.clone()
+    model.reset_classifier(3)
+    assert torch.equal(model.head.hidden.weight, hidden)

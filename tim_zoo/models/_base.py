@@ -129,7 +129,7 @@ class SERModel(nn.Module):
                 f'reset_classifier(global_pool={global_pool!r}): the head of {self.model_name} pools time in its own '
                 f'way; pass global_pool=None (or build the model with head="gmm" for GMM clustering over frames)')
         self.head.reset(num_classes)
-        init_weights_(self.head, self.init_args.get('weight_init', 'torch'))   # the new classifier as the rest began
+        init_weights_(self.head.fc, self.init_args.get('weight_init', 'torch'))   # the new classifier as the rest began
         self.num_classes = num_classes
         self.label_names = None                          # a new classifier: its classes are the caller's
         settings = getattr(self, 'pretrained_cfg', {}).get('feature_settings')
