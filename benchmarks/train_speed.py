@@ -1,12 +1,13 @@
-"""Wall time of `timnet.paper` training on EMODB-shaped data: 10 folds trained together and one by one.
+"""Wall time of `timnet.paper` training on EMODB-shaped data: folds one by one (eager or compiled) and together.
 
     python benchmarks/train_speed.py --epochs 3 --threads 2            # CPU: a few epochs, scaled to 500
     python benchmarks/train_speed.py --epochs 500 --device cuda        # a full run
 
 The data are 535 random utterances of 39 x 188 (EMODB's shape) in the 10 folds of KFold(seed 46); the time of a
-step does not depend on the values. A full run's time is estimated from the epochs after the first (timed between
-the ends of consecutive epochs, so model builds, warm-up, the test and the plots are left out) times 500, summed
-over the folds when they train one by one. Writes `benchmarks/results/train_speed_<name>.json` with `--name`.
+step does not depend on the values. A full run's time is estimated per split from its epochs after the first (timed
+between the ends of consecutive epochs) times 500, plus what its first epoch took beyond a later one (building the
+model and, compiled, compiling it), summed over the folds when they train one by one. Writes
+`benchmarks/results/train_speed_<name>.json` with `--name`.
 """
 import argparse
 import json
@@ -25,9 +26,14 @@ from tim_zoo.train import TrainConfig, run_training
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(together: bool, epochs: int, device: str, features: FeatureSet):
-    """`(wall seconds, estimated seconds of a 500-epoch run)`."""
-    cfg = TrainConfig.from_recipe('timnet.paper', epochs=epochs, seed=46, device=device, batch_folds=together)
+WAYS = {'one-by-one': dict(batch_folds=False, compile='off'),
+        'one-by-one compiled': dict(batch_folds=False, compile='on'),
+        'together': dict(batch_folds=True, compile='off')}
+
+
+def measure(way: str, epochs: int, device: str, features: FeatureSet):
+    """`(wall seconds, estimated seconds of a 500-epoch run, seconds of first-epoch overhead (build, compile))`."""
+    cfg = TrainConfig.from_recipe('timnet.paper', epochs=epochs, seed=46, device=device, **WAYS[way])
     ends = []                                    # (epoch, time) of every split's epoch end, in call order
 
     def on_epoch_end(epoch, record):
@@ -39,14 +45,21 @@ def measure(together: bool, epochs: int, device: str, features: FeatureSet):
         start = time.perf_counter()
         run_training(cfg, features, Path(out) / 'run', show_progress=False, on_epoch_end=on_epoch_end)
         wall = time.perf_counter() - start
-    if together:                                 # all splits end an epoch at once: the first of them times it
+    if cfg.batch_folds:                          # all splits end an epoch at once: the first of them times it
         first = {}
         for epoch, t in ends:
             first.setdefault(epoch, t)
         steps = [first[e + 1] - first[e] for e in range(1, epochs)]
-        return wall, 500 * sum(steps) / len(steps)
-    per_split = [ends[i:i + epochs] for i in range(0, len(ends), epochs)]
-    return wall, sum(500 * (s[-1][1] - s[0][1]) / (epochs - 1) for s in per_split)
+        epoch_s = sum(steps) / len(steps)
+        overhead = first[1] - start - epoch_s
+        return wall, 500 * epoch_s + overhead, overhead
+    full, overhead, previous_end = 0.0, 0.0, start
+    for i in range(0, len(ends), epochs):
+        split = ends[i:i + epochs]
+        epoch_s = (split[-1][1] - split[0][1]) / (epochs - 1)
+        extra = split[0][1] - previous_end - epoch_s
+        full, overhead, previous_end = full + 500 * epoch_s + extra, overhead + extra, split[-1][1]
+    return wall, full, overhead
 
 
 def _cpu() -> str:
@@ -65,7 +78,7 @@ def main(argv=None) -> int:
                                                            'are scaled)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, help='torch CPU threads')
-    p.add_argument('--only', choices=('together', 'one-by-one'), help='measure one way only')
+    p.add_argument('--only', choices=tuple(WAYS), nargs='+', help='measure these ways only')
     p.add_argument('--name', help='write benchmarks/results/train_speed_NAME.json')
     args = p.parse_args(argv)
     if args.threads:
@@ -78,16 +91,18 @@ def main(argv=None) -> int:
     if args.epochs < 2:
         p.error('--epochs must be at least 2 (epochs are timed between their ends)')
     rows = {}
-    for way in ('together', 'one-by-one'):
-        if args.only and args.only != way:
+    for way in WAYS:
+        if args.only and way not in args.only:
             continue
-        wall, full = measure(way == 'together', args.epochs, args.device, features)
-        rows[way] = dict(measured_s=wall, epochs=args.epochs, full_run_s=full)
-        print(f'{way:>10}: {args.epochs} epochs x 10 folds in {wall:.1f} s -> a 500-epoch 10-fold run '
-              f'{full / 60:.1f} min', flush=True)
-    if len(rows) == 2:
-        print(f'together takes {rows["together"]["full_run_s"] / rows["one-by-one"]["full_run_s"]:.2f}x the time of '
-              f'one by one')
+        wall, full, overhead = measure(way, args.epochs, args.device, features)
+        rows[way] = dict(measured_s=wall, epochs=args.epochs, full_run_s=full, first_epoch_overhead_s=overhead)
+        print(f'{way:>20}: {args.epochs} epochs x 10 folds in {wall:.1f} s -> a 500-epoch 10-fold run '
+              f'{full / 60:.1f} min (of which {overhead:.0f} s building and compiling)', flush=True)
+    if 'one-by-one' in rows:
+        for way in rows:
+            if way != 'one-by-one':
+                print(f'{way} takes {rows[way]["full_run_s"] / rows["one-by-one"]["full_run_s"]:.2f}x the time of '
+                      f'one by one')
     device = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else \
         f'{_cpu()}, {torch.get_num_threads()} threads'
     result = dict(device=device, torch=torch.__version__, rows=rows)

@@ -2,6 +2,7 @@
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -236,6 +237,19 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     assert 'only_folds: run [1, 2], now [1]' in capsys.readouterr().err
     assert cli_main(args + ['--resume', '--device', 'cpu']) == 0                                # nothing left to do
     assert (tmp_path / 'out' / 'metrics.json').read_text() == metrics                           # the same summary
+    # the run records its features: --resume alone finds them; other features are refused, naming the first ones
+    record = json.loads((tmp_path / 'out' / 'data.json').read_text())
+    assert record['source'] == {'features': str((tmp_path / 'f.npz').resolve())} and record['samples'] == 60
+    assert record['digest'] == features.digest()
+    assert cli_main(['train', '--out', str(tmp_path / 'out'), '--resume', '--quiet']) == 0
+    assert (tmp_path / 'out' / 'metrics.json').read_text() == metrics
+    _features(seed=1).save(tmp_path / 'g.npz')
+    assert cli_main(['train', '--out', str(tmp_path / 'out'), '--resume', '--features', str(tmp_path / 'g.npz')]) == 2
+    err = capsys.readouterr().err
+    assert 'was started on other features' in err and str((tmp_path / 'f.npz').resolve()) in err
+    (tmp_path / 'out' / 'data.json').unlink()                   # a run from before the record: the data must be given
+    assert cli_main(['train', '--out', str(tmp_path / 'out'), '--resume']) == 2
+    assert 'does not record its features' in capsys.readouterr().err
     other = [a if a != str(tmp_path / 'out') else str(tmp_path / 'other') for a in args]
     assert cli_main(other + ['--fold', '99']) == 2
     assert re.search(r'--fold 99: the loso protocol has splits 1 to \d+ here', capsys.readouterr().err)
@@ -486,6 +500,78 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
     assert '3 x 2 repeats' in summary and f'{100 * rs["war_mean"]:.2f} ({100 * rs["war_std"]:.2f})' in summary
 
 
+# --- compiled training step ----------------------------------------------------------------------------------
+
+def _weights_close(dir_a, dir_b, folds, x):
+    """The checkpoints of two runs agree up to rounding: weights (but the biases of convolutions that feed a
+    BatchNorm and the running means: BatchNorm removes those biases, so their gradient is rounding noise that Adam
+    scales to full steps) and eval logits."""
+    for fold in folds:
+        a, _ = tim_zoo.weights.read_checkpoint(dir_a / fold / 'last.safetensors')
+        b, _ = tim_zoo.weights.read_checkpoint(dir_b / fold / 'last.safetensors')
+        assert a.keys() == b.keys()
+        for key in a:
+            if not re.search(r'convs\.\d\.conv\.bias|running_mean', key):
+                torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=f'{fold} {key}')
+        with torch.no_grad():
+            torch.testing.assert_close(tim_zoo.load_checkpoint(dir_a / fold / 'last.safetensors').eval()(x),
+                                       tim_zoo.load_checkpoint(dir_b / fold / 'last.safetensors').eval()(x),
+                                       atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(not any(map(shutil.which, ('g++', 'c++', 'clang++'))), reason='torch.compile on the CPU needs '
+                                                                                   'a C++ compiler')
+def test_compiled_training_equals_eager_training(tmp_path, caplog):
+    """compile="on" trains the same model up to rounding (dropout drawn as the eager modules draw it); "auto"
+    trains eagerly on the CPU and says why."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    features = _features(n=62)
+    for mode in ('on', 'auto'):
+        cfg = _cfg(epochs=2, folds=3, only_folds=[1], dropout=0.2, compile=mode, select='last', val_fraction=0.0)
+        with caplog.at_level('INFO', logger='tim_zoo.train'):
+            run_training(cfg, features, tmp_path / mode, show_progress=False)
+        expected = 'the training step is compiled (compile=on)' if mode == 'on' else 'eagerly (compile=auto trains'
+        assert expected in caplog.text and 'torch.compile failed' not in caplog.text
+        caplog.clear()
+        graphs = torch._dynamo.utils.counters['stats']['unique_graphs']
+        assert (graphs > 0) is (mode == 'on'), graphs                     # compiled, and only when asked
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+    _weights_close(tmp_path / 'on', tmp_path / 'auto', ['fold1'], torch.as_tensor(features.x))
+    h = [json.loads((tmp_path / m / 'fold1' / 'result.json').read_text())['history'] for m in ('on', 'auto')]
+    assert [r['train_war'] for r in h[0]] == [r['train_war'] for r in h[1]]
+
+
+def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, monkeypatch):
+    """The compiler failing on the first step (no C++ compiler, no triton...) costs nothing but the log line: the
+    run continues eagerly from the restored weights and random state, bit for bit the eager run."""
+    def failing_backend(graph_module, example_inputs):
+        raise RuntimeError('no compiler here')
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, 'compile', lambda model, **kw: real_compile(model, backend=failing_backend))
+    torch._dynamo.reset()
+    features = _features(n=62)
+    try:
+        with caplog.at_level('INFO', logger='tim_zoo.train'):
+            run_training(_cfg(epochs=2, only_folds=[1, 2], dropout=0.2, compile='on'), features, tmp_path / 'failed',
+                         show_progress=False)
+    finally:
+        torch._dynamo.reset()
+    assert caplog.text.count('torch.compile failed, training eagerly') == 1      # the second split does not retry
+    assert 'no compiler here' in caplog.text
+    run_training(_cfg(epochs=2, only_folds=[1, 2], dropout=0.2, compile='off'), features, tmp_path / 'eager',
+                 show_progress=False)
+    for fold in ('fold1', 'fold2'):
+        a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'failed' / fold / 'last.safetensors')
+        b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'eager' / fold / 'last.safetensors')
+        assert all(torch.equal(a[k], b[k]) for k in a), fold
+    # where and how a run runs may change on resume: compile is one of them
+    assert run_training(_cfg(epochs=2, only_folds=[1, 2], dropout=0.2, compile='auto'), features, tmp_path / 'eager',
+                        resume=True, show_progress=False)['folds']
+
+
 # --- splits trained together ---------------------------------------------------------------------------------
 
 def test_splits_trained_together_equal_the_one_by_one_training(tmp_path, caplog):
@@ -504,18 +590,8 @@ def test_splits_trained_together_equal_the_one_by_one_training(tmp_path, caplog)
             run_training(cfg, features, tmp_path / str(together), show_progress=False)
         assert ('training 3 splits together' in caplog.text) is together
         caplog.clear()
-    x = torch.as_tensor(features.x)
+    _weights_close(tmp_path / 'True', tmp_path / 'False', ('fold1', 'fold2', 'fold3'), torch.as_tensor(features.x))
     for fold in ('fold1', 'fold2', 'fold3'):
-        a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'True' / fold / 'last.safetensors')
-        b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'False' / fold / 'last.safetensors')
-        assert a.keys() == b.keys()
-        for key in a:
-            if not re.search(r'convs\.\d\.conv\.bias|running_mean', key):
-                torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=f'{fold} {key}')
-        together = tim_zoo.load_checkpoint(tmp_path / 'True' / fold / 'last.safetensors').eval()
-        alone = tim_zoo.load_checkpoint(tmp_path / 'False' / fold / 'last.safetensors').eval()
-        with torch.no_grad():
-            torch.testing.assert_close(together(x), alone(x), atol=1e-4, rtol=1e-4)
         history = [json.loads((tmp_path / str(t) / fold / 'result.json').read_text())['history'] for t in (True, False)]
         assert [h['val_war'] for h in history[0]] == [h['val_war'] for h in history[1]]
         assert [h['train_war'] for h in history[0]] == [h['train_war'] for h in history[1]]

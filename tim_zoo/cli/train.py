@@ -12,7 +12,8 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import barrier, dist_info
-from ..train.run import CONFIG_FILE, check_config
+from ..train.config import COMPILE_MODES
+from ..train.run import CONFIG_FILE, check_config, read_data_record
 from .audio import add_level_argument, release_length
 
 
@@ -35,20 +36,31 @@ def _literal(value: str):
 
 
 def load_training_features(args):
+    """`(features, source)`: the features to train on (from --features, or extracted from --corpus into a cache;
+    with --resume and neither, the feature file the run recorded) and where they came from."""
+    if args.resume and not (args.features or args.corpus):
+        recorded = (read_data_record(args.out) or {}).get('source', {}).get('features')
+        if not recorded:
+            raise ConfigurationError(f'{args.out} does not record its features (a run started before tim_zoo recorded '
+                                     f'them); give --features FILE.npz, or --corpus NAME --data-root DIR')
+        args.features = recorded
     if args.features and not args.corpus:
+        source = dict(features=str(Path(args.features).resolve()))
         features = FeatureSet.load(args.features)
         recorded = features.settings.get('level', 'none')
         if args.level and args.level != recorded:
             raise ConfigurationError(f'--level {args.level}: the features in {args.features} were extracted with '
                                      f'level={recorded!r}; extract them again with --level {args.level}')
-        return features
+        return features, source
     if not (args.corpus and args.data_root):
         raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
     corpus = load_corpus(args.corpus, args.data_root)
     extractor = MFCCExtractor(release_length(args.corpus), level=args.level or 'peak')
     cache = args.features or Path(args.out) / 'features.npz'
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
-    return cached_features(corpus, extractor, cache, not args.quiet)
+    source = dict(features=str(Path(cache).resolve()), corpus=args.corpus, data_root=str(Path(args.data_root).resolve()),
+                  level=extractor.level)
+    return cached_features(corpus, extractor, cache, not args.quiet), source
 
 
 def config_from_args(args):
@@ -78,7 +90,7 @@ def _overrides(args) -> dict:
         step_size=args.step_size, gamma=args.gamma, warmup_steps=args.warmup_steps, epochs=args.epochs,
         batch_size=args.batch_size, dropout=args.dropout, label_smoothing=args.label_smoothing,
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
-        folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, only_folds=args.fold,
+        folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile, only_folds=args.fold,
         val_fraction=args.val_fraction, select=args.select,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
@@ -106,10 +118,10 @@ def _train(args) -> int:
     rank, _ = dist_info()
     if rank != 0:
         barrier()                                         # rank 0 extracts (and caches) the features first
-    features = load_training_features(args)
+    features, source = load_training_features(args)
     if rank == 0:
         barrier()
-    summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet)
+    summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet, source=source)
     if rank != 0:
         return 0
     repeated = 'num_repeats' in summary or len(summary.get('repeats') or []) > 1
@@ -146,9 +158,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument('--model', help='registered model (default: the recipe\'s, else timnet)')
     run.add_argument('--recipe', help='training recipe, e.g. timnet.paper, at_deltatim.iemocap (default: "default")')
     run.add_argument('--out', required=True, help='output folder')
-    run.add_argument('--resume', action='store_true', help='continue the interrupted run in --out')
+    run.add_argument('--resume', action='store_true', help='continue the interrupted run in --out (on the features it '
+                                                            'recorded, unless given again)')
     run.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ...')
     run.add_argument('--threads', type=int, help='torch CPU threads')
+    run.add_argument('--compile', choices=COMPILE_MODES,
+                     help='compile the training step with torch.compile (auto: on CUDA, not on the CPU; same results '
+                          'up to rounding; a compile failure trains eagerly)')
     run.add_argument('--quiet', action='store_true', help='no progress bars')
     hp = p.add_argument_group('hyperparameters (override the recipe)')
     hp.add_argument('--lr', type=float)

@@ -1,4 +1,5 @@
 """Extracted features of a corpus: computing them with a progress bar, caching, and file formats."""
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,14 @@ class FeatureSet:
                     settings=json.loads(str(d['settings'])))
         except (KeyError, ValueError, OSError) as e:
             raise DatasetError(f'{path} is not a tim_zoo feature file ({type(e).__name__}: {e})') from e
+
+    def digest(self) -> str:
+        """SHA-256 of the values (`x` as float32, `y`, label names): equal for equal features wherever they are."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.x, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
+        h.update(json.dumps([list(self.x.shape), list(self.label_names)]).encode())
+        return h.hexdigest()
 
     def to_keras_layout(self) -> np.ndarray:
         """`x` as `[N, T, C]` (TIM-Net's Keras layout)."""

@@ -3,7 +3,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -66,6 +66,27 @@ def better_checkpoint(val_war: float, val_loss: float, best_war: float, best_los
     return val_war > best_war or (val_war == best_war and val_loss < best_loss)
 
 
+def _rng_state(device: torch.device) -> torch.Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == 'cuda' else torch.get_rng_state()
+
+
+def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
+    if device.type == 'cuda':
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
+def compile_decision(cfg: TrainConfig) -> Tuple[bool, str]:
+    """Whether the training step is compiled (`cfg.compile`, `"auto"` resolved for `cfg.device`) and why."""
+    if cfg.compile != 'auto':
+        return cfg.compile == 'on', f'compile={cfg.compile}'
+    if torch.device(cfg.device).type == 'cuda':
+        return True, 'compile=auto on CUDA'
+    return False, ('compile=auto trains eagerly on the CPU (--compile on compiles the step: about 30 s of compiling, '
+                   'then about a fifth less time per step)')
+
+
 def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
     return dict(war=war(y_true, y_pred), uar=uar(y_true, y_pred, num_classes),
                 confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())
@@ -80,7 +101,8 @@ class SplitTrainer:
     """
 
     def __init__(self, build, x, y, split: Split, split_index: int, num_classes: int, cfg: TrainConfig, fold_dir: Path,
-                 checkpoint_meta: Optional[dict] = None, on_epoch_end=None, seed: Optional[int] = None):
+                 checkpoint_meta: Optional[dict] = None, on_epoch_end=None, seed: Optional[int] = None,
+                 compile_step: Optional[bool] = None):
         self.rank, self.world = dist_info()
         device = torch.device(cfg.device)
         if self.world > 1 and device.type == 'cuda' and device.index is None:
@@ -95,6 +117,12 @@ class SplitTrainer:
         if self.world > 1:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device] if device.type == 'cuda' else None)
+        if compile_step is None:
+            compile_step = compile_decision(cfg)[0]
+        # the compiled training forward (None: eager); it shares the model's parameters and buffers. fallback_random
+        # draws dropout as the eager modules do, so a compiled run is the eager run up to rounding
+        self.compiled = torch.compile(self.train_model, options=dict(fallback_random=True)) if compile_step else None
+        self.compile_proven = False
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, max(1, -(-len(split.train) // cfg.batch_size)))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
@@ -115,7 +143,7 @@ class SplitTrainer:
             log.info('%s: resuming after epoch %d', split.name, self.start)
         self.train_idx = torch.as_tensor(split.train)
         # the random state this split continues from; train_splits_together draws the split's dropout from it
-        self.rng_state = torch.cuda.get_rng_state(device) if device.type == 'cuda' else torch.get_rng_state()
+        self.rng_state = _rng_state(device)
         self.own_rng = False
 
     def save(self, path: Path, extra: dict) -> None:
@@ -138,6 +166,37 @@ class SplitTrainer:
         makes a step the whole batch's mean loss)."""
         loss_sum = self.criterion(logits, yb)
         return loss_sum, loss_sum * (self.world / batch_size)
+
+    def forward_backward(self, xb: torch.Tensor, yb: torch.Tensor, batch_size: int):
+        """Training-mode logits and summed loss of a batch, its gradients accumulated. Until the compiled forward
+        has run once, a compile failure restores the model and the random state and trains eagerly instead."""
+        if self.compiled is None:
+            return self._forward_backward(self.train_model, xb, yb, batch_size)
+        if self.compile_proven:
+            return self._forward_backward(self.compiled, xb, yb, batch_size)
+        before = {k: v.clone() for k, v in self.model.state_dict().items()}
+        rng = _rng_state(self.device)
+        try:
+            out = self._forward_backward(self.compiled, xb, yb, batch_size)
+        except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
+            if not type(e).__module__.startswith(('torch._dynamo', 'torch._inductor')):
+                raise
+            cause = getattr(e, 'inner_exception', None) or e.__cause__ or e
+            log.warning('%s: torch.compile failed, training eagerly: %s: %s', self.split.name, type(cause).__name__,
+                        (str(cause).strip().splitlines() or [''])[0])
+            self.compiled = None
+            self.optimizer.zero_grad(set_to_none=True)
+            self.model.load_state_dict(before)
+            _set_rng_state(self.device, rng)
+            return self._forward_backward(self.train_model, xb, yb, batch_size)
+        self.compile_proven = True
+        return out
+
+    def _forward_backward(self, forward, xb, yb, batch_size):
+        logits = forward(xb)
+        loss_sum, loss = self.loss(logits, yb, batch_size)
+        loss.backward()
+        return logits, loss_sum
 
     def step(self) -> None:
         """Clip, step the optimizer and the schedule, clear the gradients."""
@@ -247,9 +306,7 @@ def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:
             if len(batch) < world:                        # every process needs a sample; only at an epoch's end
                 continue
             xb, yb = trainer.batch(batch[rank::world])
-            logits = trainer.train_model(xb)
-            loss_sum, loss = trainer.loss(logits, yb, len(batch))
-            loss.backward()
+            logits, loss_sum = trainer.forward_backward(xb, yb, len(batch))
             trainer.step()
             total_loss += loss_sum.item()
             correct += (logits.argmax(-1) == yb).sum().item()

@@ -18,7 +18,7 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError
 from ..weights import load_weights
 from .config import TrainConfig
-from .engine import RESULT_FILE, STATE_FILE, SplitTrainer, barrier, dist_info, log, run_split
+from .engine import RESULT_FILE, STATE_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, run_split
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import make_splits
@@ -26,6 +26,7 @@ from .protocols import make_splits
 
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.json'
+DATA_FILE = 'data.json'
 
 
 def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
@@ -120,6 +121,7 @@ def run_training(
         resume: bool = False,
         show_progress: bool = True,
         on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+        source: Optional[dict] = None,
 ) -> dict:
     """Train and test `cfg.model` on every split of `cfg.protocol`; returns the metrics summary.
 
@@ -128,7 +130,9 @@ def run_training(
     confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
     With `resume` an interrupted run continues: finished splits are kept, the split in progress
     continues after its last completed epoch, with the configuration saved by the first run; a `cfg` given with
-    `resume` may differ from it only in the device (other differences are refused, listed). A folder whose
+    `resume` may differ from it only in where and how it runs (`RESUME_CHANGEABLE`: device, batch_folds, compile;
+    other differences are refused, listed), and `features` must be the ones the run started with (`data.json`
+    records their digest and `source`, a description such as `{"features": "/path/to/file.npz"}`). A folder whose
     earlier start ended before its first epoch holds no run: a new start overwrites it.
     Under `torch.distributed` every process calls this; rank 0 alone writes.
     """
@@ -149,11 +153,13 @@ def run_training(
                                      f'or choose another output folder')
         log.info('%s holds no finished epoch of an earlier start; starting over', out_dir)
     _check_before_writing(cfg, features)
+    data_record = _check_data(features, out_dir, resume, source)
     barrier()                                             # every process has looked before rank 0 writes
     if rank != 0:
         return _run(cfg, features, out_dir, False, on_epoch_end)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(config_path, lambda tmp: Path(tmp).write_text(cfg.to_json()))
+    atomic_write(out_dir / DATA_FILE, lambda tmp: Path(tmp).write_text(json.dumps(data_record, indent=2)))
     handler = logging.FileHandler(out_dir / 'train.log')
     handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
     log.addHandler(handler)
@@ -165,13 +171,37 @@ def run_training(
         handler.close()
 
 
+def _check_data(features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]) -> dict:
+    """The record of the features a run trains on (digest, shape, labels, source). A resumed run must train on the
+    features it started with: other features are refused, naming where the first ones came from."""
+    record = dict(digest=features.digest(), samples=len(features.y), shape=list(features.x.shape[1:]),
+                  label_names=list(features.label_names), source=source or {})
+    path = out_dir / DATA_FILE
+    if not (resume and path.is_file()):
+        return record
+    stored = json.loads(path.read_text())
+    if stored['digest'] != record['digest']:
+        where = ', '.join(f'{k} {v}' for k, v in stored.get('source', {}).items()) or 'not recorded'
+        raise ConfigurationError(
+            f'{out_dir} was started on other features ({stored["samples"]} samples of {stored["shape"]}, labels '
+            f'{stored["label_names"]}; source: {where}) than these ({record["samples"]} samples of {record["shape"]}, '
+            f'labels {record["label_names"]}); resume with the features the run started with')
+    return dict(record, source=stored.get('source') or record['source'])
+
+
+def read_data_record(out_dir) -> Optional[dict]:
+    """What `run_training` recorded about the features of the run in `out_dir` (None for a run without a record)."""
+    path = Path(out_dir) / DATA_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _has_trained(out_dir: Path) -> bool:
     """Whether any split of the run in `out_dir` has finished an epoch (a resumable state or a result)."""
     return any(out_dir.rglob(STATE_FILE)) or any(out_dir.rglob(RESULT_FILE))
 
 
 #: settings a resumed run may change: they do not change what it computes or writes, only where and how it runs
-RESUME_CHANGEABLE = ('device', 'batch_folds')
+RESUME_CHANGEABLE = ('device', 'batch_folds', 'compile')
 
 
 def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:
@@ -270,10 +300,12 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     def build():
         return create_training_model(cfg, num_classes, in_chans, frames, meta['label_names'])
 
-    def trainer(i):
+    compile_step, why = compile_decision(cfg)
+
+    def trainer(i, compile_step=False):
         torch.manual_seed(seed * 1000 + i)              # each split starts from its own seed, whichever way it trains
         return SplitTrainer(build, x, y, splits[i - 1], i, num_classes, cfg, out_dir / splits[i - 1].name, meta,
-                            on_epoch_end, seed)
+                            on_epoch_end, seed, compile_step)
 
     results, pending = {}, []
     for i in chosen:
@@ -287,17 +319,21 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     if not obstacle:
         trainers = [trainer(i) for i in pending]
         if len({t.start for t in trainers}) == 1:
-            log.info('training %d splits together (one grouped computation per step)', len(trainers))
+            log.info('training %d splits together (one grouped computation per step%s)', len(trainers),
+                     ', not compiled: compile applies to one-by-one training' if compile_step else '')
             results.update(zip(pending, train_splits_together(trainers, show_progress)))
             pending = []
         else:
             obstacle = 'the interrupted splits stopped after different epochs'
     if pending and obstacle:
-        log.info('training the splits one by one: %s', obstacle)
+        log.info('training the splits one by one: %s; %s', obstacle,
+                 f'the training step is compiled ({why})' if compile_step else f'eagerly ({why})')
     for i in trained:
         if i in pending:                                 # one by one: each split's result as soon as it is done
             barrier()
-            results[i] = run_split(trainer(i), show_progress)
+            split_trainer = trainer(i, compile_step)
+            results[i] = run_split(split_trainer, show_progress)
+            compile_step = compile_step and split_trainer.compiled is not None   # failed once: the rest eagerly
         r = results[i]
         if 'war' in r:
             log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
