@@ -19,8 +19,9 @@ from tim_zoo.train import TrainConfig, repeats_summary, split_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
-DEFAULTS = {k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k in ('repeats', 'batch_folds', 'normalize')}
-IGNORED = {'only_folds', 'device', 'batch_folds'}       # where and how a run ran, not what it computed
+DEFAULTS = {k: v for k, v in dataclasses.asdict(TrainConfig()).items()
+            if k in ('repeats', 'batch_folds', 'compile', 'normalize')}
+IGNORED = {'only_folds', 'device', 'batch_folds', 'compile'}     # where and how a run ran, not what it computed
 
 
 def collect(run_dirs, device: str, torch_version: str) -> dict:

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import tim_zoo
 from tim_zoo.benchmark import ReferenceBiTemporalEncoder, measure, reference_encoders, select_models

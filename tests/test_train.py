@@ -129,7 +129,7 @@ def test_holdout_is_seeded_80_10_10():
 
 def test_run_writes_every_output_and_reports_the_chosen_checkpoint(tmp_path):
     features = _features()
-    summary = run_training(_cfg(frame_mask=0.1, grad_clip=1.0), features, tmp_path, show_progress=False)
+    run_training(_cfg(frame_mask=0.1, grad_clip=1.0), features, tmp_path, show_progress=False)
     for name in ('config.json', 'metrics.json', 'curves.png', 'confusion.png', 'train.log'):
         assert (tmp_path / name).is_file(), name
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
@@ -348,8 +348,9 @@ def test_runs_split_over_processes_collect_into_the_docs_results_of_one_run(tmp_
     features = _features(speakers=3)
     cfg = dict(protocol='loso', epochs=2, val_fraction=0.5)
     whole = run_training(_cfg(**cfg), features, tmp_path / 'whole', show_progress=False)
-    for i in (3, 1, 2):
-        run_training(_cfg(**cfg, only_folds=[i]), features, tmp_path / f'part{i}', show_progress=False)
+    for i in (3, 1, 2):                    # how a part ran (here compile, eager either way on a CPU) may differ
+        run_training(_cfg(**cfg, only_folds=[i], compile='off' if i == 3 else 'auto'), features, tmp_path / f'part{i}',
+                     show_progress=False)
     run = collect_run.collect([tmp_path / f'part{i}' for i in (3, 1, 2)], 'test machine', '0.0')
     assert run['folds'] == whole['folds']                   # same splits, same order, same metrics
     assert 'history' not in run['folds'][0] and 'only_folds' not in run['config']

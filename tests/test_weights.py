@@ -1,6 +1,5 @@
 """Published Keras weights, native checkpoints, and every wrong file."""
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -251,7 +250,6 @@ def test_unknown_format_and_missing_file(tmp_path):
 
 
 def test_checkpoints_get_ordinary_file_permissions(tmp_path):
-    import os
     umask = os.umask(0)
     os.umask(umask)
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('tim', depth=1), tmp_path / 'm.safetensors')
