@@ -544,33 +544,93 @@ def test_compiled_training_equals_eager_training(tmp_path, caplog):
     assert [r['train_war'] for r in h[0]] == [r['train_war'] for r in h[1]]
 
 
-def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, monkeypatch):
-    """The compiler failing on the first step (no C++ compiler, no triton...) costs nothing but the log line: the
-    run continues eagerly from the restored weights and random state, bit for bit the eager run."""
-    def failing_backend(graph_module, example_inputs):
+@pytest.mark.parametrize('where', ['recompile', 'graph_break'])
+def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, monkeypatch, where):
+    """A compiler failing in the first epoch (no C++ compiler, no Triton, a recompile for the epoch's smaller last
+    batch...) costs nothing but the log line: the run continues eagerly from the weights, statistics and random state
+    of before the failed batch, bit for bit the eager run. The backend here compiles the first graph (running it as
+    traced, as eager does) and fails on the next one after running it, so the failed batch has already moved
+    BatchNorm statistics (and, with a graph break, drawn random numbers in the first graph), which must be undone:
+    "recompile" fails on the recompile for the last batch of epoch 1 (9 samples), "graph_break" in the first step."""
+    calls = []
+    if where == 'graph_break':
+        eager_dropout = tim_zoo.layers.SpatialDropout1d.forward
+
+        def dropout_behind_a_graph_break(self, x):
+            torch._dynamo.graph_break()
+            return eager_dropout(self, x)
+        monkeypatch.setattr(tim_zoo.layers.SpatialDropout1d, 'forward', dropout_behind_a_graph_break)
+
+    def backend(graph_module, example_inputs):
+        calls.append(len(calls))
+        if len(calls) == 1:
+            if where == 'recompile':
+                return graph_module.forward
+
+            def first_graph_drawing_random_numbers(*args):   # runs before the second graph fails to compile
+                torch.rand(1)
+                return graph_module.forward(*args)
+            return first_graph_drawing_random_numbers
+        graph_module(*example_inputs)                   # the failed batch's side effects
         raise RuntimeError('no compiler here')
 
     real_compile = torch.compile
-    monkeypatch.setattr(torch, 'compile', lambda model, **kw: real_compile(model, backend=failing_backend))
+    monkeypatch.setattr(torch, 'compile', lambda model, **kw: real_compile(model, backend=backend))
     torch._dynamo.reset()
     features = _features(n=62)
-    try:
-        with caplog.at_level('INFO', logger='tim_zoo.train'):
-            run_training(_cfg(epochs=2, only_folds=[1, 2], dropout=0.2, compile='on'), features, tmp_path / 'failed',
-                         show_progress=False)
+    cfg = dict(epochs=2, only_folds=[1, 2], dropout=0.2, val_fraction=0.0, select='last')
+    try:                                                # static recompiles: example inputs of real sizes
+        with caplog.at_level('INFO', logger='tim_zoo.train'), torch._dynamo.config.patch(automatic_dynamic_shapes=False):
+            run_training(_cfg(**cfg, compile='on'), features, tmp_path / 'failed', show_progress=False)
     finally:
         torch._dynamo.reset()
-    assert caplog.text.count('torch.compile failed, training eagerly') == 1      # the second split does not retry
-    assert 'no compiler here' in caplog.text
-    run_training(_cfg(epochs=2, only_folds=[1, 2], dropout=0.2, compile='off'), features, tmp_path / 'eager',
-                 show_progress=False)
+    assert len(calls) == 2                               # compiled once, then failed
+    assert caplog.text.count('training eagerly: RuntimeError: no compiler here') == 1   # fold2 does not retry
+    assert 'fold1' in caplog.text.split('no compiler here')[0].splitlines()[-1]
+    run_training(_cfg(**cfg, compile='off'), features, tmp_path / 'eager', show_progress=False)
     for fold in ('fold1', 'fold2'):
         a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'failed' / fold / 'last.safetensors')
         b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'eager' / fold / 'last.safetensors')
         assert all(torch.equal(a[k], b[k]) for k in a), fold
     # where and how a run runs may change on resume: compile is one of them
-    assert run_training(_cfg(epochs=2, only_folds=[1, 2], dropout=0.2, compile='auto'), features, tmp_path / 'eager',
-                        resume=True, show_progress=False)['folds']
+    caplog.clear()
+    with caplog.at_level('INFO', logger='tim_zoo.train'):
+        assert run_training(_cfg(**cfg, compile='auto'), features, tmp_path / 'eager', resume=True,
+                            show_progress=False)['folds']
+    assert "compile='auto' (was 'off')" in caplog.text
+    # a run from before `compile` existed trained eagerly, and resumes so
+    stored = json.loads((tmp_path / 'eager' / 'config.json').read_text())
+    del stored['compile']
+    assert TrainConfig.from_json(json.dumps(stored)).compile == 'off'
+    assert TrainConfig.from_json(json.dumps(dict(stored, compile='on'))).compile == 'on'
+
+
+def test_runs_record_their_features_and_resume_only_on_them(tmp_path, capsys):
+    features = _features(n=30)
+    out = tmp_path / 'run'
+    out.mkdir()
+    features.save(out / 'f.npz')                      # inside the run folder: recorded relative to it
+    args = ['train', '--features', str(out / 'f.npz'), '--model', 'timnet', '--model-arg', 'depth=2', '--model-arg',
+            'filters=8', '--epochs', '1', '--folds', '3', '--protocol', 'kfold', '--fold', '1', '--quiet']
+    assert cli_main(args + ['--out', str(out)]) == 0
+    assert json.loads((out / 'data.json').read_text())['source'] == {'features': 'f.npz'}
+    moved = tmp_path / 'moved'
+    out.rename(moved)
+    (moved / 'fold1' / 'result.json').unlink()            # something left to do
+    assert cli_main(['train', '--resume', '--out', str(moved), '--quiet']) == 0
+    assert (moved / 'fold1' / 'result.json').is_file()
+    assert cli_main(['train', '--resume', '--out', str(tmp_path / 'nothing')]) == 2
+    assert 'nothing to resume' in capsys.readouterr().err
+    # the speakers count: the same values with other speakers would make other leave-one-speaker-out splits
+    other = _features(n=30, speakers=5)
+    assert np.array_equal(other.x, features.x) and other.digest() != features.digest()
+    with pytest.raises(ConfigurationError, match='was started on other features'):
+        run_training(None, other, moved, resume=True, show_progress=False)
+    # started from Python without a source: the digest is checked, the file must be given to the CLI
+    run_training(_cfg(model_args=dict(TINY), epochs=1, only_folds=[1]), features, tmp_path / 'py',
+                 show_progress=False)
+    assert cli_main(['train', '--resume', '--out', str(tmp_path / 'py')]) == 2
+    assert 'records the digest of its features but no file' in capsys.readouterr().err
 
 
 # --- splits trained together ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import barrier, dist_info
 from ..train.config import COMPILE_MODES
-from ..train.run import CONFIG_FILE, check_config, read_data_record
+from ..train.run import CONFIG_FILE, check_config, recorded_features
 from .audio import add_level_argument, release_length
 
 
@@ -38,18 +38,15 @@ def _literal(value: str):
 def load_training_features(args):
     """`(features, source)`: the features to train on (from --features, or extracted from --corpus into a cache;
     with --resume and neither, the feature file the run recorded) and where they came from."""
+    features_path = args.features
     if args.resume and not (args.features or args.corpus):
-        recorded = (read_data_record(args.out) or {}).get('source', {}).get('features')
-        if not recorded:
-            raise ConfigurationError(f'{args.out} does not record its features (a run started before tim_zoo recorded '
-                                     f'them); give --features FILE.npz, or --corpus NAME --data-root DIR')
-        args.features = recorded
-    if args.features and not args.corpus:
-        source = dict(features=str(Path(args.features).resolve()))
-        features = FeatureSet.load(args.features)
+        features_path = recorded_features(args.out)
+    if features_path and not args.corpus:
+        source = dict(features=str(Path(features_path).resolve()))
+        features = FeatureSet.load(features_path)
         recorded = features.settings.get('level', 'none')
         if args.level and args.level != recorded:
-            raise ConfigurationError(f'--level {args.level}: the features in {args.features} were extracted with '
+            raise ConfigurationError(f'--level {args.level}: the features in {features_path} were extracted with '
                                      f'level={recorded!r}; extract them again with --level {args.level}')
         return features, source
     if not (args.corpus and args.data_root):
@@ -58,8 +55,8 @@ def load_training_features(args):
     extractor = MFCCExtractor(release_length(args.corpus), level=args.level or 'peak')
     cache = args.features or Path(args.out) / 'features.npz'
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
-    source = dict(features=str(Path(cache).resolve()), corpus=args.corpus, data_root=str(Path(args.data_root).resolve()),
-                  level=extractor.level)
+    source = dict(features=str(Path(cache).resolve()), corpus=args.corpus,
+                  data_root=str(Path(args.data_root).resolve()), level=extractor.level)
     return cached_features(corpus, extractor, cache, not args.quiet), source
 
 
@@ -90,7 +87,8 @@ def _overrides(args) -> dict:
         step_size=args.step_size, gamma=args.gamma, warmup_steps=args.warmup_steps, epochs=args.epochs,
         batch_size=args.batch_size, dropout=args.dropout, label_smoothing=args.label_smoothing,
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
-        folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile, only_folds=args.fold,
+        folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile,
+        only_folds=args.fold,
         val_fraction=args.val_fraction, select=args.select,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,

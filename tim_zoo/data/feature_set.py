@@ -55,11 +55,12 @@ class FeatureSet:
             raise DatasetError(f'{path} is not a tim_zoo feature file ({type(e).__name__}: {e})') from e
 
     def digest(self) -> str:
-        """SHA-256 of the values (`x` as float32, `y`, label names): equal for equal features wherever they are."""
+        """SHA-256 of what training sees (`x` as float32, `y`, label names, speakers, which the speaker-wise
+        protocols and normalisations use): equal for equal features wherever they are stored."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.x, dtype=np.float32).tobytes())
         h.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
-        h.update(json.dumps([list(self.x.shape), list(self.label_names)]).encode())
+        h.update(json.dumps([list(self.x.shape), list(self.label_names), list(self.speakers)]).encode())
         return h.hexdigest()
 
     def to_keras_layout(self) -> np.ndarray:

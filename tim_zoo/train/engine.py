@@ -11,6 +11,7 @@ from torch import nn
 
 from .._utils import atomic_write, progress
 from ..evaluation import confusion_matrix, uar, war
+from ..exceptions import ConfigurationError
 from ..layers import FrameMask
 from ..weights import load_weights, save_checkpoint
 from .config import TrainConfig
@@ -77,14 +78,17 @@ def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
         torch.set_rng_state(state)
 
 
-def compile_decision(cfg: TrainConfig) -> Tuple[bool, str]:
+def compile_decision(cfg: TrainConfig, world_size: int = 1) -> Tuple[bool, str]:
     """Whether the training step is compiled (`cfg.compile`, `"auto"` resolved for `cfg.device`) and why."""
     if cfg.compile != 'auto':
         return cfg.compile == 'on', f'compile={cfg.compile}'
-    if torch.device(cfg.device).type == 'cuda':
+    device = torch.device(cfg.device).type
+    if device == 'cuda' and world_size == 1:
         return True, 'compile=auto on CUDA'
-    return False, ('compile=auto trains eagerly on the CPU (--compile on compiles the step: about 30 s of compiling, '
-                   'then about a fifth less time per step)')
+    if device == 'cuda':
+        return False, 'compile=auto trains eagerly under several processes (--compile on compiles each process\'s step)'
+    return False, (f'compile=auto trains eagerly on {device} (--compile on compiles the step: about a minute of '
+                   f'compiling, seconds once inductor\'s cache holds it, then about 0.75x the time per step on a CPU)')
 
 
 def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
@@ -118,11 +122,12 @@ class SplitTrainer:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device] if device.type == 'cuda' else None)
         if compile_step is None:
-            compile_step = compile_decision(cfg)[0]
+            compile_step, why = compile_decision(cfg, self.world)
+            log.info('%s: %s (%s)', split.name, 'the training step is compiled' if compile_step else 'eagerly', why)
         # the compiled training forward (None: eager); it shares the model's parameters and buffers. fallback_random
         # draws dropout as the eager modules do, so a compiled run is the eager run up to rounding
         self.compiled = torch.compile(self.train_model, options=dict(fallback_random=True)) if compile_step else None
-        self.compile_proven = False
+        self.compile_proven = False                       # set after the first epoch trained compiled
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, max(1, -(-len(split.train) // cfg.batch_size)))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
@@ -168,8 +173,10 @@ class SplitTrainer:
         return loss_sum, loss_sum * (self.world / batch_size)
 
     def forward_backward(self, xb: torch.Tensor, yb: torch.Tensor, batch_size: int):
-        """Training-mode logits and summed loss of a batch, its gradients accumulated. Until the compiled forward
-        has run once, a compile failure restores the model and the random state and trains eagerly instead."""
+        """Training-mode logits and summed loss of a batch, its gradients accumulated. Until the compiled step has
+        run a whole epoch (every batch shape), a compile failure restores the model and the random state of before
+        the batch and trains eagerly from there on; under several processes it is an error instead (the others
+        would wait for the failed one)."""
         if self.compiled is None:
             return self._forward_backward(self.train_model, xb, yb, batch_size)
         if self.compile_proven:
@@ -177,20 +184,22 @@ class SplitTrainer:
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
         rng = _rng_state(self.device)
         try:
-            out = self._forward_backward(self.compiled, xb, yb, batch_size)
+            return self._forward_backward(self.compiled, xb, yb, batch_size)
         except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
             if not type(e).__module__.startswith(('torch._dynamo', 'torch._inductor')):
                 raise
             cause = getattr(e, 'inner_exception', None) or e.__cause__ or e
-            log.warning('%s: torch.compile failed, training eagerly: %s: %s', self.split.name, type(cause).__name__,
-                        (str(cause).strip().splitlines() or [''])[0])
+            reason = f'{type(cause).__name__}: {(str(cause).strip().splitlines() or [""])[0]}'
+            if self.world > 1:
+                raise ConfigurationError(f'{self.split.name}: torch.compile failed on rank {self.rank} ({reason}); '
+                                         f'train with --compile off') from e
+            log.warning('%s: torch.compile failed (or the model failed while being compiled), training eagerly: %s',
+                        self.split.name, reason)
             self.compiled = None
             self.optimizer.zero_grad(set_to_none=True)
             self.model.load_state_dict(before)
             _set_rng_state(self.device, rng)
             return self._forward_backward(self.train_model, xb, yb, batch_size)
-        self.compile_proven = True
-        return out
 
     def _forward_backward(self, forward, xb, yb, batch_size):
         logits = forward(xb)
@@ -225,6 +234,7 @@ class SplitTrainer:
                 self.save(self.fold_dir / 'best.safetensors', dict(epoch=epoch + 1, split=split.name,
                                                                    val_war=self.best_score, val_loss=self.best_loss))
         self.history.append(record)
+        self.compile_proven = self.compiled is not None
         state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                      scheduler=self.scheduler.state_dict(),
                      rng=self.rng_state if self.own_rng and self.device.type == 'cpu' else torch.get_rng_state(),

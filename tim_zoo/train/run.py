@@ -173,26 +173,56 @@ def run_training(
 
 def _check_data(features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]) -> dict:
     """The record of the features a run trains on (digest, shape, labels, source). A resumed run must train on the
-    features it started with: other features are refused, naming where the first ones came from."""
+    features it started with: other features are refused, naming where the first ones came from. `source['features']`
+    is kept relative to `out_dir` when the file lies inside it, so the folder can move."""
+    source = dict(source or {})
+    if source.get('features') and Path(source['features']).resolve().is_relative_to(out_dir.resolve()):
+        source['features'] = str(Path(source['features']).resolve().relative_to(out_dir.resolve()))
     record = dict(digest=features.digest(), samples=len(features.y), shape=list(features.x.shape[1:]),
-                  label_names=list(features.label_names), source=source or {})
-    path = out_dir / DATA_FILE
-    if not (resume and path.is_file()):
+                  label_names=list(features.label_names), source=source)
+    stored = read_data_record(out_dir) if resume else None
+    if stored is None:
+        if resume:
+            log.info('%s records no features (started before runs recorded them): recording these, unchecked', out_dir)
         return record
-    stored = json.loads(path.read_text())
-    if stored['digest'] != record['digest']:
+    if stored.get('digest') != record['digest']:
         where = ', '.join(f'{k} {v}' for k, v in stored.get('source', {}).items()) or 'not recorded'
         raise ConfigurationError(
-            f'{out_dir} was started on other features ({stored["samples"]} samples of {stored["shape"]}, labels '
-            f'{stored["label_names"]}; source: {where}) than these ({record["samples"]} samples of {record["shape"]}, '
-            f'labels {record["label_names"]}); resume with the features the run started with')
-    return dict(record, source=stored.get('source') or record['source'])
+            f'{out_dir} was started on other features ({stored.get("samples")} samples of {stored.get("shape")}, '
+            f'labels {stored.get("label_names")}; source: {where}) than these ({record["samples"]} samples of '
+            f'{record["shape"]}, labels {record["label_names"]}); resume with the features the run started with')
+    return dict(record, source=source or stored.get('source', {}))      # the same values: where they are now
 
 
 def read_data_record(out_dir) -> Optional[dict]:
     """What `run_training` recorded about the features of the run in `out_dir` (None for a run without a record)."""
     path = Path(out_dir) / DATA_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f'{path} is not valid JSON ({e}); delete it to resume unchecked') from e
+    if not isinstance(record, dict) or 'digest' not in record:
+        raise ConfigurationError(f'{path} holds no feature digest; delete it to resume unchecked')
+    return record
+
+
+def recorded_features(out_dir) -> Path:
+    """The feature file the run in `out_dir` recorded (a path inside `out_dir` is stored relative to it); an error
+    saying what to give instead when there is no run, no record or no file in it."""
+    out_dir = Path(out_dir)
+    if not (out_dir / CONFIG_FILE).is_file():
+        raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
+    record = read_data_record(out_dir)
+    if record is None:
+        raise ConfigurationError(f'{out_dir} does not record its features (a run started before tim_zoo recorded '
+                                 f'them); give --features FILE.npz, or --corpus NAME --data-root DIR')
+    path = record.get('source', {}).get('features')
+    if not path:
+        raise ConfigurationError(f'{out_dir} records the digest of its features but no file (started from Python '
+                                 f'without source=); give --features FILE.npz, or --corpus NAME --data-root DIR')
+    return out_dir / path                                 # an absolute path stays as it is
 
 
 def _has_trained(out_dir: Path) -> bool:
@@ -264,8 +294,10 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
              num_classes, cfg.protocol, len(chosen), f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
 
     writer = dist_info()[0] == 0
+    compiling = dict(zip(('on', 'why'), compile_decision(cfg, dist_info()[1])))
     if cfg.repeats == 1:
-        results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress)
+        results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress,
+                              compiling)
         summary = split_summary(results)
         summary['trained'] = [{k: v for k, v in r.items() if k != 'history'} for r in results]
         if writer:
@@ -276,7 +308,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
             seed = cfg.seed + r - 1
             log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
             results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
-                                  show_progress)
+                                  show_progress, compiling)
             runs.append(dict(split_summary(results), repeat=r, seed=seed))
             if writer:
                 save_plots(results, features.label_names, out_dir / f'repeat{r}')
@@ -291,21 +323,21 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     return summary
 
 
-def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_epoch_end, show_progress) -> list:
+def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_epoch_end, show_progress,
+                compiling: dict) -> list:
     """Train and test the chosen splits into `out_dir/<split>/` with training seed `seed`; finished ones are read.
     The unfinished splits are trained together (`train_splits_together`) when the model and settings allow it
-    (`batch_folds`), else one by one; the log says which and why."""
+    (`batch_folds`), else one by one; the log says which and why. `compiling` (`on`, `why`) says whether one-by-one
+    training compiles its step; a compile failure turns it off for the rest of the run."""
     num_classes, in_chans, frames = len(meta['label_names']), x.shape[1], x.shape[2]
 
     def build():
         return create_training_model(cfg, num_classes, in_chans, frames, meta['label_names'])
 
-    compile_step, why = compile_decision(cfg)
-
-    def trainer(i, compile_step=False):
+    def trainer(i, compiled):
         torch.manual_seed(seed * 1000 + i)              # each split starts from its own seed, whichever way it trains
         return SplitTrainer(build, x, y, splits[i - 1], i, num_classes, cfg, out_dir / splits[i - 1].name, meta,
-                            on_epoch_end, seed, compile_step)
+                            on_epoch_end, seed, compiled)
 
     results, pending = {}, []
     for i in chosen:
@@ -317,23 +349,24 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     trained = list(pending)
     obstacle = _batching_obstacle(cfg, pending, build)
     if not obstacle:
-        trainers = [trainer(i) for i in pending]
+        trainers = [trainer(i, False) for i in pending]
         if len({t.start for t in trainers}) == 1:
             log.info('training %d splits together (one grouped computation per step%s)', len(trainers),
-                     ', not compiled: compile applies to one-by-one training' if compile_step else '')
+                     ', not compiled: compile applies to one-by-one training' if compiling['on'] else '')
             results.update(zip(pending, train_splits_together(trainers, show_progress)))
             pending = []
         else:
             obstacle = 'the interrupted splits stopped after different epochs'
     if pending and obstacle:
-        log.info('training the splits one by one: %s; %s', obstacle,
-                 f'the training step is compiled ({why})' if compile_step else f'eagerly ({why})')
+        log.info('training the splits one by one: %s; %s (%s)', obstacle,
+                 'the training step is compiled' if compiling['on'] else 'eagerly', compiling['why'])
     for i in trained:
         if i in pending:                                 # one by one: each split's result as soon as it is done
             barrier()
-            split_trainer = trainer(i, compile_step)
+            split_trainer = trainer(i, compiling['on'])
             results[i] = run_split(split_trainer, show_progress)
-            compile_step = compile_step and split_trainer.compiled is not None   # failed once: the rest eagerly
+            if compiling['on'] and split_trainer.compiled is None:      # failed once: the rest of the run eagerly
+                compiling.update(on=False, why='torch.compile failed')
         r = results[i]
         if 'war' in r:
             log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
