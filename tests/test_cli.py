@@ -121,6 +121,13 @@ def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol
                          '--out', str(out), '--quiet']) == 0, protocol
         assert (out / 'metrics.json').is_file()
     capsys.readouterr()
+    # a feature file named with --corpus that holds other features (another length) is left as it is, not replaced
+    before = (tmp_path / 'f.npz').read_bytes()
+    assert cli.main(['train', *map(str, common), '--features', str(tmp_path / 'f.npz'), '--model', 'tim',
+                     '--epochs', '1', '--out', str(tmp_path / 'run_cache'), '--quiet']) == 2
+    err = capsys.readouterr().err
+    assert 'holds other features than manifest gives now (settings differ in frames, mean_signal_length)' in err
+    assert (tmp_path / 'f.npz').read_bytes() == before
 
     (tmp_path / 'bad.csv').write_text('file,emotion\na.wav,x\n')
     (tmp_path / 'gone.csv').write_text('path,label\nmissing.wav,x\n,y\n')

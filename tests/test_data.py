@@ -11,7 +11,7 @@ from tim_zoo.data import (  # noqa: E402
     FeatureSet, GMMFrameSelection, MFCCExtractor, cached_features, centre_fit, extract_features, gmm_frame_selection,
     load_corpus, load_timnet_npy, natural_key, save_timnet_npy,
 )
-from tim_zoo.exceptions import AudioError, DatasetError, UnsafeFileError  # noqa: E402
+from tim_zoo.exceptions import AudioError, ConfigurationError, DatasetError, UnsafeFileError  # noqa: E402
 
 
 def _write_wav(path, seconds=1.0, sr=22050, freq=220.0, channels=1, seed=0):
@@ -192,8 +192,10 @@ def test_folder_per_class_reader_and_errors(tmp_path):
     c = load_corpus('folders', tmp_path)
     assert c.label_names == ['happy', 'sad'] and [p.split('/')[-1] for p in c.paths] == ['9.wav', '10.wav', '2.wav']
     assert load_corpus('folders', tmp_path, label_names=['sad', 'happy']).labels.tolist() == [0, 1, 1]
-    with pytest.raises(DatasetError, match="unknown corpus 'timit'"):
+    with pytest.raises(ConfigurationError, match="unknown corpus 'timit'; known: emodb"):
         load_corpus('timit', tmp_path)
+    with pytest.raises(ConfigurationError, match=r"unknown corpus 'manifets' \(did you mean manifest\?\)"):
+        load_corpus('manifets', tmp_path)
     with pytest.raises(DatasetError, match='no emodb utterances found'):
         load_corpus('emodb', tmp_path)
     with pytest.raises(DatasetError, match='does not exist'):

@@ -3,6 +3,7 @@ import json
 import math
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,6 +261,23 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     (tmp_path / 'early' / 'config.json').write_text((tmp_path / 'out' / 'config.json').read_text())
     early = [a if a != str(tmp_path / 'out') else str(tmp_path / 'early') for a in args]
     assert cli_main(early) == 0 and (tmp_path / 'early' / 'metrics.json').is_file()
+
+
+def test_an_interrupted_cli_run_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    _features().save(tmp_path / 'f.npz')
+
+    def interrupted_after_an_epoch(cfg, features, out_dir, **kw):
+        (Path(out_dir) / 'fold1').mkdir(parents=True)
+        (Path(out_dir) / 'fold1' / 'state.pt').write_bytes(b'')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tim_zoo.cli.train, 'run_training', interrupted_after_an_epoch)
+    args = ['train', '--features', str(tmp_path / 'f.npz'), '--quiet', '--out']
+    assert cli_main(args + [str(tmp_path / 'run')]) == 130
+    assert f'interrupted; continue with: tim-zoo train --resume --out {tmp_path / "run"}' in capsys.readouterr().err
+    monkeypatch.setattr(tim_zoo.cli.train, 'run_training', lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert cli_main(args + [str(tmp_path / 'early')]) == 130
+    assert 'interrupted before the first epoch ended; nothing to resume' in capsys.readouterr().err
 
 
 def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):
@@ -540,12 +558,13 @@ def test_compiled_training_equals_eager_training(tmp_path, caplog):
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
     _weights_close(tmp_path / 'on', tmp_path / 'auto', ['fold1'], torch.as_tensor(features.x))
-    h = [json.loads((tmp_path / m / 'fold1' / 'result.json').read_text())['history'] for m in ('on', 'auto')]
-    assert [r['train_war'] for r in h[0]] == [r['train_war'] for r in h[1]]
+    results = [json.loads((tmp_path / m / 'fold1' / 'result.json').read_text()) for m in ('on', 'auto')]
+    assert [r['compiled'] for r in results] == [True, False]
+    assert [r['train_war'] for r in results[0]['history']] == [r['train_war'] for r in results[1]['history']]
 
 
 @pytest.mark.parametrize('where', ['recompile', 'graph_break'])
-def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, monkeypatch, where):
+def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, capsys, monkeypatch, where):
     """A compiler failing in the first epoch (no C++ compiler, no Triton, a recompile for the epoch's smaller last
     batch...) costs nothing but the log line: the run continues eagerly from the weights, statistics and random state
     of before the failed batch, bit for bit the eager run. The backend here compiles the first graph (running it as
@@ -586,6 +605,9 @@ def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, 
         torch._dynamo.reset()
     assert len(calls) == 2                               # compiled once, then failed
     assert caplog.text.count('training eagerly: RuntimeError: no compiler here') == 1   # fold2 does not retry
+    assert 'torch.compile failed' in capsys.readouterr().err                           # shown, not only logged
+    assert [json.loads((tmp_path / 'failed' / f / 'result.json').read_text())['compiled'] for f in ('fold1', 'fold2')] \
+        == [False, False]
     assert 'fold1' in caplog.text.split('no compiler here')[0].splitlines()[-1]
     run_training(_cfg(**cfg, compile='off'), features, tmp_path / 'eager', show_progress=False)
     for fold in ('fold1', 'fold2'):
@@ -620,12 +642,29 @@ def test_runs_record_their_features_and_resume_only_on_them(tmp_path, capsys):
     assert cli_main(['train', '--resume', '--out', str(moved), '--quiet']) == 0
     assert (moved / 'fold1' / 'result.json').is_file()
     assert cli_main(['train', '--resume', '--out', str(tmp_path / 'nothing')]) == 2
-    assert 'nothing to resume' in capsys.readouterr().err
+    assert 'nothing to resume: ' + str(tmp_path / 'nothing') + ' does not exist' in capsys.readouterr().err
+    (moved / 'f.npz').rename(tmp_path / 'elsewhere.npz')      # the recorded file is gone: give it again
+    assert cli_main(['train', '--resume', '--out', str(moved)]) == 2
+    assert 'which is gone; give the same features again' in capsys.readouterr().err
+    assert cli_main(['train', '--resume', '--out', str(moved), '--features', str(tmp_path / 'elsewhere.npz')]) == 0
+    assert json.loads((moved / 'data.json').read_text())['source'] == {
+        'features': str((tmp_path / 'elsewhere.npz').resolve())}                  # where the same values are now
+    _features(n=30, seed=3).save(tmp_path / 'elsewhere.npz')                     # changed in place
+    assert cli_main(['train', '--resume', '--out', str(moved)]) == 2
+    assert 'the file has changed since the run started' in capsys.readouterr().err
     # the speakers count: the same values with other speakers would make other leave-one-speaker-out splits
     other = _features(n=30, speakers=5)
     assert np.array_equal(other.x, features.x) and other.digest() != features.digest()
     with pytest.raises(ConfigurationError, match='was started on other features'):
         run_training(None, other, moved, resume=True, show_progress=False)
+    # model arguments the data sets, or of the wrong type, are usage errors
+    args = ['train', '--features', str(tmp_path / 'elsewhere.npz'), '--epochs', '1', '--quiet']
+    assert cli_main(args + ['--out', str(tmp_path / 'a'), '--model-arg', 'num_classes=5']) == 2
+    assert 'model argument num_classes: set from the data (3 classes, 39 channels' in capsys.readouterr().err
+    assert cli_main(args + ['--out', str(tmp_path / 'b'), '--model-arg', 'depth=abc']) == 2
+    assert "timnet cannot be built with model arguments {'depth': 'abc'}" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError, match=r'unknown training settings: epoch \(did you mean epochs\?\)'):
+        TrainConfig.from_recipe(None, epoch=2)
     # started from Python without a source: the digest is checked, the file must be given to the CLI
     run_training(_cfg(model_args=dict(TINY), epochs=1, only_folds=[1]), features, tmp_path / 'py',
                  show_progress=False)

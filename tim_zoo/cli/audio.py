@@ -105,7 +105,7 @@ def cmd_evaluate(args) -> int:
     corpus = load_corpus(args.corpus, args.data_root)
     length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_length(args.corpus)
     extractor = MFCCExtractor(length)
-    features = (cached_features(corpus, extractor, args.features, not args.quiet) if args.features
+    features = (cached_features(corpus, extractor, args.features, not args.quiet, overwrite=False) if args.features
                 else extract_features(corpus, extractor, not args.quiet))
     result = evaluate_keras_release(args.keras_release, features, seed=args.seed, show_progress=not args.quiet,
                                     folds=args.fold, device=args.device)

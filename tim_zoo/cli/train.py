@@ -3,6 +3,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -57,7 +58,9 @@ def load_training_features(args):
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
     source = dict(features=str(Path(cache).resolve()), corpus=args.corpus,
                   data_root=str(Path(args.data_root).resolve()), level=extractor.level)
-    return cached_features(corpus, extractor, cache, not args.quiet), source
+    # a file the user named is never replaced; the run's own cache only on a new start
+    overwrite = not (args.features or args.resume)
+    return cached_features(corpus, extractor, cache, not args.quiet, overwrite=overwrite), source
 
 
 def config_from_args(args):
@@ -96,6 +99,18 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    try:
+        return _train_in_process_group(args)
+    except KeyboardInterrupt:
+        out = Path(args.out)
+        state = out.is_dir() and (any(out.rglob('state.pt')) or any(out.rglob('result.json')))
+        print('tim-zoo train: interrupted' + (f'; continue with: tim-zoo train --resume --out {args.out}' if state
+                                               else ' before the first epoch ended; nothing to resume'),
+              file=sys.stderr)
+        return 130
+
+
+def _train_in_process_group(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():

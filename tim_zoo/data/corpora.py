@@ -5,6 +5,7 @@ class in the release's class order, and naturally sorted by path (relative to th
 class, so that `KFold(10, shuffle=True, random_state=seed)` over the items reproduces the authors' folds.
 """
 import csv
+import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..exceptions import DatasetError
+from ..exceptions import ConfigurationError, DatasetError
 from ..models.timnet_releases import TIMNET_RELEASES
 
 
@@ -257,5 +258,7 @@ def load_corpus(name: str, root, **kwargs) -> Corpus:
     `manifest` from the CSV file `root`."""
     key = name.lower()
     if key not in CORPUS_READERS:
-        raise DatasetError(f'unknown corpus {name!r}; known: {", ".join(CORPUS_READERS)}')
+        close = difflib.get_close_matches(key, list(CORPUS_READERS), n=1)
+        raise ConfigurationError(f'unknown corpus {name!r}' + (f' (did you mean {close[0]}?)' if close else '')
+                                 + f'; known: {", ".join(CORPUS_READERS)}')
     return CORPUS_READERS[key](root, **kwargs)

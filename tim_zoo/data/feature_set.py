@@ -8,7 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from .._utils import atomic_write, progress
-from ..exceptions import DatasetError, UnsafeFileError
+from ..exceptions import ConfigurationError, DatasetError, UnsafeFileError
 from .corpora import Corpus
 from .features import MFCCExtractor
 
@@ -90,14 +90,24 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
         speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name))
 
 
-def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True) -> FeatureSet:
-    """Load `cache_path` if it holds these files with these settings, else extract and write it."""
+def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True,
+                    overwrite: bool = True) -> FeatureSet:
+    """Load `cache_path` if it holds these files with these settings, else extract and write it. With `overwrite`
+    False, a file at `cache_path` that holds other features is refused instead of replaced (a file someone named
+    may be their only copy)."""
     cache_path = Path(cache_path)
     expected = dict(extractor.settings, corpus=corpus.name)
     if cache_path.is_file():
         cached = FeatureSet.load(cache_path)
         if cached.settings == expected and cached.paths == corpus.paths:
             return cached
+        if not overwrite:
+            differ = sorted(k for k in set(expected) | set(cached.settings)
+                            if expected.get(k) != cached.settings.get(k))
+            what = (f'settings differ in {", ".join(differ)}' if differ else
+                    f'{len(cached.paths)} files there, {len(corpus.paths)} in the corpus now')
+            raise ConfigurationError(f'{cache_path} holds other features than {corpus.name} gives now ({what}); it is '
+                                     f'left as it is: give another file to extract into, or delete this one')
     features = extract_features(corpus, extractor, show_progress)
     features.save(cache_path)
     return features

@@ -1,5 +1,6 @@
 """The resolved settings of one training run."""
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -100,7 +101,10 @@ class TrainConfig:
         settings.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ConfigurationError(f'unknown training settings: {", ".join(sorted(unknown))}')
+            fields = [f.name for f in dataclasses.fields(cls)]
+            raise ConfigurationError('unknown training settings: ' + ', '.join(
+                f'{u} (did you mean {c[0]}?)' if (c := difflib.get_close_matches(u, fields, n=1)) else u
+                for u in sorted(unknown)))
         return cls(model_args=model_args, **settings)
 
     def to_json(self) -> str:

@@ -257,7 +257,7 @@ class SplitTrainer:
             load_weights(self.model, self.fold_dir / 'best.safetensors', allow_head_reset=False)
             chosen = self.best_epoch
         result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
-                      n_test=len(split.test))
+                      n_test=len(split.test), compiled=self.compiled is not None)
         if len(split.test):
             result.update(_metrics(y[split.test].numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
                                                                   self.device), self.num_classes))

@@ -15,7 +15,7 @@ from .._validation import resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import gmm_frame_selection
 from ..data.normalize import normalize_features
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
 from .config import TrainConfig
 from .engine import RESULT_FILE, STATE_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, run_split
@@ -33,9 +33,18 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     """The model of `cfg` for this data: classes, channels and (fixed-length heads) frames; initial
     weights from `cfg.init` (a different class count re-initialises the head); `cfg.freeze` applied."""
     kwargs = dict(cfg.model_args)
+    from_data = sorted({'num_classes', 'in_chans', 'seq_len'} & set(kwargs))
+    if from_data:
+        raise ConfigurationError(f'model argument {", ".join(from_data)}: set from the data ({num_classes} classes, '
+                                 f'{in_chans} channels, {frames} frames); drop it')
     if cfg.dropout is not None:
         kwargs.setdefault('drop_rate', cfg.dropout)
-    model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    try:
+        model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except TypeError as e:                              # a value of the wrong type (e.g. --model-arg depth=abc)
+        if isinstance(e, TimZooError):
+            raise
+        raise ConfigurationError(f'{cfg.model} cannot be built with model arguments {cfg.model_args}: {e}') from e
     if cfg.init:
         load_weights(model, cfg.init, allow_head_reset=True)
     if label_names is not None:
@@ -162,13 +171,18 @@ def run_training(
     atomic_write(out_dir / DATA_FILE, lambda tmp: Path(tmp).write_text(json.dumps(data_record, indent=2)))
     handler = logging.FileHandler(out_dir / 'train.log')
     handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
-    log.addHandler(handler)
+    warnings_shown = logging.StreamHandler()              # what changes a run (a compile fallback...) shows on stderr
+    warnings_shown.setLevel(logging.WARNING)
+    warnings_shown.setFormatter(logging.Formatter('tim_zoo.train: %(message)s'))
+    for h in (handler, warnings_shown):
+        log.addHandler(h)
     log.setLevel(logging.INFO)
     try:
         return _run(cfg, features, out_dir, show_progress, on_epoch_end)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        for h in (handler, warnings_shown):
+            log.removeHandler(h)
+            h.close()
 
 
 def _check_data(features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]) -> dict:
@@ -185,13 +199,21 @@ def _check_data(features: FeatureSet, out_dir: Path, resume: bool, source: Optio
         if resume:
             log.info('%s records no features (started before runs recorded them): recording these, unchecked', out_dir)
         return record
+    old_source = stored.get('source', {})
     if stored.get('digest') != record['digest']:
-        where = ', '.join(f'{k} {v}' for k, v in stored.get('source', {}).items()) or 'not recorded'
+        where = ', '.join(f'{k} {v}' for k, v in old_source.items()) or 'not recorded'
+        same_file = source.get('features') and source.get('features') == old_source.get('features')
         raise ConfigurationError(
             f'{out_dir} was started on other features ({stored.get("samples")} samples of {stored.get("shape")}, '
             f'labels {stored.get("label_names")}; source: {where}) than these ({record["samples"]} samples of '
-            f'{record["shape"]}, labels {record["label_names"]}); resume with the features the run started with')
-    return dict(record, source=source or stored.get('source', {}))      # the same values: where they are now
+            f'{record["shape"]}, labels {record["label_names"]})'
+            + ('; the file has changed since the run started' if same_file else '')
+            + '; resume with the features the run started with')
+    if not source.get('features') or source.get('features') == old_source.get('features'):
+        return dict(record, source=old_source or source)
+    log.info('%s: the same features are now read from %s (recorded before: %s)', out_dir, source['features'],
+             old_source.get('features'))
+    return dict(record, source=source)
 
 
 def read_data_record(out_dir) -> Optional[dict]:
@@ -212,6 +234,8 @@ def recorded_features(out_dir) -> Path:
     """The feature file the run in `out_dir` recorded (a path inside `out_dir` is stored relative to it); an error
     saying what to give instead when there is no run, no record or no file in it."""
     out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise ConfigurationError(f'nothing to resume: {out_dir} does not exist (drop --resume to start a run there)')
     if not (out_dir / CONFIG_FILE).is_file():
         raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
     record = read_data_record(out_dir)
@@ -222,7 +246,11 @@ def recorded_features(out_dir) -> Path:
     if not path:
         raise ConfigurationError(f'{out_dir} records the digest of its features but no file (started from Python '
                                  f'without source=); give --features FILE.npz, or --corpus NAME --data-root DIR')
-    return out_dir / path                                 # an absolute path stays as it is
+    found = out_dir / path                                # an absolute path stays as it is
+    if not found.is_file():
+        raise ConfigurationError(f'{out_dir} was trained on {found}, which is gone; give the same features again with '
+                                 f'--features FILE.npz (their digest is checked)')
+    return found
 
 
 def _has_trained(out_dir: Path) -> bool:
