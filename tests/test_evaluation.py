@@ -92,7 +92,14 @@ def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys, speech_like
     feats = FeatureSet.load(tmp_path / 'f.npz')
     assert feats.x.shape == (3, 39, 65) and feats.label_names == ['high', 'low']
     assert feats.settings['level'] == 'peak'                         # extract's default, recorded
-    capsys.readouterr()
+    assert feats.durations == pytest.approx([1.0, 1.0, 1.0])         # as read
+    # nothing padded (or cut) silently: 32768 samples at 22050 Hz are 1.49 s
+    assert 'note: 3 of 3 shorter than 1.49 s were zero-padded around (the shortest 1.00 s)' in capsys.readouterr().out
+    longer = FeatureSet(feats.x, feats.y, feats.label_names, settings=feats.settings, durations=[2.0, 32768 / 22050, 1.0])
+    assert longer.fit_note() == ('1 of 3 recordings longer than 1.49 s were cut to their middle 1.49 s (the longest, '
+                                 '2.00 s, lost 26 % of it); 1 of 3 shorter than 1.49 s were zero-padded around '
+                                 '(the shortest 1.00 s)')
+    assert FeatureSet(feats.x, feats.y, feats.label_names, settings=feats.settings).fit_note() == ''   # not known
 
     model = tim_zoo.create_model('tim', num_classes=2, depth=3)
     model.label_names = ['high', 'low']

@@ -41,6 +41,8 @@ def cmd_extract(args) -> int:
     else:
         FeatureSet.save(features, out)
     print(f'wrote {out}: {len(features)} utterances, x {tuple(features.x.shape)}, classes {", ".join(features.label_names)}')
+    if features.fit_note():
+        print(f'note: {features.fit_note()} (--mean-signal-length sets the length)')
     return 0
 
 

@@ -60,7 +60,10 @@ def load_training_features(args):
                   data_root=str(Path(args.data_root).resolve()), level=extractor.level)
     # a file the user named is never replaced; the run's own cache only on a new start
     overwrite = not (args.features or args.resume)
-    return cached_features(corpus, extractor, cache, not args.quiet, overwrite=overwrite), source
+    features = cached_features(corpus, extractor, cache, not args.quiet, overwrite=overwrite)
+    if features.fit_note():
+        print(f'note: {features.fit_note()}', file=sys.stderr)
+    return features, source
 
 
 def config_from_args(args):

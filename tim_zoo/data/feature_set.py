@@ -9,6 +9,7 @@ import numpy as np
 
 from .._utils import atomic_write, progress
 from ..exceptions import ConfigurationError, DatasetError, UnsafeFileError
+from .audio import load_audio
 from .corpora import Corpus
 from .features import MFCCExtractor
 
@@ -22,6 +23,8 @@ class FeatureSet:
     paths: List[str] = field(default_factory=list)
     speakers: List[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    #: seconds of each recording as read, before it was cut or padded to the fixed length (empty: not known)
+    durations: List[float] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -35,7 +38,7 @@ class FeatureSet:
                 np.savez(
                     f, x=self.x.astype(np.float32), y=self.y.astype(np.int64), label_names=np.array(self.label_names),
                     paths=np.array(self.paths, dtype=str), speakers=np.array(self.speakers, dtype=str),
-                    settings=np.array(json.dumps(self.settings)))
+                    settings=np.array(json.dumps(self.settings)), durations=np.array(self.durations, dtype=np.float64))
         atomic_write(path, write)
         return path
 
@@ -50,7 +53,8 @@ class FeatureSet:
                 return cls(
                     x=d['x'], y=d['y'], label_names=[str(s) for s in d['label_names']],
                     paths=[str(s) for s in d['paths']], speakers=[str(s) for s in d['speakers']],
-                    settings=json.loads(str(d['settings'])))
+                    settings=json.loads(str(d['settings'])),
+                    durations=[float(v) for v in d['durations']] if 'durations' in d.files else [])
         except (KeyError, ValueError, OSError) as e:
             raise DatasetError(f'{path} is not a tim_zoo feature file ({type(e).__name__}: {e})') from e
 
@@ -63,6 +67,25 @@ class FeatureSet:
         h.update(json.dumps([list(self.x.shape), list(self.label_names), list(self.speakers)]).encode())
         return h.hexdigest()
 
+    def fit_note(self) -> str:
+        """How many recordings were cut to the fixed length (their middle kept) or zero-padded around, in words
+        ('' when none was, or when the lengths or the fixed length are not known)."""
+        length, rate = self.settings.get('mean_signal_length'), self.settings.get('sample_rate')
+        if not (length and rate and self.durations):
+            return ''
+        seconds, slack = length / rate, 1.0 / rate
+        durations = np.asarray(self.durations)
+        cut, padded = durations > seconds + slack, durations < seconds - slack
+        parts = []
+        if cut.any():
+            parts.append(f'{cut.sum()} of {len(durations)} recordings longer than {seconds:.2f} s were cut to their '
+                         f'middle {seconds:.2f} s (the longest, {durations.max():.2f} s, lost '
+                         f'{100 * (1 - seconds / durations.max()):.0f} % of it)')
+        if padded.any():
+            parts.append(f'{padded.sum()} of {len(durations)} shorter than {seconds:.2f} s were zero-padded around '
+                         f'(the shortest {durations.min():.2f} s)')
+        return '; '.join(parts)
+
     def to_keras_layout(self) -> np.ndarray:
         """`x` as `[N, T, C]` (TIM-Net's Keras layout)."""
         return np.ascontiguousarray(self.x.transpose(0, 2, 1))
@@ -71,12 +94,19 @@ class FeatureSet:
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
     """Compute `extractor` on every item of `corpus`, in order, with a tqdm progress bar."""
     items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
+    rate, durations = extractor.sample_rate, []
     if extractor.mean_signal_length is None:
-        feats = [extractor(item.path) for item in items]
+        feats = []
+        for item in items:
+            wave = load_audio(item.path, rate)
+            durations.append(len(wave) / rate)
+            feats.append(extractor(wave, rate))
     else:                                   # equal lengths: MFCC in batches
         feats, signals = [], []
         for item in items:
-            signals.append(extractor.signal(item.path))
+            wave = load_audio(item.path, rate)
+            durations.append(len(wave) / rate)
+            signals.append(extractor.signal(wave, rate))
             if len(signals) == 64:
                 feats.extend(extractor.batch(signals))
                 signals = []
@@ -87,7 +117,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
             f'utterances have {len(lengths)} different frame counts; use a fixed mean_signal_length to stack them')
     return FeatureSet(
         x=np.stack(feats), y=corpus.labels, label_names=list(corpus.label_names), paths=corpus.paths,
-        speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name))
+        speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name), durations=durations)
 
 
 def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True,
