@@ -128,6 +128,15 @@ def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol
     err = capsys.readouterr().err
     assert 'holds other features than manifest gives now (settings differ in frames, mean_signal_length)' in err
     assert (tmp_path / 'f.npz').read_bytes() == before
+    # with the length it was extracted with, the same file is the cache: read, not extracted again
+    assert cli.main(['train', *map(str, common), '--features', str(tmp_path / 'f.npz'), '--mean-signal-length', '16384',
+                     '--model', 'tim', '--model-arg', 'depth=2', '--epochs', '1', '--batch-size', '4',
+                     '--out', str(tmp_path / 'run_cache'), '--quiet']) == 0
+    assert (tmp_path / 'f.npz').read_bytes() == before
+    assert 'were zero-padded around' in capsys.readouterr().err                      # 0.6 s recordings, 0.74 s input
+    assert cli.main(['train', '--features', str(tmp_path / 'f.npz'), '--mean-signal-length', '8000', '--model', 'tim',
+                     '--out', str(tmp_path / 'run_len'), '--quiet']) == 2
+    assert '--mean-signal-length 8000: the features in' in capsys.readouterr().err
 
     (tmp_path / 'bad.csv').write_text('file,emotion\na.wav,x\n')
     (tmp_path / 'gone.csv').write_text('path,label\nmissing.wav,x\n,y\n')

@@ -635,6 +635,9 @@ def test_runs_record_their_features_and_resume_only_on_them(tmp_path, capsys):
     args = ['train', '--features', str(out / 'f.npz'), '--model', 'timnet', '--model-arg', 'depth=2', '--model-arg',
             'filters=8', '--epochs', '1', '--folds', '3', '--protocol', 'kfold', '--fold', '1', '--quiet']
     assert cli_main(args + ['--out', str(out)]) == 0
+    printed = capsys.readouterr()
+    assert 'timnet (default, kfold, one split): WAR' in printed.out
+    assert 'a validation split holds 2 utterances: its accuracy moves in steps of 50 points' in printed.err
     assert json.loads((out / 'data.json').read_text())['source'] == {'features': 'f.npz'}
     moved = tmp_path / 'moved'
     out.rename(moved)

@@ -49,11 +49,15 @@ def load_training_features(args):
         if args.level and args.level != recorded:
             raise ConfigurationError(f'--level {args.level}: the features in {features_path} were extracted with '
                                      f'level={recorded!r}; extract them again with --level {args.level}')
+        length = features.settings.get('mean_signal_length')
+        if args.mean_signal_length and args.mean_signal_length != length:
+            raise ConfigurationError(f'--mean-signal-length {args.mean_signal_length}: the features in {features_path} '
+                                     f'have {length}; extract them again with that length')
         return features, source
     if not (args.corpus and args.data_root):
         raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
     corpus = load_corpus(args.corpus, args.data_root)
-    extractor = MFCCExtractor(release_length(args.corpus), level=args.level or 'peak')
+    extractor = MFCCExtractor(args.mean_signal_length or release_length(args.corpus), level=args.level or 'peak')
     cache = args.features or Path(args.out) / 'features.npz'
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
     source = dict(features=str(Path(cache).resolve()), corpus=args.corpus,
@@ -158,6 +162,10 @@ def _train(args) -> int:
     for fold in summary['folds']:
         print(f'{fold["split"]:>14}: WAR {100 * fold["war"]:6.2f}  UAR {100 * fold["uar"]:6.2f}  '
               f'(epoch {fold["chosen_epoch"]}, {fold["n_test"]} test samples)')
+    if len(summary['folds']) == 1:
+        print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}, one split): WAR '
+              f'{100 * summary["war_mean"]:.2f}, UAR {100 * summary["uar_mean"]:.2f}; outputs in {args.out}')
+        return 0
     print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}): mean WAR {100 * summary["war_mean"]:.2f} '
           f'(std {100 * summary["war_std"]:.2f}), mean UAR {100 * summary["uar_mean"]:.2f} '
           f'(std {100 * summary["uar_std"]:.2f}); outputs in {args.out}')
@@ -170,6 +178,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument('--corpus', help='corpus name (emodb, casia, ravdess, savee, emovo, iemocap, folders, manifest)')
     data.add_argument('--data-root', help='corpus folder (manifest: the CSV file path,label[,speaker])')
     add_level_argument(data)
+    data.add_argument('--mean-signal-length', type=int, default=0,
+                      help="with --corpus: samples after centre pad/crop (default: the corpus's release)")
     run = p.add_argument_group('run')
     run.add_argument('--model', help='registered model (default: the recipe\'s, else timnet)')
     run.add_argument('--recipe', help='training recipe, e.g. timnet.paper, at_deltatim.iemocap (default: "default")')

@@ -27,6 +27,8 @@ from .protocols import make_splits
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.json'
 DATA_FILE = 'data.json'
+#: fewer validation utterances than this make the checkpoint choice a warning
+SMALL_VALIDATION = 20
 
 
 def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
@@ -318,8 +320,13 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
     meta = dict(label_names=list(features.label_names), feature_settings=features.settings)
-    log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d splits%s', cfg.model, cfg.recipe, len(y),
-             num_classes, cfg.protocol, len(chosen), f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
+    log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d split%s%s', cfg.model, cfg.recipe, len(y),
+             num_classes, cfg.protocol, len(chosen), 's' if len(chosen) != 1 else '',
+             f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
+    smallest = min(len(splits[i - 1].val) for i in chosen)
+    if cfg.select == 'val' and smallest < SMALL_VALIDATION:
+        log.warning('a validation split holds %d utterances: its accuracy moves in steps of %.0f points, so the '
+                    'chosen epoch says little (a larger --val-fraction, or --select last)', smallest, 100 / smallest)
 
     writer = dist_info()[0] == 0
     compiling = dict(zip(('on', 'why'), compile_decision(cfg, dist_info()[1])))
