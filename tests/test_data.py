@@ -189,9 +189,19 @@ def test_folder_per_class_reader_and_errors(tmp_path):
     _touch(tmp_path, 'sad/x/2.wav')
     _touch(tmp_path, 'happy/10.wav')
     _touch(tmp_path, 'happy/9.wav')
-    c = load_corpus('folders', tmp_path)
+    with pytest.warns(UserWarning, match='2 of 3 files lie directly in a class folder and have no speaker'):
+        c = load_corpus('folders', tmp_path)          # a mixed layout: some files with, some without a speaker
+    assert c.speakers == ['', '', 'x']
     assert c.label_names == ['happy', 'sad'] and [p.split('/')[-1] for p in c.paths] == ['9.wav', '10.wav', '2.wav']
-    assert load_corpus('folders', tmp_path, label_names=['sad', 'happy']).labels.tolist() == [0, 1, 1]
+    with pytest.warns(UserWarning, match='have no speaker'):
+        assert load_corpus('folders', tmp_path, label_names=['sad', 'happy']).labels.tolist() == [0, 1, 1]
+    (tmp_path / 'labels.csv').write_text('path,label\n')
+    with pytest.raises(DatasetError, match='labels.csv is not a folder'):
+        load_corpus('folders', tmp_path / 'labels.csv')
+    with pytest.raises(DatasetError, match='not a tim_zoo feature file .it holds pickled objects, which tim_zoo does '
+                                           'not load.; make one with tim-zoo extract'):
+        np.save(tmp_path / 'obj.npy', np.array([{'x': 1}], dtype=object), allow_pickle=True)
+        FeatureSet.load(tmp_path / 'obj.npy')
     with pytest.raises(ConfigurationError, match="unknown corpus 'timit'; known: emodb"):
         load_corpus('timit', tmp_path)
     with pytest.raises(ConfigurationError, match=r"unknown corpus 'manifets' \(did you mean manifest\?\)"):

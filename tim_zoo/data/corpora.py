@@ -84,7 +84,8 @@ def _build(name: str, root: Path, label_names: Sequence[str], found: List[tuple]
 
 def _wavs(root: Path) -> List[Path]:
     if not root.is_dir():
-        raise DatasetError(f'corpus folder {root} does not exist')
+        raise DatasetError(f'corpus folder {root} is not a folder' if root.exists() else
+                           f'corpus folder {root} does not exist')
     return sorted(p for p in root.rglob('*') if p.suffix.lower() == '.wav' and p.is_file())
 
 
@@ -196,7 +197,8 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
     speaker). Class order: `label_names`, or sorted folder names."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f'corpus folder {root} does not exist')
+        raise DatasetError(f'corpus folder {root} is not a folder' if root.exists() else
+                           f'corpus folder {root} does not exist')
     classes = list(label_names) if label_names else sorted(d.name for d in root.iterdir() if d.is_dir())
     found = []
     for name in classes:
@@ -205,6 +207,11 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
             raise DatasetError(f'class folder {folder} does not exist')
         found += [(p, name, p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else '')
                   for p in _wavs(folder)]
+    unnamed = sum(1 for _, _, speaker in found if not speaker)
+    if 0 < unnamed < len(found):
+        warnings.warn(f'{root}: {unnamed} of {len(found)} files lie directly in a class folder and have no speaker '
+                      f'(the others are in <class>/<speaker>/ folders); leave-one-speaker-out and per-speaker '
+                      f'normalisation need a speaker for every file', UserWarning, stacklevel=3)
     return _build('folders', root, classes, found)
 
 

@@ -56,7 +56,10 @@ class FeatureSet:
                     settings=json.loads(str(d['settings'])),
                     durations=[float(v) for v in d['durations']] if 'durations' in d.files else [])
         except (KeyError, ValueError, OSError) as e:
-            raise DatasetError(f'{path} is not a tim_zoo feature file ({type(e).__name__}: {e})') from e
+            reason = ('it holds pickled objects, which tim_zoo does not load' if 'pickle' in str(e) else
+                      f'{type(e).__name__}: {e}')
+            raise DatasetError(f'{path} is not a tim_zoo feature file ({reason}); make one with tim-zoo extract or '
+                               f'FeatureSet.save') from e
 
     def digest(self) -> str:
         """SHA-256 of what training sees (`x` as float32, `y`, label names, speakers, which the speaker-wise

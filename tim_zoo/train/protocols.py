@@ -7,6 +7,10 @@ import numpy as np
 from ..evaluation import kfold_splits
 from ..exceptions import DatasetError
 
+#: where speakers come from, for the errors of what needs them
+SPEAKER_HINT = ('(speakers come from a "speaker" column of a manifest, or from folders data/<class>/<speaker>/*.wav; '
+                'the known corpora name them)')
+
 
 @dataclass
 class Split:
@@ -53,7 +57,9 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
         return splits
     if protocol == 'loso':
         if speakers is None or len(speakers) != num_samples or not all(speakers):
-            raise DatasetError('leave-one-speaker-out needs a speaker for every sample')
+            have = sum(map(bool, speakers or []))
+            raise DatasetError(f'leave-one-speaker-out needs a speaker for every sample; these have {have} of '
+                               f'{num_samples} {SPEAKER_HINT}')
         groups = np.asarray(speakers)
         names = np.unique(groups)
         if len(names) < 3:

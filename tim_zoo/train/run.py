@@ -21,7 +21,7 @@ from .config import TrainConfig
 from .engine import RESULT_FILE, STATE_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, run_split
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
-from .protocols import make_splits
+from .protocols import SPEAKER_HINT, make_splits
 
 
 CONFIG_FILE = 'config.json'
@@ -302,7 +302,7 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
                                  f'{len(splits)} here')
     if cfg.normalize != 'none' and (len(features.speakers) != len(features.y) or not all(features.speakers)):
         raise ConfigurationError(f'--normalize {cfg.normalize} needs a speaker for every recording; these features '
-                                 f'have {sum(map(bool, features.speakers))} of {len(features.y)}')
+                                 f'have {sum(map(bool, features.speakers))} of {len(features.y)} {SPEAKER_HINT}')
     frames = cfg.gmm_select or features.x.shape[2]
     with warnings.catch_warnings():                    # a head re-initialised for new classes warns again in the run
         warnings.simplefilter('ignore')
