@@ -5,8 +5,9 @@ In docs/speed.md each ``<!-- table:NAME -->`` ... ``<!-- /table -->`` block beco
 docs/training.md each ``<!-- results:NAME -->`` ... ``<!-- /results -->`` block becomes the per-split
 table of ``docs/results/NAME.json`` (the result.json files of a ``tim-zoo train`` run, collected), and
 each ``<!-- summary:NAME NAME ... -->`` ... ``<!-- /summary -->`` block a table of those runs' means, one
-row per run, for comparing settings; in docs/speed.md each ``<!-- predict:NAME -->`` ... ``<!-- /predict -->``
-block the figures of ``benchmarks/results/NAME.json`` (written by ``benchmarks/predict_speed.py``).
+row per run, for comparing settings, and each ``<!-- compare:BASE NAME ... -->`` ... ``<!-- /compare -->`` block
+the differences of each NAME from BASE with their standard errors; in docs/speed.md each
+``<!-- predict:NAME -->`` ... ``<!-- /predict -->`` block the figures of ``benchmarks/results/NAME.json`` (written by ``benchmarks/predict_speed.py``).
 ``--check`` exits 1 when a page is out of date.
 
     python benchmarks/make_tables.py [--check]
@@ -25,6 +26,7 @@ TRAINING_PAGE = ROOT / 'docs' / 'training.md'
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
 RESULTS_BLOCK = re.compile(r'(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)', re.S)
 SUMMARY_BLOCK = re.compile(r'(<!-- summary:([\w. -]+?) -->\n)(.*?)(<!-- /summary -->)', re.S)
+COMPARE_BLOCK = re.compile(r'(<!-- compare:([\w. -]+?) -->\n)(.*?)(<!-- /compare -->)', re.S)
 PREDICT_BLOCK = re.compile(r'(<!-- predict:([\w.-]+) -->\n)(.*?)(<!-- /predict -->)', re.S)
 
 
@@ -101,6 +103,56 @@ def render_summary(runs: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _split_wars(run: dict) -> dict:
+    """Per split the WAR in percent, averaged over the repeats of a repeated run."""
+    repeats = [r['folds'] for r in run['repeats']] if 'repeats' in run else [run['folds']]
+    return {f['split']: 100 * sum(r[j]['war'] for r in repeats) / len(repeats) for j, f in enumerate(repeats[0])}
+
+
+def _repeat_means(run: dict) -> list:
+    """The mean WAR over splits of each repeat, in percent (one value for a single run)."""
+    repeats = [r['folds'] for r in run['repeats']] if 'repeats' in run else [run['folds']]
+    return [100 * sum(f['war'] for f in folds) / len(folds) for folds in repeats]
+
+
+def _sample_std(values: list) -> float:
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def render_comparison(runs: dict) -> str:
+    """How each run differs from the first (name -> collected run) in mean WAR, with two standard errors: paired
+    over the splits (the same test utterances; the spread of the per-split differences) and over the repeats
+    (the spread of each run's 10-fold mean over its training seeds; only where both runs have repeats)."""
+    (base_name, base), *others = runs.items()
+    a = _split_wars(base)
+    lines = [f'| run | mean WAR % (repeats) | difference from `{base_name}` | paired over splits: std error (ratio) '
+             f'| over repeats: std error (ratio) | splits better / equal / worse |', '|---|---|---|---|---|---|']
+    rows = [(base_name, base, None)] + [(name, run, _split_wars(run)) for name, run in others]
+    for name, run, b in rows:
+        means = _repeat_means(run)
+        mean = sum(means) / len(means)
+        head = f'| `{name}` | {mean:.2f} ({len(means)}) |'
+        if b is None:
+            lines.append(head + ' | | | |')
+            continue
+        if set(a) != set(b):
+            raise ValueError(f'{name} tested other splits than {base_name}')
+        diffs = [b[k] - a[k] for k in a]
+        d = sum(diffs) / len(diffs)
+        paired = _sample_std(diffs) / len(diffs) ** 0.5
+        base_means = _repeat_means(base)
+        over = '-'
+        if len(means) > 1 and len(base_means) > 1:
+            se = (_sample_std(means) ** 2 / len(means) + _sample_std(base_means) ** 2 / len(base_means)) ** 0.5
+            over = f'{se:.2f} ({d / se:+.1f})' if se else '0'
+        counts = (sum(x > 0 for x in diffs), sum(x == 0 for x in diffs), sum(x < 0 for x in diffs))
+        paired_cell = f'{paired:.2f} ({d / paired:+.1f})' if paired else '0'
+        lines.append(head + f' {d:+.2f} | {paired_cell} | {over} | '
+                     f'{" / ".join(map(str, counts))} |')
+    return '\n'.join(lines) + '\n'
+
+
 def render_results(run: dict) -> str:
     if 'repeat_summary' in run:
         return _render_repeated_results(run)
@@ -169,9 +221,14 @@ def update(text: str) -> str:
     def summary(m):
         runs = {name: json.loads((TRAINING_RESULTS / f'{name}.json').read_text()) for name in m.group(2).split()}
         return m.group(1) + render_summary(runs) + m.group(4)
+    def compare(m):
+        runs = {name: json.loads((TRAINING_RESULTS / f'{name}.json').read_text()) for name in m.group(2).split()}
+        return m.group(1) + render_comparison(runs) + m.group(4)
+
     def predict(m):
         return m.group(1) + render_predict(json.loads((RESULTS / f'{m.group(2)}.json').read_text())) + m.group(4)
-    return PREDICT_BLOCK.sub(predict, SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text))))
+    text = SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text)))
+    return PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text))
 
 
 def main(argv=None) -> int:

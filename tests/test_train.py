@@ -519,6 +519,37 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
     assert '3 x 2 repeats' in summary and f'{100 * rs["war_mean"]:.2f} ({100 * rs["war_std"]:.2f})' in summary
 
 
+def test_comparisons_of_runs_give_the_difference_and_its_standard_errors():
+    """The compare block: the difference of mean WAR from the base run, its standard error paired over the splits
+    and over the repeats, checked against numpy on made-up runs."""
+    make_tables = _benchmark_script('make_tables')
+    rng = np.random.default_rng(0)
+    base_wars = rng.uniform(0.7, 0.9, size=(3, 10))                     # 3 repeats x 10 folds
+    other_wars = base_wars + rng.normal(0.02, 0.03, size=(3, 10))
+
+    def run(wars):
+        repeats = [dict(repeat=r + 1, folds=[dict(split=f'fold{j + 1}', war=w, n_test=54) for j, w in enumerate(row)])
+                   for r, row in enumerate(wars)]
+        return dict(folds=repeats[0]['folds'], repeats=repeats)
+
+    table = make_tables.render_comparison({'base': run(base_wars), 'other': run(other_wars),
+                                           'single': run(other_wars[:1])})
+    rows = [line.split(' | ') for line in table.splitlines()[2:]]
+    diffs = 100 * (other_wars.mean(0) - base_wars.mean(0))
+    assert rows[0][1] == f'{100 * base_wars.mean():.2f} (3)'
+    assert rows[1][2] == f'{diffs.mean():+.2f}'
+    paired = diffs.std(ddof=1) / np.sqrt(10)
+    assert rows[1][3] == f'{paired:.2f} ({diffs.mean() / paired:+.1f})'
+    means_a, means_b = 100 * base_wars.mean(1), 100 * other_wars.mean(1)
+    se = np.sqrt(means_a.var(ddof=1) / 3 + means_b.var(ddof=1) / 3)
+    assert rows[1][4] == f'{se:.2f} ({diffs.mean() / se:+.1f})'
+    assert rows[1][5].rstrip(' |') == f'{(diffs > 0).sum()} / 0 / {(diffs < 0).sum()}'
+    assert rows[2][4] == '-'                                        # one repeat: no spread over repeats
+    with pytest.raises(ValueError, match='tested other splits'):
+        shorter = run(other_wars[:, :9])
+        make_tables.render_comparison({'base': run(base_wars), 'shorter': shorter})
+
+
 # --- compiled training step ----------------------------------------------------------------------------------
 
 def _weights_close(dir_a, dir_b, folds, x):
