@@ -651,6 +651,7 @@ def test_a_compile_failure_trains_eagerly_from_the_same_state(tmp_path, caplog, 
         assert run_training(_cfg(**cfg, compile='auto'), features, tmp_path / 'eager', resume=True,
                             show_progress=False)['folds']
     assert "compile='auto' (was 'off')" in caplog.text
+    assert "compile='auto' (was 'off')" in (tmp_path / 'eager' / 'train.log').read_text()   # said before the log existed
     # a run from before `compile` existed trained eagerly, and resumes so
     stored = json.loads((tmp_path / 'eager' / 'config.json').read_text())
     del stored['compile']

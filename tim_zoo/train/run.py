@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import logging
+import logging.handlers
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -148,8 +149,41 @@ def run_training(
     Under `torch.distributed` every process calls this; rank 0 alone writes.
     """
     out_dir = Path(out_dir)
+    # what happens before train.log exists (resumed settings, the features' record) is held and written into it
+    held = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)
+    warnings_shown = logging.StreamHandler()              # what changes a run (a compile fallback...) shows on stderr
+    warnings_shown.setLevel(logging.WARNING)
+    warnings_shown.setFormatter(logging.Formatter('tim_zoo.train: %(message)s'))
+    handlers = [held, warnings_shown]
+    for h in handlers:
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    try:
+        cfg, data_record = _prepare(cfg, features, out_dir, resume, source)
+        if dist_info()[0] != 0:                           # only rank 0 writes a log
+            log.removeHandler(held)
+            return _run(cfg, features, out_dir, False, on_epoch_end)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(cfg.to_json()))
+        atomic_write(out_dir / DATA_FILE, lambda tmp: Path(tmp).write_text(json.dumps(data_record, indent=2)))
+        to_file = logging.FileHandler(out_dir / 'train.log')
+        to_file.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+        held.setTarget(to_file)
+        held.flush()
+        log.removeHandler(held)
+        log.addHandler(to_file)
+        handlers.append(to_file)
+        return _run(cfg, features, out_dir, show_progress, on_epoch_end)
+    finally:
+        for h in handlers:
+            log.removeHandler(h)
+            h.close()
+
+
+def _prepare(cfg: Optional[TrainConfig], features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]):
+    """`(cfg, data record)` of a run about to start or resume in `out_dir`, after every check that needs nothing
+    written; every process has looked when it returns."""
     config_path = out_dir / CONFIG_FILE
-    rank, _ = dist_info()
     stored = TrainConfig.from_json(config_path.read_text()) if config_path.exists() else None
     if resume:
         if stored is None:
@@ -166,25 +200,7 @@ def run_training(
     _check_before_writing(cfg, features)
     data_record = _check_data(features, out_dir, resume, source)
     barrier()                                             # every process has looked before rank 0 writes
-    if rank != 0:
-        return _run(cfg, features, out_dir, False, on_epoch_end)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(config_path, lambda tmp: Path(tmp).write_text(cfg.to_json()))
-    atomic_write(out_dir / DATA_FILE, lambda tmp: Path(tmp).write_text(json.dumps(data_record, indent=2)))
-    handler = logging.FileHandler(out_dir / 'train.log')
-    handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
-    warnings_shown = logging.StreamHandler()              # what changes a run (a compile fallback...) shows on stderr
-    warnings_shown.setLevel(logging.WARNING)
-    warnings_shown.setFormatter(logging.Formatter('tim_zoo.train: %(message)s'))
-    for h in (handler, warnings_shown):
-        log.addHandler(h)
-    log.setLevel(logging.INFO)
-    try:
-        return _run(cfg, features, out_dir, show_progress, on_epoch_end)
-    finally:
-        for h in (handler, warnings_shown):
-            log.removeHandler(h)
-            h.close()
+    return cfg, data_record
 
 
 def _check_data(features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]) -> dict:
@@ -326,7 +342,8 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     smallest = min(len(splits[i - 1].val) for i in chosen)
     if cfg.select == 'val' and smallest < SMALL_VALIDATION:
         log.warning('a validation split holds %d utterances: its accuracy moves in steps of %.0f points, so the '
-                    'chosen epoch says little (a larger --val-fraction, or --select last)', smallest, 100 / smallest)
+                    'chosen epoch says little (a larger --val-fraction, or --select last)', smallest,
+                    100 / max(smallest, 1))
 
     writer = dist_info()[0] == 0
     compiling = dict(zip(('on', 'why'), compile_decision(cfg, dist_info()[1])))
