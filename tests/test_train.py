@@ -19,6 +19,7 @@ from tim_zoo.train import (
 )
 
 TINY = dict(depth=2, filters=8)
+HAS_CXX = any(map(shutil.which, ('g++', 'c++', 'clang++')))          # torch.compile's CPU backend needs one
 
 
 def _features(n=60, classes=3, frames=32, speakers=6, shift=1.0, seed=0):
@@ -280,9 +281,12 @@ def test_an_interrupted_cli_run_says_how_to_continue(tmp_path, capsys, monkeypat
     assert 'interrupted before the first epoch ended; nothing to resume' in capsys.readouterr().err
 
 
-def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):
+@pytest.mark.parametrize('compiled', [False, pytest.param(True, marks=pytest.mark.skipif(
+    not HAS_CXX, reason='torch.compile on the CPU needs a C++ compiler'))])
+def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path, compiled):
     """torchrun with 2 gloo processes: each takes half of every batch; the result equals one process.
-    LayerNorm and no dropout, so nothing depends on per-process batch statistics or random streams."""
+    LayerNorm and no dropout, so nothing depends on per-process batch statistics or random streams. Compiled
+    (`--compile on`, each process compiling the DDP-wrapped model), the same up to rounding."""
     import subprocess
     import sys
 
@@ -295,8 +299,10 @@ def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):
                             timeout=300)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port',
-                          '29531', *args, '--out', str(tmp_path / 'two')], capture_output=True, text=True, timeout=300)
+                          '29532' if compiled else '29531', *args, '--out', str(tmp_path / 'two'),
+                          '--compile', 'on' if compiled else 'auto'], capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    tolerance = 1e-4 if compiled else 1e-5
     one = json.loads((tmp_path / 'one' / 'metrics.json').read_text())
     two = json.loads((tmp_path / 'two' / 'metrics.json').read_text())
     assert two['world_size'] == 2 and one['world_size'] == 1
@@ -305,11 +311,12 @@ def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path):
     for fold in ('fold1', 'fold2'):
         h1 = json.loads((tmp_path / 'one' / fold / 'result.json').read_text())['history']
         h2 = json.loads((tmp_path / 'two' / fold / 'result.json').read_text())['history']
-        np.testing.assert_allclose([h['train_loss'] for h in h2], [h['train_loss'] for h in h1], rtol=1e-5)
+        np.testing.assert_allclose([h['train_loss'] for h in h2], [h['train_loss'] for h in h1], rtol=tolerance)
+        assert json.loads((tmp_path / 'two' / fold / 'result.json').read_text())['compiled'] is compiled
         a = tim_zoo.load_checkpoint(tmp_path / 'one' / fold / 'last.safetensors').state_dict()
         b = tim_zoo.load_checkpoint(tmp_path / 'two' / fold / 'last.safetensors').state_dict()
         for k in a:
-            torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(b[k], a[k], atol=tolerance, rtol=tolerance)
 
 
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
@@ -569,8 +576,7 @@ def _weights_close(dir_a, dir_b, folds, x):
                                        atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.skipif(not any(map(shutil.which, ('g++', 'c++', 'clang++'))), reason='torch.compile on the CPU needs '
-                                                                                   'a C++ compiler')
+@pytest.mark.skipif(not HAS_CXX, reason='torch.compile on the CPU needs a C++ compiler')
 def test_compiled_training_equals_eager_training(tmp_path, caplog):
     """compile="on" trains the same model up to rounding (dropout drawn as the eager modules draw it); "auto"
     trains eagerly on the CPU and says why."""
