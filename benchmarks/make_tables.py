@@ -123,7 +123,10 @@ def _sample_std(values: list) -> float:
 def render_comparison(runs: dict) -> str:
     """How each run differs from the first (name -> collected run) in mean WAR, with two standard errors: paired
     over the splits (the same test utterances; the spread of the per-split differences) and over the repeats
-    (the spread of each run's 10-fold mean over its training seeds; only where both runs have repeats)."""
+    (the spread of each run's 10-fold mean over its training seeds; only where both runs have repeats). The
+    ratio is the difference over its standard error, a guide rather than a test: k-fold splits share most of
+    their training data, so the paired error understates the uncertainty. Runs must test the same utterances
+    (protocol, folds, seed and the splits' sizes)."""
     (base_name, base), *others = runs.items()
     a = _split_wars(base)
     lines = [f'| run | mean WAR % (repeats) | difference from `{base_name}` | paired over splits: std error (ratio) '
@@ -136,18 +139,20 @@ def render_comparison(runs: dict) -> str:
         if b is None:
             lines.append(head + ' | | | |')
             continue
-        if set(a) != set(b):
+        same = ('protocol', 'folds', 'seed') + (('val_fraction',) if run['config']['protocol'] == 'holdout' else ())
+        sizes = [{f['split']: f['n_test'] for f in r['folds']} for r in (base, run)]
+        if set(a) != set(b) or sizes[0] != sizes[1] or any(run['config'][k] != base['config'][k] for k in same):
             raise ValueError(f'{name} tested other splits than {base_name}')
         diffs = [b[k] - a[k] for k in a]
         d = sum(diffs) / len(diffs)
-        paired = _sample_std(diffs) / len(diffs) ** 0.5
+        paired = _sample_std(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else None
         base_means = _repeat_means(base)
         over = '-'
         if len(means) > 1 and len(base_means) > 1:
             se = (_sample_std(means) ** 2 / len(means) + _sample_std(base_means) ** 2 / len(base_means)) ** 0.5
-            over = f'{se:.2f} ({d / se:+.1f})' if se else '0'
+            over = f'{se:.2f} ({d / se:+.1f})' if se else '0.00 (-)'
         counts = (sum(x > 0 for x in diffs), sum(x == 0 for x in diffs), sum(x < 0 for x in diffs))
-        paired_cell = f'{paired:.2f} ({d / paired:+.1f})' if paired else '0'
+        paired_cell = '-' if paired is None else f'{paired:.2f} ({d / paired:+.1f})' if paired else '0.00 (-)'
         lines.append(head + f' {d:+.2f} | {paired_cell} | {over} | '
                      f'{" / ".join(map(str, counts))} |')
     return '\n'.join(lines) + '\n'

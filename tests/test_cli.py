@@ -135,6 +135,11 @@ def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol
                      '--out', str(tmp_path / 'run_cache'), '--quiet']) == 0
     assert (tmp_path / 'f.npz').read_bytes() == before
     assert 'were zero-padded around' in capsys.readouterr().err                      # 0.6 s recordings, 0.74 s input
+    # a new start in a folder that holds a run is refused before anything is extracted into it
+    run_dir = tmp_path / 'run_kfold'
+    (run_dir / 'features.npz').write_bytes(before)
+    assert cli.main(['train', *map(str, common), '--model', 'tim', '--out', str(run_dir), '--quiet']) == 2
+    assert 'already holds a run' in capsys.readouterr().err and (run_dir / 'features.npz').read_bytes() == before
     assert cli.main(['train', '--features', str(tmp_path / 'f.npz'), '--mean-signal-length', '8000', '--model', 'tim',
                      '--out', str(tmp_path / 'run_len'), '--quiet']) == 2
     assert '--mean-signal-length 8000: the features in' in capsys.readouterr().err

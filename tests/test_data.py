@@ -198,10 +198,17 @@ def test_folder_per_class_reader_and_errors(tmp_path):
     (tmp_path / 'labels.csv').write_text('path,label\n')
     with pytest.raises(DatasetError, match='labels.csv is not a folder'):
         load_corpus('folders', tmp_path / 'labels.csv')
-    with pytest.raises(DatasetError, match='not a tim_zoo feature file .it holds pickled objects, which tim_zoo does '
-                                           'not load.; make one with tim-zoo extract'):
-        np.save(tmp_path / 'obj.npy', np.array([{'x': 1}], dtype=object), allow_pickle=True)
-        FeatureSet.load(tmp_path / 'obj.npy')
+    with pytest.raises(DatasetError, match='is a .npy array, not a tim_zoo feature file'):
+        np.save(tmp_path / 'x.npy', np.zeros(3))
+        FeatureSet.load(tmp_path / 'x.npy')
+    with pytest.raises(DatasetError, match='not a tim_zoo feature file .not an .npz archive.; make one with tim-zoo'):
+        FeatureSet.load(tmp_path / 'labels.csv')
+    with pytest.raises(DatasetError, match='it holds pickled objects, which tim_zoo does not load'):
+        np.savez(tmp_path / 'obj.npz', x=np.array([{'x': 1}], dtype=object))
+        FeatureSet.load(tmp_path / 'obj.npz')
+    (tmp_path / 'cut.npz').write_bytes((tmp_path / 'obj.npz').read_bytes()[:40])
+    with pytest.raises(DatasetError, match='BadZipFile'):
+        FeatureSet.load(tmp_path / 'cut.npz')
     with pytest.raises(ConfigurationError, match="unknown corpus 'timit'; known: emodb"):
         load_corpus('timit', tmp_path)
     with pytest.raises(ConfigurationError, match=r"unknown corpus 'manifets' \(did you mean manifest\?\)"):

@@ -2,7 +2,9 @@
 import argparse
 import dataclasses
 import json
+import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import barrier, dist_info
 from ..train.config import COMPILE_MODES
-from ..train.run import CONFIG_FILE, check_config, recorded_features
+from ..train.run import CONFIG_FILE, check_config, check_new_start, has_trained, recorded_features
 from .audio import add_level_argument, release_length
 
 
@@ -109,15 +111,27 @@ def cmd_train(args) -> int:
     try:
         return _train_in_process_group(args)
     except KeyboardInterrupt:
-        out = Path(args.out)
-        state = out.is_dir() and (any(out.rglob('state.pt')) or any(out.rglob('result.json')))
-        print('tim-zoo train: interrupted' + (f'; continue with: tim-zoo train --resume --out {args.out}' if state
+        state = Path(args.out).is_dir() and has_trained(Path(args.out))
+        print('tim-zoo train: interrupted' + (f'; continue with: tim-zoo train --resume --out {shlex.quote(args.out)}'
+                                               if state
                                                else ' before the first epoch ended; nothing to resume'),
               file=sys.stderr)
         return 130
 
 
 def _train_in_process_group(args) -> int:
+    shown = logging.StreamHandler()                       # the run's warnings (a compile fallback...) on stderr
+    shown.setLevel(logging.WARNING)
+    shown.setFormatter(logging.Formatter('tim-zoo train: %(message)s'))
+    train_log = logging.getLogger('tim_zoo.train')
+    train_log.addHandler(shown)
+    try:
+        return _in_process_group(args)
+    finally:
+        train_log.removeHandler(shown)
+
+
+def _in_process_group(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():
@@ -135,6 +149,8 @@ def _train(args) -> int:
     cfg = resume_config_from_args(args) if args.resume else config_from_args(args)
     if cfg is not None:
         check_config(cfg)                                 # before the features are extracted into --out
+    if not args.resume:
+        check_new_start(args.out)                         # before anything is extracted into --out
     rank, _ = dist_info()
     if rank != 0:
         barrier()                                         # rank 0 extracts (and caches) the features first

@@ -1,6 +1,7 @@
 """Extracted features of a corpus: computing them with a progress bar, caching, and file formats."""
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -48,6 +49,14 @@ class FeatureSet:
         path = Path(path)
         if not path.is_file():
             raise DatasetError(f'no feature file at {path}')
+        with open(path, 'rb') as f:
+            magic = f.read(6)
+        if magic.startswith(b'\x93NUMPY'):
+            raise DatasetError(f'{path} is a .npy array, not a tim_zoo feature file (.npz); a TIM-Net .npy file reads '
+                               f'with load_timnet_npy, audio is extracted with tim-zoo extract')
+        if not magic.startswith(b'PK'):
+            raise DatasetError(f'{path} is not a tim_zoo feature file (not an .npz archive); make one with tim-zoo '
+                               f'extract or FeatureSet.save')
         try:
             with np.load(path, allow_pickle=False) as d:
                 return cls(
@@ -55,9 +64,9 @@ class FeatureSet:
                     paths=[str(s) for s in d['paths']], speakers=[str(s) for s in d['speakers']],
                     settings=json.loads(str(d['settings'])),
                     durations=[float(v) for v in d['durations']] if 'durations' in d.files else [])
-        except (KeyError, ValueError, OSError) as e:
-            reason = ('it holds pickled objects, which tim_zoo does not load' if 'pickle' in str(e) else
-                      f'{type(e).__name__}: {e}')
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+            reason = ('it holds pickled objects, which tim_zoo does not load' if 'Object arrays cannot be loaded'
+                      in str(e) else f'{type(e).__name__}: {e}')
             raise DatasetError(f'{path} is not a tim_zoo feature file ({reason}); make one with tim-zoo extract or '
                                f'FeatureSet.save') from e
 

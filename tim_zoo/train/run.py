@@ -45,8 +45,8 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     try:
         model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans, **kwargs)
     except TypeError as e:                              # a value of the wrong type (e.g. --model-arg depth=abc)
-        if isinstance(e, TimZooError):
-            raise
+        if isinstance(e, TimZooError) or not cfg.model_args:
+            raise                                       # no argument of the user's: a bug, shown as one
         raise ConfigurationError(f'{cfg.model} cannot be built with model arguments {cfg.model_args}: {e}') from e
     if cfg.init:
         load_weights(model, cfg.init, allow_head_reset=True)
@@ -154,7 +154,8 @@ def run_training(
     warnings_shown = logging.StreamHandler()              # what changes a run (a compile fallback...) shows on stderr
     warnings_shown.setLevel(logging.WARNING)
     warnings_shown.setFormatter(logging.Formatter('tim_zoo.train: %(message)s'))
-    handlers = [held, warnings_shown]
+    # a library adds no handler where the application (or the CLI) has configured logging
+    handlers = [held] if log.hasHandlers() else [held, warnings_shown]
     for h in handlers:
         log.addHandler(h)
     log.setLevel(logging.INFO)
@@ -193,9 +194,7 @@ def _prepare(cfg: Optional[TrainConfig], features: FeatureSet, out_dir: Path, re
             # a run started before models took weight_init: every model then started from PyTorch's initialisation
             cfg = dataclasses.replace(cfg, model_args=dict(cfg.model_args, weight_init='torch'))
     elif stored is not None:
-        if _has_trained(out_dir):
-            raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
-                                     f'or choose another output folder')
+        check_new_start(out_dir)
         log.info('%s holds no finished epoch of an earlier start; starting over', out_dir)
     _check_before_writing(cfg, features)
     data_record = _check_data(features, out_dir, resume, source)
@@ -271,7 +270,14 @@ def recorded_features(out_dir) -> Path:
     return found
 
 
-def _has_trained(out_dir: Path) -> bool:
+def check_new_start(out_dir) -> None:
+    """Refuse to start a new run in a folder that holds one (a split that finished an epoch)."""
+    if Path(out_dir).is_dir() and has_trained(Path(out_dir)):
+        raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
+                                 f'or choose another output folder')
+
+
+def has_trained(out_dir: Path) -> bool:
     """Whether any split of the run in `out_dir` has finished an epoch (a resumable state or a result)."""
     return any(out_dir.rglob(STATE_FILE)) or any(out_dir.rglob(RESULT_FILE))
 
@@ -340,7 +346,10 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
              num_classes, cfg.protocol, len(chosen), 's' if len(chosen) != 1 else '',
              f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
     smallest = min(len(splits[i - 1].val) for i in chosen)
-    if cfg.select == 'val' and smallest < SMALL_VALIDATION:
+    if cfg.select == 'val' and smallest == 0 and dist_info()[0] == 0:
+        log.warning('a validation split is empty (too few samples for --val-fraction %s): its split keeps the last '
+                    'epoch', cfg.val_fraction)
+    elif cfg.select == 'val' and smallest < SMALL_VALIDATION and dist_info()[0] == 0:
         log.warning('a validation split holds %d utterances: its accuracy moves in steps of %.0f points, so the '
                     'chosen epoch says little (a larger --val-fraction, or --select last)', smallest,
                     100 / max(smallest, 1))
