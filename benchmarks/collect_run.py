@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
 DEFAULTS = {k: v for k, v in dataclasses.asdict(TrainConfig()).items()
             if k in ('repeats', 'batch_folds', 'compile', 'normalize')}
-IGNORED = {'only_folds', 'device', 'batch_folds', 'compile'}     # where and how a run ran, not what it computed
+# where and how a run ran, not what it computed
+IGNORED = {'only_folds', 'only_repeats', 'device', 'batch_folds', 'compile', 'compile_mode'}
 
 
 def collect(run_dirs, device: str, torch_version: str) -> dict:
@@ -47,7 +48,7 @@ def collect(run_dirs, device: str, torch_version: str) -> dict:
             folds[result['split']] = {k: v for k, v in result.items() if k != 'history'}
     if not by_repeat:
         raise SystemExit('no tested splits found (no */result.json with test metrics)')
-    config = {k: v for k, v in config.items() if k != 'only_folds'}
+    config = {k: v for k, v in config.items() if k not in ('only_folds', 'only_repeats')}
     ordered = {r: [folds[k] for k in sorted(folds, key=natural_key)] for r, folds in sorted(by_repeat.items())}
     run = dict(config=config, device=device, torch=torch_version, folds=ordered[min(ordered)])
     if config.get('repeats', 1) > 1:

@@ -1,12 +1,13 @@
 """Wall time of `timnet.paper` training on EMODB-shaped data: folds one by one (eager or compiled) and together.
 
     python benchmarks/train_speed.py --epochs 3 --threads 2            # CPU: a few epochs, scaled to 500
-    python benchmarks/train_speed.py --epochs 500 --device cuda        # a full run
+    python benchmarks/train_speed.py --epochs 500 --device cuda        # a full run (also compiled with CUDA graphs)
 
 The data are 535 random utterances of 39 x 188 (EMODB's shape) in the 10 folds of KFold(seed 46); the time of a
 step does not depend on the values. A full run's time is estimated per split from its epochs after the first (timed
 between the ends of consecutive epochs) times 500, plus what its first epoch took beyond a later one (building the
-model and, compiled, compiling it), summed over the folds when they train one by one. Writes
+model and, compiled, compiling it), summed over the folds when they train one by one (`--splits N`: the first N,
+the rest estimated from splits 2..N). Writes
 `benchmarks/results/train_speed_<name>.json` with `--name`.
 """
 import argparse
@@ -26,14 +27,19 @@ from tim_zoo.train import TrainConfig, run_training
 ROOT = Path(__file__).resolve().parents[1]
 
 
-WAYS = {'one-by-one': dict(batch_folds=False, compile='off'),
-        'one-by-one compiled': dict(batch_folds=False, compile='on'),
-        'together': dict(batch_folds=True, compile='off')}
+WAYS = {'one-by-one': dict(batch_folds='off', compile='off'),
+        'one-by-one compiled': dict(batch_folds='off', compile='on'),
+        'one-by-one CUDA graphs': dict(batch_folds='off', compile='on', compile_mode='reduce-overhead'),
+        'together': dict(batch_folds='on', compile='off')}
+CUDA_ONLY = {'one-by-one CUDA graphs'}
 
 
-def measure(way: str, epochs: int, device: str, features: FeatureSet):
-    """`(wall seconds, estimated seconds of a 500-epoch run, seconds of first-epoch overhead (build, compile))`."""
-    cfg = TrainConfig.from_recipe('timnet.paper', epochs=epochs, seed=46, device=device, **WAYS[way])
+def measure(way: str, epochs: int, device: str, features: FeatureSet, splits: int = 10):
+    """`(wall seconds, estimated seconds of a 500-epoch run, seconds of first-epoch overhead (build, compile),
+    how many splits ended compiled)`. One by one, only the first `splits` splits train: the others are estimated as the mean of splits 2 and later
+    (the first one compiles from scratch)."""
+    only = list(range(1, splits + 1)) if splits < 10 and WAYS[way]['batch_folds'] == 'off' else None
+    cfg = TrainConfig.from_recipe('timnet.paper', epochs=epochs, seed=46, device=device, only_folds=only, **WAYS[way])
     ends = []                                    # (epoch, time) of every split's epoch end, in call order
 
     def on_epoch_end(epoch, record):
@@ -43,23 +49,28 @@ def measure(way: str, epochs: int, device: str, features: FeatureSet):
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        run_training(cfg, features, Path(out) / 'run', show_progress=False, on_epoch_end=on_epoch_end)
+        summary = run_training(cfg, features, Path(out) / 'run', show_progress=False, on_epoch_end=on_epoch_end)
         wall = time.perf_counter() - start
-    if cfg.batch_folds:                          # all splits end an epoch at once: the first of them times it
+    if cfg.batch_folds == 'on':                  # all splits end an epoch at once: the first of them times it
         first = {}
         for epoch, t in ends:
             first.setdefault(epoch, t)
         steps = [first[e + 1] - first[e] for e in range(1, epochs)]
         epoch_s = sum(steps) / len(steps)
         overhead = first[1] - start - epoch_s
-        return wall, 500 * epoch_s + overhead, overhead
-    full, overhead, previous_end = 0.0, 0.0, start
+        return wall, 500 * epoch_s + overhead, overhead, 0
+    fulls, extras, previous_end = [], [], start
     for i in range(0, len(ends), epochs):
         split = ends[i:i + epochs]
         epoch_s = (split[-1][1] - split[0][1]) / (epochs - 1)
         extra = split[0][1] - previous_end - epoch_s
-        full, overhead, previous_end = full + 500 * epoch_s + extra, overhead + extra, split[-1][1]
-    return wall, full, overhead
+        fulls.append(500 * epoch_s + extra)
+        extras.append(extra)
+        previous_end = split[-1][1]
+    compiled = sum(bool(t.get('compiled')) for t in summary['trained'])
+    missing = 10 - len(fulls)                    # splits not trained: like the ones after the first
+    return (wall, sum(fulls) + missing * float(np.mean(fulls[1:])),
+            sum(extras) + missing * float(np.mean(extras[1:])), compiled)
 
 
 def _cpu() -> str:
@@ -79,6 +90,9 @@ def main(argv=None) -> int:
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, help='torch CPU threads')
     p.add_argument('--only', choices=tuple(WAYS), nargs='+', help='measure these ways only')
+    p.add_argument('--splits', type=int, default=10,
+                   help='one by one, train only the first N splits (at least 2) and estimate the others from '
+                        'splits 2..N')
     p.add_argument('--name', help='write benchmarks/results/train_speed_NAME.json')
     args = p.parse_args(argv)
     if args.threads:
@@ -90,14 +104,20 @@ def main(argv=None) -> int:
                           [f'u{i}.wav' for i in range(535)], [''] * 535, dict(mean_signal_length=96000))
     if args.epochs < 2:
         p.error('--epochs must be at least 2 (epochs are timed between their ends)')
+    if not 2 <= args.splits <= 10:
+        p.error('--splits must be 2 to 10')
     rows = {}
     for way in WAYS:
-        if args.only and way not in args.only:
+        if (args.only and way not in args.only) or (way in CUDA_ONLY and not args.device.startswith('cuda')):
             continue
-        wall, full, overhead = measure(way, args.epochs, args.device, features)
-        rows[way] = dict(measured_s=wall, epochs=args.epochs, full_run_s=full, first_epoch_overhead_s=overhead)
-        print(f'{way:>20}: {args.epochs} epochs x 10 folds in {wall:.1f} s -> a 500-epoch 10-fold run '
-              f'{full / 60:.1f} min (of which {overhead:.0f} s building and compiling)', flush=True)
+        trained = 10 if WAYS[way]['batch_folds'] == 'on' else args.splits
+        wall, full, overhead, compiled = measure(way, args.epochs, args.device, features, args.splits)
+        rows[way] = dict(measured_s=wall, epochs=args.epochs, splits_trained=trained, splits_compiled=compiled,
+                         full_run_s=full, first_epoch_overhead_s=overhead)
+        print(f'{way:>22}: {args.epochs} epochs x {trained} folds in {wall:.1f} s -> a 500-epoch 10-fold run '
+              f'{full / 60:.1f} min (of which {overhead:.0f} s building and compiling)'
+              + (f'; {compiled} of {trained} splits stayed compiled' if WAYS[way]['compile'] == 'on' else ''),
+              flush=True)
     if 'one-by-one' in rows:
         for way in rows:
             if way != 'one-by-one':

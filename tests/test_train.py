@@ -1,5 +1,6 @@
 """Training engine: recipes, protocols, outputs, checkpoint choice, resuming, fine-tuning, CLI."""
 import json
+import logging
 import math
 import re
 import shutil
@@ -191,6 +192,50 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
         a = tim_zoo.load_checkpoint(tmp_path / 'full' / fold / 'last.safetensors').state_dict()
         b = tim_zoo.load_checkpoint(tmp_path / 'cut' / fold / 'last.safetensors').state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_state_is_saved_on_first_last_stopped_and_improved_epochs_and_every_interval(tmp_path, monkeypatch):
+    """state.pt is not rewritten every epoch (that copies everything off a GPU): after a session's first epoch, a
+    new validation choice, the last epoch, a stop, and STATE_EVERY_S apart; a resume then repeats no epoch."""
+    from tim_zoo.train import engine
+    saved = []
+    original = engine.SplitTrainer.save_state
+
+    def counting(self):
+        saved.append(len(self.history))
+        original(self)
+    monkeypatch.setattr(engine.SplitTrainer, 'save_state', counting)
+    monkeypatch.setattr(engine, 'STATE_EVERY_S', 1e9)
+    features = _features()
+    cfg = _cfg(epochs=6, select='last', val_fraction=0.0, only_folds=[1])
+    run_training(cfg, features, tmp_path / 'last', show_progress=False)
+    assert saved == [1, 6]
+    saved.clear()
+
+    def stop(epoch, record):
+        if epoch == 4:
+            raise StopTraining
+    with pytest.raises(StopTraining):
+        run_training(cfg, features, tmp_path / 'cut', show_progress=False, on_epoch_end=stop)
+    assert saved == [1, 4]
+    seen = []
+    run_training(None, features, tmp_path / 'cut', resume=True, show_progress=False,
+                 on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [5, 6]
+    saved.clear()
+    run = run_training(_cfg(epochs=6, only_folds=[1]), features, tmp_path / 'val', show_progress=False)
+    history = json.loads((tmp_path / 'val' / 'fold1' / 'result.json').read_text())['history']
+    best, best_loss, improved = -1.0, float('inf'), []
+    for h in history:                                  # the epochs whose validation accuracy became the choice
+        if h['val_war'] > best or (h['val_war'] == best and h['val_loss'] < best_loss):
+            best, best_loss = h['val_war'], h['val_loss']
+            improved.append(h['epoch'])
+    assert saved == sorted(set([1, 6] + improved))
+    assert run['folds'][0]['chosen_epoch'] == improved[-1]
+    monkeypatch.setattr(engine, 'STATE_EVERY_S', 0.0)
+    saved.clear()
+    run_training(cfg, features, tmp_path / 'every', show_progress=False)
+    assert saved == [1, 2, 3, 4, 5, 6]
 
 
 def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
@@ -491,6 +536,8 @@ def test_repeats_train_the_same_splits_with_other_seeds_and_report_the_spread(tm
                      resume=True, show_progress=False)
     with pytest.raises(ConfigurationError, match='repeats must be'):
         _cfg(repeats=0)
+    with pytest.raises(ConfigurationError, match=r'only_repeats \[3\]: the run has repeats 1 to 2'):
+        _cfg(repeats=2, only_repeats=[3])
 
 
 def test_cli_trains_with_repeats_and_prints_the_spread(tmp_path, capsys):
@@ -512,9 +559,16 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
     features = _features()
     cfg = dict(epochs=2, folds=3, repeats=2, seed=3)
     whole = run_training(_cfg(**cfg), features, tmp_path / 'whole', show_progress=False)
-    for i in (1, 2, 3):
-        run_training(_cfg(**cfg, only_folds=[i]), features, tmp_path / f'part{i}', show_progress=False)
-    run = collect_run.collect([tmp_path / f'part{i}' for i in (2, 3, 1)], 'test machine', '0.0')
+    parts = {'part1': dict(only_folds=[1]), 'part2': dict(only_folds=[2, 3], only_repeats=[2]),
+             'part3': dict(only_folds=[2, 3], only_repeats=[1])}          # by split and by repeat
+    for name, part in parts.items():
+        run_training(_cfg(**cfg, **part), features, tmp_path / name, show_progress=False)
+    assert not (tmp_path / 'part2' / 'repeat1').exists() and (tmp_path / 'part2' / 'repeat2' / 'fold3').is_dir()
+    for fold in ('fold2', 'fold3'):                    # a repeat run alone trains as it does in the whole run
+        for r, name in ((1, 'part3'), (2, 'part2')):
+            alone = json.loads((tmp_path / name / f'repeat{r}' / fold / 'result.json').read_text())
+            assert alone == json.loads((tmp_path / 'whole' / f'repeat{r}' / fold / 'result.json').read_text())
+    run = collect_run.collect([tmp_path / name for name in ('part2', 'part3', 'part1')], 'test machine', '0.0')
     rs = run['repeat_summary']
     assert rs['num_repeats'] == 2 and rs['war_mean'] == pytest.approx(whole['war_mean'])
     assert rs['war_std'] == pytest.approx(whole['war_std'])
@@ -524,6 +578,47 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
     assert 'over 2 repeats' in table and table.count('| fold') == 3
     summary = make_tables.render_summary({'rep': run})
     assert '3 x 2 repeats' in summary and f'{100 * rs["war_mean"]:.2f} ({100 * rs["war_std"]:.2f})' in summary
+
+
+def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog):
+    """batch_folds: "auto" batches timnet's splits on CUDA in one process and trains them one by one on a CPU
+    (logged); booleans and configurations from before "auto" read as on/off."""
+    from tim_zoo.train.run import _batching_obstacle
+    build = lambda: tim_zoo.create_model('timnet', num_classes=3, **TINY)   # noqa: E731
+    assert _batching_obstacle(_cfg(device='cuda'), [1, 2], build) == ''
+    assert 'trains one by one on cpu' in _batching_obstacle(_cfg(), [1, 2], build)
+    assert _batching_obstacle(_cfg(batch_folds='off', device='cuda'), [1, 2], build) == 'batch_folds=off'
+    assert _batching_obstacle(_cfg(batch_folds=True), [1, 2], build) == ''
+    assert _cfg(batch_folds=False).batch_folds == 'off'
+    stored = json.loads(_cfg().to_json())
+    del stored['batch_folds']
+    assert TrainConfig.from_json(json.dumps(stored)).batch_folds == 'off'     # a run from before: one by one
+    with pytest.raises(ConfigurationError, match='batch_folds'):
+        _cfg(batch_folds='sometimes')
+    with caplog.at_level(logging.INFO, logger='tim_zoo.train'):
+        run_training(_cfg(epochs=1, folds=2), _features(), tmp_path / 'cpu', show_progress=False)
+    assert 'training the splits one by one: batch_folds=auto trains one by one on cpu' in caplog.text
+    _features().save(tmp_path / 'f.npz')                # --batch-folds alone means on; --repeat picks repeats
+    assert cli_main(['train', '--features', str(tmp_path / 'f.npz'), '--model-arg', 'depth=2', '--model-arg',
+                     'filters=8', '--epochs', '1', '--protocol', 'kfold', '--folds', '2', '--repeats', '2', '--repeat', '2',
+                     '--batch-folds',
+                     '--quiet', '--threads', '1', '--out', str(tmp_path / 'cli')]) == 0
+    stored = json.loads((tmp_path / 'cli' / 'config.json').read_text())
+    assert stored['batch_folds'] == 'on' and stored['only_repeats'] == [2]
+    assert sorted(p.name for p in (tmp_path / 'cli').glob('repeat*')) == ['repeat2']
+    assert 'training 2 splits together' in (tmp_path / 'cli' / 'train.log').read_text()
+
+
+def test_compile_modes_map_to_inductor_options():
+    """torch.compile takes a mode or options, not both: the mode's options plus fallback_random, CUDA graphs only
+    on CUDA; unknown modes are refused."""
+    from tim_zoo.train.engine import _compile_options
+    assert _compile_options('default', torch.device('cpu')) == dict(fallback_random=True)
+    assert _compile_options('reduce-overhead', torch.device('cuda'))['triton.cudagraphs'] is True
+    assert 'triton.cudagraphs' not in _compile_options('reduce-overhead', torch.device('cpu'))
+    assert _compile_options('max-autotune', torch.device('cpu'))['max_autotune'] is True
+    with pytest.raises(ConfigurationError, match='compile_mode'):
+        _cfg(compile_mode='fastest')
 
 
 def test_comparisons_of_runs_give_the_difference_and_its_standard_errors():

@@ -15,7 +15,7 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import barrier, dist_info
-from ..train.config import COMPILE_MODES
+from ..train.config import COMPILE_KINDS, COMPILE_MODES
 from ..train.run import CONFIG_FILE, check_config, check_new_start, has_trained, recorded_features
 from .audio import add_level_argument, release_length
 
@@ -100,7 +100,7 @@ def _overrides(args) -> dict:
         batch_size=args.batch_size, dropout=args.dropout, label_smoothing=args.label_smoothing,
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
         folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile,
-        only_folds=args.fold,
+        only_folds=args.fold, only_repeats=args.repeat, compile_mode=args.compile_mode,
         val_fraction=args.val_fraction, select=args.select,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
@@ -207,6 +207,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument('--compile', choices=COMPILE_MODES,
                      help='compile the training step with torch.compile (auto: on CUDA, not on the CPU; same results '
                           'up to rounding; a compile failure trains eagerly)')
+    run.add_argument('--compile-mode', choices=COMPILE_KINDS,
+                     help='torch.compile mode (default: default; reduce-overhead also replays CUDA graphs on CUDA)')
     run.add_argument('--quiet', action='store_true', help='no progress bars')
     hp = p.add_argument_group('hyperparameters (override the recipe)')
     hp.add_argument('--lr', type=float)
@@ -234,12 +236,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout', 'all'),
                        help='all: train on every sample, no test (a model to ship)')
     proto.add_argument('--folds', type=int)
-    proto.add_argument('--batch-folds', action='store_true', default=None,
-                       help='train timnet\'s splits together, one grouped computation per step (same results; slower '
-                            'on a CPU, meant for GPUs)')
+    proto.add_argument('--batch-folds', nargs='?', const='on', choices=COMPILE_MODES,
+                       help='train timnet\'s splits together, one grouped computation per step (same results up to '
+                            'rounding); auto (default): on CUDA in one process, not on a CPU, where it is slower; '
+                            '--batch-folds alone means on')
     proto.add_argument('--repeats', type=int, help='run the whole protocol N times on the same splits with training '
                        'seeds seed, seed+1, ...; results report mean and std over repeats')
     proto.add_argument('--fold', type=int, nargs='+', help='run only these splits (1-based)')
+    proto.add_argument('--repeat', type=int, nargs='+', help='run only these repeats (1-based, with --repeats; '
+                       'processes can share a run: benchmarks/collect_run.py joins their folders)')
     proto.add_argument('--val-fraction', type=float, help='validation share carved from the training part')
     proto.add_argument('--select', choices=('val', 'last'), help='checkpoint: best validation accuracy, or last epoch')
     ft = p.add_argument_group('fine-tuning')

@@ -12,6 +12,8 @@ from .recipes import get_recipe
 
 #: `TrainConfig.compile` settings
 COMPILE_MODES = ('auto', 'on', 'off')
+#: `TrainConfig.compile_mode` settings: torch.compile's modes (`reduce-overhead` replays CUDA graphs, on CUDA only)
+COMPILE_KINDS = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 
 
 @dataclass
@@ -28,12 +30,16 @@ class TrainConfig:
     before training (see `normalize_by_speaker`). `repeats` runs the whole protocol that many times on the
     same splits (`seed` fixes the splits); repeat `r` (1-based) trains with seed `seed + r - 1`. `batch_folds`
     trains the splits of a run together when the model allows it (`tim_zoo.train.folds`; the same computation,
-    equal up to rounding; slower than one by one on a 2-core CPU, so off by default; GPU speed not yet measured).
+    equal up to rounding): `"on"`, `"off"`, or `"auto"`: on for CUDA in one process (a 10-fold `timnet.paper` run on
+    an H200 took 0.39x the time of eager one-by-one training, ahead of compiled one by one), off elsewhere (1.8x
+    slower on a 2-core CPU); `True`/`False` read as `"on"`/`"off"`.
     `compile` compiles the one-by-one training step with `torch.compile` (`"on"`, `"off"`, or `"auto"`: on for CUDA
     in one process, off elsewhere; on a CPU compiling `timnet` takes about a minute, seconds once inductor's cache
     holds it, then a step takes about 0.75x the time, while the Transformer hybrids ran no faster); the same
     computation up to rounding, and a compile failure in the first epoch falls back to eager training (logged).
-    Configurations written before `compile` existed read as `"off"`.
+    Configurations written before `compile` existed read as `"off"`. `compile_mode` is torch.compile's `mode`
+    (`"reduce-overhead"` also records and replays CUDA graphs on CUDA). `only_folds` and `only_repeats` (1-based)
+    run a part of a run, so that processes can share it: `benchmarks/collect_run.py` joins their folders.
     """
     model: str = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)
@@ -57,9 +63,11 @@ class TrainConfig:
     protocol: str = 'holdout'
     folds: int = 10
     repeats: int = 1
-    batch_folds: bool = False
+    batch_folds: str = 'auto'
     compile: str = 'auto'
+    compile_mode: str = 'default'
     only_folds: Optional[List[int]] = None
+    only_repeats: Optional[List[int]] = None
     val_fraction: float = 0.1
     select: str = 'val'
     init: Optional[str] = None
@@ -77,7 +85,11 @@ class TrainConfig:
         check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout', 'all'))
         check_choice('select', self.select, ('val', 'last'))
         check_choice('normalize', self.normalize, NORMALIZE_MODES)
+        if isinstance(self.batch_folds, bool):          # configurations and callers from before 'auto'
+            self.batch_folds = 'on' if self.batch_folds else 'off'
+        check_choice('batch_folds', self.batch_folds, COMPILE_MODES)
         check_choice('compile', self.compile, COMPILE_MODES)
+        check_choice('compile_mode', self.compile_mode, COMPILE_KINDS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if self.protocol == 'all':
@@ -88,6 +100,10 @@ class TrainConfig:
             raise ConfigurationError(f'k-fold needs at least 2 folds, got folds={self.folds}')
         if self.repeats < 1:
             raise ConfigurationError(f'repeats must be >= 1, got {self.repeats}')
+        bad = [r for r in self.only_repeats or [] if not 1 <= r <= self.repeats]
+        if bad:
+            raise ConfigurationError(f'only_repeats {bad}: the run has repeats 1 to {self.repeats} (repeats='
+                                     f'{self.repeats})')
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigurationError(f'epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}')
         self.betas = tuple(self.betas)
@@ -114,4 +130,5 @@ class TrainConfig:
     def from_json(cls, text: str) -> 'TrainConfig':
         settings = json.loads(text)
         settings.setdefault('compile', 'off')            # a run from before `compile` trained eagerly
+        settings.setdefault('batch_folds', 'off')        # ... and one by one unless it said otherwise
         return cls(**settings)

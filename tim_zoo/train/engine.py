@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
@@ -22,6 +23,9 @@ log = logging.getLogger('tim_zoo.train')
 
 STATE_FILE = 'state.pt'
 RESULT_FILE = 'result.json'
+#: seconds between writes of a split's resumable state (also written after its first and last epoch of a session and
+#: when a callback stops or fails): a write per epoch copies every weight and optimizer moment off a GPU
+STATE_EVERY_S = 30.0
 
 
 class StopTraining(Exception):
@@ -91,6 +95,32 @@ def compile_decision(cfg: TrainConfig, world_size: int = 1) -> Tuple[bool, str]:
                    f'compiling, seconds once inductor\'s cache holds it, then about 0.75x the time per step on a CPU)')
 
 
+def _compile_options(mode: str, device: torch.device) -> dict:
+    """torch.compile options of `mode` (torch.compile takes a mode or options, not both) with fallback_random, which
+    draws dropout as the eager modules do; CUDA graphs only on CUDA."""
+    import torch._inductor
+    options = {} if mode == 'default' else dict(torch._inductor.list_mode_options(mode))
+    if device.type != 'cuda':
+        options.pop('triton.cudagraphs', None)
+    return dict(options, fallback_random=True)
+
+
+def training_device(cfg: TrainConfig) -> torch.device:
+    """The device this process trains on: `cfg.device`, under torchrun on CUDA the process's local GPU."""
+    device = torch.device(cfg.device)
+    if dist_info()[1] > 1 and device.type == 'cuda' and device.index is None:
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    return device
+
+
+def on_device(t: torch.Tensor, device: torch.device, limit_bytes: int = 2 ** 31) -> torch.Tensor:
+    """`t` on a CUDA `device` when it is under `limit_bytes` (a corpus' features, copied once instead of every
+    batch), else `t` as it is."""
+    if device.type == 'cuda' and t.numel() * t.element_size() <= limit_bytes:
+        return t.to(device)
+    return t
+
+
 def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
     return dict(war=war(y_true, y_pred), uar=uar(y_true, y_pred, num_classes),
                 confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())
@@ -108,9 +138,7 @@ class SplitTrainer:
                  checkpoint_meta: Optional[dict] = None, on_epoch_end=None, seed: Optional[int] = None,
                  compile_step: Optional[bool] = None):
         self.rank, self.world = dist_info()
-        device = torch.device(cfg.device)
-        if self.world > 1 and device.type == 'cuda' and device.index is None:
-            device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+        device = training_device(cfg)
         self.device, self.x, self.y, self.split, self.split_index = device, x, y, split, split_index
         self.num_classes, self.cfg, self.fold_dir, self.on_epoch_end = num_classes, cfg, fold_dir, on_epoch_end
         self.seed = cfg.seed if seed is None else seed
@@ -126,7 +154,8 @@ class SplitTrainer:
             log.info('%s: %s (%s)', split.name, 'the training step is compiled' if compile_step else 'eagerly', why)
         # the compiled training forward (None: eager); it shares the model's parameters and buffers. fallback_random
         # draws dropout as the eager modules do, so a compiled run is the eager run up to rounding
-        self.compiled = torch.compile(self.train_model, options=dict(fallback_random=True)) if compile_step else None
+        self.compiled = torch.compile(self.train_model, options=_compile_options(cfg.compile_mode, device)) \
+            if compile_step else None
         self.compile_proven = False                       # set after the first epoch trained compiled
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, max(1, -(-len(split.train) // cfg.batch_size)))
@@ -134,6 +163,7 @@ class SplitTrainer:
         self.frame_mask = FrameMask(cfg.frame_mask)       # input masking; a module in training mode
         self.meta = checkpoint_meta or {}
         self.history, self.best_score, self.best_loss, self.best_epoch, self.start = [], -1.0, float('inf'), None, 0
+        self.saved_at, self.saved_epochs = None, 0          # when state.pt was last written, after how many epochs
         self.state_path = fold_dir / STATE_FILE
         if self.state_path.exists():
             state = torch.load(self.state_path, map_location=device, weights_only=True)
@@ -158,9 +188,10 @@ class SplitTrainer:
                             extra=dict(extra, train_config=json.loads(self.cfg.to_json())))
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
-        """This split's training samples in the order of `epoch` (its own seeded shuffle)."""
+        """This split's training samples in the order of `epoch` (its own seeded shuffle), on the device that holds
+        the features: one copy per epoch, where a copy per batch would make the host wait for the GPU every step."""
         generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.split_index, epoch))
-        return self.train_idx[torch.randperm(len(self.train_idx), generator=generator)]
+        return self.train_idx[torch.randperm(len(self.train_idx), generator=generator)].to(self.x.device)
 
     def batch(self, idx: torch.Tensor):
         """`(x, y)` of the samples `idx` on the device, input masking applied."""
@@ -223,18 +254,38 @@ class SplitTrainer:
         split, cfg = self.split, self.cfg
         record = dict(epoch=epoch + 1, train_loss=sums[0].item() / seen, train_war=sums[1].item() / seen,
                       lr=self.optimizer.param_groups[0]['lr'])
+        improved = False
         if len(split.val):
             val_logits = predict_logits(self.model, self.x[split.val], cfg.batch_size, self.device)
-            val_pred, val_true = val_logits.argmax(-1).numpy(), self.y[split.val].numpy()
-            val_loss = nn.functional.cross_entropy(val_logits, self.y[split.val]).item()
+            val_true = self.y[split.val].cpu()
+            val_pred = val_logits.argmax(-1).numpy()
+            val_loss = nn.functional.cross_entropy(val_logits, val_true).item()
+            val_true = val_true.numpy()
             record.update(val_war=war(val_true, val_pred), val_uar=uar(val_true, val_pred, self.num_classes),
                           val_loss=val_loss)
             if cfg.select == 'val' and better_checkpoint(record['val_war'], val_loss, self.best_score, self.best_loss):
                 self.best_score, self.best_loss, self.best_epoch = record['val_war'], val_loss, epoch + 1
+                improved = True                            # the state must name the epoch best.safetensors holds
                 self.save(self.fold_dir / 'best.safetensors', dict(epoch=epoch + 1, split=split.name,
                                                                    val_war=self.best_score, val_loss=self.best_loss))
         self.history.append(record)
         self.compile_proven = self.compiled is not None
+        if (improved or self.saved_at is None or epoch + 1 == cfg.epochs
+                or time.monotonic() - self.saved_at >= STATE_EVERY_S):
+            self.save_state()
+        log.info('%s epoch %d: %s', split.name, epoch + 1,
+                 ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
+        if self.on_epoch_end is not None:
+            try:
+                self.on_epoch_end(epoch + 1, record)
+            except BaseException:                          # a stop (or failure) resumes after this epoch
+                if self.saved_at is None or len(self.history) != self.saved_epochs:
+                    self.save_state()
+                raise
+
+    def save_state(self) -> None:
+        """Write the resumable state after the last recorded epoch (`state.pt`: weights, optimizer, schedule,
+        random state, history, checkpoint choice)."""
         state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                      scheduler=self.scheduler.state_dict(),
                      rng=self.rng_state if self.own_rng and self.device.type == 'cpu' else torch.get_rng_state(),
@@ -242,10 +293,7 @@ class SplitTrainer:
                      best_score=self.best_score, best_loss=self.best_loss, best_epoch=self.best_epoch)
         if self.rank == 0:
             atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
-        log.info('%s epoch %d: %s', split.name, epoch + 1,
-                 ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
-        if self.on_epoch_end is not None:
-            self.on_epoch_end(epoch + 1, record)
+        self.saved_at, self.saved_epochs = time.monotonic(), len(self.history)
 
     def finish(self) -> dict:
         """Save the last checkpoint, take the chosen one, test it, write `result.json`; the result."""
@@ -259,7 +307,7 @@ class SplitTrainer:
         result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
                       n_test=len(split.test), compiled=self.compiled is not None)
         if len(split.test):
-            result.update(_metrics(y[split.test].numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
+            result.update(_metrics(y[split.test].cpu().numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
                                                                   self.device), self.num_classes))
         result['history'] = self.history
         barrier()
@@ -308,7 +356,9 @@ def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:
     for epoch in range(trainer.start, cfg.epochs):
         trainer.model.train()
         order = trainer.epoch_order(epoch)
-        total_loss, correct = 0.0, 0
+        # summed on the device, read once per epoch: no wait for the device after every step
+        total_loss = torch.zeros((), dtype=torch.float64, device=trainer.device)
+        correct = torch.zeros((), dtype=torch.long, device=trainer.device)
         batches = progress(range(0, len(order), cfg.batch_size), desc=f'{split.name} epoch {epoch + 1}/{cfg.epochs}',
                            enabled=show_progress, leave=False)
         for start_i in batches:
@@ -318,7 +368,7 @@ def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:
             xb, yb = trainer.batch(batch[rank::world])
             logits, loss_sum = trainer.forward_backward(xb, yb, len(batch))
             trainer.step()
-            total_loss += loss_sum.item()
-            correct += (logits.argmax(-1) == yb).sum().item()
-        trainer.end_epoch(epoch, total_loss, correct, len(order))
+            total_loss += loss_sum.detach()
+            correct += (logits.argmax(-1) == yb).sum()
+        trainer.end_epoch(epoch, total_loss.item(), correct.item(), len(order))
     return trainer.finish()

@@ -126,7 +126,9 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
         for t in trainers:
             t.model.train()
         orders = [t.epoch_order(epoch) for t in trainers]
-        totals, corrects = [0.0] * len(trainers), [0] * len(trainers)
+        device = trainers[0].device                     # sums stay on the device until the epoch ends
+        totals = [torch.zeros((), dtype=torch.float64, device=device) for _ in trainers]
+        corrects = [torch.zeros((), dtype=torch.long, device=device) for _ in trainers]
         steps = max(math.ceil(len(o) / cfg.batch_size) for o in orders)
         for b in progress(range(steps), desc=f'{len(trainers)} splits epoch {epoch + 1}/{cfg.epochs}',
                           enabled=show_progress, leave=False):
@@ -142,8 +144,8 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
                 for i, lg, (_, yb) in zip(members, logits, data):
                     loss_sum, loss = trainers[i].loss(lg, yb, size)
                     total = total + loss
-                    totals[i] += loss_sum.item()
-                    corrects[i] += (lg.argmax(-1) == yb).sum().item()
+                    totals[i] += loss_sum.detach()
+                    corrects[i] += (lg.argmax(-1) == yb).sum()
                 total.backward()
                 for i in members:
                     trainers[i].step()
@@ -151,7 +153,7 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
         for i, t in enumerate(trainers):                 # every split records the epoch, so they resume together
             t.rng_state = generators[i].get_state()
             try:
-                t.end_epoch(epoch, totals[i], corrects[i], len(orders[i]))
+                t.end_epoch(epoch, totals[i].item(), corrects[i].item(), len(orders[i]))
             except Exception as e:                      # StopTraining from a callback, or another failure
                 stop = stop or e
         if stop is not None:

@@ -19,7 +19,8 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
 from .config import TrainConfig
-from .engine import RESULT_FILE, STATE_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, run_split
+from .engine import (RESULT_FILE, STATE_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
+                     run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import SPEAKER_HINT, make_splits
@@ -141,8 +142,8 @@ def run_training(
     `result.json` with the history, `state.pt` for resuming), `metrics.json` (per split WAR, UAR,
     confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
     With `resume` an interrupted run continues: finished splits are kept, the split in progress
-    continues after its last completed epoch, with the configuration saved by the first run; a `cfg` given with
-    `resume` may differ from it only in where and how it runs (`RESUME_CHANGEABLE`: device, batch_folds, compile;
+    continues after its last saved epoch (`STATE_EVERY_S`), with the configuration saved by the first run; a `cfg` given with
+    `resume` may differ from it only in where and how it runs (`RESUME_CHANGEABLE`: device, batch_folds, compile, compile_mode;
     other differences are refused, listed), and `features` must be the ones the run started with (`data.json`
     records their digest and `source`, a description such as `{"features": "/path/to/file.npz"}`). A folder whose
     earlier start ended before its first epoch holds no run: a new start overwrites it.
@@ -283,7 +284,7 @@ def has_trained(out_dir: Path) -> bool:
 
 
 #: settings a resumed run may change: they do not change what it computes or writes, only where and how it runs
-RESUME_CHANGEABLE = ('device', 'batch_folds', 'compile')
+RESUME_CHANGEABLE = ('device', 'batch_folds', 'compile', 'compile_mode')
 
 
 def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:
@@ -365,7 +366,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
             save_plots(results, features.label_names, out_dir)
     else:
         runs = []
-        for r in range(1, cfg.repeats + 1):
+        for r in sorted(set(cfg.only_repeats or range(1, cfg.repeats + 1))):
             seed = cfg.seed + r - 1
             log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
             results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
@@ -391,6 +392,8 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     (`batch_folds`), else one by one; the log says which and why. `compiling` (`on`, `why`) says whether one-by-one
     training compiles its step; a compile failure turns it off for the rest of the run."""
     num_classes, in_chans, frames = len(meta['label_names']), x.shape[1], x.shape[2]
+    device = training_device(cfg)      # the features are copied to a GPU once, not batch by batch
+    x, y = on_device(x, device), on_device(y, device)
 
     def build():
         return create_training_model(cfg, num_classes, in_chans, frames, meta['label_names'])
@@ -438,8 +441,12 @@ def _batching_obstacle(cfg: TrainConfig, pending: list, build) -> str:
     """Why the pending splits are not trained together ('' when they are)."""
     if len(pending) < 2:
         return 'one split to train' if pending else ''
-    if not cfg.batch_folds:
-        return 'batch_folds is off (--batch-folds turns it on)'
+    if cfg.batch_folds == 'off':
+        return 'batch_folds=off'
+    device = training_device(cfg).type
+    if cfg.batch_folds == 'auto' and (device != 'cuda' or dist_info()[1] > 1):
+        return (f'batch_folds=auto trains one by one on {device}' + (' under several processes' if device == 'cuda'
+                else ' (together took 1.8x the time on a 2-core CPU; --batch-folds on trains them together)'))
     return batching_obstacle(build(), cfg.frame_mask, dist_info()[1])
 
 
