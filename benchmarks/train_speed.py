@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WAYS = {'one-by-one': dict(batch_folds='off', compile='off'),
         'one-by-one compiled': dict(batch_folds='off', compile='on'),
         'one-by-one CUDA graphs': dict(batch_folds='off', compile='on', compile_mode='reduce-overhead'),
-        'together': dict(batch_folds='on', compile='off')}
-CUDA_ONLY = {'one-by-one CUDA graphs'}
+        'together': dict(batch_folds='on', compile='off'),
+        'together compiled': dict(batch_folds='on', compile='on'),
+        'together CUDA graphs': dict(batch_folds='on', compile='on', compile_mode='reduce-overhead')}
+CUDA_ONLY = {'one-by-one CUDA graphs', 'together CUDA graphs'}
 
 
 def measure(way: str, epochs: int, device: str, features: FeatureSet, splits: int = 10):
@@ -52,13 +54,14 @@ def measure(way: str, epochs: int, device: str, features: FeatureSet, splits: in
         summary = run_training(cfg, features, Path(out) / 'run', show_progress=False, on_epoch_end=on_epoch_end)
         wall = time.perf_counter() - start
     if cfg.batch_folds == 'on':                  # all splits end an epoch at once: the first of them times it
+        compiled = sum(bool(t.get('compiled')) for t in summary['trained'])
         first = {}
         for epoch, t in ends:
             first.setdefault(epoch, t)
         steps = [first[e + 1] - first[e] for e in range(1, epochs)]
         epoch_s = sum(steps) / len(steps)
         overhead = first[1] - start - epoch_s
-        return wall, 500 * epoch_s + overhead, overhead, 0
+        return wall, 500 * epoch_s + overhead, overhead, compiled
     fulls, extras, previous_end = [], [], start
     for i in range(0, len(ends), epochs):
         split = ends[i:i + epochs]

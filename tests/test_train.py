@@ -835,6 +835,64 @@ def test_splits_trained_together_equal_the_one_by_one_training(tmp_path, caplog)
         assert [h['train_war'] for h in history[0]] == [h['train_war'] for h in history[1]]
 
 
+@pytest.mark.skipif(not HAS_CXX, reason='torch.compile on the CPU needs a C++ compiler')
+def test_splits_trained_together_compiled_equal_the_eager_grouped_training(tmp_path, caplog):
+    """--compile on compiles the grouped step (the dropout masks drawn before it, as eagerly): the same training up
+    to rounding; "auto" keeps the grouped step eager and says why."""
+    torch._dynamo.reset()
+    features = _features(n=62)
+    try:
+        for mode in ('on', 'auto'):
+            cfg = _cfg(epochs=2, folds=3, batch_folds='on', dropout=0.2, compile=mode, select='last',
+                       val_fraction=0.0)
+            with caplog.at_level('INFO', logger='tim_zoo.train'):
+                run_training(cfg, features, tmp_path / mode, show_progress=False)
+            expected = ('per step, compiled: compile=on' if mode == 'on' else
+                        'per step, eagerly: compile=auto trains eagerly on cpu')
+            assert expected in caplog.text and 'torch.compile failed' not in caplog.text, caplog.text
+            caplog.clear()
+    finally:
+        torch._dynamo.reset()
+    _weights_close(tmp_path / 'on', tmp_path / 'auto', ['fold1', 'fold2', 'fold3'], torch.as_tensor(features.x))
+    for fold in ('fold1', 'fold2', 'fold3'):
+        results = [json.loads((tmp_path / m / fold / 'result.json').read_text()) for m in ('on', 'auto')]
+        assert [r['compiled'] for r in results] == [True, False]
+        assert [r['train_war'] for r in results[0]['history']] == [r['train_war'] for r in results[1]['history']]
+
+
+def test_a_compile_failure_of_the_grouped_step_trains_eagerly_from_the_same_state(tmp_path, caplog, monkeypatch):
+    """A compiler failing on the grouped step's recompile (the last batch, where the splits' batch sizes differ)
+    restores the weights and statistics the failed batch moved and reruns it eagerly with the same dropout masks:
+    bit for bit the eager grouped run."""
+    calls = []
+
+    def backend(graph_module, example_inputs):
+        calls.append(len(calls))
+        if len(calls) == 1:
+            return graph_module.forward
+        graph_module(*example_inputs)                   # the failed batch's side effects (BatchNorm statistics)
+        raise RuntimeError('no compiler here')
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, 'compile', lambda fn, **kw: real_compile(fn, backend=backend))
+    torch._dynamo.reset()
+    features = _features(n=62)
+    cfg = dict(epochs=2, folds=3, batch_folds='on', dropout=0.2, val_fraction=0.0, select='last')
+    try:
+        with caplog.at_level('INFO', logger='tim_zoo.train'), torch._dynamo.config.patch(automatic_dynamic_shapes=False):
+            run_training(_cfg(**cfg, compile='on'), features, tmp_path / 'failed', show_progress=False)
+    finally:
+        torch._dynamo.reset()
+    assert len(calls) == 2
+    assert caplog.text.count('training them eagerly: RuntimeError: no compiler here') == 1
+    run_training(_cfg(**cfg, compile='off'), features, tmp_path / 'eager', show_progress=False)
+    for fold in ('fold1', 'fold2', 'fold3'):
+        assert json.loads((tmp_path / 'failed' / fold / 'result.json').read_text())['compiled'] is False
+        a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'failed' / fold / 'last.safetensors')
+        b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'eager' / fold / 'last.safetensors')
+        assert all(torch.equal(a[k], b[k]) for k in a), fold
+
+
 def test_models_that_cannot_be_batched_train_one_by_one_and_say_why(tmp_path, caplog):
     with caplog.at_level('INFO', logger='tim_zoo.train'):
         run_training(_cfg(model='tim', epochs=1, folds=2, batch_folds=True), _features(), tmp_path / 'tim',

@@ -105,6 +105,14 @@ def _compile_options(mode: str, device: torch.device) -> dict:
     return dict(options, fallback_random=True)
 
 
+def compiler_failure(error: BaseException) -> Optional[str]:
+    """`"Type: first line"` of the cause when `error` comes from torch.compile (dynamo, inductor), else None."""
+    if not type(error).__module__.startswith(('torch._dynamo', 'torch._inductor')):
+        return None
+    cause = getattr(error, 'inner_exception', None) or error.__cause__ or error
+    return f'{type(cause).__name__}: {(str(cause).strip().splitlines() or [""])[0]}'
+
+
 def training_device(cfg: TrainConfig) -> torch.device:
     """The device this process trains on: `cfg.device`, under torchrun on CUDA the process's local GPU."""
     device = torch.device(cfg.device)
@@ -217,10 +225,9 @@ class SplitTrainer:
         try:
             return self._forward_backward(self.compiled, xb, yb, batch_size)
         except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
-            if not type(e).__module__.startswith(('torch._dynamo', 'torch._inductor')):
+            reason = compiler_failure(e)
+            if reason is None:
                 raise
-            cause = getattr(e, 'inner_exception', None) or e.__cause__ or e
-            reason = f'{type(cause).__name__}: {(str(cause).strip().splitlines() or [""])[0]}'
             if self.world > 1:
                 raise ConfigurationError(f'{self.split.name}: torch.compile failed on rank {self.rank} ({reason}); '
                                          f'train with --compile off') from e

@@ -11,16 +11,16 @@ training, equal up to floating-point rounding (the grouped kernels sum in anothe
 compares the weights after 3 epochs on a CPU; over 500 epochs rounding differences may grow).
 """
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._utils import progress
-from ..layers import GroupConv1d, PoolHead, SpatialDropout1d
+from ..layers import GroupConv1d, PoolHead
 from ..models import TIMNet
-from .engine import SplitTrainer, log
+from .engine import SplitTrainer, _compile_options, compiler_failure, log
 
 
 def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> str:
@@ -73,20 +73,33 @@ def _batch_norm(norms: Sequence[nn.BatchNorm1d], x: torch.Tensor) -> torch.Tenso
     return out
 
 
-def _spatial_dropout(drops: Sequence[SpatialDropout1d], x: torch.Tensor, generators) -> torch.Tensor:
-    p = drops[0].p
-    if p == 0.0:
-        return x
-    width = x.shape[1] // len(drops)
-    keep = torch.cat([torch.empty(x.shape[0], width, 1, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=g)
-                      for g in generators], dim=1)          # each fold's mask from its own random state, as alone
-    return x * keep.div_(1.0 - p)
+def _dropout_units(model: TIMNet):
+    """The TAB units of `model` that apply spatial dropout, in the order they run."""
+    return [unit for block in model.tim.encoder.stack.blocks for unit in block.convs if 'drop' in unit._modules]
 
 
-def forward_together(models: Sequence[TIMNet], xs: Sequence[torch.Tensor], generators) -> List[torch.Tensor]:
+def draw_masks(models: Sequence[TIMNet], batch: int, generators, like: torch.Tensor) -> List[Optional[torch.Tensor]]:
+    """Every spatial-dropout mask of a grouped step, `[B, K*C, 1]` per dropout layer (None where p is 0), already
+    scaled by `1 / (1 - p)`: fold k's part drawn from `generators[k]` in the order its layers would draw alone.
+    Drawn before the step so that a compiled step holds no random draws."""
+    masks = []
+    for units in zip(*[_dropout_units(m) for m in models]):
+        p = units[0].drop.p
+        if p == 0.0:
+            masks.append(None)
+            continue
+        width = units[0].conv.weight.shape[0]
+        keep = torch.cat([torch.empty(batch, width, 1, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p, generator=g)
+                          for g in generators], dim=1)  # each fold's mask from its own random state, as alone
+        masks.append(keep.div_(1.0 - p))
+    return masks
+
+
+def forward_together(models: Sequence[TIMNet], xs: Sequence[torch.Tensor], masks) -> List[torch.Tensor]:
     """Training-mode logits of each `timnet` in `models` on its own batch `xs[k]` `[B, C, T]` (equal shapes),
-    computed as one grouped pass; `generators[k]` draws fold k's dropout masks."""
+    computed as one grouped pass; `masks` are the dropout masks of `draw_masks`."""
     k = len(models)
+    masks = iter(masks)
     x = torch.cat([torch.cat([xb, xb.flip(-1)], dim=1) for xb in xs], dim=1)      # [B, K*2C, T]
     encoders = [m.tim.encoder for m in models]
     h = _conv([e.stem.conv for e in encoders], x)
@@ -98,7 +111,9 @@ def forward_together(models: Sequence[TIMNet], xs: Sequence[torch.Tensor], gener
             units = [b.convs[u] for b in blocks]
             y = torch.relu(_batch_norm([m.norm for m in units], _conv([m.conv for m in units], y)))
             if 'drop' in units[0]._modules:
-                y = _spatial_dropout([m.drop for m in units], y, generators)
+                mask = next(masks)
+                if mask is not None:
+                    y = y * mask
         gate = torch.sigmoid(y)
         h = h * gate if block.residual == 'mul' else h + gate
         both = h.view(h.shape[0], k, 2, -1, h.shape[-1])
@@ -111,10 +126,54 @@ def forward_together(models: Sequence[TIMNet], xs: Sequence[torch.Tensor], gener
     return [m.head.fc(pooled[:, i]) for i, m in enumerate(models)]
 
 
-def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool = True) -> List[dict]:
-    """Train the splits of `trainers` (built one after another, each right after seeding its fold) at once;
-    their results, as `SplitTrainer.finish` gives them."""
+class GroupedStep:
+    """Forward, per-split losses and backward of one grouped step, with `forward_together` compiled (`compile_on`,
+    torch.compile `mode`) or eager. Until the compiled step has run a whole epoch (every group of splits the last
+    batches make), a compiler error restores the weights and statistics of before the batch and runs it eagerly
+    with the same dropout masks, and every later step runs eagerly."""
+
+    def __init__(self, compile_on: bool, mode: str = 'default', device: torch.device = torch.device('cpu')):
+        self.compiled = torch.compile(forward_together, options=_compile_options(mode, device)) if compile_on else None
+        self.proven = False
+
+    def __call__(self, trainers: Sequence[SplitTrainer], xs, ys, masks, size: int):
+        """`(logits, summed loss)` of each trainer on its batch `xs[k]`, `ys[k]`; gradients accumulated."""
+        if self.compiled is None or self.proven:
+            return self._run(self.compiled or forward_together, trainers, xs, ys, masks, size)
+        before = [{k: v.clone() for k, v in t.model.state_dict().items()} for t in trainers]
+        try:
+            return self._run(self.compiled, trainers, xs, ys, masks, size)
+        except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
+            reason = compiler_failure(e)
+            if reason is None:
+                raise
+            log.warning('torch.compile failed on the grouped step of %d splits, training them eagerly: %s',
+                        len(trainers), reason)
+            self.compiled = None
+            for t, state in zip(trainers, before):
+                t.optimizer.zero_grad(set_to_none=True)
+                t.model.load_state_dict(state)
+            return self._run(forward_together, trainers, xs, ys, masks, size)
+
+    @staticmethod
+    def _run(forward, trainers, xs, ys, masks, size):
+        logits = forward([t.model for t in trainers], xs, masks)
+        out, total = [], 0.0
+        for t, lg, yb in zip(trainers, logits, ys):
+            loss_sum, loss = t.loss(lg, yb, size)
+            total = total + loss
+            out.append((lg, loss_sum))
+        total.backward()
+        return out
+
+
+def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool = True, compile_on: bool = False
+                          ) -> List[dict]:
+    """Train the splits of `trainers` (built one after another, each right after seeding its fold) at once, the
+    grouped step compiled with `compile_on` (torch.compile mode `cfg.compile_mode`); their results, as
+    `SplitTrainer.finish` gives them (`compiled`: whether the grouped step stayed compiled)."""
     cfg = trainers[0].cfg
+    grouped = GroupedStep(compile_on, cfg.compile_mode, trainers[0].device)
     generators = []
     for t in trainers:                              # the random state each fold had after its build (or resume)
         g = torch.Generator(device=t.device)
@@ -138,17 +197,16 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
                 data = [trainers[i].batch(batches[i]) for i in members]
                 for i, (xb, _) in zip(members, data):
                     trainers[i].model._check_input(xb)
-                logits = forward_together([trainers[i].model for i in members], [xb for xb, _ in data],
-                                          [generators[i] for i in members])
-                total = 0.0
-                for i, lg, (_, yb) in zip(members, logits, data):
-                    loss_sum, loss = trainers[i].loss(lg, yb, size)
-                    total = total + loss
+                masks = draw_masks([trainers[i].model for i in members], size, [generators[i] for i in members],
+                                   data[0][0])
+                outputs = grouped([trainers[i] for i in members], [xb for xb, _ in data], [yb for _, yb in data],
+                                  masks, size)
+                for i, (lg, loss_sum), (_, yb) in zip(members, outputs, data):
                     totals[i] += loss_sum.detach()
                     corrects[i] += (lg.argmax(-1) == yb).sum()
-                total.backward()
                 for i in members:
                     trainers[i].step()
+        grouped.proven = grouped.compiled is not None
         stop = None
         for i, t in enumerate(trainers):                 # every split records the epoch, so they resume together
             t.rng_state = generators[i].get_state()
@@ -158,5 +216,7 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
                 stop = stop or e
         if stop is not None:
             raise stop
-    log.info('trained %d splits together', len(trainers))
+    log.info('trained %d splits together%s', len(trainers), ', compiled' if grouped.compiled is not None else '')
+    for t in trainers:
+        t.compiled = grouped.compiled                    # what result.json records
     return [t.finish() for t in trainers]

@@ -415,9 +415,14 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     if not obstacle:
         trainers = [trainer(i, False) for i in pending]
         if len({t.start for t in trainers}) == 1:
-            log.info('training %d splits together (one grouped computation per step%s)', len(trainers),
-                     ', not compiled: compile applies to one-by-one training' if compiling['on'] else '')
-            results.update(zip(pending, train_splits_together(trainers, show_progress)))
+            compile_together = compiling['on'] and cfg.compile == 'on'
+            why = compiling['why'] if compile_together or not compiling['on'] else \
+                'compile=auto trains the grouped step eagerly (compiled, it is not yet measured on a GPU; --compile on)'
+            log.info('training %d splits together (one grouped computation per step, %s: %s)', len(trainers),
+                     'compiled' if compile_together else 'eagerly', why)
+            results.update(zip(pending, train_splits_together(trainers, show_progress, compile_together)))
+            if compile_together and trainers[0].compiled is None:          # failed: the rest of the run eagerly
+                compiling.update(on=False, why='torch.compile failed')
             pending = []
         else:
             obstacle = 'the interrupted splits stopped after different epochs'
