@@ -238,6 +238,17 @@ def test_state_is_saved_on_first_last_stopped_and_improved_epochs_and_every_inte
     assert saved == [1, 2, 3, 4, 5, 6]
 
 
+def test_adam_runs_fused_when_every_parameter_is_on_cuda():
+    from types import SimpleNamespace
+    from tim_zoo.train.optim import build_optimizer, fused_adam
+    cuda, cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
+    assert fused_adam([dict(params=[cuda, cuda])]) and not fused_adam([dict(params=[cuda]), dict(params=[cpu])])
+    model = tim_zoo.create_model('timnet', num_classes=3, **TINY)
+    for name in ('adam', 'adamw'):
+        optimizer = build_optimizer(model, _cfg(optimizer=name))
+        assert not optimizer.defaults.get('fused')                        # the CPU keeps the default
+
+
 def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
     source = tim_zoo.create_model('timnet', num_classes=5, **TINY)
     tim_zoo.save_checkpoint(source, tmp_path / 'pre.safetensors')
