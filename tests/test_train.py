@@ -591,7 +591,7 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
     assert '3 x 2 repeats' in summary and f'{100 * rs["war_mean"]:.2f} ({100 * rs["war_std"]:.2f})' in summary
 
 
-def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog):
+def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog, capsys):
     """batch_folds: "auto" batches timnet's splits on CUDA in one process and trains them one by one on a CPU
     (logged); booleans and configurations from before "auto" read as on/off."""
     from tim_zoo.train.run import _batching_obstacle
@@ -618,6 +618,8 @@ def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog):
     assert stored['batch_folds'] == 'on' and stored['only_repeats'] == [2]
     assert sorted(p.name for p in (tmp_path / 'cli').glob('repeat*')) == ['repeat2']
     assert 'training 2 splits together' in (tmp_path / 'cli' / 'train.log').read_text()
+    printed = capsys.readouterr().out
+    assert 'kfold, repeat 2 only, training seed 35): mean WAR' in printed and 'over repeats' not in printed
 
 
 def test_compile_modes_map_to_inductor_options():

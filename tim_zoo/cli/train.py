@@ -167,6 +167,14 @@ def _train(args) -> int:
         print(f'{summary["model"]} ({summary["recipe"]}) trained on all {features.x.shape[0]} samples; '
               f'checkpoint{"s" if len(where) > 1 else ""} in {", ".join(map(str, where))}')
         return 0
+    if repeated and summary['num_repeats'] == 1:        # one repeat of a repeated run (--repeat): no spread yet
+        part = summary['repeats'][0]
+        for fold in part['folds']:
+            print(f'{fold["split"]:>14}: WAR {100 * fold["war"]:6.2f}  UAR {100 * fold["uar"]:6.2f}')
+        print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}, repeat {part["repeat"]} only, training '
+              f'seed {part["seed"]}): mean WAR {100 * part["war_mean"]:.2f} (std {100 * part["war_std"]:.2f} over '
+              f'splits); benchmarks/collect_run.py joins the repeats run apart; outputs in {args.out}')
+        return 0
     if repeated:
         for fold in summary['folds']:
             print(f'{fold["split"]:>14}: WAR {100 * fold["war_mean"]:6.2f} (std {100 * fold["war_std"]:.2f} over '
