@@ -19,8 +19,8 @@ from tim_zoo.train import TrainConfig, repeats_summary, split_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
-DEFAULTS = {k: v for k, v in dataclasses.asdict(TrainConfig()).items()
-            if k in ('repeats', 'batch_folds', 'compile', 'normalize')}
+DEFAULTS = {**{k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k in ('repeats', 'normalize')},
+            'batch_folds': 'off', 'compile': 'off'}             # what runs from before these settings did
 # where and how a run ran, not what it computed
 IGNORED = {'only_folds', 'only_repeats', 'device', 'batch_folds', 'compile', 'compile_mode'}
 
@@ -55,6 +55,10 @@ def collect(run_dirs, device: str, torch_version: str) -> dict:
         splits = {r: [f['split'] for f in folds] for r, folds in ordered.items()}
         if len({tuple(v) for v in splits.values()}) > 1:
             raise SystemExit(f'the repeats tested different splits: {splits}')
+        missing = sorted(set(range(1, config['repeats'] + 1)) - set(ordered))
+        if missing:
+            raise SystemExit(f'the run has {config["repeats"]} repeats but no tested splits of repeat '
+                             f'{", ".join(map(str, missing))} in these folders: give every part of the run')
         runs = [dict(split_summary(folds), repeat=r, seed=config['seed'] + r - 1) for r, folds in ordered.items()]
         summary = repeats_summary(runs)
         run['repeats'] = [dict(repeat=r['repeat'], seed=r['seed'], folds=r['folds']) for r in runs]

@@ -214,6 +214,7 @@ def test_state_is_saved_on_first_last_stopped_and_improved_epochs_and_every_inte
 
     def stop(epoch, record):
         if epoch == 4:
+            torch.rand(5)                              # a callback's random draws do not move the saved state
             raise StopTraining
     with pytest.raises(StopTraining):
         run_training(cfg, features, tmp_path / 'cut', show_progress=False, on_epoch_end=stop)
@@ -222,6 +223,9 @@ def test_state_is_saved_on_first_last_stopped_and_improved_epochs_and_every_inte
     run_training(None, features, tmp_path / 'cut', resume=True, show_progress=False,
                  on_epoch_end=lambda e, r: seen.append(e))
     assert seen == [5, 6]
+    a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'last' / 'fold1' / 'last.safetensors')
+    b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'cut' / 'fold1' / 'last.safetensors')
+    assert all(torch.equal(a[k], b[k]) for k in a)
     saved.clear()
     run = run_training(_cfg(epochs=6, only_folds=[1]), features, tmp_path / 'val', show_progress=False)
     history = json.loads((tmp_path / 'val' / 'fold1' / 'result.json').read_text())['history']
@@ -579,6 +583,8 @@ def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repea
         for r, name in ((1, 'part3'), (2, 'part2')):
             alone = json.loads((tmp_path / name / f'repeat{r}' / fold / 'result.json').read_text())
             assert alone == json.loads((tmp_path / 'whole' / f'repeat{r}' / fold / 'result.json').read_text())
+    with pytest.raises(SystemExit, match='the run has 2 repeats but no tested splits of repeat 1 in these folders'):
+        collect_run.collect([tmp_path / 'part2'], 'test machine', '0.0')
     run = collect_run.collect([tmp_path / name for name in ('part2', 'part3', 'part1')], 'test machine', '0.0')
     rs = run['repeat_summary']
     assert rs['num_repeats'] == 2 and rs['war_mean'] == pytest.approx(whole['war_mean'])
@@ -916,6 +922,40 @@ def test_models_that_cannot_be_batched_train_one_by_one_and_say_why(tmp_path, ca
         run_training(_cfg(epochs=1, folds=2, frame_mask=0.1, batch_folds=True), _features(), tmp_path / 'mask',
                      show_progress=False)
     assert 'one by one: input frame masking' in caplog.text
+
+
+def test_splits_trained_together_save_their_state_after_the_same_epochs(tmp_path, caplog, monkeypatch):
+    """Splits trained together choose their validation checkpoints apart, yet write state.pt after the same epochs
+    (else a killed run would resume them one by one), also when only one split's callback stops the run."""
+    from tim_zoo.train import engine
+    saved = []
+    original = engine.SplitTrainer.save_state
+
+    def recording(self):
+        saved.append((self.split.name, len(self.history)))
+        original(self)
+    monkeypatch.setattr(engine.SplitTrainer, 'save_state', recording)
+    monkeypatch.setattr(engine, 'STATE_EVERY_S', 1e9)
+    features = _features(n=62)
+    cfg = _cfg(epochs=6, folds=3, batch_folds='on', dropout=0.2, val_fraction=0.3)
+
+    def stop_once(epoch, record, calls=[]):
+        calls.append(epoch)
+        if epoch == 5 and calls.count(5) == 1:          # the first split's callback only
+            raise StopTraining
+    with pytest.raises(StopTraining):
+        run_training(cfg, features, tmp_path / 'cut', show_progress=False, on_epoch_end=stop_once)
+    by_epoch = {}
+    for split, epoch in saved:
+        by_epoch.setdefault(epoch, set()).add(split)
+    assert all(splits == {'fold1', 'fold2', 'fold3'} for splits in by_epoch.values()), by_epoch
+    assert 5 in by_epoch and len(by_epoch) < 5          # not every epoch, and the stopped one
+    choices = {json.loads(torch.load(tmp_path / 'cut' / f / 'state.pt', weights_only=True)['history'])[-1]['epoch']
+               for f in ('fold1', 'fold2', 'fold3')}
+    assert choices == {5}
+    with caplog.at_level('INFO', logger='tim_zoo.train'):
+        run_training(None, features, tmp_path / 'cut', resume=True, show_progress=False)
+    assert 'training 3 splits together' in caplog.text
 
 
 def test_splits_trained_together_resume_together_to_the_uninterrupted_result(tmp_path, caplog):

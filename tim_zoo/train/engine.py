@@ -113,6 +113,11 @@ def compiler_failure(error: BaseException) -> Optional[str]:
     return f'{type(cause).__name__}: {(str(cause).strip().splitlines() or [""])[0]}'
 
 
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of loss sums kept on `device`: float64, float32 on Apple's MPS, which has no float64."""
+    return torch.float32 if device.type == 'mps' else torch.float64
+
+
 def training_device(cfg: TrainConfig) -> torch.device:
     """The device this process trains on: `cfg.device`, under torchrun on CUDA the process's local GPU."""
     device = torch.device(cfg.device)
@@ -179,6 +184,8 @@ class SplitTrainer:
             self.optimizer.load_state_dict(state['optimizer'])
             self.scheduler.load_state_dict(state['scheduler'])
             torch.set_rng_state(state['rng'])
+            if 'device_rng' in state and device.type == 'cuda':       # the split's CUDA random state (dropout)
+                torch.cuda.set_rng_state(state['device_rng'].cpu(), device)
             self.history, self.best_score, self.best_epoch = (json.loads(state['history']), state['best_score'],
                                                               state['best_epoch'])
             self.best_loss = state.get('best_loss', float('-inf'))   # an older state: ties kept the earliest epoch
@@ -255,7 +262,7 @@ class SplitTrainer:
 
     def end_epoch(self, epoch: int, total_loss: float, correct: int, seen: int) -> None:
         """Record epoch `epoch` (0-based): training loss and accuracy, validation and checkpoint choice, state."""
-        sums = torch.tensor([total_loss, correct], dtype=torch.float64)
+        sums = torch.tensor([total_loss, correct], dtype=sum_dtype(self.device), device=self.device)   # NCCL: on the GPU
         if self.world > 1:
             torch.distributed.all_reduce(sums)
         split, cfg = self.split, self.cfg
@@ -277,6 +284,7 @@ class SplitTrainer:
                                                                    val_war=self.best_score, val_loss=self.best_loss))
         self.history.append(record)
         self.compile_proven = self.compiled is not None
+        self.epoch_rng = self._rng_snapshot()             # the random state after this epoch, before any callback
         if (improved or self.saved_at is None or epoch + 1 == cfg.epochs
                 or time.monotonic() - self.saved_at >= STATE_EVERY_S):
             self.save_state()
@@ -290,12 +298,20 @@ class SplitTrainer:
                     self.save_state()
                 raise
 
+    def _rng_snapshot(self) -> dict:
+        """The random states a resume needs: the CPU's (batches, frame masks; the split's own generator when the
+        splits train together on a CPU) and, on CUDA, the split's CUDA state (dropout)."""
+        cpu = self.device.type == 'cpu'
+        snapshot = dict(rng=self.rng_state if self.own_rng and cpu else torch.get_rng_state())
+        if self.device.type == 'cuda':
+            snapshot['device_rng'] = self.rng_state if self.own_rng else torch.cuda.get_rng_state(self.device)
+        return snapshot
+
     def save_state(self) -> None:
         """Write the resumable state after the last recorded epoch (`state.pt`: weights, optimizer, schedule,
-        random state, history, checkpoint choice)."""
+        random states as the epoch ended, history, checkpoint choice)."""
         state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                     scheduler=self.scheduler.state_dict(),
-                     rng=self.rng_state if self.own_rng and self.device.type == 'cpu' else torch.get_rng_state(),
+                     scheduler=self.scheduler.state_dict(), **self.epoch_rng,
                      history=json.dumps(self.history),
                      best_score=self.best_score, best_loss=self.best_loss, best_epoch=self.best_epoch)
         if self.rank == 0:
@@ -364,7 +380,7 @@ def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:
         trainer.model.train()
         order = trainer.epoch_order(epoch)
         # summed on the device, read once per epoch: no wait for the device after every step
-        total_loss = torch.zeros((), dtype=torch.float64, device=trainer.device)
+        total_loss = torch.zeros((), dtype=sum_dtype(trainer.device), device=trainer.device)
         correct = torch.zeros((), dtype=torch.long, device=trainer.device)
         batches = progress(range(0, len(order), cfg.batch_size), desc=f'{split.name} epoch {epoch + 1}/{cfg.epochs}',
                            enabled=show_progress, leave=False)

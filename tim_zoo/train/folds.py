@@ -20,7 +20,7 @@ from torch import nn
 from .._utils import progress
 from ..layers import GroupConv1d, PoolHead
 from ..models import TIMNet
-from .engine import SplitTrainer, _compile_options, compiler_failure, log
+from .engine import SplitTrainer, _compile_options, compiler_failure, log, sum_dtype
 
 
 def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> str:
@@ -186,7 +186,7 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
             t.model.train()
         orders = [t.epoch_order(epoch) for t in trainers]
         device = trainers[0].device                     # sums stay on the device until the epoch ends
-        totals = [torch.zeros((), dtype=torch.float64, device=device) for _ in trainers]
+        totals = [torch.zeros((), dtype=sum_dtype(device), device=device) for _ in trainers]
         corrects = [torch.zeros((), dtype=torch.long, device=device) for _ in trainers]
         steps = max(math.ceil(len(o) / cfg.batch_size) for o in orders)
         for b in progress(range(steps), desc=f'{len(trainers)} splits epoch {epoch + 1}/{cfg.epochs}',
@@ -214,6 +214,10 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
                 t.end_epoch(epoch, totals[i].item(), corrects[i].item(), len(orders[i]))
             except Exception as e:                      # StopTraining from a callback, or another failure
                 stop = stop or e
+        if stop is not None or any(t.saved_epochs == len(t.history) for t in trainers):
+            for t in trainers:                          # all splits saved after the same epoch: they resume together
+                if t.saved_epochs != len(t.history):
+                    t.save_state()
         if stop is not None:
             raise stop
     log.info('trained %d splits together%s', len(trainers), ', compiled' if grouped.compiled is not None else '')
