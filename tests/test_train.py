@@ -379,6 +379,21 @@ def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path, comp
             torch.testing.assert_close(b[k], a[k], atol=tolerance, rtol=tolerance)
 
 
+def test_a_data_error_on_rank_0_stops_every_rank(tmp_path):
+    """Under torchrun, rank 0 loads the features first; when that fails, the other ranks stop with its message
+    instead of waiting for it until gloo's timeout."""
+    import subprocess
+    import sys
+
+    (tmp_path / 'broken.npz').write_bytes(b'not an archive')
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port',
+                          '29533', '-m', 'tim_zoo.train', '--features', str(tmp_path / 'broken.npz'), '--epochs', '1',
+                          '--quiet', '--threads', '1', '--out', str(tmp_path / 'run')],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode != 0
+    assert 'rank 0 could not load the features, so rank 1 stops too' in run.stderr, run.stderr[-3000:]
+
+
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
     """A training process killed with SIGKILL part-way through an epoch resumes from its last completed
     epoch and ends with the metrics of a run that was never interrupted."""

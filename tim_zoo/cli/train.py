@@ -14,7 +14,7 @@ from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
-from ..train.engine import barrier, dist_info
+from ..train.engine import dist_info
 from ..train.config import COMPILE_KINDS, COMPILE_MODES
 from ..train.run import CONFIG_FILE, check_config, check_new_start, has_trained, recorded_features
 from .audio import add_level_argument, release_length
@@ -36,6 +36,28 @@ def _literal(value: str):
         return json.loads(value)
     except json.JSONDecodeError:
         return value
+
+
+def _features_after_rank_0(args):
+    """`load_training_features` where rank 0 goes first (extracting and caching the features) and the other ranks
+    then read them; a failure on rank 0 stops every rank with its message instead of leaving them waiting."""
+    rank, world = dist_info()
+    if world == 1:
+        return load_training_features(args)
+    outcome = [None]
+    if rank == 0:
+        try:
+            loaded = load_training_features(args)
+        except Exception as e:
+            outcome[0] = f'{type(e).__name__}: {e}'
+            torch.distributed.broadcast_object_list(outcome, src=0)
+            raise
+        torch.distributed.broadcast_object_list(outcome, src=0)
+        return loaded
+    torch.distributed.broadcast_object_list(outcome, src=0)
+    if outcome[0] is not None:
+        raise ConfigurationError(f'rank 0 could not load the features, so rank {rank} stops too: {outcome[0]}')
+    return load_training_features(args)
 
 
 def load_training_features(args):
@@ -137,6 +159,8 @@ def _in_process_group(args) -> int:
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():
         # started by torchrun: one process per rank; CUDA ranks talk over NCCL, CPU ranks over gloo
         on_cuda = (args.device or '').startswith('cuda')
+        if on_cuda:                                       # NCCL's object collectives use the current device
+            torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         torch.distributed.init_process_group('nccl' if on_cuda else 'gloo')
         try:
             return _train(args)
@@ -152,11 +176,7 @@ def _train(args) -> int:
     if not args.resume:
         check_new_start(args.out)                         # before anything is extracted into --out
     rank, _ = dist_info()
-    if rank != 0:
-        barrier()                                         # rank 0 extracts (and caches) the features first
-    features, source = load_training_features(args)
-    if rank == 0:
-        barrier()
+    features, source = _features_after_rank_0(args)
     summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet, source=source)
     if rank != 0:
         return 0
