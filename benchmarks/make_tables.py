@@ -171,7 +171,9 @@ def render_results(run: dict) -> str:
     cfg = run['config']
     lines.append('')
     lines.append(f"`{cfg['model']}`, recipe `{cfg['recipe']}` ({_settings(cfg)}), protocol `{cfg['protocol']}`, seed "
-                 f"{cfg['seed']}, checkpoint: {_selection(cfg)}; {run['device']}, torch {run['torch']}")
+                 f"{cfg['seed']}, checkpoint: {_selection(cfg)}"
+                 + (f", weight_init {cfg['model_args']['weight_init']}" if 'weight_init' in cfg.get('model_args', {})
+                    else '') + f"; {run['device']}, torch {run['torch']}")
     return '\n'.join(lines) + '\n'
 
 
