@@ -646,11 +646,11 @@ def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog, capsys)
 def test_compile_modes_map_to_inductor_options():
     """torch.compile takes a mode or options, not both: the mode's options plus fallback_random, CUDA graphs only
     on CUDA; unknown modes are refused."""
-    from tim_zoo.train.engine import _compile_options
-    assert _compile_options('default', torch.device('cpu')) == dict(fallback_random=True)
-    assert _compile_options('reduce-overhead', torch.device('cuda'))['triton.cudagraphs'] is True
-    assert 'triton.cudagraphs' not in _compile_options('reduce-overhead', torch.device('cpu'))
-    assert _compile_options('max-autotune', torch.device('cpu'))['max_autotune'] is True
+    from tim_zoo.train.engine import compile_options
+    assert compile_options('default', torch.device('cpu')) == dict(fallback_random=True)
+    assert compile_options('reduce-overhead', torch.device('cuda'))['triton.cudagraphs'] is True
+    assert 'triton.cudagraphs' not in compile_options('reduce-overhead', torch.device('cpu'))
+    assert compile_options('max-autotune', torch.device('cpu'))['max_autotune'] is True
     with pytest.raises(ConfigurationError, match='compile_mode'):
         _cfg(compile_mode='fastest')
 

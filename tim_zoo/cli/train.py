@@ -15,7 +15,7 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import dist_info
-from ..train.config import COMPILE_KINDS, COMPILE_MODES
+from ..train.config import AUTO_ON_OFF, TORCH_COMPILE_MODES
 from ..train.run import CONFIG_FILE, check_config, check_new_start, has_trained, recorded_features
 from .audio import add_level_argument, release_length
 
@@ -232,10 +232,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                             'recorded, unless given again)')
     run.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ...')
     run.add_argument('--threads', type=int, help='torch CPU threads')
-    run.add_argument('--compile', choices=COMPILE_MODES,
+    run.add_argument('--compile', choices=AUTO_ON_OFF,
                      help='compile the training step with torch.compile (auto: on CUDA, not on the CPU; same results '
                           'up to rounding; a compile failure trains eagerly)')
-    run.add_argument('--compile-mode', choices=COMPILE_KINDS,
+    run.add_argument('--compile-mode', choices=TORCH_COMPILE_MODES,
                      help='torch.compile mode (default: default; reduce-overhead also replays CUDA graphs on CUDA)')
     run.add_argument('--quiet', action='store_true', help='no progress bars')
     hp = p.add_argument_group('hyperparameters (override the recipe)')
@@ -264,7 +264,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     proto.add_argument('--protocol', choices=('kfold', 'loso', 'holdout', 'all'),
                        help='all: train on every sample, no test (a model to ship)')
     proto.add_argument('--folds', type=int)
-    proto.add_argument('--batch-folds', nargs='?', const='on', choices=COMPILE_MODES,
+    proto.add_argument('--batch-folds', nargs='?', const='on', choices=AUTO_ON_OFF,
                        help='train timnet\'s splits together, one grouped computation per step (same results up to '
                             'rounding); auto (default): on CUDA in one process, not on a CPU, where it is slower; '
                             '--batch-folds alone means on')

@@ -10,10 +10,10 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from .recipes import get_recipe
 
-#: `TrainConfig.compile` settings
-COMPILE_MODES = ('auto', 'on', 'off')
+#: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
+AUTO_ON_OFF = ('auto', 'on', 'off')
 #: `TrainConfig.compile_mode` settings: torch.compile's modes (`reduce-overhead` replays CUDA graphs, on CUDA only)
-COMPILE_KINDS = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+TORCH_COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 
 
 @dataclass
@@ -87,9 +87,9 @@ class TrainConfig:
         check_choice('normalize', self.normalize, NORMALIZE_MODES)
         if isinstance(self.batch_folds, bool):          # configurations and callers from before 'auto'
             self.batch_folds = 'on' if self.batch_folds else 'off'
-        check_choice('batch_folds', self.batch_folds, COMPILE_MODES)
-        check_choice('compile', self.compile, COMPILE_MODES)
-        check_choice('compile_mode', self.compile_mode, COMPILE_KINDS)
+        check_choice('batch_folds', self.batch_folds, AUTO_ON_OFF)
+        check_choice('compile', self.compile, AUTO_ON_OFF)
+        check_choice('compile_mode', self.compile_mode, TORCH_COMPILE_MODES)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if self.protocol == 'all':

@@ -95,7 +95,7 @@ def compile_decision(cfg: TrainConfig, world_size: int = 1) -> Tuple[bool, str]:
                    f'compiling, seconds once inductor\'s cache holds it, then about 0.75x the time per step on a CPU)')
 
 
-def _compile_options(mode: str, device: torch.device) -> dict:
+def compile_options(mode: str, device: torch.device) -> dict:
     """torch.compile options of `mode` (torch.compile takes a mode or options, not both) with fallback_random, which
     draws dropout as the eager modules do; CUDA graphs only on CUDA."""
     import torch._inductor
@@ -167,7 +167,7 @@ class SplitTrainer:
             log.info('%s: %s (%s)', split.name, 'the training step is compiled' if compile_step else 'eagerly', why)
         # the compiled training forward (None: eager); it shares the model's parameters and buffers. fallback_random
         # draws dropout as the eager modules do, so a compiled run is the eager run up to rounding
-        self.compiled = torch.compile(self.train_model, options=_compile_options(cfg.compile_mode, device)) \
+        self.compiled = torch.compile(self.train_model, options=compile_options(cfg.compile_mode, device)) \
             if compile_step else None
         self.compile_proven = False                       # set after the first epoch trained compiled
         self.optimizer = build_optimizer(self.model, cfg)
@@ -294,7 +294,7 @@ class SplitTrainer:
             try:
                 self.on_epoch_end(epoch + 1, record)
             except BaseException:                          # a stop (or failure) resumes after this epoch
-                if self.saved_at is None or len(self.history) != self.saved_epochs:
+                if self.saved_epochs != len(self.history):
                     self.save_state()
                 raise
 

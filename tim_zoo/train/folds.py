@@ -20,7 +20,7 @@ from torch import nn
 from .._utils import progress
 from ..layers import GroupConv1d, PoolHead
 from ..models import TIMNet
-from .engine import SplitTrainer, _compile_options, compiler_failure, log, sum_dtype
+from .engine import SplitTrainer, compile_options, compiler_failure, log, sum_dtype
 
 
 def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> str:
@@ -133,7 +133,7 @@ class GroupedStep:
     with the same dropout masks, and every later step runs eagerly."""
 
     def __init__(self, compile_on: bool, mode: str = 'default', device: torch.device = torch.device('cpu')):
-        self.compiled = torch.compile(forward_together, options=_compile_options(mode, device)) if compile_on else None
+        self.compiled = torch.compile(forward_together, options=compile_options(mode, device)) if compile_on else None
         self.proven = False
 
     def __call__(self, trainers: Sequence[SplitTrainer], xs, ys, masks, size: int):
