@@ -16,7 +16,8 @@ from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import dist_info
 from ..train.config import AUTO_ON_OFF, TORCH_COMPILE_MODES
-from ..train.run import CONFIG_FILE, check_config, check_new_start, has_trained, recorded_features
+from ..train.records import CONFIG_FILE, check_new_start, has_trained, recorded_features
+from ..train.run import check_config
 from .audio import add_level_argument, release_length
 
 

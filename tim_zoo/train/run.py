@@ -1,5 +1,4 @@
 """A whole training run: every split of a protocol, the outputs in `--out`, resuming."""
-import dataclasses
 import json
 import logging
 import logging.handlers
@@ -19,16 +18,15 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
 from .config import TrainConfig
-from .engine import (RESULT_FILE, STATE_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
+from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
                      run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import SPEAKER_HINT, make_splits
+from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 
 
-CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.json'
-DATA_FILE = 'data.json'
 #: fewer validation utterances than this make the checkpoint choice a warning
 SMALL_VALIDATION = 20
 
@@ -143,7 +141,7 @@ def run_training(
     confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
     With `resume` an interrupted run continues: finished splits are kept, the split in progress
     continues after its last saved epoch (`STATE_EVERY_S`), with the configuration saved by the first run; a `cfg` given with
-    `resume` may differ from it only in where and how it runs (`RESUME_CHANGEABLE`: device, batch_folds, compile, compile_mode;
+    `resume` may differ from it only in where and how it runs (`records.RESUME_CHANGEABLE`: device, batch_folds, compile, compile_mode;
     other differences are refused, listed), and `features` must be the ones the run started with (`data.json`
     records their digest and `source`, a description such as `{"features": "/path/to/file.npz"}`). A folder whose
     earlier start ended before its first epoch holds no run: a new start overwrites it.
@@ -185,123 +183,11 @@ def run_training(
 def _prepare(cfg: Optional[TrainConfig], features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]):
     """`(cfg, data record)` of a run about to start or resume in `out_dir`, after every check that needs nothing
     written; every process has looked when it returns."""
-    config_path = out_dir / CONFIG_FILE
-    stored = TrainConfig.from_json(config_path.read_text()) if config_path.exists() else None
-    if resume:
-        if stored is None:
-            raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
-        cfg = _resumed_config(stored, cfg, out_dir)
-        if 'repeats' not in json.loads(config_path.read_text()) and 'weight_init' not in cfg.model_args:
-            # a run started before models took weight_init: every model then started from PyTorch's initialisation
-            cfg = dataclasses.replace(cfg, model_args=dict(cfg.model_args, weight_init='torch'))
-    elif stored is not None:
-        check_new_start(out_dir)
-        log.info('%s holds no finished epoch of an earlier start; starting over', out_dir)
+    cfg = config_to_run(cfg, out_dir, resume)
     _check_before_writing(cfg, features)
-    data_record = _check_data(features, out_dir, resume, source)
+    data_record = check_data(features, out_dir, resume, source)
     barrier()                                             # every process has looked before rank 0 writes
     return cfg, data_record
-
-
-def _check_data(features: FeatureSet, out_dir: Path, resume: bool, source: Optional[dict]) -> dict:
-    """The record of the features a run trains on (digest, shape, labels, source). A resumed run must train on the
-    features it started with: other features are refused, naming where the first ones came from. `source['features']`
-    is kept relative to `out_dir` when the file lies inside it, so the folder can move."""
-    source = dict(source or {})
-    if source.get('features') and Path(source['features']).resolve().is_relative_to(out_dir.resolve()):
-        source['features'] = str(Path(source['features']).resolve().relative_to(out_dir.resolve()))
-    record = dict(digest=features.digest(), samples=len(features.y), shape=list(features.x.shape[1:]),
-                  label_names=list(features.label_names), source=source)
-    stored = read_data_record(out_dir) if resume else None
-    if stored is None:
-        if resume:
-            log.info('%s records no features (started before runs recorded them): recording these, unchecked', out_dir)
-        return record
-    old_source = stored.get('source', {})
-    if stored.get('digest') != record['digest']:
-        where = ', '.join(f'{k} {v}' for k, v in old_source.items()) or 'not recorded'
-        same_file = source.get('features') and source.get('features') == old_source.get('features')
-        raise ConfigurationError(
-            f'{out_dir} was started on other features ({stored.get("samples")} samples of {stored.get("shape")}, '
-            f'labels {stored.get("label_names")}; source: {where}) than these ({record["samples"]} samples of '
-            f'{record["shape"]}, labels {record["label_names"]})'
-            + ('; the file has changed since the run started' if same_file else '')
-            + '; resume with the features the run started with')
-    if not source.get('features') or source.get('features') == old_source.get('features'):
-        return dict(record, source=old_source or source)
-    log.info('%s: the same features are now read from %s (recorded before: %s)', out_dir, source['features'],
-             old_source.get('features'))
-    return dict(record, source=source)
-
-
-def read_data_record(out_dir) -> Optional[dict]:
-    """What `run_training` recorded about the features of the run in `out_dir` (None for a run without a record)."""
-    path = Path(out_dir) / DATA_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigurationError(f'{path} is not valid JSON ({e}); delete it to resume unchecked') from e
-    if not isinstance(record, dict) or 'digest' not in record:
-        raise ConfigurationError(f'{path} holds no feature digest; delete it to resume unchecked')
-    return record
-
-
-def recorded_features(out_dir) -> Path:
-    """The feature file the run in `out_dir` recorded (a path inside `out_dir` is stored relative to it); an error
-    saying what to give instead when there is no run, no record or no file in it."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise ConfigurationError(f'nothing to resume: {out_dir} does not exist (drop --resume to start a run there)')
-    if not (out_dir / CONFIG_FILE).is_file():
-        raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
-    record = read_data_record(out_dir)
-    if record is None:
-        raise ConfigurationError(f'{out_dir} does not record its features (a run started before tim_zoo recorded '
-                                 f'them); give --features FILE.npz, or --corpus NAME --data-root DIR')
-    path = record.get('source', {}).get('features')
-    if not path:
-        raise ConfigurationError(f'{out_dir} records the digest of its features but no file (started from Python '
-                                 f'without source=); give --features FILE.npz, or --corpus NAME --data-root DIR')
-    found = out_dir / path                                # an absolute path stays as it is
-    if not found.is_file():
-        raise ConfigurationError(f'{out_dir} was trained on {found}, which is gone; give the same features again with '
-                                 f'--features FILE.npz (their digest is checked)')
-    return found
-
-
-def check_new_start(out_dir) -> None:
-    """Refuse to start a new run in a folder that holds one (a split that finished an epoch)."""
-    if Path(out_dir).is_dir() and has_trained(Path(out_dir)):
-        raise ConfigurationError(f'{out_dir} already holds a run; pass resume=True (--resume) to continue it '
-                                 f'or choose another output folder')
-
-
-def has_trained(out_dir: Path) -> bool:
-    """Whether any split of the run in `out_dir` has finished an epoch (a resumable state or a result)."""
-    return any(out_dir.rglob(STATE_FILE)) or any(out_dir.rglob(RESULT_FILE))
-
-
-#: settings a resumed run may change: they do not change what it computes or writes, only where and how it runs
-RESUME_CHANGEABLE = ('device', 'batch_folds', 'compile', 'compile_mode')
-
-
-def _resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:
-    """The stored configuration of a run, with the given one's changeable settings; any other difference is
-    refused with the list of differences (a resumed run must compute what the run started computing)."""
-    if given is None:
-        return stored
-    old, new = dataclasses.asdict(stored), dataclasses.asdict(given)
-    changed = {k for k in old if old[k] != new[k] and k not in RESUME_CHANGEABLE and k != 'note'}
-    if changed:
-        raise ConfigurationError(
-            f'{out_dir} was started with other settings; --resume continues it as it was started, so drop these flags '
-            f'or start a new run: ' + '; '.join(f'{k}: run {old[k]!r}, now {new[k]!r}' for k in sorted(changed)))
-    applied = {k: new[k] for k in RESUME_CHANGEABLE if old[k] != new[k]}
-    if applied:
-        log.info('resuming %s with %s', out_dir, ', '.join(f'{k}={v!r} (was {old[k]!r})' for k, v in applied.items()))
-    return dataclasses.replace(stored, **applied)
 
 
 def check_config(cfg: TrainConfig) -> None:
