@@ -2,14 +2,16 @@
 
 `timnet_emodb.safetensors` (pretrained tag `timnet.tim_zoo_emodb`): a `timnet` trained by tim_zoo's own engine
 on all 535 utterances of EMODB (7 classes: angry boredom disgust fear happy neutral sad), TIM-Net paper recipe
-(`timnet.paper`: Adam 1e-3, 500 epochs, label smoothing 0.1), features as the EMODB_46 release
-(librosa MFCC, 96000 samples at 22050 Hz, 39 x 188), `level="peak"`: the shared EMODB copy it learned from is
-peak-normalised (median peak 0.99997 of full scale), so prediction scales each analysed window to a
-full-scale peak too (recorded in the checkpoint's feature settings, added after training). Made with:
+(`timnet.paper`: Adam 1e-3, 500 epochs, label smoothing 0.1, the last epoch, Keras' initialisation), features as
+the EMODB_46 release (librosa MFCC, 96000 samples at 22050 Hz, 39 x 188), `level="peak"`: the shared EMODB copy
+it learned from is peak-normalised (median peak 0.99997 of full scale), so prediction scales each analysed
+window to a full-scale peak too (recorded in the feature file and from it in the checkpoint). Made with:
 
-    tim-zoo train --corpus emodb --data-root EMODB --recipe timnet.paper --protocol all --out RUN
+    tim-zoo extract --corpus emodb --data-root EMODB -o emodb_peak.npz
+    tim-zoo train --features emodb_peak.npz --recipe timnet.paper --protocol all --seed 34 --threads 1 --compile on --out RUN
 
-(before `timnet` started from Keras' initialisation: add `--model-arg weight_init=torch` to reproduce it).
+and `RUN/all/last.safetensors` copied here (trained on one CPU core, torch 2.14.1; a GPU or another CPU does not
+repeat it bit for bit).
 
 The checkpoint's metadata holds the full training configuration. Its accuracy on unseen speakers is
 what the 10-fold and leave-one-speaker-out runs in the docs measure; it has seen every EMODB file.
