@@ -156,7 +156,8 @@ def test_bundled_model_is_an_emodb_timnet_trained_by_the_engine():
     assert meta['architecture'] == 'timnet'
     train_config = meta['extra']['train_config']
     assert train_config['recipe'] == 'timnet.paper' and train_config['protocol'] == 'all'
-    assert meta['extra']['epoch'] == train_config['epochs'] == 500
+    assert meta['extra']['epoch'] == train_config['epochs'] == 500 and train_config['select'] == 'last'
+    assert meta['model_args']['weight_init'] == 'keras' and meta['feature_settings']['level'] == 'peak'
 
 
 def test_cli_predict_defaults_to_the_bundled_model(tmp_path, capsys, speech_like):
