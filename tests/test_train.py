@@ -1,4 +1,5 @@
 """Training engine: recipes, protocols, outputs, checkpoint choice, resuming, fine-tuning, CLI."""
+import dataclasses
 import json
 import logging
 import math
@@ -724,6 +725,9 @@ def test_compiled_training_equals_eager_training(tmp_path, caplog):
         caplog.clear()
         graphs = torch._dynamo.utils.counters['stats']['unique_graphs']
         assert (graphs > 0) is (mode == 'on'), graphs                     # compiled, and only when asked
+        if mode == 'on':                # new models of the same shapes reuse the graphs (no recompile limit reached)
+            run_training(dataclasses.replace(cfg, repeats=3), features, tmp_path / 'repeats', show_progress=False)
+            assert torch._dynamo.utils.counters['stats']['unique_graphs'] == graphs
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
     _weights_close(tmp_path / 'on', tmp_path / 'auto', ['fold1'], torch.as_tensor(features.x))
@@ -885,6 +889,11 @@ def test_splits_trained_together_compiled_equal_the_eager_grouped_training(tmp_p
                         'per step, eagerly: compile=auto trains eagerly on cpu')
             assert expected in caplog.text and 'torch.compile failed' not in caplog.text, caplog.text
             caplog.clear()
+            if mode == 'on':            # the next repeats' grouped steps reuse the graphs (no recompile limit reached)
+                graphs = torch._dynamo.utils.counters['stats']['unique_graphs']
+                run_training(dataclasses.replace(cfg, repeats=3, epochs=1), features, tmp_path / 'repeats',
+                             show_progress=False)
+                assert graphs > 0 and torch._dynamo.utils.counters['stats']['unique_graphs'] == graphs
     finally:
         torch._dynamo.reset()
     _weights_close(tmp_path / 'on', tmp_path / 'auto', ['fold1', 'fold2', 'fold3'], torch.as_tensor(features.x))
