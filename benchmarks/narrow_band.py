@@ -11,28 +11,26 @@ import argparse
 from pathlib import Path
 
 import tim_zoo
+from tim_zoo.data import load_corpus
 from tim_zoo.data.audio import read_audio, resample
-
-#: EMODB's emotion letter (6th character of a file name) -> label
-LETTERS = dict(W='angry', L='boredom', E='disgust', A='fear', F='happy', T='sad', N='neutral')
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--folder', required=True, help='the EMODB wav folder')
+    parser.add_argument('--folder', required=True, help='the EMODB folder (or its wav folder)')
     parser.add_argument('--checkpoint', help='a tim_zoo checkpoint (default: the bundled model)')
     parser.add_argument('--rates', type=int, nargs='+', default=[8000, 16000])
     args = parser.parse_args(argv)
     rec = (tim_zoo.EmotionRecognizer.from_checkpoint(args.checkpoint) if args.checkpoint
            else tim_zoo.EmotionRecognizer.from_pretrained())
-    files = sorted(Path(args.folder).glob('*.wav'))[::27][:20]
+    items = sorted(load_corpus('emodb', args.folder), key=lambda it: Path(it.path).name)[::27][:20]
     for rate in args.rates:
         right = 0
-        for path in files:
-            signal, file_rate = read_audio(path)
+        for item in items:
+            signal, file_rate = read_audio(item.path)
             result = rec.predict(resample(signal, file_rate, rate), sample_rate=rate)
-            right += result.prediction == LETTERS[path.name[5]]
-        print(f'{rate} Hz: {right} of {len(files)} right')
+            right += result.prediction == item.label_name
+        print(f'{rate} Hz: {right} of {len(items)} right')
 
 
 if __name__ == '__main__':

@@ -19,12 +19,13 @@ def config_to_run(cfg: Optional[TrainConfig], out_dir: Path, resume: bool) -> Tr
     """The configuration a run in `out_dir` runs with: the stored one when resuming (with `cfg`'s changeable
     settings, `resumed_config`), else `cfg`, after checking that no run is there to be overwritten."""
     config_path = out_dir / CONFIG_FILE
-    stored = TrainConfig.from_json(config_path.read_text()) if config_path.exists() else None
+    stored_text = config_path.read_text() if config_path.exists() else None
+    stored = TrainConfig.from_json(stored_text) if stored_text is not None else None
     if resume:
         if stored is None:
             raise ConfigurationError(f'nothing to resume in {out_dir}: no {CONFIG_FILE}')
         cfg = resumed_config(stored, cfg, out_dir)
-        if 'repeats' not in json.loads(config_path.read_text()) and 'weight_init' not in cfg.model_args:
+        if 'repeats' not in json.loads(stored_text) and 'weight_init' not in cfg.model_args:
             # a run started before models took weight_init: every model then started from PyTorch's initialisation
             cfg = dataclasses.replace(cfg, model_args=dict(cfg.model_args, weight_init='torch'))
     elif stored is not None:
