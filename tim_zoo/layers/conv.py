@@ -144,7 +144,8 @@ class ConvNormAct1d(nn.Sequential):
         causal: left padding only (Keras `padding='causal'`); else 'same' padding.
         norm_layer: norm name or callable, or None for no norm.
         act_layer: activation name or class, or None for no activation.
-        drop_rate: SpatialDropout1d probability (whole channels) after the activation.
+        drop_rate: SpatialDropout1d probability after the activation.
+        drop_mode: what the dropout drops, `"channel"` (whole channels) or `"frame"` (whole frames, per group).
         groups, share_groups: independent channel groups, optionally with one set of weights.
     """
 
@@ -160,6 +161,7 @@ class ConvNormAct1d(nn.Sequential):
             drop_rate: float = 0.0,
             groups: int = 1,
             share_groups: bool = False,
+            drop_mode: str = 'channel',
     ):
         super().__init__()
         self.conv = GroupConv1d(in_channels, out_channels, kernel_size, dilation=dilation, groups=groups,
@@ -169,7 +171,7 @@ class ConvNormAct1d(nn.Sequential):
         if act_layer is not None:
             self.act = get_act_layer(act_layer)()
         if drop_rate > 0:
-            self.drop = SpatialDropout1d(drop_rate)
+            self.drop = SpatialDropout1d(drop_rate, drop_mode, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bn = getattr(self, 'norm', None)

@@ -2,7 +2,11 @@
 import torch
 from torch import nn
 
+from .._validation import check_choice
 from ..exceptions import ConfigurationError
+
+#: what `SpatialDropout1d` drops: whole channels (Keras, TIM-Net) or whole frames (the research code)
+DROP_MODES = ('channel', 'frame')
 
 
 def _check_p(p: float) -> float:
@@ -12,23 +16,36 @@ def _check_p(p: float) -> float:
 
 
 class SpatialDropout1d(nn.Module):
-    """Drop whole channels of `[B, C, T]`: one Bernoulli draw per (sample, channel), shared by all
-    frames, survivors scaled by `1 / (1 - p)`. Identity in eval mode (Keras `SpatialDropout1D`,
-    `nn.Dropout1d` semantics).
+    """Spatial dropout on `[B, C, T]`, survivors scaled by `1 / (1 - p)`; identity in eval mode.
+
+    `mode="channel"` drops whole channels: one Bernoulli draw per (sample, channel), shared by all frames (Keras
+    `SpatialDropout1D`, `nn.Dropout1d` semantics; TIM-Net). `mode="frame"` drops whole frames: one draw per
+    (sample, frame), shared by all channels, as the research group's `SpatialDropout` does with its default noise
+    shape `[B, 1, T]`. With `groups > 1` the channels form independent sequences side by side (the two directions
+    of a bidirectional encoder): in frame mode each group draws its own frame mask, as separate passes would.
     """
 
-    def __init__(self, p: float = 0.1):
+    def __init__(self, p: float = 0.1, mode: str = 'channel', groups: int = 1):
         super().__init__()
+        check_choice('mode', mode, DROP_MODES)
         self.p = _check_p(p)
+        self.mode = mode
+        self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.empty(x.shape[0], x.shape[1], 1, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
-        return x * keep.div_(1.0 - self.p)
+        b, c, t = x.shape
+        if self.mode == 'channel':
+            keep = torch.empty(b, c, 1, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+            return x * keep.div_(1.0 - self.p)
+        g = self.groups
+        keep = torch.empty(b, g, 1, t, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
+        return (x.view(b, g, c // g, t) * keep).view(b, c, t)
 
     def extra_repr(self) -> str:
-        return f'p={self.p}'
+        s = f'p={self.p}, mode={self.mode!r}'
+        return s + (f', groups={self.groups}' if self.groups != 1 else '')
 
 
 class FrameMask(nn.Module):

@@ -3,6 +3,7 @@
 Both blocks take the aggregated levels `S` `[B, F, T, n]` and return `[B, T, n*F]`
 (level-major: the features of level 1, then of level 2, ...).
 """
+import math
 import warnings
 from typing import Optional
 
@@ -11,7 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._utils import renamed_arguments
+from .._validation import check_choice
 from ..exceptions import InputShapeError
+
+#: `AttentionFusion` styles: `"standard"` (level-major throughout) or `"research"` (the research code's computation)
+ATTENTION_STYLES = ('standard', 'research')
 
 
 def _levels_first(s: torch.Tensor) -> torch.Tensor:
@@ -36,13 +41,19 @@ class _FiltersAlias:
 class AttentionFusion(_FiltersAlias, nn.Module):
     """Multi-head self-attention over time in which each TAB level is one head.
 
-    `[B, F, T, n] -> [B, T, n*F]`:
+    `[B, F, T, n] -> [B, T, n*F]`, `style="standard"`:
 
         q, k, v = 1x1 projections F -> d_qkv of every level        # [B, n, T, d_qkv]
         ctx = dropout(softmax(q k^T / sqrt(d_qkv)) over T) v
         ctx = Conv 1x1 d_qkv -> F (dropout before it)                # [B, n, T, F]
-        z = LayerNorm(ctx + S)                                       # over n*F
-        out = LayerNorm(FFN(z) + z), FFN = Linear(nF, d_ff) ReLU Linear(d_ff, nF) ReLU   (ffn=True)
+        z = LayerNorm(ctx + S)                                       # over n*F, level-major
+        out = LayerNorm2(FFN(z) + z), FFN = Linear(nF, d_ff) ReLU Linear(d_ff, nF) ReLU   (ffn=True)
+
+    `style="research"` computes what the research group's `TIM_Attention` computes, defects included: scores are
+    scaled by `1 / sqrt(n * d_qkv)`; the context is flattened filter-major (feature `f * n + j` of a frame is filter
+    `f` of level `j`) but added to the levels flattened level-major (`j * F + f`), so each context feature is added
+    to another level's feature; and one LayerNorm serves both normalisations (no `norm2`). The output is in the
+    research order (position `p` of the `n*F` features is whatever the research model has there).
 
     The three 1x1 projections are one `Linear(F -> 3*d_qkv)` (same arithmetic as three 1x1 Conv2d).
 
@@ -54,6 +65,7 @@ class AttentionFusion(_FiltersAlias, nn.Module):
         ffn: add the feed-forward block.
         attn_drop: dropout on the attention weights.
         proj_drop: dropout before the output projection.
+        style: `"standard"` or `"research"` (above).
     """
 
     @renamed_arguments(channels='filters')
@@ -66,23 +78,23 @@ class AttentionFusion(_FiltersAlias, nn.Module):
             ffn: bool = True,
             attn_drop: float = 0.1,
             proj_drop: float = 0.1,
+            style: str = 'standard',
     ):
         super().__init__()
+        check_choice('style', style, ATTENTION_STYLES)
         self.filters = filters
         self.num_levels = num_levels
         self.d_qkv = d_qkv
         self.attn_drop = attn_drop
+        self.style = style
+        self.scale = 1.0 / math.sqrt(d_qkv * (num_levels if style == 'research' else 1))
         width = filters * num_levels
         self.qkv = nn.Linear(filters, 3 * d_qkv)
         self.proj_drop = nn.Dropout(proj_drop)
         self.proj = nn.Linear(d_qkv, filters)
         self.norm1 = nn.LayerNorm(width)
-        if ffn:
-            self.ffn = nn.Sequential(nn.Linear(width, d_ff), nn.ReLU(), nn.Linear(d_ff, width), nn.ReLU())
-            self.norm2 = nn.LayerNorm(width)
-        else:
-            self.ffn = None
-            self.norm2 = None
+        self.ffn = nn.Sequential(nn.Linear(width, d_ff), nn.ReLU(), nn.Linear(d_ff, width), nn.ReLU()) if ffn else None
+        self.norm2 = nn.LayerNorm(width) if ffn and style == 'standard' else None
 
     def forward(self, s: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`s` `[B, F, T, n]`; `mask` `[B, T]`, True on valid frames: padded frames are not attended to."""
@@ -90,12 +102,19 @@ class AttentionFusion(_FiltersAlias, nn.Module):
         q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
         attn_mask = None if mask is None else mask[:, None, None, :].to(torch.bool)
         ctx = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0)
-        ctx = self.proj(self.proj_drop(ctx))
-        z = self.norm1(_flatten_levels(ctx + s_lvl))
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale)
+        ctx = self.proj(self.proj_drop(ctx))                               # [B, n, T, F]
+        if self.style == 'research':
+            b, n, t, c = ctx.shape
+            z = self.norm1(ctx.permute(0, 2, 3, 1).reshape(b, t, c * n) + _flatten_levels(s_lvl))
+        else:
+            z = self.norm1(_flatten_levels(ctx + s_lvl))
         if self.ffn is not None:
-            z = self.norm2(self.ffn(z) + z)
+            z = (self.norm1 if self.norm2 is None else self.norm2)(self.ffn(z) + z)
         return z
+
+    def extra_repr(self) -> str:
+        return f'filters={self.filters}, num_levels={self.num_levels}, d_qkv={self.d_qkv}, style={self.style!r}'
 
 
 class AFTLocalFusion(_FiltersAlias, nn.Module):

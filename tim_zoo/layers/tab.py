@@ -34,6 +34,8 @@ class TemporalAwareBlock(nn.Module):
         dilation: dilation of the causal convolutions.
         kernel_size: causal convolution kernel size.
         drop_rate: SpatialDropout1d probability after each convolution.
+        drop_mode: what that dropout drops: `"channel"` (whole channels, Keras `SpatialDropout1D`, TIM-Net) or
+            `"frame"` (whole frames, the research group's `SpatialDropout`).
         residual: `"mul"` or `"add"`.
         conv_style: `"standard"` or `"bottleneck"`.
         bottleneck_chans: `b` for the bottleneck style (per direction in a bidirectional encoder).
@@ -60,6 +62,7 @@ class TemporalAwareBlock(nn.Module):
             norm_layer: NormLayer = 'batchnorm',
             groups: int = 1,
             share_groups: bool = False,
+            drop_mode: str = 'channel',
     ):
         super().__init__()
         check_choice('residual', residual, ('mul', 'add'))
@@ -69,7 +72,7 @@ class TemporalAwareBlock(nn.Module):
 
         def unit(c_in, c_out, k, d):
             return ConvNormAct1d(c_in, c_out, k, dilation=d, causal=k > 1, norm_layer=norm_layer, act_layer=act_layer,
-                                 drop_rate=drop_rate, groups=groups, share_groups=share_groups)
+                                 drop_rate=drop_rate, groups=groups, share_groups=share_groups, drop_mode=drop_mode)
 
         if conv_style == 'standard':
             self.convs = nn.Sequential(
@@ -98,7 +101,8 @@ class TemporalAwareBlock(nn.Module):
 
 
 #: the arguments of `TemporalAwareBlock` that stacks, encoders and models pass through unchanged
-TAB_ARGS = ('kernel_size', 'drop_rate', 'residual', 'conv_style', 'bottleneck_chans', 'act_layer', 'norm_layer')
+TAB_ARGS = ('kernel_size', 'drop_rate', 'drop_mode', 'residual', 'conv_style', 'bottleneck_chans', 'act_layer',
+            'norm_layer')
 
 #: their defaults, as `TemporalAwareBlock` declares them
 TAB_DEFAULTS = {name: p.default for name, p in inspect.signature(TemporalAwareBlock.__init__).parameters.items()

@@ -9,7 +9,9 @@ from ._checkpoint import checkpoint
 
 
 class TransformerEncoderStack(nn.Module):
-    """`num_layers` independent `nn.TransformerEncoderLayer` (post-norm, batch first).
+    """`num_layers` `nn.TransformerEncoderLayer` (post-norm, batch first), independent copies, or with
+    `share_layers=True` one layer applied `num_layers` times (the research `MLTransformer_TIM` appends one layer
+    object `n_layer` times, so its layers share their weights; the state dict then holds `layers.0` only).
 
     `[B, T, d_model] -> [B, T, d_model]` (the last layer's output), or, with `keep_all=True`,
     every layer's output stacked as `[B, T, d_model, num_layers]`. `forward_layers` returns every layer's output as a
@@ -26,20 +28,23 @@ class TransformerEncoderStack(nn.Module):
             drop_rate: float = 0.1,
             act_layer: str = 'relu',
             keep_all: bool = False,
+            share_layers: bool = False,
     ):
         super().__init__()
         self.keep_all = keep_all
         self.num_layers = num_layers
+        self.share_layers = share_layers
         self.layers = nn.ModuleList([
             nn.TransformerEncoderLayer(
                 d_model, num_heads, d_ff, dropout=drop_rate, activation=act_layer, batch_first=True, norm_first=False)
-            for _ in range(num_layers)])
+            for _ in range(1 if share_layers else num_layers)])
         self.grad_checkpointing = False
 
     def forward_layers(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, T, d_model]` -> every layer's output, each `[B, T, d_model]`."""
         outputs = []
-        for layer in self.layers:
+        for j in range(self.num_layers):
+            layer = self.layers[0 if self.share_layers else j]
             x = checkpoint(layer, x) if self.grad_checkpointing and torch.is_grad_enabled() else layer(x)
             outputs.append(x)
         return outputs

@@ -14,7 +14,7 @@ from torch import nn
 
 from .._validation import check_choice, check_sequence_input
 from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError
-from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, WeightLayer
+from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, SinusoidalPositionalEncoding, WeightLayer
 from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
@@ -241,11 +241,26 @@ class SERModel(nn.Module):
 _NO_DECAY_BLOCKS = (WeightLayer, GMMClusteringHead, AFTLocalFusion)
 
 
-def layer_info(prefix: str, num_layers: int, num_chs: int, reduction: int = 1, first_extra: tuple = ()) -> List[dict]:
+def layer_info(prefix: str, num_layers: int, num_chs: int, reduction: int = 1, first_extra: tuple = (),
+               shared: bool = False) -> List[dict]:
     """timm `feature_info` of a `TransformerEncoderStack` at module `prefix` (`first_extra`: modules with parameters
-    that run just before its first layer)."""
-    return [dict(num_chs=num_chs, reduction=reduction, module=f'{prefix}.layers.{j}',
-                 modules=(f'{prefix}.layers.{j}',) + (first_extra if j == 0 else ())) for j in range(num_layers)]
+    that run just before its first layer; `shared`: one layer applied `num_layers` times, whose parameters belong to
+    the first level)."""
+    def module(j):
+        return f'{prefix}.layers.{0 if shared else j}'
+    return [dict(num_chs=num_chs, reduction=reduction, module=module(j),
+                 modules=((module(j),) if j == 0 or not shared else ()) + (first_extra if j == 0 else ()))
+            for j in range(num_layers)]
+
+
+#: the TAB arguments of the research group's code, defaults of the seed models (TIM-Net's own are `mul`, `channel`)
+SEED_TAB_DEFAULTS = dict(residual='add', drop_mode='frame')
+
+
+def positional_encoding(d_model: int, style: str, drop_rate: float) -> SinusoidalPositionalEncoding:
+    """The positional encoding of a seed model: `"research"` as the research code (its table, no dropout) or
+    `"sincos"` (the standard table, dropout `drop_rate`)."""
+    return SinusoidalPositionalEncoding(d_model, drop_rate=0.0 if style == 'research' else drop_rate, style=style)
 
 
 def _model_signature(init, tab_defaults: Dict[str, Any], weight_init: str) -> inspect.Signature:

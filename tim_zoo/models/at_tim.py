@@ -1,20 +1,24 @@
 """Attention-fused TIM models: AT_TIM, AT_DeltaTIM, AT_DeltaTIM_v2 and MultiTIM."""
+from typing import Optional
+
 import torch
 from timm.models import generate_default_cfgs, register_model
 
 from .._validation import check_choice
+from ..exceptions import ConfigurationError
 from ..layers import (
     AFTLocalFusion, AttentionFusion, DeltaAggregation, FrameMask, FrameScoreHead, TemporalStack, TIMEncoder,
     TimeProjectionHead,
 )
 from ..layers.temporal import stem
-from ._base import SERModel, audio_cfg, build_model, create_head
+from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
 
 
-def _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window):
+def _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window, fusion_style):
     check_choice('fusion', fusion, ('attention', 'aft_local'))
     if fusion == 'attention':
-        return AttentionFusion(filters, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate)
+        return AttentionFusion(filters, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate,
+                               style=fusion_style)
     return AFTLocalFusion(filters, num_levels, max_len=seq_len, d_qkv=d_qkv, window=aft_window)
 
 
@@ -31,14 +35,20 @@ class ATTIM(SERModel):
         merge: `"add"` or `"fuse"` (per-level Conv1d(2F -> F)) for the bidirectional encoder.
         aggregation: `"all"`, `"delta"` or `"delta+all"` over the levels.
         frame_mask: probability of zeroing each input frame in training.
-        fusion: `"attention"` or `"aft_local"`.
+        fusion: `"attention"` (multi-head, the default: the form MODELS.md specifies and the research notes' findings
+            on `d_qkv` and the FFN are about) or `"aft_local"` (the research `Args` default `attention_type="AF"`).
+        fusion_style: `"research"` (default: the research `TIM_Attention`'s computation, with its filter-major
+            context added to level-major levels, scores scaled by `1/sqrt(n*d_qkv)`, one LayerNorm used twice) or
+            `"standard"` (level-major throughout, `1/sqrt(d_qkv)`, two LayerNorms); see `AttentionFusion`.
+            AFT-local has one form.
         d_qkv, d_ff, ffn: of the attention fusion; `aft_window` of AFT-local.
         head_drop_rate: dropout on the per-frame scores.
         head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
-            attention fusion's dropout.
+            attention fusion's dropout. As the research code: `residual="add"`, `drop_mode="frame"`.
         Other arguments as `TIMNet`.
     """
+    tab_defaults = dict(SEED_TAB_DEFAULTS)
 
     def __init__(
             self,
@@ -53,6 +63,7 @@ class ATTIM(SERModel):
             aggregation: str = 'all',
             frame_mask: float = 0.0,
             fusion: str = 'attention',
+            fusion_style: str = 'research',
             d_qkv: int = 64,
             d_ff: int = 1024,
             ffn: bool = True,
@@ -71,7 +82,7 @@ class ATTIM(SERModel):
             stem_norm=True, aggregation=aggregation, fusion='none', **tab_kwargs)
         num_levels = self.tim.num_levels
         self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, tab_kwargs['drop_rate'],
-                                   aft_window)
+                                   aft_window, fusion_style)
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
@@ -93,10 +104,13 @@ class MultiTIM(SERModel):
     `[B, C, T]` -> stem (1x1 conv, BN, ReLU) -> general stack (`general_depth` levels, all kept) ->
     special stack on the general stack's last level (`special_depth` levels, delta aggregation) ->
     the `n1 + n2` levels -> AttentionFusion -> `[B, (n1+n2)*F, T]` -> AdaptiveAvgPool over time to
-    `head_pool` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length.
+    `head_pool` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length with
+    `fusion="attention"`; `fusion="aft_local"` (the research `attention_type="AF"`) needs `seq_len`, its longest input.
     `**tab_kwargs`: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation);
-    `drop_rate` is also the attention fusion's dropout. Other arguments as `ATTIM`.
+    `drop_rate` is also the attention fusion's dropout. Other arguments as `ATTIM` (`fusion_style`, `residual="add"`,
+    `drop_mode="frame"` as the research code).
     """
+    tab_defaults = dict(SEED_TAB_DEFAULTS)
 
     def __init__(
             self,
@@ -106,9 +120,13 @@ class MultiTIM(SERModel):
             general_depth: int = 4,
             special_depth: int = 4,
             *,
+            fusion: str = 'attention',
+            fusion_style: str = 'research',
+            seq_len: Optional[int] = None,
             d_qkv: int = 64,
             d_ff: int = 1024,
             ffn: bool = True,
+            aft_window: int = 128,
             head_pool: int = 256,
             head_drop_rate: float = 0.3,
             head: str = 'default',
@@ -123,7 +141,13 @@ class MultiTIM(SERModel):
         self.special = TemporalStack(filters, special_depth, **tab_kwargs)
         self.delta = DeltaAggregation('delta')
         num_levels = general_depth + special_depth
-        self.fusion = AttentionFusion(filters, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate)
+        if fusion == 'aft_local' and seq_len is None:
+            raise ConfigurationError('multitim with fusion="aft_local" needs seq_len, the longest input it takes (the '
+                                     'size of the AFT position bias)')
+        self.seq_len = seq_len
+        self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window,
+                                   fusion_style)
+        self.max_len = seq_len if fusion == 'aft_local' else None
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,

@@ -3,8 +3,8 @@ from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from ..exceptions import ConfigurationError
-from ..layers import SinusoidalPositionalEncoding, TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
-from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
+from ..layers import TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
+from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head, layer_info, positional_encoding
 
 
 class CNNTransformer(SERModel):
@@ -18,11 +18,13 @@ class CNNTransformer(SERModel):
     Args:
         seq_len: the frame count the head is built for (`T`; the head sees `T // 2`).
         multi_layer: keep every encoder layer and fuse them with a WeightLayer.
-        pos_embed: add sinusoidal positional encoding before the encoder.
+        pos_embed: add a positional encoding before the encoder; `pos_encoding` says which: `"research"` (the
+            research code's table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
-            Transformer's dropout.
+            Transformer's dropout. As the research code: `residual="add"`, `drop_mode="frame"`.
         Other arguments as `TIMNet`.
     """
+    tab_defaults = dict(SEED_TAB_DEFAULTS)
 
     def __init__(
             self,
@@ -40,6 +42,7 @@ class CNNTransformer(SERModel):
             transformer_act: str = 'relu',
             multi_layer: bool = False,
             pos_embed: bool = False,
+            pos_encoding: str = 'research',
             head: str = 'default',
             gmm_components: int = 8,
             check_finite: bool = False,
@@ -55,7 +58,7 @@ class CNNTransformer(SERModel):
             aggregation='all', fusion='weight', **tab_kwargs)
         self.pool = nn.MaxPool1d(2)
         self.proj = nn.Conv1d(filters, d_model, 1)
-        self.pos_embed = SinusoidalPositionalEncoding(d_model, drop_rate=drop_rate) if pos_embed else None
+        self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=multi_layer)
         self.layer_weight = WeightLayer(num_layers) if multi_layer else None

@@ -5,8 +5,8 @@ from timm.models import generate_default_cfgs, register_model
 
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
-from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, SinusoidalPositionalEncoding, TransformerEncoderStack, WeightLayer
-from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
+from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, TransformerEncoderStack, WeightLayer
+from ._base import SERModel, audio_cfg, build_model, create_head, layer_info, positional_encoding
 
 
 class SpeechEmotionTransformer(SERModel):
@@ -20,6 +20,9 @@ class SpeechEmotionTransformer(SERModel):
       BatchNorm2d, four Conv2d 3x3 -> BN2d -> MaxPool2d blocks (16, 32, 64, 128 channels, pools 2, 2, 3, 3),
       flatten -> Linear(head_hidden) -> Dropout -> Linear. Needs `seq_len` (at least 36 frames);
       it has no frame features, so `head="gmm"` is refused.
+
+    `pos_encoding` chooses the positional encoding when `pos_embed` is set: `"research"` (the research code's
+    table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class SpeechEmotionTransformer(SERModel):
             drop_rate: float = 0.1,
             transformer_act: str = 'relu',
             pos_embed: bool = True,
+            pos_encoding: str = 'research',
             layer_fusion: str = 'weight',
             head_hidden: int = 100,
             head_drop_rate: float = 0.3,
@@ -46,7 +50,7 @@ class SpeechEmotionTransformer(SERModel):
         check_choice('layer_fusion', layer_fusion, ('weight', 'conv2d'))
         self.seq_len = seq_len
         self.proj = ConvNormAct1d(in_chans, d_model, 1, norm_layer='batchnorm')
-        self.pos_embed = SinusoidalPositionalEncoding(d_model, drop_rate=drop_rate) if pos_embed else None
+        self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=True)
         if layer_fusion == 'weight':

@@ -17,7 +17,7 @@ from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
     release_published, release_tag,
 )
-from ._base import SERModel, audio_cfg, build_model, create_head
+from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
 
@@ -309,8 +309,11 @@ def timnet(pretrained: bool = False, **kwargs) -> TIMNet:
 
 @register_model
 def tim(pretrained: bool = False, **kwargs) -> TIMNet:
-    """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm and initialisation."""
+    """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm and initialisation; as the research
+    code, TABs with `residual="add"` and frame-wise spatial dropout (`drop_mode="frame"`)."""
     kwargs.setdefault('share_weights', True)
     kwargs.setdefault('norm_layer', 'batchnorm')
+    for key, value in SEED_TAB_DEFAULTS.items():
+        kwargs.setdefault(key, value)
     kwargs.setdefault('weight_init', 'torch')
     return build_model(TIMNet, 'tim', pretrained, **kwargs)

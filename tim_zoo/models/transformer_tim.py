@@ -6,9 +6,9 @@ from torch import nn
 
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
-from ..layers import ConvNormAct1d, FlattenHead, SinusoidalPositionalEncoding, TIMEncoder, TransformerEncoderStack
+from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
 from ..layers.tab import TAB_DEFAULTS
-from ._base import SERModel, audio_cfg, build_model, create_head, layer_info
+from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head, layer_info, positional_encoding
 
 
 class TransformerTIM(SERModel):
@@ -23,12 +23,18 @@ class TransformerTIM(SERModel):
         tim_variant: `"none"` (plain Transformer, `D = d_model`), `"tim"` (shared-weight bidirectional
             TIM, weight layer) or `"deltatim"` (one-direction stack, delta aggregation, weight layer); `D = filters`.
         layer_fusion: `"last"` or `"linear"` (keep every encoder layer's output, fuse with Linear(num_layers -> 1)).
+        share_layers: one encoder layer applied `num_layers` times (the research `MLTransformer_TIM` appends one
+            layer object `n_layer` times); False builds independent layers.
+        pos_embed: add a positional encoding before the encoder; `pos_encoding` says which: `"research"` (the
+            research code's table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
         seq_len: the frame count the flatten head is built for.
         head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
         head: `"default"` (flatten head, fixed length) or `"gmm"` (any length).
         **tab_kwargs: the `TemporalAwareBlock` arguments of the TIM part, passed to every TAB unchanged;
-            `drop_rate` is also the Transformer's dropout.
+            `drop_rate` is also the Transformer's dropout. As the research code: `residual="add"`,
+            `drop_mode="frame"`.
     """
+    tab_defaults = dict(SEED_TAB_DEFAULTS)
 
     def __init__(
             self,
@@ -43,7 +49,9 @@ class TransformerTIM(SERModel):
             d_ff: int = 1024,
             transformer_act: str = 'relu',
             layer_fusion: str = 'last',
+            share_layers: bool = False,
             pos_embed: bool = False,
+            pos_encoding: str = 'research',
             prep_channels: int = 128,
             filters: int = 39,
             depth: int = 8,
@@ -64,12 +72,14 @@ class TransformerTIM(SERModel):
         self.prep = nn.Sequential(
             ConvNormAct1d(in_chans, prep_channels, 1, norm_layer='batchnorm', act_layer='relu'),
             ConvNormAct1d(prep_channels, d_model, 1, norm_layer='batchnorm', act_layer='relu'))
-        self.pos_embed = SinusoidalPositionalEncoding(d_model, drop_rate=drop_rate) if pos_embed else None
+        self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None
         self.transformer = TransformerEncoderStack(
-            d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=layer_fusion == 'linear')
+            d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=layer_fusion == 'linear',
+            share_layers=share_layers)
         self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
         if tim_variant == 'none':
-            unused = sorted(k for k, v in tab_kwargs.items() if k != 'drop_rate' and v != TAB_DEFAULTS[k])
+            defaults = {**TAB_DEFAULTS, **self.tab_defaults}
+            unused = sorted(k for k, v in tab_kwargs.items() if k != 'drop_rate' and v != defaults[k])
             if unused:
                 raise ConfigurationError(f'{", ".join(unused)}: tim_variant="none" has no TIM part to pass them to')
             self.bridge = None
@@ -86,7 +96,7 @@ class TransformerTIM(SERModel):
             head, self.num_features, num_classes, gmm_components,
             lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels))
         self.fixed_len = None if head == 'gmm' else seq_len
-        self.feature_info = layer_info('transformer', num_layers, d_model)
+        self.feature_info = layer_info('transformer', num_layers, d_model, shared=share_layers)
         if self.tim is not None:
             tim_levels = self.tim.level_info('tim')
             before = ('layer_fusion', 'bridge') + self.tim.stem_modules('tim')
@@ -143,6 +153,7 @@ def transformer_deltatim(pretrained: bool = False, **kwargs) -> TransformerTIM:
 
 @register_model
 def mltransformer_tim(pretrained: bool = False, **kwargs) -> TransformerTIM:
-    """Every encoder layer kept and fused by Linear(num_layers -> 1), then TIM; flatten -> 1000 -> Dropout 0.3."""
-    args = dict(tim_variant='tim', layer_fusion='linear', head_hidden=1000, head_drop_rate=0.3)
+    """Every encoder layer's output kept and fused by Linear(num_layers -> 1), then TIM; flatten -> 1000 -> Dropout 0.3.
+    As the research code, the encoder is one layer applied `num_layers` times (`share_layers=False`: independent)."""
+    args = dict(tim_variant='tim', layer_fusion='linear', share_layers=True, head_hidden=1000, head_drop_rate=0.3)
     return build_model(TransformerTIM, 'mltransformer_tim', pretrained, **dict(args, **kwargs))
