@@ -12,7 +12,7 @@ LAYERS = {
     'layers': 1,
     'weights': 2,
     'models': 3,
-    '_factory': 4, 'complexity': 4,
+    '_factory': 4, 'complexity': 4, 'research': 4,
     'pretrained': 5, 'data': 5,
     'evaluation': 6, 'benchmark': 6,
     'train': 7, 'inference': 7,
@@ -23,6 +23,7 @@ LAYERS = {
 #: third-party packages that are optional extras: the only imports allowed inside functions
 OPTIONAL = {'h5py', 'safetensors', 'soundfile', 'soxr', 'librosa', 'scipy', 'sklearn', 'matplotlib', 'tqdm',
             'huggingface_hub', 'onnx', 'onnxruntime', 'onnxscript',
+            'yaml',                            # research config files (load_research_checkpoint)
             'torch._inductor'}                  # part of torch, but 2.3 s to import: only when a step is compiled
 
 

@@ -7,12 +7,15 @@ whatever the tensors' shapes fix read from them. Nothing of the research code is
 read as data (`tim_zoo.weights.pickled`).
 """
 import difflib
+import inspect
 import re
+import typing
 import warnings
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
+from timm.models import model_entrypoint
 from torch import nn
 
 from ._factory import create_model
@@ -153,9 +156,6 @@ def convert_research_state_dict(research_class: str, state_dict: Mapping[str, to
     rules = [(re.compile(pattern), repl) for pattern, repl in _RULES[research_class]]
     out, dropped, unknown, qkv = {}, {}, [], {}
     for name, tensor in state_dict.items():
-        if name.endswith('num_batches_tracked') and not any(r.match(name) for r, _ in rules):
-            unknown.append(name)
-            continue
         for regex, repl in rules:
             if regex.match(name):
                 break
@@ -318,9 +318,6 @@ def _translate(research: dict, model_params: set) -> Tuple[dict, List[str]]:
 
 
 def _model_params(model_name: str) -> set:
-    from timm.models import model_entrypoint
-    import inspect
-    import typing
     cls = typing.get_type_hints(model_entrypoint(model_name))['return']
     return {p for p in inspect.signature(cls.__init__).parameters if p not in ('self',)}
 
@@ -452,7 +449,7 @@ def _aft_window(mask: torch.Tensor) -> int:
     idx = torch.arange(mask.shape[0])
     if not torch.equal(mask, (idx[:, None] - idx[None, :]).abs() < w):
         raise CheckpointMismatchError('the AFT-local mask of this checkpoint is not a local window |t - t\'| < w')
-    return w if w < mask.shape[0] else 128
+    return w if w < mask.shape[0] else max(w, 128)          # a window as long as the input: any w >= T is it
 
 
 def _load_exactly(model: nn.Module, state_dict: Dict[str, torch.Tensor], research_class: str) -> None:

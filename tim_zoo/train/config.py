@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 from .._validation import check_choice
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
+from ..version import MODEL_DEFAULTS
 from .recipes import get_recipe
 
 #: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
@@ -40,6 +41,9 @@ class TrainConfig:
     Configurations written before `compile` existed read as `"off"`. `compile_mode` is torch.compile's `mode`
     (`"reduce-overhead"` also records and replays CUDA graphs on CUDA). `only_folds` and `only_repeats` (1-based)
     run a part of a run, so that processes can share it: `benchmarks/collect_run.py` joins their folders.
+    `model_defaults` is the version of the model definitions the run builds its model with (`tim_zoo.version`);
+    a configuration written before it was recorded reads as 1 and is rebuilt with those definitions
+    (`tim_zoo.weights.legacy`).
     """
     model: str = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)
@@ -78,6 +82,7 @@ class TrainConfig:
     normalize: str = 'none'
     device: str = 'cpu'
     note: str = ''
+    model_defaults: int = MODEL_DEFAULTS
 
     def __post_init__(self):
         check_choice('optimizer', self.optimizer, ('adamw', 'adam', 'sgd'))
@@ -131,4 +136,5 @@ class TrainConfig:
         settings = json.loads(text)
         settings.setdefault('compile', 'off')            # a run from before `compile` trained eagerly
         settings.setdefault('batch_folds', 'off')        # ... and one by one unless it said otherwise
+        settings.setdefault('model_defaults', 1)         # ... and with the model definitions of version 1
         return cls(**settings)

@@ -124,7 +124,7 @@ def resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: P
     if given is None:
         return stored
     old, new = dataclasses.asdict(stored), dataclasses.asdict(given)
-    changed = {k for k in old if old[k] != new[k] and k not in RESUME_CHANGEABLE and k != 'note'}
+    changed = {k for k in old if old[k] != new[k] and k not in RESUME_CHANGEABLE and k not in ('note', 'model_defaults')}
     if changed:
         raise ConfigurationError(
             f'{out_dir} was started with other settings; --resume continues it as it was started, so drop these flags '

@@ -17,6 +17,7 @@ from ..data.frame_selection import gmm_frame_selection
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
+from ..weights.legacy import legacy_model_args
 from .config import TrainConfig
 from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
                      run_split, training_device)
@@ -34,7 +35,7 @@ SMALL_VALIDATION = 20
 def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
     """The model of `cfg` for this data: classes, channels and (fixed-length heads) frames; initial
     weights from `cfg.init` (a different class count re-initialises the head); `cfg.freeze` applied."""
-    kwargs = dict(cfg.model_args)
+    kwargs = legacy_model_args(cfg.model, cfg.model_args, cfg.model_defaults)
     from_data = sorted({'num_classes', 'in_chans', 'seq_len'} & set(kwargs))
     if from_data:
         raise ConfigurationError(f'model argument {", ".join(from_data)}: set from the data ({num_classes} classes, '

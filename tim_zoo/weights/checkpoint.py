@@ -12,7 +12,7 @@ from timm.models import model_entrypoint, split_model_name_tag
 
 from .._utils import atomic_write, require
 from ..exceptions import WeightFileError, WeightsNotFoundError
-from ..version import __version__
+from ..version import MODEL_DEFAULTS, __version__
 
 FORMAT = 'tim_zoo.checkpoint/1'
 _META_KEY = 'tim_zoo'
@@ -85,7 +85,8 @@ def save_checkpoint(
     if feature_settings is None:
         feature_settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
     meta = dict(
-        format=FORMAT, architecture=arch, builder=builder_name, model_args=model_args, label_names=labels,
+        format=FORMAT, architecture=arch, builder=builder_name, model_args=model_args, model_defaults=MODEL_DEFAULTS,
+        label_names=labels,
         feature_settings=feature_settings, tim_zoo_version=__version__, tensor_sha256=tensor_hash(tensors),
         extra=extra)
     try:

@@ -7,7 +7,9 @@ from typing import Dict, Tuple
 import torch
 
 from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError, WeightsNotFoundError
+from ..version import MODEL_DEFAULTS
 from .checkpoint import read_checkpoint
+from .legacy import legacy_model_args
 
 _HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
 KERAS_SUFFIXES = ('.hdf5', '.h5')
@@ -113,10 +115,16 @@ def weight_source(path: Path, meta: dict, model) -> str:
 
 def with_legacy_defaults(meta: dict) -> dict:
     """Checkpoint metadata with the constructor arguments of its time: a tim_zoo checkpoint written before models
-    took `weight_init` was initialised by PyTorch's defaults (an argument that only sets the start, recorded so)."""
-    if meta.get('model_args') is not None and meta.get('architecture') and 'weight_init' not in meta['model_args']:
-        meta = dict(meta, model_args=dict(meta['model_args'], weight_init='torch'))
-    return meta
+    took `weight_init` was initialised by PyTorch's defaults (an argument that only sets the start, recorded so); one
+    written with older model definitions (`model_defaults` absent or below `MODEL_DEFAULTS`) gets the arguments those
+    definitions had (`tim_zoo.weights.legacy`)."""
+    if meta.get('model_args') is None or not meta.get('architecture'):
+        return meta
+    args = meta['model_args']
+    if 'weight_init' not in args:
+        args = dict(args, weight_init='torch')
+    args = legacy_model_args(meta['architecture'], args, meta.get('model_defaults', 1))
+    return dict(meta, model_args=args, model_defaults=MODEL_DEFAULTS)
 
 
 def read_weight_file(path) -> Tuple[Dict[str, torch.Tensor], dict]:

@@ -6,9 +6,9 @@ normal unpickling imports those modules and calls their code. Here every class b
 reach are torch's tensor and parameter rebuilders and `collections.OrderedDict`; anything else (a function call
 such as `os.system`, `builtins.eval`, `copyreg` reconstructors) is refused with `UnsafeFileError`.
 """
-import collections
 import pickle
 import types
+import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
@@ -66,9 +66,12 @@ def _restricted_pickle_module(path) -> types.ModuleType:
                     f'rebuilders are allowed)')
             return classes.setdefault((module, name), _record_class(module, name))
 
+    def load(file, **kwargs):                # torch's reader of the old (non-zip) format calls load itself
+        return RestrictedUnpickler(file, **kwargs).load()
+
     module = types.ModuleType('tim_zoo_restricted_pickle')
     module.Unpickler = RestrictedUnpickler
-    module.load = pickle.load
+    module.load = load
     module.__name__ = 'tim_zoo_restricted_pickle'
     return module
 
@@ -83,6 +86,9 @@ def read_pickled_model(path) -> PickledObject:
     path = Path(path)
     if not path.is_file():
         raise WeightFileError(f'no file at {path}')
+    if not zipfile.is_zipfile(path):
+        raise WeightFileError(f'{path} is not a torch.save archive (a zip file, PyTorch 1.6 and later); re-save the '
+                              f'model with a current PyTorch, or save its state_dict()')
     try:
         obj = torch.load(str(path), map_location='cpu', weights_only=False,
                          pickle_module=_restricted_pickle_module(path))
@@ -124,4 +130,3 @@ def class_name(obj: PickledObject) -> str:
 
 
 __all__ = ['PickledObject', 'class_name', 'pickled_modules', 'pickled_state_dict', 'read_pickled_model']
-_ = collections  # OrderedDict is reached through find_class

@@ -1,0 +1,275 @@
+"""The seed models are the research group's networks: their outputs on the research code's golden files, the
+research checkpoints (state dicts and pickled whole models) loading, the full-size structure, and each documented
+fix of a research defect changing the output."""
+import json
+import os
+import pickle
+import types
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import tim_zoo
+from tim_zoo.exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError, UnsafeFileError
+from tim_zoo.layers import SpatialDropout1d
+from tim_zoo.research import DROPPED, convert_research_state_dict, load_research_checkpoint
+
+from conftest import SHARED
+
+GOLDEN = SHARED / 'golden' / 'seed'
+
+#: golden file -> (tim_zoo model, research class)
+FILES = {
+    'tim': ('tim', 'TIM'), 'transformer': ('transformer', 'Transformer'),
+    'transformer_tim': ('transformer_tim', 'Transformer_TIM'),
+    'transformer_deltatim': ('transformer_deltatim', 'Transformer_DeltaTIM'),
+    'mltransformer_tim': ('mltransformer_tim', 'MLTransformer_TIM'),
+    'cnn_transformer': ('cnn_transformer', 'CNN_Transformer'),
+    'cnn_ml_transformer': ('cnn_ml_transformer', 'CNN_ML_Transformer'),
+    'set': ('set', 'SET'), 'set_official': ('set_official', 'SET_official'),
+    **{f'{m}_{t}': (m, c) for m, c in (('at_tim', 'AT_TIM'), ('at_deltatim', 'AT_DeltaTIM'),
+                                        ('at_deltatim_v2', 'AT_DeltaTIM_v2'), ('multitim', 'MultiTIM'))
+       for t in ('mh', 'af')},
+}
+
+
+def golden(name):
+    if not GOLDEN.is_dir():
+        pytest.skip(f'{GOLDEN} is absent (the research golden files live in ../shared)')
+    data = np.load(GOLDEN / f'{name}.npz')
+    sd = {k[3:]: torch.from_numpy(data[k]) for k in data.files if k.startswith('sd/')}
+    return data, sd, json.loads(str(data['args']))
+
+
+def sizes(model: str, args: dict) -> dict:
+    """The golden file's recorded sizes as tim_zoo arguments (written out here, not taken from the converter)."""
+    out = dict(num_classes=args['num_class'], in_chans=args['filters'])
+    transformer = dict(d_model=args['d_model'], num_heads=args['n_head'], num_layers=args['n_layer'],
+                       # the research Args keep d_ff from their constructor; these files set `dim_feed_forward` (128)
+                       # afterwards, which changes nothing there: their tensors hold the default 1024
+                       d_ff=1024)
+    if model != 'set' and model != 'set_official' and model != 'transformer':
+        out['filters'] = args['filters']
+    if model.startswith(('transformer', 'mltransformer', 'cnn', 'set')):
+        out.update(transformer)
+    if model != 'set' and model != 'tim':
+        out['seq_len'] = args['seq_len']
+    if model.startswith('at_') or model == 'multitim':
+        out.update(d_qkv=args['d_qkv'], d_ff=1024,
+                   fusion='attention' if args['attention_type'] == 'MH' else 'aft_local')
+    if model.startswith('at_') or model in ('tim',) or model.startswith(('transformer_', 'mltransformer', 'cnn')):
+        out['depth'] = args['dilation']
+    if model == 'multitim' and out['fusion'] == 'attention':
+        del out['seq_len']                               # any length
+    return out
+
+
+@pytest.mark.parametrize('name', sorted(FILES))
+def test_default_construction_reproduces_the_research_logits(name):
+    """Built with its defaults and the file's sizes, each seed model computes the research code's logits from the
+    research state dict (every tensor mapped, strict loading)."""
+    data, sd, args = golden(name)
+    model_name, research_class = FILES[name]
+    model = tim_zoo.create_model(model_name, **sizes(model_name, args)).eval()
+    converted, dropped, unknown = convert_research_state_dict(research_class, sd)
+    assert not unknown
+    assert {DROPPED['resample'], DROPPED['local_mask'], DROPPED['shared']} >= set(dropped.values())
+    converted.pop('fusion.local_mask', None)
+    model.load_state_dict(converted, strict=True)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(data['x']))
+    assert torch.allclose(logits, torch.from_numpy(data['logits']), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('name', sorted(FILES))
+def test_load_research_checkpoint_from_a_state_dict_and_the_research_args(name):
+    data, sd, args = golden(name)
+    model_name, research_class = FILES[name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        model = load_research_checkpoint(research_class, sd, **args).eval()
+    assert model.model_name == model_name
+    if model_name not in ('tim',):           # d_ff is a field of these models: the given 128 is not the weights'
+        assert all('dim_feed_forward' in str(w.message) or 'd_ff' in str(w.message) for w in caught)
+    with torch.no_grad():
+        assert torch.allclose(model(torch.from_numpy(data['x'])), torch.from_numpy(data['logits']), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('stem, research_class, extra', [
+    ('pickled_tim', 'TIM', dict(weighted=True)),
+    ('pickled_at_deltatim_v2_af', 'AT_DeltaTIM_v2', dict(fusion='aft_local', d_qkv=16, frame_mask=0.2)),
+])
+def test_pickled_whole_models_load_as_data_and_match(stem, research_class, extra):
+    if not GOLDEN.is_dir():
+        pytest.skip(f'{GOLDEN} is absent')
+    io = np.load(GOLDEN / f'{stem}_io.npz')
+    model = load_research_checkpoint(None, GOLDEN / f'{stem}.pt').eval()
+    for key, value in extra.items():
+        assert model.init_args[key] == value, key
+    assert model.init_args['residual'] == 'add' and model.init_args['drop_mode'] == 'frame'
+    with torch.no_grad():
+        assert torch.allclose(model(torch.from_numpy(io['x'])), torch.from_numpy(io['logits']), atol=1e-5, rtol=0)
+    assert set(model.research_dropped.values()) <= set(DROPPED.values())
+    with pytest.raises(CheckpointMismatchError, match='holds a'):
+        load_research_checkpoint('set' if research_class == 'TIM' else 'TIM', GOLDEN / f'{stem}.pt')
+
+
+@pytest.mark.parametrize('name', sorted(FILES))
+def test_full_size_research_tensors_map_onto_the_model(name):
+    """At the research sizes (d_model 256, 8 heads, 3 layers, d_ff 1024, d_qkv 64, 188 frames) every research
+    tensor maps to a same-shape tim_zoo tensor or is on the documented drop list, and every tim_zoo tensor is fed."""
+    data, _, args = golden(name)
+    model_name, research_class = FILES[name]
+    shapes = json.loads(str(data['full_shapes']))
+    full = {k: torch.zeros(v) for k, v in shapes.items()}
+    if 'attn.local_mask' in full:                    # the research AFT window, |t - t'| < 128
+        idx = torch.arange(full['attn.local_mask'].shape[0])
+        full['attn.local_mask'] = (idx[:, None] - idx[None, :]).abs() < 128
+    converted, dropped, unknown = convert_research_state_dict(research_class, full)
+    assert not unknown
+    assert set(dropped.values()) <= set(DROPPED.values())
+    research = dict(d_model=256, n_head=8, n_layer=3, d_qkv=64, seq_len=188, num_class=args['num_class'],
+                    dilation=8, attention_type=args['attention_type'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = load_research_checkpoint(research_class, full, **research)
+    own = {k: v.shape for k, v in model.state_dict().items()}
+    converted.pop('fusion.local_mask', None)
+    assert {k: v.shape for k, v in converted.items()} == own
+    if model_name == 'mltransformer_tim':            # one layer under the research code's three names
+        assert sum(r == DROPPED['shared'] for r in dropped.values()) == 2 * 12
+    if 'attn.local_mask' in full:
+        assert model.init_args['aft_window'] == 128
+
+
+def _train_step_mask(model, x):
+    model.train()
+    return model(x)
+
+
+def test_frame_wise_spatial_dropout_drops_whole_frames_per_direction():
+    torch.manual_seed(1)
+    drop = SpatialDropout1d(0.5, mode='frame', groups=2).train()
+    x = torch.ones(8, 6, 40)
+    y = drop(x)
+    for group in (y[:, :3], y[:, 3:]):
+        zero = group == 0
+        assert torch.equal(zero.all(dim=1), zero.any(dim=1))           # a frame is dropped in all its channels
+    assert not torch.equal(y[:, :3] == 0, y[:, 3:] == 0)                # the two groups draw their own frames
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}
+    channel = SpatialDropout1d(0.5).train()(x) == 0
+    assert torch.equal(channel.all(dim=2), channel.any(dim=2))          # channel mode: whole channels
+    assert torch.equal(drop.eval()(x), x)
+
+
+@pytest.mark.parametrize('model_name', ['tim', 'at_tim', 'multitim', 'transformer_tim', 'cnn_transformer'])
+def test_seed_models_drop_frames_timnet_channels(model_name):
+    kwargs = {} if model_name in ('tim', 'multitim') else dict(seq_len=32)
+    modes = {m.mode for m in tim_zoo.create_model(model_name, **kwargs).modules() if isinstance(m, SpatialDropout1d)}
+    assert modes == {'frame'}
+    modes = {m.mode for m in tim_zoo.create_model('timnet').modules() if isinstance(m, SpatialDropout1d)}
+    assert modes == {'channel'}
+
+
+def _loaded_pair(name, **fix):
+    """The golden model as loaded, and the same weights in the model built with a documented fix."""
+    data, sd, args = golden(name)
+    model_name, research_class = FILES[name]
+    converted, _, _ = convert_research_state_dict(research_class, sd)
+    converted.pop('fusion.local_mask', None)
+    research = tim_zoo.create_model(model_name, **sizes(model_name, args)).eval()
+    research.load_state_dict(converted)
+    fixed = tim_zoo.create_model(model_name, **sizes(model_name, args), **fix).eval()
+    missing, unexpected = fixed.load_state_dict(converted, strict=False)
+    x = torch.from_numpy(data['x'])
+    with torch.no_grad():
+        return research(x), fixed(x), set(missing), set(unexpected)
+
+
+@pytest.mark.parametrize('name, fix, new_keys', [
+    ('at_tim_mh', dict(fusion_style='standard'), {'fusion.norm2.weight', 'fusion.norm2.bias'}),
+    ('multitim_mh', dict(fusion_style='standard'), {'fusion.norm2.weight', 'fusion.norm2.bias'}),
+    ('set', dict(pos_encoding='sincos'), set()),
+    ('cnn_ml_transformer', dict(pos_encoding='sincos'), set()),
+    ('tim', dict(residual='mul'), set()),
+    ('transformer_tim', dict(residual='mul'), set()),
+])
+def test_each_documented_fix_changes_the_output(name, fix, new_keys):
+    research, fixed, missing, unexpected = _loaded_pair(name, **fix)
+    assert missing == new_keys and not unexpected
+    assert (research - fixed).abs().max() > 1e-2
+
+
+def test_independent_layers_fix_gives_mltransformer_tim_its_own_layers():
+    shared = tim_zoo.create_model('mltransformer_tim', seq_len=16, d_model=32, num_heads=2, d_ff=64)
+    independent = tim_zoo.create_model('mltransformer_tim', seq_len=16, d_model=32, num_heads=2, d_ff=64,
+                                       share_layers=False)
+    layer = sum(p.numel() for p in shared.transformer.layers[0].parameters())
+    assert tim_zoo.count_params(independent) - tim_zoo.count_params(shared) == 2 * layer
+    # copying the one layer into all three gives the same function, and training then moves them apart
+    sd = {k.replace('layers.0.', f'layers.{j}.'): v for j in range(3) for k, v in shared.state_dict().items()
+          if k.startswith('transformer.layers.0.')}
+    independent.load_state_dict({**shared.state_dict(), **sd})
+    x = torch.randn(2, 39, 16)
+    with torch.no_grad():
+        assert torch.allclose(shared.eval()(x), independent.eval()(x), atol=1e-5)
+    assert [name for name, _ in shared.named_modules() if name.startswith('transformer.layers.')] == \
+        ['transformer.layers.0'] + [n for n, _ in shared.transformer.layers[0].named_modules(prefix='transformer.layers.0')][1:]
+
+
+def test_the_research_positional_table_is_what_the_notes_describe():
+    table = tim_zoo.layers.SinusoidalPositionalEncoding(256, max_len=188, style='research').table.double()
+    angle = torch.arange(188, dtype=torch.float64)[:, None] / 10000 ** (2 * torch.arange(256) / 256)
+    assert torch.allclose(table[1:, 1::2], angle[1:, 1::2].float().double())
+    assert torch.allclose(table[1:, ::2], torch.cos(torch.sin(angle[1:, ::2])).float().double())
+    assert table[0].abs().max() == 0
+    assert 173 < table.max() < 175                                       # the raw angle at frame 187, dimension 1
+
+
+def test_research_args_as_attributes_and_yml(tmp_path):
+    data, sd, args = golden('at_deltatim_mh')
+    model = load_research_checkpoint('at_deltatim', sd, args=types.SimpleNamespace(**args)).eval()
+    yaml = pytest.importorskip('yaml')
+    path = tmp_path / 'hyperparameter.yml'
+    path.write_text(yaml.safe_dump(dict(args, order=3, lr=4e-4, epochs=100, d_ff=1024)))
+    from_yml = load_research_checkpoint('AT_DeltaTIM', sd, args=path).eval()
+    x = torch.from_numpy(data['x'])
+    with torch.no_grad():
+        assert torch.equal(model(x), from_yml(x))
+    assert from_yml.init_args['in_chans'] == from_yml.init_args['filters'] == 39
+
+
+def test_research_checkpoint_errors_name_the_problem():
+    _, sd, args = golden('tim')
+    with pytest.raises(UnknownArgumentError, match='dilaton.*did you mean dilation'):
+        load_research_checkpoint('TIM', sd, dilaton=8)
+    with pytest.raises(ConfigurationError, match='did you mean'):
+        load_research_checkpoint('AT_DeltaTIM_2', sd)
+    with pytest.raises(CheckpointMismatchError, match='extra.thing'):
+        load_research_checkpoint('TIM', {**sd, 'extra.thing': torch.zeros(1)})
+    broken = {k: v for k, v in sd.items() if 'dilation_layer.3.casual.5' not in k}
+    with pytest.raises(CheckpointMismatchError, match='missing: .*blocks.3.convs.1.conv.weight'):
+        load_research_checkpoint('TIM', broken)
+    with pytest.raises(ConfigurationError, match='a state dict does not say'):
+        load_research_checkpoint(None, sd)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return os.system, ('touch pwned_by_pickle',)
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / 'evil.pt'
+    torch.save({'model': _RunsCode()}, path)
+    with pytest.raises(UnsafeFileError, match='posix.system|os.system|refuses'):
+        load_research_checkpoint('TIM', path)
+    assert not (tmp_path / 'pwned_by_pickle').exists()
+    with open(tmp_path / 'reduce.pt', 'wb') as f:
+        pickle.dump(_RunsCode(), f)
+    with pytest.raises((UnsafeFileError, tim_zoo.WeightFileError)):
+        load_research_checkpoint('TIM', tmp_path / 'reduce.pt')
+    assert not (tmp_path / 'pwned_by_pickle').exists()

@@ -1,0 +1,39 @@
+"""Constructor arguments of older model definitions, so that checkpoints and training runs made with them are
+rebuilt as they were trained.
+
+`MODEL_DEFAULTS` (`tim_zoo.version`) counts the definitions; a checkpoint or run records the one it was made with
+(none recorded: 1). Version 2 made the seed models compute what the research group's code computes: TABs add their
+residual and drop whole frames, the attention fusion is the research computation, the positional encoding is the
+research table and `mltransformer_tim` shares its Transformer layer. Version 1 had these values instead:
+"""
+from typing import Dict
+
+_TAB = dict(residual='mul', drop_mode='channel')
+_V1_TRANSFORMER = dict(pos_encoding='sincos')
+
+#: per model, the arguments whose default changed after version 1, with their version-1 values
+VERSION_1: Dict[str, dict] = {
+    'timnet': dict(drop_mode='channel'),
+    'tim': _TAB,
+    'transformer': _V1_TRANSFORMER,
+    'transformer_tim': {**_TAB, **_V1_TRANSFORMER},
+    'transformer_deltatim': {**_TAB, **_V1_TRANSFORMER},
+    'mltransformer_tim': {**_TAB, **_V1_TRANSFORMER, 'share_layers': False},
+    'cnn_transformer': {**_TAB, **_V1_TRANSFORMER},
+    'cnn_ml_transformer': {**_TAB, **_V1_TRANSFORMER},
+    'set': _V1_TRANSFORMER,
+    'set_official': _V1_TRANSFORMER,
+    'at_tim': {**_TAB, 'fusion_style': 'standard'},
+    'at_deltatim': {**_TAB, 'fusion_style': 'standard'},
+    'at_deltatim_v2': {**_TAB, 'fusion_style': 'standard'},
+    'multitim': {**_TAB, 'fusion_style': 'standard'},
+}
+
+
+def legacy_model_args(architecture: str, model_args: dict, version: int) -> dict:
+    """`model_args` of a checkpoint or run made with model definitions `version`, completed so that the current
+    code builds the model it was made with: every argument whose default has changed since takes its old value
+    unless `model_args` sets it."""
+    if version >= 2:
+        return dict(model_args)
+    return {**VERSION_1.get(architecture, {}), **model_args}
