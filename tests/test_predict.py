@@ -123,10 +123,11 @@ def test_long_recording_is_cut_into_windows_and_aggregated_over_voiced_ones(spee
     first = judged[0]
     alone = rec.predict(signal[int(round(first.start * SR)):int(round(first.start * SR)) + 32768], sample_rate=SR)
     np.testing.assert_allclose(list(first.probabilities.values()), list(alone.probabilities.values()), atol=1e-5)
-    # the answer: mean of the judged windows weighted by their voiced seconds
+    # the answer: mean of the judged windows weighted by their voiced seconds (which segments report rounded to the
+    # millisecond, hence the tolerance: the windows' probabilities differ by up to about 0.5)
     weights = np.array([s.voiced for s in judged])
     mean = (np.array([list(s.probabilities.values()) for s in judged]) * weights[:, None]).sum(0) / weights.sum()
-    np.testing.assert_allclose(list(result.probabilities.values()), mean, atol=1e-5)
+    np.testing.assert_allclose(list(result.probabilities.values()), mean, atol=5e-4)
     assert result.prediction == ['a', 'b', 'c'][int(mean.argmax())]
     assert len(result.notes) == 1 and f'cut into {len(starts)} windows' in result.notes[0] \
         and f'{len(skipped)} without enough speech skipped' in result.notes[0]

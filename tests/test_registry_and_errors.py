@@ -163,13 +163,14 @@ def test_tab_arguments_are_declared_once_and_reach_every_block():
             continue
         if name == 'transformer':
             with pytest.raises(ConfigurationError, match='kernel_size, residual: tim_variant="none" has no TIM part'):
-                tim_zoo.create_model(name, kernel_size=3, residual='add')
+                tim_zoo.create_model(name, kernel_size=3, residual='mul')
             continue
-        model = tim_zoo.create_model_for_frames(name, 188, kernel_size=3, residual='add')
+        other = dict(mul='add', add='mul')[tim_zoo.create_model_for_frames(name, 188).init_args['residual']]
+        model = tim_zoo.create_model_for_frames(name, 188, kernel_size=3, residual=other)
         params = inspect.signature(type(model)).parameters
         assert all(params[a].kind is inspect.Parameter.KEYWORD_ONLY for a in TAB_ARGS), name
         tabs = [m for m in model.modules() if type(m).__name__ == 'TemporalAwareBlock']
-        assert tabs and all(t.residual == 'add' and t.convs[0].conv.kernel_size == (3,) for t in tabs), name
+        assert tabs and all(t.residual == other and t.convs[0].conv.kernel_size == (3,) for t in tabs), name
         assert model.init_args['kernel_size'] == 3 and model.init_args['bottleneck_chans'] == TAB_DEFAULTS['bottleneck_chans']
     assert inspect.signature(tim_zoo.models.TIMNet).parameters['norm_layer'].default == 'batchnorm_keras'
     assert inspect.signature(tim_zoo.models.ATTIM).parameters['norm_layer'].default == TAB_DEFAULTS['norm_layer']

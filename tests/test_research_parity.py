@@ -273,3 +273,63 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
     with pytest.raises((UnsafeFileError, tim_zoo.WeightFileError)):
         load_research_checkpoint('TIM', tmp_path / 'reduce.pt')
     assert not (tmp_path / 'pwned_by_pickle').exists()
+
+
+def _as_version_1(path, drop=()):
+    """Rewrite a checkpoint's metadata as a version-1 checkpoint had it: no `model_defaults`, without `drop`."""
+    import safetensors.torch
+    from safetensors import safe_open
+    with safe_open(str(path), framework='pt') as f:
+        meta = json.loads(f.metadata()['tim_zoo'])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta.pop('model_defaults')
+    meta['model_args'] = {k: v for k, v in meta['model_args'].items() if k not in drop}
+    safetensors.torch.save_file(tensors, str(path), metadata={'tim_zoo': json.dumps(meta)})
+
+
+@pytest.mark.parametrize('model_name, v1_args, dropped', [
+    ('at_tim', dict(fusion_style='standard', residual='mul', drop_mode='channel'), ('fusion_style', 'drop_mode')),
+    ('set', dict(pos_encoding='sincos'), ('pos_encoding',)),
+    ('mltransformer_tim', dict(share_layers=False, pos_encoding='sincos', residual='mul'), ('share_layers',)),
+])
+def test_checkpoints_of_the_older_definitions_load_as_they_were_trained(tmp_path, model_name, v1_args, dropped):
+    """A checkpoint written before the research-parity definitions records neither the new arguments nor
+    `model_defaults`; it must rebuild the model it was trained as (e.g. `pos_embed=True` meaning sin/cos)."""
+    kwargs = dict(seq_len=24, d_model=32, num_heads=2, d_ff=64) if model_name != 'at_tim' else dict(seq_len=24)
+    old = tim_zoo.create_model(model_name, **kwargs, **v1_args).eval()
+    path = tim_zoo.save_checkpoint(old, tmp_path / 'old.safetensors')
+    _as_version_1(path, dropped)
+    loaded = tim_zoo.load_checkpoint(path).eval()
+    for key, value in v1_args.items():
+        assert loaded.init_args[key] == value
+    x = torch.randn(3, 39, 24)
+    with torch.no_grad():
+        assert torch.equal(old(x), loaded(x))
+    current = tim_zoo.load_checkpoint(tim_zoo.save_checkpoint(loaded, tmp_path / 'new.safetensors'))
+    assert current.init_args == loaded.init_args                     # saved again: recorded as version 2
+
+
+def test_a_training_run_started_with_the_older_definitions_resumes_with_them():
+    from tim_zoo.train.config import TrainConfig
+    from tim_zoo.train.run import create_training_model
+    stored = json.loads(TrainConfig(model='at_deltatim', model_args=dict(d_qkv=8)).to_json())
+    del stored['model_defaults']
+    old = TrainConfig.from_json(json.dumps(stored))
+    assert old.model_defaults == 1
+    model = create_training_model(old, num_classes=4, in_chans=39, frames=20)
+    assert model.init_args['residual'] == 'mul' and model.init_args['fusion_style'] == 'standard'
+    new = create_training_model(TrainConfig(model='at_deltatim', model_args=dict(d_qkv=8)), 4, 39, 20)
+    assert new.init_args['residual'] == 'add' and new.init_args['fusion_style'] == 'research'
+
+
+def test_research_initialisation_is_pytorchs_with_standard_normal_weight_layers():
+    torch.manual_seed(3)
+    research = tim_zoo.create_model('tim')
+    torch.manual_seed(3)
+    plain = tim_zoo.create_model('tim', weight_init='torch')
+    assert research.init_args['weight_init'] == 'research'
+    for (name, a), (_, b) in zip(research.state_dict().items(), plain.state_dict().items()):
+        if name == 'tim.weight_layer.weight':
+            assert a.abs().max() > 0.3 and b.abs().max() <= 0.05          # N(0, 1) against uniform(-0.05, 0.05)
+        else:
+            assert torch.equal(a, b), name

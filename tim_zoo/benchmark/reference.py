@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..exceptions import ConfigurationError
-from ..layers import BiTemporalEncoder, ChannelLayerNorm1d, GroupBatchNorm1d, GroupConv1d
+from ..layers import BiTemporalEncoder, ChannelLayerNorm1d, GroupBatchNorm1d, GroupConv1d, SpatialDropout1d
 
 
 def _conv(x: torch.Tensor, conv: GroupConv1d, group: int) -> torch.Tensor:
@@ -55,8 +55,8 @@ def _direction(x: torch.Tensor, encoder: BiTemporalEncoder, group: int) -> List[
         y = x
         for unit in block.convs:
             y = unit.act(_norm(_conv(y, unit.conv, group), unit.norm, group))
-            if 'drop' in unit._modules:
-                y = unit.drop(y)
+            if 'drop' in unit._modules:                     # one direction: its own mask, as a separate pass draws
+                y = SpatialDropout1d(unit.drop.p, unit.drop.mode).train(unit.drop.training)(y)
         res = x if isinstance(block.shortcut, nn.Identity) else _conv(x, block.shortcut, group)
         gate = torch.sigmoid(y)
         x = res * gate if block.residual == 'mul' else res + gate

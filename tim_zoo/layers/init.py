@@ -9,8 +9,9 @@ from .aggregation import WeightLayer
 from .conv import GroupConv1d
 from .create import ChannelLayerNorm1d
 
-#: `"torch"`: every module's own PyTorch default; `"keras"`: Keras' defaults, as the TIM-Net authors' model had them
-WEIGHT_INITS = ('torch', 'keras')
+#: `"torch"`: every module's own PyTorch default; `"keras"`: Keras' defaults, as the TIM-Net authors' model had them;
+#: `"research"`: PyTorch's defaults with the research code's weight layers (standard normal)
+WEIGHT_INITS = ('torch', 'keras', 'research')
 
 
 def glorot_bound(fan_in: int, fan_out: int) -> float:
@@ -28,10 +29,16 @@ def init_weights_(model: nn.Module, scheme: str = 'keras') -> nn.Module:
     all their biases zero; `WeightLayer` uniform in `[-0.05, 0.05]`; BatchNorm and LayerNorm scale 1, shift 0,
     running mean 0 and variance 1. `nn.MultiheadAttention`'s input projection (already xavier-uniform), GMM
     components and AFT position biases keep their own initialisation. `"torch"`: nothing changes (PyTorch's defaults:
-    kernel bounds `1/sqrt(fan_in)`, non-zero biases).
+    kernel bounds `1/sqrt(fan_in)`, non-zero biases). `"research"`: PyTorch's defaults, and every `WeightLayer` drawn
+    from a standard normal, as the research group's `WeightLayer` (`torch.randn(n, 1)`) starts.
     """
     check_choice('weight_init', scheme, WEIGHT_INITS)
     if scheme == 'torch':
+        return model
+    if scheme == 'research':
+        for module in model.modules():
+            if isinstance(module, WeightLayer):
+                nn.init.normal_(module.weight)
         return model
     for module in model.modules():
         if isinstance(module, (nn.Conv1d, GroupConv1d)):

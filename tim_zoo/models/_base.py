@@ -39,7 +39,7 @@ class SERModel(nn.Module):
 
     #: model-specific defaults of the TAB arguments a model with `**tab_kwargs` takes (else `TemporalAwareBlock`'s)
     tab_defaults: Dict[str, Any] = {}
-    #: the model's default `weight_init` (`"torch"`, or `"keras"` for the official TIM-Net)
+    #: the model's default `weight_init` (`"torch"`; `"keras"` for the official TIM-Net; `"research"` for the seed models)
     default_weight_init: str = 'torch'
 
     def __init_subclass__(cls, **kwargs):

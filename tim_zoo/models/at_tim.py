@@ -49,6 +49,7 @@ class ATTIM(SERModel):
         Other arguments as `TIMNet`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
+    default_weight_init = 'research'
 
     def __init__(
             self,
@@ -111,6 +112,7 @@ class MultiTIM(SERModel):
     `drop_mode="frame"` as the research code).
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
+    default_weight_init = 'research'
 
     def __init__(
             self,

@@ -25,6 +25,7 @@ class CNNTransformer(SERModel):
         Other arguments as `TIMNet`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
+    default_weight_init = 'research'
 
     def __init__(
             self,

@@ -22,8 +22,10 @@ class SpeechEmotionTransformer(SERModel):
       it has no frame features, so `head="gmm"` is refused.
 
     `pos_encoding` chooses the positional encoding when `pos_embed` is set: `"research"` (the research code's
-    table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
+    table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`). `weight_init` defaults to
+    `"research"` (the layer weights of `set` start standard normal, as the research code's).
     """
+    default_weight_init = 'research'
 
     def __init__(
             self,

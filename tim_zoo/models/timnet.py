@@ -137,8 +137,9 @@ class TIMNet(SERModel):
         head: `"default"` (pool + Linear) or `"gmm"`.
         gmm_components: components of the GMM head.
         check_finite: refuse NaN/Inf input.
-        weight_init: `"keras"` (default: glorot_uniform kernels, zero biases, as the authors' Keras model) or
-            `"torch"` (PyTorch's defaults); every model takes it (`tim_zoo.layers.init_weights_`).
+        weight_init: `"keras"` (default: glorot_uniform kernels, zero biases, as the authors' Keras model),
+            `"torch"` (PyTorch's defaults) or `"research"` (PyTorch's, with a standard normal weight layer, as the
+            research code; the default of `tim`); every model takes it (`tim_zoo.layers.init_weights_`).
         **tab_kwargs: the `TemporalAwareBlock` arguments (`kernel_size`, `drop_rate`, `residual`, `conv_style`,
             `bottleneck_chans`, `act_layer`, `norm_layer`), passed to every TAB unchanged; `norm_layer` defaults to
             `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release).
@@ -309,11 +310,12 @@ def timnet(pretrained: bool = False, **kwargs) -> TIMNet:
 
 @register_model
 def tim(pretrained: bool = False, **kwargs) -> TIMNet:
-    """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm and initialisation; as the research
-    code, TABs with `residual="add"` and frame-wise spatial dropout (`drop_mode="frame"`)."""
+    """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm; as the research code, TABs with
+    `residual="add"`, frame-wise spatial dropout (`drop_mode="frame"`) and its initialisation (`weight_init="research"`:
+    PyTorch's, with a standard normal weight layer)."""
     kwargs.setdefault('share_weights', True)
     kwargs.setdefault('norm_layer', 'batchnorm')
     for key, value in SEED_TAB_DEFAULTS.items():
         kwargs.setdefault(key, value)
-    kwargs.setdefault('weight_init', 'torch')
+    kwargs.setdefault('weight_init', 'research')
     return build_model(TIMNet, 'tim', pretrained, **kwargs)

@@ -35,6 +35,7 @@ class TransformerTIM(SERModel):
             `drop_mode="frame"`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
+    default_weight_init = 'research'
 
     def __init__(
             self,

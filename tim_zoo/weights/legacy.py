@@ -4,12 +4,13 @@ rebuilt as they were trained.
 `MODEL_DEFAULTS` (`tim_zoo.version`) counts the definitions; a checkpoint or run records the one it was made with
 (none recorded: 1). Version 2 made the seed models compute what the research group's code computes: TABs add their
 residual and drop whole frames, the attention fusion is the research computation, the positional encoding is the
-research table and `mltransformer_tim` shares its Transformer layer. Version 1 had these values instead:
+research table, `mltransformer_tim` shares its Transformer layer and weight layers start as the research code's
+(`weight_init="research"`). Version 1 had these values instead:
 """
 from typing import Dict
 
-_TAB = dict(residual='mul', drop_mode='channel')
-_V1_TRANSFORMER = dict(pos_encoding='sincos')
+_TAB = dict(residual='mul', drop_mode='channel', weight_init='torch')
+_V1_TRANSFORMER = dict(pos_encoding='sincos', weight_init='torch')
 
 #: per model, the arguments whose default changed after version 1, with their version-1 values
 VERSION_1: Dict[str, dict] = {
