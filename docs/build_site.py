@@ -240,6 +240,13 @@ def card_page(name: str) -> str:
     lines += ['', f'`tim-zoo train --model {name} --recipe {recipes[0] if recipes else "default"} ...`',
               '', '## Research findings', '']
     lines += [f'- {f}' for f in FINDINGS.get(name, ['None recorded.'])]
+    from tim_zoo.research import RESEARCH_CLASSES
+    research = {model: cls for cls, model in RESEARCH_CLASSES.items()}.get(name)
+    if research:
+        lines += ['', f'With its defaults it computes what the research group\'s `{research}` computes (tested against '
+                  f'that code\'s outputs); what differs, the arguments that fix the research code\'s defects and the '
+                  f'findings above that rest on one: [the research group\'s code](../models.md#the-research-groups-code). '
+                  f'`tim_zoo.load_research_checkpoint("{research}", PATH)` loads its checkpoints.']
     lines += ['', '## References', ''] + [f'- {r}' for r in _references(name)]
     return '\n'.join(lines) + '\n'
 

@@ -622,6 +622,8 @@ def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog, capsys)
     assert 'trains one by one on cpu' in _batching_obstacle(_cfg(), [1, 2], build)
     assert _batching_obstacle(_cfg(batch_folds='off', device='cuda'), [1, 2], build) == 'batch_folds=off'
     assert _batching_obstacle(_cfg(batch_folds=True), [1, 2], build) == ''
+    frames = lambda: tim_zoo.create_model('timnet', num_classes=3, drop_mode='frame', **TINY)   # noqa: E731
+    assert 'drop_mode="channel"' in _batching_obstacle(_cfg(batch_folds=True), [1, 2], frames)
     assert _cfg(batch_folds=False).batch_folds == 'off'
     stored = json.loads(_cfg().to_json())
     del stored['batch_folds']
@@ -1002,3 +1004,28 @@ def test_splits_trained_together_resume_together_to_the_uninterrupted_result(tmp
         a, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'whole' / fold / 'last.safetensors')
         b, _ = tim_zoo.weights.read_checkpoint(tmp_path / 'cut' / fold / 'last.safetensors')
         assert all(torch.equal(a[k], b[k]) for k in a), fold
+
+
+def test_bf16_training_runs_where_the_device_has_native_bf16_and_is_refused_elsewhere(tmp_path, monkeypatch):
+    """precision="bf16" trains the forward pass under bfloat16 autocast (weights and loss stay float32) and learns the
+    easy synthetic task; on a device without native bf16 it is refused before anything is written, with the fix."""
+    import torch
+
+    from tim_zoo import _validation
+    from tim_zoo.train import run as run_module
+    assert TrainConfig.from_json(json.dumps({k: v for k, v in json.loads(_cfg().to_json()).items()
+                                             if k != 'precision'})).precision == 'fp32'
+    with pytest.raises(ConfigurationError, match='precision'):
+        _cfg(precision='fp16')
+    monkeypatch.setattr(run_module, 'native_bf16', lambda device: False)
+    with pytest.raises(ConfigurationError, match='--precision fp32'):
+        run_training(_cfg(precision='bf16', epochs=1), _features(), tmp_path / 'refused', show_progress=False)
+    assert not (tmp_path / 'refused' / 'config.json').exists()
+    monkeypatch.undo()
+    if not _validation.native_bf16(torch.device('cpu')):
+        pytest.skip('this CPU has no native bf16 (avx512_bf16 / amx_bf16)')
+    cfg = _cfg(model='tim', protocol='holdout', epochs=25, select='last', batch_size=16, precision='bf16')
+    summary = run_training(cfg, _features(n=90, shift=1.5), tmp_path / 'bf16', show_progress=False)
+    assert summary['war_mean'] >= 0.8                                     # as test_training_learns_separable_classes
+    model = tim_zoo.load_checkpoint(next((tmp_path / 'bf16').rglob('last.safetensors')))
+    assert all(p.dtype == torch.float32 for p in model.parameters())

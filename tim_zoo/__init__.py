@@ -10,6 +10,7 @@ from .exceptions import (
 )
 from .inference import EmotionRecognizer, Prediction, Segment
 from .models import SERModel
+from .research import load_research_checkpoint
 from .version import __version__
 from .weights import load_weights, save_checkpoint, weights_dir
 
@@ -18,5 +19,5 @@ __all__ = [
     'InputDtypeError', 'InputShapeError', 'NonFiniteInputError', 'Prediction', 'SERModel', 'Segment', 'TimZooError',
     'UnknownArgumentError', 'UnknownModelError', 'UnsafeFileError', 'WeightFileError', 'WeightsNotFoundError', '__version__', 'count_macs', 'count_params',
     'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'list_pretrained_weights',
-    'load_weights', 'models', 'save_checkpoint', 'weights_dir',
+    'load_research_checkpoint', 'load_weights', 'models', 'save_checkpoint', 'weights_dir',
 ]

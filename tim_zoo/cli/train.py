@@ -15,7 +15,7 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import dist_info
-from ..train.config import AUTO_ON_OFF, TORCH_COMPILE_MODES
+from ..train.config import AUTO_ON_OFF, PRECISIONS, TORCH_COMPILE_MODES
 from ..train.records import CONFIG_FILE, check_new_start, has_trained, recorded_features
 from ..train.run import check_config
 from .audio import add_level_argument, release_length
@@ -123,7 +123,7 @@ def _overrides(args) -> dict:
         batch_size=args.batch_size, dropout=args.dropout, label_smoothing=args.label_smoothing,
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
         folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile,
-        only_folds=args.fold, only_repeats=args.repeat, compile_mode=args.compile_mode,
+        only_folds=args.fold, only_repeats=args.repeat, compile_mode=args.compile_mode, precision=args.precision,
         val_fraction=args.val_fraction, select=args.select,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
@@ -238,6 +238,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           'up to rounding; a compile failure trains eagerly)')
     run.add_argument('--compile-mode', choices=TORCH_COMPILE_MODES,
                      help='torch.compile mode (default: default; reduce-overhead also replays CUDA graphs on CUDA)')
+    run.add_argument('--precision', choices=PRECISIONS,
+                     help='fp32 (default) or bf16: the training forward under bfloat16 autocast, only where the device '
+                          'computes bf16 natively (CPU flags avx512_bf16 or amx_bf16, or a CUDA GPU)')
     run.add_argument('--quiet', action='store_true', help='no progress bars')
     hp = p.add_argument_group('hyperparameters (override the recipe)')
     hp.add_argument('--lr', type=float)

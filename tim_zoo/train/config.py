@@ -13,6 +13,8 @@ from .recipes import get_recipe
 
 #: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
 AUTO_ON_OFF = ('auto', 'on', 'off')
+#: `TrainConfig.precision` settings: float32, or the training forward under bfloat16 autocast
+PRECISIONS = ('fp32', 'bf16')
 #: `TrainConfig.compile_mode` settings: torch.compile's modes (`reduce-overhead` replays CUDA graphs, on CUDA only)
 TORCH_COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 
@@ -41,6 +43,10 @@ class TrainConfig:
     Configurations written before `compile` existed read as `"off"`. `compile_mode` is torch.compile's `mode`
     (`"reduce-overhead"` also records and replays CUDA graphs on CUDA). `only_folds` and `only_repeats` (1-based)
     run a part of a run, so that processes can share it: `benchmarks/collect_run.py` joins their folders.
+    `precision` is `"fp32"` or `"bf16"`: the training forward pass under bfloat16 autocast (weights, optimizer and
+    the loss stay float32; validation and test run in float32). Only where the device computes bfloat16 natively (a
+    CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it); elsewhere it is refused (emulated bf16 is hundreds of
+    times slower). Configurations written before it read as `"fp32"`.
     `model_defaults` is the version of the model definitions the run builds its model with (`tim_zoo.version`);
     a configuration written before it was recorded reads as 1 and is rebuilt with those definitions
     (`tim_zoo.weights.legacy`).
@@ -70,6 +76,7 @@ class TrainConfig:
     batch_folds: str = 'auto'
     compile: str = 'auto'
     compile_mode: str = 'default'
+    precision: str = 'fp32'
     only_folds: Optional[List[int]] = None
     only_repeats: Optional[List[int]] = None
     val_fraction: float = 0.1
@@ -95,6 +102,7 @@ class TrainConfig:
         check_choice('batch_folds', self.batch_folds, AUTO_ON_OFF)
         check_choice('compile', self.compile, AUTO_ON_OFF)
         check_choice('compile_mode', self.compile_mode, TORCH_COMPILE_MODES)
+        check_choice('precision', self.precision, PRECISIONS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if self.protocol == 'all':

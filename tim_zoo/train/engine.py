@@ -247,8 +247,9 @@ class SplitTrainer:
             return self._forward_backward(self.train_model, xb, yb, batch_size)
 
     def _forward_backward(self, forward, xb, yb, batch_size):
-        logits = forward(xb)
-        loss_sum, loss = self.loss(logits, yb, batch_size)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == 'bf16'):
+            logits = forward(xb)
+        loss_sum, loss = self.loss(logits.float(), yb, batch_size)
         loss.backward()
         return logits, loss_sum
 

@@ -47,6 +47,8 @@ def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> s
                 return 'only BatchNorm with a momentum is batched'
             if not isinstance(getattr(unit, 'act', None), nn.ReLU):
                 return 'only ReLU TABs are batched'
+            if 'drop' in unit._modules and unit.drop.mode != 'channel':
+                return 'only channel-wise spatial dropout is batched (drop_mode="channel")'
     return ''
 
 

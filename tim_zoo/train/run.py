@@ -11,7 +11,7 @@ import torch
 
 from .._factory import check_model_name, create_model_for_frames
 from .._utils import atomic_write, progress, require
-from .._validation import resolve_device
+from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import gmm_frame_selection
 from ..data.normalize import normalize_features
@@ -194,7 +194,12 @@ def _prepare(cfg: Optional[TrainConfig], features: FeatureSet, out_dir: Path, re
 def check_config(cfg: TrainConfig) -> None:
     """What can be checked without the data: the model name, the device and the initial weights file."""
     check_model_name(cfg.model)
-    resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
+    if cfg.precision == 'bf16' and not native_bf16(device):
+        raise ConfigurationError(
+            f'precision=bf16 needs a device that computes bfloat16 natively; {device} does not (a CPU needs '
+            f'{" or ".join(NATIVE_BF16_FLAGS)} in its flags; emulated bf16 runs hundreds of times slower than float32): '
+            f'train with precision fp32 (--precision fp32)')
     if cfg.init and not Path(cfg.init).is_file():
         raise ConfigurationError(f'no weight file at {cfg.init} (--init)')
 
@@ -335,6 +340,8 @@ def _batching_obstacle(cfg: TrainConfig, pending: list, build) -> str:
         return 'one split to train' if pending else ''
     if cfg.batch_folds == 'off':
         return 'batch_folds=off'
+    if cfg.precision != 'fp32':
+        return f'precision={cfg.precision} trains one by one'
     device = training_device(cfg).type
     if cfg.batch_folds == 'auto' and (device != 'cuda' or dist_info()[1] > 1):
         return (f'batch_folds=auto trains one by one on {device}' + (' under several processes' if device == 'cuda'
