@@ -40,8 +40,9 @@ def test_torch_initialisation_is_pytorchs_default():
     stem = model.tim.encoder.stem.conv
     assert torch.count_nonzero(stem.bias) > 0                       # PyTorch: biases in +-1/sqrt(fan_in)
     assert stem.weight.abs().max() <= 1 / math.sqrt(39) + 1e-7
-    assert tim_zoo.create_model('tim').init_args['weight_init'] == 'torch'
-    assert tim_zoo.create_model('at_deltatim_v2').init_args['weight_init'] == 'torch'
+    # the seed models start as the research code's: PyTorch's defaults, weight layers standard normal
+    assert tim_zoo.create_model('tim').init_args['weight_init'] == 'research'
+    assert tim_zoo.create_model('at_deltatim_v2').init_args['weight_init'] == 'research'
     with pytest.raises(tim_zoo.ConfigurationError, match='weight_init'):
         tim_zoo.create_model('timnet', weight_init='xavier')
 

@@ -1,0 +1,140 @@
+"""What training the zoo costs: each model's time per training step and per EMODB epoch, and a table's projection.
+
+    python benchmarks/zoo_cost.py --threads 1 --frames 87 188 --precision fp32 bf16 --name cpu_zen4
+
+One training step is what the engine does per batch: forward (under bfloat16 autocast with `bf16`), summed
+cross-entropy with label smoothing, backward, AdamW step, on a batch of 64 random `39 x frames` inputs (the time
+does not depend on the values). A step is timed `--repeats` times after `--warmup` steps, in a fresh process per
+(model, frames, precision) so one model's caches and thread pools do not colour the next; the median is kept. An
+epoch of the table's protocol (EMODB, 535 utterances, 10 folds, a tenth of each training part for validation)
+is `ceil(433 / 64)` = 7 steps plus evaluating 102 utterances (measured too). The projection multiplies by
+`--epochs` and 10 folds, per model and for the whole table. bf16 is measured only where the CPU computes it
+natively (`avx512_bf16` or `amx_bf16`); the CPU's model name and flags go into the results file.
+"""
+import argparse
+import json
+import math
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: EMODB under the table's protocol: training utterances per fold after the validation carve, evaluated ones
+TRAIN_UTTERANCES, EVAL_UTTERANCES, FOLDS, BATCH = 433, 102, 10, 64
+
+
+def measure_one(model_name: str, frames: int, precision: str, threads: int, warmup: int, repeats: int) -> dict:
+    """Seconds of one training step and of evaluating `EVAL_UTTERANCES`, in this process."""
+    import torch
+
+    import tim_zoo
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = tim_zoo.create_model_for_frames(model_name, frames, num_classes=7)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, betas=(0.93, 0.98), weight_decay=0.2)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1, reduction='sum')
+    x, y = torch.randn(BATCH, 39, frames), torch.randint(0, 7, (BATCH,))
+    bf16 = precision == 'bf16'
+
+    def step():
+        model.train()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        (criterion(logits.float(), y) / BATCH).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def evaluate():
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, EVAL_UTTERANCES, BATCH):
+                model(x[:min(BATCH, EVAL_UTTERANCES - i)])
+
+    for _ in range(warmup):
+        step()
+    steps = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        steps.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    evaluate()
+    return dict(step_s=statistics.median(steps), eval_s=time.perf_counter() - start)
+
+
+def cpu_info() -> dict:
+    flags, name = [], platform.processor()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name') and name in ('', 'x86_64'):
+                name = line.split(':', 1)[1].strip()
+            if line.startswith('flags') and not flags:
+                flags = line.split(':', 1)[1].split()
+    except OSError:
+        pass
+    return dict(cpu=name, avx512_bf16='avx512_bf16' in flags, amx_bf16='amx_bf16' in flags,
+                avx512f='avx512f' in flags)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', help='default: every registered model')
+    parser.add_argument('--frames', nargs='+', type=int, default=[87, 188])
+    parser.add_argument('--precision', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16'])
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--epochs', type=int, default=100, help='epochs of a run, for the projection')
+    parser.add_argument('--name', help='write benchmarks/results/zoo_cost_NAME.json')
+    parser.add_argument('--one', nargs=3, metavar=('MODEL', 'FRAMES', 'PRECISION'), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.one[2], args.threads, args.warmup,
+                                     args.repeats)))
+        return 0
+    import tim_zoo
+    info = cpu_info()
+    native = info['avx512_bf16'] or info['amx_bf16']
+    precisions = [p for p in args.precision if p == 'fp32' or native]
+    if len(precisions) < len(args.precision):
+        print(f'bf16 left out: {info["cpu"]} has no native bf16 (avx512_bf16 / amx_bf16)', file=sys.stderr)
+    rows = []
+    steps_per_epoch = math.ceil(TRAIN_UTTERANCES / BATCH)
+    print(f'{info["cpu"]}, {args.threads} thread(s); epoch = {steps_per_epoch} steps of {BATCH} + evaluating '
+          f'{EVAL_UTTERANCES}; projection: {args.epochs} epochs x {FOLDS} folds')
+    print(f'{"model":22s} {"frames":>6s} {"prec":>5s} {"step s":>8s} {"epoch s":>8s} {"run h":>7s}')
+    for model in args.models or tim_zoo.list_models():
+        for frames in args.frames:
+            for precision in precisions:
+                out = subprocess.run(
+                    [sys.executable, __file__, '--one', model, str(frames), precision, '--threads', str(args.threads),
+                     '--warmup', str(args.warmup), '--repeats', str(args.repeats)],
+                    capture_output=True, text=True, cwd=ROOT)
+                if out.returncode:
+                    print(f'{model} {frames} {precision}: failed\n{out.stderr[-2000:]}', file=sys.stderr)
+                    continue
+                m = json.loads(out.stdout.strip().splitlines()[-1])
+                epoch = steps_per_epoch * m['step_s'] + m['eval_s']
+                row = dict(model=model, frames=frames, precision=precision, **m, epoch_s=epoch,
+                           run_h=epoch * args.epochs * FOLDS / 3600)
+                rows.append(row)
+                print(f'{model:22s} {frames:6d} {precision:>5s} {m["step_s"]:8.3f} {epoch:8.2f} {row["run_h"]:7.2f}',
+                      flush=True)
+    for frames in args.frames:
+        for precision in precisions:
+            total = sum(r['run_h'] for r in rows if r['frames'] == frames and r['precision'] == precision)
+            print(f'table, {frames} frames, {precision}: {total:.1f} single-thread hours for one repeat of '
+                  f'{sum(1 for r in rows if r["frames"] == frames and r["precision"] == precision)} models')
+    if args.name:
+        path = ROOT / 'benchmarks' / 'results' / f'zoo_cost_{args.name}.json'
+        path.write_text(json.dumps(dict(info, threads=args.threads, epochs=args.epochs, folds=FOLDS, batch=BATCH,
+                                        torch=__import__('torch').__version__, rows=rows), indent=1) + '\n')
+        print(f'wrote {path.relative_to(ROOT)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
