@@ -19,8 +19,8 @@ from tim_zoo.train import TrainConfig, repeats_summary, split_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_RESULTS = ROOT / 'docs' / 'results'
-DEFAULTS = {**{k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k in ('repeats', 'normalize')},
-            'batch_folds': 'off', 'compile': 'off'}             # what runs from before these settings did
+DEFAULTS = {**{k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k in ('repeats', 'normalize', 'precision')},
+            'batch_folds': 'off', 'compile': 'off', 'model_defaults': 1}   # what runs from before these settings did
 # where and how a run ran, not what it computed
 IGNORED = {'only_folds', 'only_repeats', 'device', 'batch_folds', 'compile', 'compile_mode'}
 

@@ -1,0 +1,240 @@
+"""The runs the zoo's EMODB table needs: what is done, what is left, and starting the next ones in the background.
+
+    python benchmarks/zoo.py status                 # every run: splits done / running / left, projected hours
+    python benchmarks/zoo.py start --jobs 2         # start (or resume) the next splits, one process and thread each
+    python benchmarks/zoo.py collect                # copy finished splits into docs/results/zoo/ (commit them)
+    python benchmarks/zoo.py choose                 # the protocol choices, on validation accuracy only
+
+Each split of each run trains in its own process (`python -m tim_zoo.train ... --fold K --threads 1`), in
+`runs/zoo/<run>/fold<K>/`, and is resumed with `--resume` after an interruption. Run folders are not kept from one
+machine to the next; finished splits are: `collect` copies each split's `result.json` (with its validation history)
+into the tracked `docs/results/zoo/<run>/<split>.json`, and a split found there is done. So a new machine loses at
+most the splits in progress. Runs of the `choice` stage decide the table's protocol (feature setting, input length);
+their tracked results keep the validation history and drop every test figure, so that no choice can look at the test
+folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / 'runs' / 'zoo'
+TRACKED = ROOT / 'docs' / 'results' / 'zoo'
+EMODB = ROOT.parent / 'shared' / 'data' / 'emodb' / 'wav'
+COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
+FOLDS = 10
+
+#: feature settings: name -> (MFCC order, samples per utterance at 22050 Hz: 44100 = the shared copy's 2.0 s, 87
+#: frames; 96000 = the TIM-Net release length, 188 frames, more than half of it zero padding)
+FEATURES = {'o1_87': (1, 44100), 'o1_188': (1, 96000), 'o3_87': (3, 44100)}
+
+
+@dataclass
+class Run:
+    """One row's training: `model` with `recipe` on the features `features`, the authors' 10 folds (seed 46)."""
+    name: str
+    model: str
+    recipe: str
+    features: str
+    stage: str = 'choice'
+    precision: str = 'fp32'
+    seed: int = 46
+    protocol: str = 'kfold'
+    extra: List[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return 1 + FEATURES[self.features][1] // 512
+
+    def splits(self) -> List[str]:
+        return [f'fold{k}' for k in range(1, FOLDS + 1)]
+
+    def command(self, split: str, resume: bool) -> List[str]:
+        k = int(split[4:])
+        cmd = [sys.executable, '-m', 'tim_zoo.train', '--features', str(feature_file(self.features)),
+               '--model', self.model, '--recipe', self.recipe, '--seed', str(self.seed), '--protocol', self.protocol,
+               '--fold', str(k), '--threads', '1', '--compile', 'off', '--precision', self.precision, '--quiet',
+               '--out', str(RUNS / self.name / split)] + self.extra
+        return cmd + ['--resume'] if resume else cmd
+
+
+#: the protocol choices: timnet and one seed model on validation data, per feature setting (`choose`)
+RUNS_LIST = [
+    Run('choice.timnet.o1_87', 'timnet', 'timnet.paper_val', 'o1_87'),
+    Run('choice.timnet.o1_188', 'timnet', 'timnet.paper_val', 'o1_188'),
+    Run('choice.timnet.o3_87', 'timnet', 'timnet.paper_val', 'o3_87'),
+    Run('choice.at_deltatim_v2.o1_87', 'at_deltatim_v2', 'default', 'o1_87', extra=['--select', 'val']),
+    Run('choice.at_deltatim_v2.o1_188', 'at_deltatim_v2', 'default', 'o1_188', extra=['--select', 'val']),
+    Run('choice.at_deltatim_v2.o3_87', 'at_deltatim_v2', 'default', 'o3_87', extra=['--select', 'val']),
+]
+
+
+def feature_file(name: str) -> Path:
+    return RUNS / 'features' / f'emodb_{name}.npz'
+
+
+def ensure_features(name: str) -> Path:
+    """The EMODB feature file of setting `name`, extracted from ../shared once (level peak, as the bundled model)."""
+    path = feature_file(name)
+    if not path.exists():
+        from tim_zoo.data import MFCCExtractor, cached_features, load_corpus
+        order, length = FEATURES[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cached_features(load_corpus('emodb', EMODB), MFCCExtractor(length, 39, order=order, level='peak'), path)
+    return path
+
+
+def tracked(run: Run, split: str) -> Path:
+    return TRACKED / run.name / f'{split}.json'
+
+
+def _jobs() -> Dict[str, int]:
+    path = RUNS / 'jobs.json'
+    jobs = json.loads(path.read_text()) if path.exists() else {}
+    return {key: pid for key, pid in jobs.items() if _alive(pid)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _epochs_done(run: Run, split: str) -> int:
+    log = RUNS / run.name / split / 'train.log'
+    if not log.exists():
+        return 0
+    return sum(1 for line in log.read_text().splitlines() if f'{split} epoch ' in line and 'train_loss' in line)
+
+
+def _epochs(run: Run) -> int:
+    from tim_zoo.train import get_recipe
+    return get_recipe(run.recipe)['epochs']
+
+
+def _epoch_seconds(run: Run) -> Optional[float]:
+    if not COST.exists():
+        return None
+    rows = json.loads(COST.read_text())['rows']
+    frames = min({r['frames'] for r in rows}, key=lambda f: abs(f - run.frames))
+    row = next((r for r in rows if r['model'] == run.model and r['frames'] == frames
+                and r['precision'] == run.precision), None)
+    return None if row is None else row['epoch_s'] * run.frames / frames
+
+
+def split_state(run: Run, split: str, jobs: Dict[str, int]) -> str:
+    if tracked(run, split).exists():
+        return 'done'
+    if (RUNS / run.name / split / split / 'result.json').exists():
+        return 'finished'                                 # not yet collected
+    if f'{run.name}/{split}' in jobs:
+        return 'running'
+    return 'started' if (RUNS / run.name / split).exists() else 'pending'
+
+
+def cmd_status(args) -> int:
+    jobs = _jobs()
+    total_h = 0.0
+    print(f'{"run":34s} {"done":>4s} {"fin":>4s} {"run":>4s} {"left":>4s} {"hours left":>10s}')
+    for run in RUNS_LIST:
+        states = [split_state(run, s, jobs) for s in run.splits()]
+        epoch_s, epochs = _epoch_seconds(run), _epochs(run)
+        left = sum(epochs - _epochs_done(run, s) for s, st in zip(run.splits(), states) if st not in ('done', 'finished'))
+        hours = None if epoch_s is None else left * epoch_s / 3600
+        total_h += hours or 0.0
+        print(f'{run.name:34s} {states.count("done"):4d} {states.count("finished"):4d} {states.count("running"):4d} '
+              f'{sum(st in ("pending", "started") for st in states):4d} '
+              f'{"?" if hours is None else f"{hours:.1f}":>10s}')
+    print(f'projected: {total_h:.1f} single-thread hours left (zoo_cost file: {COST.name})')
+    return 0
+
+
+def cmd_start(args) -> int:
+    jobs = _jobs()
+    free = args.jobs - len(jobs)
+    started = []
+    for run in RUNS_LIST:
+        if args.stage and run.stage != args.stage:
+            continue
+        for split in run.splits():
+            if free <= 0:
+                break
+            state = split_state(run, split, jobs)
+            if state not in ('pending', 'started'):
+                continue
+            ensure_features(run.features)
+            out = RUNS / run.name / split
+            resume = (out / 'config.json').exists()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            log = open(RUNS / run.name / f'{split}.out', 'a')
+            proc = subprocess.Popen(run.command(split, resume), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+            jobs[f'{run.name}/{split}'] = proc.pid
+            started.append(f'{run.name}/{split}' + (' (resumed)' if resume else ''))
+            free -= 1
+    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
+    (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
+    print('started: ' + (', '.join(started) if started else 'nothing') + f'; running: {len(jobs)}')
+    return 0
+
+
+def cmd_collect(args) -> int:
+    new = []
+    for run in RUNS_LIST:
+        for split in run.splits():
+            result = RUNS / run.name / split / split / 'result.json'
+            if not result.exists() or tracked(run, split).exists():
+                continue
+            data = json.loads(result.read_text())
+            if run.stage == 'choice':                     # validation only: the test figures stay in the run folder
+                data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
+            config = json.loads((RUNS / run.name / split / 'config.json').read_text())
+            tracked(run, split).parent.mkdir(parents=True, exist_ok=True)
+            tracked(run, split).write_text(json.dumps(dict(config=config, result=data), indent=1) + '\n')
+            new.append(f'{run.name}/{split}')
+    print('collected: ' + (', '.join(new) if new else 'nothing new') + (f'; commit {TRACKED.relative_to(ROOT)}'
+                                                                          if new else ''))
+    return 0
+
+
+def cmd_choose(args) -> int:
+    """Mean validation accuracy per feature setting (last epoch, and the best epoch), over the splits done."""
+    print(f'{"run":34s} {"splits":>6s} {"val WAR last":>12s} {"val WAR best":>12s}')
+    for run in RUNS_LIST:
+        if run.stage != 'choice':
+            continue
+        last, best = [], []
+        for split in run.splits():
+            if tracked(run, split).exists():
+                history = json.loads(tracked(run, split).read_text())['result']['history']
+                last.append(history[-1]['val_war'])
+                best.append(max(h['val_war'] for h in history))
+        if last:
+            n = len(last)
+            print(f'{run.name:34s} {n:6d} {100 * sum(last) / n:12.2f} {100 * sum(best) / n:12.2f}')
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    sub.add_parser('status')
+    start = sub.add_parser('start')
+    start.add_argument('--jobs', type=int, default=2, help='processes to keep running (one thread each)')
+    start.add_argument('--stage', help='only runs of this stage (choice, ...)')
+    sub.add_parser('collect')
+    sub.add_parser('choose')
+    args = parser.parse_args(argv)
+    return dict(status=cmd_status, start=cmd_start, collect=cmd_collect, choose=cmd_choose)[args.command](args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
