@@ -7,7 +7,9 @@ table of ``docs/results/NAME.json`` (the result.json files of a ``tim-zoo train`
 each ``<!-- summary:NAME NAME ... -->`` ... ``<!-- /summary -->`` block a table of those runs' means, one
 row per run, for comparing settings, and each ``<!-- compare:BASE NAME ... -->`` ... ``<!-- /compare -->`` block
 the differences of each NAME from BASE with their standard errors; in docs/speed.md each
-``<!-- predict:NAME -->`` ... ``<!-- /predict -->`` block the figures of ``benchmarks/results/NAME.json`` (written by ``benchmarks/predict_speed.py``).
+``<!-- predict:NAME -->`` ... ``<!-- /predict -->`` block the figures of ``benchmarks/results/NAME.json`` (written by ``benchmarks/predict_speed.py``),
+and each ``<!-- zoo_cost:NAME -->`` ... ``<!-- /zoo_cost -->`` block the training cost per model of
+``benchmarks/results/zoo_cost_NAME.json`` (written by ``benchmarks/zoo_cost.py``).
 ``--check`` exits 1 when a page is out of date.
 
     python benchmarks/make_tables.py [--check]
@@ -28,6 +30,7 @@ RESULTS_BLOCK = re.compile(r'(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -
 SUMMARY_BLOCK = re.compile(r'(<!-- summary:([\w. -]+?) -->\n)(.*?)(<!-- /summary -->)', re.S)
 COMPARE_BLOCK = re.compile(r'(<!-- compare:([\w. -]+?) -->\n)(.*?)(<!-- /compare -->)', re.S)
 PREDICT_BLOCK = re.compile(r'(<!-- predict:([\w.-]+) -->\n)(.*?)(<!-- /predict -->)', re.S)
+ZOO_COST_BLOCK = re.compile(r'(<!-- zoo_cost:([\w.-]+) -->\n)(.*?)(<!-- /zoo_cost -->)', re.S)
 
 
 def _ms(v):
@@ -216,6 +219,27 @@ def render_predict(r: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def render_zoo_cost(r: dict) -> str:
+    """Per model: seconds of a training step and of an EMODB epoch, and the hours of a 10-fold run, per length and
+    precision (``benchmarks/zoo_cost.py``), with each setting's total over the table."""
+    settings = sorted({(row['frames'], row['precision']) for row in r['rows']}, key=lambda s: (s[0], s[1] != 'fp32'))
+    models = sorted({row['model'] for row in r['rows']})
+    cell = {(row['model'], row['frames'], row['precision']): row for row in r['rows']}
+    head = ' | '.join(f'{f} frames {p}' for f, p in settings)
+    lines = [f'| model | {head} |', '|---|' + '---|' * len(settings)]
+    for m in models:
+        cells = [cell.get((m, f, p)) for f, p in settings]
+        lines.append(f'| `{m}` | ' + ' | '.join('-' if c is None else f"{c['step_s']:.2f} s / {c['epoch_s']:.1f} s / "
+                                                  f"{c['run_h']:.2f} h" for c in cells) + ' |')
+    totals = [sum(row['run_h'] for row in r['rows'] if (row['frames'], row['precision']) == s) for s in settings]
+    lines.append('| **all, one repeat** | ' + ' | '.join(f'**{t:.1f} h**' for t in totals) + ' |')
+    flags = [f for f in ('avx512f', 'avx512_bf16', 'amx_bf16') if r.get(f)]
+    lines += ['', f"Each cell: a training step (batch {r['batch']}) / an epoch / a {r['folds']}-fold run of {r['epochs']} "
+              f"epochs, single-thread hours. {r['cpu']} ({', '.join(flags) or 'no AVX-512'}), {r['threads']} thread, "
+              f"torch {r['torch']}; each step the median of its repeats in a fresh process."]
+    return '\n'.join(lines) + '\n'
+
+
 def update(text: str) -> str:
     def table(m):
         rows = json.loads((RESULTS / f'{m.group(2)}.json').read_text())
@@ -234,8 +258,11 @@ def update(text: str) -> str:
 
     def predict(m):
         return m.group(1) + render_predict(json.loads((RESULTS / f'{m.group(2)}.json').read_text())) + m.group(4)
+
+    def zoo_cost(m):
+        return m.group(1) + render_zoo_cost(json.loads((RESULTS / f'zoo_cost_{m.group(2)}.json').read_text())) + m.group(4)
     text = SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text)))
-    return PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text))
+    return ZOO_COST_BLOCK.sub(zoo_cost, PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text)))
 
 
 def main(argv=None) -> int:
