@@ -59,3 +59,42 @@ def test_doc_tables_match_the_recorded_rows():
     done = subprocess.run([sys.executable, str(root / 'benchmarks' / 'make_tables.py'), '--check'],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def _script(name):
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zoo_driver_tracks_finished_splits_and_keeps_test_figures_out_of_choices(tmp_path, monkeypatch, capsys):
+    """A split is done once its result is in the tracked folder; a choice run's tracked result holds its validation
+    history but no test figure, and `choose` reads validation accuracy only."""
+    zoo = _script('zoo')
+    monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'tracked')
+    monkeypatch.setattr(zoo, 'ROOT', tmp_path)
+    run = zoo.RUNS_LIST[0]
+    assert run.stage == 'choice' and len(run.splits()) == 10
+    assert [s for s in run.splits() if zoo.split_state(run, s, {}) != 'pending'] == []
+    folder = tmp_path / 'runs' / run.name / 'fold3'
+    (folder / 'fold3').mkdir(parents=True)
+    (folder / 'config.json').write_text(json.dumps(dict(model=run.model)))
+    history = [dict(epoch=1, val_war=0.5), dict(epoch=2, val_war=0.75)]
+    (folder / 'fold3' / 'result.json').write_text(json.dumps(dict(split='fold3', war=0.9, uar=0.8, confusion=[[1]],
+                                                                  history=history)))
+    assert zoo.split_state(run, 'fold3', {}) == 'finished'
+    assert zoo.cmd_collect(None) == 0
+    assert zoo.split_state(run, 'fold3', {}) == 'done'
+    kept = json.loads((tmp_path / 'tracked' / run.name / 'fold3.json').read_text())
+    assert kept['result']['history'] == history and not {'war', 'uar', 'confusion'} & set(kept['result'])
+    assert kept['config'] == dict(model=run.model)
+    capsys.readouterr()
+    zoo.cmd_choose(None)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.name))
+    assert line.split()[1:] == ['1', '75.00', '75.00']
+    cmd = run.command('fold3', resume=True)
+    assert cmd[-1] == '--resume' and cmd[cmd.index('--fold') + 1] == '3' and '--threads' in cmd

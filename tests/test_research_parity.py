@@ -241,6 +241,15 @@ def test_research_args_as_attributes_and_yml(tmp_path):
     assert from_yml.init_args['in_chans'] == from_yml.init_args['filters'] == 39
 
 
+def test_a_tim_without_its_weight_layer_loads_its_last_level_fusion():
+    data, sd, args = golden('tim')
+    model = load_research_checkpoint('TIM', sd, **args, is_weight=False).eval()
+    assert model.init_args['weighted'] is False
+    assert model.research_dropped['extractor.weight.param'] == DROPPED['unweighted']
+    with torch.no_grad():                                      # another function of the same weights
+        assert (model(torch.from_numpy(data['x'])) - torch.from_numpy(data['logits'])).abs().max() > 1e-3
+
+
 def test_research_checkpoint_errors_name_the_problem():
     _, sd, args = golden('tim')
     with pytest.raises(UnknownArgumentError, match='dilaton.*did you mean dilation'):

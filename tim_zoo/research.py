@@ -140,6 +140,7 @@ DROPPED = {
     'resample': 'the TAB\'s 1x1 `resample` conv runs only when input and output widths differ, never in these models',
     'local_mask': 'AFT-local\'s window mask, a constant tim_zoo derives from `aft_window` (checked against it)',
     'shared': 'a second name of the one Transformer layer MLTransformer_TIM applies n_layer times (the same tensor)',
+    'unweighted': 'the weight layer the research CausalConv builds but does not use with is_weight=False',
 }
 
 
@@ -437,6 +438,9 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
     for note in notes:
         warnings.warn(f'load_research_checkpoint({research_class}): {note}', stacklevel=2)
     model = create_model(model_name, **kwargs)
+    if research_class == 'TIM' and model.tim.weight_layer is None and 'tim.weight_layer.weight' in converted:
+        converted.pop('tim.weight_layer.weight')
+        dropped[next(k for k in state_dict if k.endswith('weight.param'))] = DROPPED['unweighted']
     _load_exactly(model, converted, research_class)
     model.research_dropped = dict(dropped)
     return model
