@@ -74,6 +74,9 @@ RUNS_LIST = [
     Run('choice.at_deltatim_v2.o1_87', 'at_deltatim_v2', 'default', 'o1_87', extra=['--select', 'val']),
     Run('choice.at_deltatim_v2.o1_188', 'at_deltatim_v2', 'default', 'o1_188', extra=['--select', 'val']),
     Run('choice.at_deltatim_v2.o3_87', 'at_deltatim_v2', 'default', 'o3_87', extra=['--select', 'val']),
+    # bf16 autocast against fp32 (the run above), on validation, before the heavy rows use it
+    Run('choice.at_deltatim_v2.o1_87.bf16', 'at_deltatim_v2', 'default', 'o1_87', precision='bf16',
+        extra=['--select', 'val']),
 ]
 
 
