@@ -7,9 +7,11 @@
 
 Each split of each run trains in its own process (`python -m tim_zoo.train ... --fold K --threads 1`), in
 `runs/zoo/<run>/fold<K>/`, and is resumed with `--resume` after an interruption. Run folders are not kept from one
-machine to the next; finished splits are: `collect` copies each split's `result.json` (with its validation history)
-into the tracked `docs/results/zoo/<run>/<split>.json`, and a split found there is done. So a new machine loses at
-most the splits in progress. Runs of the `choice` stage decide the table's protocol (feature setting, input length);
+machine to the next; finished splits are: `collect` copies each split's `config.json` and `result.json` (with its
+per-epoch history) into the tracked `docs/results/zoo/<run>/<split>/`, the layout of a run folder, and a split found
+there is done. So a new machine loses at most the splits in progress. Once every split of a table run is there,
+`collect` also writes `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which
+`benchmarks/make_tables.py` renders). Runs of the `choice` stage decide the table's protocol (feature setting, input length);
 their tracked results keep the validation history and drop every test figure, so that no choice can look at the test
 folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
 """
@@ -29,6 +31,8 @@ TRACKED = ROOT / 'docs' / 'results' / 'zoo'
 EMODB = ROOT.parent / 'shared' / 'data' / 'emodb' / 'wav'
 COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
 FOLDS = 10
+#: where the runs train, in words (results files name it)
+DEVICE = 'AMD EPYC (Zen 4, avx512_bf16), 2 cores: one process per split, one thread each'
 
 #: feature settings: name -> (MFCC order, samples per utterance at 22050 Hz: 44100 = the shared copy's 2.0 s, 87
 #: frames; 96000 = the TIM-Net release length, 188 frames, more than half of it zero padding)
@@ -96,7 +100,8 @@ def ensure_features(name: str) -> Path:
 
 
 def tracked(run: Run, split: str) -> Path:
-    return TRACKED / run.name / f'{split}.json'
+    """The tracked copy of a finished split's `result.json` (beside it, in `<split>/`, the run's `config.json`)."""
+    return TRACKED / run.name / split / split / 'result.json'
 
 
 def _jobs() -> Dict[str, int]:
@@ -192,7 +197,7 @@ def cmd_start(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    new = []
+    new, assembled = [], []
     for run in RUNS_LIST:
         for split in run.splits():
             result = RUNS / run.name / split / split / 'result.json'
@@ -201,13 +206,32 @@ def cmd_collect(args) -> int:
             data = json.loads(result.read_text())
             if run.stage == 'choice':                     # validation only: the test figures stay in the run folder
                 data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
-            config = json.loads((RUNS / run.name / split / 'config.json').read_text())
             tracked(run, split).parent.mkdir(parents=True, exist_ok=True)
-            tracked(run, split).write_text(json.dumps(dict(config=config, result=data), indent=1) + '\n')
+            (tracked(run, split).parent.parent / 'config.json').write_text(
+                (RUNS / run.name / split / 'config.json').read_text())
+            tracked(run, split).write_text(json.dumps(data, indent=1) + '\n')
             new.append(f'{run.name}/{split}')
-    print('collected: ' + (', '.join(new) if new else 'nothing new') + (f'; commit {TRACKED.relative_to(ROOT)}'
-                                                                          if new else ''))
+        if run.stage != 'choice' and all(tracked(run, s).exists() for s in run.splits()):
+            out = TRACKED.parent / f'zoo_{run.name}.json'
+            if not out.exists():
+                out.write_text(json.dumps(assemble(run), indent=1) + '\n')
+                assembled.append(out.name)
+    print('collected: ' + (', '.join(new) if new else 'nothing new') + (f'; assembled {", ".join(assembled)}'
+                                                                          if assembled else '')
+          + (f'; commit {TRACKED.relative_to(ROOT)}' if new else ''))
     return 0
+
+
+def assemble(run: Run) -> dict:
+    """The results file of a finished run from its tracked splits (`collect_run.collect` over the split folders)."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location('collect_run', Path(__file__).with_name('collect_run.py'))
+    collect_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect_run)
+    folders = [tracked(run, s).parent.parent for s in run.splits()]
+    return collect_run.collect(folders, device=DEVICE, torch_version=torch.__version__)
 
 
 def cmd_choose(args) -> int:
@@ -219,7 +243,7 @@ def cmd_choose(args) -> int:
         last, best = [], []
         for split in run.splits():
             if tracked(run, split).exists():
-                history = json.loads(tracked(run, split).read_text())['result']['history']
+                history = json.loads(tracked(run, split).read_text())['history']
                 last.append(history[-1]['val_war'])
                 best.append(max(h['val_war'] for h in history))
         if last:

@@ -89,12 +89,35 @@ def test_zoo_driver_tracks_finished_splits_and_keeps_test_figures_out_of_choices
     assert zoo.split_state(run, 'fold3', {}) == 'finished'
     assert zoo.cmd_collect(None) == 0
     assert zoo.split_state(run, 'fold3', {}) == 'done'
-    kept = json.loads((tmp_path / 'tracked' / run.name / 'fold3.json').read_text())
-    assert kept['result']['history'] == history and not {'war', 'uar', 'confusion'} & set(kept['result'])
-    assert kept['config'] == dict(model=run.model)
+    kept = json.loads((tmp_path / 'tracked' / run.name / 'fold3' / 'fold3' / 'result.json').read_text())
+    assert kept['history'] == history and not {'war', 'uar', 'confusion'} & set(kept)
+    assert json.loads((tmp_path / 'tracked' / run.name / 'fold3' / 'config.json').read_text()) == dict(model=run.model)
     capsys.readouterr()
     zoo.cmd_choose(None)
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.name))
     assert line.split()[1:] == ['1', '75.00', '75.00']
     cmd = run.command('fold3', resume=True)
     assert cmd[-1] == '--resume' and cmd[cmd.index('--fold') + 1] == '3' and '--threads' in cmd
+
+
+def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
+    from tim_zoo.train import TrainConfig
+    zoo = _script('zoo')
+    monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'results' / 'zoo')
+    monkeypatch.setattr(zoo, 'ROOT', tmp_path)
+    run = zoo.Run('table.tim', 'tim', 'default', 'o1_87', stage='table')
+    monkeypatch.setattr(zoo, 'RUNS_LIST', [run])
+    for k, split in enumerate(run.splits(), start=1):
+        folder = tmp_path / 'runs' / run.name / split
+        (folder / split).mkdir(parents=True)
+        (folder / 'config.json').write_text(TrainConfig(model='tim', protocol='kfold', seed=46, only_folds=[k]).to_json())
+        (folder / split / 'result.json').write_text(json.dumps(dict(
+            split=split, chosen_epoch=100, n_train=433, n_val=48, n_test=54, war=0.5 + k / 100, uar=0.5,
+            confusion=[[1]], history=[dict(epoch=1)])))
+        zoo.cmd_collect(None)
+        assert (tmp_path / 'results' / 'zoo_table.tim.json').exists() == (k == 10)
+    assembled = json.loads((tmp_path / 'results' / 'zoo_table.tim.json').read_text())
+    assert [f['split'] for f in assembled['folds']] == run.splits()
+    assert assembled['folds'][2]['war'] == 0.53 and 'history' not in assembled['folds'][2]
+    assert 'only_folds' not in assembled['config'] and assembled['device'] == zoo.DEVICE
