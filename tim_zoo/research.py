@@ -11,6 +11,7 @@ import inspect
 import re
 import typing
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
@@ -23,7 +24,9 @@ from .exceptions import (
     CheckpointMismatchError, ConfigurationError, UnknownArgumentError, UnsafeFileError, WeightFileError,
 )
 from .weights.load import TORCH_SUFFIXES, load_torch_file
-from .weights.pickled import PickledObject, class_name, pickled_modules, pickled_state_dict, read_pickled_model
+from .weights.pickled import (
+    PickledObject, check_torch_archive, class_name, pickled_modules, pickled_state_dict, read_pickled_model,
+)
 
 #: research class name -> tim_zoo model name
 RESEARCH_CLASSES = {
@@ -46,6 +49,7 @@ RESEARCH_ARGS = {
 #: `Args` fields that set training or data, not the network: accepted and not used
 TRAINING_ARGS = {
     'epochs', 'lr', 'batch_size', 'spilt_rate', 'weight_decay', 'patience', 'multi_type', 'pretrain_model_path',
+    'mode', 'smooth',
     'optimizer_type', 'beta1', 'beta2', 'random_seed', 'model_type', 'data_type', 'dataset_name', 'save', 'augment',
     'scheduler_type', 'gamma', 'step_size', 'warmup', 'initial_lr', 'version', 'is_cluster', 'is_mask',
     'load_weight', 'model_name',
@@ -282,9 +286,15 @@ def _read_research_args(args) -> dict:
     return {k: v for k, v in vars(args).items() if not k.startswith('_')}
 
 
-def _translate(research: dict, model_params: set) -> Tuple[dict, List[str]]:
+#: research classes built on the research `CausalConv`, whose level fusion `is_weight` chooses
+CAUSAL_CONV_CLASSES = ('TIM', 'Transformer_TIM', 'MLTransformer_TIM', 'CNN_Transformer', 'CNN_ML_Transformer')
+
+
+def _translate(research: dict, model_params: set, research_class: str, from_file: set = frozenset()
+               ) -> Tuple[dict, List[str]]:
     """Research `Args` fields -> tim_zoo arguments the model takes; tim_zoo names pass through. Returns the
-    arguments and notes on fields that set nothing here."""
+    arguments and notes on fields that set nothing here. Unknown names are an error when given as keywords, a note
+    when they come from an `Args` object or file (`from_file`: the research code wrote fields of its own over time)."""
     research = dict(research)
     out, notes = {}, []
     order = research.pop('order', None)
@@ -300,6 +310,8 @@ def _translate(research: dict, model_params: set) -> Tuple[dict, List[str]]:
             continue
         if key in RESEARCH_ARGS:
             target = RESEARCH_ARGS[key]
+            if key == 'is_weight' and research_class not in CAUSAL_CONV_CLASSES:
+                continue                                  # the research class has no CausalConv to read it
             if key == 'attention_type':
                 if value not in ('MH', 'AF'):
                     raise ConfigurationError(f'attention_type must be "MH" or "AF" (research Args), got {value!r}')
@@ -308,6 +320,8 @@ def _translate(research: dict, model_params: set) -> Tuple[dict, List[str]]:
                 out[target] = value
         elif key in model_params:
             out[key] = value
+        elif key in from_file:
+            notes.append(f'{key}={value!r} of the research Args is not known here and was not used')
         else:
             unknown.append(key)
     if unknown:
@@ -329,7 +343,7 @@ def _pickled_args(root: PickledObject) -> dict:
     out = {}
     for name, module in pickled_modules(root):
         cls = class_name(module)
-        if cls == 'CausalConv' and 'is_weight' in module.state and class_name(root) == 'TIM':
+        if cls == 'CausalConv' and 'is_weight' in module.state and class_name(root) in CAUSAL_CONV_CLASSES:
             out['weighted'] = bool(module.state['is_weight'])
         if cls in RESEARCH_ATTENTION:
             out['fusion'] = RESEARCH_ATTENTION[cls]
@@ -366,6 +380,8 @@ def _read_source(source) -> Tuple[Dict[str, torch.Tensor], Optional[str], dict]:
     path = Path(source)
     if path.suffix.lower() not in TORCH_SUFFIXES:
         raise WeightFileError(f'{path}: a research checkpoint is a torch.save file ({", ".join(TORCH_SUFFIXES)})')
+    if zipfile.is_zipfile(path):
+        check_torch_archive(path)                          # a TorchScript archive is refused before torch sees it
     try:
         return load_torch_file(path), None, {}
     except UnsafeFileError:
@@ -413,7 +429,9 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
         raise CheckpointMismatchError(f'{len(unknown)} tensors of this checkpoint belong to no part of '
                                       f'{research_class}: {", ".join(unknown[:12])}' + (' ...' if len(unknown) > 12 else ''))
     params = _model_params(model_name)
-    given, notes = _translate({**_read_research_args(args), **research_args}, params)
+    from_args = _read_research_args(args)
+    given, notes = _translate({**from_args, **research_args}, params, research_class,
+                              set(from_args) - set(research_args))
     fixed, ranges = shape_args(research_class, converted)
     kwargs = {**{k: v for k, v in settings.items() if k in params}, **given}
     for key, value in fixed.items():
@@ -438,9 +456,11 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
     for note in notes:
         warnings.warn(f'load_research_checkpoint({research_class}): {note}', stacklevel=2)
     model = create_model(model_name, **kwargs)
-    if research_class == 'TIM' and model.tim.weight_layer is None and 'tim.weight_layer.weight' in converted:
+    tim = getattr(model, 'tim', None)
+    if tim is not None and tim.weight_layer is None and 'tim.weight_layer.weight' in converted:
         converted.pop('tim.weight_layer.weight')
-        dropped[next(k for k in state_dict if k.endswith('weight.param'))] = DROPPED['unweighted']
+        dropped[next(k for k in state_dict if re.match(r'^(extractor|\w+FeatureExtractor)\.weight\.param$', k))] = \
+            DROPPED['unweighted']
     _load_exactly(model, converted, research_class)
     model.research_dropped = dict(dropped)
     return model

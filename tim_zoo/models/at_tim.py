@@ -42,10 +42,12 @@ class ATTIM(SERModel):
             `"standard"` (level-major throughout, `1/sqrt(d_qkv)`, two LayerNorms); see `AttentionFusion`.
             AFT-local has one form.
         d_qkv, d_ff, ffn: of the attention fusion; `aft_window` of AFT-local.
+        attn_drop_rate: the multi-head attention's dropout (on the attention weights and before its output
+            projection): 0.1, fixed in the research `TIM_Attention`; None follows `drop_rate`.
         head_drop_rate: dropout on the per-frame scores.
         head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
-        **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
-            attention fusion's dropout. As the research code: `residual="add"`, `drop_mode="frame"`.
+        **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged. As the research code:
+            `residual="add"`, `drop_mode="frame"`.
         Other arguments as `TIMNet`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
@@ -68,6 +70,7 @@ class ATTIM(SERModel):
             d_qkv: int = 64,
             d_ff: int = 1024,
             ffn: bool = True,
+            attn_drop_rate: Optional[float] = 0.1,
             aft_window: int = 128,
             head_drop_rate: float = 0.1,
             head: str = 'default',
@@ -82,8 +85,9 @@ class ATTIM(SERModel):
             in_chans, filters, depth, bidirectional=bidirectional, share_weights=True, merge=merge,
             stem_norm=True, aggregation=aggregation, fusion='none', **tab_kwargs)
         num_levels = self.tim.num_levels
-        self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, tab_kwargs['drop_rate'],
-                                   aft_window, fusion_style)
+        attn_drop = tab_kwargs['drop_rate'] if attn_drop_rate is None else attn_drop_rate
+        self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, attn_drop, aft_window,
+                                   fusion_style)
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
@@ -108,8 +112,8 @@ class MultiTIM(SERModel):
     `head_pool` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length with
     `fusion="attention"`; `fusion="aft_local"` (the research `attention_type="AF"`) needs `seq_len`, its longest input.
     `**tab_kwargs`: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation);
-    `drop_rate` is also the attention fusion's dropout. Other arguments as `ATTIM` (`fusion_style`, `residual="add"`,
-    `drop_mode="frame"` as the research code).
+    Other arguments as `ATTIM` (`fusion_style`, `attn_drop_rate`, `residual="add"`, `drop_mode="frame"` as the
+    research code).
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
     default_weight_init = 'research'
@@ -128,6 +132,7 @@ class MultiTIM(SERModel):
             d_qkv: int = 64,
             d_ff: int = 1024,
             ffn: bool = True,
+            attn_drop_rate: Optional[float] = 0.1,
             aft_window: int = 128,
             head_pool: int = 256,
             head_drop_rate: float = 0.3,
@@ -137,7 +142,7 @@ class MultiTIM(SERModel):
             **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
-        drop_rate = tab_kwargs['drop_rate']
+        drop_rate = tab_kwargs['drop_rate'] if attn_drop_rate is None else attn_drop_rate
         self.stem = stem(in_chans, filters, True, tab_kwargs)
         self.general = TemporalStack(filters, general_depth, **tab_kwargs)
         self.special = TemporalStack(filters, special_depth, **tab_kwargs)

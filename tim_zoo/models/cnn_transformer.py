@@ -17,6 +17,8 @@ class CNNTransformer(SERModel):
 
     Args:
         seq_len: the frame count the head is built for (`T`; the head sees `T // 2`).
+        weighted: fuse the TIM levels with the weight layer; False takes the last level (`fwd_n + bwd_n`: the
+            research CausalConv with `is_weight=False`).
         multi_layer: keep every encoder layer and fuse them with a WeightLayer.
         pos_embed: add a positional encoding before the encoder; `pos_encoding` says which: `"research"` (the
             research code's table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
@@ -35,6 +37,7 @@ class CNNTransformer(SERModel):
             filters: int = 39,
             depth: int = 8,
             *,
+            weighted: bool = True,
             stem_norm: bool = False,
             d_model: int = 256,
             num_heads: int = 8,
@@ -56,7 +59,7 @@ class CNNTransformer(SERModel):
         self.seq_len = seq_len
         self.tim = TIMEncoder(
             in_chans, filters, depth, bidirectional=True, share_weights=True, merge='add', stem_norm=stem_norm,
-            aggregation='all', fusion='weight', **tab_kwargs)
+            aggregation='all', fusion='weight' if weighted else 'last', **tab_kwargs)
         self.pool = nn.MaxPool1d(2)
         self.proj = nn.Conv1d(filters, d_model, 1)
         self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None

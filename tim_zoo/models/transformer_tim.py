@@ -22,6 +22,8 @@ class TransformerTIM(SERModel):
     Args:
         tim_variant: `"none"` (plain Transformer, `D = d_model`), `"tim"` (shared-weight bidirectional
             TIM, weight layer) or `"deltatim"` (one-direction stack, delta aggregation, weight layer); `D = filters`.
+        weighted: fuse the TIM levels with the weight layer; False takes the last level (`fwd_n + bwd_n`: the
+            research CausalConv with `is_weight=False`).
         layer_fusion: `"last"` or `"linear"` (keep every encoder layer's output, fuse with Linear(num_layers -> 1)).
         share_layers: one encoder layer applied `num_layers` times (the research `MLTransformer_TIM` appends one
             layer object `n_layer` times); False builds independent layers.
@@ -44,6 +46,7 @@ class TransformerTIM(SERModel):
             seq_len: int = 188,
             *,
             tim_variant: str = 'tim',
+            weighted: bool = True,
             d_model: int = 256,
             num_heads: int = 8,
             num_layers: int = 3,
@@ -79,8 +82,9 @@ class TransformerTIM(SERModel):
             share_layers=share_layers)
         self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
         if tim_variant == 'none':
-            defaults = {**TAB_DEFAULTS, **self.tab_defaults}
-            unused = sorted(k for k, v in tab_kwargs.items() if k != 'drop_rate' and v != defaults[k])
+            # a value that is the model's or the block's own default changes nothing (checkpoints record both)
+            unused = sorted(k for k, v in tab_kwargs.items()
+                            if k != 'drop_rate' and v not in (TAB_DEFAULTS[k], self.tab_defaults.get(k, TAB_DEFAULTS[k])))
             if unused:
                 raise ConfigurationError(f'{", ".join(unused)}: tim_variant="none" has no TIM part to pass them to')
             self.bridge = None
@@ -90,7 +94,8 @@ class TransformerTIM(SERModel):
             self.bridge = nn.Sequential(nn.BatchNorm1d(d_model), nn.Conv1d(d_model, in_chans, 1))
             self.tim = TIMEncoder(
                 in_chans, filters, depth, bidirectional=tim_variant == 'tim', share_weights=True, merge='add',
-                stem_norm=stem_norm, aggregation='all' if tim_variant == 'tim' else 'delta', fusion='weight',
+                stem_norm=stem_norm, aggregation='all' if tim_variant == 'tim' else 'delta',
+                fusion='weight' if weighted else 'last',
                 **tab_kwargs)
             self.num_features = filters
         self.head = create_head(

@@ -4,13 +4,14 @@ rebuilt as they were trained.
 `MODEL_DEFAULTS` (`tim_zoo.version`) counts the definitions; a checkpoint or run records the one it was made with
 (none recorded: 1). Version 2 made the seed models compute what the research group's code computes: TABs add their
 residual and drop whole frames, the attention fusion is the research computation, the positional encoding is the
-research table, `mltransformer_tim` shares its Transformer layer and weight layers start as the research code's
-(`weight_init="research"`). Version 1 had these values instead:
+research table, `mltransformer_tim` shares its Transformer layer, weight layers start as the research code's
+(`weight_init="research"`) and the attention's dropout is its fixed 0.1. Version 1 had these values instead:
 """
 from typing import Dict
 
 _TAB = dict(residual='mul', drop_mode='channel', weight_init='torch')
 _V1_TRANSFORMER = dict(pos_encoding='sincos', weight_init='torch')
+_V1_ATTENTION = dict(fusion_style='standard', attn_drop_rate=None)       # the attention's dropout was drop_rate
 
 #: per model, the arguments whose default changed after version 1, with their version-1 values
 VERSION_1: Dict[str, dict] = {
@@ -24,10 +25,10 @@ VERSION_1: Dict[str, dict] = {
     'cnn_ml_transformer': {**_TAB, **_V1_TRANSFORMER},
     'set': _V1_TRANSFORMER,
     'set_official': _V1_TRANSFORMER,
-    'at_tim': {**_TAB, 'fusion_style': 'standard'},
-    'at_deltatim': {**_TAB, 'fusion_style': 'standard'},
-    'at_deltatim_v2': {**_TAB, 'fusion_style': 'standard'},
-    'multitim': {**_TAB, 'fusion_style': 'standard'},
+    'at_tim': {**_TAB, **_V1_ATTENTION},
+    'at_deltatim': {**_TAB, **_V1_ATTENTION},
+    'at_deltatim_v2': {**_TAB, **_V1_ATTENTION},
+    'multitim': {**_TAB, **_V1_ATTENTION},
 }
 
 

@@ -113,6 +113,26 @@ def weight_source(path: Path, meta: dict, model) -> str:
     return f'{path} (saved from {arch})'
 
 
+#: constructor arguments that do not change what a model computes from its weights
+_NOT_COMPUTING = ('num_classes', 'weight_init', 'check_finite')
+
+
+def _warn_other_arguments(model, meta: dict, source: str) -> None:
+    """Warn when the file was saved from the same architecture built with other arguments (e.g. a checkpoint of the
+    older definitions, `residual='mul'`, loaded into a model built now): the same tensors then compute another
+    function, which `load_checkpoint` would rebuild as saved."""
+    saved, own = meta.get('model_args'), getattr(model, 'init_args', None)
+    if not saved or not own or meta.get('architecture') != getattr(model, 'model_name', None):
+        return
+    differ = sorted(k for k in saved if k in own and k not in _NOT_COMPUTING and saved[k] != own[k])
+    if differ:
+        warnings.warn(f'{source} was saved from {meta["architecture"]} built with '
+                      f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
+                      f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
+                      f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments',
+                      stacklevel=3)
+
+
 def with_legacy_defaults(meta: dict) -> dict:
     """Checkpoint metadata with the constructor arguments of its time: a tim_zoo checkpoint written before models
     took `weight_init` was initialised by PyTorch's defaults (an argument that only sets the start, recorded so); one
@@ -163,5 +183,6 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
+    _warn_other_arguments(model, meta, source)
     head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
     apply_metadata(model, meta, head_loaded=not head_reset)
