@@ -162,8 +162,8 @@ def test_tab_arguments_are_declared_once_and_reach_every_block():
         if name in ('set', 'set_official'):
             continue
         if name == 'transformer':
-            with pytest.raises(ConfigurationError, match='kernel_size, residual: tim_variant="none" has no TIM part'):
-                tim_zoo.create_model(name, kernel_size=3, residual='mul')
+            with pytest.raises(ConfigurationError, match='conv_style, kernel_size: tim_variant="none" has no TIM part'):
+                tim_zoo.create_model(name, kernel_size=3, conv_style='bottleneck')
             continue
         other = dict(mul='add', add='mul')[tim_zoo.create_model_for_frames(name, 188).init_args['residual']]
         model = tim_zoo.create_model_for_frames(name, 188, kernel_size=3, residual=other)
