@@ -84,6 +84,24 @@ RUNS_LIST = [
 ]
 
 
+#: the feature setting of the table: set from `choose` (validation only) once the choice runs are done
+TABLE_FEATURES: Optional[str] = None
+#: the table's recipe per model (the notes' default for the seed models, the paper's for timnet), last epoch on all
+#: training utterances of each fold (no validation carve): what the published models, trained on all 535, take
+TABLE_RECIPES = {'timnet': 'timnet.paper'}
+#: the seed models' precision in the table: bf16 once `choice.at_deltatim_v2.o1_87.bf16` agrees with fp32 on
+#: validation (timnet gains nothing from bf16: docs/speed.md)
+TABLE_PRECISION = 'fp32'
+TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim',
+                'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim', 'cnn_transformer', 'cnn_ml_transformer', 'set',
+                'set_official')
+if TABLE_FEATURES is not None:
+    RUNS_LIST += [Run(f'table.{m}', m, TABLE_RECIPES.get(m, 'default'), TABLE_FEATURES, stage='table',
+                      compile='on' if m == 'timnet' else 'off', precision='fp32' if m == 'timnet' else TABLE_PRECISION,
+                      extra=[] if m == 'timnet' else ['--select', 'last', '--val-fraction', '0'])
+                  for m in TABLE_MODELS]
+
+
 def feature_file(name: str) -> Path:
     return RUNS / 'features' / f'emodb_{name}.npz'
 
@@ -164,6 +182,8 @@ def cmd_status(args) -> int:
               f'{sum(st in ("pending", "started") for st in states):4d} '
               f'{"?" if hours is None else f"{hours:.1f}":>10s}')
     print(f'projected: {total_h:.1f} single-thread hours left (zoo_cost file: {COST.name})')
+    if TABLE_FEATURES is None:
+        print('table runs: not listed until TABLE_FEATURES is set from `choose` (validation accuracy only)')
     return 0
 
 

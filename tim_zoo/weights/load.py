@@ -118,9 +118,9 @@ _NOT_COMPUTING = ('num_classes', 'weight_init', 'check_finite')
 
 
 def _warn_other_arguments(model, meta: dict, source: str) -> None:
-    """Warn when the file was saved from the same architecture built with other arguments (e.g. a checkpoint of the
-    older definitions, `residual='mul'`, loaded into a model built now): the same tensors then compute another
-    function, which `load_checkpoint` would rebuild as saved."""
+    """Warn when the file's tensors fit but were saved from the same architecture built with other arguments (e.g.
+    a checkpoint of the older definitions, `residual='mul'`, loaded into a model built now): the same tensors then
+    compute another function, which `load_checkpoint` would rebuild as saved."""
     saved, own = meta.get('model_args'), getattr(model, 'init_args', None)
     if not saved or not own or meta.get('architecture') != getattr(model, 'model_name', None):
         return
@@ -183,6 +183,6 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
-    _warn_other_arguments(model, meta, source)
     head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
+    _warn_other_arguments(model, meta, source)           # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset)
