@@ -95,11 +95,30 @@ TABLE_PRECISION = 'fp32'
 TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim',
                 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim', 'cnn_transformer', 'cnn_ml_transformer', 'set',
                 'set_official')
+#: the notes' findings the zoo tests (tier 3): a variant run per finding, compared over the same splits with the
+#: table row it varies (`make_tables` compare blocks); `(name, model, model arguments, the finding)`
+FINDINGS = [
+    ('tim.mul', 'tim', dict(residual='mul'), 'for plain TIM the additive TAB residual was much better'),
+    ('at_deltatim.mul', 'at_deltatim', dict(residual='mul'), 'for AT_DeltaTIM the multiplicative residual was better'),
+    ('at_deltatim.all', 'at_deltatim', dict(aggregation='all'), 'the 7 deltas + last level are as good as all levels'),
+    ('tim.stem_norm', 'tim', dict(stem_norm=True), 'BatchNorm + ReLU after the stem stabilises every TIM variant'),
+    ('set_official.pos', 'set_official', dict(pos_embed=True), 'SET_official: 90 % without positional encoding, '
+     '86 % with (the research table)'),
+    ('set_official.pos_sincos', 'set_official', dict(pos_embed=True, pos_encoding='sincos'),
+     'the same with a real sinusoidal encoding (the research table is a defect)'),
+    ('at_deltatim_v2.standard', 'at_deltatim_v2', dict(fusion_style='standard'),
+     'AT_DeltaTIM_v2 with the corrected attention (its findings rest on the research attention)'),
+]
 if TABLE_FEATURES is not None:
-    RUNS_LIST += [Run(f'table.{m}', m, TABLE_RECIPES.get(m, 'default'), TABLE_FEATURES, stage='table',
-                      compile='on' if m == 'timnet' else 'off', precision='fp32' if m == 'timnet' else TABLE_PRECISION,
-                      extra=[] if m == 'timnet' else ['--select', 'last', '--val-fraction', '0'])
-                  for m in TABLE_MODELS]
+    def _table_run(name: str, model: str, model_args: dict, stage: str) -> Run:
+        extra = [] if model == 'timnet' else ['--select', 'last', '--val-fraction', '0']
+        for key, value in model_args.items():
+            extra += ['--model-arg', f'{key}={value!r}']
+        return Run(name, model, TABLE_RECIPES.get(model, 'default'), TABLE_FEATURES, stage=stage,
+                   compile='on' if model == 'timnet' else 'off',
+                   precision='fp32' if model == 'timnet' else TABLE_PRECISION, extra=extra)
+    RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table') for m in TABLE_MODELS]
+    RUNS_LIST += [_table_run(f'finding.{name}', m, args, 'finding') for name, m, args, _ in FINDINGS]
 
 
 def feature_file(name: str) -> Path:
