@@ -9,7 +9,10 @@ row per run, for comparing settings, and each ``<!-- compare:BASE NAME ... -->``
 the differences of each NAME from BASE with their standard errors; in docs/speed.md each
 ``<!-- predict:NAME -->`` ... ``<!-- /predict -->`` block the figures of ``benchmarks/results/NAME.json`` (written by ``benchmarks/predict_speed.py``),
 and each ``<!-- zoo_cost:NAME -->`` ... ``<!-- /zoo_cost -->`` block the training cost per model of
-``benchmarks/results/zoo_cost_NAME.json`` (written by ``benchmarks/zoo_cost.py``).
+``benchmarks/results/zoo_cost_NAME.json`` (written by ``benchmarks/zoo_cost.py``); in docs/training.md each
+``<!-- zoo:STAGE -->`` ... ``<!-- /zoo -->`` block the state of the zoo's runs of that stage from their tracked splits
+(``docs/results/zoo/``, written by ``benchmarks/zoo.py collect``): validation accuracy for the choice stage, test
+accuracy for the others.
 ``--check`` exits 1 when a page is out of date.
 
     python benchmarks/make_tables.py [--check]
@@ -30,6 +33,8 @@ RESULTS_BLOCK = re.compile(r'(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -
 SUMMARY_BLOCK = re.compile(r'(<!-- summary:([\w. -]+?) -->\n)(.*?)(<!-- /summary -->)', re.S)
 COMPARE_BLOCK = re.compile(r'(<!-- compare:([\w. -]+?) -->\n)(.*?)(<!-- /compare -->)', re.S)
 PREDICT_BLOCK = re.compile(r'(<!-- predict:([\w.-]+) -->\n)(.*?)(<!-- /predict -->)', re.S)
+ZOO_BLOCK = re.compile(r'(<!-- zoo:(\w+) -->\n)(.*?)(<!-- /zoo -->)', re.S)
+ZOO = TRAINING_RESULTS / 'zoo'
 ZOO_COST_BLOCK = re.compile(r'(<!-- zoo_cost:([\w.-]+) -->\n)(.*?)(<!-- /zoo_cost -->)', re.S)
 
 
@@ -240,6 +245,40 @@ def render_zoo_cost(r: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _zoo_results(run_dir: Path) -> list:
+    """The tracked split results of a zoo run, in split order."""
+    from tim_zoo.data import natural_key
+    files = sorted(run_dir.glob('*/*/result.json'), key=lambda p: natural_key(p.parent.name))
+    return [json.loads(f.read_text()) for f in files]
+
+
+def render_zoo(stage: str) -> str:
+    """The zoo's runs of `stage` from their tracked splits: for `choice` the mean validation accuracy (last epoch,
+    best epoch; the tracked results hold no test figure), else the test WAR and UAR over the splits done."""
+    runs = sorted(d for d in ZOO.glob(f'{stage}.*') if d.is_dir()) if ZOO.is_dir() else []
+    if stage == 'choice':
+        lines = ['| run | splits done | validation WAR %, last epoch | validation WAR %, best epoch |', '|---|---|---|---|']
+        for run_dir in runs:
+            results = _zoo_results(run_dir)
+            last = [100 * r['history'][-1]['val_war'] for r in results]
+            best = [100 * max(h['val_war'] for h in r['history']) for r in results]
+            lines.append(f'| `{run_dir.name}` | {len(results)} / 10 | {sum(last) / len(last):.2f} | '
+                         f'{sum(best) / len(best):.2f} |' if results else f'| `{run_dir.name}` | 0 / 10 | - | - |')
+    else:
+        lines = ['| run | splits done | WAR % (std) | UAR % (std) |', '|---|---|---|---|']
+        for run_dir in runs:
+            results = [r for r in _zoo_results(run_dir) if 'war' in r]
+            if not results:
+                lines.append(f'| `{run_dir.name}` | 0 / 10 | - | - |')
+                continue
+            war, uar = _mean_std(results, 'war'), _mean_std(results, 'uar')
+            lines.append(f'| `{run_dir.name}` | {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | '
+                         f'{uar[0]:.2f} ({uar[1]:.2f}) |')
+    if not runs:
+        lines.append('| (none yet) | | | |')
+    return '\n'.join(lines) + '\n'
+
+
 def update(text: str) -> str:
     def table(m):
         rows = json.loads((RESULTS / f'{m.group(2)}.json').read_text())
@@ -261,8 +300,10 @@ def update(text: str) -> str:
 
     def zoo_cost(m):
         return m.group(1) + render_zoo_cost(json.loads((RESULTS / f'zoo_cost_{m.group(2)}.json').read_text())) + m.group(4)
+    def zoo(m):
+        return m.group(1) + render_zoo(m.group(2)) + m.group(4)
     text = SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text)))
-    return ZOO_COST_BLOCK.sub(zoo_cost, PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text)))
+    return ZOO_BLOCK.sub(zoo, ZOO_COST_BLOCK.sub(zoo_cost, PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text))))
 
 
 def main(argv=None) -> int:

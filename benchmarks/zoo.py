@@ -255,9 +255,11 @@ def cmd_collect(args) -> int:
             if not out.exists():
                 out.write_text(json.dumps(assemble(run), indent=1) + '\n')
                 assembled.append(out.name)
+    if new and TRACKED == ROOT / 'docs' / 'results' / 'zoo':    # the pages' zoo tables follow (make_tables)
+        subprocess.run([sys.executable, str(Path(__file__).with_name('make_tables.py'))], cwd=ROOT, check=False)
     print('collected: ' + (', '.join(new) if new else 'nothing new') + (f'; assembled {", ".join(assembled)}'
                                                                           if assembled else '')
-          + (f'; commit {TRACKED.relative_to(ROOT)}' if new else ''))
+          + (f'; commit {TRACKED.relative_to(ROOT)} and the pages' if new else ''))
     return 0
 
 

@@ -121,3 +121,18 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     assert [f['split'] for f in assembled['folds']] == run.splits()
     assert assembled['folds'][2]['war'] == 0.53 and 'history' not in assembled['folds'][2]
     assert 'only_folds' not in assembled['config'] and assembled['device'] == zoo.DEVICE
+
+
+def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(tmp_path, monkeypatch):
+    make_tables = _script('make_tables')
+    monkeypatch.setattr(make_tables, 'ZOO', tmp_path)
+    for k, (last, best) in enumerate([(0.5, 0.75), (0.25, 0.5)], start=1):
+        folder = tmp_path / 'choice.timnet.o1_87' / f'fold{k}' / f'fold{k}'
+        folder.mkdir(parents=True)
+        folder.joinpath('result.json').write_text(json.dumps(dict(history=[dict(val_war=best), dict(val_war=last)])))
+        folder = tmp_path / 'table.tim' / f'fold{k}' / f'fold{k}'
+        folder.mkdir(parents=True)
+        folder.joinpath('result.json').write_text(json.dumps(dict(war=0.5 + 0.1 * k, uar=0.5, history=[])))
+    assert '| `choice.timnet.o1_87` | 2 / 10 | 37.50 | 62.50 |' in make_tables.render_zoo('choice')
+    assert '| `table.tim` | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |' in make_tables.render_zoo('table')
+    assert '(none yet)' in make_tables.render_zoo('finding')
