@@ -17,7 +17,6 @@ folds (`choose` reads validation accuracy only). Projected hours come from `benc
 """
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys

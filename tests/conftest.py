@@ -7,6 +7,16 @@ import torch
 SHARED = Path(os.environ.get('TIM_ZOO_SHARED', Path(__file__).resolve().parents[1] / '..' / 'shared')).resolve()
 
 
+def benchmark_script(name: str):
+    """The module `benchmarks/NAME.py` (the benchmarks folder is not a package)."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -10,6 +10,8 @@ import tim_zoo
 from tim_zoo.benchmark import ReferenceBiTemporalEncoder, measure, reference_encoders, select_models
 from tim_zoo.layers import BiTemporalEncoder
 
+from conftest import benchmark_script
+
 REQUIRED_KEYS = {'model', 'batch', 'frames', 'device', 'params', 'macs', 'infer_ms', 'train_step_ms', 'peak_mem_mb'}
 
 
@@ -61,19 +63,10 @@ def test_doc_tables_match_the_recorded_rows():
     assert done.returncode == 0, done.stderr
 
 
-def _script(name):
-    import importlib.util
-    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_zoo_driver_tracks_finished_splits_and_keeps_test_figures_out_of_choices(tmp_path, monkeypatch, capsys):
     """A split is done once its result is in the tracked folder; a choice run's tracked result holds its validation
     history but no test figure, and `choose` reads validation accuracy only."""
-    zoo = _script('zoo')
+    zoo = benchmark_script('zoo')
     monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
     monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'tracked')
     monkeypatch.setattr(zoo, 'ROOT', tmp_path)
@@ -102,7 +95,7 @@ def test_zoo_driver_tracks_finished_splits_and_keeps_test_figures_out_of_choices
 
 def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     from tim_zoo.train import TrainConfig
-    zoo = _script('zoo')
+    zoo = benchmark_script('zoo')
     monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
     monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'results' / 'zoo')
     monkeypatch.setattr(zoo, 'ROOT', tmp_path)
@@ -124,7 +117,7 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
 
 
 def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(tmp_path, monkeypatch):
-    make_tables = _script('make_tables')
+    make_tables = benchmark_script('make_tables')
     monkeypatch.setattr(make_tables, 'ZOO', tmp_path)
     for k, (last, best) in enumerate([(0.5, 0.75), (0.25, 0.5)], start=1):
         folder = tmp_path / 'choice.timnet.o1_87' / f'fold{k}' / f'fold{k}'

@@ -20,6 +20,8 @@ from tim_zoo.train import (
     RECIPES, StopTraining, TrainConfig, build_scheduler, get_recipe, make_splits, param_groups, run_training,
 )
 
+from conftest import benchmark_script
+
 TINY = dict(depth=2, filters=8)
 HAS_CXX = any(map(shutil.which, ('g++', 'c++', 'clang++')))          # torch.compile's CPU backend needs one
 
@@ -434,18 +436,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert history == reference
 
 
-def _benchmark_script(name):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_runs_split_over_processes_collect_into_the_docs_results_of_one_run(tmp_path):
-    collect_run, make_tables = _benchmark_script('collect_run'), _benchmark_script('make_tables')
+    collect_run, make_tables = benchmark_script('collect_run'), benchmark_script('make_tables')
     features = _features(speakers=3)
     cfg = dict(protocol='loso', epochs=2, val_fraction=0.5)
     whole = run_training(_cfg(**cfg), features, tmp_path / 'whole', show_progress=False)
@@ -586,7 +578,7 @@ def test_cli_trains_with_repeats_and_prints_the_spread(tmp_path, capsys):
 
 
 def test_repeated_run_split_over_processes_collects_into_mean_and_std_over_repeats(tmp_path):
-    collect_run, make_tables = _benchmark_script('collect_run'), _benchmark_script('make_tables')
+    collect_run, make_tables = benchmark_script('collect_run'), benchmark_script('make_tables')
     features = _features()
     cfg = dict(epochs=2, folds=3, repeats=2, seed=3)
     whole = run_training(_cfg(**cfg), features, tmp_path / 'whole', show_progress=False)
@@ -661,7 +653,7 @@ def test_compile_modes_map_to_inductor_options():
 def test_comparisons_of_runs_give_the_difference_and_its_standard_errors():
     """The compare block: the difference of mean WAR from the base run, its standard error paired over the splits
     and over the repeats, checked against numpy on made-up runs."""
-    make_tables = _benchmark_script('make_tables')
+    make_tables = benchmark_script('make_tables')
     rng = np.random.default_rng(0)
     base_wars = rng.uniform(0.7, 0.9, size=(3, 10))                     # 3 repeats x 10 folds
     other_wars = base_wars + rng.normal(0.02, 0.03, size=(3, 10))
