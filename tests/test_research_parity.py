@@ -146,11 +146,6 @@ def test_full_size_research_tensors_map_onto_the_model(name):
         assert model.init_args['aft_window'] == 128
 
 
-def _train_step_mask(model, x):
-    model.train()
-    return model(x)
-
-
 def test_frame_wise_spatial_dropout_drops_whole_frames_per_direction():
     torch.manual_seed(1)
     drop = SpatialDropout1d(0.5, mode='frame', groups=2).train()
