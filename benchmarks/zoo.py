@@ -176,29 +176,50 @@ def _epoch_seconds(run: Run) -> Optional[float]:
     return None if row is None else row['epoch_s'] * run.frames / frames
 
 
+def _attempts() -> Dict[str, List[int]]:
+    path = RUNS / 'attempts.json'
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def split_state(run: Run, split: str, jobs: Dict[str, int]) -> str:
+    """done (tracked), finished (not yet collected), running, failed (started twice more without an epoch's
+    progress: see its `<split>.out`), unsupported (bf16 on a device without native bf16), started or pending."""
     if tracked(run, split).exists():
         return 'done'
     if (RUNS / run.name / split / split / 'result.json').exists():
         return 'finished'                                 # not yet collected
     if f'{run.name}/{split}' in jobs:
         return 'running'
+    if run.precision == 'bf16' and not _native_bf16():
+        return 'unsupported'
+    starts = _attempts().get(f'{run.name}/{split}', [])
+    if len(starts) >= 3 and len(set(starts[-3:] + [_epochs_done(run, split)])) == 1:
+        return 'failed'
     return 'started' if (RUNS / run.name / split).exists() else 'pending'
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    from tim_zoo._validation import native_bf16
+    return native_bf16(torch.device('cpu'))
 
 
 def cmd_status(args) -> int:
     jobs = _jobs()
     total_h = 0.0
-    print(f'{"run":34s} {"done":>4s} {"fin":>4s} {"run":>4s} {"left":>4s} {"hours left":>10s}')
+    print(f'{"run":34s} {"done":>4s} {"fin":>4s} {"run":>4s} {"left":>4s} {"hours left":>10s}  note')
     for run in RUNS_LIST:
         states = [split_state(run, s, jobs) for s in run.splits()]
         epoch_s, epochs = _epoch_seconds(run), _epochs(run)
         left = sum(epochs - _epochs_done(run, s) for s, st in zip(run.splits(), states) if st not in ('done', 'finished'))
         hours = None if epoch_s is None else left * epoch_s / 3600
         total_h += hours or 0.0
+        notes = [f'{st}: {", ".join(s for s, t in zip(run.splits(), states) if t == st)}'
+                 for st in ('failed', 'unsupported') if st in states]
         print(f'{run.name:34s} {states.count("done"):4d} {states.count("finished"):4d} {states.count("running"):4d} '
               f'{sum(st in ("pending", "started") for st in states):4d} '
-              f'{"?" if hours is None else f"{hours:.1f}":>10s}')
+              f'{"?" if hours is None else f"{hours:.1f}":>10s}  {"; ".join(notes)}')
     print(f'projected: {total_h:.1f} single-thread hours left (zoo_cost file: {COST.name})')
     if TABLE_FEATURES is None:
         print('table runs: not listed until TABLE_FEATURES is set from `choose` (validation accuracy only)')
@@ -219,6 +240,10 @@ def cmd_start(args) -> int:
             if state not in ('pending', 'started'):
                 continue
             ensure_features(run.features)
+            attempts = _attempts()
+            attempts.setdefault(f'{run.name}/{split}', []).append(_epochs_done(run, split))
+            (RUNS / 'attempts.json').parent.mkdir(parents=True, exist_ok=True)
+            (RUNS / 'attempts.json').write_text(json.dumps(attempts))
             out = RUNS / run.name / split
             resume = (out / 'config.json').exists()
             out.parent.mkdir(parents=True, exist_ok=True)

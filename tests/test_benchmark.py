@@ -129,3 +129,20 @@ def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(t
     assert '| `choice.timnet.o1_87` | 2 / 10 | 37.50 | 62.50 |' in make_tables.render_zoo('choice')
     assert '| `table.tim` | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |' in make_tables.render_zoo('table')
     assert '(none yet)' in make_tables.render_zoo('finding')
+
+
+def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, monkeypatch):
+    zoo = benchmark_script('zoo')
+    monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'tracked')
+    run = zoo.RUNS_LIST[0]
+    (tmp_path / 'runs' / run.name / 'fold1').mkdir(parents=True)
+    (tmp_path / 'runs' / 'attempts.json').write_text(json.dumps({f'{run.name}/fold1': [0, 0]}))
+    assert zoo.split_state(run, 'fold1', {}) == 'started'
+    (tmp_path / 'runs' / 'attempts.json').write_text(json.dumps({f'{run.name}/fold1': [0, 0, 0]}))
+    assert zoo.split_state(run, 'fold1', {}) == 'failed'
+    (tmp_path / 'runs' / run.name / 'fold1' / 'train.log').write_text('x fold1 epoch 1: train_loss 1.0\n')
+    assert zoo.split_state(run, 'fold1', {}) == 'started'                 # it progressed since
+    bf16 = next(r for r in zoo.RUNS_LIST if r.precision == 'bf16')
+    monkeypatch.setattr(zoo, '_native_bf16', lambda: False)
+    assert zoo.split_state(bf16, 'fold1', {}) == 'unsupported'
