@@ -121,6 +121,18 @@ def _json_rows(path: Path) -> dict:
     return {r['model']: r for r in json.loads(path.read_text())} if path.is_file() else {}
 
 
+def _current_definitions(cfg: dict) -> bool:
+    """Whether a run's model computes what the registered model computes now: runs record the version of the model
+    definitions (`model_defaults`); an older run counts only if none of its model's arguments changed since."""
+    import tim_zoo
+    from tim_zoo.version import MODEL_DEFAULTS
+    from tim_zoo.weights.legacy import VERSION_1
+    if cfg.get('model_defaults', 1) >= MODEL_DEFAULTS:
+        return True
+    now = tim_zoo.create_model(cfg['model']).init_args
+    return all(now.get(k) == v for k, v in VERSION_1.get(cfg['model'], {}).items() if k not in cfg.get('model_args', {}))
+
+
 def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     """The model zoo table's lines: parameters and MACs from the registry, latency from benchmarks/results,
     EMODB accuracy (mean +- std over the splits of the best run per protocol) from docs/results."""
@@ -130,6 +142,8 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     best = {}                                   # (model, protocol) -> (mean WAR, description) of the best run
     for path in sorted((DOCS / 'results').glob('*.json')):
         run = json.loads(path.read_text())
+        if not _current_definitions(run['config']):
+            continue                            # a run of model definitions since changed (training.md says which)
         cfg, wars = run['config'], [100 * f['war'] for f in run['folds']]
         war = sum(wars) / len(wars)
         std = (sum((w - war) ** 2 for w in wars) / len(wars)) ** 0.5
