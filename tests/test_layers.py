@@ -508,3 +508,28 @@ def test_blocks_name_misspelt_arguments():
         TemporalStack(8, 2, dilation=3)
     with pytest.raises(TypeError):                                    # UnknownArgumentError is a TypeError too
         TIMEncoder(39, 8, dropout_rate=0.1)
+
+
+def test_blocks_check_their_input_and_name_the_fix():
+    """Issue 30: blocks fail with the layout they expect (as the models do), not with a conv or matmul error."""
+    import torch
+    from tim_zoo.exceptions import InputShapeError
+    from tim_zoo.layers import (
+        AFTLocalFusion, AttentionFusion, DeltaAggregation, GMMClusteringHead, TemporalStack, TIMEncoder,
+    )
+    cases = [
+        (lambda: TIMEncoder(39)(torch.randn(2, 50, 39)), r'\[B, C=39, T\].*x.transpose\(1, 2\)'),
+        (lambda: TIMEncoder(39, bidirectional=False)(torch.randn(2, 13, 50)), r'\[B, C=39, T\].*\(C=13\)'),
+        (lambda: TemporalStack(16, 4)(torch.randn(2, 39, 50)), r'in_chans=39'),
+        (lambda: AttentionFusion(39, 5)(torch.randn(2, 39, 50, 4)), r'\[B, F=39, T, n=5\].*\(n=4\)'),
+        (lambda: AFTLocalFusion(39, 4, max_len=50)(torch.randn(2, 50, 39 * 4)), r'4-D input \[B, F=39, T, n=4\]'),
+        (lambda: GMMClusteringHead(312, 7)(torch.randn(2, 50, 312)), r'\[B, D=312, T\].*transpose'),
+        (lambda: DeltaAggregation('delta')(torch.randn(2, 3, 4)), r'list of levels'),
+    ]
+    for call, message in cases:
+        with pytest.raises(InputShapeError, match=message):
+            call()
+    assert TemporalStack(16, 3, in_chans=39)(torch.randn(2, 39, 20))[-1].shape == (2, 16, 20)
+    levels = [torch.randn(3, 5, 7) for _ in range(4)]
+    for mode in ('delta', 'all', 'delta+all'):                     # the stacked layout [B, F, T, n] is the list's
+        assert torch.equal(DeltaAggregation(mode)(torch.stack(levels, dim=-1)), DeltaAggregation(mode)(levels))

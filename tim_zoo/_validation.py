@@ -106,3 +106,22 @@ def native_bf16(device: torch.device) -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def check_block_input(x: torch.Tensor, block: str, layout: str, fix: str = '', **sizes: int) -> None:
+    """Check that a block's input has the rank of `layout` (e.g. `"B F T n"`) and the given sizes by axis name
+    (`F=39, n=8`), else raise `InputShapeError` naming the layout expected, the shape given and the fix: where it
+    looks like time and features swapped (`[B, T, C]` for `[B, C, T]`), the transpose, else `fix` (which may name
+    `{got}`, the size of the first axis that differs)."""
+    axes = layout.split()
+    shape = tuple(x.shape)
+    expected = '[' + ', '.join(f'{a}={sizes[a]}' if a in sizes else a for a in axes) + ']'
+    if x.ndim != len(axes):
+        raise InputShapeError(f'{block} expects a {len(axes)}-D input {expected}, got shape {shape}')
+    wrong = [(a, shape[i]) for i, a in enumerate(axes) if a in sizes and shape[i] != sizes[a]]
+    if wrong:
+        if len(axes) == 3 and 'T' in axes and axes[1] in sizes and shape[2] == sizes[axes[1]]:
+            fix = 'this looks like [B, T, C] (time before features): transpose it with x.transpose(1, 2)'
+        got = ', '.join(f'{a}={n}' for a, n in wrong)
+        raise InputShapeError(f'{block} expects {expected}, got shape {shape} ({got})'
+                              + (f'; {fix.format(got=wrong[0][1])}' if fix else ''))

@@ -1,5 +1,5 @@
 """Aggregate the outputs of the TAB levels: delta stacking and the learned weight layer."""
-from typing import List
+from typing import List, Union
 
 import torch
 from torch import nn
@@ -9,7 +9,8 @@ from ..exceptions import InputShapeError
 
 
 class DeltaAggregation(nn.Module):
-    """Stack level outputs `h_1 .. h_n` (each `[B, F, T]`) into `[B, F, T, m]`.
+    """Stack level outputs `h_1 .. h_n` (a list of `[B, F, T]`, or one tensor `[B, F, T, n]` with the levels on
+    its last axis, the layout the fusion blocks take) into `[B, F, T, m]`.
 
     Modes:
         `"delta"`: `[h_2-h_1, ..., h_n-h_(n-1), h_n]` (m = n), the seed default;
@@ -48,7 +49,12 @@ class DeltaAggregation(nn.Module):
         num_levels = (m + 1) // 2 if self.mode == 'delta+all' else m
         return item_weights @ self.items_matrix(num_levels).to(item_weights)
 
-    def forward(self, levels: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, levels: Union[List[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if isinstance(levels, torch.Tensor):
+            if levels.ndim != 4:
+                raise InputShapeError(f'DeltaAggregation takes a list of levels [B, F, T] or one tensor [B, F, T, n] '
+                                      f'(levels on the last axis), got shape {tuple(levels.shape)}')
+            levels = list(levels.unbind(-1))
         if self.mode == 'all':
             return torch.stack(levels, dim=-1)
         deltas = [levels[j + 1] - levels[j] for j in range(len(levels) - 1)]

@@ -1,6 +1,6 @@
 """Stacks of temporal-aware blocks: one direction, and both directions."""
 import warnings
-from typing import List
+from typing import List, Optional
 
 import torch
 from torch import nn
@@ -8,7 +8,7 @@ from torch import nn
 from ._checkpoint import checkpoint
 
 from .._utils import renamed_arguments
-from .._validation import check_choice
+from .._validation import check_block_input, check_choice
 from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
 from .tab import TAB_DEFAULTS, TemporalAwareBlock, check_tab_kwargs
@@ -17,24 +17,30 @@ from .tab import TAB_DEFAULTS, TemporalAwareBlock, check_tab_kwargs
 class TemporalStack(nn.Module):
     """`depth` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1).
 
-    `[B, filters, T]` -> list of every level's output `h_1 .. h_depth`, each `[B, filters, T]`.
+    `[B, in_chans, T]` (`in_chans` defaults to `filters`; another width goes through the first TAB's 1x1
+    shortcut) -> list of every level's output `h_1 .. h_depth`, each `[B, filters, T]`.
     Extra keyword arguments go to every `TemporalAwareBlock` (`TAB_ARGS`, and `groups`/`share_groups`).
     `grad_checkpointing = True` recomputes each block's activations in the backward pass instead of keeping them
     (less memory in training, same gradients).
     """
 
     @renamed_arguments(channels='filters', dropout='drop_rate', bottleneck_channels='bottleneck_chans')
-    def __init__(self, filters: int, depth: int = 8, **tab_kwargs):
+    def __init__(self, filters: int, depth: int = 8, in_chans: Optional[int] = None, **tab_kwargs):
         super().__init__()
         if depth < 1:
             raise ConfigurationError(f'depth must be >= 1, got {depth}')
-        check_tab_kwargs('TemporalStack', tab_kwargs, ('filters', 'depth'), extra=('groups', 'share_groups'))
+        check_tab_kwargs('TemporalStack', tab_kwargs, ('filters', 'depth', 'in_chans'), extra=('groups', 'share_groups'))
         self.depth = depth
+        self.in_chans = filters if in_chans is None else in_chans
         self.blocks = nn.ModuleList(
-            [TemporalAwareBlock(filters, filters, dilation=2 ** j, **tab_kwargs) for j in range(depth)])
+            [TemporalAwareBlock(self.in_chans if j == 0 else filters, filters, dilation=2 ** j, **tab_kwargs)
+             for j in range(depth)])
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+            check_block_input(x, 'TemporalStack', 'B C T', fix='for {got} input channels build it with in_chans={got}',
+                              C=self.in_chans)
         levels = []
         for block in self.blocks:
             x = checkpoint(block, x) if self.grad_checkpointing and torch.is_grad_enabled() else block(x)
@@ -94,6 +100,7 @@ class BiTemporalEncoder(nn.Module):
         check_tab_kwargs('BiTemporalEncoder', tab_kwargs, ('in_chans', 'filters', 'depth', 'share_weights', 'merge',
                                                            'align_backward', 'stem_norm'))
         self.filters = filters
+        self.in_chans = in_chans
         self.share_weights = share_weights
         self.merge = merge
         self.align_backward = align_backward
@@ -113,6 +120,8 @@ class BiTemporalEncoder(nn.Module):
         return self.filters
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+            check_block_input(x, 'BiTemporalEncoder', 'B C T', C=self.in_chans)
         both = torch.cat([x, x.flip(-1)], dim=1)
         merged = []
         for j, h in enumerate(self.stack(self.stem(both))):

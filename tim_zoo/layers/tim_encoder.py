@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .._utils import renamed_arguments
-from .._validation import check_choice
+from .._validation import check_block_input, check_choice
 from .aggregation import DeltaAggregation, WeightLayer
 from .tab import check_tab_kwargs
 from .temporal import BiTemporalEncoder, TemporalStack, stem
@@ -51,6 +51,7 @@ class TIMEncoder(nn.Module):
         check_tab_kwargs('TIMEncoder', tab_kwargs, ('in_chans', 'filters', 'depth', 'bidirectional', 'share_weights',
                                                     'merge', 'align_backward', 'stem_norm', 'aggregation', 'fusion'))
         self.fusion = fusion
+        self.in_chans = in_chans
         self.filters = filters
         self.depth = depth
         if bidirectional:
@@ -82,6 +83,8 @@ class TIMEncoder(nn.Module):
     def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, in_chans, T]` -> the `depth` TAB levels (merged over directions), each `[B, F, T]`."""
         if self.stem is not None:
+            if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+                check_block_input(x, 'TIMEncoder', 'B C T', C=self.in_chans)
             x = self.stem(x)
         return self.encoder(x)
 
