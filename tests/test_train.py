@@ -271,11 +271,26 @@ def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
         run_training(cfg, _features(), tmp_path / 'run', show_progress=False)
     tuned = tim_zoo.load_checkpoint(tmp_path / 'run' / 'fold1' / 'last.safetensors')
     for name, p in source.state_dict().items():
-        if name.startswith('tim.encoder.') and 'num_batches' not in name and 'running' not in name:
-            assert torch.equal(tuned.state_dict()[name], p), name      # frozen: unchanged
+        if name.startswith('tim.encoder.'):                            # frozen: unchanged, BatchNorm statistics too
+            assert torch.equal(tuned.state_dict()[name], p), name
     assert not torch.equal(tuned.tim.weight_layer.weight, source.tim.weight_layer.weight)
     with pytest.raises(ConfigurationError, match='matches no parameter'):
         run_training(_cfg(freeze=['nothing.here']), _features(), tmp_path / 'bad', show_progress=False)
+
+
+def test_a_frozen_batch_norm_stays_in_eval_mode():
+    from tim_zoo.train import freeze, freeze_batch_norm
+    model = tim_zoo.create_model('tim', num_classes=3, **TINY)
+    freeze(model, ['tim.encoder.stack.blocks.0'])
+    norms = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    model.train()
+    assert all(not m.training for n, m in norms.items() if n.startswith('tim.encoder.stack.blocks.0.'))
+    assert all(m.training for n, m in norms.items() if not n.startswith('tim.encoder.stack.blocks.0.'))
+    before = {k: v.clone() for k, v in model.state_dict().items() if 'blocks.0.' in k}
+    model(torch.randn(4, 39, 20))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    head = freeze_batch_norm(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))).train()
+    assert not head[1].training and head[0].training and not head[1].weight.requires_grad
 
 
 def test_cli_train_and_resume_errors(tmp_path, capsys):

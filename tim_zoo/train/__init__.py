@@ -4,13 +4,13 @@
 """
 from .config import TrainConfig
 from .engine import StopTraining, predict, train_split
-from .optim import build_optimizer, build_scheduler, freeze, param_groups
+from .optim import build_optimizer, build_scheduler, freeze, freeze_batch_norm, param_groups
 from .protocols import Split, make_splits
 from .recipes import RECIPES, get_recipe
 from .run import create_training_model, repeats_summary, run_training, save_plots, split_summary
 
 __all__ = [
     'RECIPES', 'Split', 'StopTraining', 'TrainConfig', 'build_optimizer', 'build_scheduler', 'create_training_model',
-    'freeze', 'get_recipe', 'make_splits', 'param_groups', 'predict', 'repeats_summary', 'run_training', 'save_plots',
+    'freeze', 'freeze_batch_norm', 'get_recipe', 'make_splits', 'param_groups', 'predict', 'repeats_summary', 'run_training', 'save_plots',
     'split_summary', 'train_split',
 ]

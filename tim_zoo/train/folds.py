@@ -45,6 +45,8 @@ def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> s
             norm = getattr(unit, 'norm', None)
             if not isinstance(norm, nn.BatchNorm1d) or getattr(norm, 'share_groups', False) or norm.momentum is None:
                 return 'only BatchNorm with a momentum is batched'
+            if not norm.weight.requires_grad:
+                return 'frozen BatchNorm trains one by one'
             if not isinstance(getattr(unit, 'act', None), nn.ReLU):
                 return 'only ReLU TABs are batched'
             if 'drop' in unit._modules and unit.drop.mode != 'channel':

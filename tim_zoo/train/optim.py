@@ -1,6 +1,7 @@
 """Optimizers with frozen modules and per-module learning-rate multipliers; schedulers."""
 import fnmatch
 import math
+import types
 from typing import Dict, List, Sequence
 
 import torch
@@ -15,7 +16,8 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
-    """Stop gradients for parameters whose names match any pattern; returns their names."""
+    """Stop gradients for parameters whose names match any pattern; returns their names. A BatchNorm whose
+    parameters are all frozen is frozen too (`freeze_batch_norm`): its running statistics stop moving."""
     frozen = []
     for pattern in patterns:
         hits = [n for n, _ in model.named_parameters() if _matches(n, pattern)]
@@ -25,7 +27,26 @@ def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
     for name, p in model.named_parameters():
         if name in frozen:
             p.requires_grad_(False)
+    for name, module in model.named_modules():
+        params = [f'{name}.{n}' if name else n for n, _ in module.named_parameters(recurse=False)]
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and params and set(params) <= set(frozen):
+            freeze_batch_norm(module)
     return sorted(set(frozen))
+
+
+def freeze_batch_norm(module: nn.Module) -> nn.Module:
+    """Keep every BatchNorm in `module` in eval mode, whatever `train()` later says: it normalises with its
+    running statistics and no longer updates them (timm's `freeze_batch_norm_2d` does this by replacing the
+    layers; here they stay, so state dicts are unchanged). Its parameters are frozen too. Returns `module`."""
+    def stay_in_eval(self, mode: bool = True):
+        return nn.Module.train(self, False)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train = types.MethodType(stay_in_eval, m)
+            nn.Module.train(m, False)
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
+    return module
 
 
 def param_groups(model: nn.Module, lr: float, lr_mult: Dict[str, float]) -> List[dict]:
