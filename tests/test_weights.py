@@ -325,3 +325,21 @@ def test_models_built_from_blocks_save_and_load_by_their_builder(tmp_path):
         tim_zoo.save_checkpoint(model, tmp_path / 'y.safetensors', builder=lambda **k: small_ser(**k))
     with pytest.raises(WeightFileError, match='or, for a model composed of blocks, the function that builds it'):
         tim_zoo.save_checkpoint(model, tmp_path / 'z.safetensors')
+
+
+def test_weights_load_into_a_model_with_another_kind_of_head(tmp_path):
+    """Fine-tuning a saved model with another head (head="gmm"): the body loads, the head stays new, with a
+    warning; load_checkpoint (no head reset) still refuses the mismatch."""
+    import torch
+    source = tim_zoo.create_model('tim', num_classes=4, filters=8, depth=2)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'src.safetensors')
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        model = tim_zoo.create_model('tim', num_classes=4, filters=8, depth=2, head='gmm', checkpoint_path=path)
+    assert [str(w.message) for w in caught if 'head differs' in str(w.message)]
+    assert not [w for w in caught if 'another function' in str(w.message)]     # the new head was asked for
+    body = {k: v for k, v in source.state_dict().items() if not k.startswith('head.')}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in body.items())
+    with pytest.raises(tim_zoo.CheckpointMismatchError):
+        tim_zoo.weights.apply_state_dict(model, source.state_dict(), 'src', allow_head_reset=False)

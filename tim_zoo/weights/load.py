@@ -27,14 +27,21 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
 
     If only the classifier (`head.fc`) differs (another class count, or another input length for a head that
     flattens time), the body is loaded and the model keeps its freshly initialised classifier, with a warning
-    (none when the model has no classifier, `num_classes=0`); any other difference raises
-    `CheckpointMismatchError` naming the mismatched keys.
+    (none when the model has no classifier, `num_classes=0`); likewise when only the head differs (another kind
+    of head, e.g. `head="gmm"`). Any other difference raises `CheckpointMismatchError` naming the mismatched keys.
     """
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state_dict if k not in own]
     reshaped = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
     differing = set(missing) | set(unexpected) | set(reshaped)
+    if differing and allow_head_reset and not differing <= set(_HEAD_KEYS) and all(k.startswith('head.') for k in differing):
+        # another kind of head (e.g. head="gmm" on a model saved with its default head): the body loads
+        warnings.warn(f'{source}: its head differs from the model\'s ({_listing(sorted(differing), 4)}); loaded the body '
+                      f'and kept the model\'s freshly initialised head (fine-tune it)', stacklevel=3)
+        model.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith('head.')}, strict=False)
+        model.label_names = None
+        return True
     if differing and allow_head_reset and differing <= set(_HEAD_KEYS):
         file_fc = tuple(state_dict['head.fc.weight'].shape) if 'head.fc.weight' in state_dict else (0,)
         classes = getattr(model, 'num_classes', None)
@@ -117,14 +124,15 @@ def weight_source(path: Path, meta: dict, model) -> str:
 _NOT_COMPUTING = ('num_classes', 'weight_init', 'check_finite')
 
 
-def _warn_other_arguments(model, meta: dict, source: str) -> None:
+def _warn_other_arguments(model, meta: dict, source: str, head_reset: bool = False) -> None:
     """Warn when the file's tensors fit but were saved from the same architecture built with other arguments (e.g.
     a checkpoint of the older definitions, `residual='mul'`, loaded into a model built now): the same tensors then
     compute another function, which `load_checkpoint` would rebuild as saved."""
     saved, own = meta.get('model_args'), getattr(model, 'init_args', None)
     if not saved or not own or meta.get('architecture') != getattr(model, 'model_name', None):
         return
-    differ = sorted(k for k in saved if k in own and k not in _NOT_COMPUTING and saved[k] != own[k])
+    differ = sorted(k for k in saved if k in own and k not in _NOT_COMPUTING and saved[k] != own[k]
+                    and not (head_reset and k.startswith(('head', 'gmm_'))))    # a new head was asked for
     if differ:
         warnings.warn(f'{source} was saved from {meta["architecture"]} built with '
                       f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
@@ -184,5 +192,5 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
     head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
-    _warn_other_arguments(model, meta, source)           # the tensors fit: do the arguments?
+    _warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset)
