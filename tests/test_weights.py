@@ -327,6 +327,26 @@ def test_models_built_from_blocks_save_and_load_by_their_builder(tmp_path):
         tim_zoo.save_checkpoint(model, tmp_path / 'z.safetensors')
 
 
+def test_models_built_from_blocks_keep_their_feature_settings_and_predict(tmp_path):
+    """The feature settings saved with a model composed of blocks come back with it (they were dropped), and
+    EmotionRecognizer.from_checkpoint takes its builder."""
+    pytest.importorskip('safetensors')
+    settings = dict(mean_signal_length=32768, level='peak')
+    model = small_ser(num_classes=3, channels=8).eval()
+    path = tim_zoo.save_checkpoint(model, tmp_path / 'small.safetensors', label_names=['a', 'b', 'c'],
+                                   feature_settings=settings, builder=small_ser,
+                                   builder_args=dict(num_classes=3, channels=8))
+    back = tim_zoo.load_checkpoint(path, builder=small_ser)
+    assert back.pretrained_cfg['feature_settings'] == settings
+    again = tim_zoo.load_checkpoint(tim_zoo.save_checkpoint(back, tmp_path / 'again.safetensors', builder=small_ser,
+                                                            builder_args=dict(num_classes=3, channels=8)),
+                                    builder=small_ser)
+    assert again.pretrained_cfg['feature_settings'] == settings                   # saved again with the model
+    recognizer = tim_zoo.EmotionRecognizer.from_checkpoint(path, builder=small_ser)
+    assert recognizer.model.label_names == ['a', 'b', 'c']
+    assert (recognizer.extractor.mean_signal_length, recognizer.extractor.level) == (32768, 'peak')
+
+
 def test_weights_load_into_a_model_with_another_kind_of_head(tmp_path):
     """Fine-tuning a saved model with another head (head="gmm"): the body loads, the head stays new, with a
     warning; load_checkpoint (no head reset) still refuses the mismatch."""

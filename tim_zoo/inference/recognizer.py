@@ -130,13 +130,16 @@ class EmotionRecognizer:
         return cls.from_checkpoint(name_or_path, **kwargs)
 
     @classmethod
-    def from_checkpoint(cls, path, model_name: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
-        """A tim_zoo `.safetensors` checkpoint (rebuilt from its metadata, or loaded into `model_name`);
-        a Keras `.hdf5`/`.h5` file goes to `from_keras`."""
+    def from_checkpoint(cls, path, model_name: Optional[str] = None, builder=None, trust_builder: bool = False,
+                        **kwargs) -> 'EmotionRecognizer':
+        """A tim_zoo `.safetensors` checkpoint (rebuilt from its metadata, or loaded into `model_name`); a checkpoint
+        of a model composed of blocks takes the function that built it (`builder=`, or `trust_builder=True`, as
+        `tim_zoo.load_checkpoint`); a Keras `.hdf5`/`.h5` file goes to `from_keras`."""
 
         if Path(path).suffix.lower() in KERAS_SUFFIXES:
             return cls.from_keras(path, **kwargs)
-        model = create_model(model_name, checkpoint_path=str(path)) if model_name else load_checkpoint(path)
+        model = create_model(model_name, checkpoint_path=str(path)) if model_name else \
+            load_checkpoint(path, builder=builder, trust_builder=trust_builder)
         return cls(model, **kwargs)
 
     @classmethod

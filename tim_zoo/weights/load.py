@@ -79,6 +79,8 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
     if head_loaded and labels and len(labels) == getattr(model, 'num_classes', len(labels)):
         model.label_names = list(labels)
     settings = meta.get('feature_settings')
+    if settings and getattr(model, 'pretrained_cfg', None) is None:
+        model.pretrained_cfg = {}                         # a model composed of blocks: where its settings are kept
     if settings and isinstance(getattr(model, 'pretrained_cfg', None), dict):
         named = settings.get('label_names') or []
         if named and (not head_loaded or len(named) != getattr(model, 'num_classes', len(named))):
