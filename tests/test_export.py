@@ -90,3 +90,35 @@ def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
     (out,) = session.run(None, {'x': x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(out), model(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('name, kwargs', [
+    ('tim', dict(head='gmm', filters=8, depth=3)), ('at_tim', dict(head='gmm', filters=8, depth=3)),
+    ('timnet', dict(filters=8, depth=3)), ('multitim', dict(filters=8, d_qkv=8, d_ff=32)),
+    ('set', dict(d_model=32, num_heads=2, d_ff=64, num_layers=2)),
+])
+def test_heads_that_take_any_length_export_with_any_length(name, kwargs, tmp_path):
+    """Every head that pools time (GMM, average pooling, adaptive pooling) takes other lengths after an export with a
+    dynamic length (the GMM head was fixed to the export's length)."""
+    ort = pytest.importorskip('onnxruntime')
+    pytest.importorskip('onnxscript')
+    torch.manual_seed(0)
+    model = tim_zoo.create_model(name, num_classes=4, **kwargs).eval()
+    assert model.fixed_len is None
+    path = tmp_path / f'{name}_gmm.onnx'
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(model, (torch.randn(2, 39, 60),), str(path), dynamo=True, input_names=['x'],
+                              output_names=['logits'],
+                              dynamic_shapes=({0: torch.export.Dim('batch', max=1024),
+                                               2: torch.export.Dim('frames', min=8, max=4096)},))
+    finally:
+        logging.disable(logging.NOTSET)
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    for frames in (60, 300):
+        x = torch.randn(3, 39, frames)
+        (out,) = session.run(None, {'x': x.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(out), model(x), atol=1e-4, rtol=1e-4)

@@ -76,7 +76,7 @@ class GMMClusteringHead(ClassifierHead):
             gamma = gamma * mask[:, :, None].to(gamma.dtype)
             n_valid = mask.sum(dim=1).clamp_min(1).to(x.dtype)
         else:
-            n_valid = torch.full((x.shape[0],), float(x.shape[-1]), dtype=x.dtype, device=x.device)
+            n_valid = torch.ones_like(x[:, 0, :]).sum(dim=1)     # T, kept in the graph: exports with any length
         pi = F.softmax(self.mix_logits, dim=0)                       # [K]
         inv_std = torch.exp(-0.5 * self._log_vars())                 # [K, D]
         occupancy = gamma.sum(dim=1)                                 # [B, K]

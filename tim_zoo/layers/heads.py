@@ -94,6 +94,30 @@ class FrameScoreHead(ClassifierHead):
         return self._logits(x, pre_logits)
 
 
+class AdaptiveAvgPoolTime(nn.Module):
+    """`nn.AdaptiveAvgPool1d(size)` over the last axis of `[B, C, T] -> [B, C, size]` that exports with any `T`:
+    when compiled or exported it averages with a `[T, size]` matrix built from the input's length (bin `j` holds
+    frames `floor(j T / size)` to `ceil((j + 1) T / size)`, as PyTorch's adaptive pooling), where the exported
+    pooling op would keep the export's length; eagerly it is PyTorch's op."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_compiling():
+            return nn.functional.adaptive_avg_pool1d(x, self.size)
+        t = x.shape[-1]
+        frames = torch.arange(t, device=x.device)[:, None]
+        bins = torch.arange(self.size, device=x.device)[None, :]
+        inside = (frames >= (bins * t) // self.size) & (frames < ((bins + 1) * t + self.size - 1) // self.size)
+        weights = inside.to(x.dtype)
+        return x @ (weights / weights.sum(dim=0, keepdim=True))
+
+    def extra_repr(self) -> str:
+        return f'size={self.size}'
+
+
 class TimeProjectionHead(ClassifierHead):
     """Collapse time with a learned projection, then classify the features.
 
@@ -111,7 +135,7 @@ class TimeProjectionHead(ClassifierHead):
             pool_to: Optional[int] = None,
     ):
         super().__init__(in_features, num_classes)
-        self.pool = nn.AdaptiveAvgPool1d(pool_to) if pool_to else nn.Identity()
+        self.pool = AdaptiveAvgPoolTime(pool_to) if pool_to else nn.Identity()
         self.time_proj = nn.Linear(pool_to or time_len, 1)
         self.drop = nn.Dropout(drop_rate)
 
