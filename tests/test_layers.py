@@ -515,7 +515,8 @@ def test_blocks_check_their_input_and_name_the_fix():
     import torch
     from tim_zoo.exceptions import InputShapeError
     from tim_zoo.layers import (
-        AFTLocalFusion, AttentionFusion, DeltaAggregation, GMMClusteringHead, TemporalStack, TIMEncoder,
+        AFTLocalFusion, AttentionFusion, DeltaAggregation, FlattenHead, FrameScoreHead, GMMClusteringHead, PoolHead,
+        TemporalAwareBlock, TemporalStack, TIMEncoder, TransformerEncoderStack,
     )
     cases = [
         (lambda: TIMEncoder(39)(torch.randn(2, 50, 39)), r'\[B, C=39, T\].*x.transpose\(1, 2\)'),
@@ -525,6 +526,11 @@ def test_blocks_check_their_input_and_name_the_fix():
         (lambda: AFTLocalFusion(39, 4, max_len=50)(torch.randn(2, 50, 39 * 4)), r'4-D input \[B, F=39, T, n=4\]'),
         (lambda: GMMClusteringHead(312, 7)(torch.randn(2, 50, 312)), r'\[B, D=312, T\].*transpose'),
         (lambda: DeltaAggregation('delta')(torch.randn(2, 3, 4)), r'list of levels'),
+        (lambda: TemporalAwareBlock(39, 16, 1)(torch.randn(2, 16, 30)), r'TemporalAwareBlock expects \[B, C=39, T\]'),
+        (lambda: FlattenHead(39, 50, 7)(torch.randn(2, 39, 60)), r'\(T=60\); for 60 frames build it with seq_len=60'),
+        (lambda: FrameScoreHead(312, 50, 7)(torch.randn(2, 312, 40)), r'seq_len=40'),
+        (lambda: PoolHead(39, 7)(torch.randn(2, 50, 39)), r'transpose'),
+        (lambda: TransformerEncoderStack(32, 2, 64, 2)(torch.randn(2, 10, 16)), r'\[B, T, d=32\]'),
     ]
     for call, message in cases:
         with pytest.raises(InputShapeError, match=message):

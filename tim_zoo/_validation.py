@@ -112,7 +112,10 @@ def check_block_input(x: torch.Tensor, block: str, layout: str, fix: str = '', *
     """Check that a block's input has the rank of `layout` (e.g. `"B F T n"`) and the given sizes by axis name
     (`F=39, n=8`), else raise `InputShapeError` naming the layout expected, the shape given and the fix: where it
     looks like time and features swapped (`[B, T, C]` for `[B, C, T]`), the transpose, else `fix` (which may name
-    `{got}`, the size of the first axis that differs)."""
+    `{got}`, the size of the first axis that differs). Skipped while compiling or exporting (the shapes are
+    symbolic there; the eager model has checked them)."""
+    if torch.compiler.is_compiling():
+        return
     axes = layout.split()
     shape = tuple(x.shape)
     expected = '[' + ', '.join(f'{a}={sizes[a]}' if a in sizes else a for a in axes) + ']'

@@ -98,8 +98,7 @@ class AttentionFusion(_FiltersAlias, nn.Module):
 
     def forward(self, s: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`s` `[B, F, T, n]`; `mask` `[B, T]`, True on valid frames: padded frames are not attended to."""
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            check_block_input(s, 'AttentionFusion', 'B F T n', F=self.filters, n=self.num_levels)
+        check_block_input(s, 'AttentionFusion', 'B F T n', F=self.filters, n=self.num_levels)
         s_lvl = _levels_first(s)
         q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
         attn_mask = None if mask is None else mask[:, None, None, :].to(torch.bool)
@@ -149,8 +148,7 @@ class AFTLocalFusion(_FiltersAlias, nn.Module):
         self.norm = nn.LayerNorm(num_levels * filters)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            check_block_input(s, 'AFTLocalFusion', 'B F T n', F=self.filters, n=self.num_levels)
+        check_block_input(s, 'AFTLocalFusion', 'B F T n', F=self.filters, n=self.num_levels)
         t = s.shape[2]
         if t > self.max_len:
             raise InputShapeError(f'AFTLocalFusion was built for at most max_len={self.max_len} frames, got {t}')

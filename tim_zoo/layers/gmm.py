@@ -92,8 +92,7 @@ class GMMClusteringHead(ClassifierHead):
         return torch.cat(stats, dim=-1).flatten(1) if self.second_order else g_mu.flatten(1)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            check_block_input(x, 'GMMClusteringHead', 'B D T', D=self.in_features)
+        check_block_input(x, 'GMMClusteringHead', 'B D T', D=self.in_features)
         fv = self.fisher_vector(x, mask)
         if self.power_norm:
             fv = torch.sign(fv) * torch.sqrt(fv.abs() + 1e-8)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .._utils import renamed_arguments
+from .._validation import check_block_input
 from ..exceptions import ConfigurationError
 
 
@@ -44,6 +45,7 @@ class PoolHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        check_block_input(x, 'PoolHead', 'B D T', D=self.pre_logits_dim)
         return self._logits(self.drop(x.mean(dim=-1)), pre_logits)
 
 
@@ -64,6 +66,7 @@ class FlattenHead(ClassifierHead):
             conv_channels: Optional[int] = None,
     ):
         super().__init__(hidden_dim, num_classes)
+        self.in_features, self.seq_len = in_features, seq_len
         if conv_channels:
             self.conv = nn.Sequential(nn.Conv1d(in_features, conv_channels, 1), nn.BatchNorm1d(conv_channels))
             in_features = conv_channels
@@ -73,6 +76,8 @@ class FlattenHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        check_block_input(x, 'FlattenHead', 'B D T', fix='for {got} frames build it with seq_len={got}',
+                          D=self.in_features, T=self.seq_len)
         x = self.drop(self.hidden(self.conv(x).flatten(1)))
         return self._logits(x, pre_logits)
 
@@ -86,10 +91,13 @@ class FrameScoreHead(ClassifierHead):
 
     def __init__(self, in_features: int, seq_len: int, num_classes: int, drop_rate: float = 0.1):
         super().__init__(seq_len, num_classes)
+        self.in_features = in_features
         self.score = nn.Linear(in_features, 1)
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        check_block_input(x, 'FrameScoreHead', 'B D T', fix='for {got} frames build it with seq_len={got}',
+                          D=self.in_features, T=self.pre_logits_dim)
         x = self.drop(self.score(x.transpose(1, 2)).squeeze(-1))
         return self._logits(x, pre_logits)
 
@@ -136,10 +144,13 @@ class TimeProjectionHead(ClassifierHead):
     ):
         super().__init__(in_features, num_classes)
         self.pool = AdaptiveAvgPoolTime(pool_to) if pool_to else nn.Identity()
+        self.time_len = None if pool_to else time_len
         self.time_proj = nn.Linear(pool_to or time_len, 1)
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        sizes = dict(D=self.pre_logits_dim) if self.time_len is None else dict(D=self.pre_logits_dim, T=self.time_len)
+        check_block_input(x, 'TimeProjectionHead', 'B D T', fix='for {got} frames build it with time_len={got}', **sizes)
         x = self.drop(self.time_proj(self.pool(x)).squeeze(-1))
         return self._logits(x, pre_logits)
 
@@ -171,6 +182,7 @@ class ConvMapHead(ClassifierHead):
             raise ConfigurationError(
                 f'ConvMapHead needs a map of at least {_prod(pools)} x {_prod(pools)}, got {seq_len} x {width}')
         super().__init__(hidden_dim, num_classes)
+        self.map_shape = dict(L=in_chans, T=seq_len, d=width)
         layers = [nn.BatchNorm2d(in_chans)]
         c_in = in_chans
         for c, p in zip(channels, pools):
@@ -181,6 +193,7 @@ class ConvMapHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        check_block_input(x, 'ConvMapHead', 'B L T d', **self.map_shape)
         x = self.drop(self.hidden(self.convs(x).flatten(1)))
         return self._logits(x, pre_logits)
 

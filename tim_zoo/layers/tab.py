@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .._utils import renamed_arguments
-from .._validation import check_choice
+from .._validation import check_block_input, check_choice
 from ..exceptions import UnknownArgumentError
 from .conv import ConvNormAct1d, GroupConv1d
 from .create import ActLayer, NormLayer
@@ -69,6 +69,7 @@ class TemporalAwareBlock(nn.Module):
         check_choice('conv_style', conv_style, ('standard', 'bottleneck'))
         self.residual = residual
         self.dilation = dilation
+        self.in_chans = in_chans
 
         def unit(c_in, c_out, k, d):
             return ConvNormAct1d(c_in, c_out, k, dilation=d, causal=k > 1, norm_layer=norm_layer, act_layer=act_layer,
@@ -90,6 +91,7 @@ class TemporalAwareBlock(nn.Module):
                          if in_chans != filters else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_block_input(x, 'TemporalAwareBlock', 'B C T', C=self.in_chans)
         gate = torch.sigmoid(self.convs(x))
         res = self.shortcut(x)
         if self.residual == 'mul':

@@ -38,9 +38,8 @@ class TemporalStack(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            check_block_input(x, 'TemporalStack', 'B C T', fix='for {got} input channels build it with in_chans={got}',
-                              C=self.in_chans)
+        check_block_input(x, 'TemporalStack', 'B C T', fix='for {got} input channels build it with in_chans={got}',
+                          C=self.in_chans)
         levels = []
         for block in self.blocks:
             x = checkpoint(block, x) if self.grad_checkpointing and torch.is_grad_enabled() else block(x)
@@ -120,8 +119,7 @@ class BiTemporalEncoder(nn.Module):
         return self.filters
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            check_block_input(x, 'BiTemporalEncoder', 'B C T', C=self.in_chans)
+        check_block_input(x, 'BiTemporalEncoder', 'B C T', C=self.in_chans)
         both = torch.cat([x, x.flip(-1)], dim=1)
         merged = []
         for j, h in enumerate(self.stack(self.stem(both))):

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .._utils import renamed_arguments
+from .._validation import check_block_input
 from ._checkpoint import checkpoint
 
 
@@ -34,6 +35,7 @@ class TransformerEncoderStack(nn.Module):
         self.keep_all = keep_all
         self.num_layers = num_layers
         self.share_layers = share_layers
+        self.d_model = d_model
         self.layers = nn.ModuleList([
             nn.TransformerEncoderLayer(
                 d_model, num_heads, d_ff, dropout=drop_rate, activation=act_layer, batch_first=True, norm_first=False)
@@ -42,6 +44,7 @@ class TransformerEncoderStack(nn.Module):
 
     def forward_layers(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, T, d_model]` -> every layer's output, each `[B, T, d_model]`."""
+        check_block_input(x, 'TransformerEncoderStack', 'B T d', d=self.d_model)
         outputs = []
         for j in range(self.num_layers):
             layer = self.layers[0 if self.share_layers else j]
