@@ -13,7 +13,8 @@ class MyEmotionNet(nn.Module):
     def __init__(self, in_chans=39, filters=39, depth=6, num_classes=4):
         super().__init__()
         self.encoder = BiTemporalEncoder(
-            in_chans, filters, depth, share_weights=True, merge='fuse', stem_norm=True, residual='add')
+            in_chans, filters, depth, share_weights=True, merge='fuse', stem_norm=True, residual='add',
+            align_backward=True)                      # frame t means input frame t in both directions
         self.aggregate = DeltaAggregation('delta')
         self.fusion = AttentionFusion(filters, num_levels=depth, d_qkv=32, d_ff=256)
         self.head = GMMClusteringHead(filters * depth, num_classes, num_components=8)

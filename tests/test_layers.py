@@ -539,3 +539,21 @@ def test_blocks_check_their_input_and_name_the_fix():
     levels = [torch.randn(3, 5, 7) for _ in range(4)]
     for mode in ('delta', 'all', 'delta+all'):                     # the stacked layout [B, F, T, n] is the list's
         assert torch.equal(DeltaAggregation(mode)(torch.stack(levels, dim=-1)), DeltaAggregation(mode)(levels))
+
+
+@pytest.mark.parametrize('align', [False, True])
+def test_an_impulse_shows_what_frame_t_of_a_bidirectional_level_means(align):
+    """Frame t of a level: with align_backward=False the backward direction's reversed frames (input frame
+    T-1-t); with True, input frame t in both directions, so an impulse moves one neighbourhood of frames."""
+    import torch
+    from tim_zoo.layers import BiTemporalEncoder
+    torch.manual_seed(0)
+    encoder = BiTemporalEncoder(4, 4, depth=1, share_weights=True, align_backward=align).eval()
+    x = torch.randn(1, 4, 50)
+    moved = x.clone()
+    moved[..., 10] += 5.0
+    with torch.no_grad():
+        changed = ((encoder(moved)[0] - encoder(x)[0]).abs().amax(dim=1)[0] > 1e-6).nonzero().flatten().tolist()
+    # one level: two causal convs of kernel 2 each way, so an input frame reaches 2 frames on its causal side
+    expected = [8, 9, 10, 11, 12] if align else [10, 11, 12, 39, 40, 41]     # 39 = T-1-10, reversed onwards
+    assert changed == expected
