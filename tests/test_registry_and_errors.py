@@ -196,3 +196,14 @@ def test_a_subclass_with_its_own_arguments_builds_and_records_them():
     assert model.extra == 2 and len(model.tim.encoder.stack.blocks) == 3
     assert model.tim.encoder.stack.blocks[0].convs[0].conv.kernel_size == (3,)
     assert model.init_args == dict(extra=2, depth=3, kernel_size=3, weight_init='keras', num_classes=7)
+
+
+def test_a_timm_model_is_named_as_such():
+    from timm.models import register_model
+
+    @register_model
+    def my_timm_only_net(pretrained=False, **kwargs):      # a model registered with timm by someone else
+        return torch.nn.Linear(2, 2)
+    with pytest.raises(tim_zoo.UnknownModelError, match=r"registered with timm but is not a tim_zoo model.*"
+                                                        r"timm.create_model\('my_timm_only_net'\)"):
+        tim_zoo.create_model('my_timm_only_net')
