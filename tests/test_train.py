@@ -291,6 +291,19 @@ def test_a_frozen_batch_norm_stays_in_eval_mode():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
     head = freeze_batch_norm(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))).train()
     assert not head[1].training and head[0].training and not head[1].weight.requires_grad
+    import copy
+    import io
+    buffer = io.BytesIO()
+    torch.save(model, buffer)                           # a frozen model pickles and copies, and stays frozen
+    buffer.seek(0)
+    for again in (torch.load(buffer, weights_only=False), copy.deepcopy(model)):
+        again.train()
+        assert not again.tim.encoder.stack.blocks[0].convs[0].norm.training
+    other = tim_zoo.create_model('tim', num_classes=3, **TINY)
+    norm = other.tim.encoder.stack.blocks[1].convs[0].norm
+    freeze(other, ['tim.encoder.stack.blocks.1.convs.0.norm.weight'])
+    freeze(other, ['tim.encoder.stack.blocks.1.convs.0.norm.bias'])   # frozen over two calls: pinned too
+    assert not other.train().tim.encoder.stack.blocks[1].convs[0].norm.training and norm is not None
 
 
 def test_cli_train_and_resume_errors(tmp_path, capsys):

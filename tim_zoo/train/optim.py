@@ -1,7 +1,6 @@
 """Optimizers with frozen modules and per-module learning-rate multipliers; schedulers."""
 import fnmatch
 import math
-import types
 from typing import Dict, List, Sequence
 
 import torch
@@ -27,22 +26,31 @@ def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
     for name, p in model.named_parameters():
         if name in frozen:
             p.requires_grad_(False)
-    for name, module in model.named_modules():
-        params = [f'{name}.{n}' if name else n for n, _ in module.named_parameters(recurse=False)]
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and params and set(params) <= set(frozen):
+    for module in model.modules():
+        params = list(module.parameters(recurse=False))
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and params and not any(p.requires_grad for p in params):
             freeze_batch_norm(module)
     return sorted(set(frozen))
+
+
+class _StayInEval:
+    """What a frozen BatchNorm's `train` becomes: it puts the module in eval mode whatever mode is asked for (a
+    class, not a local function, so that a model holding it can be pickled and copied)."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __call__(self, mode: bool = True) -> nn.Module:
+        return nn.Module.train(self.module, False)
 
 
 def freeze_batch_norm(module: nn.Module) -> nn.Module:
     """Keep every BatchNorm in `module` in eval mode, whatever `train()` later says: it normalises with its
     running statistics and no longer updates them (timm's `freeze_batch_norm_2d` does this by replacing the
     layers; here they stay, so state dicts are unchanged). Its parameters are frozen too. Returns `module`."""
-    def stay_in_eval(self, mode: bool = True):
-        return nn.Module.train(self, False)
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train = types.MethodType(stay_in_eval, m)
+            m.train = _StayInEval(m)
             nn.Module.train(m, False)
             for p in m.parameters(recurse=False):
                 p.requires_grad_(False)
