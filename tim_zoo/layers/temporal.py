@@ -35,6 +35,8 @@ class TemporalStack(nn.Module):
         self.blocks = nn.ModuleList(
             [TemporalAwareBlock(self.in_chans if j == 0 else filters, filters, dilation=2 ** j, **tab_kwargs)
              for j in range(depth)])
+        for block in self.blocks:             # the stack checks its input once (forward), not every block again
+            block.check_input = False
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
