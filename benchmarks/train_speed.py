@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tim_zoo._utils import cpu_info
 from tim_zoo.data import FeatureSet
 from tim_zoo.train import TrainConfig, run_training
 
@@ -77,13 +78,7 @@ def measure(way: str, epochs: int, device: str, features: FeatureSet, splits: in
 
 
 def _cpu() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
+    return cpu_info()[0] or platform.processor() or 'unknown CPU'
 
 
 def main(argv=None) -> int:

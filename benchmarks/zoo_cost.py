@@ -66,16 +66,9 @@ def measure_one(model_name: str, frames: int, precision: str, threads: int, warm
 
 
 def cpu_info() -> dict:
-    flags, name = [], platform.processor()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name') and name in ('', 'x86_64'):
-                name = line.split(':', 1)[1].strip()
-            if line.startswith('flags') and not flags:
-                flags = line.split(':', 1)[1].split()
-    except OSError:
-        pass
-    return dict(cpu=name, avx512_bf16='avx512_bf16' in flags, amx_bf16='amx_bf16' in flags,
+    from tim_zoo._utils import cpu_info as read_cpu
+    name, flags = read_cpu()
+    return dict(cpu=name or platform.processor(), avx512_bf16='avx512_bf16' in flags, amx_bf16='amx_bf16' in flags,
                 avx512f='avx512f' in flags)
 
 

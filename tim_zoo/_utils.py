@@ -75,3 +75,19 @@ def renamed_arguments(**renames):
             return fn(*args, **kwargs)
         return wrapper
     return decorate
+
+
+def cpu_info() -> tuple:
+    """`(model name, flags)` of this machine's CPU as Linux's /proc/cpuinfo gives them (the first processor);
+    `('', [])` where there is none."""
+    model, flags = '', []
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name') and not model:
+                model = line.split(':', 1)[1].strip()
+            if line.startswith('flags'):
+                flags = line.split(':', 1)[1].split()
+                break
+    except OSError:
+        pass
+    return model, flags

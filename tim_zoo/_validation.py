@@ -3,6 +3,7 @@ from typing import Optional
 
 import torch
 
+from ._utils import cpu_info
 from .exceptions import ConfigurationError, InputDtypeError, InputShapeError, NonFiniteInputError
 
 
@@ -100,12 +101,7 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != 'cpu':
         return False
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
-    except OSError:
-        return False
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return any(flag in cpu_info()[1] for flag in NATIVE_BF16_FLAGS)
 
 
 def check_block_input(x: torch.Tensor, block: str, layout: str, fix: str = '', **sizes: int) -> None:
