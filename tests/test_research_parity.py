@@ -286,7 +286,7 @@ def test_research_checkpoint_errors_name_the_problem():
     with pytest.raises(CheckpointMismatchError, match='extra.thing'):
         load_research_checkpoint('TIM', {**sd, 'extra.thing': torch.zeros(1)})
     broken = {k: v for k, v in sd.items() if 'dilation_layer.3.casual.5' not in k}
-    with pytest.raises(CheckpointMismatchError, match='missing: .*blocks.3.convs.1.conv.weight'):
+    with pytest.raises(CheckpointMismatchError, match='missing in the file: .*blocks.3.convs.1.conv.weight'):
         load_research_checkpoint('TIM', broken)
     with pytest.raises(ConfigurationError, match='a state dict does not say'):
         load_research_checkpoint(None, sd)

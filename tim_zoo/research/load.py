@@ -17,7 +17,7 @@ from .._factory import create_model
 from ..exceptions import (
     CheckpointMismatchError, ConfigurationError, UnknownArgumentError, UnsafeFileError, WeightFileError,
 )
-from ..weights.load import TORCH_SUFFIXES, load_torch_file
+from ..weights.load import TORCH_SUFFIXES, apply_state_dict, load_torch_file
 from ..weights.pickled import (
     PickledObject, check_torch_archive, class_name, pickled_modules, pickled_state_dict, read_pickled_model,
 )
@@ -232,7 +232,8 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
         converted.pop('tim.weight_layer.weight')
         dropped[next(k for k in state_dict if re.match(r'^(extractor|\w+FeatureExtractor)\.weight\.param$', k))] = \
             DROPPED['unweighted']
-    _load_exactly(model, converted, research_class)
+    apply_state_dict(model, converted, f'this {research_class} checkpoint (the model built with {model.init_args})',
+                     allow_head_reset=False)
     model.research_dropped = dict(dropped)
     return model
 
@@ -245,18 +246,3 @@ def _aft_window(mask: torch.Tensor) -> int:
     if not torch.equal(mask, (idx[:, None] - idx[None, :]).abs() < w):
         raise CheckpointMismatchError('the AFT-local mask of this checkpoint is not a local window |t - t\'| < w')
     return w if w < mask.shape[0] else max(w, 128)          # a window as long as the input: any w >= T is it
-
-
-def _load_exactly(model: nn.Module, state_dict: Dict[str, torch.Tensor], research_class: str) -> None:
-    own = model.state_dict()
-    missing = sorted(k for k in own if k not in state_dict and not k.endswith('num_batches_tracked'))
-    unexpected = sorted(k for k in state_dict if k not in own)
-    wrong = sorted(f'{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}' for k in state_dict
-                   if k in own and state_dict[k].shape != own[k].shape)
-    if missing or unexpected or wrong:
-        parts = [f'{what}: {", ".join(keys[:10])}' + (' ...' if len(keys) > 10 else '')
-                 for what, keys in (('missing', missing), ('unexpected', unexpected), ('shape (checkpoint vs model)', wrong))
-                 if keys]
-        raise CheckpointMismatchError(f'the {research_class} weights do not fit {model.model_name} built with '
-                                      f'{model.init_args}: ' + '; '.join(parts))
-    model.load_state_dict(state_dict, strict=False)
