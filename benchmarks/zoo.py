@@ -65,6 +65,8 @@ class Run:
                '--model', self.model, '--recipe', self.recipe, '--seed', str(self.seed), '--protocol', self.protocol,
                '--fold', str(k), '--threads', '1', '--compile', self.compile, '--precision', self.precision, '--quiet',
                '--out', str(RUNS / self.name / split)] + self.extra
+        if self.stage == 'choice':                        # a choice never sees the test folds, not even in a log
+            cmd.append('--no-test')
         return cmd + ['--resume'] if resume else cmd
 
 

@@ -91,6 +91,7 @@ def test_zoo_driver_tracks_finished_splits_and_keeps_test_figures_out_of_choices
     assert line.split()[1:] == ['1', '75.00', '75.00']
     cmd = run.command('fold3', resume=True)
     assert cmd[-1] == '--resume' and cmd[cmd.index('--fold') + 1] == '3' and '--threads' in cmd
+    assert '--no-test' in cmd                             # choice runs never evaluate the test folds
 
 
 def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):

@@ -1049,3 +1049,25 @@ def test_bf16_training_runs_where_the_device_has_native_bf16_and_is_refused_else
     assert summary['war_mean'] >= 0.8                                     # as test_training_learns_separable_classes
     model = tim_zoo.load_checkpoint(next((tmp_path / 'bf16').rglob('last.safetensors')))
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_no_test_evaluates_no_test_part_and_may_be_switched_on_resume(tmp_path, capsys):
+    """Runs that choose on validation: `--no-test` leaves no test figure in results, logs or the summary."""
+    features = _features()
+    features.save(tmp_path / 'f.npz')
+    args = ['train', '--features', str(tmp_path / 'f.npz'), '--model', 'tim', '--model-arg', 'depth=2',
+            '--model-arg', 'filters=8', '--epochs', '2', '--protocol', 'kfold', '--folds', '3', '--fold', '1', '2',
+            '--quiet', '--threads', '1']
+    assert cli_main(args + ['--out', str(tmp_path / 'a'), '--no-test']) == 0
+    capsys.readouterr()
+    for k in (1, 2):
+        result = json.loads((tmp_path / 'a' / f'fold{k}' / 'result.json').read_text())
+        assert result['n_test'] > 0 and not {'war', 'uar', 'confusion'} & set(result)
+        assert result['history'] and 'val_war' in result['history'][-1]
+    assert 'test WAR' not in (tmp_path / 'a' / 'train.log').read_text()
+    assert json.loads((tmp_path / 'a' / 'config.json').read_text())['test'] is False
+    # a run started with the test part evaluated may resume without it (the training is the same)
+    from tim_zoo.train import TrainConfig
+    from tim_zoo.train.records import resumed_config
+    started = TrainConfig(model='tim', epochs=2)
+    assert resumed_config(started, TrainConfig(model='tim', epochs=2, test=False), tmp_path).test is False

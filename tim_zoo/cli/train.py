@@ -124,7 +124,7 @@ def _overrides(args) -> dict:
         frame_mask=args.frame_mask, grad_clip=args.grad_clip, seed=args.seed, protocol=args.protocol,
         folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile,
         only_folds=args.fold, only_repeats=args.repeat, compile_mode=args.compile_mode, precision=args.precision,
-        val_fraction=args.val_fraction, select=args.select,
+        val_fraction=args.val_fraction, select=args.select, test=False if args.no_test else None,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
         model_args=_key_values(args.model_arg, '--model-arg', _literal))
@@ -279,6 +279,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        'processes can share a run: benchmarks/collect_run.py joins their folders)')
     proto.add_argument('--val-fraction', type=float, help='validation share carved from the training part')
     proto.add_argument('--select', choices=('val', 'last'), help='checkpoint: best validation accuracy, or last epoch')
+    proto.add_argument('--no-test', action='store_true',
+                       help='do not evaluate the test part (runs that choose on validation: no test figure anywhere)')
     ft = p.add_argument_group('fine-tuning')
     ft.add_argument('--init', help='start from weights: tim_zoo .safetensors or a Keras TIM-Net .hdf5')
     ft.add_argument('--freeze', nargs='+', default=None, metavar='PATTERN', help='freeze parameters by name pattern')

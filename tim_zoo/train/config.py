@@ -28,7 +28,8 @@ class TrainConfig:
     `"holdout"` (seeded 0.8 / 0.1 / 0.1) and `"all"` (train on everything, last epoch, no test: a
     model to ship). The validation split is carved from the training part
     (`val_fraction`; speaker-disjoint under loso); `select="val"` keeps the epoch with the best
-    validation accuracy, `"last"` the last epoch. The test part never chooses anything.
+    validation accuracy, `"last"` the last epoch. The test part never chooses anything; `test=False` does not
+    evaluate it at all (runs that make a choice on validation accuracy: their results and logs hold no test figure).
     `normalize` (`"none"`, `"speaker_mean"`, `"speaker"`) normalises the features per speaker
     before training (see `normalize_by_speaker`). `repeats` runs the whole protocol that many times on the
     same splits (`seed` fixes the splits); repeat `r` (1-based) trains with seed `seed + r - 1`. `batch_folds`
@@ -81,6 +82,7 @@ class TrainConfig:
     only_repeats: Optional[List[int]] = None
     val_fraction: float = 0.1
     select: str = 'val'
+    test: bool = True
     init: Optional[str] = None
     freeze: List[str] = field(default_factory=list)
     lr_mult: Dict[str, float] = field(default_factory=dict)

@@ -330,7 +330,7 @@ class SplitTrainer:
             chosen = self.best_epoch
         result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
                       n_test=len(split.test), compiled=self.compiled is not None)
-        if len(split.test):
+        if len(split.test) and cfg.test:
             result.update(_metrics(y[split.test].cpu().numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
                                                                   self.device), self.num_classes))
         result['history'] = self.history

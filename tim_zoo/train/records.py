@@ -115,7 +115,7 @@ def has_trained(out_dir: Path) -> bool:
 
 
 #: settings a resumed run may change: they do not change what it computes or writes, only where and how it runs
-RESUME_CHANGEABLE = ('device', 'batch_folds', 'compile', 'compile_mode')
+RESUME_CHANGEABLE = ('device', 'batch_folds', 'compile', 'compile_mode', 'test')
 
 
 def resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: Path) -> TrainConfig:

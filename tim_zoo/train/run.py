@@ -142,7 +142,7 @@ def run_training(
     confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
     With `resume` an interrupted run continues: finished splits are kept, the split in progress
     continues after its last saved epoch (`STATE_EVERY_S`), with the configuration saved by the first run; a `cfg` given with
-    `resume` may differ from it only in where and how it runs (`records.RESUME_CHANGEABLE`: device, batch_folds, compile, compile_mode;
+    `resume` may differ from it only in where and how it runs (`records.RESUME_CHANGEABLE`: device, batch_folds, compile, compile_mode, test;
     other differences are refused, listed), and `features` must be the ones the run started with (`data.json`
     records their digest and `source`, a description such as `{"features": "/path/to/file.npz"}`). A folder whose
     earlier start ended before its first epoch holds no run: a new start overwrites it.
