@@ -1,6 +1,8 @@
 """Every fenced Python block of README.md and docs/*.md runs alone, as written, in a fresh interpreter: the way a
 reader pastes one. A block that needs ../shared or an extra says so in a comment (`# needs ../shared ... and the
-audio extra`); it is skipped, with that reason, where they are absent."""
+audio extra`); it is skipped, with that reason, where they are absent. A block whose first line is `# file: NAME.py`
+is a file of the reader's project: it runs too, and the later blocks of its page find it, saved as NAME.py, in the
+folder they run in."""
 import importlib.util
 import os
 import re
@@ -18,10 +20,17 @@ EXTRAS = {'audio': 'soundfile', 'keras': 'h5py', 'checkpoint': 'safetensors', 't
           'export': 'onnxruntime', 'docs': 'mkdocs'}
 
 
+FILE_BLOCK = re.compile(r'# file: ([\w/]+\.py)\n')
+
+
 def _blocks():
     for page in [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md')):
+        files = {}                                        # the page's project files shown so far
         for number, match in enumerate(BLOCK.finditer(page.read_text()), start=1):
-            yield pytest.param(match.group(1), id=f'{page.relative_to(ROOT)}#{number}')
+            yield pytest.param(match.group(1), dict(files), id=f'{page.relative_to(ROOT)}#{number}')
+            named = FILE_BLOCK.match(match.group(1))
+            if named:
+                files[named.group(1)] = match.group(1)
 
 
 def _needs(code: str):
@@ -34,8 +43,8 @@ def test_the_blocks_are_found():
     assert len(list(_blocks())) >= 8
 
 
-@pytest.mark.parametrize('code', list(_blocks()))
-def test_python_block_runs_alone(code, tmp_path):
+@pytest.mark.parametrize('code, files', list(_blocks()))
+def test_python_block_runs_alone(code, files, tmp_path):
     shared, extras = _needs(code)
     if '../shared' in code:
         assert shared, 'a block that reads ../shared must say so: # needs ../shared ...'
@@ -46,6 +55,9 @@ def test_python_block_runs_alone(code, tmp_path):
             pytest.skip(f'needs the {extra} extra')
     work = tmp_path / 'work'
     work.mkdir()
+    for name, text in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
     (tmp_path / 'shared').symlink_to(SHARED if SHARED.is_dir() else tmp_path / 'absent')
     env = dict(os.environ, MPLBACKEND='Agg')
     done = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=600, env=env)

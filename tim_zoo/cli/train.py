@@ -125,6 +125,7 @@ def _overrides(args) -> dict:
         folds=args.folds, repeats=args.repeats, batch_folds=args.batch_folds, compile=args.compile,
         only_folds=args.fold, only_repeats=args.repeat, compile_mode=args.compile_mode, precision=args.precision,
         val_fraction=args.val_fraction, select=args.select, test=False if args.no_test else None,
+        init_hook=args.init_hook,
         init=args.init, freeze=args.freeze, lr_mult=_key_values(args.lr_mult, '--lr-mult', float) or None,
         gmm_select=args.gmm_select, normalize=args.normalize, device=args.device,
         model_args=_key_values(args.model_arg, '--model-arg', _literal))
@@ -155,6 +156,8 @@ def _train_in_process_group(args) -> int:
 
 
 def _in_process_group(args) -> int:
+    if '' not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())                   # as `python -m`: --model my_models:build imports from here
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():
@@ -226,7 +229,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument('--mean-signal-length', type=int, default=0,
                       help="with --corpus: samples after centre pad/crop (default: the corpus's release)")
     run = p.add_argument_group('run')
-    run.add_argument('--model', help='registered model (default: the recipe\'s, else timnet)')
+    run.add_argument('--model', help='a tim_zoo model (default: the recipe\'s, else timnet), a model registered with timm, '
+                                     'or your function that builds one, as package.module:function (imported from the '
+                                     'current folder or the installed packages)')
     run.add_argument('--recipe', help='training recipe, e.g. timnet.paper, at_deltatim.iemocap (default: "default")')
     run.add_argument('--out', required=True, help='output folder')
     run.add_argument('--resume', action='store_true', help='continue the interrupted run in --out (on the features it '
@@ -260,6 +265,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     hp.add_argument('--grad-clip', type=float, help='clip the gradient norm')
     hp.add_argument('--seed', type=int)
     hp.add_argument('--model-arg', action='append', metavar='KEY=VALUE', help='model constructor argument (repeat)')
+    hp.add_argument('--init-hook', metavar='MODULE:FUNCTION',
+                    help='call FUNCTION(model, training features [N, C, T]) on each split\'s new model before training '
+                         '(e.g. tim_zoo.train:init_gmm_heads)')
     hp.add_argument('--gmm-select', type=int, metavar='N', help='train on N GMM-selected frames per utterance')
     hp.add_argument('--normalize', choices=NORMALIZE_MODES,
                     help="per-speaker feature normalisation: subtract each speaker's mean (speaker_mean), also divide "

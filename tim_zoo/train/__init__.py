@@ -4,6 +4,7 @@
 """
 from .config import TrainConfig
 from .engine import StopTraining, predict, train_split
+from .init_hooks import init_gmm_heads
 from .optim import build_optimizer, build_scheduler, freeze, freeze_batch_norm, param_groups
 from .protocols import Split, make_splits
 from .recipes import RECIPES, get_recipe
@@ -11,6 +12,6 @@ from .run import create_training_model, repeats_summary, run_training, save_plot
 
 __all__ = [
     'RECIPES', 'Split', 'StopTraining', 'TrainConfig', 'build_optimizer', 'build_scheduler', 'create_training_model',
-    'freeze', 'freeze_batch_norm', 'get_recipe', 'make_splits', 'param_groups', 'predict', 'repeats_summary', 'run_training', 'save_plots',
+    'freeze', 'freeze_batch_norm', 'get_recipe', 'init_gmm_heads', 'make_splits', 'param_groups', 'predict', 'repeats_summary', 'run_training', 'save_plots',
     'split_summary', 'train_split',
 ]

@@ -3,7 +3,7 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from .._validation import check_choice
 from ..data.normalize import NORMALIZE_MODES
@@ -22,6 +22,13 @@ TORCH_COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotu
 @dataclass
 class TrainConfig:
     """Everything a run needs; `from_recipe` fills it from a recipe plus overrides.
+
+    `model` is a tim_zoo model name, a name registered with timm, or a function that builds the model (or its
+    import name `"package.module:function"`), called with `model_args` and, where it takes them, `num_classes`,
+    `in_chans` and `seq_len` from the data and `drop_rate` from `dropout`; the function must be importable again
+    (not a lambda, a local function or one in a script run as `__main__`). `init_hook(model, x)` (a function or its
+    import name) runs on each split's fresh model before its first epoch, with the split's training features `x`
+    `[N, C, T]` on the training device: data-dependent initialisation such as `GMMClusteringHead.init_from_data`.
 
     Protocols: `"kfold"` (`folds` folds, `KFold(shuffle=True, random_state=seed)` on the canonical
     corpus order, so fold i is the released model's test fold), `"loso"` (leave one speaker out) and
@@ -52,7 +59,7 @@ class TrainConfig:
     a configuration written before it was recorded reads as 1 and is rebuilt with those definitions
     (`tim_zoo.weights.legacy`).
     """
-    model: str = 'timnet'
+    model: Union[str, Callable] = 'timnet'
     model_args: Dict[str, object] = field(default_factory=dict)
     recipe: Optional[str] = None
     optimizer: str = 'adamw'
@@ -83,6 +90,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     select: str = 'val'
     test: bool = True
+    init_hook: Optional[Union[str, Callable]] = None
     init: Optional[str] = None
     freeze: List[str] = field(default_factory=list)
     lr_mult: Dict[str, float] = field(default_factory=dict)
@@ -94,6 +102,12 @@ class TrainConfig:
     model_defaults: int = MODEL_DEFAULTS
 
     def __post_init__(self):
+        if callable(self.model) or callable(self.init_hook):         # kept as import names: the config is JSON
+            from .builders import function_name
+            if callable(self.model):
+                self.model = function_name(self.model, 'model')
+            if callable(self.init_hook):
+                self.init_hook = function_name(self.init_hook, 'init_hook')
         check_choice('optimizer', self.optimizer, ('adamw', 'adam', 'sgd'))
         check_choice('scheduler', self.scheduler, ('step', 'cosine', 'noam', 'none'))
         check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout', 'all'))

@@ -15,6 +15,7 @@ from ..evaluation import confusion_matrix, uar, war
 from ..exceptions import ConfigurationError
 from ..layers import FrameMask
 from ..weights import load_weights, save_checkpoint
+from ..weights.checkpoint import is_tim_zoo_model
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
 from .protocols import Split
@@ -158,6 +159,12 @@ class SplitTrainer:
         if self.rank == 0:
             fold_dir.mkdir(parents=True, exist_ok=True)
         self.model = build().to(device)
+        self.meta = checkpoint_meta or {}
+        self.state_path = fold_dir / STATE_FILE
+        self._check_saveable()
+        if cfg.init_hook and not self.state_path.exists():    # a resumed split has its initialised weights
+            from .builders import import_function
+            import_function(cfg.init_hook, 'init_hook')(self.model, x[torch.as_tensor(split.train)].to(device))
         self.train_model = self.model
         if self.world > 1:
             self.train_model = nn.parallel.DistributedDataParallel(
@@ -174,10 +181,8 @@ class SplitTrainer:
         self.scheduler = build_scheduler(self.optimizer, cfg, max(1, -(-len(split.train) // cfg.batch_size)))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
         self.frame_mask = FrameMask(cfg.frame_mask)       # input masking; a module in training mode
-        self.meta = checkpoint_meta or {}
         self.history, self.best_score, self.best_loss, self.best_epoch, self.start = [], -1.0, float('inf'), None, 0
         self.saved_at, self.saved_epochs = None, 0          # when state.pt was last written, after how many epochs
-        self.state_path = fold_dir / STATE_FILE
         if self.state_path.exists():
             state = torch.load(self.state_path, map_location=device, weights_only=True)
             self.model.load_state_dict(state['model'])
@@ -196,11 +201,21 @@ class SplitTrainer:
         self.rng_state = _rng_state(device)
         self.own_rng = False
 
+    def _check_saveable(self) -> None:
+        """A checkpoint names the model's architecture, or the function that built it: refused before training when
+        it could name neither."""
+        if not self.meta.get('builder') and not is_tim_zoo_model(getattr(self.model, 'model_name', None)):
+            raise ConfigurationError(
+                f'{type(self.model).__name__} is not a tim_zoo model, so its checkpoints must name the function that '
+                f'builds it: checkpoint_meta=dict(builder="package.module:function", builder_args=dict(...)) '
+                f'(run_training does this for TrainConfig(model=function))')
+
     def save(self, path: Path, extra: dict) -> None:
         if self.rank == 0:
             save_checkpoint(self.model, path, label_names=self.meta.get('label_names'),
                             feature_settings=self.meta.get('feature_settings'),
-                            extra=dict(extra, train_config=json.loads(self.cfg.to_json())))
+                            extra=dict(extra, train_config=json.loads(self.cfg.to_json())),
+                            builder=self.meta.get('builder'), builder_args=self.meta.get('builder_args'))
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """This split's training samples in the order of `epoch` (its own seeded shuffle), on the device that holds

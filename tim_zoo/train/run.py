@@ -9,7 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .._factory import check_model_name, create_model_for_frames
+from .._factory import create_model_for_frames
 from .._utils import atomic_write, progress, require
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
@@ -18,6 +18,7 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
 from ..weights.legacy import legacy_model_args
+from .builders import builder_args, import_function, model_builder
 from .config import TrainConfig
 from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
                      run_split, training_device)
@@ -35,6 +36,28 @@ SMALL_VALIDATION = 20
 def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
     """The model of `cfg` for this data: classes, channels and (fixed-length heads) frames; initial
     weights from `cfg.init` (a different class count re-initialises the head); `cfg.freeze` applied."""
+    builder = model_builder(cfg.model)
+    try:
+        if builder is not None:
+            model = builder[1](**training_builder_args(cfg, num_classes, in_chans, frames))
+        else:
+            model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans,
+                                            **_registered_model_args(cfg, num_classes, in_chans, frames))
+    except TypeError as e:                              # a value of the wrong type (e.g. --model-arg depth=abc)
+        if isinstance(e, TimZooError) or not cfg.model_args:
+            raise                                       # no argument of the user's: a bug, shown as one
+        raise ConfigurationError(f'{cfg.model} cannot be built with model arguments {cfg.model_args}: {e}') from e
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigurationError(f'{cfg.model} returned a {type(model).__name__}, not a torch.nn.Module')
+    if cfg.init:
+        load_weights(model, cfg.init, allow_head_reset=True)
+    if label_names is not None:
+        model.label_names = list(label_names)
+    freeze(model, cfg.freeze)
+    return model
+
+
+def _registered_model_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
     kwargs = legacy_model_args(cfg.model, cfg.model_args, cfg.model_defaults)
     from_data = sorted({'num_classes', 'in_chans', 'seq_len'} & set(kwargs))
     if from_data:
@@ -42,18 +65,40 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
                                  f'{in_chans} channels, {frames} frames); drop it')
     if cfg.dropout is not None:
         kwargs.setdefault('drop_rate', cfg.dropout)
+    return kwargs
+
+
+def training_builder_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
+    """The arguments `cfg.model`'s builder function builds the run's model with (`builders.builder_args`)."""
+    return builder_args(model_builder(cfg.model)[1], cfg.model_args, num_classes, in_chans, frames, cfg.dropout)
+
+
+def checkpoint_builder(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
+    """`builder` and `builder_args` for the run's checkpoints of a model built by a function (empty for a tim_zoo
+    model, whose checkpoints name its architecture)."""
+    builder = model_builder(cfg.model)
+    if builder is None:
+        return {}
+    return dict(builder=builder[0], builder_args=training_builder_args(cfg, num_classes, in_chans, frames))
+
+
+def _check_output(model: torch.nn.Module, cfg: TrainConfig, features: FeatureSet) -> None:
+    """A model of the user's must map `[B, C, T]` features to `[B, classes]` logits."""
+    x = torch.as_tensor(features.x[:2], dtype=torch.float32)
+    if cfg.gmm_select:
+        x = x[..., :cfg.gmm_select]
+    model.eval()
     try:
-        model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    except TypeError as e:                              # a value of the wrong type (e.g. --model-arg depth=abc)
-        if isinstance(e, TimZooError) or not cfg.model_args:
-            raise                                       # no argument of the user's: a bug, shown as one
-        raise ConfigurationError(f'{cfg.model} cannot be built with model arguments {cfg.model_args}: {e}') from e
-    if cfg.init:
-        load_weights(model, cfg.init, allow_head_reset=True)
-    if label_names is not None:
-        model.label_names = list(label_names)
-    freeze(model, cfg.freeze)
-    return model
+        with torch.no_grad():
+            out = model(x)
+    except Exception as e:  # noqa: BLE001 -- any failure of the user's model is reported with the input it got
+        raise ConfigurationError(f'{cfg.model} fails on a batch of these features {list(x.shape)} ([B, C, T]): '
+                                 f'{type(e).__name__}: {e}') from e
+    want = [len(x), len(features.label_names)]
+    if not isinstance(out, torch.Tensor) or list(out.shape) != want:
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigurationError(f'{cfg.model} must return logits {want} ([B, classes]) for features {list(x.shape)}, '
+                                 f'got {got}')
 
 
 def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) -> FeatureSet:
@@ -193,7 +238,9 @@ def _prepare(cfg: Optional[TrainConfig], features: FeatureSet, out_dir: Path, re
 
 def check_config(cfg: TrainConfig) -> None:
     """What can be checked without the data: the model name, the device and the initial weights file."""
-    check_model_name(cfg.model)
+    model_builder(cfg.model)
+    if cfg.init_hook:
+        import_function(cfg.init_hook, 'init_hook')
     device = resolve_device(cfg.device)
     if cfg.precision == 'bf16' and not native_bf16(device):
         raise ConfigurationError(
@@ -221,7 +268,9 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
     frames = cfg.gmm_select or features.x.shape[2]
     with warnings.catch_warnings():                    # a head re-initialised for new classes warns again in the run
         warnings.simplefilter('ignore')
-        create_training_model(cfg, len(features.label_names), features.x.shape[1], frames)
+        model = create_training_model(cfg, len(features.label_names), features.x.shape[1], frames)
+    if model_builder(cfg.model) is not None:
+        _check_output(model, cfg, features)
 
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
@@ -234,7 +283,8 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     num_classes = len(features.label_names)
     splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
-    meta = dict(label_names=list(features.label_names), feature_settings=features.settings)
+    meta = dict(label_names=list(features.label_names), feature_settings=features.settings,
+                **checkpoint_builder(cfg, len(features.label_names), x.shape[1], x.shape[2]))
     log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d split%s%s', cfg.model, cfg.recipe, len(y),
              num_classes, cfg.protocol, len(chosen), 's' if len(chosen) != 1 else '',
              f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')

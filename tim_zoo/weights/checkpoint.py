@@ -69,15 +69,15 @@ def save_checkpoint(
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if builder is not None:
         arch, model_args = None, dict(builder_args or {})
-        builder_name = _builder_name(builder)
-        _check_builder(import_builder(builder_name), model_args, tensors, builder_name)
+        name = builder_name(builder)
+        _check_builder(import_builder(name), model_args, tensors, name)
     elif not is_tim_zoo_model(arch):
         raise WeightFileError(
             f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), or, for a model '
             f'composed of blocks, the function that builds it: save_checkpoint(model, path, builder=make_model, '
             f'builder_args=dict(...)), so that load_checkpoint can rebuild it')
     else:
-        builder_name, model_args = None, model.init_args
+        name, model_args = None, model.init_args
     labels = list(label_names) if label_names is not None else getattr(model, 'label_names', None)
     num_classes = getattr(model, 'num_classes', None)
     if labels is not None and num_classes is not None and len(labels) != num_classes:
@@ -85,7 +85,7 @@ def save_checkpoint(
     if feature_settings is None:
         feature_settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
     meta = dict(
-        format=FORMAT, architecture=arch, builder=builder_name, model_args=model_args, model_defaults=MODEL_DEFAULTS,
+        format=FORMAT, architecture=arch, builder=name, model_args=model_args, model_defaults=MODEL_DEFAULTS,
         label_names=labels,
         feature_settings=feature_settings, tim_zoo_version=__version__, tensor_sha256=tensor_hash(tensors),
         extra=extra)
@@ -97,7 +97,7 @@ def save_checkpoint(
     return path
 
 
-def _builder_name(builder) -> str:
+def builder_name(builder) -> str:
     """`"module:qualname"` of a builder function (or the given name), checked to import back to it."""
     if isinstance(builder, str):
         name = builder

@@ -1,0 +1,192 @@
+"""The engine trains models of the user's: builder functions, timm-registered models, init hooks, train_split."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from timm.models import register_model
+from torch import nn
+
+import tim_zoo
+from tim_zoo.cli import main as cli_main
+from tim_zoo.data import FeatureSet
+from tim_zoo.evaluation import war
+from tim_zoo.exceptions import ConfigurationError, UnknownModelError
+from tim_zoo.layers import GMMClusteringHead, TemporalStack
+from tim_zoo.train import TrainConfig, init_gmm_heads, make_splits, run_training, train_split
+
+pytest.importorskip('safetensors')
+
+
+def _features(n=48, classes=3, frames=20, seed=0, channels=39):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = (rng.normal(size=(n, channels, frames)) + y[:, None, None]).astype(np.float32)
+    return FeatureSet(x, y, [f'c{i}' for i in range(classes)], [f'u{i}.wav' for i in range(n)],
+                      [f's{i % 6}' for i in range(n)], dict(mean_signal_length=1000))
+
+
+class _PooledStack(nn.Module):
+    """TABs over `[B, C, T]`, mean over time, a linear layer; `hooked` records the init hook's sample count."""
+
+    def __init__(self, num_classes, in_chans, filters, drop_rate=0.0):
+        super().__init__()
+        self.stack = TemporalStack(filters, 2, in_chans=in_chans, drop_rate=drop_rate)
+        self.fc = nn.Linear(filters, num_classes)
+        self.register_buffer('hooked', torch.zeros(()))
+
+    def forward(self, x):
+        return self.fc(self.stack(x)[-1].mean(-1))             # the last level [B, F, T], averaged over time
+
+
+def pooled_stack(num_classes: int, in_chans: int, filters: int = 8, drop_rate: float = 0.0) -> nn.Module:
+    return _PooledStack(num_classes, in_chans, filters, drop_rate)
+
+
+def fixed_outputs(filters: int = 8) -> nn.Module:
+    """Takes no class count: always 5 outputs (wrong for 3 classes)."""
+    return nn.Sequential(nn.Conv1d(39, filters, 1), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(filters, 5))
+
+
+def count_hook(model, x):
+    model.hooked.fill_(len(x))
+
+
+class _GMMNet(nn.Module):
+    def __init__(self, num_classes, in_chans):
+        super().__init__()
+        self.proj = nn.Conv1d(in_chans, 6, 1)
+        self.head = GMMClusteringHead(6, num_classes, num_components=3)
+
+    def forward(self, x):
+        return self.head(self.proj(x))
+
+
+def gmm_net(num_classes: int, in_chans: int) -> nn.Module:
+    return _GMMNet(num_classes, in_chans)
+
+
+@register_model
+def tim_zoo_test_timm_stack(pretrained=False, **kwargs):
+    """A model registered with timm (not by tim_zoo)."""
+    return _PooledStack(kwargs.pop('num_classes'), kwargs.pop('in_chans'), 8, **kwargs)
+
+
+def _cfg(model, **kw):
+    return TrainConfig.from_recipe(None, model=model, epochs=2, lr=3e-3, weight_decay=0.0, protocol='kfold', folds=3,
+                                   only_folds=[1, 2], batch_size=16, **kw)
+
+
+def test_a_builder_function_trains_saves_and_reloads(tmp_path):
+    features = _features()
+    cfg = _cfg(pooled_stack, model_args=dict(filters=6), dropout=0.2)
+    assert cfg.model == 'test_train_custom:pooled_stack'             # kept as its import name (the config is JSON)
+    summary = run_training(cfg, features, tmp_path / 'run', show_progress=False)
+    assert len(summary['folds']) == 2
+    split = make_splits('kfold', len(features.y), None, 3, cfg.seed, cfg.val_fraction)[0]
+    fold = tmp_path / 'run' / 'fold1'
+    result = json.loads((fold / 'result.json').read_text())
+    chosen = 'best' if cfg.select == 'val' and result['chosen_epoch'] != cfg.epochs else 'last'
+    model = tim_zoo.load_checkpoint(fold / f'{chosen}.safetensors', builder=pooled_stack).eval()
+    assert model.stack.blocks[0].convs[0].conv.in_channels == 39 and model.fc.out_features == 3   # from the data
+    assert model.stack.blocks[0].convs[0].drop.p == 0.2                                          # from dropout
+    assert model.label_names == ['c0', 'c1', 'c2']
+    with torch.no_grad():                                # the saved checkpoint is the model the split tested
+        logits = model(torch.as_tensor(features.x[split.test]))
+    assert war(features.y[split.test], logits.argmax(-1).numpy()) == pytest.approx(result['war'])
+    # resuming finds the builder again from the config
+    assert run_training(None, features, tmp_path / 'run', resume=True, show_progress=False)['folds']
+
+
+def test_a_timm_registered_model_trains():
+    cfg = _cfg('tim_zoo_test_timm_stack')
+    model = tim_zoo.train.create_training_model(cfg, 3, 39, 20)
+    assert isinstance(model, _PooledStack) and model.fc.out_features == 3
+
+
+def test_builders_that_cannot_work_are_refused_before_training(tmp_path):
+    features = _features()
+
+    def local(num_classes, in_chans):
+        return pooled_stack(num_classes, in_chans)
+
+    with pytest.raises(ConfigurationError, match='cannot be imported again'):
+        _cfg(local)
+    with pytest.raises(ConfigurationError, match='cannot be imported again'):
+        _cfg(lambda **k: pooled_stack(**k))
+    with pytest.raises(ConfigurationError, match="cannot import the builder 'no_such_module:f'"):
+        run_training(_cfg('no_such_module:f'), features, tmp_path / 'a', show_progress=False)
+    with pytest.raises(ConfigurationError, match=r'num_classes: set from the data \(3 classes'):
+        run_training(_cfg(pooled_stack, model_args=dict(num_classes=3)), features, tmp_path / 'b',
+                     show_progress=False)
+    with pytest.raises(ConfigurationError, match='takes no argument depth'):
+        run_training(_cfg(pooled_stack, model_args=dict(depth=2)), features, tmp_path / 'c', show_progress=False)
+    with pytest.raises(ConfigurationError, match=r'must return logits \[2, 3\] .* got \[2, 5\]'):
+        run_training(_cfg(fixed_outputs), features, tmp_path / 'd', show_progress=False)
+    with pytest.raises(ConfigurationError, match=r'fails on a batch of these features \[2, 13, 20\]'):
+        run_training(_cfg(fixed_outputs), _features(channels=13), tmp_path / 'e', show_progress=False)
+    with pytest.raises(ConfigurationError, match="init_hook: cannot import the builder 'nowhere:hook'"):
+        run_training(_cfg(pooled_stack, init_hook='nowhere:hook'), features, tmp_path / 'f', show_progress=False)
+    with pytest.raises(UnknownModelError, match="did you mean at_deltatim_v2.*Your own model: a builder function"):
+        run_training(_cfg('at_deltatim_v3'), features, tmp_path / 'g', show_progress=False)
+    for name in 'abcdefg':                              # refused before anything was written
+        assert not (tmp_path / name).exists() or not any((tmp_path / name).iterdir())
+
+
+def test_init_hook_runs_once_per_new_split_with_its_training_features(tmp_path):
+    features = _features()
+    run_training(_cfg(pooled_stack, init_hook=count_hook), features, tmp_path / 'run', show_progress=False)
+    for k, split in enumerate(make_splits('kfold', len(features.y), None, 3, 34, 0.1)[:2], 1):
+        model = tim_zoo.load_checkpoint(tmp_path / 'run' / f'fold{k}' / 'last.safetensors', builder=pooled_stack)
+        assert int(model.hooked) == len(split.train)
+
+
+def test_init_gmm_heads_sets_each_head_from_the_frames_it_receives():
+    torch.manual_seed(0)
+    model = gmm_net(3, 39)
+    x = torch.randn(40, 39, 20)
+    before = model.head.means.clone()
+    model.train()
+    init_gmm_heads(model, x, batch_size=16)
+    assert model.training and not torch.equal(model.head.means, before)
+    expected = GMMClusteringHead(6, 3, num_components=3).init_from_data(model.proj(x).detach())
+    assert torch.allclose(model.head.means, expected.means) and torch.allclose(model.head.log_vars, expected.log_vars)
+    with pytest.raises(ConfigurationError, match='has no GMMClusteringHead'):
+        init_gmm_heads(pooled_stack(3, 39), x)
+
+
+def test_the_cli_trains_a_builder_from_the_current_folder(tmp_path, monkeypatch, capsys):
+    features = _features()
+    features.save(tmp_path / 'f.npz')
+    (tmp_path / 'my_models.py').write_text(
+        'from tim_zoo.layers import GMMClusteringHead\nfrom torch import nn\n\n\n'
+        'def build(num_classes, in_chans, components=2):\n'
+        '    return nn.Sequential(nn.Conv1d(in_chans, 4, 1), GMMClusteringHead(4, num_classes, '
+        'num_components=components))\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr('sys.path', [p for p in __import__('sys').path if p not in ('', str(tmp_path))])
+    args = ['train', '--features', 'f.npz', '--model', 'my_models:build', '--model-arg', 'components=3',
+            '--init-hook', 'tim_zoo.train:init_gmm_heads', '--epochs', '1', '--folds', '3', '--fold', '1',
+            '--protocol', 'kfold', '--out', 'out', '--quiet', '--threads', '1']
+    assert cli_main(args) == 0, capsys.readouterr().err
+    cfg = json.loads((tmp_path / 'out' / 'config.json').read_text())
+    assert cfg['model'] == 'my_models:build' and cfg['init_hook'] == 'tim_zoo.train:init_gmm_heads'
+    model = tim_zoo.load_checkpoint(tmp_path / 'out' / 'fold1' / 'last.safetensors', trust_builder=True)
+    assert model[1].num_components == 3
+
+
+def test_train_split_needs_a_builder_to_name_in_its_checkpoints(tmp_path):
+    features = _features()
+    x, y = torch.as_tensor(features.x), torch.as_tensor(features.y)
+    split = make_splits('kfold', len(y), None, 3, 0, 0.1)[0]
+    cfg = TrainConfig(model=pooled_stack, epochs=1, batch_size=16)
+    with pytest.raises(ConfigurationError, match='checkpoints must name the function that builds it'):
+        train_split(lambda: pooled_stack(3, 39), x, y, split, 1, 3, cfg, tmp_path / 'a', show_progress=False)
+    assert not (tmp_path / 'a' / 'last.safetensors').exists()
+    meta = dict(label_names=features.label_names, builder='test_train_custom:pooled_stack',
+                builder_args=dict(num_classes=3, in_chans=39))
+    result = train_split(lambda: pooled_stack(3, 39), x, y, split, 1, 3, cfg, tmp_path / 'b', meta,
+                         show_progress=False)
+    assert 'war' in result
+    assert tim_zoo.load_checkpoint(tmp_path / 'b' / 'last.safetensors', builder=pooled_stack).label_names == \
+        features.label_names

@@ -1,0 +1,89 @@
+"""What `TrainConfig.model` names: a tim_zoo model, a model registered with timm, or a builder function.
+
+A run's configuration is JSON, so a function is kept as its import name `"package.module:function"`; a function
+that cannot be imported again from that name (a lambda, a local function, one defined in a script run as
+`__main__`) is refused before anything trains, since neither a resumed run nor a saved checkpoint could rebuild it.
+"""
+import inspect
+from typing import Callable, Optional, Tuple
+
+import timm
+from timm.models import model_entrypoint, split_model_name_tag
+from torch import nn
+
+from .._factory import check_model_name, is_model
+from ..exceptions import ConfigurationError, UnknownModelError, WeightFileError
+from ..weights.checkpoint import builder_name, import_builder
+
+#: the constructor arguments a training run sets from its data
+DATA_ARGS = ('num_classes', 'in_chans', 'seq_len')
+
+
+def function_name(fn, what: str) -> str:
+    """The import name of `fn` (or `fn` itself when a string), refused when it does not import back to `fn`."""
+    if isinstance(fn, str):
+        return fn
+    try:
+        return builder_name(fn)
+    except WeightFileError as e:
+        raise ConfigurationError(f'{what}: {e}') from e
+
+
+def import_function(name: str, what: str) -> Callable:
+    """The function `"package.module:function"` names; ConfigurationError when it cannot be imported."""
+    if ':' not in name:
+        raise ConfigurationError(f'{what} {name!r}: give a function or its import name "package.module:function"')
+    try:
+        return import_builder(name)
+    except WeightFileError as e:
+        raise ConfigurationError(f'{what}: {e}') from e
+
+
+def model_builder(model: str) -> Optional[Tuple[str, Callable[..., nn.Module]]]:
+    """None for a tim_zoo model; `(import name, function)` of the function that builds any other model `model`
+    names: `"package.module:function"`, or a name registered with timm (its registered function).
+
+    Raises:
+        ConfigurationError: a builder that cannot be imported.
+        UnknownModelError: a name neither registry knows (close tim_zoo names are listed).
+    """
+    if ':' in model:
+        return model, import_function(model, 'model')
+    if is_model(model):
+        return None
+    arch, tag = split_model_name_tag(model)
+    if timm.is_model(arch):
+        if tag:
+            raise ConfigurationError(f'model {model!r}: a timm model trains from its architecture name ({arch!r}); '
+                                     f'start from weights with init=')
+        fn = model_entrypoint(arch)
+        return function_name(fn, f'timm model {arch!r}'), fn
+    try:
+        check_model_name(model)
+    except UnknownModelError as e:
+        raise UnknownModelError(f'{e}. Your own model: a builder function, as TrainConfig(model=make_model) or '
+                                f'--model package.module:make_model, or a name registered with timm') from None
+    return None
+
+
+def builder_args(fn: Callable, model_args: dict, num_classes: int, in_chans: int, frames: int,
+                 drop_rate: Optional[float]) -> dict:
+    """The keyword arguments `fn` builds the run's model with: `model_args`, and of `num_classes`, `in_chans`,
+    `seq_len` (frames) and `drop_rate` (the recipe's dropout, unless `model_args` sets it) those `fn` takes."""
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given = sorted(set(DATA_ARGS) & set(model_args))
+    if given:
+        raise ConfigurationError(f'model argument {", ".join(given)}: set from the data ({num_classes} classes, '
+                                 f'{in_chans} channels, {frames} frames); drop it')
+    kwargs = dict(model_args)
+    for key, value in dict(num_classes=num_classes, in_chans=in_chans, seq_len=frames).items():
+        if key in params or (takes_any and key != 'seq_len'):
+            kwargs[key] = value
+    if drop_rate is not None and 'drop_rate' in params:
+        kwargs.setdefault('drop_rate', drop_rate)
+    unknown = [k for k in kwargs if k not in params] if not takes_any else []
+    if unknown:
+        raise ConfigurationError(f'{getattr(fn, "__qualname__", fn)} takes no argument {", ".join(unknown)} '
+                                 f'(it takes {", ".join(params) or "none"})')
+    return kwargs
