@@ -12,7 +12,7 @@ sf = pytest.importorskip('soundfile')
 import tim_zoo  # noqa: E402
 from tim_zoo import cli  # noqa: E402
 from tim_zoo.data import MFCCExtractor  # noqa: E402
-from tim_zoo.data.mfcc import mfcc  # noqa: E402
+from tim_zoo.layers.mfcc import mfcc  # noqa: E402
 from tim_zoo.data.speech import SpeechDetector  # noqa: E402
 from tim_zoo.exceptions import AudioError, ConfigurationError  # noqa: E402
 from tim_zoo.inference import EmotionRecognizer, expand_inputs, to_csv  # noqa: E402

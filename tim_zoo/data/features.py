@@ -9,7 +9,7 @@ from .._utils import require
 from .._validation import check_choice
 from ..exceptions import AudioError, ConfigurationError
 from .audio import DEFAULT_SAMPLE_RATE, LEVEL_MODES, as_waveform, centre_fit, load_audio, normalize_level
-from .mfcc import HOP_LENGTH, mfcc
+from ..layers.mfcc import HOP_LENGTH, mfcc
 
 
 BACKENDS = ('torch', 'librosa')
@@ -21,7 +21,7 @@ class MFCCExtractor:
     For the released weights (default, `order=1`): audio read at 22050 Hz mono as `librosa.load`
     reads it, centre pad or crop to `mean_signal_length` samples, `librosa.feature.mfcc(n_mfcc=39)`
     with librosa's defaults (n_fft 2048, hop 512, centred frames), so `frames = 1 + mean_signal_length // 512`.
-    The default `backend="torch"` computes the MFCC with `tim_zoo.data.mfcc.mfcc` (no librosa, no
+    The default `backend="torch"` computes the MFCC with `tim_zoo.layers.mfcc.mfcc` (no librosa, no
     numba compilation, batched with `batch`); `backend="librosa"` calls librosa itself.
 
     `order=3` gives the seed's features: `n_mfcc // 3` static coefficients followed by their deltas

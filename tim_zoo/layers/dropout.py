@@ -65,3 +65,33 @@ class FrameMask(nn.Module):
 
     def extra_repr(self) -> str:
         return f'p={self.p}'
+
+
+class FrequencyMask(nn.Module):
+    """SpecAugment's frequency masking for training: `num_masks` bands of up to `max_width` adjacent channels of
+    `[B, C, T]` set to zero, drawn per sample (width uniform in 0..max_width, start uniform). Identity in eval mode.
+
+    On MFCCs the channels are cepstral coefficients, not frequencies: a band then removes a range of spectral
+    detail rather than a frequency range (mask the mel spectrum before the DCT for the original augmentation).
+    """
+
+    def __init__(self, max_width: int = 8, num_masks: int = 1):
+        super().__init__()
+        if max_width < 0 or num_masks < 0:
+            raise ConfigurationError(f'max_width and num_masks must be >= 0, got {max_width} and {num_masks}')
+        self.max_width, self.num_masks = max_width, num_masks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.max_width == 0 or self.num_masks == 0:
+            return x
+        b, c = x.shape[0], x.shape[1]
+        channel = torch.arange(c, device=x.device)
+        keep = torch.ones(b, c, dtype=torch.bool, device=x.device)
+        for _ in range(self.num_masks):
+            width = torch.randint(0, min(self.max_width, c) + 1, (b, 1), device=x.device)
+            start = (torch.rand(b, 1, device=x.device) * (c - width + 1)).long()
+            keep &= ~((channel >= start) & (channel < start + width))
+        return x * keep[:, :, None].to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f'max_width={self.max_width}, num_masks={self.num_masks}'

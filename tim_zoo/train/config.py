@@ -9,6 +9,7 @@ from .._validation import check_choice
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..version import MODEL_DEFAULTS
+from .builders import function_name
 from .recipes import get_recipe
 
 #: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
@@ -103,7 +104,6 @@ class TrainConfig:
 
     def __post_init__(self):
         if callable(self.model) or callable(self.init_hook):         # kept as import names: the config is JSON
-            from .builders import function_name
             if callable(self.model):
                 self.model = function_name(self.model, 'model')
             if callable(self.init_hook):

@@ -16,6 +16,7 @@ from ..exceptions import ConfigurationError
 from ..layers import FrameMask
 from ..weights import load_weights, save_checkpoint
 from ..weights.checkpoint import is_tim_zoo_model
+from .builders import import_function
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
 from .protocols import Split
@@ -163,7 +164,6 @@ class SplitTrainer:
         self.state_path = fold_dir / STATE_FILE
         self._check_saveable()
         if cfg.init_hook and not self.state_path.exists():    # a resumed split has its initialised weights
-            from .builders import import_function
             import_function(cfg.init_hook, 'init_hook')(self.model, x[torch.as_tensor(split.train)].to(device))
         self.train_model = self.model
         if self.world > 1:
