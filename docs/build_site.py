@@ -216,6 +216,61 @@ def docstring_parts(doc: str):
     return description.strip(), {k: v.replace('|', '\\|') for k, v in args.items()}
 
 
+#: the sections of docs/blocks.md's reference and the public names of `tim_zoo.layers` in each (every public class
+#: and function must be in one: tests/test_docs_site.py)
+BLOCK_GROUPS = {
+    'Temporal blocks': ['TemporalAwareBlock', 'TemporalStack', 'BiTemporalEncoder', 'TIMEncoder'],
+    'Levels and fusion': ['DeltaAggregation', 'WeightLayer', 'AttentionFusion', 'AFTLocalFusion'],
+    'Pooling over time and heads': ['MaskedStatsPool', 'AttentiveStatsPool', 'GMMClusteringHead', 'PoolHead',
+                                    'FlattenHead', 'FrameScoreHead', 'TimeProjectionHead', 'ConvMapHead',
+                                    'ClassifierHead'],
+    'Transformers': ['TransformerEncoderStack', 'SinusoidalPositionalEncoding'],
+    'Front-end and augmentation': ['MFCC', 'FrequencyMask', 'FrameMask', 'SpatialDropout1d'],
+    'Convolutions and norms': ['CausalConv1d', 'GroupConv1d', 'ConvNormAct1d', 'GroupBatchNorm1d',
+                               'ChannelLayerNorm1d', 'KerasBatchNorm1d', 'PerGroupNorm'],
+    'Helpers': ['lengths_to_mask', 'get_act_layer', 'get_norm_layer', 'init_weights_'],
+}
+BLOCKS_PAGE = DOCS / 'blocks.md'
+BLOCKS_MARK = re.compile(r'(<!-- blocks:reference -->\n)(.*?)(<!-- /blocks:reference -->)', re.S)
+
+
+def _default(value) -> str:
+    return getattr(value, '__name__', None) or repr(value)
+
+
+def call_signature(obj) -> str:
+    """`Name(a, b=1, *, c="x", **tab_kwargs)`: the names and defaults of `inspect.signature`, no annotations."""
+    params = []
+    for p in inspect.signature(obj).parameters.values():
+        prefix = {p.VAR_POSITIONAL: '*', p.VAR_KEYWORD: '**'}.get(p.kind, '')
+        params.append(prefix + p.name + ('' if p.default is p.empty else f'={_default(p.default)}'))
+    return f'{obj.__name__}({", ".join(params)})'
+
+
+def blocks_reference() -> str:
+    """The reference part of docs/blocks.md: per section, each block's signature (read from the code) and the first
+    paragraph of its docstring."""
+    from tim_zoo import layers
+    lines = []
+    for section, names in BLOCK_GROUPS.items():
+        lines += [f'### {section}', '']
+        for name in names:
+            obj = getattr(layers, name)
+            summary = ' '.join(inspect.cleandoc(obj.__doc__ or '').split('\n\n')[0].split())
+            lines += [f'- `{call_signature(obj)}`<br>', f'  {summary}']
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def update_blocks_page(check: bool = False) -> bool:
+    """Write the generated reference into docs/blocks.md; with `check`, only say whether it is current."""
+    text = BLOCKS_PAGE.read_text()
+    new = BLOCKS_MARK.sub(lambda m: m.group(1) + blocks_reference() + '\n' + m.group(3), text)
+    if not check and new != text:
+        BLOCKS_PAGE.write_text(new)
+    return new == text
+
+
 def card_page(name: str) -> str:
     import timm
 
@@ -439,7 +494,16 @@ def main(argv=None) -> int:
     p.add_argument('--out', default=str(ROOT / 'site'), help='output folder (default: site/)')
     p.add_argument('--strict', action='store_true', help='fail on any warning')
     p.add_argument('--mermaid', default='', help='a local mermaid.min.js to ship (default: fetched with npm and cached)')
+    p.add_argument('--update-pages', action='store_true',
+                   help='only rewrite the generated parts of the pages in docs/ (the blocks reference), then stop')
     args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    if args.update_pages:
+        print('docs/blocks.md ' + ('was current' if update_blocks_page() else 'updated'))
+        return 0
+    if not update_blocks_page(check=True):
+        print('docs/blocks.md is out of date: run python docs/build_site.py --update-pages', file=sys.stderr)
+        return 1
     return build(Path(args.out), args.strict, args.mermaid)
 
 

@@ -1,5 +1,6 @@
 """The documentation site builds with mkdocs --strict (broken links and docstring warnings fail), and reads
 right in a real browser without network: diagrams drawn, docstrings rendered, the zoo on the home page."""
+import re
 import shutil
 import subprocess
 import sys
@@ -112,3 +113,26 @@ def test_every_test_named_in_the_bad_input_page_exists():
         defined |= set(re.findall(r'^def (test_\w+)\(', path.read_text(), re.M))
     assert len(named) > 30
     assert not named - defined, f'docs/errors.md names tests that do not exist: {sorted(named - defined)}'
+
+
+def test_the_blocks_page_lists_every_block_with_its_real_signature():
+    """docs/blocks.md's reference is generated from the code: current, and every public block and helper of
+    tim_zoo.layers in it with the arguments `inspect.signature` reads (no hand-written argument list)."""
+    import importlib.util
+    import inspect
+
+    import tim_zoo.layers
+    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    assert build_site.update_blocks_page(check=True), 'run python docs/build_site.py --update-pages'
+    listed = [n for names in build_site.BLOCK_GROUPS.values() for n in names]
+    public = [n for n in tim_zoo.layers.__all__ if callable(getattr(tim_zoo.layers, n))]
+    assert sorted(listed) == sorted(public)
+    page = (ROOT / 'docs' / 'blocks.md').read_text()
+    for name in public:
+        params = inspect.signature(getattr(tim_zoo.layers, name)).parameters
+        line = next(line for line in page.splitlines() if line.startswith(f'- `{name}('))
+        found = [re.search(rf'[(, ]\**{p}[=,)]', line) for p in params]
+        assert all(found) and [m.start() for m in found] == sorted(m.start() for m in found), name
+        assert line.count('=') >= sum(p.default is not p.empty for p in params.values()), name

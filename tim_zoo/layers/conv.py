@@ -24,7 +24,8 @@ def _check_groups(in_channels: int, out_channels: int, groups: int):
 
 
 class GroupConv1d(nn.Module):
-    """`Conv1d` over `groups` independent channel groups, optionally with one set of weights for all.
+    """`Conv1d` over `groups` independent channel groups, optionally with one set of weights for all:
+    `[B, in_channels, T] -> [B, out_channels, T]`.
 
     `[B, in_channels, T] -> [B, out_channels, T]`; channel counts are totals over the groups, as in
     `nn.Conv1d`. Without `share_groups` this is `nn.Conv1d(..., groups=groups)` with the same
@@ -117,7 +118,7 @@ class GroupConv1d(nn.Module):
 
 
 class CausalConv1d(GroupConv1d):
-    """`Conv1d` whose output frame `t` sees only input frames `<= t`.
+    """`Conv1d` whose output frame `t` sees only input frames `<= t`: `[B, C_in, T] -> [B, C_out, T]`.
 
     Pads `(kernel_size - 1) * dilation` zeros on the left (Keras `padding='causal'`), so the
     output has as many frames as the input. `[B, C_in, T] -> [B, C_out, T]`. `groups` and

@@ -77,7 +77,8 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
 
 
 class KerasBatchNorm1d(GroupBatchNorm1d):
-    """BatchNorm with Keras `BatchNormalization` defaults (epsilon 1e-3, momentum 0.99) in PyTorch terms."""
+    """BatchNorm with Keras `BatchNormalization` defaults (epsilon 1e-3, momentum 0.99) in PyTorch terms:
+    `[B, C, T] -> same`."""
 
     def __init__(self, num_channels: int, groups: int = 1, share_groups: bool = False):
         super().__init__(num_channels, eps=1e-3, momentum=0.01, groups=groups, share_groups=share_groups)
@@ -112,7 +113,7 @@ class ChannelLayerNorm1d(nn.Module):
 
 
 class PerGroupNorm(nn.Module):
-    """Apply a norm built by any `f(num_channels)` to each channel group of `[B, C, T]` separately."""
+    """Apply a norm built by any `f(num_channels)` to each channel group of `[B, C, T]` separately: `-> same`."""
 
     def __init__(self, factory: Callable[[int], nn.Module], num_channels: int, groups: int, share_groups: bool):
         super().__init__()

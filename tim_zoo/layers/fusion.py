@@ -39,7 +39,8 @@ class _FiltersAlias:
 
 
 class AttentionFusion(_FiltersAlias, nn.Module):
-    """Multi-head self-attention over time in which each TAB level is one head.
+    """Multi-head self-attention over time in which each TAB level is one head: `[B, F, T, n] -> [B, T, n*F]`
+    (`style="research"` computes the research code's `TIM_Attention`, defects included).
 
     `[B, F, T, n] -> [B, T, n*F]`, `style="standard"`:
 
@@ -119,7 +120,7 @@ class AttentionFusion(_FiltersAlias, nn.Module):
 
 
 class AFTLocalFusion(_FiltersAlias, nn.Module):
-    """Attention-free transformer (AFT-local) fusion of the TAB levels.
+    """Attention-free transformer (AFT-local) fusion of the TAB levels: `[B, F, T, n] -> [B, T, n*F]`, `T <= max_len`.
 
     `[B, F, T, n] -> [B, T, n*F]`, for `T <= max_len`:
 

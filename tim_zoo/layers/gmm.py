@@ -12,7 +12,8 @@ from .heads import ClassifierHead
 
 
 class GMMClusteringHead(ClassifierHead):
-    """Pool frame features `[B, D, T]` through a Gaussian mixture, then classify.
+    """Pool frame features `[B, D, T]` through a Gaussian mixture (Fisher vectors, optional `mask` of valid
+    frames), then classify: `-> [B, classes]`; `init_from_data` sets the mixture from frames.
 
     `K` components with learnable means, diagonal log-variances and mixture logits.
     Responsibilities `gamma_tk = softmax_k(log pi_k + log N(x_t | mu_k, sigma_k))` are computed in

@@ -15,7 +15,8 @@ from ..exceptions import ConfigurationError
 
 
 class ClassifierHead(nn.Module):
-    """Base of the heads: owns `fc` and `reset`."""
+    """Base of the heads (`[B, ...] -> [B, classes]`): owns the last layer `fc`, `reset(num_classes)` and
+    `forward(x, pre_logits=True)` for the features before `fc`."""
 
     def __init__(self, pre_logits_dim: int, num_classes: int):
         super().__init__()
@@ -83,7 +84,7 @@ class FlattenHead(ClassifierHead):
 
 
 class FrameScoreHead(ClassifierHead):
-    """Score each frame, then classify the score sequence (the AT-TIM head).
+    """Score each frame, then classify the score sequence (the AT-TIM head): `[B, D, T=seq_len] -> [B, classes]`.
 
     `[B, D, T]` -> Linear(D -> 1) per frame -> `[B, T]` -> Dropout -> Linear(T -> classes).
     Needs `seq_len`.
@@ -127,7 +128,7 @@ class AdaptiveAvgPoolTime(nn.Module):
 
 
 class TimeProjectionHead(ClassifierHead):
-    """Collapse time with a learned projection, then classify the features.
+    """Collapse time with a learned projection, then classify the features: `[B, D, T] -> [B, classes]`.
 
     `[B, D, T]` -> [AdaptiveAvgPool1d(pool_to)] -> Linear(T' -> 1) over time -> `[B, D]` ->
     Dropout -> Linear(D -> classes). With `pool_to` the head takes any length; without it
@@ -156,7 +157,8 @@ class TimeProjectionHead(ClassifierHead):
 
 
 class ConvMapHead(ClassifierHead):
-    """Treat `[B, L, T, d]` (e.g. stacked encoder layers) as an L-channel image (SET-official head).
+    """Treat `[B, L, T, d]` (e.g. stacked encoder layers) as an L-channel image (SET-official head):
+    `[B, L, T=seq_len, d=width] -> [B, classes]`.
 
     BatchNorm2d(L), then blocks `Conv2d 3x3 same -> BatchNorm2d -> MaxPool2d(pool)` with
     `channels` and `pools`, flatten, Linear(hidden), Dropout, Linear(classes).

@@ -13,7 +13,9 @@ from .create import ActLayer, NormLayer
 
 
 class TemporalAwareBlock(nn.Module):
-    """Temporal-aware block: gated causal dilated convolutions with a residual.
+    """Temporal-aware block, `[B, in_chans, T] -> [B, filters, T]`: gated causal dilated convolutions with a residual
+    (TIM-Net's `residual="mul"`, `drop_mode="channel"` by default; the seed models use the research code's `"add"`,
+    `"frame"`).
 
     `[B, in_chans, T] -> [B, filters, T]`:
 

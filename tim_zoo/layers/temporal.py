@@ -15,7 +15,8 @@ from .tab import TAB_DEFAULTS, TemporalAwareBlock, check_tab_kwargs
 
 
 class TemporalStack(nn.Module):
-    """`depth` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1).
+    """`depth` TABs in sequence with dilations 1, 2, 4, ..., 2**(depth-1): `[B, in_chans, T]` -> `depth` levels
+    `[B, filters, T]`.
 
     `[B, in_chans, T]` (`in_chans` defaults to `filters`; another width goes through the first TAB's 1x1
     shortcut) -> list of every level's output `h_1 .. h_depth`, each `[B, filters, T]`.
@@ -59,7 +60,8 @@ def stem(in_chans: int, filters: int, stem_norm: bool, tab_kwargs: dict, groups:
 
 
 class BiTemporalEncoder(nn.Module):
-    """Bidirectional temporal encoder: a stem and a TAB stack run on `x` and on `x` reversed.
+    """Bidirectional temporal encoder: a stem and a TAB stack run on `x` and on `x` reversed, merged per level:
+    `[B, in_chans, T]` -> `depth` levels `[B, filters, T]`.
 
     `[B, in_chans, T]` -> list of `depth` merged levels `s_j`, each `[B, filters, T]`.
 

@@ -10,9 +10,11 @@ from ._checkpoint import checkpoint
 
 
 class TransformerEncoderStack(nn.Module):
-    """`num_layers` `nn.TransformerEncoderLayer` (post-norm, batch first), independent copies, or with
-    `share_layers=True` one layer applied `num_layers` times (the research `MLTransformer_TIM` appends one layer
-    object `n_layer` times, so its layers share their weights; the state dict then holds `layers.0` only).
+    """`num_layers` `nn.TransformerEncoderLayer` (post-norm, batch first): `[B, T, d_model] -> [B, T, d_model]`;
+    independent layers, or with `share_layers=True` one layer applied `num_layers` times.
+
+    The research `MLTransformer_TIM` appends one layer object `n_layer` times, so its layers share their weights
+    (`share_layers=True`); the state dict then holds `layers.0` only.
 
     `[B, T, d_model] -> [B, T, d_model]` (the last layer's output), or, with `keep_all=True`,
     every layer's output stacked as `[B, T, d_model, num_layers]`. `forward_layers` returns every layer's output as a
