@@ -95,7 +95,8 @@ def test_short_input_is_centre_padded_as_in_training(tmp_path, speech_like):
     path = tmp_path / 'v.wav'
     sf.write(str(path), speech_like(1.0), SR)
     result = rec.predict(path)
-    features = MFCCExtractor(32768, level='peak')(path)
+    signal = sf.read(str(path), dtype='float32')[0]
+    features = MFCCExtractor(32768, level='peak')(signal - signal.mean(), SR)    # the pipeline removes the DC offset
     with torch.no_grad():
         expected = rec.model(torch.from_numpy(features)[None]).softmax(-1)[0].numpy()
     np.testing.assert_allclose(list(result.probabilities.values()), expected, atol=1e-6)
@@ -216,7 +217,8 @@ def test_speaker_normalised_models_normalise_the_inputs_together(tmp_path, speec
     with pytest.raises(ConfigurationError, match='same_speaker=True'):
         rec.predict_many(voices, sample_rate=SR)
     got = rec.predict_many(voices, same_speaker=True, sample_rate=SR)
-    x = normalize_by_speaker(np.stack([MFCCExtractor(32768, level='peak')(v) for v in voices]), ['s'] * 3)
+    x = normalize_by_speaker(np.stack([MFCCExtractor(32768, level='peak')(v - v.mean(), SR) for v in voices]),
+                             ['s'] * 3)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).softmax(-1).numpy()
     np.testing.assert_allclose([list(r.probabilities.values()) for r in got], expected, atol=1e-5)
@@ -279,12 +281,15 @@ def test_cli_predict_many_files_to_csv_json_segments_and_plots(tmp_path, capsys,
     assert rows[1]['start'] == '0.000' and rows[1]['end'] == '10.000' and set(EMOTIONS) < set(rows[0])
     assert rows[3]['prediction'] == '' and rows[3]['angry'] == '' and rows[-1]['error'].startswith('no audio file')
     assert rows[1]['notes'].startswith('10.00 s is longer')
+    assert [r['kind'] for r in rows] == ['recording', 'recording'] + ['window'] * 4 + ['recording']
+    assert [r['status'] for r in rows][:2] + [rows[3]['status'], rows[-1]['status']] == ['ok', 'ok', 'no_speech', 'error']
 
     assert cli.main(args + ['--json', '--output', str(tmp_path / 'out.json')]) == 1
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / 'out.json').read_text())
     for row in printed:
-        assert {'file', 'prediction', 'probabilities', 'segments', 'error', 'notes', 'duration', 'voiced'} == set(row)
+        assert {'kind', 'file', 'status', 'prediction', 'probabilities', 'segments', 'error', 'notes', 'duration',
+                'voiced'} == set(row)
     assert printed[2]['error'] and printed[2]['prediction'] is None and printed[2]['segments'] == []
     assert printed[2]['duration'] is None and printed[2]['voiced'] is None and printed[0]['voiced'] > 0.5
     assert [(s['start'], s['end']) for s in printed[1]['segments']][-1] == (5.646, 10.0)
@@ -378,7 +383,9 @@ def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path, capsys):
     assert rec.feature_settings['level'] == 'none' and rec.label_names == EMOTIONS
     wav = _emodb(shared_dir, '03a01Wa')
     result = rec.predict(wav)
-    features = MFCCExtractor(96000, backend='librosa')(wav)                            # the authors' exact features
+    signal, rate = sf.read(str(wav), dtype='float32')
+    # the authors' features (librosa), of the recording without its DC offset, which the pipeline removes
+    features = MFCCExtractor(96000, backend='librosa')(signal - signal.mean(), rate)
     with torch.no_grad():
         expected = rec.model(torch.from_numpy(features)[None]).softmax(-1)[0].numpy()
     np.testing.assert_allclose(list(result.probabilities.values()), expected, atol=1e-4)

@@ -13,7 +13,9 @@ from ..data import (
 from ..data.audio import LEVEL_MODES
 from ..evaluation import evaluate_keras_release
 from ..exceptions import ConfigurationError
-from ..inference import EmotionRecognizer, check_output_path, format_table, plot_predictions, write_predictions
+from ..inference import (
+    EmotionRecognizer, check_output_path, check_plot_path, format_table, plot_predictions, write_predictions,
+)
 from ..weights.load import KERAS_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 
@@ -77,10 +79,11 @@ def cmd_predict(args) -> int:
     if args.output:
         check_output_path(args.output)
     if args.plot:
-        check_output_path(args.plot, suffixes=())
+        check_plot_path(args.plot)
     tune_malloc()                                        # keep the activations' memory between batches (up to 2x)
     predictions = recognizer.predict_many(
         args.inputs, recursive=args.recursive, batch_size=args.batch_size, same_speaker=args.same_speaker,
+        channels=args.channels,
         show_progress=not args.quiet and sys.stderr.isatty())
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
@@ -164,6 +167,8 @@ def add_commands(sub) -> None:
                           help='window step for recordings longer than the input (default: half a window)')
     analysis.add_argument('--min-speech', type=float, default=0.25, metavar='SECONDS',
                           help='voiced speech a window needs to get a prediction (default 0.25)')
+    analysis.add_argument('--channels', choices=('mix', 'left', 'right'), default='mix',
+                          help='stereo recordings: mix the two channels (default; noted when they differ) or judge one')
     analysis.add_argument('--same-speaker', action='store_true',
                           help='the files are one speaker: normalise them together (models trained with --normalize)')
     run = p.add_argument_group('run')

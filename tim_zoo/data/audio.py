@@ -40,19 +40,97 @@ def to_mono(signal: np.ndarray) -> np.ndarray:
     return signal.mean(axis=0) if signal.ndim == 2 else signal
 
 
-def _read(path: Path):
+#: soundfile subtypes that hold integer PCM (full-scale samples then mean clipping)
+_INTEGER_SUBTYPES = ('PCM_S8', 'PCM_U8', 'PCM_16', 'PCM_24', 'PCM_32', 'ULAW', 'ALAW')
+#: bytes per sample of the WAV subtypes whose truncation is measured
+_SAMPLE_BYTES = {'PCM_U8': 1, 'PCM_16': 2, 'PCM_24': 3, 'PCM_32': 4, 'FLOAT': 4, 'DOUBLE': 8}
+
+
+def wav_data_chunk(head: bytes) -> Optional[tuple]:
+    """`(where its samples start, the size it announces)` of the `data` chunk of a RIFF/WAVE file, from its first
+    bytes; None for another format or a size written as unknown."""
+    if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE':
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], 'little')
+        if chunk == b'data':
+            return (pos + 8, size) if size not in (0, 0xFFFFFFFF) else None     # 0 / -1: written while streaming
+        pos += 8 + size + size % 2
+    return None
+
+
+def _truncation(source, frames: int, rate: int, channels: int, bytes_per_sample: int) -> Optional[str]:
+    """A note when a WAV file holds fewer sample bytes than its header announces."""
+    if hasattr(source, 'seek'):
+        start = source.tell()
+        source.seek(0)
+        head = source.read(1 << 16)
+        total = source.seek(0, 2)
+        source.seek(start)
+    else:
+        with open(source, 'rb') as f:
+            head = f.read(1 << 16)
+        total = Path(source).stat().st_size
+    chunk = wav_data_chunk(head)
+    if chunk is None or total - chunk[0] >= chunk[1]:
+        return None
+    announced = chunk[1] // (bytes_per_sample * channels)
+    return (f'truncated file: its header announces {announced / rate:.2f} s, {frames / rate:.2f} s could be read; '
+            f'the rest is missing')
+
+
+def _read(source, label: str):
+    """`(samples [N] or [channels, N], rate, integer PCM?, a note when the file is truncated or None)`."""
     soundfile = require('soundfile', 'reading audio')
     try:
-        signal, rate = soundfile.read(str(path), dtype='float32', always_2d=False)
-        return signal.T, rate
+        info = soundfile.info(source)
+        if hasattr(source, 'seek'):
+            source.seek(0)
+        signal, rate = soundfile.read(source if hasattr(source, 'read') else str(source), dtype='float32',
+                                      always_2d=False)
+        width = _SAMPLE_BYTES.get(info.subtype, 0)
+        note = _truncation(source, info.frames, rate, info.channels, width) if info.format == 'WAV' and width else None
+        return signal.T, rate, info.subtype in _INTEGER_SUBTYPES, note
     except soundfile.LibsndfileError:
-        pass
-    librosa = require('librosa', f'reading {path.suffix or "this"} audio (soundfile cannot)')
+        if hasattr(source, 'read'):
+            raise
+    librosa = require('librosa', f'reading {Path(label).suffix or "this"} audio (soundfile cannot)')
     with warnings.catch_warnings():     # librosa warns when it falls back to audioread
         warnings.simplefilter('ignore', UserWarning)
         warnings.simplefilter('ignore', FutureWarning)
-        signal, rate = librosa.load(str(path), sr=None, mono=False)
-    return signal, rate
+        signal, rate = librosa.load(str(source), sr=None, mono=False)
+    return signal, rate, False, None
+
+
+def read_audio_channels(source, label: Optional[str] = None):
+    """`(signal, rate, integer PCM?, notes)`: a file (path or binary file object) as float32 `[N]` or
+    `[channels, N]` at its own rate; `notes` names a file shorter than its header says (truncated).
+
+    Raises:
+        AudioError: the file is missing, a folder, empty, unreadable, or has no samples.
+    """
+    label = label or str(source)
+    if not hasattr(source, 'read'):
+        path = Path(source)
+        if not str(path).strip() or path.is_dir():
+            raise AudioError(f'{path} is a folder, not an audio file' if str(path).strip() else
+                             'an empty path is not an audio file')
+        if not path.is_file():
+            raise AudioError(f'no audio file at {path}')
+        if path.stat().st_size == 0:
+            raise AudioError(f'{path} is empty (0 bytes)')
+    try:
+        signal, rate, integer, truncated = _read(source, label)
+    except ImportError:
+        raise
+    except Exception as e:  # soundfile / audioread raise many types
+        why = str(e).strip() or 'not a format soundfile or audioread can decode'
+        raise AudioError(f'cannot read {label} as audio ({type(e).__name__}: {why})') from e
+    signal = np.asarray(signal, dtype=np.float32)
+    if signal.size == 0:
+        raise AudioError(f'{label} holds no samples')
+    return signal, int(rate), integer, [truncated] if truncated else []
 
 
 def read_audio(path):
@@ -61,26 +139,12 @@ def read_audio(path):
     Raises:
         AudioError: the file is missing, a folder, unreadable, has no samples, or holds NaN or Inf.
     """
-    path = Path(path)
-    if not str(path).strip() or path.is_dir():
-        raise AudioError(f'{path} is a folder, not an audio file' if str(path).strip() else
-                         'an empty path is not an audio file')
-    if not path.is_file():
-        raise AudioError(f'no audio file at {path}')
-    try:
-        signal, rate = _read(path)
-    except ImportError:
-        raise
-    except Exception as e:  # soundfile / audioread raise many types
-        why = str(e).strip() or 'not a format soundfile or audioread can decode'
-        raise AudioError(f'cannot read {path} as audio ({type(e).__name__}: {why})') from e
-    signal = to_mono(np.asarray(signal, dtype=np.float32))
-    if signal.size == 0:
-        raise AudioError(f'{path} holds no samples')
+    signal, rate, _, _ = read_audio_channels(path)
+    signal = to_mono(signal)
     bad = int((~np.isfinite(signal)).sum())
     if bad:
         raise AudioError(f'{path} holds {bad} NaN or Inf samples')
-    return signal, int(rate)
+    return signal, rate
 
 
 def load_audio(path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:

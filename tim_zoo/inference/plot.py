@@ -48,6 +48,22 @@ def plot_prediction(prediction: Prediction, path) -> Path:
     return path
 
 
+#: picture formats the plots are written in
+PLOT_SUFFIXES = ('.png', '.svg', '.pdf')
+
+
+def check_plot_path(path) -> Path:
+    """`path` for `plot_predictions`, checked before any work: a picture suffix (none: `.png`), an existing folder,
+    and matplotlib installed."""
+    path = Path(path)
+    if path.suffix and path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigurationError(f'cannot draw plots to {path}: expected a {", ".join(PLOT_SUFFIXES)} file name')
+    if not path.parent.is_dir():
+        raise ConfigurationError(f'cannot write {path}: the folder {path.parent} does not exist')
+    require('matplotlib', 'plotting predictions (--plot)')
+    return path
+
+
 def plot_predictions(predictions: Sequence[Prediction], path) -> List[Path]:
     """`plot_prediction` for each analysed prediction (failed ones are skipped: they have nothing to draw).
     One prediction: `path`; several: `path` with each recording's name inserted (`t.png` -> `t-a.png`,
@@ -58,6 +74,6 @@ def plot_predictions(predictions: Sequence[Prediction], path) -> List[Path]:
         name = stem if stem not in seen else f'{stem}-{i}'
         seen.add(name)
         target = base if len(predictions) == 1 else base.with_name(f'{base.stem}-{name}{base.suffix}')
-        if not p.error:
+        if not p.error and p.kind == 'recording':        # note rows (a folder left out) have nothing to draw
             written.append(plot_prediction(p, target))
     return written

@@ -9,8 +9,8 @@ import torch
 
 from .._factory import create_model, list_models, load_checkpoint
 from .._utils import progress
-from .._validation import resolve_device
-from ..data.audio import as_waveform, centre_fit, normalize_level, peak_dbfs, read_audio, resample
+from .._validation import check_choice, resolve_device
+from ..data.audio import centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.normalize import normalize_by_speaker
 from ..data.speech import SpeechActivity, SpeechDetector
@@ -18,6 +18,7 @@ from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
 from ..weights.load import KERAS_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
+from .audio_input import CHANNEL_MODES, check_sample_rate, open_input
 from .inputs import expand_inputs
 from .results import Prediction, Segment
 
@@ -44,6 +45,13 @@ class _Item:
     windows: List[tuple] = field(default_factory=list)     # (start sample, end sample, voiced seconds, judged)
     features: List[np.ndarray] = field(default_factory=list)  # kept only to normalise per speaker
     probabilities: List[np.ndarray] = field(default_factory=list)
+    error_type: type = AudioError                          # what `predict` raises for this input's error
+
+
+@dataclass
+class _Given:
+    """An input other than a path (a waveform, bytes, a file object, a dict), as the user gave it."""
+    value: object
 
 
 class EmotionRecognizer:
@@ -160,31 +168,39 @@ class EmotionRecognizer:
 
     # --- prediction ----------------------------------------------------------------------------------
 
-    def predict(self, audio, sample_rate: Optional[int] = None, same_speaker: bool = False) -> Prediction:
-        """The answer for one recording: a path, or a waveform `[N]`, `[channels, N]` or `[N, channels]`
-        (numpy or torch, float or integer PCM) recorded at `sample_rate` Hz (required for waveforms).
+    def predict(self, audio, sample_rate: Optional[int] = None, same_speaker: bool = False,
+                channels: str = 'mix') -> Prediction:
+        """The answer for one recording: a path; a waveform `[N]`, `[2, N]` or `[N, 2]` (numpy or torch, any float
+        or integer dtype) recorded at `sample_rate` Hz (required for waveforms); the bytes of an audio file or a
+        binary file object; or a datasets-style dict `{"array", "sampling_rate"}`.
+
+        The recording's DC offset is removed (noted above 1 % of full scale); float samples beyond full scale are
+        scaled down (noted). Two channels are mixed (`channels="mix"`, noted when they differ: two voices, or
+        phase-inverted copies that cancel) or one is taken (`"left"`, `"right"`); more than two are refused.
 
         Raises:
-            AudioError: the file is missing or unreadable, or the waveform is empty or not finite.
-            ConfigurationError: a folder or pattern (use `predict_many`), or a waveform without its rate.
+            AudioError: the file is missing or unreadable, or the waveform is empty, not finite or has more than
+                two channels.
+            ConfigurationError: a folder or pattern (use `predict_many`), a waveform without its rate, a rate that
+                is not a whole number of Hz from 1000 up, a URL, an input of another kind.
         """
         if isinstance(audio, (str, Path)) and (Path(audio).is_dir() or not Path(audio).exists() and
                                                any(c in str(audio) for c in '*?[')):
             raise ConfigurationError(f'predict takes one recording; {audio} is a folder or pattern: use '
                                      f'predict_many([{str(audio)!r}])')
-        result = self.predict_many([audio], same_speaker=same_speaker, sample_rate=sample_rate)[0]
-        if result.error:
-            raise AudioError(result.error)
-        return result
+        (item,) = self._predict_items([audio], same_speaker=same_speaker, sample_rate=sample_rate, channels=channels)
+        if item.result.error:
+            raise item.error_type(item.result.error)
+        return item.result
 
     __call__ = predict
 
     def predict_many(self, inputs: Sequence, recursive: bool = False, batch_size: int = 64,
                      same_speaker: bool = False, show_progress: bool = False,
-                     sample_rate: Optional[int] = None) -> List[Prediction]:
-        """Answers for many inputs, in order: files, folders and glob patterns (see `expand_inputs`), or
-        waveforms recorded at `sample_rate`. An input that cannot be read gives a `Prediction` with its
-        `error` and the others still run.
+                     sample_rate: Optional[int] = None, channels: str = 'mix') -> List[Prediction]:
+        """Answers for many inputs, in order: files, folders and glob patterns (see `expand_inputs`), and the
+        other inputs `predict` takes (waveforms recorded at `sample_rate`). An input that cannot be read gives a
+        `Prediction` with its `error` and `status="error"`, and the others still run.
 
         Args:
             inputs: a list of paths, patterns and waveforms (one path alone is taken as a list of one).
@@ -192,8 +208,14 @@ class EmotionRecognizer:
             same_speaker: all inputs are recordings of one speaker; needed by (and only used for) models
                 trained on per-speaker normalised features, which normalise the inputs' features together.
             show_progress: a progress bar over the inputs (tqdm, on stderr).
+            channels: `"mix"`, `"left"` or `"right"` for stereo inputs (see `predict`).
         """
 
+        return [item.result for item in self._predict_items(inputs, recursive, batch_size, same_speaker, show_progress,
+                                                            sample_rate, channels)]
+
+    def _predict_items(self, inputs, recursive: bool = False, batch_size: int = 64, same_speaker: bool = False,
+                       show_progress: bool = False, sample_rate=None, channels: str = 'mix') -> List['_Item']:
         if self.normalize != 'none' and not same_speaker:
             raise ConfigurationError(
                 f'this model was trained on features normalised per speaker (normalize={self.normalize!r}); give '
@@ -204,7 +226,10 @@ class EmotionRecognizer:
                                      'normalisation; this model was not (normalize="none"), so it would change nothing')
         if batch_size < 1:
             raise ConfigurationError(f'batch_size must be >= 1, got {batch_size}')
-        if isinstance(inputs, (str, Path)):
+        check_choice('channels', channels, CHANNEL_MODES)
+        if sample_rate is not None:
+            sample_rate = check_sample_rate(sample_rate)
+        if isinstance(inputs, (str, Path, bytes, dict)):
             inputs = [inputs]
         elif isinstance(inputs, np.ndarray) or isinstance(inputs, torch.Tensor):
             raise ConfigurationError('predict_many takes a list of inputs; for one waveform use predict(waveform, '
@@ -213,11 +238,12 @@ class EmotionRecognizer:
         for x in inputs:
             if isinstance(x, (str, Path)):
                 sources += expand_inputs([x], recursive)
-            elif not sample_rate:
+            elif sample_rate is None and isinstance(x, (np.ndarray, torch.Tensor, list, tuple)):
                 raise ConfigurationError(f'a waveform needs its sample rate: sample_rate=16000, for example (the model '
                                          f'reads audio at {self.extractor.sample_rate} Hz and resamples)')
             else:
-                sources.append((as_waveform(x, sample_rate, self.extractor.sample_rate), int(sample_rate)))
+                sources.append(_Given(x))
+        self._input_settings = dict(sample_rate=sample_rate, channels=channels)
         items, loaded, pending = [], [], []
         bar = progress(sources, enabled=show_progress and len(sources) > 1, desc='predict', unit='file')
         for i, source in enumerate(bar):
@@ -241,27 +267,30 @@ class EmotionRecognizer:
             flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
             for start in range(0, len(flat), batch_size):
                 self._classify(flat[start:start + batch_size])
-        return [self._finish(it) for it in items]
+        for item in items:
+            self._finish(item)
+        return items
 
     # --- steps -----------------------------------------------------------------------------------------
 
     def _load(self, source) -> '_Item':
         if isinstance(source, Prediction):                 # from expand_inputs: nothing to read
             return _Item(source)
-        if isinstance(source, tuple):                      # a waveform, resampled, and its own rate
-            item = _Item(Prediction(None))
-            signal, item.native_rate = source
-        else:
-            item = _Item(Prediction(str(source)))
-            try:
-                signal, item.native_rate = read_audio(source)
-            except AudioError as e:
-                item.result.error = str(e)
-                return item
-            signal = resample(signal, item.native_rate, self.extractor.sample_rate)
+        given = source.value if isinstance(source, _Given) else source
+        item = _Item(Prediction(None if isinstance(source, _Given) else str(source)))
+        try:
+            audio = open_input(given, **self._input_settings)
+        except (AudioError, ConfigurationError) as e:
+            item.result.error, item.result.status, item.error_type = str(e), 'error', type(e)
+            return item
+        if isinstance(source, _Given) and audio.name:      # bytes or a file object: its name, or <bytes>
+            item.result.file = audio.name
+        item.result.notes += audio.notes
+        item.native_rate = audio.rate
+        signal = resample(audio.signal, audio.rate, self.extractor.sample_rate)
         item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
         item.signal, item.peak_db = signal, peak_dbfs(signal)
-        item.clipped = float(np.mean(np.abs(signal) >= 0.999))
+        item.clipped = float(np.mean(np.abs(signal) >= 0.999)) if audio.clipping_known else 0.0
         return item
 
     def _find_speech(self, items: List['_Item']) -> None:
@@ -352,6 +381,7 @@ class EmotionRecognizer:
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
         result.notes += self._notes(item, len(rows))
+        result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else 'no_speech'
         if rows:
             mean = np.average(np.stack(rows), axis=0, weights=np.asarray(weights, dtype=np.float64))
             result.probabilities = self._named(mean)
@@ -371,6 +401,10 @@ class EmotionRecognizer:
                    f'into {windows} windows (hop {self.hop / rate:.2f} s)')
             notes.append(f'{cut}, {windows - judged} without enough speech skipped; the answer is the mean of {judged} '
                          f'windows\' probabilities weighted by their voiced seconds' if judged else f'{cut}')
+        if judged == 0 and item.result.duration < self.min_speech:
+            notes.append(f'no prediction: too short to judge ({item.result.duration:.2f} s of audio; a judgement needs '
+                         f'{self.min_speech:.2f} s of voiced speech)')
+            return notes
         if judged == 0:
             voiced = max(w[2] for w in item.windows)
             peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')

@@ -10,6 +10,10 @@ from .._utils import atomic_write
 from ..exceptions import ConfigurationError
 
 
+#: `Prediction.status` values
+STATUSES = ('ok', 'no_speech', 'too_short', 'error')
+
+
 @dataclass
 class Segment:
     """One analysed window of a recording.
@@ -45,6 +49,9 @@ class Prediction:
         error: None, or why the input could not be analysed.
         duration: seconds of audio (None when it could not be read).
         voiced: seconds of voiced speech the detector found in the whole recording (None when not read).
+        status: what happened, for programs (`STATUSES`): `"ok"` (a prediction), `"no_speech"` (too little voiced
+            speech to judge), `"too_short"` (shorter than the speech a judgement needs), `"error"` (not analysed:
+            `error` says why); `""` on a row that only carries a note about its inputs (`kind == "note"`).
     """
     file: Optional[str]
     prediction: Optional[str] = None
@@ -54,6 +61,18 @@ class Prediction:
     error: Optional[str] = None
     duration: Optional[float] = None
     voiced: Optional[float] = None
+    status: str = ''
+
+    def __post_init__(self):
+        if self.error and not self.status:
+            self.status = 'error'
+
+    @property
+    def kind(self) -> str:
+        """`"recording"`, or `"note"` for a row that carries only a note about the inputs (a folder whose
+        subfolders were not read)."""
+        return 'note' if self.error is None and self.duration is None and self.notes and not self.segments \
+            else 'recording'
 
     @property
     def label(self) -> Optional[str]:
@@ -66,11 +85,11 @@ class Prediction:
         return None if self.prediction is None else self.probabilities[self.prediction]
 
     def to_dict(self) -> dict:
-        """JSON-ready: `file`, `prediction`, `probabilities`, `segments`, `notes`, `error`, `duration`,
-        `voiced`."""
-        return dict(file=self.file, prediction=self.prediction, probabilities=self.probabilities,
-                    segments=[s.to_dict() for s in self.segments], notes=list(self.notes), error=self.error,
-                    duration=self.duration, voiced=self.voiced)
+        """JSON-ready: `kind`, `file`, `status`, `prediction`, `probabilities`, `segments`, `notes`, `error`,
+        `duration`, `voiced`."""
+        return dict(kind=self.kind, file=self.file, status=self.status, prediction=self.prediction,
+                    probabilities=self.probabilities, segments=[s.to_dict() for s in self.segments],
+                    notes=list(self.notes), error=self.error, duration=self.duration, voiced=self.voiced)
 
 
 def _labels(predictions: Sequence[Prediction], labels: Optional[Sequence[str]] = None) -> List[str]:
@@ -114,13 +133,15 @@ def _clock(seconds: float) -> str:
 
 
 def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Optional[Sequence[str]] = None) -> str:
-    """CSV text: `file, start, end, prediction, <one column per class>, voiced, error, notes`; one row per
-    recording (start 0, end its duration, voiced: its seconds of voiced speech), followed by one row per segment
-    (voiced: the segment's) with `segments=True`."""
+    """CSV text: `kind, file, start, end, status, prediction, <one column per class>, voiced, error, notes`; one
+    row per recording (`kind` "recording": start 0, end its duration, voiced: its seconds of voiced speech), followed
+    by one row per segment (`kind` "window", status "ok" or "no_speech", voiced: the segment's) with
+    `segments=True`; a row that only carries a note about the inputs has `kind` "note". Count recordings with the
+    rows whose `kind` is "recording"."""
     labels = _labels(predictions, labels)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
-    writer.writerow(['file', 'start', 'end', 'prediction'] + labels + ['voiced', 'error', 'notes'])
+    writer.writerow(['kind', 'file', 'start', 'end', 'status', 'prediction'] + labels + ['voiced', 'error', 'notes'])
 
     def probs(p):
         return [f'{p[k]:.6f}' if p else '' for k in labels]
@@ -129,12 +150,13 @@ def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Op
         return '' if value is None else f'{value:.3f}'
 
     for p in predictions:
-        writer.writerow([p.file or '', '0.000' if p.duration is not None else '', seconds(p.duration),
-                         p.prediction or ''] + probs(p.probabilities) + [seconds(p.voiced), p.error or '',
+        writer.writerow([p.kind, p.file or '', '0.000' if p.duration is not None else '', seconds(p.duration),
+                         p.status, p.prediction or ''] + probs(p.probabilities) + [seconds(p.voiced), p.error or '',
                                                                          ' | '.join(p.notes)])
         if segments and len(p.segments) > 1:
             for s in p.segments:
-                writer.writerow([p.file or '', f'{s.start:.3f}', f'{s.end:.3f}', s.prediction or '']
+                writer.writerow(['window', p.file or '', f'{s.start:.3f}', f'{s.end:.3f}',
+                                 'ok' if s.prediction else 'no_speech', s.prediction or '']
                                 + probs(s.probabilities) + [f'{s.voiced:.3f}', '', ''])
     return out.getvalue()
 

@@ -1,0 +1,176 @@
+"""What users hand to the recognizer: every input type, channels, DC offset, levels beyond full scale, truncated and
+too-short files, and the machine-readable status of each row."""
+import csv
+import io
+
+import numpy as np
+import pytest
+import torch
+
+sf = pytest.importorskip('soundfile')
+pytest.importorskip('soxr')
+
+import tim_zoo  # noqa: E402
+from tim_zoo.cli import main as cli_main  # noqa: E402
+from tim_zoo.exceptions import AudioError, ConfigurationError  # noqa: E402
+from tim_zoo.inference import EmotionRecognizer, to_csv  # noqa: E402
+
+SR = 22050
+
+
+@pytest.fixture(scope='module')
+def rec():
+    """A small random `tim` with 1.5 s windows: fast and deterministic."""
+    torch.manual_seed(0)
+    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    model.label_names = ['a', 'b', 'c']
+    return EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'))
+
+
+def _probs(result):
+    return np.array(list(result.probabilities.values()))
+
+
+def test_the_dc_offset_is_removed_and_noted_above_one_percent(rec, speech_like):
+    voice = speech_like(1.2)
+    clean = rec.predict(voice, sample_rate=SR)
+    for offset in (0.005, -0.02, 0.05):
+        shifted = rec.predict(voice + offset, sample_rate=SR)
+        np.testing.assert_allclose(_probs(shifted), _probs(clean), atol=2e-6)
+        noted = [n for n in shifted.notes if 'DC offset' in n]
+        assert bool(noted) == (abs(offset) > 0.01), (offset, shifted.notes)
+    assert 'a DC offset of +0.050 (5.0 % of full scale) was removed' in rec.predict(voice + 0.05, sample_rate=SR).notes
+
+
+@pytest.mark.slow
+def test_every_emodb_file_keeps_its_answer_under_a_dc_offset(shared_dir):
+    """The bundled model's answer for each of the 535 EMODB recordings is the same at offsets up to 0.05."""
+    files = sorted((shared_dir / 'data' / 'emodb' / 'wav').glob('*.wav'))
+    bundled = EmotionRecognizer.from_pretrained()
+    waves = [sf.read(str(f), dtype='float32')[0] for f in files]
+    rate = sf.info(str(files[0])).samplerate
+    clean = [p.prediction for p in bundled.predict_many(waves, sample_rate=rate)]
+    for offset in (0.01, 0.02, 0.05):
+        shifted = [p.prediction for p in bundled.predict_many([w + offset for w in waves], sample_rate=rate)]
+        assert shifted == clean, offset
+
+
+def test_channels_are_never_averaged_silently(rec, speech_like):
+    a, b = speech_like(1.2, f0=120, seed=1), speech_like(1.2, f0=230, seed=2)
+    with pytest.raises(AudioError, match=r'has 8 channels .*predict_many\(\[w1, w2, \.\.\.\]'):
+        rec.predict(np.stack([a] * 8), sample_rate=SR)
+    two_voices = rec.predict(np.stack([a, b]), sample_rate=SR)
+    assert any('the two channels differ' in n and 'channels="left"' in n for n in two_voices.notes)
+    inverted = rec.predict(np.stack([a, -a]), sample_rate=SR)
+    assert any('phase-inverted' in n for n in inverted.notes) and inverted.status == 'no_speech'
+    left = rec.predict(np.stack([a, b]), sample_rate=SR, channels='left')
+    np.testing.assert_allclose(_probs(left), _probs(rec.predict(a, sample_rate=SR)), atol=1e-6)
+    assert not any('channel' in n for n in left.notes)
+    right = rec.predict(np.stack([a, b]).T, sample_rate=SR, channels='right')        # [N, 2]: soundfile's layout
+    np.testing.assert_allclose(_probs(right), _probs(rec.predict(b, sample_rate=SR)), atol=1e-6)
+    same = rec.predict(np.stack([a, a]), sample_rate=SR)
+    assert not any('channel' in n for n in same.notes)
+    assert 'has nothing to choose in a mono recording' in ' '.join(rec.predict(a, sample_rate=SR, channels='left').notes)
+    with pytest.raises(ConfigurationError, match='channels'):
+        rec.predict(a, sample_rate=SR, channels='both')
+
+
+def test_every_input_type_gets_an_answer_or_a_one_line_error(rec, speech_like, tmp_path):
+    voice = speech_like(1.2)
+    path = tmp_path / 'v.wav'
+    sf.write(str(path), voice, SR, subtype='PCM_16')
+    expected = _probs(rec.predict(path))
+    data = path.read_bytes()
+    int16 = sf.read(str(path), dtype='int16')[0]
+    for given in (data, bytearray(data), io.BytesIO(data), {'bytes': data, 'path': None}, {'path': str(path)},
+                  {'array': int16, 'sampling_rate': SR}):
+        np.testing.assert_allclose(_probs(rec.predict(given)), expected, atol=1e-5)
+    assert rec.predict(data).file == '<bytes>'
+    as_float = int16.astype(np.float32) / 32768
+    for waveform in (torch.tensor(as_float).bfloat16(), torch.tensor(as_float).half(), as_float.astype(np.float64),
+                     int16, torch.tensor(int16)):
+        result = rec.predict(waveform, sample_rate=SR)
+        np.testing.assert_allclose(_probs(result), expected, atol=0.02)
+    errors = [
+        (dict(audio=as_float, sample_rate='22050'), r"must be a number of Hz such as 16000, got '22050' \(str\)"),
+        (dict(audio=as_float, sample_rate=22), r'at least 1000, got 22; rates are in Hz: 22 kHz is 22000'),
+        (dict(audio=as_float, sample_rate=-16000), 'at least 1000, got -16000'),
+        (dict(audio=as_float, sample_rate=22050.5), 'whole number of Hz'),
+        (dict(audio=as_float), 'needs its sample rate'),
+        (dict(audio={'array': as_float, 'sampling_rate': SR}, sample_rate=16000), 'disagrees'),
+        (dict(audio=object()), r'cannot read a object as audio: give a path, a waveform'),
+    ]
+    for kwargs, message in errors:
+        with pytest.raises(ConfigurationError, match=message):
+            rec.predict(**kwargs)
+    with pytest.raises(ConfigurationError, match=r'https://example.com/a.wav is a URL: tim_zoo reads local files only'):
+        rec.predict('https://example.com/a.wav')
+    with pytest.raises(AudioError, match=r'<bytes>'):
+        rec.predict(b'not audio at all')
+    # a bad waveform among good ones is its own error row
+    rows = rec.predict_many([as_float, np.zeros(0), np.full(50, np.nan), {'array': as_float}, as_float],
+                            sample_rate=SR)
+    assert [r.status for r in rows] == ['ok', 'error', 'error', 'ok', 'ok']
+    assert rows[2].error == 'the waveform holds 50 NaN or Inf samples'
+
+
+def test_levels_beyond_full_scale_are_scaled_and_noted_not_called_clipping(rec, speech_like):
+    voice = speech_like(1.2)
+    clean = rec.predict(voice, sample_rate=SR)
+    loud = rec.predict(voice * 2.5 / np.abs(voice).max(), sample_rate=SR)
+    assert any('float samples beyond full scale (peak 2.50' in n for n in loud.notes)
+    assert not any('clipped' in n for n in loud.notes)
+    pcm_values = np.round(voice * 32767).astype(np.float32)
+    as_float = rec.predict(pcm_values, sample_rate=SR)
+    assert any('float samples holding integer PCM values' in n and 'divided by 32768' in n for n in as_float.notes)
+    assert not any('clipped' in n for n in as_float.notes)
+    np.testing.assert_allclose(_probs(as_float), _probs(clean), atol=1e-3)
+    clipped = np.clip(voice * 8, -1, 1)
+    assert any('clipped' in n for n in rec.predict(clipped, sample_rate=SR).notes)    # a [-1, 1] source: judged
+
+
+def test_truncated_empty_and_too_short_files_are_named(rec, speech_like, tmp_path):
+    whole = tmp_path / 'whole.wav'
+    sf.write(str(whole), speech_like(3.0), SR, subtype='PCM_16')
+    cut = tmp_path / 'cut.wav'
+    cut.write_bytes(whole.read_bytes()[:44 + 2 * SR])                 # the header still announces 3.00 s
+    result = rec.predict(cut)
+    assert 'truncated file: its header announces 3.00 s, 1.00 s could be read; the rest is missing' in result.notes
+    (tmp_path / 'empty.wav').write_bytes(b'')
+    assert rec.predict_many([tmp_path / 'empty.wav'])[0].error == f'{tmp_path / "empty.wav"} is empty (0 bytes)'
+    short = rec.predict(speech_like(0.1), sample_rate=SR)
+    assert short.status == 'too_short' and short.prediction is None
+    assert short.notes == ['no prediction: too short to judge (0.10 s of audio; a judgement needs 0.25 s of voiced '
+                           'speech)']
+
+
+def test_every_row_has_a_kind_and_a_status(rec, speech_like, tmp_path):
+    (tmp_path / 'calls' / 'old').mkdir(parents=True)
+    sf.write(str(tmp_path / 'calls' / 'a.wav'), speech_like(4.0), SR)
+    sf.write(str(tmp_path / 'calls' / 'old' / 'b.wav'), speech_like(1.0), SR)
+    sf.write(str(tmp_path / 'calls' / 'quiet.wav'), np.zeros(SR, np.float32), SR)
+    results = rec.predict_many([tmp_path / 'calls', tmp_path / 'missing.wav'])
+    assert [(r.kind, r.status) for r in results] == [('recording', 'ok'), ('recording', 'no_speech'), ('note', ''),
+                                                     ('recording', 'error')]
+    rows = list(csv.DictReader(to_csv(results, segments=True).splitlines()))
+    assert [r['kind'] for r in rows] == ['recording'] + ['window'] * len(results[0].segments) + \
+        ['recording', 'note', 'recording']
+    assert sum(r['kind'] == 'recording' for r in rows) == 3
+
+
+def test_cli_channels_and_plot_problems_before_any_work(speech_like, tmp_path, capsys):
+    a, b = speech_like(1.2, f0=120, seed=1), speech_like(1.2, f0=230, seed=2)
+    sf.write(str(tmp_path / 'stereo.wav'), np.stack([a, b], axis=1), SR)
+    assert cli_main(['predict', str(tmp_path / 'stereo.wav'), '--quiet']) == 0
+    assert 'the two channels differ' in capsys.readouterr().out
+    assert cli_main(['predict', str(tmp_path / 'stereo.wav'), '--channels', 'left', '--quiet']) == 0
+    assert 'channels differ' not in capsys.readouterr().out
+    assert cli_main(['predict', str(tmp_path / 'stereo.wav'), '--plot', str(tmp_path / 'x.txt'), '--quiet']) == 2
+    assert 'expected a .png, .svg, .pdf file name' in capsys.readouterr().err
+    # a folder whose subfolder is left out gives a note row; plotting skips it and the run ends normally
+    (tmp_path / 'calls' / 'old').mkdir(parents=True)
+    sf.write(str(tmp_path / 'calls' / 'a.wav'), a, SR)
+    sf.write(str(tmp_path / 'calls' / 'old' / 'b.wav'), b, SR)
+    assert cli_main(['predict', str(tmp_path / 'calls'), '--plot', str(tmp_path / 'p.png'), '--quiet']) == 0
+    captured = capsys.readouterr()
+    assert 'were not read' in captured.out and 'Traceback' not in captured.err

@@ -1,0 +1,188 @@
+"""What a user hands to `EmotionRecognizer`, as one mono waveform at its own rate with notes on what was done to it.
+
+Accepted: a path; a waveform (numpy or torch, any float or integer dtype, `[N]`, `[2, N]` or `[N, 2]`) with its
+rate; the bytes of an audio file or a binary file object; a datasets-style dict (`{"array", "sampling_rate"}`,
+or `{"bytes"}` / `{"path"}` for undecoded audio). Everything else gets a one-line error naming what is accepted.
+"""
+import io
+import math
+import numbers
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .._validation import check_choice
+from ..data.audio import read_audio_channels
+from ..exceptions import AudioError, ConfigurationError
+
+#: how two channels become one: their mean, or one of them
+CHANNEL_MODES = ('mix', 'left', 'right')
+#: the lowest sample rate taken (lower ones are kHz given for Hz)
+MIN_SAMPLE_RATE = 1000
+#: every recording's DC offset (its mean) is removed; above this share of full scale a note says so (recordings
+#: carry up to about 0.6 %: EMODB's largest)
+DC_NOTE = 0.01
+#: float samples up to this peak (after the DC offset is removed) are taken as they are; above it they are scaled
+FULL_SCALE_TOLERANCE = 1.01
+#: two channels correlated less than this are noted as different (two voices, one silent, inverted phase)
+CHANNELS_ALIKE = 0.5
+ACCEPTED = ('a path, a waveform with its sample_rate (numpy or torch, [N] or [2, N]), the bytes of an audio file, '
+            'a binary file object, or a dict {"array", "sampling_rate"}')
+_URL = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*://')
+
+
+@dataclass
+class AudioInput:
+    """A recording as read: `signal` mono float32 `[N]` at `rate` Hz (its DC offset removed); `name` for the results
+    (None for a waveform); `notes` on what was done to it; `clipping_known`: whether full-scale samples mean
+    clipping (integer PCM, or float within [-1, 1])."""
+    signal: np.ndarray
+    rate: int
+    name: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+    clipping_known: bool = True
+
+
+def check_sample_rate(sample_rate, what: str = 'sample_rate') -> int:
+    """`sample_rate` as an int of Hz, or ConfigurationError naming the fix (a string, a non-integer, kHz for Hz)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
+        raise ConfigurationError(f'{what} must be a number of Hz such as 16000, got {sample_rate!r} '
+                                 f'({type(sample_rate).__name__})')
+    if not float(sample_rate).is_integer() or sample_rate < MIN_SAMPLE_RATE:
+        hint = (f'; rates are in Hz: {sample_rate} kHz is {int(sample_rate * 1000)}' if 0 < sample_rate < 200 else '')
+        raise ConfigurationError(f'{what} must be a whole number of Hz, at least {MIN_SAMPLE_RATE}, got '
+                                 f'{sample_rate}{hint}')
+    return int(sample_rate)
+
+
+def open_input(source, sample_rate=None, channels: str = 'mix') -> AudioInput:
+    """Read one input (see the module) as an `AudioInput`.
+
+    Raises:
+        AudioError: unreadable or empty audio, NaN or Inf samples, more than two channels.
+        ConfigurationError: an input of another kind, a waveform without a usable rate, a URL.
+    """
+    check_choice('channels', channels, CHANNEL_MODES)
+    notes: List[str] = []
+    if isinstance(source, dict):
+        source, sample_rate = _from_dict(source, sample_rate)
+    if isinstance(source, (str, Path)):
+        if _URL.match(str(source)):
+            raise ConfigurationError(f'{source} is a URL: tim_zoo reads local files only (download it first)')
+        data, rate, integer, notes = read_audio_channels(source)
+        name = str(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, 'read'):
+        raw = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+        label = '<bytes>' if raw is not source else getattr(source, 'name', None) or '<file object>'
+        data, rate, integer, notes = read_audio_channels(raw, label=str(label))
+        name = str(label)
+    else:
+        data, integer = _waveform(source)
+        if sample_rate is None:
+            raise ConfigurationError('a waveform needs its sample rate: sample_rate=16000, for example')
+        rate, name = check_sample_rate(sample_rate), None
+    signal, more, clipping_known = _prepare(data, integer, channels, name or 'the waveform')
+    return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known)
+
+
+def _from_dict(row: dict, sample_rate):
+    """A datasets-style row: `{"array", "sampling_rate"}` (decoded), `{"bytes"}` or `{"path"}` (not decoded)."""
+    if 'array' in row:
+        if 'sampling_rate' not in row and sample_rate is None:
+            raise ConfigurationError('a dict with "array" needs "sampling_rate" (as datasets gives it)')
+        given = row.get('sampling_rate', sample_rate)
+        if sample_rate is not None and given is not None and check_sample_rate(sample_rate) != check_sample_rate(given):
+            raise ConfigurationError(f'sample_rate={sample_rate} disagrees with the dict\'s sampling_rate={given}')
+        return np.asarray(row['array']), given
+    if row.get('bytes') is not None:
+        return row['bytes'], sample_rate
+    if row.get('path'):
+        return row['path'], sample_rate
+    raise ConfigurationError(f'a dict input needs "array" and "sampling_rate" (or "bytes" or "path"); got keys '
+                             f'{sorted(row)}')
+
+
+def _waveform(source):
+    """`(float32 [channels, N] or [N], integer PCM?)` of an array-like, integer PCM scaled to [-1, 1)."""
+    if hasattr(source, 'detach'):                        # torch, any dtype (bfloat16 and float16 included)
+        import torch
+        source = source.detach().cpu()
+        integer = not (source.is_floating_point() or source.is_complex()) and source.dtype != torch.bool
+        array = source.numpy() if integer else source.to(torch.float32).numpy()
+    elif isinstance(source, (np.ndarray, list, tuple)):
+        array = np.asarray(source)
+        integer = np.issubdtype(array.dtype, np.integer)
+    else:
+        raise ConfigurationError(f'cannot read a {type(source).__name__} as audio: give {ACCEPTED}')
+    if array.dtype == bool or not (integer or np.issubdtype(array.dtype, np.floating)):
+        raise ConfigurationError(f'a waveform of {array.dtype} values: give float or integer PCM samples')
+    if integer:
+        info = np.iinfo(array.dtype)
+        array = (array.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    array = array.astype(np.float32)
+    if array.ndim == 2 and array.shape[0] > array.shape[1]:
+        array = array.T                                  # [N, channels], soundfile's layout
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise AudioError(f'expected a waveform [N] or [2, N] with samples, got shape {tuple(array.shape)}')
+    return array, integer
+
+
+def _prepare(data: np.ndarray, integer: bool, channels: str, name: str):
+    """`(mono float32 [N], notes, whether full-scale samples mean clipping)`: channels chosen or mixed (noted where they differ), float samples holding
+    integer PCM values scaled to [-1, 1) (noted), the DC offset removed (noted above `DC_NOTE`), then float samples
+    beyond full scale scaled down (noted)."""
+    notes = []
+    if data.ndim == 2 and data.shape[0] > 2:
+        raise AudioError(f'{name} has {data.shape[0]} channels (shape {tuple(data.shape)}): give a mono or stereo '
+                         f'recording; for several recordings use predict_many([w1, w2, ...], sample_rate=...)')
+    if data.ndim == 2 and data.shape[0] == 1:
+        data = data[0]
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise AudioError(f'{name} holds {bad} NaN or Inf samples')
+    if data.ndim == 2:
+        left, right = data[0] - data[0].mean(), data[1] - data[1].mean()
+        if channels == 'mix':
+            corr = _correlation(left, right)
+            if corr is not None and corr < -CHANNELS_ALIKE:
+                notes.append(f'the two channels are phase-inverted copies (correlation {corr:.2f}): mixed, they cancel; '
+                             f'channels="left" or "right" (--channels) judges one')
+            elif corr is not None and corr < CHANNELS_ALIKE:
+                notes.append(f'the two channels differ (correlation {corr:.2f}: two voices, or one silent?) and were '
+                             f'mixed; channels="left" or "right" (--channels) judges one')
+            data = data.mean(axis=0)
+        else:
+            data = data[0 if channels == 'left' else 1]
+    elif channels != 'mix':
+        notes.append(f'channels="{channels}" has nothing to choose in a mono recording')
+    data = data.astype(np.float32)
+    peak = float(np.abs(data).max())
+    if not integer and peak >= 2.0 and np.all(data == np.round(data)):
+        scale = 32768.0 if peak <= 32768 else 2.0 ** 31
+        notes.append(f'float samples holding integer PCM values (peak {peak:.0f}): divided by {scale:.0f}')
+        data, integer = data / np.float32(scale), True
+    offset = float(data.mean(dtype=np.float64))
+    if abs(offset) > DC_NOTE:
+        notes.append(f'a DC offset of {offset:+.3f} ({100 * abs(offset):.1f} % of full scale) was removed')
+    data = (data - np.float32(offset)).astype(np.float32)
+    peak = float(np.abs(data).max())
+    if not integer and peak > FULL_SCALE_TOLERANCE:
+        notes.append(f'float samples beyond full scale (peak {peak:.2f}, full scale 1.0): scaled down by {peak:.2f}; '
+                     f'clipping cannot be judged')
+        data = data / np.float32(peak)
+        return data, notes, False
+    return data, notes, True
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    """Pearson correlation of two zero-mean channels; 0 when one is silent and the other is not, None when both
+    are."""
+    ea, eb = float(np.dot(a, a)), float(np.dot(b, b))
+    if ea == 0.0 and eb == 0.0:
+        return None
+    if ea == 0.0 or eb == 0.0:
+        return 0.0
+    return float(np.dot(a, b) / math.sqrt(ea * eb))
