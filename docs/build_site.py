@@ -257,6 +257,10 @@ def blocks_reference() -> str:
         for name in names:
             obj = getattr(layers, name)
             summary = ' '.join(inspect.cleandoc(obj.__doc__ or '').split('\n\n')[0].split())
+            forward = getattr(obj, 'forward', None) if inspect.isclass(obj) else None
+            extra = [q for q in inspect.signature(forward).parameters][2:] if forward is not None else []
+            if extra:                                         # what the call takes beyond the input
+                summary += f' Call: `{call_signature(forward).replace("forward(self, ", "(")}`.'
             lines += [f'- `{call_signature(obj)}`<br>', f'  {summary}']
         lines.append('')
     return '\n'.join(lines)

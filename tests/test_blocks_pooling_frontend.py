@@ -45,6 +45,34 @@ def test_masked_stats_pool_ignores_padding_and_matches_the_statistics(mode):
     torch.testing.assert_close(pool(seqs[1][None]), out[1:2])            # no lengths: every frame
 
 
+def test_pooling_std_is_accurate_for_large_means_and_ignores_nan_padding():
+    x = 300 + 0.1 * torch.randn(2, 4, 300, generator=torch.Generator().manual_seed(0))
+    std = MaskedStatsPool('mean_std')(x)[:, 4:]
+    torch.testing.assert_close(std, x.std(-1, unbiased=False), rtol=1e-3, atol=1e-4)
+    seqs = _ragged(3)
+    padded, lengths = pad_sequences(seqs, pad_value=float('nan'))
+    for pool in (MaskedStatsPool('mean_std'), AttentiveStatsPool(6, hidden=4)):
+        out = pool(padded, lengths=lengths)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out[0], pool(seqs[0][None])[0], atol=1e-5, rtol=1e-5)
+    assert pad_sequences([np.ones((2, 3), np.float64)])[0].dtype == torch.float32
+    torch.testing.assert_close(MaskedStatsPool()(padded, lengths=[5, 12, 9]), MaskedStatsPool()(padded, lengths=lengths))
+
+
+def test_gmm_head_and_frequency_mask_check_their_inputs():
+    head = GMMClusteringHead(4, 3, num_components=2)
+    x = torch.randn(2, 4, 10)
+    cases = [(lambda: head(x, mask=torch.tensor([[True] * 10, [False] * 10])), r'mask rows \[1\] have none'),
+             (lambda: head(x, mask=torch.ones(1, 10, dtype=torch.bool)), r'mask must be \[B, T\] = \[2, 10\]'),
+             (lambda: head(x, mask=torch.ones(2, 10)), 'mask must be bool'),
+             (lambda: head(x, torch.ones(2, 10, dtype=torch.bool)), 'the mask is a keyword argument'),
+             (lambda: head.init_from_data(torch.randn(2, 10, 4)), r'transpose it'),
+             (lambda: FrequencyMask().train()(torch.ones(2, 1, 39, 50)), r'FrequencyMask expects a 3-D input')]
+    for call, message in cases:
+        with pytest.raises(InputShapeError, match=message):
+            call()
+
+
 def test_masked_stats_pool_std_of_a_constant_sequence_has_a_gradient():
     x = torch.ones(1, 3, 5, requires_grad=True)
     MaskedStatsPool('mean_std')(x).sum().backward()
@@ -182,13 +210,38 @@ def test_the_mfcc_module_is_batch_independent_and_has_no_state():
         module(waves[:, None])
     with pytest.raises(InputShapeError, match='needs at least 9 frames'):
         MFCC(order=3)(torch.randn(1, 2000))
+    with pytest.raises(InputShapeError, match=r"at least 512 samples, got shape \(44100, 2\); this looks like \[N, "
+                                              r"channels\]"):
+        module(torch.randn(44100, 2))
 
 
-def test_a_model_with_the_mfcc_front_end_trains_and_exports(tmp_path):
-    """The front-end in front of a registered model: gradients reach the model, and the whole exports with a
-    dynamic batch and length (torch.export; ONNX when onnxruntime is installed), giving the eager outputs."""
+def test_the_mfcc_module_scales_integer_pcm_as_the_extractor():
+    wave = _waveforms()[0]
+    pcm = np.round(wave * 32767).astype(np.int16)
+    module, extractor = MFCC(length=44100), MFCCExtractor(44100)
+    with torch.no_grad():
+        got = module(torch.as_tensor(pcm)[None])[0].numpy()
+    expected = extractor(pcm, 22050)
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_mfcc_from_settings_refuses_what_it_cannot_compute():
+    assert MFCC.from_settings(dict(mean_signal_length=44100, level='peak', corpus='emodb')).frames(1) == 87
+    for settings, message in [(dict(mean_signal_length=44100, gmm_select=40, frames=40), 'GMM-selected frames'),
+                              (dict(normalize='speaker_mean'), 'normalised per speaker'),
+                              (dict(sr=16000), 'sr are not MFCC settings'),
+                              (dict(mean_signal_length=44100, frames=188), '188 frames for 44100 samples')]:
+        with pytest.raises(ConfigurationError, match=message):
+            MFCC.from_settings(settings)
+
+
+@pytest.mark.parametrize('order', [1, 3])
+def test_a_model_with_the_mfcc_front_end_trains_and_exports(order, tmp_path):
+    """The front-end (with its centre pad / crop to the training length) in front of a registered model: gradients
+    reach the model, and the whole exports with a dynamic batch and length (torch.export; ONNX when onnxruntime is
+    installed), giving the eager outputs on inputs shorter and longer than the length, odd and even."""
     torch.manual_seed(0)
-    settings = dict(sample_rate=22050, n_mfcc=39, order=1, level='peak', mean_signal_length=None, hop_length=512)
+    settings = dict(sample_rate=22050, n_mfcc=39, order=order, level='peak', mean_signal_length=22050)
     model = torch.nn.Sequential(MFCC.from_settings(settings),
                                 tim_zoo.create_model('timnet', num_classes=4, filters=8, depth=3))
     waves = torch.as_tensor(np.stack([w[:20000] for w in _waveforms()[:3]]))
@@ -197,9 +250,9 @@ def test_a_model_with_the_mfcc_front_end_trains_and_exports(tmp_path):
     model.eval()
     dims = ({0: torch.export.Dim('batch', max=64), 1: torch.export.Dim('samples', min=8192, max=500000)},)
     exported = torch.export.export(model, (waves,), dynamic_shapes=dims).module()
-    other = torch.as_tensor(np.stack([w[:28000] for w in _waveforms()[:2]]))
+    others = [torch.as_tensor(np.stack([w[:n] for w in _waveforms()[:2]])) for n in (9001, 25001, 28000)]
     with torch.no_grad():
-        for x in (waves, other):
+        for x in [waves] + others:
             torch.testing.assert_close(exported(x), model(x), atol=1e-5, rtol=1e-5)
     ort = pytest.importorskip('onnxruntime')
     pytest.importorskip('onnxscript')
@@ -214,6 +267,6 @@ def test_a_model_with_the_mfcc_front_end_trains_and_exports(tmp_path):
         logging.disable(logging.NOTSET)
     session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     with torch.no_grad():
-        for x in (waves, other):
+        for x in [waves] + others:
             (out,) = session.run(None, {'audio': x.numpy()})
             torch.testing.assert_close(torch.from_numpy(out), model(x), atol=1e-3, rtol=1e-3)

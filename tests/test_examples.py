@@ -27,6 +27,10 @@ def test_the_custom_model_project_trains_saves_reloads_in_another_process_and_pr
                           cwd=project, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'fold 1 of 5: test WAR' in done.stdout and (tmp_path / 'model.safetensors').is_file()
+    again = subprocess.run([sys.executable, 'train.py', '--made-up', '--epochs', '2', '--out', str(tmp_path)],
+                           cwd=project, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0 and 'continuing the runs in' in again.stdout, again.stderr[-3000:]
+    assert (tmp_path / 'features.npz').is_file()                       # what the README's command line reads
     done = subprocess.run([sys.executable, 'predict.py', '--model', str(tmp_path / 'model.safetensors')],
                           cwd=project, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -170,7 +170,7 @@ def test_the_cli_trains_a_builder_from_the_current_folder(tmp_path, monkeypatch,
             '--protocol', 'kfold', '--out', 'out', '--quiet', '--threads', '1']
     assert cli_main(args) == 0, capsys.readouterr().err
     cfg = json.loads((tmp_path / 'out' / 'config.json').read_text())
-    assert cfg['model'] == 'my_models:build' and cfg['init_hook'] == 'tim_zoo.train:init_gmm_heads'
+    assert cfg['model'] == 'my_models:build' and cfg['init_hook'] == 'tim_zoo.train.init_hooks:init_gmm_heads'
     model = tim_zoo.load_checkpoint(tmp_path / 'out' / 'fold1' / 'last.safetensors', trust_builder=True)
     assert model[1].num_components == 3
 
@@ -190,3 +190,95 @@ def test_train_split_needs_a_builder_to_name_in_its_checkpoints(tmp_path):
     assert 'war' in result
     assert tim_zoo.load_checkpoint(tmp_path / 'b' / 'last.safetensors', builder=pooled_stack).label_names == \
         features.label_names
+
+
+def without_dropout(num_classes: int, in_chans: int) -> nn.Module:
+    return nn.Sequential(nn.Conv1d(in_chans, 4, 1), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
+def test_names_are_kept_in_one_form_so_a_resumed_run_finds_them():
+    by_function = TrainConfig(model=pooled_stack, init_hook=init_gmm_heads)
+    by_name = TrainConfig(model='test_train_custom:pooled_stack', init_hook='tim_zoo.train:init_gmm_heads')
+    assert by_function.model == by_name.model == 'test_train_custom:pooled_stack'
+    assert by_function.init_hook == by_name.init_hook == 'tim_zoo.train.init_hooks:init_gmm_heads'
+    # a timm-registered name is kept as its function's import name: a resumed run needs no registration first
+    assert TrainConfig(model='tim_zoo_test_timm_stack').model == 'test_train_custom:tim_zoo_test_timm_stack'
+    assert TrainConfig(model='at_tim').model == 'at_tim'
+    with pytest.raises(ConfigurationError, match=r'got a built model \(_PooledStack\); give the function'):
+        TrainConfig(model=pooled_stack(3, 39))
+    import functools
+    with pytest.raises(ConfigurationError, match='a partial cannot be kept by its import name'):
+        TrainConfig(model=functools.partial(pooled_stack, filters=4))
+
+
+def test_the_run_says_when_its_dropout_cannot_reach_the_model(tmp_path, caplog):
+    features = _features()
+    with caplog.at_level('WARNING', logger='tim_zoo.train'):
+        run_training(_cfg(without_dropout), features, tmp_path / 'a', show_progress=False)
+    assert 'dropout 0.1 is not applied: without_dropout takes no drop_rate argument' in caplog.text
+    assert 'dropout 0.1 is not applied' in (tmp_path / 'a' / 'train.log').read_text()
+    model = tim_zoo.train.create_training_model(_cfg('tim_zoo_test_timm_stack', dropout=0.3), 3, 39, 20)
+    assert model.stack.blocks[0].convs[0].drop.p == 0.3                       # timm's models take drop_rate
+    with pytest.raises(ConfigurationError, match=r'takes no argument filter \(did you mean filters\?\)'):
+        tim_zoo.train.create_training_model(_cfg(pooled_stack, model_args=dict(filter=4)), 3, 39, 20)
+
+
+def test_init_with_another_class_count_warns_for_a_model_of_blocks(tmp_path):
+    path = tim_zoo.save_checkpoint(stack_with_head(3), tmp_path / 'three.safetensors', builder=stack_with_head,
+                                   builder_args=dict(num_classes=3))
+    with pytest.warns(UserWarning, match='its classifier has 3 classes, the model 4'):
+        tim_zoo.load_weights(stack_with_head(4), path, allow_head_reset=True)
+
+
+def stack_with_head(num_classes: int) -> nn.Module:
+    return _PooledStackWithHead(num_classes)
+
+
+class _PooledStackWithHead(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.stack = TemporalStack(8, 2, in_chans=39)
+        self.head = nn.Module()
+        self.head.fc = nn.Linear(8, num_classes)
+        self.register_buffer('hooked', torch.zeros(()))
+
+    def forward(self, x):
+        return self.head.fc(self.stack(x)[-1].mean(-1))
+
+
+def test_train_split_checks_its_checkpoint_meta_before_training(tmp_path):
+    features = _features()
+    x, y = torch.as_tensor(features.x), torch.as_tensor(features.y)
+    split = make_splits('kfold', len(y), None, 3, 0, 0.1)[0]
+    cfg = TrainConfig(model=pooled_stack, epochs=1, batch_size=16)
+    good = dict(builder='test_train_custom:pooled_stack', builder_args=dict(num_classes=3, in_chans=39))
+    for meta, message in [(dict(good, labels=['a']), 'unknown keys labels'),
+                          (dict(builder=pooled_stack), 'give builder_args'),
+                          (dict(good, builder_args=dict(num_classes=3, in_chans=39, filters=4)),
+                           'builds another model than the one saved'),
+                          (dict(good, builder_args=dict(classes=3)), r'pooled_stack\(\*\*\{.classes.: 3\}\) fails')]:
+        with pytest.raises(ConfigurationError, match=message):
+            train_split(lambda: pooled_stack(3, 39), x, y, split, 1, 3, cfg, tmp_path / 'a', meta, show_progress=False)
+        assert not (tmp_path / 'a' / 'last.safetensors').exists()
+    result = train_split(lambda: pooled_stack(3, 39), x, y, split, 1, 3, cfg, str(tmp_path / 'b'), good,
+                         show_progress=False)                         # a folder given as a string
+    assert 'war' in result
+
+
+def test_checkpoints_load_with_the_builder_named_and_the_cli_predicts_with_it(tmp_path, monkeypatch, capsys):
+    sf = pytest.importorskip('soundfile')
+    path = tim_zoo.save_checkpoint(pooled_stack(3, 39), tmp_path / 'm.safetensors', label_names=['a', 'b', 'c'],
+                                   feature_settings=dict(mean_signal_length=22050, level='peak'),
+                                   builder=pooled_stack, builder_args=dict(num_classes=3, in_chans=39))
+    assert isinstance(tim_zoo.load_checkpoint(path, builder='test_train_custom:pooled_stack'), _PooledStack)
+    with pytest.warns(UserWarning, match='was saved from test_train_custom:pooled_stack; building it with '
+                                         'tim_zoo_test_timm_stack instead'):
+        tim_zoo.load_checkpoint(path, builder=tim_zoo_test_timm_stack)
+    t = np.arange(22050) / 22050
+    sf.write(str(tmp_path / 'v.wav'), (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 3 * t) > 0))
+             .astype(np.float32), 22050)
+    assert cli_main(['predict', str(tmp_path / 'v.wav'), '--checkpoint', str(path), '--quiet']) != 0
+    assert '--builder MODULE:FUNCTION' in capsys.readouterr().err
+    assert cli_main(['predict', str(tmp_path / 'v.wav'), '--checkpoint', str(path), '--builder',
+                     'test_train_custom:pooled_stack', '--quiet']) == 0
+    assert 'prediction' in capsys.readouterr().out

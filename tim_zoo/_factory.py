@@ -1,6 +1,7 @@
 """`create_model` and `list_models` over timm's registry, limited to tim_zoo's models."""
 import difflib
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Union
 
@@ -87,8 +88,8 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
     Keras `.hdf5` file is loaded as `timnet` (as `create_model("timnet", pretrained=True, ...)` would).
 
     A checkpoint of a model composed of blocks names the function that built it: pass that function
-    (`builder=make_model`), or `trust_builder=True` to import and call the named one (only for files you trust:
-    a file can name any importable function)."""
+    (`builder=make_model`, or its import name `"my_models:make_model"`), or `trust_builder=True` to import and call
+    the named one (only for files you trust: a file can name any importable function)."""
     if Path(path).suffix.lower() in KERAS_SUFFIXES:
         model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         return model if device is None else model.to(device)
@@ -102,7 +103,17 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
             raise UnsafeFileError(
                 f'{path} was saved from a model built by {meta["builder"]}(**{meta["model_args"]}); pass that function '
                 f'(load_checkpoint(path, builder=...)) or, for a file you trust, trust_builder=True to import it')
-        model = (builder or import_builder(meta['builder']))(**meta['model_args'])
+        if isinstance(builder, str):
+            builder = import_builder(builder)
+        if builder is not None and f'{getattr(builder, "__module__", "")}:{getattr(builder, "__qualname__", "")}' \
+                != meta['builder']:
+            warnings.warn(f'{path} was saved from {meta["builder"]}; building it with '
+                          f'{getattr(builder, "__qualname__", builder)} instead', stacklevel=2)
+        try:
+            model = (builder or import_builder(meta['builder']))(**meta['model_args'])
+        except TypeError as e:
+            raise WeightFileError(f'{path} records the model as {meta["builder"]}(**{meta["model_args"]}); the builder '
+                                  f'given cannot build it with those arguments: {e}') from e
     else:
         model = create_model(meta['architecture'], **meta['model_args'])
     apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)

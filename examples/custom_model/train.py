@@ -51,7 +51,7 @@ def main(argv=None):
     p.add_argument('--emodb', default=str(EMODB), help='EMODB wav folder (made-up voices when it is absent)')
     p.add_argument('--made-up', action='store_true', help='train on made-up voices even when EMODB is there')
     p.add_argument('--epochs', type=int, default=15)
-    p.add_argument('--out', default=str(HERE / 'runs'))
+    p.add_argument('--out', default=str(HERE / 'runs'), help='where the runs, features.npz and model.safetensors go')
     args = p.parse_args(argv)
     out = Path(args.out)
     if Path(args.emodb).is_dir() and not args.made_up:
@@ -59,15 +59,22 @@ def main(argv=None):
         print(f'EMODB: {len(features.y)} recordings, {len(features.label_names)} emotions')
     else:
         features = made_up_features()
+        out.mkdir(parents=True, exist_ok=True)
+        features.save(out / 'features.npz')
         print(f'made-up voices: {len(features.y)} recordings of {", ".join(features.label_names)} pitch')
 
     settings = dict(model=emotion_net, model_args=dict(filters=16, depth=4), init_hook=init_gmm_heads,
                     epochs=args.epochs, lr=1e-3, batch_size=16)
+    # a second start continues (or, when finished, reads) the runs in OUT; other settings need another --out
+    resume = (out / 'fold1' / 'config.json').exists()
+    if resume:
+        print(f'continuing the runs in {out} (another --out starts afresh)')
     check = run_training(TrainConfig.from_recipe(None, protocol='kfold', folds=5, only_folds=[1], **settings),
-                         features, out / 'fold1', show_progress=False)
+                         features, out / 'fold1', resume=resume, show_progress=False)
     print(f'fold 1 of 5: test WAR {check["war_mean"]:.3f} (one split: a first look, not a result)')
 
-    run_training(TrainConfig.from_recipe(None, protocol='all', **settings), features, out / 'all', show_progress=False)
+    run_training(TrainConfig.from_recipe(None, protocol='all', **settings), features, out / 'all',
+                 resume=(out / 'all' / 'config.json').exists(), show_progress=False)
     shutil.copyfile(out / 'all' / 'all' / 'last.safetensors', out / 'model.safetensors')
     print(f'saved {out / "model.safetensors"}; try: python predict.py --model {out / "model.safetensors"}')
 

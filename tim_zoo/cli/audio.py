@@ -1,5 +1,6 @@
 """`tim-zoo extract`, `tim-zoo predict` and `tim-zoo evaluate`: from recordings to results."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ..data import (
 )
 from ..data.audio import LEVEL_MODES
 from ..evaluation import evaluate_keras_release
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, UnsafeFileError
 from ..inference import (
     EmotionRecognizer, check_output_path, check_plot_path, format_table, plot_predictions, write_predictions,
 )
@@ -63,8 +64,17 @@ def build_recognizer(args):
         if args.model and args.model != 'timnet':
             raise ConfigurationError(f'Keras weights are TIM-Net weights; --model {args.model} cannot take them')
         return EmotionRecognizer.from_keras(keras, release=args.release or None, **kwargs)
+    if args.builder and not args.checkpoint:
+        raise ConfigurationError('--builder names the function that builds the model of a --checkpoint')
     if args.checkpoint:
-        return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
+        if args.builder:
+            if '' not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())           # as `python -m`: my_models:build imports from here
+            return EmotionRecognizer.from_checkpoint(args.checkpoint, builder=args.builder, **kwargs)
+        try:
+            return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
+        except UnsafeFileError as e:                     # a model of blocks: name its builder on the command line
+            raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
     if args.model:
         check_model_name(args.model)
         if args.model not in list_models(pretrained=True):
@@ -157,6 +167,9 @@ def add_commands(sub) -> None:
     weights.add_argument('--model', default='', help='a pretrained tag (timnet.emodb_46_fold3: its file found as '
                          '`tim-zoo weights` shows), or with --checkpoint the architecture to load it into')
     weights.add_argument('--checkpoint', default='', help='a tim_zoo .safetensors checkpoint')
+    weights.add_argument('--builder', default='', metavar='MODULE:FUNCTION',
+                         help='the function that builds the model of a --checkpoint saved from your own model (as it '
+                              'was trained: tim-zoo train --model MODULE:FUNCTION), imported from the current folder')
     weights.add_argument('--keras-weights', default='', help='a TIM-Net Keras .hdf5 file')
     weights.add_argument('--release', default='', help='the Keras release of --keras-weights when its folder does not '
                                                        'name it, e.g. EMODB_46')

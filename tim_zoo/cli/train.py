@@ -296,8 +296,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser('train', help='train and test a model under a protocol (kfold, loso, holdout)',
-                       description='Train any registered model on a corpus or feature file under a protocol (k-fold, '
+    p = sub.add_parser('train', help='train and test a model under a protocol (kfold, loso, holdout, all)',
+                       description='Train a tim_zoo model, a timm-registered one or your own (a builder function) on a '
+                                   'corpus or feature file under a protocol (k-fold, '
                                    'leave one speaker out, holdout, or all data for a model to ship), with a recipe '
                                    'and overrides, and write checkpoints, metrics, curves and confusion matrices '
                                    '(docs/training.md).')

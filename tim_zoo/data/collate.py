@@ -7,9 +7,10 @@ import torch
 from ..exceptions import InputShapeError
 
 
-def pad_sequences(sequences: Sequence, pad_value: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Features `[C, T_i]` (numpy arrays or tensors) -> `(x [B, C, max T_i], lengths [B])`: each sequence at the
-    start of its row, the rest `pad_value`. `lengths` goes to the masked poolings (`MaskedStatsPool`,
+def pad_sequences(sequences: Sequence, pad_value: float = 0.0,
+                  dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Features `[C, T_i]` (numpy arrays or tensors) -> `(x [B, C, max T_i] of dtype, lengths [B])`: each sequence
+    at the start of its row, the rest `pad_value`. `lengths` goes to the masked poolings (`MaskedStatsPool`,
     `AttentiveStatsPool`, `GMMClusteringHead` via `lengths_to_mask`) so that padding changes nothing."""
     if not len(sequences):
         raise InputShapeError('pad_sequences needs at least one sequence')
@@ -19,7 +20,6 @@ def pad_sequences(sequences: Sequence, pad_value: float = 0.0) -> Tuple[torch.Te
         raise InputShapeError(f'pad_sequences needs features [C, T] with the same C and T >= 1; sequence {bad[0]} has '
                               f'shape {list(tensors[bad[0]].shape)}, the first {list(tensors[0].shape)}')
     lengths = torch.tensor([t.shape[1] for t in tensors])
-    dtype = tensors[0].dtype if tensors[0].is_floating_point() else torch.float32
     x = torch.full((len(tensors), tensors[0].shape[0], int(lengths.max())), pad_value, dtype=dtype)
     for row, t in zip(x, tensors):
         row[:, :t.shape[1]] = t

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import torch
 
 from .._validation import check_choice
 from ..data.audio import read_audio_channels
@@ -107,8 +108,7 @@ def _from_dict(row: dict, sample_rate):
 
 def _waveform(source):
     """`(float32 [channels, N] or [N], integer PCM?)` of an array-like, integer PCM scaled to [-1, 1)."""
-    if hasattr(source, 'detach'):                        # torch, any dtype (bfloat16 and float16 included)
-        import torch
+    if isinstance(source, torch.Tensor):                 # any dtype (bfloat16 and float16 included)
         source = source.detach().cpu()
         integer = not (source.is_floating_point() or source.is_complex()) and source.dtype != torch.bool
         array = source.numpy() if integer else source.to(torch.float32).numpy()

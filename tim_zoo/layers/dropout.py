@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_block_input, check_choice
 from ..exceptions import ConfigurationError
 
 #: what `SpatialDropout1d` drops: whole channels (Keras, TIM-Net) or whole frames (the research code)
@@ -82,6 +82,7 @@ class FrequencyMask(nn.Module):
         self.max_width, self.num_masks = max_width, num_masks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_block_input(x, 'FrequencyMask', 'B C T')
         if not self.training or self.max_width == 0 or self.num_masks == 0:
             return x
         b, c = x.shape[0], x.shape[1]

@@ -9,6 +9,7 @@ from torch import nn
 from .._validation import check_block_input, check_choice
 from ..exceptions import InputShapeError
 from .heads import ClassifierHead
+from .pooling import check_frame_mask
 
 
 class GMMClusteringHead(ClassifierHead):
@@ -94,6 +95,11 @@ class GMMClusteringHead(ClassifierHead):
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         check_block_input(x, 'GMMClusteringHead', 'B D T', D=self.in_features)
+        if isinstance(pre_logits, torch.Tensor):
+            raise InputShapeError('GMMClusteringHead: the mask is a keyword argument, head(x, mask=mask); the second '
+                                  'positional argument is pre_logits')
+        if mask is not None and not torch.compiler.is_compiling():
+            mask = check_frame_mask(mask, x.shape[0], x.shape[2], 'GMMClusteringHead').to(x.device)
         fv = self.fisher_vector(x, mask)
         if self.power_norm:
             fv = torch.sign(fv) * torch.sqrt(fv.abs() + 1e-8)
@@ -120,6 +126,11 @@ class GMMClusteringHead(ClassifierHead):
             seed: seed of the k-means++ draw.
         """
         check_choice('method', method, ('kmeans', 'em'))
+        check_block_input(x, 'GMMClusteringHead.init_from_data', 'B D T' if x.ndim == 3 else 'N D', D=self.in_features)
+        if mask is not None:
+            if x.ndim != 3:
+                raise InputShapeError('GMMClusteringHead.init_from_data: a mask goes with frame features [B, D, T]')
+            mask = check_frame_mask(mask, x.shape[0], x.shape[2], 'GMMClusteringHead.init_from_data').to(x.device)
         if x.ndim == 3:
             frames = x.transpose(1, 2)
             frames = frames[mask] if mask is not None else frames.reshape(-1, x.shape[1])

@@ -24,6 +24,10 @@ HOP_LENGTH = 512
 N_MELS = 128
 TOP_DB = 80.0
 AMIN = 1e-10
+#: the keys of `feature_settings` (`MFCCExtractor.settings`, checkpoints, feature files, the Keras releases) that
+#: `MFCC.from_settings` knows: how the features are computed, and what only describes them (corpus, release, ...)
+SETTINGS_KEYS = {'mean_signal_length', 'n_mfcc', 'sample_rate', 'order', 'hop_length', 'frames', 'level',
+                 'normalize', 'gmm_select', 'gmm_fits', 'label_names', 'corpus', 'release', 'depth', 'kfold_seed'}
 #: frames of the Savitzky-Golay window of the deltas (`librosa.feature.delta`'s default)
 DELTA_WIDTH = 9
 
@@ -154,7 +158,8 @@ class MFCC(nn.Module):
     (`librosa.feature.delta`'s Savitzky-Golay derivative, width 9, `mode="interp"`). Equal to `MFCCExtractor` within
     float32 rounding: `1e-4` of each utterance's largest coefficient (tested on EMODB recordings and noise).
     Not done here: reading files, stereo to mono and resampling; the input must already be mono at
-    `sample_rate` (`tim_zoo.data.load_audio` gives that). `order=3` needs 9 frames or more.
+    `sample_rate` (`tim_zoo.data.load_audio` gives that). Integer PCM is scaled to [-1, 1) as the extractor does.
+    `order=3` needs 9 frames or more.
 
     Args:
         sample_rate: the rate of the input (only the mel filters depend on it).
@@ -192,24 +197,43 @@ class MFCC(nn.Module):
     @classmethod
     def from_settings(cls, settings: dict) -> 'MFCC':
         """The front-end of a checkpoint's or a feature file's `feature_settings` (`model.pretrained_cfg`,
-        `FeatureSet.settings`), as `MFCCExtractor.from_settings` reads them."""
+        `FeatureSet.settings`), as `MFCCExtractor.from_settings` reads them. Settings the module cannot compute
+        (GMM frame selection, per-speaker normalisation, another hop) and unknown keys are refused."""
+        unknown = sorted(set(settings) - SETTINGS_KEYS)
+        if unknown:
+            raise ConfigurationError(f'feature settings {", ".join(unknown)} are not MFCC settings (known: '
+                                     f'{", ".join(sorted(SETTINGS_KEYS))})')
+        if settings.get('gmm_select'):
+            raise ConfigurationError(f'these features keep {settings["gmm_select"]} GMM-selected frames per utterance '
+                                     f'(gmm_select), which the MFCC module does not do: it gives every frame')
+        if settings.get('normalize', 'none') != 'none':
+            raise ConfigurationError(f'these features are normalised per speaker (normalize='
+                                     f'{settings["normalize"]!r}), which needs several recordings of the speaker: '
+                                     f'EmotionRecognizer.predict_many(..., same_speaker=True) does it')
+        hop = settings.get('hop_length', HOP_LENGTH)
+        length = settings.get('mean_signal_length', 96000)
+        frames = settings.get('frames')
+        if frames is not None and length is not None and frames != 1 + length // hop:
+            raise ConfigurationError(f'feature settings give {frames} frames for {length} samples at hop {hop} '
+                                     f'({1 + length // hop} expected)')
         return cls(sample_rate=settings.get('sample_rate', 22050), n_mfcc=settings.get('n_mfcc', 39),
-                   order=settings.get('order', 1), level=settings.get('level', 'none'),
-                   length=settings.get('mean_signal_length', 96000), hop_length=settings.get('hop_length', HOP_LENGTH))
+                   order=settings.get('order', 1), level=settings.get('level', 'none'), length=length, hop_length=hop)
 
     def frames(self, samples: int) -> int:
         """Output frames for `samples` input samples."""
         return 1 + (self.length or samples) // self.hop_length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_compiling() and x.ndim != 2:
-            raise InputShapeError(f'MFCC expects a 2-D input [B, N]: mono waveforms at {self.sample_rate} Hz, got shape '
-                                  f'{tuple(x.shape)}' + ('; for [B, 1, N] use x.squeeze(1)' if x.ndim == 3 else ''))
+        if not torch.compiler.is_compiling():
+            self._check(x)
+        if not x.is_floating_point():                    # integer PCM, scaled to [-1, 1) as MFCCExtractor does
+            info = torch.iinfo(x.dtype)
+            x = (x.to(torch.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
         x = x.to(self.window.dtype)
         if self.level == 'peak':
             peak = x.abs().amax(dim=1, keepdim=True)
             x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
-        if self.length is not None and x.shape[1] != self.length:
+        if self.length is not None:
             x = _centre_fit(x, self.length)
         padded = F.pad(x, (self.n_fft // 2, self.n_fft // 2))
         spec = torch.stft(padded, self.n_fft, self.hop_length, window=self.window, center=False, return_complex=True)
@@ -225,11 +249,24 @@ class MFCC(nn.Module):
                                   f'samples), got {static.shape[-1]}')
         return torch.cat([static, self._delta(static, 1), self._delta(static, 2)], dim=1)
 
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 2:
+            raise InputShapeError(f'MFCC expects a 2-D input [B, N]: mono waveforms at {self.sample_rate} Hz, got shape '
+                                  f'{tuple(x.shape)}' + ('; for [B, 1, N] use x.squeeze(1)' if x.ndim == 3 else ''))
+        if x.shape[1] < self.hop_length:
+            looks = ('; this looks like [N, channels] (soundfile\'s layout): give x.T, one channel per row'
+                     if x.shape[0] > x.shape[1] else '')
+            raise InputShapeError(f'MFCC expects waveforms [B, N] of at least {self.hop_length} samples, got shape '
+                                  f'{tuple(x.shape)}{looks}')
+        if x.dtype == torch.bool or x.is_complex():
+            raise InputShapeError(f'MFCC expects float or integer PCM samples, got {x.dtype}')
+
     def _delta(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Savitzky-Golay derivative `k` over time of `[B, c, T]` (`mode="interp"` at the edges)."""
         kernel, head, tail = (getattr(self, f'delta{k}_{part}') for part in ('kernel', 'head', 'tail'))
-        b, c, t = x.shape
-        inside = F.conv1d(x.reshape(b * c, 1, t), kernel).reshape(b, c, t - DELTA_WIDTH + 1)
+        t = x.shape[-1]
+        # a weighted sum of shifted views: no reshape on T, so an export keeps T dynamic
+        inside = sum(kernel[0, 0, j] * x[..., j:t - DELTA_WIDTH + 1 + j] for j in range(DELTA_WIDTH))
         first = torch.matmul(x[..., :DELTA_WIDTH], head.t())
         last = torch.matmul(x[..., t - DELTA_WIDTH:], tail.t())
         return torch.cat([first, inside, last], dim=-1)
@@ -240,10 +277,12 @@ class MFCC(nn.Module):
 
 
 def _centre_fit(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Centre zero-pad or centre-crop `[B, N]` to `length` samples (`tim_zoo.data.audio.centre_fit`)."""
-    n = x.shape[1]
-    if n < length:
-        pad = length - n
-        return F.pad(x, (pad // 2, pad // 2 + pad % 2))
-    start = (n - length) // 2
-    return x[:, start:start + length]
+    """Centre zero-pad or centre-crop `[B, N]` to `length` samples (`tim_zoo.data.audio.centre_fit`: padding
+    `(p // 2, p // 2 + p % 2)`, crop from `(N - length) // 2`). Computed by indexing, without a branch or a slice
+    on `N`, so that an export with a dynamic length computes both: output sample `i` is input sample
+    `i + trunc((N - length) / 2)`, zero outside the input."""
+    n = torch.ones_like(x[0], dtype=torch.long).sum()                     # N as a tensor: no guard on it
+    start = torch.div(n - length, 2, rounding_mode='trunc')             # the crop's floor, the padding's ceiling
+    index = torch.arange(length, device=x.device) + start
+    inside = (index >= 0) & (index < n)
+    return x.index_select(1, index.clamp(min=0).minimum(n - 1)) * inside.to(x.dtype)

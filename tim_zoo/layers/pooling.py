@@ -17,30 +17,40 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def check_frame_mask(mask, batch: int, frames: int, block: str) -> torch.Tensor:
+    """`mask` as a bool tensor `[batch, frames]` with a valid frame in every row, else `InputShapeError`."""
+    mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        raise InputShapeError(f'{block}: mask must be bool (True = valid frame), got {mask.dtype}')
+    if tuple(mask.shape) != (batch, frames):
+        raise InputShapeError(f'{block}: mask must be [B, T] = {[batch, frames]}, got {list(mask.shape)}')
+    if not bool(mask.any(dim=1).all()):
+        raise InputShapeError(f'{block}: every sequence needs a valid frame; mask rows '
+                              f'{torch.nonzero(~mask.any(dim=1)).flatten().tolist()} have none')
+    return mask
+
+
 def _frame_weights(x: torch.Tensor, lengths: Optional[torch.Tensor], mask: Optional[torch.Tensor],
                    block: str) -> Optional[torch.Tensor]:
     """`[B, 1, T]` float mask of the valid frames (None: all valid), from `lengths` `[B]` or `mask` `[B, T]`."""
     if lengths is not None and mask is not None:
         raise InputShapeError(f'{block}: give lengths or mask, not both')
     if lengths is not None:
+        lengths = torch.as_tensor(lengths, device=x.device)
         if not torch.compiler.is_compiling() and (lengths.shape != (x.shape[0],) or bool((lengths < 1).any())
                                                   or bool((lengths > x.shape[-1]).any())):
             raise InputShapeError(f'{block}: lengths must be [B={x.shape[0]}] valid frame counts in 1..{x.shape[-1]}, '
                                   f'got {lengths.tolist()}')
         mask = lengths_to_mask(lengths, x.shape[-1])
     elif mask is not None and not torch.compiler.is_compiling():
-        if mask.shape != (x.shape[0], x.shape[-1]):
-            raise InputShapeError(f'{block}: mask must be [B, T] = {[x.shape[0], x.shape[-1]]}, got {list(mask.shape)}')
-        if not bool(mask.any(dim=1).all()):
-            raise InputShapeError(f'{block}: every sequence needs a valid frame; mask rows '
-                                  f'{torch.nonzero(~mask.any(dim=1)).flatten().tolist()} have none')
+        mask = check_frame_mask(mask, x.shape[0], x.shape[-1], block).to(x.device)
     return None if mask is None else mask[:, None, :].to(x.dtype)
 
 
 def _mean_std(x: torch.Tensor, w: torch.Tensor) -> tuple:
     """Weighted mean and std over time of `[B, C, T]` with weights `w` `[B, 1 or C, T]` summing to 1 over T."""
     mean = (x * w).sum(-1)
-    var = (x.square() * w).sum(-1) - mean.square()
+    var = ((x - mean[..., None]).square() * w).sum(-1)     # two passes: E[x^2] - mean^2 cancels for large means
     return mean, var.clamp_min(STD_EPS).sqrt()
 
 
@@ -61,6 +71,8 @@ class MaskedStatsPool(nn.Module):
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         check_block_input(x, 'MaskedStatsPool', 'B C T')
         valid = _frame_weights(x, lengths, mask, 'MaskedStatsPool')
+        if valid is not None:                                # padding of any value (NaN too) never counts
+            x = torch.where(valid > 0, x, torch.zeros_like(x))
         if valid is None:
             w = torch.full_like(x[:, :1], 1.0 / x.shape[-1])
         else:
@@ -92,6 +104,8 @@ class AttentiveStatsPool(nn.Module):
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         check_block_input(x, 'AttentiveStatsPool', 'B C T', C=self.in_chans)
         valid = _frame_weights(x, lengths, mask, 'AttentiveStatsPool')
+        if valid is not None:                                # padding of any value (NaN too) never counts
+            x = torch.where(valid > 0, x, torch.zeros_like(x))
         scores = self.score(x)                                               # [B, 1 or C, T]
         if valid is not None:
             scores = scores.masked_fill(valid == 0, float('-inf'))

@@ -4,6 +4,7 @@ A run's configuration is JSON, so a function is kept as its import name `"packag
 that cannot be imported again from that name (a lambda, a local function, one defined in a script run as
 `__main__`) is refused before anything trains, since neither a resumed run nor a saved checkpoint could rebuild it.
 """
+import difflib
 import inspect
 from typing import Callable, Optional, Tuple
 
@@ -20,13 +21,44 @@ DATA_ARGS = ('num_classes', 'in_chans', 'seq_len')
 
 
 def function_name(fn, what: str) -> str:
-    """The import name of `fn` (or `fn` itself when a string), refused when it does not import back to `fn`."""
+    """The import name `"module:qualname"` of the function `fn` (a function or the import name of one, which is
+    imported and given in its own module's name), refused with the fix when it cannot be imported back."""
     if isinstance(fn, str):
-        return fn
+        fn = import_function(fn, what)
+    if isinstance(fn, nn.Module):
+        raise ConfigurationError(f'{what}: got a built model ({type(fn).__name__}); give the function that builds it, '
+                                 f'so that every split starts from a new model and checkpoints can rebuild it')
+    if not getattr(fn, '__qualname__', None):
+        raise ConfigurationError(f'{what}: a {type(fn).__name__} cannot be kept by its import name; define a function '
+                                 f'in your module that calls it (e.g. def build(num_classes, in_chans): ...)')
     try:
         return builder_name(fn)
     except WeightFileError as e:
         raise ConfigurationError(f'{what}: {e}') from e
+
+
+def canonical_model(model) -> str:
+    """`TrainConfig.model` as the config keeps it: a tim_zoo name as given; a function, its import name, or a name
+    registered with timm as the import name of its registered function (so that a resumed run or a checkpoint finds
+    it without the module that registered it being imported first). Unknown names are kept, for the run's check
+    to list close names."""
+    if callable(model) or ':' in model:
+        return function_name(model, 'model')
+    if is_model(model):
+        return model
+    arch, tag = split_model_name_tag(model)
+    if timm.is_model(arch):
+        if tag:
+            raise ConfigurationError(f'model {model!r}: a timm model trains from its architecture name ({arch!r}); '
+                                     f'start from weights with init=')
+        return function_name(model_entrypoint(arch), f'timm model {arch!r}')
+    return model
+
+
+def is_timm_entrypoint(fn) -> bool:
+    """Whether `fn` is a function registered with timm (which takes timm's `drop_rate`)."""
+    name = getattr(fn, '__name__', '')
+    return timm.is_model(name) and model_entrypoint(name) is fn
 
 
 def import_function(name: str, what: str) -> Callable:
@@ -51,25 +83,23 @@ def model_builder(model: str) -> Optional[Tuple[str, Callable[..., nn.Module]]]:
         return model, import_function(model, 'model')
     if is_model(model):
         return None
-    arch, tag = split_model_name_tag(model)
-    if timm.is_model(arch):
-        if tag:
-            raise ConfigurationError(f'model {model!r}: a timm model trains from its architecture name ({arch!r}); '
-                                     f'start from weights with init=')
-        fn = model_entrypoint(arch)
-        return function_name(fn, f'timm model {arch!r}'), fn
+    if timm.is_model(split_model_name_tag(model)[0]):
+        name = canonical_model(model)
+        return name, import_function(name, 'model')
     try:
         check_model_name(model)
     except UnknownModelError as e:
         raise UnknownModelError(f'{e}. Your own model: a builder function, as TrainConfig(model=make_model) or '
-                                f'--model package.module:make_model, or a name registered with timm') from None
+                                f'--model package.module:make_model') from None
     return None
 
 
 def builder_args(fn: Callable, model_args: dict, num_classes: int, in_chans: int, frames: int,
                  drop_rate: Optional[float]) -> dict:
     """The keyword arguments `fn` builds the run's model with: `model_args`, and of `num_classes`, `in_chans`,
-    `seq_len` (frames) and `drop_rate` (the recipe's dropout, unless `model_args` sets it) those `fn` takes."""
+    `seq_len` (frames) and `drop_rate` (the recipe's dropout, unless `model_args` sets it) those `fn` takes (a
+    `**kwargs` function takes `num_classes` and `in_chans`; `drop_rate` too when it is registered with timm, whose
+    models take it)."""
     params = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     given = sorted(set(DATA_ARGS) & set(model_args))
@@ -80,10 +110,24 @@ def builder_args(fn: Callable, model_args: dict, num_classes: int, in_chans: int
     for key, value in dict(num_classes=num_classes, in_chans=in_chans, seq_len=frames).items():
         if key in params or (takes_any and key != 'seq_len'):
             kwargs[key] = value
-    if drop_rate is not None and 'drop_rate' in params:
+    if drop_rate is not None and ('drop_rate' in params or (takes_any and is_timm_entrypoint(fn))):
         kwargs.setdefault('drop_rate', drop_rate)
     unknown = [k for k in kwargs if k not in params] if not takes_any else []
     if unknown:
-        raise ConfigurationError(f'{getattr(fn, "__qualname__", fn)} takes no argument {", ".join(unknown)} '
-                                 f'(it takes {", ".join(params) or "none"})')
+        close = {k: difflib.get_close_matches(k, list(params), n=1) for k in unknown}
+        raise ConfigurationError(f'{getattr(fn, "__qualname__", fn)} takes no argument ' + ', '.join(
+            f'{k} (did you mean {c[0]}?)' if c else k for k, c in close.items())
+            + f' (it takes {", ".join(params) or "none"})')
     return kwargs
+
+
+def dropout_note(fn: Callable, model_args: dict, drop_rate: Optional[float]) -> str:
+    """Why the run's dropout does not reach the model `fn` builds ('' when it does, or there is none to pass)."""
+    if drop_rate is None or 'drop_rate' in model_args:
+        return ''
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if 'drop_rate' in params or (takes_any and is_timm_entrypoint(fn)):
+        return ''
+    return (f'dropout {drop_rate} is not applied: {getattr(fn, "__qualname__", fn)} takes no drop_rate argument '
+            f'(give the model its own dropout, or add drop_rate to its arguments)')

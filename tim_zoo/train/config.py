@@ -9,7 +9,7 @@ from .._validation import check_choice
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..version import MODEL_DEFAULTS
-from .builders import function_name
+from .builders import canonical_model, function_name
 from .recipes import get_recipe
 
 #: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
@@ -103,11 +103,9 @@ class TrainConfig:
     model_defaults: int = MODEL_DEFAULTS
 
     def __post_init__(self):
-        if callable(self.model) or callable(self.init_hook):         # kept as import names: the config is JSON
-            if callable(self.model):
-                self.model = function_name(self.model, 'model')
-            if callable(self.init_hook):
-                self.init_hook = function_name(self.init_hook, 'init_hook')
+        self.model = canonical_model(self.model)          # functions are kept by import name: the config is JSON
+        if self.init_hook is not None:
+            self.init_hook = function_name(self.init_hook, 'init_hook')
         check_choice('optimizer', self.optimizer, ('adamw', 'adam', 'sgd'))
         check_choice('scheduler', self.scheduler, ('step', 'cosine', 'noam', 'none'))
         check_choice('protocol', self.protocol, ('kfold', 'loso', 'holdout', 'all'))

@@ -12,11 +12,11 @@ from torch import nn
 
 from .._utils import atomic_write, progress
 from ..evaluation import confusion_matrix, uar, war
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, WeightFileError
 from ..layers import FrameMask
 from ..weights import load_weights, save_checkpoint
-from ..weights.checkpoint import is_tim_zoo_model
-from .builders import import_function
+from ..weights.checkpoint import check_builder, is_tim_zoo_model
+from .builders import function_name, import_function
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
 from .protocols import Split
@@ -204,7 +204,17 @@ class SplitTrainer:
     def _check_saveable(self) -> None:
         """A checkpoint names the model's architecture, or the function that built it: refused before training when
         it could name neither."""
-        if not self.meta.get('builder') and not is_tim_zoo_model(getattr(self.model, 'model_name', None)):
+        if self.meta.get('builder'):
+            try:
+                check_builder(import_function(self.meta['builder'], 'builder'), self.meta.get('builder_args') or {},
+                              self.model.state_dict(), self.meta['builder'])
+            except WeightFileError as e:
+                raise ConfigurationError(f'checkpoint_meta: {e}') from e
+            except TypeError as e:
+                raise ConfigurationError(f'checkpoint_meta: {self.meta["builder"]}(**{self.meta.get("builder_args")}) '
+                                         f'fails: {e}') from e
+            return
+        if not is_tim_zoo_model(getattr(self.model, 'model_name', None)):
             raise ConfigurationError(
                 f'{type(self.model).__name__} is not a tim_zoo model, so its checkpoints must name the function that '
                 f'builds it: checkpoint_meta=dict(builder="package.module:function", builder_args=dict(...)) '
@@ -384,9 +394,28 @@ def train_split(
     over the processes; every process evaluates the (small) validation and test sets itself; only
     rank 0 writes files. BatchNorm statistics are per process, as in plain DDP.
     """
-    trainer = SplitTrainer(build, x, y, split, split_index, num_classes, cfg, fold_dir, checkpoint_meta, on_epoch_end,
-                           seed)
+    trainer = SplitTrainer(build, x, y, split, split_index, num_classes, cfg, Path(fold_dir),
+                           check_checkpoint_meta(checkpoint_meta), on_epoch_end, seed)
     return run_split(trainer, show_progress)
+
+
+#: the keys of `train_split`'s `checkpoint_meta`
+CHECKPOINT_META_KEYS = ('label_names', 'feature_settings', 'builder', 'builder_args')
+
+
+def check_checkpoint_meta(meta: Optional[dict]) -> dict:
+    """`checkpoint_meta` checked before training: known keys; a builder that imports, with its `builder_args`."""
+    meta = dict(meta or {})
+    unknown = sorted(set(meta) - set(CHECKPOINT_META_KEYS))
+    if unknown:
+        raise ConfigurationError(f'checkpoint_meta: unknown keys {", ".join(unknown)} (known: '
+                                 f'{", ".join(CHECKPOINT_META_KEYS)})')
+    if meta.get('builder') is not None:
+        name = function_name(meta['builder'], 'checkpoint_meta builder')
+        if meta.get('builder_args') is None:
+            raise ConfigurationError(f'checkpoint_meta: give builder_args, the arguments {name} builds the model with')
+        meta['builder'] = name
+    return meta
 
 
 def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:

@@ -9,8 +9,9 @@ from ..layers import GMMClusteringHead
 @torch.no_grad()
 def init_gmm_heads(model: nn.Module, x: torch.Tensor, batch_size: int = 64, method: str = 'kmeans') -> None:
     """Initialise every `GMMClusteringHead` in `model` from the frames it receives for the training features `x`
-    `[N, C, T]` (`GMMClusteringHead.init_from_data`): the model runs in eval mode over `x` in batches, each head's
-    input (and mask) is gathered, and the heads are set in the order they run. The model's mode is restored.
+    `[N, C, T]` (`GMMClusteringHead.init_from_data`): the model runs once in eval mode over `x` in batches, each head's
+    input (and mask) is gathered, then each head is set from its own frames. The model's mode is restored. For other
+    settings (`method="em"`, ...) write a hook of your own that calls this one.
 
     As a hook: `TrainConfig(init_hook=init_gmm_heads)`, `--init-hook tim_zoo.train:init_gmm_heads`.
 

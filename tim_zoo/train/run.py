@@ -18,7 +18,7 @@ from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
 from ..weights.legacy import legacy_model_args
-from .builders import builder_args, import_function, model_builder
+from .builders import builder_args, dropout_note, import_function, model_builder
 from .config import TrainConfig
 from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
                      run_split, training_device)
@@ -288,6 +288,10 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d split%s%s', cfg.model, cfg.recipe, len(y),
              num_classes, cfg.protocol, len(chosen), 's' if len(chosen) != 1 else '',
              f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
+    builder = model_builder(cfg.model)
+    note = dropout_note(builder[1], cfg.model_args, cfg.dropout) if builder else ''
+    if note and dist_info()[0] == 0:
+        log.warning(note)
     smallest = min(len(splits[i - 1].val) for i in chosen)
     if cfg.select == 'val' and smallest == 0 and dist_info()[0] == 0:
         log.warning('a validation split is empty (too few samples for --val-fraction %s): its split keeps the last '

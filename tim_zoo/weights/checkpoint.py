@@ -70,7 +70,7 @@ def save_checkpoint(
     if builder is not None:
         arch, model_args = None, dict(builder_args or {})
         name = builder_name(builder)
-        _check_builder(import_builder(name), model_args, tensors, name)
+        check_builder(import_builder(name), model_args, tensors, name)
     elif not is_tim_zoo_model(arch):
         raise WeightFileError(
             f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), or, for a model '
@@ -125,7 +125,7 @@ def import_builder(name: str):
     return obj
 
 
-def _check_builder(fn, kwargs: dict, tensors: dict, name: str) -> None:
+def check_builder(fn, kwargs: dict, tensors: dict, name: str) -> None:
     """The builder with these arguments must build a model whose state has the saved keys and shapes."""
     built = fn(**kwargs).state_dict()
     wrong = sorted(set(built) ^ set(tensors)) + sorted(k for k in built if k in tensors and built[k].shape != tensors[k].shape)

@@ -44,12 +44,12 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
         return True
     if differing and allow_head_reset and differing <= set(_HEAD_KEYS):
         file_fc = tuple(state_dict['head.fc.weight'].shape) if 'head.fc.weight' in state_dict else (0,)
-        classes = getattr(model, 'num_classes', None)
+        model_fc = tuple(own['head.fc.weight'].shape) if 'head.fc.weight' in own else (0,)
+        classes = getattr(model, 'num_classes', model_fc[0])        # a model of blocks: its classifier's outputs
         if classes and file_fc[0] != classes:
             warnings.warn(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}; loaded the body '
                           f'and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
         elif classes:
-            model_fc = tuple(own['head.fc.weight'].shape) if 'head.fc.weight' in own else (0,)
             warnings.warn(f'{source}: its classifier has the shape {file_fc}, the model\'s {model_fc} (another input '
                           f'length, seq_len, for a head that flattens time?); loaded the body and kept a freshly '
                           f'initialised classifier (fine-tune it)', stacklevel=3)
