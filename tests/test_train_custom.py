@@ -282,3 +282,11 @@ def test_checkpoints_load_with_the_builder_named_and_the_cli_predicts_with_it(tm
     assert cli_main(['predict', str(tmp_path / 'v.wav'), '--checkpoint', str(path), '--builder',
                      'test_train_custom:pooled_stack', '--quiet']) == 0
     assert 'prediction' in capsys.readouterr().out
+
+
+def test_a_hook_that_fails_is_refused_before_anything_is_written(tmp_path):
+    features = _features()
+    with pytest.raises(ConfigurationError, match=r'init_hook tim_zoo.train.init_hooks:init_gmm_heads\(model, x '
+                                                 r'\[16, 39, 20\]\) fails: ConfigurationError: .*no GMMClusteringHead'):
+        run_training(_cfg(pooled_stack, init_hook=init_gmm_heads), features, tmp_path / 'run', show_progress=False)
+    assert not (tmp_path / 'run').exists() or not any((tmp_path / 'run').iterdir())

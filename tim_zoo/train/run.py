@@ -271,6 +271,13 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         model = create_training_model(cfg, len(features.label_names), features.x.shape[1], frames)
     if model_builder(cfg.model) is not None:
         _check_output(model, cfg, features)
+    if cfg.init_hook:                                     # on a few utterances: a failing hook stops nothing written
+        x = torch.as_tensor(features.x[:16], dtype=torch.float32)
+        try:
+            import_function(cfg.init_hook, 'init_hook')(model, x[..., :cfg.gmm_select] if cfg.gmm_select else x)
+        except Exception as e:  # noqa: BLE001 -- the user's hook: any failure is reported with what it got
+            raise ConfigurationError(f'init_hook {cfg.init_hook}(model, x {list(x.shape)}) fails: '
+                                     f'{type(e).__name__}: {e}') from e
 
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
