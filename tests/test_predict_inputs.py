@@ -174,3 +174,57 @@ def test_cli_channels_and_plot_problems_before_any_work(speech_like, tmp_path, c
     assert cli_main(['predict', str(tmp_path / 'calls'), '--plot', str(tmp_path / 'p.png'), '--quiet']) == 0
     captured = capsys.readouterr()
     assert 'were not read' in captured.out and 'Traceback' not in captured.err
+
+
+def test_windows_start_at_least_a_quarter_window_apart_and_cover_the_recording(rec, speech_like):
+    w, hop = rec.window, rec.hop
+    for n in (w + 1000, w + w // 4 + 10, 3 * hop + w - 500, 3 * hop + w + 2000, 5 * hop + w + hop - 1, 10 * w + 7):
+        bounds = rec._window_bounds(n)
+        starts = [a for a, _ in bounds]
+        assert all(b - a >= w / 4 for a, b in zip(starts, starts[1:])), n
+        assert all(b - a == w for a, b in bounds)
+        covered = bounds[0][0] == 0 and bounds[-1][1] == n and all(b1 >= a2 for (_, b1), (a2, _) in
+                                                                    zip(bounds, bounds[1:]))
+        assert covered or (len(bounds) == 1 and n - w < w / 4), n
+    result = rec.predict(speech_like((w + 2000) / SR), sample_rate=SR)
+    assert len(result.segments) == 1 and result.segments[0].start == round(1000 / SR, 3)
+    assert any('is a little longer than the model\'s input' in n and '0.05 s left out at each end' in n
+               for n in result.notes)
+
+
+def test_the_clock_rounds_before_taking_minutes():
+    from tim_zoo.inference import Prediction, Segment, format_table
+    p = Prediction('x.wav', prediction='a', probabilities=dict(a=1.0), duration=60.0, voiced=50.0,
+                   segments=[Segment(0.0, 30.0, 'a', dict(a=1.0), 20.0), Segment(29.96, 59.96, 'a', dict(a=1.0), 20.0)])
+    table = format_table([p], segments=True)
+    assert '00:30.0-01:00.0' in table and '00:60.0' not in table
+
+
+def test_windows_that_disagree_are_noted_with_each_share(speech_like):
+    """Three voices in a row, judged by a model that answers by pitch: the recording's windows disagree."""
+    class ByPitch(torch.nn.Module):                       # the nearest of three MFCC c2 means (the voices' own)
+        num_classes, label_names = 3, ['a', 'b', 'c']
+
+        def forward(self, x):
+            c = x[:, 2].mean(-1, keepdim=True)
+            return -torch.cat([(c - 86) ** 2, (c + 9) ** 2, (c + 73) ** 2], dim=1) / 10
+
+    rec = EmotionRecognizer(ByPitch(), feature_settings=dict(mean_signal_length=32768, level='peak'))
+    parts = [speech_like(3.0, f0=f0, seed=i) for i, f0 in enumerate((100, 180, 320))]
+    result = rec.predict(np.concatenate(parts), sample_rate=SR)
+    assert {s.prediction for s in result.segments} == {'a', 'b', 'c'}
+    note = next(n for n in result.notes if n.startswith('the windows disagree'))
+    assert all(f'{k} ' in note for k in 'abc') and note.count(' %') == 3
+    one_voice = rec.predict(np.concatenate([parts[0]] * 3), sample_rate=SR)
+    assert not any('disagree' in n for n in one_voice.notes)
+
+
+def test_cli_errors_name_flags_and_unavailable_devices(speech_like, tmp_path, capsys):
+    sf.write(str(tmp_path / 'v.wav'), speech_like(1.0), SR)
+    assert cli_main(['predict', str(tmp_path / 'v.wav'), '--hop', '9']) == 2
+    assert 'hop_seconds (--hop) must be above 0 and at most the window' in capsys.readouterr().err
+    assert cli_main(['predict', str(tmp_path / 'v.wav'), '--device', 'mps']) == 2
+    err = capsys.readouterr().err
+    assert "device 'mps' asked for, but this torch build or machine has no mps backend" in err or \
+        torch.backends.mps.is_available()
+    assert 'unexpected' not in err

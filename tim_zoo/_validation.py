@@ -87,6 +87,12 @@ def resolve_device(device) -> torch.device:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ConfigurationError(f'device {str(device)!r} asked for, but CUDA is not available on this machine '
                                  f'(torch.cuda.is_available() is False); use device="cpu" (--device cpu)')
+    available = any(getattr(getattr(module, device.type, None), 'is_available', lambda: False)()
+                    for module in (torch.backends, torch))         # torch.backends.mps, torch.xpu, ...
+    if device.type not in ('cpu', 'cuda') and not available:
+        raise ConfigurationError(f'device {str(device)!r} asked for, but this torch build or machine has no '
+                                 f'{device.type} backend; use device="cpu" (--device cpu)'
+                                 + (' or "cuda"' if torch.cuda.is_available() else ''))
     return device
 
 

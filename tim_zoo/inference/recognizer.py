@@ -30,6 +30,9 @@ QUIET_PEAK_DB = -20.0
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
+#: a recording of 3 or more judged windows whose most common window answer holds less than this share of the voiced
+#: speech is noted as disagreeing
+DISAGREE_SHARE = 0.5
 
 
 @dataclass
@@ -115,9 +118,9 @@ class EmotionRecognizer:
         self.window = self.extractor.mean_signal_length
         window_s = math.inf if self.window is None else self.window / rate
         if not 0 <= min_speech <= window_s:
-            raise ConfigurationError(f'min_speech must be between 0 and the window ({window_s:.2f} s), got {min_speech}')
+            raise ConfigurationError(f'min_speech (--min-speech) must be between 0 and the window ({window_s:.2f} s), got {min_speech}')
         if hop_seconds is not None and not 0 < hop_seconds <= window_s:
-            raise ConfigurationError(f'hop_seconds must be above 0 and at most the window ({window_s:.2f} s), or parts '
+            raise ConfigurationError(f'hop_seconds (--hop) must be above 0 and at most the window ({window_s:.2f} s), or parts '
                                      f'of long recordings would be skipped; got {hop_seconds}')
         self.hop = None if self.window is None else max(1, int(round(hop_seconds * rate)) if hop_seconds
                                                          else self.window // 2)
@@ -305,12 +308,22 @@ class EmotionRecognizer:
                 item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
 
     def _window_bounds(self, n: int) -> List[tuple]:
-        if self.window is None or n <= self.window:
+        """Windows every `hop` samples, the last ending at the end; no two start less than a quarter window apart:
+        a last window that close replaces the regular one before it where the windows still cover everything,
+        and a recording less than a quarter window longer than the input is one centred window (as training
+        crops), which `_notes` reports."""
+        w = self.window
+        if w is None or n <= w:
             return [(0, n)]
-        starts = list(range(0, n - self.window + 1, self.hop))
-        if starts[-1] != n - self.window:
-            starts.append(n - self.window)
-        return [(s, s + self.window) for s in starts]
+        if n - w < w / 4:
+            return [((n - w) // 2, (n - w) // 2 + w)]
+        starts = list(range(0, n - w + 1, self.hop))
+        if starts[-1] != n - w:
+            if n - w - starts[-1] < w / 4 and len(starts) > 1 and starts[-2] + 2 * w >= n:
+                starts[-1] = n - w
+            else:
+                starts.append(n - w)
+        return [(s, s + w) for s in starts]
 
     def _window_signals(self, item: '_Item') -> List[np.ndarray]:
         """The model-ready waveforms of the item's judged windows."""
@@ -395,6 +408,12 @@ class EmotionRecognizer:
         notes = []
         activity: SpeechActivity = item.activity
         windows = len(item.windows)
+        rate = self.extractor.sample_rate
+        if windows == 1 and item.windows[0][0] > 0:
+            cut = item.windows[0][0] / rate
+            notes.append(f'{item.result.duration:.2f} s is a little longer than the model\'s input '
+                         f'({self.window / rate:.2f} s): its middle was judged, {cut:.2f} s left out at each end '
+                         f'(as training crops)')
         if windows > 1:
             rate = self.extractor.sample_rate
             cut = (f'{item.result.duration:.2f} s is longer than the model\'s input ({self.window / rate:.2f} s): cut '
@@ -413,6 +432,14 @@ class EmotionRecognizer:
             notes.append(f'no prediction: no speech to judge ({voiced:.2f} s of voiced speech{where}, '
                          f'{self.min_speech:.2f} s needed; {loudest})')
             return notes
+        if judged >= 3:                                      # a long recording: do its windows agree?
+            winners = [self.label_names[int(p.argmax())] for p in item.probabilities]
+            weights = [w[2] for w in item.windows if w[3]]
+            share = {k: sum(v for c, v in zip(winners, weights) if c == k) / sum(weights) for k in set(winners)}
+            if max(share.values()) < DISAGREE_SHARE:
+                notes.append('the windows disagree (share of voiced speech per window answer: ' + ', '.join(
+                    f'{k} {100 * v:.0f} %' for k, v in sorted(share.items(), key=lambda kv: -kv[1])) + '): the '
+                    'recording\'s answer averages different emotions; see its segments')
         below = min(item.speech_below_peak, default=0.0)
         if below < SPEECH_BELOW_PEAK_DB:
             notes.append(f'the speech lies {-below:.0f} dB below the loudest sample among it (a click or other short '

@@ -128,8 +128,9 @@ def format_table(predictions: Sequence[Prediction], segments: bool = False,
 
 
 def _clock(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60)
-    return f'{int(minutes):02d}:{rest:04.1f}'
+    """`mm:ss.s`, rounded to the tenth before the minutes are taken (59.96 s is `01:00.0`, not `00:60.0`)."""
+    minutes, rest = divmod(round(seconds * 10), 600)
+    return f'{minutes:02d}:{rest / 10:04.1f}'
 
 
 def to_csv(predictions: Sequence[Prediction], segments: bool = False, labels: Optional[Sequence[str]] = None) -> str:
