@@ -172,9 +172,10 @@ def test_cli_predict_defaults_to_the_bundled_model(tmp_path, capsys, speech_like
     assert set(row['probabilities']) == {'angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad'}
     assert sum(row['probabilities'].values()) == pytest.approx(1, abs=1e-5)
     assert row['error'] is None and row['notes'] == [] and len(row['segments']) == 1
-    # a steady tone is no speech: no class, and a note saying why
+    # a steady tone is no speech: no class, and a note naming it
     assert steady['prediction'] is None and steady['probabilities'] is None and steady['error'] is None
-    assert steady['notes'] and steady['notes'][0].startswith('no prediction: no speech to judge')
+    assert steady['status'] == 'non_speech'
+    assert steady['notes'] and steady['notes'][0].startswith('no prediction: the periodic sound here is a tone')
 
 
 @pytest.mark.slow

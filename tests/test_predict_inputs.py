@@ -49,10 +49,56 @@ def test_every_emodb_file_keeps_its_answer_under_a_dc_offset(shared_dir):
     bundled = EmotionRecognizer.from_pretrained()
     waves = [sf.read(str(f), dtype='float32')[0] for f in files]
     rate = sf.info(str(files[0])).samplerate
-    clean = [p.prediction for p in bundled.predict_many(waves, sample_rate=rate)]
+    results = bundled.predict_many(waves, sample_rate=rate)
+    assert [r.status for r in results] == ['ok'] * len(files)         # no recording taken for a tone
+    assert not [r.file for r in results if any('tone' in n for n in r.notes)]
+    clean = [p.prediction for p in results]
     for offset in (0.01, 0.02, 0.05):
         shifted = [p.prediction for p in bundled.predict_many([w + offset for w in waves], sample_rate=rate)]
         assert shifted == clean, offset
+
+
+def _tones(seconds=3.0):
+    """The machine sounds recordings are full of, made here: beeps, busy and ringback tones, DTMF, a siren (gliding
+    sine, continuous and with gaps), a sawtooth melody and plucked chords."""
+    t = np.arange(int(seconds * SR)) / SR
+    sine = lambda f: np.sin(2 * np.pi * f * t)                         # noqa: E731
+    siren = np.sin(2 * np.pi * np.cumsum(550 + 250 * np.sin(2 * np.pi * 0.8 * t)) / SR)
+    notes = np.repeat([220, 262, 330, 392, 440, 392], SR // 2 + 1)[:len(t)]
+    chord = np.zeros_like(t)
+    for i, f0s in enumerate([(196, 247, 294), (220, 277, 330), (175, 220, 262)]):
+        part = np.arange(SR) / SR
+        for f0 in f0s:
+            chord[i * SR:(i + 1) * SR] += sum(np.sin(2 * np.pi * k * f0 * part) / k for k in range(1, 8)) \
+                * np.exp(-3 * part)
+    signals = dict(
+        beeps=0.5 * sine(1000) * ((t % 0.5) < 0.25), busy=0.3 * (sine(480) + sine(620)) * ((t % 1.0) < 0.5),
+        ringback=0.3 * (sine(440) + sine(480)) * ((t % 3) < 2), dtmf=0.3 * (sine(697) + sine(1209)) * ((t % 0.2) < 0.1),
+        siren=0.5 * siren, siren_with_gaps=0.5 * siren * ((t % 1.25) < 1.0),
+        sawtooth_melody=0.3 * (2 * ((t * notes) % 1) - 1), plucked_chords=0.3 * chord / np.abs(chord).max())
+    return {k: v.astype(np.float32) for k, v in signals.items()}
+
+
+def test_tones_are_not_speech_and_are_named(rec, speech_like):
+    for name, signal in _tones().items():
+        result = rec.predict(signal, sample_rate=SR)
+        assert result.status == 'non_speech' and result.prediction is None, name
+        assert result.notes[-1].startswith('no prediction: the periodic sound here is a tone, not a voice ('), name
+    for f0 in (110, 180, 300):                              # voices whose pitch moves: speech, no tone
+        result = rec.predict(speech_like(3.0, f0=f0), sample_rate=SR)
+        assert result.status == 'ok' and not any('tone' in n for n in result.notes)
+    judging = EmotionRecognizer(rec.model, feature_settings=rec.feature_settings, judge_tones=True)
+    busy = judging.predict(_tones()['busy'], sample_rate=SR)
+    assert busy.status == 'ok' and busy.prediction is not None
+    assert any(n.startswith('the sound judged includes a tone, not a voice') for n in busy.notes)
+
+
+def test_speech_with_a_beep_train_below_it_is_still_judged(rec, shared_dir):
+    wave, rate = sf.read(str(shared_dir / 'data' / 'emodb' / 'wav' / '03a01Wa.wav'), dtype='float32')
+    t = np.arange(len(wave)) / rate
+    beeps = np.sin(2 * np.pi * 1000 * t) * ((t % 0.5) < 0.25)
+    mixed = wave + beeps * np.sqrt(np.mean(wave ** 2) / np.mean(beeps ** 2)) * 10 ** (-6 / 20)
+    assert rec.predict(mixed.astype(np.float32), sample_rate=rate).status == 'ok'
 
 
 def test_channels_are_never_averaged_silently(rec, speech_like):
@@ -228,3 +274,13 @@ def test_cli_errors_name_flags_and_unavailable_devices(speech_like, tmp_path, ca
     assert "device 'mps' asked for, but this torch build or machine has no mps backend" in err or \
         torch.backends.mps.is_available()
     assert 'unexpected' not in err
+
+
+def test_cli_judge_tones(tmp_path, capsys):
+    sf.write(str(tmp_path / 'busy.wav'), _tones()['busy'], SR)
+    assert cli_main(['predict', str(tmp_path / 'busy.wav'), '--json', '--quiet']) == 0
+    import json
+    assert json.loads(capsys.readouterr().out)[0]['status'] == 'non_speech'
+    assert cli_main(['predict', str(tmp_path / 'busy.wav'), '--judge-tones', '--json', '--quiet']) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row['status'] == 'ok' and any('includes a tone' in n for n in row['notes'])

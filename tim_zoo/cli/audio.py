@@ -52,7 +52,7 @@ def cmd_extract(args) -> int:
 def build_recognizer(args):
     """The `EmotionRecognizer` the `predict` flags describe."""
 
-    kwargs = dict(device=args.device, hop_seconds=args.hop, min_speech=args.min_speech)
+    kwargs = dict(device=args.device, hop_seconds=args.hop, min_speech=args.min_speech, judge_tones=args.judge_tones)
     if args.mean_signal_length:
         kwargs['feature_settings'] = dict(mean_signal_length=args.mean_signal_length)
     if args.checkpoint and args.keras_weights:
@@ -180,6 +180,8 @@ def add_commands(sub) -> None:
                           help='window step for recordings longer than the input (default: half a window)')
     analysis.add_argument('--min-speech', type=float, default=0.25, metavar='SECONDS',
                           help='voiced speech a window needs to get a prediction (default 0.25)')
+    analysis.add_argument('--judge-tones', action='store_true',
+                          help='judge tones too (beeps, ringing, sirens, music), which are not speech by default')
     analysis.add_argument('--channels', choices=('mix', 'left', 'right'), default='mix',
                           help='stereo recordings: mix the two channels (default; noted when they differ) or judge one')
     analysis.add_argument('--same-speaker', action='store_true',

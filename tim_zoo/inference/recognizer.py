@@ -30,6 +30,10 @@ QUIET_PEAK_DB = -20.0
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
+#: tones (`SpeechActivity.tonal`) are mentioned from this many seconds and this share of the periodic sound on
+#: (EMODB's recordings hold at most 0.14 s, 14 %)
+TONE_SECONDS = 0.3
+TONE_SHARE = 0.25
 #: a recording of 3 or more judged windows whose most common window answer holds less than this share of the voiced
 #: speech is noted as disagreeing
 DISAGREE_SHARE = 0.5
@@ -92,11 +96,14 @@ class EmotionRecognizer:
         hop_seconds: window step for long recordings (default: half the window).
         min_speech: seconds of voiced speech a window needs to be judged.
         detector: the speech detector (default: `SpeechDetector` at the model's rate).
+        judge_tones: judge tones too (beeps, ringing, sirens, music: periodic sounds whose pitch holds still or
+            that are one pure tone), which by default are not speech: a recording of only such sound gets
+            `status="non_speech"` and no prediction. Notes say where tones were heard either way.
     """
 
     def __init__(self, model: torch.nn.Module, feature_settings: Optional[dict] = None, device=None,
                  hop_seconds: Optional[float] = None, min_speech: float = 0.25,
-                 detector: Optional[SpeechDetector] = None):
+                 detector: Optional[SpeechDetector] = None, judge_tones: bool = False):
         recorded = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
         if not recorded and feature_settings is None:
             raise ConfigurationError(
@@ -125,7 +132,11 @@ class EmotionRecognizer:
         self.hop = None if self.window is None else max(1, int(round(hop_seconds * rate)) if hop_seconds
                                                          else self.window // 2)
         self.min_speech = min_speech
-        self.detector = detector or SpeechDetector(rate)
+        if detector is not None and judge_tones:
+            raise ConfigurationError('judge_tones configures the default detector; for your own pass '
+                                     'SpeechDetector(..., exclude_tonal=False)')
+        self.detector = detector or SpeechDetector(rate, exclude_tonal=not judge_tones)
+        self.judge_tones = judge_tones
 
     # --- constructors --------------------------------------------------------------------------------
 
@@ -394,12 +405,23 @@ class EmotionRecognizer:
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
         result.notes += self._notes(item, len(rows))
-        result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else 'no_speech'
+        result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
+            'non_speech' if self._tones(item) else 'no_speech'
         if rows:
             mean = np.average(np.stack(rows), axis=0, weights=np.asarray(weights, dtype=np.float64))
             result.probabilities = self._named(mean)
             result.prediction = self.label_names[int(mean.argmax())]
         return result
+
+    def _tones(self, item: '_Item') -> str:
+        """What the item's tonal frames were, when there are enough of them to mention ('' otherwise)."""
+        activity: SpeechActivity = item.activity
+        tonal = activity.tonal_seconds()
+        voiced = activity.voiced_seconds() - (tonal if self.judge_tones else 0.0)
+        if tonal < TONE_SECONDS or tonal < TONE_SHARE * (tonal + voiced):
+            return ''
+        return f'{tonal:.2f} s whose pitch holds still or that is one pure tone: a beep, dial or ringing tone, siren ' \
+               f'or music?'
 
     def _named(self, p: np.ndarray) -> dict:
         return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}
@@ -424,6 +446,15 @@ class EmotionRecognizer:
             notes.append(f'no prediction: too short to judge ({item.result.duration:.2f} s of audio; a judgement needs '
                          f'{self.min_speech:.2f} s of voiced speech)')
             return notes
+        tones = self._tones(item)
+        if judged == 0 and tones:
+            notes.append(f'no prediction: the periodic sound here is a tone, not a voice ({tones}); judge_tones=True '
+                         f'(--judge-tones) judges it anyway')
+            return notes
+        if tones:
+            notes.append(f'the sound judged includes a tone, not a voice ({tones}): the answer may not be about speech'
+                         if self.judge_tones else f'a tone was heard besides the speech ({tones}); it was not counted '
+                         f'as speech, and the speech was judged')
         if judged == 0:
             voiced = max(w[2] for w in item.windows)
             peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')

@@ -11,7 +11,7 @@ from ..exceptions import ConfigurationError
 
 
 #: `Prediction.status` values
-STATUSES = ('ok', 'no_speech', 'too_short', 'error')
+STATUSES = ('ok', 'no_speech', 'non_speech', 'too_short', 'error')
 
 
 @dataclass
@@ -50,7 +50,8 @@ class Prediction:
         duration: seconds of audio (None when it could not be read).
         voiced: seconds of voiced speech the detector found in the whole recording (None when not read).
         status: what happened, for programs (`STATUSES`): `"ok"` (a prediction), `"no_speech"` (too little voiced
-            speech to judge), `"too_short"` (shorter than the speech a judgement needs), `"error"` (not analysed:
+            speech to judge), `"non_speech"` (the periodic sound is a tone: a beep, ringing, siren or music),
+            `"too_short"` (shorter than the speech a judgement needs), `"error"` (not analysed:
             `error` says why); `""` on a row that only carries a note about its inputs (`kind == "note"`).
     """
     file: Optional[str]
