@@ -284,3 +284,17 @@ def test_cli_judge_tones(tmp_path, capsys):
     assert cli_main(['predict', str(tmp_path / 'busy.wav'), '--judge-tones', '--json', '--quiet']) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row['status'] == 'ok' and any('includes a tone' in n for n in row['notes'])
+
+
+def test_plots_break_their_lines_where_there_is_no_speech(tmp_path):
+    from tim_zoo.inference import Prediction, Segment, plot_prediction
+    from tim_zoo.inference.plot import probability_series
+    p = dict(a=0.7, b=0.3)
+    pred = Prediction('x.wav', prediction='a', probabilities=p, duration=8.0, voiced=5.0, segments=[
+        Segment(0.0, 2.0, 'a', p, 1.0), Segment(1.0, 3.0, 'a', p, 1.0), Segment(2.0, 4.0, None, None, 0.0),
+        Segment(3.0, 5.0, None, None, 0.0), Segment(4.0, 6.0, 'b', dict(a=0.2, b=0.8), 1.0)])
+    times, series = probability_series(pred)
+    assert times[:2] == [1.0, 2.0] and np.isnan(times[2]) and times[3] == 5.0 and len(times) == 4
+    assert series['b'][:2] == [0.3, 0.3] and np.isnan(series['b'][2]) and series['b'][3] == 0.8
+    pytest.importorskip('matplotlib')
+    assert plot_prediction(pred, tmp_path / 'p.png').read_bytes()[:4] == b'\x89PNG'

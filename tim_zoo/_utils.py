@@ -9,7 +9,7 @@ from typing import Sequence
 from .exceptions import ConfigurationError
 
 _EXTRA = {'librosa': 'audio', 'soundfile': 'audio', 'soxr': 'audio', 'scipy': 'audio', 'sklearn': 'train',
-          'tqdm': 'train', 'matplotlib': 'train', 'h5py': 'keras', 'safetensors': 'checkpoint'}
+          'tqdm': 'train', 'matplotlib': 'plot', 'h5py': 'keras', 'safetensors': 'checkpoint'}
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -4,12 +4,27 @@ from typing import List, Sequence
 
 from .._utils import require
 from ..exceptions import ConfigurationError
-from .results import Prediction
+from .results import Prediction, format_clock
+
+
+def probability_series(prediction: Prediction):
+    """`(times [s], {class: probabilities})` of a prediction's judged windows at their centres, with a NaN
+    between runs of judged windows, so that a line drawn through them breaks where there was no speech."""
+    times, rows = [], []
+    for s in prediction.segments:
+        if s.probabilities:
+            times.append((s.start + s.end) / 2)
+            rows.append(s.probabilities)
+        elif rows and rows[-1] is not None:
+            times.append(float('nan'))
+            rows.append(None)
+    labels = list(next((r for r in rows if r), None) or [])
+    return times, {k: [r[k] if r else float('nan') for r in rows] for k in labels}
 
 
 def plot_prediction(prediction: Prediction, path) -> Path:
-    """Draw each class's probability per window against time (window centres; grey bands: windows without
-    enough speech to judge) and write `path` (`.png`, `.svg`, `.pdf`; no suffix: `.png`); returns the
+    """Draw each class's probability per window against time (window centres, mm:ss as the tables; the lines
+    break at windows without enough speech to judge, drawn as grey bands) and write `path` (`.png`, `.svg`, `.pdf`; no suffix: `.png`); returns the
     path written. Needs matplotlib."""
 
     if not isinstance(prediction, Prediction) or prediction.error:
@@ -19,6 +34,7 @@ def plot_prediction(prediction: Prediction, path) -> Path:
     matplotlib = require('matplotlib', 'plotting predictions')
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     path = Path(path)
     if not path.suffix:
@@ -27,9 +43,9 @@ def plot_prediction(prediction: Prediction, path) -> Path:
     labels = list(next((s.probabilities for s in segments if s.probabilities), None) or [])
     fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 2.0 + prediction.duration / 4)), 3.6))
     judged = [s for s in segments if s.probabilities]
-    centres = [(s.start + s.end) / 2 for s in judged]
+    centres, series = probability_series(prediction)
     for label in labels:
-        ax.plot(centres, [s.probabilities[label] for s in judged], marker='o', markersize=3, label=label)
+        ax.plot(centres, series[label], marker='o', markersize=3, label=label)
     for s in segments:
         if not s.probabilities:
             ax.axvspan(s.start, s.end, color='0.85', zorder=0, lw=0)
@@ -37,7 +53,9 @@ def plot_prediction(prediction: Prediction, path) -> Path:
     title = f'{Path(prediction.file).name if prediction.file else "waveform"}: {answer}'
     if prediction.score is not None:
         title += f' ({prediction.score:.2f})'
-    ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel='time (s)', ylabel='probability', title=title)
+    ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel='time (mm:ss)', ylabel='probability',
+           title=title)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: format_clock(x)))   # as the tables
     if labels:
         ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small')
     if len(judged) < len(segments):

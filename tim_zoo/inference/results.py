@@ -122,13 +122,13 @@ def format_table(predictions: Sequence[Prediction], segments: bool = False,
     for name, p in zip(names, predictions):
         lines.append(row(name, p.prediction, p.probabilities))
         if segments and len(p.segments) > 1:
-            lines += [row(f'  {_clock(s.start)}-{_clock(s.end)}', s.prediction, s.probabilities) for s in p.segments]
+            lines += [row(f'  {format_clock(s.start)}-{format_clock(s.end)}', s.prediction, s.probabilities) for s in p.segments]
     remarks = [f'{name}: error: {p.error}' for name, p in zip(names, predictions) if p.error]
     remarks += [f'{name}: {note}' for name, p in zip(names, predictions) for note in p.notes]
     return '\n'.join(lines + ([''] + remarks if remarks else []))
 
 
-def _clock(seconds: float) -> str:
+def format_clock(seconds: float) -> str:
     """`mm:ss.s`, rounded to the tenth before the minutes are taken (59.96 s is `01:00.0`, not `00:60.0`)."""
     minutes, rest = divmod(round(seconds * 10), 600)
     return f'{minutes:02d}:{rest / 10:04.1f}'
