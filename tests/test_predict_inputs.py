@@ -298,3 +298,13 @@ def test_plots_break_their_lines_where_there_is_no_speech(tmp_path):
     assert series['b'][:2] == [0.3, 0.3] and np.isnan(series['b'][2]) and series['b'][3] == 0.8
     pytest.importorskip('matplotlib')
     assert plot_prediction(pred, tmp_path / 'p.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_a_hum_that_hides_speech_is_named(rec, speech_like):
+    t = np.arange(3 * SR) / SR
+    voice = speech_like(3.0)
+    hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3)).astype(np.float32)
+    hum *= np.sqrt(np.mean(voice ** 2) / np.mean(hum ** 2)) * 3           # 10 dB above the voice
+    result = rec.predict(voice + hum, sample_rate=SR)
+    assert result.status == 'no_speech' and result.notes[-1].startswith('no prediction: a mains hum (50 Hz and its harmonics, ')
+    assert rec.predict(voice, sample_rate=SR).status == 'ok'

@@ -30,6 +30,8 @@ QUIET_PEAK_DB = -20.0
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
+#: a recording without speech whose mains hum holds more than this share of the energy is said to be hidden by it
+HUM_SHARE = 0.3
 #: tones (`SpeechActivity.tonal`) are mentioned from this many seconds and this share of the periodic sound on
 #: (EMODB's recordings hold at most 0.14 s, 14 %)
 TONE_SECONDS = 0.3
@@ -53,12 +55,29 @@ class _Item:
     features: List[np.ndarray] = field(default_factory=list)  # kept only to normalise per speaker
     probabilities: List[np.ndarray] = field(default_factory=list)
     error_type: type = AudioError                          # what `predict` raises for this input's error
+    hum: Optional[tuple] = None                            # (mains frequency, share of the energy) of a strong hum
 
 
 @dataclass
 class _Given:
     """An input other than a path (a waveform, bytes, a file object, a dict), as the user gave it."""
     value: object
+
+
+def mains_hum(signal: np.ndarray, rate: int, seconds: float = 30.0) -> Optional[tuple]:
+    """`(50 or 60, share)` when more than `HUM_SHARE` of the first `seconds` of `signal`'s energy lies within 2 Hz
+    of a mains frequency or its first four harmonics, else None."""
+    x = signal[:int(seconds * rate)].astype(np.float64)
+    if len(x) < rate // 2:
+        return None
+    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
+    total = power.sum()
+    if total <= 0:
+        return None
+    best = max(((base, sum(power[np.abs(freqs - k * base) <= 2.0].sum() for k in range(1, 5)) / total)
+                for base in (50, 60)), key=lambda b: b[1])
+    return best if best[1] > HUM_SHARE else None
 
 
 class EmotionRecognizer:
@@ -314,6 +333,8 @@ class EmotionRecognizer:
         for item, activity in zip(readable, self.detector.batch([it.signal for it in readable]) if readable else []):
             item.activity = activity
             item.result.voiced = round(activity.voiced_seconds(), 3)
+            if activity.voiced_seconds() < self.min_speech:           # what hides the speech, if it is a hum
+                item.hum = mains_hum(item.signal, rate)
             for start, end in self._window_bounds(len(item.signal)):
                 voiced = activity.voiced_seconds(start / rate, end / rate)
                 item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
@@ -445,6 +466,11 @@ class EmotionRecognizer:
         if judged == 0 and item.result.duration < self.min_speech:
             notes.append(f'no prediction: too short to judge ({item.result.duration:.2f} s of audio; a judgement needs '
                          f'{self.min_speech:.2f} s of voiced speech)')
+            return notes
+        if judged == 0 and item.hum:
+            notes.append(f'no prediction: a mains hum ({item.hum[0]} Hz and its harmonics, {100 * item.hum[1]:.0f} % of '
+                         f'the energy) sets the noise floor, so no speech stands out above it; filter it out (a '
+                         f'{item.hum[0]} Hz notch and its harmonics) and try again')
             return notes
         tones = self._tones(item)
         if judged == 0 and tones:
