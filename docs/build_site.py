@@ -294,7 +294,9 @@ def card_page(name: str) -> str:
     tab_docs = docstring_parts(TemporalAwareBlock.__doc__)[1]              # TAB arguments: documented on the block
     arg_docs = {**{k: f'{v} (every TAB)' for k, v in tab_docs.items() if k in TAB_ARGS}, **arg_docs}
     lines = [f'# `{name}`', '', inspect.cleandoc(factory.__doc__ or ''), '',
-             '```python', f'model = tim_zoo.create_model("{name}", num_classes=7)', '```', '',
+             '```python', 'import torch', '', 'import tim_zoo', '',
+             f'model = tim_zoo.create_model("{name}", num_classes=7).eval()',
+             'logits = model(torch.randn(2, 39, 188))      # MFCC frames [B, 39, T] -> logits [2, 7]', '```', '',
              f'{tim_zoo.count_params(model):,} parameters, {tim_zoo.count_macs(model) / 1e6:,.1f} M multiply-accumulates '
              f'per sample at 39 x 188; `forward_features` gives `[B, {model.num_features}, T\']`.', '',
              '## Architecture', '', diagram(name), '', description, '',

@@ -136,3 +136,20 @@ def test_the_blocks_page_lists_every_block_with_its_real_signature():
         found = [re.search(rf'[(, ]\**{p}[=,)]', line) for p in params]
         assert all(found) and [m.start() for m in found] == sorted(m.start() for m in found), name
         assert line.count('=') >= sum(p.default is not p.empty for p in params.values()), name
+
+
+def test_every_card_snippet_runs_alone():
+    """The Python blocks of each generated model card run in a fresh namespace (no import assumed)."""
+    import importlib.util
+
+    import tim_zoo
+    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    for name in tim_zoo.list_models():
+        blocks = re.findall(r'^```python\n(.*?)^```', build_site.card_page(name), re.S | re.M)
+        assert blocks, name
+        for code in blocks:
+            namespace = {}
+            exec(compile(code, f'<card {name}>', 'exec'), namespace)          # noqa: S102 -- our own docs
+            assert tuple(namespace['logits'].shape) == (2, 7), name
