@@ -94,8 +94,9 @@ class EmotionRecognizer:
 
     What happens to a recording (see `docs/predict.md`):
 
-    1. It is read as mono at the model's sample rate (`librosa.load`'s steps) and speech is detected
-       (`SpeechDetector`).
+    1. It is read at the model's sample rate (`librosa.load`'s steps); its channels are mixed or one is chosen
+       (`channels`), its DC offset is removed, and speech is detected (`SpeechDetector`: tones are not speech
+       unless `judge_tones`).
     2. A recording no longer than the model's input (`mean_signal_length` samples) is one window,
        centre zero-padded as in training. A longer one is cut into windows of that length every
        `hop_seconds` (default: half a window), the last ending at the end of the recording, so nothing is
