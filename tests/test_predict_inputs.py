@@ -133,14 +133,27 @@ def test_every_input_type_gets_an_answer_or_a_one_line_error(rec, speech_like, t
         np.testing.assert_allclose(_probs(rec.predict(given)), expected, atol=1e-5)
     assert rec.predict(data).file == '<bytes>'
     as_float = int16.astype(np.float32) / 32768
+    assert rec.predict({'array': as_float, 'sampling_rate': SR, 'path': 'x.wav'}).file == 'x.wav'   # datasets rows
+    assert rec.predict({'bytes': data, 'path': 'x.wav'}).file == 'x.wav'
+    started = open(path, 'rb')
+    started.read(10)                                    # a file object already read from: read from its start
+    np.testing.assert_allclose(_probs(rec.predict(started)), expected, atol=1e-5)
+    assert 'sample_rate=8000 was not used: the file records its own rate (22050 Hz)' in rec.predict(
+        path, sample_rate=8000).notes
+    as_python_ints = rec.predict(torch.tensor(int16.tolist()), sample_rate=SR)     # int64: 16-bit values
+    np.testing.assert_allclose(_probs(as_python_ints), expected, atol=1e-5)
+    assert '64-bit integer samples: read as 16-bit PCM (their values fit it)' in as_python_ints.notes
     for waveform in (torch.tensor(as_float).bfloat16(), torch.tensor(as_float).half(), as_float.astype(np.float64),
                      int16, torch.tensor(int16)):
         result = rec.predict(waveform, sample_rate=SR)
         np.testing.assert_allclose(_probs(result), expected, atol=0.02)
     errors = [
         (dict(audio=as_float, sample_rate='22050'), r"must be a number of Hz such as 16000, got '22050' \(str\)"),
-        (dict(audio=as_float, sample_rate=22), r'at least 1000, got 22; rates are in Hz: 22 kHz is 22000'),
-        (dict(audio=as_float, sample_rate=-16000), 'at least 1000, got -16000'),
+        (dict(audio=as_float, sample_rate=22), r'from 1000 to 768000, got 22; rates are in Hz: 22 kHz is 22000'),
+        (dict(audio=as_float, sample_rate=-16000), 'from 1000 to 768000, got -16000'),
+        (dict(audio=as_float, sample_rate=1e12), 'from 1000 to 768000'),
+        (dict(audio=[[0.1, 0.2], [0.3]], sample_rate=SR), 'cannot read this list as a waveform'),
+        (dict(audio=open(path)), r'is open in text mode: open audio files in binary mode, open\(path, "rb"\)'),
         (dict(audio=as_float, sample_rate=22050.5), 'whole number of Hz'),
         (dict(audio=as_float), 'needs its sample rate'),
         (dict(audio={'array': as_float, 'sampling_rate': SR}, sample_rate=16000), 'disagrees'),
@@ -182,6 +195,8 @@ def test_truncated_empty_and_too_short_files_are_named(rec, speech_like, tmp_pat
     cut.write_bytes(whole.read_bytes()[:44 + 2 * SR])                 # the header still announces 3.00 s
     result = rec.predict(cut)
     assert 'truncated file: its header announces 3.00 s, 1.00 s could be read; the rest is missing' in result.notes
+    (tmp_path / 'header.wav').write_bytes(whole.read_bytes()[:44])
+    assert 'header announces 3.00 s, 0.00 s could be read' in rec.predict_many([tmp_path / 'header.wav'])[0].error
     (tmp_path / 'empty.wav').write_bytes(b'')
     assert rec.predict_many([tmp_path / 'empty.wav'])[0].error == f'{tmp_path / "empty.wav"} is empty (0 bytes)'
     short = rec.predict(speech_like(0.1), sample_rate=SR)

@@ -129,7 +129,7 @@ def read_audio_channels(source, label: Optional[str] = None):
         raise AudioError(f'cannot read {label} as audio ({type(e).__name__}: {why})') from e
     signal = np.asarray(signal, dtype=np.float32)
     if signal.size == 0:
-        raise AudioError(f'{label} holds no samples')
+        raise AudioError(f'{label} holds no samples' + (f' ({truncated})' if truncated else ''))
     return signal, int(rate), integer, [truncated] if truncated else []
 
 

@@ -23,11 +23,14 @@ from ..exceptions import AudioError, ConfigurationError
 CHANNEL_MODES = ('mix', 'left', 'right')
 #: the lowest sample rate taken (lower ones are kHz given for Hz)
 MIN_SAMPLE_RATE = 1000
+#: the highest (768 kHz: the highest rate audio interfaces record at)
+MAX_SAMPLE_RATE = 768000
 #: every recording's DC offset (its mean) is removed; above this share of full scale a note says so (recordings
 #: carry up to about 0.6 %: EMODB's largest)
 DC_NOTE = 0.01
-#: float samples up to this peak (after the DC offset is removed) are taken as they are; above it they are scaled
-FULL_SCALE_TOLERANCE = 1.01
+#: float samples up to this peak (after the DC offset is removed) are taken as they are, above it they are scaled:
+#: lossy codecs overshoot full scale a little (a peak-normalised EMODB file as Ogg Vorbis peaks at 1.06)
+FULL_SCALE_TOLERANCE = 1.1
 #: two channels correlated less than this are noted as different (two voices, one silent, inverted phase)
 CHANNELS_ALIKE = 0.5
 ACCEPTED = ('a path, a waveform with its sample_rate (numpy or torch, [N] or [2, N]), the bytes of an audio file, '
@@ -52,10 +55,10 @@ def check_sample_rate(sample_rate, what: str = 'sample_rate') -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
         raise ConfigurationError(f'{what} must be a number of Hz such as 16000, got {sample_rate!r} '
                                  f'({type(sample_rate).__name__})')
-    if not float(sample_rate).is_integer() or sample_rate < MIN_SAMPLE_RATE:
+    if not float(sample_rate).is_integer() or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         hint = (f'; rates are in Hz: {sample_rate} kHz is {int(sample_rate * 1000)}' if 0 < sample_rate < 200 else '')
-        raise ConfigurationError(f'{what} must be a whole number of Hz, at least {MIN_SAMPLE_RATE}, got '
-                                 f'{sample_rate}{hint}')
+        raise ConfigurationError(f'{what} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}, '
+                                 f'got {sample_rate}{hint}')
     return int(sample_rate)
 
 
@@ -68,25 +71,38 @@ def open_input(source, sample_rate=None, channels: str = 'mix') -> AudioInput:
     """
     check_choice('channels', channels, CHANNEL_MODES)
     notes: List[str] = []
+    given_name = None
     if isinstance(source, dict):
+        given_name = source.get('path') or None
         source, sample_rate = _from_dict(source, sample_rate)
+    if isinstance(source, (str, Path, bytes, bytearray, memoryview)) or hasattr(source, 'read'):
+        data, rate, integer, notes, name = _read_file(source, given_name)
+        if sample_rate is not None and check_sample_rate(sample_rate) != rate:
+            notes.append(f'sample_rate={sample_rate} was not used: the file records its own rate ({rate} Hz)')
+    else:
+        data, integer, notes = _waveform(source)
+        if sample_rate is None:
+            raise ConfigurationError('a waveform needs its sample rate: sample_rate=16000, for example')
+        rate, name = check_sample_rate(sample_rate), given_name
+    signal, more, clipping_known = _prepare(data, integer, channels, name or 'the waveform')
+    return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known)
+
+
+def _read_file(source, name: Optional[str]):
+    """`(samples, rate, integer PCM?, notes, name)` of a path, the bytes of a file or a binary file object."""
     if isinstance(source, (str, Path)):
         if _URL.match(str(source)):
             raise ConfigurationError(f'{source} is a URL: tim_zoo reads local files only (download it first)')
-        data, rate, integer, notes = read_audio_channels(source)
-        name = str(source)
-    elif isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, 'read'):
-        raw = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
-        label = '<bytes>' if raw is not source else getattr(source, 'name', None) or '<file object>'
-        data, rate, integer, notes = read_audio_channels(raw, label=str(label))
-        name = str(label)
-    else:
-        data, integer = _waveform(source)
-        if sample_rate is None:
-            raise ConfigurationError('a waveform needs its sample rate: sample_rate=16000, for example')
-        rate, name = check_sample_rate(sample_rate), None
-    signal, more, clipping_known = _prepare(data, integer, channels, name or 'the waveform')
-    return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known)
+        return (*read_audio_channels(source), name or str(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or '<bytes>'
+        return (*read_audio_channels(io.BytesIO(bytes(source)), label=label), label)
+    label = name or str(getattr(source, 'name', None) or '<file object>')
+    if isinstance(source, io.TextIOBase) or 'b' not in getattr(source, 'mode', 'b'):
+        raise ConfigurationError(f'{label} is open in text mode: open audio files in binary mode, open(path, "rb")')
+    if hasattr(source, 'seek') and (not hasattr(source, 'seekable') or source.seekable()):
+        source.seek(0)                                   # the whole file, wherever it was read up to
+    return (*read_audio_channels(source, label=label), label)
 
 
 def _from_dict(row: dict, sample_rate):
@@ -113,12 +129,22 @@ def _waveform(source):
         integer = not (source.is_floating_point() or source.is_complex()) and source.dtype != torch.bool
         array = source.numpy() if integer else source.to(torch.float32).numpy()
     elif isinstance(source, (np.ndarray, list, tuple)):
-        array = np.asarray(source)
+        try:
+            array = np.asarray(source)
+        except ValueError as e:                          # a ragged nested list
+            raise ConfigurationError(f'cannot read this {type(source).__name__} as a waveform ({e}): give {ACCEPTED}') \
+                from None
         integer = np.issubdtype(array.dtype, np.integer)
     else:
         raise ConfigurationError(f'cannot read a {type(source).__name__} as audio: give {ACCEPTED}')
     if array.dtype == bool or not (integer or np.issubdtype(array.dtype, np.floating)):
         raise ConfigurationError(f'a waveform of {array.dtype} values: give float or integer PCM samples')
+    notes = []
+    if integer and array.dtype == np.int64 and array.size:
+        # no audio format stores 64-bit samples: python ints (lists, torch.tensor of ints) become int64
+        bits = 16 if np.abs(array).max() <= 32768 else 32
+        notes.append(f'64-bit integer samples: read as {bits}-bit PCM (their values fit it)')
+        array = array.astype(np.int16 if bits == 16 else np.int32)
     if integer:
         info = np.iinfo(array.dtype)
         array = (array.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
@@ -127,7 +153,7 @@ def _waveform(source):
         array = array.T                                  # [N, channels], soundfile's layout
     if array.ndim not in (1, 2) or array.size == 0:
         raise AudioError(f'expected a waveform [N] or [2, N] with samples, got shape {tuple(array.shape)}')
-    return array, integer
+    return array, integer, notes
 
 
 def _prepare(data: np.ndarray, integer: bool, channels: str, name: str):
