@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tim_zoo._utils import cpu_info
+
 
 IN_PROCESS = """
 import sys, time
@@ -49,16 +51,8 @@ def wall(cmd, repeats: int) -> float:
 
 
 def cpu() -> dict:
-    model, flags = platform.processor(), []
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name') and not flags:
-                model = line.split(':', 1)[1].strip()
-            if line.startswith('flags'):
-                flags = line.split(':', 1)[1].split()
-                break
-    except OSError:
-        pass
+    model, flags = cpu_info()
+    model = model or platform.processor()
     wanted = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'fma')
     return dict(cpu=model, cores=os.cpu_count(), flags=[f for f in wanted if f in flags])
 

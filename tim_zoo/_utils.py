@@ -2,6 +2,7 @@
 import functools
 import importlib
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -91,3 +92,9 @@ def cpu_info() -> tuple:
     except OSError:
         pass
     return model, flags
+
+
+def import_from_cwd() -> None:
+    """Put the current folder on `sys.path`, as `python -m` does, so that `my_models:build` imports from it."""
+    if '' not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())

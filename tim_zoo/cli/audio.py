@@ -1,11 +1,10 @@
 """`tim-zoo extract`, `tim-zoo predict` and `tim-zoo evaluate`: from recordings to results."""
 import json
-import os
 import sys
 from pathlib import Path
 
 from .._factory import check_model_name, list_models
-from .._utils import atomic_write
+from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
 from ..data import (
@@ -68,8 +67,7 @@ def build_recognizer(args):
         raise ConfigurationError('--builder names the function that builds the model of a --checkpoint')
     if args.checkpoint:
         if args.builder:
-            if '' not in sys.path and os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())           # as `python -m`: my_models:build imports from here
+            import_from_cwd()
             return EmotionRecognizer.from_checkpoint(args.checkpoint, builder=args.builder, **kwargs)
         try:
             return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)

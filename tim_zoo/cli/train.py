@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .._utils import import_from_cwd
 from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
@@ -156,8 +157,7 @@ def _train_in_process_group(args) -> int:
 
 
 def _in_process_group(args) -> int:
-    if '' not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())                   # as `python -m`: --model my_models:build imports from here
+    import_from_cwd()                                     # --model my_models:build imports from here
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not torch.distributed.is_initialized():

@@ -185,13 +185,18 @@ def normalize_level(signal: np.ndarray, level: str = 'peak', peak: Optional[floa
     return signal if peak == 0.0 else (signal / peak).astype(np.float32)
 
 
+def pcm_to_float(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM samples scaled to [-1, 1) by their dtype's range (float64; unsigned types centred)."""
+    info = np.iinfo(samples.dtype)
+    return (samples.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+
+
 def as_waveform(audio, sample_rate: Optional[int], target_rate: int) -> np.ndarray:
     """A waveform `[N]`, `[channels, N]` or `[N, channels]` (soundfile's layout; the shorter axis is taken
     as the channels), numpy or torch, float or integer PCM (scaled to [-1, 1)), as mono float32 at `target_rate`."""
     signal = np.asarray(audio.detach().cpu() if hasattr(audio, 'detach') else audio)
     if np.issubdtype(signal.dtype, np.integer):
-        info = np.iinfo(signal.dtype)
-        signal = (signal.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+        signal = pcm_to_float(signal)
     signal = signal.astype(np.float32)
     if signal.ndim == 2 and signal.shape[0] > signal.shape[1]:
         signal = signal.T

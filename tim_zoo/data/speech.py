@@ -221,3 +221,23 @@ class SpeechDetector:
         curve = before - 2 * peak + after
         shift = torch.where(curve < 0, 0.5 * (before - after) / curve.clamp(max=-1e-9), torch.zeros_like(curve))
         return (peak >= self.voicing) & (at > self.min_lag) & (peak - dip >= 0.2), at.double() + shift.double()
+
+
+#: a recording without speech whose mains hum holds more than this share of the energy is said to be hidden by it
+HUM_SHARE = 0.3
+
+
+def mains_hum(signal: np.ndarray, rate: int, seconds: float = 30.0) -> Optional[tuple]:
+    """`(50 or 60, share)` when more than `HUM_SHARE` of the first `seconds` of `signal`'s energy lies within 2 Hz
+    of a mains frequency or its first four harmonics, else None."""
+    x = signal[:int(seconds * rate)].astype(np.float64)
+    if len(x) < rate // 2:
+        return None
+    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
+    total = power.sum()
+    if total <= 0:
+        return None
+    best = max(((base, sum(power[np.abs(freqs - k * base) <= 2.0].sum() for k in range(1, 5)) / total)
+                for base in (50, 60)), key=lambda b: b[1])
+    return best if best[1] > HUM_SHARE else None

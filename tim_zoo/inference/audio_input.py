@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._validation import check_choice
-from ..data.audio import read_audio_channels
+from ..data.audio import pcm_to_float, read_audio_channels
 from ..exceptions import AudioError, ConfigurationError
 
 #: how two channels become one: their mean, or one of them
@@ -146,8 +146,7 @@ def _waveform(source):
         notes.append(f'64-bit integer samples: read as {bits}-bit PCM (their values fit it)')
         array = array.astype(np.int16 if bits == 16 else np.int32)
     if integer:
-        info = np.iinfo(array.dtype)
-        array = (array.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+        array = pcm_to_float(array)
     array = array.astype(np.float32)
     if array.ndim == 2 and array.shape[0] > array.shape[1]:
         array = array.T                                  # [N, channels], soundfile's layout

@@ -13,7 +13,7 @@ from .._validation import check_choice, resolve_device
 from ..data.audio import centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.normalize import normalize_by_speaker
-from ..data.speech import SpeechActivity, SpeechDetector
+from ..data.speech import SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
 from ..weights.load import KERAS_SUFFIXES
@@ -30,8 +30,6 @@ QUIET_PEAK_DB = -20.0
 SPEECH_BELOW_PEAK_DB = -32.0
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
-#: a recording without speech whose mains hum holds more than this share of the energy is said to be hidden by it
-HUM_SHARE = 0.3
 #: tones (`SpeechActivity.tonal`) are mentioned from this many seconds and this share of the periodic sound on
 #: (EMODB's recordings hold at most 0.14 s, 14 %)
 TONE_SECONDS = 0.3
@@ -62,22 +60,6 @@ class _Item:
 class _Given:
     """An input other than a path (a waveform, bytes, a file object, a dict), as the user gave it."""
     value: object
-
-
-def mains_hum(signal: np.ndarray, rate: int, seconds: float = 30.0) -> Optional[tuple]:
-    """`(50 or 60, share)` when more than `HUM_SHARE` of the first `seconds` of `signal`'s energy lies within 2 Hz
-    of a mains frequency or its first four harmonics, else None."""
-    x = signal[:int(seconds * rate)].astype(np.float64)
-    if len(x) < rate // 2:
-        return None
-    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(len(x)))) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
-    total = power.sum()
-    if total <= 0:
-        return None
-    best = max(((base, sum(power[np.abs(freqs - k * base) <= 2.0].sum() for k in range(1, 5)) / total)
-                for base in (50, 60)), key=lambda b: b[1])
-    return best if best[1] > HUM_SHARE else None
 
 
 class EmotionRecognizer:
@@ -277,11 +259,10 @@ class EmotionRecognizer:
                                          f'reads audio at {self.extractor.sample_rate} Hz and resamples)')
             else:
                 sources.append(_Given(x))
-        self._input_settings = dict(sample_rate=sample_rate, channels=channels)
         items, loaded, pending = [], [], []
         bar = progress(sources, enabled=show_progress and len(sources) > 1, desc='predict', unit='file')
         for i, source in enumerate(bar):
-            items.append(self._load(source))
+            items.append(self._load(source, sample_rate, channels))
             loaded.append(items[-1])
             if len(loaded) < batch_size and i + 1 < len(sources):
                 continue
@@ -307,13 +288,13 @@ class EmotionRecognizer:
 
     # --- steps -----------------------------------------------------------------------------------------
 
-    def _load(self, source) -> '_Item':
+    def _load(self, source, sample_rate: Optional[int], channels: str) -> '_Item':
         if isinstance(source, Prediction):                 # from expand_inputs: nothing to read
             return _Item(source)
         given = source.value if isinstance(source, _Given) else source
         item = _Item(Prediction(None if isinstance(source, _Given) else str(source)))
         try:
-            audio = open_input(given, **self._input_settings)
+            audio = open_input(given, sample_rate, channels)
         except (AudioError, ConfigurationError) as e:
             item.result.error, item.result.status, item.error_type = str(e), 'error', type(e)
             return item
