@@ -22,7 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / 'runs' / 'zoo'
@@ -51,13 +51,14 @@ class Run:
     seed: int = 46
     protocol: str = 'kfold'
     extra: List[str] = field(default_factory=list)
+    folds: Tuple[int, ...] = tuple(range(1, FOLDS + 1))
 
     @property
     def frames(self) -> int:
         return 1 + FEATURES[self.features][1] // 512
 
     def splits(self) -> List[str]:
-        return [f'fold{k}' for k in range(1, FOLDS + 1)]
+        return [f'fold{k}' for k in self.folds]
 
     def command(self, split: str, resume: bool) -> List[str]:
         k = int(split[4:])
@@ -65,10 +66,15 @@ class Run:
                '--model', self.model, '--recipe', self.recipe, '--seed', str(self.seed), '--protocol', self.protocol,
                '--fold', str(k), '--threads', '1', '--compile', self.compile, '--precision', self.precision, '--quiet',
                '--out', str(RUNS / self.name / split)] + self.extra
-        if self.stage == 'choice':                        # a choice never sees the test folds, not even in a log
+        if self.stage in CHOICE_STAGES:                   # a choice never sees the test folds, not even in a log
             cmd.append('--no-test')
         return cmd + ['--resume'] if resume else cmd
 
+
+#: stages that choose (the protocol, a recipe): validation only, no test figure is computed or kept
+CHOICE_STAGES = ('choice', 'recipe')
+#: the folds the recipe probes use (their validation parts: 3 x 48 utterances); enough to tell an underfitting recipe
+PROBE_FOLDS = (1, 2, 3)
 
 #: the protocol choices: timnet and one seed model on validation data, per feature setting (`choose`); timnet's
 #: step runs compiled (0.8x on this CPU, docs/speed.md), the seed models' eagerly (no faster compiled)
@@ -76,14 +82,20 @@ RUNS_LIST = [
     Run('choice.timnet.o1_87', 'timnet', 'timnet.paper_val', 'o1_87', compile='on'),
     Run('choice.timnet.o1_188', 'timnet', 'timnet.paper_val', 'o1_188', compile='on'),
     Run('choice.timnet.o3_87', 'timnet', 'timnet.paper_val', 'o3_87', compile='on'),
-    Run('choice.at_deltatim_v2.o1_87', 'at_deltatim_v2', 'default', 'o1_87', extra=['--select', 'val']),
-    Run('choice.at_deltatim_v2.o1_188', 'at_deltatim_v2', 'default', 'o1_188', extra=['--select', 'val']),
-    Run('choice.at_deltatim_v2.o3_87', 'at_deltatim_v2', 'default', 'o3_87', extra=['--select', 'val']),
-    # bf16 autocast against fp32 (the run above), on validation, before the heavy rows use it
-    Run('choice.at_deltatim_v2.o1_87.bf16', 'at_deltatim_v2', 'default', 'o1_87', precision='bf16',
-        extra=['--select', 'val']),
+    # the notes' default recipe on the probe folds: it underfits EMODB's 7 classes (train WAR 0.70-0.77 at epoch
+    # 100, the lr below 4e-5 from epoch 60), so the seed models' recipe is adapted first (stage `recipe`, below)
+    Run('choice.at_deltatim_v2.o1_87', 'at_deltatim_v2', 'default', 'o1_87', extra=['--select', 'val'],
+        folds=PROBE_FOLDS),
 ]
-
+#: recipe probes for the seed models, from the notes' recipes, on validation of the probe folds: (name, the
+#: settings changed from `default`, why)
+RECIPE_PROBES = [
+    ('lr1e-3', ['--lr', '1e-3'], 'the MODMA transformer_tim recipe\'s lr, the default\'s step schedule'),
+    ('lr1e-3_const', ['--lr', '1e-3', '--scheduler', 'none'], 'timnet\'s constant lr'),
+    ('lr1e-3_cos200', ['--lr', '1e-3', '--scheduler', 'cosine', '--epochs', '200'], 'longer, annealed to zero'),
+]
+RUNS_LIST += [Run(f'recipe.at_deltatim_v2.{name}', 'at_deltatim_v2', 'default', 'o1_87', stage='recipe',
+                  extra=['--select', 'val'] + args, folds=PROBE_FOLDS) for name, args, _ in RECIPE_PROBES]
 
 #: the feature setting of the table: set from `choose` (validation only) once the choice runs are done
 TABLE_FEATURES: Optional[str] = None
@@ -165,6 +177,8 @@ def _epochs_done(run: Run, split: str) -> int:
 
 def _epochs(run: Run) -> int:
     from tim_zoo.train import get_recipe
+    if '--epochs' in run.extra:
+        return int(run.extra[run.extra.index('--epochs') + 1])
     return get_recipe(run.recipe)['epochs']
 
 
@@ -269,14 +283,14 @@ def cmd_collect(args) -> int:
             if not result.exists() or tracked(run, split).exists():
                 continue
             data = json.loads(result.read_text())
-            if run.stage == 'choice':                     # validation only: the test figures stay in the run folder
+            if run.stage in CHOICE_STAGES:                # validation only: the test figures stay in the run folder
                 data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
             tracked(run, split).parent.mkdir(parents=True, exist_ok=True)
             (tracked(run, split).parent.parent / 'config.json').write_text(
                 (RUNS / run.name / split / 'config.json').read_text())
             tracked(run, split).write_text(json.dumps(data, indent=1) + '\n')
             new.append(f'{run.name}/{split}')
-        if run.stage != 'choice' and all(tracked(run, s).exists() for s in run.splits()):
+        if run.stage not in CHOICE_STAGES and all(tracked(run, s).exists() for s in run.splits()):
             out = TRACKED.parent / f'zoo_{run.name}.json'
             if not out.exists():
                 out.write_text(json.dumps(assemble(run), indent=1) + '\n')
@@ -305,7 +319,7 @@ def cmd_choose(args) -> int:
     """Mean validation accuracy per feature setting (last epoch, and the best epoch), over the splits done."""
     print(f'{"run":34s} {"splits":>6s} {"val WAR last":>12s} {"val WAR best":>12s}')
     for run in RUNS_LIST:
-        if run.stage != 'choice':
+        if run.stage not in CHOICE_STAGES:
             continue
         last, best = [], []
         for split in run.splits():
