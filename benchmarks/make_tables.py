@@ -210,7 +210,9 @@ def _render_repeated_results(run: dict) -> str:
 
 
 def render_predict(r: dict) -> str:
-    """The figures of ``benchmarks/predict_speed.py``."""
+    """The figures of ``benchmarks/predict_speed.py`` (or of ``benchmarks/predict_memory.py``: rows)."""
+    if 'rows' in r:
+        return render_predict_memory(r)
     lines = ['| measured | wall time | figure | goal |', '|---|---|---|---|',
              f"| `python -c \"import timm\"` | {r['import_timm_s']:.2f} s | | |",
              f"| cold `tim-zoo predict ONE.wav` | {r['predict_one_s']:.2f} s | {r['ratio']:.2f}x import timm | <= 1.25x |",
@@ -221,6 +223,21 @@ def render_predict(r: dict) -> str:
              f"{r['cpu']}, {r['cores']} cores ({', '.join(r['flags'])}), {r['threads']} torch threads, torch "
              f"{r['torch_version']}; each wall time the median of {r['repeats']} fresh processes "
              f"(the folder: {max(1, r['repeats'] // 2)})"]
+    return '\n'.join(lines) + '\n'
+
+
+def render_predict_memory(r: dict) -> str:
+    """Peak memory and time of one long recording, streamed and read whole (``benchmarks/predict_memory.py``)."""
+    lines = ['| recording | windows | streamed: peak memory | time | read whole: peak memory | time | same answers |',
+             '|---|---|---|---|---|---|---|']
+    for row in r['rows']:
+        whole = (f"{row['whole_mb']} MB | {row['whole_s']:.1f} s | {'yes' if row['equal'] else 'NO'}"
+                 if 'whole_mb' in row else '| |')
+        lines.append(f"| {row['recording']} | {row['windows']} | {row['streamed_mb']} MB | {row['streamed_s']:.1f} s "
+                     f"| {whole} |")
+    lines += ['', f"{r['cpu']}, {r['cores']} cores ({', '.join(r['flags'])}), {r['threads']} torch threads, torch "
+              f"{r['torch_version']}; peak resident memory of the whole process (Python, PyTorch, timm and the model "
+              f"included), time of `predict` alone, one fresh process each"]
     return '\n'.join(lines) + '\n'
 
 

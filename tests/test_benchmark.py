@@ -144,6 +144,6 @@ def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, mo
     assert zoo.split_state(run, 'fold1', {}) == 'failed'
     (tmp_path / 'runs' / run.name / 'fold1' / 'train.log').write_text('x fold1 epoch 1: train_loss 1.0\n')
     assert zoo.split_state(run, 'fold1', {}) == 'started'                 # it progressed since
-    bf16 = next(r for r in zoo.RUNS_LIST if r.precision == 'bf16')
+    bf16 = zoo.Run('choice.x.bf16', 'at_deltatim_v2', 'default', 'o1_87', precision='bf16')
     monkeypatch.setattr(zoo, '_native_bf16', lambda: False)
     assert zoo.split_state(bf16, 'fold1', {}) == 'unsupported'

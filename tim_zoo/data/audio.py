@@ -35,6 +35,28 @@ def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.asarray(out[:n_out], dtype=np.float32)
 
 
+def resample_stream(blocks, orig_sr: int, target_sr: int, length: int):
+    """`resample` of the signal the consecutive float32 `[n]` `blocks` make, block by block: the same samples bit
+    for bit (soxr's stream), `length` of them in all (`ceil(N * target_sr / orig_sr)`, zero-padded at the end as
+    `resample` pads)."""
+    stream = None
+    if orig_sr != target_sr:
+        soxr = require('soxr', 'resampling audio')
+        stream = soxr.ResampleStream(orig_sr, target_sr, 1, dtype='float32', quality='soxr_hq')
+    left, pending = length, None
+    for block in blocks:
+        if pending is not None:                          # one block behind, so the last one is flagged as last
+            out = pending if stream is None else stream.resample_chunk(pending, last=False)
+            yield np.asarray(out[:left], dtype=np.float32)
+            left -= min(left, len(out))
+        pending = np.ascontiguousarray(block, dtype=np.float32)
+    if pending is not None:
+        out = pending if stream is None else stream.resample_chunk(pending, last=True)
+        out = np.asarray(out[:left], dtype=np.float32)
+        left -= len(out)
+        yield np.pad(out, (0, left)) if left > 0 else out
+
+
 def to_mono(signal: np.ndarray) -> np.ndarray:
     """`[channels, N]` -> `[N]` by averaging the channels; `[N]` is returned as is."""
     return signal.mean(axis=0) if signal.ndim == 2 else signal
@@ -131,6 +153,34 @@ def read_audio_channels(source, label: Optional[str] = None):
     if signal.size == 0:
         raise AudioError(f'{label} holds no samples' + (f' ({truncated})' if truncated else ''))
     return signal, int(rate), integer, [truncated] if truncated else []
+
+
+def audio_info(source) -> Optional[tuple]:
+    """`(frames, rate, channels, integer PCM?, notes)` of a file soundfile reads (a path or a seekable binary file
+    object), without reading its samples; None for anything else (a folder, a missing file, another format)."""
+    soundfile = require('soundfile', 'reading audio')
+    try:
+        if hasattr(source, 'read'):
+            source.seek(0)
+        elif not Path(source).is_file():
+            return None
+        info = soundfile.info(source if hasattr(source, 'read') else str(source))
+    except Exception:                                    # soundfile raises many types for what it cannot read
+        return None
+    width = _SAMPLE_BYTES.get(info.subtype, 0)
+    note = _truncation(source, info.frames, info.samplerate, info.channels, width) \
+        if info.format == 'WAV' and width else None
+    return info.frames, int(info.samplerate), info.channels, info.subtype in _INTEGER_SUBTYPES, [note] if note else []
+
+
+def read_blocks(source, frames: int):
+    """The samples of a file soundfile reads, `frames` at a time: float32 `[n]` (mono) or `[channels, n]` blocks."""
+    soundfile = require('soundfile', 'reading audio')
+    if hasattr(source, 'read'):
+        source.seek(0)
+    with soundfile.SoundFile(source if hasattr(source, 'read') else str(source)) as f:
+        for block in f.blocks(blocksize=frames, dtype='float32', always_2d=True):
+            yield block[:, 0] if block.shape[1] == 1 else block.T
 
 
 def read_audio(path):

@@ -97,6 +97,9 @@ class MFCCExtractor:
         (default: the extractor's rate; other rates are resampled)."""
         return self.batch([self.signal(audio, sample_rate)])[0]
 
+    #: waveforms transformed per call in `batch` (as fast per waveform as 64, a quarter of the memory)
+    signals_per_call = 16
+
     def batch(self, signals: Sequence[np.ndarray], device=None) -> np.ndarray:
         """Features `[B, n_mfcc, frames]` of model-ready waveforms of equal length (from `signal`),
         computed together (on `device` with the torch backend)."""
@@ -104,8 +107,10 @@ class MFCCExtractor:
             return np.stack([self._librosa(s) for s in signals])
 
 
-        x = torch.as_tensor(np.stack(signals), dtype=torch.float32, device=device)
-        static = mfcc(x, self.sample_rate, self.n_mfcc if self.order == 1 else self.n_mfcc // 3).cpu().numpy()
+        n = self.n_mfcc if self.order == 1 else self.n_mfcc // 3
+        static = np.concatenate([      # a few signals per call: the STFT of 64 takes 360 MB at 96000 samples
+            mfcc(torch.as_tensor(np.stack(signals[a:a + self.signals_per_call]), dtype=torch.float32, device=device),
+                 self.sample_rate, n).cpu().numpy() for a in range(0, len(signals), self.signals_per_call)])
         return static if self.order == 1 else np.stack([self._with_deltas(s) for s in static])
 
     def _librosa(self, signal: np.ndarray) -> np.ndarray:

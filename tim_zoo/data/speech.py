@@ -29,7 +29,7 @@ the pipeline needs: is there voiced sound to judge, or only silence, noise and t
 speech from singing, whose pitch moves too.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -64,16 +64,25 @@ class SpeechActivity:
         """Seconds of tonal frames whose centre lies in `[start, end)`."""
         if self.tonal is None:
             return 0.0
-        return float(self.tonal[self.frames_within(start, end)].sum() * self.hop_seconds)
+        return float(self.tonal[self.frame_range(start, end)].sum() * self.hop_seconds)
 
     def frames_within(self, start: float = 0.0, end: float = float('inf')) -> np.ndarray:
         """`[frames]` bool: the frames whose centre lies in `[start, end)` seconds."""
-        centres = np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
-        return (centres >= start) & (centres < end)
+        inside = np.zeros(len(self.voiced), dtype=bool)
+        inside[self.frame_range(start, end)] = True
+        return inside
+
+    def frame_range(self, start: float = 0.0, end: float = float('inf')) -> slice:
+        """The frames whose centre lies in `[start, end)` seconds, as a slice (found by bisection: a long recording's
+        windows each look at their own frames only)."""
+        centres = self.__dict__.get('_centres')
+        if centres is None or len(centres) != len(self.voiced):
+            centres = self.__dict__['_centres'] = np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
+        return slice(int(np.searchsorted(centres, start, 'left')), int(np.searchsorted(centres, end, 'left')))
 
     def voiced_seconds(self, start: float = 0.0, end: float = float('inf')) -> float:
         """Seconds of voiced frames whose centre lies in `[start, end)`."""
-        return float(self.voiced[self.frames_within(start, end)].sum() * self.hop_seconds)
+        return float(self.voiced[self.frame_range(start, end)].sum() * self.hop_seconds)
 
     def speech_regions(self):
         """`[(start s, end s), ...]` of consecutive speech frames."""
@@ -128,6 +137,9 @@ class SpeechDetector:
         self.exclude_tonal = exclude_tonal
         self.window = torch.hann_window(frame_length, periodic=True)
 
+    #: frames measured per FFT call: bounds the detector's memory (about 60 MB) whatever the recording's length
+    chunk_frames = 4096
+
     def __call__(self, signal: np.ndarray) -> SpeechActivity:
         """The speech activity of a mono waveform `[N]` at `sample_rate`."""
         return self.batch([signal])[0]
@@ -142,37 +154,60 @@ class SpeechDetector:
                 x = torch.nn.functional.pad(x, (0, self.frame_length - len(x)))
             frames.append(x.unfold(0, self.frame_length, self.hop_length))                # [F, N]
         counts = [len(f) for f in frames]
-        frames = torch.cat(frames)
-        frames = frames - frames.mean(dim=1, keepdim=True)
-        level_db = (10.0 * torch.log10(frames.square().mean(dim=1).double() + 1e-12)).numpy()
-        floors = np.repeat([np.quantile(level_db[a:a + n], 0.05) for a, n in zip(np.cumsum([0] + counts), counts)],
-                           counts)
-        audible = level_db >= self.min_level_db
-        loud = audible & (level_db >= floors + self.snr_db)
-        periodic_all, pure_all = np.zeros(len(level_db), dtype=bool), np.zeros(len(level_db), dtype=bool)
-        lag_all = np.zeros(len(level_db))
-        if audible.any():                                  # the pitch test only where there is sound; tones are
-            chosen = torch.from_numpy(audible)             # told apart even without pauses (a continuous siren)
-            periodic, lag = self._periodic(frames[chosen])
-            periodic_all[audible], lag_all[audible] = periodic.numpy(), lag.numpy()
-            pure_all[audible] = self._pure(frames[chosen]).numpy()
+        measures = self._measure(torch.cat(frames))
+        bounds = np.cumsum([0] + counts)
+        return [self._decide(*(m[a:b] for m in measures)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    @torch.no_grad()
+    def stream(self, blocks: Iterable[np.ndarray]) -> SpeechActivity:
+        """`__call__` of the waveform the consecutive `blocks` (mono `[n]` each) make, holding only a block and a
+        frame of it at a time: the same frames, so the same decisions, as the whole waveform."""
+        held = np.zeros(0, dtype=np.float32)
+        parts, total = [], 0
+        for block in blocks:
+            held = np.concatenate([held, np.asarray(block, dtype=np.float32)])
+            total += len(block)
+            if len(held) >= self.frame_length:
+                count = 1 + (len(held) - self.frame_length) // self.hop_length
+                parts.append(self._measure(torch.from_numpy(held).unfold(0, self.frame_length, self.hop_length)))
+                held = held[count * self.hop_length:]
+        if total < self.frame_length:                      # a waveform shorter than a frame: one padded frame
+            return self.batch([held])[0]
+        return self._decide(*(np.concatenate(m) for m in zip(*parts)))
+
+    def _measure(self, frames: torch.Tensor) -> tuple:
+        """Per frame of `[F, frame_length]` (a view: computed `chunk_frames` at a time): `(level dBFS, periodic,
+        pitch lag, pure tone)`."""
+        parts = []
+        for a in range(0, len(frames), self.chunk_frames):
+            part = frames[a:a + self.chunk_frames]
+            part = part - part.mean(dim=1, keepdim=True)
+            level_db = (10.0 * torch.log10(part.square().mean(dim=1).double() + 1e-12)).numpy()
+            periodic, lag = np.zeros(len(part), dtype=bool), np.zeros(len(part))
+            pure = np.zeros(len(part), dtype=bool)
+            audible = level_db >= self.min_level_db    # the pitch test only where there is sound; tones are told
+            if audible.any():                          # apart even without pauses (a continuous siren)
+                chosen = part[torch.from_numpy(audible)]
+                is_periodic, at = self._periodic(chosen)
+                periodic[audible], lag[audible], pure[audible] = is_periodic.numpy(), at.numpy(), self._pure(chosen).numpy()
+            parts.append((level_db, periodic, lag, pure))
+        return tuple(np.concatenate(m) for m in zip(*parts))
+
+    def _decide(self, level: np.ndarray, periodic: np.ndarray, lag: np.ndarray, pure: np.ndarray) -> SpeechActivity:
+        """The activity of one recording from its frames' measures (its floor: their 5th level percentile)."""
+        noise_floor = float(np.quantile(level, 0.05))
+        loud = (level >= self.min_level_db) & (level >= noise_floor + self.snr_db)
+        tonal = self._steady(periodic, lag) | (periodic & pure)
+        voiced = periodic & loud
+        if self.exclude_tonal:
+            voiced &= ~tonal
+        speech = voiced.copy()
         spread = int(round(self.hangover * self.sample_rate / self.hop_length))
-        out, start = [], 0
-        for count in counts:
-            level, periodic = level_db[start:start + count], periodic_all[start:start + count]
-            tonal = self._steady(periodic, lag_all[start:start + count]) | (periodic & pure_all[start:start + count])
-            voiced = periodic & loud[start:start + count]
-            if self.exclude_tonal:
-                voiced &= ~tonal
-            noise_floor = float(floors[start])
-            start += count
-            speech = voiced.copy()
-            if spread and voiced.any():
-                speech = np.convolve(voiced.astype(np.int32), np.ones(2 * spread + 1, dtype=np.int32), mode='same') > 0
-            out.append(SpeechActivity(
-                voiced=voiced, speech=speech, level_db=level.astype(np.float32), hop_seconds=self.hop_length / self.sample_rate,
-                frame_seconds=self.frame_length / self.sample_rate, noise_floor_db=noise_floor, tonal=tonal))
-        return out
+        if spread and voiced.any():
+            speech = np.convolve(voiced.astype(np.int32), np.ones(2 * spread + 1, dtype=np.int32), mode='same') > 0
+        return SpeechActivity(
+            voiced=voiced, speech=speech, level_db=level.astype(np.float32), hop_seconds=self.hop_length / self.sample_rate,
+            frame_seconds=self.frame_length / self.sample_rate, noise_floor_db=noise_floor, tonal=tonal)
 
     def _steady(self, periodic: np.ndarray, lag: np.ndarray) -> np.ndarray:
         """`[frames]` bool: periodic frames in runs of `steady_frames` or more whose pitch lag changes by less than
@@ -227,7 +262,11 @@ class SpeechDetector:
 HUM_SHARE = 0.3
 
 
-def mains_hum(signal: np.ndarray, rate: int, seconds: float = 30.0) -> Optional[tuple]:
+#: seconds from the start of a recording `mains_hum` looks at
+HUM_SECONDS = 30.0
+
+
+def mains_hum(signal: np.ndarray, rate: int, seconds: float = HUM_SECONDS) -> Optional[tuple]:
     """`(50 or 60, share)` when more than `HUM_SHARE` of the first `seconds` of `signal`'s energy lies within 2 Hz
     of a mains frequency or its first four harmonics, else None."""
     x = signal[:int(seconds * rate)].astype(np.float64)

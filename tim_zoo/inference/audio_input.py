@@ -10,13 +10,13 @@ import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional, Union
 
 import numpy as np
 import torch
 
 from .._validation import check_choice
-from ..data.audio import pcm_to_float, read_audio_channels
+from ..data.audio import audio_info, pcm_to_float, read_audio_channels, read_blocks, resample_stream
 from ..exceptions import AudioError, ConfigurationError
 
 #: how two channels become one: their mean, or one of them
@@ -50,6 +50,38 @@ class AudioInput:
     clipping_known: bool = True
 
 
+#: files longer than this (seconds) are read block by block, never whole (`StreamedInput`)
+STREAM_SECONDS = 60.0
+#: seconds of audio per block of a streamed file
+BLOCK_SECONDS = 10.0
+
+
+@dataclass
+class StreamedInput:
+    """A long file read block by block: its analysed mono signal (as `AudioInput.signal` would hold it) comes from
+    `blocks(target_rate)`, resampled as it is read, so memory holds a block whatever the file's length. Each call
+    reads the file again (it was read once to decide the conversion: `_plan` needs the whole file's DC offset and
+    peak)."""
+    source: object
+    rate: int
+    frames: int
+    plan: '_Conversion'
+    name: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+    clipping_known: bool = True
+
+    def length(self, target_rate: int) -> int:
+        """Samples of the signal at `target_rate` (as `data.audio.resample` gives)."""
+        return self.frames if target_rate == self.rate else int(math.ceil(self.frames * (float(target_rate) / self.rate)))
+
+    def blocks(self, target_rate: int) -> Iterator[np.ndarray]:
+        """Consecutive float32 `[n]` blocks of the signal at `target_rate`: together exactly `resample` of the whole
+        signal (soxr's stream gives its samples bit for bit)."""
+        step = int(BLOCK_SECONDS * self.rate)
+        yield from resample_stream((self.plan(block) for block in read_blocks(self.source, step)), self.rate,
+                                   target_rate, self.length(target_rate))
+
+
 def check_sample_rate(sample_rate, what: str = 'sample_rate') -> int:
     """`sample_rate` as an int of Hz, or ConfigurationError naming the fix (a string, a non-integer, kHz for Hz)."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
@@ -62,8 +94,10 @@ def check_sample_rate(sample_rate, what: str = 'sample_rate') -> int:
     return int(sample_rate)
 
 
-def open_input(source, sample_rate=None, channels: str = 'mix') -> AudioInput:
-    """Read one input (see the module) as an `AudioInput`.
+def open_input(source, sample_rate=None, channels: str = 'mix',
+               stream_seconds: Optional[float] = None) -> Union[AudioInput, StreamedInput]:
+    """Read one input (see the module) as an `AudioInput`; with `stream_seconds`, a file soundfile reads that is
+    longer than that is a `StreamedInput` instead (its samples are read when its blocks are asked for).
 
     Raises:
         AudioError: unreadable or empty audio, NaN or Inf samples, more than two channels.
@@ -76,6 +110,12 @@ def open_input(source, sample_rate=None, channels: str = 'mix') -> AudioInput:
         given_name = source.get('path') or None
         source, sample_rate = _from_dict(source, sample_rate)
     if isinstance(source, (str, Path, bytes, bytearray, memoryview)) or hasattr(source, 'read'):
+        streamed = _open_stream(source, given_name, channels, stream_seconds)
+        if streamed is not None:
+            if sample_rate is not None and check_sample_rate(sample_rate) != streamed.rate:
+                streamed.notes.append(f'sample_rate={sample_rate} was not used: the file records its own rate '
+                                      f'({streamed.rate} Hz)')
+            return streamed
         data, rate, integer, notes, name = _read_file(source, given_name)
         if sample_rate is not None and check_sample_rate(sample_rate) != rate:
             notes.append(f'sample_rate={sample_rate} was not used: the file records its own rate ({rate} Hz)')
@@ -86,6 +126,29 @@ def open_input(source, sample_rate=None, channels: str = 'mix') -> AudioInput:
         rate, name = check_sample_rate(sample_rate), given_name
     signal, more, clipping_known = _prepare(data, integer, channels, name or 'the waveform')
     return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known)
+
+
+def _open_stream(source, name: Optional[str], channels: str, stream_seconds: Optional[float]):
+    """A `StreamedInput` of a file longer than `stream_seconds` that soundfile reads and can seek in (after one
+    pass over its blocks for `_plan`), else None (the file is then read whole)."""
+    if stream_seconds is None or isinstance(source, (bytes, bytearray, memoryview)) or _URL.match(str(source)):
+        return None                                      # bytes are in memory already
+    if hasattr(source, 'read') and (not hasattr(source, 'seek') or hasattr(source, 'seekable') and
+                                    not source.seekable() or 'b' not in getattr(source, 'mode', 'b')):
+        return None
+    info = audio_info(source)
+    if info is None or info[0] <= stream_seconds * info[1]:
+        return None
+    frames, rate, num_channels, integer, notes = info
+    label = name or (str(getattr(source, 'name', None) or '<file object>') if hasattr(source, 'read') else str(source))
+    _check_channels(num_channels, (num_channels, frames), label)
+    levels = _Levels()
+    for block in read_blocks(source, int(BLOCK_SECONDS * rate)):
+        levels.add(block, channels)
+    if levels.count == 0:
+        return None                                      # the whole-file reader names what is wrong
+    plan, more, clipping_known = _plan(levels, num_channels, integer, channels, label)
+    return StreamedInput(source, rate, levels.count, plan, label, notes + more, clipping_known)
 
 
 def _read_file(source, name: Optional[str]):
@@ -155,59 +218,120 @@ def _waveform(source):
     return array, integer, notes
 
 
-def _prepare(data: np.ndarray, integer: bool, channels: str, name: str):
-    """`(mono float32 [N], notes, whether full-scale samples mean clipping)`: channels chosen or mixed (noted where they differ), float samples holding
-    integer PCM values scaled to [-1, 1) (noted), the DC offset removed (noted above `DC_NOTE`), then float samples
-    beyond full scale scaled down (noted)."""
+@dataclass
+class _Levels:
+    """What deciding a recording's conversion to mono needs, accumulated block by block: its length, non-finite
+    samples, the chosen (or mixed) channel's sum, extremes and whether every sample is a whole number, and for two
+    channels the sums their correlation needs."""
+    count: int = 0
+    bad: int = 0
+    total: float = 0.0
+    high: float = -math.inf
+    low: float = math.inf
+    whole: bool = True
+    pair: np.ndarray = field(default_factory=lambda: np.zeros(5))   # sum a, b, a^2, b^2, ab
+
+    def add(self, data: np.ndarray, channels: str) -> None:
+        """Count the block `data` (`[n]`, or `[2, n]` float32)."""
+        self.count += data.shape[-1]
+        self.bad += int((~np.isfinite(data)).sum())
+        if self.bad:
+            return
+        if data.ndim == 2 and channels == 'mix':
+            a, b = data[0].astype(np.float64), data[1].astype(np.float64)
+            self.pair += [a.sum(), b.sum(), np.dot(a, a), np.dot(b, b), np.dot(a, b)]
+        mono = _mono(data, channels)
+        self.total += float(mono.sum(dtype=np.float64))
+        self.high, self.low = max(self.high, float(mono.max())), min(self.low, float(mono.min()))
+        self.whole = self.whole and bool(np.all(mono == np.round(mono)))
+
+    def correlation(self) -> Optional[float]:
+        """Pearson correlation of the two channels; 0 when one is silent and the other is not, None when both are."""
+        sa, sb, saa, sbb, sab = self.pair
+        n = self.count
+        ea, eb = saa - sa * sa / n, sbb - sb * sb / n
+        ea, eb = (0.0 if e <= 1e-9 * (raw + 1e-30) else e for e, raw in ((ea, saa), (eb, sbb)))
+        if ea == 0.0 and eb == 0.0:
+            return None
+        if ea == 0.0 or eb == 0.0:
+            return 0.0
+        return float((sab - sa * sb / n) / math.sqrt(ea * eb))
+
+
+@dataclass
+class _Conversion:
+    """How each block of a recording becomes the analysed mono signal: the channel taken (or their mean), integer
+    PCM values held in floats divided by `divide`, the DC `offset` removed, samples beyond full scale divided by
+    `rescale`."""
+    channels: str = 'mix'
+    divide: float = 1.0
+    offset: float = 0.0
+    rescale: float = 1.0
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        mono = _mono(data, self.channels)
+        if self.divide != 1.0:
+            mono = mono / np.float32(self.divide)
+        mono = (mono - np.float32(self.offset)).astype(np.float32)
+        return mono / np.float32(self.rescale) if self.rescale != 1.0 else mono
+
+
+def _mono(data: np.ndarray, channels: str) -> np.ndarray:
+    """`[n]` float32 of `[n]` or `[2, n]`: the mean of two channels, or the one chosen."""
+    if data.ndim == 1:
+        return data.astype(np.float32, copy=False)
+    return data.mean(axis=0).astype(np.float32) if channels == 'mix' else data[0 if channels == 'left' else 1]
+
+
+def _plan(levels: _Levels, num_channels: int, integer: bool, channels: str, name: str):
+    """`(_Conversion, notes, whether full-scale samples mean clipping)` of a recording whose blocks gave `levels`:
+    channels chosen or mixed (noted where they differ), float samples holding integer PCM values scaled to [-1, 1)
+    (noted), the DC offset removed (noted above `DC_NOTE`), then float samples beyond full scale scaled down
+    (noted)."""
+    if levels.bad:
+        raise AudioError(f'{name} holds {levels.bad} NaN or Inf samples')
     notes = []
-    if data.ndim == 2 and data.shape[0] > 2:
-        raise AudioError(f'{name} has {data.shape[0]} channels (shape {tuple(data.shape)}): give a mono or stereo '
-                         f'recording; for several recordings use predict_many([w1, w2, ...], sample_rate=...)')
-    if data.ndim == 2 and data.shape[0] == 1:
-        data = data[0]
-    bad = int((~np.isfinite(data)).sum())
-    if bad:
-        raise AudioError(f'{name} holds {bad} NaN or Inf samples')
-    if data.ndim == 2:
-        left, right = data[0] - data[0].mean(), data[1] - data[1].mean()
-        if channels == 'mix':
-            corr = _correlation(left, right)
-            if corr is not None and corr < -CHANNELS_ALIKE:
-                notes.append(f'the two channels are phase-inverted copies (correlation {corr:.2f}): mixed, they cancel; '
-                             f'channels="left" or "right" (--channels) judges one')
-            elif corr is not None and corr < CHANNELS_ALIKE:
-                notes.append(f'the two channels differ (correlation {corr:.2f}: two voices, or one silent?) and were '
-                             f'mixed; channels="left" or "right" (--channels) judges one')
-            data = data.mean(axis=0)
-        else:
-            data = data[0 if channels == 'left' else 1]
-    elif channels != 'mix':
+    if num_channels == 2 and channels == 'mix':
+        corr = levels.correlation()
+        if corr is not None and corr < -CHANNELS_ALIKE:
+            notes.append(f'the two channels are phase-inverted copies (correlation {corr:.2f}): mixed, they cancel; '
+                         f'channels="left" or "right" (--channels) judges one')
+        elif corr is not None and corr < CHANNELS_ALIKE:
+            notes.append(f'the two channels differ (correlation {corr:.2f}: two voices, or one silent?) and were '
+                         f'mixed; channels="left" or "right" (--channels) judges one')
+    elif num_channels == 1 and channels != 'mix':
         notes.append(f'channels="{channels}" has nothing to choose in a mono recording')
-    data = data.astype(np.float32)
-    peak = float(np.abs(data).max())
-    if not integer and peak >= 2.0 and np.all(data == np.round(data)):
-        scale = 32768.0 if peak <= 32768 else 2.0 ** 31
-        notes.append(f'float samples holding integer PCM values (peak {peak:.0f}): divided by {scale:.0f}')
-        data, integer = data / np.float32(scale), True
-    offset = float(data.mean(dtype=np.float64))
-    if abs(offset) > DC_NOTE:
-        notes.append(f'a DC offset of {offset:+.3f} ({100 * abs(offset):.1f} % of full scale) was removed')
-    data = (data - np.float32(offset)).astype(np.float32)
-    peak = float(np.abs(data).max())
+    plan = _Conversion(channels if num_channels == 2 else 'mix')
+    peak = max(abs(levels.high), abs(levels.low))
+    if not integer and peak >= 2.0 and levels.whole:
+        plan.divide = 32768.0 if peak <= 32768 else 2.0 ** 31
+        notes.append(f'float samples holding integer PCM values (peak {peak:.0f}): divided by {plan.divide:.0f}')
+        integer = True
+    plan.offset = levels.total / levels.count / plan.divide
+    if abs(plan.offset) > DC_NOTE:
+        notes.append(f'a DC offset of {plan.offset:+.3f} ({100 * abs(plan.offset):.1f} % of full scale) was removed')
+    peak = max(levels.high / plan.divide - plan.offset, plan.offset - levels.low / plan.divide)
     if not integer and peak > FULL_SCALE_TOLERANCE:
         notes.append(f'float samples beyond full scale (peak {peak:.2f}, full scale 1.0): scaled down by {peak:.2f}; '
                      f'clipping cannot be judged')
-        data = data / np.float32(peak)
-        return data, notes, False
-    return data, notes, True
+        plan.rescale = peak
+        return plan, notes, False
+    return plan, notes, True
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> Optional[float]:
-    """Pearson correlation of two zero-mean channels; 0 when one is silent and the other is not, None when both
-    are."""
-    ea, eb = float(np.dot(a, a)), float(np.dot(b, b))
-    if ea == 0.0 and eb == 0.0:
-        return None
-    if ea == 0.0 or eb == 0.0:
-        return 0.0
-    return float(np.dot(a, b) / math.sqrt(ea * eb))
+def _check_channels(num_channels: int, shape: tuple, name: str) -> None:
+    if num_channels > 2:
+        raise AudioError(f'{name} has {num_channels} channels (shape {shape}): give a mono or stereo '
+                         f'recording; for several recordings use predict_many([w1, w2, ...], sample_rate=...)')
+
+
+def _prepare(data: np.ndarray, integer: bool, channels: str, name: str):
+    """`(mono float32 [N], notes, whether full-scale samples mean clipping)` of a whole recording (`_plan`)."""
+    num_channels = data.shape[0] if data.ndim == 2 else 1
+    _check_channels(num_channels, tuple(data.shape), name)
+    if num_channels == 1 and data.ndim == 2:
+        data = data[0]
+    levels = _Levels()
+    levels.add(data, channels)
+    plan, notes, clipping_known = _plan(levels, num_channels, integer, channels, name)
+    return plan(data), notes, clipping_known

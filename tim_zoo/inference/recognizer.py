@@ -2,7 +2,7 @@
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -13,12 +13,12 @@ from .._validation import check_choice, resolve_device
 from ..data.audio import centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.normalize import normalize_by_speaker
-from ..data.speech import SpeechActivity, SpeechDetector, mains_hum
+from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
 from ..weights.load import KERAS_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
-from .audio_input import CHANNEL_MODES, check_sample_rate, open_input
+from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
 from .results import Prediction, Segment
 
@@ -44,6 +44,7 @@ class _Item:
     """One input on its way through `EmotionRecognizer.predict_many`."""
     result: Prediction
     signal: Optional[np.ndarray] = None                    # dropped once its windows' features are computed
+    stream: Optional[StreamedInput] = None                 # a long file, read block by block instead of `signal`
     activity: Optional[SpeechActivity] = None
     peak_db: float = float('-inf')
     clipped: float = 0.0                                   # share of samples at full scale
@@ -54,6 +55,7 @@ class _Item:
     probabilities: List[np.ndarray] = field(default_factory=list)
     error_type: type = AudioError                          # what `predict` raises for this input's error
     hum: Optional[tuple] = None                            # (mains frequency, share of the energy) of a strong hum
+    clipping_known: bool = True                            # full-scale samples mean clipping (`AudioInput`)
 
 
 @dataclass
@@ -266,13 +268,14 @@ class EmotionRecognizer:
             loaded.append(items[-1])
             if len(loaded) < batch_size and i + 1 < len(sources):
                 continue
-            self._find_speech(loaded)                      # one detector call per batch of inputs
+            self._find_speech(loaded, show_progress)       # one detector call per batch of inputs
             for item in loaded:
-                pending += [(item, s) for s in self._window_signals(item)]
+                for window in self._window_signals(item, show_progress):
+                    pending.append((item, window))
+                    if len(pending) == batch_size:
+                        self._extract(pending)
+                        pending = []
             loaded = []
-            while len(pending) >= batch_size:
-                self._extract(pending[:batch_size])
-                pending = pending[batch_size:]
         self._extract(pending)
         judged = [it for it in items if it.features]       # features are kept only to normalise per speaker
         if judged:                                         # the speaker's statistics need every window first
@@ -294,7 +297,7 @@ class EmotionRecognizer:
         given = source.value if isinstance(source, _Given) else source
         item = _Item(Prediction(None if isinstance(source, _Given) else str(source)))
         try:
-            audio = open_input(given, sample_rate, channels)
+            audio = open_input(given, sample_rate, channels, stream_seconds=STREAM_SECONDS)
         except (AudioError, ConfigurationError) as e:
             item.result.error, item.result.status, item.error_type = str(e), 'error', type(e)
             return item
@@ -302,24 +305,73 @@ class EmotionRecognizer:
             item.result.file = audio.name
         item.result.notes += audio.notes
         item.native_rate = audio.rate
+        item.clipping_known = audio.clipping_known
+        if isinstance(audio, StreamedInput):               # its level and clipping are measured as it is read
+            item.stream = audio
+            item.result.duration = round(audio.length(self.extractor.sample_rate) / self.extractor.sample_rate, 3)
+            return item
         signal = resample(audio.signal, audio.rate, self.extractor.sample_rate)
         item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
         item.signal, item.peak_db = signal, peak_dbfs(signal)
         item.clipped = float(np.mean(np.abs(signal) >= 0.999)) if audio.clipping_known else 0.0
         return item
 
-    def _find_speech(self, items: List['_Item']) -> None:
+    def _find_speech(self, items: List['_Item'], show_progress: bool = False) -> None:
         """Speech activity and windows (with their voiced seconds and whether they are judged) of the items."""
         readable = [it for it in items if it.signal is not None]
-        rate = self.extractor.sample_rate
         for item, activity in zip(readable, self.detector.batch([it.signal for it in readable]) if readable else []):
-            item.activity = activity
-            item.result.voiced = round(activity.voiced_seconds(), 3)
-            if activity.voiced_seconds() < self.min_speech:           # what hides the speech, if it is a hum
-                item.hum = mains_hum(item.signal, rate)
-            for start, end in self._window_bounds(len(item.signal)):
-                voiced = activity.voiced_seconds(start / rate, end / rate)
-                item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
+            self._set_activity(item, activity, item.signal[:int(HUM_SECONDS * self.extractor.sample_rate)],
+                               len(item.signal))
+        for item in items:
+            if item.stream is not None:
+                self._stream_speech(item, show_progress)
+
+    def _stream_speech(self, item: '_Item', show_progress: bool) -> None:
+        """`_find_speech` of a streamed file: one pass over its blocks (the detector's frames, level, clipping)."""
+        rate = self.extractor.sample_rate
+        head, peak, clipped, total = [], 0.0, 0, 0
+
+        def measured(blocks):
+            nonlocal peak, clipped, total
+            for block in blocks:
+                if total < HUM_SECONDS * rate:
+                    head.append(block[:int(HUM_SECONDS * rate) - total])
+                peak = max(peak, float(np.max(np.abs(block))) if len(block) else 0.0)
+                clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
+                total += len(block)
+                yield block
+
+        activity = self.detector.stream(measured(self._blocks(item, show_progress, 'finding speech')))
+        item.peak_db = 20.0 * math.log10(peak) if peak > 0 else float('-inf')
+        item.clipped = clipped / total if item.clipping_known and total else 0.0
+        self._set_activity(item, activity, np.concatenate(head), total)
+
+    def _blocks(self, item: '_Item', show_progress: bool, what: str) -> Iterator[np.ndarray]:
+        """The blocks of a streamed item at the model's rate, with a progress bar in seconds of audio."""
+        rate = self.extractor.sample_rate
+        blocks = item.stream.blocks(rate)
+        if not show_progress:
+            yield from blocks
+            return
+        bar = progress(None, enabled=True, desc=f'{item.result.file or "recording"}: {what}', unit='s',
+                       total=round(item.stream.length(rate) / rate))
+        for block in blocks:
+            yield block
+            if hasattr(bar, 'update'):
+                bar.update(round(len(block) / rate))
+        if hasattr(bar, 'close'):
+            bar.close()
+
+    def _set_activity(self, item: '_Item', activity: SpeechActivity, head: np.ndarray, length: int) -> None:
+        """Record the item's speech activity and its windows; `head`: its first `HUM_SECONDS` (for `mains_hum`)."""
+        rate = self.extractor.sample_rate
+        item.activity = activity
+        item.result.voiced = round(activity.voiced_seconds(), 3)
+        if activity.voiced_seconds() < self.min_speech:               # what hides the speech, if it is a hum
+            item.hum = mains_hum(head, rate)
+        for start, end in self._window_bounds(length):
+            voiced = activity.voiced_seconds(start / rate, end / rate)
+            item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
 
     def _window_bounds(self, n: int) -> List[tuple]:
         """Windows every `hop` samples, the last ending at the end; no two start less than a quarter window apart:
@@ -339,37 +391,57 @@ class EmotionRecognizer:
                 starts.append(n - w)
         return [(s, s + w) for s in starts]
 
-    def _window_signals(self, item: '_Item') -> List[np.ndarray]:
-        """The model-ready waveforms of the item's judged windows."""
-        out = []
-        regions = item.activity.speech_regions() if item.signal is not None else []
-        for start, end, _, judged in item.windows if item.signal is not None else []:
-            if judged:
-                part = item.signal[start:end]
-                if self.extractor.level == 'peak':
-                    peak = self._speech_peak(item.signal, regions, start, end)
-                    part = normalize_level(part, 'peak', peak)
-                    loud = self._loud_speech_db(item, start, end)
-                    item.speech_below_peak.append(loud - 20 * math.log10(peak) if peak > 0 else 0.0)
-                out.append(part if self.window is None else centre_fit(part, self.window))
-        item.signal = None
-        return out
+    def _window_signals(self, item: '_Item', show_progress: bool = False) -> Iterator[np.ndarray]:
+        """The model-ready waveforms of the item's judged windows, one at a time (a streamed file's are cut from a
+        second pass over its blocks, holding at most a window and a block)."""
+        if item.activity is None:
+            return
+        regions = item.activity.speech_regions()
+        judged = [(start, end) for start, end, _, judge in item.windows if judge]
+        signal, item.signal = item.signal, None
+        parts = self._cut_stream(item, judged, show_progress) if item.stream is not None else \
+            (signal[start:end] for start, end in judged)
+        for (start, end), part in zip(judged, parts):
+            if self.extractor.level == 'peak':
+                peak = self._speech_peak(part, regions, start, end)
+                part = normalize_level(part, 'peak', peak)
+                loud = self._loud_speech_db(item, start, end)
+                item.speech_below_peak.append(loud - 20 * math.log10(peak) if peak > 0 else 0.0)
+            yield part if self.window is None else centre_fit(part, self.window)
 
-    def _speech_peak(self, signal: np.ndarray, regions, start: int, end: int) -> float:
-        """The largest absolute sample of the window's speech regions: a click in a pause does not set the level."""
+    def _cut_stream(self, item: '_Item', bounds: List[tuple], show_progress: bool) -> Iterator[np.ndarray]:
+        """The samples `[start, end)` of each of `bounds` (in order) from the blocks of a streamed item."""
+        held, offset = np.zeros(0, dtype=np.float32), 0  # held[i] is sample offset + i
+        blocks = self._blocks(item, show_progress, 'judging') if bounds else iter(())
+        for start, end in bounds:
+            while True:
+                drop = min(max(0, start - offset), len(held))   # nothing before the window is kept
+                held, offset = held[drop:], offset + drop
+                block = next(blocks, None) if offset + len(held) < end else None
+                if block is None:
+                    break
+                held = np.concatenate([held, block])
+            yield held[start - offset:end - offset].copy()
+        for _ in blocks:                                 # the rest of the file, for the progress bar to end
+            pass
+
+    def _speech_peak(self, part: np.ndarray, regions, start: int, end: int) -> float:
+        """The largest absolute sample of the window's speech regions (`part`: the samples `[start, end)`): a click
+        in a pause does not set the level."""
         rate = self.extractor.sample_rate
         peak = 0.0
         for a, b in regions:
             a, b = max(start, int(a * rate)), min(end, int(math.ceil(b * rate)))
             if b > a:
-                peak = max(peak, float(np.max(np.abs(signal[a:b]))))
+                peak = max(peak, float(np.max(np.abs(part[a - start:b - start]))))
         return peak
 
     def _loud_speech_db(self, item: '_Item', start: int, end: int) -> float:
         """The 90th percentile level (dBFS) of the voiced frames in the window."""
         activity, rate = item.activity, self.extractor.sample_rate
-        inside = activity.voiced & activity.frames_within(start / rate, end / rate)
-        return float(np.percentile(activity.level_db[inside], 90)) if inside.any() else float('-inf')
+        frames = activity.frame_range(start / rate, end / rate)
+        levels = activity.level_db[frames][activity.voiced[frames]]
+        return float(np.percentile(levels, 90)) if len(levels) else float('-inf')
 
     def _extract(self, pending: List[tuple]) -> None:
         """MFCC of `[(item, window signal)]`, classified at once unless features are normalised per speaker."""
