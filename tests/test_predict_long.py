@@ -147,6 +147,8 @@ def test_the_detector_streamed_equals_the_detector_whole(speech_like):
         for key in ('voiced', 'speech', 'tonal', 'level_db'):
             np.testing.assert_array_equal(getattr(streamed, key), getattr(whole, key), err_msg=key)
         assert streamed.noise_floor_db == whole.noise_floor_db
+        np.testing.assert_array_equal(streamed.lines, whole.lines)
+        assert streamed.line_frames == whole.line_frames
     assert whole.tonal.sum() > 30 and whole.voiced.sum() > 100
     short = x[:700]
     assert detector.stream([short[:300], short[300:]]).level_db.tolist() == detector(short).level_db.tolist()

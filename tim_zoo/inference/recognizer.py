@@ -20,7 +20,7 @@ from ..weights.load import KERAS_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
-from .results import Prediction, Segment
+from .results import Prediction, Segment, format_clock
 
 
 #: below this peak (dBFS) a model that takes the level as it is (`level="none"`) gets a note
@@ -34,6 +34,10 @@ NARROW_BAND_HZ = 16000
 #: (EMODB's recordings hold at most 0.14 s, 14 %)
 TONE_SECONDS = 0.3
 TONE_SHARE = 0.25
+#: a judged window with one spectral line (a frequency within 1 Hz) in this share of its line frames (186 ms every
+#: 93 ms) is noted as holding a tone under the speech (EMODB's recordings: at most 0.2, a 400 Hz mains-hum
+#: harmonic; 1, 1.4 and 2 kHz beep trains 6 dB below EMODB speech, 0.25 s on and off: at least 0.3)
+LINE_SHARE = 0.28
 #: a recording of 3 or more judged windows whose most common window answer holds less than this share of the voiced
 #: speech is noted as disagreeing
 DISAGREE_SHARE = 0.5
@@ -498,6 +502,23 @@ class EmotionRecognizer:
         return f'{tonal:.2f} s whose pitch holds still or that is one pure tone: a beep, dial or ringing tone, siren ' \
                f'or music?'
 
+    def _tone_under_speech(self, item: '_Item', judged: int) -> List[str]:
+        """A note when a judged window holds a spectral line at one frequency in `LINE_SHARE` of its frames or more
+        (`SpeechActivity.steady_line`): a tone under the speech, which the voice's periodicity hides from the
+        tone tests of `SpeechDetector`."""
+        rate = self.extractor.sample_rate
+        heard = []
+        for start, end, _, is_judged in item.windows:
+            line = item.activity.steady_line(start / rate, end / rate) if is_judged else None
+            if line and line[1] >= LINE_SHARE:
+                heard.append((start, line[0]))
+        if not heard:
+            return []
+        where = '' if len(item.windows) == 1 else \
+            f' in {len(heard)} of {judged} judged windows, the first from {format_clock(heard[0][0] / rate)}'
+        return [f'a steady tone at about {heard[0][1]:.0f} Hz sounds under the speech{where} (a beep, dial tone or '
+                f'music?): the speech was judged with it, so the answer may be off']
+
     def _named(self, p: np.ndarray) -> dict:
         return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}
 
@@ -535,6 +556,8 @@ class EmotionRecognizer:
             notes.append(f'the sound judged includes a tone, not a voice ({tones}): the answer may not be about speech'
                          if self.judge_tones else f'a tone was heard besides the speech ({tones}); it was not counted '
                          f'as speech, and the speech was judged')
+        elif judged:
+            notes += self._tone_under_speech(item, judged)
         if judged == 0:
             voiced = max(w[2] for w in item.windows)
             peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')
