@@ -245,8 +245,8 @@ def test_pretrained_with_another_architectures_checkpoint(tmp_path):
     tim_zoo.save_checkpoint(tim_zoo.create_model('timnet', depth=2), tmp_path / 't.safetensors')
     with pytest.raises(tim_zoo.CheckpointMismatchError, match='saved from timnet, not at_tim; load it as what it is'):
         tim_zoo.create_model('at_tim', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 't.safetensors')))
-    with pytest.raises(tim_zoo.ConfigurationError, match=r'timnet has no published weights.*name one of its tags \(timnet\.'):
-        tim_zoo.create_model('timnet', pretrained=True)
+    with pytest.raises(tim_zoo.ConfigurationError, match=r'at_tim has no published weights'):
+        tim_zoo.create_model('at_tim', pretrained=True)
     with pytest.raises(tim_zoo.UnknownArgumentError, match='pretrained_cfg_overlay'):
         tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(fiel='x'))
 
@@ -285,3 +285,20 @@ def test_weights_command_flags_a_file_that_is_not_the_published_one(home, shared
     out = subprocess.run([sys.executable, '-m', 'tim_zoo', 'weights', 'timnet.emodb_46_fold[45]'],
                          capture_output=True, text=True, check=True).stdout
     assert 'WRONG FILE' in out and '1 of 2 found' in out
+
+
+def test_an_architecture_loads_its_default_tag(caplog):
+    """As timm: `pretrained=True` without a tag loads the architecture's default tag and says which; without
+    `pretrained` the architecture stays untrained and unlabelled."""
+    import logging
+    import timm
+    reference = tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True)
+    with caplog.at_level(logging.INFO, logger='tim_zoo'):
+        model = tim_zoo.create_model('timnet', pretrained=True)
+    assert 'loading its default tag timnet.tim_zoo_emodb' in caplog.text
+    assert model.pretrained_cfg['tag'] == 'tim_zoo_emodb' and model.label_names == reference.label_names
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    via_timm = timm.create_model('timnet', pretrained=True)
+    assert all(torch.equal(a, b) for a, b in zip(via_timm.state_dict().values(), reference.state_dict().values()))
+    untrained = tim_zoo.create_model('timnet')
+    assert untrained.pretrained_cfg.get('tag', '') == '' and untrained.label_names is None

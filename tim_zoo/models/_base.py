@@ -2,6 +2,7 @@
 import difflib
 import functools
 import inspect
+import logging
 import re
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
@@ -292,6 +293,14 @@ def create_head(
     return default()
 
 
+def _resolve_cfg(name: str, pretrained_cfg, overlay):
+    try:
+        return resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=overlay)
+    except TypeError as e:                               # an unknown key of pretrained_cfg(_overlay)
+        raise UnknownArgumentError(f'pretrained_cfg_overlay of {name}: {e} (keys: file, hf_hub_id, '
+                                   f'hf_hub_filename, label_names, ...: timm\'s PretrainedCfg)') from e
+
+
 def audio_cfg(**kwargs) -> dict:
     """A timm pretrained config for an audio model.
 
@@ -306,6 +315,13 @@ def audio_cfg(**kwargs) -> dict:
     )
     cfg.update(kwargs)
     return cfg
+
+
+_logger = logging.getLogger(__name__)
+
+#: architecture -> the tag `pretrained=True` loads when no tag (and no file) is named, as timm resolves an
+#: architecture to its default tag; architectures without published weights are absent
+DEFAULT_TAGS: Dict[str, str] = {}
 
 
 def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
@@ -325,13 +341,11 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         raise ConfigurationError(f'out_indices / feature_cls choose the features of features_only=True; '
                                  f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
-    try:
-        cfg = resolve_pretrained_cfg(
-            variant, pretrained_cfg=kwargs.pop('pretrained_cfg', None),
-            pretrained_cfg_overlay=kwargs.pop('pretrained_cfg_overlay', None))
-    except TypeError as e:                               # an unknown key of pretrained_cfg(_overlay)
-        raise UnknownArgumentError(f'pretrained_cfg_overlay of {variant}: {e} (keys: file, hf_hub_id, '
-                                   f'hf_hub_filename, label_names, ...: timm\'s PretrainedCfg)') from e
+    given_cfg, overlay = kwargs.pop('pretrained_cfg', None), kwargs.pop('pretrained_cfg_overlay', None)
+    cfg = _resolve_cfg(variant, given_cfg, overlay)
+    if pretrained and not cfg.tag and not (cfg.file or cfg.hf_hub_id) and variant in DEFAULT_TAGS:
+        cfg = _resolve_cfg(f'{variant}.{DEFAULT_TAGS[variant]}', given_cfg, overlay)
+        _logger.info(f'{variant}: loading its default tag {variant}.{cfg.tag} (pretrained_cfg["tag"] tells it)')
     name = f'{variant}.{cfg.tag}' if cfg.tag else variant
     info = model_cls.tag_info(cfg.tag or '')
     given = set(kwargs)

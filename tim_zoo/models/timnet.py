@@ -17,7 +17,7 @@ from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
     release_published, release_tag,
 )
-from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._base import DEFAULT_TAGS, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
 
@@ -297,9 +297,11 @@ default_cfgs = generate_default_cfgs({
                     'the model tim-zoo predict uses by default'),
     'tim': audio_cfg(),
 })
-# timm makes the first tag with weights the default; `timnet` alone stays the untrained model
+# timm makes the first tag with weights the default; `timnet` alone stays the untrained model (its configuration
+# holds no labels), and `create_model("timnet", pretrained=True)` loads the bundled model (`DEFAULT_TAGS`)
 default_cfgs['timnet'].tags.remove('')
 default_cfgs['timnet'].tags.appendleft('')
+DEFAULT_TAGS['timnet'] = BUNDLED_TAG
 
 
 @register_model
