@@ -119,9 +119,19 @@ def test_gmm_head_on_frame_features(name):
         assert p.grad is not None and torch.isfinite(p.grad).all()
 
 
-def test_set_official_refuses_gmm_head():
-    with pytest.raises(ConfigurationError, match='frame features'):
-        tim_zoo.create_model('set_official', head='gmm')
+def test_set_official_gives_frame_features_and_takes_a_gmm_head():
+    """`forward_features` is `[B, num_layers*d_model, T]` as every model's `[B, C, T]` (the layers' outputs
+    concatenated, layer-major); with `head="gmm"` any length."""
+    model = tim_zoo.create_model('set_official', num_layers=2, d_model=48, num_heads=4, seq_len=40).eval()
+    x = torch.randn(2, 39, 40)
+    features, levels = model.forward_intermediates(x)
+    assert features.shape == (2, 96, 40) and model.num_features == 96
+    torch.testing.assert_close(features, torch.cat(levels, dim=1))
+    gmm = tim_zoo.create_model('set_official', head='gmm', num_layers=2, d_model=32, num_heads=4)
+    assert gmm(torch.randn(2, 39, 57)).shape == (2, 7) and gmm.fixed_len is None
+    from tim_zoo.models.set import SpeechEmotionTransformer
+    with pytest.raises(ConfigurationError, match='needs seq_len'):       # timm drops seq_len=None: the class itself
+        SpeechEmotionTransformer(layer_fusion='conv2d', seq_len=None)
 
 
 @pytest.mark.parametrize('name', [n for n in MODEL_NAMES if tim_zoo.create_model(n).fixed_len is not None])

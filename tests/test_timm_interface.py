@@ -128,7 +128,7 @@ def test_grad_checkpointing_is_used(x, monkeypatch):
 
 @pytest.mark.parametrize('name', MODELS)
 def test_no_weight_decay_names_fusion_weights(name):
-    model = _build(name, **({'head': 'gmm'} if name != 'set_official' else {}))
+    model = _build(name, head='gmm')
     names = model.no_weight_decay()
     params = dict(model.named_parameters())
     assert names <= set(params)

@@ -158,7 +158,8 @@ class TimeProjectionHead(ClassifierHead):
 
 class ConvMapHead(ClassifierHead):
     """Treat `[B, L, T, d]` (e.g. stacked encoder layers) as an L-channel image (SET-official head):
-    `[B, L, T=seq_len, d=width] -> [B, classes]`.
+    `[B, L, T=seq_len, d=width] -> [B, classes]`, or, with `flat_input`, frame features `[B, L*d, T]` (the L maps'
+    channels concatenated, map-major), as a model's `forward_features` gives them.
 
     BatchNorm2d(L), then blocks `Conv2d 3x3 same -> BatchNorm2d -> MaxPool2d(pool)` with
     `channels` and `pools`, flatten, Linear(hidden), Dropout, Linear(classes).
@@ -176,6 +177,7 @@ class ConvMapHead(ClassifierHead):
             pools=(2, 2, 3, 3),
             hidden_dim: int = 100,
             drop_rate: float = 0.3,
+            flat_input: bool = False,
     ):
         h, w = seq_len, width
         for p in pools:
@@ -185,6 +187,7 @@ class ConvMapHead(ClassifierHead):
                 f'ConvMapHead needs a map of at least {_prod(pools)} x {_prod(pools)}, got {seq_len} x {width}')
         super().__init__(hidden_dim, num_classes)
         self.map_shape = dict(L=in_chans, T=seq_len, d=width)
+        self.flat_input = flat_input
         layers = [nn.BatchNorm2d(in_chans)]
         c_in = in_chans
         for c, p in zip(channels, pools):
@@ -195,7 +198,12 @@ class ConvMapHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        check_block_input(x, 'ConvMapHead', 'B L T d', **self.map_shape)
+        L, T, d = self.map_shape['L'], self.map_shape['T'], self.map_shape['d']
+        if self.flat_input:
+            check_block_input(x, 'ConvMapHead', 'B C T', C=L * d, T=T)
+            x = x.unflatten(1, (L, d)).transpose(2, 3)                       # [B, L, T, d]
+        else:
+            check_block_input(x, 'ConvMapHead', 'B L T d', **self.map_shape)
         x = self.drop(self.hidden(self.convs(x).flatten(1)))
         return self._logits(x, pre_logits)
 

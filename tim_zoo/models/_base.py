@@ -26,7 +26,7 @@ class SERModel(nn.Module):
     """Base class of the speech emotion recognition models.
 
     Input `[B, in_chans, T]`, output logits `[B, num_classes]`. `forward_features` returns
-    frame features (`[B, num_features, T']` for every model but `set_official`) and
+    frame features `[B, num_features, T']` and
     `forward_head(x, pre_logits=False)` maps them to logits, or to the classifier's input
     (width `head_hidden_size`) with `pre_logits=True`.
 

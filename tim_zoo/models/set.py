@@ -16,10 +16,11 @@ class SpeechEmotionTransformer(SERModel):
     outputs stacked, then per `layer_fusion`:
 
     - `"weight"` (`set`): WeightLayer over the layers -> frame features `[B, d_model, T]` -> GAP -> Linear.
-    - `"conv2d"` (`set_official`): features `[B, num_layers, T, d_model]` treated as an image ->
-      BatchNorm2d, four Conv2d 3x3 -> BN2d -> MaxPool2d blocks (16, 32, 64, 128 channels, pools 2, 2, 3, 3),
-      flatten -> Linear(head_hidden) -> Dropout -> Linear. Needs `seq_len` (at least 36 frames);
-      it has no frame features, so `head="gmm"` is refused.
+    - `"conv2d"` (`set_official`): frame features `[B, num_layers*d_model, T]` (the layers' outputs concatenated,
+      layer-major), which the head treats as a `num_layers`-channel image `[T, d_model]` -> BatchNorm2d, four
+      Conv2d 3x3 -> BN2d -> MaxPool2d blocks (16, 32, 64, 128 channels, pools 2, 2, 3, 3), flatten ->
+      Linear(head_hidden) -> Dropout -> Linear. Needs `seq_len` (at least 36 frames), unless `head="gmm"`
+      (GMM clustering over the frame features, any length).
 
     `pos_encoding` chooses the positional encoding when `pos_embed` is set: `"research"` (the research code's
     table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`). `weight_init` defaults to
@@ -60,22 +61,19 @@ class SpeechEmotionTransformer(SERModel):
             self.num_features = d_model
             self.head = create_head(head, d_model, num_classes, gmm_components, lambda: PoolHead(d_model, num_classes))
         else:
-            if head != 'default':
-                raise ConfigurationError(
-                    f'head={head!r} needs frame features [B, D, T]; layer_fusion="conv2d" (set_official) has a 2-D '
-                    f'feature map instead; use set with head="gmm", or head="default"')
-            if seq_len is None:
-                raise ConfigurationError('layer_fusion="conv2d" needs seq_len, the frame count its head is built for')
             self.layer_weight = None
-            self.num_features = num_layers
-            self.head = ConvMapHead(
-                num_layers, seq_len, d_model, num_classes, hidden_dim=head_hidden, drop_rate=head_drop_rate)
-            self.fixed_len = seq_len
+            self.num_features = num_layers * d_model
+            if head == 'default' and seq_len is None:
+                raise ConfigurationError('layer_fusion="conv2d" needs seq_len, the frame count its head is built for')
+            self.head = create_head(head, self.num_features, num_classes, gmm_components, lambda: ConvMapHead(
+                num_layers, seq_len, d_model, num_classes, hidden_dim=head_hidden, drop_rate=head_drop_rate,
+                flat_input=True))
+            self.fixed_len = seq_len if head == 'default' else None
         self.feature_info = layer_info('transformer', num_layers, d_model)
         self._stem_modules = ('proj',)
 
     def _forward_levels(self, x):
-        """`[B, C, T]` -> `[B, d_model, T]` (`"weight"`) or `[B, num_layers, T, d_model]` (`"conv2d"`), and the
+        """`[B, C, T]` -> `[B, d_model, T]` (`"weight"`) or `[B, num_layers*d_model, T]` (`"conv2d"`), and the
         Transformer layers' outputs `[B, d_model, T]`."""
         x = self.proj(x).transpose(1, 2)                     # [B, T, d_model]
         if self.pos_embed is not None:
@@ -85,7 +83,7 @@ class SpeechEmotionTransformer(SERModel):
         outputs = [h.transpose(1, 2) for h in layers]
         if self.layer_weight is not None:
             return self.layer_weight(x).transpose(1, 2), outputs
-        return x.permute(0, 3, 1, 2), outputs
+        return x.permute(0, 3, 2, 1).flatten(1, 2), outputs
 
 
 default_cfgs = generate_default_cfgs({
