@@ -269,18 +269,34 @@ def _zoo_results(run_dir: Path) -> list:
     return [json.loads(f.read_text()) for f in files]
 
 
+def _fold_span(folds: list) -> str:
+    """`[1, 2, 3, 5]` -> `folds 1-3, 5`."""
+    spans, start = [], folds[0]
+    for a, b in zip(folds, folds[1:] + [None]):
+        if b != a + 1:
+            spans.append(f'{start}' if start == a else f'{start}-{a}')
+            start = b
+    return ('fold ' if spans == [str(folds[0])] else 'folds ') + ', '.join(spans)
+
+
 def render_zoo(stage: str) -> str:
     """The zoo's runs of `stage` from their tracked splits: for `choice` the mean validation accuracy (last epoch,
     best epoch; the tracked results hold no test figure), else the test WAR and UAR over the splits done."""
     runs = sorted(d for d in ZOO.glob(f'{stage}.*') if d.is_dir()) if ZOO.is_dir() else []
-    if stage == 'choice':
-        lines = ['| run | splits done | validation WAR %, last epoch | validation WAR %, best epoch |', '|---|---|---|---|']
+    if stage in ('choice', 'recipe'):
+        lines = ['| run | splits done | validation WAR %, last epoch | the same, folds 1-3 | validation WAR %, best '
+                 'epoch |', '|---|---|---|---|---|']
         for run_dir in runs:
             results = _zoo_results(run_dir)
+            if not results:
+                lines.append(f'| `{run_dir.name}` | 0 | - | - | - |')
+                continue
             last = [100 * r['history'][-1]['val_war'] for r in results]
             best = [100 * max(h['val_war'] for h in r['history']) for r in results]
-            lines.append(f'| `{run_dir.name}` | {len(results)} / 10 | {sum(last) / len(last):.2f} | '
-                         f'{sum(best) / len(best):.2f} |' if results else f'| `{run_dir.name}` | 0 / 10 | - | - |')
+            probe = [v for r, v in zip(results, last) if r['split'] in ('fold1', 'fold2', 'fold3')]
+            folds = sorted(int(r['split'][4:]) for r in results)
+            lines.append(f'| `{run_dir.name}` | {len(results)} ({_fold_span(folds)}) | {sum(last) / len(last):.2f} | '
+                         + (f'{sum(probe) / 3:.2f}' if len(probe) == 3 else '-') + f' | {sum(best) / len(best):.2f} |')
     else:
         lines = ['| run | splits done | WAR % (std) | UAR % (std) |', '|---|---|---|---|']
         for run_dir in runs:
