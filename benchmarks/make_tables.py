@@ -266,7 +266,7 @@ def _zoo_results(run_dir: Path) -> list:
     """The tracked split results of a zoo run, in split order."""
     from tim_zoo.data import natural_key
     files = sorted(run_dir.glob('*/*/result.json'), key=lambda p: natural_key(p.parent.name))
-    return [json.loads(f.read_text()) for f in files]
+    return [dict(json.loads(f.read_text()), split=f.parent.name) for f in files]
 
 
 def _fold_span(folds: list) -> str:

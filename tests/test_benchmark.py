@@ -127,7 +127,7 @@ def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(t
         folder = tmp_path / 'table.tim' / f'fold{k}' / f'fold{k}'
         folder.mkdir(parents=True)
         folder.joinpath('result.json').write_text(json.dumps(dict(war=0.5 + 0.1 * k, uar=0.5, history=[])))
-    assert '| `choice.timnet.o1_87` | 2 / 10 | 37.50 | 62.50 |' in make_tables.render_zoo('choice')
+    assert '| `choice.timnet.o1_87` | 2 (folds 1-2) | 37.50 | - | 62.50 |' in make_tables.render_zoo('choice')
     assert '| `table.tim` | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |' in make_tables.render_zoo('table')
     assert '(none yet)' in make_tables.render_zoo('finding')
 
