@@ -141,6 +141,21 @@ def _sung_melody(seconds=4.0, rate=SR):
     return np.concatenate(notes).astype(np.float32)
 
 
+def test_no_tone_in_silence_that_resampling_made_periodic(shared_dir):
+    """Digital silence after speech, at rates resampled to the model's (its DC removal leaves a constant, resampling
+    a ripple near -197 dBFS with lines): no tone note; and a model at 8 kHz, whose spectrum ends below the line
+    band, predicts."""
+    import soxr
+    bundled = EmotionRecognizer.from_pretrained()
+    wave, rate = sf.read(str(shared_dir / 'data' / 'emodb' / 'wav' / '03a01Fa.wav'), dtype='float32')
+    for target in (16000, 8000, 48000):
+        x = np.concatenate([soxr.resample(wave, rate, target).astype(np.float32), np.zeros(int(1.5 * target), np.float32)])
+        assert not [n for n in bundled.predict(x, sample_rate=target).notes if 'tone' in n], target
+    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    low = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=16000, level='peak', sample_rate=8000))
+    assert low.predict(wave, sample_rate=rate).status == 'ok'
+
+
 def test_singing_is_judged_as_speech_a_documented_miss(rec):
     """docs/predict.md: the detector misses singing (its pitch moves as a voice's does)."""
     result = rec.predict(_sung_melody(), sample_rate=SR)

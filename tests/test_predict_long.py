@@ -135,7 +135,35 @@ def test_a_long_file_shows_its_progress(rec, speech_like, short_blocks, tmp_path
     sf.write(str(path), _recording(speech_like, 16000), 16000, subtype='PCM_16')
     rec.predict_many([path], show_progress=True)
     err = capsys.readouterr().err
-    assert 'long.wav: finding speech' in err and 'long.wav: judging' in err
+    assert 'long.wav: finding speech: 100%' in err and 'long.wav: judging: 100%' in err
+
+
+def test_what_is_read_whole_however_long(speech_like, short_blocks, tmp_path, monkeypatch):
+    """MP3 (libsndfile decodes it a little differently by read size), and every file for a model without a window
+    (it needs the whole signal) or with a detector of the user's that cannot stream."""
+    x = _recording(speech_like, 16000)
+    try:
+        sf.write(str(tmp_path / 'long.mp3'), x, 16000, format='MP3')
+    except Exception:                                    # a libsndfile without MPEG support
+        pass
+    else:
+        assert not isinstance(open_input(tmp_path / 'long.mp3', stream_seconds=3.0), StreamedInput)
+    path = tmp_path / 'long.wav'
+    sf.write(str(path), x, 16000, subtype='PCM_16')
+    seen = []
+    monkeypatch.setattr(recognizer, 'open_input', lambda *a, **k: seen.append(k['stream_seconds']) or open_input(*a, **k))
+    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    EmotionRecognizer(model, feature_settings=dict(mean_signal_length=None, level='peak')).predict(path)
+
+    class MyDetector:
+        def __init__(self):
+            self.inner = SpeechDetector(SR)
+
+        def batch(self, signals):
+            return self.inner.batch(signals)
+    EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768), detector=MyDetector()).predict(path)
+    EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).predict(path)
+    assert seen == [None, None, 3.0]
 
 
 def test_the_detector_streamed_equals_the_detector_whole(speech_like):

@@ -5,6 +5,7 @@ high-quality filter (`soxr_hq`), then fixes the length to `ceil(n * target / sou
 steps and defaults of `librosa.load(path, sr=rate, mono=True)`. Formats soundfile cannot read
 (for example some compressed ones) fall back to librosa itself.
 """
+import math
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -102,6 +103,13 @@ def _truncation(source, frames: int, rate: int, channels: int, bytes_per_sample:
             f'the rest is missing')
 
 
+def _truncation_note(source, info) -> Optional[str]:
+    """`_truncation`'s note for a file soundfile described as `info` (WAV of a known sample width only)."""
+    width = _SAMPLE_BYTES.get(info.subtype, 0)
+    return _truncation(source, info.frames, info.samplerate, info.channels, width) \
+        if info.format == 'WAV' and width else None
+
+
 def _read(source, label: str):
     """`(samples [N] or [channels, N], rate, integer PCM?, a note when the file is truncated or None)`."""
     soundfile = require('soundfile', 'reading audio')
@@ -111,9 +119,7 @@ def _read(source, label: str):
             source.seek(0)
         signal, rate = soundfile.read(source if hasattr(source, 'read') else str(source), dtype='float32',
                                       always_2d=False)
-        width = _SAMPLE_BYTES.get(info.subtype, 0)
-        note = _truncation(source, info.frames, rate, info.channels, width) if info.format == 'WAV' and width else None
-        return signal.T, rate, info.subtype in _INTEGER_SUBTYPES, note
+        return signal.T, rate, info.subtype in _INTEGER_SUBTYPES, _truncation_note(source, info)
     except soundfile.LibsndfileError:
         if hasattr(source, 'read'):
             raise
@@ -156,8 +162,9 @@ def read_audio_channels(source, label: Optional[str] = None):
 
 
 def audio_info(source) -> Optional[tuple]:
-    """`(frames, rate, channels, integer PCM?, notes)` of a file soundfile reads (a path or a seekable binary file
-    object), without reading its samples; None for anything else (a folder, a missing file, another format)."""
+    """`(frames, rate, channels, integer PCM?, notes, format)` of a file soundfile reads (a path or a seekable
+    binary file object), without reading its samples; None for anything else (a folder, a missing file, another
+    format)."""
     soundfile = require('soundfile', 'reading audio')
     try:
         if hasattr(source, 'read'):
@@ -167,10 +174,9 @@ def audio_info(source) -> Optional[tuple]:
         info = soundfile.info(source if hasattr(source, 'read') else str(source))
     except Exception:                                    # soundfile raises many types for what it cannot read
         return None
-    width = _SAMPLE_BYTES.get(info.subtype, 0)
-    note = _truncation(source, info.frames, info.samplerate, info.channels, width) \
-        if info.format == 'WAV' and width else None
-    return info.frames, int(info.samplerate), info.channels, info.subtype in _INTEGER_SUBTYPES, [note] if note else []
+    note = _truncation_note(source, info)
+    return (info.frames, int(info.samplerate), info.channels, info.subtype in _INTEGER_SUBTYPES, [note] if note else [],
+            info.format)
 
 
 def read_blocks(source, frames: int):
@@ -220,8 +226,12 @@ def centre_fit(signal: np.ndarray, length: int) -> np.ndarray:
 
 def peak_dbfs(signal: np.ndarray) -> float:
     """The largest absolute sample in dB relative to full scale (`-inf` for digital silence)."""
-    peak = float(np.max(np.abs(signal))) if signal.size else 0.0
-    return 20.0 * np.log10(peak) if peak > 0 else float('-inf')
+    return amplitude_dbfs(float(np.max(np.abs(signal))) if signal.size else 0.0)
+
+
+def amplitude_dbfs(amplitude: float) -> float:
+    """An amplitude in dB relative to full scale (`-inf` for 0)."""
+    return 20.0 * math.log10(amplitude) if amplitude > 0 else float('-inf')
 
 
 def normalize_level(signal: np.ndarray, level: str = 'peak', peak: Optional[float] = None) -> np.ndarray:

@@ -26,7 +26,7 @@ A tone under speech hides from both tests (the frame's periodicity is the voice'
 *spectral lines*: narrow peaks (300-4000 Hz) of frames four times as long (186 ms, every 93 ms), whose frequency
 a tone keeps to within 1 Hz while a voice's harmonics move with its pitch (`SpeechActivity.steady_line`). In
 EMODB's recordings one line frequency holds at most 20 % of the line frames (a 400 Hz mains-hum harmonic); a
-1 kHz beep train 6 dB below the speech holds 35 % or more.
+1 kHz beep train 6 dB below the speech holds 30 % or more.
 
 Voiced frames are widened by `hangover` seconds on each side, so the consonants and short pauses
 around them count as speech too. Why not a trained VAD: the well-kept neural ones need torchaudio or
@@ -102,10 +102,15 @@ class SpeechActivity:
         (within `tolerance` Hz), and the share of those frames it is in; None without a line there."""
         if self.lines is None or not len(self.lines) or not self.line_frames:
             return None
-        centres = np.arange(self.line_frames) * self.line_hop_seconds + self.line_frame_seconds / 2
+        centres = self.__dict__.get('_line_centres')
+        if centres is None or len(centres) != self.line_frames:
+            centres = self.__dict__['_line_centres'] = (np.arange(self.line_frames) * self.line_hop_seconds
+                                                        + self.line_frame_seconds / 2)
         first, stop = np.searchsorted(centres, start, 'left'), np.searchsorted(centres, end, 'left')
-        inside = self.lines[(self.lines[:, 0] >= first) & (self.lines[:, 0] < stop)]
-        if not len(inside) or stop <= first:
+        if stop <= first:
+            return None
+        inside = _lines_within(self.lines, first, stop)     # lines are in frame order: found by bisection
+        if not len(inside):
             return None
         freqs = np.sort(inside[:, 1])           # peaks are 2 bins apart at least: one per frame within tolerance
         counts = np.searchsorted(freqs, freqs + tolerance, 'right') - np.searchsorted(freqs, freqs - tolerance, 'left')
@@ -164,9 +169,9 @@ class _Framer:
 
 
 def _lines_within(lines: np.ndarray, first: int, stop: int) -> np.ndarray:
-    """The lines of frames `[first, stop)`, their frames counted from `first`."""
-    inside = lines[(lines[:, 0] >= first) & (lines[:, 0] < stop)]
-    return inside - [first, 0]
+    """The lines (in frame order) of frames `[first, stop)`, their frames counted from `first`."""
+    a, b = np.searchsorted(lines[:, 0], first, 'left'), np.searchsorted(lines[:, 0], stop, 'left')
+    return lines[a:b] - [first, 0]
 
 
 class SpeechDetector:
@@ -250,17 +255,23 @@ class SpeechDetector:
 
     def _lines(self, frames: torch.Tensor) -> np.ndarray:
         """`[L, 2]` (frame, Hz) of the narrow spectral peaks of `[F, line_frame_length]` line frames between
-        `line_band` Hz: a local maximum at least `line_prominence` times the mean power 5 to 25 bins either side,
-        4 bins off it below `line_narrow` of it (a sine's main lobe ends at 2), and within 40 dB of the frame's
-        power; its frequency refined by a parabola through the log power of the peak and its neighbours."""
+        `line_band` Hz (as far as the rate allows): a local maximum at least `line_prominence` times the mean power 5
+        to 25 bins either side, 4 bins off it below `line_narrow` of it (a sine's main lobe ends at 2), and within
+        40 dB of the power of a frame of at least `min_level_db` (what resampling makes of digital silence has
+        lines too); its frequency refined by a parabola through the log power of the peak and its neighbours."""
         n, rate = self.line_frame_length, self.sample_rate
-        first, last = (int(f * n / rate) for f in self.line_band)
+        first = max(25, int(self.line_band[0] * n / rate))                # 25 bins either side stay in the spectrum
+        last = min(n // 2 + 1 - 26, int(self.line_band[1] * n / rate))
         window = torch.hann_window(n, periodic=True)
         found = []
         width = last - first
+        if width <= 0:
+            return np.zeros((0, 2))
         for a in range(0, len(frames), self.chunk_frames // 4):
             part = frames[a:a + self.chunk_frames // 4]
-            power = torch.view_as_real(torch.fft.rfft((part - part.mean(dim=1, keepdim=True)) * window)).square().sum(-1)
+            part = part - part.mean(dim=1, keepdim=True)
+            audible = 10.0 * torch.log10(part.square().mean(dim=1) + 1e-12) >= self.min_level_db
+            power = torch.view_as_real(torch.fft.rfft(part * window)).square().sum(-1)
             band = power[:, first - 25:last + 26]                                # the band and 25 bins either side
             cum = torch.nn.functional.pad(band.cumsum(dim=1), (1, 0))             # cum[:, i] = sum band[:, :i]
             around = (cum[:, 51:51 + width] - cum[:, 30:30 + width] + cum[:, 21:21 + width] - cum[:, :width]) / 42
@@ -268,7 +279,7 @@ class SpeechDetector:
             side = torch.maximum(band[:, 21:21 + width], band[:, 29:29 + width])
             line = ((peak > band[:, 24:24 + width]) & (peak >= band[:, 26:26 + width])
                     & (side < self.line_narrow * peak) & (peak > self.line_prominence * around)
-                    & (peak > 1e-4 * power.sum(dim=1, keepdim=True)))
+                    & (peak > 1e-4 * power.sum(dim=1, keepdim=True)) & audible[:, None])
             frame, at = torch.nonzero(line, as_tuple=True)
             lo, mid, hi = (torch.log(band[frame, at + 25 + d] + 1e-30) for d in (-1, 0, 1))
             hz = (at + first + 0.5 * (lo - hi) / (lo - 2 * mid + hi).clamp(max=-1e-9)) * rate / n

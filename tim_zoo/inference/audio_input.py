@@ -54,6 +54,9 @@ class AudioInput:
 STREAM_SECONDS = 60.0
 #: seconds of audio per block of a streamed file
 BLOCK_SECONDS = 10.0
+#: formats read whole however long: libsndfile decodes MPEG a little differently by read size (4e-6), so blocks
+#: would not give the whole file's samples
+WHOLE_FORMATS = ('MP3', 'MPEG')
 
 
 @dataclass
@@ -112,13 +115,10 @@ def open_input(source, sample_rate=None, channels: str = 'mix',
     if isinstance(source, (str, Path, bytes, bytearray, memoryview)) or hasattr(source, 'read'):
         streamed = _open_stream(source, given_name, channels, stream_seconds)
         if streamed is not None:
-            if sample_rate is not None and check_sample_rate(sample_rate) != streamed.rate:
-                streamed.notes.append(f'sample_rate={sample_rate} was not used: the file records its own rate '
-                                      f'({streamed.rate} Hz)')
+            streamed.notes += _unused_rate(sample_rate, streamed.rate)
             return streamed
         data, rate, integer, notes, name = _read_file(source, given_name)
-        if sample_rate is not None and check_sample_rate(sample_rate) != rate:
-            notes.append(f'sample_rate={sample_rate} was not used: the file records its own rate ({rate} Hz)')
+        notes += _unused_rate(sample_rate, rate)
     else:
         data, integer, notes = _waveform(source)
         if sample_rate is None:
@@ -126,6 +126,13 @@ def open_input(source, sample_rate=None, channels: str = 'mix',
         rate, name = check_sample_rate(sample_rate), given_name
     signal, more, clipping_known = _prepare(data, integer, channels, name or 'the waveform')
     return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known)
+
+
+def _unused_rate(sample_rate, rate: int) -> List[str]:
+    """The note for a rate given with a file that records another one."""
+    if sample_rate is not None and check_sample_rate(sample_rate) != rate:
+        return [f'sample_rate={sample_rate} was not used: the file records its own rate ({rate} Hz)']
+    return []
 
 
 def _open_stream(source, name: Optional[str], channels: str, stream_seconds: Optional[float]):
@@ -137,9 +144,9 @@ def _open_stream(source, name: Optional[str], channels: str, stream_seconds: Opt
                                     not source.seekable() or 'b' not in getattr(source, 'mode', 'b')):
         return None
     info = audio_info(source)
-    if info is None or info[0] <= stream_seconds * info[1]:
+    if info is None or info[0] <= stream_seconds * info[1] or info[5] in WHOLE_FORMATS:
         return None
-    frames, rate, num_channels, integer, notes = info
+    frames, rate, num_channels, integer, notes, _ = info
     label = name or (str(getattr(source, 'name', None) or '<file object>') if hasattr(source, 'read') else str(source))
     _check_channels(num_channels, (num_channels, frames), label)
     levels = _Levels()

@@ -10,7 +10,7 @@ import torch
 from .._factory import create_model, list_models, load_checkpoint
 from .._utils import progress
 from .._validation import check_choice, resolve_device
-from ..data.audio import centre_fit, normalize_level, peak_dbfs, resample
+from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
@@ -301,7 +301,9 @@ class EmotionRecognizer:
         given = source.value if isinstance(source, _Given) else source
         item = _Item(Prediction(None if isinstance(source, _Given) else str(source)))
         try:
-            audio = open_input(given, sample_rate, channels, stream_seconds=STREAM_SECONDS)
+            # a whole-file model (no window) needs the whole signal at once; a detector of the user's may not stream
+            streams = self.window is not None and hasattr(self.detector, 'stream')
+            audio = open_input(given, sample_rate, channels, stream_seconds=STREAM_SECONDS if streams else None)
         except (AudioError, ConfigurationError) as e:
             item.result.error, item.result.status, item.error_type = str(e), 'error', type(e)
             return item
@@ -346,7 +348,7 @@ class EmotionRecognizer:
                 yield block
 
         activity = self.detector.stream(measured(self._blocks(item, show_progress, 'finding speech')))
-        item.peak_db = 20.0 * math.log10(peak) if peak > 0 else float('-inf')
+        item.peak_db = amplitude_dbfs(peak)
         item.clipped = clipped / total if item.clipping_known and total else 0.0
         self._set_activity(item, activity, np.concatenate(head), total)
 
@@ -359,12 +361,15 @@ class EmotionRecognizer:
             return
         bar = progress(None, enabled=True, desc=f'{item.result.file or "recording"}: {what}', unit='s',
                        total=round(item.stream.length(rate) / rate))
-        for block in blocks:
-            yield block
-            if hasattr(bar, 'update'):
-                bar.update(round(len(block) / rate))
-        if hasattr(bar, 'close'):
-            bar.close()
+        try:
+            for block in blocks:
+                yield block
+                if hasattr(bar, 'update'):
+                    bar.update(round(len(block) / rate))
+        finally:                                     # also when the last judged window ends before the file does
+            if hasattr(bar, 'close'):
+                bar.update(bar.total - bar.n)
+                bar.close()
 
     def _set_activity(self, item: '_Item', activity: SpeechActivity, head: np.ndarray, length: int) -> None:
         """Record the item's speech activity and its windows; `head`: its first `HUM_SECONDS` (for `mains_hum`)."""
@@ -412,22 +417,24 @@ class EmotionRecognizer:
                 loud = self._loud_speech_db(item, start, end)
                 item.speech_below_peak.append(loud - 20 * math.log10(peak) if peak > 0 else 0.0)
             yield part if self.window is None else centre_fit(part, self.window)
+        parts.close()                                    # a streamed file's reading and progress bar end here
 
     def _cut_stream(self, item: '_Item', bounds: List[tuple], show_progress: bool) -> Iterator[np.ndarray]:
         """The samples `[start, end)` of each of `bounds` (in order) from the blocks of a streamed item."""
         held, offset = np.zeros(0, dtype=np.float32), 0  # held[i] is sample offset + i
-        blocks = self._blocks(item, show_progress, 'judging') if bounds else iter(())
-        for start, end in bounds:
-            while True:
-                drop = min(max(0, start - offset), len(held))   # nothing before the window is kept
-                held, offset = held[drop:], offset + drop
-                block = next(blocks, None) if offset + len(held) < end else None
-                if block is None:
-                    break
-                held = np.concatenate([held, block])
-            yield held[start - offset:end - offset].copy()
-        for _ in blocks:                                 # the rest of the file, for the progress bar to end
-            pass
+        blocks = self._blocks(item, show_progress, 'judging')
+        try:
+            for start, end in bounds:
+                while True:
+                    drop = min(max(0, start - offset), len(held))   # nothing before the window is kept
+                    held, offset = held[drop:], offset + drop
+                    block = next(blocks, None) if offset + len(held) < end else None
+                    if block is None:
+                        break
+                    held = np.concatenate([held, block])
+                yield held[start - offset:end - offset].copy()
+        finally:
+            blocks.close()                               # nothing after the last judged window is read
 
     def _speech_peak(self, part: np.ndarray, regions, start: int, end: int) -> float:
         """The largest absolute sample of the window's speech regions (`part`: the samples `[start, end)`): a click
