@@ -12,7 +12,6 @@ on shorter files).
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tim_zoo._utils import cpu_info
+sys.path.insert(0, str(Path(__file__).parent))
+import predict_speed  # noqa: E402  (the benchmark beside this one)
 
 CHILD = """
 import json, resource, sys, time
@@ -93,11 +93,9 @@ def main(argv=None) -> int:
             print(f'{name:24s} {row["windows"]:5d} windows  streamed {row["streamed_mb"]:5d} MB '
                   f'{row["streamed_s"]:6.1f} s  {whole}', flush=True)
     import torch
-    model, flags = cpu_info()
-    wanted = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'fma')
-    result = dict(rows=rows, cpu=model, cores=os.cpu_count(), flags=[f for f in wanted if f in flags],
-                  torch_version=torch.__version__, threads=torch.get_num_threads())
-    print(f'{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads')
+    machine = predict_speed.cpu()                     # the CPU as the other prediction benchmark records it
+    result = dict(rows=rows, **machine, torch_version=torch.__version__, threads=torch.get_num_threads())
+    print(f'{machine["cpu"]}, {machine["cores"]} cores, torch {torch.__version__}, {torch.get_num_threads()} threads')
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + '\n')
     return 0

@@ -50,3 +50,20 @@ def synthetic_speech(seconds: float = 1.5, sr: int = 22050, f0: float = 140.0, s
 @pytest.fixture
 def speech_like():
     return synthetic_speech
+
+
+def small_recognizer(**kwargs):
+    """An `EmotionRecognizer` over a small random `tim` (3 classes a, b, c; depth 2) with 1.49 s windows (32768
+    samples, level "peak"): fast and deterministic; `kwargs` go to the recognizer."""
+    import torch
+
+    import tim_zoo
+    torch.manual_seed(0)
+    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    model.label_names = ['a', 'b', 'c']
+    return tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'), **kwargs)
+
+
+@pytest.fixture(scope='session')
+def make_small_recognizer():
+    return small_recognizer

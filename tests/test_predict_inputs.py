@@ -19,12 +19,8 @@ SR = 22050
 
 
 @pytest.fixture(scope='module')
-def rec():
-    """A small random `tim` with 1.5 s windows: fast and deterministic."""
-    torch.manual_seed(0)
-    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
-    model.label_names = ['a', 'b', 'c']
-    return EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'))
+def rec(make_small_recognizer):
+    return make_small_recognizer()
 
 
 def _probs(result):

@@ -4,7 +4,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 
 sf = pytest.importorskip('soundfile')
 pytest.importorskip('soxr')
@@ -19,11 +18,8 @@ SR = 22050
 
 
 @pytest.fixture(scope='module')
-def rec():
-    torch.manual_seed(0)
-    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
-    model.label_names = ['a', 'b', 'c']
-    return EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'), hop_seconds=0.6)
+def rec(make_small_recognizer):
+    return make_small_recognizer(hop_seconds=0.6)
 
 
 @pytest.fixture
