@@ -207,3 +207,23 @@ def test_a_stream_reads_a_seekable_binary_object_only(speech_like, tmp_path):
         def readinto(self, b):
             return 0
     assert audio_input._open_stream(NoSeek(), None, 'mix', 3.0) is None
+
+
+def test_emodb_speech_streamed_as_a_long_recording(shared_dir, short_blocks, monkeypatch, tmp_path):
+    """Real speech: 24 EMODB utterances with pauses, resampled to 16 kHz stereo (the second channel quieter and
+    shifted by a DC offset), streamed and read whole by the bundled model: the same answer, windows and notes."""
+    import soxr
+    files = sorted((shared_dir / 'data' / 'emodb' / 'wav').glob('*.wav'))[::22]
+    parts = []
+    for f in files:
+        wave, rate = sf.read(str(f), dtype='float32')
+        parts += [soxr.resample(wave, rate, 16000).astype(np.float32), np.zeros(8000, np.float32)]
+    x = np.concatenate(parts)
+    path = tmp_path / 'emodb_long.wav'
+    sf.write(str(path), np.stack([x, 0.5 * x + 0.03], axis=1), 16000, subtype='PCM_24')
+    bundled = EmotionRecognizer.from_pretrained()
+    streamed = bundled.predict(path)
+    monkeypatch.setattr(recognizer, 'STREAM_SECONDS', float('inf'))
+    whole = bundled.predict(path)
+    _same(streamed, whole)
+    assert streamed.status == 'ok' and len(streamed.segments) > 10
