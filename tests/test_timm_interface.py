@@ -152,5 +152,37 @@ def test_reset_classifier_timm_signature(name, x):
     assert model(x).shape == (2, 3)
     model.reset_classifier(0)
     assert model(x).shape == (2, model.head_hidden_size)
-    with pytest.raises(tim_zoo.ConfigurationError, match='global_pool'):
-        model.reset_classifier(3, global_pool='max')
+    if name not in POOLING:
+        with pytest.raises(tim_zoo.ConfigurationError, match='does not pool time.*forward_features'):
+            model.reset_classifier(3, global_pool='max')
+        with pytest.raises(tim_zoo.ConfigurationError, match='does not pool time'):
+            tim_zoo.create_model(name, global_pool='')
+
+
+#: the models whose head pools time (`PoolHead`): timm's `global_pool` chooses how
+POOLING = ('timnet', 'tim', 'set')
+
+
+@pytest.mark.parametrize('name', POOLING)
+def test_global_pool_as_timm_offers_it(name, x, tmp_path):
+    model = _build(name).eval()
+    features = model.forward_features(x)                                   # [2, C, T]
+    fc = model.get_classifier()
+    for pool, pooled in (('avg', features.mean(-1)), ('max', features.amax(-1)),
+                         ('avgmax', 0.5 * (features.mean(-1) + features.amax(-1)))):
+        model.reset_classifier(model.num_classes, global_pool=pool)
+        model.head.fc = fc                                                  # the same classifier, pooled otherwise
+        torch.testing.assert_close(model(x), fc(pooled))
+    model.reset_classifier(4, global_pool='')
+    assert model(x).shape == (2, 4, x.shape[-1])                           # per-frame logits
+    torch.testing.assert_close(model(x)[..., 5], model.get_classifier()(features[..., 5]))
+    model.reset_classifier(0, global_pool='')
+    torch.testing.assert_close(model(x), features)                         # unpooled frame features
+    built = tim_zoo.create_model(name, global_pool='max', num_classes=3).eval()
+    via_timm = timm.create_model(name, global_pool='', num_classes=0).eval()
+    assert built.head.pool_type == 'max' and via_timm(x).ndim == 3
+    tim_zoo.save_checkpoint(built, tmp_path / 'm.safetensors')              # the pooling is part of the checkpoint
+    loaded = tim_zoo.load_checkpoint(tmp_path / 'm.safetensors').eval()
+    assert loaded.head.pool_type == 'max' and torch.equal(loaded(x), built(x))
+    with pytest.raises(tim_zoo.ConfigurationError, match="global_pool must be one of 'avg', 'max', 'avgmax', ''"):
+        model.reset_classifier(3, global_pool='catavgmax')

@@ -38,16 +38,41 @@ class ClassifierHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-class PoolHead(ClassifierHead):
-    """Global average pooling over time, dropout, Linear: `[B, D, T] -> [B, classes]`."""
+#: the pooling over time `PoolHead` offers, as timm's `global_pool`: mean, max, their mean, or none
+POOL_TYPES = ('avg', 'max', 'avgmax', '')
 
-    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
+
+class PoolHead(ClassifierHead):
+    """Global pooling over time, dropout, Linear: `[B, D, T] -> [B, classes]`.
+
+    `pool_type` (timm's `global_pool`): `"avg"` (the default), `"max"`, `"avgmax"` (the mean of the two) or `""`:
+    no pooling, the Linear applied to every frame, `[B, D, T] -> [B, classes, T]` (`[B, D, T]` with
+    `num_classes=0` or `pre_logits`).
+    """
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0, pool_type: str = 'avg'):
         super().__init__(in_features, num_classes)
         self.drop = nn.Dropout(drop_rate)
+        self.set_pool(pool_type)
+
+    def set_pool(self, pool_type: str) -> None:
+        """Pool with `pool_type` from now on (the Linear is kept: it reads the same `D` features)."""
+        if pool_type not in POOL_TYPES:
+            raise ConfigurationError(f'global_pool must be one of {", ".join(repr(p) for p in POOL_TYPES)}, got '
+                                     f'{pool_type!r}')
+        self.pool_type = pool_type
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         check_block_input(x, 'PoolHead', 'B D T', D=self.pre_logits_dim)
-        return self._logits(self.drop(x.mean(dim=-1)), pre_logits)
+        if self.pool_type == '':
+            return self._logits(self.drop(x.transpose(1, 2)), pre_logits).transpose(1, 2)
+        if self.pool_type == 'avg':
+            pooled = x.mean(dim=-1)
+        elif self.pool_type == 'max':
+            pooled = x.amax(dim=-1)
+        else:
+            pooled = 0.5 * (x.mean(dim=-1) + x.amax(dim=-1))
+        return self._logits(self.drop(pooled), pre_logits)
 
 
 class FlattenHead(ClassifierHead):

@@ -15,7 +15,9 @@ from torch import nn
 
 from .._validation import check_choice, check_sequence_input
 from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError
-from ..layers import AFTLocalFusion, ClassifierHead, GMMClusteringHead, SinusoidalPositionalEncoding, WeightLayer
+from ..layers import (
+    AFTLocalFusion, ClassifierHead, GMMClusteringHead, PoolHead, SinusoidalPositionalEncoding, WeightLayer,
+)
 from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
@@ -122,13 +124,12 @@ class SERModel(nn.Module):
         """Replace the final classifier by a new one with `num_classes` outputs (0: identity, as timm); label names
         (also those in the feature settings) are cleared: set `model.label_names` for the new classes.
 
-        `global_pool` is timm's argument; every head here pools (or projects) time in its own fixed way, so only
-        None (keep it) is accepted.
+        `global_pool` (timm's argument): None keeps the pooling; `"avg"`, `"max"`, `"avgmax"` or `""` (no pooling:
+        per-frame logits `[B, classes, T]`, or frame features `[B, C, T]` with 0 classes) on the models whose head
+        pools time (`PoolHead`: `timnet`, `tim`, `set`); the others refuse it (`set_global_pool`).
         """
         if global_pool is not None:
-            raise ConfigurationError(
-                f'reset_classifier(global_pool={global_pool!r}): the head of {self.model_name} pools time in its own '
-                f'way; pass global_pool=None (or build the model with head="gmm" for GMM clustering over frames)')
+            self.set_global_pool(global_pool)
         self.head.reset(num_classes)
         init_weights_(self.head.fc, self.init_args.get('weight_init', 'torch'))   # the new classifier as the rest began
         self.num_classes = num_classes
@@ -136,6 +137,18 @@ class SERModel(nn.Module):
         settings = getattr(self, 'pretrained_cfg', {}).get('feature_settings')
         if settings and 'label_names' in settings:
             self.pretrained_cfg['feature_settings'] = {k: v for k, v in settings.items() if k != 'label_names'}
+
+    def set_global_pool(self, global_pool: str) -> None:
+        """Pool time with `global_pool` (`"avg"`, `"max"`, `"avgmax"`, `""`: see `PoolHead`), keeping the classifier;
+        recorded in `init_args`, so a checkpoint rebuilds it. Refused, with the alternative, by heads that do not
+        pool time."""
+        if not isinstance(self.head, PoolHead):
+            raise ConfigurationError(
+                f'global_pool={global_pool!r}: the head of {self.model_name} ({type(self.head).__name__}) does not pool '
+                f'time, it reads the frames in its own way, so there is no pooling to choose; forward_features(x) '
+                f'gives the frame features [B, C, T] to pool as you like (global_pool works on timnet, tim and set)')
+        self.head.set_pool(global_pool)
+        self._recording_args['global_pool'] = global_pool
 
     def load_pretrained(self, path) -> None:
         """timm's custom-load hook: load a weight file (Keras `.hdf5`, `.safetensors`, `.pt`) with checks."""
@@ -341,6 +354,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         raise ConfigurationError(f'out_indices / feature_cls choose the features of features_only=True; '
                                  f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
+    global_pool = kwargs.pop('global_pool', None)
     given_cfg, overlay = kwargs.pop('pretrained_cfg', None), kwargs.pop('pretrained_cfg_overlay', None)
     cfg = _resolve_cfg(variant, given_cfg, overlay)
     if pretrained and not cfg.tag and not (cfg.file or cfg.hf_hub_id) and variant in DEFAULT_TAGS:
@@ -376,6 +390,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
             kwargs.setdefault(key, value)
     model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
+    if global_pool is not None:                          # timm's argument; the loaded classifier is kept
+        model.set_global_pool(global_pool)
     head_loaded = True                                   # False when the file's classifier did not fit
     if state_dict is not None:
         head_loaded = not apply_state_dict(model, state_dict, weight_source(path, meta, model))
