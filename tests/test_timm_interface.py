@@ -186,3 +186,5 @@ def test_global_pool_as_timm_offers_it(name, x, tmp_path):
     assert loaded.head.pool_type == 'max' and torch.equal(loaded(x), built(x))
     with pytest.raises(tim_zoo.ConfigurationError, match="global_pool must be one of 'avg', 'max', 'avgmax', ''"):
         model.reset_classifier(3, global_pool='catavgmax')
+    with pytest.raises(tim_zoo.ConfigurationError, match='per-frame logits.*set_global_pool'):
+        tim_zoo.EmotionRecognizer(via_timm, feature_settings=dict(mean_signal_length=None))

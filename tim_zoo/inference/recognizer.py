@@ -125,6 +125,9 @@ class EmotionRecognizer:
         if in_chans and in_chans != self.extractor.n_mfcc:
             raise ConfigurationError(f'the model takes {in_chans} channels but the feature settings give '
                                      f'n_mfcc={self.extractor.n_mfcc}')
+        if getattr(getattr(model, 'head', None), 'pool_type', None) == '':
+            raise ConfigurationError('this model was set to global_pool="" (per-frame logits [B, classes, T]), while '
+                                     'a recognizer needs one answer per window: model.set_global_pool("avg") first')
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         num_classes = getattr(model, 'num_classes', None)
