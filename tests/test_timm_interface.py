@@ -184,6 +184,12 @@ def test_global_pool_as_timm_offers_it(name, x, tmp_path):
     tim_zoo.save_checkpoint(built, tmp_path / 'm.safetensors')              # the pooling is part of the checkpoint
     loaded = tim_zoo.load_checkpoint(tmp_path / 'm.safetensors').eval()
     assert loaded.head.pool_type == 'max' and torch.equal(loaded(x), built(x))
+    as_file = tim_zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(
+        file=str(tmp_path / 'm.safetensors'))).eval()
+    assert as_file.head.pool_type == 'max' and torch.equal(as_file(x), built(x))
+    unpooled = tim_zoo.create_model(name, pretrained=True, global_pool='', pretrained_cfg_overlay=dict(
+        file=str(tmp_path / 'm.safetensors')))                             # the caller's choice wins
+    assert unpooled.head.pool_type == ''
     with pytest.raises(tim_zoo.ConfigurationError, match="global_pool must be one of 'avg', 'max', 'avgmax', ''"):
         model.reset_classifier(3, global_pool='catavgmax')
     with pytest.raises(tim_zoo.ConfigurationError, match='per-frame logits.*set_global_pool'):

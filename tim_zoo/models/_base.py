@@ -354,7 +354,6 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         raise ConfigurationError(f'out_indices / feature_cls choose the features of features_only=True; '
                                  f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
-    global_pool = kwargs.pop('global_pool', None)
     given_cfg, overlay = kwargs.pop('pretrained_cfg', None), kwargs.pop('pretrained_cfg_overlay', None)
     cfg = _resolve_cfg(variant, given_cfg, overlay)
     if pretrained and not cfg.tag and not (cfg.file or cfg.hf_hub_id) and variant in DEFAULT_TAGS:
@@ -388,9 +387,10 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
         for key, value in from_file.items():
             kwargs.setdefault(key, value)
+    global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's
     model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
-    if global_pool is not None:                          # timm's argument; the loaded classifier is kept
+    if global_pool is not None:                          # the loaded classifier is kept
         model.set_global_pool(global_pool)
     head_loaded = True                                   # False when the file's classifier did not fit
     if state_dict is not None:
