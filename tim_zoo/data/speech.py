@@ -34,6 +34,7 @@ onnxruntime and their own weights; this detector is a few lines, deterministic, 
 the pipeline needs: is there voiced sound to judge, or only silence, noise and tones. It does not tell
 speech from singing, whose pitch moves too.
 """
+import functools
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence
 
@@ -88,10 +89,15 @@ class SpeechActivity:
     def frame_range(self, start: float = 0.0, end: float = float('inf')) -> slice:
         """The frames whose centre lies in `[start, end)` seconds, as a slice (found by bisection: a long recording's
         windows each look at their own frames only)."""
-        centres = self.__dict__.get('_centres')
-        if centres is None or len(centres) != len(self.voiced):
-            centres = self.__dict__['_centres'] = np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
-        return slice(int(np.searchsorted(centres, start, 'left')), int(np.searchsorted(centres, end, 'left')))
+        return _centred_in(self._centres, start, end)
+
+    @functools.cached_property
+    def _centres(self) -> np.ndarray:
+        return np.arange(len(self.voiced)) * self.hop_seconds + self.frame_seconds / 2
+
+    @functools.cached_property
+    def _line_centres(self) -> np.ndarray:
+        return np.arange(self.line_frames) * self.line_hop_seconds + self.line_frame_seconds / 2
 
     def voiced_seconds(self, start: float = 0.0, end: float = float('inf')) -> float:
         """Seconds of voiced frames whose centre lies in `[start, end)`."""
@@ -102,11 +108,8 @@ class SpeechActivity:
         (within `tolerance` Hz), and the share of those frames it is in; None without a line there."""
         if self.lines is None or not len(self.lines) or not self.line_frames:
             return None
-        centres = self.__dict__.get('_line_centres')
-        if centres is None or len(centres) != self.line_frames:
-            centres = self.__dict__['_line_centres'] = (np.arange(self.line_frames) * self.line_hop_seconds
-                                                        + self.line_frame_seconds / 2)
-        first, stop = np.searchsorted(centres, start, 'left'), np.searchsorted(centres, end, 'left')
+        frames = _centred_in(self._line_centres, start, end)
+        first, stop = frames.start, frames.stop
         if stop <= first:
             return None
         inside = _lines_within(self.lines, first, stop)     # lines are in frame order: found by bisection
@@ -168,6 +171,11 @@ class _Framer:
         return self.finish() if frames is None else frames
 
 
+def _centred_in(centres: np.ndarray, start: float, end: float) -> slice:
+    """The frames (of sorted `centres`, seconds) whose centre lies in `[start, end)`, by bisection."""
+    return slice(int(np.searchsorted(centres, start, 'left')), int(np.searchsorted(centres, end, 'left')))
+
+
 def _lines_within(lines: np.ndarray, first: int, stop: int) -> np.ndarray:
     """The lines (in frame order) of frames `[first, stop)`, their frames counted from `first`."""
     a, b = np.searchsorted(lines[:, 0], first, 'left'), np.searchsorted(lines[:, 0], stop, 'left')
@@ -204,6 +212,7 @@ class SpeechDetector:
         self.exclude_tonal = exclude_tonal
         self.window = torch.hann_window(frame_length, periodic=True)
         self.line_frame_length, self.line_hop_length = 4 * frame_length, 4 * hop_length
+        self.line_window = torch.hann_window(self.line_frame_length, periodic=True)
 
     #: frames measured per FFT call: bounds the detector's memory (about 60 MB) whatever the recording's length
     chunk_frames = 4096
@@ -262,7 +271,6 @@ class SpeechDetector:
         n, rate = self.line_frame_length, self.sample_rate
         first = max(25, int(self.line_band[0] * n / rate))                # 25 bins either side stay in the spectrum
         last = min(n // 2 + 1 - 26, int(self.line_band[1] * n / rate))
-        window = torch.hann_window(n, periodic=True)
         found = []
         width = last - first
         if width <= 0:
@@ -271,7 +279,7 @@ class SpeechDetector:
             part = frames[a:a + self.chunk_frames // 4]
             part = part - part.mean(dim=1, keepdim=True)
             audible = 10.0 * torch.log10(part.square().mean(dim=1) + 1e-12) >= self.min_level_db
-            power = torch.view_as_real(torch.fft.rfft(part * window)).square().sum(-1)
+            power = torch.view_as_real(torch.fft.rfft(part * self.line_window)).square().sum(-1)
             band = power[:, first - 25:last + 26]                                # the band and 25 bins either side
             cum = torch.nn.functional.pad(band.cumsum(dim=1), (1, 0))             # cum[:, i] = sum band[:, :i]
             around = (cum[:, 51:51 + width] - cum[:, 30:30 + width] + cum[:, 21:21 + width] - cum[:, :width]) / 42

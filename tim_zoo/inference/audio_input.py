@@ -138,16 +138,15 @@ def _unused_rate(sample_rate, rate: int) -> List[str]:
 def _open_stream(source, name: Optional[str], channels: str, stream_seconds: Optional[float]):
     """A `StreamedInput` of a file longer than `stream_seconds` that soundfile reads and can seek in (after one
     pass over its blocks for `_plan`), else None (the file is then read whole)."""
-    if stream_seconds is None or isinstance(source, (bytes, bytearray, memoryview)) or _URL.match(str(source)):
+    if stream_seconds is None or isinstance(source, (bytes, bytearray, memoryview)):
         return None                                      # bytes are in memory already
-    if hasattr(source, 'read') and (not hasattr(source, 'seek') or hasattr(source, 'seekable') and
-                                    not source.seekable() or 'b' not in getattr(source, 'mode', 'b')):
+    if hasattr(source, 'read') and (not _seekable(source) or 'b' not in getattr(source, 'mode', 'b')):
         return None
-    info = audio_info(source)
+    info = audio_info(source)                            # None for a URL, a folder, a missing file
     if info is None or info[0] <= stream_seconds * info[1] or info[5] in WHOLE_FORMATS:
         return None
     frames, rate, num_channels, integer, notes, _ = info
-    label = name or (str(getattr(source, 'name', None) or '<file object>') if hasattr(source, 'read') else str(source))
+    label = _label(source, name)
     _check_channels(num_channels, (num_channels, frames), label)
     levels = _Levels()
     for block in read_blocks(source, int(BLOCK_SECONDS * rate)):
@@ -160,19 +159,33 @@ def _open_stream(source, name: Optional[str], channels: str, stream_seconds: Opt
 
 def _read_file(source, name: Optional[str]):
     """`(samples, rate, integer PCM?, notes, name)` of a path, the bytes of a file or a binary file object."""
+    label = _label(source, name)
     if isinstance(source, (str, Path)):
         if _URL.match(str(source)):
             raise ConfigurationError(f'{source} is a URL: tim_zoo reads local files only (download it first)')
-        return (*read_audio_channels(source), name or str(source))
+        return (*read_audio_channels(source), label)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        label = name or '<bytes>'
         return (*read_audio_channels(io.BytesIO(bytes(source)), label=label), label)
-    label = name or str(getattr(source, 'name', None) or '<file object>')
     if isinstance(source, io.TextIOBase) or 'b' not in getattr(source, 'mode', 'b'):
         raise ConfigurationError(f'{label} is open in text mode: open audio files in binary mode, open(path, "rb")')
-    if hasattr(source, 'seek') and (not hasattr(source, 'seekable') or source.seekable()):
+    if _seekable(source):
         source.seek(0)                                   # the whole file, wherever it was read up to
     return (*read_audio_channels(source, label=label), label)
+
+
+def _label(source, name: Optional[str]) -> str:
+    """What the results call a file input: the name given, else its path, `<bytes>` or the file object's name."""
+    if name:
+        return name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return '<bytes>'
+    if hasattr(source, 'read'):
+        return str(getattr(source, 'name', None) or '<file object>')
+    return str(source)
+
+
+def _seekable(source) -> bool:
+    return hasattr(source, 'seek') and (not hasattr(source, 'seekable') or source.seekable())
 
 
 def _from_dict(row: dict, sample_rate):

@@ -28,6 +28,8 @@ QUIET_PEAK_DB = -20.0
 #: with `level="peak"`: speech whose loud frames (90th percentile) lie further below the peak than this gets a
 #: note (EMODB: -12.5 dB typical, -26 dB at the extreme): a click or other short loud sound set the peak
 SPEECH_BELOW_PEAK_DB = -32.0
+#: samples at least this far from zero count as clipped (where full scale means clipping: `clipping_known`)
+CLIPPED_LEVEL = 0.999
 #: recordings made at a lower rate than this lack the upper speech band the models learned from
 NARROW_BAND_HZ = 16000
 #: tones (`SpeechActivity.tonal`) are mentioned from this many seconds and this share of the periodic sound on
@@ -322,7 +324,7 @@ class EmotionRecognizer:
         signal = resample(audio.signal, audio.rate, self.extractor.sample_rate)
         item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
         item.signal, item.peak_db = signal, peak_dbfs(signal)
-        item.clipped = float(np.mean(np.abs(signal) >= 0.999)) if audio.clipping_known else 0.0
+        item.clipped = float(np.mean(np.abs(signal) >= CLIPPED_LEVEL)) if audio.clipping_known else 0.0
         return item
 
     def _find_speech(self, items: List['_Item'], show_progress: bool = False) -> None:
@@ -346,7 +348,7 @@ class EmotionRecognizer:
                 if total < HUM_SECONDS * rate:
                     head.append(block[:int(HUM_SECONDS * rate) - total])
                 peak = max(peak, float(np.max(np.abs(block))) if len(block) else 0.0)
-                clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
+                clipped += int(np.count_nonzero(np.abs(block) >= CLIPPED_LEVEL))
                 total += len(block)
                 yield block
 
