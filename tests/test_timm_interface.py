@@ -88,8 +88,8 @@ def test_layer_decay_groups_stem_levels_head(name):
         stem = [scale[id(p)] for n, p in named.items() if n.split('.')[0] + '.' in matcher['stem'] or
                 any(n.startswith(s + '.') for s in model._stem_modules)]
         assert stem and max(stem) == scales[0] < 1.0
-    first = model.feature_info[0]['module']
-    last = model.feature_info[-1]['module']
+    first = model.feature_info[0].get('modules', [model.feature_info[0]['module']])[0]     # holds the level's weights
+    last = model.feature_info[-1].get('modules', [model.feature_info[-1]['module']])[0]
     first_scale = {scale[id(p)] for n, p in named.items() if n.startswith(first + '.')}
     last_scale = {scale[id(p)] for n, p in named.items() if n.startswith(last + '.')}
     assert len(first_scale) == len(last_scale) == 1 and first_scale.pop() < last_scale.pop()

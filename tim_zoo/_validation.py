@@ -1,4 +1,5 @@
 """Input checks shared by every model: clear messages instead of errors deep inside torch."""
+import functools
 from typing import Optional
 
 import torch
@@ -13,6 +14,23 @@ def check_choice(name: str, value, choices) -> None:
         raise ConfigurationError(f"{name} must be one of {sorted(choices)}, got {value!r}")
 
 
+def traced_check(check):
+    """Make a check traceable by `torch.fx`: called on a `torch.fx.Proxy` (symbolic tracing, also timm's and
+    torchvision's feature extractors) it is recorded as a call in the graph, so the traced module checks its real
+    input as the eager one does; while compiling or exporting it is skipped (the shapes are symbolic there)."""
+    @functools.wraps(check)
+    def checked(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            return None
+        proxy = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.fx.Proxy)), None)
+        if proxy is not None:
+            proxy.tracer.create_proxy('call_function', checked, args, kwargs)
+            return None
+        return check(*args, **kwargs)
+    return checked
+
+
+@traced_check
 def check_sequence_input(
         x,
         *,
@@ -110,14 +128,13 @@ def native_bf16(device: torch.device) -> bool:
     return any(flag in cpu_info()[1] for flag in NATIVE_BF16_FLAGS)
 
 
+@traced_check
 def check_block_input(x: torch.Tensor, block: str, layout: str, fix: str = '', **sizes: int) -> None:
     """Check that a block's input has the rank of `layout` (e.g. `"B F T n"`) and the given sizes by axis name
     (`F=39, n=8`), else raise `InputShapeError` naming the layout expected, the shape given and the fix: where it
     looks like time and features swapped (`[B, T, C]` for `[B, C, T]`), the transpose, else `fix` (which may name
     `{got}`, the size of the first axis that differs). Skipped while compiling or exporting (the shapes are
     symbolic there; the eager model has checked them)."""
-    if torch.compiler.is_compiling():
-        return
     axes = layout.split()
     shape = tuple(x.shape)
     expected = '[' + ', '.join(f'{a}={sizes[a]}' if a in sizes else a for a in axes) + ']'

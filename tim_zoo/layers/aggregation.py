@@ -4,7 +4,7 @@ from typing import List, Union
 import torch
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_choice, traced_check
 from ..exceptions import InputShapeError
 
 
@@ -65,6 +65,12 @@ class DeltaAggregation(nn.Module):
         return f'mode={self.mode!r}'
 
 
+@traced_check
+def _check_items(x: torch.Tensor, num_inputs: int) -> None:
+    if x.shape[-1] != num_inputs:
+        raise InputShapeError(f'WeightLayer expects {num_inputs} items in the last dimension, got shape {tuple(x.shape)}')
+
+
 class WeightLayer(nn.Module):
     """Learned weighted sum over the last dimension: `[..., n] -> [...]`, `sum_j w_j * s_j`.
 
@@ -78,8 +84,7 @@ class WeightLayer(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_inputs).uniform_(-init_range, init_range))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.num_inputs:
-            raise InputShapeError(f'WeightLayer expects {self.num_inputs} items in the last dimension, got shape {tuple(x.shape)}')
+        _check_items(x, self.num_inputs)
         return torch.matmul(x, self.weight)
 
     def extra_repr(self) -> str:

@@ -5,7 +5,6 @@ bidirectional TIM encoder as `[B, 2F, T]`: one grouped convolution then does the
 convolution per sequence, and `share_groups=True` gives every group the same weights.
 """
 import math
-from functools import partial
 from typing import Optional, Tuple
 
 import torch
@@ -21,6 +20,31 @@ def _check_groups(in_channels: int, out_channels: int, groups: int):
     if groups < 1 or in_channels % groups or out_channels % groups:
         raise ConfigurationError(f'in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by '
                          f'groups ({groups})')
+
+
+def group_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], groups: int, share_groups: bool,
+                 padding: int, dilation: int) -> torch.Tensor:
+    """`GroupConv1d`'s convolution of `[B, groups*C, T]` with its stored `weight`/`bias`. A leaf of `torch.fx` traces
+    (`torch.fx.wrap`): the kernel is chosen here by the input's device, when the traced module runs."""
+    if groups > 1 and x.is_cuda:
+        # cuDNN's grouped kernels are several times slower here than plain convolutions
+        if share_groups:            # groups are consecutive channel blocks: [B, G*C, T] is [B*G, C, T]
+            out = F.conv1d(x.reshape(x.shape[0] * groups, -1, x.shape[-1]), weight, bias, padding=padding,
+                           dilation=dilation)
+            return out.reshape(x.shape[0], -1, out.shape[-1])
+        n = weight.shape[0] // groups
+        outs = []
+        for i, xg in enumerate(x.chunk(groups, dim=1)):
+            outs.append(F.conv1d(xg, weight[i * n:(i + 1) * n], None if bias is None else bias[i * n:(i + 1) * n],
+                                 padding=padding, dilation=dilation))
+        return torch.cat(outs, dim=1)
+    if share_groups:
+        weight = weight.repeat(groups, 1, 1)
+        bias = None if bias is None else bias.repeat(groups)
+    return F.conv1d(x, weight, bias, padding=padding, dilation=dilation, groups=groups)
+
+
+torch.fx.wrap('group_conv1d')
 
 
 class GroupConv1d(nn.Module):
@@ -92,19 +116,7 @@ class GroupConv1d(nn.Module):
             weight, bias = self.weight, self.bias
         if self.causal_padding:
             x = F.pad(x, (self.causal_padding, 0))
-        g = self.groups
-        conv = partial(F.conv1d, padding=self.padding, dilation=self.dilation[0])
-        if g > 1 and x.is_cuda:
-            # cuDNN's grouped kernels are several times slower here than plain convolutions
-            if self.share_groups:      # groups are consecutive channel blocks: [B, G*C, T] is [B*G, C, T]
-                return conv(x.reshape(x.shape[0] * g, -1, x.shape[-1]), weight, bias).view(x.shape[0], self.out_channels, -1)
-            n = self.out_channels // g
-            return torch.cat([conv(xg, weight[i * n:(i + 1) * n], None if bias is None else bias[i * n:(i + 1) * n])
-                              for i, xg in enumerate(x.chunk(g, dim=1))], dim=1)
-        if self.share_groups:
-            weight = weight.repeat(g, 1, 1)
-            bias = None if bias is None else bias.repeat(g)
-        return conv(x, weight, bias, groups=g)
+        return group_conv1d(x, weight, bias, self.groups, self.share_groups, self.padding, self.dilation[0])
 
     def extra_repr(self) -> str:
         s = f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size[0]}'

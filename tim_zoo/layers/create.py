@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_choice, traced_check
 from ..exceptions import ConfigurationError
 
 
@@ -21,6 +21,12 @@ def _stored_channels(num_channels: int, groups: int, share_groups: bool) -> int:
     if groups < 1 or num_channels % groups:
         raise ConfigurationError(f'num_channels ({num_channels}) must be divisible by groups ({groups})')
     return num_channels // groups if share_groups else num_channels
+
+
+@traced_check
+def _check_batchnorm_input(x: torch.Tensor) -> None:
+    if x.dim() not in (2, 3):
+        raise ValueError(f'expected 2D or 3D input (got {x.dim()}D input)')
 
 
 class GroupBatchNorm1d(nn.BatchNorm1d):
@@ -39,6 +45,9 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
         self.share_groups = share_groups and groups > 1
         if self.share_groups and momentum is None:
             raise ConfigurationError('share_groups needs a momentum (the cumulative average, momentum=None, is not supported)')
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        _check_batchnorm_input(input)                      # a call in torch.fx graphs, not a branch on a Proxy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.share_groups:

@@ -37,10 +37,10 @@ class SpatialDropout1d(nn.Module):
             return x
         b, c, t = x.shape
         if self.mode == 'channel':
-            keep = torch.empty(b, c, 1, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+            keep = x.new_empty((b, c, 1)).bernoulli_(1.0 - self.p)
             return x * keep.div_(1.0 - self.p)
         g = self.groups
-        keep = torch.empty(b, g, 1, t, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
+        keep = x.new_empty((b, g, 1, t)).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
         return (x.view(b, g, c // g, t) * keep).view(b, c, t)
 
     def extra_repr(self) -> str:
@@ -60,7 +60,7 @@ class FrameMask(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.empty(x.shape[0], 1, x.shape[2], dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        keep = x.new_empty((x.shape[0], 1, x.shape[2])).bernoulli_(1.0 - self.p)
         return x * keep
 
     def extra_repr(self) -> str:

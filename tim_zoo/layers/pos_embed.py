@@ -5,11 +5,17 @@ import torch
 from torch import nn
 
 from .._utils import renamed_arguments
-from .._validation import check_choice
+from .._validation import check_choice, traced_check
 from ..exceptions import InputShapeError
 
 #: `"sincos"`: the standard sinusoidal encoding; `"research"`: the table the research group's `PositionEncoding` adds
 POS_ENCODINGS = ('sincos', 'research')
+
+
+@traced_check
+def _check_positions(x: torch.Tensor, max_len: int) -> None:
+    if x.shape[1] > max_len:
+        raise InputShapeError(f'SinusoidalPositionalEncoding holds {max_len} positions, got a sequence of {x.shape[1]}')
 
 
 def _sincos_table(max_len: int, dim: int) -> torch.Tensor:
@@ -56,10 +62,8 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.shape[1]
-        if t > self.max_len:
-            raise InputShapeError(f'SinusoidalPositionalEncoding holds {self.max_len} positions, got a sequence of {t}')
-        return self.drop(x + self.table[:t].to(x.dtype))
+        _check_positions(x, self.max_len)
+        return self.drop(x + torch.narrow(self.table, 0, 0, x.shape[1]).to(x.dtype))
 
     def extra_repr(self) -> str:
         return f'{self.dim}, max_len={self.max_len}, style={self.style!r}'

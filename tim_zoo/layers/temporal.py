@@ -115,6 +115,8 @@ class BiTemporalEncoder(nn.Module):
         self.stack = TemporalStack(2 * filters, depth, **grouping, **tab_kwargs)
         self.fuse = nn.ModuleList(
             [nn.Conv1d(2 * filters, filters, 1) for _ in range(depth)]) if merge == 'fuse' else None
+        # one identity per level, whose output is the merged level: what forward hooks and fx feature extraction read
+        self.outputs = nn.ModuleList([nn.Identity() for _ in range(depth)])
 
     @property
     def channels(self) -> int:
@@ -132,5 +134,5 @@ class BiTemporalEncoder(nn.Module):
                 bwd = bwd.flip(-1)
                 if self.fuse is not None:
                     h = torch.cat([fwd, bwd], dim=1)
-            merged.append(fwd + bwd if self.fuse is None else self.fuse[j](h))
+            merged.append(self.outputs[j](fwd + bwd if self.fuse is None else self.fuse[j](h)))
         return merged

@@ -68,11 +68,13 @@ class TIMEncoder(nn.Module):
 
     def level_info(self, prefix: str, reduction: int = 1) -> List[dict]:
         """timm `feature_info` of the levels when this encoder is the module `prefix` of a model: `num_chs`,
-        `reduction`, `module` (the level's TAB) and `modules` (every module with parameters of the level)."""
+        `reduction`, `module` (whose output is the level `[B, F, T]`: the TAB, or the bidirectional encoder's
+        `outputs.j` after the directions merge) and `modules` (every module with parameters of the level)."""
         bidirectional = self.stem is None
         blocks = f'{prefix}.encoder.stack.blocks' if bidirectional else f'{prefix}.encoder.blocks'
         fuse = getattr(self.encoder, 'fuse', None)
-        return [dict(num_chs=self.filters, reduction=reduction, module=f'{blocks}.{j}',
+        return [dict(num_chs=self.filters, reduction=reduction,
+                     module=f'{prefix}.encoder.outputs.{j}' if bidirectional else f'{blocks}.{j}',
                      modules=(f'{blocks}.{j}',) + ((f'{prefix}.encoder.fuse.{j}',) if fuse is not None else ()))
                 for j in range(self.depth)]
 

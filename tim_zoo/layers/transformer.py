@@ -42,6 +42,9 @@ class TransformerEncoderStack(nn.Module):
             nn.TransformerEncoderLayer(
                 d_model, num_heads, d_ff, dropout=drop_rate, activation=act_layer, batch_first=True, norm_first=False)
             for _ in range(1 if share_layers else num_layers)])
+        # one identity per layer whose output is that layer's output as frame features [B, d_model, T]: what forward
+        # hooks and fx feature extraction read (a shared layer's own output would be every level at once)
+        self.outputs = nn.ModuleList([nn.Identity() for _ in range(num_layers)])
         self.grad_checkpointing = False
 
     def forward_layers(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -51,7 +54,7 @@ class TransformerEncoderStack(nn.Module):
         for j in range(self.num_layers):
             layer = self.layers[0 if self.share_layers else j]
             x = checkpoint(layer, x) if self.grad_checkpointing and torch.is_grad_enabled() else layer(x)
-            outputs.append(x)
+            outputs.append(self.outputs[j](x.transpose(1, 2)).transpose(1, 2))
         return outputs
 
     def stack(self, outputs: List[torch.Tensor]) -> torch.Tensor:

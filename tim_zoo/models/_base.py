@@ -9,7 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 import timm
 import torch
 from timm.models import build_model_with_cfg, get_pretrained_cfg, resolve_pretrained_cfg
-from timm.models._features import FeatureGetterNet, feature_take_indices
+from timm.models._features import FeatureGetterNet, FeatureHookNet, feature_take_indices
+from timm.models._features_fx import FeatureGraphNet
 from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
@@ -172,7 +173,8 @@ class SERModel(nn.Module):
         return {}
 
     # --- timm's feature and training interface -------------------------------------------------------------
-    #: one dict per level (`num_chs`, `reduction` in frames, `module`), set by each family
+    #: one dict per level, set by each family: `num_chs`, `reduction` in frames, `module` (whose output is the level's
+    #: feature `[B, C, T]`, for forward hooks and fx feature extraction) and `modules` (those holding its parameters)
     feature_info: List[dict]
     #: modules that run before the first level (the stem), for `group_matcher`
     _stem_modules: Tuple[str, ...] = ()
@@ -182,7 +184,7 @@ class SERModel(nn.Module):
         raise NotImplementedError
 
     def _level_modules(self) -> List[Tuple[str, ...]]:
-        """Per level, the modules whose parameters belong to it (first: `feature_info`'s module)."""
+        """Per level, the modules whose parameters belong to it (`feature_info`'s `modules`, else its `module`)."""
         return [tuple(info.get('modules', (info['module'],))) for info in self.feature_info]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -260,10 +262,10 @@ def layer_info(prefix: str, num_layers: int, num_chs: int, reduction: int = 1, f
     """timm `feature_info` of a `TransformerEncoderStack` at module `prefix` (`first_extra`: modules with parameters
     that run just before its first layer; `shared`: one layer applied `num_layers` times, whose parameters belong to
     the first level)."""
-    def module(j):
+    def layer(j):
         return f'{prefix}.layers.{0 if shared else j}'
-    return [dict(num_chs=num_chs, reduction=reduction, module=module(j),
-                 modules=((module(j),) if j == 0 or not shared else ()) + (first_extra if j == 0 else ()))
+    return [dict(num_chs=num_chs, reduction=reduction, module=f'{prefix}.outputs.{j}',
+                 modules=((layer(j),) if j == 0 or not shared else ()) + (first_extra if j == 0 else ()))
             for j in range(num_layers)]
 
 
@@ -337,6 +339,34 @@ _logger = logging.getLogger(__name__)
 DEFAULT_TAGS: Dict[str, str] = {}
 
 
+#: timm's feature classes a tim_zoo model offers: each returns the levels `forward_intermediates` returns
+FEATURE_CLASSES = ('getter', 'hook', 'fx')
+
+
+def _feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
+    """timm's feature wrapper of `model` (`features_only=True`): `"getter"` calls `forward_intermediates`, `"hook"`
+    reads the outputs of `feature_info`'s modules with forward hooks, `"fx"` traces the model with torch.fx and
+    returns those modules' outputs; all three give the same list of `[B, C, T]` levels."""
+    classes = dict(getter=FeatureGetterNet, hook=FeatureHookNet, fx=FeatureGraphNet)
+    name = next((k for k, v in classes.items() if feature_cls in (k, v)), None)
+    if name is None:
+        raise ConfigurationError(f'feature_cls={feature_cls!r}: tim_zoo models offer {", ".join(map(repr, FEATURE_CLASSES))} '
+                                 f'(forward_intermediates, forward hooks, torch.fx)')
+    indices = len(model.feature_info) if out_indices is None else out_indices
+    if isinstance(indices, int):                        # timm's meaning: the last n levels
+        indices = tuple(range(len(model.feature_info)))[-indices:] if indices else ()
+    indices = tuple(i % len(model.feature_info) for i in indices)
+    pretrained_cfg = model.pretrained_cfg
+    if name == 'getter':
+        net = FeatureGetterNet(model, out_indices=indices, output_fmt='NCL')
+    elif name == 'hook':
+        net = FeatureHookNet(model, out_indices=indices, no_rewrite=True)
+    else:
+        net = FeatureGraphNet(model, out_indices=indices, output_fmt='NCL')
+    net.pretrained_cfg = net.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
+    return net
+
+
 def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
     """Build a registered model: resolve its pretrained config once, read its weight file once, build, load.
 
@@ -399,11 +429,5 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')),
                    head_loaded=head_loaded)
     if features_only:
-        if feature_cls not in ('getter', FeatureGetterNet):
-            raise ConfigurationError(f'feature_cls={feature_cls!r}: tim_zoo models give features through '
-                                     f'forward_intermediates, feature_cls="getter" (the default)')
-        pretrained_cfg = model.pretrained_cfg
-        model = FeatureGetterNet(model, out_indices=len(model.feature_info) if out_indices is None else out_indices,
-                                 output_fmt='NCL')
-        model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
+        model = _feature_net(model, feature_cls, out_indices)
     return model
