@@ -1,5 +1,6 @@
 """`create_model` and `list_models` over timm's registry, limited to tim_zoo's models."""
 import difflib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -56,7 +57,9 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     """Build a registered tim_zoo model by name, through timm's builder.
 
     Args:
-        model_name: a name from `list_models`, optionally with a pretrained tag (`"timnet.emodb_46"`).
+        model_name: a name from `list_models`, optionally with a pretrained tag (`"timnet.emodb_46"`); or a hub
+            folder written by `save_for_hub`: `"local-dir:PATH"`, or `"hf-hub:ORG/NAME"` (from the hub cache when it
+            is there, else downloaded).
         pretrained: load the published weights of the tag (for the Keras releases give the file with
             `pretrained_cfg_overlay=dict(file=PATH)`; depth and classes are read from it).
         checkpoint_path: after building, load this weight file (`.safetensors`, `.hdf5`, `.pt`) into the
@@ -67,11 +70,35 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     Raises:
         UnknownModelError: no tim_zoo model has that name; the message lists close names.
     """
-    check_model_name(model_name)
-    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    source, _, location = model_name.partition(':')
+    if location and source in HUB_SOURCES:
+        model = _create_from_hub(model_name, source, location, pretrained, kwargs)
+    else:
+        check_model_name(model_name)
+        model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint_path is not None:
         # a features_only model wraps the whole model (FeatureGetterNet keeps every layer): load into it
         load_weights(model.model if isinstance(model, FeatureGetterNet) else model, checkpoint_path)
+    return model
+
+
+#: timm's model sources: a hub folder on disk, a Hugging Face hub repository (its cache first)
+HUB_SOURCES = ('local-dir', 'hf-hub')
+
+
+def _create_from_hub(model_name: str, source: str, location: str, pretrained: bool, kwargs) -> nn.Module:
+    """A model from a hub folder (`save_for_hub`) through timm, which reads its `config.json`; refused, before
+    anything is built, when a folder on disk holds another library's model."""
+    if source == 'local-dir':
+        config = Path(location).expanduser() / 'config.json'
+        if not config.is_file():
+            raise WeightsNotFoundError(f'{model_name}: no config.json in {config.parent} (a folder written by '
+                                       f'tim_zoo.save_for_hub)')
+        check_model_name(json.loads(config.read_text()).get('architecture') or '?')
+    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    if not type(getattr(model, 'model', model)).__module__.startswith('tim_zoo.'):
+        raise UnknownModelError(f'{model_name} holds {type(model).__name__}, not a tim_zoo model: load it with '
+                                f'timm.create_model({model_name!r})')
     return model
 
 

@@ -47,6 +47,23 @@ def group_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
 torch.fx.wrap('group_conv1d')
 
 
+def fold_batchnorm(weight: torch.Tensor, bias: Optional[torch.Tensor], running_mean: torch.Tensor,
+                   running_var: torch.Tensor, bn_weight: Optional[torch.Tensor], bn_bias: Optional[torch.Tensor],
+                   eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`(weight, bias)` of a convolution followed by an eval-mode BatchNorm, as one convolution. A leaf of `torch.fx`
+    traces, so a traced model reads the norm's statistics when it runs (not a constant of the trace)."""
+    scale = torch.rsqrt(running_var + eps)
+    if bn_weight is not None:
+        scale = scale * bn_weight
+    folded_bias = -running_mean * scale if bias is None else (bias - running_mean) * scale
+    if bn_bias is not None:
+        folded_bias = folded_bias + bn_bias
+    return weight * scale[:, None, None], folded_bias
+
+
+torch.fx.wrap('fold_batchnorm')
+
+
 class GroupConv1d(nn.Module):
     """`Conv1d` over `groups` independent channel groups, optionally with one set of weights for all:
     `[B, in_channels, T] -> [B, out_channels, T]`.
@@ -190,13 +207,8 @@ class ConvNormAct1d(nn.Sequential):
         bn = getattr(self, 'norm', None)
         if bn is None or bn.training or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
             return super().forward(x)
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        weight = self.conv.weight * scale[:, None, None]
-        bias = -bn.running_mean * scale if self.conv.bias is None else (self.conv.bias - bn.running_mean) * scale
-        if bn.bias is not None:
-            bias = bias + bn.bias
+        weight, bias = fold_batchnorm(self.conv.weight, self.conv.bias, bn.running_mean, bn.running_var, bn.weight,
+                                      bn.bias, bn.eps)
         x = self.conv(x, weight, bias)
         for name in ('act', 'drop'):
             if name in self._modules:

@@ -7,7 +7,7 @@ Norm layers take `groups` and `share_groups` like `GroupConv1d`: the channels
 of `[B, C, T]` form `groups` independent sequences (e.g. two directions), each normalised on its
 own, with one set of parameters for all groups when `share_groups` is set.
 """
-from typing import Callable, Type, Union
+from typing import Callable, Optional, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,47 @@ def _stored_channels(num_channels: int, groups: int, share_groups: bool) -> int:
     if groups < 1 or num_channels % groups:
         raise ConfigurationError(f'num_channels ({num_channels}) must be divisible by groups ({groups})')
     return num_channels // groups if share_groups else num_channels
+
+
+def group_batch_norm(x: torch.Tensor, running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor],
+                     weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                     num_batches_tracked: Optional[torch.Tensor], training: bool, momentum: Optional[float], eps: float,
+                     groups: int = 1) -> torch.Tensor:
+    """`GroupBatchNorm1d`'s computation: `groups=1` is `nn.BatchNorm1d`'s; with `groups > 1` the groups of
+    `[B, groups*C, T]` are normalised with one set of parameters and statistics (`[C]`), updated in place in training
+    as if the groups had passed one after another. A leaf of `torch.fx` traces, so a traced model reads and updates
+    the module's statistics (not constants of the trace)."""
+    if groups == 1:
+        factor = 0.0
+        if training and num_batches_tracked is not None:
+            num_batches_tracked.add_(1)
+            factor = 1.0 / float(num_batches_tracked) if momentum is None else momentum
+        return F.batch_norm(x, running_mean, running_var, weight, bias, training or running_mean is None, factor, eps)
+    g = groups
+    weight = None if weight is None else weight.repeat(g)
+    bias = None if bias is None else bias.repeat(g)
+    if not training and running_mean is not None:
+        return F.batch_norm(x, running_mean.repeat(g), running_var.repeat(g), weight, bias, False, 0.0, eps)
+    if running_mean is None:                       # track_running_stats=False: batch statistics only
+        return F.batch_norm(x, None, None, weight, bias, True, 0.0, eps)
+    # F.batch_norm updates one copy of the running statistics per group: r_g = (1-m) r + m stat_g.
+    # Applying the groups' updates one after another instead gives
+    # r' = (1-m)^G r + sum_g (1-m)^(G-1-g) m stat_g = (1-m)^G r + sum_g (1-m)^(G-1-g) (r_g - (1-m) r).
+    running = [running_mean.repeat(g), running_var.repeat(g)]
+    out = F.batch_norm(x, running[0], running[1], weight, bias, True, momentum, eps)
+    keep = 1.0 - momentum
+    with torch.no_grad():
+        for buf, updated in zip((running_mean, running_var), running):
+            per_group = updated.view(g, -1)
+            new = buf * keep ** g
+            for i in range(g):
+                new += keep ** (g - 1 - i) * (per_group[i] - keep * buf)
+            buf.copy_(new)
+        num_batches_tracked.add_(g)
+    return out
+
+
+torch.fx.wrap('group_batch_norm')
 
 
 @traced_check
@@ -46,35 +87,11 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
         if self.share_groups and momentum is None:
             raise ConfigurationError('share_groups needs a momentum (the cumulative average, momentum=None, is not supported)')
 
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        _check_batchnorm_input(input)                      # a call in torch.fx graphs, not a branch on a Proxy
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.share_groups:
-            return super().forward(x)
-        g = self.groups
-        weight = None if self.weight is None else self.weight.repeat(g)
-        bias = None if self.bias is None else self.bias.repeat(g)
-        if not self.training and self.running_mean is not None:
-            return F.batch_norm(x, self.running_mean.repeat(g), self.running_var.repeat(g), weight, bias,
-                                False, 0.0, self.eps)
-        if self.running_mean is None:                       # track_running_stats=False: batch statistics only
-            return F.batch_norm(x, None, None, weight, bias, True, 0.0, self.eps)
-        # F.batch_norm updates one copy of the running statistics per group: r_g = (1-m) r + m stat_g.
-        # Applying the groups' updates one after another instead gives
-        # r' = (1-m)^G r + sum_g (1-m)^(G-1-g) m stat_g = (1-m)^G r + sum_g (1-m)^(G-1-g) (r_g - (1-m) r).
-        running = [self.running_mean.repeat(g), self.running_var.repeat(g)]
-        out = F.batch_norm(x, running[0], running[1], weight, bias, True, self.momentum, self.eps)
-        keep = 1.0 - self.momentum
-        with torch.no_grad():
-            for buf, updated in zip((self.running_mean, self.running_var), running):
-                per_group = updated.view(g, -1)
-                new = buf * keep ** g
-                for i in range(g):
-                    new += keep ** (g - 1 - i) * (per_group[i] - keep * buf)
-                buf.copy_(new)
-            self.num_batches_tracked.add_(g)
-        return out
+        _check_batchnorm_input(x)                          # a call in torch.fx graphs, not a branch on a Proxy
+        return group_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                self.num_batches_tracked, self.training, self.momentum, self.eps,
+                                self.groups if self.share_groups else 1)
 
     def group_parameters(self, group: int):
         """`(running_mean, running_var, weight, bias)` used by one group."""

@@ -1,27 +1,31 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
+import dataclasses
 import difflib
 import functools
 import inspect
 import logging
 import re
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import timm
 import torch
-from timm.models import build_model_with_cfg, get_pretrained_cfg, resolve_pretrained_cfg
+from timm.models import PretrainedCfg, build_model_with_cfg, get_pretrained_cfg, resolve_pretrained_cfg
 from timm.models._features import FeatureGetterNet, FeatureHookNet, feature_take_indices
 from timm.models._features_fx import FeatureGraphNet
 from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
 from .._validation import check_choice, check_sequence_input
-from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError
+from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError, WeightsNotFoundError
 from ..layers import (
     AFTLocalFusion, ClassifierHead, GMMClusteringHead, PoolHead, SinusoidalPositionalEncoding, WeightLayer,
 )
 from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
+from ..weights.hub_folder import HUB_WEIGHTS
 from ..weights.load import weight_source
 
 
@@ -138,6 +142,31 @@ class SERModel(nn.Module):
         settings = getattr(self, 'pretrained_cfg', {}).get('feature_settings')
         if settings and 'label_names' in settings:
             self.pretrained_cfg['feature_settings'] = {k: v for k, v in settings.items() if k != 'label_names'}
+        self.refresh_pretrained_cfg()
+
+    def refresh_pretrained_cfg(self) -> None:
+        """Fill in what timm's tools read from `model.pretrained_cfg`, from the model as it is now (called when it is
+        built, loaded or given a new classifier): `input_size` `(in_chans, frames)` (the fixed length, else the frames
+        of its input features), `fixed_input_size` (only one length is taken), `pool_size` (frames of
+        `forward_features` at `input_size`), `first_conv` (the first module with weights to read the input),
+        `num_classes`, and `input_features`: the feature settings of the weights' training
+        (`feature_settings`), or, untrained, those the architecture was designed for (`DESIGN_FEATURES`)."""
+        cfg = getattr(self, 'pretrained_cfg', None)
+        if not isinstance(cfg, dict):
+            return
+        trained = cfg.get('feature_settings')
+        features = dict(trained or DESIGN_FEATURES.get(self.model_name, RESEARCH_FEATURES))
+        features = {k: v for k, v in features.items() if k in INPUT_FEATURE_KEYS}
+        frames = self.fixed_len or features.get('frames') or RESEARCH_FEATURES['frames']
+        if self.max_len is not None:
+            frames = min(frames, self.max_len)
+        cfg.update(input_features=features, input_size=(self.in_chans, frames),
+                   fixed_input_size=self.fixed_len is not None,
+                   pool_size=(frames // self.feature_info[-1]['reduction'],),
+                   first_conv=next((n for n, m in self.named_modules() if isinstance(getattr(m, 'weight', None),
+                                                                                    nn.Parameter)
+                                    and m.weight.ndim >= 2), None),
+                   num_classes=self.num_classes)
 
     def set_global_pool(self, global_pool: str) -> None:
         """Pool time with `global_pool` (`"avg"`, `"max"`, `"avgmax"`, `""`: see `PoolHead`), keeping the classifier;
@@ -308,6 +337,32 @@ def create_head(
     return default()
 
 
+#: image settings of timm's configs that have no meaning for frame sequences (a folder written by timm's
+#: `save_for_hf` fills them in)
+_IMAGE_CFG_KEYS = ('mean', 'std', 'interpolation', 'crop_pct', 'crop_mode', 'test_input_size', 'test_crop_pct',
+                   'test_pool_size', 'min_input_size')
+
+
+def _hub_cfg(given_cfg):
+    """`(pretrained_cfg, feature_settings)` of a config timm read from a hub folder (`local-dir:` or `hf-hub:`, source
+    set): the keys timm's `PretrainedCfg` takes, without image settings, the weight file found in the folder; other
+    configs pass unchanged."""
+    if not isinstance(given_cfg, dict) or given_cfg.get('source') not in ('local-dir', 'hf-hub'):
+        return given_cfg, None
+    fields = {f.name for f in dataclasses.fields(PretrainedCfg)} - set(_IMAGE_CFG_KEYS)
+    cfg = {k: v for k, v in given_cfg.items() if k in fields}
+    filename = cfg.get('hf_hub_filename') or HUB_WEIGHTS
+    if cfg['source'] == 'local-dir':
+        folder = Path(cfg['file'])
+        if not folder.is_dir():
+            raise WeightsNotFoundError(f'local-dir:{folder}: no such folder')
+        cfg['file'] = str(folder / filename)
+    else:
+        cfg['hf_hub_filename'] = filename
+    cfg.pop('source')
+    return cfg, given_cfg.get('feature_settings')
+
+
 def _resolve_cfg(name: str, pretrained_cfg, overlay):
     try:
         return resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=overlay)
@@ -333,6 +388,18 @@ def audio_cfg(**kwargs) -> dict:
 
 
 _logger = logging.getLogger(__name__)
+
+#: the keys of `pretrained_cfg["input_features"]`: how a model's input features are computed
+INPUT_FEATURE_KEYS = ('sample_rate', 'n_mfcc', 'order', 'hop_length', 'mean_signal_length', 'frames', 'level')
+
+#: the features the research group's code computed for the seed models: 39 MFCC, order 3 (13 static coefficients,
+#: their deltas and delta-deltas), librosa's 22050 Hz, hop 512, 96000 samples (188 frames), no level normalisation
+RESEARCH_FEATURES = dict(sample_rate=22050, n_mfcc=39, order=3, hop_length=512, mean_signal_length=96000,
+                         frames=188, level='none')
+
+#: architecture -> the input features it was designed for, where they are not `RESEARCH_FEATURES` (`timnet`: the
+#: TIM-Net authors'); an untrained model's `pretrained_cfg["input_features"]`
+DESIGN_FEATURES: Dict[str, dict] = {}
 
 #: architecture -> the tag `pretrained=True` loads when no tag (and no file) is named, as timm resolves an
 #: architecture to its default tag; architectures without published weights are absent
@@ -362,7 +429,9 @@ def _feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     elif name == 'hook':
         net = FeatureHookNet(model, out_indices=indices, no_rewrite=True)
     else:
-        net = FeatureGraphNet(model, out_indices=indices, output_fmt='NCL')
+        with warnings.catch_warnings():                  # eval mode folds BatchNorm into the convolutions: other nodes
+            warnings.filterwarnings('ignore', message='The nodes obtained by tracing the model in train mode')
+            net = FeatureGraphNet(model, out_indices=indices, output_fmt='NCL')
     net.pretrained_cfg = net.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
     return net
 
@@ -385,13 +454,15 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                                  f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
     given_cfg, overlay = kwargs.pop('pretrained_cfg', None), kwargs.pop('pretrained_cfg_overlay', None)
+    from_hub_args = kwargs.pop('pretrained_model_args', None) or {}      # timm: a hub folder's model_args
+    given_cfg, hub_settings = _hub_cfg(given_cfg)
     cfg = _resolve_cfg(variant, given_cfg, overlay)
     if pretrained and not cfg.tag and not (cfg.file or cfg.hf_hub_id) and variant in DEFAULT_TAGS:
         cfg = _resolve_cfg(f'{variant}.{DEFAULT_TAGS[variant]}', given_cfg, overlay)
         _logger.info(f'{variant}: loading its default tag {variant}.{cfg.tag} (pretrained_cfg["tag"] tells it)')
     name = f'{variant}.{cfg.tag}' if cfg.tag else variant
     info = model_cls.tag_info(cfg.tag or '')
-    given = set(kwargs)
+    given = {k for k in kwargs if k not in from_hub_args or kwargs[k] != from_hub_args[k]}
     for key, value in info.get('model_args', {}).items():
         kwargs.setdefault(key, value)
     state_dict, meta, path = None, {}, None
@@ -408,6 +479,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                                 published=' '.join(cfg.notes or ()),
                                 relative_to_cwd=registered is None or cfg.file != registered.file)
         state_dict, meta = model_cls.read_weights(path)
+        if hub_settings and not meta.get('feature_settings'):
+            meta = dict(meta, feature_settings=hub_settings)
         if meta.get('architecture') and meta['architecture'] != variant:
             raise CheckpointMismatchError(
                 f'{path} was saved from {meta["architecture"]}, not {variant}; load it as what it is: '
@@ -418,6 +491,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         for key, value in from_file.items():
             kwargs.setdefault(key, value)
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's
+    # timm's builder reads input_size as an image's (C, H, W); refresh_pretrained_cfg sets these from the model built
+    cfg = dataclasses.replace(cfg, input_size=None, fixed_input_size=False, pool_size=None, first_conv=None)
     model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
     model.model_name = variant
     if global_pool is not None:                          # the loaded classifier is kept
@@ -428,6 +503,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
     apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')),
                    head_loaded=head_loaded)
+    model.refresh_pretrained_cfg()
     if features_only:
         model = _feature_net(model, feature_cls, out_indices)
     return model

@@ -17,7 +17,7 @@ from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
     release_published, release_tag,
 )
-from ._base import DEFAULT_TAGS, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._base import DEFAULT_TAGS, DESIGN_FEATURES, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
 
@@ -302,6 +302,9 @@ default_cfgs = generate_default_cfgs({
 default_cfgs['timnet'].tags.remove('')
 default_cfgs['timnet'].tags.appendleft('')
 DEFAULT_TAGS['timnet'] = BUNDLED_TAG
+DESIGN_FEATURES['timnet'] = {k: v for k, v in release_metadata('EMODB_46').items()
+                             if k in ('sample_rate', 'n_mfcc', 'hop_length', 'mean_signal_length', 'frames', 'level')}
+DESIGN_FEATURES['timnet']['order'] = 1
 
 
 @register_model

@@ -86,6 +86,8 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
         if named and (not head_loaded or len(named) != getattr(model, 'num_classes', len(named))):
             settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
+    if hasattr(model, 'refresh_pretrained_cfg'):           # a tim_zoo model: input_size, input_features, ... follow
+        model.refresh_pretrained_cfg()
 
 
 def load_torch_file(path) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,220 @@
+"""timm's model contract on every registered model, in the spirit of timm's own `tests/test_models.py` with `[B, 39, T]`
+sequences: forward and backward, configs true to the model, features (getter, hook and fx against
+`forward_intermediates`), torch.fx tracing, torch.export, pooling, and the hub-folder round trip."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import tim_zoo
+
+MODELS = tim_zoo.list_models()
+FRAMES = 40
+SMALL = dict(d_model=40, d_ff=64, num_heads=4)        # keeps the Transformer models quick
+
+
+def _args(name, **kwargs):
+    args = dict(num_classes=4)
+    if any(t in name for t in ('transformer', 'set')):
+        args.update(SMALL)
+    fixed = tim_zoo.create_model(name, **args).fixed_len is not None
+    return dict(args, **(dict(seq_len=FRAMES) if fixed else {}), **kwargs)
+
+
+def _model(name, **kwargs):
+    args = _args(name, **kwargs)
+    torch.manual_seed(0)
+    return _set_statistics(tim_zoo.create_model(name, **args)).eval()
+
+
+def _set_statistics(module):
+    """Non-trivial BatchNorm statistics (so BN is not an identity in eval), the same for a model and any wrapper of
+    it: set by buffer, as an fx graph module holds the buffers of the norms it folded, not the norms."""
+    for name, buffer in module.named_buffers():
+        if name.endswith('running_mean'):
+            buffer.copy_(torch.linspace(-0.2, 0.2, buffer.numel()))
+        elif name.endswith('running_var'):
+            buffer.copy_(torch.linspace(0.5, 1.5, buffer.numel()))
+    return module
+
+
+@pytest.fixture(scope='module')
+def x():
+    return torch.randn(2, 39, FRAMES, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_forward_backward(name, x):
+    model = _model(name).train()
+    out = model(x)
+    assert out.shape == (2, 4) and torch.isfinite(out).all()
+    out.sum().backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, f'parameters without gradient: {unused}'
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_config_is_true_to_the_model(name, x):
+    model = _model(name)
+    cfg = model.pretrained_cfg
+    channels, frames = cfg['input_size']
+    assert channels == model.in_chans == 39 and cfg['num_classes'] == model.num_classes == 4
+    assert cfg['fixed_input_size'] == (model.fixed_len is not None)
+    if cfg['fixed_input_size']:
+        assert frames == model.fixed_len == FRAMES
+        with pytest.raises(tim_zoo.InputShapeError):
+            model(torch.randn(1, 39, frames + 1))
+    else:
+        model(torch.randn(1, 39, frames + 8))                  # a free-length model takes another length
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(1, *cfg['input_size']))
+    assert features.shape == (1, model.num_features, cfg['pool_size'][0])
+    modules = dict(model.named_modules())
+    assert isinstance(modules[cfg['classifier']], (torch.nn.Linear, torch.nn.Identity))
+    assert modules[cfg['classifier']] is model.get_classifier()
+    order = []                                         # first_conv: the first module with weights to run
+    hooks = [m.register_forward_pre_hook(lambda m, a, n=n: order.append(n)) for n, m in model.named_modules()
+             if any(True for _ in m.parameters(recurse=False))]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    assert order[0] == cfg['first_conv']
+    features = cfg['input_features']
+    assert features['n_mfcc'] == 39 and features['order'] == (1 if name == 'timnet' else 3)
+    assert 'feature_settings' not in cfg                 # untrained: the features it was designed for, not trained on
+    model.reset_classifier(2)
+    assert model.pretrained_cfg['num_classes'] == 2
+
+
+def test_a_tag_config_holds_the_features_of_its_training():
+    model = tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True)
+    cfg = model.pretrained_cfg
+    trained = {k: v for k, v in cfg['feature_settings'].items() if k in cfg['input_features']}
+    assert cfg['input_features'] == trained and cfg['input_features']['level'] == 'peak'
+    assert cfg['input_size'] == (39, 188) and cfg['num_classes'] == 7
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_features_getter_hook_and_fx_return_the_levels(name, x):
+    reference = _model(name).forward_intermediates(x, indices=[0, -2, -1], intermediates_only=True)
+    args = _args(name)
+    for cls in ('getter', 'hook', 'fx'):
+        torch.manual_seed(0)
+        net = timm.create_model(name, features_only=True, feature_cls=cls, out_indices=(0, -2, -1), **args)
+        out = _set_statistics(net).eval()(x)
+        assert len(out) == 3, cls
+        for got, want in zip(out, reference):
+            assert torch.equal(got, want), cls
+        assert [i['num_chs'] for i in net.feature_info.get_dicts()] == [t.shape[1] for t in reference]
+
+
+def test_an_unknown_feature_class_is_refused():
+    with pytest.raises(tim_zoo.ConfigurationError, match="'getter', 'hook', 'fx'"):
+        tim_zoo.create_model('timnet', features_only=True, feature_cls='pyramid')
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_fx_traces_in_eval_and_training(name, x):
+    model = _model(name)
+    traced = torch.fx.symbolic_trace(model)
+    assert torch.equal(traced(x), model(x))
+    with torch.no_grad():                                  # the trace reads the weights and statistics when it runs
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.mul_(1.5)
+    assert torch.equal(traced(x), model(x))
+    with pytest.raises(tim_zoo.InputShapeError, match='39 channels'):
+        traced(torch.randn(2, 40, FRAMES))                 # the traced module checks its input as the model does
+    model.train()
+    traced = torch.fx.symbolic_trace(model)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    outputs, states = [], []
+    for fn in (traced, model):
+        model.load_state_dict(start)
+        torch.manual_seed(1)                               # same dropout draws
+        outputs.append(fn(x))
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert torch.equal(*outputs)
+    for key in states[0]:                                  # BatchNorm statistics updated as the model updates them
+        assert torch.equal(states[0][key], states[1][key]), key
+    traced(x).sum().backward()
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_export_with_dynamic_batch_and_length(name, x):
+    model = _model(name)
+    batch = torch.export.Dim('batch', min=1, max=64)
+    frames = torch.export.Dim('frames', min=16, max=1024)
+    dynamic = {0: batch} if model.fixed_len is not None else {0: batch, 2: frames}
+    exported = torch.export.export(model, (x,), dynamic_shapes=(dynamic,)).module()
+    other = torch.randn(3, 39, FRAMES if model.fixed_len is not None else FRAMES + 24)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(other), model(other), atol=1e-5, rtol=1e-5)
+
+
+POOLING = ('timnet', 'tim', 'set')
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_global_pool_where_the_head_pools_time(name, x):
+    if name in POOLING:
+        model = _model(name, global_pool='', num_classes=0)
+        assert model(x).shape == (2, model.num_features, FRAMES)
+    else:
+        with pytest.raises(tim_zoo.ConfigurationError, match='forward_features'):
+            _model(name, global_pool='max')
+
+
+def _hub_cache(root: Path, repo: str, folder: Path) -> Path:
+    """A Hugging Face hub cache holding `folder` as huggingface_hub lays it out: refs/main -> snapshots/<commit>/."""
+    commit = 'fedcba9876543210fedcba9876543210fedcba98'
+    repo_dir = root / ('models--' + repo.replace('/', '--'))
+    (repo_dir / 'refs').mkdir(parents=True)
+    (repo_dir / 'refs' / 'main').write_text(commit)
+    shutil.copytree(folder, repo_dir / 'snapshots' / commit)
+    return root
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_hub_folder_round_trip(name, x, tmp_path, monkeypatch):
+    pytest.importorskip('huggingface_hub')
+    model = _model(name)
+    model.label_names = ['a', 'b', 'c', 'd']
+    settings = dict(sample_rate=16000, n_mfcc=39, order=3, hop_length=512, mean_signal_length=None, level='peak')
+    folder = tim_zoo.save_for_hub(model, tmp_path / 'folder', feature_settings=settings)
+    assert sorted(p.name for p in folder.iterdir()) == ['README.md', 'config.json', 'model.safetensors']
+    config = json.loads((folder / 'config.json').read_text())
+    assert config['architecture'] == name and config['label_names'] == ['a', 'b', 'c', 'd']
+    assert name in (folder / 'README.md').read_text()
+    cache = _hub_cache(tmp_path / 'hub', 'someone/' + name, folder)
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    for create in (tim_zoo.create_model, timm.create_model):
+        for source, kwargs in ((f'local-dir:{folder}', {}), (f'hf-hub:someone/{name}', dict(cache_dir=cache))):
+            loaded = create(source, pretrained=True, **kwargs).eval()
+            assert type(loaded) is type(model) and loaded.model_name == name
+            assert torch.equal(loaded(x), model(x)), source
+            assert loaded.label_names == ['a', 'b', 'c', 'd']
+            assert loaded.pretrained_cfg['feature_settings'] == settings
+            assert loaded.pretrained_cfg['input_features']['sample_rate'] == 16000
+
+
+def test_hub_folder_of_another_library_is_refused(tmp_path):
+    (tmp_path / 'config.json').write_text(json.dumps(dict(architecture='resnet18', num_classes=10)))
+    with pytest.raises(tim_zoo.UnknownModelError, match='resnet18'):
+        tim_zoo.create_model(f'local-dir:{tmp_path}', pretrained=True)
+    with pytest.raises(tim_zoo.WeightsNotFoundError, match='config.json'):
+        tim_zoo.create_model(f'local-dir:{tmp_path / "none"}', pretrained=True)
+
+
+def test_timm_save_for_hf_folder_loads_too(x, tmp_path):
+    pytest.importorskip('huggingface_hub')
+    from timm.models import save_for_hf
+    model = tim_zoo.create_model('timnet.tim_zoo_emodb', pretrained=True).eval()
+    save_for_hf(model, tmp_path, safe_serialization=True)
+    loaded = tim_zoo.create_model(f'local-dir:{tmp_path}', pretrained=True).eval()
+    assert torch.equal(loaded(x), model(x)) and loaded.label_names == model.label_names
+    assert loaded.pretrained_cfg['feature_settings']['level'] == 'peak'
