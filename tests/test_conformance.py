@@ -218,3 +218,16 @@ def test_timm_save_for_hf_folder_loads_too(x, tmp_path):
     loaded = tim_zoo.create_model(f'local-dir:{tmp_path}', pretrained=True).eval()
     assert torch.equal(loaded(x), model(x)) and loaded.label_names == model.label_names
     assert loaded.pretrained_cfg['feature_settings']['level'] == 'peak'
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_torchscript_script_save_and_load(name, x, tmp_path):
+    model = _model(name)
+    scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x), atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(scripted.forward_features(x), model.forward_features(x), atol=1e-6, rtol=1e-6)
+    torch.jit.save(scripted, tmp_path / 'model.pt')                # no Python left in the compiled model
+    loaded = torch.jit.load(tmp_path / 'model.pt')
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), atol=1e-6, rtol=1e-6)

@@ -98,3 +98,15 @@ def import_from_cwd() -> None:
     """Put the current folder on `sys.path`, as `python -m` does, so that `my_models:build` imports from it."""
     if '' not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+class FiltersAlias:
+    """Mixin of the `nn.Module`s whose `filters` was once `channels`: the old name still reads it, with a
+    FutureWarning. An attribute fallback, not a property, so tools that list a module's attributes (TorchScript)
+    do not trip the warning."""
+
+    def __getattr__(self, name: str):
+        if name == 'channels':
+            warnings.warn(f'{type(self).__name__}.channels is now .filters', FutureWarning, stacklevel=2)
+            return self.filters
+        return super().__getattr__(name)

@@ -131,10 +131,11 @@ def native_bf16(device: torch.device) -> bool:
 @traced_check
 def check_block_input(x: torch.Tensor, block: str, layout: str, fix: str = '', **sizes: int) -> None:
     """Check that a block's input has the rank of `layout` (e.g. `"B F T n"`) and the given sizes by axis name
-    (`F=39, n=8`), else raise `InputShapeError` naming the layout expected, the shape given and the fix: where it
-    looks like time and features swapped (`[B, T, C]` for `[B, C, T]`), the transpose, else `fix` (which may name
-    `{got}`, the size of the first axis that differs). Skipped while compiling or exporting (the shapes are
+    (`F=39, n=8`; None: any size), else raise `InputShapeError` naming the layout expected, the shape given and the
+    fix: where it looks like time and features swapped (`[B, T, C]` for `[B, C, T]`), the transpose, else `fix` (which
+    may name `{got}`, the size of the first axis that differs). Skipped while compiling or exporting (the shapes are
     symbolic there; the eager model has checked them)."""
+    sizes = {axis: size for axis, size in sizes.items() if size is not None}      # None: any size
     axes = layout.split()
     shape = tuple(x.shape)
     expected = '[' + ', '.join(f'{a}={sizes[a]}' if a in sizes else a for a in axes) + ']'

@@ -53,7 +53,7 @@ class DeltaAggregation(nn.Module):
         if isinstance(levels, torch.Tensor):
             if levels.ndim != 4:
                 raise InputShapeError(f'DeltaAggregation takes a list of levels [B, F, T] or one tensor [B, F, T, n] '
-                                      f'(levels on the last axis), got shape {tuple(levels.shape)}')
+                                      f'(levels on the last axis), got shape {list(levels.shape)}')
             levels = list(levels.unbind(-1))
         if self.mode == 'all':
             return torch.stack(levels, dim=-1)
@@ -84,7 +84,8 @@ class WeightLayer(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_inputs).uniform_(-init_range, init_range))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_items(x, self.num_inputs)
+        if not torch.jit.is_scripting():
+            _check_items(x, self.num_inputs)
         return torch.matmul(x, self.weight)
 
     def extra_repr(self) -> str:

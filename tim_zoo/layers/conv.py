@@ -204,13 +204,22 @@ class ConvNormAct1d(nn.Sequential):
             self.drop = SpatialDropout1d(drop_rate, drop_mode, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bn = getattr(self, 'norm', None)
-        if bn is None or bn.training or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
-            return super().forward(x)
-        weight, bias = fold_batchnorm(self.conv.weight, self.conv.bias, bn.running_mean, bn.running_var, bn.weight,
-                                      bn.bias, bn.eps)
-        x = self.conv(x, weight, bias)
-        for name in ('act', 'drop'):
-            if name in self._modules:
-                x = self._modules[name](x)
+        # hasattr on modules is decided when TorchScript compiles: only the branches this unit has are compiled
+        if hasattr(self, 'norm'):
+            if hasattr(self.norm, 'running_var'):
+                if not self.norm.training:
+                    weight, bias = fold_batchnorm(self.conv.weight, self.conv.bias, self.norm.running_mean,
+                                                  self.norm.running_var, self.norm.weight, self.norm.bias,
+                                                  self.norm.eps)
+                    x = self.conv(x, weight, bias)
+                else:
+                    x = self.norm(self.conv(x))
+            else:
+                x = self.norm(self.conv(x))
+        else:
+            x = self.conv(x)
+        if hasattr(self, 'act'):
+            x = self.act(x)
+        if hasattr(self, 'drop'):
+            x = self.drop(x)
         return x

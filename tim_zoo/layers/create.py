@@ -35,23 +35,29 @@ def group_batch_norm(x: torch.Tensor, running_mean: Optional[torch.Tensor], runn
         factor = 0.0
         if training and num_batches_tracked is not None:
             num_batches_tracked.add_(1)
-            factor = 1.0 / float(num_batches_tracked) if momentum is None else momentum
+            if momentum is None:                       # the cumulative average
+                factor = 1.0 / float(num_batches_tracked.item())
+            else:
+                factor = momentum
         return F.batch_norm(x, running_mean, running_var, weight, bias, training or running_mean is None, factor, eps)
     g = groups
-    weight = None if weight is None else weight.repeat(g)
-    bias = None if bias is None else bias.repeat(g)
-    if not training and running_mean is not None:
-        return F.batch_norm(x, running_mean.repeat(g), running_var.repeat(g), weight, bias, False, 0.0, eps)
-    if running_mean is None:                       # track_running_stats=False: batch statistics only
+    if weight is not None:
+        weight = weight.repeat(g)
+    if bias is not None:
+        bias = bias.repeat(g)
+    if running_mean is None or running_var is None:    # track_running_stats=False: batch statistics only
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, eps)
+    if not training:
+        return F.batch_norm(x, running_mean.repeat(g), running_var.repeat(g), weight, bias, False, 0.0, eps)
+    assert momentum is not None and num_batches_tracked is not None   # GroupBatchNorm1d refuses momentum=None
     # F.batch_norm updates one copy of the running statistics per group: r_g = (1-m) r + m stat_g.
     # Applying the groups' updates one after another instead gives
     # r' = (1-m)^G r + sum_g (1-m)^(G-1-g) m stat_g = (1-m)^G r + sum_g (1-m)^(G-1-g) (r_g - (1-m) r).
-    running = [running_mean.repeat(g), running_var.repeat(g)]
-    out = F.batch_norm(x, running[0], running[1], weight, bias, True, momentum, eps)
+    mean, var = running_mean.repeat(g), running_var.repeat(g)
+    out = F.batch_norm(x, mean, var, weight, bias, True, momentum, eps)
     keep = 1.0 - momentum
     with torch.no_grad():
-        for buf, updated in zip((running_mean, running_var), running):
+        for buf, updated in ((running_mean, mean), (running_var, var)):
             per_group = updated.view(g, -1)
             new = buf * keep ** g
             for i in range(g):
@@ -88,7 +94,8 @@ class GroupBatchNorm1d(nn.BatchNorm1d):
             raise ConfigurationError('share_groups needs a momentum (the cumulative average, momentum=None, is not supported)')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_batchnorm_input(x)                          # a call in torch.fx graphs, not a branch on a Proxy
+        if not torch.jit.is_scripting():
+            _check_batchnorm_input(x)                          # a call in torch.fx graphs, not a branch on a Proxy
         return group_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 self.num_batches_tracked, self.training, self.momentum, self.eps,
                                 self.groups if self.share_groups else 1)

@@ -82,7 +82,8 @@ class FrequencyMask(nn.Module):
         self.max_width, self.num_masks = max_width, num_masks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_block_input(x, 'FrequencyMask', 'B C T')
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'FrequencyMask', 'B C T')
         if not self.training or self.max_width == 0 or self.num_masks == 0:
             return x
         b, c = x.shape[0], x.shape[1]

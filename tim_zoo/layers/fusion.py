@@ -4,14 +4,13 @@ Both blocks take the aggregated levels `S` `[B, F, T, n]` and return `[B, T, n*F
 (level-major: the features of level 1, then of level 2, ...).
 """
 import math
-import warnings
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import renamed_arguments
+from .._utils import FiltersAlias, renamed_arguments
 from .._validation import check_block_input, check_choice
 from ..exceptions import InputShapeError
 
@@ -30,15 +29,7 @@ def _flatten_levels(s_lvl: torch.Tensor) -> torch.Tensor:
     return s_lvl.transpose(1, 2).reshape(b, t, n * c)
 
 
-class _FiltersAlias:
-    @property
-    def channels(self) -> int:
-        """Old name of `filters`."""
-        warnings.warn(f'{type(self).__name__}.channels is now .filters', FutureWarning, stacklevel=2)
-        return self.filters
-
-
-class AttentionFusion(_FiltersAlias, nn.Module):
+class AttentionFusion(FiltersAlias, nn.Module):
     """Multi-head self-attention over time in which each TAB level is one head: `[B, F, T, n] -> [B, T, n*F]`
     (`style="research"` computes the research code's `TIM_Attention`, defects included).
 
@@ -99,7 +90,8 @@ class AttentionFusion(_FiltersAlias, nn.Module):
 
     def forward(self, s: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`s` `[B, F, T, n]`; `mask` `[B, T]`, True on valid frames: padded frames are not attended to."""
-        check_block_input(s, 'AttentionFusion', 'B F T n', F=self.filters, n=self.num_levels)
+        if not torch.jit.is_scripting():
+            check_block_input(s, 'AttentionFusion', 'B F T n', F=self.filters, n=self.num_levels)
         s_lvl = _levels_first(s)
         q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
         attn_mask = None if mask is None else mask[:, None, None, :].to(torch.bool)
@@ -112,14 +104,17 @@ class AttentionFusion(_FiltersAlias, nn.Module):
         else:
             z = self.norm1(_flatten_levels(ctx + s_lvl))
         if self.ffn is not None:
-            z = (self.norm1 if self.norm2 is None else self.norm2)(self.ffn(z) + z)
+            if self.norm2 is None:
+                z = self.norm1(self.ffn(z) + z)
+            else:
+                z = self.norm2(self.ffn(z) + z)
         return z
 
     def extra_repr(self) -> str:
         return f'filters={self.filters}, num_levels={self.num_levels}, d_qkv={self.d_qkv}, style={self.style!r}'
 
 
-class AFTLocalFusion(_FiltersAlias, nn.Module):
+class AFTLocalFusion(FiltersAlias, nn.Module):
     """Attention-free transformer (AFT-local) fusion of the TAB levels: `[B, F, T, n] -> [B, T, n*F]`, `T <= max_len`.
 
     `[B, F, T, n] -> [B, T, n*F]`, for `T <= max_len`:
@@ -149,7 +144,8 @@ class AFTLocalFusion(_FiltersAlias, nn.Module):
         self.norm = nn.LayerNorm(num_levels * filters)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        check_block_input(s, 'AFTLocalFusion', 'B F T n', F=self.filters, n=self.num_levels)
+        if not torch.jit.is_scripting():
+            check_block_input(s, 'AFTLocalFusion', 'B F T n', F=self.filters, n=self.num_levels)
         t = s.shape[2]
         if t > self.max_len:
             raise InputShapeError(f'AFTLocalFusion was built for at most max_len={self.max_len} frames, got {t}')

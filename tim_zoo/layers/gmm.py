@@ -94,7 +94,8 @@ class GMMClusteringHead(ClassifierHead):
         return torch.cat(stats, dim=-1).flatten(1) if self.second_order else g_mu.flatten(1)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        check_block_input(x, 'GMMClusteringHead', 'B D T', D=self.in_features)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'GMMClusteringHead', 'B D T', D=self.in_features)
         if isinstance(pre_logits, torch.Tensor):
             raise InputShapeError('GMMClusteringHead: the mask is a keyword argument, head(x, mask=mask); the second '
                                   'positional argument is pre_logits')
@@ -126,7 +127,8 @@ class GMMClusteringHead(ClassifierHead):
             seed: seed of the k-means++ draw.
         """
         check_choice('method', method, ('kmeans', 'em'))
-        check_block_input(x, 'GMMClusteringHead.init_from_data', 'B D T' if x.ndim == 3 else 'N D', D=self.in_features)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'GMMClusteringHead.init_from_data', 'B D T' if x.ndim == 3 else 'N D', D=self.in_features)
         if mask is not None:
             if x.ndim != 3:
                 raise InputShapeError('GMMClusteringHead.init_from_data: a mask goes with frame features [B, D, T]')

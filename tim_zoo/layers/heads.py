@@ -63,7 +63,8 @@ class PoolHead(ClassifierHead):
         self.pool_type = pool_type
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        check_block_input(x, 'PoolHead', 'B D T', D=self.pre_logits_dim)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'PoolHead', 'B D T', D=self.pre_logits_dim)
         if self.pool_type == '':
             return self._logits(self.drop(x.transpose(1, 2)), pre_logits).transpose(1, 2)
         if self.pool_type == 'avg':
@@ -102,8 +103,9 @@ class FlattenHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        check_block_input(x, 'FlattenHead', 'B D T', fix='for {got} frames build it with seq_len={got}',
-                          D=self.in_features, T=self.seq_len)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'FlattenHead', 'B D T', fix='for {got} frames build it with seq_len={got}',
+                              D=self.in_features, T=self.seq_len)
         x = self.drop(self.hidden(self.conv(x).flatten(1)))
         return self._logits(x, pre_logits)
 
@@ -122,8 +124,9 @@ class FrameScoreHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        check_block_input(x, 'FrameScoreHead', 'B D T', fix='for {got} frames build it with seq_len={got}',
-                          D=self.in_features, T=self.pre_logits_dim)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'FrameScoreHead', 'B D T', fix='for {got} frames build it with seq_len={got}',
+                              D=self.in_features, T=self.pre_logits_dim)
         x = self.drop(self.score(x.transpose(1, 2)).squeeze(-1))
         return self._logits(x, pre_logits)
 
@@ -175,8 +178,9 @@ class TimeProjectionHead(ClassifierHead):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        sizes = dict(D=self.pre_logits_dim) if self.time_len is None else dict(D=self.pre_logits_dim, T=self.time_len)
-        check_block_input(x, 'TimeProjectionHead', 'B D T', fix='for {got} frames build it with time_len={got}', **sizes)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'TimeProjectionHead', 'B D T', fix='for {got} frames build it with time_len={got}',
+                              D=self.pre_logits_dim, T=self.time_len)
         x = self.drop(self.time_proj(self.pool(x)).squeeze(-1))
         return self._logits(x, pre_logits)
 
@@ -225,10 +229,12 @@ class ConvMapHead(ClassifierHead):
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         L, T, d = self.map_shape['L'], self.map_shape['T'], self.map_shape['d']
         if self.flat_input:
-            check_block_input(x, 'ConvMapHead', 'B C T', C=L * d, T=T)
+            if not torch.jit.is_scripting():
+                check_block_input(x, 'ConvMapHead', 'B C T', C=L * d, T=T)
             x = x.unflatten(1, (L, d)).transpose(2, 3)                       # [B, L, T, d]
         else:
-            check_block_input(x, 'ConvMapHead', 'B L T d', **self.map_shape)
+            if not torch.jit.is_scripting():
+                check_block_input(x, 'ConvMapHead', 'B L T d', L=L, T=T, d=d)
         x = self.drop(self.hidden(self.convs(x).flatten(1)))
         return self._logits(x, pre_logits)
 

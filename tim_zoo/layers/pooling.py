@@ -69,7 +69,8 @@ class MaskedStatsPool(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None,
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        check_block_input(x, 'MaskedStatsPool', 'B C T')
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'MaskedStatsPool', 'B C T')
         valid = _frame_weights(x, lengths, mask, 'MaskedStatsPool')
         if valid is not None:                                # padding of any value (NaN too) never counts
             x = torch.where(valid > 0, x, torch.zeros_like(x))
@@ -102,7 +103,8 @@ class AttentiveStatsPool(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None,
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        check_block_input(x, 'AttentiveStatsPool', 'B C T', C=self.in_chans)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'AttentiveStatsPool', 'B C T', C=self.in_chans)
         valid = _frame_weights(x, lengths, mask, 'AttentiveStatsPool')
         if valid is not None:                                # padding of any value (NaN too) never counts
             x = torch.where(valid > 0, x, torch.zeros_like(x))

@@ -62,7 +62,8 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_positions(x, self.max_len)
+        if not torch.jit.is_scripting():
+            _check_positions(x, self.max_len)
         return self.drop(x + torch.narrow(self.table, 0, 0, x.shape[1]).to(x.dtype))
 
     def extra_repr(self) -> str:

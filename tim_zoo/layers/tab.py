@@ -95,7 +95,8 @@ class TemporalAwareBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.check_input:
-            check_block_input(x, 'TemporalAwareBlock', 'B C T', C=self.in_chans)
+            if not torch.jit.is_scripting():
+                check_block_input(x, 'TemporalAwareBlock', 'B C T', C=self.in_chans)
         gate = torch.sigmoid(self.convs(x))
         res = self.shortcut(x)
         if self.residual == 'mul':

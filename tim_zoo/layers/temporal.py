@@ -1,5 +1,4 @@
 """Stacks of temporal-aware blocks: one direction, and both directions."""
-import warnings
 from typing import List, Optional
 
 import torch
@@ -7,7 +6,7 @@ from torch import nn
 
 from ._checkpoint import checkpoint
 
-from .._utils import renamed_arguments
+from .._utils import FiltersAlias, renamed_arguments
 from .._validation import check_block_input, check_choice
 from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
@@ -41,11 +40,15 @@ class TemporalStack(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        check_block_input(x, 'TemporalStack', 'B C T', fix='for {got} input channels build it with in_chans={got}',
-                          C=self.in_chans)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'TemporalStack', 'B C T', fix='for {got} input channels build it with in_chans={got}',
+                              C=self.in_chans)
         levels = []
         for block in self.blocks:
-            x = checkpoint(block, x) if self.grad_checkpointing and torch.is_grad_enabled() else block(x)
+            if not torch.jit.is_scripting() and self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x)
+            else:
+                x = block(x)
             levels.append(x)
         return levels
 
@@ -59,7 +62,7 @@ def stem(in_chans: int, filters: int, stem_norm: bool, tab_kwargs: dict, groups:
                          groups=groups, share_groups=share_groups)
 
 
-class BiTemporalEncoder(nn.Module):
+class BiTemporalEncoder(FiltersAlias, nn.Module):
     """Bidirectional temporal encoder: a stem and a TAB stack run on `x` and on `x` reversed, merged per level:
     `[B, in_chans, T]` -> `depth` levels `[B, filters, T]`.
 
@@ -118,21 +121,23 @@ class BiTemporalEncoder(nn.Module):
         # one identity per level, whose output is the merged level: what forward hooks and fx feature extraction read
         self.outputs = nn.ModuleList([nn.Identity() for _ in range(depth)])
 
-    @property
-    def channels(self) -> int:
-        """Old name of `filters`."""
-        warnings.warn('BiTemporalEncoder.channels is now .filters', FutureWarning, stacklevel=2)
-        return self.filters
-
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        check_block_input(x, 'BiTemporalEncoder', 'B C T', C=self.in_chans)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'BiTemporalEncoder', 'B C T', C=self.in_chans)
         both = torch.cat([x, x.flip(-1)], dim=1)
         merged = []
-        for j, h in enumerate(self.stack(self.stem(both))):
-            fwd, bwd = h[:, :self.filters], h[:, self.filters:]
-            if self.align_backward:
-                bwd = bwd.flip(-1)
-                if self.fuse is not None:
-                    h = torch.cat([fwd, bwd], dim=1)
-            merged.append(self.outputs[j](fwd + bwd if self.fuse is None else self.fuse[j](h)))
-        return merged
+        levels = self.stack(self.stem(both))
+        if self.fuse is None:
+            for h in levels:
+                fwd, bwd = h[:, :self.filters], h[:, self.filters:]
+                merged.append(fwd + (bwd.flip(-1) if self.align_backward else bwd))
+        else:
+            for j, fuse in enumerate(self.fuse):        # (TorchScript indexes module lists only in such loops)
+                h = levels[j]
+                if self.align_backward:
+                    h = torch.cat([h[:, :self.filters], h[:, self.filters:].flip(-1)], dim=1)
+                merged.append(fuse(h))
+        outputs = []
+        for j, output in enumerate(self.outputs):
+            outputs.append(output(merged[j]))
+        return outputs

@@ -85,7 +85,8 @@ class TIMEncoder(nn.Module):
     def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, in_chans, T]` -> the `depth` TAB levels (merged over directions), each `[B, F, T]`."""
         if self.stem is not None:
-            check_block_input(x, 'TIMEncoder', 'B C T', C=self.in_chans)
+            if not torch.jit.is_scripting():
+                check_block_input(x, 'TIMEncoder', 'B C T', C=self.in_chans)
             x = self.stem(x)
         return self.encoder(x)
 

@@ -49,12 +49,27 @@ class TransformerEncoderStack(nn.Module):
 
     def forward_layers(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, T, d_model]` -> every layer's output, each `[B, T, d_model]`."""
-        check_block_input(x, 'TransformerEncoderStack', 'B T d', d=self.d_model)
+        if not torch.jit.is_scripting():
+            check_block_input(x, 'TransformerEncoderStack', 'B T d', d=self.d_model)
+        ran = []
+        if self.share_layers:
+            layer = self.layers[0]
+            for _ in range(self.num_layers):
+                if not torch.jit.is_scripting() and self.grad_checkpointing and torch.is_grad_enabled():
+                    x = checkpoint(layer, x)
+                else:
+                    x = layer(x)
+                ran.append(x)
+        else:
+            for layer in self.layers:              # (TorchScript indexes module lists only by iterating them)
+                if not torch.jit.is_scripting() and self.grad_checkpointing and torch.is_grad_enabled():
+                    x = checkpoint(layer, x)
+                else:
+                    x = layer(x)
+                ran.append(x)
         outputs = []
-        for j in range(self.num_layers):
-            layer = self.layers[0 if self.share_layers else j]
-            x = checkpoint(layer, x) if self.grad_checkpointing and torch.is_grad_enabled() else layer(x)
-            outputs.append(self.outputs[j](x.transpose(1, 2)).transpose(1, 2))
+        for j, output in enumerate(self.outputs):
+            outputs.append(output(ran[j].transpose(1, 2)).transpose(1, 2))
         return outputs
 
     def stack(self, outputs: List[torch.Tensor]) -> torch.Tensor:

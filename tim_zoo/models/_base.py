@@ -43,12 +43,12 @@ class SERModel(nn.Module):
         check_finite: refuse NaN/Inf input with `NonFiniteInputError`.
     """
 
-    head: ClassifierHead
+    __jit_unused_properties__ = ['init_args', 'head_hidden_size']       # Python-side properties, not compiled by TorchScript
 
     #: model-specific defaults of the TAB arguments a model with `**tab_kwargs` takes (else `TemporalAwareBlock`'s)
-    tab_defaults: Dict[str, Any] = {}
+    tab_defaults = {}                   # Dict[str, Any]
     #: the model's default `weight_init` (`"torch"`; `"keras"` for the official TIM-Net; `"research"` for the seed models)
-    default_weight_init: str = 'torch'
+    default_weight_init = 'torch'
 
     def __init_subclass__(cls, **kwargs):
         """Record the full constructor arguments (defaults included) of every model as `init_args`,
@@ -115,9 +115,8 @@ class SERModel(nn.Module):
         """Width of the pre-logits features."""
         return self.head.pre_logits_dim
 
+    @torch.jit.unused
     def _check_input(self, x: torch.Tensor) -> None:
-        if torch.jit.is_scripting():
-            return
         check_sequence_input(
             x, in_chans=self.in_chans, seq_len=self.fixed_len, min_len=self.min_len, max_len=self.max_len,
             check_finite=self.check_finite, model_name=self.model_name, dtype=next(self.parameters()).dtype)
@@ -204,9 +203,9 @@ class SERModel(nn.Module):
     # --- timm's feature and training interface -------------------------------------------------------------
     #: one dict per level, set by each family: `num_chs`, `reduction` in frames, `module` (whose output is the level's
     #: feature `[B, C, T]`, for forward hooks and fx feature extraction) and `modules` (those holding its parameters)
-    feature_info: List[dict]
+    feature_info = None                 # List[dict]
     #: modules that run before the first level (the stem), for `group_matcher`
-    _stem_modules: Tuple[str, ...] = ()
+    _stem_modules = ()                  # Tuple[str, ...]
 
     def _forward_levels(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """`(frame features, the output of every level in feature_info)` of a checked input."""
@@ -218,7 +217,8 @@ class SERModel(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """`[B, in_chans, T]` -> frame features `[B, num_features, T']`."""
-        self._check_input(x)
+        if not torch.jit.is_scripting():
+            self._check_input(x)
         return self._forward_levels(x)[0]
 
     def forward_intermediates(

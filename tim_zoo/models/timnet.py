@@ -145,6 +145,8 @@ class TIMNet(SERModel):
             `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release).
     """
 
+    __jit_unused_properties__ = SERModel.__jit_unused_properties__ + ['reads_keras_release']
+
     tab_defaults = dict(norm_layer='batchnorm_keras')
     default_weight_init = 'keras'
 
