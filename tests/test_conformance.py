@@ -231,3 +231,23 @@ def test_torchscript_script_save_and_load(name, x, tmp_path):
     loaded = torch.jit.load(tmp_path / 'model.pt')
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_prune_intermediate_layers(name, x):
+    model = _model(name)
+    levels = len(model.feature_info)
+    weights = sum(p.numel() for p in model.parameters())
+    for indices in ([0], [levels // 2], [0, levels - 2], 1):
+        pruned = _model(name)
+        kept = pruned.prune_intermediate_layers(indices)
+        want = model.forward_intermediates(x, indices=indices, intermediates_only=True)
+        got = pruned.forward_intermediates(x, indices=kept, intermediates_only=True)
+        assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want))
+        assert len(pruned.feature_info) == max(kept) + 1
+        assert torch.equal(pruned(x), want[-1])               # the head is gone: the last kept level
+        assert pruned.num_classes == 0 and pruned.pretrained_cfg['num_classes'] == 0
+        assert sum(p.numel() for p in pruned.parameters()) < weights   # fusion and head (and later levels) dropped
+        assert torch.equal(torch.jit.script(pruned)(x), want[-1])
+    with pytest.raises(tim_zoo.ConfigurationError, match='prune_head=True'):
+        _model(name).prune_intermediate_layers([0], prune_head=False)

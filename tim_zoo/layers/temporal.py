@@ -39,6 +39,11 @@ class TemporalStack(nn.Module):
             block.check_input = False
         self.grad_checkpointing = False
 
+    def truncate(self, num_levels: int) -> None:
+        """Keep the first `num_levels` TABs (0: none; the stack then returns no levels), dropping the rest."""
+        self.blocks = self.blocks[:num_levels]
+        self.depth = num_levels
+
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         if not torch.jit.is_scripting():
             check_block_input(x, 'TemporalStack', 'B C T', fix='for {got} input channels build it with in_chans={got}',
@@ -120,6 +125,13 @@ class BiTemporalEncoder(FiltersAlias, nn.Module):
             [nn.Conv1d(2 * filters, filters, 1) for _ in range(depth)]) if merge == 'fuse' else None
         # one identity per level, whose output is the merged level: what forward hooks and fx feature extraction read
         self.outputs = nn.ModuleList([nn.Identity() for _ in range(depth)])
+
+    def truncate(self, num_levels: int) -> None:
+        """Keep the first `num_levels` levels (TABs, merges), dropping the rest."""
+        self.stack.truncate(num_levels)
+        if self.fuse is not None:
+            self.fuse = self.fuse[:num_levels]
+        self.outputs = self.outputs[:num_levels]
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         if not torch.jit.is_scripting():

@@ -82,6 +82,13 @@ class TIMEncoder(nn.Module):
         """The modules that run before the first level, named inside the model whose module `prefix` this is."""
         return (f'{prefix}.encoder.stem',) if self.stem is None else (f'{prefix}.stem',)
 
+    def truncate(self, num_levels: int) -> None:
+        """Keep the stem and the first `num_levels` levels; the aggregation and fusion, made for all levels, can no
+        longer run (`forward_levels` still can)."""
+        self.encoder.truncate(num_levels)
+        self.depth = num_levels
+        self.weight_layer = None
+
     def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, in_chans, T]` -> the `depth` TAB levels (merged over directions), each `[B, F, T]`."""
         if self.stem is not None:

@@ -21,6 +21,8 @@ class TransformerEncoderStack(nn.Module):
     list. `grad_checkpointing = True` recomputes each layer in the backward pass (less memory, same gradients).
     """
 
+    __constants__ = ['share_layers']         # TorchScript compiles only the branch of the layers this stack has
+
     @renamed_arguments(dropout='drop_rate')
     def __init__(
             self,
@@ -47,14 +49,20 @@ class TransformerEncoderStack(nn.Module):
         self.outputs = nn.ModuleList([nn.Identity() for _ in range(num_layers)])
         self.grad_checkpointing = False
 
+    def truncate(self, num_layers: int) -> None:
+        """Keep the first `num_layers` layers (a shared layer is kept while one application remains)."""
+        self.layers = self.layers[:1 if self.share_layers and num_layers else num_layers]
+        self.outputs = self.outputs[:num_layers]
+        self.num_layers = num_layers
+
     def forward_layers(self, x: torch.Tensor) -> List[torch.Tensor]:
         """`[B, T, d_model]` -> every layer's output, each `[B, T, d_model]`."""
         if not torch.jit.is_scripting():
             check_block_input(x, 'TransformerEncoderStack', 'B T d', d=self.d_model)
         ran = []
         if self.share_layers:
-            layer = self.layers[0]
             for _ in range(self.num_layers):
+                layer = self.layers[0]
                 if not torch.jit.is_scripting() and self.grad_checkpointing and torch.is_grad_enabled():
                     x = checkpoint(layer, x)
                 else:

@@ -109,6 +109,8 @@ class SERModel(nn.Module):
         self.max_len: Optional[int] = None
         self.model_name = type(self).__name__
         self.label_names: Optional[list] = None
+        self.levels_pruned = False                       # prune_intermediate_layers: only levels are computed
+        self.pruned_levels = 0
 
     @property
     def head_hidden_size(self) -> int:
@@ -250,6 +252,54 @@ class SERModel(nn.Module):
         features, levels = self._forward_levels(x)
         chosen = [levels[i] if fmt == 'NCL' else levels[i].transpose(1, 2) for i in take]
         return chosen if intermediates_only else (features, chosen)
+
+    def _level_stages(self) -> List[Tuple[nn.Module, int]]:
+        """The blocks that make the levels of `feature_info`, in forward order, with how many levels each makes
+        (each has `truncate(n)`), for `prune_intermediate_layers`."""
+        raise NotImplementedError
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """timm's pruning: keep only what computes the levels `indices` (as `forward_intermediates`), dropping the
+        later levels, the level fusion and the head. Afterwards `forward_intermediates` gives those levels as
+        before, and `forward`/`forward_features` the last kept level `[B, C, T]` (the head is timm's
+        `reset_classifier(0, "")`: no pooling, no classifier).
+
+        Args:
+            indices: levels to keep: `n` (the last `n`) or level indices.
+            prune_norm: timm's argument; the levels have no final norm, so it changes nothing.
+            prune_head: must be True: the head reads the fused levels, which pruning removes.
+
+        Returns:
+            The kept level indices.
+        """
+        if not prune_head:
+            raise ConfigurationError(f'{self.model_name}: prune_intermediate_layers(prune_head=False) would keep a head '
+                                     f'that reads the fusion of all levels, which pruning removes; use prune_head=True')
+        take, max_index = feature_take_indices(len(self.feature_info), indices)
+        remaining = max_index + 1
+        for stage, num_levels in self._level_stages():
+            if remaining < num_levels:                   # a stage kept whole keeps its fusion too
+                stage.truncate(max(0, remaining))
+            remaining -= num_levels
+        self.feature_info = self.feature_info[:max_index + 1]
+        self.levels_pruned = True
+        self.pruned_levels = max_index + 1
+        self.num_features = self.feature_info[-1]['num_chs']
+        self.head = PoolHead(self.num_features, 0, pool_type='')
+        self.num_classes = 0
+        self.fixed_len = None                            # no head fixes the length now
+        self.refresh_pretrained_cfg()
+        return take
+
+    def _pruned(self, levels: List[torch.Tensor]) -> bool:
+        """Whether `_forward_levels` stops here: the model is pruned and `levels` are all the levels it keeps (its
+        answer is then `levels[-1], levels`: the last kept level as the features)."""
+        return self.levels_pruned and len(levels) == self.pruned_levels
 
     def group_matcher(self, coarse: bool = False) -> dict:
         """timm's parameter groups, e.g. for layer-wise learning-rate decay: `stem` (what runs before the first

@@ -100,7 +100,12 @@ class ATTIM(SERModel):
     def _forward_levels(self, x):
         """`[B, C, T]` -> frame features `[B, n*F, T]` and the `depth` TAB levels `[B, F, T]`."""
         levels = self.tim.forward_levels(self.frame_mask(x))
+        if self._pruned(levels):
+            return levels[-1], levels
         return self.fusion(self.tim.fuse(levels)).transpose(1, 2), levels
+
+    def _level_stages(self):
+        return [(self.tim, self.tim.depth)]
 
 
 class MultiTIM(SERModel):
@@ -167,9 +172,16 @@ class MultiTIM(SERModel):
     def _forward_levels(self, x):
         """`[B, C, T]` -> frame features `[B, (n1+n2)*F, T]` and the `n1 + n2` TAB levels `[B, F, T]`."""
         general = self.general(self.stem(x))
+        if self._pruned(general):
+            return general[-1], general
         special_levels = self.special(general[-1])
+        if self._pruned(general + special_levels):
+            return special_levels[-1], general + special_levels
         levels = torch.cat([torch.stack(general, dim=-1), self.delta(special_levels)], dim=-1)
         return self.fusion(levels).transpose(1, 2), general + special_levels
+
+    def _level_stages(self):
+        return [(self.general, self.general.depth), (self.special, self.special.depth)]
 
 
 default_cfgs = generate_default_cfgs({

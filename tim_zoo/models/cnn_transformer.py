@@ -79,15 +79,23 @@ class CNNTransformer(SERModel):
         """`[B, C, T]` -> frame features `[B, d_model, T // 2]`, the `depth` TAB levels `[B, F, T]` and the
         Transformer layers' outputs `[B, d_model, T // 2]`."""
         levels = self.tim.forward_levels(x)
+        if self._pruned(levels):
+            return levels[-1], levels
         # contiguous: torch.compile (aot) fails on PyTorch's eval fast path of the encoder layer for a transposed input
         x = self.proj(self.pool(self.tim.fuse(levels))).transpose(1, 2).contiguous()   # [B, T//2, d_model]
         if self.pos_embed is not None:
             x = self.pos_embed(x)
         layers = self.transformer.forward_layers(x)
+        levels = levels + [h.transpose(1, 2) for h in layers]
+        if self._pruned(levels):
+            return levels[-1], levels
         x = self.transformer.stack(layers)
         if self.layer_weight is not None:
             x = self.layer_weight(x)
-        return x.transpose(1, 2), levels + [h.transpose(1, 2) for h in layers]
+        return x.transpose(1, 2), levels
+
+    def _level_stages(self):
+        return [(self.tim, self.tim.depth), (self.transformer, self.transformer.num_layers)]
 
 
 default_cfgs = generate_default_cfgs({

@@ -79,11 +79,16 @@ class SpeechEmotionTransformer(SERModel):
         if self.pos_embed is not None:
             x = self.pos_embed(x)
         layers = self.transformer.forward_layers(x)
-        x = self.transformer.stack(layers)                   # [B, T, d_model, L]
         outputs = [h.transpose(1, 2) for h in layers]
+        if self._pruned(outputs):
+            return outputs[-1], outputs
+        x = self.transformer.stack(layers)                   # [B, T, d_model, L]
         if self.layer_weight is not None:
             return self.layer_weight(x).transpose(1, 2), outputs
         return x.permute(0, 3, 2, 1).flatten(1, 2), outputs
+
+    def _level_stages(self):
+        return [(self.transformer, self.transformer.num_layers)]
 
 
 default_cfgs = generate_default_cfgs({

@@ -178,7 +178,12 @@ class TIMNet(SERModel):
     def _forward_levels(self, x):
         """`[B, C, T]` -> frame features `[B, F, T]` and the `depth` levels `[B, F, T]`."""
         levels = self.tim.forward_levels(x)
+        if self._pruned(levels):
+            return levels[-1], levels
         return self.tim.fuse(levels), levels
+
+    def _level_stages(self):
+        return [(self.tim, self.tim.depth)]
 
     @classmethod
     def read_weights(cls, path):

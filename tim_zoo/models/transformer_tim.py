@@ -117,15 +117,23 @@ class TransformerTIM(SERModel):
         if self.pos_embed is not None:
             x = self.pos_embed(x)
         layers = self.transformer.forward_layers(x)
+        outputs = [h.transpose(1, 2) for h in layers]
+        if self._pruned(outputs):
+            return outputs[-1], outputs
         x = self.transformer.stack(layers)
         if self.layer_fusion is not None:
             x = self.layer_fusion(x).squeeze(-1)             # [B, T, d_model, L] -> [B, T, d_model]
         x = x.transpose(1, 2)
-        outputs = [h.transpose(1, 2) for h in layers]
         if self.tim is None:
             return x, outputs
-        levels = self.tim.forward_levels(self.bridge(x))
-        return self.tim.fuse(levels), outputs + levels
+        levels = outputs + self.tim.forward_levels(self.bridge(x))
+        if self._pruned(levels):
+            return levels[-1], levels
+        return self.tim.fuse(levels[len(outputs):]), levels
+
+    def _level_stages(self):
+        stages = [(self.transformer, self.transformer.num_layers)]
+        return stages + ([(self.tim, self.tim.depth)] if self.tim is not None else [])
 
 
 default_cfgs = generate_default_cfgs({
