@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice, traced_check
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, InputShapeError
 
 
 def _stored_channels(num_channels: int, groups: int, share_groups: bool) -> int:
@@ -73,7 +73,7 @@ torch.fx.wrap('group_batch_norm')
 @traced_check
 def _check_batchnorm_input(x: torch.Tensor) -> None:
     if x.dim() not in (2, 3):
-        raise ValueError(f'expected 2D or 3D input (got {x.dim()}D input)')
+        raise InputShapeError(f'BatchNorm1d expects a 2-D [B, C] or 3-D [B, C, T] input, got shape {tuple(x.shape)}')
 
 
 class GroupBatchNorm1d(nn.BatchNorm1d):
