@@ -153,3 +153,23 @@ def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol
     (tmp_path / 'gone.csv').write_text('path,label\nmissing.wav,x\n')
     with pytest.raises(Exception, match=r'1 files do not exist: missing.wav \(line 2\)'):
         load_corpus('manifest', tmp_path / 'gone.csv')
+
+
+def test_hub_folder_command_writes_what_predict_and_create_model_load(tmp_path, capsys, speech_like):
+    import json
+    import soundfile
+    import tim_zoo
+    model = tim_zoo.create_model('tim', num_classes=2, depth=3)
+    model.label_names = ['high', 'low']
+    settings = dict(mean_signal_length=32768, n_mfcc=39, sample_rate=22050, order=1, level='peak')
+    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', feature_settings=settings)
+    assert cli.main(['hub-folder', str(tmp_path / 'm.safetensors'), str(tmp_path / 'hub')]) == 0
+    assert 'wrote' in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / 'hub').iterdir()) == ['README.md', 'config.json', 'model.safetensors']
+    wav = tmp_path / 'a.wav'
+    soundfile.write(wav, speech_like(seconds=1.5), 22050)
+    answers = []
+    for weights in (['--checkpoint', str(tmp_path / 'm.safetensors')], ['--model', f'local-dir:{tmp_path / "hub"}']):
+        assert cli.main(['predict', str(wav), *weights, '--json']) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    assert answers[0] == answers[1] and set(answers[0][0]['probabilities']) == {'high', 'low'}

@@ -70,9 +70,8 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     Raises:
         UnknownModelError: no tim_zoo model has that name; the message lists close names.
     """
-    source, _, location = model_name.partition(':')
-    if location and source in HUB_SOURCES:
-        model = _create_from_hub(model_name, source, location, pretrained, kwargs)
+    if is_hub_source(model_name):
+        model = _create_from_hub(model_name, pretrained, kwargs)
     else:
         check_model_name(model_name)
         model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
@@ -86,9 +85,16 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
 HUB_SOURCES = ('local-dir', 'hf-hub')
 
 
-def _create_from_hub(model_name: str, source: str, location: str, pretrained: bool, kwargs) -> nn.Module:
+def is_hub_source(name) -> bool:
+    """Whether `name` names a hub folder: `"local-dir:PATH"` or `"hf-hub:ORG/NAME"`."""
+    source, _, location = str(name).partition(':')
+    return bool(location) and source in HUB_SOURCES
+
+
+def _create_from_hub(model_name: str, pretrained: bool, kwargs) -> nn.Module:
     """A model from a hub folder (`save_for_hub`) through timm, which reads its `config.json`; refused, before
     anything is built, when a folder on disk holds another library's model."""
+    source, _, location = model_name.partition(':')
     if source == 'local-dir':
         config = Path(location).expanduser() / 'config.json'
         if not config.is_file():

@@ -3,7 +3,7 @@ import json
 import sys
 from pathlib import Path
 
-from .._factory import check_model_name, list_models
+from .._factory import check_model_name, is_hub_source, list_models
 from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
@@ -73,6 +73,8 @@ def build_recognizer(args):
             return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
         except UnsafeFileError as e:                     # a model of blocks: name its builder on the command line
             raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
+    if args.model and is_hub_source(args.model):
+        return EmotionRecognizer.from_pretrained(args.model, **kwargs)
     if args.model:
         check_model_name(args.model)
         if args.model not in list_models(pretrained=True):
@@ -163,7 +165,8 @@ def add_commands(sub) -> None:
     p.add_argument('-r', '--recursive', action='store_true', help='also take audio files in subfolders (and ** in globs)')
     weights = p.add_argument_group('weights (default: the bundled EMODB timnet)')
     weights.add_argument('--model', default='', help='a pretrained tag (timnet.emodb_46_fold3: its file found as '
-                         '`tim-zoo weights` shows), or with --checkpoint the architecture to load it into')
+                         '`tim-zoo weights` shows), a hub folder (local-dir:PATH, hf-hub:ORG/NAME), or with '
+                         '--checkpoint the architecture to load it into')
     weights.add_argument('--checkpoint', default='', help='a tim_zoo .safetensors checkpoint')
     weights.add_argument('--builder', default='', metavar='MODULE:FUNCTION',
                          help='the function that builds the model of a --checkpoint saved from your own model (as it '

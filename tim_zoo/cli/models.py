@@ -1,14 +1,17 @@
-"""`tim-zoo list`, `tim-zoo weights` and `tim-zoo convert-keras`."""
+"""`tim-zoo list`, `tim-zoo weights`, `tim-zoo convert-keras` and `tim-zoo hub-folder`."""
 import json
 import sys
 from typing import List
 
-from .._factory import create_model, create_model_for_frames, list_models, list_pretrained_weights, unknown_weight_files
+from .._factory import (
+    create_model, create_model_for_frames, is_hub_source, list_models, list_pretrained_weights, load_checkpoint,
+    unknown_weight_files,
+)
 from .._utils import format_table
 from ..complexity import count_macs, count_params
 from ..exceptions import ConfigurationError
 from ..models.timnet import read_keras_timnet
-from ..weights import load_weights, save_checkpoint, weights_dir
+from ..weights import load_weights, save_checkpoint, save_for_hub, weights_dir
 from ..weights.hub import HOME_ENV
 from ..models.timnet_releases import TIMNET_RELEASES, find_release, release_metadata
 
@@ -103,6 +106,19 @@ def cmd_convert_keras(args) -> int:
     return 0
 
 
+def cmd_hub_folder(args) -> int:
+    if args.model in list_models(pretrained=True) or is_hub_source(args.model):
+        model = create_model(args.model, pretrained=True)
+    else:
+        model = load_checkpoint(args.model)
+    folder = save_for_hub(model, args.folder)
+    labels = ', '.join(model.label_names) if model.label_names else f'{model.num_classes} unnamed classes'
+    print(f'wrote {folder}/ (config.json, model.safetensors, README.md): {model.model_name}, {labels}; load it with '
+          f'create_model("local-dir:{folder}", pretrained=True), or upload the folder to a Hugging Face hub '
+          f'repository and load "hf-hub:ORG/NAME"')
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser('list', help='list the registered models with parameters and multiply-accumulates',
                        description='List the registered models (tim_zoo.list_models) with their parameters, '
@@ -131,3 +147,10 @@ def add_commands(sub) -> None:
     p.add_argument('--release', default='', help='release name (e.g. EMODB_46) for label names and feature settings; '
                                                  'default: a release folder name in the input path')
     p.set_defaults(func=cmd_convert_keras)
+    p = sub.add_parser('hub-folder', help='write a model as a Hugging Face hub folder (config, weights, model card)',
+                       description='Write a model as a hub-ready folder (tim_zoo.save_for_hub): config.json, '
+                                   'model.safetensors and README.md. It loads with create_model("local-dir:FOLDER", '
+                                   'pretrained=True), and, uploaded to the hub, with "hf-hub:ORG/NAME".')
+    p.add_argument('model', help='a tim_zoo checkpoint (.safetensors), a pretrained tag, or a hub folder')
+    p.add_argument('folder', help='the folder to write')
+    p.set_defaults(func=cmd_hub_folder)

@@ -7,7 +7,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .._factory import create_model, list_models, load_checkpoint
+from .._factory import create_model, is_hub_source, list_models, load_checkpoint
 from .._utils import progress
 from .._validation import check_choice, resolve_device
 from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
@@ -157,10 +157,11 @@ class EmotionRecognizer:
     def from_pretrained(cls, name_or_path: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
         """The bundled EMODB `timnet` (`None`, `"timnet_emodb"` or its tag `"timnet.tim_zoo_emodb"`), any pretrained
         tag (`tim_zoo.list_models(pretrained=True)`, e.g. `"timnet.emodb_46_fold3"`: its file found in the weights
-        directory or hub cache), or a weight file path (see `from_checkpoint`). `kwargs` go to the constructor."""
+        directory or hub cache), a hub folder (`"local-dir:PATH"`, `"hf-hub:ORG/NAME"`: `tim_zoo.save_for_hub`), or a
+        weight file path (see `from_checkpoint`). `kwargs` go to the constructor."""
         if name_or_path in (None, 'timnet_emodb'):
             return cls(load_default_model(), **kwargs)
-        if name_or_path in list_models(pretrained=True):
+        if name_or_path in list_models(pretrained=True) or is_hub_source(name_or_path):
             return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
         return cls.from_checkpoint(name_or_path, **kwargs)
 
