@@ -251,3 +251,21 @@ def test_prune_intermediate_layers(name, x):
         assert torch.equal(torch.jit.script(pruned)(x), want[-1])
     with pytest.raises(tim_zoo.ConfigurationError, match='prune_head=True'):
         _model(name).prune_intermediate_layers([0], prune_head=False)
+
+
+#: documented alternatives whose code paths the defaults do not take
+VARIANTS = [('timnet', dict(head='gmm')), ('set_official', dict(head='gmm')), ('at_tim', dict(fusion='aft_local')),
+            ('multitim', dict(fusion='aft_local', seq_len=FRAMES)), ('timnet', dict(conv_style='bottleneck')),
+            ('tim', dict(norm_layer='layernorm', stem_norm=True)), ('at_deltatim_v2', dict(fusion_style='standard')),
+            ('transformer_tim', dict(pos_embed=True, pos_encoding='sincos')),
+            ('mltransformer_tim', dict(share_layers=False))]
+
+
+@pytest.mark.parametrize('name, kwargs', VARIANTS, ids=[f'{n}-{"-".join(map(str, k.values()))}' for n, k in VARIANTS])
+def test_variants_script_trace_and_export(name, kwargs, x):
+    model = _model(name, **kwargs)
+    with torch.no_grad():
+        want = model(x)
+        torch.testing.assert_close(torch.jit.script(model)(x), want, atol=1e-6, rtol=1e-6)
+        assert torch.equal(torch.fx.symbolic_trace(model)(x), want)
+        torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), want, atol=1e-5, rtol=1e-5)

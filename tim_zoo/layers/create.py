@@ -136,8 +136,10 @@ class ChannelLayerNorm1d(nn.Module):
         cg = c // g
         frames = x.view(b, g, cg, t).transpose(2, 3)                # [B, G, T, C/G]
         y = F.layer_norm(frames, (cg,), eps=self.eps)
-        shape = (cg,) if self.share_groups else (g, 1, cg)
-        y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.share_groups:                                        # [C/G] broadcast over every group
+            y = y * self.weight + self.bias
+        else:
+            y = y * self.weight.view(g, 1, cg) + self.bias.view(g, 1, cg)
         return y.transpose(2, 3).reshape(b, c, t)
 
     def extra_repr(self) -> str:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._utils import FiltersAlias, renamed_arguments
-from .._validation import check_block_input, check_choice
+from .._validation import check_block_input, check_choice, traced_check
 from ..exceptions import InputShapeError
 
 #: `AttentionFusion` styles: `"standard"` (level-major throughout) or `"research"` (the research code's computation)
@@ -27,6 +27,30 @@ def _flatten_levels(s_lvl: torch.Tensor) -> torch.Tensor:
     """`[B, n, T, F] -> [B, T, n*F]`."""
     b, n, t, c = s_lvl.shape
     return s_lvl.transpose(1, 2).reshape(b, t, n * c)
+
+
+def _clamp_tiny(x: torch.Tensor) -> torch.Tensor:
+    """`x` raised to at least its dtype's smallest normal number (no division by zero). A leaf of torch.fx traces
+    (the dtype is known when the traced module runs); float32's under TorchScript, which has no `finfo`."""
+    if torch.jit.is_scripting():
+        tiny = 1.1754943508222875e-38
+    else:
+        tiny = torch.finfo(x.dtype).tiny
+    return x.clamp_min(tiny)
+
+
+torch.fx.wrap('_clamp_tiny')
+
+
+def _square(table: torch.Tensor, t: int) -> torch.Tensor:
+    """`table[:t, :t]`, also when `t` is symbolic (a torch.fx trace)."""
+    return torch.narrow(torch.narrow(table, 0, 0, t), 1, 0, t)
+
+
+@traced_check
+def _check_frames(s: torch.Tensor, max_len: int) -> None:
+    if s.shape[2] > max_len:
+        raise InputShapeError(f'AFTLocalFusion was built for at most max_len={max_len} frames, got {s.shape[2]}')
 
 
 class AttentionFusion(FiltersAlias, nn.Module):
@@ -146,15 +170,16 @@ class AFTLocalFusion(FiltersAlias, nn.Module):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
             check_block_input(s, 'AFTLocalFusion', 'B F T n', F=self.filters, n=self.num_levels)
+        _check_frames(s, self.max_len)
         t = s.shape[2]
-        if t > self.max_len:
-            raise InputShapeError(f'AFTLocalFusion was built for at most max_len={self.max_len} frames, got {t}')
         s_lvl = _levels_first(s)
-        q, k, v = (_flatten_levels(p) for p in self.qkv(s_lvl).chunk(3, dim=-1))   # [B, T, n*d]
-        w = torch.where(self.local_mask[:t, :t], self.pos_bias[:t, :t], torch.zeros((), dtype=s.dtype, device=s.device))
+        q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
+        q, k, v = _flatten_levels(q), _flatten_levels(k), _flatten_levels(v)          # [B, T, n*d]
+        w = torch.where(_square(self.local_mask, t), _square(self.pos_bias, t),
+                        torch.zeros((), dtype=s.dtype, device=s.device))
         exp_w = torch.exp(w - w.amax(dim=1, keepdim=True))
         exp_k = torch.exp(k - k.amax(dim=1, keepdim=True))
         num = torch.matmul(exp_w, exp_k * v)
-        den = torch.matmul(exp_w, exp_k).clamp_min(torch.finfo(s.dtype).tiny)
+        den = _clamp_tiny(torch.matmul(exp_w, exp_k))
         y = torch.sigmoid(q) * num / den
         return self.norm(self.proj(y) + _flatten_levels(s_lvl))

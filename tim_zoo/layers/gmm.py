@@ -96,11 +96,12 @@ class GMMClusteringHead(ClassifierHead):
     def forward(self, x: torch.Tensor, pre_logits: bool = False, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         if not torch.jit.is_scripting():
             check_block_input(x, 'GMMClusteringHead', 'B D T', D=self.in_features)
-        if isinstance(pre_logits, torch.Tensor):
-            raise InputShapeError('GMMClusteringHead: the mask is a keyword argument, head(x, mask=mask); the second '
-                                  'positional argument is pre_logits')
-        if mask is not None and not torch.compiler.is_compiling():
-            mask = check_frame_mask(mask, x.shape[0], x.shape[2], 'GMMClusteringHead').to(x.device)
+        if not torch.jit.is_scripting():
+            if isinstance(pre_logits, torch.Tensor):
+                raise InputShapeError('GMMClusteringHead: the mask is a keyword argument, head(x, mask=mask); the '
+                                      'second positional argument is pre_logits')
+            if mask is not None and not torch.compiler.is_compiling():
+                mask = check_frame_mask(mask, x.shape[0], x.shape[2], 'GMMClusteringHead').to(x.device)
         fv = self.fisher_vector(x, mask)
         if self.power_norm:
             fv = torch.sign(fv) * torch.sqrt(fv.abs() + 1e-8)
