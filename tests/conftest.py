@@ -67,3 +67,18 @@ def small_recognizer(**kwargs):
 @pytest.fixture(scope='session')
 def make_small_recognizer():
     return small_recognizer
+
+
+#: Transformer sizes that keep the Transformer models quick in tests
+SMALL_TRANSFORMER = dict(d_model=40, d_ff=64, num_heads=4)
+
+
+def small_model_args(name: str, frames: int, **kwargs) -> dict:
+    """Arguments of a quick 4-class `name` for `[B, 39, frames]` input: small Transformers, and `seq_len=frames` where
+    the model's head fixes the length."""
+    import tim_zoo
+    args = dict(num_classes=4)
+    if any(t in name for t in ('transformer', 'set')):
+        args.update(SMALL_TRANSFORMER)
+    fixed = tim_zoo.create_model(name, **args).fixed_len is not None
+    return dict(args, **(dict(seq_len=frames) if fixed else {}), **kwargs)

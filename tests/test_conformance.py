@@ -10,18 +10,14 @@ import timm
 import torch
 
 import tim_zoo
+from conftest import small_model_args
 
 MODELS = tim_zoo.list_models()
 FRAMES = 40
-SMALL = dict(d_model=40, d_ff=64, num_heads=4)        # keeps the Transformer models quick
 
 
 def _args(name, **kwargs):
-    args = dict(num_classes=4)
-    if any(t in name for t in ('transformer', 'set')):
-        args.update(SMALL)
-    fixed = tim_zoo.create_model(name, **args).fixed_len is not None
-    return dict(args, **(dict(seq_len=FRAMES) if fixed else {}), **kwargs)
+    return small_model_args(name, FRAMES, **kwargs)
 
 
 def _model(name, **kwargs):

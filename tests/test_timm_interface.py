@@ -6,19 +6,15 @@ import timm.optim
 import torch
 
 import tim_zoo
+from conftest import small_model_args
 from tim_zoo.layers import GMMClusteringHead, WeightLayer
 
 MODELS = tim_zoo.list_models()
 FRAMES = 40
-SMALL = dict(d_model=40, d_ff=64, num_heads=4)   # keeps the Transformer models quick
 
 
 def _build(name, **kwargs):
-    args = dict(num_classes=4)
-    if any(t in name for t in ('transformer', 'set')):
-        args.update(SMALL)
-    model = tim_zoo.create_model_for_frames(name, FRAMES, **args, **kwargs)
-    return model
+    return tim_zoo.create_model(name, **small_model_args(name, FRAMES, **kwargs))
 
 
 @pytest.fixture(scope='module')
@@ -46,10 +42,7 @@ def test_forward_intermediates_matches_forward_and_feature_info(name, x):
 
 @pytest.mark.parametrize('name', MODELS)
 def test_timm_features_only_returns_the_levels(name, x):
-    args = dict(SMALL) if any(t in name for t in ('transformer', 'set')) else {}
-    if _build(name).fixed_len is not None:
-        args['seq_len'] = FRAMES
-    feats = timm.create_model(name, features_only=True, out_indices=(0, -1), num_classes=4, **args).eval()
+    feats = timm.create_model(name, features_only=True, out_indices=(0, -1), **small_model_args(name, FRAMES)).eval()
     model = _build(name).eval()
     missing, unexpected = model.load_state_dict(feats.model.state_dict(), strict=False)
     assert not unexpected and all(k.startswith('head.') or 'fusion' in k or 'weight_layer' in k or 'layer_weight' in k
