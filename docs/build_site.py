@@ -275,6 +275,24 @@ def update_blocks_page(check: bool = False) -> bool:
     return new == text
 
 
+def model_arg_docs(cls, seen=()) -> dict:
+    """`{argument: meaning}` of a model class: the arguments every model takes (`SERModel`), those of the classes
+    its docstring refers to ("as `TIMNet`"), then its own."""
+    from tim_zoo.models import SERModel
+    families, queue = {}, [SERModel]
+    while queue:
+        for sub in queue.pop().__subclasses__():
+            families[sub.__name__] = sub
+            queue.append(sub)
+    docs = docstring_parts(SERModel.__doc__)[1]
+    for ref in re.findall(r'as `(\w+)`', cls.__doc__ or ''):
+        other = families.get(ref) if ref not in seen else None
+        if other is not None and other is not cls:
+            docs.update(model_arg_docs(other, seen + (ref, cls.__name__)))
+    docs.update(docstring_parts(cls.__doc__)[1])
+    return docs
+
+
 def card_page(name: str) -> str:
     import timm
 
@@ -284,15 +302,16 @@ def card_page(name: str) -> str:
     model = tim_zoo.create_model(name)
     cls = type(model)
     factory = timm.models.model_entrypoint(name)
-    from tim_zoo.models.timnet import TIMNet
     from tim_zoo.layers import TemporalAwareBlock
     from tim_zoo.layers.tab import TAB_ARGS
 
-    description, arg_docs = docstring_parts(cls.__doc__)
-    if issubclass(cls, TIMNet) or 'as `TIMNet`' in (cls.__doc__ or ''):   # documented once, on TIMNet
-        arg_docs = {**docstring_parts(TIMNet.__doc__)[1], **arg_docs}
+    description = docstring_parts(cls.__doc__)[0]
+    arg_docs = model_arg_docs(cls)
     tab_docs = docstring_parts(TemporalAwareBlock.__doc__)[1]              # TAB arguments: documented on the block
-    arg_docs = {**{k: f'{v} (every TAB)' for k, v in tab_docs.items() if k in TAB_ARGS}, **arg_docs}
+    if any(isinstance(m, TemporalAwareBlock) for m in model.modules()):
+        arg_docs = {**{k: f'{v} (every TAB)' for k, v in tab_docs.items() if k in TAB_ARGS}, **arg_docs}
+    else:                                                                  # a TAB argument of a model without TABs
+        arg_docs = {**{k: f'not used: `{name}` has no TAB' for k in TAB_ARGS}, **arg_docs}
     lines = [f'# `{name}`', '', inspect.cleandoc(factory.__doc__ or ''), '',
              '```python', 'import torch', '', 'import tim_zoo', '',
              f'model = tim_zoo.create_model("{name}", num_classes=7).eval()',

@@ -153,3 +153,22 @@ def test_every_card_snippet_runs_alone():
             namespace = {}
             exec(compile(code, f'<card {name}>', 'exec'), namespace)          # noqa: S102 -- our own docs
             assert tuple(namespace['logits'].shape) == (2, 7), name
+
+
+def test_every_card_argument_has_a_meaning_of_its_own_model():
+    """Each constructor argument on a card is explained, and TAB wording appears only on models that have TABs."""
+    import importlib.util
+
+    import tim_zoo
+    from tim_zoo.layers import TemporalAwareBlock
+    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    for name in tim_zoo.list_models():
+        model = tim_zoo.create_model(name)
+        rows = dict(re.findall(r'^\| `(\w+)` \| `[^|]*` \| (.*) \|$', build_site.card_page(name), re.M))
+        assert set(model.init_args) <= set(rows), name
+        empty = [arg for arg, meaning in rows.items() if not meaning.strip()]
+        assert not empty, f'{name}: no meaning for {empty}'
+        if not any(isinstance(m, TemporalAwareBlock) for m in model.modules()):
+            assert not [arg for arg, meaning in rows.items() if 'every TAB' in meaning], name

@@ -37,6 +37,19 @@ class SERModel(nn.Module):
     `forward_head(x, pre_logits=False)` maps them to logits, or to the classifier's input
     (width `head_hidden_size`) with `pre_logits=True`.
 
+    The arguments every model takes are documented here, each family's own on its class.
+
+    Args:
+        num_classes: output classes (default 7, EMODB's).
+        in_chans: input channels `C` (39 MFCC).
+        seq_len: the frame count a fixed-length head is built for (188: 96000 samples at 22050 Hz).
+        head: `"default"` (the model's own head) or `"gmm"` (a GMM clustering head over the frame features, any
+            length).
+        gmm_components: components of the GMM head.
+        check_finite: refuse NaN/Inf input (`NonFiniteInputError`; one pass over the input).
+        weight_init: `"torch"` (PyTorch's defaults), `"keras"` (glorot_uniform kernels, zero biases: the TIM-Net
+            authors') or `"research"` (PyTorch's, weight layers standard normal: the research code's).
+
     Attributes:
         fixed_len: the exact frame count the model needs (heads that flatten time), else None.
         min_len, max_len: the range of frame counts the model accepts.

@@ -41,7 +41,9 @@ class ATTIM(SERModel):
             context added to level-major levels, scores scaled by `1/sqrt(n*d_qkv)`, one LayerNorm used twice) or
             `"standard"` (level-major throughout, `1/sqrt(d_qkv)`, two LayerNorms); see `AttentionFusion`.
             AFT-local has one form.
-        d_qkv, d_ff, ffn: of the attention fusion; `aft_window` of AFT-local.
+        d_qkv, d_ff, ffn: of the attention fusion: per-level query/key/value width, feed-forward width, and whether
+            the feed-forward block is there.
+        aft_window: AFT-local's window: frames farther apart than this do not attend to each other.
         attn_drop_rate: the multi-head attention's dropout (on the attention weights and before its output
             projection): 0.1, fixed in the research `TIM_Attention`; None follows `drop_rate`.
         head_drop_rate: dropout on the per-frame scores.
@@ -116,9 +118,15 @@ class MultiTIM(SERModel):
     the `n1 + n2` levels -> AttentionFusion -> `[B, (n1+n2)*F, T]` -> AdaptiveAvgPool over time to
     `head_pool` -> Linear(head_pool -> 1) -> Dropout -> Linear((n1+n2)*F -> classes). Any length with
     `fusion="attention"`; `fusion="aft_local"` (the research `attention_type="AF"`) needs `seq_len`, its longest input.
-    `**tab_kwargs`: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation);
-    Other arguments as `ATTIM` (`fusion_style`, `attn_drop_rate`, `residual="add"`, `drop_mode="frame"` as the
-    research code).
+
+    Args:
+        general_depth, special_depth: levels `n1` of the general stack and `n2` of the special one.
+        seq_len: with `fusion="aft_local"`, the longest input (the size of AFT's position bias); else unused.
+        head_pool: frames the head pools time to before its projection over time.
+        head_drop_rate: dropout before the classifier.
+        **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation).
+        Other arguments as `ATTIM` (`fusion`, `fusion_style`, `d_qkv`, `d_ff`, `ffn`, `attn_drop_rate`,
+            `aft_window`; `residual="add"`, `drop_mode="frame"` as the research code).
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
     default_weight_init = 'research'

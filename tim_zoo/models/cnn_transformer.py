@@ -20,11 +20,10 @@ class CNNTransformer(SERModel):
         weighted: fuse the TIM levels with the weight layer; False takes the last level (`fwd_n + bwd_n`: the
             research CausalConv with `is_weight=False`).
         multi_layer: keep every encoder layer and fuse them with a WeightLayer.
-        pos_embed: add a positional encoding before the encoder; `pos_encoding` says which: `"research"` (the
-            research code's table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
+        pos_embed: add a positional encoding before the encoder; `pos_encoding` says which (as `TransformerTIM`).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
             Transformer's dropout. As the research code: `residual="add"`, `drop_mode="frame"`.
-        Other arguments as `TIMNet`.
+        Other arguments as `TIMNet`; the Transformer's as `TransformerTIM`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
     default_weight_init = 'research'

@@ -22,9 +22,24 @@ class SpeechEmotionTransformer(SERModel):
       Linear(head_hidden) -> Dropout -> Linear. Needs `seq_len` (at least 36 frames), unless `head="gmm"`
       (GMM clustering over the frame features, any length).
 
-    `pos_encoding` chooses the positional encoding when `pos_embed` is set: `"research"` (the research code's
-    table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`). `weight_init` defaults to
-    `"research"` (the layer weights of `set` start standard normal, as the research code's).
+    `weight_init` defaults to `"research"` (the layer weights of `set` start standard normal, as the research
+    code's).
+
+    Args:
+        seq_len: the frame count the `"conv2d"` head is built for (None: `"weight"`, any length).
+        d_model: width of the Transformer encoder (`nn.TransformerEncoderLayer`, post-norm).
+        num_heads: its attention heads.
+        num_layers: its layers.
+        d_ff: its feed-forward width.
+        transformer_act: its activation (`"relu"`, `"gelu"`).
+        drop_rate: dropout of the encoder layers (and of the `"sincos"` positional encoding).
+        pos_embed: add a positional encoding before the encoder.
+        pos_encoding: which: `"research"` (the research code's table, no dropout, as there) or `"sincos"`
+            (standard, dropout `drop_rate`).
+        layer_fusion: `"weight"` (a WeightLayer over the layers, GAP head) or `"conv2d"` (the layers as image
+            channels, convolutional head).
+        head_hidden: width of the convolutional head's hidden layer.
+        head_drop_rate: dropout before the classifier (both heads).
     """
     default_weight_init = 'research'
 

@@ -27,9 +27,23 @@ class TransformerTIM(SERModel):
         layer_fusion: `"last"` or `"linear"` (keep every encoder layer's output, fuse with Linear(num_layers -> 1)).
         share_layers: one encoder layer applied `num_layers` times (the research `MLTransformer_TIM` appends one
             layer object `n_layer` times); False builds independent layers.
-        pos_embed: add a positional encoding before the encoder; `pos_encoding` says which: `"research"` (the
-            research code's table, no dropout, as there) or `"sincos"` (standard, dropout `drop_rate`).
+        pos_embed: add a positional encoding before the encoder.
+        pos_encoding: which: `"research"` (the research code's table, no dropout, as there) or `"sincos"`
+            (standard, dropout `drop_rate`).
         seq_len: the frame count the flatten head is built for.
+        d_model: width of the Transformer encoder (`nn.TransformerEncoderLayer`, post-norm).
+        num_heads: its attention heads.
+        num_layers: its layers.
+        d_ff: its feed-forward width.
+        transformer_act: its activation (`"relu"`, `"gelu"`).
+        drop_rate: dropout of the Transformer layers (and of the `"sincos"` positional encoding and, with a TIM
+            part, of its TABs' spatial dropout).
+        prep_channels: width of the first 1x1 projection of the frames.
+        filters: width `F` of the TIM part.
+        depth: levels `n` of the TIM part.
+        stem_norm: BatchNorm + ReLU after the TIM part's 1x1 stem.
+        head_hidden: width of the flatten head's hidden layer.
+        head_drop_rate: dropout after the flatten head's hidden layer.
         head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
         head: `"default"` (flatten head, fixed length) or `"gmm"` (any length).
         **tab_kwargs: the `TemporalAwareBlock` arguments of the TIM part, passed to every TAB unchanged;
