@@ -51,7 +51,7 @@ FINDINGS = {
                'with a larger learning rate.'],
     'at_deltatim': ['The multiplicative TAB residual was better and stable here; the recipes use `residual="add"`.',
                     'Switching an IEMOCAP-pretrained model from add to mul residual: no clear gain, steadier.'],
-    'at_deltatim_v2': ['Slightly better than AT_DeltaTIM; the best of the seed\'s TIM variants.',
+    'at_deltatim_v2': ['Slightly better than AT_DeltaTIM.',
                        'Masking input frames with probability 0.2 helped slightly (< 0.6 points).',
                        'Depth 6 instead of 8 also works.'],
     'multitim': ['MultiTIM (add + delta, 4 + 4 levels): train 100 / val 99.154 / test 99.156 on MODMA '
@@ -133,12 +133,9 @@ def _current_definitions(cfg: dict) -> bool:
     return all(now.get(k) == v for k, v in VERSION_1.get(cfg['model'], {}).items() if k not in cfg.get('model_args', {}))
 
 
-def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
-    """The model zoo table's lines: parameters and MACs from the registry, latency from benchmarks/results,
-    EMODB accuracy (mean +- std over the splits of the best run per protocol) from docs/results."""
-    import tim_zoo
-    cpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'cpu2_eager_188.json')
-    gpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'h100_compiled_reduce_overhead_188.json')
+def measured_accuracy(detail: bool = True) -> dict:
+    """`{model: [text, ...]}`: EMODB accuracy (mean +- std over the splits of the best run per protocol, with how
+    it was measured) from the engine's runs in docs/results."""
     best = {}                                   # (model, protocol) -> (mean WAR, description) of the best run
     for path in sorted((DOCS / 'results').glob('*.json')):
         run = json.loads(path.read_text())
@@ -160,6 +157,16 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     accuracy = {}
     for (model, _), (_, text) in sorted(best.items()):
         accuracy.setdefault(model, []).append(text)
+    return accuracy
+
+
+def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
+    """The model zoo table's lines: parameters and MACs from the registry, latency from benchmarks/results,
+    EMODB accuracy (`measured_accuracy`)."""
+    import tim_zoo
+    cpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'cpu2_eager_188.json')
+    gpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'h100_compiled_reduce_overhead_188.json')
+    accuracy = measured_accuracy(detail)
     lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
              'EMODB WAR (mean ± std over splits, or over repeats) |', '|---|---|---|---|---|---|---|']
     for name in names:
@@ -332,7 +339,15 @@ def card_page(name: str) -> str:
     else:
         lines.append('- `default`: AdamW (0.93, 0.98), lr 4e-4, weight decay 0.2, StepLR 30 / 0.3, 100 epochs.')
     lines += ['', f'`tim-zoo train --model {name} --recipe {recipes[0] if recipes else "default"} ...`',
-              '', '## Research findings', '']
+              '', '## Measured here', '']
+    measured = measured_accuracy().get(name)
+    lines += [f'- EMODB WAR {m}' for m in measured] if measured else [
+        '- Not measured yet: the zoo trains every model under one protocol ([training](../training.md), "The zoo on '
+        'EMODB"); its results will appear here.']
+    lines += ['', '## The research notes\' findings', '',
+              'From the research group\'s lab notes: their corpora (mostly MODMA, depressed vs healthy speakers, with '
+              'IEMOCAP and CASIA pre-training), splits and recipes, not tim_zoo\'s. They are the notes\' figures and '
+              'impressions, not reproduced here; the zoo tests several of them.', '']
     lines += [f'- {f}' for f in FINDINGS.get(name, ['None recorded.'])]
     from tim_zoo.research import RESEARCH_CLASSES
     research = {model: cls for cls, model in RESEARCH_CLASSES.items()}.get(name)

@@ -27,7 +27,7 @@ def test_site_builds_strictly_with_a_card_for_every_model(site):
 
     for name in tim_zoo.list_models():
         card = (site / 'models' / f'{name}.html').read_text()
-        assert 'Constructor arguments' in card and 'Research findings' in card, name
+        assert 'Constructor arguments' in card and 'Measured here' in card and 'research notes' in card, name
         assert '<pre class="mermaid">' in card and 'flowchart TD' in card, name          # the diagram's source
         assert '``' not in card and '<pre><code>' not in card.split('Constructor arguments')[0].split('flowchart')[-1]
     zoo = (site / 'models' / 'index.html').read_text()
