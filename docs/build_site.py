@@ -360,6 +360,14 @@ def card_page(name: str) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def getting_started() -> str:
+    """README.md as the site's Getting started page: its mentions of pages (`docs/predict.md`) become links, and
+    `docs/` alone (a folder of the checkout) the site itself."""
+    text = (ROOT / 'README.md').read_text().replace('# tim_zoo', '# Getting started', 1)
+    text = re.sub(r'`docs/([\w-]+)\.md`', lambda m: f'[{m.group(1)}]({m.group(1)}.md)', text)
+    return text.replace('`docs/` describes', 'these pages describe')
+
+
 def cli_page() -> str:
     from tim_zoo.cli import build_parser
     parser = build_parser()
@@ -504,8 +512,7 @@ def build(out: Path, strict: bool, mermaid: str = '') -> int:
             (work / 'models' / f'{name}.md').write_text(card_page(name))
         (work / 'cli.md').write_text(cli_page())
         (work / 'api.md').write_text(API_PAGE)
-        readme = (ROOT / 'README.md').read_text().replace('docs/', '')
-        (work / 'getting-started.md').write_text(readme.replace('# tim_zoo', '# Getting started', 1))
+        (work / 'getting-started.md').write_text(getting_started())
         scripts = []
         script = mermaid_script(mermaid)
         if script:                                      # defines `mermaid` before Material looks for it

@@ -40,7 +40,8 @@ def require(module: str, feature: str):
         return importlib.import_module(module)
     except ImportError as e:
         extra = _EXTRA.get(module.split('.')[0], 'dev')
-        raise ImportError(f'{feature} needs {module.split(".")[0]}: pip install "tim_zoo[{extra}]"') from e
+        raise ImportError(f'{feature} needs {module.split(".")[0]}: pip install ".[{extra}]" in the tim_zoo '
+                          f'checkout (the {extra} extra)') from e
 
 
 def progress(iterable, enabled: bool = True, **kwargs):
