@@ -3,6 +3,7 @@ sequences: forward and backward, configs true to the model, features (getter, ho
 `forward_intermediates`), torch.fx tracing, torch.export, pooling, and the hub-folder round trip."""
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,10 @@ def test_a_tag_config_holds_the_features_of_its_training():
     trained = {k: v for k, v in cfg['feature_settings'].items() if k in cfg['input_features']}
     assert cfg['input_features'] == trained and cfg['input_features']['level'] == 'peak'
     assert cfg['input_size'] == (39, 188) and cfg['num_classes'] == 7
+    model.reset_classifier(3)                                 # a new head: the old label names go everywhere
+    assert model.label_names is None and 'label_names' not in model.pretrained_cfg
+    assert model.pretrained_cfg['num_classes'] == 3
+    assert tim_zoo.create_model('timnet.iemocap_16').pretrained_cfg['input_features']['order'] == 1
 
 
 @pytest.mark.parametrize('name', MODELS)
@@ -198,6 +203,23 @@ def test_hub_folder_round_trip(name, x, tmp_path, monkeypatch):
             assert loaded.pretrained_cfg['input_features']['sample_rate'] == 16000
 
 
+def test_hub_folder_loads_the_weights_file_as_saved(x, tmp_path):
+    """The weight file's own arguments build the model (not config.json's, if the two disagree); arguments the
+    caller chooses against the file's are warned about; features_only works on a folder with every feature class."""
+    pytest.importorskip('huggingface_hub')
+    mul, add = _model('timnet'), _model('timnet', residual='add')
+    folder = tim_zoo.save_for_hub(mul, tmp_path / 'h')
+    tim_zoo.save_checkpoint(add, folder / 'model.safetensors')              # the file replaced by another's
+    assert torch.equal(tim_zoo.create_model(f'local-dir:{folder}', pretrained=True).eval()(x), add(x))
+    with pytest.warns(UserWarning, match="residual='add'.*another function"):
+        tim_zoo.create_model('timnet', pretrained=True, residual='mul',
+                             pretrained_cfg_overlay=dict(file=str(folder / 'model.safetensors')))
+    for cls in ('hook', 'fx'):
+        net = tim_zoo.create_model(f'local-dir:{folder}', pretrained=True, features_only=True, feature_cls=cls)
+        assert len(net.eval()(x)) == len(add.feature_info)
+    assert tim_zoo.create_model(f'local-dir:{folder}', pretrained=True).pretrained_cfg.get('mean') is None
+
+
 def test_hub_folder_of_another_library_is_refused(tmp_path):
     (tmp_path / 'config.json').write_text(json.dumps(dict(architecture='resnet18', num_classes=10)))
     with pytest.raises(tim_zoo.UnknownModelError, match='resnet18'):
@@ -245,8 +267,13 @@ def test_prune_intermediate_layers(name, x):
         assert pruned.num_classes == 0 and pruned.pretrained_cfg['num_classes'] == 0
         assert sum(p.numel() for p in pruned.parameters()) < weights   # fusion and head (and later levels) dropped
         assert torch.equal(torch.jit.script(pruned)(x), want[-1])
+        kept_levels = pruned.forward_intermediates(x, intermediates_only=True)
+        sum(t.sum() for t in kept_levels).backward()           # every parameter left computes a kept level
+        assert not [n for n, p in pruned.named_parameters() if p.grad is None], (name, indices)
     with pytest.raises(tim_zoo.ConfigurationError, match='prune_head=True'):
         _model(name).prune_intermediate_layers([0], prune_head=False)
+    with pytest.raises(tim_zoo.WeightFileError, match='pruned'):            # its arguments would not rebuild it
+        tim_zoo.save_checkpoint(pruned, Path(tempfile.mkdtemp()) / 'p.safetensors')
 
 
 #: documented alternatives whose code paths the defaults do not take

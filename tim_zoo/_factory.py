@@ -102,7 +102,8 @@ def _create_from_hub(model_name: str, pretrained: bool, kwargs) -> nn.Module:
                                        f'tim_zoo.save_for_hub)')
         check_model_name(json.loads(config.read_text()).get('architecture') or '?')
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-    if not type(getattr(model, 'model', model)).__module__.startswith('tim_zoo.'):
+    arch = (getattr(model, 'pretrained_cfg', None) or {}).get('architecture', '')   # also a features_only wrapper's
+    if not is_model(arch):
         raise UnknownModelError(f'{model_name} holds {type(model).__name__}, not a tim_zoo model: load it with '
                                 f'timm.create_model({model_name!r})')
     return model

@@ -127,6 +127,9 @@ class EmotionRecognizer:
         if in_chans and in_chans != self.extractor.n_mfcc:
             raise ConfigurationError(f'the model takes {in_chans} channels but the feature settings give '
                                      f'n_mfcc={self.extractor.n_mfcc}')
+        if getattr(model, 'levels_pruned', False):
+            raise ConfigurationError('this model was pruned to its feature levels (prune_intermediate_layers): it has '
+                                     'no classifier to recognise emotions with; use the model as it was before pruning')
         if getattr(getattr(model, 'head', None), 'pool_type', None) == '':
             raise ConfigurationError('this model was set to global_pool="" (per-frame logits [B, classes, T]), while '
                                      'a recognizer needs one answer per window: model.set_global_pool("avg") first')

@@ -26,7 +26,7 @@ from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
 from ..weights.hub_folder import HUB_WEIGHTS
-from ..weights.load import weight_source
+from ..weights.load import warn_other_arguments, weight_source
 
 
 class SERModel(nn.Module):
@@ -153,9 +153,12 @@ class SERModel(nn.Module):
         init_weights_(self.head.fc, self.init_args.get('weight_init', 'torch'))   # the new classifier as the rest began
         self.num_classes = num_classes
         self.label_names = None                          # a new classifier: its classes are the caller's
-        settings = getattr(self, 'pretrained_cfg', {}).get('feature_settings')
-        if settings and 'label_names' in settings:
-            self.pretrained_cfg['feature_settings'] = {k: v for k, v in settings.items() if k != 'label_names'}
+        cfg = getattr(self, 'pretrained_cfg', None)
+        if isinstance(cfg, dict):
+            cfg.pop('label_names', None)
+            settings = cfg.get('feature_settings')
+            if settings and 'label_names' in settings:
+                cfg['feature_settings'] = {k: v for k, v in settings.items() if k != 'label_names'}
         self.refresh_pretrained_cfg()
 
     def refresh_pretrained_cfg(self) -> None:
@@ -302,12 +305,17 @@ class SERModel(nn.Module):
         self.feature_info = self.feature_info[:max_index + 1]
         self.levels_pruned = True
         self.pruned_levels = max_index + 1
+        self._drop_fusion()
         self.num_features = self.feature_info[-1]['num_chs']
         self.head = PoolHead(self.num_features, 0, pool_type='')
-        self.num_classes = 0
+        self.reset_classifier(0)                         # no classes, so no label names
         self.fixed_len = None                            # no head fixes the length now
         self.refresh_pretrained_cfg()
         return take
+
+    def _drop_fusion(self) -> None:
+        """After pruning: drop the modules with weights that ran after the levels (fusion of levels or layers), so
+        that every parameter left computes a level."""
 
     def _pruned(self, levels: List[torch.Tensor]) -> bool:
         """Whether `_forward_levels` stops here: the model is pruned and `levels` are all the levels it keeps (its
@@ -414,6 +422,7 @@ def _hub_cfg(given_cfg):
         return given_cfg, None
     fields = {f.name for f in dataclasses.fields(PretrainedCfg)} - set(_IMAGE_CFG_KEYS)
     cfg = {k: v for k, v in given_cfg.items() if k in fields}
+    cfg.update(mean=None, std=None, interpolation=None, crop_pct=None, crop_mode=None)   # not timm's image defaults
     filename = cfg.get('hf_hub_filename') or HUB_WEIGHTS
     if cfg['source'] == 'local-dir':
         folder = Path(cfg['file'])
@@ -485,7 +494,7 @@ def _feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     indices = len(model.feature_info) if out_indices is None else out_indices
     if isinstance(indices, int):                        # timm's meaning: the last n levels
         indices = tuple(range(len(model.feature_info)))[-indices:] if indices else ()
-    indices = tuple(i % len(model.feature_info) for i in indices)
+    indices = tuple(sorted(i % len(model.feature_info) for i in indices))   # forward order, as fx returns them
     pretrained_cfg = model.pretrained_cfg
     if name == 'getter':
         net = FeatureGetterNet(model, out_indices=indices, output_fmt='NCL')
@@ -551,8 +560,9 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                 f'pretrained_cfg_overlay=dict(file=PATH))')
         from_file = meta.get('model_args') or {}
         model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
-        for key, value in from_file.items():
-            kwargs.setdefault(key, value)
+        for key, value in from_file.items():             # the file's own arguments, unless the caller chose
+            if key not in given:
+                kwargs[key] = value
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's
     # timm's builder reads input_size as an image's (C, H, W); refresh_pretrained_cfg sets these from the model built
     cfg = dataclasses.replace(cfg, input_size=None, fixed_input_size=False, pool_size=None, first_conv=None)
@@ -562,7 +572,10 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
         model.set_global_pool(global_pool)
     head_loaded = True                                   # False when the file's classifier did not fit
     if state_dict is not None:
-        head_loaded = not apply_state_dict(model, state_dict, weight_source(path, meta, model))
+        source = weight_source(path, meta, model)
+        head_reset = apply_state_dict(model, state_dict, source)
+        head_loaded = not head_reset
+        warn_other_arguments(model, meta, source, head_reset)    # the caller's arguments against the file's
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
     apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')),
                    head_loaded=head_loaded)

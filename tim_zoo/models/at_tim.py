@@ -2,6 +2,7 @@
 from typing import Optional
 
 import torch
+from torch import nn
 from timm.models import generate_default_cfgs, register_model
 
 from .._validation import check_choice
@@ -109,6 +110,9 @@ class ATTIM(SERModel):
     def _level_stages(self):
         return [(self.tim, self.tim.depth)]
 
+    def _drop_fusion(self):
+        self.fusion = nn.Identity()
+
 
 class MultiTIM(SERModel):
     """A "general" TAB stack and a "special" stack on its last output, fused by attention.
@@ -190,6 +194,9 @@ class MultiTIM(SERModel):
 
     def _level_stages(self):
         return [(self.general, self.general.depth), (self.special, self.special.depth)]
+
+    def _drop_fusion(self):
+        self.fusion = nn.Identity()
 
 
 default_cfgs = generate_default_cfgs({

@@ -96,6 +96,12 @@ class CNNTransformer(SERModel):
     def _level_stages(self):
         return [(self.tim, self.tim.depth), (self.transformer, self.transformer.num_layers)]
 
+    def _drop_fusion(self):
+        self.layer_weight = None
+        if self.transformer.num_layers == 0:             # only TIM levels kept: nothing after them runs
+            self.tim.weight_layer = None
+            self.proj = nn.Identity()
+
 
 default_cfgs = generate_default_cfgs({
     'cnn_transformer': audio_cfg(),

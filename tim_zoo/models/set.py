@@ -105,6 +105,9 @@ class SpeechEmotionTransformer(SERModel):
     def _level_stages(self):
         return [(self.transformer, self.transformer.num_layers)]
 
+    def _drop_fusion(self):
+        self.layer_weight = None
+
 
 default_cfgs = generate_default_cfgs({
     'set': audio_cfg(),

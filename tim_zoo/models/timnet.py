@@ -185,6 +185,9 @@ class TIMNet(SERModel):
     def _level_stages(self):
         return [(self.tim, self.tim.depth)]
 
+    def _drop_fusion(self):
+        self.tim.weight_layer = None
+
     @classmethod
     def read_weights(cls, path):
         """Also the authors' Keras `.hdf5` releases; a release folder in the path (`EMODB_46/`) gives their label

@@ -11,7 +11,7 @@ RELEASE_REPOSITORY = 'https://github.com/Jiaxin-Ye/TIM-Net_SER'
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / 'pretrained' / 'timnet_emodb.safetensors'
 
 #: the authors' features: librosa MFCC of the audio as read (no level normalisation)
-FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512, level='none')
+FEATURES = dict(sample_rate=22050, n_mfcc=39, hop_length=512, order=1, level='none')
 
 #: release name -> corpus, class labels in the release's order, feature length, depth, KFold seed
 TIMNET_RELEASES = {

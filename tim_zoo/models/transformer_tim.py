@@ -145,6 +145,14 @@ class TransformerTIM(SERModel):
             return levels[-1], levels
         return self.tim.fuse(levels[len(outputs):]), levels
 
+    def _drop_fusion(self):
+        if self.tim is not None and self.tim.depth > 0:
+            self.tim.weight_layer = None                 # the Transformer part and its layer fusion feed the TIM part
+        else:                                            # only Transformer levels kept
+            self.layer_fusion = None
+            self.tim = None
+            self.bridge = None
+
     def _level_stages(self):
         stages = [(self.transformer, self.transformer.num_layers)]
         return stages + ([(self.tim, self.tim.depth)] if self.tim is not None else [])

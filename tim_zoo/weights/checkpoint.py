@@ -71,6 +71,10 @@ def save_checkpoint(
         arch, model_args = None, dict(builder_args or {})
         name = builder_name(builder)
         check_builder(import_builder(name), model_args, tensors, name)
+    elif getattr(model, 'levels_pruned', False):
+        raise WeightFileError(
+            f'{arch} was pruned to its feature levels (prune_intermediate_layers): its arguments no longer rebuild '
+            f'it, so a checkpoint of it would not load; save the model before pruning, and prune after loading')
     elif not is_tim_zoo_model(arch):
         raise WeightFileError(
             f'save_checkpoint needs a model built by tim_zoo.create_model (got model_name={arch!r}), or, for a model '

@@ -128,7 +128,7 @@ def weight_source(path: Path, meta: dict, model) -> str:
 _NOT_COMPUTING = ('num_classes', 'weight_init', 'check_finite')
 
 
-def _warn_other_arguments(model, meta: dict, source: str, head_reset: bool = False) -> None:
+def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = False) -> None:
     """Warn when the file's tensors fit but were saved from the same architecture built with other arguments (e.g.
     a checkpoint of the older definitions, `residual='mul'`, loaded into a model built now): the same tensors then
     compute another function, which `load_checkpoint` would rebuild as saved."""
@@ -196,5 +196,5 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
     head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
-    _warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
+    warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset)
