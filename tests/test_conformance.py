@@ -292,3 +292,15 @@ def test_variants_script_trace_and_export(name, kwargs, x):
         torch.testing.assert_close(torch.jit.script(model)(x), want, atol=1e-6, rtol=1e-6)
         assert torch.equal(torch.fx.symbolic_trace(model)(x), want)
         torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_hub_folder_without_weights_and_other_hops_say_what_is_wrong(tmp_path):
+    folder = tim_zoo.save_for_hub(_model('tim'), tmp_path / 'h')
+    (folder / 'model.safetensors').unlink()
+    with pytest.raises(tim_zoo.WeightsNotFoundError, match='has no model.safetensors'):
+        tim_zoo.create_model(f'local-dir:{folder}', pretrained=True)
+    assert tim_zoo.create_model(f'local-dir:{folder}').model_name == 'tim'        # the architecture alone
+    model = _model('tim')
+    model.label_names = ['a', 'b', 'c', 'd']
+    with pytest.raises(tim_zoo.ConfigurationError, match='hop_length=256'):
+        tim_zoo.EmotionRecognizer(model, feature_settings=dict(hop_length=256, mean_signal_length=16000))

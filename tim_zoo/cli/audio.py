@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from .._factory import check_model_name, is_hub_source, list_models
+from ..models._base import DEFAULT_TAGS
 from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
@@ -75,6 +76,8 @@ def build_recognizer(args):
             raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
     if args.model and is_hub_source(args.model):
         return EmotionRecognizer.from_pretrained(args.model, **kwargs)
+    if args.model in DEFAULT_TAGS:                       # an architecture: its default tag, as create_model loads it
+        return EmotionRecognizer.from_pretrained(f'{args.model}.{DEFAULT_TAGS[args.model]}', **kwargs)
     if args.model:
         check_model_name(args.model)
         if args.model not in list_models(pretrained=True):

@@ -10,6 +10,7 @@ from .._factory import (
 from .._utils import format_table
 from ..complexity import count_macs, count_params
 from ..exceptions import ConfigurationError
+from ..models._base import DEFAULT_TAGS
 from ..models.timnet import read_keras_timnet
 from ..weights import load_weights, save_checkpoint, save_for_hub, weights_dir
 from ..weights.hub import HOME_ENV
@@ -107,8 +108,8 @@ def cmd_convert_keras(args) -> int:
 
 
 def cmd_hub_folder(args) -> int:
-    if args.model in list_models(pretrained=True) or is_hub_source(args.model):
-        model = create_model(args.model, pretrained=True)
+    if args.model in list_models(pretrained=True) or is_hub_source(args.model) or args.model in DEFAULT_TAGS:
+        model = create_model(args.model, pretrained=True)          # an architecture: its default tag
     else:
         model = load_checkpoint(args.model)
     folder = save_for_hub(model, args.folder)

@@ -78,6 +78,11 @@ class MFCCExtractor:
     def from_settings(cls, settings: dict, backend: str = 'torch') -> 'MFCCExtractor':
         """Rebuild the extractor a model's `feature_settings` describe (no `level`: `"none"`, as
         checkpoints written before levels were recorded)."""
+        hop = settings.get('hop_length', HOP_LENGTH)
+        if hop != HOP_LENGTH:
+            raise ConfigurationError(f'the feature settings ask for hop_length={hop}, but MFCCExtractor computes '
+                                     f'frames every {HOP_LENGTH} samples (librosa\'s default, as the TIM-Net '
+                                     f'releases); features of another hop would not be the ones the model learned')
         return cls(
             mean_signal_length=settings.get('mean_signal_length', 96000), n_mfcc=settings.get('n_mfcc', 39),
             sample_rate=settings.get('sample_rate', DEFAULT_SAMPLE_RATE), order=settings.get('order', 1),

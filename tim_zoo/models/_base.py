@@ -414,7 +414,7 @@ _IMAGE_CFG_KEYS = ('mean', 'std', 'interpolation', 'crop_pct', 'crop_mode', 'tes
                    'test_pool_size', 'min_input_size')
 
 
-def _hub_cfg(given_cfg):
+def _hub_cfg(given_cfg, pretrained: bool):
     """`(pretrained_cfg, feature_settings)` of a config timm read from a hub folder (`local-dir:` or `hf-hub:`, source
     set): the keys timm's `PretrainedCfg` takes, without image settings, the weight file found in the folder; other
     configs pass unchanged."""
@@ -429,6 +429,10 @@ def _hub_cfg(given_cfg):
         if not folder.is_dir():
             raise WeightsNotFoundError(f'local-dir:{folder}: no such folder')
         cfg['file'] = str(folder / filename)
+        if pretrained and not (folder / filename).is_file():
+            raise WeightsNotFoundError(f'local-dir:{folder} has no {filename}: a hub folder holds config.json, '
+                                       f'{filename} and README.md as tim_zoo.save_for_hub writes them (or load the '
+                                       f'architecture alone with pretrained=False)')
     else:
         cfg['hf_hub_filename'] = filename
     cfg.pop('source')
@@ -527,7 +531,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     cache_dir = kwargs.pop('cache_dir', None)
     given_cfg, overlay = kwargs.pop('pretrained_cfg', None), kwargs.pop('pretrained_cfg_overlay', None)
     from_hub_args = kwargs.pop('pretrained_model_args', None) or {}      # timm: a hub folder's model_args
-    given_cfg, hub_settings = _hub_cfg(given_cfg)
+    given_cfg, hub_settings = _hub_cfg(given_cfg, pretrained)
     cfg = _resolve_cfg(variant, given_cfg, overlay)
     if pretrained and not cfg.tag and not (cfg.file or cfg.hf_hub_id) and variant in DEFAULT_TAGS:
         cfg = _resolve_cfg(f'{variant}.{DEFAULT_TAGS[variant]}', given_cfg, overlay)
