@@ -85,7 +85,7 @@ def test_release_pretrained_configs(tmp_path, monkeypatch):
     assert settings == dict(
         release='IEMOCAP_16', corpus='IEMOCAP', label_names=['angry', 'happy', 'neutral', 'sad'],
         mean_signal_length=310000, frames=606, depth=10, kfold_seed=16, sample_rate=22050, n_mfcc=39, hop_length=512,
-        level='none')
+        order=1, level='none')
     frames = {r: tim_zoo.create_model(f'timnet.{r.lower()}').pretrained_cfg['feature_settings']['frames']
               for r in TIMNET_RELEASES}
     assert frames == dict(CASIA_32=172, EMODB_46=188, EMOVO_1=188, IEMOCAP_16=606, RAVDE_46=215, SAVEE_44=254)

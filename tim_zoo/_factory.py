@@ -8,10 +8,10 @@ from typing import List, Union
 
 import timm
 from timm.models import get_pretrained_cfg, model_entrypoint, split_model_name_tag
-from timm.models._features import FeatureGetterNet
 from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
+from .models._base import feature_net
 from .exceptions import UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, weights_dir
 from .weights.checkpoint import import_builder
@@ -70,14 +70,18 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     Raises:
         UnknownModelError: no tim_zoo model has that name; the message lists close names.
     """
+    if checkpoint_path is not None and kwargs.get('features_only'):
+        # the checkpoint holds the whole model: load it, then take the features (the wrapper prunes what they skip)
+        feature_args = {k: kwargs.pop(k) for k in ('features_only', 'out_indices', 'feature_cls') if k in kwargs}
+        model = create_model(model_name, pretrained, checkpoint_path=checkpoint_path, **kwargs)
+        return feature_net(model, feature_args.get('feature_cls', 'getter'), feature_args.get('out_indices'))
     if is_hub_source(model_name):
         model = _create_from_hub(model_name, pretrained, kwargs)
     else:
         check_model_name(model_name)
         model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint_path is not None:
-        # a features_only model wraps the whole model (FeatureGetterNet keeps every layer): load into it
-        load_weights(model.model if isinstance(model, FeatureGetterNet) else model, checkpoint_path)
+        load_weights(model, checkpoint_path)
     return model
 
 

@@ -486,7 +486,7 @@ DEFAULT_TAGS: Dict[str, str] = {}
 FEATURE_CLASSES = ('getter', 'hook', 'fx')
 
 
-def _feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
+def feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     """timm's feature wrapper of `model` (`features_only=True`): `"getter"` calls `forward_intermediates`, `"hook"`
     reads the outputs of `feature_info`'s modules with forward hooks, `"fx"` traces the model with torch.fx and
     returns those modules' outputs; all three give the same list of `[B, C, T]` levels."""
@@ -585,5 +585,5 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                    head_loaded=head_loaded)
     model.refresh_pretrained_cfg()
     if features_only:
-        model = _feature_net(model, feature_cls, out_indices)
+        model = feature_net(model, feature_cls, out_indices)
     return model
