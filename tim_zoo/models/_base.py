@@ -422,7 +422,7 @@ def _hub_cfg(given_cfg, pretrained: bool):
         return given_cfg, None
     fields = {f.name for f in dataclasses.fields(PretrainedCfg)} - set(_IMAGE_CFG_KEYS)
     cfg = {k: v for k, v in given_cfg.items() if k in fields}
-    cfg.update(mean=None, std=None, interpolation=None, crop_pct=None, crop_mode=None)   # not timm's image defaults
+    cfg.update(dict.fromkeys(_IMAGE_CFG_KEYS))          # None, not timm's image defaults
     filename = cfg.get('hf_hub_filename') or HUB_WEIGHTS
     if cfg['source'] == 'local-dir':
         folder = Path(cfg['file'])
