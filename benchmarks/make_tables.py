@@ -265,7 +265,7 @@ def render_zoo_cost(r: dict) -> str:
 def _zoo_results(run_dir: Path) -> list:
     """The tracked split results of a zoo run, in split order."""
     from tim_zoo.data import natural_key
-    files = sorted(run_dir.glob('*/*/result.json'), key=lambda p: natural_key(p.parent.name))
+    files = sorted(run_dir.glob('*/**/result.json'), key=lambda p: natural_key(p.parent.name))
     return [dict(json.loads(f.read_text()), split=f.parent.name) for f in files]
 
 

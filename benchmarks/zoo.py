@@ -16,6 +16,7 @@ their tracked results keep the validation history and drop every test figure, so
 folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
 """
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -51,9 +52,13 @@ class Run:
     seed: int = 46
     protocol: str = 'kfold'
     extra: List[str] = field(default_factory=list)
+    #: the `--fold` indices: the k-fold's folds, loso's speakers (in sorted order), `all`'s single split
     folds: Tuple[int, ...] = tuple(range(1, FOLDS + 1))
     #: `start` takes runs of a lower order first, then in list order
     order: int = 0
+    #: repeat r of the protocol: the same splits (`seed`), training seed `seed + repeat - 1`; repeat 1 is the run
+    #: without `--repeats`
+    repeat: int = 1
 
     @property
     def frames(self) -> int:
@@ -68,9 +73,18 @@ class Run:
                '--model', self.model, '--recipe', self.recipe, '--seed', str(self.seed), '--protocol', self.protocol,
                '--fold', str(k), '--threads', '1', '--compile', self.compile, '--precision', self.precision, '--quiet',
                '--out', str(RUNS / self.name / split)] + self.extra
+        if self.repeat > 1:
+            cmd += ['--repeats', str(self.repeat), '--repeat', str(self.repeat)]
         if self.stage in CHOICE_STAGES:                   # a choice never sees the test folds, not even in a log
             cmd.append('--no-test')
         return cmd + ['--resume'] if resume else cmd
+
+    def result(self, split: str, root: Path = None) -> Optional[Path]:
+        """The split's `result.json` under `root` (the run folders, or the tracked copy): `<split>/<name>/` where
+        `<name>` is the protocol's (`fold3`, `speaker_03`, `all`), inside `repeat<r>/` for a repeat."""
+        base = (root or RUNS) / self.name / split / (f'repeat{self.repeat}' if self.repeat > 1 else '')
+        found = sorted(p for p in base.glob('*/result.json') if not p.parent.name.startswith('repeat'))
+        return found[0] if found else None
 
 
 #: stages that choose (the protocol, a recipe): validation only, no test figure is computed or kept
@@ -131,6 +145,10 @@ TABLE_PRECISION = 'bf16'
 TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim',
                 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim', 'cnn_transformer', 'cnn_ml_transformer', 'set',
                 'set_official')
+#: the models of tier 2 (repeats and leave one speaker out) and, but timnet, of the packaged tags
+TIER2_MODELS = ('timnet', 'tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
+#: training seeds per tier-2 model
+REPEATS = 3
 #: the notes' findings the zoo tests (tier 3): a variant run per finding, compared over the same splits with the
 #: table row it varies (`make_tables` compare blocks); `(name, model, model arguments, the finding)`
 FINDINGS = [
@@ -155,6 +173,17 @@ if TABLE_FEATURES is not None:
                    precision='fp32' if model == 'timnet' else TABLE_PRECISION, extra=extra)
     RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table') for m in TABLE_MODELS]
     RUNS_LIST += [_table_run(f'finding.{name}', m, args, 'finding') for name, m, args, _ in FINDINGS]
+    # the published models (`<model>.tim_zoo_emodb`): the table recipe once on all 535 utterances; first, they are
+    # short (about 1.25 folds each). timnet's tag is the bundled model (timnet.paper at the release's 188 frames,
+    # tim_zoo.pretrained), which the table does not replace
+    RUNS_LIST += [dataclasses.replace(_table_run(f'tag.{m}', m, {}, 'tag'), protocol='all', folds=(1,), order=-1)
+                  for m in TIER2_MODELS if m != 'timnet']
+    # tier 2: repeats 2 and 3 (training seeds 47, 48 on the same splits; repeat 1 is the table row), and leave one
+    # speaker out (EMODB's 10 speakers)
+    RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat'), repeat=r, order=1)
+                  for m in TIER2_MODELS for r in range(2, REPEATS + 1)]
+    RUNS_LIST += [dataclasses.replace(_table_run(f'loso.{m}', m, {}, 'loso'), protocol='loso', order=1)
+                  for m in TIER2_MODELS]
 
 
 def feature_file(name: str) -> Path:
@@ -172,9 +201,10 @@ def ensure_features(name: str) -> Path:
     return path
 
 
-def tracked(run: Run, split: str) -> Path:
-    """The tracked copy of a finished split's `result.json` (beside it, in `<split>/`, the run's `config.json`)."""
-    return TRACKED / run.name / split / split / 'result.json'
+def tracked(run: Run, split: str) -> Optional[Path]:
+    """The tracked copy of a finished split's `result.json` (in `<split>/`, the layout of the run folder, beside the
+    run's `config.json`); None until collected."""
+    return run.result(split, TRACKED)
 
 
 def _jobs() -> Dict[str, int]:
@@ -223,9 +253,9 @@ def _attempts() -> Dict[str, List[int]]:
 def split_state(run: Run, split: str, jobs: Dict[str, int]) -> str:
     """done (tracked), finished (not yet collected), running, failed (started twice more without an epoch's
     progress: see its `<split>.out`), unsupported (bf16 on a device without native bf16), started or pending."""
-    if tracked(run, split).exists():
+    if tracked(run, split) is not None:
         return 'done'
-    if (RUNS / run.name / split / split / 'result.json').exists():
+    if run.result(split) is not None:
         return 'finished'                                 # not yet collected
     if f'{run.name}/{split}' in jobs:
         return 'running'
@@ -302,21 +332,30 @@ def cmd_collect(args) -> int:
     new, assembled = [], []
     for run in RUNS_LIST:
         for split in run.splits():
-            result = RUNS / run.name / split / split / 'result.json'
-            if not result.exists() or tracked(run, split).exists():
+            result = run.result(split)
+            if result is None or tracked(run, split) is not None:
                 continue
             data = json.loads(result.read_text())
             if run.stage in CHOICE_STAGES:                # validation only: the test figures stay in the run folder
                 data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
-            tracked(run, split).parent.mkdir(parents=True, exist_ok=True)
-            (tracked(run, split).parent.parent / 'config.json').write_text(
-                (RUNS / run.name / split / 'config.json').read_text())
-            tracked(run, split).write_text(json.dumps(data, indent=1) + '\n')
+            if run.stage == 'tag':
+                data['checkpoint'] = publish(run, result.parent / 'last.safetensors')
+            copy = TRACKED / result.relative_to(RUNS)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            (TRACKED / run.name / split / 'config.json').write_text((RUNS / run.name / split / 'config.json').read_text())
+            copy.write_text(json.dumps(data, indent=1) + '\n')
             new.append(f'{run.name}/{split}')
-        if run.stage not in CHOICE_STAGES and all(tracked(run, s).exists() for s in run.splits()):
+        done = all(tracked(run, s) is not None for s in run.splits())
+        if run.stage in ('table', 'finding', 'loso') and done:
             out = TRACKED.parent / f'zoo_{run.name}.json'
             if not out.exists():
                 out.write_text(json.dumps(assemble(run), indent=1) + '\n')
+                assembled.append(out.name)
+        if run.stage == 'repeat' and run.repeat == REPEATS:
+            out = TRACKED.parent / f'zoo_repeats.{run.model}.json'
+            parts = [r for r in RUNS_LIST if r.model == run.model and not r.extra and r.stage in ('table', 'repeat')]
+            if not out.exists() and all(tracked(r, s) is not None for r in parts for s in r.splits()):
+                out.write_text(json.dumps(assemble_repeats(parts), indent=1) + '\n')
                 assembled.append(out.name)
     if new and TRACKED == ROOT / 'docs' / 'results' / 'zoo':    # the pages' zoo tables follow (make_tables)
         subprocess.run([sys.executable, str(Path(__file__).with_name('make_tables.py'))], cwd=ROOT, check=False)
@@ -326,16 +365,62 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def publish(run: Run, checkpoint: Path) -> dict:
+    """A finished all-data run's checkpoint as its tag's file: the six small models' into the package
+    (`tim_zoo/models/pretrained/<model>_emodb.safetensors`); returns the file's name, size and SHA-256."""
+    import hashlib
+    import shutil
+
+    from tim_zoo.models import _zoo as zoo_tags
+    data = checkpoint.read_bytes()
+    info = dict(file=checkpoint.name, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    if run.model in zoo_tags.PACKAGED:
+        target = zoo_tags.packaged_file(run.model)
+        shutil.copyfile(checkpoint, target)
+        info['file'] = str(target.relative_to(ROOT))
+    return info
+
+
+def _collect_run():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('collect_run', Path(__file__).with_name('collect_run.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assemble(run: Run) -> dict:
     """The results file of a finished run from its tracked splits (`collect_run.collect` over the split folders)."""
-    import importlib.util
-
     import torch
-    spec = importlib.util.spec_from_file_location('collect_run', Path(__file__).with_name('collect_run.py'))
-    collect_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(collect_run)
-    folders = [tracked(run, s).parent.parent for s in run.splits()]
-    return collect_run.collect(folders, device=DEVICE, torch_version=torch.__version__)
+    return _collect_run().collect([TRACKED / run.name / s for s in run.splits()], device=DEVICE,
+                                  torch_version=torch.__version__)
+
+
+def assemble_repeats(parts: List[Run]) -> dict:
+    """The repeats file of a model (tier 2): its table run (repeat 1, `assemble`) and its repeat runs' tracked splits,
+    as one run of `repeats=REPEATS` (`collect_run`'s repeated format: `repeats`, `repeat_summary`)."""
+    from tim_zoo.data import natural_key
+    from tim_zoo.train import repeats_summary, split_summary
+    runs = sorted(parts, key=lambda r: r.repeat)
+    first = assemble(runs[0])
+    ignored = {'repeats', 'only_repeats', 'only_folds', 'device', 'batch_folds', 'compile', 'compile_mode'}
+    folds = {1: first['folds']}
+    for run in runs[1:]:
+        for split in run.splits():
+            config = json.loads((TRACKED / run.name / split / 'config.json').read_text())
+            differ = sorted(k for k in set(config) | set(first['config']) if k not in ignored
+                            and config.get(k) != first['config'].get(k))
+            if differ:
+                raise SystemExit(f'{run.name}/{split}: configuration differs from {runs[0].name} in {", ".join(differ)}')
+        results = [json.loads(tracked(run, s).read_text()) for s in run.splits()]
+        folds[run.repeat] = sorted(({k: v for k, v in r.items() if k != 'history'} for r in results),
+                                   key=lambda r: natural_key(r['split']))
+    summaries = [dict(split_summary(f), repeat=r, seed=runs[0].seed + r - 1) for r, f in sorted(folds.items())]
+    summary = repeats_summary(summaries)
+    return dict(first, config=dict(first['config'], repeats=len(runs)), runs=[r.name for r in runs],
+                repeats=[dict(repeat=s['repeat'], seed=s['seed'], folds=s['folds']) for s in summaries],
+                repeat_summary={k: summary[k] for k in ('num_repeats', 'war_mean', 'war_std', 'uar_mean', 'uar_std',
+                                                        'fold_war_std')})
 
 
 def cmd_choose(args) -> int:
@@ -346,7 +431,7 @@ def cmd_choose(args) -> int:
             continue
         last, best = [], []
         for split in run.splits():
-            if tracked(run, split).exists():
+            if tracked(run, split) is not None:
                 history = json.loads(tracked(run, split).read_text())['history']
                 last.append(history[-1]['val_war'])
                 best.append(max(h['val_war'] for h in history))

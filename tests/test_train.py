@@ -1072,3 +1072,37 @@ def test_no_test_evaluates_no_test_part_and_may_be_switched_on_resume(tmp_path, 
     from tim_zoo.train.records import resumed_config
     started = TrainConfig(model='tim', epochs=2)
     assert resumed_config(started, TrainConfig(model='tim', epochs=2, test=False), tmp_path).test is False
+
+
+def test_cli_hub_folder_ships_the_all_data_checkpoint_with_its_training_record(tmp_path, capsys):
+    import tim_zoo
+    from safetensors import safe_open
+    _features().save(tmp_path / 'f.npz')
+    args = ['train', '--features', str(tmp_path / 'f.npz'), '--model', 'tim', '--model-arg', 'depth=2',
+            '--epochs', '1', '--quiet', '--threads', '1', '--hub-folder', str(tmp_path / 'hub')]
+    assert cli_main(args + ['--protocol', 'kfold', '--folds', '2', '--out', str(tmp_path / 'kfold')]) == 2
+    assert '--hub-folder writes the model trained on all the data' in capsys.readouterr().err
+    assert not (tmp_path / 'kfold').exists()
+    assert cli_main(args + ['--protocol', 'all', '--out', str(tmp_path / 'all')]) == 0
+    assert f'wrote the hub folder {tmp_path / "hub"}' in capsys.readouterr().out
+    trained = tmp_path / 'all' / 'all' / 'last.safetensors'
+    assert (tmp_path / 'hub' / 'model.safetensors').read_bytes() == trained.read_bytes()
+    with safe_open(str(tmp_path / 'hub' / 'model.safetensors'), 'pt') as f:
+        meta = json.loads(f.metadata()['tim_zoo'])
+    assert meta['extra']['train_config']['protocol'] == 'all'
+    loaded = tim_zoo.create_model(f'local-dir:{tmp_path / "hub"}', pretrained=True).eval()
+    direct = tim_zoo.load_checkpoint(trained).eval()
+    x = torch.randn(2, 39, 40)
+    assert torch.equal(loaded(x), direct(x)) and loaded.label_names == direct.label_names
+
+
+def test_save_for_hub_refuses_a_checkpoint_that_is_not_the_models(tmp_path):
+    import tim_zoo
+    from tim_zoo.exceptions import CheckpointMismatchError
+    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors')
+    other = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    with pytest.raises(CheckpointMismatchError, match=r'does not hold the model\'s tensors \(\d+ differ: '):
+        tim_zoo.save_for_hub(other, tmp_path / 'hub', checkpoint=tmp_path / 'm.safetensors')
+    tim_zoo.save_for_hub(model, tmp_path / 'hub', checkpoint=tmp_path / 'm.safetensors')
+    assert (tmp_path / 'hub' / 'model.safetensors').read_bytes() == (tmp_path / 'm.safetensors').read_bytes()

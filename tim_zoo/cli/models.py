@@ -110,9 +110,10 @@ def cmd_convert_keras(args) -> int:
 def cmd_hub_folder(args) -> int:
     if args.model in list_models(pretrained=True) or is_hub_source(args.model) or args.model in DEFAULT_TAGS:
         model = create_model(args.model, pretrained=True)          # an architecture: its default tag
+        checkpoint = None
     else:
-        model = load_checkpoint(args.model)
-    folder = save_for_hub(model, args.folder)
+        model, checkpoint = load_checkpoint(args.model), args.model
+    folder = save_for_hub(model, args.folder, checkpoint=checkpoint)      # a checkpoint keeps its training record
     labels = ', '.join(model.label_names) if model.label_names else f'{model.num_classes} unnamed classes'
     print(f'wrote {folder}/ (config.json, model.safetensors, README.md): {model.model_name}, {labels}; load it with '
           f'create_model("local-dir:{folder}", pretrained=True), or upload the folder to a Hugging Face hub '

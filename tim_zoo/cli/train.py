@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .._utils import import_from_cwd
+from .._factory import load_checkpoint
 from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
@@ -19,6 +20,7 @@ from ..train.engine import dist_info
 from ..train.config import AUTO_ON_OFF, PRECISIONS, TORCH_COMPILE_MODES
 from ..train.records import CONFIG_FILE, check_new_start, has_trained, recorded_features
 from ..train.run import check_config
+from ..weights import save_for_hub
 from .audio import add_level_argument, release_length
 
 
@@ -177,6 +179,9 @@ def _train(args) -> int:
     cfg = resume_config_from_args(args) if args.resume else config_from_args(args)
     if cfg is not None:
         check_config(cfg)                                 # before the features are extracted into --out
+    if args.hub_folder and (cfg.protocol if cfg is not None else 'all') != 'all':
+        raise ConfigurationError(f'--hub-folder writes the model trained on all the data (--protocol all); this run '
+                                 f'tests {cfg.protocol} splits, whose models each miss their test part')
     if not args.resume:
         check_new_start(args.out)                         # before anything is extracted into --out
     rank, _ = dist_info()
@@ -190,6 +195,11 @@ def _train(args) -> int:
                  for r in (summary.get('repeats') or [dict(repeat=1)])]
         print(f'{summary["model"]} ({summary["recipe"]}) trained on all {features.x.shape[0]} samples; '
               f'checkpoint{"s" if len(where) > 1 else ""} in {", ".join(map(str, where))}')
+        if args.hub_folder:
+            if len(where) > 1:
+                raise ConfigurationError(f'--hub-folder takes one model; this run trained {len(where)} repeats')
+            save_for_hub(load_checkpoint(where[0]), args.hub_folder, checkpoint=where[0])
+            print(f'wrote the hub folder {args.hub_folder} (config.json, model.safetensors, README.md)')
         return 0
     if repeated and summary['num_repeats'] == 1:        # one repeat of a repeated run (--repeat): no spread yet
         part = summary['repeats'][0]
@@ -236,6 +246,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument('--out', required=True, help='output folder')
     run.add_argument('--resume', action='store_true', help='continue the interrupted run in --out (on the features it '
                                                             'recorded, unless given again)')
+    run.add_argument('--hub-folder', help='with --protocol all: also write the trained model as a hub-ready folder '
+                                          '(tim_zoo.save_for_hub: config.json, the checkpoint as model.safetensors, '
+                                          'README.md), e.g. where a zoo tag looks for it')
     run.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ...')
     run.add_argument('--threads', type=int, help='torch CPU threads')
     run.add_argument('--compile', choices=AUTO_ON_OFF,

@@ -3,7 +3,7 @@ from typing import Optional
 
 import torch
 from torch import nn
-from timm.models import generate_default_cfgs, register_model
+from timm.models import register_model
 
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
@@ -12,7 +12,8 @@ from ..layers import (
     TimeProjectionHead,
 )
 from ..layers.temporal import stem
-from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head
+from ._zoo import zoo_default_cfgs
 
 
 def _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window, fusion_style):
@@ -199,12 +200,7 @@ class MultiTIM(SERModel):
         self.fusion = nn.Identity()
 
 
-default_cfgs = generate_default_cfgs({
-    'at_tim': audio_cfg(),
-    'at_deltatim': audio_cfg(),
-    'at_deltatim_v2': audio_cfg(),
-    'multitim': audio_cfg(),
-})
+default_cfgs = zoo_default_cfgs('at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
 
 
 @register_model

@@ -1,10 +1,11 @@
 """TIM encoder followed by a Transformer (the seed's CNN_Transformer family)."""
-from timm.models import generate_default_cfgs, register_model
+from timm.models import register_model
 from torch import nn
 
 from ..exceptions import ConfigurationError
 from ..layers import TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
-from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head, layer_info, positional_encoding
+from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info, positional_encoding
+from ._zoo import zoo_default_cfgs
 
 
 class CNNTransformer(SERModel):
@@ -103,10 +104,7 @@ class CNNTransformer(SERModel):
             self.proj = nn.Identity()
 
 
-default_cfgs = generate_default_cfgs({
-    'cnn_transformer': audio_cfg(),
-    'cnn_ml_transformer': audio_cfg(),
-})
+default_cfgs = zoo_default_cfgs('cnn_transformer', 'cnn_ml_transformer')
 
 
 @register_model

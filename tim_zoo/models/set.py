@@ -1,12 +1,13 @@
 """Speech Emotion Transformer (SET), simplified and official-style."""
 from typing import Optional
 
-from timm.models import generate_default_cfgs, register_model
+from timm.models import register_model
 
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, TransformerEncoderStack, WeightLayer
-from ._base import SERModel, audio_cfg, build_model, create_head, layer_info, positional_encoding
+from ._base import SERModel, build_model, create_head, layer_info, positional_encoding
+from ._zoo import zoo_default_cfgs
 
 
 class SpeechEmotionTransformer(SERModel):
@@ -109,10 +110,7 @@ class SpeechEmotionTransformer(SERModel):
         self.layer_weight = None
 
 
-default_cfgs = generate_default_cfgs({
-    'set': audio_cfg(),
-    'set_official': audio_cfg(),
-})
+default_cfgs = zoo_default_cfgs('set', 'set_official')
 
 
 @register_model

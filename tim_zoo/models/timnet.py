@@ -18,6 +18,7 @@ from .timnet_releases import (
     release_published, release_tag,
 )
 from ._base import DEFAULT_TAGS, DESIGN_FEATURES, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._zoo import ZOO_TAG, zoo_default_cfgs
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
 
@@ -281,8 +282,8 @@ _RELEASE_INFO = {
 }
 _FOLD_SUFFIX = re.compile(r'_fold\d+$')
 
-#: the pretrained tag of the model that ships inside tim_zoo
-BUNDLED_TAG = 'tim_zoo_emodb'
+#: the pretrained tag of the model that ships inside tim_zoo (timnet's zoo tag)
+BUNDLED_TAG = ZOO_TAG
 
 
 def _release_cfg(name: str, info: dict, fold: int, alias: bool = False):
@@ -305,8 +306,8 @@ default_cfgs = generate_default_cfgs({
         license='apache-2.0', notes=('It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.',),
         description='timnet trained by tim_zoo on all 535 EMODB utterances (timnet.paper recipe), level "peak"; '
                     'the model tim-zoo predict uses by default'),
-    'tim': audio_cfg(),
 })
+default_cfgs.update(zoo_default_cfgs('tim'))
 # timm makes the first tag with weights the default; `timnet` alone stays the untrained model (its configuration
 # holds no labels), and `create_model("timnet", pretrained=True)` loads the bundled model (`DEFAULT_TAGS`)
 default_cfgs['timnet'].tags.remove('')

@@ -1,14 +1,15 @@
 """Transformer front-ends with an optional TIM part (the seed's Transformer, Transformer_TIM family)."""
 from typing import Optional
 
-from timm.models import generate_default_cfgs, register_model
+from timm.models import register_model
 from torch import nn
 
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
 from ..layers.tab import TAB_DEFAULTS
-from ._base import SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head, layer_info, positional_encoding
+from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info, positional_encoding
+from ._zoo import zoo_default_cfgs
 
 
 class TransformerTIM(SERModel):
@@ -158,12 +159,7 @@ class TransformerTIM(SERModel):
         return stages + ([(self.tim, self.tim.depth)] if self.tim is not None else [])
 
 
-default_cfgs = generate_default_cfgs({
-    'transformer': audio_cfg(),
-    'transformer_tim': audio_cfg(),
-    'transformer_deltatim': audio_cfg(),
-    'mltransformer_tim': audio_cfg(),
-})
+default_cfgs = zoo_default_cfgs('transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim')
 
 
 @register_model

@@ -8,9 +8,11 @@ metadata that rebuilds the model) and `README.md` (the model card). It loads wit
 it is there; through `tim_zoo.create_model` and `timm.create_model` alike.
 """
 import json
+import shutil
 from pathlib import Path
 from typing import Optional
 
+from ..exceptions import CheckpointMismatchError
 from .checkpoint import save_checkpoint
 
 #: the weight file of a hub folder
@@ -22,7 +24,7 @@ _CFG_KEYS = ('input_size', 'fixed_input_size', 'pool_size', 'first_conv', 'class
 
 
 def save_for_hub(model, folder, card: Optional[str] = None, label_names=None,
-                 feature_settings: Optional[dict] = None) -> Path:
+                 feature_settings: Optional[dict] = None, checkpoint=None) -> Path:
     """Write `model` (built by `tim_zoo.create_model`) to the hub-ready `folder`: `config.json`, `model.safetensors`,
     `README.md`.
 
@@ -32,13 +34,18 @@ def save_for_hub(model, folder, card: Optional[str] = None, label_names=None,
         card: the model card's text (default: one written from the model: architecture, classes, input features,
             parameters, how to load it).
         label_names, feature_settings: as `save_checkpoint` (default: the model's).
+        checkpoint: the tim_zoo checkpoint `model` was loaded from, shipped as it is (its training record and tensor
+            checksum kept) instead of the model saved anew; refused when its tensors are not the model's.
 
     Returns:
         The folder.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, folder / HUB_WEIGHTS, label_names=label_names, feature_settings=feature_settings)
+    if checkpoint is None or label_names is not None or feature_settings is not None:
+        save_checkpoint(model, folder / HUB_WEIGHTS, label_names=label_names, feature_settings=feature_settings)
+    else:
+        _ship_checkpoint(model, Path(checkpoint), folder / HUB_WEIGHTS)
     cfg = dict(getattr(model, 'pretrained_cfg', None) or {})
     labels = list(label_names) if label_names is not None else getattr(model, 'label_names', None)
     settings = feature_settings if feature_settings is not None else cfg.get('feature_settings')
@@ -53,6 +60,22 @@ def save_for_hub(model, folder, card: Optional[str] = None, label_names=None,
     (folder / 'config.json').write_text(json.dumps({k: v for k, v in config.items() if v is not None}, indent=2))
     (folder / 'README.md').write_text(card if card is not None else model_card(model, labels, settings))
     return folder
+
+
+def _ship_checkpoint(model, checkpoint: Path, target: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(checkpoint))
+    state = model.state_dict()
+    differ = sorted(k for k in set(tensors) | set(state)
+                    if k not in tensors or k not in state or not torch.equal(tensors[k], state[k].cpu()))
+    if differ:
+        raise CheckpointMismatchError(f'{checkpoint} does not hold the model\'s tensors ({len(differ)} differ: '
+                                      f'{", ".join(differ[:5])}{", ..." if len(differ) > 5 else ""}); give the '
+                                      f'checkpoint the model was loaded from, or none to save the model anew')
+    if checkpoint.resolve() != target.resolve():
+        shutil.copyfile(checkpoint, target)
 
 
 def model_card(model, labels, settings) -> str:

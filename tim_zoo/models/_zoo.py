@@ -1,0 +1,71 @@
+"""The zoo's EMODB models: one pretrained tag `<model>.tim_zoo_emodb` per architecture.
+
+Each is the zoo table's recipe (docs/training.md, "The zoo") trained once on all 535 EMODB utterances. The six
+small models' files ship inside the package (`tim_zoo/models/pretrained/`); the eight larger ones (10-58 MB each)
+are not shipped: their tags look for a hub folder in the weights directory (`$TIM_ZOO_HOME/weights`) and, when it
+is absent, say which command trains and writes it there.
+"""
+from pathlib import Path
+from typing import Dict
+
+from timm.models import generate_default_cfgs
+
+from ..weights.hub import weights_dir
+from ._base import DEFAULT_TAGS, audio_cfg
+from .timnet_releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES
+
+#: the tag of every zoo model (timnet's is the bundled model `tim-zoo predict` uses)
+ZOO_TAG = 'tim_zoo_emodb'
+#: the folder of the files that ship inside the package
+PRETRAINED_DIR = BUNDLED_CHECKPOINT.parent
+#: the seed models whose zoo files ship inside the package (with timnet's bundled file: about 12 MB in all)
+PACKAGED = ('tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
+#: EMODB's classes in the order every EMODB model of tim_zoo predicts them
+EMODB_LABELS = tuple(TIMNET_RELEASES['EMODB_46']['labels'])
+#: the command that trains a zoo model on EMODB and writes it where its tag looks (`{model}`, `{folder}`)
+TRAIN_COMMAND = ('tim-zoo train --corpus emodb --data-root EMODB --mean-signal-length 44100 --model {model} '
+                 '--recipe seed.emodb --protocol all --seed 46 --precision bf16 --threads 1 --out runs/{model}_emodb '
+                 '--hub-folder {folder}')
+
+
+def packaged_file(model: str) -> Path:
+    """The file of `model`'s zoo tag inside the package."""
+    return PRETRAINED_DIR / f'{model}_emodb.safetensors'
+
+
+def hub_folder_name(model: str) -> str:
+    """The folder, in the weights directory, where a larger model's zoo tag looks for its hub folder."""
+    return f'{model}.{ZOO_TAG}'
+
+
+def train_command(model: str, folder: str = '') -> str:
+    """The one command that trains `model`'s zoo tag on EMODB and writes it as a hub folder (default: where the tag
+    looks, under the weights directory)."""
+    return TRAIN_COMMAND.format(model=model, folder=folder or weights_dir() / hub_folder_name(model))
+
+
+def zoo_cfg(model: str) -> dict:
+    """The pretrained config of `model`'s zoo tag."""
+    what = (f'{model} trained by tim_zoo on all 535 EMODB utterances (7 classes) with the zoo table\'s recipe '
+            f'(seed.emodb, MFCC order 1, 87 frames: the 2.0 s recordings, level "peak")')
+    if model in PACKAGED:
+        return audio_cfg(file=str(packaged_file(model)), num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
+                         description=what, notes=('It ships inside the tim_zoo package; reinstall tim_zoo if it is '
+                                                  'missing.',))
+    return audio_cfg(
+        file=f'{hub_folder_name(model)}/model.safetensors', num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
+        description=what + '; not shipped with the package',
+        notes=(f'Not shipped with the package (too large): train it on your EMODB copy with `{train_command(model)}` '
+               f'(a CPU without native bf16 needs --precision fp32), or place its hub folder there.',))
+
+
+def zoo_default_cfgs(*models: str) -> Dict[str, object]:
+    """timm's default configs of `models`: the untrained architecture and its zoo tag, which `pretrained=True` loads
+    (`DEFAULT_TAGS`); the architecture alone stays the untrained model (its config holds no labels)."""
+    cfgs = generate_default_cfgs({key: value for model in models
+                                  for key, value in ((model, audio_cfg()), (f'{model}.{ZOO_TAG}', zoo_cfg(model)))})
+    for model in models:
+        cfgs[model].tags.remove('')                    # timm makes the first tag with weights the default
+        cfgs[model].tags.appendleft('')
+        DEFAULT_TAGS[model] = ZOO_TAG
+    return cfgs
