@@ -27,9 +27,11 @@ def home(tmp_path, monkeypatch):
 def test_every_published_tag_is_listed_by_tim_zoo_and_timm():
     listed = tim_zoo.list_models(pretrained=True)
     expected = {f'timnet.{t}' for t in RELEASE_TAGS} | {f'timnet.{t}_fold{k}' for t in RELEASE_TAGS for k in range(1, 11)}
-    expected.add('timnet.tim_zoo_emodb')
+    zoo = {f'{name}.tim_zoo_emodb' for name in tim_zoo.list_models() if name in tim_zoo.models._base.DEFAULT_TAGS}
+    assert len(zoo) == 14 and 'timnet.tim_zoo_emodb' in zoo       # the zoo's tags: every architecture's
+    expected |= zoo
     assert set(listed) == expected
-    assert set(timm.list_pretrained('timnet*')) == expected
+    assert set(timm.list_pretrained('timnet*')) == {t for t in expected if t.startswith('timnet')}
     assert 'timnet' not in listed and tim_zoo.create_model('timnet').num_classes == 7   # untagged: no weights, default
 
 
@@ -59,9 +61,12 @@ def test_missing_release_file_names_where_it_was_looked_for(home):
     assert isinstance(err.value, FileNotFoundError)
 
 
-def test_tag_without_weights_is_refused():
-    with pytest.raises(tim_zoo.ConfigurationError, match='no published weights'):
-        tim_zoo.create_model('at_tim', pretrained=True)
+def test_tag_without_weights_is_refused(tmp_path, monkeypatch):
+    from tim_zoo.exceptions import WeightsNotFoundError
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))       # a larger zoo model's folder is absent: the command
+    with pytest.raises(WeightsNotFoundError, match=r'no weights for transformer_tim.tim_zoo_emodb.*tim-zoo train'):
+        tim_zoo.create_model('transformer_tim', pretrained=True)
+    assert tim_zoo.create_model('at_tim', pretrained=True).pretrained_cfg['tag'] == 'tim_zoo_emodb'   # packaged
 
 
 def _hub_cache(root: Path, repo: str, files: dict) -> Path:
@@ -173,9 +178,8 @@ def test_recognizer_and_predict_take_a_pretrained_tag(tmp_path):
     from tim_zoo.cli.audio import build_recognizer
     args = build_parser().parse_args(['predict', 'x.wav', '--model', 'timnet.tim_zoo_emodb'])
     assert build_recognizer(args).model.label_names == rec.model.label_names
-    args = build_parser().parse_args(['predict', 'x.wav', '--model', 'at_tim'])
-    with pytest.raises(tim_zoo.ConfigurationError, match='has no published weights'):
-        build_recognizer(args)
+    args = build_parser().parse_args(['predict', 'x.wav', '--model', 'at_tim'])     # its zoo tag
+    assert build_recognizer(args).model.label_names == rec.model.label_names
 
 
 def test_a_timnet_built_directly_loads_a_keras_release_and_tim_does_not(shared_dir):
@@ -245,8 +249,8 @@ def test_pretrained_with_another_architectures_checkpoint(tmp_path):
     tim_zoo.save_checkpoint(tim_zoo.create_model('timnet', depth=2), tmp_path / 't.safetensors')
     with pytest.raises(tim_zoo.CheckpointMismatchError, match='saved from timnet, not at_tim; load it as what it is'):
         tim_zoo.create_model('at_tim', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 't.safetensors')))
-    with pytest.raises(tim_zoo.ConfigurationError, match=r'at_tim has no published weights'):
-        tim_zoo.create_model('at_tim', pretrained=True)
+    with pytest.raises(tim_zoo.ConfigurationError, match=r'cnn_transformer has no published weights'):
+        tim_zoo.create_model('cnn_transformer', pretrained=True, pretrained_cfg=dict(file=None))
     with pytest.raises(tim_zoo.UnknownArgumentError, match='pretrained_cfg_overlay'):
         tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(fiel='x'))
 

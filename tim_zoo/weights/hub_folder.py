@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from ..exceptions import CheckpointMismatchError
 from .checkpoint import save_checkpoint
 
@@ -63,7 +65,6 @@ def save_for_hub(model, folder, card: Optional[str] = None, label_names=None,
 
 
 def _ship_checkpoint(model, checkpoint: Path, target: Path) -> None:
-    import torch
     from safetensors.torch import load_file
 
     tensors = load_file(str(checkpoint))
