@@ -145,6 +145,10 @@ TABLE_PRECISION = 'bf16'
 TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim',
                 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim', 'cnn_transformer', 'cnn_ml_transformer', 'set',
                 'set_official')
+#: rows held back (last in `start`'s order) until their recipe is probed on validation: seed.emodb's constant lr 1e-3
+#: left 5 of transformer_tim's 10 folds untrained (train WAR 0.22 at epoch 100)
+RECIPE_PENDING = ('transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim', 'cnn_transformer',
+                  'cnn_ml_transformer', 'set', 'set_official')
 #: the models of tier 2 (repeats and leave one speaker out) and, but timnet, of the packaged tags
 TIER2_MODELS = ('timnet', 'tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
 #: training seeds per tier-2 model
@@ -171,8 +175,10 @@ if TABLE_FEATURES is not None:
         return Run(name, model, TABLE_RECIPES.get(model, SEED_TABLE_RECIPE), TABLE_FEATURES, stage=stage,
                    compile='on' if model == 'timnet' else 'off',
                    precision='fp32' if model == 'timnet' else TABLE_PRECISION, extra=extra)
-    RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table') for m in TABLE_MODELS]
-    RUNS_LIST += [_table_run(f'finding.{name}', m, args, 'finding') for name, m, args, _ in FINDINGS]
+    RUNS_LIST += [dataclasses.replace(_table_run(f'table.{m}', m, {}, 'table'), order=2 if m in RECIPE_PENDING else 0)
+                  for m in TABLE_MODELS]
+    RUNS_LIST += [dataclasses.replace(_table_run(f'finding.{name}', m, args, 'finding'),
+                                      order=2 if m in RECIPE_PENDING else 0) for name, m, args, _ in FINDINGS]
     # the published models (`<model>.tim_zoo_emodb`): the table recipe once on all 535 utterances; first, they are
     # short (about 1.25 folds each). timnet's tag is the bundled model (timnet.paper at the release's 188 frames,
     # tim_zoo.pretrained), which the table does not replace
