@@ -20,6 +20,8 @@ ZOO_TAG = 'tim_zoo_emodb'
 PRETRAINED_DIR = BUNDLED_CHECKPOINT.parent
 #: the seed models whose zoo files ship inside the package (with timnet's bundled file: about 12 MB in all)
 PACKAGED = ('tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
+#: the note of a tag whose file ships inside the package
+PACKAGED_NOTE = 'It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.'
 #: EMODB's classes in the order every EMODB model of tim_zoo predicts them
 EMODB_LABELS = tuple(TIMNET_RELEASES['EMODB_46']['labels'])
 #: the command that trains a zoo model on EMODB and writes it where its tag looks (`{model}`, `{folder}`)
@@ -50,8 +52,7 @@ def zoo_cfg(model: str) -> dict:
             f'(seed.emodb, MFCC order 1, 87 frames: the 2.0 s recordings, level "peak")')
     if model in PACKAGED:
         return audio_cfg(file=str(packaged_file(model)), num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
-                         description=what, notes=('It ships inside the tim_zoo package; reinstall tim_zoo if it is '
-                                                  'missing.',))
+                         description=what, notes=(PACKAGED_NOTE,))
     return audio_cfg(
         file=f'{hub_folder_name(model)}/model.safetensors', num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
         description=what + '; not shipped with the package',
@@ -65,7 +66,13 @@ def zoo_default_cfgs(*models: str) -> Dict[str, object]:
     cfgs = generate_default_cfgs({key: value for model in models
                                   for key, value in ((model, audio_cfg()), (f'{model}.{ZOO_TAG}', zoo_cfg(model)))})
     for model in models:
-        cfgs[model].tags.remove('')                    # timm makes the first tag with weights the default
-        cfgs[model].tags.appendleft('')
-        DEFAULT_TAGS[model] = ZOO_TAG
+        load_zoo_tag_by_default(cfgs, model)
     return cfgs
+
+
+def load_zoo_tag_by_default(cfgs: Dict[str, object], model: str) -> None:
+    """`model` alone stays the untrained architecture (timm makes the first tag with weights the default) and
+    `pretrained=True` loads its zoo tag (`DEFAULT_TAGS`)."""
+    cfgs[model].tags.remove('')
+    cfgs[model].tags.appendleft('')
+    DEFAULT_TAGS[model] = ZOO_TAG

@@ -17,8 +17,8 @@ from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
     release_published, release_tag,
 )
-from ._base import DEFAULT_TAGS, DESIGN_FEATURES, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
-from ._zoo import ZOO_TAG, zoo_default_cfgs
+from ._base import DESIGN_FEATURES, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._zoo import PACKAGED_NOTE, ZOO_TAG, load_zoo_tag_by_default, zoo_default_cfgs
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
 
@@ -303,16 +303,12 @@ default_cfgs = generate_default_cfgs({
        for name, info in TIMNET_RELEASES.items() for k in range(1, 11)},
     f'timnet.{BUNDLED_TAG}': audio_cfg(
         file=str(BUNDLED_CHECKPOINT), num_classes=7, label_names=TIMNET_RELEASES['EMODB_46']['labels'],
-        license='apache-2.0', notes=('It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.',),
+        license='apache-2.0', notes=(PACKAGED_NOTE,),
         description='timnet trained by tim_zoo on all 535 EMODB utterances (timnet.paper recipe), level "peak"; '
                     'the model tim-zoo predict uses by default'),
 })
 default_cfgs.update(zoo_default_cfgs('tim'))
-# timm makes the first tag with weights the default; `timnet` alone stays the untrained model (its configuration
-# holds no labels), and `create_model("timnet", pretrained=True)` loads the bundled model (`DEFAULT_TAGS`)
-default_cfgs['timnet'].tags.remove('')
-default_cfgs['timnet'].tags.appendleft('')
-DEFAULT_TAGS['timnet'] = BUNDLED_TAG
+load_zoo_tag_by_default(default_cfgs, 'timnet')      # its zoo tag is the bundled model
 DESIGN_FEATURES['timnet'] = {k: v for k, v in release_metadata('EMODB_46').items()
                              if k in ('sample_rate', 'n_mfcc', 'hop_length', 'mean_signal_length', 'frames', 'level')}
 DESIGN_FEATURES['timnet']['order'] = 1
