@@ -409,7 +409,7 @@ def assemble_repeats(parts: List[Run]) -> dict:
     from tim_zoo.train import repeats_summary, split_summary
     runs = sorted(parts, key=lambda r: r.repeat)
     first = assemble(runs[0])
-    ignored = {'repeats', 'only_repeats', 'only_folds', 'device', 'batch_folds', 'compile', 'compile_mode'}
+    ignored = _collect_run().IGNORED | {'repeats', 'only_repeats'}    # where a run ran, and which repeat
     folds = {1: first['folds']}
     for run in runs[1:]:
         for split in run.splits():
