@@ -141,9 +141,18 @@ def test_cli_predict_with_a_speaker_normalised_model_needs_recordings_of_one_spe
     assert np.abs(predict_proba(tim_zoo.load_checkpoint(tmp_path / 'm.safetensors'), raw) - expected).max() > 1e-4
 
 
-def test_cli_predict_with_another_model_and_no_weights_says_what_to_pass(capsys):
+def test_cli_predict_with_a_model_without_weights_says_what_to_pass(capsys, monkeypatch):
+    from tim_zoo.models._base import DEFAULT_TAGS
+    monkeypatch.delitem(DEFAULT_TAGS, 'at_tim')         # an architecture whose default is not a tag
     assert cli.main(['predict', 'x.wav', '--model', 'at_tim']) == 2
     assert '--checkpoint PATH' in capsys.readouterr().err
+
+
+def test_cli_predict_with_a_large_zoo_tag_not_trained_here_names_the_command(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
+    assert cli.main(['predict', 'x.wav', '--model', 'set_official']) != 0
+    err = capsys.readouterr().err
+    assert 'tim-zoo train --corpus emodb' in err and '--model set_official' in err
 
 
 def test_bundled_model_is_an_emodb_timnet_trained_by_the_engine():

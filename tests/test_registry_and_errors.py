@@ -31,8 +31,10 @@ def test_unknown_model_suggests_close_names():
         tim_zoo.create_model('resnet50')
 
 
-def test_pretrained_without_weights_is_refused():
-    with pytest.raises(ConfigurationError, match='at_tim has no published weights'):
+def test_pretrained_without_weights_is_refused(monkeypatch):
+    from tim_zoo.models._base import DEFAULT_TAGS
+    monkeypatch.delitem(DEFAULT_TAGS, 'at_tim')         # an architecture whose default is not a tag
+    with pytest.raises(ConfigurationError, match=r'at_tim has no published weights.*at_tim\.tim_zoo_emodb'):
         tim_zoo.create_model('at_tim', pretrained=True)
 
 
