@@ -1060,7 +1060,8 @@ def test_no_test_evaluates_no_test_part_and_may_be_switched_on_resume(tmp_path, 
             '--model-arg', 'filters=8', '--epochs', '2', '--protocol', 'kfold', '--folds', '3', '--fold', '1', '2',
             '--quiet', '--threads', '1']
     assert cli_main(args + ['--out', str(tmp_path / 'a'), '--no-test']) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert 'trained fold1, fold2 without a test figure (--no-test)' in out and 'on all 60 samples' not in out
     for k in (1, 2):
         result = json.loads((tmp_path / 'a' / f'fold{k}' / 'result.json').read_text())
         assert result['n_test'] > 0 and not {'war', 'uar', 'confusion'} & set(result)

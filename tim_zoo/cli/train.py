@@ -190,6 +190,12 @@ def _train(args) -> int:
     if rank != 0:
         return 0
     repeated = 'num_repeats' in summary or len(summary.get('repeats') or []) > 1
+    if not summary['folds'] and summary['protocol'] != 'all':     # --no-test: trained splits, no test figure
+        splits = ', '.join(t['split'] for t in summary.get('trained', []))
+        print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}) trained {splits} without a test '
+              f'figure (--no-test); each split\'s result.json has its training and validation history; outputs in '
+              f'{args.out}')
+        return 0
     if not summary['folds']:
         where = [Path(args.out) / (f'repeat{r["repeat"]}' if repeated else '') / 'all' / 'last.safetensors'
                  for r in (summary.get('repeats') or [dict(repeat=1)])]
