@@ -279,6 +279,17 @@ def _fold_span(folds: list) -> str:
     return ('fold ' if spans == [str(folds[0])] else 'folds ') + ', '.join(spans)
 
 
+def _recipe_cell(cfg: dict) -> str:
+    """A run's recipe and what it changed of it (`seed.emodb`, `seed.emodb`, lr 0.0001, ...)."""
+    from tim_zoo.train.recipes import get_recipe
+    recipe, changed = get_recipe(cfg['recipe']), []
+    for key in ('lr', 'scheduler', 'warmup_steps', 'grad_clip', 'epochs'):
+        if cfg.get(key) != recipe.get(key) and (key != 'warmup_steps' or cfg.get('scheduler') == 'noam'):
+            changed.append(f'{key.replace("_", " ")} {cfg[key]}')
+    changed += [f'{k}={v!r}' for k, v in cfg.get('model_args', {}).items() if v != recipe['model_args'].get(k)]
+    return ', '.join([f"`{cfg['recipe']}`"] + changed)
+
+
 def render_zoo(stage: str) -> str:
     """The zoo's runs of `stage` from their tracked splits: for `choice` the mean validation accuracy (last epoch,
     best epoch; the tracked results hold no test figure), else the test WAR and UAR over the splits done."""
@@ -298,14 +309,15 @@ def render_zoo(stage: str) -> str:
             lines.append(f'| `{run_dir.name}` | {len(results)} ({_fold_span(folds)}) | {sum(last) / len(last):.2f} | '
                          + (f'{sum(probe) / 3:.2f}' if len(probe) == 3 else '-') + f' | {sum(best) / len(best):.2f} |')
     else:
-        lines = ['| run | splits done | WAR % (std) | UAR % (std) |', '|---|---|---|---|']
+        lines = ['| run | recipe | splits done | WAR % (std) | UAR % (std) |', '|---|---|---|---|---|']
         for run_dir in runs:
             results = [r for r in _zoo_results(run_dir) if 'war' in r]
+            recipe = _recipe_cell(json.loads(next(run_dir.glob('*/config.json')).read_text()))
             if not results:
-                lines.append(f'| `{run_dir.name}` | 0 / 10 | - | - |')
+                lines.append(f'| `{run_dir.name}` | {recipe} | 0 / 10 | - | - |')
                 continue
             war, uar = _mean_std(results, 'war'), _mean_std(results, 'uar')
-            lines.append(f'| `{run_dir.name}` | {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | '
+            lines.append(f'| `{run_dir.name}` | {recipe} | {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | '
                          f'{uar[0]:.2f} ({uar[1]:.2f}) |')
     if not runs:
         lines.append('| (none yet) | | | |')

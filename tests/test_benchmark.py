@@ -115,9 +115,15 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     assert [f['split'] for f in assembled['folds']] == run.splits()
     assert assembled['folds'][2]['war'] == 0.53 and 'history' not in assembled['folds'][2]
     assert 'only_folds' not in assembled['config'] and assembled['device'] == zoo.DEVICE
+    # a row whose recipe is still probed gets no results file (the pages would quote it)
+    (tmp_path / 'results' / 'zoo_table.tim.json').unlink()
+    monkeypatch.setattr(zoo, 'RECIPE_PENDING', ('tim',))
+    zoo.cmd_collect(None)
+    assert not (tmp_path / 'results' / 'zoo_table.tim.json').exists()
 
 
 def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(tmp_path, monkeypatch):
+    from tim_zoo.train import TrainConfig
     make_tables = benchmark_script('make_tables')
     monkeypatch.setattr(make_tables, 'ZOO', tmp_path)
     for k, (last, best) in enumerate([(0.5, 0.75), (0.25, 0.5)], start=1):
@@ -127,8 +133,11 @@ def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(t
         folder = tmp_path / 'table.tim' / f'fold{k}' / f'fold{k}'
         folder.mkdir(parents=True)
         folder.joinpath('result.json').write_text(json.dumps(dict(war=0.5 + 0.1 * k, uar=0.5, history=[])))
+        config = TrainConfig(model='tim', recipe='seed.emodb', lr=1e-4, scheduler='none', grad_clip=1.0, only_folds=[k])
+        folder.parent.joinpath('config.json').write_text(config.to_json())
     assert '| `choice.timnet.o1_87` | 2 (folds 1-2) | 37.50 | - | 62.50 |' in make_tables.render_zoo('choice')
-    assert '| `table.tim` | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |' in make_tables.render_zoo('table')
+    assert ('| `table.tim` | `seed.emodb`, lr 0.0001, grad clip 1.0 | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |'
+            in make_tables.render_zoo('table'))
     assert '(none yet)' in make_tables.render_zoo('finding')
 
 

@@ -118,13 +118,10 @@ def test_every_test_named_in_the_bad_input_page_exists():
 def test_the_blocks_page_lists_every_block_with_its_real_signature():
     """docs/blocks.md's reference is generated from the code: current, and every public block and helper of
     tim_zoo.layers in it with the arguments `inspect.signature` reads (no hand-written argument list)."""
-    import importlib.util
     import inspect
 
     import tim_zoo.layers
-    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
-    build_site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_site)
+    build_site = _build_site_module()
     assert build_site.update_blocks_page(check=True), 'run python docs/build_site.py --update-pages'
     listed = [n for names in build_site.BLOCK_GROUPS.values() for n in names]
     public = [n for n in tim_zoo.layers.__all__ if callable(getattr(tim_zoo.layers, n))]
@@ -140,12 +137,8 @@ def test_the_blocks_page_lists_every_block_with_its_real_signature():
 
 def test_every_card_snippet_runs_alone():
     """The Python blocks of each generated model card run in a fresh namespace (no import assumed)."""
-    import importlib.util
-
     import tim_zoo
-    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
-    build_site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_site)
+    build_site = _build_site_module()
     for name in tim_zoo.list_models():
         blocks = re.findall(r'^```python\n(.*?)^```', build_site.card_page(name), re.S | re.M)
         assert blocks, name
@@ -157,13 +150,9 @@ def test_every_card_snippet_runs_alone():
 
 def test_every_card_argument_has_a_meaning_of_its_own_model():
     """Each constructor argument on a card is explained, and TAB wording appears only on models that have TABs."""
-    import importlib.util
-
     import tim_zoo
     from tim_zoo.layers import TemporalAwareBlock
-    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
-    build_site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_site)
+    build_site = _build_site_module()
     for name in tim_zoo.list_models():
         model = tim_zoo.create_model(name)
         rows = dict(re.findall(r'^\| `(\w+)` \| `[^|]*` \| (.*) \|$', build_site.card_page(name), re.M))
@@ -172,3 +161,40 @@ def test_every_card_argument_has_a_meaning_of_its_own_model():
         assert not empty, f'{name}: no meaning for {empty}'
         if not any(isinstance(m, TemporalAwareBlock) for m in model.modules()):
             assert not [arg for arg, meaning in rows.items() if 'every TAB' in meaning], name
+
+
+def _build_site_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('build_site', ROOT / 'docs' / 'build_site.py')
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    return build_site
+
+
+def test_pages_quote_the_zoos_row_never_the_run_with_the_best_test_accuracy(tmp_path, monkeypatch):
+    """A model with several runs of one protocol: the pages show the zoo's row (its repeats once done), else the
+    run with repeats, else the one without per-speaker normalisation, whatever their test accuracy."""
+    import json
+
+    from tim_zoo.version import MODEL_DEFAULTS
+    build_site = _build_site_module()
+    (tmp_path / 'results').mkdir()
+    monkeypatch.setattr(build_site, 'DOCS', tmp_path)
+
+    def write(name, wars, normalize='none', repeats=None, protocol='kfold'):
+        run = dict(config=dict(model='tim', protocol=protocol, recipe='r', normalize=normalize,
+                               model_defaults=MODEL_DEFAULTS), folds=[dict(war=w / 100) for w in wars])
+        if repeats:
+            run['repeat_summary'] = dict(num_repeats=repeats, war_mean=sum(wars) / len(wars) / 100, war_std=0.01)
+        (tmp_path / 'results' / f'{name}.json').write_text(json.dumps(run))
+
+    write('a_best', [90, 92])
+    write('b_normalised', [95, 97], normalize='speaker_mean', protocol='loso')
+    write('c_plain_loso', [50, 60], protocol='loso')
+    assert build_site.measured_accuracy() == {'tim': ['91.0 ± 1.0 % (kfold, 2 splits, recipe r)',
+                                                      '55.0 ± 5.0 % (loso, 2 splits, recipe r)']}
+    write('zoo_table.tim', [70, 80])
+    assert build_site.measured_accuracy()['tim'][0] == "75.0 ± 5.0 % (kfold, 2 splits, recipe r, the zoo's row)"
+    write('zoo_repeats.tim', [74, 78], repeats=3)
+    assert build_site.measured_accuracy()['tim'][0] == ("76.0 ± 1.0 % (3 repeats, kfold, 2 splits, recipe r, "
+                                                        "the zoo's row)")
