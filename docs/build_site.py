@@ -107,14 +107,30 @@ def diagram(name: str) -> str:
     return '\n'.join(['```mermaid', 'flowchart TD'] + nodes + [f'    {edges}', '```'])
 
 
-TIMNET_PAPER = ('Ye et al., "Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech '
-                'Emotion Recognition", ICASSP 2023, arXiv:2211.08233; code: https://github.com/Jiaxin-Ye/TIM-Net_SER')
-SEED = 'the research group\'s notes on depression and emotion detection from speech (`SEED_NOTES.md`)'
+TIMNET_PAPER = ('Ye et al., [Temporal Modeling Matters: A Novel Temporal Emotional Modeling Approach for Speech '
+                'Emotion Recognition](https://arxiv.org/abs/2211.08233), ICASSP 2023; code: '
+                '[Jiaxin-Ye/TIM-Net_SER](https://github.com/Jiaxin-Ye/TIM-Net_SER) (GPL-3.0)')
+SEED = ('the research group\'s lab notes and code on depression and emotion detection from speech (unpublished: '
+        'the findings above are the notes\')')
 
 
 def _references(name: str) -> list:
     refs = [TIMNET_PAPER] if 'tim' in name or name.startswith(('cnn', 'at_', 'multi')) else []
     return refs + ([SEED] if name != 'timnet' else [])
+
+
+def tim_zoo_version() -> str:
+    from tim_zoo.version import __version__
+    return __version__
+
+
+def bibtex(key: str) -> str:
+    """The BibTeX entry `key` of docs/citing.md (the one place the entries are written)."""
+    text = (DOCS / 'citing.md').read_text()
+    entry = re.search(r'^```bibtex\n(@\w+\{' + re.escape(key) + r',.*?)^```', text, re.S | re.M)
+    if entry is None:
+        raise KeyError(f'docs/citing.md has no BibTeX entry {key!r}')
+    return entry.group(1)
 
 
 def _json_rows(path: Path) -> dict:
@@ -362,6 +378,10 @@ def card_page(name: str) -> str:
                   f'findings above that rest on one: [the research group\'s code](../models.md#the-research-groups-code). '
                   f'`tim_zoo.load_research_checkpoint("{research}", PATH)` loads its checkpoints.']
     lines += ['', '## References', ''] + [f'- {r}' for r in _references(name)]
+    lines += ['', '## Citing', '', 'tim_zoo, and the paper this model comes from where there is one; EMODB for weights '
+              'trained on it ([licences and citing](../citing.md)):', '', '```bibtex',
+              *[bibtex(key).rstrip('\n') for key in ['tim_zoo'] + (['ye2023temporal'] if TIMNET_PAPER in
+                                                                   _references(name) else [])], '```']
     return '\n'.join(lines) + '\n'
 
 
@@ -478,7 +498,7 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
     pages = ['index.md', 'getting-started.md']
     return dict(
         extra_javascript=list(scripts),
-        site_name='tim_zoo', site_description='PyTorch model zoo for temporal speech emotion recognition',
+        site_name=f'tim_zoo {tim_zoo_version()}', site_description='PyTorch model zoo for temporal speech emotion recognition',
         docs_dir=str(docs_dir), site_dir=str(site_dir), use_directory_urls=False,
         theme=dict(name='material', features=['navigation.sections', 'content.code.copy']),
         markdown_extensions=['tables', 'admonition', 'attr_list', dict(toc=dict(permalink=True)),
@@ -498,7 +518,7 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
              {'Training and evaluation': 'training.md'}, {'Release evaluation': 'evaluation.md'},
              dict(Speed='speed.md'), {'Bad input': 'errors.md'}, {'Command line': 'cli.md'},
              {'How the package is built': 'architecture.md'},
-             {'API reference': 'api.md'}])
+             {'API reference': 'api.md'}, {'Licences and citing': 'citing.md'}, dict(Changelog='changelog.md')])
 
 
 def build(out: Path, strict: bool, mermaid: str = '') -> int:

@@ -198,3 +198,16 @@ def test_pages_quote_the_zoos_row_never_the_run_with_the_best_test_accuracy(tmp_
     write('zoo_repeats.tim', [74, 78], repeats=3)
     assert build_site.measured_accuracy()['tim'][0] == ("76.0 ± 1.0 % (3 repeats, kfold, 2 splits, recipe r, "
                                                         "the zoo's row)")
+
+
+def test_the_version_is_one_on_the_site_the_changelog_and_the_citation():
+    from tim_zoo.version import __version__
+    build_site = _build_site_module()
+    assert f'version = {{{__version__}}}' in build_site.bibtex('tim_zoo')
+    assert re.search(r'^## (\S+)', (ROOT / 'docs' / 'changelog.md').read_text(), re.M).group(1) == __version__
+    assert build_site.config(ROOT / 'site', ROOT / 'docs', [])['site_name'] == f'tim_zoo {__version__}'
+    card = build_site.card_page('at_tim')
+    assert '## Citing' in card and '@inproceedings{ye2023temporal' in card and '@software{tim_zoo' in card
+    assert 'SEED_NOTES' not in card and '[Jiaxin-Ye/TIM-Net_SER](https://github.com' in card
+    with pytest.raises(KeyError, match='no BibTeX entry'):
+        build_site.bibtex('nope')
