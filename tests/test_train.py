@@ -48,7 +48,7 @@ def test_every_recipe_of_the_notes_is_shipped():
     expected = {'default', 'transformer_tim.modma', 'transformer_tim.modma_tt0', 'transformer_tim.iemocap',
                 'transformer_deltatim.iemocap', 'at_deltatim.modma', 'at_deltatim.iemocap_v2', 'at_deltatim.iemocap',
                 'at_deltatim_v2.modma', 'at_tim.modma_gmm', 'set_official.modma', 'timnet.paper', 'timnet.paper_val',
-                'seed.emodb'}
+                'seed.emodb', 'transformer.emodb'}
     assert set(RECIPES) == expected
     for name, recipe in RECIPES.items():
         cfg = TrainConfig.from_recipe(name)

@@ -56,5 +56,5 @@ def test_packaged_tag_predicts_a_real_emodb_file(model):
 def test_a_large_tag_without_its_folder_names_the_command_and_the_place(tmp_path, monkeypatch):
     monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
     with pytest.raises(WeightsNotFoundError, match=r'tim-zoo train --corpus emodb .*--model set_official '
-                                                     r'--recipe seed.emodb --protocol all'):
+                                                     r'--recipe transformer.emodb --protocol all'):
         tim_zoo.create_model('set_official', pretrained=True)

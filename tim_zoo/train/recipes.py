@@ -44,6 +44,11 @@ RECIPES: Dict[str, dict] = {
                        note='the seed models on EMODB (the zoo table): the notes\' default with lr 1e-3 held '
                             'constant, adapted on validation data of folds 1-3 (the default: 51 %, lr 1e-3: 54-58 %; '
                             'docs/training.md), 10-fold, all nine training folds, last epoch'),
+    'transformer.emodb': dict(_SEED, lr=1e-4, weight_decay=0.2, scheduler='none', dropout=0.1, epochs=100,
+                              protocol='kfold', folds=10, val_fraction=0.0, select='last',
+                              note='the Transformer family on EMODB (the zoo table): seed.emodb at lr 1e-4 (the notes\' '
+                                   'IEMOCAP transformer_tim lr), probed on transformer_tim on validation data of folds '
+                                   '1-3: lr 1e-3 left folds untrained (49 %), lr 1e-4 76 % (docs/training.md)'),
     'timnet.paper': dict(model='timnet', optimizer='adam', betas=(0.93, 0.98), lr=1e-3, weight_decay=0.0,
                          scheduler='none', batch_size=64, dropout=0.1, epochs=500, label_smoothing=0.1,
                          protocol='kfold', folds=10, val_fraction=0.0, select='last',
