@@ -1,7 +1,8 @@
 """From recordings to emotions with the bundled EMODB model: one file, a long recording, a folder.
 
     python examples/predict_recordings.py                    # a made-up long recording of EMODB utterances
-    python examples/predict_recordings.py --folder calls/    # your own recordings; writes calls.csv and plots
+    python examples/predict_recordings.py --folder calls/    # your own recordings: a table, and in --out
+                                                             # (predictions/) predictions.csv and a PNG per file
 
 Without EMODB beside the checkout (``../shared/data/emodb``) the example uses a synthetic voice.
 """
@@ -48,6 +49,7 @@ def main():
         for i, r in enumerate(results):
             if not r.error:
                 plot_prediction(r, out / f'{i:04d}-{Path(r.file).stem}.png')
+        print(f'wrote {out / "predictions.csv"} and a plot per file predicted ({out}/NNNN-NAME.png)')
         return
 
     first, second = utterances()[0]
