@@ -514,7 +514,7 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
         exclude_docs='build_site.py\nresults/\n',
         nav=[dict(Home=pages[0]), {'Getting started': pages[1]}, dict(Predicting='predict.md'),
              {'Model zoo': ['models/index.md'] + [f'models/{n}.md' for n in names]},
-             dict(Blocks='blocks.md'), dict(Models='models.md'), dict(Weights='weights.md'),
+             dict(Blocks='blocks.md'), {'Using the models': 'models.md'}, dict(Weights='weights.md'),
              {'Training and evaluation': 'training.md'}, {'Release evaluation': 'evaluation.md'},
              dict(Speed='speed.md'), {'Bad input': 'errors.md'}, {'Command line': 'cli.md'},
              {'How the package is built': 'architecture.md'},

@@ -211,3 +211,13 @@ def test_the_version_is_one_on_the_site_the_changelog_and_the_citation():
     assert 'SEED_NOTES' not in card and '[Jiaxin-Ye/TIM-Net_SER](https://github.com' in card
     with pytest.raises(KeyError, match='no BibTeX entry'):
         build_site.bibtex('nope')
+
+
+def test_navigation_has_no_private_names_or_near_duplicate_titles():
+    build_site = _build_site_module()
+    nav = build_site.config(ROOT / 'site', ROOT / 'docs', ['timnet'])['nav']
+    titles = [title for entry in nav for title in entry]
+    assert len(set(titles)) == len(titles) and not any(t.startswith('_') for t in titles)
+    words = [set(re.findall(r'[a-z]+', t.lower().replace('models', 'model'))) for t in titles]
+    # one title a single word of another ("Models" beside "Model zoo") reads as the same page twice
+    assert not any(i != j and len(a) == 1 and a <= b for i, a in enumerate(words) for j, b in enumerate(words)), titles
