@@ -505,7 +505,8 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
                              {'pymdownx.superfences': dict(custom_fences=[dict(
                                  name='mermaid', cls='mermaid', format=MERMAID_FORMAT)])}],
         plugins=['search', dict(mkdocstrings=dict(handlers=dict(python=dict(
-            paths=[str(ROOT)], options=dict(docstring_style='google', show_source=False, show_root_heading=True,
+            paths=[str(ROOT)], options=dict(docstring_style='google', show_source=False, show_root_heading=True, separate_signature=True,
+                                            show_signature_annotations=True, merge_init_into_class=True,
                                             members_order='source', show_if_no_docstring=False,
                                             filters=['!^_'],
                                             # parameters documented together ("a, b: ...") and unannotated ones

@@ -32,7 +32,12 @@ def test_site_builds_strictly_with_a_card_for_every_model(site):
         assert '``' not in card and '<pre><code>' not in card.split('Constructor arguments')[0].split('flowchart')[-1]
     zoo = (site / 'models' / 'index.html').read_text()
     assert all(f'{name}.html' in zoo for name in tim_zoo.list_models())
-    assert 'tim_zoo.layers.TemporalAwareBlock' in (site / 'api.html').read_text()
+    api = (site / 'api.html').read_text()
+    assert 'tim_zoo.layers.TemporalAwareBlock' in api
+    # API headings carry the constructor's signature (merged from __init__), every argument named
+    block = api[api.index('id="tim_zoo.layers.TemporalAwareBlock"'):][:6000]
+    signature = re.sub(r'<[^>]+>', '', block.split('class="doc-signature')[1].split('</div>')[0])
+    assert all(arg in signature for arg in ('in_chans', 'filters', 'dilation', 'residual', 'drop_mode')), signature
     assert 'tim-zoo train' in (site / 'cli.html').read_text()
 
 
