@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import tim_zoo
 from tim_zoo.models._zoo import zoo_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,11 +135,10 @@ RUNS_LIST += [
 #: 2.0 s). The three settings differ by less than the fold noise for both models (timnet, 10 splits: o1_87 82.3,
 #: o1_188 82.9, o3_87 80.4; at_deltatim_v2, folds 1-3: 54.2 / 52.8 / 56.9), and 87 frames cost half of 188
 TABLE_FEATURES: Optional[str] = 'o1_87'
-#: the table's recipe per model (`zoo_recipe`: the paper's for timnet, `seed.emodb` for the TIM-family seed models,
-#: `transformer.emodb` for the Transformer family), last epoch on all training utterances of each fold (no
-#: validation carve): what the published models, trained on all 535, take
-TABLE_RECIPES = {m: zoo_recipe(m) for m in tim_zoo.list_models()}
-#: the seed models' table recipe: `SEED_RECIPE` on the notes' default, 10-fold, last epoch, as a named recipe
+#: the table's recipe per model is `zoo_recipe(model)` (the paper's for timnet, `seed.emodb` for the TIM-family seed
+#: models, `transformer.emodb` for the Transformer family), last epoch on all training utterances of each fold (no
+#: validation carve): what the published models, trained on all 535, take. `seed.emodb` is `SEED_RECIPE` on the
+#: notes' default, 10-fold, last epoch, as a named recipe; the recipe probes start from it
 SEED_TABLE_RECIPE = 'seed.emodb'
 #: the seed models' precision in the table: bf16, as `recipe.at_deltatim_v2.lr1e-3_const.bf16` agrees with its fp32
 #: run on all 10 validation splits (bf16 - fp32: +1.25 points, std 3.7, standard error 1.2); timnet stays fp32 (it
@@ -198,7 +196,7 @@ if TABLE_FEATURES is not None:
         extra = []
         for key, value in model_args.items():
             extra += ['--model-arg', f'{key}={value!r}']
-        return Run(name, model, TABLE_RECIPES[model], TABLE_FEATURES, stage=stage,
+        return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
                    compile='on' if model == 'timnet' else 'off',
                    precision='fp32' if model == 'timnet' else TABLE_PRECISION, extra=extra)
     RUNS_LIST += [dataclasses.replace(_table_run(f'table.{m}', m, {}, 'table'), order=2 if m in RECIPE_PENDING else 0)
