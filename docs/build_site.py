@@ -500,7 +500,7 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
         extra_javascript=list(scripts),
         site_name=f'tim_zoo {tim_zoo_version()}', site_description='PyTorch model zoo for temporal speech emotion recognition',
         docs_dir=str(docs_dir), site_dir=str(site_dir), use_directory_urls=False,
-        theme=dict(name='material', features=['navigation.sections', 'content.code.copy']),
+        theme=dict(name='material', features=['navigation.sections', 'content.code.copy', 'toc.integrate']),
         markdown_extensions=['tables', 'admonition', 'attr_list', dict(toc=dict(permalink=True)),
                              {'pymdownx.superfences': dict(custom_fences=[dict(
                                  name='mermaid', cls='mermaid', format=MERMAID_FORMAT)])}],

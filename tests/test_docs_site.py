@@ -110,6 +110,81 @@ def test_site_reads_right_offline_in_a_browser(site, tmp_path):
     assert 'flowchart TD' in without and '<div class="mermaid">' not in without
 
 
+#: reports, from inside a page, its width and every code block or table wider than its box (they scroll sideways)
+_LAYOUT_PROBE = """<script>
+addEventListener('load', () => setTimeout(() => {
+  const main = document.querySelector('article') || document.body;
+  const wide = [...main.querySelectorAll('pre > code, table')].filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => el.tagName + ' ' + (el.scrollWidth - el.clientWidth) + ' px too wide: ' + el.textContent.trim().slice(0, 60));
+  parent.postMessage(JSON.stringify({page: PAGE, width: innerWidth, scroll: document.documentElement.scrollWidth, wide}), '*');
+}, 2000));
+</script>"""
+
+
+def _layout(browser, site: Path, pages, width: int, tmp_path: Path) -> dict:
+    """Each page laid out in a viewport `width` px wide (an iframe of that width, as a window cannot be narrower
+    than 500 px): `{page: {width, scroll, wide}}`, all pages in one Chromium run."""
+    import html
+    import json
+
+    frames = []
+    for number, page in enumerate(pages):
+        source = site / page
+        probe = source.with_name(f'{source.stem}.layout{width}.html')     # beside the page: its links still work
+        probe.write_text(source.read_text().replace('</body>', _LAYOUT_PROBE.replace('PAGE', json.dumps(page))
+                                                    + '</body>'))
+        frames.append(f'<iframe src="{probe.relative_to(site).as_posix()}" style="border:0;width:{width}px;'
+                      f'height:800px"></iframe>')
+    host = site / f'layout{width}.html'
+    host.write_text('<html><body style="margin:0">' + ''.join(frames) + "<script>addEventListener('message', e => "
+                    "{ const pre = document.createElement('pre'); pre.className = 'layout'; pre.textContent = e.data; "
+                    "document.body.appendChild(pre); });</script></body></html>")
+    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+             '--host-resolver-rules=MAP * ~NOTFOUND', f'--user-data-dir={tmp_path / "profile"}',
+             '--virtual-time-budget=60000', f'--window-size={width + 100},1000', '--hide-scrollbars']
+    done = subprocess.run([browser, *flags, '--dump-dom', host.as_uri()], capture_output=True, text=True, timeout=600)
+    reports = [json.loads(html.unescape(r)) for r in re.findall(r'<pre class="layout">(.*?)</pre>', done.stdout, re.S)]
+    return {r['page']: r for r in reports}
+
+
+#: the pages a reader reads on a laptop; every other page is checked too, with these named in the failure
+_READING_PAGES = ['index.html', 'getting-started.html', 'predict.html', 'training.html', 'speed.html',
+                  'models/index.html']
+
+
+def test_no_code_block_or_table_scrolls_sideways_at_1280_px_and_no_page_is_wider_than_a_phone(site, tmp_path):
+    """At 1280 px no code block or table of any page (cards and the API reference included) is wider than its
+    column; at 390 px no page is wider than the screen (tables and code scroll inside their own box)."""
+    browser = _chromium()
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html') if p.name != '404.html')
+    assert set(_READING_PAGES) <= set(pages)
+    laptop = _layout(browser, site, pages, 1280, tmp_path)
+    assert set(laptop) == set(pages), f'pages that did not report: {sorted(set(pages) - set(laptop))}'
+    assert all(r['width'] == 1280 for r in laptop.values())
+    wide = {page: r['wide'] for page, r in laptop.items() if r['wide']}
+    assert not wide, wide
+    phone = _layout(browser, site, pages, 390, tmp_path)
+    assert set(phone) == set(pages) and all(r['width'] == 390 for r in phone.values())
+    too_wide = {page: r['scroll'] for page, r in phone.items() if r['scroll'] > 390}
+    assert not too_wide, too_wide
+    # the check sees overflow: at 390 px the long lines of the Training page's commands scroll
+    assert phone['training.html']['wide']
+
+
+def test_diagrams_are_drawn_top_down():
+    """A left-to-right flowchart of more than a few steps is scaled down to the column's width until its text is
+    unreadable; every diagram of the site runs top-down."""
+    build_site = _build_site_module()
+    import tim_zoo
+    sources = [(p.name, p.read_text()) for p in sorted((ROOT / 'docs').glob('*.md'))]
+    sources += [(f'card {n}', build_site.card_page(n)) for n in tim_zoo.list_models()]
+    sources += [('home', build_site.home_page(tim_zoo.list_models())), ('getting started', build_site.getting_started())]
+    diagrams = [(name, d.strip().splitlines()[0]) for name, text in sources
+                for d in re.findall(r'^```mermaid\n(.*?)^```', text, re.S | re.M)]
+    assert len(diagrams) >= len(tim_zoo.list_models()) + 1
+    assert not [(name, first) for name, first in diagrams if first.split()[:2] not in (['flowchart', 'TD'], ['flowchart', 'TB'])]
+
+
 def test_every_test_named_in_the_bad_input_page_exists():
     import re
     named = set(re.findall(r'`(test_\w+)`', (ROOT / 'docs' / 'errors.md').read_text()))
@@ -226,3 +301,17 @@ def test_navigation_has_no_private_names_or_near_duplicate_titles():
     words = [set(re.findall(r'[a-z]+', t.lower().replace('models', 'model'))) for t in titles]
     # one title a single word of another ("Models" beside "Model zoo") reads as the same page twice
     assert not any(i != j and len(a) == 1 and a <= b for i, a in enumerate(words) for j, b in enumerate(words)), titles
+
+
+def test_code_lines_fit_the_sites_column():
+    """Code in README.md and docs/*.md stays within 108 characters, what the site's column shows at 1280 px
+    without scrolling (the browser test measures the rendered pages; this holds where no browser is)."""
+    long = []
+    for page in [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md')):
+        fence = None
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if line.lstrip().startswith('```'):
+                fence = None if fence else line.strip()[3:] or 'text'
+            elif fence and fence != 'mermaid' and len(line) > 108:
+                long.append(f'{page.name}:{number}: {len(line)} characters')
+    assert not long, long
