@@ -275,6 +275,24 @@ def call_signature(obj) -> str:
     return f'{obj.__name__}({", ".join(params)})'
 
 
+def model_classes(names) -> list:
+    """The import paths of the classes the registered models are built from, in registry order, each once."""
+    import tim_zoo
+    paths = []
+    for name in names:
+        cls = type(tim_zoo.create_model(name))
+        path = f'{cls.__module__}.{cls.__qualname__}'
+        paths += [path] if path not in paths else []
+    return paths
+
+
+def api_page(names) -> str:
+    """The API reference, with a section for the model classes (each heading, like every other, carries its
+    source: "Source code in ...")."""
+    return API_PAGE + '\n## Model classes\n\nThe classes the factories build; each card names its own.\n\n' + \
+        '\n'.join(f'::: {path}\n' for path in model_classes(names))
+
+
 def blocks_reference() -> str:
     """The reference part of docs/blocks.md: per section, each block's signature (read from the code) and the first
     paragraph of its docstring."""
@@ -289,7 +307,8 @@ def blocks_reference() -> str:
             extra = [q for q in inspect.signature(forward).parameters][2:] if forward is not None else []
             if extra:                                         # what the call takes beyond the input
                 summary += f' Call: `{call_signature(forward).replace("forward(self, ", "(")}`.'
-            lines += [f'- `{call_signature(obj)}`<br>', f'  {summary}']
+            lines += [f'- `{call_signature(obj)}`<br>',
+                      f'  {summary} [Reference, source](api.md#tim_zoo.layers.{name}).']
         lines.append('')
     return '\n'.join(lines)
 
@@ -347,7 +366,8 @@ def card_page(name: str) -> str:
              f'{tim_zoo.count_params(model):,} parameters, {tim_zoo.count_macs(model) / 1e6:,.1f} M multiply-accumulates '
              f'per sample at 39 x 188; `forward_features` gives `[B, {model.num_features}, T\']`.', '',
              '## Architecture', '', diagram(name), '', description, '',
-             '## Constructor arguments', '', f'`{cls.__module__}.{cls.__name__}`, with the defaults this factory uses:', '',
+             '## Constructor arguments', '', f'[`{cls.__module__}.{cls.__qualname__}`](../api.md#{cls.__module__}.{cls.__qualname__}) '
+             '(its reference and source), with the defaults this factory uses:', '',
              '| argument | default | meaning |', '|---|---|---|']
     lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()]
     recipes = [r for r, v in RECIPES.items() if v.get('model') == name]
@@ -391,6 +411,45 @@ def getting_started() -> str:
     text = (ROOT / 'README.md').read_text().replace('# tim_zoo', '# Getting started', 1)
     text = re.sub(r'`docs/([\w-]+)\.md`', lambda m: f'[{m.group(1)}]({m.group(1)}.md)', text)
     return text.replace('`docs/` describes', 'these pages describe')
+
+
+def _example_parts(path: Path):
+    """An example script as (its docstring's prose as Markdown, its usage lines, its code without the
+    docstring)."""
+    import ast
+    source = path.read_text()
+    tree = ast.parse(source)
+    doc = ast.get_docstring(tree) or ''
+    body = source.splitlines()[tree.body[0].end_lineno:] if doc else source.splitlines()
+    usage = [line.strip() for line in doc.splitlines() if line.startswith('    ')]
+    prose = '\n'.join(line for line in doc.splitlines() if not line.startswith('    '))
+    prose = re.sub(r'\n{3,}', '\n\n', prose.replace('``', '`')).strip()
+    return prose, usage, '\n'.join(body).strip('\n')
+
+
+def examples_page() -> str:
+    """The scripts of examples/, whole, each with what it shows and how to run it."""
+    examples = ROOT / 'examples'
+    lines = ['# Examples', '', 'The scripts of the checkout\'s `examples/` folder, shown whole. Install the package '
+             'from the checkout first (`pip install ".[audio]"`: the audio extra reads recordings), then run them from '
+             'the checkout\'s root as shown; each says what else it needs. `tests/test_examples.py` runs every one.', '']
+
+    def script(path: Path, title: str, level: str = '##'):
+        prose, usage, code = _example_parts(path)
+        out = [f'{level} `{title}` {{#{path.stem}}}' if level == '##' else f'{level} `{title}`', '', prose, '']
+        if usage:
+            out += ['```bash', *usage, '```', '']
+        return out + ['```python', code, '```', '']
+
+    for path in sorted(examples.glob('*.py')):
+        lines += script(path, path.name)
+    project = examples / 'custom_model'
+    readme = (project / 'README.md').read_text().split('\n', 1)[1]               # its own title replaced
+    readme = readme.replace('](../../docs/', '](')
+    lines += ['## `custom_model/`: a project built on the blocks {#custom_model}', '', readme.strip(), '']
+    for path in sorted(project.glob('*.py')):
+        lines += script(path, f'custom_model/{path.name}', level='###')
+    return '\n'.join(lines) + '\n'
 
 
 def cli_page() -> str:
@@ -505,7 +564,7 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
                              {'pymdownx.superfences': dict(custom_fences=[dict(
                                  name='mermaid', cls='mermaid', format=MERMAID_FORMAT)])}],
         plugins=['search', dict(mkdocstrings=dict(handlers=dict(python=dict(
-            paths=[str(ROOT)], options=dict(docstring_style='google', show_source=False, show_root_heading=True, separate_signature=True,
+            paths=[str(ROOT)], options=dict(docstring_style='google', show_source=True, show_root_heading=True, separate_signature=True,
                                             show_signature_annotations=True, merge_init_into_class=True,
                                             members_order='source', show_if_no_docstring=False,
                                             filters=['!^_'],
@@ -515,7 +574,8 @@ def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
         exclude_docs='build_site.py\nresults/\n',
         nav=[dict(Home=pages[0]), {'Getting started': pages[1]}, dict(Predicting='predict.md'),
              {'Model zoo': ['models/index.md'] + [f'models/{n}.md' for n in names]},
-             dict(Blocks='blocks.md'), {'Using the models': 'models.md'}, dict(Weights='weights.md'),
+             dict(Blocks='blocks.md'), dict(Examples='examples.md'), {'Using the models': 'models.md'},
+             dict(Weights='weights.md'),
              {'Training and evaluation': 'training.md'}, {'Release evaluation': 'evaluation.md'},
              dict(Speed='speed.md'), {'Bad input': 'errors.md'}, {'Command line': 'cli.md'},
              {'How the package is built': 'architecture.md'},
@@ -537,7 +597,8 @@ def build(out: Path, strict: bool, mermaid: str = '') -> int:
         for name in names:
             (work / 'models' / f'{name}.md').write_text(card_page(name))
         (work / 'cli.md').write_text(cli_page())
-        (work / 'api.md').write_text(API_PAGE)
+        (work / 'examples.md').write_text(examples_page())
+        (work / 'api.md').write_text(api_page(names))
         (work / 'getting-started.md').write_text(getting_started())
         scripts = []
         script = mermaid_script(mermaid)

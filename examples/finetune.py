@@ -41,7 +41,8 @@ def main(argv=None):
     summary = run_training(cfg, synthetic_features(), out, show_progress=False)
     print('accuracy on the held-out speaker (2 classes: chance is 0.50), last epoch:')
     for fold in summary['folds']:
-        print(f'{fold["split"]}: WAR {fold["war"]:.2f}, UAR {fold["uar"]:.2f} (epoch {fold["chosen_epoch"]})')
+        print(f'{fold["split"]}: WAR {fold["war"]:.2f}, UAR {fold["uar"]:.2f} '
+              f'(epoch {fold["chosen_epoch"]})')
     model = tim_zoo.load_checkpoint(f'{out}/{summary["folds"][0]["split"]}/last.safetensors')
     print(f'fine-tuned model: {model.label_names}; outputs in {out}')
 

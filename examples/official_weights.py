@@ -42,7 +42,8 @@ def main(argv=None):
         y = np.array([corpus.items[i].label for i in test])
         pred = predict_proba(model, x).argmax(1)
         print(f'EMODB_46 fold {fold}: {len(test)} test utterances, WAR {100 * war(y, pred):.2f} %, '
-              f'UAR {100 * uar(y, pred, len(model.label_names)):.2f} % (labels: {", ".join(model.label_names)})')
+              f'UAR {100 * uar(y, pred, len(model.label_names)):.2f} % '
+              f'(labels: {", ".join(model.label_names)})')
 
 
 if __name__ == '__main__':

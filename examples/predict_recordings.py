@@ -1,8 +1,8 @@
 """From recordings to emotions with the bundled EMODB model: one file, a long recording, a folder.
 
-    python examples/predict_recordings.py                    # a made-up long recording of EMODB utterances
-    python examples/predict_recordings.py --folder calls/    # your own recordings: a table, and in --out
-                                                             # (predictions/) predictions.csv and a PNG per file
+    python examples/predict_recordings.py                  # a long recording made of EMODB utterances
+    python examples/predict_recordings.py --folder calls/  # your recordings: a table, and in --out
+                                                           # (predictions/) predictions.csv, a PNG per file
 
 Without EMODB beside the checkout (``../shared/data/emodb``) the example uses a synthetic voice.
 """
@@ -22,14 +22,16 @@ def synthetic_voice(seconds: float, f0: float = 140.0) -> np.ndarray:
     """Harmonics of a gliding pitch in 0.3 s syllables: voiced, but no emotion in particular."""
     t = np.arange(int(seconds * RATE)) / RATE
     phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.15 * np.sin(2 * np.pi * 1.3 * t))) / RATE
-    voice = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 - 0.5 * np.cos(2 * np.pi * t / 0.3)) ** 2
+    syllables = (0.5 - 0.5 * np.cos(2 * np.pi * t / 0.3)) ** 2
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12)) * syllables
     return (0.3 * voice / np.abs(voice).max()).astype(np.float32)
 
 
 def utterances():
     if (EMODB / '03a01Wa.wav').is_file():
         from tim_zoo.data import load_audio
-        return [load_audio(EMODB / name) for name in ('03a01Wa.wav', '03a02Ta.wav')], 'EMODB 03a01Wa (angry), 03a02Ta (sad)'
+        audio = [load_audio(EMODB / name) for name in ('03a01Wa.wav', '03a02Ta.wav')]
+        return audio, 'EMODB 03a01Wa (angry), 03a02Ta (sad)'
     return [synthetic_voice(2.0), synthetic_voice(2.0, f0=220)], 'a synthetic voice'
 
 
@@ -54,7 +56,8 @@ def main():
 
     first, second = utterances()[0]
     silence = np.zeros(6 * RATE, np.float32)
-    recording = np.concatenate([silence[:RATE], first, silence, 0.1 * second, silence[:RATE]])  # second one 20 dB quieter
+    # the second utterance 20 dB quieter
+    recording = np.concatenate([silence[:RATE], first, silence, 0.1 * second, silence[:RATE]])
     print(f'a {len(recording) / RATE:.1f} s recording made of {utterances()[1]}, with silence between:')
     result = recognizer.predict(recording, sample_rate=RATE)
     print(format_table([result], segments=True))

@@ -114,7 +114,8 @@ def test_site_reads_right_offline_in_a_browser(site, tmp_path):
 _LAYOUT_PROBE = """<script>
 addEventListener('load', () => setTimeout(() => {
   const main = document.querySelector('article') || document.body;
-  const wide = [...main.querySelectorAll('pre > code, table')].filter(el => el.scrollWidth > el.clientWidth + 1)
+  const shown = el => !el.closest('details:not([open])');      // a folded block (the API's sources) is not read
+  const wide = [...main.querySelectorAll('pre > code, table')].filter(el => shown(el) && el.scrollWidth > el.clientWidth + 1)
     .map(el => el.tagName + ' ' + (el.scrollWidth - el.clientWidth) + ' px too wide: ' + el.textContent.trim().slice(0, 60));
   parent.postMessage(JSON.stringify({page: PAGE, width: innerWidth, scroll: document.documentElement.scrollWidth, wide}), '*');
 }, 2000));
@@ -154,7 +155,8 @@ _READING_PAGES = ['index.html', 'getting-started.html', 'predict.html', 'trainin
 
 def test_no_code_block_or_table_scrolls_sideways_at_1280_px_and_no_page_is_wider_than_a_phone(site, tmp_path):
     """At 1280 px no code block or table of any page (cards and the API reference included) is wider than its
-    column; at 390 px no page is wider than the screen (tables and code scroll inside their own box)."""
+    column; at 390 px no page is wider than the screen (tables and code scroll inside their own box). The API
+    reference's folded source code (the repository's 120 columns) scrolls once opened."""
     browser = _chromium()
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html') if p.name != '404.html')
     assert set(_READING_PAGES) <= set(pages)
@@ -315,3 +317,29 @@ def test_code_lines_fit_the_sites_column():
             elif fence and fence != 'mermaid' and len(line) > 108:
                 long.append(f'{page.name}:{number}: {len(line)} characters')
     assert not long, long
+
+
+def test_cards_and_blocks_link_to_their_class_reference_with_its_source(site):
+    """Each card's class and each block on the Blocks page links to its API entry, and that entry holds the
+    source code (folded)."""
+    import tim_zoo
+    api = (site / 'api.html').read_text()
+    pages = [site / 'models' / f'{n}.html' for n in tim_zoo.list_models()] + [site / 'blocks.html']
+    targets = {t for page in pages for t in re.findall(r'href="(?:\.\./)?api\.html#([\w.]+)"', page.read_text())}
+    assert {f'tim_zoo.layers.{n}' for n in ('TemporalAwareBlock', 'DeltaAggregation', 'WeightLayer',
+                                            'AttentionFusion', 'GMMClusteringHead')} <= targets
+    assert 'tim_zoo.models.timnet.TIMNet' in targets and 'tim_zoo.models.at_tim.ATTIM' in targets
+    sections = re.split(r'<div class="doc doc-object', api)
+    for target in targets:
+        section = next((s for s in sections if f'id="{target}"' in s), None)
+        assert section is not None, f'{target}: no such entry in the API reference'
+        assert 'Source code in' in section, f'{target}: its API entry shows no source'
+
+
+def test_the_examples_page_shows_every_example_whole():
+    build_site = _build_site_module()
+    page = build_site.examples_page()
+    for path in sorted((ROOT / 'examples').rglob('*.py')):
+        code = build_site._example_parts(path)[2]
+        assert code.strip() and code in page, path.name
+    assert '``' not in page.replace('```', '') and '../../docs/' not in page

@@ -1,8 +1,9 @@
-"""The project's model, from tim_zoo's blocks: a bidirectional TAB encoder whose backward direction is aligned in
-time, the level differences, and a Gaussian-mixture pooling head initialised from the training data.
+"""The project's model, from tim_zoo's blocks: a bidirectional TAB encoder whose backward direction is
+aligned in time, the level differences, and a Gaussian-mixture pooling head initialised from the training
+data.
 
-`emotion_net` is the builder the engine calls (with the class count and channels of the data) and the function
-`load_checkpoint` / `EmotionRecognizer.from_checkpoint` rebuild the model with.
+`emotion_net` is the builder the engine calls (with the class count and channels of the data) and the
+function `load_checkpoint` / `EmotionRecognizer.from_checkpoint` rebuild the model with.
 """
 from torch import nn
 
@@ -25,6 +26,6 @@ class EmotionNet(nn.Module):
         return self.head(self.fuse(self.aggregate(self.encoder(x))))
 
 
-def emotion_net(num_classes: int, in_chans: int = 39, filters: int = 32, depth: int = 5, components: int = 8,
-                drop_rate: float = 0.1) -> EmotionNet:
+def emotion_net(num_classes: int, in_chans: int = 39, filters: int = 32, depth: int = 5,
+                components: int = 8, drop_rate: float = 0.1) -> EmotionNet:
     return EmotionNet(num_classes, in_chans, filters, depth, components, drop_rate)

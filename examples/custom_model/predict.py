@@ -31,7 +31,8 @@ def main(argv=None):
     else:
         from train import made_up_voice
         rng = np.random.default_rng(1)
-        results = [recognizer.predict(made_up_voice(f0, 3.0, rng), sample_rate=22050) for f0 in (110.0, 260.0)]
+        results = [recognizer.predict(made_up_voice(f0, 3.0, rng), sample_rate=22050)
+                   for f0 in (110.0, 260.0)]
         print('two made-up voices, at 110 Hz (low) and 260 Hz (high):')
     print(format_table(results, labels=recognizer.label_names))
 

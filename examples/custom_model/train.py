@@ -3,11 +3,12 @@
     python train.py                              # EMODB from ../shared when present, else made-up voices
     python train.py --emodb PATH/TO/emodb/wav --epochs 100 --out runs
 
-1. Features: MFCC of every recording (`MFCCExtractor`, 2.0 s windows, peak level), cached in OUT/features.npz.
-2. One k-fold split trained and tested, to see where the model stands (a result to report needs all folds and
-   repeats: docs/training.md).
-3. The model to ship: trained on every recording (`protocol="all"`), saved as OUT/model.safetensors with its label
-   names and feature settings. predict.py loads it in another process.
+1. Features: MFCC of every recording (`MFCCExtractor`, 2.0 s windows, peak level), cached in
+   OUT/features.npz.
+2. One k-fold split trained and tested, to see where the model stands (a result to report needs all folds
+   and repeats: docs/training.md).
+3. The model to ship: trained on every recording (`protocol="all"`), saved as OUT/model.safetensors with
+   its label names and feature settings. predict.py loads it in another process.
 """
 import argparse
 import shutil
@@ -27,7 +28,8 @@ VOICES = {'low': 110.0, 'mid': 170.0, 'high': 260.0}          # made-up "classes
 
 
 def made_up_voice(f0: float, seconds: float, rng: np.random.Generator, rate: int = 22050) -> np.ndarray:
-    """Harmonics of a gliding pitch in syllables, with a little noise: what a speech detector takes for a voice."""
+    """Harmonics of a gliding pitch in syllables, with a little noise: what a speech detector takes for a
+    voice."""
     t = np.arange(int(seconds * rate)) / rate
     f = f0 * (1 + 0.1 * rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * rng.uniform(0.8, 2.0) * t))
     phase = 2 * np.pi * np.cumsum(f) / rate
@@ -40,18 +42,22 @@ def made_up_features(per_class: int = 16) -> FeatureSet:
     rng = np.random.default_rng(0)
     names = list(VOICES)
     y = np.repeat(np.arange(len(names)), per_class)
-    signals = [EXTRACTOR.signal(made_up_voice(VOICES[names[k]] * rng.uniform(0.9, 1.1), 2.0, rng), 22050) for k in y]
+    signals = [EXTRACTOR.signal(made_up_voice(VOICES[names[k]] * rng.uniform(0.9, 1.1), 2.0, rng), 22050)
+               for k in y]
     speakers = [f'spk{i % 4}' for i in range(len(y))]
-    return FeatureSet(EXTRACTOR.batch(signals), y, names, [f'voice{i}.wav' for i in range(len(y))], speakers,
-                      EXTRACTOR.settings)
+    files = [f'voice{i}.wav' for i in range(len(y))]
+    return FeatureSet(EXTRACTOR.batch(signals), y, names, files, speakers, EXTRACTOR.settings)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--emodb', default=str(EMODB), help='EMODB wav folder (made-up voices when it is absent)')
-    p.add_argument('--made-up', action='store_true', help='train on made-up voices even when EMODB is there')
+    p.add_argument('--emodb', default=str(EMODB),
+                   help='EMODB wav folder (made-up voices when it is absent)')
+    p.add_argument('--made-up', action='store_true',
+                   help='train on made-up voices even when EMODB is there')
     p.add_argument('--epochs', type=int, default=15)
-    p.add_argument('--out', default=str(HERE / 'runs'), help='where the runs, features.npz and model.safetensors go')
+    p.add_argument('--out', default=str(HERE / 'runs'),
+                   help='where the runs, features.npz and model.safetensors go')
     args = p.parse_args(argv)
     out = Path(args.out)
     if Path(args.emodb).is_dir() and not args.made_up:
@@ -69,8 +75,8 @@ def main(argv=None):
     resume = (out / 'fold1' / 'config.json').exists()
     if resume:
         print(f'continuing the runs in {out} (another --out starts afresh)')
-    check = run_training(TrainConfig.from_recipe(None, protocol='kfold', folds=5, only_folds=[1], **settings),
-                         features, out / 'fold1', resume=resume, show_progress=False)
+    first_split = TrainConfig.from_recipe(None, protocol='kfold', folds=5, only_folds=[1], **settings)
+    check = run_training(first_split, features, out / 'fold1', resume=resume, show_progress=False)
     print(f'fold 1 of 5: test WAR {check["war_mean"]:.3f} (one split: a first look, not a result)')
 
     run_training(TrainConfig.from_recipe(None, protocol='all', **settings), features, out / 'all',

@@ -52,7 +52,8 @@ class ATTIM(SERModel):
         head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged. As the research code:
             `residual="add"`, `drop_mode="frame"`.
-        Other arguments as `TIMNet`.
+
+    Other arguments as `TIMNet`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
     default_weight_init = 'research'
@@ -130,8 +131,9 @@ class MultiTIM(SERModel):
         head_pool: frames the head pools time to before its projection over time.
         head_drop_rate: dropout before the classifier.
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation).
-        Other arguments as `ATTIM` (`fusion`, `fusion_style`, `d_qkv`, `d_ff`, `ffn`, `attn_drop_rate`,
-            `aft_window`; `residual="add"`, `drop_mode="frame"` as the research code).
+
+    Other arguments as `ATTIM` (`fusion`, `fusion_style`, `d_qkv`, `d_ff`, `ffn`, `attn_drop_rate`, `aft_window`;
+    `residual="add"`, `drop_mode="frame"` as the research code).
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
     default_weight_init = 'research'

@@ -24,7 +24,8 @@ class CNNTransformer(SERModel):
         pos_embed: add a positional encoding before the encoder; `pos_encoding` says which (as `TransformerTIM`).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged; `drop_rate` is also the
             Transformer's dropout. As the research code: `residual="add"`, `drop_mode="frame"`.
-        Other arguments as `TIMNet`; the Transformer's as `TransformerTIM`.
+
+    Other arguments as `TIMNet`; the Transformer's as `TransformerTIM`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
     default_weight_init = 'research'
