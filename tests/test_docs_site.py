@@ -41,6 +41,24 @@ def test_site_builds_strictly_with_a_card_for_every_model(site):
     assert 'tim-zoo train' in (site / 'cli.html').read_text()
 
 
+def test_built_cards_run_alone_and_explain_every_argument(site):
+    """On the built site: each card's first code block, as the copy button copies it, runs in a fresh namespace,
+    and no cell of its argument table's meaning column is empty."""
+    import html
+
+    import tim_zoo
+    for name in tim_zoo.list_models():
+        card = (site / 'models' / f'{name}.html').read_text()
+        code = html.unescape(re.sub(r'<[^>]+>', '', re.search(r'<div class="highlight"><pre>.*?<code>(.*?)</code></pre>', card, re.S)[1]))
+        namespace = {}
+        exec(compile(code, f'<built card {name}>', 'exec'), namespace)               # noqa: S102 -- our own docs
+        assert tuple(namespace['logits'].shape) == (2, 7), name
+        table = card.split('id="constructor-arguments"')[1].split('</table>')[0]
+        rows = re.findall(r'<tr>(.*?)</tr>', table, re.S)[1:]
+        meanings = [re.findall(r'<td[^>]*>(.*?)</td>', row, re.S)[2] for row in rows]
+        assert len(rows) >= 5 and all(re.sub(r'<[^>]+>', '', m).strip() for m in meanings), name
+
+
 def test_docstrings_are_markdown_with_single_backticks():
     """One markup for the package's docstrings (Markdown, as the site renders them): no RST double backticks,
     Sphinx roles or literal-block markers."""
