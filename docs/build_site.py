@@ -353,6 +353,7 @@ def card_page(name: str) -> str:
     from tim_zoo.layers.tab import TAB_ARGS
 
     description = docstring_parts(cls.__doc__)[0]
+    class_path = f'{cls.__module__}.{cls.__qualname__}'
     arg_docs = model_arg_docs(cls)
     tab_docs = docstring_parts(TemporalAwareBlock.__doc__)[1]              # TAB arguments: documented on the block
     if any(isinstance(m, TemporalAwareBlock) for m in model.modules()):
@@ -366,8 +367,8 @@ def card_page(name: str) -> str:
              f'{tim_zoo.count_params(model):,} parameters, {tim_zoo.count_macs(model) / 1e6:,.1f} M multiply-accumulates '
              f'per sample at 39 x 188; `forward_features` gives `[B, {model.num_features}, T\']`.', '',
              '## Architecture', '', diagram(name), '', description, '',
-             '## Constructor arguments', '', f'[`{cls.__module__}.{cls.__qualname__}`](../api.md#{cls.__module__}.{cls.__qualname__}) '
-             '(its reference and source), with the defaults this factory uses:', '',
+             '## Constructor arguments', '', f'[`{class_path}`](../api.md#{class_path}) (its reference and source), '
+             'with the defaults this factory uses:', '',
              '| argument | default | meaning |', '|---|---|---|']
     lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()]
     recipes = [r for r, v in RECIPES.items() if v.get('model') == name]

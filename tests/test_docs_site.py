@@ -49,7 +49,8 @@ def test_built_cards_run_alone_and_explain_every_argument(site):
     import tim_zoo
     for name in tim_zoo.list_models():
         card = (site / 'models' / f'{name}.html').read_text()
-        code = html.unescape(re.sub(r'<[^>]+>', '', re.search(r'<div class="highlight"><pre>.*?<code>(.*?)</code></pre>', card, re.S)[1]))
+        first = re.search(r'<div class="highlight"><pre>.*?<code>(.*?)</code></pre>', card, re.S)[1]
+        code = html.unescape(re.sub(r'<[^>]+>', '', first))
         namespace = {}
         exec(compile(code, f'<built card {name}>', 'exec'), namespace)               # noqa: S102 -- our own docs
         assert tuple(namespace['logits'].shape) == (2, 7), name
@@ -133,9 +134,11 @@ _LAYOUT_PROBE = """<script>
 addEventListener('load', () => setTimeout(() => {
   const main = document.querySelector('article') || document.body;
   const shown = el => !el.closest('details:not([open])');      // a folded block (the API's sources) is not read
-  const wide = [...main.querySelectorAll('pre > code, table')].filter(el => shown(el) && el.scrollWidth > el.clientWidth + 1)
-    .map(el => el.tagName + ' ' + (el.scrollWidth - el.clientWidth) + ' px too wide: ' + el.textContent.trim().slice(0, 60));
-  parent.postMessage(JSON.stringify({page: PAGE, width: innerWidth, scroll: document.documentElement.scrollWidth, wide}), '*');
+  const wide = [...main.querySelectorAll('pre > code, table')]
+    .filter(el => shown(el) && el.scrollWidth > el.clientWidth + 1)
+    .map(el => `${el.tagName} ${el.scrollWidth - el.clientWidth} px too wide: ${el.textContent.trim().slice(0, 60)}`);
+  const scroll = document.documentElement.scrollWidth;
+  parent.postMessage(JSON.stringify({page: PAGE, width: innerWidth, scroll, wide}), '*');
 }, 2000));
 </script>"""
 
@@ -198,11 +201,14 @@ def test_diagrams_are_drawn_top_down():
     import tim_zoo
     sources = [(p.name, p.read_text()) for p in sorted((ROOT / 'docs').glob('*.md'))]
     sources += [(f'card {n}', build_site.card_page(n)) for n in tim_zoo.list_models()]
-    sources += [('home', build_site.home_page(tim_zoo.list_models())), ('getting started', build_site.getting_started())]
+    sources += [('home', build_site.home_page(tim_zoo.list_models())),
+                ('getting started', build_site.getting_started())]
     diagrams = [(name, d.strip().splitlines()[0]) for name, text in sources
                 for d in re.findall(r'^```mermaid\n(.*?)^```', text, re.S | re.M)]
     assert len(diagrams) >= len(tim_zoo.list_models()) + 1
-    assert not [(name, first) for name, first in diagrams if first.split()[:2] not in (['flowchart', 'TD'], ['flowchart', 'TB'])]
+    sideways = [(name, first) for name, first in diagrams if first.split()[:2] not in (['flowchart', 'TD'],
+                                                                                      ['flowchart', 'TB'])]
+    assert not sideways, sideways
 
 
 def test_every_test_named_in_the_bad_input_page_exists():
