@@ -181,6 +181,25 @@ def measured_accuracy(detail: bool = True) -> dict:
     return accuracy
 
 
+#: the zoo's measured cost of one training epoch per model, frames and precision (benchmarks/zoo_cost.py)
+ZOO_COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
+#: the input length of the zoo's rows (MFCC order 1 at the shared copy's 2.0 s; training.md, "Chosen")
+ZOO_FRAMES = 87
+
+
+def training_cost(name: str):
+    """Single-thread CPU hours of the zoo's 10-fold row of `name` (its results file's epochs, folds and
+    precision, at the epoch cost `ZOO_COST` measured), or None before the row exists."""
+    row_file = DOCS / 'results' / f'zoo_table.{name}.json'
+    if not row_file.is_file() or not ZOO_COST.is_file():
+        return None
+    cfg = json.loads(row_file.read_text())['config']
+    costs = json.loads(ZOO_COST.read_text())['rows']
+    epoch_s = next((r['epoch_s'] for r in costs if r['model'] == name and r['frames'] == ZOO_FRAMES
+                    and r['precision'] == cfg['precision']), None)
+    return None if epoch_s is None else epoch_s * cfg['epochs'] * cfg['folds'] / 3600
+
+
 def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     """The model zoo table's lines: parameters and MACs from the registry, latency from benchmarks/results,
     EMODB accuracy (`measured_accuracy`)."""
@@ -189,7 +208,8 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     gpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'h100_compiled_reduce_overhead_188.json')
     accuracy = measured_accuracy(detail)
     lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
-             'EMODB WAR (mean ± std over splits, or over repeats) |', '|---|---|---|---|---|---|---|']
+             'EMODB WAR (mean ± std over splits, or over repeats) | zoo row: CPU hours |',
+             '|---|---|---|---|---|---|---|---|']
     for name in names:
         model = tim_zoo.create_model(name)
         c, g = cpu.get(name), gpu.get(name)
@@ -198,14 +218,17 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
             f'{tim_zoo.count_macs(model) / 1e6:,.1f} M | {"fixed (seq_len)" if model.fixed_len is not None else "any"} | '
             f'{"%.1f / %.1f" % (c["infer_ms"], c["train_step_ms"]) if c else "-"} | '
             f'{"%.1f / %.1f" % (g["infer_ms"], g["train_step_ms"]) if g else "-"} | '
-            f'{", ".join(accuracy.get(name, [])) or "-"} |')
+            f'{", ".join(accuracy.get(name, [])) or "-"} | '
+            f'{"%.1f" % cost if (cost := training_cost(name)) is not None else "-"} |')
     return lines
 
 
 ZOO_NOTE = ('parameters and multiply-accumulates per sample at 39 MFCC x 188 frames; latency per batch of 64 from '
             '`benchmarks/results` (CPU: 2 cores, eager; H100: `torch.compile(mode="reduce-overhead")`); EMODB accuracy '
-            '(mean WAR and its standard deviation over the splits; the best run per protocol) from the engine\'s runs '
-            'in `docs/results`')
+            '(mean WAR and its standard deviation over the splits, or over the repeats\' means: the zoo\'s row where it '
+            'is done, never the run with the best test accuracy) from the engine\'s runs in `docs/results`; the zoo '
+            f'row\'s training cost in single-thread hours of one CPU core (AMD EPYC Zen 4) for its 10 folds at '
+            f'{ZOO_FRAMES} frames, from the epoch cost `benchmarks/zoo_cost.py` measured')
 
 
 def zoo_page(names) -> str:
@@ -386,6 +409,10 @@ def card_page(name: str) -> str:
     lines += [f'- EMODB WAR {m}' for m in measured] if measured else [
         '- Not measured yet: the zoo trains every model under one protocol ([training](../training.md), "The zoo on '
         'EMODB"); its results will appear here.']
+    cost = training_cost(name)
+    if cost is not None:
+        lines.append(f'- Training the zoo\'s row (10 folds): {cost:.1f} single-thread hours of one CPU core (AMD EPYC '
+                     f'Zen 4, {ZOO_FRAMES} frames; [speed](../speed.md#training-the-zoo)).')
     lines += ['', '## The research notes\' findings', '',
               'From the research group\'s lab notes: their corpora (mostly MODMA, depressed vs healthy speakers, with '
               'IEMOCAP and CASIA pre-training), splits and recipes, not tim_zoo\'s. They are the notes\' figures and '

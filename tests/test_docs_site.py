@@ -367,3 +367,20 @@ def test_the_examples_page_shows_every_example_whole():
         code = build_site._example_parts(path)[2]
         assert code.strip() and code in page, path.name
     assert '``' not in page.replace('```', '') and '../../docs/' not in page
+
+
+def test_the_zoo_rows_training_cost_is_its_epochs_at_the_measured_epoch_cost(tmp_path, monkeypatch):
+    import json
+    build_site = _build_site_module()
+    (tmp_path / 'results').mkdir()
+    monkeypatch.setattr(build_site, 'DOCS', tmp_path)
+    monkeypatch.setattr(build_site, 'ZOO_COST', tmp_path / 'cost.json')
+    rows = [dict(model='tim', frames=build_site.ZOO_FRAMES, precision=p, epoch_s=s) for p, s in (('fp32', 9.0),
+                                                                                                ('bf16', 3.6))]
+    rows.append(dict(model='tim', frames=188, precision='bf16', epoch_s=99.0))
+    (tmp_path / 'cost.json').write_text(json.dumps(dict(rows=rows)))
+    assert build_site.training_cost('tim') is None                   # no zoo row yet
+    config = dict(precision='bf16', epochs=500, folds=10)
+    (tmp_path / 'results' / 'zoo_table.tim.json').write_text(json.dumps(dict(config=config)))
+    assert build_site.training_cost('tim') == pytest.approx(3.6 * 500 * 10 / 3600)
+    assert build_site.training_cost('timnet') is None
