@@ -4,6 +4,7 @@
     python benchmarks/zoo.py start --jobs 2         # start (or resume) the next splits, one process and thread each
     python benchmarks/zoo.py collect                # copy finished splits into docs/results/zoo/ (commit them)
     python benchmarks/zoo.py choose                 # the protocol choices, on validation accuracy only
+    python benchmarks/zoo.py supersede RUN --why "..."   # set a run aside (kept) so that it trains afresh
 
 Each split of each run trains in its own process (`python -m tim_zoo.train ... --fold K --threads 1`), in
 `runs/zoo/<run>/fold<K>/`, and is resumed with `--resume` after an interruption. Run folders are not kept from one
@@ -397,6 +398,46 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_supersede(args) -> int:
+    """Set a run's finished splits aside (a later recipe or definition replaces them) so that `start` trains it
+    afresh: its tracked splits and results file move to `superseded/` (kept as evidence, with `why` in its
+    README), its run folder likewise, and its start attempts are forgotten. Refused while a split runs."""
+    import shutil
+    run = next((r for r in RUNS_LIST if r.name == args.run), None)
+    if run is None:
+        import difflib
+        close = difflib.get_close_matches(args.run, [r.name for r in RUNS_LIST], n=3)
+        print(f'no run {args.run!r}' + (f'; close: {", ".join(close)}' if close else ''), file=sys.stderr)
+        return 2
+    running = [key for key in _jobs() if key.startswith(f'{run.name}/')]
+    if running:
+        print(f'{", ".join(running)} still running: stop them first', file=sys.stderr)
+        return 1
+    moved = []
+    for folder, results in ((TRACKED, TRACKED.parent / f'zoo_{run.name}.json'), (RUNS, None)):
+        target = folder / 'superseded' / run.name
+        if (folder / run.name).exists():
+            if target.exists():
+                print(f'{target} exists already: move it away first', file=sys.stderr)
+                return 1
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder / run.name), str(target))
+            moved.append(str(target.relative_to(ROOT)))
+        if results is not None and results.exists():
+            shutil.move(str(results), str(target / results.name))
+            moved.append(str((target / results.name).relative_to(ROOT)))
+    readme = TRACKED / 'superseded' / 'README.md'
+    if (TRACKED / 'superseded' / run.name).exists():
+        with readme.open('a') as f:
+            f.write(f'\n- `{run.name}`: {args.why}\n')
+    attempts = {k: v for k, v in _attempts().items() if not k.startswith(f'{run.name}/')}
+    if (RUNS / 'attempts.json').exists():
+        (RUNS / 'attempts.json').write_text(json.dumps(attempts))
+    print(f'{run.name}: ' + ('moved ' + ', '.join(moved) if moved else 'nothing to move') +
+          '; `start` trains it afresh')
+    return 0
+
+
 def publish(run: Run, checkpoint: Path) -> dict:
     """A finished all-data run's checkpoint as its tag's file: the six small models' into the package
     (`tim_zoo/models/pretrained/<model>_emodb.safetensors`); returns the file's name, size and SHA-256."""
@@ -482,8 +523,12 @@ def main(argv=None) -> int:
     start.add_argument('--stage', help='only runs of this stage (choice, ...)')
     sub.add_parser('collect')
     sub.add_parser('choose')
+    supersede = sub.add_parser('supersede', help='set a run\'s splits aside so that it trains afresh')
+    supersede.add_argument('run', help='the run\'s name (`status` lists them)')
+    supersede.add_argument('--why', required=True, help='one line for superseded/README.md')
     args = parser.parse_args(argv)
-    return dict(status=cmd_status, start=cmd_start, collect=cmd_collect, choose=cmd_choose)[args.command](args)
+    return dict(status=cmd_status, start=cmd_start, collect=cmd_collect, choose=cmd_choose,
+                supersede=cmd_supersede)[args.command](args)
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -120,6 +121,23 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, 'RECIPE_PENDING', ('tim',))
     zoo.cmd_collect(None)
     assert not (tmp_path / 'results' / 'zoo_table.tim.json').exists()
+    # a superseded run: its splits and results file set aside with the reason, its attempts forgotten, trained afresh
+    monkeypatch.setattr(zoo, 'RECIPE_PENDING', ())
+    zoo.cmd_collect(None)
+    (tmp_path / 'runs' / 'attempts.json').write_text(json.dumps({'table.tim/fold1': [0], 'other/fold1': [3]}))
+    args = SimpleNamespace(run='table.tim', why='a better recipe')
+    monkeypatch.setattr(zoo, '_jobs', lambda: {'table.tim/fold2': 1})
+    assert zoo.cmd_supersede(args) == 1 and zoo.split_state(run, 'fold1', {}) == 'done'   # refused while one runs
+    monkeypatch.setattr(zoo, '_jobs', lambda: {})
+    assert zoo.cmd_supersede(SimpleNamespace(run='table.tin', why='x')) == 2               # unknown: close names
+    assert zoo.cmd_supersede(args) == 0
+    aside = tmp_path / 'results' / 'zoo' / 'superseded'
+    assert (aside / 'table.tim' / 'zoo_table.tim.json').exists() and (aside / 'table.tim' / 'fold3').is_dir()
+    assert '`table.tim`: a better recipe' in (aside / 'README.md').read_text()
+    assert not (tmp_path / 'results' / 'zoo_table.tim.json').exists()
+    assert (tmp_path / 'runs' / 'superseded' / 'table.tim' / 'fold1').is_dir()
+    assert json.loads((tmp_path / 'runs' / 'attempts.json').read_text()) == {'other/fold1': [3]}
+    assert {zoo.split_state(run, s, {}) for s in run.splits()} == {'pending'}
 
 
 def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(tmp_path, monkeypatch):
