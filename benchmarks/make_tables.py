@@ -18,10 +18,12 @@ accuracy for the others.
     python benchmarks/make_tables.py [--check]
 """
 import argparse
+import functools
 import json
 import re
 import sys
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'benchmarks' / 'results'
@@ -42,29 +44,52 @@ def _ms(v):
     return '-' if v is None else f'{v:,.1f}'
 
 
-def render(rows) -> str:
-    with_ref = any(r.get('ref_infer_ms') is not None for r in rows)
+@functools.lru_cache(maxsize=None)
+def _current_params(model: str, frames: int) -> Optional[int]:
+    """`model`'s parameter count as defined now, built for `frames` as the benchmark builds it (a fixed-length
+    head's size follows the length)."""
+    import tim_zoo
+    if model not in tim_zoo.list_models():
+        return None
+    return tim_zoo.count_params(tim_zoo.create_model_for_frames(model, frames))
+
+
+def render(rows, current_params=None) -> str:
+    """A benchmark file as tables narrow enough for the site's column: the measurements, then (where the run
+    timed the two-pass reference encoder too) the comparison with it. A row of a model whose parameter count has
+    changed since is marked: it was measured on an earlier definition."""
+    current_params = current_params or _current_params
     header = ['model', 'frames', 'params', 'MACs/sample', 'infer ms', 'train step ms', 'peak MB']
-    if with_ref:
-        header += ['two-pass infer ms', 'two-pass train ms', 'speed-up infer / train', 'max abs diff']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    stale = []
     for r in rows:
-        cells = [f"`{r['model']}`", str(r['frames']), f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M",
-                 _ms(r['infer_ms']), _ms(r['train_step_ms']), f"{r['peak_mem_mb']:,.0f}"]
-        if with_ref:
-            if r.get('ref_infer_ms') is None:
-                cells += ['-'] * 4
-            else:
-                train = (f"{r['ref_train_step_ms'] / r['train_step_ms']:.2f}x"
-                         if r.get('ref_train_step_ms') and r.get('train_step_ms') else '-')
-                cells += [_ms(r['ref_infer_ms']), _ms(r['ref_train_step_ms']),
-                          f"{r['ref_infer_ms'] / r['infer_ms']:.2f}x / {train}", f"{r['ref_max_abs_diff']:.1e}"]
-        lines.append('| ' + ' | '.join(cells) + ' |')
+        now = current_params(r['model'], r['frames'])
+        params = f"{r['params']:,}"
+        if now is not None and now != r['params']:
+            params += ' †'
+            stale.append(f"`{r['model']}` {now:,}")
+        lines.append('| ' + ' | '.join([f"`{r['model']}`", str(r['frames']), params, f"{r['macs'] / 1e6:,.1f} M",
+                                        _ms(r['infer_ms']), _ms(r['train_step_ms']),
+                                        f"{r['peak_mem_mb']:,.0f}"]) + ' |')
     first = rows[0]
     lines.append('')
     lines.append(f"batch {first['batch']}, device {first['device']}, {first['threads']} threads, torch "
                  f"{first['torch_version']}" + (', glibc allocator tuned' if first.get('tuned_malloc') else '')
                  + (f", torch.compile mode {first['compiled']}" if first.get('compiled') else ''))
+    if stale:
+        lines.append('')
+        lines.append('† measured on an earlier definition of the model; parameters now: ' + ', '.join(stale)
+                     + ' (rerun the benchmark to update the row)')
+    compared = [r for r in rows if r.get('ref_infer_ms') is not None]
+    if compared:
+        lines += ['', 'Against the two-pass reference encoder (`tim_zoo.benchmark.ReferenceBiTemporalEncoder`), '
+                  'same run:', '',
+                  '| model | two-pass infer / train ms | speed-up infer / train | max abs diff |', '|---|---|---|---|']
+        for r in compared:
+            train = (f"{r['ref_train_step_ms'] / r['train_step_ms']:.2f}x"
+                     if r.get('ref_train_step_ms') and r.get('train_step_ms') else '-')
+            lines.append(f"| `{r['model']}` | {_ms(r['ref_infer_ms'])} / {_ms(r['ref_train_step_ms'])} | "
+                         f"{r['ref_infer_ms'] / r['infer_ms']:.2f}x / {train} | {r['ref_max_abs_diff']:.1e} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -96,8 +121,8 @@ def _mean_std(folds, key):
 
 def render_summary(runs: dict) -> str:
     """One row per run (name -> collected run): its settings and the mean (std) over its splits."""
-    lines = ['| run | model | recipe, settings | protocol | splits | WAR % (std) | UAR % (std) |',
-             '|---|---|---|---|---|---|---|']
+    lines = ['| run | model | recipe, settings | protocol (splits) | WAR % (std) | UAR % (std) |',
+             '|---|---|---|---|---|---|']
     for name, run in runs.items():
         cfg, folds = run['config'], run['folds']
         war, uar = _mean_std(folds, 'war'), _mean_std(folds, 'uar')
@@ -107,7 +132,7 @@ def render_summary(runs: dict) -> str:
             war, uar = (100 * rs['war_mean'], 100 * rs['war_std']), (100 * rs['uar_mean'], 100 * rs['uar_std'])
             splits += f" x {rs['num_repeats']} repeats"
         lines.append(f"| `{name}` | `{cfg['model']}` | `{cfg['recipe']}`: {_settings(cfg)} | {cfg['protocol']} "
-                     f"| {splits} | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |")
+                     f"({splits}) | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |")
     return '\n'.join(lines) + '\n'
 
 

@@ -210,16 +210,23 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
              'EMODB WAR (mean ± std over splits, or over repeats) | zoo row: CPU hours |',
              '|---|---|---|---|---|---|---|---|']
+    stale = False
     for name in names:
         model = tim_zoo.create_model(name)
+        params = tim_zoo.count_params(model)
         c, g = cpu.get(name), gpu.get(name)
+        mark = ' †' if any(row and row['params'] != params for row in (c, g)) else ''
+        stale = stale or bool(mark)
         lines.append(
-            f'| [`{name}`]({link.format(name=name)}) | {tim_zoo.count_params(model):,} | '
+            f'| [`{name}`]({link.format(name=name)}) | {params:,} | '
             f'{tim_zoo.count_macs(model) / 1e6:,.1f} M | {"fixed (seq_len)" if model.fixed_len is not None else "any"} | '
-            f'{"%.1f / %.1f" % (c["infer_ms"], c["train_step_ms"]) if c else "-"} | '
-            f'{"%.1f / %.1f" % (g["infer_ms"], g["train_step_ms"]) if g else "-"} | '
+            f'{"%.1f / %.1f" % (c["infer_ms"], c["train_step_ms"]) + mark if c else "-"} | '
+            f'{"%.1f / %.1f" % (g["infer_ms"], g["train_step_ms"]) + mark if g else "-"} | '
             f'{", ".join(accuracy.get(name, [])) or "-"} | '
             f'{"%.1f" % cost if (cost := training_cost(name)) is not None else "-"} |')
+    if stale:
+        lines += ['', '† latency measured on an earlier definition of the model (its parameter count has changed '
+                  f'since; [speed]({"" if link.startswith("models/") else "../"}speed.md))']
     return lines
 
 
@@ -584,7 +591,7 @@ def mermaid_script(given: str = '') -> Path:
 def config(site_dir: Path, docs_dir: Path, names, scripts=()) -> dict:
     pages = ['index.md', 'getting-started.md']
     return dict(
-        extra_javascript=list(scripts),
+        extra_javascript=list(scripts), extra_css=['stylesheets/extra.css'],
         site_name=f'tim_zoo {tim_zoo_version()}', site_description='PyTorch model zoo for temporal speech emotion recognition',
         docs_dir=str(docs_dir), site_dir=str(site_dir), use_directory_urls=False,
         theme=dict(name='material', features=['navigation.sections', 'content.code.copy', 'toc.integrate']),

@@ -174,3 +174,15 @@ def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, mo
     bf16 = zoo.Run('choice.x.bf16', 'at_deltatim_v2', 'default', 'o1_87', precision='bf16')
     monkeypatch.setattr(zoo, '_native_bf16', lambda: False)
     assert zoo.split_state(bf16, 'fold1', {}) == 'unsupported'
+
+
+def test_benchmark_tables_are_narrow_and_mark_rows_of_an_earlier_definition():
+    make_tables = benchmark_script('make_tables')
+    row = dict(model='tim', frames=188, params=100, macs=2e6, infer_ms=1.0, train_step_ms=2.0, peak_mem_mb=3.0,
+               batch=64, device='cpu', threads=2, torch_version='x')
+    compared = dict(row, model='timnet', ref_infer_ms=2.0, ref_train_step_ms=4.0, ref_max_abs_diff=1e-7)
+    text = make_tables.render([row, compared], current_params=lambda model, frames: 100 if model == 'tim' else 7)
+    tables = [block for block in text.split('\n\n') if block.startswith('|')]
+    assert len(tables) == 2 and all(block.splitlines()[0].count('|') <= 8 for block in tables)
+    assert '| `tim` | 188 | 100 |' in text and '| `timnet` | 188 | 100 † |' in text
+    assert 'parameters now: `timnet` 7' in text and '| `timnet` | 2.0 / 4.0 | 2.00x / 2.00x | 1.0e-07 |' in text

@@ -134,7 +134,8 @@ _LAYOUT_PROBE = """<script>
 addEventListener('load', () => setTimeout(() => {
   const main = document.querySelector('article') || document.body;
   const shown = el => !el.closest('details:not([open])');      // a folded block (the API's sources) is not read
-  const wide = [...main.querySelectorAll('pre > code, table')]
+  // Material scrolls a wide table inside its wrapper, so the wrapper is what overflows
+  const wide = [...main.querySelectorAll('pre > code, table, .md-typeset__scrollwrap')]
     .filter(el => shown(el) && el.scrollWidth > el.clientWidth + 1)
     .map(el => `${el.tagName} ${el.scrollWidth - el.clientWidth} px too wide: ${el.textContent.trim().slice(0, 60)}`);
   const scroll = document.documentElement.scrollWidth;
