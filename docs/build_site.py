@@ -28,6 +28,8 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 
+#: where the notes' figures were measured, as their introduction says (the findings do not name it each time)
+_NOTES_SETTING = "(the notes' corpus, MODMA, and their split; not reproduced here)"
 #: research findings of the notes (SEED_NOTES.md) that concern each model
 FINDINGS = {
     'tim': ['Plain TIM fluctuates a lot early in training but settles and ends well.',
@@ -37,29 +39,38 @@ FINDINGS = {
             'more stable.'],
     'timnet': ['The authors\' published figures chose checkpoints on the test fold; corrected EMODB figure '
                '90.28 % WAR / 89.19 % UAR. tim_zoo never selects on the test fold.'],
-    'transformer': ['Also reaches about 95 %, with sharp drops around epochs 20 and 60 (95 % -> 86 %).'],
-    'transformer_tim': ['Stayed stable at about 95 % (lr about 1e-3) after the switch to PyTorch\'s official '
-                        'Transformer.', 'On IEMOCAP a lower lr (1e-4) stops big swings.',
-                        'Fine-tuning an IEMOCAP-pretrained model\'s Transformer part: test 99.719 % (little gain).'],
+    'transformer': ['Also reaches about 95 % validation accuracy, with sharp drops around epochs 20 and 60 (95 % -> '
+                    f'86 %) {_NOTES_SETTING}.'],
+    'transformer_tim': ['Stayed stable at about 95 % validation accuracy (lr about 1e-3) after the switch to '
+                        f'PyTorch\'s official Transformer {_NOTES_SETTING}.',
+                        'On IEMOCAP a lower lr (1e-4) stops big swings.',
+                        'Fine-tuning an IEMOCAP-pretrained model\'s Transformer part: train 100 %, validation '
+                        '99.275 %, test 99.719 %, little gain over training it whole (the notes do not name the '
+                        'target corpus, MODMA by their introduction, nor the split; not reproduced here).'],
     'transformer_deltatim': ['Converges fastest to its best value.',
-                             'The multiplicative TAB residual was better and stable here.'],
+                             'The multiplicative TAB residual was better and stable here (the research code, and '
+                             'so the default, adds it: `residual="mul"` gives the notes\' variant).'],
     'mltransformer_tim': ['Keeps every Transformer layer\'s output and fuses them with a learned weight.'],
     'at_tim': ['Attention fusion (each TAB level one head) started slightly worse than the weight layer; a '
                'larger `d_qkv` and the feed-forward block clearly improved accuracy and stability.',
                'At times better than AT_DeltaTIM.', 'AFT-local fusion (`fusion="aft_local"`): unstable early, '
                'fine after about 60 epochs.', 'Trained on 100 GMM-selected frames (8 mixtures better than 12) '
                'with a larger learning rate.'],
-    'at_deltatim': ['The multiplicative TAB residual was better and stable here; the recipes use `residual="add"`.',
+    'at_deltatim': ['The multiplicative TAB residual was better and stable here (the research code, and so the '
+                    'default, adds it: `residual="mul"` gives the notes\' variant; the zoo measures both, run '
+                    '`finding.at_deltatim.mul`).',
                     'Switching an IEMOCAP-pretrained model from add to mul residual: no clear gain, steadier.'],
     'at_deltatim_v2': ['Slightly better than AT_DeltaTIM.',
-                       'Masking input frames with probability 0.2 helped slightly (< 0.6 points).',
+                       f'Masking input frames with probability 0.2 helped slightly (< 0.6 points) {_NOTES_SETTING}.',
                        'Depth 6 instead of 8 also works.'],
     'multitim': ['MultiTIM (add + delta, 4 + 4 levels): train 100 / val 99.154 / test 99.156 on MODMA '
-                 '(segment-level random splits, not speaker-independent).'],
+                 '(segment-level random splits, not speaker-independent; not reproduced here).'],
     'cnn_transformer': ['Collapsed after the switch to PyTorch\'s official Transformer.'],
     'cnn_ml_transformer': ['Collapsed after the switch to PyTorch\'s official Transformer.'],
-    'set': ['Fell to about 85 % validation accuracy after the switch to PyTorch\'s official Transformer.'],
-    'set_official': ['Without positional encoding: more erratic at first, but settles higher (90 % vs 86 %).'],
+    'set': ['Fell to about 85 % validation accuracy after the switch to PyTorch\'s official Transformer '
+            f'{_NOTES_SETTING}.'],
+    'set_official': ['Without positional encoding: more erratic at first, but settles higher (90 % vs 86 % '
+                     f'validation accuracy) {_NOTES_SETTING}.'],
 }
 
 _TIM = ['MFCC [B, C, T]', 'x and x reversed as 2 channel groups', '1x1 stem', 'TAB levels 1..n (dilation 1..2^(n-1))']
@@ -370,6 +381,22 @@ def model_arg_docs(cls, seen=()) -> dict:
     return docs
 
 
+OPTIMIZER_NAMES = {'adamw': 'AdamW', 'adam': 'Adam', 'sgd': 'SGD'}
+#: the corpora of the research notes' recipes (a recipe note naming one reports the notes' own figures)
+NOTES_CORPORA = ('MODMA', 'IEMOCAP', 'CASIA')
+
+
+def _recipe_note(note: str) -> str:
+    """A recipe's note for its card: a research-notes recipe says so, and its figures are labelled as the notes'."""
+    corpus, _, said = note.partition(':')
+    if not corpus.startswith(NOTES_CORPORA):
+        return (note[:1].upper() + note[1:]).rstrip('.') + '.' if note else ''
+    text = f"The research notes' recipe for {corpus.strip()}"
+    if any(c.isdigit() for c in said):
+        return text + f'; they report {said.strip()} (their split; not reproduced here).'
+    return text + (f': {said.strip()}.' if said.strip() else '.')
+
+
 def card_page(name: str) -> str:
     import timm
 
@@ -401,16 +428,18 @@ def card_page(name: str) -> str:
              'with the defaults this factory uses:', '',
              '| argument | default | meaning |', '|---|---|---|']
     lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()]
-    recipes = [r for r, v in RECIPES.items() if v.get('model') == name]
-    lines += ['', '## Recipes', '']
-    if recipes:
-        for r in recipes:
-            v = RECIPES[r]
-            lines.append(f'- `{r}`: {v.get("optimizer", "adamw")}, lr {v["lr"]}, weight decay {v["weight_decay"]}, '
-                         f'{v["epochs"]} epochs. {v.get("note", "")}')
-    else:
-        lines.append('- `default`: AdamW (0.93, 0.98), lr 4e-4, weight decay 0.2, StepLR 30 / 0.3, 100 epochs.')
-    lines += ['', f'`tim-zoo train --model {name} --recipe {recipes[0] if recipes else "default"} ...`',
+    from tim_zoo.models._zoo import zoo_recipe
+    zoo = zoo_recipe(name)
+    recipes = [zoo] + [r for r, v in RECIPES.items() if v.get('model') == name and r != zoo] + ['default']
+    lines += ['', '## Recipes', '', f'The zoo trains it with `{zoo}` (its row in [the zoo](index.md)); any of these runs with '
+              '`tim-zoo train --recipe NAME`, every setting of it can be overridden ([training](../training.md)).', '']
+    for r in recipes:
+        v = RECIPES[r]
+        optimizer = OPTIMIZER_NAMES.get(v.get('optimizer', 'adamw'), v.get('optimizer'))
+        schedule = '' if v.get('scheduler', 'none') == 'none' else f', {v["scheduler"]} schedule'
+        lines.append(f'- `{r}`: {optimizer}, lr {v["lr"]}, weight decay {v["weight_decay"]}{schedule}, '
+                     f'{v["epochs"]} epochs. {_recipe_note(v.get("note", ""))}'.rstrip())
+    lines += ['', f'`tim-zoo train --model {name} --recipe {zoo} ...`',
               '', '## Measured here', '']
     measured = measured_accuracy().get(name)
     lines += [f'- EMODB WAR {m}' for m in measured] if measured else [
@@ -433,10 +462,11 @@ def card_page(name: str) -> str:
                   f'findings above that rest on one: [the research group\'s code](../models.md#the-research-groups-code). '
                   f'`tim_zoo.load_research_checkpoint("{research}", PATH)` loads its checkpoints.']
     lines += ['', '## References', ''] + [f'- {r}' for r in _references(name)]
-    lines += ['', '## Citing', '', 'tim_zoo, and the paper this model comes from where there is one; EMODB for weights '
-              'trained on it ([licences and citing](../citing.md)):', '', '```bibtex',
-              *[bibtex(key).rstrip('\n') for key in ['tim_zoo'] + (['ye2023temporal'] if TIMNET_PAPER in
-                                                                   _references(name) else [])], '```']
+    paper = ['ye2023temporal'] if TIMNET_PAPER in _references(name) else []
+    lines += ['', '## Citing', '', 'tim_zoo, and the paper this model comes from where there is one; EMODB too when you '
+              f'use weights trained on it (`{name}.tim_zoo_emodb`; [licences and citing](../citing.md)):', '',
+              '```bibtex', *[bibtex(key).rstrip('\n') for key in ['tim_zoo'] + paper], '```', '', '```bibtex',
+              bibtex('burkhardt2005database').rstrip('\n'), '```']
     return '\n'.join(lines) + '\n'
 
 
@@ -445,6 +475,8 @@ def getting_started() -> str:
     `docs/` alone (a folder of the checkout) the site itself."""
     text = (ROOT / 'README.md').read_text().replace('# tim_zoo', '# Getting started', 1)
     text = re.sub(r'`docs/([\w-]+)\.md`', lambda m: f'[{m.group(1)}]({m.group(1)}.md)', text)
+    text = re.sub(r'`examples/(custom_model/|(\w+)\.py)`',
+                  lambda m: f'[`examples/{m.group(1)}`](examples.md#{m.group(2) or "custom_model"})', text)
     return text.replace('`docs/` describes', 'these pages describe')
 
 

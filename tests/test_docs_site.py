@@ -385,3 +385,19 @@ def test_the_zoo_rows_training_cost_is_its_epochs_at_the_measured_epoch_cost(tmp
     (tmp_path / 'results' / 'zoo_table.tim.json').write_text(json.dumps(dict(config=config)))
     assert build_site.training_cost('tim') == pytest.approx(3.6 * 500 * 10 / 3600)
     assert build_site.training_cost('timnet') is None
+
+
+def test_every_figure_of_the_notes_on_a_card_says_where_it_was_measured():
+    """A figure from the research notes (a findings line or a notes' recipe with numbers) names its corpus or
+    split and says it was not reproduced; the zoo's own figures are under "Measured here"."""
+    import tim_zoo
+    build_site = _build_site_module()
+    for name in tim_zoo.list_models():
+        card = build_site.card_page(name)
+        findings = card.split("## The research notes' findings")[1].split('\n## ')[0]
+        recipes = card.split('## Recipes')[1].split('\n## ')[0]
+        lines = [line for line in findings.splitlines() if line.startswith('- ')]
+        lines += [line for line in recipes.splitlines() if "research notes' recipe" in line]
+        for line in lines:
+            if re.search(r'\d+(\.\d+)? ?%|train \d|val \d|test \d', line):
+                assert 'not reproduced here' in line or 'EMODB' in line, f'{name}: {line}'

@@ -30,6 +30,16 @@ class GMMClusteringHead(ClassifierHead):
 
     `forward(x, pre_logits=False, mask=None)`: `mask` `[B, T]` is True on valid frames.
     Initialise from data with `init_from_data` (k-means, optionally refined by EM).
+
+    Args:
+        in_features: `D`, the frame feature width.
+        num_classes: classes of the final Linear.
+        num_components: `K`, the mixture's Gaussians (the notes: 8 better than 12).
+        second_order: add the variance statistics `G_sigma` (doubles the pooled width).
+        power_norm: signed square root before the L2 normalisation.
+        drop_rate: dropout before the classifier.
+        log_var_range: the log-variances are clamped to `[-log_var_range, log_var_range]`, so that no component
+            collapses onto a frame (variance towards 0) or spreads over everything.
     """
 
     def __init__(

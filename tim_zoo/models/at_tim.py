@@ -43,8 +43,9 @@ class ATTIM(SERModel):
             context added to level-major levels, scores scaled by `1/sqrt(n*d_qkv)`, one LayerNorm used twice) or
             `"standard"` (level-major throughout, `1/sqrt(d_qkv)`, two LayerNorms); see `AttentionFusion`.
             AFT-local has one form.
-        d_qkv, d_ff, ffn: of the attention fusion: per-level query/key/value width, feed-forward width, and whether
-            the feed-forward block is there.
+        d_qkv: the attention fusion's query/key/value width per level (per head).
+        d_ff: the width of the attention fusion's feed-forward block.
+        ffn: whether the attention fusion has its feed-forward block (the notes: it clearly helped).
         aft_window: AFT-local's window: frames farther apart than this do not attend to each other.
         attn_drop_rate: the multi-head attention's dropout (on the attention weights and before its output
             projection): 0.1, fixed in the research `TIM_Attention`; None follows `drop_rate`.
@@ -126,7 +127,8 @@ class MultiTIM(SERModel):
     `fusion="attention"`; `fusion="aft_local"` (the research `attention_type="AF"`) needs `seq_len`, its longest input.
 
     Args:
-        general_depth, special_depth: levels `n1` of the general stack and `n2` of the special one.
+        general_depth: levels `n1` of the general stack, on the stem's output.
+        special_depth: levels `n2` of the special stack, on the general stack's last level (delta-aggregated).
         seq_len: with `fusion="aft_local"`, the longest input (the size of AFT's position bias); else unused.
         head_pool: frames the head pools time to before its projection over time.
         head_drop_rate: dropout before the classifier.

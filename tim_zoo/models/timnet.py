@@ -138,9 +138,9 @@ class TIMNet(SERModel):
         head: `"default"` (pool + Linear) or `"gmm"`.
         gmm_components: components of the GMM head.
         check_finite: refuse NaN/Inf input.
-        weight_init: `"keras"` (default: glorot_uniform kernels, zero biases, as the authors' Keras model),
+        weight_init: `"keras"` (glorot_uniform kernels, zero biases, as the authors' Keras model: `timnet`'s),
             `"torch"` (PyTorch's defaults) or `"research"` (PyTorch's, with a standard normal weight layer, as the
-            research code; the default of `tim`); every model takes it (`tim_zoo.layers.init_weights_`).
+            research code: the seed models'); every model takes it (`tim_zoo.layers.init_weights_`).
         **tab_kwargs: the `TemporalAwareBlock` arguments (`kernel_size`, `drop_rate`, `residual`, `conv_style`,
             `bottleneck_chans`, `act_layer`, `norm_layer`), passed to every TAB unchanged; `norm_layer` defaults to
             `"batchnorm_keras"` (eps 1e-3, momentum 0.01, as the Keras release).
