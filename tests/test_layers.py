@@ -557,3 +557,17 @@ def test_an_impulse_shows_what_frame_t_of_a_bidirectional_level_means(align):
     # one level: two causal convs of kernel 2 each way, so an input frame reaches 2 frames on its causal side
     expected = [8, 9, 10, 11, 12] if align else [10, 11, 12, 39, 40, 41]     # 39 = T-1-10, reversed onwards
     assert changed == expected
+
+
+def test_the_old_channels_attribute_reads_filters_with_a_warning_and_leaves_the_bases_alone():
+    from torch import nn
+
+    from tim_zoo.layers import AFTLocalFusion, AttentionFusion, BiTemporalEncoder
+    blocks = [AttentionFusion(8, 3), AFTLocalFusion(8, 3, max_len=16), BiTemporalEncoder(4, 8, depth=2)]
+    for block in blocks:
+        assert type(block).__bases__ == (nn.Module,)             # the API page shows no helper class among bases
+        with pytest.warns(FutureWarning, match='channels is now .filters'):
+            assert block.channels == block.filters == 8
+        assert isinstance(block.get_submodule(next(iter(dict(block.named_children())))), nn.Module)
+        with pytest.raises(AttributeError):
+            block.no_such_attribute

@@ -101,13 +101,17 @@ def import_from_cwd() -> None:
         sys.path.insert(0, os.getcwd())
 
 
-class FiltersAlias:
-    """Mixin of the `nn.Module`s whose `filters` was once `channels`: the old name still reads it, with a
+def filters_alias(cls):
+    """Class decorator for the `nn.Module`s whose `filters` was once `channels`: the old name still reads it, with a
     FutureWarning. An attribute fallback, not a property, so tools that list a module's attributes (TorchScript)
-    do not trip the warning."""
+    do not trip the warning; a decorator rather than a base class, so the class's bases stay its real ones."""
+    fallback = cls.__getattr__
 
     def __getattr__(self, name: str):
         if name == 'channels':
             warnings.warn(f'{type(self).__name__}.channels is now .filters', FutureWarning, stacklevel=2)
             return self.filters
-        return super().__getattr__(name)
+        return fallback(self, name)
+
+    cls.__getattr__ = __getattr__
+    return cls

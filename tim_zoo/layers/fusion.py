@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import FiltersAlias, renamed_arguments
+from .._utils import filters_alias, renamed_arguments
 from .._validation import check_block_input, check_choice, traced_check
 from ..exceptions import InputShapeError
 
@@ -53,7 +53,8 @@ def _check_frames(s: torch.Tensor, max_len: int) -> None:
         raise InputShapeError(f'AFTLocalFusion was built for at most max_len={max_len} frames, got {s.shape[2]}')
 
 
-class AttentionFusion(FiltersAlias, nn.Module):
+@filters_alias
+class AttentionFusion(nn.Module):
     """Multi-head self-attention over time in which each TAB level is one head: `[B, F, T, n] -> [B, T, n*F]`
     (`style="research"` computes the research code's `TIM_Attention`, defects included).
 
@@ -138,7 +139,8 @@ class AttentionFusion(FiltersAlias, nn.Module):
         return f'filters={self.filters}, num_levels={self.num_levels}, d_qkv={self.d_qkv}, style={self.style!r}'
 
 
-class AFTLocalFusion(FiltersAlias, nn.Module):
+@filters_alias
+class AFTLocalFusion(nn.Module):
     """Attention-free transformer (AFT-local) fusion of the TAB levels: `[B, F, T, n] -> [B, T, n*F]`, `T <= max_len`.
 
     `[B, F, T, n] -> [B, T, n*F]`, for `T <= max_len`:

@@ -6,7 +6,7 @@ from torch import nn
 
 from ._checkpoint import checkpoint
 
-from .._utils import FiltersAlias, renamed_arguments
+from .._utils import filters_alias, renamed_arguments
 from .._validation import check_block_input, check_choice
 from ..exceptions import ConfigurationError
 from .conv import ConvNormAct1d
@@ -67,7 +67,8 @@ def stem(in_chans: int, filters: int, stem_norm: bool, tab_kwargs: dict, groups:
                          groups=groups, share_groups=share_groups)
 
 
-class BiTemporalEncoder(FiltersAlias, nn.Module):
+@filters_alias
+class BiTemporalEncoder(nn.Module):
     """Bidirectional temporal encoder: a stem and a TAB stack run on `x` and on `x` reversed, merged per level:
     `[B, in_chans, T]` -> `depth` levels `[B, filters, T]`.
 
