@@ -9,8 +9,8 @@
 Each split of each run trains in its own process (`python -m tim_zoo.train ... --fold K --threads 1`), in
 `runs/zoo/<run>/fold<K>/`, and is resumed with `--resume` after an interruption. Run folders are not kept from one
 machine to the next; finished splits are: `collect` copies each split's `config.json` and `result.json` (with its
-per-epoch history) into the tracked `docs/results/zoo/<run>/<split>/`, the layout of a run folder, and a split found
-there is done. So a new machine loses at most the splits in progress. Once every split of a table run is there,
+per-epoch history and the machine it trained on) into the tracked `docs/results/zoo/<run>/<split>/`, the layout of
+a run folder, and a split found there is done. So a new machine loses at most the splits in progress. Once every split of a table run is there,
 `collect` also writes `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which
 `benchmarks/make_tables.py` renders). Runs of the `choice` stage decide the table's protocol (feature setting, input length);
 their tracked results keep the validation history and drop every test figure, so that no choice can look at the test
@@ -34,8 +34,10 @@ TRACKED = ROOT / 'docs' / 'results' / 'zoo'
 EMODB = ROOT.parent / 'shared' / 'data' / 'emodb' / 'wav'
 COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
 FOLDS = 10
-#: where the runs train, in words (results files name it)
-DEVICE = 'AMD EPYC (Zen 4, avx512_bf16), 2 cores: one process per split, one thread each'
+#: how the splits run (results files say it after the machines)
+HOW = 'one process per split, one thread each'
+#: the machine of the splits collected before each split recorded its own (`machine` in its tracked result)
+EARLIER_MACHINE = 'AMD EPYC (Zen 4, avx512_bf16), 2 cores'
 
 #: feature settings: name -> (MFCC order, samples per utterance at 22050 Hz: 44100 = the shared copy's 2.0 s, 87
 #: frames; 96000 = the TIM-Net release length, 188 frames, more than half of it zero padding)
@@ -322,7 +324,8 @@ def cmd_status(args) -> int:
         print(f'{run.name:40s} {states.count("done"):4d} {states.count("finished"):4d} {states.count("running"):4d} '
               f'{sum(st in ("pending", "started") for st in states):4d} '
               f'{"?" if hours is None else f"{hours:.1f}":>10s}  {"; ".join(notes)}')
-    print(f'projected: {total_h:.1f} single-thread hours left (zoo_cost file: {COST.name})')
+    print(f'projected: {total_h:.1f} single-thread hours left at the speed of {COST.name} (this machine: '
+          f'{this_machine()}; bf16 runs only where it has avx512_bf16 or amx_bf16)')
     if TABLE_FEATURES is None:
         print('table runs: not listed until TABLE_FEATURES is set from `choose` (validation accuracy only)')
     return 0
@@ -371,6 +374,7 @@ def cmd_collect(args) -> int:
             data = json.loads(result.read_text())
             if run.stage in CHOICE_STAGES:                # validation only: the test figures stay in the run folder
                 data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
+            data['machine'] = this_machine()              # run folders never move: it trained here
             if run.stage == 'tag':
                 data['checkpoint'] = publish(run, result.parent / 'last.safetensors')
             copy = TRACKED / result.relative_to(RUNS)
@@ -462,10 +466,31 @@ def _collect_run():
     return module
 
 
+def this_machine() -> str:
+    """This machine's CPU in words: its model name, the vector flags that decide its speed and whether bf16 runs
+    natively, and its cores."""
+    from tim_zoo._utils import cpu_info
+    name, flags = cpu_info()
+    vector = [f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags]
+    return f'{name or "unknown CPU"} ({", ".join(vector) or "no avx2"}), {os.cpu_count()} cores'
+
+
+def machines(parts: List[Run]) -> str:
+    """Where the tracked splits of `parts` trained, in words: one machine, or each machine with its splits."""
+    where: Dict[str, List[str]] = {}
+    for run in parts:
+        for split in run.splits():
+            machine = json.loads(tracked(run, split).read_text()).get('machine', EARLIER_MACHINE)
+            where.setdefault(machine, []).append(split if len(parts) == 1 else f'{run.name}/{split}')
+    if len(where) == 1:
+        return f'{next(iter(where))}: {HOW}'
+    return '; '.join(f'{", ".join(splits)} on {machine}' for machine, splits in where.items()) + f': {HOW}'
+
+
 def assemble(run: Run) -> dict:
     """The results file of a finished run from its tracked splits (`collect_run.collect` over the split folders)."""
     import torch
-    return _collect_run().collect([TRACKED / run.name / s for s in run.splits()], device=DEVICE,
+    return _collect_run().collect([TRACKED / run.name / s for s in run.splits()], device=machines([run]),
                                   torch_version=torch.__version__)
 
 
@@ -491,6 +516,7 @@ def assemble_repeats(parts: List[Run]) -> dict:
     summaries = [dict(split_summary(f), repeat=r, seed=runs[0].seed + r - 1) for r, f in sorted(folds.items())]
     summary = repeats_summary(summaries)
     return dict(first, config=dict(first['config'], repeats=len(runs)), runs=[r.name for r in runs],
+                device=machines(runs),
                 repeats=[dict(repeat=s['repeat'], seed=s['seed'], folds=s['folds']) for s in summaries],
                 repeat_summary={k: summary[k] for k in ('num_repeats', 'war_mean', 'war_std', 'uar_mean', 'uar_std',
                                                         'fold_war_std')})

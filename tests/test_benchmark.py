@@ -115,7 +115,18 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     assembled = json.loads((tmp_path / 'results' / 'zoo_table.tim.json').read_text())
     assert [f['split'] for f in assembled['folds']] == run.splits()
     assert assembled['folds'][2]['war'] == 0.53 and 'history' not in assembled['folds'][2]
-    assert 'only_folds' not in assembled['config'] and assembled['device'] == zoo.DEVICE
+    assert 'only_folds' not in assembled['config']
+    assert assembled['device'] == f'{zoo.this_machine()}: {zoo.HOW}'       # every split trained here
+    assert all(f['machine'] == zoo.this_machine() for f in assembled['folds'])
+    # splits from two machines: each machine with its splits; a split collected before splits recorded theirs
+    for split, machine in (('fold1', None), ('fold2', 'Other CPU (avx2), 2 cores')):
+        path = zoo.tracked(run, split)
+        result = json.loads(path.read_text())
+        result.pop('machine')
+        path.write_text(json.dumps(result if machine is None else dict(result, machine=machine)))
+    where = zoo.machines([run])
+    assert where.startswith(f'fold1 on {zoo.EARLIER_MACHINE}; fold2 on Other CPU (avx2), 2 cores; fold3, fold4')
+    assert where.endswith(f'fold10 on {zoo.this_machine()}: {zoo.HOW}')
     # a row whose recipe is still probed gets no results file (the pages would quote it)
     (tmp_path / 'results' / 'zoo_table.tim.json').unlink()
     monkeypatch.setattr(zoo, 'RECIPE_PENDING', ('tim',))
