@@ -12,8 +12,10 @@ and each ``<!-- zoo_cost:NAME -->`` ... ``<!-- /zoo_cost -->`` block the trainin
 ``benchmarks/results/zoo_cost_NAME.json`` (written by ``benchmarks/zoo_cost.py``); in docs/training.md each
 ``<!-- zoo:STAGE -->`` ... ``<!-- /zoo -->`` block the state of the zoo's runs of that stage from their tracked splits
 (``docs/results/zoo/``, written by ``benchmarks/zoo.py collect``): validation accuracy for the choice stage, test
-accuracy for the others.
-``--check`` exits 1 when a page is out of date.
+accuracy for the others. The zoo's finished rows (``docs/results/zoo_table.<model>.json``, and
+``zoo_repeats.<model>.json`` once its repeats are in) are also summarised into the package
+(``tim_zoo/models/pretrained/zoo_table.json``), so that a zoo tag can say what its recipe scored.
+``--check`` exits 1 when a page or that file is out of date.
 
     python benchmarks/make_tables.py [--check]
 """
@@ -37,6 +39,8 @@ COMPARE_BLOCK = re.compile(r'(<!-- compare:([\w. -]+?) -->\n)(.*?)(<!-- /compare
 PREDICT_BLOCK = re.compile(r'(<!-- predict:([\w.-]+) -->\n)(.*?)(<!-- /predict -->)', re.S)
 ZOO_BLOCK = re.compile(r'(<!-- zoo:(\w+) -->\n)(.*?)(<!-- /zoo -->)', re.S)
 ZOO = TRAINING_RESULTS / 'zoo'
+#: the zoo rows' accuracy as the package ships it (`tim_zoo.models._zoo.zoo_accuracy` reads it)
+PACKAGED_ZOO_TABLE = ROOT / 'tim_zoo' / 'models' / 'pretrained' / 'zoo_table.json'
 ZOO_COST_BLOCK = re.compile(r'(<!-- zoo_cost:([\w.-]+) -->\n)(.*?)(<!-- /zoo_cost -->)', re.S)
 
 
@@ -281,10 +285,25 @@ def render_zoo_cost(r: dict) -> str:
     totals = [sum(row['run_h'] for row in r['rows'] if (row['frames'], row['precision']) == s) for s in settings]
     lines.append('| **all, one repeat** | ' + ' | '.join(f'**{t:.1f} h**' for t in totals) + ' |')
     flags = [f for f in ('avx512f', 'avx512_bf16', 'amx_bf16') if r.get(f)]
+    table_h, missing = _zoo_driver().table_hours(r['rows'])
+    without = f'; without {", ".join(missing)}, not measured' if missing else ''
     lines += ['', f"Each cell: a training step (batch {r['batch']}) / an epoch / a {r['folds']}-fold run of {r['epochs']} "
-              f"epochs, single-thread hours. {r['cpu']} ({', '.join(flags) or 'no AVX-512'}), {r['threads']} thread, "
-              f"torch {r['torch']}; each step the median of its repeats in a fresh process."]
+              f"epochs, single-thread hours ({r.get('protocol', 'an epoch: the steps of a split')}). "
+              f"{r['cpu']} ({', '.join(flags) or 'no AVX-512'}), {r['threads']} thread, torch {r['torch']}; each step "
+              f"the median of its repeats in a fresh process. **The zoo table, one repeat of its rows as they train: "
+              f"{table_h:.1f} single-thread hours** (87 frames, `timnet` in fp32 for its recipe's 500 epochs, the "
+              f"other rows in bf16 for 100{without})."]
     return '\n'.join(lines) + '\n'
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_driver():
+    """benchmarks/zoo.py as a module: the zoo's runs, their precision and epochs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('zoo_driver', Path(__file__).with_name('zoo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _zoo_results(run_dir: Path) -> list:
@@ -376,9 +395,37 @@ def update(text: str) -> str:
     return ZOO_BLOCK.sub(zoo, ZOO_COST_BLOCK.sub(zoo_cost, PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text))))
 
 
+def packaged_zoo_table() -> str:
+    """The JSON text of `PACKAGED_ZOO_TABLE`: per model, the test WAR and UAR (%) of its zoo row, mean and population
+    std over the splits (or, once its repeats are in, over the repeats' means), how many splits and repeats, its
+    recipe and its results file."""
+    models = {}
+    for path in sorted(TRAINING_RESULTS.glob('zoo_table.*.json')):
+        run = json.loads(path.read_text())
+        repeats = TRAINING_RESULTS / f'zoo_repeats.{run["config"]["model"]}.json'
+        if repeats.exists():
+            path, run = repeats, json.loads(repeats.read_text())
+        row = dict(splits=len(run['folds']), repeats=1, recipe=run['config']['recipe'],
+                   precision=run['config']['precision'], results=str(path.relative_to(ROOT)))
+        if 'repeat_summary' in run:
+            rs = run['repeat_summary']
+            row.update(repeats=rs['num_repeats'], **{k: round(100 * rs[k], 2) for k in
+                                                   ('war_mean', 'war_std', 'uar_mean', 'uar_std')})
+        else:
+            for key in ('war', 'uar'):
+                mean, std = _mean_std(run['folds'], key)
+                row.update({f'{key}_mean': round(mean, 2), f'{key}_std': round(std, 2)})
+        models[run['config']['model']] = row
+    table = dict(protocol='EMODB (535 utterances, 7 classes), the TIM-Net authors\' 10 folds (seed 46, speakers '
+                          'mixed): trained on nine folds with the zoo recipe, tested on the tenth at the last epoch; '
+                          'mean and population std over the 10 splits of one repeat, or over the means of several '
+                          '(`repeats`) (docs/training.md, "The zoo")', models=models)
+    return json.dumps(table, indent=1) + '\n'
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--check', action='store_true', help='exit 1 if docs/speed.md is out of date')
+    p.add_argument('--check', action='store_true', help='exit 1 if a page or the packaged zoo table is out of date')
     args = p.parse_args(argv)
     stale = []
     for page in (PAGE, TRAINING_PAGE):
@@ -388,6 +435,11 @@ def main(argv=None) -> int:
             stale.append(page)
             if not args.check:
                 page.write_text(new)
+    packaged = packaged_zoo_table()
+    if not PACKAGED_ZOO_TABLE.exists() or PACKAGED_ZOO_TABLE.read_text() != packaged:
+        stale.append(PACKAGED_ZOO_TABLE)
+        if not args.check:
+            PACKAGED_ZOO_TABLE.write_text(packaged)
     if args.check and stale:
         print(f'{", ".join(map(str, stale))} out of date: run python benchmarks/make_tables.py', file=sys.stderr)
         return 1

@@ -136,7 +136,8 @@ RUNS_LIST += [
 
 #: the feature setting of the table, chosen by `choose` on validation only: MFCC order 1 at 87 frames (the copy's
 #: 2.0 s). The three settings differ by less than the fold noise for both models (timnet, 10 splits: o1_87 82.3,
-#: o1_188 82.9, o3_87 80.4; at_deltatim_v2, folds 1-3: 54.2 / 52.8 / 56.9), and 87 frames cost half of 188
+#: o1_188 82.9, o3_87 80.4; at_deltatim_v2 with the seed recipe, folds 1-3: 54.2 / 52.8 / 56.9), and 188 frames cost
+#: 2 to 3 times as much (docs/speed.md)
 TABLE_FEATURES: Optional[str] = 'o1_87'
 #: the table's recipe per model is `zoo_recipe(model)` (the paper's for timnet, `seed.emodb` for the TIM-family seed
 #: models, `transformer.emodb` for the Transformer family), last epoch on all training utterances of each fold (no
@@ -144,8 +145,8 @@ TABLE_FEATURES: Optional[str] = 'o1_87'
 #: notes' default, 10-fold, last epoch, as a named recipe; the recipe probes start from it
 SEED_TABLE_RECIPE = 'seed.emodb'
 #: the seed models' precision in the table: bf16, as `recipe.at_deltatim_v2.lr1e-3_const.bf16` agrees with its fp32
-#: run on all 10 validation splits (bf16 - fp32: +1.25 points, std 3.7, standard error 1.2); timnet stays fp32 (it
-#: gains nothing from bf16: docs/speed.md)
+#: run on all 10 validation splits (bf16 - fp32 in validation WAR at the last epoch: +1.25 points, sample std 3.7,
+#: standard error 1.2); timnet stays fp32 (it gains nothing from bf16: docs/speed.md)
 TABLE_PRECISION = 'bf16'
 TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim',
                 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim', 'cnn_transformer', 'cnn_ml_transformer', 'set',
@@ -154,8 +155,8 @@ TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_
 #: (`zoo_table.<model>.json`, which the pages quote) until then. The Transformer family waited here until
 #: `transformer.emodb` was chosen (TRANSFORMER_PROBES)
 RECIPE_PENDING: Tuple[str, ...] = ()
-#: recipe probes for the Transformer family, on transformer_tim (5 of its 10 table folds never learned: train loss
-#: 130 after the first epoch, train WAR 0.22 at epoch 100): `seed.emodb` with a validation carve (10 %) on the probe
+#: recipe probes for the Transformer family, on transformer_tim (5 of its 10 table folds never fitted their training
+#: data: train WAR 0.22 to 0.83 at epoch 100, folds 1 and 4 at chance; fold 1's train loss 130 after the first epoch): `seed.emodb` with a validation carve (10 %) on the probe
 #: folds, bf16 as the table; (name, the settings changed, why). First in `start`'s order: they decide eight rows.
 #: Validation WAR at the last epoch, folds 1-3: seed 49.3, lr1e-4 76.4, clip1 50.0, noam 77.1; lr 1e-4 and the
 #: warm-up train every fold (training WAR 0.99-1.00), clipping does not. Chosen: lr 1e-4 held constant
@@ -270,10 +271,13 @@ def _epochs(run: Run) -> int:
     return get_recipe(run.recipe)['epochs']
 
 
-def _epoch_seconds(run: Run) -> Optional[float]:
-    if not COST.exists():
-        return None
-    rows = json.loads(COST.read_text())['rows']
+def _epoch_seconds(run: Run, rows: Optional[List[dict]] = None) -> Optional[float]:
+    """Seconds of one epoch of `run` at the cost measured in `rows` (default: `COST`'s), scaled from the nearest
+    measured length; None where its model and precision were not measured."""
+    if rows is None:
+        if not COST.exists():
+            return None
+        rows = json.loads(COST.read_text())['rows']
     frames = min({r['frames'] for r in rows}, key=lambda f: abs(f - run.frames))
     row = next((r for r in rows if r['model'] == run.model and r['frames'] == frames
                 and r['precision'] == run.precision), None)
@@ -307,6 +311,20 @@ def _native_bf16() -> bool:
 
     from tim_zoo._validation import native_bf16
     return native_bf16(torch.device('cpu'))
+
+
+def table_hours(rows: List[dict]) -> Tuple[float, List[str]]:
+    """Single-thread hours of one repeat of the zoo table as it trains (each row's precision, epochs and length)
+    at the epoch costs `rows` (a `zoo_cost` results file's), and the rows whose cost was not measured."""
+    hours, missing = 0.0, []
+    for run in RUNS_LIST:
+        if run.stage == 'table':
+            epoch_s = _epoch_seconds(run, rows)
+            if epoch_s is None:
+                missing.append(run.model)
+            else:
+                hours += epoch_s * _epochs(run) * len(run.folds) / 3600
+    return hours, missing
 
 
 def cmd_status(args) -> int:
@@ -398,7 +416,7 @@ def cmd_collect(args) -> int:
         subprocess.run([sys.executable, str(Path(__file__).with_name('make_tables.py'))], cwd=ROOT, check=False)
     print('collected: ' + (', '.join(new) if new else 'nothing new') + (f'; assembled {", ".join(assembled)}'
                                                                           if assembled else '')
-          + (f'; commit {TRACKED.relative_to(ROOT)} and the pages' if new else ''))
+          + (f'; commit {TRACKED.relative_to(ROOT)}, the pages and tim_zoo/models/pretrained' if new else ''))
     return 0
 
 

@@ -6,10 +6,11 @@ One training step is what the engine does per batch: forward (under bfloat16 aut
 cross-entropy with label smoothing, backward, AdamW step, on a batch of 64 random `39 x frames` inputs (the time
 does not depend on the values). A step is timed `--repeats` times after `--warmup` steps, in a fresh process per
 (model, frames, precision) so one model's caches and thread pools do not colour the next; the median is kept. An
-epoch of the table's protocol (EMODB, 535 utterances, 10 folds, a tenth of each training part for validation)
-is `ceil(433 / 64)` = 7 steps plus evaluating 102 utterances (measured too). The projection multiplies by
-`--epochs` and 10 folds, per model and for the whole table. bf16 is measured only where the CPU computes it
-natively (`avx512_bf16` or `amx_bf16`); the CPU's model name and flags go into the results file.
+epoch of the table's protocol (EMODB, 535 utterances, 10 folds, trained on all nine training folds: 481 or 482
+utterances, no evaluation between epochs) is `ceil(482 / 64)` = 8 steps; a split adds one evaluation of its test
+fold (54 utterances, measured too). The projection multiplies by `--epochs` and 10 folds, per model and for the
+whole table. bf16 is measured only where the CPU computes it natively (`avx512_bf16` or `amx_bf16`); the CPU's
+model name and flags go into the results file.
 """
 import argparse
 import json
@@ -22,8 +23,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: EMODB under the table's protocol: training utterances per fold after the validation carve, evaluated ones
-TRAIN_UTTERANCES, EVAL_UTTERANCES, FOLDS, BATCH = 433, 102, 10, 64
+#: EMODB under the table's protocol: training utterances of a split (all nine training folds: 481 or 482), the
+#: test fold's (evaluated once, at the end)
+TRAIN_UTTERANCES, EVAL_UTTERANCES, FOLDS, BATCH = 482, 54, 10, 64
+#: how the results file's epochs and runs are derived from its measured steps
+PROTOCOL = (f'epoch_s = {math.ceil(TRAIN_UTTERANCES / BATCH)} x step_s ({TRAIN_UTTERANCES} training utterances, no '
+            f'evaluation between epochs); run_h = {FOLDS} x (epochs x epoch_s + eval_s) / 3600, eval_s: the test fold '
+            f'of {EVAL_UTTERANCES} once per split')
 
 
 def measure_one(model_name: str, frames: int, precision: str, threads: int, warmup: int, repeats: int) -> dict:
@@ -96,8 +102,7 @@ def main(argv=None) -> int:
         print(f'bf16 left out: {info["cpu"]} has no native bf16 (avx512_bf16 / amx_bf16)', file=sys.stderr)
     rows = []
     steps_per_epoch = math.ceil(TRAIN_UTTERANCES / BATCH)
-    print(f'{info["cpu"]}, {args.threads} thread(s); epoch = {steps_per_epoch} steps of {BATCH} + evaluating '
-          f'{EVAL_UTTERANCES}; projection: {args.epochs} epochs x {FOLDS} folds')
+    print(f'{info["cpu"]}, {args.threads} thread(s); {PROTOCOL}; projection: {args.epochs} epochs x {FOLDS} folds')
     print(f'{"model":22s} {"frames":>6s} {"prec":>5s} {"step s":>8s} {"epoch s":>8s} {"run h":>7s}')
     for model in args.models or tim_zoo.list_models():
         for frames in args.frames:
@@ -110,9 +115,9 @@ def main(argv=None) -> int:
                     print(f'{model} {frames} {precision}: failed\n{out.stderr[-2000:]}', file=sys.stderr)
                     continue
                 m = json.loads(out.stdout.strip().splitlines()[-1])
-                epoch = steps_per_epoch * m['step_s'] + m['eval_s']
+                epoch = steps_per_epoch * m['step_s']
                 row = dict(model=model, frames=frames, precision=precision, **m, epoch_s=epoch,
-                           run_h=epoch * args.epochs * FOLDS / 3600)
+                           run_h=FOLDS * (args.epochs * epoch + m['eval_s']) / 3600)
                 rows.append(row)
                 print(f'{model:22s} {frames:6d} {precision:>5s} {m["step_s"]:8.3f} {epoch:8.2f} {row["run_h"]:7.2f}',
                       flush=True)
@@ -124,6 +129,7 @@ def main(argv=None) -> int:
     if args.name:
         path = ROOT / 'benchmarks' / 'results' / f'zoo_cost_{args.name}.json'
         path.write_text(json.dumps(dict(info, threads=args.threads, epochs=args.epochs, folds=FOLDS, batch=BATCH,
+                                        protocol=PROTOCOL,
                                         torch=__import__('torch').__version__, rows=rows), indent=1) + '\n')
         print(f'wrote {path.relative_to(ROOT)}')
     return 0

@@ -102,6 +102,8 @@ def cmd_predict(args) -> int:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
         print(format_table(predictions, segments=args.segments, labels=recognizer.label_names))
+    for note in recognizer.model_notes:                  # on stderr beside --json, which stays a list of answers
+        print(f'note on the model: {note}', file=sys.stderr if args.json else sys.stdout)
     if args.output:
         write_predictions(predictions, args.output, segments=True, labels=recognizer.label_names)
         print(f'wrote {args.output}', file=sys.stderr)

@@ -17,6 +17,7 @@ from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
 from ..weights.load import KERAS_SUFFIXES
+from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
@@ -81,6 +82,7 @@ class EmotionRecognizer:
         rec = tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=96000, level='peak'))
         result = rec.predict('speech.wav')                              # or rec.predict(waveform, sample_rate=16000)
         result.prediction, result.probabilities, result.segments, result.notes
+        rec.model_notes                   # what is known of how far the weights' answers hold (a zoo tag's accuracy)
 
     What happens to a recording (see `docs/predict.md`):
 
@@ -153,6 +155,9 @@ class EmotionRecognizer:
                                      'SpeechDetector(..., exclude_tonal=False)')
         self.detector = detector or SpeechDetector(rate, exclude_tonal=not judge_tones)
         self.judge_tones = judge_tones
+        #: notes on the weights rather than on an input: a zoo tag's measured accuracy on held-out EMODB folds
+        #: beside timnet's, or that it was never measured (`tim_zoo.models._zoo.tag_notes`)
+        self.model_notes: List[str] = tag_notes(getattr(model, 'pretrained_cfg', None))
 
     # --- constructors --------------------------------------------------------------------------------
 

@@ -5,8 +5,10 @@ small models' files ship inside the package (`tim_zoo/models/pretrained/`); the 
 are not shipped: their tags look for a hub folder in the weights directory (`$TIM_ZOO_HOME/weights`) and, when it
 is absent, say which command trains and writes it there.
 """
+import functools
+import json
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Optional
 
 from timm.models import generate_default_cfgs
 
@@ -22,6 +24,8 @@ PRETRAINED_DIR = BUNDLED_CHECKPOINT.parent
 PACKAGED = ('tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
 #: the note of a tag whose file ships inside the package
 PACKAGED_NOTE = 'It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.'
+#: the zoo rows' measured accuracy (written by benchmarks/make_tables.py from docs/results/zoo_table.<model>.json)
+ZOO_TABLE_FILE = PRETRAINED_DIR / 'zoo_table.json'
 #: EMODB's classes in the order every EMODB model of tim_zoo predicts them
 EMODB_LABELS = tuple(TIMNET_RELEASES['EMODB_46']['labels'])
 #: the Transformer family: the zoo trains it with `transformer.emodb` (lr 1e-4; at `seed.emodb`'s 1e-3 some folds
@@ -56,10 +60,48 @@ def train_command(model: str, folder: str = '') -> str:
                                 folder=folder or weights_dir() / hub_folder_name(model))
 
 
+@functools.lru_cache(maxsize=None)
+def _zoo_table() -> dict:
+    return json.loads(ZOO_TABLE_FILE.read_text()) if ZOO_TABLE_FILE.is_file() else dict(protocol='', models={})
+
+
+def zoo_accuracy(model: str) -> Optional[dict]:
+    """The zoo table's row of `model` (`war_mean`, `war_std`, `uar_mean`, `uar_std` in %, `splits`, `repeats`,
+    `recipe`, `precision`, `results`: its results file in the repository), or None before the row is done."""
+    return _zoo_table()['models'].get(model)
+
+
+def _figure(row: dict) -> str:
+    return f'WAR {row["war_mean"]:.1f} ± {row["war_std"]:.1f} %, UAR {row["uar_mean"]:.1f} %'
+
+
+def accuracy_note(model: str) -> str:
+    """What the zoo measured for `model`'s recipe on held-out EMODB folds, beside `timnet`'s row, in words."""
+    row, timnet = zoo_accuracy(model), zoo_accuracy('timnet')
+    beside = f'; timnet\'s row: {_figure(timnet)}' if timnet and model != 'timnet' else ''
+    if row is None:
+        return (f'{model}.{ZOO_TAG}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, '
+                f'10 folds, speakers mixed){beside}; treat its answers as unvalidated')
+    over = f'the {row["repeats"]} repeats\' means' if row['repeats'] > 1 else f'the {row["splits"]} splits'
+    return (f'{model}.{ZOO_TAG}: its recipe scores {_figure(row)} on held-out EMODB folds (the zoo table: 10 folds, '
+            f'speakers mixed; mean ± std over {over}){beside}')
+
+
+def tag_notes(pretrained_cfg: Optional[dict]) -> List[str]:
+    """What a model's weights say about how far its answers can be trusted: for a zoo tag but timnet's (the bundled
+    model, trained at the release's 188 frames, whose figures are its card's), the zoo's measurement of its recipe
+    (`accuracy_note`); nothing for other weights."""
+    cfg = pretrained_cfg or {}
+    model = cfg.get('architecture')
+    return [accuracy_note(model)] if cfg.get('tag') == ZOO_TAG and model and model != 'timnet' else []
+
+
 def zoo_cfg(model: str) -> dict:
     """The pretrained config of `model`'s zoo tag."""
+    row = zoo_accuracy(model)
     what = (f'{model} trained by tim_zoo on all 535 EMODB utterances (7 classes) with the zoo table\'s recipe '
-            f'({zoo_recipe(model)}, MFCC order 1, 87 frames: the 2.0 s recordings, level "peak")')
+            f'({zoo_recipe(model)}, MFCC order 1, 87 frames: the 2.0 s recordings, level "peak"; held-out '
+            f'accuracy of its recipe: {_figure(row) if row else "not measured yet"}, the zoo table)')
     if model in PACKAGED:
         return audio_cfg(file=str(packaged_file(model)), num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
                          description=what, notes=(PACKAGED_NOTE,))
