@@ -364,7 +364,10 @@ def render_zoo(stage: str) -> str:
             lines.append(f'| `{run_dir.name}` | {recipe} | {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | '
                          f'{uar[0]:.2f} ({uar[1]:.2f}) |')
     if not runs:
-        lines.append('| (none yet) | | | |')
+        lines.append('| (none yet) |' + ' |' * (lines[0].count('|') - 2))
+    if stage == 'finding':                               # what each variant tests, started or not
+        lines += ['', '| run | the notes\' finding | the row it varies |', '|---|---|---|']
+        lines += [f'| `finding.{name}` | {claim} | `table.{model}` |' for name, model, _, claim in _zoo_driver().FINDINGS]
     return '\n'.join(lines) + '\n'
 
 

@@ -167,7 +167,8 @@ def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(t
     assert '| `choice.timnet.o1_87` | 2 (folds 1-2) | 37.50 | - | 62.50 |' in make_tables.render_zoo('choice')
     assert ('| `table.tim` | `seed.emodb`, lr 0.0001, grad clip 1.0 | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |'
             in make_tables.render_zoo('table'))
-    assert '(none yet)' in make_tables.render_zoo('finding')
+    findings = make_tables.render_zoo('finding')
+    assert '(none yet)' in findings and '| `finding.tim.mul` | for plain TIM the additive TAB residual' in findings
 
 
 def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, monkeypatch):
