@@ -10,8 +10,8 @@ Each split of each run trains in its own process (`python -m tim_zoo.train ... -
 `runs/zoo/<run>/fold<K>/`, and is resumed with `--resume` after an interruption. Run folders are not kept from one
 machine to the next; finished splits are: `collect` copies each split's `config.json` and `result.json` (with its
 per-epoch history and the machine it trained on) into the tracked `docs/results/zoo/<run>/<split>/`, the layout of
-a run folder, and a split found there is done. So a new machine loses at most the splits in progress. Once every split of a table run is there,
-`collect` also writes `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which
+a run folder, and a split found there is done. So a new machine loses at most the splits in progress. Once every
+split of a table run is there, `collect` also writes `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which
 `benchmarks/make_tables.py` renders). Runs of the `choice` stage decide the table's protocol (feature setting, input length);
 their tracked results keep the validation history and drop every test figure, so that no choice can look at the test
 folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.

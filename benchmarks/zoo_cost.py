@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: EMODB under the table's protocol: training utterances of a split (all nine training folds: 481 or 482), the
 #: test fold's (evaluated once, at the end)
 TRAIN_UTTERANCES, EVAL_UTTERANCES, FOLDS, BATCH = 482, 54, 10, 64
+STEPS_PER_EPOCH = math.ceil(TRAIN_UTTERANCES / BATCH)
 #: how the results file's epochs and runs are derived from its measured steps
-PROTOCOL = (f'epoch_s = {math.ceil(TRAIN_UTTERANCES / BATCH)} x step_s ({TRAIN_UTTERANCES} training utterances, no '
+PROTOCOL = (f'epoch_s = {STEPS_PER_EPOCH} x step_s ({TRAIN_UTTERANCES} training utterances, no '
             f'evaluation between epochs); run_h = {FOLDS} x (epochs x epoch_s + eval_s) / 3600, eval_s: the test fold '
             f'of {EVAL_UTTERANCES} once per split')
 
@@ -101,7 +102,6 @@ def main(argv=None) -> int:
     if len(precisions) < len(args.precision):
         print(f'bf16 left out: {info["cpu"]} has no native bf16 (avx512_bf16 / amx_bf16)', file=sys.stderr)
     rows = []
-    steps_per_epoch = math.ceil(TRAIN_UTTERANCES / BATCH)
     print(f'{info["cpu"]}, {args.threads} thread(s); {PROTOCOL}; projection: {args.epochs} epochs x {FOLDS} folds')
     print(f'{"model":22s} {"frames":>6s} {"prec":>5s} {"step s":>8s} {"epoch s":>8s} {"run h":>7s}')
     for model in args.models or tim_zoo.list_models():
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
                     print(f'{model} {frames} {precision}: failed\n{out.stderr[-2000:]}', file=sys.stderr)
                     continue
                 m = json.loads(out.stdout.strip().splitlines()[-1])
-                epoch = steps_per_epoch * m['step_s']
+                epoch = STEPS_PER_EPOCH * m['step_s']
                 row = dict(model=model, frames=frames, precision=precision, **m, epoch_s=epoch,
                            run_h=FOLDS * (args.epochs * epoch + m['eval_s']) / 3600)
                 rows.append(row)
