@@ -415,8 +415,6 @@ def card_page(name: str) -> str:
     tab_docs = docstring_parts(TemporalAwareBlock.__doc__)[1]              # TAB arguments: documented on the block
     if any(isinstance(m, TemporalAwareBlock) for m in model.modules()):
         arg_docs = {**{k: f'{v} (every TAB)' for k, v in tab_docs.items() if k in TAB_ARGS}, **arg_docs}
-    else:                                                                  # a TAB argument of a model without TABs
-        arg_docs = {**{k: f'not used: `{name}` has no TAB' for k in TAB_ARGS}, **arg_docs}
     lines = [f'# `{name}`', '', inspect.cleandoc(factory.__doc__ or ''), '',
              '```python', 'import torch', '', 'import tim_zoo', '',
              f'model = tim_zoo.create_model("{name}", num_classes=7).eval()',
@@ -427,7 +425,11 @@ def card_page(name: str) -> str:
              '## Constructor arguments', '', f'[`{class_path}`](../api.md#{class_path}) (its reference and source), '
              'with the defaults this factory uses:', '',
              '| argument | default | meaning |', '|---|---|---|']
-    lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()]
+    lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()
+              if k not in model.unused_args]
+    if model.unused_args:
+        lines += ['', f'Not used by `{name}`, and refused unless left at their defaults: '
+                      f'{", ".join(f"`{k}`" for k in model.unused_args)}.']
     from tim_zoo.models._zoo import zoo_recipe
     zoo = zoo_recipe(name)
     recipes = [zoo] + [r for r, v in RECIPES.items() if v.get('model') == name and r != zoo] + ['default']

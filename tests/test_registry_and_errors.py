@@ -209,3 +209,12 @@ def test_a_timm_model_is_named_as_such():
     with pytest.raises(tim_zoo.UnknownModelError, match=r"registered with timm but is not a tim_zoo model.*"
                                                         r"timm.create_model\('my_timm_only_net'\)"):
         tim_zoo.create_model('my_timm_only_net')
+
+
+def test_a_transformer_without_a_tim_part_refuses_the_tim_arguments_it_would_ignore():
+    for args in (dict(depth=4), dict(filters=64), dict(stem_norm=True), dict(weighted=False)):
+        with pytest.raises(ConfigurationError, match=f'{next(iter(args))}: tim_variant="none" has no TIM part'):
+            tim_zoo.create_model('transformer', **args)
+    model = tim_zoo.create_model('transformer', depth=8, residual='add', drop_rate=0.2)    # the defaults change nothing
+    assert set(model.unused_args) >= {'depth', 'filters', 'kernel_size'} and 'drop_rate' not in model.unused_args
+    assert tim_zoo.create_model('transformer_tim', depth=4).tim.depth == 4 and not tim_zoo.create_model('transformer_tim').unused_args

@@ -1,4 +1,5 @@
 """Transformer front-ends with an optional TIM part (the seed's Transformer, Transformer_TIM family)."""
+import inspect
 from typing import Optional
 
 from timm.models import register_model
@@ -7,7 +8,7 @@ from torch import nn
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
-from ..layers.tab import TAB_DEFAULTS
+from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info, positional_encoding
 from ._zoo import zoo_default_cfgs
 
@@ -52,6 +53,8 @@ class TransformerTIM(SERModel):
             `drop_mode="frame"`.
     """
     tab_defaults = dict(SEED_TAB_DEFAULTS)
+    #: the arguments of the TIM part, which `tim_variant="none"` refuses unless left at their defaults
+    tim_only_args = ('filters', 'depth', 'stem_norm', 'weighted') + tuple(a for a in TAB_ARGS if a != 'drop_rate')
     default_weight_init = 'research'
 
     def __init__(
@@ -98,10 +101,12 @@ class TransformerTIM(SERModel):
         self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
         if tim_variant == 'none':
             # a value that is the model's or the block's own default changes nothing (checkpoints record both)
-            unused = sorted(k for k, v in tab_kwargs.items()
-                            if k != 'drop_rate' and v not in (TAB_DEFAULTS[k], self.tab_defaults.get(k, TAB_DEFAULTS[k])))
+            tim_args = dict(tab_kwargs, filters=filters, depth=depth, stem_norm=stem_norm, weighted=weighted)
+            defaults = inspect.signature(type(self)).parameters
+            unused = sorted(k for k in self.tim_only_args if tim_args[k] not in (defaults[k].default, TAB_DEFAULTS.get(k)))
             if unused:
                 raise ConfigurationError(f'{", ".join(unused)}: tim_variant="none" has no TIM part to pass them to')
+            self.unused_args = self.tim_only_args
             self.bridge = None
             self.tim = None
             self.num_features = d_model
