@@ -218,3 +218,12 @@ def test_a_transformer_without_a_tim_part_refuses_the_tim_arguments_it_would_ign
     model = tim_zoo.create_model('transformer', depth=8, residual='add', drop_rate=0.2)    # the defaults change nothing
     assert set(model.unused_args) >= {'depth', 'filters', 'kernel_size'} and 'drop_rate' not in model.unused_args
     assert tim_zoo.create_model('transformer_tim', depth=4).tim.depth == 4 and not tim_zoo.create_model('transformer_tim').unused_args
+
+
+def test_gmm_components_without_the_gmm_head_is_refused_not_ignored():
+    for name in tim_zoo.list_models():
+        with pytest.raises(ConfigurationError, match='gmm_components=12 sets the mixtures of the GMM head.*head="gmm"'):
+            tim_zoo.create_model(name, gmm_components=12)
+    model = tim_zoo.create_model('tim', head='gmm', gmm_components=12)
+    assert model.head.num_components == 12 and model.init_args['gmm_components'] == 12
+    assert tim_zoo.create_model('tim', gmm_components=8).init_args['head'] == 'default'     # the default changes nothing

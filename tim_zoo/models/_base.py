@@ -45,7 +45,7 @@ class SERModel(nn.Module):
         seq_len: the frame count a fixed-length head is built for (188: 96000 samples at 22050 Hz).
         head: `"default"` (the model's own head) or `"gmm"` (a GMM clustering head over the frame features, any
             length).
-        gmm_components: components of the GMM head.
+        gmm_components: mixture components of the GMM head (with `head="gmm"`; refused with the default head).
         check_finite: refuse NaN/Inf input (`NonFiniteInputError`; one pass over the input).
         weight_init: `"torch"` (PyTorch's defaults), `"keras"` (glorot_uniform kernels, zero biases: the TIM-Net
             authors') or `"research"` (PyTorch's, weight layers standard normal: the research code's).
@@ -397,6 +397,10 @@ def _model_signature(init, tab_defaults: Dict[str, Any], weight_init: str) -> in
     return inspect.Signature(params + var_kw)
 
 
+#: the GMM head's mixture components unless a model is given `gmm_components`
+GMM_COMPONENTS = 8
+
+
 def create_head(
         head: str,
         in_features: int,
@@ -404,8 +408,13 @@ def create_head(
         gmm_components: int,
         default: Callable[[], ClassifierHead],
 ) -> ClassifierHead:
-    """`head="default"`: the model's own head; `head="gmm"`: a GMMClusteringHead on the frame features."""
+    """`head="default"`: the model's own head; `head="gmm"`: a GMMClusteringHead on the frame features, with
+    `gmm_components` mixtures (refused with the default head unless left at `GMM_COMPONENTS`)."""
     check_choice('head', head, ('default', 'gmm'))
+    if head != 'gmm' and gmm_components != GMM_COMPONENTS:
+        raise ConfigurationError(f'gmm_components={gmm_components} sets the mixtures of the GMM head, and '
+                                 f'head={head!r} has none: pass head="gmm" too, or leave gmm_components at '
+                                 f'{GMM_COMPONENTS}')
     if head == 'gmm':
         return GMMClusteringHead(in_features, num_classes, num_components=gmm_components)
     return default()

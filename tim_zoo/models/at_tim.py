@@ -12,7 +12,7 @@ from ..layers import (
     TimeProjectionHead,
 )
 from ..layers.temporal import stem
-from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head
+from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head
 from ._zoo import zoo_default_cfgs
 
 
@@ -80,7 +80,7 @@ class ATTIM(SERModel):
             aft_window: int = 128,
             head_drop_rate: float = 0.1,
             head: str = 'default',
-            gmm_components: int = 8,
+            gmm_components: int = GMM_COMPONENTS,
             check_finite: bool = False,
             **tab_kwargs,
     ):
@@ -159,7 +159,7 @@ class MultiTIM(SERModel):
             head_pool: int = 256,
             head_drop_rate: float = 0.3,
             head: str = 'default',
-            gmm_components: int = 8,
+            gmm_components: int = GMM_COMPONENTS,
             check_finite: bool = False,
             **tab_kwargs,
     ):

@@ -4,7 +4,8 @@ from torch import nn
 
 from ..exceptions import ConfigurationError
 from ..layers import TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
-from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info, positional_encoding
+from ._base import (GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info,
+                    positional_encoding)
 from ._zoo import zoo_default_cfgs
 
 
@@ -49,7 +50,7 @@ class CNNTransformer(SERModel):
             pos_embed: bool = False,
             pos_encoding: str = 'research',
             head: str = 'default',
-            gmm_components: int = 8,
+            gmm_components: int = GMM_COMPONENTS,
             check_finite: bool = False,
             **tab_kwargs,
     ):

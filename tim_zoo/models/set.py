@@ -6,7 +6,7 @@ from timm.models import register_model
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, TransformerEncoderStack, WeightLayer
-from ._base import SERModel, build_model, create_head, layer_info, positional_encoding
+from ._base import GMM_COMPONENTS, SERModel, build_model, create_head, layer_info, positional_encoding
 from ._zoo import zoo_default_cfgs
 
 
@@ -62,7 +62,7 @@ class SpeechEmotionTransformer(SERModel):
             head_hidden: int = 100,
             head_drop_rate: float = 0.3,
             head: str = 'default',
-            gmm_components: int = 8,
+            gmm_components: int = GMM_COMPONENTS,
             check_finite: bool = False,
     ):
         super().__init__(num_classes, in_chans, check_finite)

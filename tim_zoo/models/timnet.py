@@ -17,7 +17,7 @@ from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
     release_published, release_tag,
 )
-from ._base import DESIGN_FEATURES, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._base import DESIGN_FEATURES, GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
 from ._zoo import PACKAGED_NOTE, ZOO_TAG, load_zoo_tag_by_default, zoo_default_cfgs
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
@@ -136,7 +136,7 @@ class TIMNet(SERModel):
         stem_norm: BatchNorm + ReLU after the 1x1 stem.
         weighted: fuse the levels with the WeightLayer; False uses the last level `fwd_n + bwd_n`.
         head: `"default"` (pool + Linear) or `"gmm"`.
-        gmm_components: components of the GMM head.
+        gmm_components: mixture components of the GMM head (with `head="gmm"`; refused with the default head).
         check_finite: refuse NaN/Inf input.
         weight_init: `"keras"` (glorot_uniform kernels, zero biases, as the authors' Keras model: `timnet`'s),
             `"torch"` (PyTorch's defaults) or `"research"` (PyTorch's, with a standard normal weight layer, as the
@@ -162,7 +162,7 @@ class TIMNet(SERModel):
             stem_norm: bool = False,
             weighted: bool = True,
             head: str = 'default',
-            gmm_components: int = 8,
+            gmm_components: int = GMM_COMPONENTS,
             check_finite: bool = False,
             **tab_kwargs,
     ):

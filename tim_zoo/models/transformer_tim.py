@@ -9,7 +9,8 @@ from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
-from ._base import SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info, positional_encoding
+from ._base import (GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info,
+                    positional_encoding)
 from ._zoo import zoo_default_cfgs
 
 
@@ -82,7 +83,7 @@ class TransformerTIM(SERModel):
             head_drop_rate: float = 0.2,
             head_conv_channels: Optional[int] = None,
             head: str = 'default',
-            gmm_components: int = 8,
+            gmm_components: int = GMM_COMPONENTS,
             check_finite: bool = False,
             **tab_kwargs,
     ):
