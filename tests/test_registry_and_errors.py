@@ -227,3 +227,23 @@ def test_gmm_components_without_the_gmm_head_is_refused_not_ignored():
     model = tim_zoo.create_model('tim', head='gmm', gmm_components=12)
     assert model.head.num_components == 12 and model.init_args['gmm_components'] == 12
     assert tim_zoo.create_model('tim', gmm_components=8).init_args['head'] == 'default'     # the default changes nothing
+
+
+def test_set_with_the_weight_layer_refuses_the_conv2d_heads_arguments():
+    with pytest.raises(ConfigurationError, match='head_drop_rate: layer_fusion="weight" pools the layers'):
+        tim_zoo.create_model('set', head_drop_rate=0.5)
+    assert set(tim_zoo.create_model('set').unused_args) == {'head_hidden', 'head_drop_rate'}
+    official = tim_zoo.create_model('set_official', head_drop_rate=0.5, head_hidden=50)
+    assert official.head.drop.p == 0.5 and not official.unused_args
+
+
+def test_bottleneck_chans_without_the_bottleneck_style_is_refused_not_ignored():
+    from tim_zoo.layers import TemporalAwareBlock
+    for name in ('timnet', 'tim', 'at_tim', 'at_deltatim'):
+        with pytest.raises(ConfigurationError, match='bottleneck_chans sets the width of conv_style="bottleneck"'):
+            tim_zoo.create_model(name, bottleneck_chans=8)
+        model = tim_zoo.create_model(name, bottleneck_chans=8, conv_style='bottleneck')
+        widths = {t.convs[0].conv.out_channels for t in model.modules() if isinstance(t, TemporalAwareBlock)}
+        assert widths <= {8, 16}, name                    # 16: both direction groups of one grouped layer
+    with pytest.raises(ConfigurationError, match='bottleneck_chans'):
+        TemporalAwareBlock(8, 8, dilation=1, bottleneck_chans=4)

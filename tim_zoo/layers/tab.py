@@ -7,7 +7,7 @@ from torch import nn
 
 from .._utils import renamed_arguments
 from .._validation import check_block_input, check_choice
-from ..exceptions import UnknownArgumentError
+from ..exceptions import ConfigurationError, UnknownArgumentError
 from .conv import ConvNormAct1d, GroupConv1d
 from .create import ActLayer, NormLayer
 
@@ -69,6 +69,12 @@ class TemporalAwareBlock(nn.Module):
         super().__init__()
         check_choice('residual', residual, ('mul', 'add'))
         check_choice('conv_style', conv_style, ('standard', 'bottleneck'))
+        # a stack over two direction groups passes the width over both: twice the default changes nothing either
+        default = TAB_DEFAULTS['bottleneck_chans']
+        if conv_style != 'bottleneck' and bottleneck_chans not in (default, default * groups):
+            raise ConfigurationError(f'bottleneck_chans sets the width of conv_style="bottleneck", and conv_style='
+                                     f'{conv_style!r} has no bottleneck: pass conv_style="bottleneck" too, or leave '
+                                     f'bottleneck_chans at {default}')
         self.residual = residual
         self.dilation = dilation
         self.in_chans = in_chans

@@ -128,6 +128,17 @@ class SERModel(nn.Module):
         self.levels_pruned = False                       # prune_intermediate_layers: only levels are computed
         self.pruned_levels = 0
 
+    def _refuse_unused(self, names: Tuple[str, ...], reason: str) -> None:
+        """Record the constructor arguments `names` as not used by this configuration (`unused_args`), and refuse any
+        of them given a value other than its default (the model's, or the TAB's for a TAB argument): `reason` says
+        why they have no effect."""
+        params = inspect.signature(type(self)).parameters
+        given = self._recording_args
+        wrong = sorted(k for k in names if given[k] not in (params[k].default, TAB_DEFAULTS.get(k, params[k].default)))
+        if wrong:
+            raise ConfigurationError(f'{", ".join(wrong)}: {reason}')
+        self.unused_args = tuple(dict.fromkeys(self.unused_args + tuple(names)))
+
     @property
     def head_hidden_size(self) -> int:
         """Width of the pre-logits features."""

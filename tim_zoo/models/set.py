@@ -39,8 +39,9 @@ class SpeechEmotionTransformer(SERModel):
             (standard, dropout `drop_rate`).
         layer_fusion: `"weight"` (a WeightLayer over the layers, GAP head) or `"conv2d"` (the layers as image
             channels, convolutional head).
-        head_hidden: width of the convolutional head's hidden layer.
-        head_drop_rate: dropout before the classifier (both heads).
+        head_hidden: width of the convolutional head's hidden layer (`"conv2d"`).
+        head_drop_rate: dropout before the convolutional head's classifier (`"conv2d"`; the `"weight"` head, GAP then
+            Linear, has none).
     """
     default_weight_init = 'research'
 
@@ -76,6 +77,8 @@ class SpeechEmotionTransformer(SERModel):
             self.layer_weight = WeightLayer(num_layers)
             self.num_features = d_model
             self.head = create_head(head, d_model, num_classes, gmm_components, lambda: PoolHead(d_model, num_classes))
+            self._refuse_unused(('head_hidden', 'head_drop_rate'), 'layer_fusion="weight" pools the layers into a '
+                                'head without a hidden layer or dropout; they set the "conv2d" head')
         else:
             self.layer_weight = None
             self.num_features = num_layers * d_model

@@ -1,14 +1,12 @@
 """Transformer front-ends with an optional TIM part (the seed's Transformer, Transformer_TIM family)."""
-import inspect
 from typing import Optional
 
 from timm.models import register_model
 from torch import nn
 
 from .._validation import check_choice
-from ..exceptions import ConfigurationError
 from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
-from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
+from ..layers.tab import TAB_ARGS
 from ._base import (GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info,
                     positional_encoding)
 from ._zoo import zoo_default_cfgs
@@ -101,13 +99,7 @@ class TransformerTIM(SERModel):
             share_layers=share_layers)
         self.layer_fusion = nn.Linear(num_layers, 1) if layer_fusion == 'linear' else None
         if tim_variant == 'none':
-            # a value that is the model's or the block's own default changes nothing (checkpoints record both)
-            tim_args = dict(tab_kwargs, filters=filters, depth=depth, stem_norm=stem_norm, weighted=weighted)
-            defaults = inspect.signature(type(self)).parameters
-            unused = sorted(k for k in self.tim_only_args if tim_args[k] not in (defaults[k].default, TAB_DEFAULTS.get(k)))
-            if unused:
-                raise ConfigurationError(f'{", ".join(unused)}: tim_variant="none" has no TIM part to pass them to')
-            self.unused_args = self.tim_only_args
+            self._refuse_unused(self.tim_only_args, 'tim_variant="none" has no TIM part to pass them to')
             self.bridge = None
             self.tim = None
             self.num_features = d_model
