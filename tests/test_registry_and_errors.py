@@ -247,3 +247,12 @@ def test_bottleneck_chans_without_the_bottleneck_style_is_refused_not_ignored():
         assert widths <= {8, 16}, name                    # 16: both direction groups of one grouped layer
     with pytest.raises(ConfigurationError, match='bottleneck_chans'):
         TemporalAwareBlock(8, 8, dilation=1, bottleneck_chans=4)
+
+
+def test_naming_weights_without_pretrained_is_refused_not_ignored(tmp_path):
+    import timm
+    with pytest.raises(ConfigurationError, match='pretrained_cfg_overlay file says where weights are.*pretrained=True'):
+        tim_zoo.create_model('timnet', pretrained_cfg_overlay=dict(file=str(tmp_path / 'none.safetensors')))
+    with pytest.raises(ConfigurationError, match='cache_dir says where weights are'):
+        timm.create_model('tim', cache_dir=str(tmp_path))
+    assert timm.create_model('tim', pretrained_cfg_overlay=dict(label_names=list('abcdefg'))).num_classes == 7

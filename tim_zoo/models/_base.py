@@ -553,6 +553,12 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                                  f'{variant} was asked for the whole model (add features_only=True)')
     cache_dir = kwargs.pop('cache_dir', None)
     given_cfg, overlay = kwargs.pop('pretrained_cfg', None), kwargs.pop('pretrained_cfg_overlay', None)
+    where = [f'pretrained_cfg_overlay {k}' for k in ('file', 'hf_hub_id') if (overlay or {}).get(k)] + \
+        (['cache_dir'] if cache_dir else [])
+    if where and not pretrained:                      # timm would build fresh weights and drop them without a word
+        raise ConfigurationError(f'{variant}: {" and ".join(where)} {"say" if len(where) > 1 else "says"} where '
+                                 f'weights are, and pretrained=False builds the model with fresh weights: pass '
+                                 f'pretrained=True to load them')
     from_hub_args = kwargs.pop('pretrained_model_args', None) or {}      # timm: a hub folder's model_args
     given_cfg, hub_settings = _hub_cfg(given_cfg, pretrained)
     cfg = _resolve_cfg(variant, given_cfg, overlay)
