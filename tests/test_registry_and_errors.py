@@ -217,7 +217,8 @@ def test_a_transformer_without_a_tim_part_refuses_the_tim_arguments_it_would_ign
             tim_zoo.create_model('transformer', **args)
     model = tim_zoo.create_model('transformer', depth=8, residual='add', drop_rate=0.2)    # the defaults change nothing
     assert set(model.unused_args) >= {'depth', 'filters', 'kernel_size'} and 'drop_rate' not in model.unused_args
-    assert tim_zoo.create_model('transformer_tim', depth=4).tim.depth == 4 and not tim_zoo.create_model('transformer_tim').unused_args
+    assert tim_zoo.create_model('transformer_tim', depth=4).tim.depth == 4
+    assert 'depth' not in tim_zoo.create_model('transformer_tim').unused_args
 
 
 def test_gmm_components_without_the_gmm_head_is_refused_not_ignored():
@@ -234,7 +235,7 @@ def test_set_with_the_weight_layer_refuses_the_conv2d_heads_arguments():
         tim_zoo.create_model('set', head_drop_rate=0.5)
     assert set(tim_zoo.create_model('set').unused_args) == {'head_hidden', 'head_drop_rate'}
     official = tim_zoo.create_model('set_official', head_drop_rate=0.5, head_hidden=50)
-    assert official.head.drop.p == 0.5 and not official.unused_args
+    assert official.head.drop.p == 0.5 and not {'head_hidden', 'head_drop_rate'} & set(official.unused_args)
 
 
 def test_bottleneck_chans_without_the_bottleneck_style_is_refused_not_ignored():
@@ -256,3 +257,12 @@ def test_naming_weights_without_pretrained_is_refused_not_ignored(tmp_path):
     with pytest.raises(ConfigurationError, match='cache_dir says where weights are'):
         timm.create_model('tim', cache_dir=str(tmp_path))
     assert timm.create_model('tim', pretrained_cfg_overlay=dict(label_names=list('abcdefg'))).num_classes == 7
+
+
+def test_pos_encoding_without_pos_embed_is_refused_not_ignored():
+    for name in ('transformer', 'transformer_tim', 'cnn_transformer', 'set_official'):
+        with pytest.raises(ConfigurationError, match='pos_encoding: pos_embed=False adds no positional encoding'):
+            tim_zoo.create_model(name, pos_encoding='sincos')
+        assert 'pos_encoding' in tim_zoo.create_model(name).unused_args, name
+    model = tim_zoo.create_model('transformer_tim', pos_embed=True, pos_encoding='sincos')
+    assert model.pos_embed is not None and 'pos_encoding' not in model.unused_args

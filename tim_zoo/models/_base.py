@@ -139,6 +139,15 @@ class SERModel(nn.Module):
             raise ConfigurationError(f'{", ".join(wrong)}: {reason}')
         self.unused_args = tuple(dict.fromkeys(self.unused_args + tuple(names)))
 
+    def _positional_encoding(self, pos_embed: bool, d_model: int, pos_encoding: str, drop_rate: float):
+        """`positional_encoding(d_model, pos_encoding, drop_rate)` where `pos_embed`, else None (and `pos_encoding`,
+        which then chooses nothing, refused unless left at its default)."""
+        if not pos_embed:
+            self._refuse_unused(('pos_encoding',), 'pos_embed=False adds no positional encoding: pass pos_embed=True '
+                                                   'too')
+            return None
+        return positional_encoding(d_model, pos_encoding, drop_rate)
+
     @property
     def head_hidden_size(self) -> int:
         """Width of the pre-logits features."""

@@ -4,8 +4,7 @@ from torch import nn
 
 from ..exceptions import ConfigurationError
 from ..layers import TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
-from ._base import (GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info,
-                    positional_encoding)
+from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info
 from ._zoo import zoo_default_cfgs
 
 
@@ -64,7 +63,7 @@ class CNNTransformer(SERModel):
             aggregation='all', fusion='weight' if weighted else 'last', **tab_kwargs)
         self.pool = nn.MaxPool1d(2)
         self.proj = nn.Conv1d(filters, d_model, 1)
-        self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None
+        self.pos_embed = self._positional_encoding(pos_embed, d_model, pos_encoding, drop_rate)
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=multi_layer)
         self.layer_weight = WeightLayer(num_layers) if multi_layer else None

@@ -6,7 +6,7 @@ from timm.models import register_model
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, TransformerEncoderStack, WeightLayer
-from ._base import GMM_COMPONENTS, SERModel, build_model, create_head, layer_info, positional_encoding
+from ._base import GMM_COMPONENTS, SERModel, build_model, create_head, layer_info
 from ._zoo import zoo_default_cfgs
 
 
@@ -70,7 +70,7 @@ class SpeechEmotionTransformer(SERModel):
         check_choice('layer_fusion', layer_fusion, ('weight', 'conv2d'))
         self.seq_len = seq_len
         self.proj = ConvNormAct1d(in_chans, d_model, 1, norm_layer='batchnorm')
-        self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None
+        self.pos_embed = self._positional_encoding(pos_embed, d_model, pos_encoding, drop_rate)
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=True)
         if layer_fusion == 'weight':

@@ -7,8 +7,7 @@ from torch import nn
 from .._validation import check_choice
 from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
 from ..layers.tab import TAB_ARGS
-from ._base import (GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info,
-                    positional_encoding)
+from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info
 from ._zoo import zoo_default_cfgs
 
 
@@ -93,7 +92,7 @@ class TransformerTIM(SERModel):
         self.prep = nn.Sequential(
             ConvNormAct1d(in_chans, prep_channels, 1, norm_layer='batchnorm', act_layer='relu'),
             ConvNormAct1d(prep_channels, d_model, 1, norm_layer='batchnorm', act_layer='relu'))
-        self.pos_embed = positional_encoding(d_model, pos_encoding, drop_rate) if pos_embed else None
+        self.pos_embed = self._positional_encoding(pos_embed, d_model, pos_encoding, drop_rate)
         self.transformer = TransformerEncoderStack(
             d_model, num_heads, d_ff, num_layers, drop_rate, transformer_act, keep_all=layer_fusion == 'linear',
             share_layers=share_layers)

@@ -38,4 +38,7 @@ def legacy_model_args(architecture: str, model_args: dict, version: int) -> dict
     unless `model_args` sets it."""
     if version >= 2:
         return dict(model_args)
-    return {**VERSION_1.get(architecture, {}), **model_args}
+    old = dict(VERSION_1.get(architecture, {}))
+    if model_args.get('pos_embed') is False:          # no positional encoding: which one is moot (and refused if set)
+        old.pop('pos_encoding', None)
+    return {**old, **model_args}
