@@ -61,7 +61,7 @@ class SERModel(nn.Module):
     #: model-specific defaults of the TAB arguments a model with `**tab_kwargs` takes (else `TemporalAwareBlock`'s)
     tab_defaults = {}                   # Dict[str, Any]
     #: constructor arguments this configuration does not use (recorded in `init_args`, refused unless left at
-    #: their defaults): the TIM arguments of a Transformer without a TIM part
+    #: their defaults; `_refuse_unused` adds them), e.g. `pos_encoding` without `pos_embed`
     unused_args = ()                    # Tuple[str, ...]
     #: the model's default `weight_init` (`"torch"`; `"keras"` for the official TIM-Net; `"research"` for the seed models)
     default_weight_init = 'torch'
