@@ -428,8 +428,11 @@ def card_page(name: str) -> str:
     lines += [f'| `{k}` | `{v!r}` | {arg_docs.get(k, "")} |' for k, v in model.init_args.items()
               if k not in model.unused_args]
     if model.unused_args:
-        lines += ['', f'Not used by `{name}`, and refused unless left at their defaults: '
-                      f'{", ".join(f"`{k}`" for k in model.unused_args)}.']
+        by_reason = {}
+        for arg, reason in model.unused_args.items():
+            by_reason.setdefault(reason, []).append(f'`{arg}`')
+        lines += ['', f'Not used by `{name}` as built above, and refused unless left at their defaults:', '']
+        lines += [f'- {", ".join(args)}: {reason}.' for reason, args in by_reason.items()]
     from tim_zoo.models._zoo import zoo_recipe
     zoo = zoo_recipe(name)
     recipes = [zoo] + [r for r, v in RECIPES.items() if v.get('model') == name and r != zoo] + ['default']

@@ -267,8 +267,11 @@ def test_every_card_argument_has_a_meaning_of_its_own_model():
         rows = dict(re.findall(r'^\| `(\w+)` \| `[^|]*` \| (.*) \|$', card, re.M))
         assert set(model.init_args) - set(model.unused_args) == set(rows), name
         if model.unused_args:
-            named = re.search(r'^Not used by `\w+`, and refused unless left at their defaults: (.*)\.$', card, re.M)
-            assert set(re.findall(r'`(\w+)`', named.group(1))) == set(model.unused_args), name
+            named = re.search(r'^Not used by `\w+` as built above, and refused unless left at their defaults:\n\n'
+                              r'((?:- .*\n?)+)', card, re.M)
+            listed = [line.split(': ', 1) for line in named.group(1).splitlines()]
+            assert {a for args, _ in listed for a in re.findall(r'`(\w+)`', args)} == set(model.unused_args), name
+            assert all(why.strip('.') in model.unused_args.values() for _, why in listed), name
         empty = [arg for arg, meaning in rows.items() if not meaning.strip()]
         assert not empty, f'{name}: no meaning for {empty}'
         if not any(isinstance(m, TemporalAwareBlock) for m in model.modules()):

@@ -231,9 +231,11 @@ def test_gmm_components_without_the_gmm_head_is_refused_not_ignored():
 
 
 def test_set_with_the_weight_layer_refuses_the_conv2d_heads_arguments():
-    with pytest.raises(ConfigurationError, match='head_drop_rate: layer_fusion="weight" pools the layers'):
+    with pytest.raises(ConfigurationError, match='head_drop_rate: layer_fusion="weight" pools the layers, of any length'):
         tim_zoo.create_model('set', head_drop_rate=0.5)
-    assert set(tim_zoo.create_model('set').unused_args) == {'head_hidden', 'head_drop_rate'}
+    assert set(tim_zoo.create_model('set').unused_args) == {'head_hidden', 'head_drop_rate', 'seq_len'}
+    with pytest.raises(ConfigurationError, match='seq_len: layer_fusion="weight" pools the layers, of any length'):
+        tim_zoo.create_model('set', seq_len=100)
     official = tim_zoo.create_model('set_official', head_drop_rate=0.5, head_hidden=50)
     assert official.head.drop.p == 0.5 and not {'head_hidden', 'head_drop_rate'} & set(official.unused_args)
 
@@ -266,3 +268,73 @@ def test_pos_encoding_without_pos_embed_is_refused_not_ignored():
         assert 'pos_encoding' in tim_zoo.create_model(name).unused_args, name
     model = tim_zoo.create_model('transformer_tim', pos_embed=True, pos_encoding='sincos')
     assert model.pos_embed is not None and 'pos_encoding' not in model.unused_args
+
+
+@pytest.mark.parametrize('name', ['at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim'])
+def test_the_fusion_arguments_the_chosen_fusion_has_no_use_for_are_refused(name):
+    aft = dict(fusion='aft_local', seq_len=50)
+    for args, refused in ((dict(aft, d_ff=512), 'd_ff'), (dict(aft, ffn=False), 'ffn'),
+                          (dict(aft, fusion_style='standard'), 'fusion_style'), (dict(aft, attn_drop_rate=0.3),
+                                                                                  'attn_drop_rate')):
+        with pytest.raises(ConfigurationError, match=f'^{refused}: fusion="aft_local" has no multi-head attention'):
+            tim_zoo.create_model(name, **args)
+    with pytest.raises(ConfigurationError, match='^aft_window: only fusion="aft_local" has a window'):
+        tim_zoo.create_model(name, aft_window=64)
+    with pytest.raises(ConfigurationError, match='^d_ff: ffn=False: the attention fusion has no feed-forward block'):
+        tim_zoo.create_model(name, ffn=False, d_ff=256)
+    assert tim_zoo.create_model(name, aft_window=64, **aft).fusion.window == 64
+    assert {'d_ff', 'ffn', 'fusion_style', 'attn_drop_rate'} <= set(tim_zoo.create_model(name, **aft).unused_args)
+    assert 'd_ff' in tim_zoo.create_model(name, ffn=False).unused_args
+    used = tim_zoo.create_model(name, d_ff=256)
+    assert used.fusion.ffn[0].out_features == 256 and 'aft_window' in used.unused_args and 'd_ff' not in used.unused_args
+
+
+def test_multitim_with_attention_refuses_a_seq_len_it_would_ignore():
+    with pytest.raises(ConfigurationError, match='^seq_len: multitim with fusion="attention" takes any length'):
+        tim_zoo.create_model('multitim', seq_len=188)
+    model = tim_zoo.create_model('multitim').eval()
+    assert 'seq_len' in model.unused_args and model(torch.randn(1, 39, 40)).shape == (1, 7)
+    assert tim_zoo.create_model('multitim', fusion='aft_local', seq_len=60).max_len == 60
+
+
+def test_merge_without_two_directions_is_refused_not_ignored():
+    from tim_zoo.layers import TIMEncoder
+    with pytest.raises(ConfigurationError, match='^merge: bidirectional=False has no directions to merge'):
+        tim_zoo.create_model('at_deltatim', merge='fuse')
+    assert 'merge' in tim_zoo.create_model('at_deltatim').unused_args
+    assert tim_zoo.create_model('at_deltatim', bidirectional=True, merge='fuse').tim.encoder.merge == 'fuse'
+    with pytest.raises(ConfigurationError, match="merge must be one of"):
+        tim_zoo.create_model('at_deltatim', merge='concat')                 # validated even where unused
+    for args in (dict(merge='fuse'), dict(share_weights=False), dict(align_backward=True)):
+        with pytest.raises(ConfigurationError, match=r'TIMEncoder\(bidirectional=False\) has one direction: '
+                                                     f'{next(iter(args))}='):
+            TIMEncoder(39, 8, 2, bidirectional=False, **args)
+
+
+@pytest.mark.parametrize('name, drop', [('at_tim', 0.1), ('at_deltatim_v2', 0.3), ('multitim', 0.3),
+                                        ('transformer_tim', 0.2), ('set_official', 0.3), ('timnet', 0.0)])
+def test_the_gmm_head_takes_the_models_head_dropout(name, drop):
+    model = tim_zoo.create_model(name, head='gmm')
+    assert model.head.drop.p == drop
+    if name != 'timnet':
+        assert tim_zoo.create_model(name, head='gmm', head_drop_rate=0.45).head.drop.p == 0.45
+
+
+@pytest.mark.parametrize('name, sizes', [('transformer', dict(head_hidden=50, head_conv_channels=8, seq_len=100)),
+                                         ('transformer_tim', dict(head_hidden=50, seq_len=100)),
+                                         ('cnn_transformer', dict(seq_len=100)), ('set_official', dict(seq_len=100)),
+                                         ('at_deltatim_v2', dict(seq_len=100)), ('multitim', dict(head_pool=10))])
+def test_the_gmm_head_refuses_what_only_sizes_the_default_head(name, sizes, tmp_path):
+    """The factory's own values (transformer's head_hidden=1000, set_official's seq_len=188) are not the caller's: the
+    model builds with head="gmm" and rebuilds from its checkpoint, which passes every recorded argument back."""
+    for key, value in sizes.items():
+        with pytest.raises(ConfigurationError, match=f'^{key}: head="gmm" pools frames of any length'):
+            tim_zoo.create_model(name, head='gmm', **{key: value})
+        tim_zoo.create_model(name, **{key: value})                           # the default head takes them
+    model = tim_zoo.create_model(name, head='gmm', num_classes=3).eval()
+    assert set(sizes) <= set(model.unused_args)
+    pytest.importorskip('safetensors')
+    back = tim_zoo.load_checkpoint(tim_zoo.save_checkpoint(model, tmp_path / 'gmm.safetensors')).eval()
+    x = torch.randn(2, 39, 64)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))

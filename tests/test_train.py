@@ -36,9 +36,11 @@ def _features(n=60, classes=3, frames=32, speakers=6, shift=1.0, seed=0):
 
 
 def _cfg(**kw):
-    base = dict(model='timnet', model_args=dict(TINY), epochs=3, lr=3e-3, weight_decay=0.0, protocol='kfold', folds=3,
+    base = dict(model='timnet', model_args=dict(TINY), epochs=3, lr=3e-3, weight_decay=0.0, protocol='kfold',
                 batch_size=16)
     base.update(kw)
+    if base['protocol'] == 'kfold':
+        base.setdefault('folds', 3)
     return TrainConfig.from_recipe(None, **base)
 
 
@@ -90,7 +92,8 @@ def test_schedulers():
         ('noam', lambda lrs: lrs[0] < 0.2 and math.isclose(max(lrs), 1.0) and lrs.index(max(lrs)) == 9 and lrs[39] < 0.6),
         ('none', lambda lrs: set(lrs) == {1.0}),
     ]:
-        cfg = TrainConfig(scheduler=name, step_size=2, gamma=0.5, epochs=4, warmup_steps=10)
+        own = dict(step=dict(step_size=2, gamma=0.5), noam=dict(warmup_steps=10)).get(name, {})
+        cfg = TrainConfig(scheduler=name, epochs=4, **own)
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
         sched = build_scheduler(opt, cfg, steps_per_epoch=10)
         lrs = []
@@ -1107,3 +1110,48 @@ def test_save_for_hub_refuses_a_checkpoint_that_is_not_the_models(tmp_path):
         tim_zoo.save_for_hub(other, tmp_path / 'hub', checkpoint=tmp_path / 'm.safetensors')
     tim_zoo.save_for_hub(model, tmp_path / 'hub', checkpoint=tmp_path / 'm.safetensors')
     assert (tmp_path / 'hub' / 'model.safetensors').read_bytes() == (tmp_path / 'm.safetensors').read_bytes()
+
+
+# --- settings a run would not use --------------------------------------------------------------------
+
+@pytest.mark.parametrize('settings, refused', [
+    (dict(scheduler='none', step_size=20), "step_size=20 (scheduler='none': only scheduler=\"step\""),
+    (dict(scheduler='cosine', gamma=0.5), "gamma=0.5 (scheduler='cosine'"),
+    (dict(scheduler='step', warmup_steps=70), "warmup_steps=70 (scheduler='step': only scheduler=\"noam\" warms up"),
+    (dict(optimizer='adam', momentum=0.5), "momentum=0.5 (optimizer='adam' has no momentum"),
+    (dict(optimizer='sgd', betas=(0.9, 0.99)), 'betas=(0.9, 0.99) (optimizer="sgd" has no betas'),
+    (dict(protocol='loso', folds=5), "folds=5 (protocol='loso' has no folds to count"),
+    (dict(protocol='all', val_fraction=0.2), 'val_fraction=0.2 (protocol="all" trains on every utterance'),
+    (dict(compile='off', compile_mode='max-autotune'), "compile_mode='max-autotune' (compile='off' trains eagerly"),
+    (dict(compile='auto', compile_mode='max-autotune'), "compile='auto' trains eagerly on cpu"),
+    (dict(gmm_fits=4), 'gmm_fits=4 (no GMM frame selection'),
+    (dict(dropout=0.3, model_args=dict(drop_rate=0.2)), "dropout=0.3 (model_args drop_rate=0.2 sets the model's"),
+])
+def test_a_setting_the_run_would_not_use_is_refused_not_ignored(settings, refused):
+    with pytest.raises(ConfigurationError, match=re.escape('settings this run would not use: ') + '.*'
+                                                 + re.escape(refused)):
+        TrainConfig(**settings)
+
+
+def test_unused_settings_left_at_their_recipe_or_default_values_pass():
+    assert TrainConfig(scheduler='none').unused_settings()['step_size'].startswith("scheduler='none'")
+    assert TrainConfig(protocol='all').val_fraction == 0.0                      # the defaults: what "all" uses
+    assert TrainConfig(protocol='all', val_fraction=0.0, select='last').select == 'last'
+    assert TrainConfig(compile='on', compile_mode='max-autotune').compile_mode == 'max-autotune'
+    assert TrainConfig(gmm_select=50, gmm_fits=4).gmm_fits == 4
+    assert TrainConfig(dropout=0.2, model_args=dict(drop_rate=0.2)).dropout == 0.2
+    # the recipe's own values are not the user's: seed.emodb's folds under loso, timnet.paper's betas under sgd
+    assert TrainConfig.from_recipe('seed.emodb', protocol='loso').folds == 10
+    assert TrainConfig.from_recipe('timnet.paper', optimizer='sgd').betas == (0.93, 0.98)
+    with pytest.raises(ConfigurationError, match='step_size=20'):
+        TrainConfig.from_recipe('seed.emodb', step_size=20)                     # the recipe's scheduler is "none"
+    # a configuration read back from a run is a record of what ran: read as it is
+    stored = dataclasses.asdict(TrainConfig(scheduler='step', step_size=20))
+    assert TrainConfig.from_json(json.dumps(dict(stored, scheduler='none'))).step_size == 20
+
+
+def test_the_recipes_dropout_replaced_by_a_model_argument_is_noted():
+    from tim_zoo.train.builders import dropout_note
+    assert dropout_note(None, dict(drop_rate=0.3), 0.1) == ('dropout 0.1 (of the recipe) is not applied: the model '
+                                                            'argument drop_rate=0.3 sets the model\'s dropout')
+    assert dropout_note(None, dict(drop_rate=0.1), 0.1) == '' and dropout_note(None, {}, 0.1) == ''

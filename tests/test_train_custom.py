@@ -282,6 +282,9 @@ def test_checkpoints_load_with_the_builder_named_and_the_cli_predicts_with_it(tm
     assert cli_main(['predict', str(tmp_path / 'v.wav'), '--checkpoint', str(path), '--builder',
                      'test_train_custom:pooled_stack', '--quiet']) == 0
     assert 'prediction' in capsys.readouterr().out
+    assert cli_main(['predict', str(tmp_path / 'v.wav'), '--checkpoint', str(path), '--builder',
+                     'test_train_custom:pooled_stack', '--model', 'tim', '--quiet']) == 2
+    assert "model_name='tim' builds the model, so builder and trust_builder would not be used" in capsys.readouterr().err
 
 
 def test_a_hook_that_fails_is_refused_before_anything_is_written(tmp_path):

@@ -345,6 +345,12 @@ def test_models_built_from_blocks_keep_their_feature_settings_and_predict(tmp_pa
     recognizer = tim_zoo.EmotionRecognizer.from_checkpoint(path, builder=small_ser)
     assert recognizer.model.label_names == ['a', 'b', 'c']
     assert (recognizer.extractor.mean_signal_length, recognizer.extractor.level) == (32768, 'peak')
+    with pytest.raises(tim_zoo.ConfigurationError, match="model_name='tim' builds the model, so builder and "
+                                                         "trust_builder would not be used"):
+        tim_zoo.EmotionRecognizer.from_checkpoint(path, model_name='tim', builder=small_ser)
+    with pytest.raises(tim_zoo.ConfigurationError, match='is a TIM-Net Keras file, always built as timnet; model_name, '
+                                                         'builder and trust_builder are not used with it'):
+        tim_zoo.EmotionRecognizer.from_checkpoint(tmp_path / 'w.hdf5', trust_builder=True)
 
 
 def test_weights_load_into_a_model_with_another_kind_of_head(tmp_path):

@@ -69,10 +69,12 @@ def build_recognizer(args):
     if args.checkpoint:
         if args.builder:
             import_from_cwd()
-            return EmotionRecognizer.from_checkpoint(args.checkpoint, builder=args.builder, **kwargs)
         try:
-            return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None, **kwargs)
+            return EmotionRecognizer.from_checkpoint(args.checkpoint, model_name=args.model or None,
+                                                     builder=args.builder or None, **kwargs)
         except UnsafeFileError as e:                     # a model of blocks: name its builder on the command line
+            if args.builder:
+                raise
             raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
     if args.model and is_hub_source(args.model):
         return EmotionRecognizer.from_pretrained(args.model, **kwargs)

@@ -180,7 +180,15 @@ class EmotionRecognizer:
         of a model composed of blocks takes the function that built it (`builder=`, or `trust_builder=True`, as
         `tim_zoo.load_checkpoint`); a Keras `.hdf5`/`.h5` file goes to `from_keras`."""
 
-        if Path(path).suffix.lower() in KERAS_SUFFIXES:
+        keras = Path(path).suffix.lower() in KERAS_SUFFIXES
+        from_builder = builder is not None or trust_builder
+        if keras and (model_name or from_builder):
+            raise ConfigurationError(f'from_checkpoint: {path} is a TIM-Net Keras file, always built as timnet; '
+                                     f'model_name, builder and trust_builder are not used with it: drop them')
+        if model_name and from_builder:
+            raise ConfigurationError(f'from_checkpoint: model_name={model_name!r} builds the model, so builder and '
+                                     f'trust_builder would not be used: give one or the other')
+        if keras:
             return cls.from_keras(path, **kwargs)
         model = create_model(model_name, checkpoint_path=str(path)) if model_name else \
             load_checkpoint(path, builder=builder, trust_builder=trust_builder)

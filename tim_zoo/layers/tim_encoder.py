@@ -6,6 +6,7 @@ from torch import nn
 
 from .._utils import renamed_arguments
 from .._validation import check_block_input, check_choice
+from ..exceptions import ConfigurationError
 from .aggregation import DeltaAggregation, WeightLayer
 from .tab import check_tab_kwargs
 from .temporal import BiTemporalEncoder, TemporalStack, stem
@@ -19,7 +20,8 @@ class TIMEncoder(nn.Module):
         filters: width `F` of stem and TABs.
         depth: TAB levels `n`.
         bidirectional: run a `BiTemporalEncoder` (else a stem and one `TemporalStack`).
-        share_weights, merge, align_backward: of the bidirectional encoder.
+        share_weights, merge, align_backward: of the bidirectional encoder (refused unless left at their defaults
+            when `bidirectional=False`).
         stem_norm: the TABs' norm + act after the 1x1 stem.
         aggregation: `DeltaAggregation` mode: `"all"`, `"delta"` or `"delta+all"`.
         fusion: `"weight"` (`WeightLayer` over the levels, `[B, F, T]`), `"last"` (the last
@@ -50,6 +52,13 @@ class TIMEncoder(nn.Module):
         check_choice('fusion', fusion, ('weight', 'last', 'none'))
         check_tab_kwargs('TIMEncoder', tab_kwargs, ('in_chans', 'filters', 'depth', 'bidirectional', 'share_weights',
                                                     'merge', 'align_backward', 'stem_norm', 'aggregation', 'fusion'))
+        check_choice('merge', merge, ('add', 'fuse'))
+        if not bidirectional:
+            moot = [f'{k}={v!r}' for k, v, default in (('share_weights', share_weights, True), ('merge', merge, 'add'),
+                                                       ('align_backward', align_backward, False)) if v != default]
+            if moot:
+                raise ConfigurationError(f'TIMEncoder(bidirectional=False) has one direction: {", ".join(moot)} '
+                                         f'would set the bidirectional encoder; drop it or pass bidirectional=True')
         self.fusion = fusion
         self.in_chans = in_chans
         self.filters = filters

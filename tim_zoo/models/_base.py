@@ -1,4 +1,5 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
+import contextvars
 import dataclasses
 import difflib
 import functools
@@ -27,6 +28,9 @@ from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
 from ..weights.hub_folder import HUB_WEIGHTS
 from ..weights.load import warn_other_arguments, weight_source
+
+#: while `build_model` builds a model, the values its factory, tag or weight file give arguments (whoever passes them)
+_FACTORY_VALUES = contextvars.ContextVar('tim_zoo_factory_values', default={})
 
 
 class SERModel(nn.Module):
@@ -60,9 +64,9 @@ class SERModel(nn.Module):
 
     #: model-specific defaults of the TAB arguments a model with `**tab_kwargs` takes (else `TemporalAwareBlock`'s)
     tab_defaults = {}                   # Dict[str, Any]
-    #: constructor arguments this configuration does not use (recorded in `init_args`, refused unless left at
-    #: their defaults; `_refuse_unused` adds them), e.g. `pos_encoding` without `pos_embed`
-    unused_args = ()                    # Tuple[str, ...]
+    #: constructor arguments this configuration does not use, each with why (recorded in `init_args`, refused unless
+    #: left at their defaults; `_refuse_unused` adds them), e.g. `pos_encoding` without `pos_embed`
+    unused_args = {}                    # Dict[str, str]; replaced, never changed in place
     #: the model's default `weight_init` (`"torch"`; `"keras"` for the official TIM-Net; `"research"` for the seed models)
     default_weight_init = 'torch'
 
@@ -130,14 +134,22 @@ class SERModel(nn.Module):
 
     def _refuse_unused(self, names: Tuple[str, ...], reason: str) -> None:
         """Record the constructor arguments `names` as not used by this configuration (`unused_args`), and refuse any
-        of them given a value other than its default (the model's, or the TAB's for a TAB argument): `reason` says
-        why they have no effect."""
+        of them given a value other than its default (the model's, or the TAB's for a TAB argument) or than what
+        `build_model`'s factory, tag or weight file chose: `reason` says why they have no effect."""
         params = inspect.signature(type(self)).parameters
         given = self._recording_args
-        wrong = sorted(k for k in names if given[k] not in (params[k].default, TAB_DEFAULTS.get(k, params[k].default)))
+        chosen = _FACTORY_VALUES.get()
+        wrong = sorted(k for k in names if given[k] not in (params[k].default, TAB_DEFAULTS.get(k, params[k].default))
+                       and (k not in chosen or given[k] != chosen[k]))
         if wrong:
             raise ConfigurationError(f'{", ".join(wrong)}: {reason}')
-        self.unused_args = tuple(dict.fromkeys(self.unused_args + tuple(names)))
+        self.unused_args = {**self.unused_args, **dict.fromkeys(names, reason)}
+
+    def _refuse_default_head_args(self, head: str, names: Tuple[str, ...]) -> None:
+        """With `head="gmm"`, the arguments `names` that only size the model's own head are unused (and refused)."""
+        if head == 'gmm':
+            self._refuse_unused(names, 'head="gmm" pools frames of any length into its own classifier; they size the '
+                                       'default head (head="default")')
 
     def _positional_encoding(self, pos_embed: bool, d_model: int, pos_encoding: str, drop_rate: float):
         """`positional_encoding(d_model, pos_encoding, drop_rate)` where `pos_embed`, else None (and `pos_encoding`,
@@ -427,16 +439,18 @@ def create_head(
         num_classes: int,
         gmm_components: int,
         default: Callable[[], ClassifierHead],
+        drop_rate: float = 0.0,
 ) -> ClassifierHead:
     """`head="default"`: the model's own head; `head="gmm"`: a GMMClusteringHead on the frame features, with
-    `gmm_components` mixtures (refused with the default head unless left at `GMM_COMPONENTS`)."""
+    `gmm_components` mixtures (refused with the default head unless left at `GMM_COMPONENTS`) and `drop_rate` before
+    its classifier (the model's `head_drop_rate`, where it has one)."""
     check_choice('head', head, ('default', 'gmm'))
     if head != 'gmm' and gmm_components != GMM_COMPONENTS:
         raise ConfigurationError(f'gmm_components={gmm_components} sets the mixtures of the GMM head, and '
                                  f'head={head!r} has none: pass head="gmm" too, or leave gmm_components at '
                                  f'{GMM_COMPONENTS}')
     if head == 'gmm':
-        return GMMClusteringHead(in_features, num_classes, num_components=gmm_components)
+        return GMMClusteringHead(in_features, num_classes, num_components=gmm_components, drop_rate=drop_rate)
     return default()
 
 
@@ -544,8 +558,13 @@ def feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     return net
 
 
-def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> SERModel:
+def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Optional[dict] = None,
+                **kwargs) -> SERModel:
     """Build a registered model: resolve its pretrained config once, read its weight file once, build, load.
+
+    `defaults` are the factory's own arguments (what makes `at_deltatim` of `ATTIM`), `kwargs` the caller's; an
+    argument the configuration does not use is refused only when the caller's value differs from what the factory, tag
+    or weight file chose (`SERModel._refuse_unused`).
 
     `model_cls.tag_info(tag)` gives the constructor arguments a pretrained tag's weights need (e.g. depth) and its
     feature settings. With `pretrained=True` the weight file is found (`tim_zoo.weights.find_weight_file`: the
@@ -577,7 +596,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     name = f'{variant}.{cfg.tag}' if cfg.tag else variant
     info = model_cls.tag_info(cfg.tag or '')
     given = {k for k in kwargs if k not in from_hub_args or kwargs[k] != from_hub_args[k]}
-    for key, value in info.get('model_args', {}).items():
+    chosen = {**(defaults or {}), **info.get('model_args', {})}      # the values not up to the caller
+    for key, value in chosen.items():
         kwargs.setdefault(key, value)
     state_dict, meta, path = None, {}, None
     if pretrained:
@@ -601,6 +621,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
                 f'tim_zoo.load_checkpoint(PATH), or create_model("{meta["architecture"]}", pretrained=True, '
                 f'pretrained_cfg_overlay=dict(file=PATH))')
         from_file = meta.get('model_args') or {}
+        chosen.update(from_file)
         model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
         for key, value in from_file.items():             # the file's own arguments, unless the caller chose
             if key not in given:
@@ -608,7 +629,11 @@ def build_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> 
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's
     # timm's builder reads input_size as an image's (C, H, W); refresh_pretrained_cfg sets these from the model built
     cfg = dataclasses.replace(cfg, input_size=None, fixed_input_size=False, pool_size=None, first_conv=None)
-    model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
+    token = _FACTORY_VALUES.set(chosen)
+    try:
+        model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
+    finally:
+        _FACTORY_VALUES.reset(token)
     model.model_name = variant
     if global_pool is not None:                          # the loaded classifier is kept
         model.set_global_pool(global_pool)

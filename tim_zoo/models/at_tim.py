@@ -1,5 +1,5 @@
 """Attention-fused TIM models: AT_TIM, AT_DeltaTIM, AT_DeltaTIM_v2 and MultiTIM."""
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -17,11 +17,22 @@ from ._zoo import zoo_default_cfgs
 
 
 def _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, drop_rate, aft_window, fusion_style):
-    check_choice('fusion', fusion, ('attention', 'aft_local'))
     if fusion == 'attention':
         return AttentionFusion(filters, num_levels, d_qkv, d_ff, ffn, attn_drop=drop_rate, proj_drop=drop_rate,
                                style=fusion_style)
     return AFTLocalFusion(filters, num_levels, max_len=seq_len, d_qkv=d_qkv, window=aft_window)
+
+
+def unused_fusion_args(fusion: str, ffn: bool) -> List[Tuple[Tuple[str, ...], str]]:
+    """The `ATTIM`/`MultiTIM` arguments that `fusion` (and `ffn`) leave without effect, each group with why."""
+    if fusion == 'aft_local':
+        return [(('fusion_style', 'd_ff', 'ffn', 'attn_drop_rate'),
+                 'fusion="aft_local" has no multi-head attention and no feed-forward block: these set '
+                 'fusion="attention" only')]
+    unused = [(('aft_window',), 'only fusion="aft_local" has a window: pass fusion="aft_local" too')]
+    if not ffn:
+        unused.append((('d_ff',), 'ffn=False: the attention fusion has no feed-forward block'))
+    return unused
 
 
 class ATTIM(SERModel):
@@ -49,7 +60,7 @@ class ATTIM(SERModel):
         aft_window: AFT-local's window: frames farther apart than this do not attend to each other.
         attn_drop_rate: the multi-head attention's dropout (on the attention weights and before its output
             projection): 0.1, fixed in the research `TIM_Attention`; None follows `drop_rate`.
-        head_drop_rate: dropout on the per-frame scores.
+        head_drop_rate: dropout on the per-frame scores (with `head="gmm"`: before its classifier).
         head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged. As the research code:
             `residual="add"`, `drop_mode="frame"`.
@@ -85,6 +96,13 @@ class ATTIM(SERModel):
             **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
+        check_choice('fusion', fusion, ('attention', 'aft_local'))
+        check_choice('merge', merge, ('add', 'fuse'))
+        for names, reason in unused_fusion_args(fusion, ffn):
+            self._refuse_unused(names, reason)
+        if not bidirectional:
+            self._refuse_unused(('merge',), 'bidirectional=False has no directions to merge: pass bidirectional=True '
+                                            'too')
         self.seq_len = seq_len
         self.frame_mask = FrameMask(frame_mask)
         self.tim = TIMEncoder(
@@ -97,7 +115,9 @@ class ATTIM(SERModel):
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
-            lambda: FrameScoreHead(self.num_features, seq_len, num_classes, head_drop_rate))
+            lambda: FrameScoreHead(self.num_features, seq_len, num_classes, head_drop_rate), head_drop_rate)
+        if fusion == 'attention':
+            self._refuse_default_head_args(head, ('seq_len',))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.max_len = seq_len if fusion == 'aft_local' else None
         self.feature_info = self.tim.level_info('tim')
@@ -131,7 +151,7 @@ class MultiTIM(SERModel):
         special_depth: levels `n2` of the special stack, on the general stack's last level (delta-aggregated).
         seq_len: with `fusion="aft_local"`, the longest input (the size of AFT's position bias); else unused.
         head_pool: frames the head pools time to before its projection over time.
-        head_drop_rate: dropout before the classifier.
+        head_drop_rate: dropout before the classifier (also the GMM head's).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation).
 
     Other arguments as `ATTIM` (`fusion`, `fusion_style`, `d_qkv`, `d_ff`, `ffn`, `attn_drop_rate`, `aft_window`;
@@ -164,6 +184,12 @@ class MultiTIM(SERModel):
             **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
+        check_choice('fusion', fusion, ('attention', 'aft_local'))
+        for names, reason in unused_fusion_args(fusion, ffn):
+            self._refuse_unused(names, reason)
+        if fusion == 'attention':
+            self._refuse_unused(('seq_len',), 'multitim with fusion="attention" takes any length (seq_len sizes '
+                                              'only AFT-local\'s position bias): drop it, or pass fusion="aft_local"')
         drop_rate = tab_kwargs['drop_rate'] if attn_drop_rate is None else attn_drop_rate
         self.stem = stem(in_chans, filters, True, tab_kwargs)
         self.general = TemporalStack(filters, general_depth, **tab_kwargs)
@@ -180,7 +206,9 @@ class MultiTIM(SERModel):
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
-            lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool))
+            lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool),
+            head_drop_rate)
+        self._refuse_default_head_args(head, ('head_pool',))
         self.feature_info = [dict(num_chs=filters, reduction=1, module=f'{stack}.blocks.{j}')
                              for stack, depth in (('general', general_depth), ('special', special_depth))
                              for j in range(depth)]
@@ -211,21 +239,21 @@ default_cfgs = zoo_default_cfgs('at_tim', 'at_deltatim', 'at_deltatim_v2', 'mult
 def at_tim(pretrained: bool = False, **kwargs) -> ATTIM:
     """Shared bidirectional TIM (merge add, all levels) fused by attention."""
     args = dict(bidirectional=True, merge='add', aggregation='all', head_drop_rate=0.1)
-    return build_model(ATTIM, 'at_tim', pretrained, **dict(args, **kwargs))
+    return build_model(ATTIM, 'at_tim', pretrained, defaults=args, **kwargs)
 
 
 @register_model
 def at_deltatim(pretrained: bool = False, **kwargs) -> ATTIM:
     """One-direction TIM with delta aggregation, fused by attention."""
     args = dict(bidirectional=False, aggregation='delta', head_drop_rate=0.1)
-    return build_model(ATTIM, 'at_deltatim', pretrained, **dict(args, **kwargs))
+    return build_model(ATTIM, 'at_deltatim', pretrained, defaults=args, **kwargs)
 
 
 @register_model
 def at_deltatim_v2(pretrained: bool = False, **kwargs) -> ATTIM:
     """Frame masking 0.2, shared bidirectional TIM with fused directions, delta aggregation, attention."""
     args = dict(bidirectional=True, merge='fuse', aggregation='delta', frame_mask=0.2, head_drop_rate=0.3)
-    return build_model(ATTIM, 'at_deltatim_v2', pretrained, **dict(args, **kwargs))
+    return build_model(ATTIM, 'at_deltatim_v2', pretrained, defaults=args, **kwargs)
 
 
 @register_model

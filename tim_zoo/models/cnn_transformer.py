@@ -71,6 +71,7 @@ class CNNTransformer(SERModel):
         self.head = create_head(
             head, d_model, num_classes, gmm_components,
             lambda: TimeProjectionHead(d_model, seq_len // 2, num_classes))
+        self._refuse_default_head_args(head, ('seq_len',))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.min_len = 2
         self.feature_info = self.tim.level_info('tim') + layer_info('transformer', num_layers, d_model, 2, ('proj',))
@@ -118,4 +119,4 @@ def cnn_transformer(pretrained: bool = False, **kwargs) -> CNNTransformer:
 def cnn_ml_transformer(pretrained: bool = False, **kwargs) -> CNNTransformer:
     """As cnn_transformer, with positional encoding and every encoder layer fused by a WeightLayer."""
     args = dict(multi_layer=True, pos_embed=True)
-    return build_model(CNNTransformer, 'cnn_ml_transformer', pretrained, **dict(args, **kwargs))
+    return build_model(CNNTransformer, 'cnn_ml_transformer', pretrained, defaults=args, **kwargs)

@@ -41,7 +41,7 @@ class SpeechEmotionTransformer(SERModel):
             channels, convolutional head).
         head_hidden: width of the convolutional head's hidden layer (`"conv2d"`).
         head_drop_rate: dropout before the convolutional head's classifier (`"conv2d"`; the `"weight"` head, GAP then
-            Linear, has none).
+            Linear, has none), or before the GMM head's (`"conv2d"` with `head="gmm"`).
     """
     default_weight_init = 'research'
 
@@ -77,8 +77,9 @@ class SpeechEmotionTransformer(SERModel):
             self.layer_weight = WeightLayer(num_layers)
             self.num_features = d_model
             self.head = create_head(head, d_model, num_classes, gmm_components, lambda: PoolHead(d_model, num_classes))
-            self._refuse_unused(('head_hidden', 'head_drop_rate'), 'layer_fusion="weight" pools the layers into a '
-                                'head without a hidden layer or dropout; they set the "conv2d" head')
+            self._refuse_unused(('head_hidden', 'head_drop_rate', 'seq_len'), 'layer_fusion="weight" pools the '
+                                'layers, of any length, into a head without a hidden layer or dropout; they set the '
+                                '"conv2d" head')
         else:
             self.layer_weight = None
             self.num_features = num_layers * d_model
@@ -86,7 +87,8 @@ class SpeechEmotionTransformer(SERModel):
                 raise ConfigurationError('layer_fusion="conv2d" needs seq_len, the frame count its head is built for')
             self.head = create_head(head, self.num_features, num_classes, gmm_components, lambda: ConvMapHead(
                 num_layers, seq_len, d_model, num_classes, hidden_dim=head_hidden, drop_rate=head_drop_rate,
-                flat_input=True))
+                flat_input=True), head_drop_rate)
+            self._refuse_default_head_args(head, ('seq_len', 'head_hidden'))
             self.fixed_len = seq_len if head == 'default' else None
         self.feature_info = layer_info('transformer', num_layers, d_model)
         self._stem_modules = ('proj',)
@@ -126,4 +128,4 @@ def set(pretrained: bool = False, **kwargs) -> SpeechEmotionTransformer:  # noqa
 def set_official(pretrained: bool = False, **kwargs) -> SpeechEmotionTransformer:
     """SET with the layer outputs as an image and a Conv2d head; no positional encoding (seed: 90% vs 86%)."""
     args = dict(layer_fusion='conv2d', pos_embed=False, seq_len=188)
-    return build_model(SpeechEmotionTransformer, 'set_official', pretrained, **dict(args, **kwargs))
+    return build_model(SpeechEmotionTransformer, 'set_official', pretrained, defaults=args, **kwargs)

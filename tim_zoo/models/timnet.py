@@ -325,9 +325,5 @@ def tim(pretrained: bool = False, **kwargs) -> TIMNet:
     """Seed TIM baseline: shared-weight bidirectional encoder, PyTorch BatchNorm; as the research code, TABs with
     `residual="add"`, frame-wise spatial dropout (`drop_mode="frame"`) and its initialisation (`weight_init="research"`:
     PyTorch's, with a standard normal weight layer)."""
-    kwargs.setdefault('share_weights', True)
-    kwargs.setdefault('norm_layer', 'batchnorm')
-    for key, value in SEED_TAB_DEFAULTS.items():
-        kwargs.setdefault(key, value)
-    kwargs.setdefault('weight_init', 'research')
-    return build_model(TIMNet, 'tim', pretrained, **kwargs)
+    args = dict(SEED_TAB_DEFAULTS, share_weights=True, norm_layer='batchnorm', weight_init='research')
+    return build_model(TIMNet, 'tim', pretrained, defaults=args, **kwargs)

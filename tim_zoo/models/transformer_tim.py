@@ -43,7 +43,7 @@ class TransformerTIM(SERModel):
         depth: levels `n` of the TIM part.
         stem_norm: BatchNorm + ReLU after the TIM part's 1x1 stem.
         head_hidden: width of the flatten head's hidden layer.
-        head_drop_rate: dropout after the flatten head's hidden layer.
+        head_drop_rate: dropout after the flatten head's hidden layer (with `head="gmm"`: before its classifier).
         head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
         head: `"default"` (flatten head, fixed length) or `"gmm"` (any length).
         **tab_kwargs: the `TemporalAwareBlock` arguments of the TIM part, passed to every TAB unchanged;
@@ -112,7 +112,9 @@ class TransformerTIM(SERModel):
             self.num_features = filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
-            lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels))
+            lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels),
+            head_drop_rate)
+        self._refuse_default_head_args(head, ('seq_len', 'head_hidden', 'head_conv_channels'))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.feature_info = layer_info('transformer', num_layers, d_model, shared=share_layers)
         if self.tim is not None:
@@ -163,21 +165,21 @@ default_cfgs = zoo_default_cfgs('transformer', 'transformer_tim', 'transformer_d
 def transformer(pretrained: bool = False, **kwargs) -> TransformerTIM:
     """Plain Transformer: prep, encoder, Conv1d(d_model -> 64) + BN, flatten -> 1000 -> Dropout 0.3."""
     args = dict(tim_variant='none', head_hidden=1000, head_drop_rate=0.3, head_conv_channels=64)
-    return build_model(TransformerTIM, 'transformer', pretrained, **dict(args, **kwargs))
+    return build_model(TransformerTIM, 'transformer', pretrained, defaults=args, **kwargs)
 
 
 @register_model
 def transformer_tim(pretrained: bool = False, **kwargs) -> TransformerTIM:
     """Transformer followed by a shared-weight bidirectional TIM; flatten -> 100 -> Dropout 0.2."""
     args = dict(tim_variant='tim', head_hidden=100, head_drop_rate=0.2)
-    return build_model(TransformerTIM, 'transformer_tim', pretrained, **dict(args, **kwargs))
+    return build_model(TransformerTIM, 'transformer_tim', pretrained, defaults=args, **kwargs)
 
 
 @register_model
 def transformer_deltatim(pretrained: bool = False, **kwargs) -> TransformerTIM:
     """Transformer followed by a one-direction TIM with delta aggregation (converges fastest in the seed)."""
     args = dict(tim_variant='deltatim', head_hidden=100, head_drop_rate=0.2)
-    return build_model(TransformerTIM, 'transformer_deltatim', pretrained, **dict(args, **kwargs))
+    return build_model(TransformerTIM, 'transformer_deltatim', pretrained, defaults=args, **kwargs)
 
 
 @register_model
@@ -185,4 +187,4 @@ def mltransformer_tim(pretrained: bool = False, **kwargs) -> TransformerTIM:
     """Every encoder layer's output kept and fused by Linear(num_layers -> 1), then TIM; flatten -> 1000 -> Dropout 0.3.
     As the research code, the encoder is one layer applied `num_layers` times (`share_layers=False`: independent)."""
     args = dict(tim_variant='tim', layer_fusion='linear', share_layers=True, head_hidden=1000, head_drop_rate=0.3)
-    return build_model(TransformerTIM, 'mltransformer_tim', pretrained, **dict(args, **kwargs))
+    return build_model(TransformerTIM, 'mltransformer_tim', pretrained, defaults=args, **kwargs)

@@ -14,6 +14,7 @@ from timm.models import model_entrypoint
 from torch import nn
 
 from .._factory import create_model
+from ..models.at_tim import unused_fusion_args
 from ..exceptions import (
     CheckpointMismatchError, ConfigurationError, UnknownArgumentError, UnsafeFileError, WeightFileError,
 )
@@ -109,9 +110,10 @@ def _translate(research: dict, model_params: set, research_class: str, from_file
     return out, notes
 
 
-def _model_params(model_name: str) -> set:
+def _model_defaults(model_name: str) -> dict:
+    """The constructor arguments of the class `model_name` builds, with their defaults."""
     cls = typing.get_type_hints(model_entrypoint(model_name))['return']
-    return {p for p in inspect.signature(cls.__init__).parameters if p not in ('self',)}
+    return {k: p.default for k, p in inspect.signature(cls).parameters.items()}
 
 
 def _pickled_args(root: PickledObject) -> dict:
@@ -199,7 +201,7 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
     if unknown:
         raise CheckpointMismatchError(f'{len(unknown)} tensors of this checkpoint belong to no part of '
                                       f'{research_class}: {", ".join(unknown[:12])}' + (' ...' if len(unknown) > 12 else ''))
-    params = _model_params(model_name)
+    params = set(_model_defaults(model_name))
     from_args = _read_research_args(args)
     given, notes = _translate({**from_args, **research_args}, params, research_class,
                               set(from_args) - set(research_args))
@@ -224,6 +226,7 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
         kwargs['aft_window'] = _aft_window(mask)
     if research_class == 'MultiTIM':
         kwargs.pop('depth', None)
+    notes += _drop_unused_fusion_args(model_name, kwargs)
     for note in notes:
         warnings.warn(f'load_research_checkpoint({research_class}): {note}', stacklevel=2)
     model = create_model(model_name, **kwargs)
@@ -236,6 +239,23 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
                      allow_head_reset=False)
     model.research_dropped = dict(dropped)
     return model
+
+
+def _drop_unused_fusion_args(model_name: str, kwargs: dict) -> List[str]:
+    """Drop from `kwargs` the research `Args` fields the attention-fused models do not use with their fusion (every
+    `Args` carries `d_ff` and `seq_len`, whatever its `attention_type`); a note for each that was not the default."""
+    if model_name not in ('at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim'):
+        return []
+    unused = unused_fusion_args(kwargs.get('fusion', 'attention'), kwargs.get('ffn', True))
+    if model_name == 'multitim' and kwargs.get('fusion', 'attention') == 'attention':
+        unused.append((('seq_len',), 'multitim with attention fusion takes any length'))
+    defaults = _model_defaults(model_name)
+    notes = []
+    for names, reason in unused:
+        for name in names:
+            if name in kwargs and kwargs.pop(name) != defaults.get(name):
+                notes.append(f'{name} not used: {reason}')
+    return notes
 
 
 def _aft_window(mask: torch.Tensor) -> int:

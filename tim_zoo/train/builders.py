@@ -121,9 +121,17 @@ def builder_args(fn: Callable, model_args: dict, num_classes: int, in_chans: int
     return kwargs
 
 
-def dropout_note(fn: Callable, model_args: dict, drop_rate: Optional[float]) -> str:
-    """Why the run's dropout does not reach the model `fn` builds ('' when it does, or there is none to pass)."""
-    if drop_rate is None or 'drop_rate' in model_args:
+def dropout_note(fn: Optional[Callable], model_args: dict, drop_rate: Optional[float]) -> str:
+    """Why the run's dropout does not reach the model `fn` builds (None: a registered model, which takes it), or ''
+    when it does or there is none to pass."""
+    if drop_rate is None:
+        return ''
+    if 'drop_rate' in model_args:
+        if model_args['drop_rate'] == drop_rate:
+            return ''
+        return (f'dropout {drop_rate} (of the recipe) is not applied: the model argument drop_rate='
+                f'{model_args["drop_rate"]!r} sets the model\'s dropout')
+    if fn is None:
         return ''
     params = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

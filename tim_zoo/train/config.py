@@ -2,7 +2,7 @@
 import dataclasses
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from .._validation import check_choice
@@ -10,7 +10,7 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..version import MODEL_DEFAULTS
 from .builders import canonical_model, function_name
-from .recipes import get_recipe
+from .recipes import RECIPES, get_recipe
 
 #: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
 AUTO_ON_OFF = ('auto', 'on', 'off')
@@ -101,8 +101,11 @@ class TrainConfig:
     device: str = 'cpu'
     note: str = ''
     model_defaults: int = MODEL_DEFAULTS
+    #: refuse settings this run would not use (`unused_settings`) given other than their recipe's or default
+    #: value; False for a configuration read back from a run, which is a record of what ran
+    check_unused: InitVar[bool] = True
 
-    def __post_init__(self):
+    def __post_init__(self, check_unused: bool = True):
         self.model = canonical_model(self.model)          # functions are kept by import name: the config is JSON
         if self.init_hook is not None:
             self.init_hook = function_name(self.init_hook, 'init_hook')
@@ -119,6 +122,9 @@ class TrainConfig:
         check_choice('precision', self.precision, PRECISIONS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
+        self.betas = tuple(self.betas)
+        if check_unused:
+            self._refuse_unused()
         if self.protocol == 'all':
             self.val_fraction, self.select = 0.0, 'last'
         if self.select == 'val' and self.val_fraction == 0.0:
@@ -133,7 +139,43 @@ class TrainConfig:
                                      f'{self.repeats})')
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigurationError(f'epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}')
-        self.betas = tuple(self.betas)
+
+    def unused_settings(self) -> Dict[str, str]:
+        """The settings this run does not use, each with why (e.g. `step_size` with `scheduler="none"`)."""
+        why = {}
+        if self.optimizer == 'sgd':
+            why['betas'] = 'optimizer="sgd" has no betas (adam and adamw have)'
+        else:
+            why['momentum'] = f'optimizer={self.optimizer!r} has no momentum setting (sgd has)'
+        if self.scheduler != 'step':
+            why['step_size'] = why['gamma'] = f'scheduler={self.scheduler!r}: only scheduler="step" decays in steps'
+        if self.scheduler != 'noam':
+            why['warmup_steps'] = f'scheduler={self.scheduler!r}: only scheduler="noam" warms up'
+        if self.protocol != 'kfold':
+            why['folds'] = f'protocol={self.protocol!r} has no folds to count (folds sets protocol="kfold")'
+        if self.protocol == 'all':
+            why['val_fraction'] = why['select'] = ('protocol="all" trains on every utterance and keeps the last '
+                                                   'epoch (no validation split)')
+        if self.compile == 'off' or (self.compile == 'auto' and self.device == 'cpu'):
+            why['compile_mode'] = (f'compile={self.compile!r} trains eagerly on {self.device}: nothing is compiled '
+                                   f'(pass compile="on")')
+        if self.gmm_select is None:
+            why['gmm_fits'] = 'no GMM frame selection (gmm_fits sets gmm_select\'s)'
+        if self.dropout is not None and self.model_args.get('drop_rate', self.dropout) != self.dropout:
+            why['dropout'] = (f'model_args drop_rate={self.model_args["drop_rate"]!r} sets the model\'s dropout: give '
+                              f'one of them')
+        return why
+
+    def _refuse_unused(self) -> None:
+        """Refuse an unused setting whose value is not the one nobody gave (its recipe's, else the default)."""
+        baseline = {f.name: f.default for f in dataclasses.fields(self)}
+        baseline.update(RECIPES.get(self.recipe, {}) if self.recipe else {})
+        consistent = dict(val_fraction=0.0, select='last')   # what protocol="all" uses anyway
+        wrong = {k: why for k, why in self.unused_settings().items()
+                 if getattr(self, k) != baseline[k] and getattr(self, k) != consistent.get(k, baseline[k])}
+        if wrong:
+            raise ConfigurationError('settings this run would not use: ' + '; '.join(
+                f'{k}={getattr(self, k)!r} ({why})' for k, why in wrong.items()))
 
     @classmethod
     def from_recipe(cls, recipe: Optional[str] = None, **overrides) -> 'TrainConfig':
@@ -159,4 +201,4 @@ class TrainConfig:
         settings.setdefault('compile', 'off')            # a run from before `compile` trained eagerly
         settings.setdefault('batch_folds', 'off')        # ... and one by one unless it said otherwise
         settings.setdefault('model_defaults', 1)         # ... and with the model definitions of version 1
-        return cls(**settings)
+        return cls(**settings, check_unused=False)

@@ -27,7 +27,7 @@ def config_to_run(cfg: Optional[TrainConfig], out_dir: Path, resume: bool) -> Tr
         cfg = resumed_config(stored, cfg, out_dir)
         if 'repeats' not in json.loads(stored_text) and 'weight_init' not in cfg.model_args:
             # a run started before models took weight_init: every model then started from PyTorch's initialisation
-            cfg = dataclasses.replace(cfg, model_args=dict(cfg.model_args, weight_init='torch'))
+            cfg = dataclasses.replace(cfg, model_args=dict(cfg.model_args, weight_init='torch'), check_unused=False)
     elif stored is not None:
         check_new_start(out_dir)
         log.info('%s holds no finished epoch of an earlier start; starting over', out_dir)
@@ -132,4 +132,4 @@ def resumed_config(stored: TrainConfig, given: Optional[TrainConfig], out_dir: P
     applied = {k: new[k] for k in RESUME_CHANGEABLE if old[k] != new[k]}
     if applied:
         log.info('resuming %s with %s', out_dir, ', '.join(f'{k}={v!r} (was {old[k]!r})' for k, v in applied.items()))
-    return dataclasses.replace(stored, **applied)
+    return dataclasses.replace(stored, **applied, check_unused=False)     # a record of what ran

@@ -296,7 +296,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
              num_classes, cfg.protocol, len(chosen), 's' if len(chosen) != 1 else '',
              f', {cfg.repeats} repeats' if cfg.repeats > 1 else '')
     builder = model_builder(cfg.model)
-    note = dropout_note(builder[1], cfg.model_args, cfg.dropout) if builder else ''
+    note = dropout_note(builder[1] if builder else None, cfg.model_args, cfg.dropout)
     if note and dist_info()[0] == 0:
         log.warning(note)
     smallest = min(len(splits[i - 1].val) for i in chosen)
