@@ -80,5 +80,6 @@ def small_model_args(name: str, frames: int, **kwargs) -> dict:
     args = dict(num_classes=4)
     if any(t in name for t in ('transformer', 'set')):
         args.update(SMALL_TRANSFORMER)
+    args.update(kwargs)
     fixed = tim_zoo.create_model(name, **args).fixed_len is not None
-    return dict(args, **(dict(seq_len=frames) if fixed else {}), **kwargs)
+    return dict(args, **(dict(seq_len=frames) if fixed else {}))
