@@ -1,9 +1,12 @@
-"""Every fenced Python block of README.md and docs/*.md runs alone, as written, in a fresh interpreter: the way a
-reader pastes one. A block that needs ../shared or an extra says so in a comment (`# needs ../shared ... and the
+"""Every fenced Python block of README.md and docs/*.md runs alone, as written, the way a reader pastes one: in its
+own process, as a fresh `python -c` would run it (a new `__main__`, its own folder), forked from one that has imported
+torch and tim_zoo, so that the 30 blocks do not each spend about 8 s of CPU on the same imports
+(`snippet_runner.py`). A block that needs ../shared or an extra says so in a comment (`# needs ../shared ... and the
 audio extra`); it is skipped, with that reason, where they are absent. A block whose first line is `# file: NAME.py`
 is a file of the reader's project: it runs too, and the later blocks of its page find it, saved as NAME.py, in the
 folder they run in."""
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -39,12 +42,41 @@ def _needs(code: str):
     return '../shared' in header, [e for e in extras if e in EXTRAS]
 
 
+@pytest.fixture(scope='module')
+def run_block(tmp_path_factory):
+    """`run_block(code, folder) -> (returncode, stderr)`, by the snippet runner."""
+    logs = tmp_path_factory.mktemp('snippet_runner')
+    with open(logs / 'runner.err', 'w') as err:
+        runner = subprocess.Popen([sys.executable, str(Path(__file__).with_name('snippet_runner.py'))], text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=logs,
+                                  env=dict(os.environ, MPLBACKEND='Agg'))
+
+    def answer() -> dict:
+        line = runner.stdout.readline()
+        if not line:
+            pytest.fail(f'the snippet runner stopped: {(logs / "runner.err").read_text()[-3000:]}')
+        return json.loads(line)
+
+    answer()                                              # ready: torch and tim_zoo imported
+
+    def run(code: str, folder: Path):
+        out, err = folder.parent / 'stdout.txt', folder.parent / 'stderr.txt'
+        job = dict(code=code, cwd=str(folder), stdout=str(out), stderr=str(err), timeout=600)
+        runner.stdin.write(json.dumps(job) + '\n')
+        runner.stdin.flush()
+        return answer()['returncode'], err.read_text()
+
+    yield run
+    runner.stdin.close()
+    runner.wait(timeout=60)
+
+
 def test_the_blocks_are_found():
     assert len(list(_blocks())) >= 8
 
 
 @pytest.mark.parametrize('code, files', list(_blocks()))
-def test_python_block_runs_alone(code, files, tmp_path):
+def test_python_block_runs_alone(code, files, tmp_path, run_block):
     shared, extras = _needs(code)
     if '../shared' in code:
         assert shared, 'a block that reads ../shared must say so: # needs ../shared ...'
@@ -59,6 +91,5 @@ def test_python_block_runs_alone(code, files, tmp_path):
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_text(text)
     (tmp_path / 'shared').symlink_to(SHARED if SHARED.is_dir() else tmp_path / 'absent')
-    env = dict(os.environ, MPLBACKEND='Agg')
-    done = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    returncode, stderr = run_block(code, work)
+    assert returncode == 0, stderr[-3000:]
