@@ -44,6 +44,7 @@ def test_select_models_patterns():
         select_models(['resnet*'])
 
 
+@pytest.mark.slow
 def test_cli_writes_json_rows(tmp_path):
     out = tmp_path / 'rows.json'
     done = subprocess.run(

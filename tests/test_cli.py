@@ -30,6 +30,7 @@ def features(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_bad_input_and_environment_give_one_line_and_the_right_status(tmp_path, features):
     out = tmp_path / 'run'
     train = ['train', '--features', features, '--out', out, '--epochs', '1', '--quiet']

@@ -34,6 +34,7 @@ def test_centre_fit_pads_and_crops_like_tim_net():
 
 
 @pytest.mark.parametrize('seconds', [1.0, 6.0])
+@pytest.mark.slow
 def test_mfcc_matches_librosa_pipeline(tmp_path, seconds):
     path = _write_wav(tmp_path / 'a.wav', seconds=seconds, sr=16000)        # other rate: librosa resamples to 22050
     length = 96000

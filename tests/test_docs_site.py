@@ -100,6 +100,7 @@ def _screenshot(browser, page: Path, tmp_path: Path) -> Path:
     return shot
 
 
+@pytest.mark.slow
 def test_site_reads_right_offline_in_a_browser(site, tmp_path):
     browser = _chromium()
     if not (site / 'assets' / 'mermaid.min.js').is_file():
@@ -175,6 +176,7 @@ _READING_PAGES = ['index.html', 'getting-started.html', 'predict.html', 'trainin
                   'models/index.html']
 
 
+@pytest.mark.slow
 def test_no_code_block_or_table_scrolls_sideways_at_1280_px_and_no_page_is_wider_than_a_phone(site, tmp_path):
     """At 1280 px no code block or table of any page (cards and the API reference included) is wider than its
     column; at 390 px no page is wider than the screen (tables and code scroll inside their own box). The API

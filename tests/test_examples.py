@@ -19,6 +19,7 @@ def test_example_runs(path, capsys, monkeypatch):
         assert len(wars) == 2 and sum(wars) / 2 > 0.6, out
 
 
+@pytest.mark.slow
 def test_the_custom_model_project_trains_saves_reloads_in_another_process_and_predicts(tmp_path):
     """examples/custom_model: a model from blocks trained with the engine (made-up voices, 2 epochs), saved, then
     loaded by another script in a new process and used by EmotionRecognizer."""

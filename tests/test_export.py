@@ -45,6 +45,7 @@ def test_torch_compile(name):
         torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_torch_compile_training_step_matches_eager():
     torch._dynamo.reset()
     model = _model('at_deltatim_v2').train()
@@ -72,6 +73,7 @@ def test_torch_compile_inductor_timnet():
 
 
 @pytest.mark.parametrize('name', MODEL_NAMES)
+@pytest.mark.slow
 def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
     ort = pytest.importorskip('onnxruntime')
     pytest.importorskip('onnxscript')

@@ -378,6 +378,7 @@ def test_an_interrupted_cli_run_says_how_to_continue(tmp_path, capsys, monkeypat
 
 @pytest.mark.parametrize('compiled', [False, pytest.param(True, marks=pytest.mark.skipif(
     not HAS_CXX, reason='torch.compile on the CPU needs a C++ compiler'))])
+@pytest.mark.slow
 def test_distributed_run_on_two_cpu_processes_matches_one_process(tmp_path, compiled):
     """torchrun with 2 gloo processes: each takes half of every batch; the result equals one process.
     LayerNorm and no dropout, so nothing depends on per-process batch statistics or random streams. Compiled
@@ -429,6 +430,7 @@ def test_a_data_error_on_rank_0_stops_every_rank(tmp_path):
     assert 'rank 0 could not load the features, so rank 1 stops too' in run.stderr, run.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
     """A training process killed with SIGKILL part-way through an epoch resumes from its last completed
     epoch and ends with the metrics of a run that was never interrupted."""
