@@ -8,11 +8,14 @@ and fresh import caches, its output (and that of any process it starts) in the t
 import importlib
 import json
 import os
+import random
 import signal
 import sys
 import time
 import traceback
 import types
+
+import numpy
 
 for _name in ('torch', 'tim_zoo'):                     # preloaded for the children
     importlib.import_module(_name)
@@ -30,6 +33,8 @@ def _child(job: dict) -> None:
     sys.path[0] = ''                                    # `python -c`: the current folder first
     sys.path_importer_cache.clear()                     # the finder of '' resolved the parent's folder
     importlib.invalidate_caches()
+    random.seed()                                       # fresh seeds, as a new interpreter has
+    numpy.random.seed()
     main = types.ModuleType('__main__')
     main.__builtins__ = __builtins__
     sys.modules['__main__'] = main
@@ -53,6 +58,8 @@ def _run(job: dict) -> int:
     if pid == 0:
         try:
             _child(job)
+        except BaseException:  # noqa: BLE001 -- before the block ran (a missing folder): said on the runner's stderr
+            traceback.print_exc()
         finally:
             os._exit(70)
     deadline = time.monotonic() + job['timeout']

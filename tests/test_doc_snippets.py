@@ -64,7 +64,8 @@ def run_block(tmp_path_factory):
         job = dict(code=code, cwd=str(folder), stdout=str(out), stderr=str(err), timeout=600)
         runner.stdin.write(json.dumps(job) + '\n')
         runner.stdin.flush()
-        return answer()['returncode'], err.read_text()
+        returncode = answer()['returncode']
+        return returncode, err.read_text() if err.exists() else (logs / 'runner.err').read_text()
 
     yield run
     runner.stdin.close()

@@ -94,7 +94,7 @@ def test_load_research_checkpoint_from_a_state_dict_and_the_research_args(name):
         model = load_research_checkpoint(research_class, sd, **args).eval()
     assert model.model_name == model_name
     if model_name not in ('tim',):           # d_ff is a field of these models: the given 128 is not the weights'
-        moot_seq_len = model_name == 'multitim' and args['attention_type'] == 'MH'      # any length: a note
+        moot_seq_len = (model_name == 'multitim' and args['attention_type'] == 'MH') or model_name == 'set'  # any length
         assert all('dim_feed_forward' in str(w.message) or 'd_ff' in str(w.message)
                    or (moot_seq_len and 'seq_len not used' in str(w.message)) for w in caught)
         assert moot_seq_len == any('seq_len not used' in str(w.message) for w in caught)
@@ -335,6 +335,8 @@ def test_checkpoints_of_the_older_definitions_load_as_they_were_trained(tmp_path
     """A checkpoint written before the research-parity definitions records neither the new arguments nor
     `model_defaults`; it must rebuild the model it was trained as (e.g. `pos_embed=True` meaning sin/cos)."""
     kwargs = dict(seq_len=24, d_model=32, num_heads=2, d_ff=64) if model_name != 'at_tim' else dict(seq_len=24)
+    if model_name == 'set':
+        del kwargs['seq_len']                                        # its pooling head takes any length
     old = tim_zoo.create_model(model_name, **kwargs, **v1_args).eval()
     path = tim_zoo.save_checkpoint(old, tmp_path / 'old.safetensors')
     _as_version_1(path, dropped)
@@ -359,6 +361,26 @@ def test_a_training_run_started_with_the_older_definitions_resumes_with_them():
     assert model.init_args['residual'] == 'mul' and model.init_args['fusion_style'] == 'standard'
     new = create_training_model(TrainConfig(model='at_deltatim', model_args=dict(d_qkv=8)), 4, 39, 20)
     assert new.init_args['residual'] == 'add' and new.init_args['fusion_style'] == 'research'
+
+
+def test_version_1_attention_models_get_their_attention_dropout_and_aft_local_ones_nothing_moot(tmp_path):
+    """Version 1's attention dropout followed drop_rate (a None that create_model would drop: the value is passed);
+    an AFT-local model had no multi-head attention, so none of its arguments is added (they would be refused)."""
+    from tim_zoo.train.config import TrainConfig
+    from tim_zoo.train.run import create_training_model
+    stored = json.loads(TrainConfig(model='at_tim', model_args=dict(d_qkv=8), dropout=0.25).to_json())
+    del stored['model_defaults']
+    model = create_training_model(TrainConfig.from_json(json.dumps(stored)), num_classes=4, in_chans=39, frames=20)
+    assert model.init_args['attn_drop_rate'] == 0.25 == model.init_args['drop_rate']
+    aft = dict(fusion='aft_local', seq_len=24, d_qkv=8)
+    old = tim_zoo.create_model('at_tim', residual='mul', drop_mode='channel', **aft).eval()
+    path = tim_zoo.save_checkpoint(old, tmp_path / 'aft.safetensors')
+    _as_version_1(path, ('fusion_style', 'attn_drop_rate', 'drop_mode'))
+    loaded = tim_zoo.load_checkpoint(path).eval()
+    assert loaded.init_args['drop_mode'] == 'channel' and 'fusion_style' in loaded.unused_args
+    x = torch.randn(2, 39, 24)
+    with torch.no_grad():
+        assert torch.equal(old(x), loaded(x))
 
 
 def test_research_initialisation_is_pytorchs_with_standard_normal_weight_layers():

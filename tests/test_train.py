@@ -334,6 +334,14 @@ def test_cli_train_and_resume_errors(tmp_path, capsys):
     assert 'only_folds: run [1, 2], now [1]' in capsys.readouterr().err
     assert cli_main(args + ['--resume', '--device', 'cpu']) == 0                                # nothing left to do
     assert (tmp_path / 'out' / 'metrics.json').read_text() == metrics                           # the same summary
+    # a flag given with --resume that the run would not use is refused; the stored settings are taken as they are
+    assert cli_main(args + ['--resume', '--compile-mode', 'max-autotune']) == 2
+    assert "settings this run would not use: compile_mode='max-autotune' (compile='auto' trains eagerly on cpu" in \
+        capsys.readouterr().err
+    stored = json.loads((tmp_path / 'out' / 'config.json').read_text())
+    (tmp_path / 'out' / 'config.json').write_text(json.dumps(dict(stored, compile='on', compile_mode='max-autotune')))
+    assert cli_main(args + ['--resume', '--compile', 'off']) == 0          # the documented way out of compiling
+    (tmp_path / 'out' / 'config.json').write_text(json.dumps(stored))
     # the run records its features: --resume alone finds them; other features are refused, naming the first ones
     record = json.loads((tmp_path / 'out' / 'data.json').read_text())
     assert record['source'] == {'features': str((tmp_path / 'f.npz').resolve())} and record['samples'] == 60
@@ -1157,3 +1165,14 @@ def test_the_recipes_dropout_replaced_by_a_model_argument_is_noted():
     assert dropout_note(None, dict(drop_rate=0.3), 0.1) == ('dropout 0.1 (of the recipe) is not applied: the model '
                                                             'argument drop_rate=0.3 sets the model\'s dropout')
     assert dropout_note(None, dict(drop_rate=0.1), 0.1) == '' and dropout_note(None, {}, 0.1) == ''
+
+
+def test_a_model_class_as_the_builder_takes_the_engines_seq_len_where_its_configuration_leaves_it_unused():
+    """The engine gives any builder with a `seq_len` argument the frame count; multitim with attention fusion takes
+    any length, and does not refuse the engine's value as it refuses a caller's."""
+    from tim_zoo.train.run import create_training_model
+    small = dict(filters=8, general_depth=2, special_depth=2, d_qkv=8, d_ff=16)
+    model = create_training_model(TrainConfig(model='tim_zoo.models.at_tim:MultiTIM', model_args=small), 4, 39, 20)
+    assert model.init_args['seq_len'] == 20 and 'seq_len' in model.unused_args
+    with pytest.raises(ConfigurationError, match='^seq_len: multitim with fusion="attention" takes any length'):
+        tim_zoo.models.MultiTIM(4, 39, seq_len=20, **small)

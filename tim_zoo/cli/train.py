@@ -114,7 +114,9 @@ def resume_config_from_args(args):
         given['recipe'] = args.recipe
     if 'model_args' in given:
         given['model_args'] = {**stored['model_args'], **given['model_args']}
-    return TrainConfig(**{**stored, **given})
+    cfg = TrainConfig(**{**stored, **given}, check_unused=False)      # the stored settings are a record of what ran
+    cfg.check_unused_settings(given)                                   # the flags given now are checked
+    return cfg
 
 
 def _overrides(args) -> dict:

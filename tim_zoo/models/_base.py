@@ -1,4 +1,5 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
+import contextlib
 import contextvars
 import dataclasses
 import difflib
@@ -31,6 +32,17 @@ from ..weights.load import warn_other_arguments, weight_source
 
 #: while `build_model` builds a model, the values its factory, tag or weight file give arguments (whoever passes them)
 _FACTORY_VALUES = contextvars.ContextVar('tim_zoo_factory_values', default={})
+
+
+@contextlib.contextmanager
+def chosen_for_the_caller(values: dict):
+    """Within: `values` are given to a model by its builder (a factory, a tag, the training engine's `seq_len`), not
+    by the caller, so a model does not refuse them as arguments its configuration leaves unused."""
+    token = _FACTORY_VALUES.set({**_FACTORY_VALUES.get(), **values})
+    try:
+        yield
+    finally:
+        _FACTORY_VALUES.reset(token)
 
 
 class SERModel(nn.Module):
@@ -146,10 +158,10 @@ class SERModel(nn.Module):
         self.unused_args = {**self.unused_args, **dict.fromkeys(names, reason)}
 
     def _refuse_default_head_args(self, head: str, names: Tuple[str, ...]) -> None:
-        """With `head="gmm"`, the arguments `names` that only size the model's own head are unused (and refused)."""
+        """With `head="gmm"`, the arguments `names` that only set the model's own head are unused (and refused)."""
         if head == 'gmm':
-            self._refuse_unused(names, 'head="gmm" pools frames of any length into its own classifier; they size the '
-                                       'default head (head="default")')
+            self._refuse_unused(names, 'head="gmm" pools frames of any length into its own classifier, without '
+                                       'dropout; they set the default head (head="default")')
 
     def _positional_encoding(self, pos_embed: bool, d_model: int, pos_encoding: str, drop_rate: float):
         """`positional_encoding(d_model, pos_encoding, drop_rate)` where `pos_embed`, else None (and `pos_encoding`,
@@ -439,18 +451,16 @@ def create_head(
         num_classes: int,
         gmm_components: int,
         default: Callable[[], ClassifierHead],
-        drop_rate: float = 0.0,
 ) -> ClassifierHead:
     """`head="default"`: the model's own head; `head="gmm"`: a GMMClusteringHead on the frame features, with
-    `gmm_components` mixtures (refused with the default head unless left at `GMM_COMPONENTS`) and `drop_rate` before
-    its classifier (the model's `head_drop_rate`, where it has one)."""
+    `gmm_components` mixtures (refused with the default head unless left at `GMM_COMPONENTS`)."""
     check_choice('head', head, ('default', 'gmm'))
     if head != 'gmm' and gmm_components != GMM_COMPONENTS:
         raise ConfigurationError(f'gmm_components={gmm_components} sets the mixtures of the GMM head, and '
                                  f'head={head!r} has none: pass head="gmm" too, or leave gmm_components at '
                                  f'{GMM_COMPONENTS}')
     if head == 'gmm':
-        return GMMClusteringHead(in_features, num_classes, num_components=gmm_components, drop_rate=drop_rate)
+        return GMMClusteringHead(in_features, num_classes, num_components=gmm_components)
     return default()
 
 
@@ -629,11 +639,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's
     # timm's builder reads input_size as an image's (C, H, W); refresh_pretrained_cfg sets these from the model built
     cfg = dataclasses.replace(cfg, input_size=None, fixed_input_size=False, pool_size=None, first_conv=None)
-    token = _FACTORY_VALUES.set(chosen)
-    try:
+    with chosen_for_the_caller(chosen):
         model = build_model_with_cfg(model_cls, variant, False, pretrained_cfg=cfg, **kwargs)
-    finally:
-        _FACTORY_VALUES.reset(token)
     model.model_name = variant
     if global_pool is not None:                          # the loaded classifier is kept
         model.set_global_pool(global_pool)

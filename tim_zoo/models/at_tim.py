@@ -60,7 +60,7 @@ class ATTIM(SERModel):
         aft_window: AFT-local's window: frames farther apart than this do not attend to each other.
         attn_drop_rate: the multi-head attention's dropout (on the attention weights and before its output
             projection): 0.1, fixed in the research `TIM_Attention`; None follows `drop_rate`.
-        head_drop_rate: dropout on the per-frame scores (with `head="gmm"`: before its classifier).
+        head_drop_rate: dropout on the per-frame scores.
         head: `"default"` or `"gmm"` (any length unless AFT-local limits it).
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB unchanged. As the research code:
             `residual="add"`, `drop_mode="frame"`.
@@ -106,7 +106,8 @@ class ATTIM(SERModel):
         self.seq_len = seq_len
         self.frame_mask = FrameMask(frame_mask)
         self.tim = TIMEncoder(
-            in_chans, filters, depth, bidirectional=bidirectional, share_weights=True, merge=merge,
+            in_chans, filters, depth, bidirectional=bidirectional, share_weights=True,
+            merge=merge if bidirectional else 'add',            # one direction: the factory's merge is moot
             stem_norm=True, aggregation=aggregation, fusion='none', **tab_kwargs)
         num_levels = self.tim.num_levels
         attn_drop = tab_kwargs['drop_rate'] if attn_drop_rate is None else attn_drop_rate
@@ -115,9 +116,8 @@ class ATTIM(SERModel):
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
-            lambda: FrameScoreHead(self.num_features, seq_len, num_classes, head_drop_rate), head_drop_rate)
-        if fusion == 'attention':
-            self._refuse_default_head_args(head, ('seq_len',))
+            lambda: FrameScoreHead(self.num_features, seq_len, num_classes, head_drop_rate))
+        self._refuse_default_head_args(head, ('head_drop_rate',) if fusion == 'aft_local' else ('seq_len', 'head_drop_rate'))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.max_len = seq_len if fusion == 'aft_local' else None
         self.feature_info = self.tim.level_info('tim')
@@ -149,9 +149,10 @@ class MultiTIM(SERModel):
     Args:
         general_depth: levels `n1` of the general stack, on the stem's output.
         special_depth: levels `n2` of the special stack, on the general stack's last level (delta-aggregated).
-        seq_len: with `fusion="aft_local"`, the longest input (the size of AFT's position bias); else unused.
+        seq_len: with `fusion="aft_local"`, the longest input (the size of AFT's position bias); refused with
+            attention fusion, which takes any length.
         head_pool: frames the head pools time to before its projection over time.
-        head_drop_rate: dropout before the classifier (also the GMM head's).
+        head_drop_rate: dropout before the classifier.
         **tab_kwargs: the `TemporalAwareBlock` arguments, passed to every TAB (and the stem's norm and activation).
 
     Other arguments as `ATTIM` (`fusion`, `fusion_style`, `d_qkv`, `d_ff`, `ffn`, `attn_drop_rate`, `aft_window`;
@@ -206,9 +207,8 @@ class MultiTIM(SERModel):
         self.num_features = num_levels * filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
-            lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool),
-            head_drop_rate)
-        self._refuse_default_head_args(head, ('head_pool',))
+            lambda: TimeProjectionHead(self.num_features, head_pool, num_classes, head_drop_rate, pool_to=head_pool))
+        self._refuse_default_head_args(head, ('head_pool', 'head_drop_rate'))
         self.feature_info = [dict(num_chs=filters, reduction=1, module=f'{stack}.blocks.{j}')
                              for stack, depth in (('general', general_depth), ('special', special_depth))
                              for j in range(depth)]

@@ -41,7 +41,7 @@ class SpeechEmotionTransformer(SERModel):
             channels, convolutional head).
         head_hidden: width of the convolutional head's hidden layer (`"conv2d"`).
         head_drop_rate: dropout before the convolutional head's classifier (`"conv2d"`; the `"weight"` head, GAP then
-            Linear, has none), or before the GMM head's (`"conv2d"` with `head="gmm"`).
+            Linear, has none).
     """
     default_weight_init = 'research'
 
@@ -87,8 +87,8 @@ class SpeechEmotionTransformer(SERModel):
                 raise ConfigurationError('layer_fusion="conv2d" needs seq_len, the frame count its head is built for')
             self.head = create_head(head, self.num_features, num_classes, gmm_components, lambda: ConvMapHead(
                 num_layers, seq_len, d_model, num_classes, hidden_dim=head_hidden, drop_rate=head_drop_rate,
-                flat_input=True), head_drop_rate)
-            self._refuse_default_head_args(head, ('seq_len', 'head_hidden'))
+                flat_input=True))
+            self._refuse_default_head_args(head, ('seq_len', 'head_hidden', 'head_drop_rate'))
             self.fixed_len = seq_len if head == 'default' else None
         self.feature_info = layer_info('transformer', num_layers, d_model)
         self._stem_modules = ('proj',)

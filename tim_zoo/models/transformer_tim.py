@@ -43,7 +43,7 @@ class TransformerTIM(SERModel):
         depth: levels `n` of the TIM part.
         stem_norm: BatchNorm + ReLU after the TIM part's 1x1 stem.
         head_hidden: width of the flatten head's hidden layer.
-        head_drop_rate: dropout after the flatten head's hidden layer (with `head="gmm"`: before its classifier).
+        head_drop_rate: dropout after the flatten head's hidden layer.
         head_conv_channels: a Conv1d(D -> c, 1) + BN before flattening (the plain Transformer uses 64).
         head: `"default"` (flatten head, fixed length) or `"gmm"` (any length).
         **tab_kwargs: the `TemporalAwareBlock` arguments of the TIM part, passed to every TAB unchanged;
@@ -112,9 +112,8 @@ class TransformerTIM(SERModel):
             self.num_features = filters
         self.head = create_head(
             head, self.num_features, num_classes, gmm_components,
-            lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels),
-            head_drop_rate)
-        self._refuse_default_head_args(head, ('seq_len', 'head_hidden', 'head_conv_channels'))
+            lambda: FlattenHead(self.num_features, seq_len, num_classes, head_hidden, head_drop_rate, head_conv_channels))
+        self._refuse_default_head_args(head, ('seq_len', 'head_hidden', 'head_drop_rate', 'head_conv_channels'))
         self.fixed_len = None if head == 'gmm' else seq_len
         self.feature_info = layer_info('transformer', num_layers, d_model, shared=share_layers)
         if self.tim is not None:

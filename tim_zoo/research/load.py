@@ -226,7 +226,7 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
         kwargs['aft_window'] = _aft_window(mask)
     if research_class == 'MultiTIM':
         kwargs.pop('depth', None)
-    notes += _drop_unused_fusion_args(model_name, kwargs)
+    notes += _drop_unused_args(model_name, kwargs)
     for note in notes:
         warnings.warn(f'load_research_checkpoint({research_class}): {note}', stacklevel=2)
     model = create_model(model_name, **kwargs)
@@ -241,14 +241,18 @@ def load_research_checkpoint(name: Optional[str], source: Union[str, Path, Mappi
     return model
 
 
-def _drop_unused_fusion_args(model_name: str, kwargs: dict) -> List[str]:
-    """Drop from `kwargs` the research `Args` fields the attention-fused models do not use with their fusion (every
-    `Args` carries `d_ff` and `seq_len`, whatever its `attention_type`); a note for each that was not the default."""
-    if model_name not in ('at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim'):
-        return []
-    unused = unused_fusion_args(kwargs.get('fusion', 'attention'), kwargs.get('ffn', True))
-    if model_name == 'multitim' and kwargs.get('fusion', 'attention') == 'attention':
-        unused.append((('seq_len',), 'multitim with attention fusion takes any length'))
+def _drop_unused_args(model_name: str, kwargs: dict) -> List[str]:
+    """Drop from `kwargs` the research `Args` fields the model does not use in its configuration (every `Args` carries
+    `d_ff` and `seq_len`, whatever its `attention_type` or head), which the model would refuse; a note for each that
+    was not the default."""
+    unused = []
+    if model_name in ('at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim'):
+        fusion = kwargs.get('fusion', 'attention')
+        unused += unused_fusion_args(fusion, kwargs.get('ffn', True))
+        if model_name == 'multitim' and fusion == 'attention':
+            unused.append((('seq_len',), 'multitim with attention fusion takes any length'))
+    if model_name == 'set' and kwargs.get('layer_fusion', 'weight') == 'weight':
+        unused.append((('seq_len',), 'set pools the layers of any length'))
     defaults = _model_defaults(model_name)
     notes = []
     for names, reason in unused:

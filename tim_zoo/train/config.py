@@ -3,7 +3,7 @@ import dataclasses
 import difflib
 import json
 from dataclasses import InitVar, dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .._validation import check_choice
 from ..data.normalize import NORMALIZE_MODES
@@ -124,7 +124,7 @@ class TrainConfig:
             raise ConfigurationError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         self.betas = tuple(self.betas)
         if check_unused:
-            self._refuse_unused()
+            self.check_unused_settings()
         if self.protocol == 'all':
             self.val_fraction, self.select = 0.0, 'last'
         if self.select == 'val' and self.val_fraction == 0.0:
@@ -166,13 +166,16 @@ class TrainConfig:
                               f'one of them')
         return why
 
-    def _refuse_unused(self) -> None:
-        """Refuse an unused setting whose value is not the one nobody gave (its recipe's, else the default)."""
-        baseline = {f.name: f.default for f in dataclasses.fields(self)}
-        baseline.update(RECIPES.get(self.recipe, {}) if self.recipe else {})
-        consistent = dict(val_fraction=0.0, select='last')   # what protocol="all" uses anyway
-        wrong = {k: why for k, why in self.unused_settings().items()
-                 if getattr(self, k) != baseline[k] and getattr(self, k) != consistent.get(k, baseline[k])}
+    def check_unused_settings(self, given: Optional[Iterable[str]] = None) -> None:
+        """Refuse the unused settings (`unused_settings`) among `given` (e.g. the flags of a resumed run), or, without
+        it, those whose value is not the one nobody gave (the recipe's, else the default)."""
+        if given is None:
+            baseline = {f.name: f.default for f in dataclasses.fields(self)}
+            baseline.update(RECIPES.get(self.recipe, {}) if self.recipe else {})
+            consistent = dict(val_fraction=0.0, select='last')   # what protocol="all" uses anyway
+            given = [k for k in self.unused_settings()
+                     if getattr(self, k) != baseline[k] and getattr(self, k) != consistent.get(k, baseline[k])]
+        wrong = {k: why for k, why in self.unused_settings().items() if k in set(given)}
         if wrong:
             raise ConfigurationError('settings this run would not use: ' + '; '.join(
                 f'{k}={getattr(self, k)!r} ({why})' for k, why in wrong.items()))

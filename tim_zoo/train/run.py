@@ -16,6 +16,7 @@ from ..data.feature_set import FeatureSet
 from ..data.frame_selection import gmm_frame_selection
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
+from ..models._base import chosen_for_the_caller
 from ..weights import load_weights
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
@@ -39,7 +40,8 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     builder = model_builder(cfg.model)
     try:
         if builder is not None:
-            model = builder[1](**training_builder_args(cfg, num_classes, in_chans, frames))
+            with chosen_for_the_caller(dict(seq_len=frames)):        # the engine's, for any function with seq_len
+                model = builder[1](**training_builder_args(cfg, num_classes, in_chans, frames))
         else:
             model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans,
                                             **_registered_model_args(cfg, num_classes, in_chans, frames))
@@ -58,14 +60,14 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
 
 
 def _registered_model_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
-    kwargs = legacy_model_args(cfg.model, cfg.model_args, cfg.model_defaults)
-    from_data = sorted({'num_classes', 'in_chans', 'seq_len'} & set(kwargs))
+    from_data = sorted({'num_classes', 'in_chans', 'seq_len'} & set(cfg.model_args))
     if from_data:
         raise ConfigurationError(f'model argument {", ".join(from_data)}: set from the data ({num_classes} classes, '
                                  f'{in_chans} channels, {frames} frames); drop it')
+    kwargs = dict(cfg.model_args)
     if cfg.dropout is not None:
         kwargs.setdefault('drop_rate', cfg.dropout)
-    return kwargs
+    return legacy_model_args(cfg.model, kwargs, cfg.model_defaults)    # after drop_rate, which older ones follow
 
 
 def training_builder_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:

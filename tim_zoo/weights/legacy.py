@@ -9,9 +9,11 @@ research table, `mltransformer_tim` shares its Transformer layer, weight layers 
 """
 from typing import Dict
 
+from ..layers.tab import TAB_DEFAULTS
+
 _TAB = dict(residual='mul', drop_mode='channel', weight_init='torch')
 _V1_TRANSFORMER = dict(pos_encoding='sincos', weight_init='torch')
-_V1_ATTENTION = dict(fusion_style='standard', attn_drop_rate=None)       # the attention's dropout was drop_rate
+_V1_ATTENTION = dict(fusion_style='standard')           # and the attention's dropout was drop_rate (see below)
 
 #: per model, the arguments whose default changed after version 1, with their version-1 values
 VERSION_1: Dict[str, dict] = {
@@ -41,4 +43,9 @@ def legacy_model_args(architecture: str, model_args: dict, version: int) -> dict
     old = dict(VERSION_1.get(architecture, {}))
     if model_args.get('pos_embed') is False:          # no positional encoding: which one is moot (and refused if set)
         old.pop('pos_encoding', None)
+    if 'fusion_style' in old:
+        if model_args.get('fusion') == 'aft_local':   # no multi-head attention: its style and dropout are moot
+            old.pop('fusion_style')
+        else:                                         # the value itself: create_model drops a None (timm's)
+            old['attn_drop_rate'] = model_args.get('drop_rate', TAB_DEFAULTS['drop_rate'])
     return {**old, **model_args}
