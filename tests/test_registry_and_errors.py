@@ -303,6 +303,7 @@ def test_merge_without_two_directions_is_refused_not_ignored():
         tim_zoo.create_model('at_deltatim', merge='fuse')
     assert 'merge' in tim_zoo.create_model('at_deltatim').unused_args
     assert tim_zoo.create_model('at_deltatim', bidirectional=True, merge='fuse').tim.encoder.merge == 'fuse'
+    assert tim_zoo.create_model('at_deltatim_v2', bidirectional=False).tim.stem is not None   # its factory's merge: moot
     with pytest.raises(ConfigurationError, match="merge must be one of"):
         tim_zoo.create_model('at_deltatim', merge='concat')                 # validated even where unused
     for args in (dict(merge='fuse'), dict(share_weights=False), dict(align_backward=True)):
