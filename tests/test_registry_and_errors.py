@@ -332,3 +332,21 @@ def test_the_gmm_head_refuses_what_only_sets_the_default_head(name, sizes, tmp_p
     x = torch.randn(2, 39, 64)
     with torch.no_grad():
         assert torch.equal(back(x), model(x))
+
+
+def test_a_none_that_timms_create_model_would_drop_is_refused(tmp_path):
+    """timm's create_model drops None keyword arguments: the model would be built with the default (or the
+    factory's value) without a word. A model built from the class records what None resolved to."""
+    for name, args, built in (('at_tim', dict(attn_drop_rate=None, drop_rate=0.3), 'attn_drop_rate=0.1'),
+                              ('at_tim', dict(seq_len=None), 'seq_len=188'),
+                              ('transformer', dict(head_conv_channels=None), 'head_conv_channels=64')):
+        with pytest.raises(ConfigurationError, match=f"drops arguments that are None, so {next(iter(args))}=None "
+                                                     f"would build {built}; pass a value, or build the class"):
+            tim_zoo.create_model(name, **args)
+    assert tim_zoo.create_model('multitim', seq_len=None).init_args['seq_len'] is None          # None is its default
+    direct = tim_zoo.models.ATTIM(attn_drop_rate=None, drop_rate=0.3)
+    assert direct.init_args['attn_drop_rate'] == 0.3                  # rebuilt through create_model, it stays 0.3
+    assert tim_zoo.create_model('at_tim', **direct.init_args).init_args['attn_drop_rate'] == 0.3
+    with pytest.raises(tim_zoo.WeightFileError, match=r"needs a model built by tim_zoo.create_model \(got "
+                                                      r"model_name='ATTIM'\)"):
+        tim_zoo.save_checkpoint(direct, tmp_path / 'direct.safetensors')

@@ -12,7 +12,7 @@ from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
 from .models._base import feature_net
-from .exceptions import UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
+from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, weights_dir
 from .weights.checkpoint import import_builder
 from .weights.load import KERAS_SUFFIXES
@@ -80,6 +80,7 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     else:
         check_model_name(model_name)
         model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+        _check_no_dropped_none(model_name, model, kwargs)
     if checkpoint_path is not None:
         load_weights(model, checkpoint_path)
     return model
@@ -111,6 +112,18 @@ def _create_from_hub(model_name: str, pretrained: bool, kwargs) -> nn.Module:
         raise UnknownModelError(f'{model_name} holds {type(model).__name__}, not a tim_zoo model: load it with '
                                 f'timm.create_model({model_name!r})')
     return model
+
+
+def _check_no_dropped_none(model_name: str, model: nn.Module, kwargs: dict) -> None:
+    """timm's `create_model` drops keyword arguments that are None: refuse the model when one was dropped for a value
+    that is not None (a default, a factory's: `head_conv_channels=None` for `transformer`, whose factory sets 64)."""
+    built = getattr(model, 'init_args', None) or {}
+    dropped = {k: built[k] for k, v in kwargs.items() if v is None and built.get(k) is not None}
+    if dropped:
+        raise ConfigurationError(
+            f'{model_name}: timm\'s create_model drops arguments that are None, so ' + ', '.join(
+                f'{k}=None would build {k}={v!r}' for k, v in dropped.items()) + '; pass a value, or build the class '
+            f'itself ({type(model).__module__.rsplit(".", 1)[0]}.{type(model).__name__}) for None')
 
 
 def create_model_for_frames(model_name: str, frames: int, **kwargs) -> nn.Module:

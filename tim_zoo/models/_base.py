@@ -157,6 +157,11 @@ class SERModel(nn.Module):
             raise ConfigurationError(f'{", ".join(wrong)}: {reason}')
         self.unused_args = {**self.unused_args, **dict.fromkeys(names, reason)}
 
+    def _record_resolved(self, name: str, value: Any) -> None:
+        """Record argument `name` in `init_args` as the value it resolved to (`attn_drop_rate=None`: `drop_rate`'s), so
+        that a rebuild through timm's `create_model`, which drops None, builds the same model."""
+        self._recording_args[name] = value
+
     def _refuse_default_head_args(self, head: str, names: Tuple[str, ...]) -> None:
         """With `head="gmm"`, the arguments `names` that only set the model's own head are unused (and refused)."""
         if head == 'gmm':

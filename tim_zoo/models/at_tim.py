@@ -111,6 +111,7 @@ class ATTIM(SERModel):
             stem_norm=True, aggregation=aggregation, fusion='none', **tab_kwargs)
         num_levels = self.tim.num_levels
         attn_drop = tab_kwargs['drop_rate'] if attn_drop_rate is None else attn_drop_rate
+        self._record_resolved('attn_drop_rate', attn_drop)
         self.fusion = _make_fusion(fusion, filters, num_levels, seq_len, d_qkv, d_ff, ffn, attn_drop, aft_window,
                                    fusion_style)
         self.num_features = num_levels * filters
@@ -192,6 +193,7 @@ class MultiTIM(SERModel):
             self._refuse_unused(('seq_len',), 'multitim with fusion="attention" takes any length (seq_len sizes '
                                               'only AFT-local\'s position bias): drop it, or pass fusion="aft_local"')
         drop_rate = tab_kwargs['drop_rate'] if attn_drop_rate is None else attn_drop_rate
+        self._record_resolved('attn_drop_rate', drop_rate)
         self.stem = stem(in_chans, filters, True, tab_kwargs)
         self.general = TemporalStack(filters, general_depth, **tab_kwargs)
         self.special = TemporalStack(filters, special_depth, **tab_kwargs)

@@ -28,7 +28,7 @@ def is_tim_zoo_model(name) -> bool:
     """Whether `name` is registered (with timm's registry) by tim_zoo, so that `create_model` rebuilds it."""
     try:
         return bool(name) and model_entrypoint(split_model_name_tag(name)[0]).__module__.startswith('tim_zoo.')
-    except RuntimeError:
+    except (RuntimeError, KeyError):                  # not registered (timm's versions differ in the error)
         return False
 
 
