@@ -1167,12 +1167,17 @@ def test_the_recipes_dropout_replaced_by_a_model_argument_is_noted():
     assert dropout_note(None, dict(drop_rate=0.1), 0.1) == '' and dropout_note(None, {}, 0.1) == ''
 
 
-def test_a_model_class_as_the_builder_takes_the_engines_seq_len_where_its_configuration_leaves_it_unused():
+def test_a_model_class_as_the_builder_takes_the_engines_seq_len_where_its_configuration_leaves_it_unused(tmp_path):
     """The engine gives any builder with a `seq_len` argument the frame count; multitim with attention fusion takes
-    any length, and does not refuse the engine's value as it refuses a caller's."""
-    from tim_zoo.train.run import create_training_model
+    any length, and does not refuse the engine's value as it refuses a caller's, neither when the run builds it nor
+    when its checkpoint is saved (built again to check) and loaded."""
+    from tim_zoo.train.run import checkpoint_builder, create_training_model
     small = dict(filters=8, general_depth=2, special_depth=2, d_qkv=8, d_ff=16)
-    model = create_training_model(TrainConfig(model='tim_zoo.models.at_tim:MultiTIM', model_args=small), 4, 39, 20)
+    cfg = TrainConfig(model='tim_zoo.models.at_tim:MultiTIM', model_args=small)
+    model = create_training_model(cfg, 4, 39, 20)
     assert model.init_args['seq_len'] == 20 and 'seq_len' in model.unused_args
+    builder = checkpoint_builder(cfg, 4, 39, 20)
+    path = tim_zoo.save_checkpoint(model, tmp_path / 'multitim.safetensors', **builder)
+    assert type(tim_zoo.load_checkpoint(path, builder=builder['builder'])).__name__ == 'MultiTIM'
     with pytest.raises(ConfigurationError, match='^seq_len: multitim with fusion="attention" takes any length'):
         tim_zoo.models.MultiTIM(4, 39, seq_len=20, **small)

@@ -11,6 +11,7 @@ from timm.models import get_pretrained_cfg, model_entrypoint, split_model_name_t
 from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
+from ._utils import chosen_for_the_caller
 from .models._base import feature_net
 from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, weights_dir
@@ -161,12 +162,14 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
             warnings.warn(f'{path} was saved from {meta["builder"]}; building it with '
                           f'{getattr(builder, "__qualname__", builder)} instead', stacklevel=2)
         try:
-            model = (builder or import_builder(meta['builder']))(**meta['model_args'])
+            with chosen_for_the_caller(meta['model_args']):      # a record of what built it: not refused again
+                model = (builder or import_builder(meta['builder']))(**meta['model_args'])
         except TypeError as e:
             raise WeightFileError(f'{path} records the model as {meta["builder"]}(**{meta["model_args"]}); the builder '
                                   f'given cannot build it with those arguments: {e}') from e
     else:
-        model = create_model(meta['architecture'], **meta['model_args'])
+        with chosen_for_the_caller(meta['model_args']):
+            model = create_model(meta['architecture'], **meta['model_args'])
     apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)
     apply_metadata(model, meta)
     return model if device is None else model.to(device)

@@ -1,4 +1,6 @@
 """Helpers every layer of the package uses: atomic file writes, optional extras, plain-text tables."""
+import contextlib
+import contextvars
 import functools
 import importlib
 import os
@@ -115,3 +117,24 @@ def filters_alias(cls):
 
     cls.__getattr__ = __getattr__
     return cls
+
+
+#: while a model is built by a factory, or rebuilt from recorded arguments: the values not up to the caller
+_CHOSEN_VALUES = contextvars.ContextVar('tim_zoo_chosen_values', default={})
+
+
+@contextlib.contextmanager
+def chosen_for_the_caller(values: dict):
+    """Within: `values` are given to a model by its builder (a factory, a tag, the training engine's `seq_len`, the
+    arguments a checkpoint records), not by the caller, so a model does not refuse them as arguments its configuration
+    leaves unused (`SERModel._refuse_unused`)."""
+    token = _CHOSEN_VALUES.set({**_CHOSEN_VALUES.get(), **values})
+    try:
+        yield
+    finally:
+        _CHOSEN_VALUES.reset(token)
+
+
+def values_chosen_for_the_caller() -> dict:
+    """The values `chosen_for_the_caller` holds now."""
+    return _CHOSEN_VALUES.get()

@@ -1,6 +1,4 @@
 """What every tim_zoo model shares: timm's classifier interface, input checks, head choice."""
-import contextlib
-import contextvars
 import dataclasses
 import difflib
 import functools
@@ -20,6 +18,7 @@ from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
 from .._validation import check_choice, check_sequence_input
+from .._utils import chosen_for_the_caller, values_chosen_for_the_caller
 from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError, WeightsNotFoundError
 from ..layers import (
     AFTLocalFusion, ClassifierHead, GMMClusteringHead, PoolHead, SinusoidalPositionalEncoding, WeightLayer,
@@ -29,21 +28,6 @@ from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
 from ..weights.hub_folder import HUB_WEIGHTS
 from ..weights.load import warn_other_arguments, weight_source
-
-#: while `build_model` builds a model, the values its factory, tag or weight file give arguments (whoever passes them)
-_FACTORY_VALUES = contextvars.ContextVar('tim_zoo_factory_values', default={})
-
-
-@contextlib.contextmanager
-def chosen_for_the_caller(values: dict):
-    """Within: `values` are given to a model by its builder (a factory, a tag, the training engine's `seq_len`), not
-    by the caller, so a model does not refuse them as arguments its configuration leaves unused."""
-    token = _FACTORY_VALUES.set({**_FACTORY_VALUES.get(), **values})
-    try:
-        yield
-    finally:
-        _FACTORY_VALUES.reset(token)
-
 
 class SERModel(nn.Module):
     """Base class of the speech emotion recognition models.
@@ -150,7 +134,7 @@ class SERModel(nn.Module):
         `build_model`'s factory, tag or weight file chose: `reason` says why they have no effect."""
         params = inspect.signature(type(self)).parameters
         given = self._recording_args
-        chosen = _FACTORY_VALUES.get()
+        chosen = values_chosen_for_the_caller()
         wrong = sorted(k for k in names if given[k] not in (params[k].default, TAB_DEFAULTS.get(k, params[k].default))
                        and (k not in chosen or given[k] != chosen[k]))
         if wrong:

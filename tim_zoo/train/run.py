@@ -10,13 +10,12 @@ import numpy as np
 import torch
 
 from .._factory import create_model_for_frames
-from .._utils import atomic_write, progress, require
+from .._utils import atomic_write, chosen_for_the_caller, progress, require
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import gmm_frame_selection
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
-from ..models._base import chosen_for_the_caller
 from ..weights import load_weights
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder

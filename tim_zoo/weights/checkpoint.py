@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from timm.models import model_entrypoint, split_model_name_tag
 
-from .._utils import atomic_write, require
+from .._utils import atomic_write, chosen_for_the_caller, require
 from ..exceptions import WeightFileError, WeightsNotFoundError
 from ..version import MODEL_DEFAULTS, __version__
 
@@ -131,7 +131,8 @@ def import_builder(name: str):
 
 def check_builder(fn, kwargs: dict, tensors: dict, name: str) -> None:
     """The builder with these arguments must build a model whose state has the saved keys and shapes."""
-    built = fn(**kwargs).state_dict()
+    with chosen_for_the_caller(kwargs):                 # the arguments that built the model: not refused again
+        built = fn(**kwargs).state_dict()
     wrong = sorted(set(built) ^ set(tensors)) + sorted(k for k in built if k in tensors and built[k].shape != tensors[k].shape)
     if wrong:
         raise WeightFileError(f'{name}(**{kwargs}) builds another model than the one saved: '
