@@ -14,7 +14,10 @@ and each ``<!-- zoo_cost:NAME -->`` ... ``<!-- /zoo_cost -->`` block the trainin
 (``docs/results/zoo/``, written by ``benchmarks/zoo.py collect``): validation accuracy for the choice stage, test
 accuracy for the others. The zoo's finished rows (``docs/results/zoo_table.<model>.json``, and
 ``zoo_repeats.<model>.json`` once its repeats are in) are also summarised into the package
-(``tim_zoo/models/pretrained/zoo_table.json``), so that a zoo tag can say what its recipe scored.
+(``tim_zoo/models/pretrained/zoo_table.json``), so that a zoo tag can say what its recipe scored; so are the
+bundled ``timnet``'s recipe (``BUNDLED_RECIPE_RUN``) and each Keras release evaluated with ``tim-zoo evaluate -o
+docs/results/releases/RELEASE.json``, whose ``<!-- release:RELEASE -->`` ... ``<!-- /release -->`` block in
+docs/evaluation.md is written from that file.
 ``--check`` exits 1 when a page or that file is out of date.
 
     python benchmarks/make_tables.py [--check]
@@ -24,6 +27,7 @@ import functools
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +45,11 @@ ZOO_BLOCK = re.compile(r'(<!-- zoo:(\w+) -->\n)(.*?)(<!-- /zoo -->)', re.S)
 ZOO = TRAINING_RESULTS / 'zoo'
 #: the zoo rows' accuracy as the package ships it (`tim_zoo.models._zoo.zoo_accuracy` reads it)
 PACKAGED_ZOO_TABLE = ROOT / 'tim_zoo' / 'models' / 'pretrained' / 'zoo_table.json'
+#: the run that measures the recipe of the bundled `timnet` (timnet.paper at the release's 188 frames) on unseen
+#: utterances: its tag's held-out figure
+BUNDLED_RECIPE_RUN = 'emodb_timnet_paper_keras_r3'
+EVALUATION_PAGE = ROOT / 'docs' / 'evaluation.md'
+RELEASE_BLOCK = re.compile(r'(<!-- release:([\w.-]+) -->\n)(.*?)(<!-- /release -->)', re.S)
 ZOO_COST_BLOCK = re.compile(r'(<!-- zoo_cost:([\w.-]+) -->\n)(.*?)(<!-- /zoo_cost -->)', re.S)
 
 
@@ -371,6 +380,17 @@ def render_zoo(stage: str) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def render_release(r: dict) -> str:
+    """The evaluation of a Keras release (`tim-zoo evaluate -o`): its mean and per-fold accuracy."""
+    folds = ', '.join(f"{100 * f['war']:.2f}/{100 * f['uar']:.2f}" for f in r['per_fold'])
+    return '\n'.join([
+        '| release | corpus (folder) | utterances | KFold seed | mean WAR % | WAR std | pooled UAR % |',
+        '|---|---|---|---|---|---|---|',
+        f"| {r['release']} | {r['corpus']} (`{r['data_root']}`) | {r['utterances']} | {r['seed']} | "
+        f"{100 * r['war']:.2f} | {100 * r['war_std']:.2f} | {100 * r['uar']:.2f} |",
+        '', *textwrap.wrap(f'Per fold (WAR / UAR %): {folds}.', 100)]) + '\n'
+
+
 def update(text: str) -> str:
     def table(m):
         rows = json.loads((RESULTS / f'{m.group(2)}.json').read_text())
@@ -394,35 +414,62 @@ def update(text: str) -> str:
         return m.group(1) + render_zoo_cost(json.loads((RESULTS / f'zoo_cost_{m.group(2)}.json').read_text())) + m.group(4)
     def zoo(m):
         return m.group(1) + render_zoo(m.group(2)) + m.group(4)
+
+    def release(m):
+        return m.group(1) + render_release(_release_run(m.group(2))) + m.group(4)
+    text = RELEASE_BLOCK.sub(release, text)
     text = SUMMARY_BLOCK.sub(summary, RESULTS_BLOCK.sub(results, BLOCK.sub(table, text)))
     return ZOO_BLOCK.sub(zoo, ZOO_COST_BLOCK.sub(zoo_cost, PREDICT_BLOCK.sub(predict, COMPARE_BLOCK.sub(compare, text))))
 
 
+def _release_run(release: str) -> dict:
+    return json.loads((TRAINING_RESULTS / 'releases' / f'{release}.json').read_text())
+
+
+def _figures(run: dict) -> dict:
+    """WAR and UAR (%) of a collected run: mean and population std over its splits, or over its repeats' means."""
+    if 'repeat_summary' in run:
+        rs = run['repeat_summary']
+        return dict(repeats=rs['num_repeats'],
+                    **{k: round(100 * rs[k], 2) for k in ('war_mean', 'war_std', 'uar_mean', 'uar_std')})
+    row = dict(repeats=1)
+    for key in ('war', 'uar'):
+        mean, std = _mean_std(run['folds'], key)
+        row.update({f'{key}_mean': round(mean, 2), f'{key}_std': round(std, 2)})
+    return row
+
+
 def packaged_zoo_table() -> str:
     """The JSON text of `PACKAGED_ZOO_TABLE`: per model, the test WAR and UAR (%) of its zoo row, mean and population
-    std over the splits (or, once its repeats are in, over the repeats' means), how many splits and repeats, its
-    recipe and its results file."""
+    std over the splits (or, once its repeats are in, sample std over the repeats' means), how many splits and repeats, its
+    recipe and its results file; the same of the bundled `timnet`'s recipe (`bundled`); per evaluated Keras release
+    its mean WAR (std over folds), pooled UAR and per-fold WAR and UAR on its own test folds (`releases`)."""
     models = {}
     for path in sorted(TRAINING_RESULTS.glob('zoo_table.*.json')):
         run = json.loads(path.read_text())
         repeats = TRAINING_RESULTS / f'zoo_repeats.{run["config"]["model"]}.json'
         if repeats.exists():
             path, run = repeats, json.loads(repeats.read_text())
-        row = dict(splits=len(run['folds']), repeats=1, recipe=run['config']['recipe'],
-                   precision=run['config']['precision'], results=str(path.relative_to(ROOT)))
-        if 'repeat_summary' in run:
-            rs = run['repeat_summary']
-            row.update(repeats=rs['num_repeats'], **{k: round(100 * rs[k], 2) for k in
-                                                   ('war_mean', 'war_std', 'uar_mean', 'uar_std')})
-        else:
-            for key in ('war', 'uar'):
-                mean, std = _mean_std(run['folds'], key)
-                row.update({f'{key}_mean': round(mean, 2), f'{key}_std': round(std, 2)})
-        models[run['config']['model']] = row
+        models[run['config']['model']] = dict(
+            splits=len(run['folds']), recipe=run['config']['recipe'], precision=run['config']['precision'],
+            results=str(path.relative_to(ROOT)), **_figures(run))
+    bundled_path = TRAINING_RESULTS / f'{BUNDLED_RECIPE_RUN}.json'
+    bundled = json.loads(bundled_path.read_text())
+    bundled = dict(timnet=dict(splits=len(bundled['folds']), recipe=bundled['config']['recipe'], frames=188,
+                               results=str(bundled_path.relative_to(ROOT)), **_figures(bundled)))
+    releases = {}
+    for path in sorted(TRAINING_RESULTS.glob('releases/*.json')):
+        r = json.loads(path.read_text())
+        releases[r['release']] = dict(
+            corpus=r['corpus'], seed=r['seed'], results=str(path.relative_to(ROOT)), war_mean=round(100 * r['war'], 2),
+            war_std=round(100 * r['war_std'], 2), uar_pooled=round(100 * r['uar'], 2),
+            per_fold=[dict(fold=f['fold'], war=round(100 * f['war'], 2), uar=round(100 * f['uar'], 2))
+                      for f in r['per_fold']])
     table = dict(protocol='EMODB (535 utterances, 7 classes), the TIM-Net authors\' 10 folds (seed 46, speakers '
                           'mixed): trained on nine folds with the zoo recipe, tested on the tenth at the last epoch; '
-                          'mean and population std over the 10 splits of one repeat, or over the means of several '
-                          '(`repeats`) (docs/training.md, "The zoo")', models=models)
+                          'mean and population std over the 10 splits of one repeat, or mean and sample std (ddof 1) '
+                          'over the means of several (`repeats`) (docs/training.md, "The zoo")', models=models, bundled=bundled,
+                 releases=releases)
     return json.dumps(table, indent=1) + '\n'
 
 
@@ -431,7 +478,7 @@ def main(argv=None) -> int:
     p.add_argument('--check', action='store_true', help='exit 1 if a page or the packaged zoo table is out of date')
     args = p.parse_args(argv)
     stale = []
-    for page in (PAGE, TRAINING_PAGE):
+    for page in (PAGE, TRAINING_PAGE, EVALUATION_PAGE):
         text = page.read_text()
         new = update(text)
         if new != text:

@@ -108,3 +108,47 @@ def test_a_recognizer_over_a_zoo_tag_carries_its_accuracy_and_the_cli_prints_it(
     assert cli.main(['predict', wav, '--model', 'tim', '--json']) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)[0]['prediction'] and 'note on the model: tim.' in captured.err
+
+
+def _recorded_war(results: Path, fold=None):
+    """WAR (%) and its std recomputed from a tracked results file: a Keras release evaluation (one fold, or the mean
+    over the folds), a repeated run (over the repeats' means) or a single run (over its splits)."""
+    run = json.loads(results.read_text())
+    ddof = 0
+    if 'per_fold' in run:
+        wars = [100 * f['war'] for f in run['per_fold']]
+        if fold is not None:
+            return wars[fold - 1], None
+    elif 'repeats' in run and isinstance(run['repeats'], list):           # the sample std over the repeats' means
+        wars, ddof = [100 * sum(f['war'] for f in r['folds']) / len(r['folds']) for r in run['repeats']], 1
+    else:
+        wars = [100 * f['war'] for f in run['folds']]
+    mean = sum(wars) / len(wars)
+    return mean, (sum((w - mean) ** 2 for w in wars) / (len(wars) - ddof)) ** 0.5
+
+
+def test_every_held_out_figure_of_the_weights_listing_comes_from_its_results_file():
+    rows = {r['name']: r for r in tim_zoo.list_pretrained_weights()}
+    measured = {name for name, r in rows.items() if r['accuracy']}
+    expected = ({'timnet.tim_zoo_emodb', 'timnet.emodb_46'} | {f'timnet.emodb_46_fold{k}' for k in range(1, 11)}
+                | {f'{m}.{ZOO_TAG}' for m in ZOO_MODELS if (ROOT / 'docs' / 'results' / f'zoo_table.{m}.json').exists()})
+    assert measured == expected
+    for name in measured:
+        acc = rows[name]['accuracy']
+        fold = int(name.rsplit('_fold', 1)[1]) if '_fold' in name else None
+        war, war_std = _recorded_war(ROOT / acc['results'], fold)
+        assert acc['war'] == pytest.approx(war, abs=0.006), name
+        assert (acc['war_std'] is None) == (war_std is None) and acc['war_std'] == pytest.approx(war_std, abs=0.006)
+    assert 'emodb_timnet_paper' in rows['timnet.tim_zoo_emodb']['accuracy']['results']      # 188 frames, not the row
+    assert rows['timnet.casia_32']['accuracy'] is None
+
+
+def test_the_weights_command_shows_the_held_out_figure_and_what_it_is(capsys):
+    from tim_zoo import cli
+    release = json.loads((ROOT / 'docs' / 'results' / 'releases' / 'EMODB_46.json').read_text())
+    assert cli.main(['weights', 'timnet.emodb_46_fold4']) == 0
+    out = capsys.readouterr().out
+    assert f'{100 * release["per_fold"][3]["war"]:.1f} (its test fold)' in out and 'held-out WAR %: ' in out
+    assert cli.main(['weights', 'timnet.casia_32_fold1']) == 0
+    out = capsys.readouterr().out
+    assert 'held-out WAR %: ' not in out and 'timnet.casia_32_fold1  missing  -  ' in out

@@ -13,6 +13,7 @@ from torch import nn
 from . import models as _models  # noqa: F401  (registers the models)
 from ._utils import chosen_for_the_caller
 from .models._base import feature_net
+from .models._zoo import tag_accuracy
 from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, weights_dir
 from .weights.checkpoint import import_builder
@@ -179,7 +180,9 @@ def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  
     """Every published weight file tim_zoo knows and where it is: one dict per `arch.tag` of
     `list_models(filter, pretrained=True)` with `name`, `file` (where it belongs: relative to `weights_dir()`, or
     absolute), `found` (the path it loads from, or None), `problem` (what is wrong with the file found, e.g. another
-    release's file, as its family checks it; '' if nothing), `description` and `published` (where to get it)."""
+    release's file, as its family checks it; '' if nothing), `description`, `published` (where to get it) and
+    `accuracy`: what the weights (for a zoo tag, their recipe) scored on EMODB utterances they never saw, measured in
+    this repository (`war`, `war_std` in %, `what`, `results`: its results file), or None where nothing was."""
     rows = []
     for name in list_models(filter, pretrained=True):
         cfg = get_pretrained_cfg(name)
@@ -193,7 +196,7 @@ def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  
         check = getattr(family, 'check_weight_file', None)
         problem = check(tag, found) if found is not None and check is not None else ''
         rows.append(dict(name=name, file=cfg.file, found=found, problem=problem, description=cfg.description or '',
-                         published=' '.join(cfg.notes or ())))
+                         published=' '.join(cfg.notes or ()), accuracy=tag_accuracy(name)))
     return rows
 
 

@@ -11,6 +11,7 @@ from .._utils import format_table
 from ..complexity import count_macs, count_params
 from ..exceptions import ConfigurationError
 from ..models._base import DEFAULT_TAGS
+from ..models._zoo import format_tag_accuracy
 from ..models.timnet import read_keras_timnet
 from ..weights import load_weights, save_checkpoint, save_for_hub, weights_dir
 from ..weights.hub import HOME_ENV
@@ -66,9 +67,15 @@ def cmd_weights(args) -> int:
         print(f'no pretrained tag matches {args.pattern!r}; `tim-zoo weights` lists them all')
         return 0
     body = [(r['name'], ('WRONG FILE' if r['problem'] else 'found') if r['found'] else 'missing',
-             str(r['found'] or r['file'])) for r in rows]
-    print(format_table(('pretrained tag', 'status', 'found: the file it loads; missing: where it belongs in the weights '
-                                                   'directory'), body, ('<', '<', '<')))
+             format_tag_accuracy(r['accuracy']), str(r['found'] or r['file'])) for r in rows]
+    print(format_table(('pretrained tag', 'status', 'held-out WAR %',
+                        'found: the file it loads; missing: where it belongs in the weights directory'),
+                       body, ('<', '<', '<', '<')))
+    if any(r['accuracy'] for r in rows):
+        print('held-out WAR %: accuracy on EMODB utterances the weights never saw, measured in this repository (mean '
+              '± std). "recipe": a zoo tag saw all of EMODB, so the figure is its recipe\'s on the 10 folds (over the '
+              'folds, or over the seeds\' means); "test fold(s)": the authors\' fold models on their own test folds '
+              '(docs/evaluation.md); -: not measured')
     found = sum(r['found'] is not None and not r['problem'] for r in rows)
     print(f'{found} of {len(rows)} found. Load one with tim_zoo.create_model(TAG, pretrained=True).')
     for r in rows:

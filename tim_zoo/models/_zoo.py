@@ -7,6 +7,7 @@ is absent, say which command trains and writes it there.
 """
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -14,7 +15,7 @@ from timm.models import generate_default_cfgs
 
 from ..weights.hub import weights_dir
 from ._base import DEFAULT_TAGS, audio_cfg
-from .timnet_releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES
+from .timnet_releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES, release_tag
 
 #: the tag of every zoo model (timnet's is the bundled model `tim-zoo predict` uses)
 ZOO_TAG = 'tim_zoo_emodb'
@@ -69,6 +70,52 @@ def zoo_accuracy(model: str) -> Optional[dict]:
     """The zoo table's row of `model` (`war_mean`, `war_std`, `uar_mean`, `uar_std` in %, `splits`, `repeats`,
     `recipe`, `precision`, `results`: its results file in the repository), or None before the row is done."""
     return _zoo_table()['models'].get(model)
+
+
+def tag_accuracy(name: str) -> Optional[dict]:
+    """What the weights of pretrained tag `name` (`arch.tag`) scored on EMODB utterances they never saw, as
+    measured in this repository, or None where nothing was measured. A dict with `war` and `war_std` (%; `war_std`
+    None for a single fold), `what` (what was measured, in words), `over` (the same in two or three words) and
+    `results` (its results file in the repository).
+
+    - a zoo tag (`MODEL.tim_zoo_emodb`): the model saw all of EMODB, so the figure is its recipe's, from the zoo
+      table (mean ± std over the 10 folds, or over the repeats' means); for `timnet`'s, the bundled model, its recipe
+      at the release's 188 frames over three seeds;
+    - an EMODB release tag of the TIM-Net authors (`timnet.emodb_46`, `..._fold<k>`): their fold models on their own
+      test folds of the shared EMODB copy (`tim-zoo evaluate`, docs/evaluation.md); the release tag, which loads
+      fold 1, gets the mean over the ten fold models.
+    """
+    arch, _, tag = name.partition('.')
+    table = _zoo_table()
+    if tag == ZOO_TAG:
+        row = (table.get('bundled', {}) if arch == 'timnet' else table['models']).get(arch)
+        if row is None:
+            return None
+        over = f'{row["repeats"]} seeds' if row['repeats'] > 1 else f'{row["splits"]} folds'
+        length = f', {row["frames"]} frames' if 'frames' in row else ''
+        return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'], over=f'recipe, {over}',
+                    what=f'its recipe trained on 9 of the 10 EMODB folds and tested on the tenth, mean ± std over '
+                         f'{over}{length}')
+    fold = re.fullmatch(r'(.+)_fold(\d+)', tag)
+    release = next((r for r in TIMNET_RELEASES if release_tag(r) == (fold.group(1) if fold else tag)), None)
+    row = table.get('releases', {}).get(release) if arch == 'timnet' else None
+    if row is None:
+        return None
+    if fold is None:
+        return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'], over='10 test folds',
+                    what='the 10 fold models on their own test folds, mean ± std over the folds')
+    k = int(fold.group(2))
+    war = next((f['war'] for f in row['per_fold'] if f['fold'] == k), None)
+    return None if war is None else dict(war=war, war_std=None, results=row['results'], over='its test fold',
+                                         what=f'fold {k}\'s model on its own test fold')
+
+
+def format_tag_accuracy(acc: Optional[dict]) -> str:
+    """`tag_accuracy`'s figure in a few words (`-` where nothing was measured)."""
+    if acc is None:
+        return '-'
+    spread = '' if acc['war_std'] is None else f' ± {acc["war_std"]:.1f}'
+    return f'{acc["war"]:.1f}{spread} ({acc["over"]})'
 
 
 def _figure(row: dict) -> str:
