@@ -152,3 +152,18 @@ def test_the_weights_command_shows_the_held_out_figure_and_what_it_is(capsys):
     assert cli.main(['weights', 'timnet.casia_32_fold1']) == 0
     out = capsys.readouterr().out
     assert 'held-out WAR %: ' not in out and 'timnet.casia_32_fold1  missing  -  ' in out
+
+
+def test_the_model_list_shows_each_zoo_row_with_its_results_file(capsys):
+    from tim_zoo import cli
+    assert cli.main(['list', '--json']) == 0
+    rows = {r['model']: r['emodb'] for r in json.loads(capsys.readouterr().out)}
+    for model, acc in rows.items():
+        has_row = (ROOT / 'docs' / 'results' / f'zoo_table.{model}.json').exists()
+        assert (acc is not None) == has_row, model
+        if acc is not None:                      # the architecture's row: timnet's at 87 frames, not its bundled tag's
+            war, war_std = _recorded_war(ROOT / acc['results'])
+            assert (acc['war'], acc['war_std']) == (pytest.approx(war, abs=0.006), pytest.approx(war_std, abs=0.006))
+    assert rows['timnet']['results'] != tim_zoo.list_pretrained_weights('timnet.tim_zoo_emodb')[0]['accuracy']['results']
+    assert cli.main(['list', 'timnet']) == 0
+    assert f"{rows['timnet']['war']:.1f} ± {rows['timnet']['war_std']:.1f} (recipe, 3 seeds)" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from .._utils import format_table
 from ..complexity import count_macs, count_params
 from ..exceptions import ConfigurationError
 from ..models._base import DEFAULT_TAGS
-from ..models._zoo import format_tag_accuracy
+from ..models._zoo import format_tag_accuracy, zoo_row_accuracy
 from ..models.timnet import read_keras_timnet
 from ..weights import load_weights, save_checkpoint, save_for_hub, weights_dir
 from ..weights.hub import HOME_ENV
@@ -28,15 +28,22 @@ def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
             macs=count_macs(model, (1, in_chans, frames)),
             length='fixed (seq_len)' if model.fixed_len is not None else 'any',
             features=model.num_features,
+            emodb=zoo_row_accuracy(name),
         ))
     return rows
 
 
 def _print_table(rows: List[dict], in_chans: int, frames: int) -> None:
-    header = ('model', 'params', f'MACs @ {in_chans}x{frames}', 'input length', 'feature dim')
-    body = [(r['model'], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M", r['length'], str(r['features'])) for r in rows]
-    print(format_table(header, body, ('<', '>', '>', '<', '>')))
+    header = ('model', 'params', f'MACs @ {in_chans}x{frames}', 'input length', 'feature dim', 'EMODB WAR % (zoo)')
+    body = [(r['model'], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M", r['length'], str(r['features']),
+             format_tag_accuracy(r['emodb'])) for r in rows]
+    print(format_table(header, body, ('<', '>', '>', '<', '>', '<')))
     print(f'{len(rows)} models')
+    if any(r['emodb'] for r in rows):
+        print('EMODB WAR % (zoo): the zoo table\'s row, each model\'s recipe trained on nine of the ten EMODB folds and '
+              'tested on the tenth (mean ± std over the folds, or over the seeds\' means; docs/training.md, "The zoo"); '
+              '-: not measured yet')
+
 
 
 def cmd_list(args) -> int:
@@ -129,10 +136,12 @@ def cmd_hub_folder(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser('list', help='list the registered models with parameters and multiply-accumulates',
+    p = sub.add_parser('list', help='list the registered models with parameters, multiply-accumulates and the zoo\'s '
+                                    'EMODB accuracy',
                        description='List the registered models (tim_zoo.list_models) with their parameters, '
                                    'multiply-accumulates per sample at the given input size, whether their input length '
-                                   'is fixed, and the width of their frame features.')
+                                   'is fixed, the width of their frame features and their row of the zoo\'s EMODB '
+                                   'table (held-out WAR, where measured).')
     p.add_argument('pattern', nargs='?', default='', help='wildcard filter, e.g. "at_*"')
     p.add_argument('--frames', type=int, default=188, help='frames of the input used to count MACs (default 188)')
     p.add_argument('--in-chans', type=int, default=39, help='input channels (default 39 MFCC)')

@@ -88,14 +88,7 @@ def tag_accuracy(name: str) -> Optional[dict]:
     arch, _, tag = name.partition('.')
     table = _zoo_table()
     if tag == ZOO_TAG:
-        row = (table.get('bundled', {}) if arch == 'timnet' else table['models']).get(arch)
-        if row is None:
-            return None
-        over = f'{row["repeats"]} seeds' if row['repeats'] > 1 else f'{row["splits"]} folds'
-        length = f', {row["frames"]} frames' if 'frames' in row else ''
-        return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'], over=f'recipe, {over}',
-                    what=f'its recipe trained on 9 of the 10 EMODB folds and tested on the tenth, mean ± std over '
-                         f'{over}{length}')
+        return _recipe_accuracy((table.get('bundled', {}) if arch == 'timnet' else table['models']).get(arch))
     fold = re.fullmatch(r'(.+)_fold(\d+)', tag)
     release = next((r for r in TIMNET_RELEASES if release_tag(r) == (fold.group(1) if fold else tag)), None)
     row = table.get('releases', {}).get(release) if arch == 'timnet' else None
@@ -108,6 +101,21 @@ def tag_accuracy(name: str) -> Optional[dict]:
     war = next((f['war'] for f in row['per_fold'] if f['fold'] == k), None)
     return None if war is None else dict(war=war, war_std=None, results=row['results'], over='its test fold',
                                          what=f'fold {k}\'s model on its own test fold')
+
+
+def _recipe_accuracy(row: Optional[dict]) -> Optional[dict]:
+    if row is None:
+        return None
+    over = f'{row["repeats"]} seeds' if row['repeats'] > 1 else f'{row["splits"]} folds'
+    length = f', {row["frames"]} frames' if 'frames' in row else ''
+    return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'], over=f'recipe, {over}',
+                what=f'its recipe trained on 9 of the 10 EMODB folds and tested on the tenth, mean ± std over '
+                     f'{over}{length}')
+
+
+def zoo_row_accuracy(model: str) -> Optional[dict]:
+    """`model`'s row of the zoo table as `tag_accuracy` gives a figure (None before the row is done)."""
+    return _recipe_accuracy(zoo_accuracy(model))
 
 
 def format_tag_accuracy(acc: Optional[dict]) -> str:
