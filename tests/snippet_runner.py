@@ -2,7 +2,8 @@
 (what every block imports, about 8 s of CPU each time in a fresh interpreter).
 
 Protocol, one JSON line each way: the request `{"code", "cwd", "stdout", "stderr", "timeout"}`, the answer
-`{"returncode"}` (the child's exit status; -9 when it ran past `timeout` seconds and was killed). A child runs the
+`{"returncode"}` (the child's exit status; -9 when it ran past `timeout` seconds and was killed, with every process
+it started: each child leads its own process group). A child runs the
 code as a fresh `python -c` would: in `cwd`, as a new `__main__` module, with the current folder first on the path
 and fresh import caches, its output (and that of any process it starts) in the two files."""
 import importlib
@@ -57,18 +58,23 @@ def _run(job: dict) -> int:
     pid = os.fork()
     if pid == 0:
         try:
+            os.setpgid(0, 0)                            # its own group: a timeout kills what the block started too
             _child(job)
         except BaseException:  # noqa: BLE001 -- before the block ran (a missing folder): said on the runner's stderr
             traceback.print_exc()
         finally:
             os._exit(70)
+    try:
+        os.setpgid(pid, pid)                            # as the child does, whichever of the two runs first
+    except OSError:                                     # the child has set it, or has already exited
+        pass
     deadline = time.monotonic() + job['timeout']
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return -9
         time.sleep(0.05)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,9 +60,9 @@ def run_block(tmp_path_factory):
 
     answer()                                              # ready: torch and tim_zoo imported
 
-    def run(code: str, folder: Path):
+    def run(code: str, folder: Path, timeout: float = 600):
         out, err = folder.parent / 'stdout.txt', folder.parent / 'stderr.txt'
-        job = dict(code=code, cwd=str(folder), stdout=str(out), stderr=str(err), timeout=600)
+        job = dict(code=code, cwd=str(folder), stdout=str(out), stderr=str(err), timeout=timeout)
         runner.stdin.write(json.dumps(job) + '\n')
         runner.stdin.flush()
         returncode = answer()['returncode']
@@ -70,6 +71,19 @@ def run_block(tmp_path_factory):
     yield run
     runner.stdin.close()
     runner.wait(timeout=60)
+
+
+def test_a_block_past_its_time_is_killed_with_the_processes_it_started(tmp_path, run_block):
+    folder = tmp_path / 'block'
+    folder.mkdir()
+    code = ('import subprocess, time\n'
+            'child = subprocess.Popen(["sleep", "300"])\n'
+            'open("pid", "w").write(str(child.pid))\n'
+            'time.sleep(300)\n')
+    assert run_block(code, folder, timeout=3)[0] == -9
+    status = Path(f'/proc/{(folder / "pid").read_text()}/status')
+    time.sleep(0.5)
+    assert not status.exists() or 'State:\tZ' in status.read_text(), 'the process the block started still runs'
 
 
 def test_the_blocks_are_found():

@@ -35,6 +35,13 @@ def unused_fusion_args(fusion: str, ffn: bool) -> List[Tuple[Tuple[str, ...], st
     return unused
 
 
+def _check_fusion_args(model: SERModel, fusion: str, ffn: bool) -> None:
+    """Refuse an unknown `fusion`, then the caller's arguments that it (and `ffn`) leave without effect."""
+    check_choice('fusion', fusion, ('attention', 'aft_local'))
+    for names, reason in unused_fusion_args(fusion, ffn):
+        model._refuse_unused(names, reason)
+
+
 class ATTIM(SERModel):
     """TIM whose levels are fused by attention (each level one head) instead of the weight layer.
 
@@ -96,10 +103,8 @@ class ATTIM(SERModel):
             **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
-        check_choice('fusion', fusion, ('attention', 'aft_local'))
+        _check_fusion_args(self, fusion, ffn)
         check_choice('merge', merge, ('add', 'fuse'))
-        for names, reason in unused_fusion_args(fusion, ffn):
-            self._refuse_unused(names, reason)
         if not bidirectional:
             self._refuse_unused(('merge',), 'bidirectional=False has no directions to merge: pass bidirectional=True '
                                             'too')
@@ -186,9 +191,7 @@ class MultiTIM(SERModel):
             **tab_kwargs,
     ):
         super().__init__(num_classes, in_chans, check_finite)
-        check_choice('fusion', fusion, ('attention', 'aft_local'))
-        for names, reason in unused_fusion_args(fusion, ffn):
-            self._refuse_unused(names, reason)
+        _check_fusion_args(self, fusion, ffn)
         if fusion == 'attention':
             self._refuse_unused(('seq_len',), 'multitim with fusion="attention" takes any length (seq_len sizes '
                                               'only AFT-local\'s position bias): drop it, or pass fusion="aft_local"')

@@ -169,13 +169,14 @@ class TrainConfig:
     def check_unused_settings(self, given: Optional[Iterable[str]] = None) -> None:
         """Refuse the unused settings (`unused_settings`) among `given` (e.g. the flags of a resumed run), or, without
         it, those whose value is not the one nobody gave (the recipe's, else the default)."""
+        unused = self.unused_settings()
         if given is None:
             baseline = {f.name: f.default for f in dataclasses.fields(self)}
             baseline.update(RECIPES.get(self.recipe, {}) if self.recipe else {})
             consistent = dict(val_fraction=0.0, select='last')   # what protocol="all" uses anyway
-            given = [k for k in self.unused_settings()
+            given = [k for k in unused
                      if getattr(self, k) != baseline[k] and getattr(self, k) != consistent.get(k, baseline[k])]
-        wrong = {k: why for k, why in self.unused_settings().items() if k in set(given)}
+        wrong = {k: why for k, why in unused.items() if k in set(given)}
         if wrong:
             raise ConfigurationError('settings this run would not use: ' + '; '.join(
                 f'{k}={getattr(self, k)!r} ({why})' for k, why in wrong.items()))
