@@ -680,6 +680,15 @@ def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog, capsys)
     assert 'kfold, repeat 2 only, training seed 35): mean WAR' in printed and 'over repeats' not in printed
 
 
+def test_a_compile_mode_that_auto_leaves_unused_at_run_time_is_said():
+    from tim_zoo.train.engine import compile_mode_note
+    cfg = TrainConfig(device='cuda', compile_mode='max-autotune')      # auto: compiled in one process only
+    assert compile_mode_note(cfg, world_size=1) == ''
+    assert compile_mode_note(cfg, world_size=2).startswith("compile_mode='max-autotune' is not used: compile=auto "
+                                                            "trains eagerly under several processes")
+    assert compile_mode_note(TrainConfig(device='cuda'), world_size=2) == ''      # nobody chose a mode
+
+
 def test_compile_modes_map_to_inductor_options():
     """torch.compile takes a mode or options, not both: the mode's options plus fallback_random, CUDA graphs only
     on CUDA; unknown modes are refused."""

@@ -97,6 +97,15 @@ def compile_decision(cfg: TrainConfig, world_size: int = 1) -> Tuple[bool, str]:
                    f'compiling, seconds once inductor\'s cache holds it, then about 0.75x the time per step on a CPU)')
 
 
+def compile_mode_note(cfg: TrainConfig, world_size: int = 1) -> str:
+    """What to say when `cfg.compile_mode` was set but `compile="auto"` decides at run time to compile nothing (CUDA
+    under several processes; the static cases are refused by `TrainConfig.unused_settings`), else ''."""
+    on, why = compile_decision(cfg, world_size)
+    if on or cfg.compile_mode == 'default':
+        return ''
+    return f'compile_mode={cfg.compile_mode!r} is not used: {why}'
+
+
 def compile_options(mode: str, device: torch.device) -> dict:
     """torch.compile options of `mode` (torch.compile takes a mode or options, not both) with fallback_random, which
     draws dropout as the eager modules do; CUDA graphs only on CUDA."""

@@ -20,8 +20,8 @@ from ..weights import load_weights
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
 from .config import TrainConfig
-from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, dist_info, log, on_device,
-                     run_split, training_device)
+from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, compile_mode_note, dist_info, log,
+                     on_device, run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import SPEAKER_HINT, make_splits
@@ -311,6 +311,8 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
 
     writer = dist_info()[0] == 0
     compiling = dict(zip(('on', 'why'), compile_decision(cfg, dist_info()[1])))
+    if writer and compile_mode_note(cfg, dist_info()[1]):
+        log.warning(compile_mode_note(cfg, dist_info()[1]))
     if cfg.repeats == 1:
         results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress,
                               compiling)
