@@ -51,8 +51,9 @@ class TrainConfig:
     computation up to rounding, and a compile failure in the first epoch falls back to eager training (logged).
     Configurations written before `compile` existed read as `"off"`. `compile_mode` is torch.compile's `mode`
     (`"reduce-overhead"` also records and replays CUDA graphs on CUDA); where `compile="auto"` compiles nothing only
-    at run time (CUDA under several processes), a mode other than `"default"` is logged as unused. `only_folds` and `only_repeats` (1-based)
-    run a part of a run, so that processes can share it: `benchmarks/collect_run.py` joins their folders.
+    at run time (CUDA under several processes), a mode other than `"default"` is logged as unused. `only_folds` and
+    `only_repeats` (1-based) run a part of a run, so that processes can share it: `benchmarks/collect_run.py` joins
+    their folders.
     `precision` is `"fp32"` or `"bf16"`: the training forward pass under bfloat16 autocast (weights, optimizer and
     the loss stay float32; validation and test run in float32). Only where the device computes bfloat16 natively (a
     CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it); elsewhere it is refused (emulated bf16 is hundreds of
