@@ -427,21 +427,25 @@ def _release_run(release: str) -> dict:
 
 
 def _figures(run: dict) -> dict:
-    """WAR and UAR (%) of a collected run: mean and population std over its splits, or over its repeats' means."""
-    if 'repeat_summary' in run:
-        rs = run['repeat_summary']
-        return dict(repeats=rs['num_repeats'],
-                    **{k: round(100 * rs[k], 2) for k in ('war_mean', 'war_std', 'uar_mean', 'uar_std')})
-    row = dict(repeats=1)
+    """WAR and UAR (%) of a collected run: the mean over its splits and their population std, like for like for every
+    row; a repeated run gives the mean over all its trainings, the std over the splits averaged over the repeats, and
+    the spread of the repeats' means apart (`seed_war_std`, `seed_uar_std`: sample stds)."""
+    repeats = [r['folds'] for r in run['repeats']] if 'repeat_summary' in run else [run['folds']]
+    row = dict(repeats=len(repeats))
     for key in ('war', 'uar'):
-        mean, std = _mean_std(run['folds'], key)
-        row.update({f'{key}_mean': round(mean, 2), f'{key}_std': round(std, 2)})
+        stats = [_mean_std(folds, key) for folds in repeats]
+        row[f'{key}_mean'] = round(sum(m for m, _ in stats) / len(stats), 2)
+        row[f'{key}_std'] = round(sum(s for _, s in stats) / len(stats), 2)
+    if len(repeats) > 1:
+        rs = run['repeat_summary']
+        row.update(seed_war_std=round(100 * rs['war_std'], 2), seed_uar_std=round(100 * rs['uar_std'], 2))
     return row
 
 
 def packaged_zoo_table() -> str:
     """The JSON text of `PACKAGED_ZOO_TABLE`: per model, the test WAR and UAR (%) of its zoo row, mean and population
-    std over the splits (or, once its repeats are in, sample std over the repeats' means), how many splits and repeats, its
+    std over the splits (once its repeats are in: the mean over them, the splits' std averaged over them, and the
+    repeats' means' sample std apart as `seed_war_std`/`seed_uar_std`), how many splits and repeats, its
     recipe and its results file; the same of the bundled `timnet`'s recipe (`bundled`); per evaluated Keras release
     its mean WAR (std over folds), pooled UAR and per-fold WAR and UAR on its own test folds (`releases`)."""
     models = {}
@@ -467,8 +471,9 @@ def packaged_zoo_table() -> str:
                       for f in r['per_fold']])
     table = dict(protocol='EMODB (535 utterances, 7 classes), the TIM-Net authors\' 10 folds (seed 46, speakers '
                           'mixed): trained on nine folds with the zoo recipe, tested on the tenth at the last epoch; '
-                          'mean and population std over the 10 splits of one repeat, or mean and sample std (ddof 1) '
-                          'over the means of several (`repeats`) (docs/training.md, "The zoo")', models=models, bundled=bundled,
+                          'mean and population std over the 10 splits; with several repeats (training seeds), the '
+                          'mean over them, the splits\' std averaged over them, and the sample std of the repeats\' '
+                          'means as seed_war_std / seed_uar_std (docs/training.md, "The zoo")', models=models, bundled=bundled,
                  releases=releases)
     return json.dumps(table, indent=1) + '\n'
 

@@ -161,7 +161,7 @@ def _current_definitions(cfg: dict) -> bool:
 
 
 def measured_accuracy(detail: bool = True) -> dict:
-    """`{model: [text, ...]}`: EMODB accuracy (mean +- std over the splits, or over the repeats' means, with how it
+    """`{model: [text, ...]}`: EMODB accuracy (mean +- std over the splits, averaged over the repeats, with how it
     was measured) from the engine's runs in docs/results, one run per model and protocol. The zoo's run comes first
     (`zoo_repeats.<model>` over `zoo_table.<model>`, `zoo_loso.<model>`); otherwise the run with repeats, then one
     without per-speaker normalisation. A run is never picked by its test accuracy."""
@@ -175,10 +175,10 @@ def measured_accuracy(detail: bool = True) -> dict:
         std = (sum((w - war) ** 2 for w in wars) / len(wars)) ** 0.5
         zoo = path.name.startswith('zoo_')
         how = f"{cfg['protocol']}, {len(wars)} splits" + (f", recipe {cfg['recipe']}" if detail else '')
-        if 'repeat_summary' in run:                      # mean and std over the repeats' means
+        if 'repeat_summary' in run:      # the mean over the seeds, ± the splits' std (like for like with one repeat)
             rs = run['repeat_summary']
-            war, std = 100 * rs['war_mean'], 100 * rs['war_std']
-            how = f"{rs['num_repeats']} repeats, " + how
+            war, std = 100 * rs['war_mean'], 100 * rs['fold_war_std']
+            how = f"{rs['num_repeats']} seeds (their means spread ± {100 * rs['war_std']:.1f}), " + how
         if detail and cfg.get('normalize', 'none') != 'none':
             how += f", normalised per speaker ({cfg['normalize']})"
         if detail and zoo:
@@ -219,7 +219,7 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     gpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'h100_compiled_reduce_overhead_188.json')
     accuracy = measured_accuracy(detail)
     lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
-             'EMODB WAR (mean ± std over splits, or over repeats) | zoo row: CPU hours |',
+             'EMODB WAR (mean ± std over the splits; with several seeds, averaged over them) | zoo row: CPU hours |',
              '|---|---|---|---|---|---|---|---|']
     stale = False
     for name in names:
@@ -243,7 +243,8 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
 
 ZOO_NOTE = ('parameters and multiply-accumulates per sample at 39 MFCC x 188 frames; latency per batch of 64 from '
             '`benchmarks/results` (CPU: 2 cores, eager; H100: `torch.compile(mode="reduce-overhead")`); EMODB accuracy '
-            '(mean WAR and its standard deviation over the splits, or over the repeats\' means: the zoo\'s row where it '
+            '(mean WAR and its standard deviation over the splits, averaged over the training seeds where a run has '
+            'several, whose means\' spread is given apart: the zoo\'s row where it '
             'is done, never the run with the best test accuracy) from the engine\'s runs in `docs/results`; the zoo '
             f'row\'s training cost in single-thread hours of one CPU core (AMD EPYC Zen 4) for its 10 folds at '
             f'{ZOO_FRAMES} frames, from the epoch cost `benchmarks/zoo_cost.py` measured')

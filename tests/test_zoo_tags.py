@@ -111,20 +111,19 @@ def test_a_recognizer_over_a_zoo_tag_carries_its_accuracy_and_the_cli_prints_it(
 
 
 def _recorded_war(results: Path, fold=None):
-    """WAR (%) and its std recomputed from a tracked results file: a Keras release evaluation (one fold, or the mean
-    over the folds), a repeated run (over the repeats' means) or a single run (over its splits)."""
+    """WAR (%) and its std recomputed from a tracked results file: a Keras release evaluation (one fold's), a
+    repeated run (the mean over the repeats, ± the splits' std averaged over them) or a single run (over its
+    splits)."""
     run = json.loads(results.read_text())
-    ddof = 0
     if 'per_fold' in run:
-        wars = [100 * f['war'] for f in run['per_fold']]
-        if fold is not None:
-            return wars[fold - 1], None
-    elif 'repeats' in run and isinstance(run['repeats'], list):           # the sample std over the repeats' means
-        wars, ddof = [100 * sum(f['war'] for f in r['folds']) / len(r['folds']) for r in run['repeats']], 1
-    else:
-        wars = [100 * f['war'] for f in run['folds']]
-    mean = sum(wars) / len(wars)
-    return mean, (sum((w - mean) ** 2 for w in wars) / (len(wars) - ddof)) ** 0.5
+        return 100 * run['per_fold'][fold - 1]['war'], None
+    repeats = [r['folds'] for r in run['repeats']] if isinstance(run.get('repeats'), list) else [run['folds']]
+    means, stds = [], []
+    for folds in repeats:
+        wars = [100 * f['war'] for f in folds]
+        means.append(sum(wars) / len(wars))
+        stds.append((sum((w - means[-1]) ** 2 for w in wars) / len(wars)) ** 0.5)
+    return sum(means) / len(means), sum(stds) / len(stds)
 
 
 def test_every_held_out_figure_of_the_weights_listing_comes_from_its_results_file():
@@ -135,10 +134,13 @@ def test_every_held_out_figure_of_the_weights_listing_comes_from_its_results_fil
     assert measured == expected
     for name in measured:
         acc = rows[name]['accuracy']
-        fold = int(name.rsplit('_fold', 1)[1]) if '_fold' in name else None
+        fold = int(name.rsplit('_fold', 1)[1]) if '_fold' in name else 1      # a release tag loads fold 1
         war, war_std = _recorded_war(ROOT / acc['results'], fold)
         assert acc['war'] == pytest.approx(war, abs=0.006), name
         assert (acc['war_std'] is None) == (war_std is None) and acc['war_std'] == pytest.approx(war_std, abs=0.006)
+        summary = json.loads((ROOT / acc['results']).read_text()).get('repeat_summary')
+        if summary:                              # the seeds' spread is said apart from the folds' std
+            assert f"the seeds' means spread ± {100 * summary['war_std']:.1f}" in acc['what'], name
     assert 'emodb_timnet_paper' in rows['timnet.tim_zoo_emodb']['accuracy']['results']      # 188 frames, not the row
     assert rows['timnet.casia_32']['accuracy'] is None
 
@@ -166,4 +168,4 @@ def test_the_model_list_shows_each_zoo_row_with_its_results_file(capsys):
             assert (acc['war'], acc['war_std']) == (pytest.approx(war, abs=0.006), pytest.approx(war_std, abs=0.006))
     assert rows['timnet']['results'] != tim_zoo.list_pretrained_weights('timnet.tim_zoo_emodb')[0]['accuracy']['results']
     assert cli.main(['list', 'timnet']) == 0
-    assert f"{rows['timnet']['war']:.1f} ± {rows['timnet']['war_std']:.1f} (recipe, 3 seeds)" in capsys.readouterr().out
+    assert f"{rows['timnet']['war']:.1f} ± {rows['timnet']['war_std']:.1f} (recipe, 10 folds x 3 seeds)" in capsys.readouterr().out

@@ -67,7 +67,9 @@ def _zoo_table() -> dict:
 
 
 def zoo_accuracy(model: str) -> Optional[dict]:
-    """The zoo table's row of `model` (`war_mean`, `war_std`, `uar_mean`, `uar_std` in %, `splits`, `repeats`,
+    """The zoo table's row of `model` (`war_mean`, `war_std`, `uar_mean`, `uar_std` in %: the mean over the splits
+    and their std, like for like in every row; with several `repeats` (training seeds) the mean over all of them, the
+    splits' std averaged over them, and `seed_war_std`/`seed_uar_std` the spread of the repeats' means; `splits`,
     `recipe`, `precision`, `results`: its results file in the repository), or None before the row is done."""
     return _zoo_table()['models'].get(model)
 
@@ -79,11 +81,11 @@ def tag_accuracy(name: str) -> Optional[dict]:
     `results` (its results file in the repository).
 
     - a zoo tag (`MODEL.tim_zoo_emodb`): the model saw all of EMODB, so the figure is its recipe's, from the zoo
-      table (mean ± std over the 10 folds, or over the repeats' means); for `timnet`'s, the bundled model, its recipe
-      at the release's 188 frames over three seeds;
-    - an EMODB release tag of the TIM-Net authors (`timnet.emodb_46`, `..._fold<k>`): their fold models on their own
-      test folds of the shared EMODB copy (`tim-zoo evaluate`, docs/evaluation.md); the release tag, which loads
-      fold 1, gets the mean over the ten fold models.
+      table (the mean, ± the std over the 10 folds; with repeats, averaged over the seeds); for `timnet`'s, the
+      bundled model, its recipe at the release's 188 frames over three seeds;
+    - an EMODB release tag of the TIM-Net authors (`timnet.emodb_46_fold<k>`, and `timnet.emodb_46`, which loads
+      fold 1): the fold model on its own test fold of the shared EMODB copy (`tim-zoo evaluate`,
+      docs/evaluation.md).
     """
     arch, _, tag = name.partition('.')
     table = _zoo_table()
@@ -94,23 +96,23 @@ def tag_accuracy(name: str) -> Optional[dict]:
     row = table.get('releases', {}).get(release) if arch == 'timnet' else None
     if row is None:
         return None
-    if fold is None:
-        return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'], over='10 test folds',
-                    what='the 10 fold models on their own test folds, mean ± std over the folds')
-    k = int(fold.group(2))
+    k = int(fold.group(2)) if fold else 1                 # the release tag loads fold 1
     war = next((f['war'] for f in row['per_fold'] if f['fold'] == k), None)
-    return None if war is None else dict(war=war, war_std=None, results=row['results'], over='its test fold',
-                                         what=f'fold {k}\'s model on its own test fold')
+    return None if war is None else dict(
+        war=war, war_std=None, results=row['results'], over='its test fold',
+        what=f'fold {k}\'s model on its own test fold (the release\'s 10 fold models: {row["war_mean"]:.1f} ± '
+             f'{row["war_std"]:.1f} % over their test folds)')
 
 
 def _recipe_accuracy(row: Optional[dict]) -> Optional[dict]:
     if row is None:
         return None
-    over = f'{row["repeats"]} seeds' if row['repeats'] > 1 else f'{row["splits"]} folds'
+    seeds = f' x {row["repeats"]} seeds' if row['repeats'] > 1 else ''
     length = f', {row["frames"]} frames' if 'frames' in row else ''
-    return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'], over=f'recipe, {over}',
-                what=f'its recipe trained on 9 of the 10 EMODB folds and tested on the tenth, mean ± std over '
-                     f'{over}{length}')
+    return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'],
+                over=f'recipe, {row["splits"]} folds{seeds}',
+                what=f'its recipe trained on 9 of the 10 EMODB folds and tested on the tenth{length}: '
+                     f'{_spread(row)}')
 
 
 def zoo_row_accuracy(model: str) -> Optional[dict]:
@@ -126,8 +128,25 @@ def format_tag_accuracy(acc: Optional[dict]) -> str:
     return f'{acc["war"]:.1f}{spread} ({acc["over"]})'
 
 
+def held_out_words(name: str) -> str:
+    """`tag_accuracy` of tag `name` in a sentence part, for its description."""
+    acc = tag_accuracy(name)
+    if acc is None:
+        return 'not measured yet'
+    spread = '' if acc['war_std'] is None else f' ± {acc["war_std"]:.1f}'
+    return f'WAR {acc["war"]:.1f}{spread} % ({acc["what"]}; {acc["results"]})'
+
+
 def _figure(row: dict) -> str:
     return f'WAR {row["war_mean"]:.1f} ± {row["war_std"]:.1f} %, UAR {row["uar_mean"]:.1f} %'
+
+
+def _spread(row: dict) -> str:
+    """What a zoo row's mean and ± are, in words."""
+    if row['repeats'] > 1:
+        return (f'the mean over {row["repeats"]} training seeds, ± the std over the {row["splits"]} folds (averaged '
+                f'over the seeds; the seeds\' means spread ± {row["seed_war_std"]:.1f})')
+    return f'the mean, ± the std over the {row["splits"]} folds'
 
 
 def accuracy_note(model: str) -> str:
@@ -137,9 +156,8 @@ def accuracy_note(model: str) -> str:
     if row is None:
         return (f'{model}.{ZOO_TAG}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, '
                 f'10 folds, speakers mixed){beside}; treat its answers as unvalidated')
-    over = f'the {row["repeats"]} repeats\' means' if row['repeats'] > 1 else f'the {row["splits"]} splits'
     return (f'{model}.{ZOO_TAG}: its recipe scores {_figure(row)} on held-out EMODB folds (the zoo table: 10 folds, '
-            f'speakers mixed; mean ± std over {over}){beside}')
+            f'speakers mixed; {_spread(row)}){beside}')
 
 
 def tag_notes(pretrained_cfg: Optional[dict]) -> List[str]:
