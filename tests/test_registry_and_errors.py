@@ -31,6 +31,26 @@ def test_unknown_model_suggests_close_names():
         tim_zoo.create_model('resnet50')
 
 
+def test_unknown_pretrained_tag_suggests_close_tags():
+    for pretrained in (True, False):
+        with pytest.raises(UnknownModelError, match=r"tim has no pretrained tag 'tim_zoo_emdb'; did you mean "
+                                                    r"tim.tim_zoo_emodb\? Its tags: tim_zoo_emodb"):
+            tim_zoo.create_model('tim.tim_zoo_emdb', pretrained=pretrained)
+    with pytest.raises(UnknownModelError, match=r'did you mean timnet.emodb_46'):
+        tim_zoo.create_model('timnet.emodb_64', pretrained=True)
+
+
+def test_recognizer_from_a_model_name_or_a_mistyped_tag(tmp_path):
+    recognizer = tim_zoo.EmotionRecognizer.from_pretrained('at_tim')       # its default tag, as create_model
+    assert recognizer.model.pretrained_cfg['tag'] == 'tim_zoo_emodb' and recognizer.model_notes
+    with pytest.raises(UnknownModelError, match=r"unknown model 'at_tm.tim_zoo_emodb'; did you mean at_tim"):
+        tim_zoo.EmotionRecognizer.from_pretrained('at_tm.tim_zoo_emodb')
+    with pytest.raises(UnknownModelError, match=r'did you mean at_tim.tim_zoo_emodb'):
+        tim_zoo.EmotionRecognizer.from_pretrained('at_tim.tim_zoo_emdb')
+    with pytest.raises(FileNotFoundError, match='no checkpoint at'):           # a file name stays a file
+        tim_zoo.EmotionRecognizer.from_pretrained(str(tmp_path / 'gone.safetensors'))
+
+
 def test_pretrained_without_weights_is_refused(monkeypatch):
     from tim_zoo.models._base import DEFAULT_TAGS
     monkeypatch.delitem(DEFAULT_TAGS, 'at_tim')         # an architecture whose default is not a tag

@@ -53,6 +53,13 @@ def check_model_name(model_name: str) -> None:
         close = difflib.get_close_matches(split_model_name_tag(model_name)[0].lower(), names, n=5, cutoff=0.5)
         hint = f'; did you mean {", ".join(close)}?' if close else '.'
         raise UnknownModelError(f'unknown model {model_name!r}{hint} Available models: {", ".join(names)}')
+    arch, tag = split_model_name_tag(model_name)
+    if tag and model_name not in timm.list_pretrained(f'{arch}.*'):
+        tags = [n.split('.', 1)[1] for n in timm.list_pretrained(f'{arch}.*')]
+        close = difflib.get_close_matches(tag.lower(), tags, n=3, cutoff=0.5)
+        hint = f'; did you mean {", ".join(f"{arch}.{t}" for t in close)}?' if close else '.'
+        raise UnknownModelError(f'{arch} has no pretrained tag {tag!r}{hint} Its tags: {", ".join(tags)} '
+                                f'(tim-zoo weights "{arch}.*" lists them with their files)')
 
 
 def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None, **kwargs) -> nn.Module:

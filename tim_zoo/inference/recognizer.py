@@ -7,7 +7,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .._factory import create_model, is_hub_source, list_models, load_checkpoint
+from .._factory import check_model_name, create_model, is_hub_source, list_models, load_checkpoint
 from .._utils import progress
 from .._validation import check_choice, resolve_device
 from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
@@ -16,13 +16,15 @@ from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
-from ..weights.load import KERAS_SUFFIXES
+from ..weights.load import KERAS_SUFFIXES, TORCH_SUFFIXES
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
 from .results import Prediction, Segment, format_clock
 
+#: the suffixes of weight files: `from_pretrained` takes a missing path ending otherwise for a model name or tag
+WEIGHT_SUFFIXES = ('.safetensors', *KERAS_SUFFIXES, *TORCH_SUFFIXES)
 
 #: below this peak (dBFS) a model that takes the level as it is (`level="none"`) gets a note
 QUIET_PEAK_DB = -20.0
@@ -166,11 +168,17 @@ class EmotionRecognizer:
         """The bundled EMODB `timnet` (`None`, `"timnet_emodb"` or its tag `"timnet.tim_zoo_emodb"`), any pretrained
         tag (`tim_zoo.list_models(pretrained=True)`, e.g. `"timnet.emodb_46_fold3"`: its file found in the weights
         directory or hub cache), a hub folder (`"local-dir:PATH"`, `"hf-hub:ORG/NAME"`: `tim_zoo.save_for_hub`), or a
-        weight file path (see `from_checkpoint`). `kwargs` go to the constructor."""
+        weight file path (see `from_checkpoint`). A model name alone (`"at_tim"`) loads its default tag, as
+        `create_model(name, pretrained=True)` does; a name that is neither a file nor a tag is refused with the close
+        names."""
         if name_or_path in (None, 'timnet_emodb'):
             return cls(load_default_model(), **kwargs)
         if name_or_path in list_models(pretrained=True) or is_hub_source(name_or_path):
             return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
+        path = Path(name_or_path)
+        if not path.exists() and path.suffix.lower() not in WEIGHT_SUFFIXES:       # a name, not a file
+            check_model_name(str(name_or_path))            # an unknown model or tag: said with the close names
+            return cls(create_model(str(name_or_path), pretrained=True).eval(), **kwargs)
         return cls.from_checkpoint(name_or_path, **kwargs)
 
     @classmethod
