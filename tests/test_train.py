@@ -278,6 +278,9 @@ def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
         if name.startswith('tim.encoder.'):                            # frozen: unchanged, BatchNorm statistics too
             assert torch.equal(tuned.state_dict()[name], p), name
     assert not torch.equal(tuned.tim.weight_layer.weight, source.tim.weight_layer.weight)
+    history = json.loads((tmp_path / 'run' / 'fold1' / 'result.json').read_text())['history']
+    base = [cfg.lr * (cfg.gamma ** (h['epoch'] // cfg.step_size) if cfg.scheduler == 'step' else 1) for h in history]
+    assert [h['lr'] for h in history] == pytest.approx(base)    # the base rate, not the first group's scaled one
     with pytest.raises(ConfigurationError, match='matches no parameter'):
         run_training(_cfg(freeze=['nothing.here']), _features(), tmp_path / 'bad', show_progress=False)
 

@@ -16,7 +16,7 @@ from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError
 from ..pretrained import load_default_model
-from ..weights.load import KERAS_SUFFIXES, TORCH_SUFFIXES
+from ..weights.load import KERAS_SUFFIXES, TORCH_SUFFIXES, untrained_head
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
@@ -158,8 +158,11 @@ class EmotionRecognizer:
         self.detector = detector or SpeechDetector(rate, exclude_tonal=not judge_tones)
         self.judge_tones = judge_tones
         #: notes on the weights rather than on an input: a zoo tag's measured accuracy on held-out EMODB folds
-        #: beside timnet's, or that it was never measured (`tim_zoo.models._zoo.tag_notes`)
-        self.model_notes: List[str] = tag_notes(getattr(model, 'pretrained_cfg', None))
+        #: beside timnet's, or that it was never measured (`tim_zoo.models._zoo.tag_notes`); or that the classifier
+        #: is untrained (weights loaded for another class count: `tim_zoo.weights.load.untrained_head`), which every
+        #: prediction's notes say too
+        untrained = self._untrained_head_note()             # then the tag's figures are not this model's
+        self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
 
     # --- constructors --------------------------------------------------------------------------------
 
@@ -556,11 +559,17 @@ class EmotionRecognizer:
         return [f'a steady tone at about {heard[0][1]:.0f} Hz sounds under the speech{where} (a beep, dial tone or '
                 f'music?): the speech was judged with it, so the answer may be off']
 
+    def _untrained_head_note(self) -> str:
+        source = untrained_head(self.model)
+        return (f'the model\'s classifier is untrained: loading {source} kept only its body (another class count, '
+                f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
+                if source else '')
+
     def _named(self, p: np.ndarray) -> dict:
         return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}
 
     def _notes(self, item: '_Item', judged: int) -> List[str]:
-        notes = []
+        notes = [note for note in [self._untrained_head_note()] if note]
         activity: SpeechActivity = item.activity
         windows = len(item.windows)
         rate = self.extractor.sample_rate

@@ -301,8 +301,9 @@ class SplitTrainer:
         if self.world > 1:
             torch.distributed.all_reduce(sums)
         split, cfg = self.split, self.cfg
+        group = self.optimizer.param_groups[0]          # the base rate: a group's rate over its --lr-mult factor
         record = dict(epoch=epoch + 1, train_loss=sums[0].item() / seen, train_war=sums[1].item() / seen,
-                      lr=self.optimizer.param_groups[0]['lr'])
+                      lr=group['lr'] / group.get('lr_mult', 1.0))
         improved = False
         if len(split.val):
             val_logits = predict_logits(self.model, self.x[split.val], cfg.batch_size, self.device)
@@ -324,7 +325,7 @@ class SplitTrainer:
                 or time.monotonic() - self.saved_at >= STATE_EVERY_S):
             self.save_state()
         log.info('%s epoch %d: %s', split.name, epoch + 1,
-                 ', '.join(f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
+                 ', '.join(f'{k} {v:.3g}' if k == 'lr' else f'{k} {v:.4f}' for k, v in record.items() if k != 'epoch'))
         if self.on_epoch_end is not None:
             try:
                 self.on_epoch_end(epoch + 1, record)

@@ -41,6 +41,7 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
                       f'and kept the model\'s freshly initialised head (fine-tune it)', stacklevel=3)
         model.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith('head.')}, strict=False)
         model.label_names = None
+        _remember_fresh_head(model, source)
         return True
     if differing and allow_head_reset and differing <= set(_HEAD_KEYS):
         file_fc = tuple(state_dict['head.fc.weight'].shape) if 'head.fc.weight' in state_dict else (0,)
@@ -55,6 +56,7 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
                           f'initialised classifier (fine-tune it)', stacklevel=3)
         state_dict = {k: v for k, v in state_dict.items() if k not in _HEAD_KEYS}
         model.label_names = None
+        _remember_fresh_head(model, source)
     elif differing:
         parts = []
         if missing:
@@ -69,6 +71,21 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
             f'(another architecture or other arguments): ' + '; '.join(parts))
     model.load_state_dict(state_dict, strict=False)
     return bool(differing)
+
+
+def _remember_fresh_head(model, source: str) -> None:
+    """Keep a copy of the freshly initialised head the weights of `source` did not fill (`untrained_head`)."""
+    model._fresh_head = (source, {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith('head.')})
+
+
+def untrained_head(model) -> str:
+    """The weight file whose loading left `model` a freshly initialised head (another class count, input length or
+    kind of head) that has not been trained since, or '' (a head loaded, or changed by training since)."""
+    source, fresh = getattr(model, '_fresh_head', (None, None))
+    if not fresh:
+        return ''
+    state = model.state_dict()
+    return source if all(k in state and torch.equal(state[k].detach().cpu(), v.cpu()) for k, v in fresh.items()) else ''
 
 
 def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
