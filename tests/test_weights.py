@@ -167,7 +167,10 @@ def test_pt_state_dict_loads_with_weights_only(tmp_path):
 
 def test_checkpoint_of_another_architecture_lists_keys(tmp_path):
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('at_tim'), tmp_path / 'at.safetensors')
-    with pytest.raises(CheckpointMismatchError, match=r'saved from at_tim\) does not fit timnet.*missing in the file: tim\.weight_layer\.weight.*'
+    with pytest.raises(CheckpointMismatchError, match=r'holds a at_tim model, not timnet: choose at_tim '
+                                                      r"\(create_model\('at_tim'\), --model at_tim\), or let "
+                                                      r'tim_zoo.load_checkpoint\(path\) rebuild it as saved. .*'
+                                                      r'saved from at_tim\) does not fit timnet.*missing in the file: tim\.weight_layer\.weight.*'
                        r'shape mismatches: tim\.encoder\.stem\.conv\.weight file \(39, 39, 1\) vs model \(78, 39, 1\)'):
         tim_zoo.create_model('timnet', checkpoint_path=path)
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('timnet', depth=6), tmp_path / 'd6.safetensors')

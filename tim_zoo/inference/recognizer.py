@@ -210,6 +210,9 @@ class EmotionRecognizer:
         """A TIM-Net Keras release file (`.../EMODB_46/10-fold_weights_best_1.hdf5`). Its release (from the
         folder name, or `release="EMODB_46"`) gives the labels and the authors' features (`level="none"`)."""
 
+        if Path(path).suffix.lower() not in KERAS_SUFFIXES:
+            raise ConfigurationError(f'{path} is not a Keras file ({", ".join(KERAS_SUFFIXES)}); a tim_zoo checkpoint or '
+                                     f'other weight file loads with EmotionRecognizer.from_checkpoint(path)')
         if release and release not in TIMNET_RELEASES:
             raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
         release = release or find_release(path)

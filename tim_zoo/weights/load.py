@@ -212,6 +212,14 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
-    head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
+    try:
+        head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
+    except CheckpointMismatchError as e:
+        arch, name = meta.get('architecture'), getattr(model, 'model_name', type(model).__name__)
+        if not arch or arch == name:
+            raise
+        raise CheckpointMismatchError(
+            f'{path} holds a {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), or let '
+            f'tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset)
