@@ -176,6 +176,9 @@ def test_misspelt_argument_suggests_the_name():
     with pytest.raises(tim_zoo.UnknownArgumentError, match="kernel_sze'; did you mean kernel_size") as err:
         tim_zoo.create_model('timnet', kernel_sze=3)
     assert isinstance(err.value, TypeError) and isinstance(err.value, tim_zoo.TimZooError)
+    with pytest.raises(tim_zoo.UnknownArgumentError, match=r"'pretraind'; did you mean pretrained \(an argument of "
+                                                           r"create_model\)"):
+        tim_zoo.create_model('tim', pretraind=True)             # create_model's own keywords are candidates too
     with pytest.raises(TypeError, match='drop_rat'):
         timm.create_model('at_deltatim_v2', drop_rat=0.2)
 

@@ -29,6 +29,12 @@ from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_w
 from ..weights.hub_folder import HUB_WEIGHTS
 from ..weights.load import warn_other_arguments, weight_source
 
+
+#: the keyword arguments `create_model` (timm's builder) takes itself: a misspelt one reaches the model's constructor
+BUILDER_ARGS = ('pretrained', 'checkpoint_path', 'pretrained_cfg', 'pretrained_cfg_overlay', 'features_only',
+                'out_indices', 'feature_cls', 'cache_dir')
+
+
 class SERModel(nn.Module):
     """Base class of the speech emotion recognition models.
 
@@ -89,7 +95,9 @@ class SERModel(nn.Module):
             try:
                 bound = signature.bind(self, *args, **kw)
             except TypeError as e:
-                close = difflib.get_close_matches(str(e).rsplit(' ', 1)[-1].strip("'"), [p for p in signature.parameters if p != 'self'], n=3)
+                close = difflib.get_close_matches(str(e).rsplit(' ', 1)[-1].strip("'"), [
+                    p for p in signature.parameters if p != 'self'] + list(BUILDER_ARGS), n=3)
+                close = [f'{c} (an argument of create_model)' if c in BUILDER_ARGS else c for c in close]
                 raise UnknownArgumentError(f'{cls.__name__}: {e}' + (f'; did you mean {", ".join(close)}?' if close
                                                                        else '')) from e
             bound.apply_defaults()
