@@ -510,13 +510,17 @@ def test_a_click_in_a_pause_does_not_set_the_level(shared_dir, bundled):
     assert any('below the loudest sample among it (a click' in n for n in noted.notes)
 
 
-def test_a_model_whose_classifier_was_left_untrained_says_so_until_it_is_trained(tmp_path, speech_like):
+@pytest.mark.parametrize('name', ['tim', 'at_tim', 'transformer'])     # a bare classifier, and heads with more
+def test_a_model_whose_classifier_was_left_untrained_says_so_until_it_is_trained(tmp_path, speech_like, name):
     import warnings
-    source = tim_zoo.create_model('tim', num_classes=7, depth=2)
+
+    from conftest import small_model_args
+    args = small_model_args(name, 65, **({} if name == 'transformer' else dict(depth=2)))    # 32768 samples: 65 frames
+    source = tim_zoo.create_model(name, **dict(args, num_classes=7))
     tim_zoo.save_checkpoint(source, tmp_path / 'seven.safetensors', label_names=list('abcdefg'))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')                        # the load warns about the classifier once
-        model = tim_zoo.create_model('tim', num_classes=3, depth=2, checkpoint_path=tmp_path / 'seven.safetensors')
+        model = tim_zoo.create_model(name, **dict(args, num_classes=3), checkpoint_path=tmp_path / 'seven.safetensors')
     recognizer = tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'))
     wave = speech_like(1.4)
     said = 'the model\'s classifier is untrained: loading'
@@ -525,5 +529,5 @@ def test_a_model_whose_classifier_was_left_untrained_says_so_until_it_is_trained
     with torch.no_grad():                                      # any training of the head ends the note
         model.head.fc.bias.add_(0.1)
     assert not any(said in note for note in recognizer.predict(wave, sample_rate=SR).notes)
-    whole = tim_zoo.create_model('tim', num_classes=7, depth=2, checkpoint_path=tmp_path / 'seven.safetensors')
+    whole = tim_zoo.create_model(name, **dict(args, num_classes=7), checkpoint_path=tmp_path / 'seven.safetensors')
     assert tim_zoo.EmotionRecognizer(whole, feature_settings=dict(mean_signal_length=32768)).model_notes == []

@@ -47,8 +47,9 @@ def test_recognizer_from_a_model_name_or_a_mistyped_tag(tmp_path):
         tim_zoo.EmotionRecognizer.from_pretrained('at_tm.tim_zoo_emodb')
     with pytest.raises(UnknownModelError, match=r'did you mean at_tim.tim_zoo_emodb'):
         tim_zoo.EmotionRecognizer.from_pretrained('at_tim.tim_zoo_emdb')
-    with pytest.raises(FileNotFoundError, match='no checkpoint at'):           # a file name stays a file
-        tim_zoo.EmotionRecognizer.from_pretrained(str(tmp_path / 'gone.safetensors'))
+    for gone in (tmp_path / 'gone.safetensors', str(tmp_path / 'gone.safetensors'), str(tmp_path / 'run' / 'last')):
+        with pytest.raises(FileNotFoundError):                                 # a path stays a path
+            tim_zoo.EmotionRecognizer.from_pretrained(gone)
     with pytest.raises(tim_zoo.ConfigurationError, match=r'm.safetensors is not a Keras file \(.hdf5, .h5\); a tim_zoo '
                                                          r'checkpoint .* EmotionRecognizer.from_checkpoint\(path\)'):
         tim_zoo.EmotionRecognizer.from_keras(tmp_path / 'm.safetensors')

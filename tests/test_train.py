@@ -281,6 +281,10 @@ def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
     history = json.loads((tmp_path / 'run' / 'fold1' / 'result.json').read_text())['history']
     base = [cfg.lr * (cfg.gamma ** (h['epoch'] // cfg.step_size) if cfg.scheduler == 'step' else 1) for h in history]
     assert [h['lr'] for h in history] == pytest.approx(base)    # the base rate, not the first group's scaled one
+    frozen_by_rate = _cfg(lr_mult={'tim.encoder': 0.0}, epochs=1, only_folds=[1])    # the first group: rate 0
+    run_training(frozen_by_rate, _features(), tmp_path / 'zero', show_progress=False)
+    assert json.loads((tmp_path / 'zero' / 'fold1' / 'result.json').read_text())['history'][0]['lr'] == \
+        pytest.approx(frozen_by_rate.lr)
     with pytest.raises(ConfigurationError, match='matches no parameter'):
         run_training(_cfg(freeze=['nothing.here']), _features(), tmp_path / 'bad', show_progress=False)
 

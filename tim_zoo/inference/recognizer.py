@@ -1,5 +1,6 @@
 """`EmotionRecognizer`: a model together with the feature extraction its weights expect."""
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
@@ -14,7 +15,7 @@ from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs,
 from ..data.features import MFCCExtractor
 from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
-from ..exceptions import AudioError, ConfigurationError
+from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
 from ..weights.load import KERAS_SUFFIXES, TORCH_SUFFIXES, untrained_head
 from ..models._zoo import tag_notes
@@ -179,9 +180,13 @@ class EmotionRecognizer:
         if name_or_path in list_models(pretrained=True) or is_hub_source(name_or_path):
             return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
         path = Path(name_or_path)
-        if not path.exists() and path.suffix.lower() not in WEIGHT_SUFFIXES:       # a name, not a file
+        if (isinstance(name_or_path, str) and not path.exists() and path.suffix.lower() not in WEIGHT_SUFFIXES
+                and '/' not in name_or_path and os.sep not in name_or_path):       # a name, not a path
             check_model_name(str(name_or_path))            # an unknown model or tag: said with the close names
             return cls(create_model(str(name_or_path), pretrained=True).eval(), **kwargs)
+        if not path.exists():
+            raise WeightsNotFoundError(f'no weight file at {path} (nor a pretrained tag: tim_zoo.list_models('
+                                       f'pretrained=True) lists them)')
         return cls.from_checkpoint(name_or_path, **kwargs)
 
     @classmethod

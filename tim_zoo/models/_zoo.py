@@ -122,19 +122,17 @@ def zoo_row_accuracy(model: str) -> Optional[dict]:
 
 def format_tag_accuracy(acc: Optional[dict]) -> str:
     """`tag_accuracy`'s figure in a few words (`-` where nothing was measured)."""
-    if acc is None:
-        return '-'
-    spread = '' if acc['war_std'] is None else f' ± {acc["war_std"]:.1f}'
-    return f'{acc["war"]:.1f}{spread} ({acc["over"]})'
+    return '-' if acc is None else f'{_war_text(acc)} ({acc["over"]})'
+
+
+def _war_text(acc: dict) -> str:
+    return f'{acc["war"]:.1f}' + ('' if acc['war_std'] is None else f' ± {acc["war_std"]:.1f}')
 
 
 def held_out_words(name: str) -> str:
     """`tag_accuracy` of tag `name` in a sentence part, for its description."""
     acc = tag_accuracy(name)
-    if acc is None:
-        return 'not measured yet'
-    spread = '' if acc['war_std'] is None else f' ± {acc["war_std"]:.1f}'
-    return f'WAR {acc["war"]:.1f}{spread} % ({acc["what"]}; {acc["results"]})'
+    return 'not measured yet' if acc is None else f'WAR {_war_text(acc)} % ({acc["what"]}; {acc["results"]})'
 
 
 def _figure(row: dict) -> str:

@@ -301,9 +301,9 @@ class SplitTrainer:
         if self.world > 1:
             torch.distributed.all_reduce(sums)
         split, cfg = self.split, self.cfg
-        group = self.optimizer.param_groups[0]          # the base rate: a group's rate over its --lr-mult factor
-        record = dict(epoch=epoch + 1, train_loss=sums[0].item() / seen, train_war=sums[1].item() / seen,
-                      lr=group['lr'] / group.get('lr_mult', 1.0))
+        scaled = [g for g in self.optimizer.param_groups if g.get('lr_mult', 1.0)]   # the base rate: a group's
+        lr = scaled[0]['lr'] / scaled[0].get('lr_mult', 1.0) if scaled else 0.0      # over its --lr-mult factor
+        record = dict(epoch=epoch + 1, train_loss=sums[0].item() / seen, train_war=sums[1].item() / seen, lr=lr)
         improved = False
         if len(split.val):
             val_logits = predict_logits(self.model, self.x[split.val], cfg.batch_size, self.device)

@@ -56,7 +56,6 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
                           f'initialised classifier (fine-tune it)', stacklevel=3)
         state_dict = {k: v for k, v in state_dict.items() if k not in _HEAD_KEYS}
         model.label_names = None
-        _remember_fresh_head(model, source)
     elif differing:
         parts = []
         if missing:
@@ -70,6 +69,8 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
             f'{source} does not fit {getattr(model, "model_name", type(model).__name__)} '
             f'(another architecture or other arguments): ' + '; '.join(parts))
     model.load_state_dict(state_dict, strict=False)
+    if differing:                                   # the head as loaded, with its fresh classifier
+        _remember_fresh_head(model, source)
     return bool(differing)
 
 
@@ -81,6 +82,8 @@ def _remember_fresh_head(model, source: str) -> None:
 def untrained_head(model) -> str:
     """The weight file whose loading left `model` a freshly initialised head (another class count, input length or
     kind of head) that has not been trained since, or '' (a head loaded, or changed by training since)."""
+    model = getattr(model, '_orig_mod', model)      # torch.compile's wrapper, then DDP's
+    model = getattr(model, 'module', model)
     source, fresh = getattr(model, '_fresh_head', (None, None))
     if not fresh:
         return ''
