@@ -178,7 +178,7 @@ def measured_accuracy(detail: bool = True) -> dict:
         if 'repeat_summary' in run:      # the mean over the seeds, ± the splits' std (like for like with one repeat)
             rs = run['repeat_summary']
             war, std = 100 * rs['war_mean'], 100 * rs['fold_war_std']
-            how = f"{rs['num_repeats']} seeds (their means spread ± {100 * rs['war_std']:.1f}), " + how
+            how = f"{rs['num_repeats']} seeds whose means spread ± {100 * rs['war_std']:.1f}, " + how
         if detail and cfg.get('normalize', 'none') != 'none':
             how += f", normalised per speaker ({cfg['normalize']})"
         if detail and zoo:
