@@ -54,8 +54,9 @@ def check_model_name(model_name: str) -> None:
         hint = f'; did you mean {", ".join(close)}?' if close else '.'
         raise UnknownModelError(f'unknown model {model_name!r}{hint} Available models: {", ".join(names)}')
     arch, tag = split_model_name_tag(model_name)
-    if tag and model_name not in timm.list_pretrained(f'{arch}.*'):
-        tags = [n.split('.', 1)[1] for n in timm.list_pretrained(f'{arch}.*')]
+    published = timm.list_pretrained(f'{arch}.*') if tag else []
+    if tag and model_name not in published:
+        tags = [n.split('.', 1)[1] for n in published]
         close = difflib.get_close_matches(tag.lower(), tags, n=3, cutoff=0.5)
         hint = f'; did you mean {", ".join(f"{arch}.{t}" for t in close)}?' if close else '.'
         raise UnknownModelError(f'{arch} has no pretrained tag {tag!r}{hint} Its tags: {", ".join(tags)} '

@@ -17,15 +17,13 @@ from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
-from ..weights.load import KERAS_SUFFIXES, TORCH_SUFFIXES, untrained_head
+from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES, untrained_head
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
 from .results import Prediction, Segment, format_clock
 
-#: the suffixes of weight files: `from_pretrained` takes a missing path ending otherwise for a model name or tag
-WEIGHT_SUFFIXES = ('.safetensors', *KERAS_SUFFIXES, *TORCH_SUFFIXES)
 
 #: below this peak (dBFS) a model that takes the level as it is (`level="none"`) gets a note
 QUIET_PEAK_DB = -20.0
@@ -180,11 +178,12 @@ class EmotionRecognizer:
         if name_or_path in list_models(pretrained=True) or is_hub_source(name_or_path):
             return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
         path = Path(name_or_path)
-        if (isinstance(name_or_path, str) and not path.exists() and path.suffix.lower() not in WEIGHT_SUFFIXES
+        exists = path.exists()
+        if (isinstance(name_or_path, str) and not exists and path.suffix.lower() not in WEIGHT_SUFFIXES
                 and '/' not in name_or_path and os.sep not in name_or_path):       # a name, not a path
             check_model_name(str(name_or_path))            # an unknown model or tag: said with the close names
             return cls(create_model(str(name_or_path), pretrained=True).eval(), **kwargs)
-        if not path.exists():
+        if not exists:
             raise WeightsNotFoundError(f'no weight file at {path} (nor a pretrained tag: tim_zoo.list_models('
                                        f'pretrained=True) lists them)')
         return cls.from_checkpoint(name_or_path, **kwargs)

@@ -311,8 +311,9 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
 
     writer = dist_info()[0] == 0
     compiling = dict(zip(('on', 'why'), compile_decision(cfg, dist_info()[1])))
-    if writer and compile_mode_note(cfg, dist_info()[1]):
-        log.warning(compile_mode_note(cfg, dist_info()[1]))
+    unused_mode = compile_mode_note(cfg, dist_info()[1])
+    if writer and unused_mode:
+        log.warning(unused_mode)
     if cfg.repeats == 1:
         results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress,
                               compiling)

@@ -14,6 +14,9 @@ from .legacy import legacy_model_args
 _HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
 KERAS_SUFFIXES = ('.hdf5', '.h5')
 TORCH_SUFFIXES = ('.pt', '.pth', '.bin', '.ckpt')
+#: every suffix `read_weight_file` reads (`EmotionRecognizer.from_pretrained` takes a missing path ending otherwise
+#: for a model name or tag)
+WEIGHT_SUFFIXES = ('.safetensors', *KERAS_SUFFIXES, *TORCH_SUFFIXES)
 
 
 def _listing(keys, limit: int = 8) -> str:
