@@ -362,21 +362,22 @@ def render_zoo(stage: str) -> str:
             lines.append(f'| `{run_dir.name}` | {len(results)} ({_fold_span(folds)}) | {sum(last) / len(last):.2f} | '
                          + (f'{sum(probe) / 3:.2f}' if len(probe) == 3 else '-') + f' | {sum(best) / len(best):.2f} |')
     else:
-        lines = ['| run | recipe | splits done | WAR % (std) | UAR % (std) |', '|---|---|---|---|---|']
+        lines = ['| run | recipe | precision | splits done | WAR % (std) | UAR % (std) |', '|---|---|---|---|---|---|']
         for run_dir in runs:
             results = [r for r in _zoo_results(run_dir) if 'war' in r]
-            recipe = _recipe_cell(json.loads(next(run_dir.glob('*/config.json')).read_text()))
+            config = json.loads(next(run_dir.glob('*/config.json')).read_text())
+            cells = f'| `{run_dir.name}` | {_recipe_cell(config)} | {config.get("precision", "fp32")} |'
             if not results:
-                lines.append(f'| `{run_dir.name}` | {recipe} | 0 / 10 | - | - |')
+                lines.append(f'{cells} 0 / 10 | - | - |')
                 continue
             war, uar = _mean_std(results, 'war'), _mean_std(results, 'uar')
-            lines.append(f'| `{run_dir.name}` | {recipe} | {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | '
-                         f'{uar[0]:.2f} ({uar[1]:.2f}) |')
+            lines.append(f'{cells} {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |')
     if not runs:
         lines.append('| (none yet) |' + ' |' * (lines[0].count('|') - 2))
     if stage == 'finding':                               # what each variant tests, started or not
-        lines += ['', '| run | the notes\' finding | the row it varies |', '|---|---|---|']
-        lines += [f'| `finding.{name}` | {claim} | `table.{model}` |' for name, model, _, claim in _zoo_driver().FINDINGS]
+        zoo = _zoo_driver()
+        lines += ['', '| run | the notes\' finding | the run it varies |', '|---|---|---|']
+        lines += [f'| `finding.{name}` | {claim} | `{zoo.finding_base(model)}` |' for name, model, _, claim in zoo.FINDINGS]
     return '\n'.join(lines) + '\n'
 
 

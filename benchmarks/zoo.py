@@ -197,29 +197,62 @@ FINDINGS = [
     ('at_deltatim_v2.standard', 'at_deltatim_v2', dict(fusion_style='standard'),
      'AT_DeltaTIM_v2 with the corrected attention (its findings rest on the research attention)'),
 ]
+#: tier 2 and the findings of the TIM-family seed models train in fp32, the reference precision, which every machine
+#: runs: bf16 autocast is refused where the CPU has no native bf16 (on AVX2-only machines, where four sessions in a
+#: row could train nothing of the zoo), and a paired comparison needs both sides in one precision. Their tier-1 rows
+#: stay bf16 (`TABLE_PRECISION`); `repeat.<m>.r1` trains the table row again in fp32 (the same seed and splits), so
+#: that tier 2's three repeats share one precision and, paired with the bf16 row, check bf16 autocast on a full
+#: 10-fold test run. fp32 costs these models 1.4-1.7x their bf16 time on a Zen 4 (`COST`)
+TIER2_PRECISION = 'fp32'
+#: the tier-2 models whose table row trained in another precision than their repeats: they get a `repeat.<m>.r1`
+SEED_TIER2 = tuple(m for m in TIER2_MODELS if m != 'timnet')
+
+
+def finding_base(model: str) -> str:
+    """The run a finding on `model` is compared with over the same splits: the same training in its precision."""
+    return f'repeat.{model}.r1' if model in SEED_TIER2 else f'table.{model}'
+
+
+def repeat_parts(model: str) -> List['Run']:
+    """A tier-2 model's repeats in repeat order: `repeat.<m>.r<r>`, with its table row as repeat 1 where it has no
+    `repeat.<m>.r1` (timnet, whose table row is fp32 like its repeats)."""
+    parts = [r for r in RUNS_LIST if r.model == model and r.stage == 'repeat']
+    if not any(r.repeat == 1 for r in parts):
+        parts += [r for r in RUNS_LIST if r.name == f'table.{model}']
+    return sorted(parts, key=lambda r: r.repeat)
+
+
 if TABLE_FEATURES is not None:
-    def _table_run(name: str, model: str, model_args: dict, stage: str) -> Run:
+    def _table_run(name: str, model: str, model_args: dict, stage: str, precision: Optional[str] = None) -> Run:
         extra = []
         for key, value in model_args.items():
             extra += ['--model-arg', f'{key}={value!r}']
         return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
                    compile='on' if model == 'timnet' else 'off',
-                   precision='fp32' if model == 'timnet' else TABLE_PRECISION, extra=extra)
+                   precision=precision or ('fp32' if model == 'timnet' else TABLE_PRECISION), extra=extra)
     RUNS_LIST += [dataclasses.replace(_table_run(f'table.{m}', m, {}, 'table'), order=2 if m in RECIPE_PENDING else 0)
                   for m in TABLE_MODELS]
     RUNS_LIST += [dataclasses.replace(_table_run(f'finding.{name}', m, args, 'finding'),
-                                      order=2 if m in RECIPE_PENDING else 0) for name, m, args, _ in FINDINGS]
+                                      order=2 if m in RECIPE_PENDING else 0)
+                  for name, m, args, _ in FINDINGS if m not in SEED_TIER2]
     # the published models (`<model>.tim_zoo_emodb`): the table recipe once on all 535 utterances; first, they are
     # short (about 1.25 folds each). timnet's tag is the bundled model (timnet.paper at the release's 188 frames,
     # tim_zoo.pretrained), which the table does not replace
     RUNS_LIST += [dataclasses.replace(_table_run(f'tag.{m}', m, {}, 'tag'), protocol='all', folds=(1,), order=-1)
                   for m in TIER2_MODELS if m != 'timnet']
-    # tier 2: repeats 2 and 3 (training seeds 47, 48 on the same splits; repeat 1 is the table row), and leave one
-    # speaker out (EMODB's 10 speakers)
-    RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat'), repeat=r, order=1)
-                  for m in TIER2_MODELS for r in range(2, REPEATS + 1)]
-    RUNS_LIST += [dataclasses.replace(_table_run(f'loso.{m}', m, {}, 'loso'), protocol='loso', order=1)
-                  for m in TIER2_MODELS]
+    # tier 2: repeats 2 and 3 (training seeds 47, 48 on the same splits) and leave one speaker out (EMODB's 10
+    # speakers); for the seed models also repeat 1 in fp32 and their findings, model by model, each model's repeat 1
+    # first (its findings' base); the cheapest first, and at_deltatim (two findings) before at_tim
+    for m in ('timnet', 'tim', 'at_deltatim', 'at_tim', 'at_deltatim_v2', 'multitim'):
+        precision = TIER2_PRECISION if m in SEED_TIER2 else None
+        firsts = [1] if m in SEED_TIER2 else []
+        RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', precision), repeat=r, order=1)
+                      for r in firsts]
+        RUNS_LIST += [dataclasses.replace(_table_run(f'finding.{name}', model, args, 'finding', precision), order=1)
+                      for name, model, args, _ in FINDINGS if model == m]
+        RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', precision), repeat=r, order=1)
+                      for r in range(2, REPEATS + 1)]
+        RUNS_LIST += [dataclasses.replace(_table_run(f'loso.{m}', m, {}, 'loso', precision), protocol='loso', order=1)]
 
 
 def feature_file(name: str) -> Path:
@@ -408,7 +441,7 @@ def cmd_collect(args) -> int:
                 assembled.append(out.name)
         if run.stage == 'repeat' and run.repeat == REPEATS:
             out = TRACKED.parent / f'zoo_repeats.{run.model}.json'
-            parts = [r for r in RUNS_LIST if r.model == run.model and not r.extra and r.stage in ('table', 'repeat')]
+            parts = repeat_parts(run.model)
             if not out.exists() and all(tracked(r, s) is not None for r in parts for s in r.splits()):
                 out.write_text(json.dumps(assemble_repeats(parts), indent=1) + '\n')
                 assembled.append(out.name)
@@ -513,7 +546,7 @@ def assemble(run: Run) -> dict:
 
 
 def assemble_repeats(parts: List[Run]) -> dict:
-    """The repeats file of a model (tier 2): its table run (repeat 1, `assemble`) and its repeat runs' tracked splits,
+    """The repeats file of a model (tier 2): its repeat 1 (`assemble`) and its other repeats' tracked splits,
     as one run of `repeats=REPEATS` (`collect_run`'s repeated format: `repeats`, `repeat_summary`)."""
     from tim_zoo.data import natural_key
     from tim_zoo.train import repeats_summary, split_summary

@@ -166,10 +166,36 @@ def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(t
         config = TrainConfig(model='tim', recipe='seed.emodb', lr=1e-4, scheduler='none', grad_clip=1.0, only_folds=[k])
         folder.parent.joinpath('config.json').write_text(config.to_json())
     assert '| `choice.timnet.o1_87` | 2 (folds 1-2) | 37.50 | - | 62.50 |' in make_tables.render_zoo('choice')
-    assert ('| `table.tim` | `seed.emodb`, lr 0.0001, grad clip 1.0 | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |'
+    assert ('| `table.tim` | `seed.emodb`, lr 0.0001, grad clip 1.0 | fp32 | 2 / 10 | 65.00 (5.00) | 50.00 (0.00) |'
             in make_tables.render_zoo('table'))
     findings = make_tables.render_zoo('finding')
-    assert '(none yet)' in findings and '| `finding.tim.mul` | for plain TIM the additive TAB residual' in findings
+    assert '(none yet)' in findings
+    assert '| `finding.tim.mul` | for plain TIM the additive TAB residual was much better | `repeat.tim.r1` |' in findings
+
+
+def test_zoo_plan_compares_and_repeats_runs_of_one_precision():
+    """A finding differs from the run it is compared with in its model argument alone, a model's repeats and its
+    leave-one-speaker-out run share one precision, and the seed models' fp32 repeat 1 is their table row's command
+    in fp32: the pairs the docs compare measure what they name, not a precision change."""
+    zoo = benchmark_script('zoo')
+    runs = {r.name: r for r in zoo.RUNS_LIST}
+    assert len(runs) == len(zoo.RUNS_LIST)
+
+    def differences(run, other):
+        mine, theirs = run.command('fold1', False), other.command('fold1', False)
+        out = (str(zoo.RUNS / run.name / 'fold1'), str(zoo.RUNS / other.name / 'fold1'))
+        return [pair for pair in zip(mine, theirs) if pair != out and pair[0] != pair[1]], mine[len(theirs):]
+    for name, model, args, _ in zoo.FINDINGS:
+        variant, base = runs[f'finding.{name}'], runs[zoo.finding_base(model)]
+        assert differences(variant, base) == ([], variant.extra), name
+        assert variant.extra[::2] == ['--model-arg'] * len(args) and base.extra == []
+    for model in zoo.TIER2_MODELS:
+        parts = zoo.repeat_parts(model)
+        assert [p.repeat for p in parts] == list(range(1, zoo.REPEATS + 1)), model
+        assert {p.precision for p in parts} == {runs[f'loso.{model}'].precision}, model
+    for model in zoo.SEED_TIER2:
+        assert differences(runs[f'repeat.{model}.r1'], runs[f'table.{model}']) == ([('fp32', 'bf16')], []), model
+    assert {runs[zoo.finding_base(m)].precision for _, m, _, _ in zoo.FINDINGS if m in zoo.SEED_TIER2} == {'fp32'}
 
 
 def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, monkeypatch):
