@@ -11,8 +11,9 @@ Each split of each run trains in its own process (`python -m tim_zoo.train ... -
 machine to the next; finished splits are: `collect` copies each split's `config.json` and `result.json` (with its
 per-epoch history and the machine it trained on) into the tracked `docs/results/zoo/<run>/<split>/`, the layout of
 a run folder, and a split found there is done. So a new machine loses at most the splits in progress. Once every
-split of a table run is there, `collect` also writes `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which
-`benchmarks/make_tables.py` renders). Runs of the `choice` stage decide the table's protocol (feature setting, input length);
+split of a table, finding, leave-one-speaker-out or first-repeat run is there, `collect` also writes
+`docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which `benchmarks/make_tables.py` renders),
+and once a model's repeats are all in, `docs/results/zoo_repeats.<model>.json`. Runs of the `choice` stage decide the table's protocol (feature setting, input length);
 their tracked results keep the validation history and drop every test figure, so that no choice can look at the test
 folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
 """
@@ -434,7 +435,8 @@ def cmd_collect(args) -> int:
             copy.write_text(json.dumps(data, indent=1) + '\n')
             new.append(f'{run.name}/{split}')
         done = all(tracked(run, s) is not None for s in run.splits())
-        if run.stage in ('table', 'finding', 'loso') and done and run.model not in RECIPE_PENDING:
+        whole = run.stage in ('table', 'finding', 'loso') or (run.stage == 'repeat' and run.repeat == 1)
+        if whole and done and run.model not in RECIPE_PENDING:
             out = TRACKED.parent / f'zoo_{run.name}.json'
             if not out.exists():
                 out.write_text(json.dumps(assemble(run), indent=1) + '\n')

@@ -152,6 +152,38 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     assert {zoo.split_state(run, s, {}) for s in run.splits()} == {'pending'}
 
 
+def test_zoo_driver_assembles_a_seed_models_repeats_apart_from_its_bf16_table_row(tmp_path, monkeypatch):
+    from tim_zoo.train import TrainConfig
+    zoo = benchmark_script('zoo')
+    monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'results' / 'zoo')
+    monkeypatch.setattr(zoo, 'ROOT', tmp_path)
+    table = zoo.Run('table.tim', 'tim', 'seed.emodb', 'o1_87', stage='table', precision='bf16', folds=(1, 2))
+    repeats = [zoo.Run(f'repeat.tim.r{r}', 'tim', 'seed.emodb', 'o1_87', stage='repeat', precision='fp32',
+                       folds=(1, 2), repeat=r) for r in (1, 2, 3)]
+    monkeypatch.setattr(zoo, 'RUNS_LIST', [table] + repeats)
+    monkeypatch.setattr(zoo, 'REPEATS', 3)
+    for run in [table] + repeats:
+        for k, split in enumerate(run.splits(), start=1):
+            folder = tmp_path / 'runs' / run.name / split
+            result = folder / (f'repeat{run.repeat}' if run.repeat > 1 else '') / split / 'result.json'
+            result.parent.mkdir(parents=True)
+            more = dict(repeats=3, only_repeats=[run.repeat]) if run.repeat > 1 else {}
+            (folder / 'config.json').write_text(TrainConfig(
+                model='tim', recipe='seed.emodb', precision=run.precision, only_folds=[k], **more).to_json())
+            war = round(0.5 + k / 10 + run.repeat / 100 + (run.precision == 'bf16') / 5, 4)
+            result.write_text(json.dumps(dict(split=split, war=war, uar=0.5, confusion=[[1]], history=[])))
+    zoo.cmd_collect(None)
+    results = tmp_path / 'results'
+    assert json.loads((results / 'zoo_table.tim.json').read_text())['config']['precision'] == 'bf16'
+    first = json.loads((results / 'zoo_repeat.tim.r1.json').read_text())       # the bf16 row's fp32 twin
+    assert first['config']['precision'] == 'fp32' and [f['war'] for f in first['folds']] == [0.61, 0.71]
+    together = json.loads((results / 'zoo_repeats.tim.json').read_text())
+    assert together['runs'] == ['repeat.tim.r1', 'repeat.tim.r2', 'repeat.tim.r3']
+    assert together['config']['precision'] == 'fp32' and together['config']['repeats'] == 3
+    assert [[f['war'] for f in r['folds']] for r in together['repeats']] == [[0.61, 0.71], [0.62, 0.72], [0.63, 0.73]]
+
+
 def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(tmp_path, monkeypatch):
     from tim_zoo.train import TrainConfig
     make_tables = benchmark_script('make_tables')
