@@ -329,8 +329,9 @@ class EmotionRecognizer:
             flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
             for start in range(0, len(flat), batch_size):
                 self._classify(flat[start:start + batch_size])
+        head_note = self._untrained_head_note()            # once a call: it compares the head's tensors
         for item in items:
-            self._finish(item)
+            self._finish(item, head_note)
         return items
 
     # --- steps -----------------------------------------------------------------------------------------
@@ -515,7 +516,7 @@ class EmotionRecognizer:
         for (item, _), p in zip(pairs, self.model(batch).softmax(dim=-1).float().cpu().numpy()):
             item.probabilities.append(p)
 
-    def _finish(self, item: '_Item') -> Prediction:
+    def _finish(self, item: '_Item', head_note: str) -> Prediction:
         result = item.result
         if result.error or item.activity is None:          # unreadable, or a note of expand_inputs: nothing analysed
             return result
@@ -530,7 +531,7 @@ class EmotionRecognizer:
             result.segments.append(Segment(
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
-        result.notes += self._notes(item, len(rows))
+        result.notes += ([head_note] if head_note else []) + self._notes(item, len(rows))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'
         if rows:
@@ -576,7 +577,7 @@ class EmotionRecognizer:
         return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}
 
     def _notes(self, item: '_Item', judged: int) -> List[str]:
-        notes = [note for note in [self._untrained_head_note()] if note]
+        notes = []
         activity: SpeechActivity = item.activity
         windows = len(item.windows)
         rate = self.extractor.sample_rate

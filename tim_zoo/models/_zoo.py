@@ -122,21 +122,23 @@ def zoo_row_accuracy(model: str) -> Optional[dict]:
 
 def format_tag_accuracy(acc: Optional[dict]) -> str:
     """`tag_accuracy`'s figure in a few words (`-` where nothing was measured)."""
-    return '-' if acc is None else f'{_war_text(acc)} ({acc["over"]})'
+    return '-' if acc is None else f'{_plus_minus(acc["war"], acc["war_std"])} ({acc["over"]})'
 
 
-def _war_text(acc: dict) -> str:
-    return f'{acc["war"]:.1f}' + ('' if acc['war_std'] is None else f' ± {acc["war_std"]:.1f}')
+def _plus_minus(mean: float, std: Optional[float]) -> str:
+    return f'{mean:.1f}' + ('' if std is None else f' ± {std:.1f}')
 
 
 def held_out_words(name: str) -> str:
     """`tag_accuracy` of tag `name` in a sentence part, for its description."""
     acc = tag_accuracy(name)
-    return 'not measured yet' if acc is None else f'WAR {_war_text(acc)} % ({acc["what"]}; {acc["results"]})'
+    if acc is None:
+        return 'not measured yet'
+    return f'WAR {_plus_minus(acc["war"], acc["war_std"])} % ({acc["what"]}; {acc["results"]})'
 
 
 def _figure(row: dict) -> str:
-    return f'WAR {row["war_mean"]:.1f} ± {row["war_std"]:.1f} %, UAR {row["uar_mean"]:.1f} %'
+    return f'WAR {_plus_minus(row["war_mean"], row["war_std"])} %, UAR {row["uar_mean"]:.1f} %'
 
 
 def _spread(row: dict) -> str:

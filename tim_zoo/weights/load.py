@@ -42,11 +42,9 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
         # another kind of head (e.g. head="gmm" on a model saved with its default head): the body loads
         warnings.warn(f'{source}: its head differs from the model\'s ({_listing(sorted(differing), 4)}); loaded the body '
                       f'and kept the model\'s freshly initialised head (fine-tune it)', stacklevel=3)
-        model.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith('head.')}, strict=False)
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith('head.')}
         model.label_names = None
-        _remember_fresh_head(model, source)
-        return True
-    if differing and allow_head_reset and differing <= set(_HEAD_KEYS):
+    elif differing and allow_head_reset and differing <= set(_HEAD_KEYS):
         file_fc = tuple(state_dict['head.fc.weight'].shape) if 'head.fc.weight' in state_dict else (0,)
         model_fc = tuple(own['head.fc.weight'].shape) if 'head.fc.weight' in own else (0,)
         classes = getattr(model, 'num_classes', model_fc[0])        # a model of blocks: its classifier's outputs
