@@ -13,7 +13,8 @@ and each ``<!-- zoo_cost:NAME -->`` ... ``<!-- /zoo_cost -->`` block the trainin
 ``<!-- zoo:STAGE -->`` ... ``<!-- /zoo -->`` block the state of the zoo's runs of that stage from their tracked splits
 (``docs/results/zoo/``, written by ``benchmarks/zoo.py collect``): validation accuracy for the choice stage, test
 accuracy for the others. The zoo's finished rows (``docs/results/zoo_table.<model>.json``, and
-``zoo_repeats.<model>.json`` once its repeats are in) are also summarised into the package
+``zoo_repeats.<model>.json`` once its repeats are in: in place of the row, or for a model without one) are also
+summarised into the package
 (``tim_zoo/models/pretrained/zoo_table.json``), so that a zoo tag can say what its recipe scored; so are the
 bundled ``timnet``'s recipe (``BUNDLED_RECIPE_RUN``) and each Keras release evaluated with ``tim-zoo evaluate -o
 docs/results/releases/RELEASE.json``, whose ``<!-- release:RELEASE -->`` ... ``<!-- /release -->`` block in
@@ -449,12 +450,11 @@ def packaged_zoo_table() -> str:
     repeats' means' sample std apart as `seed_war_std`/`seed_uar_std`), how many splits and repeats, its
     recipe and its results file; the same of the bundled `timnet`'s recipe (`bundled`); per evaluated Keras release
     its mean WAR (std over folds), pooled UAR and per-fold WAR and UAR on its own test folds (`releases`)."""
-    models = {}
-    for path in sorted(TRAINING_RESULTS.glob('zoo_table.*.json')):
+    models, rows = {}, {}
+    for kind in ('table', 'repeats'):          # the repeats, once in, replace a one-run row or stand for a missing one
+        rows.update({path.name.split('.')[1]: path for path in TRAINING_RESULTS.glob(f'zoo_{kind}.*.json')})
+    for _, path in sorted(rows.items()):
         run = json.loads(path.read_text())
-        repeats = TRAINING_RESULTS / f'zoo_repeats.{run["config"]["model"]}.json'
-        if repeats.exists():
-            path, run = repeats, json.loads(repeats.read_text())
         models[run['config']['model']] = dict(
             splits=len(run['folds']), recipe=run['config']['recipe'], precision=run['config']['precision'],
             results=str(path.relative_to(ROOT)), **_figures(run))

@@ -257,3 +257,31 @@ def test_benchmark_tables_are_narrow_and_mark_rows_of_an_earlier_definition():
     assert len(tables) == 2 and all(block.splitlines()[0].count('|') <= 8 for block in tables)
     assert '| `tim` | 188 | 100 |' in text and '| `timnet` | 188 | 100 † |' in text
     assert 'parameters now: `timnet` 7' in text and '| `timnet` | 2.0 / 4.0 | 2.00x / 2.00x | 1.0e-07 |' in text
+
+
+def test_the_packaged_zoo_table_takes_a_models_repeats_in_place_of_its_row_or_for_a_missing_one(tmp_path, monkeypatch):
+    make_tables = benchmark_script('make_tables')
+    results = tmp_path / 'docs' / 'results'
+    results.mkdir(parents=True)
+    bundled = f'{make_tables.BUNDLED_RECIPE_RUN}.json'
+    (results / bundled).write_text((make_tables.TRAINING_RESULTS / bundled).read_text())
+    monkeypatch.setattr(make_tables, 'TRAINING_RESULTS', results)
+    monkeypatch.setattr(make_tables, 'ROOT', tmp_path)
+
+    def write(name, model, precision, *repeats):
+        folds = [[dict(war=w / 100, uar=w / 100) for w in wars] for wars in repeats]
+        run = dict(config=dict(model=model, recipe='seed.emodb', precision=precision), folds=folds[0])
+        if len(folds) > 1:
+            run.update(repeats=[dict(repeat=r, folds=f) for r, f in enumerate(folds, start=1)],
+                       repeat_summary=dict(war_std=0.01, uar_std=0.02))
+        (results / f'{name}.json').write_text(json.dumps(run))
+    write('zoo_table.tim', 'tim', 'bf16', [70, 80])
+    write('zoo_table.at_tim', 'at_tim', 'bf16', [50, 60])
+    write('zoo_repeats.tim', 'tim', 'fp32', [74, 78], [76, 80], [78, 82])
+    write('zoo_repeats.multitim', 'multitim', 'fp32', [60, 64], [62, 66], [64, 68])
+    models = json.loads(make_tables.packaged_zoo_table())['models']
+    assert sorted(models) == ['at_tim', 'multitim', 'tim']
+    assert models['at_tim']['results'] == 'docs/results/zoo_table.at_tim.json' and models['at_tim']['repeats'] == 1
+    assert models['tim']['results'] == 'docs/results/zoo_repeats.tim.json' and models['tim']['war_mean'] == 78.0
+    assert (models['multitim']['precision'], models['multitim']['war_mean'], models['multitim']['war_std'],
+            models['multitim']['seed_war_std'], models['multitim']['repeats']) == ('fp32', 64.0, 2.0, 1.0, 3)

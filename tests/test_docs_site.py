@@ -397,6 +397,12 @@ def test_the_zoo_rows_training_cost_is_its_epochs_at_the_measured_epoch_cost(tmp
     (tmp_path / 'results' / 'zoo_table.tim.json').write_text(json.dumps(dict(config=config)))
     assert build_site.training_cost('tim') == pytest.approx(3.6 * 500 * 10 / 3600)
     assert build_site.training_cost('timnet') is None
+    # a model whose repeats stand for its missing one-run row: the cost of one repeat, in the repeats' precision
+    config = dict(precision='fp32', epochs=100, folds=10, repeats=3)
+    (tmp_path / 'results' / 'zoo_repeats.tim.json').write_text(json.dumps(dict(config=config)))
+    assert build_site.training_cost('tim') == pytest.approx(3.6 * 500 * 10 / 3600)     # the row, where it is
+    (tmp_path / 'results' / 'zoo_table.tim.json').unlink()
+    assert build_site.training_cost('tim') == pytest.approx(9.0 * 100 * 10 / 3600)
 
 
 def test_every_figure_of_the_notes_on_a_card_says_where_it_was_measured():
