@@ -173,16 +173,16 @@ def render_comparison(runs: dict) -> str:
     (the spread of each run's 10-fold mean over its training seeds; only where both runs have repeats). The
     ratio is the difference over its standard error, a guide rather than a test: k-fold splits share most of
     their training data, so the paired error understates the uncertainty. Runs must test the same utterances
-    (protocol, folds, seed and the splits' sizes)."""
+    (protocol, folds, seed and the splits' sizes); each row says the precision it trained in."""
     (base_name, base), *others = runs.items()
     a = _split_wars(base)
-    lines = [f'| run | mean WAR % (repeats) | difference from `{base_name}` | paired over splits: std error (ratio) '
+    lines = [f'| run | mean WAR % (repeats, precision) | difference from `{base_name}` | paired over splits: std error (ratio) '
              f'| over repeats: std error (ratio) | splits better / equal / worse |', '|---|---|---|---|---|---|']
     rows = [(base_name, base, None)] + [(name, run, _split_wars(run)) for name, run in others]
     for name, run, b in rows:
         means = _repeat_means(run)
         mean = sum(means) / len(means)
-        head = f'| `{name}` | {mean:.2f} ({len(means)}) |'
+        head = f'| `{name}` | {mean:.2f} ({len(means)}, {run["config"].get("precision", "fp32")}) |'
         if b is None:
             lines.append(head + ' | | | |')
             continue

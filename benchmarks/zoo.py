@@ -185,7 +185,7 @@ TIER2_MODELS = ('timnet', 'tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'mul
 #: training seeds per tier-2 model
 REPEATS = 3
 #: the notes' findings the zoo tests (tier 3): a variant run per finding, compared over the same splits with the
-#: table row it varies (`make_tables` compare blocks); `(name, model, model arguments, the finding)`
+#: run it varies (`finding_base`; `make_tables` compare blocks); `(name, model, model arguments, the finding)`
 FINDINGS = [
     ('tim.mul', 'tim', dict(residual='mul'), 'for plain TIM the additive TAB residual was much better'),
     ('at_deltatim.mul', 'at_deltatim', dict(residual='mul'), 'for AT_DeltaTIM the multiplicative residual was better'),
@@ -199,11 +199,11 @@ FINDINGS = [
      'AT_DeltaTIM_v2 with the corrected attention (its findings rest on the research attention)'),
 ]
 #: tier 2 and the findings of the TIM-family seed models train in fp32, the reference precision, which every machine
-#: runs: bf16 autocast is refused where the CPU has no native bf16 (on AVX2-only machines, where four sessions in a
-#: row could train nothing of the zoo), and a paired comparison needs both sides in one precision. Their tier-1 rows
+#: runs (bf16 autocast needs avx512_bf16 or amx_bf16, and is refused on an AVX2-only CPU), and a paired comparison
+#: needs both sides in one precision. Their tier-1 rows
 #: stay bf16 (`TABLE_PRECISION`); `repeat.<m>.r1` trains the table row again in fp32 (the same seed and splits), so
 #: that tier 2's three repeats share one precision and, paired with the bf16 row, check bf16 autocast on a full
-#: 10-fold test run. fp32 costs these models 1.4-1.7x their bf16 time on a Zen 4 (`COST`)
+#: 10-fold test run. fp32 costs these models 1.3-1.7x their bf16 time on a Zen 4 (`COST`)
 TIER2_PRECISION = 'fp32'
 #: the tier-2 models whose table row trained in another precision than their repeats: they get a `repeat.<m>.r1`
 SEED_TIER2 = tuple(m for m in TIER2_MODELS if m != 'timnet')
@@ -244,7 +244,9 @@ if TABLE_FEATURES is not None:
     # tier 2: repeats 2 and 3 (training seeds 47, 48 on the same splits) and leave one speaker out (EMODB's 10
     # speakers); for the seed models also repeat 1 in fp32 and their findings, model by model, each model's repeat 1
     # first (its findings' base); the cheapest first, and at_deltatim (two findings) before at_tim
-    for m in ('timnet', 'tim', 'at_deltatim', 'at_tim', 'at_deltatim_v2', 'multitim'):
+    TIER2_ORDER = ('timnet', 'tim', 'at_deltatim', 'at_tim', 'at_deltatim_v2', 'multitim')
+    assert sorted(TIER2_ORDER) == sorted(TIER2_MODELS)
+    for m in TIER2_ORDER:
         precision = TIER2_PRECISION if m in SEED_TIER2 else None
         firsts = [1] if m in SEED_TIER2 else []
         RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', precision), repeat=r, order=1)
@@ -483,6 +485,12 @@ def cmd_supersede(args) -> int:
         if results is not None and results.exists():
             shutil.move(str(results), str(target / results.name))
             moved.append(str((target / results.name).relative_to(ROOT)))
+    repeats = TRACKED.parent / f'zoo_repeats.{run.model}.json'
+    if repeats.exists() and run.name in [r.name for r in repeat_parts(run.model)]:    # it holds this run's splits
+        target = TRACKED / 'superseded' / run.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(repeats), str(target / repeats.name))
+        moved.append(str((target / repeats.name).relative_to(ROOT)))
     readme = TRACKED / 'superseded' / 'README.md'
     if (TRACKED / 'superseded' / run.name).exists():
         with readme.open('a') as f:

@@ -164,16 +164,17 @@ def measured_accuracy(detail: bool = True) -> dict:
     """`{model: [text, ...]}`: EMODB accuracy (mean +- std over the splits, averaged over the repeats, with how it
     was measured) from the engine's runs in docs/results, one run per model and protocol. The zoo's run comes first
     (`zoo_repeats.<model>` over `zoo_table.<model>`, `zoo_loso.<model>`); otherwise the run with repeats, then one
-    without per-speaker normalisation. A run is never picked by its test accuracy."""
+    without per-speaker normalisation. A run is never picked by its test accuracy, nor a variant of the model (a
+    finding's, with model arguments changed)."""
     chosen = {}                                 # (model, protocol) -> (rank, description)
     for path in sorted((DOCS / 'results').glob('*.json')):
         run = json.loads(path.read_text())
-        if not _current_definitions(run['config']):
+        if not _current_definitions(run['config']) or run['config'].get('model_args'):
             continue                            # a run of model definitions since changed (training.md says which)
         cfg, wars = run['config'], [100 * f['war'] for f in run['folds']]
         war = sum(wars) / len(wars)
         std = (sum((w - war) ** 2 for w in wars) / len(wars)) ** 0.5
-        zoo = path.name.startswith('zoo_')
+        zoo = path.name.startswith(('zoo_table.', 'zoo_repeats.', 'zoo_loso.'))    # a zoo row, not one of its parts
         how = f"{cfg['protocol']}, {len(wars)} splits" + (f", recipe {cfg['recipe']}" if detail else '')
         if 'repeat_summary' in run:      # the mean over the seeds, ± the splits' std (like for like with one repeat)
             rs = run['repeat_summary']

@@ -182,6 +182,11 @@ def test_zoo_driver_assembles_a_seed_models_repeats_apart_from_its_bf16_table_ro
     assert together['runs'] == ['repeat.tim.r1', 'repeat.tim.r2', 'repeat.tim.r3']
     assert together['config']['precision'] == 'fp32' and together['config']['repeats'] == 3
     assert [[f['war'] for f in r['folds']] for r in together['repeats']] == [[0.61, 0.71], [0.62, 0.72], [0.63, 0.73]]
+    # a repeat set aside takes the model's repeats file with it; the table row stays
+    monkeypatch.setattr(zoo, '_jobs', lambda: {})
+    assert zoo.cmd_supersede(SimpleNamespace(run='repeat.tim.r2', why='x')) == 0
+    assert not (results / 'zoo_repeats.tim.json').exists() and (results / 'zoo_table.tim.json').exists()
+    assert (results / 'zoo' / 'superseded' / 'repeat.tim.r2' / 'zoo_repeats.tim.json').exists()
 
 
 def test_zoo_tables_show_validation_for_choices_and_test_accuracy_for_the_rest(tmp_path, monkeypatch):

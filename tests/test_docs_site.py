@@ -313,6 +313,12 @@ def test_pages_quote_the_zoos_row_never_the_run_with_the_best_test_accuracy(tmp_
                                                       '55.0 ± 5.0 % (loso, 2 splits, recipe r)']}
     write('zoo_table.tim', [70, 80])
     assert build_site.measured_accuracy()['tim'][0] == "75.0 ± 5.0 % (kfold, 2 splits, recipe r, the zoo's row)"
+    write('zoo_finding.tim.mul', [99, 99])                            # a variant of the model: never its figure
+    run = json.loads((tmp_path / 'results' / 'zoo_finding.tim.mul.json').read_text())
+    run['config']['model_args'] = dict(residual='mul')
+    (tmp_path / 'results' / 'zoo_finding.tim.mul.json').write_text(json.dumps(run))
+    write('zoo_repeat.tim.r1', [60, 62])                              # one repeat of the row: not the row
+    assert build_site.measured_accuracy()['tim'][0] == "75.0 ± 5.0 % (kfold, 2 splits, recipe r, the zoo's row)"
     write('zoo_repeats.tim', [74, 78], repeats=3)
     # like for like: ± the std over the splits (averaged over the seeds), the seeds' spread apart
     assert build_site.measured_accuracy()['tim'][0] == ("76.0 ± 2.0 % (3 seeds whose means spread ± 1.0, kfold, "

@@ -716,16 +716,18 @@ def test_comparisons_of_runs_give_the_difference_and_its_standard_errors():
     base_wars = rng.uniform(0.7, 0.9, size=(3, 10))                     # 3 repeats x 10 folds
     other_wars = base_wars + rng.normal(0.02, 0.03, size=(3, 10))
 
-    def run(wars, seed=46):
+    def run(wars, seed=46, precision='fp32'):
         repeats = [dict(repeat=r + 1, folds=[dict(split=f'fold{j + 1}', war=w, n_test=54) for j, w in enumerate(row)])
                    for r, row in enumerate(wars)]
-        return dict(folds=repeats[0]['folds'], repeats=repeats, config=dict(protocol='kfold', folds=10, seed=seed))
+        return dict(folds=repeats[0]['folds'], repeats=repeats, config=dict(protocol='kfold', folds=10, seed=seed,
+                                                                            precision=precision))
 
     table = make_tables.render_comparison({'base': run(base_wars), 'other': run(other_wars),
-                                           'single': run(other_wars[:1])})
+                                           'single': run(other_wars[:1], precision='bf16')})
     rows = [line.split(' | ') for line in table.splitlines()[2:]]
     diffs = 100 * (other_wars.mean(0) - base_wars.mean(0))
-    assert rows[0][1] == f'{100 * base_wars.mean():.2f} (3)'
+    assert rows[0][1] == f'{100 * base_wars.mean():.2f} (3, fp32)'
+    assert rows[2][1] == f'{100 * other_wars[0].mean():.2f} (1, bf16)'      # each row's precision
     assert rows[1][2] == f'{diffs.mean():+.2f}'
     paired = diffs.std(ddof=1) / np.sqrt(10)
     assert rows[1][3] == f'{paired:.2f} ({diffs.mean() / paired:+.1f})'

@@ -95,6 +95,10 @@ def test_a_zoo_tag_says_what_its_recipe_scored_on_held_out_folds(model):
     assert row['war_mean'] == pytest.approx(war, abs=0.006) and row['war_std'] == pytest.approx(war_std, abs=0.006)
     assert row['uar_mean'] == pytest.approx(uar, abs=0.006) and row['splits'] == 10
     assert f'WAR {war:.1f} ± {war_std:.1f} %' in accuracy_note(model)
+    results = ROOT / 'docs' / 'results'
+    path = next(p for p in (results / f'zoo_repeats.{model}.json', results / f'zoo_table.{model}.json') if p.exists())
+    precision = json.loads(path.read_text())['config']['precision']
+    assert {'fp32': 'trained in fp32', 'bf16': 'trained under bf16 autocast'}[precision] in accuracy_note(model)
     assert f'WAR {war:.1f} ± {war_std:.1f} %' in zoo_cfg(model)['description']
 
 
@@ -137,7 +141,7 @@ def test_every_held_out_figure_of_the_weights_listing_comes_from_its_results_fil
     rows = {r['name']: r for r in tim_zoo.list_pretrained_weights()}
     measured = {name for name, r in rows.items() if r['accuracy']}
     expected = ({'timnet.tim_zoo_emodb', 'timnet.emodb_46'} | {f'timnet.emodb_46_fold{k}' for k in range(1, 11)}
-                | {f'{m}.{ZOO_TAG}' for m in ZOO_MODELS if (ROOT / 'docs' / 'results' / f'zoo_table.{m}.json').exists()})
+                | {f'{m}.{ZOO_TAG}' for m in ZOO_MODELS if _row_figures(m) is not None})
     assert measured == expected
     for name in measured:
         acc = rows[name]['accuracy']
@@ -168,7 +172,7 @@ def test_the_model_list_shows_each_zoo_row_with_its_results_file(capsys):
     assert cli.main(['list', '--json']) == 0
     rows = {r['model']: r['emodb'] for r in json.loads(capsys.readouterr().out)}
     for model, acc in rows.items():
-        has_row = (ROOT / 'docs' / 'results' / f'zoo_table.{model}.json').exists()
+        has_row = _row_figures(model) is not None
         assert (acc is not None) == has_row, model
         if acc is not None:                      # the architecture's row: timnet's at 87 frames, not its bundled tag's
             war, war_std = _recorded_war(ROOT / acc['results'])

@@ -25,7 +25,8 @@ PRETRAINED_DIR = BUNDLED_CHECKPOINT.parent
 PACKAGED = ('tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
 #: the note of a tag whose file ships inside the package
 PACKAGED_NOTE = 'It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.'
-#: the zoo rows' measured accuracy (written by benchmarks/make_tables.py from docs/results/zoo_table.<model>.json)
+#: the zoo rows' measured accuracy (written by benchmarks/make_tables.py from docs/results/zoo_table.<model>.json,
+#: or zoo_repeats.<model>.json once a model's repeats are in)
 ZOO_TABLE_FILE = PRETRAINED_DIR / 'zoo_table.json'
 #: EMODB's classes in the order every EMODB model of tim_zoo predicts them
 EMODB_LABELS = tuple(TIMNET_RELEASES['EMODB_46']['labels'])
@@ -142,11 +143,14 @@ def _figure(row: dict) -> str:
 
 
 def _spread(row: dict) -> str:
-    """What a zoo row's mean and ± are, in words."""
+    """What a zoo row's mean and ± are, and the precision it trained in, in words."""
     if row['repeats'] > 1:
-        return (f'the mean over {row["repeats"]} training seeds, ± the std over the {row["splits"]} folds (averaged '
-                f'over the seeds; the seeds\' means spread ± {row["seed_war_std"]:.1f})')
-    return f'the mean, ± the std over the {row["splits"]} folds'
+        spread = (f'the mean over {row["repeats"]} training seeds, ± the std over the {row["splits"]} folds (averaged '
+                  f'over the seeds; the seeds\' means spread ± {row["seed_war_std"]:.1f})')
+    else:
+        spread = f'the mean, ± the std over the {row["splits"]} folds'
+    precision = {'bf16': 'under bf16 autocast', 'fp32': 'in fp32'}.get(row.get('precision'))
+    return spread + (f', trained {precision}' if precision else '')
 
 
 def accuracy_note(model: str) -> str:
