@@ -201,11 +201,11 @@ ZOO_FRAMES = 87
 
 def training_cost(name: str):
     """Single-thread CPU hours of one repeat of the zoo's 10-fold row of `name` (its results file's epochs, folds
-    and precision, at the epoch cost `ZOO_COST` measured; its repeats' file where it has no one-run row), or None
-    before the row exists."""
-    row_file = DOCS / 'results' / f'zoo_table.{name}.json'
+    and precision, at the epoch cost `ZOO_COST` measured), or None before the row exists. The file is the one whose
+    accuracy the table shows (`measured_accuracy`): its repeats' once they are in, else its one-run row."""
+    row_file = DOCS / 'results' / f'zoo_repeats.{name}.json'
     if not row_file.is_file():
-        row_file = DOCS / 'results' / f'zoo_repeats.{name}.json'
+        row_file = DOCS / 'results' / f'zoo_table.{name}.json'
     if not row_file.is_file() or not ZOO_COST.is_file():
         return None
     cfg = json.loads(row_file.read_text())['config']
