@@ -226,8 +226,8 @@ def repeat_parts(model: str) -> List['Run']:
 if TABLE_FEATURES is not None:
     def _table_run(name: str, model: str, model_args: dict, stage: str, precision: Optional[str] = None) -> Run:
         extra = []
-        for key, value in model_args.items():
-            extra += ['--model-arg', f'{key}={value!r}']
+        for key, value in model_args.items():         # the CLI reads JSON values; a string goes as it is
+            extra += ['--model-arg', f'{key}={value if isinstance(value, str) else json.dumps(value)}']
         return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
                    compile='on' if model == 'timnet' else 'off',
                    precision=precision or ('fp32' if model == 'timnet' else TABLE_PRECISION), extra=extra)

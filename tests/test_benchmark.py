@@ -214,6 +214,7 @@ def test_zoo_plan_compares_and_repeats_runs_of_one_precision():
     """A finding differs from the run it is compared with in its model argument alone, a model's repeats and its
     leave-one-speaker-out run share one precision, and the seed models' fp32 repeat 1 is their table row's command
     in fp32: the pairs the docs compare measure what they name, not a precision change."""
+    from tim_zoo.cli.train import _literal
     zoo = benchmark_script('zoo')
     runs = {r.name: r for r in zoo.RUNS_LIST}
     assert len(runs) == len(zoo.RUNS_LIST)
@@ -226,6 +227,8 @@ def test_zoo_plan_compares_and_repeats_runs_of_one_precision():
         variant, base = runs[f'finding.{name}'], runs[zoo.finding_base(model)]
         assert differences(variant, base) == ([], variant.extra), name
         assert variant.extra[::2] == ['--model-arg'] * len(args) and base.extra == []
+        given = dict(arg.split('=', 1) for arg in variant.extra[1::2])
+        assert {key: _literal(value) for key, value in given.items()} == args, name    # what the CLI will read
     for model in zoo.TIER2_MODELS:
         parts = zoo.repeat_parts(model)
         assert [p.repeat for p in parts] == list(range(1, zoo.REPEATS + 1)), model

@@ -174,3 +174,9 @@ def test_hub_folder_command_writes_what_predict_and_create_model_load(tmp_path, 
         assert cli.main(['predict', str(wav), *weights, '--json']) == 0
         answers.append(json.loads(capsys.readouterr().out))
     assert answers[0] == answers[1] and set(answers[0][0]['probabilities']) == {'high', 'low'}
+
+
+def test_model_arg_values_read_json_and_pythons_spelling_of_true_false_none():
+    from tim_zoo.cli.train import _literal
+    assert [_literal(v) for v in ('true', 'True', 'False', 'None', 'null', '0.5', '4', '[1, 2]', 'mul', "'mul'")] == [
+        True, True, False, None, None, 0.5, 4, [1, 2], 'mul', "'mul'"]

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -69,6 +70,22 @@ def test_bad_constructor_values_name_the_argument():
         tim_zoo.create_model('transformer_tim', tim_variant='x')
     with pytest.raises(ValueError, match='at least 36 x 36'):
         tim_zoo.create_model('set_official', seq_len=20)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(stem_norm='True'), "stem_norm takes True or False \\(default False\\), got 'True'"),   # truthy text
+    (dict(pos_embed=1), 'pos_embed takes True or False'),
+    (dict(drop_rate='0.1'), "drop_rate takes a number \\(default 0.1\\), got '0.1'"),
+    (dict(filters=True), 'filters takes a number'),
+    (dict(depth='4'), 'depth takes a number'),
+    (dict(kernel_size='2'), 'kernel_size takes a number'),                      # a TAB argument as well
+])
+def test_an_argument_of_the_wrong_type_is_refused_not_taken_by_its_truthiness(kwargs, message):
+    name = 'set_official' if 'pos_embed' in kwargs else 'tim'
+    with pytest.raises(ConfigurationError, match=message):
+        tim_zoo.create_model(name, **kwargs)
+    model = tim_zoo.create_model('tim', stem_norm=True, drop_rate=0, filters=np.int64(8), seq_len=None)
+    assert model.init_args['stem_norm'] is True and model.init_args['filters'] == 8
 
 
 @pytest.fixture(scope='module')

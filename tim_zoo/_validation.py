@@ -1,5 +1,6 @@
 """Input checks shared by every model: clear messages instead of errors deep inside torch."""
 import functools
+import numbers
 from typing import Optional
 
 import torch
@@ -12,6 +13,22 @@ def check_choice(name: str, value, choices) -> None:
     """Raise ConfigurationError if `value` is not one of `choices`."""
     if value not in choices:
         raise ConfigurationError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_argument_types(owner: str, defaults: dict, arguments: dict) -> None:
+    """Raise ConfigurationError for an argument given as text, or as a number for a flag, where its default
+    (`defaults`: name -> default) is a bool or a number: a command line or config file that gives `"True"` or
+    `"0.1"` as a string would otherwise switch a flag on by its truthiness, or fail deep inside torch. None passes
+    (an optional argument)."""
+    for name, value in arguments.items():
+        default = defaults.get(name)
+        if value is None or default is None:
+            continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigurationError(f'{owner}: {name} takes True or False (default {default}), got {value!r}')
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, (str, bytes, bool)) or not isinstance(value, numbers.Real)):
+            raise ConfigurationError(f'{owner}: {name} takes a number (default {default!r}), got {value!r}')
 
 
 def traced_check(check):

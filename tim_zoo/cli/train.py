@@ -35,11 +35,12 @@ def _key_values(items, what, cast):
 
 
 def _literal(value: str):
-    """`--model-arg` values: JSON when it parses (numbers, true/false, lists), else the string."""
+    """`--model-arg` values: JSON when it parses (numbers, true/false, lists), Python's spelling of True, False and
+    None too, else the string."""
     try:
         return json.loads(value)
     except json.JSONDecodeError:
-        return value
+        return {'True': True, 'False': False, 'None': None}.get(value, value)
 
 
 def _features_after_rank_0(args):

@@ -17,7 +17,7 @@ from timm.models._features_fx import FeatureGraphNet
 from timm.models._builder import pretrained_cfg_for_features
 from torch import nn
 
-from .._validation import check_choice, check_sequence_input
+from .._validation import check_argument_types, check_choice, check_sequence_input
 from .._utils import chosen_for_the_caller, values_chosen_for_the_caller
 from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError, WeightsNotFoundError
 from ..layers import (
@@ -86,6 +86,7 @@ class SERModel(nn.Module):
         if init is None:
             return
         signature = _model_signature(init, {**TAB_DEFAULTS, **cls.tab_defaults}, cls.default_weight_init)
+        defaults = {name: p.default for name, p in signature.parameters.items() if p.default is not p.empty}
 
         @functools.wraps(init)
         def recording_init(self, *args, **kw):
@@ -101,6 +102,7 @@ class SERModel(nn.Module):
                 raise UnknownArgumentError(f'{cls.__name__}: {e}' + (f'; did you mean {", ".join(close)}?' if close
                                                                        else '')) from e
             bound.apply_defaults()
+            check_argument_types(cls.__name__, defaults, bound.arguments)
             weight_init = bound.arguments.pop('weight_init')
             if outermost:                                 # a subclass calling super().__init__ has recorded already
                 recorded = {}
