@@ -388,15 +388,15 @@ def cmd_status(args) -> int:
 def cmd_start(args) -> int:
     jobs = _jobs()
     free = args.jobs - len(jobs)
-    started = []
+    started, failed = [], []
     for run in sorted(RUNS_LIST, key=lambda r: r.order):
         if args.stage and run.stage != args.stage:
             continue
         for split in run.splits():
-            if free <= 0:
-                break
             state = split_state(run, split, jobs)
-            if state not in ('pending', 'started'):
+            if state == 'failed':
+                failed.append(f'{run.name}/{split}')
+            if free <= 0 or state not in ('pending', 'started'):
                 continue
             ensure_features(run.features)
             attempts = _attempts()
@@ -415,6 +415,11 @@ def cmd_start(args) -> int:
     (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
     (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
     print('started: ' + (', '.join(started) if started else 'nothing') + f'; running: {len(jobs)}')
+    if failed:                                            # said every time, with the first one's last words
+        out = RUNS / failed[0].replace('/', os.sep, 1)
+        lines = Path(f'{out}.out').read_text().strip().splitlines() if Path(f'{out}.out').exists() else []
+        print(f'failed, not restarted ({len(failed)}): {", ".join(failed[:4])}' + (' ...' if len(failed) > 4 else '')
+              + (f'; {failed[0]}: {lines[-1]}' if lines else ''))
     return 0
 
 

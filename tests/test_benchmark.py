@@ -238,7 +238,7 @@ def test_zoo_plan_compares_and_repeats_runs_of_one_precision():
     assert {runs[zoo.finding_base(m)].precision for _, m, _, _ in zoo.FINDINGS if m in zoo.SEED_TIER2} == {'fp32'}
 
 
-def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, monkeypatch):
+def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, monkeypatch, capsys):
     zoo = benchmark_script('zoo')
     monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
     monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'tracked')
@@ -248,6 +248,10 @@ def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, mo
     assert zoo.split_state(run, 'fold1', {}) == 'started'
     (tmp_path / 'runs' / 'attempts.json').write_text(json.dumps({f'{run.name}/fold1': [0, 0, 0]}))
     assert zoo.split_state(run, 'fold1', {}) == 'failed'
+    (tmp_path / 'runs' / run.name / 'fold1.out').write_text('tim-zoo train: residual must be one of [...]\n')
+    assert zoo.cmd_start(SimpleNamespace(jobs=0, stage=run.stage)) == 0        # a failure is said, with its words
+    assert (f'failed, not restarted (1): {run.name}/fold1; {run.name}/fold1: tim-zoo train: residual must be'
+            in capsys.readouterr().out)
     (tmp_path / 'runs' / run.name / 'fold1' / 'train.log').write_text('x fold1 epoch 1: train_loss 1.0\n')
     assert zoo.split_state(run, 'fold1', {}) == 'started'                 # it progressed since
     bf16 = zoo.Run('choice.x.bf16', 'at_deltatim_v2', 'default', 'o1_87', precision='bf16')
