@@ -13,9 +13,9 @@ per-epoch history and the machine it trained on) into the tracked `docs/results/
 a run folder, and a split found there is done. So a new machine loses at most the splits in progress. Once every
 split of a table, finding, leave-one-speaker-out or first-repeat run is there, `collect` also writes
 `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which `benchmarks/make_tables.py` renders),
-and once a model's repeats are all in, `docs/results/zoo_repeats.<model>.json`. Runs of the `choice` stage decide the table's protocol (feature setting, input length);
-their tracked results keep the validation history and drop every test figure, so that no choice can look at the test
-folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
+and once a model's repeats are all in, `docs/results/zoo_repeats.<model>.json`. Runs of the `choice` stage decide
+the table's protocol (feature setting, input length); their tracked results keep the validation history and drop
+every test figure, so that no choice can look at the test folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
 """
 import argparse
 import dataclasses
@@ -200,10 +200,9 @@ FINDINGS = [
 ]
 #: tier 2 and the findings of the TIM-family seed models train in fp32, the reference precision, which every machine
 #: runs (bf16 autocast needs avx512_bf16 or amx_bf16, and is refused on an AVX2-only CPU), and a paired comparison
-#: needs both sides in one precision. Their tier-1 rows
-#: stay bf16 (`TABLE_PRECISION`); `repeat.<m>.r1` trains the table row again in fp32 (the same seed and splits), so
-#: that tier 2's three repeats share one precision and, paired with the bf16 row, check bf16 autocast on a full
-#: 10-fold test run. fp32 costs these models 1.3-1.7x their bf16 time on a Zen 4 (`COST`)
+#: needs both sides in one precision. Their tier-1 rows stay bf16 (`TABLE_PRECISION`); `repeat.<m>.r1` trains the
+#: table row again in fp32 (the same seed and splits), so that tier 2's three repeats share one precision and,
+#: paired with the bf16 row, check bf16 autocast on a full 10-fold test run. fp32 costs these models 1.3-1.7x their bf16 time on a Zen 4 (`COST`)
 TIER2_PRECISION = 'fp32'
 #: the tier-2 models whose table row trained in another precision than their repeats: they get a `repeat.<m>.r1`
 SEED_TIER2 = tuple(m for m in TIER2_MODELS if m != 'timnet')
