@@ -892,7 +892,7 @@ def test_runs_record_their_features_and_resume_only_on_them(tmp_path, capsys):
     assert cli_main(args + ['--out', str(tmp_path / 'a'), '--model-arg', 'num_classes=5']) == 2
     assert 'model argument num_classes: set from the data (3 classes, 39 channels' in capsys.readouterr().err
     assert cli_main(args + ['--out', str(tmp_path / 'b'), '--model-arg', 'depth=abc']) == 2
-    assert "timnet cannot be built with model arguments {'depth': 'abc'}" in capsys.readouterr().err
+    assert "depth takes a number (default 8), got 'abc'" in capsys.readouterr().err      # refused by the model
     with pytest.raises(ConfigurationError, match=r'unknown training settings: epoch \(did you mean epochs\?\)'):
         TrainConfig.from_recipe(None, epoch=2)
     # started from Python without a source: the digest is checked, the file must be given to the CLI
