@@ -295,14 +295,16 @@ def render_zoo_cost(r: dict) -> str:
     totals = [sum(row['run_h'] for row in r['rows'] if (row['frames'], row['precision']) == s) for s in settings]
     lines.append('| **all, one repeat** | ' + ' | '.join(f'**{t:.1f} h**' for t in totals) + ' |')
     flags = [f for f in ('avx512f', 'avx512_bf16', 'amx_bf16') if r.get(f)]
-    table_h, missing = _zoo_driver().table_hours(r['rows'])
+    driver = _zoo_driver()
+    table_h, missing = driver.table_hours(r['rows'])
+    bf16 = [f'`{run.model}`' for run in driver.RUNS_LIST if run.stage == 'table' and run.precision == 'bf16']
     without = f'; without {", ".join(missing)}, not measured' if missing else ''
     lines += ['', f"Each cell: a training step (batch {r['batch']}) / an epoch / a {r['folds']}-fold run of {r['epochs']} "
               f"epochs, single-thread hours ({r.get('protocol', 'an epoch: the steps of a split')}). "
               f"{r['cpu']} ({', '.join(flags) or 'no AVX-512'}), {r['threads']} thread, torch {r['torch']}; each step "
               f"the median of its repeats in a fresh process. **The zoo table, one repeat of its rows as they train: "
-              f"{table_h:.1f} single-thread hours** (87 frames, `timnet` in fp32 for its recipe's 500 epochs, the "
-              f"other rows in bf16 for 100{without})."]
+              f"{table_h:.1f} single-thread hours** (87 frames, `timnet` for its recipe's 500 epochs, the other rows "
+              f"for 100; {', '.join(bf16)} under bf16 autocast, the others in fp32{without})."]
     return '\n'.join(lines) + '\n'
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from tim_zoo.models._zoo import zoo_recipe
+from tim_zoo.models._zoo import zoo_precision, zoo_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / 'runs' / 'zoo'
@@ -145,10 +145,11 @@ TABLE_FEATURES: Optional[str] = 'o1_87'
 #: validation carve): what the published models, trained on all 535, take. `seed.emodb` is `SEED_RECIPE` on the
 #: notes' default, 10-fold, last epoch, as a named recipe; the recipe probes start from it
 SEED_TABLE_RECIPE = 'seed.emodb'
-#: the seed models' precision in the table: bf16, as `recipe.at_deltatim_v2.lr1e-3_const.bf16` agrees with its fp32
-#: run on all 10 validation splits (bf16 - fp32 in validation WAR at the last epoch: +1.25 points, sample std 3.7,
-#: standard error 1.2); timnet stays fp32 (it gains nothing from bf16: docs/speed.md)
-TABLE_PRECISION = 'bf16'
+#: the precision of each table row is `zoo_precision(model)`: bf16 autocast for the rows that trained under it on a
+#: Zen 4 (`BF16_ROWS`: `recipe.at_deltatim_v2.lr1e-3_const.bf16` agreed with its fp32 run on all 10 validation splits,
+#: bf16 - fp32 in validation WAR at the last epoch: +1.25 points, sample std 3.7, standard error 1.2), fp32 for the
+#: others (timnet, which gains nothing from bf16: docs/speed.md, and the rows left when five sessions in a row had an
+#: AVX2-only CPU, where bf16 autocast is refused)
 TABLE_MODELS = ('timnet', 'tim', 'transformer', 'transformer_tim', 'transformer_deltatim', 'mltransformer_tim',
                 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim', 'cnn_transformer', 'cnn_ml_transformer', 'set',
                 'set_official')
@@ -170,7 +171,7 @@ TRANSFORMER_PROBES = [
      'steps an epoch), then 1/sqrt(step) decay'),
 ]
 RUNS_LIST += [Run(f'recipe.transformer_tim.{name}', 'transformer_tim', SEED_TABLE_RECIPE, 'o1_87', stage='recipe',
-                  precision=TABLE_PRECISION, extra=['--val-fraction', '0.1'] + args, folds=PROBE_FOLDS, order=-1)
+                  precision='bf16', extra=['--val-fraction', '0.1'] + args, folds=PROBE_FOLDS, order=-1)
               for name, args, _ in TRANSFORMER_PROBES]
 #: the same lr on the attention TIM models, which fit their training folds at lr 1e-3 (0.99) but reach 57 % on
 #: validation; the baseline is `recipe.at_deltatim_v2.lr1e-3_const.bf16` (the same settings at lr 1e-3). Chosen on
@@ -178,7 +179,7 @@ RUNS_LIST += [Run(f'recipe.transformer_tim.{name}', 'transformer_tim', SEED_TABL
 #: at the last epoch (best epoch 51.4) against 56.9 % at lr 1e-3, training accuracy only 0.58-0.62 after 100
 #: epochs: lr 1e-4 underfits these models, so `seed.emodb` stays the TIM family's recipe
 RUNS_LIST += [Run('recipe.at_deltatim_v2.lr1e-4', 'at_deltatim_v2', SEED_TABLE_RECIPE, 'o1_87', stage='recipe',
-                  precision=TABLE_PRECISION, extra=['--val-fraction', '0.1', '--lr', '1e-4'], folds=PROBE_FOLDS,
+                  precision='bf16', extra=['--val-fraction', '0.1', '--lr', '1e-4'], folds=PROBE_FOLDS,
                   order=-1)]
 #: the models of tier 2 (repeats and leave one speaker out) and, but timnet, of the packaged tags
 TIER2_MODELS = ('timnet', 'tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
@@ -198,14 +199,19 @@ FINDINGS = [
     ('at_deltatim_v2.standard', 'at_deltatim_v2', dict(fusion_style='standard'),
      'AT_DeltaTIM_v2 with the corrected attention (its findings rest on the research attention)'),
 ]
-#: tier 2 and the findings of the TIM-family seed models train in fp32, the reference precision, which every machine
-#: runs (bf16 autocast needs avx512_bf16 or amx_bf16, and is refused on an AVX2-only CPU), and a paired comparison
-#: needs both sides in one precision. Their tier-1 rows stay bf16 (`TABLE_PRECISION`); `repeat.<m>.r1` trains the
-#: table row again in fp32 (the same seed and splits), so that tier 2's three repeats share one precision and,
-#: paired with the bf16 row, check bf16 autocast on a full 10-fold test run. fp32 costs these models 1.3-1.7x their bf16 time on a Zen 4 (`COST`)
+#: tier 2 and the findings train in fp32, the reference precision, which every machine runs (bf16 autocast needs
+#: avx512_bf16 or amx_bf16, and is refused on an AVX2-only CPU); a paired comparison needs both sides in one precision
 TIER2_PRECISION = 'fp32'
-#: the tier-2 models whose table row trained in another precision than their repeats: they get a `repeat.<m>.r1`
-SEED_TIER2 = tuple(m for m in TIER2_MODELS if m != 'timnet')
+#: the tier-2 models whose table row trained in another precision than their repeats (`BF16_ROWS`): they get a
+#: `repeat.<m>.r1`, the row's command in fp32 (the same seed and splits), so that their three repeats share one
+#: precision and, paired with the bf16 row, check bf16 autocast on a full 10-fold test run
+SEED_TIER2 = tuple(m for m in TIER2_MODELS if zoo_precision(m) != TIER2_PRECISION)
+#: `start`'s order after the probes and the published models (order -1): first (1) these runs, which finish what a
+#: page shows in part (tim's tier 2) and give tier 3 its four findings (at_deltatim's two, on its fp32 repeat 1); then
+#: (2) the tier-1 rows still missing, the small models' first; then (3) the rest of tier 2 and the findings left;
+#: last (4) rows whose recipe is still probed (`RECIPE_PENDING`)
+FIRST_RUNS = ('repeat.tim.r3', 'loso.tim', 'repeat.at_deltatim.r1', 'finding.at_deltatim.mul',
+              'finding.at_deltatim.all')
 
 
 def finding_base(model: str) -> str:
@@ -227,34 +233,31 @@ if TABLE_FEATURES is not None:
         extra = []
         for key, value in model_args.items():         # the CLI reads JSON values; a string goes as it is
             extra += ['--model-arg', f'{key}={value if isinstance(value, str) else json.dumps(value)}']
+        order = 4 if model in RECIPE_PENDING else 1 if name in FIRST_RUNS else 2 if stage == 'table' else 3
         return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
-                   compile='on' if model == 'timnet' else 'off',
-                   precision=precision or ('fp32' if model == 'timnet' else TABLE_PRECISION), extra=extra)
-    RUNS_LIST += [dataclasses.replace(_table_run(f'table.{m}', m, {}, 'table'), order=2 if m in RECIPE_PENDING else 0)
-                  for m in TABLE_MODELS]
-    RUNS_LIST += [dataclasses.replace(_table_run(f'finding.{name}', m, args, 'finding'),
-                                      order=2 if m in RECIPE_PENDING else 0)
-                  for name, m, args, _ in FINDINGS if m not in SEED_TIER2]
-    # the published models (`<model>.tim_zoo_emodb`): the table recipe once on all 535 utterances; first, they are
-    # short (about 1.25 folds each). timnet's tag is the bundled model (timnet.paper at the release's 188 frames,
-    # tim_zoo.pretrained), which the table does not replace
-    RUNS_LIST += [dataclasses.replace(_table_run(f'tag.{m}', m, {}, 'tag'), protocol='all', folds=(1,), order=-1)
+                   compile='on' if model == 'timnet' else 'off', precision=precision or zoo_precision(model),
+                   extra=extra, order=order)
+    RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table') for m in sorted(TABLE_MODELS, key=lambda m: m not in TIER2_MODELS)]
+    RUNS_LIST += [_table_run(f'finding.{name}', m, args, 'finding') for name, m, args, _ in FINDINGS if m not in TIER2_MODELS]
+    # the published models (`<model>.tim_zoo_emodb`): the table recipe once on all 535 utterances, under bf16 autocast
+    # on a Zen 4; first, they are short (about 1.25 folds each). timnet's tag is the bundled model (timnet.paper at the
+    # release's 188 frames, tim_zoo.pretrained), which the table does not replace
+    RUNS_LIST += [dataclasses.replace(_table_run(f'tag.{m}', m, {}, 'tag', 'bf16'), protocol='all', folds=(1,), order=-1)
                   for m in TIER2_MODELS if m != 'timnet']
     # tier 2: repeats 2 and 3 (training seeds 47, 48 on the same splits) and leave one speaker out (EMODB's 10
-    # speakers); for the seed models also repeat 1 in fp32 and their findings, model by model, each model's repeat 1
-    # first (its findings' base); the cheapest first, and at_deltatim (two findings) before at_tim
+    # speakers), and the findings on these models, model by model: a `SEED_TIER2` model's fp32 repeat 1 first (its
+    # findings' base); the cheapest first, and at_deltatim (two findings) before at_tim
     TIER2_ORDER = ('timnet', 'tim', 'at_deltatim', 'at_tim', 'at_deltatim_v2', 'multitim')
     assert sorted(TIER2_ORDER) == sorted(TIER2_MODELS)
     for m in TIER2_ORDER:
-        precision = TIER2_PRECISION if m in SEED_TIER2 else None
         firsts = [1] if m in SEED_TIER2 else []
-        RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', precision), repeat=r, order=1)
+        RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', TIER2_PRECISION), repeat=r)
                       for r in firsts]
-        RUNS_LIST += [dataclasses.replace(_table_run(f'finding.{name}', model, args, 'finding', precision), order=1)
+        RUNS_LIST += [_table_run(f'finding.{name}', model, args, 'finding', TIER2_PRECISION)
                       for name, model, args, _ in FINDINGS if model == m]
-        RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', precision), repeat=r, order=1)
+        RUNS_LIST += [dataclasses.replace(_table_run(f'repeat.{m}.r{r}', m, {}, 'repeat', TIER2_PRECISION), repeat=r)
                       for r in range(2, REPEATS + 1)]
-        RUNS_LIST += [dataclasses.replace(_table_run(f'loso.{m}', m, {}, 'loso', precision), protocol='loso', order=1)]
+        RUNS_LIST += [dataclasses.replace(_table_run(f'loso.{m}', m, {}, 'loso', TIER2_PRECISION), protocol='loso')]
 
 
 def feature_file(name: str) -> Path:

@@ -238,6 +238,31 @@ def test_zoo_plan_compares_and_repeats_runs_of_one_precision():
     assert {runs[zoo.finding_base(m)].precision for _, m, _, _ in zoo.FINDINGS if m in zoo.SEED_TIER2} == {'fp32'}
 
 
+def test_zoo_plan_matches_what_trained_and_what_the_tags_say():
+    """Every tracked split trained in the precision its run now names (a run whose precision changed would count
+    splits of the other as done), a larger model's tag names the command of its row's precision, and `start` takes
+    the runs it names first before the missing rows, and those before the rest of tier 2."""
+    from tim_zoo.models._zoo import train_command
+    zoo = benchmark_script('zoo')
+    runs = {r.name: r for r in zoo.RUNS_LIST}
+    checked = 0
+    for run in zoo.RUNS_LIST:
+        for split in run.splits():
+            if zoo.tracked(run, split) is not None:
+                config = json.loads((zoo.TRACKED / run.name / split / 'config.json').read_text())
+                assert config['precision'] == run.precision, f'{run.name}/{split}'
+                checked += 1
+    if zoo.TRACKED.is_dir():
+        assert checked > 100
+    for model in zoo.TABLE_MODELS:
+        assert f'--precision {runs[f"table.{model}"].precision} ' in train_command(model), model
+    assert set(zoo.FIRST_RUNS) <= set(runs)                  # a name that is no run would change no order
+    order = [r.name for r in sorted(zoo.RUNS_LIST, key=lambda r: r.order)]
+    assert max(order.index(n) for n in zoo.FIRST_RUNS) < order.index('table.at_deltatim_v2') < order.index(
+        'table.transformer_tim') < order.index('repeat.at_deltatim.r2')
+    assert order.index('table.multitim') < order.index('table.cnn_transformer')
+
+
 def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, monkeypatch, capsys):
     zoo = benchmark_script('zoo')
     monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')

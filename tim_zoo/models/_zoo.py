@@ -36,8 +36,12 @@ TRANSFORMER_FAMILY = ('transformer', 'transformer_tim', 'transformer_deltatim', 
                       'cnn_ml_transformer', 'set', 'set_official')
 #: the command that trains a zoo model on EMODB and writes it where its tag looks (`{model}`, `{recipe}`, `{folder}`)
 TRAIN_COMMAND = ('tim-zoo train --corpus emodb --data-root EMODB --mean-signal-length 44100 --model {model} '
-                 '--recipe {recipe} --protocol all --seed 46 --precision bf16 --threads 1 --out runs/{model}_emodb '
-                 '--hub-folder {folder}')
+                 '--recipe {recipe} --protocol all --seed 46 --precision {precision} --threads 1 '
+                 '--out runs/{model}_emodb --hub-folder {folder}')
+#: the zoo rows that trained under bf16 autocast (on a Zen 4 with avx512_bf16) before the zoo went fp32, the reference
+#: precision, which every machine runs (bf16 autocast needs avx512_bf16 or amx_bf16): every other row, the repeats and
+#: the findings train in fp32 (docs/training.md, "Chosen")
+BF16_ROWS = ('tim', 'at_tim', 'at_deltatim', 'transformer')
 
 
 def packaged_file(model: str) -> Path:
@@ -55,10 +59,16 @@ def zoo_recipe(model: str) -> str:
     return 'timnet.paper' if model == 'timnet' else 'transformer.emodb' if model in TRANSFORMER_FAMILY else 'seed.emodb'
 
 
+def zoo_precision(model: str) -> str:
+    """The precision `model`'s row in the zoo table trains in (`"bf16"` autocast or `"fp32"`), and so the command
+    that trains its tag."""
+    return 'bf16' if model in BF16_ROWS else 'fp32'
+
+
 def train_command(model: str, folder: str = '') -> str:
     """The one command that trains `model`'s zoo tag on EMODB and writes it as a hub folder (default: where the tag
-    looks, under the weights directory)."""
-    return TRAIN_COMMAND.format(model=model, recipe=zoo_recipe(model),
+    looks, under the weights directory), in the precision of its row."""
+    return TRAIN_COMMAND.format(model=model, recipe=zoo_recipe(model), precision=zoo_precision(model),
                                 folder=folder or weights_dir() / hub_folder_name(model))
 
 
@@ -185,8 +195,9 @@ def zoo_cfg(model: str) -> dict:
     return audio_cfg(
         file=f'{hub_folder_name(model)}/model.safetensors', num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
         description=what + '; not shipped with the package',
-        notes=(f'Not shipped with the package (too large): train it on your EMODB copy with `{train_command(model)}` '
-               f'(a CPU without native bf16 needs --precision fp32), or place its hub folder there.',))
+        notes=(f'Not shipped with the package (too large): train it on your EMODB copy with `{train_command(model)}`'
+               + (' (a CPU without native bf16 needs --precision fp32)' if zoo_precision(model) == 'bf16' else '')
+               + ', or place its hub folder there.',))
 
 
 def zoo_default_cfgs(*models: str) -> Dict[str, object]:
