@@ -327,9 +327,10 @@ def _attempts() -> Dict[str, List[int]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def split_state(run: Run, split: str, jobs: Dict[str, int]) -> str:
+def split_state(run: Run, split: str, jobs: Dict[str, int], attempts: Optional[Dict[str, List[int]]] = None) -> str:
     """done (tracked), finished (not yet collected), running, failed (started twice more without an epoch's
-    progress: see its `<split>.out`), unsupported (bf16 on a device without native bf16), started or pending."""
+    progress: see its `<split>.out`), unsupported (bf16 on a device without native bf16), started or pending.
+    `attempts`: the start attempts (`_attempts()`, read here when not given)."""
     if tracked(run, split) is not None:
         return 'done'
     if run.result(split) is not None:
@@ -338,7 +339,7 @@ def split_state(run: Run, split: str, jobs: Dict[str, int]) -> str:
         return 'running'
     if run.precision == 'bf16' and not _native_bf16():
         return 'unsupported'
-    starts = _attempts().get(f'{run.name}/{split}', [])
+    starts = (_attempts() if attempts is None else attempts).get(f'{run.name}/{split}', [])
     if len(starts) >= 3 and len(set(starts[-3:] + [_epochs_done(run, split)])) == 1:
         return 'failed'
     return 'started' if (RUNS / run.name / split).exists() else 'pending'
@@ -366,11 +367,11 @@ def table_hours(rows: List[dict]) -> Tuple[float, List[str]]:
 
 
 def cmd_status(args) -> int:
-    jobs = _jobs()
+    jobs, attempts = _jobs(), _attempts()
     total_h = 0.0
     print(f'{"run":40s} {"done":>4s} {"fin":>4s} {"run":>4s} {"left":>4s} {"hours left":>10s}  note')
     for run in RUNS_LIST:
-        states = [split_state(run, s, jobs) for s in run.splits()]
+        states = [split_state(run, s, jobs, attempts) for s in run.splits()]
         epoch_s, epochs = _epoch_seconds(run), _epochs(run)
         left = sum(epochs - _epochs_done(run, s) for s, st in zip(run.splits(), states) if st not in ('done', 'finished'))
         hours = None if epoch_s is None else left * epoch_s / 3600
@@ -388,20 +389,19 @@ def cmd_status(args) -> int:
 
 
 def cmd_start(args) -> int:
-    jobs = _jobs()
+    jobs, attempts = _jobs(), _attempts()
     free = args.jobs - len(jobs)
     started, failed = [], []
     for run in sorted(RUNS_LIST, key=lambda r: r.order):
         if args.stage and run.stage != args.stage:
             continue
         for split in run.splits():
-            state = split_state(run, split, jobs)
+            state = split_state(run, split, jobs, attempts)
             if state == 'failed':
                 failed.append(f'{run.name}/{split}')
             if free <= 0 or state not in ('pending', 'started'):
                 continue
             ensure_features(run.features)
-            attempts = _attempts()
             attempts.setdefault(f'{run.name}/{split}', []).append(_epochs_done(run, split))
             (RUNS / 'attempts.json').parent.mkdir(parents=True, exist_ok=True)
             (RUNS / 'attempts.json').write_text(json.dumps(attempts))
