@@ -199,14 +199,21 @@ ZOO_COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
 ZOO_FRAMES = 87
 
 
+def zoo_row_files(name: str) -> list:
+    """The results files of `name`'s zoo rows: its 10-fold row (its repeats' once they are in, else its one-run
+    row), then its leave-one-speaker-out row; those that exist."""
+    results = DOCS / 'results'
+    kfold = next((p for p in (results / f'zoo_repeats.{name}.json', results / f'zoo_table.{name}.json') if p.is_file()),
+                 None)
+    return [p for p in (kfold, results / f'zoo_loso.{name}.json') if p is not None and p.is_file()]
+
+
 def training_cost(name: str):
     """Single-thread CPU hours of one repeat of the zoo's 10-fold row of `name` (its results file's epochs, folds
     and precision, at the epoch cost `ZOO_COST` measured), or None before the row exists. The file is the one whose
     accuracy the table shows (`measured_accuracy`): its repeats' once they are in, else its one-run row."""
-    row_file = DOCS / 'results' / f'zoo_repeats.{name}.json'
-    if not row_file.is_file():
-        row_file = DOCS / 'results' / f'zoo_table.{name}.json'
-    if not row_file.is_file() or not ZOO_COST.is_file():
+    row_file = next((p for p in zoo_row_files(name) if not p.name.startswith('zoo_loso.')), None)
+    if row_file is None or not ZOO_COST.is_file():
         return None
     cfg = json.loads(row_file.read_text())['config']
     costs = json.loads(ZOO_COST.read_text())['rows']
@@ -455,6 +462,11 @@ def card_page(name: str) -> str:
     lines += [f'- EMODB WAR {m}' for m in measured] if measured else [
         '- Not measured yet: the zoo trains every model under one protocol ([training](../training.md), "The zoo on '
         'EMODB"); its results will appear here.']
+    from tim_zoo.models._zoo import row_command
+    for path in zoo_row_files(name):
+        config = json.loads(path.read_text())['config']
+        lines.append(f'- The zoo\'s {config["protocol"]} row is `{path.relative_to(ROOT)}`; on your EMODB copy: '
+                     f'`{row_command(config)}`')
     cost = training_cost(name)
     if cost is not None:
         lines.append(f'- Training the zoo\'s row (10 folds): {cost:.1f} single-thread hours of one CPU core (AMD EPYC '

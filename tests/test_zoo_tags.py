@@ -1,5 +1,6 @@
 """The zoo's published EMODB tags (`<model>.tim_zoo_emodb`): each shipped file loads, predicts a real EMODB file
 and carries the metadata of its tracked all-data run (docs/results/zoo/tag.<model>/)."""
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -180,3 +181,27 @@ def test_the_model_list_shows_each_zoo_row_with_its_results_file(capsys):
     assert rows['timnet']['results'] != tim_zoo.list_pretrained_weights('timnet.tim_zoo_emodb')[0]['accuracy']['results']
     assert cli.main(['list', 'timnet']) == 0
     assert f"{rows['timnet']['war']:.1f} ± {rows['timnet']['war_std']:.1f} (recipe, 10 folds x 3 seeds)" in capsys.readouterr().out
+
+
+def test_each_zoo_results_file_names_the_command_that_trains_it():
+    """The command a card gives for a zoo row (`row_command`) is read by `tim-zoo train` into the configuration its
+    results file records: the same model, arguments, recipe, protocol, seed, precision, repeats and compilation."""
+    import shlex
+
+    from tim_zoo.cli import build_parser
+    from tim_zoo.cli.train import config_from_args
+    from tim_zoo.models._zoo import row_command
+    files = sorted((ROOT / 'docs' / 'results').glob('zoo_*.json'))
+    if not files:
+        pytest.skip('no zoo results files in this checkout')
+    for path in files:
+        recorded = json.loads(path.read_text())['config']
+        command = shlex.split(row_command(recorded))
+        assert command[:2] == ['tim-zoo', 'train']
+        args = build_parser().parse_args(command[1:])
+        assert args.corpus == 'emodb' and args.mean_signal_length == 44100      # the zoo's features: 87 frames
+        built = dataclasses.asdict(config_from_args(args))
+        differ = {key: (built[key], value) for key, value in recorded.items()
+                  if key in built and key not in ('device', 'note') and built[key] != value
+                  and not (isinstance(value, list) and tuple(value) == built[key])}
+        assert not differ, f'{path.name}: {differ}'

@@ -59,6 +59,20 @@ def zoo_recipe(model: str) -> str:
     return 'timnet.paper' if model == 'timnet' else 'transformer.emodb' if model in TRANSFORMER_FAMILY else 'seed.emodb'
 
 
+def row_command(config: dict) -> str:
+    """The `tim-zoo train` command that trains, on an EMODB copy, the zoo run whose results file holds `config`: the
+    zoo's features (`TRAIN_COMMAND`'s), its model and model arguments, recipe, protocol, seed, precision, repeats
+    and compilation, one thread as the zoo's splits ran."""
+    parts = ['tim-zoo train --corpus emodb --data-root EMODB --mean-signal-length 44100',
+             f'--model {config["model"]} --recipe {config["recipe"]} --protocol {config["protocol"]}',
+             f'--seed {config["seed"]} --precision {config["precision"]} --compile {config["compile"]}']
+    if config.get('repeats', 1) > 1:
+        parts.append(f'--repeats {config["repeats"]}')
+    parts += [f'--model-arg {key}={value if isinstance(value, str) else json.dumps(value)}'
+              for key, value in config.get('model_args', {}).items()]
+    return ' '.join(parts + [f'--threads 1 --out runs/{config["model"]}_{config["protocol"]}'])
+
+
 def zoo_precision(model: str) -> str:
     """The precision `model`'s row in the zoo table trains in (`"bf16"` autocast or `"fp32"`), and so the command
     that trains its tag."""
