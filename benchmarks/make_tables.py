@@ -377,6 +377,13 @@ def render_zoo(stage: str) -> str:
             lines.append(f'{cells} {len(results)} / 10 | {war[0]:.2f} ({war[1]:.2f}) | {uar[0]:.2f} ({uar[1]:.2f}) |')
     if not runs:
         lines.append('| (none yet) |' + ' |' * (lines[0].count('|') - 2))
+    if stage in ('table', 'repeat', 'loso'):             # what is still to come, in the order `start` takes it
+        zoo = _zoo_driver()
+        names = {d.name for d in runs}
+        waiting = [r for r in sorted(zoo.RUNS_LIST, key=lambda r: r.order) if r.stage == stage and r.name not in names]
+        if waiting:
+            lines += ['', 'Not started yet, in the order `benchmarks/zoo.py start` takes them: ' + ', '.join(
+                f'`{r.name}` ({r.precision})' for r in waiting) + '.']
     if stage == 'finding':                               # what each variant tests, started or not
         zoo = _zoo_driver()
         lines += ['', '| run | the notes\' finding | the run it varies |', '|---|---|---|']
@@ -463,6 +470,7 @@ def packaged_zoo_table() -> str:
     bundled_path = TRAINING_RESULTS / f'{BUNDLED_RECIPE_RUN}.json'
     bundled = json.loads(bundled_path.read_text())
     bundled = dict(timnet=dict(splits=len(bundled['folds']), recipe=bundled['config']['recipe'], frames=188,
+                               precision=bundled['config'].get('precision', 'fp32'),   # older than bf16: fp32
                                results=str(bundled_path.relative_to(ROOT)), **_figures(bundled)))
     releases = {}
     for path in sorted(TRAINING_RESULTS.glob('releases/*.json')):

@@ -191,6 +191,12 @@ def test_recognizer_needs_feature_settings_and_matching_channels():
         EmotionRecognizer(tim_zoo.create_model('timnet', num_classes=2), feature_settings=dict(n_mfcc=13))
     with pytest.raises(ConfigurationError, match='level must be one of'):
         EmotionRecognizer(tim_zoo.create_model('timnet', num_classes=2), feature_settings=dict(level='rms'))
+    # a head of fixed size takes one length: another window is refused before any recording is read
+    fixed = tim_zoo.create_model('at_tim', num_classes=2, seq_len=87)
+    with pytest.raises(ConfigurationError, match=r'at_tim takes exactly 87 frames .* mean_signal_length=96000 '
+                                                 r'\(--mean-signal-length\) gives 188'):
+        EmotionRecognizer(fixed, feature_settings=dict(mean_signal_length=96000))
+    assert EmotionRecognizer(fixed, feature_settings=dict(mean_signal_length=44100)).window == 44100
     if not torch.cuda.is_available():
         with pytest.raises(ConfigurationError, match='CUDA is not available on this machine'):
             _small_recognizer(device='cuda')

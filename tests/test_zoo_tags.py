@@ -39,6 +39,13 @@ def test_packaged_tag_matches_its_tracked_run(model):
         {k: config[k] for k in ('model', 'recipe', 'seed', 'protocol', 'precision', 'epochs', 'lr')}
     assert meta['feature_settings']['frames'] == 87 and meta['feature_settings']['order'] == 1
     assert net.label_names == list(tim_zoo.models._zoo.EMODB_LABELS)
+    # what its description and notes say of the file's precision is what it trained in (its row's may differ)
+    words = tim_zoo.models._zoo.PRECISION_WORDS[trained['precision']]
+    assert trained['precision'] == tim_zoo.models._zoo.tag_precision(model)
+    assert words in net.pretrained_cfg['description']
+    if tim_zoo.models._zoo.zoo_accuracy(model) is not None:
+        assert f'these weights are the recipe once on all 535 utterances, trained {words}' in \
+            tim_zoo.models._zoo.accuracy_note(model)
 
 
 @pytest.mark.parametrize('model', PACKAGED)
@@ -57,8 +64,12 @@ def test_packaged_tag_predicts_a_real_emodb_file(model):
 def test_a_large_tag_without_its_folder_names_the_command_and_the_place(tmp_path, monkeypatch):
     monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
     with pytest.raises(WeightsNotFoundError, match=r'tim-zoo train --corpus emodb .*--model set_official '
-                                                     r'--recipe transformer.emodb --protocol all'):
+                                                     r'--recipe transformer.emodb --protocol all') as caught:
         tim_zoo.create_model('set_official', pretrained=True)
+    # where the hub folder's file goes, and how the command line loads a copy from elsewhere
+    message = str(caught.value)
+    assert f'Put it at {tmp_path / "weights" / "set_official.tim_zoo_emodb" / "model.safetensors"}' in message
+    assert '--checkpoint PATH or --model local-dir:FOLDER' in message
 
 
 def _row_figures(model):
@@ -180,7 +191,10 @@ def test_the_model_list_shows_each_zoo_row_with_its_results_file(capsys):
             assert (acc['war'], acc['war_std']) == (pytest.approx(war, abs=0.006), pytest.approx(war_std, abs=0.006))
     assert rows['timnet']['results'] != tim_zoo.list_pretrained_weights('timnet.tim_zoo_emodb')[0]['accuracy']['results']
     assert cli.main(['list', 'timnet']) == 0
-    assert f"{rows['timnet']['war']:.1f} ± {rows['timnet']['war_std']:.1f} (recipe, 10 folds x 3 seeds)" in capsys.readouterr().out
+    assert f"{rows['timnet']['war']:.1f} ± {rows['timnet']['war_std']:.1f} (recipe, 10 folds x 3 seeds, fp32)" in capsys.readouterr().out
+    # the bundled tag's figure is of its own length: the listing says so, not only its description
+    assert tim_zoo.list_pretrained_weights('timnet.tim_zoo_emodb')[0]['accuracy']['over'] == \
+        'recipe, 10 folds x 3 seeds, 188 frames, fp32'
 
 
 def test_each_zoo_results_file_names_the_command_that_trains_it():

@@ -172,7 +172,8 @@ def add_commands(sub) -> None:
     p.add_argument('-r', '--recursive', action='store_true', help='also take audio files in subfolders (and ** in globs)')
     weights = p.add_argument_group('weights (default: the bundled EMODB timnet)')
     weights.add_argument('--model', default='', help='a pretrained tag (timnet.emodb_46_fold3: its file found as '
-                         '`tim-zoo weights` shows), a hub folder (local-dir:PATH, hf-hub:ORG/NAME), or with '
+                         '`tim-zoo weights` shows; a bare model name, at_tim, loads its zoo tag at_tim.tim_zoo_emodb), '
+                         'a hub folder (local-dir:PATH, hf-hub:ORG/NAME), or with '
                          '--checkpoint the architecture to load it into')
     weights.add_argument('--checkpoint', default='', help='a tim_zoo .safetensors checkpoint')
     weights.add_argument('--builder', default='', metavar='MODULE:FUNCTION',

@@ -42,7 +42,8 @@ def _print_table(rows: List[dict], in_chans: int, frames: int) -> None:
     if any(r['emodb'] for r in rows):
         print('EMODB WAR % (zoo): the zoo table\'s row, each model\'s recipe trained on nine of the ten EMODB folds and '
               'tested on the tenth: the mean, ± the std over the folds (with several training seeds: the mean over '
-              'them, the folds\' std averaged over them; docs/training.md, "The zoo"); -: not measured yet. The rows\' '
+              'them, the folds\' std averaged over them; fp32 or bf16: the precision it trained in; docs/training.md, '
+              '"The zoo"); -: not measured yet. The rows\' '
               'models take 87 frames (the 2.0 s recordings): --frames 87 counts their MACs')
 
 
@@ -82,10 +83,12 @@ def cmd_weights(args) -> int:
     if any(r['accuracy'] for r in rows):
         print('held-out WAR %: accuracy on EMODB utterances the weights never saw, measured in this repository (mean '
               '± std over the folds). "recipe": a zoo tag saw all of EMODB, so the figure is its recipe\'s on the 10 folds '
-              '(with several training seeds, averaged over them); "its test fold": one of the authors\' fold models '
+              '(with several training seeds, averaged over them; fp32 or bf16: the precision of that row, which may '
+              'differ from the tag\'s own, given in its description); "its test fold": one of the authors\' fold models '
               'on its own test fold (docs/evaluation.md); -: not measured')
     found = sum(r['found'] is not None and not r['problem'] for r in rows)
-    print(f'{found} of {len(rows)} found. Load one with tim_zoo.create_model(TAG, pretrained=True).')
+    print(f'{found} of {len(rows)} found.' + (' Load one with tim_zoo.create_model(TAG, pretrained=True).' if found
+                                               else ''))
     for r in rows:
         if r['problem']:
             print(f'{r["name"]}: {r["problem"]}')

@@ -130,6 +130,13 @@ class EmotionRecognizer:
         if in_chans and in_chans != self.extractor.n_mfcc:
             raise ConfigurationError(f'the model takes {in_chans} channels but the feature settings give '
                                      f'n_mfcc={self.extractor.n_mfcc}')
+        fixed_len, frames = getattr(model, 'fixed_len', None), self.extractor.frames
+        if fixed_len and frames is not None and frames != fixed_len:
+            raise ConfigurationError(
+                f'{getattr(model, "model_name", type(model).__name__)} takes exactly {fixed_len} frames (its head has a '
+                f'fixed size), but mean_signal_length={self.extractor.mean_signal_length} (--mean-signal-length) gives '
+                f'{frames}; leave it at the model\'s own ({(recorded or {}).get("mean_signal_length", "-")} samples), '
+                f'or load a model built for {frames} frames')
         if getattr(model, 'levels_pruned', False):
             raise ConfigurationError('this model was pruned to its feature levels (prune_intermediate_layers): it has '
                                      'no classifier to recognise emotions with; use the model as it was before pruning')

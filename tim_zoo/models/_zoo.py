@@ -1,9 +1,9 @@
 """The zoo's EMODB models: one pretrained tag `<model>.tim_zoo_emodb` per architecture.
 
 Each is the zoo table's recipe (docs/training.md, "The zoo") trained once on all 535 EMODB utterances. The six
-small models' files ship inside the package (`tim_zoo/models/pretrained/`); the eight larger ones (10-58 MB each)
-are not shipped: their tags look for a hub folder in the weights directory (`$TIM_ZOO_HOME/weights`) and, when it
-is absent, say which command trains and writes it there.
+small models' files ship inside the package (`tim_zoo/models/pretrained/`); the eight larger ones (9.5-32 MB each
+at 87 frames) are not shipped: their tags look for a hub folder in the weights directory (`$TIM_ZOO_HOME/weights`)
+and, when it is absent, say which command trains and writes it there.
 """
 import functools
 import json
@@ -23,6 +23,10 @@ ZOO_TAG = 'tim_zoo_emodb'
 PRETRAINED_DIR = BUNDLED_CHECKPOINT.parent
 #: the seed models whose zoo files ship inside the package (with timnet's bundled file: about 12 MB in all)
 PACKAGED = ('tim', 'at_tim', 'at_deltatim', 'at_deltatim_v2', 'multitim')
+#: the precision the packaged files trained in (`benchmarks/zoo.py`'s `tag` runs, on a Zen 4 with avx512_bf16)
+PACKAGED_PRECISION = 'bf16'
+#: a precision in words
+PRECISION_WORDS = {'bf16': 'under bf16 autocast', 'fp32': 'in fp32'}
 #: the note of a tag whose file ships inside the package
 PACKAGED_NOTE = 'It ships inside the tim_zoo package; reinstall tim_zoo if it is missing.'
 #: the zoo rows' measured accuracy (written by benchmarks/make_tables.py from docs/results/zoo_table.<model>.json,
@@ -71,6 +75,12 @@ def row_command(config: dict) -> str:
     parts += [f'--model-arg {key}={value if isinstance(value, str) else json.dumps(value)}'
               for key, value in config.get('model_args', {}).items()]
     return ' '.join(parts + [f'--threads 1 --out runs/{config["model"]}_{config["protocol"]}'])
+
+
+def tag_precision(model: str) -> str:
+    """The precision `model`'s zoo tag trained in: the packaged files under bf16 autocast (`PACKAGED_PRECISION`), a
+    larger model's in its row's (`train_command`). A row and its tag may differ: the rows left train in fp32."""
+    return PACKAGED_PRECISION if model in PACKAGED else zoo_precision(model)
 
 
 def zoo_precision(model: str) -> str:
@@ -134,8 +144,9 @@ def _recipe_accuracy(row: Optional[dict]) -> Optional[dict]:
         return None
     seeds = f' x {row["repeats"]} seeds' if row['repeats'] > 1 else ''
     length = f', {row["frames"]} frames' if 'frames' in row else ''
+    precision = f', {row["precision"]}' if row.get('precision') else ''
     return dict(war=row['war_mean'], war_std=row['war_std'], results=row['results'],
-                over=f'recipe, {row["splits"]} folds{seeds}',
+                over=f'recipe, {row["splits"]} folds{seeds}{length}{precision}',
                 what=f'its recipe trained on 9 of the 10 EMODB folds and tested on the tenth{length}: '
                      f'{_spread(row)}')
 
@@ -173,8 +184,8 @@ def _spread(row: dict) -> str:
                   f'over the seeds; the seeds\' means spread ± {row["seed_war_std"]:.1f})')
     else:
         spread = f'the mean, ± the std over the {row["splits"]} folds'
-    precision = {'bf16': 'under bf16 autocast', 'fp32': 'in fp32'}.get(row.get('precision'))
-    return spread + (f', trained {precision}' if precision else '')
+    precision = PRECISION_WORDS.get(row.get('precision'))
+    return spread + (f', the row trained {precision}' if precision else '')
 
 
 def accuracy_note(model: str) -> str:
@@ -184,8 +195,10 @@ def accuracy_note(model: str) -> str:
     if row is None:
         return (f'{model}.{ZOO_TAG}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, '
                 f'10 folds, speakers mixed){beside}; treat its answers as unvalidated')
+    these = (f'; these weights are the recipe once on all 535 utterances, trained {PRECISION_WORDS[tag_precision(model)]}'
+             if model in PACKAGED else '')
     return (f'{model}.{ZOO_TAG}: its recipe scores {_figure(row)} on held-out EMODB folds (the zoo table: 10 folds, '
-            f'speakers mixed; {_spread(row)}){beside}')
+            f'speakers mixed; {_spread(row)}){these}{beside}')
 
 
 def tag_notes(pretrained_cfg: Optional[dict]) -> List[str]:
@@ -201,7 +214,8 @@ def zoo_cfg(model: str) -> dict:
     """The pretrained config of `model`'s zoo tag."""
     row = zoo_accuracy(model)
     what = (f'{model} trained by tim_zoo on all 535 EMODB utterances (7 classes) with the zoo table\'s recipe '
-            f'({zoo_recipe(model)}, MFCC order 1, 87 frames: the 2.0 s recordings, level "peak"; held-out '
+            f'({zoo_recipe(model)}, {PRECISION_WORDS[tag_precision(model)]}, MFCC order 1, 87 frames: the 2.0 s '
+            f'recordings, level "peak"; held-out '
             f'accuracy of its recipe: {_figure(row) if row else "not measured yet"}, the zoo table)')
     if model in PACKAGED:
         return audio_cfg(file=str(packaged_file(model)), num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,

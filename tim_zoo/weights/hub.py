@@ -92,8 +92,12 @@ def find_weight_file(
                 looked[-1] += f'; download failed: {type(e).__name__}'
     if not looked:
         raise WeightsNotFoundError(f'{name} names no weight file (file or hf_hub_id in its pretrained config)')
-    where = (f'Put the file in {weights_dir()} (`tim-zoo weights` lists what belongs where), or pass its path: '
-             f'pretrained_cfg_overlay=dict(file=PATH)' if file else
-             'Pass a file instead: pretrained_cfg_overlay=dict(file=PATH)')
+    elsewhere = ('pretrained_cfg_overlay=dict(file=PATH) in Python; with tim-zoo predict, --checkpoint PATH or '
+                 '--model local-dir:FOLDER')
+    if file and not Path(file).is_absolute():
+        where = (f'Put it at {weights_dir() / file} (`tim-zoo weights` lists what belongs where), or load a copy '
+                 f'from elsewhere: {elsewhere}')
+    else:
+        where = f'Load a file from elsewhere: {elsewhere}'
     raise WeightsNotFoundError(
         f'no weights for {name}; looked for ' + ', '.join(looked) + '. ' + (published + ' ' if published else '') + where)
