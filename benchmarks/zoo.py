@@ -237,12 +237,15 @@ if TABLE_FEATURES is not None:
         return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
                    compile='on' if model == 'timnet' else 'off', precision=precision or zoo_precision(model),
                    extra=extra, order=order)
-    RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table') for m in sorted(TABLE_MODELS, key=lambda m: m not in TIER2_MODELS)]
-    RUNS_LIST += [_table_run(f'finding.{name}', m, args, 'finding') for name, m, args, _ in FINDINGS if m not in TIER2_MODELS]
+    RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table')
+                  for m in sorted(TABLE_MODELS, key=lambda m: m not in TIER2_MODELS)]
+    RUNS_LIST += [_table_run(f'finding.{name}', m, args, 'finding')
+                  for name, m, args, _ in FINDINGS if m not in TIER2_MODELS]
     # the published models (`<model>.tim_zoo_emodb`): the table recipe once on all 535 utterances (under bf16 autocast
     # on a Zen 4: `tag_precision`); first, they are short (about 1.25 folds each). timnet's tag is the bundled model
     # (timnet.paper at the release's 188 frames, tim_zoo.pretrained), which the table does not replace
-    RUNS_LIST += [dataclasses.replace(_table_run(f'tag.{m}', m, {}, 'tag', tag_precision(m)), protocol='all', folds=(1,), order=-1)
+    RUNS_LIST += [dataclasses.replace(_table_run(f'tag.{m}', m, {}, 'tag', tag_precision(m)), protocol='all',
+                                      folds=(1,), order=-1)
                   for m in TIER2_MODELS if m != 'timnet']
     # tier 2: repeats 2 and 3 (training seeds 47, 48 on the same splits) and leave one speaker out (EMODB's 10
     # speakers), and the findings on these models, model by model: a `SEED_TIER2` model's fp32 repeat 1 first (its

@@ -39,6 +39,10 @@ def test_unknown_pretrained_tag_suggests_close_tags():
             tim_zoo.create_model('tim.tim_zoo_emdb', pretrained=pretrained)
     with pytest.raises(UnknownModelError, match=r'did you mean timnet.emodb_46'):
         tim_zoo.create_model('timnet.emodb_64', pretrained=True)
+    # another architecture's tag: which one has it
+    with pytest.raises(UnknownModelError, match=r"tim has no pretrained tag 'emodb_46'\. 'emodb_46' is a tag of "
+                                                r"timnet\. Its tags: tim_zoo_emodb"):
+        tim_zoo.create_model('tim.emodb_46', pretrained=True)
 
 
 def test_recognizer_from_a_model_name_or_a_mistyped_tag(tmp_path):

@@ -59,6 +59,8 @@ def check_model_name(model_name: str) -> None:
         tags = [n.split('.', 1)[1] for n in published]
         close = difflib.get_close_matches(tag.lower(), tags, n=3, cutoff=0.5)
         hint = f'; did you mean {", ".join(f"{arch}.{t}" for t in close)}?' if close else '.'
+        elsewhere = sorted(n.split('.', 1)[0] for n in timm.list_pretrained(f'*.{tag}') if is_model(n))
+        hint += f' {tag!r} is a tag of {", ".join(elsewhere)}.' if elsewhere else ''
         raise UnknownModelError(f'{arch} has no pretrained tag {tag!r}{hint} Its tags: {", ".join(tags)} '
                                 f'(tim-zoo weights "{arch}.*" lists them with their files)')
 

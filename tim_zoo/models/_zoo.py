@@ -195,8 +195,8 @@ def accuracy_note(model: str) -> str:
     if row is None:
         return (f'{model}.{ZOO_TAG}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, '
                 f'10 folds, speakers mixed){beside}; treat its answers as unvalidated')
-    these = (f'; these weights are the recipe once on all 535 utterances, trained {PRECISION_WORDS[tag_precision(model)]}'
-             if model in PACKAGED else '')
+    these = (f'; these weights are the recipe once on all 535 utterances, trained '
+             f'{PRECISION_WORDS[tag_precision(model)]}' if model in PACKAGED else '')
     return (f'{model}.{ZOO_TAG}: its recipe scores {_figure(row)} on held-out EMODB folds (the zoo table: 10 folds, '
             f'speakers mixed; {_spread(row)}){these}{beside}')
 

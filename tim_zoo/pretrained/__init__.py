@@ -14,7 +14,7 @@ and `RUN/all/last.safetensors` copied here (trained on one CPU core, torch 2.14.
 repeat it bit for bit).
 
 The checkpoint's metadata holds the full training configuration. It has seen every EMODB file; its accuracy
-on unseen utterances is what the 10-fold runs in docs/training.md measure (85.9 ± 0.6 % over three seeds),
+on unseen utterances is what the 10-fold runs in docs/training.md measure (85.9 % over three training seeds, whose means have a sample std of 0.6),
 on unseen speakers what the leave-one-speaker-out runs there measure.
 """
 from .._factory import create_model
