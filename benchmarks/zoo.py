@@ -206,7 +206,8 @@ TIER2_PRECISION = 'fp32'
 #: `repeat.<m>.r1`, the row's command in fp32 (the same seed and splits), so that their three repeats share one
 #: precision and, paired with the bf16 row, check bf16 autocast on a full 10-fold test run
 SEED_TIER2 = tuple(m for m in TIER2_MODELS if zoo_precision(m) != TIER2_PRECISION)
-#: `start`'s order after the probes and the published models (order -1): first (1) these runs, which finish what a
+#: `start`'s order after the probes and the published models (order -1), and the bf16 rows' folds left (0, which
+#: only a CPU with native bf16 runs): first (1) these runs, which finish what a
 #: page shows in part (tim's tier 2) and give tier 3 its four findings (at_deltatim's two, on its fp32 repeat 1); then
 #: (2) the tier-1 rows still missing, the small models' first; then (3) the rest of tier 2 and the findings left;
 #: last (4) rows whose recipe is still probed (`RECIPE_PENDING`)
@@ -233,9 +234,12 @@ if TABLE_FEATURES is not None:
         extra = []
         for key, value in model_args.items():         # the CLI reads JSON values; a string goes as it is
             extra += ['--model-arg', f'{key}={value if isinstance(value, str) else json.dumps(value)}']
-        order = 4 if model in RECIPE_PENDING else 1 if name in FIRST_RUNS else 2 if stage == 'table' else 3
+        precision = precision or zoo_precision(model)
+        # a bf16 row's folds run only on a CPU with native bf16 (unsupported elsewhere): first where one is lent
+        order = (4 if model in RECIPE_PENDING else 0 if precision == 'bf16' else 1 if name in FIRST_RUNS
+                 else 2 if stage == 'table' else 3)
         return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
-                   compile='on' if model == 'timnet' else 'off', precision=precision or zoo_precision(model),
+                   compile='on' if model == 'timnet' else 'off', precision=precision,
                    extra=extra, order=order)
     RUNS_LIST += [_table_run(f'table.{m}', m, {}, 'table')
                   for m in sorted(TABLE_MODELS, key=lambda m: m not in TIER2_MODELS)]
