@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import tim_zoo
-from tim_zoo.exceptions import WeightsNotFoundError
+from tim_zoo.exceptions import ConfigurationError, WeightsNotFoundError
 from tim_zoo.models._zoo import PACKAGED, ZOO_TAG, packaged_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,36 @@ def test_a_large_tag_without_its_folder_names_the_command_and_the_place(tmp_path
     message = str(caught.value)
     assert f'Put it at {tmp_path / "weights" / "set_official.tim_zoo_emodb" / "model.safetensors"}' in message
     assert '--checkpoint PATH or --model local-dir:FOLDER' in message
+
+
+def test_weights_in_a_large_tags_place_must_record_the_tags_training(tmp_path, monkeypatch):
+    """Any weights put where a tag's hub folder goes would load as the tag's, with its row's accuracy in the notes:
+    they must record the tag's training (EMODB, all 535 utterances, the zoo recipe)."""
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
+    folder = tmp_path / 'weights' / 'transformer_tim.tim_zoo_emodb'
+    untrained = tim_zoo.create_model('transformer_tim', num_classes=7, seq_len=87)
+    tim_zoo.save_for_hub(untrained, folder, label_names=list(tim_zoo.models._zoo.EMODB_LABELS))
+    with pytest.raises(ConfigurationError, match=r"does not hold the weights of transformer_tim.tim_zoo_emodb: it "
+                                                 r"records corpus None \(the tag's: 'emodb'\), protocol None"):
+        tim_zoo.create_model('transformer_tim', pretrained=True)
+    trained = tmp_path / 'all.safetensors'
+    tim_zoo.save_checkpoint(untrained, trained, label_names=list(tim_zoo.models._zoo.EMODB_LABELS),
+                            feature_settings=dict(corpus='emodb'),
+                            extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all'),
+                                       train_config=dict(recipe='seed.emodb', protocol='all')))
+    tim_zoo.save_for_hub(tim_zoo.load_checkpoint(trained), folder, checkpoint=trained)
+    with pytest.raises(ConfigurationError, match=r"recipe 'seed.emodb' \(the tag's: 'transformer.emodb'\)"):
+        tim_zoo.create_model('transformer_tim', pretrained=True)
+    tim_zoo.save_checkpoint(untrained, trained, label_names=list(tim_zoo.models._zoo.EMODB_LABELS),
+                            feature_settings=dict(corpus='emodb'),
+                            extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all'),
+                                       train_config=dict(recipe='transformer.emodb', protocol='all')))
+    tim_zoo.save_for_hub(tim_zoo.load_checkpoint(trained), folder, checkpoint=trained)
+    model = tim_zoo.create_model('transformer_tim', pretrained=True)
+    assert model.pretrained_cfg['tag'] == ZOO_TAG and model.pretrained_cfg['trained_on']['protocol'] == 'all'
+    other = tim_zoo.create_model('transformer_tim', pretrained=True,            # without the tag: taken as it is
+                                 pretrained_cfg_overlay=dict(file=str(tmp_path / 'all.safetensors')))
+    assert other.pretrained_cfg.get('tag') != ZOO_TAG
 
 
 def _row_figures(model):

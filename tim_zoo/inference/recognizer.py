@@ -13,10 +13,12 @@ from .._utils import progress
 from .._validation import check_choice, resolve_device
 from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
+from ..data.known_utterances import identify_utterance, known_utterances
 from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
+from ..train.protocols import seen_utterances
 from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES, untrained_head
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
@@ -63,6 +65,7 @@ class _Item:
     probabilities: List[np.ndarray] = field(default_factory=list)
     error_type: type = AudioError                          # what `predict` raises for this input's error
     hum: Optional[tuple] = None                            # (mains frequency, share of the energy) of a strong hum
+    seen: Optional[tuple] = None                           # (utterance, "content"/"name") the weights trained on
     clipping_known: bool = True                            # full-scale samples mean clipping (`AudioInput`)
 
 
@@ -169,6 +172,10 @@ class EmotionRecognizer:
         #: prediction's notes say too
         untrained = self._untrained_head_note()             # then the tag's figures are not this model's
         self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
+        #: the utterances of a known corpus the weights trained on (`tim_zoo.train.protocols.seen_utterances`), which
+        #: a prediction's notes name when its recording is one of them; None when not known
+        self.trained_on = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
+        self.seen_utterances = seen_utterances(self.trained_on)
 
     # --- constructors --------------------------------------------------------------------------------
 
@@ -359,6 +366,10 @@ class EmotionRecognizer:
             item.result.file = audio.name
         item.result.notes += audio.notes
         item.native_rate = audio.rate
+        if self.seen_utterances is not None:
+            found = identify_utterance(known_utterances(self.trained_on['corpus']), item.result.file,
+                                       getattr(audio, 'signal', None), audio.rate)
+            item.seen = found if found and found[0] in self.seen_utterances else None
         item.clipping_known = audio.clipping_known
         if isinstance(audio, StreamedInput):               # its level and clipping are measured as it is read
             item.stream = audio
@@ -539,6 +550,8 @@ class EmotionRecognizer:
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
         result.notes += ([head_note] if head_note else []) + self._notes(item, len(rows))
+        if rows and item.seen:
+            result.notes.append(self._seen_note(*item.seen))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'
         if rows:
@@ -579,6 +592,18 @@ class EmotionRecognizer:
         return (f'the model\'s classifier is untrained: loading {source} kept only its body (another class count, '
                 f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
                 if source else '')
+
+    def _seen_note(self, utterance: str, how: str) -> str:
+        record, corpus = self.trained_on, self.trained_on['corpus'].upper()
+        split = str(record.get('split'))
+        which = {'all': f'all of {corpus}', 'kfold': f'every {corpus} utterance but {split.replace("fold", "fold ")}\'s '
+                                                     f'test set',
+                 'loso': f'every {corpus} speaker but {split.replace("speaker_", "")}'}.get(
+                     record.get('protocol'), 'its training part')
+        return (f'this recording is {corpus}\'s {utterance} (by its {"content" if how == "content" else "file name"}), '
+                f'one of the {len(self.seen_utterances)} utterances these weights trained on ({which}): the model '
+                f'learned this answer, so it says nothing of how the model judges speech it has not heard (its '
+                f'held-out accuracy does)')
 
     def _named(self, p: np.ndarray) -> dict:
         return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}

@@ -27,7 +27,7 @@ from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file
 from ..weights.hub_folder import HUB_WEIGHTS
-from ..weights.load import warn_other_arguments, weight_source
+from ..weights.load import warn_other_arguments, weight_source, weights_trained_on
 
 
 #: the keyword arguments `create_model` (timm's builder) takes itself: a misspelt one reaches the model's constructor
@@ -502,6 +502,22 @@ def _resolve_cfg(name: str, pretrained_cfg, overlay):
                                    f'hf_hub_filename, label_names, ...: timm\'s PretrainedCfg)') from e
 
 
+def _check_tag_training(name: str, variant: str, path, meta: dict) -> None:
+    """Refuse weights for the tag `name` that do not record the training its weights had (`TAG_TRAINING`)."""
+    expected = TAG_TRAINING.get(name)
+    if not expected:
+        return
+    record = weights_trained_on(meta) or {}
+    got = dict(corpus=record.get('corpus'), protocol=record.get('protocol'),
+               recipe=((meta.get('extra') or {}).get('train_config') or {}).get('recipe'))
+    wrong = [f'{k} {got[k]!r} (the tag\'s: {v!r})' for k, v in expected.items() if got[k] != v]
+    if wrong:
+        raise ConfigurationError(
+            f'{path} does not hold the weights of {name}: it records {", ".join(wrong)}; put the tag\'s own file '
+            f'there, or load this one without the tag: create_model("{variant}", pretrained=True, '
+            f'pretrained_cfg_overlay=dict(file=PATH))')
+
+
 def audio_cfg(**kwargs) -> dict:
     """A timm pretrained config for an audio model.
 
@@ -535,6 +551,9 @@ DESIGN_FEATURES: Dict[str, dict] = {}
 #: architecture -> the tag `pretrained=True` loads when no tag (and no file) is named, as timm resolves an
 #: architecture to its default tag; architectures without published weights are absent
 DEFAULT_TAGS: Dict[str, str] = {}
+#: per pretrained tag (`arch.tag`), what its weights must record of their training (the zoo's tags: the corpus, the
+#: protocol and the recipe), so that other weights placed where the tag's file goes are not taken for the tag's
+TAG_TRAINING: Dict[str, dict] = {}
 
 
 #: timm's feature classes a tim_zoo model offers: each returns the levels `forward_intermediates` returns
@@ -632,6 +651,7 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
         from_file = meta.get('model_args') or {}
         chosen.update(from_file)
         model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
+        _check_tag_training(name, variant, path, meta)
         for key, value in from_file.items():             # the file's own arguments, unless the caller chose
             if key not in given:
                 kwargs[key] = value
@@ -650,8 +670,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
         head_loaded = not head_reset
         warn_other_arguments(model, meta, source, head_reset)    # the caller's arguments against the file's
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
-    apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata')),
-                   head_loaded=head_loaded)
+    apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata'),
+                               trained_on=weights_trained_on(meta)), head_loaded=head_loaded)
     model.refresh_pretrained_cfg()
     if features_only:
         model = feature_net(model, feature_cls, out_indices)

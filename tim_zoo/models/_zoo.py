@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 from timm.models import generate_default_cfgs
 
 from ..weights.hub import weights_dir
-from ._base import DEFAULT_TAGS, audio_cfg
+from ._base import DEFAULT_TAGS, TAG_TRAINING, audio_cfg
 from .timnet_releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES, release_tag
 
 #: the tag of every zoo model (timnet's is the bundled model `tim-zoo predict` uses)
@@ -244,3 +244,4 @@ def load_zoo_tag_by_default(cfgs: Dict[str, object], model: str) -> None:
     cfgs[model].tags.remove('')
     cfgs[model].tags.appendleft('')
     DEFAULT_TAGS[model] = ZOO_TAG
+    TAG_TRAINING[f'{model}.{ZOO_TAG}'] = dict(corpus='emodb', protocol='all', recipe=zoo_recipe(model))

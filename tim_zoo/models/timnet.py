@@ -200,8 +200,11 @@ class TIMNet(SERModel):
         release = find_release(path)
         if release:
             settings = release_metadata(release)
-            meta.update(label_names=settings['label_names'], feature_settings=settings,
-                        published_fold=published_fold(keras.sha256, release))
+            fold = published_fold(keras.sha256, release)
+            meta.update(label_names=settings['label_names'], feature_settings=settings, published_fold=fold)
+            if fold:                                       # the authors trained fold k's model on the other nine
+                meta['trained_on'] = dict(corpus=settings['corpus'].lower(), protocol='kfold', split=f'fold{fold}',
+                                          folds=10, seed=settings['kfold_seed'], val_fraction=0.0, whole_corpus=True)
         return keras.state_dict, meta
 
     @classmethod

@@ -233,8 +233,13 @@ class SplitTrainer:
         if self.rank == 0:
             save_checkpoint(self.model, path, label_names=self.meta.get('label_names'),
                             feature_settings=self.meta.get('feature_settings'),
-                            extra=dict(extra, train_config=json.loads(self.cfg.to_json())),
+                            extra=dict(extra, train_config=json.loads(self.cfg.to_json()), **self._trained_on()),
                             builder=self.meta.get('builder'), builder_args=self.meta.get('builder_args'))
+
+    def _trained_on(self) -> dict:
+        """`{"trained_on": ...}`: the run's record of its utterances with this split's name, or {} without one."""
+        record = self.meta.get('trained_on')
+        return dict(trained_on=dict(record, split=self.split.name)) if record else {}
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """This split's training samples in the order of `epoch` (its own seeded shuffle), on the device that holds
@@ -395,7 +400,9 @@ def train_split(
 
     Returns the fold's result (also written to `fold_dir/result.json`): test WAR/UAR/confusion matrix,
     the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy, UAR and loss).
-    `checkpoint_meta` (label_names, feature_settings) goes into the saved checkpoints. `seed` (default `cfg.seed`)
+    `checkpoint_meta` (label_names, feature_settings; `trained_on`, the record of the corpus' utterances
+    `tim_zoo.train.protocols.trained_on` makes, to which each checkpoint adds its split's name) goes into the saved
+    checkpoints. `seed` (default `cfg.seed`)
     draws the batches; repeats of a protocol train the same splits with other seeds.
 
     Under `torch.distributed` (`torchrun`) every process takes its share of each batch (sample
@@ -410,7 +417,7 @@ def train_split(
 
 
 #: the keys of `train_split`'s `checkpoint_meta`
-CHECKPOINT_META_KEYS = ('label_names', 'feature_settings', 'builder', 'builder_args')
+CHECKPOINT_META_KEYS = ('label_names', 'feature_settings', 'builder', 'builder_args', 'trained_on')
 
 
 def check_checkpoint_meta(meta: Optional[dict]) -> dict:

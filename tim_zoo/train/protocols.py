@@ -1,9 +1,10 @@
 """Train / validation / test splits: k-fold (the authors' folds), leave one speaker out, hold-out."""
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence
 
 import numpy as np
 
+from ..data.known_utterances import known_utterances, names_digest
 from ..evaluation import kfold_splits
 from ..exceptions import DatasetError
 
@@ -79,3 +80,37 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
         test, val, train = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
         return [Split('holdout', np.sort(train), np.sort(val), np.sort(test))]
     raise DatasetError(f'unknown protocol {protocol!r}; expected kfold, loso, holdout or all')
+
+
+def trained_on(corpus: str, protocol: str, split: str, folds: int, seed: int, val_fraction: float,
+               names: Sequence[str]) -> dict:
+    """What a checkpoint records of the utterances it trained on: the corpus, the split of the protocol, and the
+    names of the corpus' utterances in order as `names_sha256` (`tim_zoo.data.known_utterances.names_digest`), by
+    which the split's utterances can be named again (`seen_utterances`)."""
+    return dict(corpus=corpus, protocol=protocol, split=split, folds=folds, seed=seed, val_fraction=val_fraction,
+                utterances=len(names), names_sha256=names_digest(names))
+
+
+def seen_utterances(record: Optional[dict]) -> Optional[FrozenSet[str]]:
+    """The names of the utterances a model's weights trained on (with those it chose its epoch on), from what its
+    weights record (`trained_on`); None when that is not known: no record, a corpus the package has no table of
+    (`tim_zoo.data.known_utterances`), or a split of another list of utterances than the table's."""
+    if not record or not isinstance(record, dict):
+        return None
+    table = known_utterances(record.get('corpus'))
+    if table is None:
+        return None
+    if record.get('protocol') == 'all':
+        return frozenset(table.names)
+    if record.get('names_sha256') != table.digest and not record.get('whole_corpus'):
+        return None                                       # `whole_corpus`: the TIM-Net authors' folds of the corpus
+    try:
+        splits = make_splits(record['protocol'], len(table.names), table.speakers, int(record['folds']),
+                             int(record['seed']), float(record.get('val_fraction') or 0.0))
+    except (KeyError, TypeError, ValueError, DatasetError):
+        return None
+    test = next((s.test for s in splits if s.name == record.get('split')), None)
+    if test is None:
+        return None
+    held_out = set(test.tolist())
+    return frozenset(n for i, n in enumerate(table.names) if i not in held_out)

@@ -14,6 +14,7 @@ from .._utils import atomic_write, chosen_for_the_caller, progress, require
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import gmm_frame_selection
+from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights import load_weights
@@ -24,7 +25,7 @@ from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, compi
                      on_device, run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
-from .protocols import SPEAKER_HINT, make_splits
+from .protocols import SPEAKER_HINT, make_splits, seen_utterances, trained_on
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 
 
@@ -272,6 +273,8 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         model = create_training_model(cfg, len(features.label_names), features.x.shape[1], frames)
     if model_builder(cfg.model) is not None:
         _check_output(model, cfg, features)
+    if cfg.init:
+        _check_init_held_out(cfg, features, model, splits)
     if cfg.init_hook:                                     # on a few utterances: a failing hook stops nothing written
         x = torch.as_tensor(features.x[:16], dtype=torch.float32)
         try:
@@ -279,6 +282,35 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         except Exception as e:  # noqa: BLE001 -- the user's hook: any failure is reported with what it got
             raise ConfigurationError(f'init_hook {cfg.init_hook}(model, x {list(x.shape)}) fails: '
                                      f'{type(e).__name__}: {e}') from e
+
+
+def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -> None:
+    """Refuse initial weights that trained on test utterances of the chosen splits (by the record the weights keep:
+    `tim_zoo.train.protocols.seen_utterances`): their test accuracy would not be held out."""
+    seen = seen_utterances((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'))
+    if not seen or len(features.paths) != len(features.y):
+        return
+    names = [utterance_name(p) for p in features.paths]
+    heard = [(split.name, sum(names[j] in seen for j in split.test), len(split.test))
+             for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
+    heard = [h for h in heard if h[1]]
+    if heard:
+        listed = ', '.join(f'{n} of {total} in {name}' for name, n, total in heard[:4]) + (' ...' if len(heard) > 4 else '')
+        raise ConfigurationError(
+            f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so their '
+            f'test accuracy would not be held out; start from weights that did not hear them (a TIM-Net release '
+            f'fold model k is held out on fold k of its seed: --protocol kfold --seed 46 --fold k for EMODB_46), '
+            f'from scratch, or train on all of it (--protocol all), which tests nothing')
+
+
+def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:
+    """What each checkpoint of the run records of its training utterances (`trained_on`, the split added as it is
+    saved), or None when the features name no corpus or files."""
+    corpus = (features.settings or {}).get('corpus')
+    if not corpus or len(features.paths) != len(features.y):
+        return None
+    return trained_on(corpus, cfg.protocol, '', cfg.folds, cfg.seed, cfg.val_fraction,
+                      [utterance_name(p) for p in features.paths])
 
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
@@ -292,6 +324,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
     meta = dict(label_names=list(features.label_names), feature_settings=features.settings,
+                trained_on=_trained_on(cfg, features),
                 **checkpoint_builder(cfg, len(features.label_names), x.shape[1], x.shape[2]))
     log.info('training %s (%s) on %d samples, %d classes, %s protocol: %d split%s%s', cfg.model, cfg.recipe, len(y),
              num_classes, cfg.protocol, len(chosen), 's' if len(chosen) != 1 else '',

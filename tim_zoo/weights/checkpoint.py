@@ -57,7 +57,9 @@ def save_checkpoint(
         model: a model built by `tim_zoo.create_model`, or any module `builder` builds.
         label_names: class names in output order (default: `model.label_names`).
         feature_settings: how inputs were computed (default: the release settings in `model.pretrained_cfg`).
-        extra: any further JSON-serialisable information.
+        extra: any further JSON-serialisable information. The record of the utterances the model's weights trained
+            on (`model.pretrained_cfg["trained_on"]`, kept from the weights it was loaded from) is added as
+            `trained_on` unless `extra` has one: weights re-saved, converted or fine-tuned have still heard them.
         builder: for a model composed of blocks: the importable function that builds it (the function, or
             `"package.module:function"`). Only its name and `builder_args` (JSON) are stored, never code;
             `load_checkpoint` calls `builder(**builder_args)` and loads the weights into the result.
@@ -88,6 +90,9 @@ def save_checkpoint(
         raise WeightFileError(f'{len(labels)} label names for a model with {num_classes} classes')
     if feature_settings is None:
         feature_settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
+    heard = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
+    if heard and 'trained_on' not in (extra or {}):
+        extra = dict(extra or {}, trained_on=heard)
     meta = dict(
         format=FORMAT, architecture=arch, builder=name, model_args=model_args, model_defaults=MODEL_DEFAULTS,
         label_names=labels,

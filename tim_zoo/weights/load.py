@@ -2,7 +2,7 @@
 import pickle
 import warnings
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -92,10 +92,25 @@ def untrained_head(model) -> str:
     return source if all(k in state and torch.equal(state[k].detach().cpu(), v.cpu()) for k, v in fresh.items()) else ''
 
 
+def weights_trained_on(meta: dict) -> Optional[dict]:
+    """What weight metadata records of the utterances the weights trained on (`trained_on`: corpus, protocol,
+    split, ...; see `tim_zoo.train.protocols.seen_utterances`), or None. A tim_zoo checkpoint from before the record
+    was kept, trained on all of a corpus (`--protocol all`), says so by its training configuration."""
+    extra = meta.get('extra') or {}
+    record = meta.get('trained_on') or extra.get('trained_on')
+    if record:
+        return dict(record)
+    corpus = (meta.get('feature_settings') or {}).get('corpus')
+    if (extra.get('train_config') or {}).get('protocol') == 'all' and corpus:
+        return dict(corpus=corpus, protocol='all', split='all')
+    return None
+
+
 def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
-    """Set label names and feature settings recorded with the weights: the one place where they are set, however
-    the weights arrive. Label names only when the classifier came from the weights (`head_loaded`); a release's
-    label list inside the feature settings is dropped with them."""
+    """Set label names, feature settings and the record of the training utterances (`weights_trained_on`) kept with
+    the weights: the one place where they are set, however the weights arrive. Label names only when the classifier
+    came from the weights (`head_loaded`); a release's label list inside the feature settings is dropped with them.
+    The record is kept whether the head loaded or not: the body learned from those utterances either way."""
     labels = meta.get('label_names')
     if head_loaded and labels and len(labels) == getattr(model, 'num_classes', len(labels)):
         model.label_names = list(labels)
@@ -107,6 +122,11 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
         if named and (not head_loaded or len(named) != getattr(model, 'num_classes', len(named))):
             settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
+    record = weights_trained_on(meta)
+    if isinstance(getattr(model, 'pretrained_cfg', None), dict):
+        model.pretrained_cfg.pop('trained_on', None)      # weights loaded over others: theirs only
+        if record:
+            model.pretrained_cfg['trained_on'] = record
     if hasattr(model, 'refresh_pretrained_cfg'):           # a tim_zoo model: input_size, input_features, ... follow
         model.refresh_pretrained_cfg()
 

@@ -1,0 +1,143 @@
+"""Recordings the weights trained on: the packaged EMODB table, the record checkpoints keep of their training
+utterances, the note of a prediction on one of them, and training refused when its initial weights heard its test
+utterances."""
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import tim_zoo
+from tim_zoo.data.known_utterances import (
+    audio_fingerprint, identify_utterance, known_utterances, names_digest, write_utterance_table,
+)
+from tim_zoo.exceptions import ConfigurationError
+from tim_zoo.train import TrainConfig, make_splits, run_training
+from tim_zoo.train.protocols import seen_utterances, trained_on
+
+from test_train import TINY, _features
+
+EMODB = known_utterances('emodb')
+
+
+def _emodb_wav(shared_dir, name):
+    return shared_dir / 'data' / 'emodb' / 'wav' / f'{name}.wav'
+
+
+def test_the_packaged_emodb_table_is_the_shared_copy_in_corpus_order(shared_dir, tmp_path):
+    from tim_zoo.data import load_corpus
+    from tim_zoo.inference.audio_input import open_input
+    corpus = load_corpus('emodb', shared_dir / 'data' / 'emodb')
+    write_utterance_table(corpus, tmp_path / 'emodb.tsv')
+    assert (tmp_path / 'emodb.tsv').read_text() == \
+        (tim_zoo.data.known_utterances.Path(tim_zoo.data.known_utterances.__file__).with_name(
+            'emodb_utterances.tsv')).read_text()
+    assert len(EMODB.names) == 535 and len(set(EMODB.fingerprints)) == 535
+    assert list(EMODB.speakers) == corpus.speakers
+    for i in (0, 101, 534):                                 # the recognizer's reading (DC offset removed) agrees
+        audio = open_input(corpus[i].path)
+        assert audio_fingerprint(audio.signal, audio.rate) == EMODB.fingerprints[i]
+
+
+def test_a_fingerprint_ignores_dc_and_the_reading_but_not_the_content():
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-20000, 20000, size=4000).astype(np.int16)
+    x = pcm / 32768.0
+    key = audio_fingerprint(x, 16000)
+    assert audio_fingerprint(x.astype(np.float32), 16000) == key
+    assert audio_fingerprint((x - x.mean()).astype(np.float32), 16000) == key   # a DC offset removed
+    assert audio_fingerprint(x, 22050) != key
+    assert audio_fingerprint(0.5 * x, 16000) != key
+    assert audio_fingerprint(x[:-1], 16000) != key
+    assert audio_fingerprint(np.roll(x, 1), 16000) != key
+
+
+def test_an_utterance_is_known_by_its_content_or_its_name():
+    assert identify_utterance(EMODB, name='/my/copy/03a01Wa.flac') == ('03a01Wa', 'name')
+    assert identify_utterance(EMODB, name='03a01Wa_copy.wav') is None
+    assert identify_utterance(EMODB, name=None, signal=np.zeros(100, np.float32), rate=16000) is None
+    assert known_utterances('EMODB') is EMODB and known_utterances('casia') is None
+
+
+def test_seen_utterances_follow_the_record_of_the_split():
+    assert seen_utterances({'corpus': 'emodb', 'protocol': 'all', 'split': 'all'}) == frozenset(EMODB.names)
+    record = trained_on('emodb', 'kfold', 'fold3', 10, 46, 0.1, EMODB.names)
+    assert record['names_sha256'] == names_digest(EMODB.names) == EMODB.digest
+    test = make_splits('kfold', 535, None, 10, 46, 0.1)[2].test
+    seen = seen_utterances(record)
+    assert seen == frozenset(EMODB.names) - {EMODB.names[i] for i in test} and len(seen) == 535 - len(test)
+    speaker = seen_utterances(dict(record, protocol='loso', split='speaker_03'))
+    assert speaker == frozenset(n for n, s in zip(EMODB.names, EMODB.speakers) if s != '03')
+    assert seen_utterances(dict(record, names_sha256='another list')) is None     # its indices name other files
+    assert seen_utterances(dict(record, names_sha256=None, whole_corpus=True)) == seen    # the authors' folds
+    assert seen_utterances(dict(record, split='fold11')) is None
+    assert seen_utterances(dict(record, corpus='casia')) is None
+    assert seen_utterances(None) is None
+
+
+def test_published_weights_record_what_they_trained_on(shared_dir):
+    tag = tim_zoo.create_model('at_tim.tim_zoo_emodb', pretrained=True)
+    assert seen_utterances(tag.pretrained_cfg['trained_on']) == frozenset(EMODB.names)
+    keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
+    fold3 = tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(keras)))
+    record = fold3.pretrained_cfg['trained_on']
+    assert (record['split'], record['seed']) == ('fold3', 46)        # by the file's hash, not the tag's fold 1
+    assert len(seen_utterances(record)) == 481
+    fresh = tim_zoo.create_model('at_tim')
+    assert 'trained_on' not in fresh.pretrained_cfg
+
+
+def test_a_prediction_on_a_training_utterance_says_so(shared_dir, tmp_path, speech_like):
+    rec = tim_zoo.EmotionRecognizer.from_pretrained('tim.tim_zoo_emodb')
+    path = _emodb_wav(shared_dir, '14a02Tb')
+    note = "EMODB's 14a02Tb (by its content), one of the 535 utterances these weights trained on (all of EMODB)"
+    assert any(note in n for n in rec.predict(path).notes)
+    signal, rate = sf.read(path, dtype='float32')
+    assert any(note in n for n in rec.predict(signal, sample_rate=rate).notes)          # a waveform
+    renamed = tmp_path / 'mine.wav'
+    renamed.write_bytes(path.read_bytes())
+    assert any(note in n for n in rec.predict(renamed).notes)
+    named = tmp_path / '03a01Wa.wav'                       # another recording under an EMODB name
+    sf.write(named, speech_like(2.0, rate), rate)
+    assert any("EMODB's 03a01Wa (by its file name)" in n for n in rec.predict(named).notes)
+    other = rec.predict(speech_like(2.0, rate), sample_rate=rate)
+    assert other.prediction and not any('trained on' in n for n in other.notes)
+
+
+def test_a_release_fold_model_notes_its_training_folds_only(shared_dir):
+    keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
+    rec = tim_zoo.EmotionRecognizer.from_keras(keras)
+    test = make_splits('kfold', 535, None, 10, 46, 0.0)[2].test
+    held_out, trained = EMODB.names[test[0]], next(n for i, n in enumerate(EMODB.names) if i not in set(test))
+    assert not any('trained on' in n for n in rec.predict(_emodb_wav(shared_dir, held_out)).notes)
+    notes = rec.predict(_emodb_wav(shared_dir, trained)).notes
+    assert any("every EMODB utterance but fold 3's test set" in n for n in notes)
+
+
+def _emodb_named(features, offset=0):
+    """`features` with EMODB's corpus and utterance names (the first of the table's), as a feature file of it."""
+    features.paths = [f'wav/{n}.wav' for n in EMODB.names[offset:offset + len(features.y)]]
+    features.settings = dict(features.settings, corpus='emodb')
+    return features
+
+
+def test_training_records_its_utterances_and_refuses_initial_weights_that_heard_its_test_set(tmp_path):
+    cfg = TrainConfig.from_recipe(None, model='timnet', model_args=dict(TINY), epochs=1, protocol='kfold', folds=3,
+                                  batch_size=16, only_folds=[2])
+    run_training(cfg, _emodb_named(_features()), tmp_path / 'run', show_progress=False)
+    weights = tmp_path / 'run' / 'fold2' / 'last.safetensors'
+    record = tim_zoo.load_checkpoint(weights).pretrained_cfg['trained_on']
+    assert (record['split'], record['utterances'], record['corpus']) == ('fold2', 60, 'emodb')
+    assert record['names_sha256'] == names_digest(EMODB.names[:60])
+    assert seen_utterances(record) is None                 # 60 utterances: not the table's list
+
+    everything = tim_zoo.create_model('timnet', num_classes=3, **TINY)
+    tim_zoo.save_checkpoint(everything, tmp_path / 'all.safetensors', feature_settings=dict(corpus='emodb'),
+                            extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all')))
+    tuned = dataclasses.replace(cfg, init=str(tmp_path / "all.safetensors"))
+    with pytest.raises(ConfigurationError, match=r'trained on test utterances of this run \(20 of 20 in fold2\)'):
+        run_training(tuned, _emodb_named(_features()), tmp_path / 'leak', show_progress=False)
+    assert not (tmp_path / 'leak').exists()
+    other = _features()                                    # another corpus' names: nothing heard
+    run_training(tuned, other, tmp_path / 'other', show_progress=False)
+    assert (tmp_path / 'other' / 'fold2' / 'last.safetensors').is_file()
