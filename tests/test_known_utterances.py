@@ -13,7 +13,8 @@ from tim_zoo.data.known_utterances import (
 )
 from tim_zoo.exceptions import ConfigurationError
 from tim_zoo.train import TrainConfig, make_splits, run_training
-from tim_zoo.train.protocols import seen_utterances, trained_on
+from tim_zoo.train.protocols import heard_by, seen_utterances, trained_on
+from tim_zoo.train.run import _check_before_writing
 
 from test_train import TINY, _features
 
@@ -61,7 +62,10 @@ def test_an_utterance_is_known_by_its_content_or_its_name():
 
 def test_seen_utterances_follow_the_record_of_the_split():
     assert seen_utterances({'corpus': 'emodb', 'protocol': 'all', 'split': 'all'}) == frozenset(EMODB.names)
-    record = trained_on('emodb', 'kfold', 'fold3', 10, 46, 0.1, EMODB.names)
+    subset = trained_on('emodb', 'all', 'all', 10, 46, 0.0, None, EMODB.names[:60])
+    assert seen_utterances(subset) is None                 # 60 of them: not the table's list, nor every utterance
+    assert seen_utterances(subset, EMODB.names[:60]) == frozenset(EMODB.names[:60])   # the run's own list
+    record = trained_on('emodb', 'kfold', 'fold3', 10, 46, 0.1, 'seed.emodb', EMODB.names)
     assert record['names_sha256'] == names_digest(EMODB.names) == EMODB.digest
     test = make_splits('kfold', 535, None, 10, 46, 0.1)[2].test
     seen = seen_utterances(record)
@@ -73,6 +77,10 @@ def test_seen_utterances_follow_the_record_of_the_split():
     assert seen_utterances(dict(record, split='fold11')) is None
     assert seen_utterances(dict(record, corpus='casia')) is None
     assert seen_utterances(None) is None
+    other = trained_on('modma', 'all', 'all', 10, 46, 0.0, None, ['a', 'b'])     # trained from weights that heard
+    assert seen_utterances(dict(other, earlier=[record])) == seen                # EMODB: they heard it still
+    assert seen_utterances(dict(other, earlier=[record]), ['a', 'b']) == seen | {'a', 'b'}
+    assert [r['corpus'] for r, _ in heard_by(dict(other, earlier=[record]), ['a', 'b'])] == ['modma', 'emodb']
 
 
 def test_published_weights_record_what_they_trained_on(shared_dir):
@@ -81,7 +89,7 @@ def test_published_weights_record_what_they_trained_on(shared_dir):
     keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
     fold3 = tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(keras)))
     record = fold3.pretrained_cfg['trained_on']
-    assert (record['split'], record['seed']) == ('fold3', 46)        # by the file's hash, not the tag's fold 1
+    assert (record['split'], record['split_seed']) == ('fold3', 46)  # by the file's hash, not the tag's fold 1
     assert len(seen_utterances(record)) == 481
     fresh = tim_zoo.create_model('at_tim')
     assert 'trained_on' not in fresh.pretrained_cfg
@@ -99,19 +107,26 @@ def test_a_prediction_on_a_training_utterance_says_so(shared_dir, tmp_path, spee
     assert any(note in n for n in rec.predict(renamed).notes)
     named = tmp_path / '03a01Wa.wav'                       # another recording under an EMODB name
     sf.write(named, speech_like(2.0, rate), rate)
-    assert any("EMODB's 03a01Wa (by its file name)" in n for n in rec.predict(named).notes)
+    assert any(n.startswith("this file is named as EMODB's 03a01Wa, one of the 535 utterances these weights trained "
+                            "on (all of EMODB): if it is that recording") for n in rec.predict(named).notes)
     other = rec.predict(speech_like(2.0, rate), sample_rate=rate)
     assert other.prediction and not any('trained on' in n for n in other.notes)
+    with pytest.warns(UserWarning, match='loaded the body'):      # an untrained head: its own note says enough
+        fresh = tim_zoo.EmotionRecognizer(tim_zoo.create_model('tim.tim_zoo_emodb', pretrained=True, num_classes=4))
+    assert not any('trained on' in n for n in fresh.predict(path).notes)
 
 
 def test_a_release_fold_model_notes_its_training_folds_only(shared_dir):
+    """The notes follow the authors' folds: none on fold 3's 54 test utterances, one on each of the others."""
     keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
     rec = tim_zoo.EmotionRecognizer.from_keras(keras)
-    test = make_splits('kfold', 535, None, 10, 46, 0.0)[2].test
-    held_out, trained = EMODB.names[test[0]], next(n for i, n in enumerate(EMODB.names) if i not in set(test))
-    assert not any('trained on' in n for n in rec.predict(_emodb_wav(shared_dir, held_out)).notes)
-    notes = rec.predict(_emodb_wav(shared_dir, trained)).notes
-    assert any("every EMODB utterance but fold 3's test set" in n for n in notes)
+    test = set(make_splits('kfold', 535, None, 10, 46, 0.0)[2].test.tolist())
+    names = [n for i, n in enumerate(EMODB.names) if i in test] + [EMODB.names[i] for i in range(0, 535, 50)
+                                                                    if i not in test]
+    results = rec.predict_many([_emodb_wav(shared_dir, n) for n in names])
+    noted = [any("one of the 481 utterances these weights trained on (every EMODB utterance but fold 3's test set)"
+                 in n for n in r.notes) for r in results]
+    assert noted == [False] * len(test) + [True] * (len(names) - len(test))
 
 
 def _emodb_named(features, offset=0):
@@ -128,8 +143,11 @@ def test_training_records_its_utterances_and_refuses_initial_weights_that_heard_
     weights = tmp_path / 'run' / 'fold2' / 'last.safetensors'
     record = tim_zoo.load_checkpoint(weights).pretrained_cfg['trained_on']
     assert (record['split'], record['utterances'], record['corpus']) == ('fold2', 60, 'emodb')
-    assert record['names_sha256'] == names_digest(EMODB.names[:60])
+    assert record['names_sha256'] == names_digest(EMODB.names[:60]) and 'earlier' not in record
     assert seen_utterances(record) is None                 # 60 utterances: not the table's list
+    names = EMODB.names[:60]
+    assert seen_utterances(record, names) == frozenset(names) - {names[i] for i in make_splits(
+        'kfold', 60, None, 3, cfg.seed, cfg.val_fraction)[1].test}          # the run's own list: its training part
 
     everything = tim_zoo.create_model('timnet', num_classes=3, **TINY)
     tim_zoo.save_checkpoint(everything, tmp_path / 'all.safetensors', feature_settings=dict(corpus='emodb'),
@@ -140,4 +158,21 @@ def test_training_records_its_utterances_and_refuses_initial_weights_that_heard_
     assert not (tmp_path / 'leak').exists()
     other = _features()                                    # another corpus' names: nothing heard
     run_training(tuned, other, tmp_path / 'other', show_progress=False)
-    assert (tmp_path / 'other' / 'fold2' / 'last.safetensors').is_file()
+    tuned_record = tim_zoo.load_checkpoint(tmp_path / 'other' / 'fold2' / 'last.safetensors').pretrained_cfg[
+        'trained_on']                                      # fine-tuned: it heard what its initial weights heard
+    assert seen_utterances(tuned_record) == frozenset(EMODB.names)
+    again = dataclasses.replace(cfg, init=str(tmp_path / 'other' / 'fold2' / 'last.safetensors'))
+    with pytest.raises(ConfigurationError, match='trained on test utterances of this run'):
+        run_training(again, _emodb_named(_features()), tmp_path / 'leak2', show_progress=False)
+
+
+def test_a_release_fold_file_initialises_its_own_fold_only(shared_dir):
+    """The documented case: EMODB_46's fold 3 file starts fold 3 of seed 46 and is refused for fold 2."""
+    from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
+    keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
+    features = extract_features(load_corpus('emodb', shared_dir / 'data' / 'emodb'),
+                                MFCCExtractor(96000, 39, level='peak'), show_progress=False)
+    cfg = TrainConfig.from_recipe('timnet.paper', init=str(keras), only_folds=[3], epochs=1, seed=46)
+    _check_before_writing(cfg, features)
+    with pytest.raises(ConfigurationError, match=r'\(54 of 54 in fold2\)'):
+        _check_before_writing(dataclasses.replace(cfg, only_folds=[2]), features)

@@ -83,20 +83,21 @@ def test_weights_in_a_large_tags_place_must_record_the_tags_training(tmp_path, m
                                                  r"records corpus None \(the tag's: 'emodb'\), protocol None"):
         tim_zoo.create_model('transformer_tim', pretrained=True)
     trained = tmp_path / 'all.safetensors'
-    tim_zoo.save_checkpoint(untrained, trained, label_names=list(tim_zoo.models._zoo.EMODB_LABELS),
-                            feature_settings=dict(corpus='emodb'),
-                            extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all'),
-                                       train_config=dict(recipe='seed.emodb', protocol='all')))
-    tim_zoo.save_for_hub(tim_zoo.load_checkpoint(trained), folder, checkpoint=trained)
-    with pytest.raises(ConfigurationError, match=r"recipe 'seed.emodb' \(the tag's: 'transformer.emodb'\)"):
-        tim_zoo.create_model('transformer_tim', pretrained=True)
-    tim_zoo.save_checkpoint(untrained, trained, label_names=list(tim_zoo.models._zoo.EMODB_LABELS),
-                            feature_settings=dict(corpus='emodb'),
-                            extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all'),
-                                       train_config=dict(recipe='transformer.emodb', protocol='all')))
-    tim_zoo.save_for_hub(tim_zoo.load_checkpoint(trained), folder, checkpoint=trained)
+    for recipe in ('seed.emodb', 'transformer.emodb'):
+        tim_zoo.save_checkpoint(untrained, trained, label_names=list(tim_zoo.models._zoo.EMODB_LABELS),
+                                feature_settings=dict(corpus='emodb'),
+                                extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all', recipe=recipe)))
+        tim_zoo.save_for_hub(tim_zoo.load_checkpoint(trained), folder, checkpoint=trained)
+        if recipe == 'seed.emodb':
+            with pytest.raises(ConfigurationError, match=r"recipe 'seed.emodb' \(the tag's: 'transformer.emodb'\)"):
+                tim_zoo.create_model('transformer_tim', pretrained=True)
     model = tim_zoo.create_model('transformer_tim', pretrained=True)
     assert model.pretrained_cfg['tag'] == ZOO_TAG and model.pretrained_cfg['trained_on']['protocol'] == 'all'
+    tim_zoo.save_for_hub(model, tmp_path / 'again')         # saved anew: the record goes with the weights
+    folder.rename(tmp_path / 'first')
+    (tmp_path / 'again').rename(folder)
+    assert tim_zoo.create_model('transformer_tim', pretrained=True).pretrained_cfg['trained_on'] == \
+        model.pretrained_cfg['trained_on']
     other = tim_zoo.create_model('transformer_tim', pretrained=True,            # without the tag: taken as it is
                                  pretrained_cfg_overlay=dict(file=str(tmp_path / 'all.safetensors')))
     assert other.pretrained_cfg.get('tag') != ZOO_TAG

@@ -1,8 +1,8 @@
 """The utterances of the corpora tim_zoo's published weights trained on, so that a recording can be recognised as one.
 
 A model answers an utterance it trained on from memory: its answer says nothing of how it judges unseen speech.
-The package holds, for EMODB, each utterance's name (`03a01Fa`), speaker and content fingerprint, in the corpus'
-canonical order (`tim_zoo.data.corpora`), as `emodb_utterances.tsv`. `identify_utterance` finds a recording there by
+The package holds, for EMODB, each utterance's name (`03a01Fa`), speaker, length and content fingerprint, in the
+corpus' canonical order (`tim_zoo.data.corpora`), as `emodb_utterances.tsv`. `identify_utterance` finds a recording there by
 its content (`audio_fingerprint`: the copy tim_zoo trains on, renamed or given as a waveform) or else by its file
 name (another copy of the corpus keeps the names); `tim_zoo.train.protocols.seen_utterances` tells which of them a
 model's weights trained on.
@@ -29,6 +29,8 @@ class KnownCorpus:
     names: Tuple[str, ...]
     speakers: Tuple[str, ...]
     fingerprints: Tuple[str, ...]
+    #: `(sample rate, samples)` of each utterance's file: a recording of another length is not fingerprinted
+    lengths: Tuple[Tuple[int, int], ...]
 
     @property
     def digest(self) -> str:
@@ -69,8 +71,8 @@ def known_utterances(corpus: Optional[str]) -> Optional[KnownCorpus]:
 def _read_table(corpus: str) -> KnownCorpus:
     with open(Path(__file__).with_name(TABLES[corpus]), newline='') as f:
         rows = list(csv.reader(f, delimiter='\t'))
-    names, speakers, fingerprints = zip(*rows[1:])
-    return KnownCorpus(corpus, names, speakers, fingerprints)
+    names, speakers, rates, samples, fingerprints = zip(*rows[1:])
+    return KnownCorpus(corpus, names, speakers, fingerprints, tuple(zip(map(int, rates), map(int, samples))))
 
 
 def identify_utterance(table: KnownCorpus, name: Optional[str] = None, signal: Optional[np.ndarray] = None,
@@ -81,7 +83,7 @@ def identify_utterance(table: KnownCorpus, name: Optional[str] = None, signal: O
         name: the recording's file name, if it has one (its folder and suffix are ignored).
         signal: its mono samples `[N]` at `rate`, to recognise the copy the table was made from whatever its name.
     """
-    if signal is not None and len(signal) > 1:
+    if signal is not None and (int(rate), len(signal)) in _length_set(table):
         index = _fingerprint_index(table)
         found = index.get(audio_fingerprint(signal, rate))
         if found is not None:
@@ -96,18 +98,23 @@ def _fingerprint_index(table: KnownCorpus) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
+def _length_set(table: KnownCorpus) -> frozenset:
+    return frozenset(table.lengths)
+
+
+@functools.lru_cache(maxsize=None)
 def _name_set(table: KnownCorpus) -> frozenset:
     return frozenset(table.names)
 
 
 def write_utterance_table(corpus, path, read=None) -> None:
-    """Write the table of a corpus (a `Corpus`, in its canonical order) to `path`: each utterance's name, speaker
-    and `audio_fingerprint` of its file as `read(path) -> (mono signal, rate)` gives it (default:
+    """Write the table of a corpus (a `Corpus`, in its canonical order) to `path`: each utterance's name, speaker,
+    sample rate, length in samples and `audio_fingerprint` of its file as `read(path) -> (mono signal, rate)` gives it (default:
     `tim_zoo.data.audio.read_audio`)."""
     read = read or read_audio
-    rows = [('name', 'speaker', 'fingerprint')]
+    rows = [('name', 'speaker', 'rate', 'samples', 'fingerprint')]
     for item in corpus:
         signal, rate = read(item.path)
-        rows.append((utterance_name(item.path), item.speaker, audio_fingerprint(signal, rate)))
+        rows.append((utterance_name(item.path), item.speaker, rate, len(signal), audio_fingerprint(signal, rate)))
     with open(path, 'w', newline='') as f:
         csv.writer(f, delimiter='\t', lineterminator='\n').writerows(rows)

@@ -18,7 +18,7 @@ from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
-from ..train.protocols import seen_utterances
+from ..train.protocols import heard_by, training_records
 from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES, untrained_head
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
@@ -65,7 +65,7 @@ class _Item:
     probabilities: List[np.ndarray] = field(default_factory=list)
     error_type: type = AudioError                          # what `predict` raises for this input's error
     hum: Optional[tuple] = None                            # (mains frequency, share of the energy) of a strong hum
-    seen: Optional[tuple] = None                           # (utterance, "content"/"name") the weights trained on
+    seen: Optional[tuple] = None                           # (record, its count, utterance, how it was known)
     clipping_known: bool = True                            # full-scale samples mean clipping (`AudioInput`)
 
 
@@ -172,10 +172,11 @@ class EmotionRecognizer:
         #: prediction's notes say too
         untrained = self._untrained_head_note()             # then the tag's figures are not this model's
         self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
-        #: the utterances of a known corpus the weights trained on (`tim_zoo.train.protocols.seen_utterances`), which
-        #: a prediction's notes name when its recording is one of them; None when not known
+        #: what the weights record of the utterances they trained on (`pretrained_cfg["trained_on"]`); a prediction's
+        #: notes say when its recording is one of them, where their corpus' utterances are known
+        #: (`tim_zoo.train.protocols.heard_by`)
         self.trained_on = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
-        self.seen_utterances = seen_utterances(self.trained_on)
+        self._heard = heard_by(self.trained_on)
 
     # --- constructors --------------------------------------------------------------------------------
 
@@ -366,10 +367,12 @@ class EmotionRecognizer:
             item.result.file = audio.name
         item.result.notes += audio.notes
         item.native_rate = audio.rate
-        if self.seen_utterances is not None:
-            found = identify_utterance(known_utterances(self.trained_on['corpus']), item.result.file,
+        for record, seen in self._heard:
+            found = identify_utterance(known_utterances(record['corpus']), item.result.file,
                                        getattr(audio, 'signal', None), audio.rate)
-            item.seen = found if found and found[0] in self.seen_utterances else None
+            if found and found[0] in seen:
+                item.seen = (record, len(seen), *found)
+                break
         item.clipping_known = audio.clipping_known
         if isinstance(audio, StreamedInput):               # its level and clipping are measured as it is read
             item.stream = audio
@@ -550,7 +553,7 @@ class EmotionRecognizer:
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
         result.notes += ([head_note] if head_note else []) + self._notes(item, len(rows))
-        if rows and item.seen:
+        if rows and item.seen and not head_note:            # an untrained head's answers mean nothing anyway
             result.notes.append(self._seen_note(*item.seen))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'
@@ -593,17 +596,23 @@ class EmotionRecognizer:
                 f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
                 if source else '')
 
-    def _seen_note(self, utterance: str, how: str) -> str:
-        record, corpus = self.trained_on, self.trained_on['corpus'].upper()
-        split = str(record.get('split'))
+    def _seen_note(self, record: dict, seen: int, utterance: str, how: str) -> str:
+        corpus, split = str(record['corpus']).upper(), str(record.get('split'))
         which = {'all': f'all of {corpus}', 'kfold': f'every {corpus} utterance but {split.replace("fold", "fold ")}\'s '
                                                      f'test set',
                  'loso': f'every {corpus} speaker but {split.replace("speaker_", "")}'}.get(
                      record.get('protocol'), 'its training part')
-        return (f'this recording is {corpus}\'s {utterance} (by its {"content" if how == "content" else "file name"}), '
-                f'one of the {len(self.seen_utterances)} utterances these weights trained on ({which}): the model '
-                f'learned this answer, so it says nothing of how the model judges speech it has not heard (its '
-                f'held-out accuracy does)')
+        whose = 'these weights' if [record] == training_records(self.trained_on)[:1] else \
+            'the weights these were trained from'
+        verb = 'trained or chose their epoch on' if record.get('val_fraction') else 'trained on'
+        one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
+        if how == 'content':
+            return (f'this recording is {corpus}\'s {utterance} (by its content), {one_of}: the model learned this '
+                    f'answer, so it says nothing of how the model judges speech it has not heard (its held-out '
+                    f'accuracy does)')
+        return (f'this file is named as {corpus}\'s {utterance}, {one_of}: if it is that recording, the model learned '
+                f'this answer, so it says nothing of how the model judges speech it has not heard (its held-out '
+                f'accuracy does)')
 
     def _named(self, p: np.ndarray) -> dict:
         return {k: round(float(v), 6) for k, v in zip(self.label_names, p)}

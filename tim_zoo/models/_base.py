@@ -507,9 +507,8 @@ def _check_tag_training(name: str, variant: str, path, meta: dict) -> None:
     expected = TAG_TRAINING.get(name)
     if not expected:
         return
-    record = weights_trained_on(meta) or {}
-    got = dict(corpus=record.get('corpus'), protocol=record.get('protocol'),
-               recipe=((meta.get('extra') or {}).get('train_config') or {}).get('recipe'))
+    record = weights_trained_on(meta) or {}                 # its own training, not that of its initial weights
+    got = dict(corpus=record.get('corpus'), protocol=record.get('protocol'), recipe=record.get('recipe'))
     wrong = [f'{k} {got[k]!r} (the tag\'s: {v!r})' for k, v in expected.items() if got[k] != v]
     if wrong:
         raise ConfigurationError(

@@ -204,7 +204,8 @@ class TIMNet(SERModel):
             meta.update(label_names=settings['label_names'], feature_settings=settings, published_fold=fold)
             if fold:                                       # the authors trained fold k's model on the other nine
                 meta['trained_on'] = dict(corpus=settings['corpus'].lower(), protocol='kfold', split=f'fold{fold}',
-                                          folds=10, seed=settings['kfold_seed'], val_fraction=0.0, whole_corpus=True)
+                                          folds=10, split_seed=settings['kfold_seed'], val_fraction=0.0,
+                                          whole_corpus=True)
         return keras.state_dict, meta
 
     @classmethod

@@ -19,7 +19,7 @@ from ..weights.checkpoint import check_builder, is_tim_zoo_model
 from .builders import function_name, import_function
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
-from .protocols import Split
+from .protocols import Split, training_records
 
 log = logging.getLogger('tim_zoo.train')
 
@@ -237,9 +237,18 @@ class SplitTrainer:
                             builder=self.meta.get('builder'), builder_args=self.meta.get('builder_args'))
 
     def _trained_on(self) -> dict:
-        """`{"trained_on": ...}`: the run's record of its utterances with this split's name, or {} without one."""
+        """`{"trained_on": ...}`: the run's record of its utterances with this split's name and, as `earlier`, the
+        record of the initial weights (`--init`), which heard theirs; {} when the run has no record (then
+        `save_checkpoint` keeps the initial weights' own)."""
         record = self.meta.get('trained_on')
-        return dict(trained_on=dict(record, split=self.split.name)) if record else {}
+        if not record:
+            return {}
+        model = getattr(self.model, '_orig_mod', self.model)
+        model = getattr(model, 'module', model)
+        initial = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on') if self.cfg.init else None
+        chain = training_records(initial)
+        record = dict(record, split=self.split.name)
+        return dict(trained_on=dict(record, earlier=chain) if chain else record)
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """This split's training samples in the order of `epoch` (its own seeded shuffle), on the device that holds

@@ -1,6 +1,6 @@
 """Train / validation / test splits: k-fold (the authors' folds), leave one speaker out, hold-out."""
 from dataclasses import dataclass
-from typing import FrozenSet, List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -82,35 +82,70 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
     raise DatasetError(f'unknown protocol {protocol!r}; expected kfold, loso, holdout or all')
 
 
-def trained_on(corpus: str, protocol: str, split: str, folds: int, seed: int, val_fraction: float,
-               names: Sequence[str]) -> dict:
-    """What a checkpoint records of the utterances it trained on: the corpus, the split of the protocol, and the
-    names of the corpus' utterances in order as `names_sha256` (`tim_zoo.data.known_utterances.names_digest`), by
-    which the split's utterances can be named again (`seen_utterances`)."""
-    return dict(corpus=corpus, protocol=protocol, split=split, folds=folds, seed=seed, val_fraction=val_fraction,
-                utterances=len(names), names_sha256=names_digest(names))
+def trained_on(corpus: str, protocol: str, split: str, folds: int, split_seed: int, val_fraction: float,
+               recipe: Optional[str], names: Sequence[str]) -> dict:
+    """What a checkpoint records of the utterances it trained on: the corpus, the split of the protocol (its folds,
+    the seed that drew the splits, the validation share), the recipe, and the names of the corpus' utterances in
+    order as `names_sha256` (`tim_zoo.data.known_utterances.names_digest`), by which the split's utterances can be
+    named again (`seen_utterances`). A checkpoint trained from initial weights (`--init`) that kept a record adds
+    theirs as `earlier`: the weights heard those utterances too."""
+    return dict(corpus=corpus, protocol=protocol, split=split, folds=folds, split_seed=split_seed,
+                val_fraction=val_fraction, recipe=recipe, utterances=len(names), names_sha256=names_digest(names))
 
 
-def seen_utterances(record: Optional[dict]) -> Optional[FrozenSet[str]]:
-    """The names of the utterances a model's weights trained on (with those it chose its epoch on), from what its
-    weights record (`trained_on`); None when that is not known: no record, a corpus the package has no table of
-    (`tim_zoo.data.known_utterances`), or a split of another list of utterances than the table's."""
+def training_records(record: Optional[dict]) -> List[dict]:
+    """A record and the records of the weights it started from (`earlier`), each without its `earlier`."""
     if not record or not isinstance(record, dict):
-        return None
+        return []
+    own = {k: v for k, v in record.items() if k != 'earlier'}
+    return [own] + [r for earlier in record.get('earlier') or [] for r in training_records(earlier)]
+
+
+def heard_by(record: Optional[dict], names: Optional[Sequence[str]] = None,
+             speakers: Optional[Sequence[str]] = None) -> List[Tuple[dict, FrozenSet[str]]]:
+    """Per training the record names (its own, then `earlier` ones), the names of the utterances it trained on
+    (with those it chose its epoch on, a validation share): those whose splits can be drawn again. The utterance
+    list is `names` (with `speakers`, for leave one speaker out) when the record's `names_sha256` is theirs, else
+    the package's table of the record's corpus (`tim_zoo.data.known_utterances`), when the record is of that list,
+    trained on all of it, or the TIM-Net authors' folds of it (`whole_corpus`)."""
+    found = []
+    for rec in training_records(record):
+        listing = _listing(rec, names, speakers)
+        if listing is None:
+            continue
+        listed, who = listing
+        if rec.get('protocol') == 'all':
+            found.append((rec, frozenset(listed)))
+            continue
+        try:
+            splits = make_splits(rec['protocol'], len(listed), who, int(rec['folds']), int(rec['split_seed']),
+                                 float(rec.get('val_fraction') or 0.0))
+        except (KeyError, TypeError, ValueError, DatasetError):
+            continue
+        test = next((s.test for s in splits if s.name == rec.get('split')), None)
+        if test is not None:
+            held_out = set(test.tolist())
+            found.append((rec, frozenset(n for i, n in enumerate(listed) if i not in held_out)))
+    return found
+
+
+def _listing(record: dict, names, speakers):
+    """`(names, speakers)` of the utterance list `record` drew its splits from, or None when it is not known."""
+    if names is not None and record.get('names_sha256') == names_digest(names):
+        return list(names), (list(speakers) if speakers is not None and all(speakers) else None)
     table = known_utterances(record.get('corpus'))
     if table is None:
         return None
-    if record.get('protocol') == 'all':
-        return frozenset(table.names)
-    if record.get('names_sha256') != table.digest and not record.get('whole_corpus'):
-        return None                                       # `whole_corpus`: the TIM-Net authors' folds of the corpus
-    try:
-        splits = make_splits(record['protocol'], len(table.names), table.speakers, int(record['folds']),
-                             int(record['seed']), float(record.get('val_fraction') or 0.0))
-    except (KeyError, TypeError, ValueError, DatasetError):
-        return None
-    test = next((s.test for s in splits if s.name == record.get('split')), None)
-    if test is None:
-        return None
-    held_out = set(test.tolist())
-    return frozenset(n for i, n in enumerate(table.names) if i not in held_out)
+    digest = record.get('names_sha256')
+    if digest == table.digest or record.get('whole_corpus') or (digest is None and record.get('protocol') == 'all'):
+        return list(table.names), list(table.speakers)
+    return None                                           # another list of the corpus' utterances (a subset)
+
+
+def seen_utterances(record: Optional[dict], names: Optional[Sequence[str]] = None,
+                    speakers: Optional[Sequence[str]] = None) -> Optional[FrozenSet[str]]:
+    """The names of the utterances a model's weights trained on, over the record's chain (`heard_by`); None when
+    none of it is known: no record, a corpus the package has no table of and not `names`' list, or a split of
+    another list of utterances."""
+    found = heard_by(record, names, speakers)
+    return frozenset().union(*(seen for _, seen in found)) if found else None

@@ -25,7 +25,7 @@ from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, compi
                      on_device, run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
-from .protocols import SPEAKER_HINT, make_splits, seen_utterances, trained_on
+from .protocols import SPEAKER_HINT, make_splits, seen_utterances, trained_on, training_records
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 
 
@@ -287,10 +287,22 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
 def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -> None:
     """Refuse initial weights that trained on test utterances of the chosen splits (by the record the weights keep:
     `tim_zoo.train.protocols.seen_utterances`): their test accuracy would not be held out."""
-    seen = seen_utterances((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'))
-    if not seen or len(features.paths) != len(features.y):
+    record = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
+    if not record:
+        return
+    if len(features.paths) != len(features.y):
+        if dist_info()[0] == 0:
+            log.warning('the initial weights %s record the utterances they trained on, but these features name no '
+                        'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
         return
     names = [utterance_name(p) for p in features.paths]
+    seen = seen_utterances(record, names, features.speakers or None)
+    corpus = (features.settings or {}).get('corpus')
+    if seen is None and any(r.get('corpus') == corpus for r in training_records(record)) and dist_info()[0] == 0:
+        log.warning('the initial weights %s trained on %s, but on another list of its utterances than these: which '
+                    'of this run\'s test utterances they heard is not known', cfg.init, corpus)
+    if not seen:
+        return
     heard = [(split.name, sum(names[j] in seen for j in split.test), len(split.test))
              for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
     heard = [h for h in heard if h[1]]
@@ -309,7 +321,7 @@ def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:
     corpus = (features.settings or {}).get('corpus')
     if not corpus or len(features.paths) != len(features.y):
         return None
-    return trained_on(corpus, cfg.protocol, '', cfg.folds, cfg.seed, cfg.val_fraction,
+    return trained_on(corpus, cfg.protocol, '', cfg.folds, cfg.seed, cfg.val_fraction, cfg.recipe,
                       [utterance_name(p) for p in features.paths])
 
 

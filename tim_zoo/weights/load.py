@@ -100,9 +100,9 @@ def weights_trained_on(meta: dict) -> Optional[dict]:
     record = meta.get('trained_on') or extra.get('trained_on')
     if record:
         return dict(record)
-    corpus = (meta.get('feature_settings') or {}).get('corpus')
-    if (extra.get('train_config') or {}).get('protocol') == 'all' and corpus:
-        return dict(corpus=corpus, protocol='all', split='all')
+    corpus, config = (meta.get('feature_settings') or {}).get('corpus'), extra.get('train_config') or {}
+    if config.get('protocol') == 'all' and corpus:
+        return dict(corpus=corpus, protocol='all', split='all', recipe=config.get('recipe'))
     return None
 
 
