@@ -1,0 +1,178 @@
+"""The notes of a prediction: what was done to a recording beyond the documented feature extraction, and why an
+answer is missing or may be off (`EmotionRecognizer`'s, through `RecordingNotes`)."""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from ..data.speech import SpeechActivity
+from ..exceptions import AudioError
+from ..train.protocols import training_records
+from ..weights.load import untrained_head
+from .audio_input import StreamedInput
+from .results import Prediction, format_clock
+
+#: below this peak (dBFS) a model that takes the level as it is (`level="none"`) gets a note
+QUIET_PEAK_DB = -20.0
+#: with `level="peak"`: speech whose loud frames (90th percentile) lie further below the peak than this gets a
+#: note (EMODB: -12.5 dB typical, -26 dB at the extreme): a click or other short loud sound set the peak
+SPEECH_BELOW_PEAK_DB = -32.0
+#: recordings made at a lower rate than this lack the upper speech band the models learned from
+NARROW_BAND_HZ = 16000
+#: tones (`SpeechActivity.tonal`) are mentioned from this many seconds and this share of the periodic sound on
+#: (EMODB's recordings hold at most 0.14 s, 14 %)
+TONE_SECONDS = 0.3
+TONE_SHARE = 0.25
+#: a judged window with one spectral line (a frequency within 1 Hz) in this share of its line frames (186 ms every
+#: 93 ms) is noted as holding a tone under the speech (EMODB's recordings: at most 0.2, a 400 Hz mains-hum
+#: harmonic; 1, 1.4 and 2 kHz beep trains 6 dB below EMODB speech, 0.25 s on and off: at least 0.3)
+LINE_SHARE = 0.28
+#: a recording of 3 or more judged windows whose most common window answer holds less than this share of the voiced
+#: speech is noted as disagreeing
+DISAGREE_SHARE = 0.5
+
+
+@dataclass
+class _Item:
+    """One input on its way through `EmotionRecognizer.predict_many`: what the analysis found of it, from which its
+    notes are written."""
+    result: Prediction
+    signal: Optional[np.ndarray] = None                    # dropped once its windows' features are computed
+    stream: Optional[StreamedInput] = None                 # a long file, read block by block instead of `signal`
+    activity: Optional[SpeechActivity] = None
+    peak_db: float = float('-inf')
+    clipped: float = 0.0                                   # share of samples at full scale
+    native_rate: int = 0                                   # the rate it was recorded at
+    speech_below_peak: List[float] = field(default_factory=list)   # dB, per judged window (level="peak")
+    windows: List[tuple] = field(default_factory=list)     # (start sample, end sample, voiced seconds, judged)
+    features: List[np.ndarray] = field(default_factory=list)  # kept only to normalise per speaker
+    probabilities: List[np.ndarray] = field(default_factory=list)
+    error_type: type = AudioError                          # what `predict` raises for this input's error
+    hum: Optional[tuple] = None                            # (mains frequency, share of the energy) of a strong hum
+    seen: Optional[tuple] = None                           # (record, its count, utterance, how it was known)
+    clipping_known: bool = True                            # full-scale samples mean clipping (`AudioInput`)
+
+
+class RecordingNotes:
+    """The notes `EmotionRecognizer` writes of each recording (`Prediction.notes`), from its settings (`extractor`,
+    `window`, `hop`, `min_speech`, `judge_tones`, `label_names`, `trained_on`, `model`) and what the analysis
+    found of the recording (`_Item`)."""
+
+    def _tones(self, item: '_Item') -> str:
+        """What the item's tonal frames were, when there are enough of them to mention ('' otherwise)."""
+        activity: SpeechActivity = item.activity
+        tonal = activity.tonal_seconds()
+        voiced = activity.voiced_seconds() - (tonal if self.judge_tones else 0.0)
+        if tonal < TONE_SECONDS or tonal < TONE_SHARE * (tonal + voiced):
+            return ''
+        return f'{tonal:.2f} s whose pitch holds still or that is one pure tone: a beep, dial or ringing tone, siren ' \
+               f'or music?'
+
+    def _tone_under_speech(self, item: '_Item', judged: int) -> List[str]:
+        """A note when a judged window holds a spectral line at one frequency in `LINE_SHARE` of its frames or more
+        (`SpeechActivity.steady_line`): a tone under the speech, which the voice's periodicity hides from the
+        tone tests of `SpeechDetector`."""
+        rate = self.extractor.sample_rate
+        heard = []
+        for start, end, _, is_judged in item.windows:
+            line = item.activity.steady_line(start / rate, end / rate) if is_judged else None
+            if line and line[1] >= LINE_SHARE:
+                heard.append((start, line[0]))
+        if not heard:
+            return []
+        where = '' if len(item.windows) == 1 else \
+            f' in {len(heard)} of {judged} judged windows, the first from {format_clock(heard[0][0] / rate)}'
+        return [f'a steady tone at about {heard[0][1]:.0f} Hz sounds under the speech{where} (a beep, dial tone or '
+                f'music?): the speech was judged with it, so the answer may be off']
+
+    def _untrained_head_note(self) -> str:
+        source = untrained_head(self.model)
+        return (f'the model\'s classifier is untrained: loading {source} kept only its body (another class count, '
+                f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
+                if source else '')
+
+    def _seen_note(self, record: dict, seen: int, utterance: str, how: str) -> str:
+        corpus, split = str(record['corpus']).upper(), str(record.get('split'))
+        which = {'all': f'all of {corpus}', 'kfold': f'every {corpus} utterance but {split.replace("fold", "fold ")}\'s '
+                                                     f'test set',
+                 'loso': f'every {corpus} speaker but {split.replace("speaker_", "")}'}.get(
+                     record.get('protocol'), 'its training part')
+        whose = 'these weights' if [record] == training_records(self.trained_on)[:1] else \
+            'the weights these were trained from'
+        verb = 'trained or chose their epoch on' if record.get('val_fraction') else 'trained on'
+        one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
+        if how == 'content':
+            return (f'this recording is {corpus}\'s {utterance} (by its content), {one_of}: the model learned this '
+                    f'answer, so it says nothing of how the model judges speech it has not heard (its held-out '
+                    f'accuracy does)')
+        return (f'this file is named as {corpus}\'s {utterance}, {one_of}: if it is that recording, the model learned '
+                f'this answer, so it says nothing of how the model judges speech it has not heard (its held-out '
+                f'accuracy does)')
+
+    def _notes(self, item: '_Item', judged: int) -> List[str]:
+        notes = []
+        activity: SpeechActivity = item.activity
+        windows = len(item.windows)
+        rate = self.extractor.sample_rate
+        if windows == 1 and item.windows[0][0] > 0:
+            cut = item.windows[0][0] / rate
+            notes.append(f'{item.result.duration:.2f} s is a little longer than the model\'s input '
+                         f'({self.window / rate:.2f} s): its middle was judged, {cut:.2f} s left out at each end '
+                         f'(as training crops)')
+        if windows > 1:
+            rate = self.extractor.sample_rate
+            cut = (f'{item.result.duration:.2f} s is longer than the model\'s input ({self.window / rate:.2f} s): cut '
+                   f'into {windows} windows (hop {self.hop / rate:.2f} s)')
+            notes.append(f'{cut}, {windows - judged} without enough speech skipped; the answer is the mean of {judged} '
+                         f'windows\' probabilities weighted by their voiced seconds' if judged else f'{cut}')
+        if judged == 0 and item.result.duration < self.min_speech:
+            notes.append(f'no prediction: too short to judge ({item.result.duration:.2f} s of audio; a judgement needs '
+                         f'{self.min_speech:.2f} s of voiced speech)')
+            return notes
+        if judged == 0 and item.hum:
+            notes.append(f'no prediction: a mains hum ({item.hum[0]} Hz and its harmonics, {100 * item.hum[1]:.0f} % of '
+                         f'the energy) sets the noise floor, so no speech stands out above it; filter it out (a '
+                         f'{item.hum[0]} Hz notch and its harmonics) and try again')
+            return notes
+        tones = self._tones(item)
+        if judged == 0 and tones:
+            notes.append(f'no prediction: the periodic sound here is a tone, not a voice ({tones}); judge_tones=True '
+                         f'(--judge-tones) judges it anyway')
+            return notes
+        if tones:
+            notes.append(f'the sound judged includes a tone, not a voice ({tones}): the answer may not be about speech'
+                         if self.judge_tones else f'a tone was heard besides the speech ({tones}); it was not counted '
+                         f'as speech, and the speech was judged')
+        elif judged:
+            notes += self._tone_under_speech(item, judged)
+        if judged == 0:
+            voiced = max(w[2] for w in item.windows)
+            peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')
+            loudest = 'digital silence' if peak <= -119 else f'loudest frame {peak:.1f} dBFS'
+            where = '' if windows == 1 else ' in the best window'
+            notes.append(f'no prediction: no speech to judge ({voiced:.2f} s of voiced speech{where}, '
+                         f'{self.min_speech:.2f} s needed; {loudest})')
+            return notes
+        if judged >= 3:                                      # a long recording: do its windows agree?
+            winners = [self.label_names[int(p.argmax())] for p in item.probabilities]
+            weights = [w[2] for w in item.windows if w[3]]
+            share = {k: sum(v for c, v in zip(winners, weights) if c == k) / sum(weights) for k in set(winners)}
+            if max(share.values()) < DISAGREE_SHARE:
+                notes.append('the windows disagree (share of voiced speech per window answer: ' + ', '.join(
+                    f'{k} {100 * v:.0f} %' for k, v in sorted(share.items(), key=lambda kv: -kv[1])) + '): the '
+                    'recording\'s answer averages different emotions; see its segments')
+        below = min(item.speech_below_peak, default=0.0)
+        if below < SPEECH_BELOW_PEAK_DB:
+            notes.append(f'the speech lies {-below:.0f} dB below the loudest sample among it (a click or other short '
+                         f'loud sound?), so scaling to that peak leaves it quieter than the recordings the model '
+                         f'learned from: the answer may be off')
+        if item.native_rate and item.native_rate < NARROW_BAND_HZ:
+            notes.append(f'recorded at {item.native_rate} Hz: nothing above {item.native_rate // 2} Hz, while emotion '
+                         f'models learn from wide-band speech (EMODB, the bundled model\'s corpus: 16 kHz), so the '
+                         f'answer may be off')
+        if self.extractor.level == 'none' and item.peak_db < QUIET_PEAK_DB:
+            notes.append(f'the recording peaks at {item.peak_db:.1f} dBFS and this model takes the level as it is '
+                         f'(level="none"): quieter than the recordings it learned from, so the answer may be off')
+        if item.clipped > 0.001:
+            notes.append(f'{100 * item.clipped:.1f} % of the samples are at full scale (clipped): the answer may be off')
+        return notes
