@@ -153,7 +153,9 @@ def test_training_records_its_utterances_and_refuses_initial_weights_that_heard_
     tim_zoo.save_checkpoint(everything, tmp_path / 'all.safetensors', feature_settings=dict(corpus='emodb'),
                             extra=dict(trained_on=dict(corpus='emodb', protocol='all', split='all')))
     tuned = dataclasses.replace(cfg, init=str(tmp_path / "all.safetensors"))
-    with pytest.raises(ConfigurationError, match=r'trained on test utterances of this run \(20 of 20 in fold2\)'):
+    with pytest.raises(ConfigurationError, match=r'trained on test utterances of this run \(20 of 20 in fold2\), so '
+                       r"this run's test accuracy would not be held out: they trained on all 535 EMODB utterances, "
+                       r'so no split of it is held out from them'):
         run_training(tuned, _emodb_named(_features()), tmp_path / 'leak', show_progress=False)
     assert not (tmp_path / 'leak').exists()
     other = _features()                                    # another corpus' names: nothing heard
@@ -166,13 +168,20 @@ def test_training_records_its_utterances_and_refuses_initial_weights_that_heard_
         run_training(again, _emodb_named(_features()), tmp_path / 'leak2', show_progress=False)
 
 
-def test_a_release_fold_file_initialises_its_own_fold_only(shared_dir):
-    """The documented case: EMODB_46's fold 3 file starts fold 3 of seed 46 and is refused for fold 2."""
+def test_a_release_fold_file_initialises_its_own_fold_only(shared_dir, tmp_path):
+    """The documented case: EMODB_46's fold 3 file starts fold 3 of seed 46 and is refused for fold 2, in its release
+    folder or renamed elsewhere."""
     from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
     keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
     features = extract_features(load_corpus('emodb', shared_dir / 'data' / 'emodb'),
                                 MFCCExtractor(96000, 39, level='peak'), show_progress=False)
-    cfg = TrainConfig.from_recipe('timnet.paper', init=str(keras), only_folds=[3], epochs=1, seed=46)
-    _check_before_writing(cfg, features)
-    with pytest.raises(ConfigurationError, match=r'\(54 of 54 in fold2\)'):
-        _check_before_writing(dataclasses.replace(cfg, only_folds=[2]), features)
+    renamed = tmp_path / 'w.hdf5'                          # out of its release folder: known by its hash
+    renamed.write_bytes(keras.read_bytes())
+    for init in (keras, renamed):
+        cfg = TrainConfig.from_recipe('timnet.paper', init=str(init), only_folds=[3], epochs=1, seed=46)
+        _check_before_writing(cfg, features)
+        with pytest.raises(ConfigurationError, match=r'\(54 of 54 in fold2\), .*they trained on 481 EMODB utterances, '
+                           r'all but the test set of their split fold3, which only that split of --protocol kfold '
+                           r'--folds 10 --seed 46 holds out'):
+            _check_before_writing(dataclasses.replace(cfg, only_folds=[2]), features)
+    assert tim_zoo.EmotionRecognizer.from_keras(renamed).trained_on['split'] == 'fold3'

@@ -387,6 +387,7 @@ def test_every_emodb_file_is_speech_and_the_bundled_model_recognises_it(shared_d
 
 @pytest.mark.slow
 def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path, capsys):
+    h5py = pytest.importorskip('h5py')
     release = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46'
     rec = EmotionRecognizer.from_keras(release / '10-fold_weights_best_1.hdf5')
     assert rec.feature_settings['level'] == 'none' and rec.label_names == EMOTIONS
@@ -404,8 +405,12 @@ def test_recognizer_from_a_keras_release_file(shared_dir, tmp_path, capsys):
     assert named.label_names == EMOTIONS and named.predict(wav).probabilities == result.probabilities
     with pytest.raises(ConfigurationError, match='unknown release'):
         EmotionRecognizer.from_keras(tmp_path / 'w.hdf5', release='EMODB')
+    assert EmotionRecognizer.from_keras(tmp_path / 'w.hdf5').label_names == EMOTIONS    # a published file's hash
+    (tmp_path / 'm.hdf5').write_bytes((release / '10-fold_weights_best_1.hdf5').read_bytes())
+    with h5py.File(tmp_path / 'm.hdf5', 'r+') as f:                         # another file: its release unknown
+        f.attrs['modified'] = 'yes'
     with pytest.raises(ConfigurationError, match='not inside a release folder .*--release EMODB_46'):
-        EmotionRecognizer.from_keras(tmp_path / 'w.hdf5')
+        EmotionRecognizer.from_keras(tmp_path / 'm.hdf5')
     assert cli.main(['predict', str(wav), '--checkpoint', str(tmp_path / 'w.hdf5'), '--release', 'EMODB_46',
                      '--quiet', '--json']) == 0                                 # a Keras file where a checkpoint goes
     assert json.loads(capsys.readouterr().out)[0]['probabilities'] == result.probabilities

@@ -167,7 +167,7 @@ def test_pt_state_dict_loads_with_weights_only(tmp_path):
 
 def test_checkpoint_of_another_architecture_lists_keys(tmp_path):
     path = tim_zoo.save_checkpoint(tim_zoo.create_model('at_tim'), tmp_path / 'at.safetensors')
-    with pytest.raises(CheckpointMismatchError, match=r'holds a at_tim model, not timnet: choose at_tim '
+    with pytest.raises(CheckpointMismatchError, match=r'holds an at_tim model, not timnet: choose at_tim '
                                                       r"\(create_model\('at_tim'\), --model at_tim\), or let "
                                                       r'tim_zoo.load_checkpoint\(path\) rebuild it as saved. .*'
                                                       r'saved from at_tim\) does not fit timnet.*missing in the file: tim\.weight_layer\.weight.*'
@@ -279,9 +279,15 @@ def test_release_tags_files_and_labels_must_agree(shared_dir, tmp_path):
                              pretrained_cfg_overlay=dict(file=str(renamed)))
     named = tim_zoo.create_model('timnet.emodb_46', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
     assert named.label_names[0] == 'angry' and named.pretrained_cfg['feature_settings']['release'] == 'EMODB_46'
+    known = tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
+    assert known.label_names == named.label_names and known.pretrained_cfg['trained_on']['split'] == 'fold1'  # hash
+    modified = tmp_path / 'm.hdf5'                                         # another file: nothing known of it
+    modified.write_bytes(emodb.read_bytes())
+    with h5py.File(modified, 'r+') as f:
+        f.attrs['modified'] = 'yes'
     with pytest.warns(UserWarning, match=r'not inside a release folder .*labels are class_0..class_6.*timnet.emodb_46'):
-        bare = tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(renamed)))
-    assert bare.label_names is None
+        bare = tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(modified)))
+    assert bare.label_names is None and 'trained_on' not in bare.pretrained_cfg
     loaded = tim_zoo.load_checkpoint(emodb)                                # a Keras file where a checkpoint goes
     assert loaded.label_names == named.label_names
     torch.testing.assert_close(loaded.state_dict(), named.state_dict())

@@ -21,7 +21,7 @@ from ..pretrained import load_default_model
 from ..train.protocols import heard_by
 from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES
 from ..models._zoo import tag_notes
-from ..models.timnet_releases import TIMNET_RELEASES, find_release
+from ..models.timnet_releases import TIMNET_RELEASES, file_sha256, find_release, published_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
 from .notes import RecordingNotes, _Item
@@ -190,14 +190,15 @@ class EmotionRecognizer(RecordingNotes):
     @classmethod
     def from_keras(cls, path, release: Optional[str] = None, **kwargs) -> 'EmotionRecognizer':
         """A TIM-Net Keras release file (`.../EMODB_46/10-fold_weights_best_1.hdf5`). Its release (from the
-        folder name, or `release="EMODB_46"`) gives the labels and the authors' features (`level="none"`)."""
+        folder name, a published file's hash, or `release="EMODB_46"`) gives the labels and the authors' features
+        (`level="none"`)."""
 
         if Path(path).suffix.lower() not in KERAS_SUFFIXES:
             raise ConfigurationError(f'{path} is not a Keras file ({", ".join(KERAS_SUFFIXES)}); a tim_zoo checkpoint or '
                                      f'other weight file loads with EmotionRecognizer.from_checkpoint(path)')
         if release and release not in TIMNET_RELEASES:
             raise ConfigurationError(f'unknown release {release!r}; the releases are {", ".join(TIMNET_RELEASES)}')
-        release = release or find_release(path)
+        release = release or find_release(path) or published_release(file_sha256(path))[0]
         if not release:
             raise ConfigurationError(
                 f'{path} is not inside a release folder (such as EMODB_46/), so its labels and features are unknown; '

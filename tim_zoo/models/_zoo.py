@@ -191,7 +191,11 @@ def _spread(row: dict) -> str:
 def accuracy_note(model: str) -> str:
     """What the zoo measured for `model`'s recipe on held-out EMODB folds, beside `timnet`'s row, in words."""
     row, timnet = zoo_accuracy(model), zoo_accuracy('timnet')
-    beside = f'; timnet\'s row: {_figure(timnet)}' if timnet and model != 'timnet' else ''
+    bundled = tag_accuracy(f'timnet.{ZOO_TAG}')
+    at_188 = (f'; the bundled timnet\'s recipe at its 188 frames: WAR {_plus_minus(bundled["war"], bundled["war_std"])} %'
+              if bundled else '')
+    beside = (f'; timnet\'s row: {_figure(timnet)} (at the same 87 frames{at_188})' if timnet and model != 'timnet'
+              else '')
     if row is None:
         return (f'{model}.{ZOO_TAG}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, '
                 f'10 folds, speakers mixed){beside}; treat its answers as unvalidated')

@@ -14,8 +14,8 @@ from ..layers import PoolHead, TIMEncoder
 from ..weights import KerasWeights, read_keras_weights
 from ..weights.load import KERAS_SUFFIXES
 from .timnet_releases import (
-    BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, release_file, release_metadata,
-    release_published, release_tag,
+    BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, published_release, release_file,
+    release_metadata, release_published, release_tag,
 )
 from ._base import DESIGN_FEATURES, GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
 from ._zoo import PACKAGED_NOTE, ZOO_TAG, held_out_words, load_zoo_tag_by_default, zoo_default_cfgs
@@ -197,7 +197,7 @@ class TIMNet(SERModel):
             return super().read_weights(path)
         keras = read_keras_timnet(path)
         meta = dict(architecture='timnet', model_args=keras.model_args, sha256=keras.sha256)
-        release = find_release(path)
+        release = find_release(path) or published_release(keras.sha256)[0]    # renamed or moved: known by its hash
         if release:
             settings = release_metadata(release)
             fold = published_fold(keras.sha256, release)

@@ -3,6 +3,7 @@ their inputs were, and the model that ships inside tim_zoo (`pretrained/timnet_e
 module)."""
 import hashlib
 from pathlib import Path
+from typing import Tuple
 
 #: where the authors publish their releases: `Code/Test_Models/<release>/10-fold_weights_best_{1..10}.hdf5`
 RELEASE_REPOSITORY = 'https://github.com/Jiaxin-Ye/TIM-Net_SER'
@@ -117,6 +118,12 @@ def release_published(release: str) -> str:
 def file_sha256(path) -> str:
     """SHA-256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def published_release(sha256: str) -> Tuple[str, int]:
+    """`(release, fold)` of the published file with this SHA-256, wherever it lies and whatever it is called, or
+    `("", 0)` when it is none of the files known by hash (`RELEASE_SHA256`)."""
+    return next(((r, k) for (r, k), h in RELEASE_SHA256.items() if h == sha256), ('', 0))
 
 
 def published_fold(sha256: str, release: str):

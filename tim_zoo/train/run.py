@@ -25,7 +25,7 @@ from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, compi
                      on_device, run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
-from .protocols import SPEAKER_HINT, make_splits, seen_utterances, trained_on, training_records
+from .protocols import SPEAKER_HINT, heard_by, make_splits, trained_on, training_records
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 
 
@@ -296,23 +296,34 @@ def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) 
                         'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
         return
     names = [utterance_name(p) for p in features.paths]
-    seen = seen_utterances(record, names, features.speakers or None)
+    found = heard_by(record, names, features.speakers or None)
     corpus = (features.settings or {}).get('corpus')
-    if seen is None and any(r.get('corpus') == corpus for r in training_records(record)) and dist_info()[0] == 0:
+    if not found and any(r.get('corpus') == corpus for r in training_records(record)) and dist_info()[0] == 0:
         log.warning('the initial weights %s trained on %s, but on another list of its utterances than these: which '
                     'of this run\'s test utterances they heard is not known', cfg.init, corpus)
-    if not seen:
-        return
-    heard = [(split.name, sum(names[j] in seen for j in split.test), len(split.test))
-             for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
-    heard = [h for h in heard if h[1]]
-    if heard:
-        listed = ', '.join(f'{n} of {total} in {name}' for name, n, total in heard[:4]) + (' ...' if len(heard) > 4 else '')
-        raise ConfigurationError(
-            f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so their '
-            f'test accuracy would not be held out; start from weights that did not hear them (a TIM-Net release '
-            f'fold model k is held out on fold k of its seed: --protocol kfold --seed 46 --fold k for EMODB_46), '
-            f'from scratch, or train on all of it (--protocol all), which tests nothing')
+    for trained, seen in found:
+        heard = [(split.name, sum(names[j] in seen for j in split.test), len(split.test))
+                 for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
+        heard = [h for h in heard if h[1]]
+        if heard:
+            listed = ', '.join(f'{n} of {total} in {name}' for name, n, total in heard[:4]) + \
+                (' ...' if len(heard) > 4 else '')
+            raise ConfigurationError(
+                f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so this '
+                f'run\'s test accuracy would not be held out: {_held_out_from(trained, len(seen))}; start from weights '
+                f'that did not hear them, from scratch, or train on all of it (--protocol all), which tests nothing')
+
+
+def _held_out_from(record: dict, seen: int) -> str:
+    """Which split of its corpus is held out from weights of this training record, in words."""
+    corpus, split, protocol = str(record.get('corpus')).upper(), record.get('split'), record.get('protocol')
+    if protocol == 'all':
+        return f'they trained on all {seen} {corpus} utterances, so no split of it is held out from them'
+    flags = {'kfold': f'--protocol kfold --folds {record.get("folds")} --seed {record.get("split_seed")}',
+             'loso': '--protocol loso', 'holdout': f'--protocol holdout --seed {record.get("split_seed")}'}.get(
+                 protocol, f'--protocol {protocol}')
+    return (f'they trained on {seen} {corpus} utterances, all but the test set of their split {split}, which only '
+            f'that split of {flags} holds out')
 
 
 def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:

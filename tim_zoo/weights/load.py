@@ -243,7 +243,7 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
         if not arch or arch == name:
             raise
         raise CheckpointMismatchError(
-            f'{path} holds a {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), or let '
+            f'{path} holds {"an" if arch[0] in "aeiou" else "a"} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), or let '
             f'tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset)
