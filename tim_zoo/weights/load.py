@@ -242,8 +242,9 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
         arch, name = meta.get('architecture'), getattr(model, 'model_name', type(model).__name__)
         if not arch or arch == name:
             raise
+        article = 'an' if arch[0] in 'aeiou' else 'a'
         raise CheckpointMismatchError(
-            f'{path} holds {"an" if arch[0] in "aeiou" else "a"} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), or let '
-            f'tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
+            f'{path} holds {article} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), '
+            f'or let tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset)
