@@ -650,7 +650,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
         from_file = meta.get('model_args') or {}
         chosen.update(from_file)
         model_cls.check_pretrained(variant, cfg.tag or '', info, path, meta, given)
-        _check_tag_training(name, variant, path, meta)
+        if registered is not None and (cfg.file, cfg.hf_hub_id) == (registered.file, registered.hf_hub_id):
+            _check_tag_training(name, variant, path, meta)      # the file found where the tag's own goes
         for key, value in from_file.items():             # the file's own arguments, unless the caller chose
             if key not in given:
                 kwargs[key] = value
