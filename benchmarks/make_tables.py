@@ -457,7 +457,8 @@ def packaged_zoo_table() -> str:
     """The JSON text of `PACKAGED_ZOO_TABLE`: per model, the test WAR and UAR (%) of its zoo row, mean and population
     std over the splits (once its repeats are in: the mean over them, the splits' std averaged over them, and the
     repeats' means' sample std apart as `seed_war_std`/`seed_uar_std`), how many splits and repeats, its
-    recipe and its results file; the same of the bundled `timnet`'s recipe (`bundled`); per evaluated Keras release
+    recipe and its results file, and under `loso` the same recipe's figures with each speaker held out in turn once
+    that run is in; the same of the bundled `timnet`'s recipe (`bundled`); per evaluated Keras release
     its mean WAR (std over folds), pooled UAR and per-fold WAR and UAR on its own test folds (`releases`)."""
     models, rows = {}, {}
     for kind in ('table', 'repeats'):          # the repeats, once in, replace a one-run row or stand for a missing one
@@ -467,6 +468,12 @@ def packaged_zoo_table() -> str:
         models[run['config']['model']] = dict(
             splits=len(run['folds']), recipe=run['config']['recipe'], precision=run['config']['precision'],
             results=str(path.relative_to(ROOT)), **_figures(run))
+    for path in sorted(TRAINING_RESULTS.glob('zoo_loso.*.json')):      # the same recipe, a speaker held out
+        run = json.loads(path.read_text())
+        if run['config']['model'] in models:
+            models[run['config']['model']]['loso'] = dict(
+                splits=len(run['folds']), precision=run['config']['precision'], results=str(path.relative_to(ROOT)),
+                **{k: v for k, v in _figures(run).items() if k != 'repeats'})
     bundled_path = TRAINING_RESULTS / f'{BUNDLED_RECIPE_RUN}.json'
     bundled = json.loads(bundled_path.read_text())
     bundled = dict(timnet=dict(splits=len(bundled['folds']), recipe=bundled['config']['recipe'], frames=188,
@@ -484,7 +491,9 @@ def packaged_zoo_table() -> str:
                           'mixed): trained on nine folds with the zoo recipe, tested on the tenth at the last epoch; '
                           'mean and population std over the 10 splits; with several repeats (training seeds), the '
                           'mean over them, the splits\' std averaged over them, and the sample std of the repeats\' '
-                          'means as seed_war_std / seed_uar_std (docs/training.md, "The zoo")', models=models, bundled=bundled,
+                          'means as seed_war_std / seed_uar_std; loso: the same recipe trained on nine speakers and '
+                          'tested on the tenth, each in turn (docs/training.md, "The zoo")', models=models,
+                 bundled=bundled,
                  releases=releases)
     return json.dumps(table, indent=1) + '\n'
 

@@ -2,6 +2,7 @@
 
     python benchmarks/zoo.py status                 # every run: splits done / running / left, projected hours
     python benchmarks/zoo.py start --jobs 2         # start (or resume) the next splits, one process and thread each
+    python benchmarks/zoo.py start --device cuda --jobs 14 --runs table.   # fp32 splits on a GPU (zoo_gpu.sh)
     python benchmarks/zoo.py collect                # copy finished splits into docs/results/zoo/ (commit them)
     python benchmarks/zoo.py choose                 # the protocol choices, on validation accuracy only
     python benchmarks/zoo.py supersede RUN --why "..."   # set a run aside (kept) so that it trains afresh
@@ -37,6 +38,8 @@ COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
 FOLDS = 10
 #: how the splits run (results files say it after the machines)
 HOW = 'one process per split, one thread each'
+#: where `start` writes, in a split's run folder, the machine it started on (`collect` copies it into the result)
+MACHINE_FILE = 'machine.txt'
 #: the machine of the splits collected before each split recorded its own (`machine` in its tracked result)
 EARLIER_MACHINE = 'AMD EPYC (Zen 4, avx512_bf16), 2 cores'
 
@@ -73,12 +76,14 @@ class Run:
     def splits(self) -> List[str]:
         return [f'fold{k}' for k in self.folds]
 
-    def command(self, split: str, resume: bool) -> List[str]:
+    def command(self, split: str, resume: bool, device: str = 'cpu') -> List[str]:
         k = int(split[4:])
         cmd = [sys.executable, '-m', 'tim_zoo.train', '--features', str(feature_file(self.features)),
                '--model', self.model, '--recipe', self.recipe, '--seed', str(self.seed), '--protocol', self.protocol,
                '--fold', str(k), '--threads', '1', '--compile', self.compile, '--precision', self.precision, '--quiet',
                '--out', str(RUNS / self.name / split)] + self.extra
+        if device != 'cpu':
+            cmd += ['--device', device]
         if self.repeat > 1:
             cmd += ['--repeats', str(self.repeat), '--repeat', str(self.repeat)]
         if self.stage in CHOICE_STAGES:                   # a choice never sees the test folds, not even in a log
@@ -395,13 +400,38 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _chosen_runs(patterns: Optional[List[str]]) -> List[Run]:
+    """`RUNS_LIST` in start order (`order`, then list order), or, given name `patterns` (a run's name or the start
+    of names: `table.`), the runs they match in the patterns' order."""
+    runs = sorted(RUNS_LIST, key=lambda r: r.order)
+    if not patterns:
+        return runs
+    chosen = [r for p in patterns for r in runs if r.name == p or (p.endswith('.') and r.name.startswith(p))]
+    unknown = [p for p in patterns if not any(r.name == p or (p.endswith('.') and r.name.startswith(p)) for r in runs)]
+    if unknown:
+        raise SystemExit(f'--runs: no run is named {", ".join(unknown)} (`status` lists them; end a prefix with ".")')
+    return [r for i, r in enumerate(chosen) if all(r is not c for c in chosen[:i])]
+
+
+def machine_record(device: str) -> str:
+    """The machine a split starts on, in words: this CPU, or the GPU `device` with this machine's CPU beside it."""
+    if device == 'cpu':
+        return this_machine()
+    import torch
+    dev = torch.device(device)
+    return f'{torch.cuda.get_device_name(dev)} (CUDA, fp32 without TF32) on a host with {this_machine()}'
+
+
 def cmd_start(args) -> int:
     jobs, attempts = _jobs(), _attempts()
     free = args.jobs - len(jobs)
     started, failed = [], []
-    for run in sorted(RUNS_LIST, key=lambda r: r.order):
+    where = machine_record(args.device)
+    for run in _chosen_runs(args.runs):
         if args.stage and run.stage != args.stage:
             continue
+        if args.device != 'cpu' and run.precision == 'bf16':
+            continue                                      # bf16 rows keep their CPU's bf16 (zoo_precision)
         for split in run.splits():
             state = split_state(run, split, jobs, attempts)
             if state == 'failed':
@@ -414,9 +444,10 @@ def cmd_start(args) -> int:
             (RUNS / 'attempts.json').write_text(json.dumps(attempts))
             out = RUNS / run.name / split
             resume = (out / 'config.json').exists()
-            out.parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / MACHINE_FILE).write_text(where + '\n')   # the machine of its last start: the one that finishes it
             log = open(RUNS / run.name / f'{split}.out', 'a')
-            proc = subprocess.Popen(run.command(split, resume), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(run.command(split, resume, args.device), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
             jobs[f'{run.name}/{split}'] = proc.pid
             started.append(f'{run.name}/{split}' + (' (resumed)' if resume else ''))
@@ -442,7 +473,8 @@ def cmd_collect(args) -> int:
             data = json.loads(result.read_text())
             if run.stage in CHOICE_STAGES:                # validation only: the test figures stay in the run folder
                 data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
-            data['machine'] = this_machine()              # run folders never move: it trained here
+            record = RUNS / run.name / split / MACHINE_FILE
+            data['machine'] = record.read_text().strip() if record.exists() else this_machine()
             if run.stage == 'tag':
                 data['checkpoint'] = publish(run, result.parent / 'last.safetensors')
             copy = TRACKED / result.relative_to(RUNS)
@@ -622,6 +654,10 @@ def main(argv=None) -> int:
     start = sub.add_parser('start')
     start.add_argument('--jobs', type=int, default=2, help='processes to keep running (one thread each)')
     start.add_argument('--stage', help='only runs of this stage (choice, ...)')
+    start.add_argument('--runs', nargs='+', help='only these runs, in this order (names, or prefixes ending in "."'
+                       ' such as table.)')
+    start.add_argument('--device', default='cpu', help='cpu, or cuda: the splits train on this GPU (fp32 rows only;'
+                       ' several at a time with --jobs)')
     sub.add_parser('collect')
     sub.add_parser('choose')
     supersede = sub.add_parser('supersede', help='set a run\'s splits aside so that it trains afresh')

@@ -152,6 +152,48 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
     assert {zoo.split_state(run, s, {}) for s in run.splits()} == {'pending'}
 
 
+def test_zoo_driver_starts_chosen_runs_on_a_gpu_and_records_where_each_split_trained(tmp_path, monkeypatch, capsys):
+    """`start --device cuda --runs ...`: the fp32 splits of the named runs in the names' order, each told its device;
+    bf16 rows keep their CPU; the machine a split started on reaches its tracked result."""
+    import torch
+    zoo = benchmark_script('zoo')
+    monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'results' / 'zoo')
+    monkeypatch.setattr(zoo, 'ROOT', tmp_path)
+    runs = [zoo.Run('table.a', 'tim', 'seed.emodb', 'o1_87', stage='table', folds=(1, 2)),
+            zoo.Run('table.b', 'tim', 'seed.emodb', 'o1_87', stage='table', precision='bf16', folds=(1,)),
+            zoo.Run('repeat.c.r2', 'tim', 'seed.emodb', 'o1_87', stage='repeat', repeat=2, folds=(1,))]
+    monkeypatch.setattr(zoo, 'RUNS_LIST', runs)
+    monkeypatch.setattr(zoo, 'ensure_features', lambda name: None)
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'Some GPU')
+    started = []
+
+    class Proc:
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+            self.pid = 10 ** 7 + len(started)             # no such process: the next start sees it gone
+
+    monkeypatch.setattr(zoo.subprocess, 'Popen', Proc)
+    assert zoo.cmd_start(SimpleNamespace(jobs=2, stage=None, runs=['repeat.', 'table.'], device='cuda')) == 0
+    assert [(c[c.index('--out') + 1].split('/')[-2:], c[c.index('--device') + 1]) for c in started] == [
+        (['repeat.c.r2', 'fold1'], 'cuda'), (['table.a', 'fold1'], 'cuda')]
+    where = (tmp_path / 'runs' / 'table.a' / 'fold1' / zoo.MACHINE_FILE).read_text().strip()
+    assert where == f'Some GPU (CUDA, fp32 without TF32) on a host with {zoo.this_machine()}'
+    result = tmp_path / 'runs' / 'table.a' / 'fold1' / 'fold1' / 'result.json'
+    result.parent.mkdir()
+    (result.parent.parent / 'config.json').write_text('{}')
+    result.write_text(json.dumps(dict(split='fold1', war=0.5, uar=0.5, confusion=[[1]], history=[])))
+    zoo.cmd_collect(None)
+    assert json.loads(zoo.tracked(runs[0], 'fold1').read_text())['machine'] == where
+    # on the CPU (the default) no --device, the bf16 row too; an unknown name is refused with where to look
+    started.clear()
+    assert zoo.cmd_start(SimpleNamespace(jobs=5, stage=None, runs=None, device='cpu')) == 0
+    assert {tuple(c[c.index('--out') + 1].split('/')[-2:]) for c in started} >= {('table.b', 'fold1')}
+    assert not any('--device' in c for c in started)
+    with pytest.raises(SystemExit, match='no run is named table.z'):
+        zoo.cmd_start(SimpleNamespace(jobs=1, stage=None, runs=['table.z'], device='cuda'))
+
+
 def test_zoo_driver_assembles_a_seed_models_repeats_apart_from_its_bf16_table_row(tmp_path, monkeypatch):
     from tim_zoo.train import TrainConfig
     zoo = benchmark_script('zoo')
@@ -276,7 +318,8 @@ def test_zoo_driver_stops_restarting_a_split_that_makes_no_progress(tmp_path, mo
     (tmp_path / 'runs' / 'attempts.json').write_text(json.dumps({f'{run.name}/fold1': [0, 0, 0]}))
     assert zoo.split_state(run, 'fold1', {}) == 'failed'
     (tmp_path / 'runs' / run.name / 'fold1.out').write_text('tim-zoo train: residual must be one of [...]\n')
-    assert zoo.cmd_start(SimpleNamespace(jobs=0, stage=run.stage)) == 0        # a failure is said, with its words
+    # a failure is said, with its words
+    assert zoo.cmd_start(SimpleNamespace(jobs=0, stage=run.stage, runs=None, device='cpu')) == 0
     assert (f'failed, not restarted (1): {run.name}/fold1; {run.name}/fold1: tim-zoo train: residual must be'
             in capsys.readouterr().out)
     (tmp_path / 'runs' / run.name / 'fold1' / 'train.log').write_text('x fold1 epoch 1: train_loss 1.0\n')
@@ -318,8 +361,13 @@ def test_the_packaged_zoo_table_takes_a_models_repeats_in_place_of_its_row_or_fo
     write('zoo_table.at_tim', 'at_tim', 'bf16', [50, 60])
     write('zoo_repeats.tim', 'tim', 'fp32', [74, 78], [76, 80], [78, 82])
     write('zoo_repeats.multitim', 'multitim', 'fp32', [60, 64], [62, 66], [64, 68])
+    write('zoo_loso.tim', 'tim', 'fp32', [40, 60])
+    write('zoo_loso.set', 'set', 'fp32', [40, 60])                # no row of its own: left out
     models = json.loads(make_tables.packaged_zoo_table())['models']
     assert sorted(models) == ['at_tim', 'multitim', 'tim']
+    assert models['tim']['loso'] == dict(splits=2, precision='fp32', results='docs/results/zoo_loso.tim.json',
+                                         war_mean=50.0, war_std=10.0, uar_mean=50.0, uar_std=10.0)
+    assert 'loso' not in models['at_tim']
     assert models['at_tim']['results'] == 'docs/results/zoo_table.at_tim.json' and models['at_tim']['repeats'] == 1
     assert models['tim']['results'] == 'docs/results/zoo_repeats.tim.json' and models['tim']['war_mean'] == 78.0
     assert (models['multitim']['precision'], models['multitim']['war_mean'], models['multitim']['war_std'],

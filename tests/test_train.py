@@ -1199,3 +1199,22 @@ def test_a_model_class_as_the_builder_takes_the_engines_seq_len_where_its_config
     assert type(tim_zoo.load_checkpoint(path, builder=builder['builder'])).__name__ == 'MultiTIM'
     with pytest.raises(ConfigurationError, match='^seq_len: multitim with fusion="attention" takes any length'):
         tim_zoo.models.MultiTIM(4, 39, seq_len=20, **small)
+
+
+def test_fp32_training_on_cuda_switches_tf32_off_and_restores_it():
+    """cuDNN lets fp32 convolutions round to TF32 by default: a GPU's fp32 run would be another precision than a
+    CPU's. The switch is only the backend flags, so it is checked without a GPU."""
+    from tim_zoo.train.engine import full_fp32
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        with full_fp32(torch.device('cpu')):
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with full_fp32(torch.device('cuda')):
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with pytest.raises(RuntimeError), full_fp32(torch.device('cuda')):
+            raise RuntimeError('a failed split')
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

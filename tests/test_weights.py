@@ -362,6 +362,24 @@ def test_models_built_from_blocks_keep_their_feature_settings_and_predict(tmp_pa
         tim_zoo.EmotionRecognizer.from_checkpoint(tmp_path / 'w.hdf5', trust_builder=True)
 
 
+def test_weights_of_another_input_length_say_the_length_their_features_had(tmp_path):
+    """A fixed-length head saved at 12 frames and loaded into a 20-frame model: the classifier is new, and the
+    warning says the samples per input of the file's features, the setting the command line takes."""
+    import warnings
+    source = tim_zoo.create_model('at_tim', num_classes=3, seq_len=12, filters=8, depth=2)
+    source.pretrained_cfg = dict(source.pretrained_cfg, feature_settings=dict(mean_signal_length=5632,
+                                                                             sample_rate=22050, frames=12))
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'short.safetensors')
+    model = tim_zoo.create_model('at_tim', num_classes=3, seq_len=20, filters=8, depth=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        tim_zoo.weights.load_weights(model, path, allow_head_reset=True)
+    said = [str(w.message) for w in caught if 'another function' in str(w.message)]
+    assert len(said) == 1 and 'seq_len=12' in said[0] and 'seq_len=20' in said[0]
+    assert said[0].endswith('(seq_len=12: inputs of 5632 samples at 22050 Hz, as its features were; '
+                            '--mean-signal-length 5632 on the command line)')
+
+
 def test_weights_load_into_a_model_with_another_kind_of_head(tmp_path):
     """Fine-tuning a saved model with another head (head="gmm"): the body loads, the head stays new, with a
     warning; load_checkpoint (no head reset) still refuses the mismatch."""

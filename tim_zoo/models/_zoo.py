@@ -202,16 +202,34 @@ def accuracy_note(model: str) -> str:
     these = (f'; these weights are the recipe once on all 535 utterances, trained '
              f'{PRECISION_WORDS[tag_precision(model)]}' if model in PACKAGED else '')
     return (f'{model}.{ZOO_TAG}: its recipe scores {_figure(row)} on held-out EMODB folds (the zoo table: 10 folds, '
-            f'speakers mixed; {_spread(row)}){these}{beside}')
+            f'speakers mixed; {_spread(row)}){_new_speaker(row)}{these}{beside}')
+
+
+def _new_speaker(row: Optional[dict], where: str = '') -> str:
+    """The part of a note that gives a zoo row's figure with the speaker held out (leave one speaker out), once
+    that run is in: what to expect of a voice the weights never heard."""
+    loso = (row or {}).get('loso')
+    return (f'; with the speaker held out (leave one speaker out, 10 speakers{where}): {_figure(loso)}, the figure '
+            f'for a speaker it never heard (other corpora: not measured)' if loso else '')
+
+
+def bundled_note() -> str:
+    """What the bundled `timnet` (the default of `tim-zoo predict`) scored on EMODB utterances it never saw."""
+    acc = tag_accuracy(f'timnet.{ZOO_TAG}')
+    where = ', its recipe at the zoo table\'s 87 frames'
+    return (f'timnet.{ZOO_TAG}: WAR {_plus_minus(acc["war"], acc["war_std"])} % on held-out EMODB folds, speakers '
+            f'mixed ({acc["what"]}){_new_speaker(zoo_accuracy("timnet"), where)}')
 
 
 def tag_notes(pretrained_cfg: Optional[dict]) -> List[str]:
-    """What a model's weights say about how far its answers can be trusted: for a zoo tag but timnet's (the bundled
-    model, trained at the release's 188 frames, whose figures are its card's), the zoo's measurement of its recipe
-    (`accuracy_note`); nothing for other weights."""
+    """What a model's weights say about how far its answers can be trusted: for a zoo tag, the zoo's measurement
+    of its recipe on held-out EMODB data (`accuracy_note`; for `timnet`'s, the bundled model, its recipe at the
+    release's 188 frames: `bundled_note`); nothing for other weights."""
     cfg = pretrained_cfg or {}
     model = cfg.get('architecture')
-    return [accuracy_note(model)] if cfg.get('tag') == ZOO_TAG and model and model != 'timnet' else []
+    if cfg.get('tag') != ZOO_TAG or not model:
+        return []
+    return [bundled_note() if model == 'timnet' else accuracy_note(model)]
 
 
 def zoo_cfg(model: str) -> dict:

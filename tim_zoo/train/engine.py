@@ -1,4 +1,5 @@
 """Train one split: epochs, validation, checkpoint choice, test metrics, and resuming."""
+import contextlib
 import json
 import logging
 import os
@@ -135,6 +136,22 @@ def training_device(cfg: TrainConfig) -> torch.device:
     if dist_info()[1] > 1 and device.type == 'cuda' and device.index is None:
         device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
     return device
+
+
+@contextlib.contextmanager
+def full_fp32(device: torch.device):
+    """Within: float32 convolutions and matrix products on CUDA in full precision. cuDNN's default lets convolutions
+    round their inputs to TF32's 10-bit mantissas, which makes a GPU's fp32 run another precision than a CPU's; the
+    settings are restored after. Elsewhere nothing changes."""
+    if device.type != 'cuda':
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def on_device(t: torch.Tensor, device: torch.device, limit_bytes: int = 2 ** 31) -> torch.Tensor:

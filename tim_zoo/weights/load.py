@@ -179,11 +179,15 @@ def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = Fals
     differ = sorted(k for k in saved if k in own and k not in _NOT_COMPUTING and saved[k] != own[k]
                     and not (head_reset and k.startswith(('head', 'gmm_'))))    # a new head was asked for
     if differ:
+        settings = meta.get('feature_settings') or {}
+        length = settings.get('mean_signal_length') if 'seq_len' in differ else None
+        frames = (f' (seq_len={saved["seq_len"]}: inputs of {length} samples at {settings.get("sample_rate")} Hz, '
+                  f'as its features were; --mean-signal-length {length} on the command line)' if length else '')
         warnings.warn(f'{source} was saved from {meta["architecture"]} built with '
                       f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
                       f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
-                      f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments',
-                      stacklevel=3)
+                      f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments'
+                      f'{frames}', stacklevel=3)
 
 
 def with_legacy_defaults(meta: dict) -> dict:
