@@ -3,20 +3,24 @@
     python benchmarks/zoo.py status                 # every run: splits done / running / left, projected hours
     python benchmarks/zoo.py start --jobs 2         # start (or resume) the next splits, one process and thread each
     python benchmarks/zoo.py start --device cuda --jobs 14 --runs table.   # fp32 splits on a GPU (zoo_gpu.sh)
+    python benchmarks/zoo.py stop                   # stop the running splits (they resume at the next start)
+    python benchmarks/zoo.py unpack gpu_runs.tgz    # take splits finished on another machine (zoo_gpu.sh), then collect
     python benchmarks/zoo.py collect                # copy finished splits into docs/results/zoo/ (commit them)
     python benchmarks/zoo.py choose                 # the protocol choices, on validation accuracy only
     python benchmarks/zoo.py supersede RUN --why "..."   # set a run aside (kept) so that it trains afresh
 
 Each split of each run trains in its own process (`python -m tim_zoo.train ... --fold K --threads 1`), in
 `runs/zoo/<run>/fold<K>/`, and is resumed with `--resume` after an interruption. Run folders are not kept from one
-machine to the next; finished splits are: `collect` copies each split's `config.json` and `result.json` (with its
-per-epoch history and the machine it trained on) into the tracked `docs/results/zoo/<run>/<split>/`, the layout of
-a run folder, and a split found there is done. So a new machine loses at most the splits in progress. Once every
-split of a table, finding, leave-one-speaker-out or first-repeat run is there, `collect` also writes
-`docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s format, which `benchmarks/make_tables.py` renders),
-and once a model's repeats are all in, `docs/results/zoo_repeats.<model>.json`. Runs of the `choice` stage decide
-the table's protocol (feature setting, input length); their tracked results keep the validation history and drop
-every test figure, so that no choice can look at the test folds (`choose` reads validation accuracy only). Projected hours come from `benchmarks/results/zoo_cost_*.json`.
+machine to the next (splits finished on a lent GPU come back packed: `unpack`); finished splits are: `collect`
+copies each split's `config.json` and `result.json` (with its per-epoch history and the machine it trained on) into
+the tracked `docs/results/zoo/<run>/<split>/`, the layout of a run folder, and a split found there is done. So a new
+machine loses at most the splits in progress. Once every split of a table, finding, leave-one-speaker-out or
+first-repeat run is there, `collect` also writes `docs/results/zoo_<run>.json` (`benchmarks/collect_run.py`'s
+format, which `benchmarks/make_tables.py` renders), and once a model's repeats are all in,
+`docs/results/zoo_repeats.<model>.json`. Runs of the `choice` stage decide the table's protocol (feature setting,
+input length); their tracked results keep the validation history and drop every test figure, so that no choice can
+look at the test folds (`choose` reads validation accuracy only). Projected hours come from
+`benchmarks/results/zoo_cost_*.json`.
 """
 import argparse
 import dataclasses
@@ -422,16 +426,25 @@ def machine_record(device: str) -> str:
     return f'{torch.cuda.get_device_name(dev)} (CUDA, fp32 without TF32) on a host with {this_machine()}'
 
 
+def split_machines(folder: Path) -> str:
+    """Where the split in run folder `folder` trained, in words: each machine it started on (`start` adds a line
+    per start), in order, or this machine for a split started before splits recorded theirs."""
+    record = folder / MACHINE_FILE
+    lines = list(dict.fromkeys(record.read_text().split('\n'))) if record.exists() else []
+    return ' then '.join(line for line in lines if line) or this_machine()
+
+
 def cmd_start(args) -> int:
     jobs, attempts = _jobs(), _attempts()
     free = args.jobs - len(jobs)
-    started, failed = [], []
-    where = machine_record(args.device)
+    started, failed, kept = [], [], []
+    where = None
     for run in _chosen_runs(args.runs):
         if args.stage and run.stage != args.stage:
             continue
         if args.device != 'cpu' and run.precision == 'bf16':
-            continue                                      # bf16 rows keep their CPU's bf16 (zoo_precision)
+            kept.append(run.name)                         # bf16 rows keep their CPU's bf16 (zoo_precision)
+            continue
         for split in run.splits():
             state = split_state(run, split, jobs, attempts)
             if state == 'failed':
@@ -439,27 +452,103 @@ def cmd_start(args) -> int:
             if free <= 0 or state not in ('pending', 'started'):
                 continue
             ensure_features(run.features)
+            where = where or machine_record(args.device)
             attempts.setdefault(f'{run.name}/{split}', []).append(_epochs_done(run, split))
             (RUNS / 'attempts.json').parent.mkdir(parents=True, exist_ok=True)
             (RUNS / 'attempts.json').write_text(json.dumps(attempts))
             out = RUNS / run.name / split
             resume = (out / 'config.json').exists()
             out.mkdir(parents=True, exist_ok=True)
-            (out / MACHINE_FILE).write_text(where + '\n')   # the machine of its last start: the one that finishes it
+            with open(out / MACHINE_FILE, 'a') as record:  # a line per start: a split resumed elsewhere says both
+                record.write(where + '\n')
             log = open(RUNS / run.name / f'{split}.out', 'a')
-            proc = subprocess.Popen(run.command(split, resume, args.device), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+            proc = subprocess.Popen(run.command(split, resume, args.device), cwd=ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=dict(os.environ, OMP_NUM_THREADS='1'))
             jobs[f'{run.name}/{split}'] = proc.pid
             started.append(f'{run.name}/{split}' + (' (resumed)' if resume else ''))
             free -= 1
     (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
     (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
     print('started: ' + (', '.join(started) if started else 'nothing') + f'; running: {len(jobs)}')
+    if kept and args.runs:
+        print(f'not on {args.device}: {", ".join(kept)} (bf16 rows train on a CPU with native bf16)')
     if failed:                                            # said every time, with the first one's last words
         out = RUNS / failed[0].replace('/', os.sep, 1)
         lines = Path(f'{out}.out').read_text().strip().splitlines() if Path(f'{out}.out').exists() else []
         print(f'failed, not restarted ({len(failed)}): {", ".join(failed[:4])}' + (' ...' if len(failed) > 4 else '')
               + (f'; {failed[0]}: {lines[-1]}' if lines else ''))
+    return 0
+
+
+def _stop_job(key: str, pid: int) -> None:
+    """Stop the split `key`'s training (its process group: `start` makes each split a session of its own)."""
+    import signal
+    import time
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        return
+    for _ in range(50):                                   # its last epoch's state stays; wait for it to go
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    print(f'{key}: still running 5 s after SIGTERM (pid {pid})', file=sys.stderr)
+
+
+def cmd_stop(args) -> int:
+    """Stop every split `start` started that still runs; each resumes from its last epoch at the next `start`."""
+    jobs = _jobs()
+    for key, pid in jobs.items():
+        _stop_job(key, pid)
+    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
+    (RUNS / 'jobs.json').write_text(json.dumps(_jobs(), indent=1))
+    print(f'stopped: {", ".join(jobs) if jobs else "nothing"}')
+    return 0
+
+
+def cmd_unpack(args) -> int:
+    """Take the finished splits of an archive packed on another machine (`zoo_gpu.sh`'s `gpu_runs.tgz`: paths
+    `runs/zoo/<run>/<split>/...`) into the run folders, for `collect`. A split finished here already keeps its own;
+    one training here is stopped, and its folder (checkpoints, log) replaced by the archive's finished one."""
+    import shutil
+    import tarfile
+    runs = {r.name: r for r in RUNS_LIST}
+    taken, kept, unknown = [], [], []
+    with tarfile.open(args.archive) as archive:
+        members: Dict[Tuple[str, str], list] = {}
+        for m in archive.getmembers():
+            parts = Path(m.name).parts
+            if not m.isfile() or len(parts) < 5 or parts[:2] != ('runs', 'zoo') or '..' in parts:
+                continue
+            members.setdefault((parts[2], parts[3]), []).append(m)
+        jobs = _jobs()
+        for (name, split), files in sorted(members.items()):
+            run = runs.get(name)
+            if run is None or split not in run.splits():
+                unknown.append(f'{name}/{split}')
+                continue
+            if not any(Path(m.name).name == 'result.json' for m in files):
+                unknown.append(f'{name}/{split} (unfinished)')
+                continue
+            state = split_state(run, split, jobs)
+            if state in ('done', 'finished'):
+                kept.append(f'{name}/{split}')
+                continue
+            if state == 'running':
+                _stop_job(f'{name}/{split}', jobs.pop(f'{name}/{split}'))
+            shutil.rmtree(RUNS / name / split, ignore_errors=True)
+            for m in files:
+                target = RUNS.joinpath(*Path(m.name).parts[2:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(m).read())
+            taken.append(f'{name}/{split}')
+    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
+    (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
+    print(f'taken: {", ".join(taken) if taken else "nothing"}' + (f'; kept the finished splits here: {", ".join(kept)}'
+                                                                    if kept else '')
+          + (f'; not a finished split of a listed run: {", ".join(unknown)}' if unknown else '')
+          + ('; now `collect`' if taken else ''))
     return 0
 
 
@@ -473,8 +562,7 @@ def cmd_collect(args) -> int:
             data = json.loads(result.read_text())
             if run.stage in CHOICE_STAGES:                # validation only: the test figures stay in the run folder
                 data = {k: v for k, v in data.items() if k not in ('war', 'uar', 'confusion')}
-            record = RUNS / run.name / split / MACHINE_FILE
-            data['machine'] = record.read_text().strip() if record.exists() else this_machine()
+            data['machine'] = split_machines(RUNS / run.name / split)
             if run.stage == 'tag':
                 data['checkpoint'] = publish(run, result.parent / 'last.safetensors')
             copy = TRACKED / result.relative_to(RUNS)
@@ -656,16 +744,25 @@ def main(argv=None) -> int:
     start.add_argument('--stage', help='only runs of this stage (choice, ...)')
     start.add_argument('--runs', nargs='+', help='only these runs, in this order (names, or prefixes ending in "."'
                        ' such as table.)')
-    start.add_argument('--device', default='cpu', help='cpu, or cuda: the splits train on this GPU (fp32 rows only;'
-                       ' several at a time with --jobs)')
+    start.add_argument('--device', default='cpu', type=_device, help='cpu, or cuda (cuda:1, ...): the splits train '
+                       'on this GPU (fp32 rows only; several at a time with --jobs)')
+    sub.add_parser('stop', help='stop the running splits (each resumes from its last epoch at the next start)')
+    unpack = sub.add_parser('unpack', help='take the finished splits of an archive packed elsewhere (zoo_gpu.sh)')
+    unpack.add_argument('archive', help='gpu_runs.tgz')
     sub.add_parser('collect')
     sub.add_parser('choose')
     supersede = sub.add_parser('supersede', help='set a run\'s splits aside so that it trains afresh')
     supersede.add_argument('run', help='the run\'s name (`status` lists them)')
     supersede.add_argument('--why', required=True, help='one line for superseded/README.md')
     args = parser.parse_args(argv)
-    return dict(status=cmd_status, start=cmd_start, collect=cmd_collect, choose=cmd_choose,
-                supersede=cmd_supersede)[args.command](args)
+    return dict(status=cmd_status, start=cmd_start, stop=cmd_stop, unpack=cmd_unpack, collect=cmd_collect,
+                choose=cmd_choose, supersede=cmd_supersede)[args.command](args)
+
+
+def _device(text: str) -> str:
+    if text == 'cpu' or text == 'cuda' or (text.startswith('cuda:') and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f'{text!r}: cpu or cuda (cuda:1, ...)')
 
 
 if __name__ == '__main__':

@@ -154,7 +154,7 @@ def test_zoo_driver_assembles_a_finished_table_run(tmp_path, monkeypatch):
 
 def test_zoo_driver_starts_chosen_runs_on_a_gpu_and_records_where_each_split_trained(tmp_path, monkeypatch, capsys):
     """`start --device cuda --runs ...`: the fp32 splits of the named runs in the names' order, each told its device;
-    bf16 rows keep their CPU; the machine a split started on reaches its tracked result."""
+    bf16 rows keep their CPU, and that is said; each machine a split started on reaches its tracked result."""
     import torch
     zoo = benchmark_script('zoo')
     monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
@@ -165,6 +165,7 @@ def test_zoo_driver_starts_chosen_runs_on_a_gpu_and_records_where_each_split_tra
             zoo.Run('repeat.c.r2', 'tim', 'seed.emodb', 'o1_87', stage='repeat', repeat=2, folds=(1,))]
     monkeypatch.setattr(zoo, 'RUNS_LIST', runs)
     monkeypatch.setattr(zoo, 'ensure_features', lambda name: None)
+    monkeypatch.setattr(zoo, '_native_bf16', lambda: True)
     monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'Some GPU')
     started = []
 
@@ -173,25 +174,79 @@ def test_zoo_driver_starts_chosen_runs_on_a_gpu_and_records_where_each_split_tra
             started.append(cmd)
             self.pid = 10 ** 7 + len(started)             # no such process: the next start sees it gone
 
+    def out(cmd):
+        return tuple(cmd[cmd.index('--out') + 1].split('/')[-2:])
+
     monkeypatch.setattr(zoo.subprocess, 'Popen', Proc)
-    assert zoo.cmd_start(SimpleNamespace(jobs=2, stage=None, runs=['repeat.', 'table.'], device='cuda')) == 0
-    assert [(c[c.index('--out') + 1].split('/')[-2:], c[c.index('--device') + 1]) for c in started] == [
-        (['repeat.c.r2', 'fold1'], 'cuda'), (['table.a', 'fold1'], 'cuda')]
-    where = (tmp_path / 'runs' / 'table.a' / 'fold1' / zoo.MACHINE_FILE).read_text().strip()
-    assert where == f'Some GPU (CUDA, fp32 without TF32) on a host with {zoo.this_machine()}'
-    result = tmp_path / 'runs' / 'table.a' / 'fold1' / 'fold1' / 'result.json'
+    capsys.readouterr()
+    assert zoo.cmd_start(SimpleNamespace(jobs=9, stage=None, runs=['repeat.', 'table.'], device='cuda')) == 0
+    assert [(out(c), c[c.index('--device') + 1]) for c in started] == [
+        (('repeat.c.r2', 'fold1'), 'cuda'), (('table.a', 'fold1'), 'cuda'), (('table.a', 'fold2'), 'cuda')]
+    assert 'not on cuda: table.b (bf16 rows train on a CPU with native bf16)' in capsys.readouterr().out
+    gpu = f'Some GPU (CUDA, fp32 without TF32) on a host with {zoo.this_machine()}'
+    folder = tmp_path / 'runs' / 'table.a' / 'fold1'
+    assert (folder / zoo.MACHINE_FILE).read_text() == gpu + '\n'
+    # resumed on this CPU: both machines, in order
+    started.clear()
+    assert zoo.cmd_start(SimpleNamespace(jobs=9, stage=None, runs=None, device='cpu')) == 0
+    assert {out(c) for c in started} == {('table.a', 'fold1'), ('table.a', 'fold2'), ('table.b', 'fold1'),
+                                         ('repeat.c.r2', 'fold1')}
+    assert not any('--device' in c for c in started)
+    result = folder / 'fold1' / 'result.json'
     result.parent.mkdir()
-    (result.parent.parent / 'config.json').write_text('{}')
+    (folder / 'config.json').write_text('{}')
     result.write_text(json.dumps(dict(split='fold1', war=0.5, uar=0.5, confusion=[[1]], history=[])))
     zoo.cmd_collect(None)
-    assert json.loads(zoo.tracked(runs[0], 'fold1').read_text())['machine'] == where
-    # on the CPU (the default) no --device, the bf16 row too; an unknown name is refused with where to look
-    started.clear()
-    assert zoo.cmd_start(SimpleNamespace(jobs=5, stage=None, runs=None, device='cpu')) == 0
-    assert {tuple(c[c.index('--out') + 1].split('/')[-2:]) for c in started} >= {('table.b', 'fold1')}
-    assert not any('--device' in c for c in started)
+    assert json.loads(zoo.tracked(runs[0], 'fold1').read_text())['machine'] == f'{gpu} then {zoo.this_machine()}'
     with pytest.raises(SystemExit, match='no run is named table.z'):
         zoo.cmd_start(SimpleNamespace(jobs=1, stage=None, runs=['table.z'], device='cuda'))
+
+
+def test_zoo_driver_unpacks_splits_finished_elsewhere_over_the_ones_training_here(tmp_path, monkeypatch, capsys):
+    """`unpack`: a finished split of the archive replaces the same split training here (stopped first) or not yet
+    started; a split finished here keeps its own; an unfinished or unknown one is not taken; `stop` stops them all."""
+    import tarfile
+    zoo = benchmark_script('zoo')
+    monkeypatch.setattr(zoo, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(zoo, 'TRACKED', tmp_path / 'results' / 'zoo')
+    monkeypatch.setattr(zoo, 'ROOT', tmp_path)
+    run = zoo.Run('table.a', 'tim', 'seed.emodb', 'o1_87', stage='table', folds=(1, 2, 3, 4))
+    monkeypatch.setattr(zoo, 'RUNS_LIST', [run])
+    packed = tmp_path / 'gpu' / 'runs' / 'zoo'
+    for split, finished in (('fold1', True), ('fold2', True), ('fold3', True), ('fold4', False)):
+        (packed / 'table.a' / split / split).mkdir(parents=True)
+        (packed / 'table.a' / split / 'config.json').write_text('{"device": "cuda"}')
+        (packed / 'table.a' / split / zoo.MACHINE_FILE).write_text('Some GPU\n')
+        if finished:
+            (packed / 'table.a' / split / split / 'result.json').write_text(json.dumps(dict(split=split, war=0.9)))
+    (packed / 'table.x' / 'fold1' / 'fold1').mkdir(parents=True)
+    (packed / 'table.x' / 'fold1' / 'fold1' / 'result.json').write_text('{}')
+    with tarfile.open(tmp_path / 'gpu_runs.tgz', 'w:gz') as archive:
+        archive.add(tmp_path / 'gpu' / 'runs', arcname='runs')
+    here = tmp_path / 'runs' / 'table.a'
+    (here / 'fold1').mkdir(parents=True)                  # training here: stopped, replaced
+    (here / 'fold1' / 'last.safetensors').write_text('partial')
+    (here / 'fold2' / 'fold2').mkdir(parents=True)        # finished here: kept
+    (here / 'fold2' / 'fold2' / 'result.json').write_text(json.dumps(dict(split='fold2', war=0.1)))
+    (here / 'fold2' / 'config.json').write_text('{}')
+    stopped = []
+    monkeypatch.setattr(zoo, '_jobs', lambda: {'table.a/fold1': 4242})
+    monkeypatch.setattr(zoo, '_stop_job', lambda key, pid: stopped.append((key, pid)))
+    capsys.readouterr()
+    assert zoo.cmd_unpack(SimpleNamespace(archive=tmp_path / 'gpu_runs.tgz')) == 0
+    said = capsys.readouterr().out
+    assert said.startswith('taken: table.a/fold1, table.a/fold3; kept the finished splits here: table.a/fold2')
+    assert 'table.a/fold4 (unfinished)' in said and 'table.x/fold1' in said
+    assert stopped == [('table.a/fold1', 4242)] and not (here / 'fold1' / 'last.safetensors').exists()
+    assert json.loads(run.result('fold1').read_text())['war'] == 0.9
+    assert json.loads(run.result('fold2').read_text())['war'] == 0.1
+    assert run.result('fold4') is None and not (tmp_path / 'runs' / 'table.x').exists()
+    monkeypatch.setattr(zoo, '_jobs', lambda: {})
+    zoo.cmd_collect(None)
+    assert json.loads(zoo.tracked(run, 'fold3').read_text())['machine'] == 'Some GPU'
+    stopped.clear()
+    monkeypatch.setattr(zoo, '_jobs', lambda: {'table.a/fold4': 1, 'table.a/fold2': 2})
+    assert zoo.cmd_stop(None) == 0 and stopped == [('table.a/fold4', 1), ('table.a/fold2', 2)]
 
 
 def test_zoo_driver_assembles_a_seed_models_repeats_apart_from_its_bf16_table_row(tmp_path, monkeypatch):

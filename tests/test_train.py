@@ -1201,20 +1201,32 @@ def test_a_model_class_as_the_builder_takes_the_engines_seq_len_where_its_config
         tim_zoo.models.MultiTIM(4, 39, seq_len=20, **small)
 
 
-def test_fp32_training_on_cuda_switches_tf32_off_and_restores_it():
+def test_fp32_training_on_cuda_switches_tf32_off_and_restores_it(monkeypatch):
     """cuDNN lets fp32 convolutions round to TF32 by default: a GPU's fp32 run would be another precision than a
-    CPU's. The switch is only the backend flags, so it is checked without a GPU."""
+    CPU's. The switch is only backend settings, so it is checked without a GPU; both ways of training a split use it."""
+    from tim_zoo.train import engine, folds
     from tim_zoo.train.engine import full_fp32
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    saved = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
     try:
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision('medium')
         with full_fp32(torch.device('cpu')):
-            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+            assert torch.backends.cudnn.allow_tf32 and torch.get_float32_matmul_precision() == 'medium'
         with full_fp32(torch.device('cuda')):
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
-        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+            assert torch.get_float32_matmul_precision() == 'highest'
+        assert torch.backends.cudnn.allow_tf32 and torch.get_float32_matmul_precision() == 'medium'
         with pytest.raises(RuntimeError), full_fp32(torch.device('cuda')):
             raise RuntimeError('a failed split')
-        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.get_float32_matmul_precision() == 'medium'
+        seen = []
+        monkeypatch.setattr(engine, '_run_split', lambda trainer, show: seen.append(torch.backends.cudnn.allow_tf32))
+        monkeypatch.setattr(folds, '_train_splits_together',
+                            lambda trainers, show, compile_on: seen.append(torch.backends.cudnn.allow_tf32))
+        gpu = type('Trainer', (), dict(device=torch.device('cuda')))()
+        engine.run_split(gpu)
+        folds.train_splits_together([gpu])
+        assert seen == [False, False] and torch.backends.cudnn.allow_tf32
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        torch.backends.cudnn.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])

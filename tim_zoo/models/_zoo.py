@@ -209,13 +209,17 @@ def _new_speaker(row: Optional[dict], where: str = '') -> str:
     """The part of a note that gives a zoo row's figure with the speaker held out (leave one speaker out), once
     that run is in: what to expect of a voice the weights never heard."""
     loso = (row or {}).get('loso')
-    return (f'; with the speaker held out (leave one speaker out, 10 speakers{where}): {_figure(loso)}, the figure '
-            f'for a speaker it never heard (other corpora: not measured)' if loso else '')
+    if not loso:
+        return ''
+    return (f'; with the speaker held out (leave one speaker out, {loso["splits"]} speakers{where}): '
+            f'{_figure(loso)}, the figure for a speaker it never heard (other corpora: not measured)')
 
 
 def bundled_note() -> str:
     """What the bundled `timnet` (the default of `tim-zoo predict`) scored on EMODB utterances it never saw."""
     acc = tag_accuracy(f'timnet.{ZOO_TAG}')
+    if acc is None:
+        return f'timnet.{ZOO_TAG}: not measured on held-out data yet; treat its answers as unvalidated'
     where = ', its recipe at the zoo table\'s 87 frames'
     return (f'timnet.{ZOO_TAG}: WAR {_plus_minus(acc["war"], acc["war_std"])} % on held-out EMODB folds, speakers '
             f'mixed ({acc["what"]}){_new_speaker(zoo_accuracy("timnet"), where)}')

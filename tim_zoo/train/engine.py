@@ -146,12 +146,14 @@ def full_fp32(device: torch.device):
     if device.type != 'cuda':
         yield
         return
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    saved = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()   # 'medium' too, not a flag
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision('highest')
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        torch.backends.cudnn.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])
 
 
 def on_device(t: torch.Tensor, device: torch.device, limit_bytes: int = 2 ** 31) -> torch.Tensor:
@@ -462,7 +464,13 @@ def check_checkpoint_meta(meta: Optional[dict]) -> dict:
 
 
 def run_split(trainer: SplitTrainer, show_progress: bool = True) -> dict:
-    """Train one split's `trainer` from its start epoch to the end, then test it; its result."""
+    """Train one split's `trainer` from its start epoch to the end, then test it; its result. fp32 stays fp32 on a
+    GPU (`full_fp32`)."""
+    with full_fp32(trainer.device):
+        return _run_split(trainer, show_progress)
+
+
+def _run_split(trainer: SplitTrainer, show_progress: bool) -> dict:
     rank, world, cfg, split = trainer.rank, trainer.world, trainer.cfg, trainer.split
     for epoch in range(trainer.start, cfg.epochs):
         trainer.model.train()

@@ -20,7 +20,7 @@ from torch import nn
 from .._utils import progress
 from ..layers import GroupConv1d, PoolHead
 from ..models import TIMNet
-from .engine import SplitTrainer, compile_options, compiler_failure, log, sum_dtype
+from .engine import SplitTrainer, compile_options, compiler_failure, full_fp32, log, sum_dtype
 
 
 def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> str:
@@ -175,7 +175,13 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
                           ) -> List[dict]:
     """Train the splits of `trainers` (built one after another, each right after seeding its fold) at once, the
     grouped step compiled with `compile_on` (torch.compile mode `cfg.compile_mode`); their results, as
-    `SplitTrainer.finish` gives them (`compiled`: whether the grouped step stayed compiled)."""
+    `SplitTrainer.finish` gives them (`compiled`: whether the grouped step stayed compiled). fp32 stays fp32 on a
+    GPU (`full_fp32`)."""
+    with full_fp32(trainers[0].device):
+        return _train_splits_together(trainers, show_progress, compile_on)
+
+
+def _train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool, compile_on: bool) -> List[dict]:
     cfg = trainers[0].cfg
     grouped = GroupedStep(compile_on, cfg.compile_mode, trainers[0].device)
     generators = []

@@ -22,7 +22,7 @@ from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
 from .config import TrainConfig
 from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, compile_mode_note, dist_info, log,
-                     full_fp32, on_device, run_split, training_device)
+                     on_device, run_split, training_device)
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import SPEAKER_HINT, heard_by, make_splits, trained_on, training_records
@@ -416,44 +416,43 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
         return SplitTrainer(build, x, y, splits[i - 1], i, num_classes, cfg, out_dir / splits[i - 1].name, meta,
                             on_epoch_end, seed, compiled)
 
-    with full_fp32(device):          # fp32 is fp32 on a GPU too (TF32 off while it trains)
-        results, pending = {}, []
-        for i in chosen:
-            result_file = out_dir / splits[i - 1].name / RESULT_FILE
-            if result_file.exists():
-                results[i] = json.loads(result_file.read_text())
-            else:
-                pending.append(i)
-        trained = list(pending)
-        obstacle = _batching_obstacle(cfg, pending, build)
-        if not obstacle:
-            trainers = [trainer(i, False) for i in pending]
-            if len({t.start for t in trainers}) == 1:
-                compile_together = compiling['on'] and cfg.compile == 'on'
-                why = compiling['why'] if compile_together or not compiling['on'] else \
-                    'compile=auto trains the grouped step eagerly (compiled, it is not yet measured on a GPU; --compile on)'
-                log.info('training %d splits together (one grouped computation per step, %s: %s)', len(trainers),
-                         'compiled' if compile_together else 'eagerly', why)
-                results.update(zip(pending, train_splits_together(trainers, show_progress, compile_together)))
-                if compile_together and trainers[0].compiled is None:          # failed: the rest of the run eagerly
-                    compiling.update(on=False, why='torch.compile failed')
-                pending = []
-            else:
-                obstacle = 'the interrupted splits stopped after different epochs'
-        if pending and obstacle:
-            log.info('training the splits one by one: %s; %s (%s)', obstacle,
-                     'the training step is compiled' if compiling['on'] else 'eagerly', compiling['why'])
-        for i in trained:
-            if i in pending:                                 # one by one: each split's result as soon as it is done
-                barrier()
-                split_trainer = trainer(i, compiling['on'])
-                results[i] = run_split(split_trainer, show_progress)
-                if compiling['on'] and split_trainer.compiled is None:      # failed once: the rest of the run eagerly
-                    compiling.update(on=False, why='torch.compile failed')
-            r = results[i]
-            if 'war' in r:
-                log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
-        return [results[i] for i in chosen]
+    results, pending = {}, []
+    for i in chosen:
+        result_file = out_dir / splits[i - 1].name / RESULT_FILE
+        if result_file.exists():
+            results[i] = json.loads(result_file.read_text())
+        else:
+            pending.append(i)
+    trained = list(pending)
+    obstacle = _batching_obstacle(cfg, pending, build)
+    if not obstacle:
+        trainers = [trainer(i, False) for i in pending]
+        if len({t.start for t in trainers}) == 1:
+            compile_together = compiling['on'] and cfg.compile == 'on'
+            why = compiling['why'] if compile_together or not compiling['on'] else \
+                'compile=auto trains the grouped step eagerly (compiled, it is not yet measured on a GPU; --compile on)'
+            log.info('training %d splits together (one grouped computation per step, %s: %s)', len(trainers),
+                     'compiled' if compile_together else 'eagerly', why)
+            results.update(zip(pending, train_splits_together(trainers, show_progress, compile_together)))
+            if compile_together and trainers[0].compiled is None:          # failed: the rest of the run eagerly
+                compiling.update(on=False, why='torch.compile failed')
+            pending = []
+        else:
+            obstacle = 'the interrupted splits stopped after different epochs'
+    if pending and obstacle:
+        log.info('training the splits one by one: %s; %s (%s)', obstacle,
+                 'the training step is compiled' if compiling['on'] else 'eagerly', compiling['why'])
+    for i in trained:
+        if i in pending:                                 # one by one: each split's result as soon as it is done
+            barrier()
+            split_trainer = trainer(i, compiling['on'])
+            results[i] = run_split(split_trainer, show_progress)
+            if compiling['on'] and split_trainer.compiled is None:      # failed once: the rest of the run eagerly
+                compiling.update(on=False, why='torch.compile failed')
+        r = results[i]
+        if 'war' in r:
+            log.info('%s: test WAR %.4f UAR %.4f (epoch %d)', r['split'], r['war'], r['uar'], r['chosen_epoch'])
+    return [results[i] for i in chosen]
 
 
 def _batching_obstacle(cfg: TrainConfig, pending: list, build) -> str:

@@ -181,8 +181,9 @@ def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = Fals
     if differ:
         settings = meta.get('feature_settings') or {}
         length = settings.get('mean_signal_length') if 'seq_len' in differ else None
-        frames = (f' (seq_len={saved["seq_len"]}: inputs of {length} samples at {settings.get("sample_rate")} Hz, '
-                  f'as its features were; --mean-signal-length {length} on the command line)' if length else '')
+        rate = f' at {settings["sample_rate"]} Hz' if settings.get('sample_rate') else ''
+        frames = (f' (seq_len={saved["seq_len"]}: inputs of {length} samples{rate}, as its features were; '
+                  f'--mean-signal-length {length} on the command line)' if length else '')
         warnings.warn(f'{source} was saved from {meta["architecture"]} built with '
                       f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
                       f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
