@@ -4,6 +4,7 @@
     python benchmarks/zoo.py start --jobs 2         # start (or resume) the next splits, one process and thread each
     python benchmarks/zoo.py start --device cuda --jobs 14 --runs table.   # fp32 splits on a GPU (zoo_gpu.sh)
     python benchmarks/zoo.py stop                   # stop the running splits (they resume at the next start)
+    python benchmarks/zoo.py features               # the table's feature file alone (carried to a GPU machine)
     python benchmarks/zoo.py unpack gpu_runs.tgz    # take splits finished on another machine (zoo_gpu.sh), then collect
     python benchmarks/zoo.py collect                # copy finished splits into docs/results/zoo/ (commit them)
     python benchmarks/zoo.py choose                 # the protocol choices, on validation accuracy only
@@ -515,6 +516,9 @@ def cmd_unpack(args) -> int:
     import tarfile
     runs = {r.name: r for r in RUNS_LIST}
     taken, kept, unknown = [], [], []
+    if not Path(args.archive).is_file():
+        print(f'no archive {args.archive}: give the gpu_runs.tgz that zoo_gpu.sh wrote', file=sys.stderr)
+        return 2
     with tarfile.open(args.archive) as archive:
         members: Dict[Tuple[str, str], list] = {}
         for m in archive.getmembers():
@@ -543,6 +547,10 @@ def cmd_unpack(args) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.extractfile(m).read())
             taken.append(f'{name}/{split}')
+    if not members:
+        print(f'{args.archive} holds no split folder (runs/zoo/<run>/<split>/): is it gpu_logs.tgz, the logs?',
+              file=sys.stderr)
+        return 2
     (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
     (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
     print(f'taken: {", ".join(taken) if taken else "nothing"}' + (f'; kept the finished splits here: {", ".join(kept)}'
@@ -736,10 +744,11 @@ def cmd_choose(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n')[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
-    sub.add_parser('status')
-    start = sub.add_parser('start')
+    sub.add_parser('status', help='every run: splits done, running and left, and the projected hours')
+    start = sub.add_parser('start', help='start (or resume) the next splits in the background')
     start.add_argument('--jobs', type=int, default=2, help='processes to keep running (one thread each)')
     start.add_argument('--stage', help='only runs of this stage (choice, ...)')
     start.add_argument('--runs', nargs='+', help='only these runs, in this order (names, or prefixes ending in "."'
@@ -747,16 +756,24 @@ def main(argv=None) -> int:
     start.add_argument('--device', default='cpu', type=_device, help='cpu, or cuda (cuda:1, ...): the splits train '
                        'on this GPU (fp32 rows only; several at a time with --jobs)')
     sub.add_parser('stop', help='stop the running splits (each resumes from its last epoch at the next start)')
-    unpack = sub.add_parser('unpack', help='take the finished splits of an archive packed elsewhere (zoo_gpu.sh)')
-    unpack.add_argument('archive', help='gpu_runs.tgz')
-    sub.add_parser('collect')
-    sub.add_parser('choose')
+    sub.add_parser('features', help='extract the table\'s feature file from ../shared (what a GPU machine is given)')
+    unpack = sub.add_parser('unpack', help='take the finished splits of an archive packed elsewhere (zoo_gpu.sh)',
+                            description=cmd_unpack.__doc__ + ' Then `collect` and commit.')
+    unpack.add_argument('archive', help='gpu_runs.tgz (zoo_gpu.sh\'s gpu_logs.tgz holds logs only)')
+    sub.add_parser('collect', help='copy the finished splits into docs/results/zoo/ and assemble finished runs')
+    sub.add_parser('choose', help='the protocol choices, on validation accuracy only')
     supersede = sub.add_parser('supersede', help='set a run\'s splits aside so that it trains afresh')
     supersede.add_argument('run', help='the run\'s name (`status` lists them)')
     supersede.add_argument('--why', required=True, help='one line for superseded/README.md')
     args = parser.parse_args(argv)
     return dict(status=cmd_status, start=cmd_start, stop=cmd_stop, unpack=cmd_unpack, collect=cmd_collect,
-                choose=cmd_choose, supersede=cmd_supersede)[args.command](args)
+                choose=cmd_choose, supersede=cmd_supersede, features=cmd_features)[args.command](args)
+
+
+def cmd_features(args) -> int:
+    """Extract the table's feature file (once; `start` does it too before a split needs it) and say where it is."""
+    print(ensure_features(TABLE_FEATURES).relative_to(ROOT))
+    return 0
 
 
 def _device(text: str) -> str:

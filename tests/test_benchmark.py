@@ -247,6 +247,14 @@ def test_zoo_driver_unpacks_splits_finished_elsewhere_over_the_ones_training_her
     stopped.clear()
     monkeypatch.setattr(zoo, '_jobs', lambda: {'table.a/fold4': 1, 'table.a/fold2': 2})
     assert zoo.cmd_stop(None) == 0 and stopped == [('table.a/fold4', 1), ('table.a/fold2', 2)]
+    # a missing archive, or the logs' archive, is said
+    assert zoo.cmd_unpack(SimpleNamespace(archive=tmp_path / 'none.tgz')) == 2
+    with tarfile.open(tmp_path / 'gpu_logs.tgz', 'w:gz') as archive:
+        (tmp_path / 'gpu' / 'runs' / 'zoo' / 'table.a' / 'fold1.out').write_text('log')
+        archive.add(tmp_path / 'gpu' / 'runs' / 'zoo' / 'table.a' / 'fold1.out', arcname='runs/zoo/table.a/fold1.out')
+    capsys.readouterr()
+    assert zoo.cmd_unpack(SimpleNamespace(archive=tmp_path / 'gpu_logs.tgz')) == 2
+    assert 'is it gpu_logs.tgz' in capsys.readouterr().err
 
 
 def test_zoo_driver_assembles_a_seed_models_repeats_apart_from_its_bf16_table_row(tmp_path, monkeypatch):

@@ -366,6 +366,8 @@ def test_weights_of_another_input_length_say_the_length_their_features_had(tmp_p
     """A fixed-length head saved at 12 frames and loaded into a 20-frame model: the classifier is new, and the
     warning says the samples per input of the file's features, the setting the command line takes."""
     import warnings
+
+    from tim_zoo.weights.load import warn_other_arguments
     source = tim_zoo.create_model('at_tim', num_classes=3, seq_len=12, filters=8, depth=2)
     source.pretrained_cfg = dict(source.pretrained_cfg, feature_settings=dict(mean_signal_length=5632,
                                                                              sample_rate=22050, frames=12))
@@ -374,10 +376,18 @@ def test_weights_of_another_input_length_say_the_length_their_features_had(tmp_p
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         tim_zoo.weights.load_weights(model, path, allow_head_reset=True)
-    said = [str(w.message) for w in caught if 'another function' in str(w.message)]
-    assert len(said) == 1 and 'seq_len=12' in said[0] and 'seq_len=20' in said[0]
+    said = [str(w.message) for w in caught if 'was trained at seq_len' in str(w.message)]
+    assert len(said) == 1 and not [w for w in caught if 'another function' in str(w.message)]
+    assert 'trained at seq_len=12, this model takes 20 frames: its body loaded and its classifier stays untrained' \
+        in said[0]
     assert said[0].endswith('(seq_len=12: inputs of 5632 samples at 22050 Hz, as its features were; '
                             '--mean-signal-length 5632 on the command line)')
+    # loaded whole (no head reset: load_checkpoint's way), another length is another function
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        saved = dict(model_args=dict(source.init_args), architecture='at_tim')
+        warn_other_arguments(model, saved, 'short.safetensors')
+    assert [w for w in caught if 'another function' in str(w.message)]
 
 
 def test_weights_load_into_a_model_with_another_kind_of_head(tmp_path):

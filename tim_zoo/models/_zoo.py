@@ -188,41 +188,58 @@ def _spread(row: dict) -> str:
     return spread + (f', the row trained {precision}' if precision else '')
 
 
+#: the inputs of the zoo table (the shared EMODB copy's 2.0 s recordings) and of the bundled timnet (the release's)
+TABLE_INPUTS = 'inputs of 2.0 s: 87 frames'
+BUNDLED_INPUTS = 'inputs of 4.4 s: 188 frames'
+
+
+def _how(row: dict) -> str:
+    """How a figure of `row` is made, in a few words: the mean (over the seeds) ± the std over the folds, and the
+    precision its training ran in."""
+    seeds = f' over {row["repeats"]} training seeds' if row.get('repeats', 1) > 1 else ''
+    precision = PRECISION_WORDS.get(row.get('precision'))
+    return f'mean{seeds} ± std over the folds' + (f', trained {precision}' if precision else '')
+
+
+def _two_figures(row: dict, timnet: Optional[dict] = None) -> str:
+    """A zoo row's figures on new utterances of the speakers it trained on (the 10 folds) and on a speaker it never
+    heard (leave one speaker out: 'not measured yet' before that run is in), each with `timnet`'s beside it."""
+    def beside(other):
+        return f' (timnet\'s recipe: {other["war_mean"]:.1f} %)' if other else ''
+    loso, timnet_loso = row.get('loso'), (timnet or {}).get('loso')
+    unheard = (f'{_figure(loso)} on a speaker it never heard{beside(timnet_loso)}' if loso else
+               'a speaker it never heard: not measured yet')
+    return f'{_figure(row)} on new utterances of speakers it trained on{beside(timnet)}; {unheard}'
+
+
 def accuracy_note(model: str) -> str:
-    """What the zoo measured for `model`'s recipe on held-out EMODB folds, beside `timnet`'s row, in words."""
+    """What the zoo measured for `model`'s recipe on held-out EMODB data (new utterances of the training speakers;
+    a speaker held out), beside `timnet`'s recipe, in a few lines' worth of words."""
     row, timnet = zoo_accuracy(model), zoo_accuracy('timnet')
-    bundled = tag_accuracy(f'timnet.{ZOO_TAG}')
-    at_188 = (f'; the bundled timnet\'s recipe at its 188 frames: WAR {_plus_minus(bundled["war"], bundled["war_std"])} %'
-              if bundled else '')
-    beside = (f'; timnet\'s row: {_figure(timnet)} (at the same 87 frames{at_188})' if timnet and model != 'timnet'
-              else '')
+    head = f'{model}.{ZOO_TAG} ({TABLE_INPUTS})'
     if row is None:
-        return (f'{model}.{ZOO_TAG}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, '
-                f'10 folds, speakers mixed){beside}; treat its answers as unvalidated')
+        return (f'{head}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, 10 folds); '
+                f'treat its answers as unvalidated' + (f'; timnet\'s recipe: {_two_figures(timnet)}' if timnet else ''))
     these = (f'; these weights are the recipe once on all 535 utterances, trained '
-             f'{PRECISION_WORDS[tag_precision(model)]}' if model in PACKAGED else '')
-    return (f'{model}.{ZOO_TAG}: its recipe scores {_figure(row)} on held-out EMODB folds (the zoo table: 10 folds, '
-            f'speakers mixed; {_spread(row)}){_new_speaker(row)}{these}{beside}')
-
-
-def _new_speaker(row: Optional[dict], where: str = '') -> str:
-    """The part of a note that gives a zoo row's figure with the speaker held out (leave one speaker out), once
-    that run is in: what to expect of a voice the weights never heard."""
-    loso = (row or {}).get('loso')
-    if not loso:
-        return ''
-    return (f'; with the speaker held out (leave one speaker out, {loso["splits"]} speakers{where}): '
-            f'{_figure(loso)}, the figure for a speaker it never heard (other corpora: not measured)')
+             f'{PRECISION_WORDS[tag_precision(model)]}'
+             if model in PACKAGED else '')
+    return (f'{head}, its recipe on EMODB: {_two_figures(row, timnet if model != "timnet" else None)}; other '
+            f'corpora: not measured ({_how(row)}{these})')
 
 
 def bundled_note() -> str:
-    """What the bundled `timnet` (the default of `tim-zoo predict`) scored on EMODB utterances it never saw."""
-    acc = tag_accuracy(f'timnet.{ZOO_TAG}')
-    if acc is None:
-        return f'timnet.{ZOO_TAG}: not measured on held-out data yet; treat its answers as unvalidated'
-    where = ', its recipe at the zoo table\'s 87 frames'
-    return (f'timnet.{ZOO_TAG}: WAR {_plus_minus(acc["war"], acc["war_std"])} % on held-out EMODB folds, speakers '
-            f'mixed ({acc["what"]}){_new_speaker(zoo_accuracy("timnet"), where)}')
+    """What the bundled `timnet` (the default of `tim-zoo predict`) scored on EMODB utterances it never saw, and its
+    recipe at the zoo table's length, where a speaker held out was measured."""
+    bundled = _zoo_table().get('bundled', {}).get('timnet')
+    head = f'timnet.{ZOO_TAG} ({BUNDLED_INPUTS})'
+    if bundled is None:
+        return f'{head}: not measured on held-out data yet; treat its answers as unvalidated'
+    row = zoo_accuracy('timnet')
+    short = (f'; at the zoo table\'s 2.0 s inputs (87 frames): {row["war_mean"]:.1f} % on those'
+             + (f', {row["loso"]["war_mean"]:.1f} % on a speaker it never heard' if row.get('loso') else '')
+             if row else '')
+    return (f'{head}, its recipe on EMODB: {_figure(bundled)} on new utterances of speakers it trained on'
+            f'{short}; other corpora: not measured ({_how(bundled)})')
 
 
 def tag_notes(pretrained_cfg: Optional[dict]) -> List[str]:
