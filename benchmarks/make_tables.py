@@ -493,8 +493,7 @@ def packaged_zoo_table() -> str:
                           'mean over them, the splits\' std averaged over them, and the sample std of the repeats\' '
                           'means as seed_war_std / seed_uar_std; loso: the same recipe trained on nine speakers and '
                           'tested on the tenth, each in turn (docs/training.md, "The zoo")', models=models,
-                 bundled=bundled,
-                 releases=releases)
+                 bundled=bundled, releases=releases)
     return json.dumps(table, indent=1) + '\n'
 
 

@@ -304,6 +304,12 @@ def _jobs() -> Dict[str, int]:
     return {key: pid for key, pid in jobs.items() if _alive(pid)}
 
 
+def _save_jobs(jobs: Dict[str, int]) -> None:
+    """Write the running splits' process ids, which `_jobs` reads back."""
+    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
+    (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -411,11 +417,12 @@ def _chosen_runs(patterns: Optional[List[str]]) -> List[Run]:
     runs = sorted(RUNS_LIST, key=lambda r: r.order)
     if not patterns:
         return runs
-    chosen = [r for p in patterns for r in runs if r.name == p or (p.endswith('.') and r.name.startswith(p))]
-    unknown = [p for p in patterns if not any(r.name == p or (p.endswith('.') and r.name.startswith(p)) for r in runs)]
+    matched = {p: [r for r in runs if r.name == p or (p.endswith('.') and r.name.startswith(p))] for p in patterns}
+    unknown = [p for p, found in matched.items() if not found]
     if unknown:
         raise SystemExit(f'--runs: no run is named {", ".join(unknown)} (`status` lists them; end a prefix with ".")')
-    return [r for i, r in enumerate(chosen) if all(r is not c for c in chosen[:i])]
+    chosen = {r.name: r for p in patterns for r in matched[p]}        # the first pattern that names a run places it
+    return list(chosen.values())
 
 
 def machine_record(device: str) -> str:
@@ -469,8 +476,7 @@ def cmd_start(args) -> int:
             jobs[f'{run.name}/{split}'] = proc.pid
             started.append(f'{run.name}/{split}' + (' (resumed)' if resume else ''))
             free -= 1
-    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
-    (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
+    _save_jobs(jobs)
     print('started: ' + (', '.join(started) if started else 'nothing') + f'; running: {len(jobs)}')
     if kept and args.runs:
         print(f'not on {args.device}: {", ".join(kept)} (bf16 rows train on a CPU with native bf16)')
@@ -502,8 +508,7 @@ def cmd_stop(args) -> int:
     jobs = _jobs()
     for key, pid in jobs.items():
         _stop_job(key, pid)
-    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
-    (RUNS / 'jobs.json').write_text(json.dumps(_jobs(), indent=1))
+    _save_jobs(_jobs())
     print(f'stopped: {", ".join(jobs) if jobs else "nothing"}')
     return 0
 
@@ -551,8 +556,7 @@ def cmd_unpack(args) -> int:
         print(f'{args.archive} holds no split folder (runs/zoo/<run>/<split>/): is it gpu_logs.tgz, the logs?',
               file=sys.stderr)
         return 2
-    (RUNS / 'jobs.json').parent.mkdir(parents=True, exist_ok=True)
-    (RUNS / 'jobs.json').write_text(json.dumps(jobs, indent=1))
+    _save_jobs(jobs)
     print(f'taken: {", ".join(taken) if taken else "nothing"}' + (f'; kept the finished splits here: {", ".join(kept)}'
                                                                     if kept else '')
           + (f'; not a finished split of a listed run: {", ".join(unknown)}' if unknown else '')

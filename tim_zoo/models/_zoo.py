@@ -221,8 +221,7 @@ def accuracy_note(model: str) -> str:
         return (f'{head}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, 10 folds); '
                 f'treat its answers as unvalidated' + (f'; timnet\'s recipe: {_two_figures(timnet)}' if timnet else ''))
     these = (f'; these weights are the recipe once on all 535 utterances, trained '
-             f'{PRECISION_WORDS[tag_precision(model)]}'
-             if model in PACKAGED else '')
+             f'{PRECISION_WORDS[tag_precision(model)]}' if model in PACKAGED else '')
     return (f'{head}, its recipe on EMODB: {_two_figures(row, timnet if model != "timnet" else None)}; other '
             f'corpora: not measured ({_how(row)}{these})')
 

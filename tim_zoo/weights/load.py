@@ -182,19 +182,19 @@ def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = Fals
         settings = meta.get('feature_settings') or {}
         length = settings.get('mean_signal_length') if 'seq_len' in differ else None
         rate = f' at {settings["sample_rate"]} Hz' if settings.get('sample_rate') else ''
-        frames = (f' (seq_len={saved["seq_len"]}: inputs of {length} samples{rate}, as its features were; '
-                  f'--mean-signal-length {length} on the command line)' if length else '')
+        length_hint = (f' (seq_len={saved["seq_len"]}: inputs of {length} samples{rate}, as its features were; '
+                       f'--mean-signal-length {length} on the command line)' if length else '')
         if head_reset and differ == ['seq_len']:         # the input length sizes only the classifier, left untrained
             warnings.warn(f'{source} was trained at seq_len={saved["seq_len"]}, this model takes {own["seq_len"]} '
                           f'frames: its body loaded and its classifier stays untrained; fine-tune it at this length, '
                           f'or, to use the trained classifier, build the model with seq_len={saved["seq_len"]} '
-                          f'(tim_zoo.load_checkpoint(path) rebuilds it as saved){frames}', stacklevel=3)
+                          f'(tim_zoo.load_checkpoint(path) rebuilds it as saved){length_hint}', stacklevel=3)
             return
         warnings.warn(f'{source} was saved from {meta["architecture"]} built with '
                       f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
                       f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
                       f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments'
-                      f'{frames}', stacklevel=3)
+                      f'{length_hint}', stacklevel=3)
 
 
 def with_legacy_defaults(meta: dict) -> dict:
