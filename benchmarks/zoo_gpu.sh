@@ -23,12 +23,21 @@ $PY -c "import torch, timm, einops, tim_zoo; print('torch', torch.__version__, '
 torch.cuda.get_device_name())" || exit 3
 $PY benchmarks/zoo.py start --device cuda --jobs 0 --runs $RUNS || exit 2     # the names, before any device time
 finished() { find runs/zoo -name result.json -newer "$mark" | sed -E 's#^(runs/zoo/[^/]+/[^/]+)/.*#\1#' | sort -u; }
-mark=$(mktemp); last=$((STOP * 4 / 5)); first=
+# the finished splits' folders without their checkpoints (a split stopped on the way is not packed); packed again
+# whenever one more finishes, so that a command killed at the device's limit still returns them
+pack() {
+  files=$(for d in $(finished); do find "$d" -name result.json; \
+    find "$d" -maxdepth 1 \( -name config.json -o -name machine.txt -o -name train.log \); done)
+  tar czf "${OUT:-.}/gpu_runs.tgz.part" $files -T /dev/null && mv "${OUT:-.}/gpu_runs.tgz.part" "${OUT:-.}/gpu_runs.tgz"
+  tar czf "${OUT:-.}/gpu_logs.tgz" $(find runs/zoo -name '*.out') -T /dev/null
+}
+mark=$(mktemp); last=$((STOP * 4 / 5)); first=; packed=0
 while [ $SECONDS -lt "$STOP" ]; do
   jobs=$([ $SECONDS -lt $last ] && echo "$JOBS" || echo 0)        # 0: start nothing, say how many run
   said=$($PY benchmarks/zoo.py start --device cuda --jobs "$jobs" --runs $RUNS 2>&1)
   echo "$said" | grep -v '^started: nothing'
   done_now=$(finished | grep -c .)
+  [ "$done_now" -gt "$packed" ] && pack && packed=$done_now
   if [ -z "$first" ] && [ "$done_now" -gt 0 ]; then   # the fastest split's time: none starts that close to STOP
     first=$SECONDS; last=$((STOP - 3 * first / 2)); echo "first split done at ${first}s: starting none after ${last}s"
   fi
@@ -38,10 +47,4 @@ while [ $SECONDS -lt "$STOP" ]; do
   sleep 10
 done
 $PY benchmarks/zoo.py stop
-# the finished splits' folders without their checkpoints: a split stopped on the way is not packed
-dirs=$(finished)
-echo "finished splits: $(echo "$dirs" | grep -c .)"
-files=$(for d in $dirs; do find "$d" -name result.json; \
-  find "$d" -maxdepth 1 \( -name config.json -o -name machine.txt -o -name train.log \); done)
-tar czf "${OUT:-.}/gpu_runs.tgz" $files -T /dev/null
-tar czf "${OUT:-.}/gpu_logs.tgz" $(find runs/zoo -name '*.out') -T /dev/null
+pack; echo "finished splits: $(finished | grep -c .)"
