@@ -6,11 +6,13 @@
 # keeps JOBS splits (default 14) of RUNS (default: the table rows, then the set_official findings, tier 2 and
 # at_deltatim_v2's attention finding) training on the GPU with `benchmarks/zoo.py start --device cuda`, starts no
 # split after the point where the fastest one would no longer finish, stops every split at SECONDS (default 500) and
-# packs the finished splits into $OUT/gpu_runs.tgz (or ./gpu_runs.tgz) and every split's log into gpu_logs.tgz (to
-# read; not to unpack). Where the zoo's runs live: `python benchmarks/zoo.py unpack gpu_runs.tgz` (it stops a split
-# training there that the archive holds finished), then `python benchmarks/zoo.py collect`; each split's result
+# packs the finished splits into $OUT/gpu_runs.tgz (or ./gpu_runs.tgz; again after each one finishes, so that a
+# command cut at the device's limit still returns them) and every split's logs, finished or not, into gpu_logs.tgz
+# (to read; not to unpack). Where the zoo's runs live: `python benchmarks/zoo.py unpack gpu_runs.tgz` (it stops a
+# split training there that the archive holds finished), then `python benchmarks/zoo.py collect`; each split's result
 # names the GPU it trained on. Needs the feature file beside the tree (`runs/zoo/features/`, carried): the GPU
-# machine has no EMODB.
+# machine has no EMODB. A machine lent again while warm keeps its run folders: a second call goes on with the next
+# splits (measured: 2026-12-04, docs/speed.md).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
@@ -29,7 +31,7 @@ pack() {
   files=$(for d in $(finished); do find "$d" -name result.json; \
     find "$d" -maxdepth 1 \( -name config.json -o -name machine.txt -o -name train.log \); done)
   tar czf "${OUT:-.}/gpu_runs.tgz.part" $files -T /dev/null && mv "${OUT:-.}/gpu_runs.tgz.part" "${OUT:-.}/gpu_runs.tgz"
-  tar czf "${OUT:-.}/gpu_logs.tgz" $(find runs/zoo -name '*.out') -T /dev/null
+  tar czf "${OUT:-.}/gpu_logs.tgz" $(find runs/zoo -name '*.out' -o -name train.log) -T /dev/null
 }
 mark=$(mktemp); last=$((STOP * 4 / 5)); first=; packed=0
 while [ $SECONDS -lt "$STOP" ]; do
