@@ -219,8 +219,9 @@ SEED_TIER2 = tuple(m for m in TIER2_MODELS if zoo_precision(m) != TIER2_PRECISIO
 #: `start`'s order after the probes and the published models (order -1), and the bf16 rows' folds left (0, which
 #: only a CPU with native bf16 runs): first (1) these runs, which finish what a
 #: page shows in part (tim's tier 2) and give tier 3 its four findings (at_deltatim's two, on its fp32 repeat 1); then
-#: (2) the tier-1 rows still missing, the small models' first; then (3) the rest of tier 2 and the findings left;
-#: last (4) rows whose recipe is still probed (`RECIPE_PENDING`)
+#: (2) the tier-1 rows still missing, the small models' first; then (3) the rest of tier 2, which the issue's "done"
+#: needs; then (4) the findings left, beyond tier 3's first four; last (5) rows whose recipe is still probed
+#: (`RECIPE_PENDING`)
 FIRST_RUNS = ('repeat.tim.r3', 'loso.tim', 'repeat.at_deltatim.r1', 'finding.at_deltatim.mul',
               'finding.at_deltatim.all')
 
@@ -246,8 +247,8 @@ if TABLE_FEATURES is not None:
             extra += ['--model-arg', f'{key}={value if isinstance(value, str) else json.dumps(value)}']
         precision = precision or zoo_precision(model)
         # a bf16 row's folds run only on a CPU with native bf16 (unsupported elsewhere): first where one is lent
-        order = (4 if model in RECIPE_PENDING else 0 if precision == 'bf16' else 1 if name in FIRST_RUNS
-                 else 2 if stage == 'table' else 3)
+        order = (5 if model in RECIPE_PENDING else 0 if precision == 'bf16' else 1 if name in FIRST_RUNS
+                 else 2 if stage == 'table' else 4 if stage == 'finding' else 3)
         return Run(name, model, zoo_recipe(model), TABLE_FEATURES, stage=stage,
                    compile='on' if model == 'timnet' else 'off', precision=precision,
                    extra=extra, order=order)

@@ -3,8 +3,8 @@
 #
 #     bash benchmarks/zoo_gpu.sh [SECONDS] [JOBS] [RUNS...]
 #
-# keeps JOBS splits (default 14) of RUNS (default: the table rows, then the set_official findings, tier 2 and
-# at_deltatim_v2's attention finding) training on the GPU with `benchmarks/zoo.py start --device cuda`, starts no
+# keeps JOBS splits (default 14) of RUNS (default: the table rows, then tier 2, then the findings) training on the GPU
+# with `benchmarks/zoo.py start --device cuda`, starts no
 # split after the point where the fastest one would no longer finish, stops every split at SECONDS (default 500) and
 # packs the finished splits into $OUT/gpu_runs.tgz (or ./gpu_runs.tgz; again after each one finishes, so that a
 # command cut at the device's limit still returns them) and every split's logs, finished or not, into gpu_logs.tgz
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 PY=${PYTHON:-python3}
 STOP=${1:-500}; JOBS=${2:-14}; shift $(( $# < 2 ? $# : 2 ))
-RUNS=${*:-table. finding.set_official. repeat. loso. finding.at_deltatim_v2.standard}
+RUNS=${*:-table. repeat. loso. finding.}
 case "$STOP$JOBS" in *[!0-9]*) echo "SECONDS and JOBS are whole numbers, got '$STOP' '$JOBS'"; exit 2;; esac
 [ -f runs/zoo/features/emodb_o1_87.npz ] || { echo "runs/zoo/features/emodb_o1_87.npz is missing: carry it"; exit 2; }
 $PY -c "import torch, timm, einops, tim_zoo; print('torch', torch.__version__, 'timm', timm.__version__, \
