@@ -50,6 +50,7 @@ PACKAGED_ZOO_TABLE = ROOT / 'tim_zoo' / 'models' / 'pretrained' / 'zoo_table.jso
 #: utterances: its tag's held-out figure
 BUNDLED_RECIPE_RUN = 'emodb_timnet_paper_keras_r3'
 EVALUATION_PAGE = ROOT / 'docs' / 'evaluation.md'
+README = ROOT / 'README.md'
 RELEASE_BLOCK = re.compile(r'(<!-- release:([\w.-]+) -->\n)(.*?)(<!-- /release -->)', re.S)
 ZOO_COST_BLOCK = re.compile(r'(<!-- zoo_cost:([\w.-]+) -->\n)(.*?)(<!-- /zoo_cost -->)', re.S)
 
@@ -346,9 +347,38 @@ def _recipe_cell(cfg: dict) -> str:
     return ', '.join([f"`{cfg['recipe']}`"] + changed)
 
 
+def render_zoo_choice() -> str:
+    """The README's "which model" table: every zoo row, best first, as the packaged zoo table has it (WAR ± the
+    folds' std, the seeds; with a speaker held out where measured) and how its EMODB weights are had."""
+    import tim_zoo
+    from tim_zoo.models._zoo import PACKAGED
+    table = json.loads(packaged_zoo_table())['models']
+    lines = ['| model | EMODB WAR %, new utterances (mean ± std over 10 folds) | a speaker held out (10 speakers) | '
+             'its EMODB weights |',
+             '|---|---|---|---|']
+
+    def war(row):
+        seeds = f' ({row["repeats"]} seeds)' if row.get('repeats', 1) > 1 else ''
+        return f'{row["war_mean"]:.1f} ± {row["war_std"]:.1f}{seeds}'
+    for model in sorted(tim_zoo.list_models(), key=lambda m: -table[m]['war_mean'] if m in table else 0):
+        row = table.get(model)
+        bundled = json.loads(packaged_zoo_table())['bundled']['timnet']
+        weights = (f'ship in the package (the default of `tim-zoo predict`, at the release\'s {bundled["frames"]} '
+                   f'frames: {war(bundled)})' if model == 'timnet' else
+                   'ship in the package' if model in PACKAGED else
+                   f'one command trains them (about {row["tag_hours"] * 60:.0f} min on one CPU thread)'
+                   if row and row.get('tag_hours') else 'one command trains them')
+        loso = war(row['loso']) if row and row.get('loso') else 'not measured'
+        lines.append(f'| `{model}` | {war(row) if row else "in training"} | {loso} | {weights} |')
+    return '\n'.join(lines) + '\n'
+
+
 def render_zoo(stage: str) -> str:
     """The zoo's runs of `stage` from their tracked splits: for `choice` the mean validation accuracy (last epoch,
-    best epoch; the tracked results hold no test figure), else the test WAR and UAR over the splits done."""
+    best epoch; the tracked results hold no test figure), else the test WAR and UAR over the splits done; `readme`:
+    the README's table of every row (`render_zoo_choice`)."""
+    if stage == 'readme':
+        return render_zoo_choice()
     runs = sorted(d for d in ZOO.glob(f'{stage}.*') if d.is_dir()) if ZOO.is_dir() else []
     if stage in ('choice', 'recipe'):
         lines = ['| run | splits done | validation WAR %, last epoch | the same, folds 1-3 | validation WAR %, best '
@@ -453,6 +483,27 @@ def _figures(run: dict) -> dict:
     return row
 
 
+#: the zoo's measured cost of a training step per model, frames and precision (benchmarks/zoo_cost.py)
+ZOO_COST = RESULTS / 'zoo_cost_cpu2_zen4.json'
+#: EMODB's utterances, all of which a zoo tag trains on
+EMODB_UTTERANCES = 535
+#: the input length of every zoo row and tag (the shared copy's 2.0 s recordings)
+ZOO_FRAMES = 87
+
+
+def tag_hours(model: str, config: dict) -> Optional[float]:
+    """Single-thread CPU hours (`ZOO_COST`'s machine) of training `model`'s zoo tag: its row's recipe (`config`: the
+    epochs) once on all 535 utterances, in the tag's precision; None where no cost was measured."""
+    from tim_zoo.models._zoo import tag_precision
+    if not ZOO_COST.is_file():
+        return None
+    cost = json.loads(ZOO_COST.read_text())
+    step_s = next((r['step_s'] for r in cost['rows'] if r['model'] == model and r['frames'] == ZOO_FRAMES
+                   and r['precision'] == tag_precision(model)), None)
+    steps = -(-EMODB_UTTERANCES // cost['batch'])
+    return None if step_s is None else round(step_s * steps * config['epochs'] / 3600, 2)
+
+
 def packaged_zoo_table() -> str:
     """The JSON text of `PACKAGED_ZOO_TABLE`: per model, the test WAR and UAR (%) of its zoo row, mean and population
     std over the splits (once its repeats are in: the mean over them, the splits' std averaged over them, and the
@@ -468,6 +519,10 @@ def packaged_zoo_table() -> str:
         models[run['config']['model']] = dict(
             splits=len(run['folds']), recipe=run['config']['recipe'], precision=run['config']['precision'],
             results=str(path.relative_to(ROOT)), **_figures(run))
+    for model, row in models.items():
+        hours = tag_hours(model, json.loads((ROOT / row['results']).read_text())['config'])
+        if hours is not None:
+            row['tag_hours'] = hours
     for path in sorted(TRAINING_RESULTS.glob('zoo_loso.*.json')):      # the same recipe, a speaker held out
         run = json.loads(path.read_text())
         if run['config']['model'] in models:
@@ -502,7 +557,7 @@ def main(argv=None) -> int:
     p.add_argument('--check', action='store_true', help='exit 1 if a page or the packaged zoo table is out of date')
     args = p.parse_args(argv)
     stale = []
-    for page in (PAGE, TRAINING_PAGE, EVALUATION_PAGE):
+    for page in (PAGE, TRAINING_PAGE, EVALUATION_PAGE, README):
         text = page.read_text()
         new = update(text)
         if new != text:

@@ -44,7 +44,7 @@ def test_packaged_tag_matches_its_tracked_run(model):
     assert trained['precision'] == tim_zoo.models._zoo.tag_precision(model)
     assert words in net.pretrained_cfg['description']
     if tim_zoo.models._zoo.zoo_accuracy(model) is not None:
-        assert f'these weights are the recipe once on all 535 utterances, trained {words}' in \
+        assert f'these weights: the same recipe once on all 535 utterances, trained {words}' in \
             tim_zoo.models._zoo.accuracy_note(model)
 
 
@@ -70,6 +70,27 @@ def test_a_large_tag_without_its_folder_names_the_command_and_the_place(tmp_path
     message = str(caught.value)
     assert f'Put it at {tmp_path / "weights" / "set_official.tim_zoo_emodb" / "model.safetensors"}' in message
     assert '--checkpoint PATH or --model local-dir:FOLDER' in message
+
+
+def test_a_large_tags_message_says_no_file_is_published_and_what_training_it_costs(tmp_path, monkeypatch):
+    import re
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
+    row = tim_zoo.models._zoo.zoo_accuracy('transformer_deltatim')
+    cost_file = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
+    if row is None or not cost_file.is_file():
+        pytest.skip('transformer_deltatim has no zoo row or no measured cost yet')
+    with pytest.raises(WeightsNotFoundError) as caught:
+        tim_zoo.create_model('transformer_deltatim', pretrained=True)
+    message = str(caught.value)
+    assert 'published nowhere' in message and 'no download exists' in message
+    # the cost: the measured step at 87 frames in the tag's precision, 9 steps of 64 over the 535 utterances, the
+    # recipe's epochs (from its results file)
+    cost = json.loads(cost_file.read_text())
+    step_s = next(r['step_s'] for r in cost['rows'] if r['model'] == 'transformer_deltatim' and r['frames'] == 87
+                  and r['precision'] == tim_zoo.models._zoo.tag_precision('transformer_deltatim'))
+    epochs = json.loads((ROOT / row['results']).read_text())['config']['epochs']
+    said = re.search(r'about (\d+) minutes on one thread', message)
+    assert said and abs(int(said.group(1)) - step_s * 9 * epochs / 60) <= 1
 
 
 def test_weights_in_a_large_tags_place_must_record_the_tags_training(tmp_path, monkeypatch):

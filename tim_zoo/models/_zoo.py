@@ -220,10 +220,10 @@ def accuracy_note(model: str) -> str:
     if row is None:
         return (f'{head}: its recipe has not been measured on held-out data yet (the zoo table: EMODB, 10 folds); '
                 f'treat its answers as unvalidated' + (f'; timnet\'s recipe: {_two_figures(timnet)}' if timnet else ''))
-    these = (f'; these weights are the recipe once on all 535 utterances, trained '
+    these = (f'; these weights: the same recipe once on all 535 utterances, trained '
              f'{PRECISION_WORDS[tag_precision(model)]}' if model in PACKAGED else '')
     return (f'{head}, its recipe on EMODB: {_two_figures(row, timnet if model != "timnet" else None)}; other '
-            f'corpora: not measured ({_how(row)}{these})')
+            f'corpora: not measured (the figures: {_how(row)}{these})')
 
 
 def bundled_note() -> str:
@@ -264,10 +264,21 @@ def zoo_cfg(model: str) -> dict:
                          description=what, notes=(PACKAGED_NOTE,))
     return audio_cfg(
         file=f'{hub_folder_name(model)}/model.safetensors', num_classes=len(EMODB_LABELS), label_names=EMODB_LABELS,
-        description=what + '; not shipped with the package',
-        notes=(f'Not shipped with the package (too large): train it on your EMODB copy with `{train_command(model)}`'
-               + (' (a CPU without native bf16 needs --precision fp32)' if zoo_precision(model) == 'bf16' else '')
-               + ', or place its hub folder there.',))
+        description=what + '; its file is not published: one command trains it',
+        notes=(train_note(model),))
+
+
+def train_note(model: str) -> str:
+    """How to get a larger model's zoo tag, whose file is published nowhere (not in the package, no download): the
+    one command that trains it on an EMODB copy and writes its hub folder where the tag looks, and what that costs."""
+    hours = (zoo_accuracy(model) or {}).get('tag_hours')
+    asides = ([f'about {hours * 60:.0f} minutes on one thread of an AMD EPYC Zen 4, as the zoo measured it'] if hours
+              else []) + ['add --device cuda for a GPU']
+    if zoo_precision(model) == 'bf16':
+        asides.append('a CPU without native bf16 needs --precision fp32')
+    return (f'{model}.{ZOO_TAG}: its file is published nowhere (too large for the package; no download exists): '
+            f'train it on your EMODB copy with `{train_command(model)}` ({"; ".join(asides)}). The command writes '
+            f'the hub folder (model.safetensors with its training record) where this tag looks.')
 
 
 def zoo_default_cfgs(*models: str) -> Dict[str, object]:
