@@ -318,6 +318,18 @@ def test_the_clock_rounds_before_taking_minutes():
     assert '00:30.0-01:00.0' in table and '00:60.0' not in table
 
 
+def test_the_table_gives_a_note_many_files_share_once():
+    from tim_zoo.inference import Prediction, format_table
+    shared, own = 'the same cut', 'a note of its own'
+    predictions = [Prediction(f'f{i}.wav', prediction='a', probabilities=dict(a=1.0), notes=[shared]) for i in range(6)]
+    predictions[2].notes.append(own)
+    predictions.append(Prediction('g.wav', prediction='a', probabilities=dict(a=1.0), notes=['elsewhere']))
+    remarks = format_table(predictions).split('\n\n')[1].splitlines()
+    assert remarks == ['f0.wav, f1.wav, f2.wav and 3 more files: the same cut', 'f2.wav: a note of its own',
+                       'g.wav: elsewhere']
+    assert format_table(predictions[:4]).endswith('f0.wav, f1.wav, f2.wav, f3.wav: the same cut\nf2.wav: a note of its own')
+
+
 def test_windows_that_disagree_are_noted_with_each_share(speech_like):
     """Three voices in a row, judged by a model that answers by pitch: the recording's windows disagree."""
     class ByPitch(torch.nn.Module):                       # the nearest of three MFCC c2 means (the voices' own)

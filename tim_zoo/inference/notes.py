@@ -1,6 +1,7 @@
 """The notes of a prediction: what was done to a recording beyond the documented feature extraction, and why an
 answer is missing or may be off (`EmotionRecognizer`'s, through `RecordingNotes`)."""
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -91,7 +92,9 @@ class RecordingNotes:
                 f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
                 if source else '')
 
-    def _seen_note(self, record: dict, seen: int, utterance: str, how: str) -> str:
+    def _seen_note(self, record: dict, seen: int, utterance: str, how: str, file: Optional[str] = None) -> str:
+        """The note of a recording the weights trained on; the utterance named only where the file's own name is
+        not already it (so that the note reads the same for every such file, and a listing gives it once)."""
         corpus, split = str(record['corpus']).upper(), str(record.get('split'))
         which = {'all': f'all of {corpus}', 'kfold': f'every {corpus} utterance but {split.replace("fold", "fold ")}\'s '
                                                      f'test set',
@@ -101,13 +104,13 @@ class RecordingNotes:
             'the weights these were trained from'
         verb = 'trained or chose their epoch on' if record.get('val_fraction') else 'trained on'
         one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
+        own_name = file is not None and Path(file).stem == utterance
+        nothing = 'so it says nothing of how the model judges speech it has not heard (its held-out accuracy does)'
         if how == 'content':
-            return (f'this recording is {corpus}\'s {utterance} (by its content), {one_of}: the model learned this '
-                    f'answer, so it says nothing of how the model judges speech it has not heard (its held-out '
-                    f'accuracy does)')
-        return (f'this file is named as {corpus}\'s {utterance}, {one_of}: if it is that recording, the model learned '
-                f'this answer, so it says nothing of how the model judges speech it has not heard (its held-out '
-                f'accuracy does)')
+            which_one = (f'the {corpus} utterance of its name' if own_name else f'{corpus}\'s {utterance}')
+            return f'this recording is {which_one} (by its content), {one_of}: the model learned this answer, {nothing}'
+        named = one_of if own_name else f'{corpus}\'s {utterance}, {one_of}'
+        return f'this file is named as {named}: if it is that recording, the model learned this answer, {nothing}'
 
     def _notes(self, item: '_Item', judged: int) -> List[str]:
         notes = []

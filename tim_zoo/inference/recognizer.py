@@ -518,7 +518,7 @@ class EmotionRecognizer(RecordingNotes):
                 self._named(p) if judged else None, round(voiced, 3)))
         result.notes += ([head_note] if head_note else []) + self._notes(item, len(rows))
         if rows and item.seen and not head_note:            # an untrained head's answers mean nothing anyway
-            result.notes.append(self._seen_note(*item.seen))
+            result.notes.append(self._seen_note(*item.seen, file=result.file))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'
         if rows:

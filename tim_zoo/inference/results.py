@@ -124,8 +124,25 @@ def format_table(predictions: Sequence[Prediction], segments: bool = False,
         if segments and len(p.segments) > 1:
             lines += [row(f'  {format_clock(s.start)}-{format_clock(s.end)}', s.prediction, s.probabilities) for s in p.segments]
     remarks = [f'{name}: error: {p.error}' for name, p in zip(names, predictions) if p.error]
-    remarks += [f'{name}: {note}' for name, p in zip(names, predictions) for note in p.notes]
+    remarks += [f'{_some(files)}: {note}' for note, files in _by_note(names, predictions).items()]
     return '\n'.join(lines + ([''] + remarks if remarks else []))
+
+
+def _by_note(names: Sequence[str], predictions: Sequence[Prediction]) -> Dict[str, List[str]]:
+    """Each note with the files it was made on, in order of first appearance: a note many files share (the same
+    cut, the training utterances of a corpus) is given once."""
+    files: Dict[str, List[str]] = {}
+    for name, p in zip(names, predictions):
+        for note in p.notes:
+            files.setdefault(note, []).append(name)
+    return files
+
+
+def _some(files: List[str], shown: int = 3) -> str:
+    """`files` named, the first `shown` of many and how many more."""
+    if len(files) <= shown + 1:
+        return ', '.join(files)
+    return f'{", ".join(files[:shown])} and {len(files) - shown} more files'
 
 
 def format_clock(seconds: float) -> str:
