@@ -369,7 +369,7 @@ def render_zoo_choice() -> str:
                    f'one command trains them (about {row["tag_hours"] * 60:.0f} min on one CPU thread)'
                    if row and row.get('tag_hours') else 'one command trains them')
         loso = war(row['loso']) if row and row.get('loso') else 'not measured'
-        lines.append(f'| `{model}` | {war(row) if row else "in training"} | {loso} | {weights} |')
+        lines.append(f'| `{model}` | {war(row) if row else "not finished yet"} | {loso} | {weights} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -412,7 +412,8 @@ def render_zoo(stage: str) -> str:
         names = {d.name for d in runs}
         waiting = [r for r in sorted(zoo.RUNS_LIST, key=lambda r: r.order) if r.stage == stage and r.name not in names]
         if waiting:
-            lines += ['', 'Not started yet, in the order `benchmarks/zoo.py start` takes them: ' + ', '.join(
+            lines += ['', 'No split committed yet (some may be training), in the order `benchmarks/zoo.py start` takes '
+                      'them: ' + ', '.join(
                 f'`{r.name}` ({r.precision})' for r in waiting) + '.']
     if stage == 'finding':                               # what each variant tests, started or not
         zoo = _zoo_driver()

@@ -324,8 +324,10 @@ def test_the_table_gives_a_note_many_files_share_once():
     predictions = [Prediction(f'f{i}.wav', prediction='a', probabilities=dict(a=1.0), notes=[shared]) for i in range(6)]
     predictions[2].notes.append(own)
     predictions.append(Prediction('g.wav', prediction='a', probabilities=dict(a=1.0), notes=['elsewhere']))
+    predictions[3].notes.append(shared)                                 # given twice in one answer: one file
     remarks = format_table(predictions).split('\n\n')[1].splitlines()
-    assert remarks == ['f0.wav, f1.wav, f2.wav and 3 more files: the same cut', 'f2.wav: a note of its own',
+    assert remarks == ['f0.wav, f1.wav, f2.wav and 3 more files (each file\'s notes: --json or --output): the same cut',
+                       'f2.wav: a note of its own',
                        'g.wav: elsewhere']
     assert format_table(predictions[:4]).endswith('f0.wav, f1.wav, f2.wav, f3.wav: the same cut\nf2.wav: a note of its own')
 

@@ -133,16 +133,17 @@ def _by_note(names: Sequence[str], predictions: Sequence[Prediction]) -> Dict[st
     cut, the training utterances of a corpus) is given once."""
     files: Dict[str, List[str]] = {}
     for name, p in zip(names, predictions):
-        for note in p.notes:
+        for note in dict.fromkeys(p.notes):
             files.setdefault(note, []).append(name)
     return files
 
 
 def _some(files: List[str], shown: int = 3) -> str:
-    """`files` named, the first `shown` of many and how many more."""
+    """`files` named, the first `shown` of many and how many more (each file's own notes: its `Prediction`, or
+    `tim-zoo predict --json` / `--output`)."""
     if len(files) <= shown + 1:
         return ', '.join(files)
-    return f'{", ".join(files[:shown])} and {len(files) - shown} more files'
+    return f'{", ".join(files[:shown])} and {len(files) - shown} more files (each file\'s notes: --json or --output)'
 
 
 def format_clock(seconds: float) -> str:

@@ -272,8 +272,8 @@ def train_note(model: str) -> str:
     """How to get a larger model's zoo tag, whose file is published nowhere (not in the package, no download): the
     one command that trains it on an EMODB copy and writes its hub folder where the tag looks, and what that costs."""
     hours = (zoo_accuracy(model) or {}).get('tag_hours')
-    asides = ([f'about {hours * 60:.0f} minutes on one thread of an AMD EPYC Zen 4, as the zoo measured it'] if hours
-              else []) + ['add --device cuda for a GPU']
+    asides = ([f'about {hours * 60:.0f} minutes on one thread of an AMD EPYC Zen 4, estimated from the zoo\'s '
+               f'measured training step'] if hours else []) + ['add --device cuda for a GPU']
     if zoo_precision(model) == 'bf16':
         asides.append('a CPU without native bf16 needs --precision fp32')
     return (f'{model}.{ZOO_TAG}: its file is published nowhere (too large for the package; no download exists): '
