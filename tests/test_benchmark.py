@@ -444,3 +444,25 @@ def test_the_packaged_zoo_table_takes_a_models_repeats_in_place_of_its_row_or_fo
     assert models['tim']['results'] == 'docs/results/zoo_repeats.tim.json' and models['tim']['war_mean'] == 78.0
     assert (models['multitim']['precision'], models['multitim']['war_mean'], models['multitim']['war_std'],
             models['multitim']['seed_war_std'], models['multitim']['repeats']) == ('fp32', 64.0, 2.0, 1.0, 3)
+
+
+def test_zoo_epoch_times_reads_each_splits_log_by_machine(tmp_path, monkeypatch, capsys):
+    times = benchmark_script('zoo_epoch_times')
+    monkeypatch.setattr(times, 'RUNS', tmp_path)
+
+    def split(run, name, machine, seconds):             # epoch lines at these seconds after 12:00:00
+        folder = tmp_path / run / name
+        folder.mkdir(parents=True)
+        (folder / 'machine.txt').write_text(machine)
+        (folder / 'train.log').write_text('2026-12-04 11:59:00,000 training x on 535 samples\n' + ''.join(
+            f'2026-12-04 12:{int(s) // 60:02d}:{s % 60:06.3f}'.replace('.', ',') + f' {name} epoch {k}: train_loss 1\n'
+            for k, s in enumerate(seconds, start=1)))
+    split('table.a', 'fold1', 'GPU X\n', [0, 1, 2, 3, 4])                 # epochs of 1 s: 4 s first to last
+    split('table.a', 'fold2', 'CPU Y\nGPU X\n', [0, 2, 4, 6, 8, 50])      # resumed on the GPU: the gap is no median
+    split('table.a', 'fold3', 'CPU Y\n', [0, 10, 20, 30])
+    assert times.rows('GPU') == [dict(run='table.a', machine='GPU X', splits=2, epochs=6, epoch_s=1.5, split_s=27.0)]
+    out = tmp_path / 'rows.json'
+    assert times.main(['--machine', 'CPU', '--json', str(out)]) == 0
+    assert json.loads(out.read_text())['rows'][0]['epoch_s'] == 10.0
+    assert '| `table.a` | CPU Y | 1 | 10.00 | 30 |' in capsys.readouterr().out
+    assert times.main(['--machine', 'TPU']) == 1
