@@ -366,7 +366,7 @@ def render_zoo_choice() -> str:
         weights = (f'ship in the package (the default of `tim-zoo predict`, at the release\'s {bundled["frames"]} '
                    f'frames: {war(bundled)})' if model == 'timnet' else
                    'ship in the package' if model in PACKAGED else
-                   f'one command trains them (about {row["tag_hours"] * 60:.0f} min on one CPU thread)'
+                   f'one command trains them (about {row["tag_hours"] * 60:.0f} min on one thread of a Zen 4 CPU)'
                    if row and row.get('tag_hours') else 'one command trains them')
         loso = war(row['loso']) if row and row.get('loso') else 'not measured'
         lines.append(f'| `{model}` | {war(row) if row else "not finished yet"} | {loso} | {weights} |')

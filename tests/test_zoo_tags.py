@@ -184,7 +184,7 @@ def test_a_recognizer_over_a_zoo_tag_carries_its_accuracy_and_the_cli_prints_it(
     assert tim.model_notes == [accuracy_note('tim')] and f'(timnet\'s recipe: {timnet_war:.1f} %)' in tim.model_notes[0]
     bundled = tim_zoo.EmotionRecognizer.from_pretrained().model_notes            # the default: timnet's zoo tag
     assert bundled == [bundled_note()] and bundled[0].startswith(
-        f'timnet.{ZOO_TAG} (inputs of 4.4 s: 188 frames), its recipe on EMODB: WAR 85.9 ± 5.2 %, UAR 85.3 % on new '
+        f'timnet.{ZOO_TAG} (inputs of 4.35 s: 188 frames), its recipe on EMODB: WAR 85.9 ± 5.2 %, UAR 85.3 % on new '
         f'utterances of speakers it trained on; at the zoo table\'s 2.0 s inputs (87 frames): {timnet_war:.1f} % on '
         f'those')
     untrained = tim_zoo.create_model('tim', num_classes=3)

@@ -190,7 +190,7 @@ def _spread(row: dict) -> str:
 
 #: the inputs of the zoo table (the shared EMODB copy's 2.0 s recordings) and of the bundled timnet (the release's)
 TABLE_INPUTS = 'inputs of 2.0 s: 87 frames'
-BUNDLED_INPUTS = 'inputs of 4.4 s: 188 frames'
+BUNDLED_INPUTS = 'inputs of 4.35 s: 188 frames'
 
 
 def _how(row: dict) -> str:
@@ -277,7 +277,8 @@ def train_note(model: str) -> str:
     if zoo_precision(model) == 'bf16':
         asides.append('a CPU without native bf16 needs --precision fp32')
     return (f'{model}.{ZOO_TAG}: its file is published nowhere (too large for the package; no download exists): '
-            f'train it on your EMODB copy with `{train_command(model)}` ({"; ".join(asides)}). The command writes '
+            f'train it on your EMODB copy (its folder for EMODB) with `{train_command(model)}` ({"; ".join(asides)}). '
+            f'The command writes '
             f'the hub folder (model.safetensors with its training record) where this tag looks.')
 
 
