@@ -352,7 +352,8 @@ def render_zoo_choice() -> str:
     folds' std, the seeds; with a speaker held out where measured) and how its EMODB weights are had."""
     import tim_zoo
     from tim_zoo.models._zoo import PACKAGED
-    table = json.loads(packaged_zoo_table())['models']
+    packaged = json.loads(packaged_zoo_table())
+    table, bundled = packaged['models'], packaged['bundled']['timnet']
     lines = ['| model | EMODB WAR %, new utterances (mean ± std over 10 folds) | a speaker held out (10 speakers) | '
              'its EMODB weights |',
              '|---|---|---|---|']
@@ -362,7 +363,6 @@ def render_zoo_choice() -> str:
         return f'{row["war_mean"]:.1f} ± {row["war_std"]:.1f}{seeds}'
     for model in sorted(tim_zoo.list_models(), key=lambda m: -table[m]['war_mean'] if m in table else 0):
         row = table.get(model)
-        bundled = json.loads(packaged_zoo_table())['bundled']['timnet']
         weights = (f'ship in the package (the default of `tim-zoo predict`, at the release\'s {bundled["frames"]} '
                    f'frames: {war(bundled)})' if model == 'timnet' else
                    'ship in the package' if model in PACKAGED else

@@ -278,8 +278,7 @@ def train_note(model: str) -> str:
         asides.append('a CPU without native bf16 needs --precision fp32')
     return (f'{model}.{ZOO_TAG}: its file is published nowhere (too large for the package; no download exists): '
             f'train it on your EMODB copy (its folder for EMODB) with `{train_command(model)}` ({"; ".join(asides)}). '
-            f'The command writes '
-            f'the hub folder (model.safetensors with its training record) where this tag looks.')
+            f'The command writes the hub folder (model.safetensors with its training record) where this tag looks.')
 
 
 def zoo_default_cfgs(*models: str) -> Dict[str, object]:
