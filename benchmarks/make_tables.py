@@ -296,7 +296,7 @@ def render_zoo_cost(r: dict) -> str:
     totals = [sum(row['run_h'] for row in r['rows'] if (row['frames'], row['precision']) == s) for s in settings]
     lines.append('| **all, one repeat** | ' + ' | '.join(f'**{t:.1f} h**' for t in totals) + ' |')
     flags = [f for f in ('avx512f', 'avx512_bf16', 'amx_bf16') if r.get(f)]
-    driver = _zoo_driver()
+    driver = _benchmark('zoo')
     table_h, missing = driver.table_hours(r['rows'])
     bf16 = [f'`{run.model}`' for run in driver.RUNS_LIST if run.stage == 'table' and run.precision == 'bf16']
     without = f'; without {", ".join(missing)}, not measured' if missing else ''
@@ -310,10 +310,11 @@ def render_zoo_cost(r: dict) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _zoo_driver():
-    """benchmarks/zoo.py as a module: the zoo's runs, their precision and epochs."""
+def _benchmark(name: str):
+    """benchmarks/NAME.py as a module (the benchmarks folder is not a package): `zoo` (the zoo's runs, their
+    precision and epochs), `zoo_cost` (what training them costs)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location('zoo_driver', Path(__file__).with_name('zoo.py'))
+    spec = importlib.util.spec_from_file_location(f'{name}_benchmark', Path(__file__).with_name(f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -408,7 +409,7 @@ def render_zoo(stage: str) -> str:
     if not runs:
         lines.append('| (none yet) |' + ' |' * (lines[0].count('|') - 2))
     if stage in ('table', 'repeat', 'loso'):             # what is still to come, in the order `start` takes it
-        zoo = _zoo_driver()
+        zoo = _benchmark('zoo')
         names = {d.name for d in runs}
         waiting = [r for r in sorted(zoo.RUNS_LIST, key=lambda r: r.order) if r.stage == stage and r.name not in names]
         if waiting:
@@ -416,7 +417,7 @@ def render_zoo(stage: str) -> str:
                       'them: ' + ', '.join(
                 f'`{r.name}` ({r.precision})' for r in waiting) + '.']
     if stage == 'finding':                               # what each variant tests, started or not
-        zoo = _zoo_driver()
+        zoo = _benchmark('zoo')
         lines += ['', '| run | the notes\' finding | the run it varies |', '|---|---|---|']
         lines += [f'| `finding.{name}` | {claim} | `{zoo.finding_base(model)}` |' for name, model, _, claim in zoo.FINDINGS]
     return '\n'.join(lines) + '\n'
@@ -484,25 +485,16 @@ def _figures(run: dict) -> dict:
     return row
 
 
-#: the zoo's measured cost of a training step per model, frames and precision (benchmarks/zoo_cost.py)
-ZOO_COST = RESULTS / 'zoo_cost_cpu2_zen4.json'
 #: EMODB's utterances, all of which a zoo tag trains on
 EMODB_UTTERANCES = 535
-#: the input length of every zoo row and tag (the shared copy's 2.0 s recordings)
-ZOO_FRAMES = 87
 
 
 def tag_hours(model: str, config: dict) -> Optional[float]:
-    """Single-thread CPU hours (`ZOO_COST`'s machine) of training `model`'s zoo tag: its row's recipe (`config`: the
-    epochs) once on all 535 utterances, in the tag's precision; None where no cost was measured."""
+    """Single-thread CPU hours (`zoo_cost.COST_FILE`'s machine) of training `model`'s zoo tag: its row's recipe
+    (`config`: the epochs) once on all 535 utterances, in the tag's precision; None where no cost was measured."""
     from tim_zoo.models._zoo import tag_precision
-    if not ZOO_COST.is_file():
-        return None
-    cost = json.loads(ZOO_COST.read_text())
-    step_s = next((r['step_s'] for r in cost['rows'] if r['model'] == model and r['frames'] == ZOO_FRAMES
-                   and r['precision'] == tag_precision(model)), None)
-    steps = -(-EMODB_UTTERANCES // cost['batch'])
-    return None if step_s is None else round(step_s * steps * config['epochs'] / 3600, 2)
+    hours = _benchmark('zoo_cost').training_hours(model, tag_precision(model), config['epochs'], EMODB_UTTERANCES)
+    return None if hours is None else round(hours, 2)
 
 
 def packaged_zoo_table() -> str:

@@ -25,6 +25,7 @@ look at the test folds (`choose` reads validation accuracy only). Projected hour
 """
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -39,7 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / 'runs' / 'zoo'
 TRACKED = ROOT / 'docs' / 'results' / 'zoo'
 EMODB = ROOT.parent / 'shared' / 'data' / 'emodb' / 'wav'
-COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
 FOLDS = 10
 #: how the splits run (results files say it after the machines)
 HOW = 'one process per split, one thread each'
@@ -341,16 +341,21 @@ def _epochs(run: Run) -> int:
 
 
 def _epoch_seconds(run: Run, rows: Optional[List[dict]] = None) -> Optional[float]:
-    """Seconds of one epoch of `run` at the cost measured in `rows` (default: `COST`'s), scaled from the nearest
-    measured length; None where its model and precision were not measured."""
-    if rows is None:
-        if not COST.exists():
-            return None
-        rows = json.loads(COST.read_text())['rows']
-    frames = min({r['frames'] for r in rows}, key=lambda f: abs(f - run.frames))
-    row = next((r for r in rows if r['model'] == run.model and r['frames'] == frames
-                and r['precision'] == run.precision), None)
-    return None if row is None else row['epoch_s'] * run.frames / frames
+    """Seconds of one epoch of `run` at the cost measured in `rows` (default: `zoo_cost.COST_FILE`'s), scaled from
+    the nearest measured length; None where its model and precision were not measured."""
+    cost = _zoo_cost()
+    step_s = cost.step_seconds(run.model, run.precision, run.frames, rows)
+    return None if step_s is None else step_s * cost.STEPS_PER_EPOCH
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_cost():
+    """benchmarks/zoo_cost.py as a module (the benchmarks folder is not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('zoo_cost', Path(__file__).with_name('zoo_cost.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _attempts() -> Dict[str, List[int]]:
@@ -412,7 +417,8 @@ def cmd_status(args) -> int:
         print(f'{run.name:40s} {states.count("done"):4d} {states.count("finished"):4d} {states.count("running"):4d} '
               f'{sum(st in ("pending", "started") for st in states):4d} '
               f'{"?" if hours is None else f"{hours:.1f}":>10s}  {"; ".join(notes)}')
-    print(f'projected: {total_h:.1f} single-thread hours left at the speed of {COST.name} (this machine: '
+    print(f'projected: {total_h:.1f} single-thread hours left at the speed of {_zoo_cost().COST_FILE.name} '
+          f'(this machine: '
           f'{this_machine()}; bf16 runs only where it has avx512_bf16 or amx_bf16)')
     if TABLE_FEATURES is None:
         print('table runs: not listed until TABLE_FEATURES is set from `choose` (validation accuracy only)')

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 #: EMODB under the table's protocol: training utterances of a split (all nine training folds: 481 or 482), the
@@ -31,6 +32,37 @@ STEPS_PER_EPOCH = math.ceil(TRAIN_UTTERANCES / BATCH)
 PROTOCOL = (f'epoch_s = {STEPS_PER_EPOCH} x step_s ({TRAIN_UTTERANCES} training utterances, no '
             f'evaluation between epochs); run_h = {FOLDS} x (epochs x epoch_s + eval_s) / 3600, eval_s: the test fold '
             f'of {EVAL_UTTERANCES} once per split')
+
+
+#: the cost the zoo driver projects from and the docs quote: one thread of an AMD EPYC Zen 4 (its `cpu` and flags)
+COST_FILE = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
+#: the input length of every zoo row and tag (MFCC order 1 at the shared EMODB copy's 2.0 s recordings)
+ZOO_FRAMES = 87
+
+
+def step_seconds(model: str, precision: str, frames: int = ZOO_FRAMES,
+                 rows: Optional[List[dict]] = None) -> Optional[float]:
+    """Seconds of one training step (a batch of `BATCH`) of `model` in `precision` at `frames`, at the cost measured
+    in `rows` (default: `COST_FILE`'s), scaled linearly from the nearest measured length; None where the model and
+    precision were not measured."""
+    if rows is None:
+        if not COST_FILE.is_file():
+            return None
+        rows = json.loads(COST_FILE.read_text())['rows']
+    if not rows:
+        return None
+    nearest = min({r['frames'] for r in rows}, key=lambda f: abs(f - frames))
+    row = next((r for r in rows if r['model'] == model and r['frames'] == nearest and r['precision'] == precision),
+               None)
+    return None if row is None else row['step_s'] * frames / nearest
+
+
+def training_hours(model: str, precision: str, epochs: int, utterances: int = TRAIN_UTTERANCES, splits: int = 1,
+                   frames: int = ZOO_FRAMES, rows: Optional[List[dict]] = None) -> Optional[float]:
+    """Single-thread hours of training `model` for `epochs` on `utterances` (batches of `BATCH`), `splits` times, at
+    `step_seconds`; no evaluation counted. None where the cost was not measured."""
+    step_s = step_seconds(model, precision, frames, rows)
+    return None if step_s is None else step_s * math.ceil(utterances / BATCH) * epochs * splits / 3600
 
 
 def measure_one(model_name: str, frames: int, precision: str, threads: int, warmup: int, repeats: int) -> dict:

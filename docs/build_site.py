@@ -193,10 +193,17 @@ def measured_accuracy(detail: bool = True) -> dict:
     return accuracy
 
 
-#: the zoo's measured cost of one training epoch per model, frames and precision (benchmarks/zoo_cost.py)
-ZOO_COST = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
+def _zoo_cost():
+    """benchmarks/zoo_cost.py as a module: the zoo's measured training cost (`COST_FILE`) and its input length."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('zoo_cost', ROOT / 'benchmarks' / 'zoo_cost.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 #: the input length of the zoo's rows (MFCC order 1 at the shared copy's 2.0 s; training.md, "Chosen")
-ZOO_FRAMES = 87
+ZOO_FRAMES = _zoo_cost().ZOO_FRAMES
 
 
 def zoo_row_files(name: str) -> list:
@@ -210,16 +217,14 @@ def zoo_row_files(name: str) -> list:
 
 def training_cost(name: str):
     """Single-thread CPU hours of one repeat of the zoo's 10-fold row of `name` (its results file's epochs, folds
-    and precision, at the epoch cost `ZOO_COST` measured), or None before the row exists. The file is the one whose
-    accuracy the table shows (`measured_accuracy`): its repeats' once they are in, else its one-run row."""
+    and precision, at the step cost `zoo_cost.COST_FILE` measured), or None before the row exists. The file is the
+    one whose accuracy the table shows (`measured_accuracy`): its repeats' once they are in, else its one-run row."""
     row_file = next((p for p in zoo_row_files(name) if not p.name.startswith('zoo_loso.')), None)
-    if row_file is None or not ZOO_COST.is_file():
+    if row_file is None:
         return None
     cfg = json.loads(row_file.read_text())['config']
-    costs = json.loads(ZOO_COST.read_text())['rows']
-    epoch_s = next((r['epoch_s'] for r in costs if r['model'] == name and r['frames'] == ZOO_FRAMES
-                    and r['precision'] == cfg['precision']), None)
-    return None if epoch_s is None else epoch_s * cfg['epochs'] * cfg['folds'] / 3600
+    cost = _zoo_cost()
+    return cost.training_hours(name, cfg['precision'], cfg['epochs'], splits=cfg['folds'])
 
 
 def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:

@@ -388,27 +388,30 @@ def test_the_examples_page_shows_every_example_whole():
     assert '``' not in page.replace('```', '') and '../../docs/' not in page
 
 
-def test_the_zoo_rows_training_cost_is_its_epochs_at_the_measured_epoch_cost(tmp_path, monkeypatch):
+def test_the_zoo_rows_training_cost_is_its_epochs_at_the_measured_step_cost(tmp_path, monkeypatch):
     import json
     build_site = _build_site_module()
     (tmp_path / 'results').mkdir()
     monkeypatch.setattr(build_site, 'DOCS', tmp_path)
-    monkeypatch.setattr(build_site, 'ZOO_COST', tmp_path / 'cost.json')
-    rows = [dict(model='tim', frames=build_site.ZOO_FRAMES, precision=p, epoch_s=s) for p, s in (('fp32', 9.0),
-                                                                                                ('bf16', 3.6))]
-    rows.append(dict(model='tim', frames=188, precision='bf16', epoch_s=99.0))
+    cost = build_site._zoo_cost()
+    monkeypatch.setattr(build_site, '_zoo_cost', lambda: cost)
+    monkeypatch.setattr(cost, 'COST_FILE', tmp_path / 'cost.json')
+    rows = [dict(model='tim', frames=build_site.ZOO_FRAMES, precision=p, step_s=s) for p, s in (('fp32', 9.0),
+                                                                                               ('bf16', 3.6))]
+    rows.append(dict(model='tim', frames=188, precision='bf16', step_s=99.0))
     (tmp_path / 'cost.json').write_text(json.dumps(dict(rows=rows)))
     assert build_site.training_cost('tim') is None                   # no zoo row yet
     config = dict(precision='bf16', epochs=500, folds=10)
     (tmp_path / 'results' / 'zoo_table.tim.json').write_text(json.dumps(dict(config=config)))
-    assert build_site.training_cost('tim') == pytest.approx(3.6 * 500 * 10 / 3600)
+    # 482 training utterances of a split in batches of 64: 8 steps an epoch
+    assert build_site.training_cost('tim') == pytest.approx(3.6 * 8 * 500 * 10 / 3600)
     assert build_site.training_cost('timnet') is None
     # once the repeats are in, the table shows their accuracy: the cost of one repeat, in the repeats' precision
     config = dict(precision='fp32', epochs=100, folds=10, repeats=3)
     (tmp_path / 'results' / 'zoo_repeats.tim.json').write_text(json.dumps(dict(config=config)))
-    assert build_site.training_cost('tim') == pytest.approx(9.0 * 100 * 10 / 3600)
+    assert build_site.training_cost('tim') == pytest.approx(9.0 * 8 * 100 * 10 / 3600)
     (tmp_path / 'results' / 'zoo_table.tim.json').unlink()                # or in place of a missing row
-    assert build_site.training_cost('tim') == pytest.approx(9.0 * 100 * 10 / 3600)
+    assert build_site.training_cost('tim') == pytest.approx(9.0 * 8 * 100 * 10 / 3600)
 
 
 def test_every_figure_of_the_notes_on_a_card_says_where_it_was_measured():
