@@ -246,6 +246,23 @@ def test_the_weights_command_shows_the_held_out_figure_and_what_it_is(capsys):
     assert 'held-out WAR %: ' not in out and 'timnet.casia_32_fold1  missing  -  ' in out
 
 
+
+def test_the_weights_command_lists_the_loadable_tags_first_then_the_measured_ones(capsys, tmp_path, monkeypatch):
+    from tim_zoo import cli
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))                  # only the packaged files are found
+    assert cli.main(['weights']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tags = {r['name']: r for r in tim_zoo.list_pretrained_weights()}
+    listed = [line.split()[0] for line in lines if line.split() and line.split()[0] in tags]
+    assert sorted(listed) == sorted(tags)
+    groups = [0 if tags[t]['found'] else 1 if tags[t]['accuracy'] else 2 for t in listed]
+    assert groups == sorted(groups) and groups[0] == 0 and groups[-1] == 2
+    for group in range(3):                                 # within a group, list_pretrained_weights' order
+        names = [t for t, g in zip(listed, groups) if g == group]
+        assert names == [t for t in tags if t in names]
+    found = groups.count(0)
+    assert any(line.startswith(f'{found} of {len(tags)} found (listed first).') for line in lines)
+
 def test_the_model_list_shows_each_zoo_row_with_its_results_file(capsys):
     from tim_zoo import cli
     assert cli.main(['list', '--json']) == 0

@@ -75,8 +75,10 @@ def cmd_weights(args) -> int:
     if not rows:
         print(f'no pretrained tag matches {args.pattern!r}; `tim-zoo weights` lists them all')
         return 0
+    # the loadable tags first, then those with a measured figure, each group by name
+    shown = sorted(rows, key=lambda r: (not (r['found'] and not r['problem']), r['accuracy'] is None))
     body = [(r['name'], ('WRONG FILE' if r['problem'] else 'found') if r['found'] else 'missing',
-             format_tag_accuracy(r['accuracy']), str(r['found'] or r['file'])) for r in rows]
+             format_tag_accuracy(r['accuracy']), str(r['found'] or r['file'])) for r in shown]
     print(format_table(('pretrained tag', 'status', 'held-out WAR %',
                         'found: the file it loads; missing: where it belongs in the weights directory'),
                        body, ('<', '<', '<', '<')))
@@ -87,8 +89,8 @@ def cmd_weights(args) -> int:
               'differ from the tag\'s own, given in its description); "its test fold": one of the authors\' fold models '
               'on its own test fold (docs/evaluation.md); -: not measured')
     found = sum(r['found'] is not None and not r['problem'] for r in rows)
-    print(f'{found} of {len(rows)} found.' + (' Load one with tim_zoo.create_model(TAG, pretrained=True).' if found
-                                               else ''))
+    print(f'{found} of {len(rows)} found' + (' (listed first). Load one with tim_zoo.create_model(TAG, '
+                                               'pretrained=True).' if found else '.'))
     for r in rows:
         if r['problem']:
             print(f'{r["name"]}: {r["problem"]}')
