@@ -61,6 +61,14 @@ def test_frames_follow_release_lengths():
         assert ex(np.zeros(1000, np.float32) + 0.01).shape == (39, frames)
 
 
+
+def test_each_corpus_defaults_to_its_releases_input_length():
+    from tim_zoo.data import release_signal_length
+    # the authors' releases (MODELS.md): CASIA 88000 samples, EMODB 96000, IEMOCAP 310000; no release: 96000
+    assert [release_signal_length(c) for c in ('emodb', 'CASIA', 'iemocap', 'folders')] == [96000, 88000, 310000,
+                                                                                             96000]
+    assert release_signal_length('manifest', default=44100) == 44100
+
 def test_waveform_input_rate_and_channels(tmp_path):
     path = _write_wav(tmp_path / 's.wav', sr=16000, channels=2)
     ex = MFCCExtractor(48000)

@@ -9,7 +9,8 @@ from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
 from ..data import (
-    CORPUS_RELEASES, FeatureSet, MFCCExtractor, cached_features, extract_features, load_corpus, save_timnet_npy,
+    FeatureSet, MFCCExtractor, cached_features, extract_features, load_corpus, release_signal_length,
+    save_timnet_npy,
 )
 from ..data.audio import LEVEL_MODES
 from ..evaluation import evaluate_keras_release
@@ -21,11 +22,6 @@ from ..weights.load import KERAS_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 
 
-def release_length(corpus: str, default: int = 96000) -> int:
-    release = CORPUS_RELEASES.get(corpus.lower())
-    return TIMNET_RELEASES[release]['mean_signal_length'] if release else default
-
-
 def add_level_argument(parser) -> None:
     parser.add_argument('--level', choices=LEVEL_MODES, default=None,
                         help='input level normalisation, recorded with the features and applied at prediction: peak '
@@ -35,7 +31,7 @@ def add_level_argument(parser) -> None:
 
 def cmd_extract(args) -> int:
     corpus = load_corpus(args.corpus, args.data_root)
-    length = args.mean_signal_length or release_length(args.corpus)
+    length = args.mean_signal_length or release_signal_length(args.corpus)
     extractor = MFCCExtractor(length, args.n_mfcc, order=args.order, level=args.level or 'peak')
     features = extract_features(corpus, extractor, show_progress=not args.quiet)
     out = Path(args.output)
@@ -125,7 +121,7 @@ def cmd_evaluate(args) -> int:
         check_output_path(args.output, suffixes=())
     release = find_release(args.keras_release)
     corpus = load_corpus(args.corpus, args.data_root)
-    length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_length(args.corpus)
+    length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_signal_length(args.corpus)
     extractor = MFCCExtractor(length)
     features = (cached_features(corpus, extractor, args.features, not args.quiet, overwrite=False) if args.features
                 else extract_features(corpus, extractor, not args.quiet))

@@ -12,7 +12,7 @@ import torch
 
 from .._utils import import_from_cwd
 from .._factory import load_checkpoint
-from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus
+from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus, release_signal_length
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
@@ -21,7 +21,7 @@ from ..train.config import AUTO_ON_OFF, PRECISIONS, TORCH_COMPILE_MODES
 from ..train.records import CONFIG_FILE, check_new_start, has_trained, recorded_features
 from ..train.run import check_config
 from ..weights import save_for_hub
-from .audio import add_level_argument, release_length
+from .audio import add_level_argument
 
 
 def _key_values(items, what, cast):
@@ -86,7 +86,7 @@ def load_training_features(args):
     if not (args.corpus and args.data_root):
         raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
     corpus = load_corpus(args.corpus, args.data_root)
-    extractor = MFCCExtractor(args.mean_signal_length or release_length(args.corpus), level=args.level or 'peak')
+    extractor = MFCCExtractor(args.mean_signal_length or release_signal_length(args.corpus), level=args.level or 'peak')
     cache = args.features or Path(args.out) / 'features.npz'
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
     source = dict(features=str(Path(cache).resolve()), corpus=args.corpus,

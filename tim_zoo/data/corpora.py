@@ -260,6 +260,14 @@ CORPUS_RELEASES = {'emodb': 'EMODB_46', 'casia': 'CASIA_32', 'ravdess': 'RAVDE_4
                    'emovo': 'EMOVO_1', 'iemocap': 'IEMOCAP_16'}
 
 
+def release_signal_length(corpus: str, default: int = 96000) -> int:
+    """The input length in samples (`MFCCExtractor(mean_signal_length)`) of `corpus`'s Keras release, the
+    default of `tim-zoo extract`/`train`/`evaluate --corpus`: emodb 96000, casia 88000, iemocap 310000 ...;
+    `default` for a corpus without a release (folders, manifest)."""
+    release = CORPUS_RELEASES.get(corpus.lower())
+    return TIMNET_RELEASES[release]['mean_signal_length'] if release else default
+
+
 def load_corpus(name: str, root, **kwargs) -> Corpus:
     """Read corpus `name` (emodb, casia, ravdess, savee, emovo, iemocap, folders) from the folder `root`, or
     `manifest` from the CSV file `root`."""

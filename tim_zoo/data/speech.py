@@ -80,12 +80,6 @@ class SpeechActivity:
             return 0.0
         return float(self.tonal[self.frame_range(start, end)].sum() * self.hop_seconds)
 
-    def frames_within(self, start: float = 0.0, end: float = float('inf')) -> np.ndarray:
-        """`[frames]` bool: the frames whose centre lies in `[start, end)` seconds."""
-        inside = np.zeros(len(self.voiced), dtype=bool)
-        inside[self.frame_range(start, end)] = True
-        return inside
-
     def frame_range(self, start: float = 0.0, end: float = float('inf')) -> slice:
         """The frames whose centre lies in `[start, end)` seconds, as a slice (found by bisection: a long recording's
         windows each look at their own frames only)."""
