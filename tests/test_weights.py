@@ -154,6 +154,30 @@ def test_convert_keras_cli_round_trip(shared_dir, tmp_path, capsys):
         assert torch.equal(converted(x), keras(x))
 
 
+
+def test_convert_keras_knows_a_renamed_release_file_by_its_hash_and_says_when_a_file_is_none(shared_dir, tmp_path,
+                                                                                            capsys):
+    renamed = tmp_path / 'mine.hdf5'                           # the EMODB_46 fold-3 file, out of its release folder
+    renamed.write_bytes(_release_file(shared_dir, 'EMODB_46', 3).read_bytes())
+    done = tim_zoo.convert_keras(renamed, tmp_path / 'a.safetensors')
+    assert (done['release'], done['depth'], done['num_classes']) == ('EMODB_46', 8, 7)
+    converted = tim_zoo.load_checkpoint(done['path'])
+    assert converted.label_names == done['label_names'] == ['angry', 'boredom', 'disgust', 'fear', 'happy',
+                                                             'neutral', 'sad']
+    assert converted.pretrained_cfg['feature_settings']['frames'] == 188
+    with pytest.raises(tim_zoo.ConfigurationError, match="unknown release 'EMODB'; known: CASIA_32"):
+        tim_zoo.convert_keras(renamed, tmp_path / 'b.safetensors', release='EMODB')
+    with h5py.File(renamed, 'r+') as f:                        # another file: one weight changed
+        kernels = []
+        f.visititems(lambda name, obj: kernels.append(obj) if isinstance(obj, h5py.Dataset) and 'kernel' in name
+                     else None)
+        kernels[0][...] = kernels[0][...] + 1.0
+    assert cli.main(['convert-keras', str(renamed), str(tmp_path / 'c.safetensors')]) == 0
+    captured = capsys.readouterr()
+    assert 'release' not in captured.out and 'none of the authors\' release files' in captured.err
+    assert 'no feature settings or label names' in captured.err
+    assert tim_zoo.load_checkpoint(tmp_path / 'c.safetensors').label_names is None
+
 def test_pt_state_dict_loads_with_weights_only(tmp_path):
     model = tim_zoo.create_model('tim', depth=3).eval()
     torch.save({'state_dict': model.state_dict()}, tmp_path / 'w.pt')

@@ -1,7 +1,7 @@
 """tim_zoo: a PyTorch model zoo of temporal speech emotion recognition models (TIM-Net family)."""
 from . import layers, models, weights
 from ._factory import (
-    create_model, create_model_for_frames, is_model, list_models, list_pretrained_weights, load_checkpoint,
+    convert_keras, create_model, create_model_for_frames, is_model, list_models, list_pretrained_weights, load_checkpoint,
 )
 from .complexity import count_macs, count_params
 from .exceptions import (
@@ -17,7 +17,7 @@ from .weights import load_weights, save_checkpoint, save_for_hub, weights_dir
 __all__ = [
     'AudioError', 'CheckpointMismatchError', 'ConfigurationError', 'DatasetError', 'EmotionRecognizer',
     'InputDtypeError', 'InputShapeError', 'NonFiniteInputError', 'Prediction', 'SERModel', 'Segment', 'TimZooError',
-    'UnknownArgumentError', 'UnknownModelError', 'UnsafeFileError', 'WeightFileError', 'WeightsNotFoundError', '__version__', 'count_macs', 'count_params',
-    'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'list_pretrained_weights',
+    'UnknownArgumentError', 'UnknownModelError', 'UnsafeFileError', 'WeightFileError', 'WeightsNotFoundError', '__version__', 'convert_keras',
+    'count_macs', 'count_params', 'create_model', 'create_model_for_frames', 'is_model', 'layers', 'list_models', 'load_checkpoint', 'list_pretrained_weights',
     'load_research_checkpoint', 'load_weights', 'models', 'save_checkpoint', 'save_for_hub', 'weights_dir',
 ]

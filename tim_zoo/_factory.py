@@ -4,7 +4,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Union
+from typing import List, Optional, Union
 
 import timm
 from timm.models import get_pretrained_cfg, model_entrypoint, split_model_name_tag
@@ -14,8 +14,12 @@ from . import models as _models  # noqa: F401  (registers the models)
 from ._utils import chosen_for_the_caller
 from .models._base import feature_net
 from .models._zoo import tag_accuracy
+from .models.timnet import read_keras_timnet
+from .models.timnet_releases import TIMNET_RELEASES, find_release, published_release, release_metadata
 from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
-from .weights import apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, weights_dir
+from .weights import (
+    apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, save_checkpoint, weights_dir,
+)
 from .weights.checkpoint import import_builder
 from .weights.load import KERAS_SUFFIXES
 
@@ -184,6 +188,28 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
     apply_state_dict(model, state_dict, source=str(path), allow_head_reset=False)
     apply_metadata(model, meta)
     return model if device is None else model.to(device)
+
+
+def convert_keras(path, output, release: Optional[str] = None) -> dict:
+    """Write the TIM-Net Keras `.hdf5` file `path` as a tim_zoo `.safetensors` checkpoint `output`, with the label
+    names and feature settings of the authors' release it belongs to: `release` (e.g. "EMODB_46"), else the release
+    folder in its path, else the published file with its SHA-256 (renamed or moved). Returns what was written:
+    `path`, `release` ('' when none is known: the checkpoint then has no feature settings, nor label names unless
+    the file gives them), `depth`, `num_classes` and `label_names`."""
+    if release and release not in TIMNET_RELEASES:
+        raise ConfigurationError(f'unknown release {release!r}; known: {", ".join(TIMNET_RELEASES)}')
+    keras = read_keras_timnet(path)
+    release = release or find_release(path) or published_release(keras.sha256)[0]
+    model = create_model('timnet', **keras.model_args)
+    load_weights(model, path, allow_head_reset=False)
+    labels, settings = model.label_names, None
+    if release:
+        settings = release_metadata(release)
+        labels = settings['label_names'] if len(settings['label_names']) == keras.num_classes else None
+    written = save_checkpoint(model, output, label_names=labels, feature_settings=settings,
+                              extra=dict(converted_from=str(path), keras_version=keras.keras_version))
+    return dict(path=written, release=release, depth=keras.depth, num_classes=keras.num_classes,
+                label_names=list(labels) if labels else None)
 
 
 def list_pretrained_weights(filter: Union[str, List[str]] = '') -> List[dict]:  # noqa: A002 (timm's name)

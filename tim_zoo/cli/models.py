@@ -4,18 +4,16 @@ import sys
 from typing import List
 
 from .._factory import (
-    create_model, create_model_for_frames, is_hub_source, list_models, list_pretrained_weights, load_checkpoint,
-    unknown_weight_files,
+    convert_keras, create_model, create_model_for_frames, is_hub_source, list_models, list_pretrained_weights,
+    load_checkpoint, unknown_weight_files,
 )
 from .._utils import format_table
 from ..complexity import count_macs, count_params
 from ..exceptions import ConfigurationError
 from ..models._base import DEFAULT_TAGS
 from ..models._zoo import format_tag_accuracy, zoo_row_accuracy
-from ..models.timnet import read_keras_timnet
-from ..weights import load_weights, save_checkpoint, save_for_hub, weights_dir
+from ..weights import save_for_hub, weights_dir
 from ..weights.hub import HOME_ENV
-from ..models.timnet_releases import TIMNET_RELEASES, find_release, release_metadata
 
 
 def _model_rows(pattern: str, in_chans: int, frames: int) -> List[dict]:
@@ -103,27 +101,15 @@ def cmd_weights(args) -> int:
 
 
 def cmd_convert_keras(args) -> int:
-    release = args.release or find_release(args.input)
-    if release and release not in TIMNET_RELEASES:
-        print(f'unknown release {release!r}; known: {", ".join(TIMNET_RELEASES)}', file=sys.stderr)
-        return 2
-    keras = read_keras_timnet(args.input)
-    model = create_model('timnet', **keras.model_args)
-    load_weights(model, args.input, allow_head_reset=False)
-    labels = None
-    settings = None
-    if release:
-        settings = release_metadata(release)
-        labels = settings['label_names'] if len(settings['label_names']) == keras.num_classes else None
-    path = save_checkpoint(
-        model, args.output, label_names=labels, feature_settings=settings,
-        extra=dict(converted_from=str(args.input), keras_version=keras.keras_version))
-    print(f'wrote {path}: timnet depth {keras.depth}, {keras.num_classes} classes'
-          + (f', release {release} ({", ".join(labels)})' if labels else ''))
-    if not release:
-        print(f'tim-zoo convert-keras: {args.input} is not inside a release folder and no --release was given, so the '
-              f'checkpoint has no label names or feature settings; pass --release NAME (e.g. EMODB_46) if it is one of '
-              f'the authors\' releases', file=sys.stderr)
+    done = convert_keras(args.input, args.output, release=args.release or None)
+    labels = done['label_names']
+    print(f'wrote {done["path"]}: timnet depth {done["depth"]}, {done["num_classes"]} classes'
+          + (f', release {done["release"]}' if done['release'] else '') + (f' ({", ".join(labels)})' if labels else ''))
+    if not done['release']:
+        print(f'tim-zoo convert-keras: {args.input} is none of the authors\' release files (not inside a release '
+              f'folder, nor one by its SHA-256) and no --release was given, so the checkpoint has no feature '
+              + ('settings' if labels else 'settings or label names')
+              + '; pass --release NAME (e.g. EMODB_46) if it is one of the authors\' releases', file=sys.stderr)
     return 0
 
 
