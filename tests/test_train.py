@@ -603,6 +603,12 @@ def test_repeats_train_the_same_splits_with_other_seeds_and_report_the_spread(tm
     # resuming a finished repeated run reads every result again
     again = run_training(cfg, feats, tmp_path / 'rep', resume=True, show_progress=False)
     assert again['war_mean'] == summary['war_mean']
+    # each trained split's last checkpoint, repeat by repeat (in the summary, not in metrics.json: a folder moves)
+    assert summary['checkpoints'] == [str(tmp_path / 'rep' / f'repeat{r}' / f'fold{k}' / 'last.safetensors')
+                                      for r in (1, 2, 3) for k in (1, 2)]
+    assert all(Path(c).is_file() for c in summary['checkpoints']) and single['checkpoints'] == [
+        str(tmp_path / 'one' / f'fold{k}' / 'last.safetensors') for k in (1, 2)]
+    assert 'checkpoints' not in json.loads((tmp_path / 'rep' / 'metrics.json').read_text())
     with pytest.raises(ConfigurationError, match='repeats'):
         run_training(_cfg(epochs=2, folds=3, only_folds=[1, 2], repeats=2, seed=5), feats, tmp_path / 'rep',
                      resume=True, show_progress=False)

@@ -200,8 +200,7 @@ def _train(args) -> int:
               f'{args.out}')
         return 0
     if not summary['folds']:
-        where = [Path(args.out) / (f'repeat{r["repeat"]}' if repeated else '') / 'all' / 'last.safetensors'
-                 for r in (summary.get('repeats') or [dict(repeat=1)])]
+        where = summary['checkpoints']
         print(f'{summary["model"]} ({summary["recipe"]}) trained on all {features.x.shape[0]} samples; '
               f'checkpoint{"s" if len(where) > 1 else ""} in {", ".join(map(str, where))}')
         if args.hub_folder:

@@ -186,7 +186,8 @@ def run_training(
 
     Writes to `out_dir`: `config.json`, one folder per split (`best`/`last` checkpoints,
     `result.json` with the history, `state.pt` for resuming), `metrics.json` (per split WAR, UAR,
-    confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`.
+    confusion matrix; mean and std; pooled), `curves.png`, `confusion.png` and `train.log`. The summary's
+    `checkpoints` lists each trained split's last-epoch checkpoint (repeat by repeat, split by split).
     With `resume` an interrupted run continues: finished splits are kept, the split in progress
     continues after its last saved epoch (`STATE_EVERY_S`), with the configuration saved by the first run; a `cfg` given with
     `resume` may differ from it only in where and how it runs (`records.RESUME_CHANGEABLE`: device, batch_folds, compile, compile_mode, test;
@@ -392,6 +393,10 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
                    world_size=dist_info()[1])
     if writer:
         atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    folders = ([out_dir] if cfg.repeats == 1 else          # not in metrics.json: a run folder may move
+               [out_dir / f'repeat{r}' for r in sorted(set(cfg.only_repeats or range(1, cfg.repeats + 1)))])
+    summary['checkpoints'] = [str(folder / splits[i - 1].name / 'last.safetensors') for folder in folders
+                              for i in chosen]
     if summary['folds']:
         log.info('mean WAR %.4f (std %.4f), mean UAR %.4f (std %.4f)', summary['war_mean'], summary['war_std'],
                  summary['uar_mean'], summary['uar_std'])
