@@ -143,7 +143,7 @@ def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol
     assert 'already holds a run' in capsys.readouterr().err and (run_dir / 'features.npz').read_bytes() == before
     assert cli.main(['train', '--features', str(tmp_path / 'f.npz'), '--mean-signal-length', '8000', '--model', 'tim',
                      '--out', str(tmp_path / 'run_len'), '--quiet']) == 2
-    assert '--mean-signal-length 8000: the features in' in capsys.readouterr().err
+    assert '(--mean-signal-length 8000): the features in' in capsys.readouterr().err
 
     (tmp_path / 'bad.csv').write_text('file,emotion\na.wav,x\n')
     (tmp_path / 'gone.csv').write_text('path,label\nmissing.wav,x\n,y\n')

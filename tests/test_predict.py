@@ -433,7 +433,7 @@ def test_folder_as_audio_file_and_level_flag_mismatch(tmp_path, capsys, speech_l
     args = ['train', '--features', str(tmp_path / 'f.npz'), '--out', str(tmp_path / 'run'), '--epochs', '1', '--quiet']
     assert cli.main(args + ['--level', 'none']) == 2
     err = capsys.readouterr().err
-    assert "--level none: the features in" in err and "were extracted with level='peak'" in err
+    assert "(--level none): the features in" in err and "were extracted with level='peak'" in err
     assert not (tmp_path / 'run').exists()
 
 

@@ -317,6 +317,27 @@ def test_a_frozen_batch_norm_stays_in_eval_mode():
     assert not other.train().tim.encoder.stack.blocks[1].convs[0].norm.training and norm is not None
 
 
+
+def test_a_run_resumes_from_python_with_its_recorded_features_and_a_changed_device(tmp_path):
+    from tim_zoo.train.records import resume_config, training_features
+    _features().save(tmp_path / 'f.npz')
+    features, source = training_features(tmp_path / 'out', features=tmp_path / 'f.npz')
+    assert source == dict(features=str((tmp_path / 'f.npz').resolve())) and len(features) == 60
+    with pytest.raises(ConfigurationError, match=r"mean_signal_length=8000 \(--mean-signal-length 8000\): the "
+                                                 r"features in .*f.npz have 1000"):
+        training_features(tmp_path / 'out', features=tmp_path / 'f.npz', mean_signal_length=8000)
+    with pytest.raises(ConfigurationError, match='give a feature file'):
+        training_features(tmp_path / 'out')
+    assert resume_config(tmp_path / 'out') is None                          # nothing stored yet
+    run_training(_cfg(epochs=1, only_folds=[1]), features, tmp_path / 'out', show_progress=False, source=source)
+    # resuming: the recorded file, the stored settings with the changes given (None: not given)
+    again, _ = training_features(tmp_path / 'out', resume=True)
+    assert np.array_equal(again.x, features.x)
+    cfg = resume_config(tmp_path / 'out', device='cpu', lr=None, model_args=dict(depth=3))
+    assert cfg.device == 'cpu' and cfg.lr == _cfg().lr and cfg.model_args == dict(TINY, depth=3)
+    with pytest.raises(ConfigurationError, match='was started with other settings.*depth'):
+        run_training(cfg, again, tmp_path / 'out', resume=True, show_progress=False)
+
 def test_cli_train_and_resume_errors(tmp_path, capsys):
     features = _features()
     features.save(tmp_path / 'f.npz')

@@ -1,6 +1,5 @@
 """`tim-zoo train` (also `python -m tim_zoo.train`): train and test a model under a protocol."""
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -12,13 +11,12 @@ import torch
 
 from .._utils import import_from_cwd
 from .._factory import load_checkpoint
-from ..data import FeatureSet, MFCCExtractor, cached_features, load_corpus, release_signal_length
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
 from ..train.engine import dist_info
 from ..train.config import AUTO_ON_OFF, PRECISIONS, TORCH_COMPILE_MODES
-from ..train.records import CONFIG_FILE, check_new_start, has_trained, recorded_features
+from ..train.records import check_new_start, has_trained, resume_config, training_features
 from ..train.run import check_config
 from ..weights import save_for_hub
 from .audio import add_level_argument
@@ -66,35 +64,12 @@ def _features_after_rank_0(args):
 
 
 def load_training_features(args):
-    """`(features, source)`: the features to train on (from --features, or extracted from --corpus into a cache;
-    with --resume and neither, the feature file the run recorded) and where they came from."""
-    features_path = args.features
-    if args.resume and not (args.features or args.corpus):
-        features_path = recorded_features(args.out)
-    if features_path and not args.corpus:
-        source = dict(features=str(Path(features_path).resolve()))
-        features = FeatureSet.load(features_path)
-        recorded = features.settings.get('level', 'none')
-        if args.level and args.level != recorded:
-            raise ConfigurationError(f'--level {args.level}: the features in {features_path} were extracted with '
-                                     f'level={recorded!r}; extract them again with --level {args.level}')
-        length = features.settings.get('mean_signal_length')
-        if args.mean_signal_length and args.mean_signal_length != length:
-            raise ConfigurationError(f'--mean-signal-length {args.mean_signal_length}: the features in {features_path} '
-                                     f'have {length}; extract them again with that length')
-        return features, source
-    if not (args.corpus and args.data_root):
-        raise ConfigurationError('give --features FILE.npz, or --corpus NAME --data-root DIR')
-    corpus = load_corpus(args.corpus, args.data_root)
-    extractor = MFCCExtractor(args.mean_signal_length or release_signal_length(args.corpus), level=args.level or 'peak')
-    cache = args.features or Path(args.out) / 'features.npz'
-    Path(cache).parent.mkdir(parents=True, exist_ok=True)
-    source = dict(features=str(Path(cache).resolve()), corpus=args.corpus,
-                  data_root=str(Path(args.data_root).resolve()), level=extractor.level)
-    # a file the user named is never replaced; the run's own cache only on a new start
-    overwrite = not (args.features or args.resume)
-    features = cached_features(corpus, extractor, cache, not args.quiet, overwrite=overwrite)
-    if features.fit_note():
+    """`(features, source)` of the flags (`records.training_features`), the cut or padded recordings noted."""
+    features, source = training_features(
+        args.out, features=args.features or None, corpus=args.corpus or None, data_root=args.data_root or None,
+        level=args.level, mean_signal_length=args.mean_signal_length or None, resume=args.resume,
+        show_progress=not args.quiet)
+    if args.corpus and features.fit_note():
         print(f'note: {features.fit_note()}', file=sys.stderr)
     return features, source
 
@@ -104,20 +79,8 @@ def config_from_args(args):
 
 
 def resume_config_from_args(args):
-    """The stored configuration of the run in `--out` with the flags given now (run_training refuses those that
-    would change what the run computes), or None when nothing is stored there."""
-    path = Path(args.out) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    stored = dataclasses.asdict(TrainConfig.from_json(path.read_text()))
-    given = {k: v for k, v in _overrides(args).items() if v is not None and v != {}}
-    if args.recipe:
-        given['recipe'] = args.recipe
-    if 'model_args' in given:
-        given['model_args'] = {**stored['model_args'], **given['model_args']}
-    cfg = TrainConfig(**{**stored, **given}, check_unused=False)      # the stored settings are a record of what ran
-    cfg.check_unused_settings(given)                                   # the flags given now are checked
-    return cfg
+    """The stored configuration of the run in `--out` with the flags given now (`records.resume_config`)."""
+    return resume_config(args.out, args.recipe, **_overrides(args))
 
 
 def _overrides(args) -> dict:

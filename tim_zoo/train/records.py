@@ -3,9 +3,11 @@ starts or resumes there: the same features, the same settings, no run overwritte
 import dataclasses
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
-from ..data.feature_set import FeatureSet
+from ..data.corpora import load_corpus, release_signal_length
+from ..data.feature_set import FeatureSet, cached_features
+from ..data.features import MFCCExtractor
 from ..exceptions import ConfigurationError
 from .config import TrainConfig
 from .engine import RESULT_FILE, STATE_FILE, log
@@ -101,6 +103,64 @@ def recorded_features(out_dir) -> Path:
                                  f'--features FILE.npz (their digest is checked)')
     return found
 
+
+
+def training_features(out_dir, features=None, corpus: Optional[str] = None, data_root=None,
+                      level: Optional[str] = None, mean_signal_length: Optional[int] = None, resume: bool = False,
+                      show_progress: bool = True) -> Tuple[FeatureSet, dict]:
+    """`(features, source)`: what a run in `out_dir` trains on and where it came from (`run_training`'s `source`),
+    as `tim-zoo train` finds it.
+
+    - `features` alone: that feature file; a `level` or `mean_signal_length` it was not extracted with is refused.
+    - `corpus` and `data_root`: the corpus's MFCCs (`mean_signal_length` samples, default the corpus's release's:
+      `release_signal_length`; `level`, default "peak"), extracted once into `features` when given (a file you
+      name is never replaced) or `out_dir/features.npz` (replaced on a new start, kept on `resume`).
+    - `resume` with neither: the feature file the run recorded (`recorded_features`).
+    The features' `fit_note()` says how many recordings were cut or padded."""
+    if resume and not (features or corpus):
+        features = recorded_features(out_dir)
+    if features and not corpus:
+        loaded = FeatureSet.load(features)
+        recorded = loaded.settings.get('level', 'none')
+        if level and level != recorded:
+            raise ConfigurationError(f'level={level!r} (--level {level}): the features in {features} were extracted '
+                                     f'with level={recorded!r}; extract them again with that level')
+        length = loaded.settings.get('mean_signal_length')
+        if mean_signal_length and mean_signal_length != length:
+            raise ConfigurationError(f'mean_signal_length={mean_signal_length} (--mean-signal-length '
+                                     f'{mean_signal_length}): the features in {features} have {length}; extract them '
+                                     f'again with that length')
+        return loaded, dict(features=str(Path(features).resolve()))
+    if not (corpus and data_root):
+        raise ConfigurationError('give a feature file (--features FILE.npz), or a corpus and its folder (--corpus '
+                                 'NAME --data-root DIR)')
+    extractor = MFCCExtractor(mean_signal_length or release_signal_length(corpus), level=level or 'peak')
+    cache = Path(features or Path(out_dir) / 'features.npz')
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    source = dict(features=str(cache.resolve()), corpus=corpus, data_root=str(Path(data_root).resolve()),
+                  level=extractor.level)
+    loaded = cached_features(load_corpus(corpus, data_root), extractor, cache, show_progress,
+                             overwrite=not (features or resume))
+    return loaded, source
+
+
+def resume_config(out_dir, recipe: Optional[str] = None, **changes) -> Optional[TrainConfig]:
+    """The stored configuration of the run in `out_dir` with `changes` (`TrainConfig` fields; None values are
+    ignored, `model_args` merge into the stored ones) and `recipe`, for `run_training(cfg, ..., resume=True)`, which
+    refuses the changes that would alter what the run computes (`RESUME_CHANGEABLE`); None when nothing is
+    stored there."""
+    path = Path(out_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    stored = dataclasses.asdict(TrainConfig.from_json(path.read_text()))
+    given = {k: v for k, v in changes.items() if v is not None and v != {}}
+    if recipe:
+        given['recipe'] = recipe
+    if 'model_args' in given:
+        given['model_args'] = {**stored['model_args'], **given['model_args']}
+    cfg = TrainConfig(**{**stored, **given}, check_unused=False)      # the stored settings are a record of what ran
+    cfg.check_unused_settings(given)                                   # the changes given now are checked
+    return cfg
 
 def check_new_start(out_dir) -> None:
     """Refuse to start a new run in a folder that holds one (a split that finished an epoch)."""
