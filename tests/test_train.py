@@ -715,7 +715,7 @@ def test_splits_train_together_by_default_on_cuda_only(tmp_path, caplog, capsys)
 
 
 def test_a_compile_mode_that_auto_leaves_unused_at_run_time_is_said():
-    from tim_zoo.train.engine import compile_mode_note
+    from tim_zoo.train.compiling import compile_mode_note
     cfg = TrainConfig(device='cuda', compile_mode='max-autotune')      # auto: compiled in one process only
     assert compile_mode_note(cfg, world_size=1) == ''
     assert compile_mode_note(cfg, world_size=2).startswith("compile_mode='max-autotune' is not used: compile=auto "
@@ -726,7 +726,7 @@ def test_a_compile_mode_that_auto_leaves_unused_at_run_time_is_said():
 def test_compile_modes_map_to_inductor_options():
     """torch.compile takes a mode or options, not both: the mode's options plus fallback_random, CUDA graphs only
     on CUDA; unknown modes are refused."""
-    from tim_zoo.train.engine import compile_options
+    from tim_zoo.train.compiling import compile_options
     assert compile_options('default', torch.device('cpu')) == dict(fallback_random=True)
     assert compile_options('reduce-overhead', torch.device('cuda'))['triton.cudagraphs'] is True
     assert 'triton.cudagraphs' not in compile_options('reduce-overhead', torch.device('cpu'))
@@ -1232,7 +1232,7 @@ def test_fp32_training_on_cuda_switches_tf32_off_and_restores_it(monkeypatch):
     """cuDNN lets fp32 convolutions round to TF32 by default: a GPU's fp32 run would be another precision than a
     CPU's. The switch is only backend settings, so it is checked without a GPU; both ways of training a split use it."""
     from tim_zoo.train import engine, folds
-    from tim_zoo.train.engine import full_fp32
+    from tim_zoo.train.device import full_fp32
     saved = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
     try:
         torch.backends.cudnn.allow_tf32 = True

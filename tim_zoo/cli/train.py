@@ -14,7 +14,7 @@ from .._factory import load_checkpoint
 from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..train import TrainConfig, run_training
-from ..train.engine import dist_info
+from ..train.device import dist_info
 from ..train.config import AUTO_ON_OFF, PRECISIONS, TORCH_COMPILE_MODES
 from ..train.records import check_new_start, has_trained, resume_config, training_features
 from ..train.run import check_config

@@ -1,11 +1,9 @@
 """Train one split: epochs, validation, checkpoint choice, test metrics, and resuming."""
-import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -18,7 +16,9 @@ from ..layers import FrameMask
 from ..weights import load_weights, save_checkpoint
 from ..weights.checkpoint import check_builder, is_tim_zoo_model
 from .builders import function_name, import_function
+from .compiling import compile_decision, compile_options, compiler_failure
 from .config import TrainConfig
+from .device import barrier, dist_info, full_fp32, rng_state, set_rng_state, sum_dtype, training_device
 from .optim import build_optimizer, build_scheduler
 from .protocols import Split, training_records
 
@@ -33,19 +33,6 @@ STATE_EVERY_S = 30.0
 
 class StopTraining(Exception):
     """Raised by an `on_epoch_end` callback to stop after the epoch (its state is saved): resumable."""
-
-
-def dist_info():
-    """`(rank, world_size)`; `(0, 1)` outside `torch.distributed`."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def barrier() -> None:
-    if dist_info()[1] > 1:
-        torch.distributed.barrier()
 
 
 def _epoch_seed(seed: int, split_index: int, epoch: int) -> int:
@@ -72,96 +59,6 @@ def better_checkpoint(val_war: float, val_loss: float, best_war: float, best_los
     points, so ties are common; keeping the earliest tied epoch chose epoch 65 of 500 on one EMODB fold, while the
     loss, continuous, prefers the epoch that is right with more confidence."""
     return val_war > best_war or (val_war == best_war and val_loss < best_loss)
-
-
-def _rng_state(device: torch.device) -> torch.Tensor:
-    return torch.cuda.get_rng_state(device) if device.type == 'cuda' else torch.get_rng_state()
-
-
-def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
-    if device.type == 'cuda':
-        torch.cuda.set_rng_state(state, device)
-    else:
-        torch.set_rng_state(state)
-
-
-def compile_decision(cfg: TrainConfig, world_size: int = 1) -> Tuple[bool, str]:
-    """Whether the training step is compiled (`cfg.compile`, `"auto"` resolved for `cfg.device`) and why."""
-    if cfg.compile != 'auto':
-        return cfg.compile == 'on', f'compile={cfg.compile}'
-    device = torch.device(cfg.device).type
-    if device == 'cuda' and world_size == 1:
-        return True, 'compile=auto on CUDA'
-    if device == 'cuda':
-        return False, 'compile=auto trains eagerly under several processes (--compile on compiles each process\'s step)'
-    return False, (f'compile=auto trains eagerly on {device} (--compile on compiles the step: about a minute of '
-                   f'compiling, seconds once inductor\'s cache holds it, then about 0.75x the time per step on a CPU)')
-
-
-def compile_mode_note(cfg: TrainConfig, world_size: int = 1) -> str:
-    """What to say when `cfg.compile_mode` was set but `compile="auto"` decides at run time to compile nothing (CUDA
-    under several processes; the static cases are refused by `TrainConfig.unused_settings`), else ''."""
-    on, why = compile_decision(cfg, world_size)
-    if on or cfg.compile_mode == 'default':
-        return ''
-    return f'compile_mode={cfg.compile_mode!r} is not used: {why}'
-
-
-def compile_options(mode: str, device: torch.device) -> dict:
-    """torch.compile options of `mode` (torch.compile takes a mode or options, not both) with fallback_random, which
-    draws dropout as the eager modules do; CUDA graphs only on CUDA."""
-    import torch._inductor
-    options = {} if mode == 'default' else dict(torch._inductor.list_mode_options(mode))
-    if device.type != 'cuda':
-        options.pop('triton.cudagraphs', None)
-    return dict(options, fallback_random=True)
-
-
-def compiler_failure(error: BaseException) -> Optional[str]:
-    """`"Type: first line"` of the cause when `error` comes from torch.compile (dynamo, inductor), else None."""
-    if not type(error).__module__.startswith(('torch._dynamo', 'torch._inductor')):
-        return None
-    cause = getattr(error, 'inner_exception', None) or error.__cause__ or error
-    return f'{type(cause).__name__}: {(str(cause).strip().splitlines() or [""])[0]}'
-
-
-def sum_dtype(device: torch.device) -> torch.dtype:
-    """The dtype of loss sums kept on `device`: float64, float32 on Apple's MPS, which has no float64."""
-    return torch.float32 if device.type == 'mps' else torch.float64
-
-
-def training_device(cfg: TrainConfig) -> torch.device:
-    """The device this process trains on: `cfg.device`, under torchrun on CUDA the process's local GPU."""
-    device = torch.device(cfg.device)
-    if dist_info()[1] > 1 and device.type == 'cuda' and device.index is None:
-        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
-    return device
-
-
-@contextlib.contextmanager
-def full_fp32(device: torch.device):
-    """Within: float32 convolutions and matrix products on CUDA in full precision. cuDNN's default lets convolutions
-    round their inputs to TF32's 10-bit mantissas, which makes a GPU's fp32 run another precision than a CPU's; the
-    settings are restored after. Elsewhere nothing changes."""
-    if device.type != 'cuda':
-        yield
-        return
-    saved = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()   # 'medium' too, not a flag
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision('highest')
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = saved[0]
-        torch.set_float32_matmul_precision(saved[1])
-
-
-def on_device(t: torch.Tensor, device: torch.device, limit_bytes: int = 2 ** 31) -> torch.Tensor:
-    """`t` on a CUDA `device` when it is under `limit_bytes` (a corpus' features, copied once instead of every
-    batch), else `t` as it is."""
-    if device.type == 'cuda' and t.numel() * t.element_size() <= limit_bytes:
-        return t.to(device)
-    return t
 
 
 def _metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
@@ -226,7 +123,7 @@ class SplitTrainer:
             log.info('%s: resuming after epoch %d', split.name, self.start)
         self.train_idx = torch.as_tensor(split.train)
         # the random state this split continues from; train_splits_together draws the split's dropout from it
-        self.rng_state = _rng_state(device)
+        self.rng_state = rng_state(device)
         self.own_rng = False
 
     def _check_saveable(self) -> None:
@@ -295,7 +192,7 @@ class SplitTrainer:
         if self.compile_proven:
             return self._forward_backward(self.compiled, xb, yb, batch_size)
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
-        rng = _rng_state(self.device)
+        rng = rng_state(self.device)
         try:
             return self._forward_backward(self.compiled, xb, yb, batch_size)
         except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
@@ -310,7 +207,7 @@ class SplitTrainer:
             self.compiled = None
             self.optimizer.zero_grad(set_to_none=True)
             self.model.load_state_dict(before)
-            _set_rng_state(self.device, rng)
+            set_rng_state(self.device, rng)
             return self._forward_backward(self.train_model, xb, yb, batch_size)
 
     def _forward_backward(self, forward, xb, yb, batch_size):

@@ -20,7 +20,9 @@ from torch import nn
 from .._utils import progress
 from ..layers import GroupConv1d, PoolHead
 from ..models import TIMNet
-from .engine import SplitTrainer, compile_options, compiler_failure, full_fp32, log, sum_dtype
+from .compiling import compile_options, compiler_failure
+from .device import full_fp32, sum_dtype
+from .engine import SplitTrainer, log
 
 
 def batching_obstacle(model: nn.Module, frame_mask: float, world_size: int) -> str:

@@ -21,8 +21,9 @@ from ..weights import load_weights
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
 from .config import TrainConfig
-from .engine import (RESULT_FILE, SplitTrainer, barrier, compile_decision, compile_mode_note, dist_info, log,
-                     on_device, run_split, training_device)
+from .compiling import compile_decision, compile_mode_note
+from .device import barrier, dist_info, on_device, training_device
+from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import SPEAKER_HINT, heard_by, make_splits, trained_on, training_records
