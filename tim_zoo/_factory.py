@@ -12,7 +12,7 @@ from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
 from ._utils import chosen_for_the_caller
-from .models._base import feature_net
+from .models._build import feature_net
 from .models._zoo import tag_accuracy
 from .models.timnet import read_keras_timnet
 from .models.timnet_releases import TIMNET_RELEASES, find_release, published_release, release_metadata

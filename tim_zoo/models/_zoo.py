@@ -14,7 +14,8 @@ from typing import Dict, List, Optional
 from timm.models import generate_default_cfgs
 
 from ..weights.hub import weights_dir
-from ._base import DEFAULT_TAGS, TAG_TRAINING, audio_cfg
+from ._base import DEFAULT_TAGS, TAG_TRAINING
+from ._build import audio_cfg
 from .timnet_releases import BUNDLED_CHECKPOINT, TIMNET_RELEASES, release_tag
 
 #: the tag of every zoo model (timnet's is the bundled model `tim-zoo predict` uses)

@@ -12,7 +12,8 @@ from ..layers import (
     TimeProjectionHead,
 )
 from ..layers.temporal import stem
-from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head
+from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, create_head
+from ._build import build_model
 from ._zoo import zoo_default_cfgs
 
 

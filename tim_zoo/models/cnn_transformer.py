@@ -4,7 +4,8 @@ from torch import nn
 
 from ..exceptions import ConfigurationError
 from ..layers import TIMEncoder, TimeProjectionHead, TransformerEncoderStack, WeightLayer
-from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info
+from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, create_head, layer_info
+from ._build import build_model
 from ._zoo import zoo_default_cfgs
 
 

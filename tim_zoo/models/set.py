@@ -6,7 +6,8 @@ from timm.models import register_model
 from .._validation import check_choice
 from ..exceptions import ConfigurationError
 from ..layers import ConvMapHead, ConvNormAct1d, PoolHead, TransformerEncoderStack, WeightLayer
-from ._base import GMM_COMPONENTS, SERModel, build_model, create_head, layer_info
+from ._base import GMM_COMPONENTS, SERModel, create_head, layer_info
+from ._build import build_model
 from ._zoo import zoo_default_cfgs
 
 

@@ -17,7 +17,8 @@ from .timnet_releases import (
     BUNDLED_CHECKPOINT, TIMNET_RELEASES, file_sha256, find_release, published_fold, published_release, release_file,
     release_metadata, release_published, release_tag,
 )
-from ._base import DESIGN_FEATURES, GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, audio_cfg, build_model, create_head
+from ._base import DESIGN_FEATURES, GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, create_head
+from ._build import audio_cfg, build_model
 from ._zoo import PACKAGED_NOTE, ZOO_TAG, held_out_words, load_zoo_tag_by_default, zoo_default_cfgs
 
 _BN_KEYS = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}

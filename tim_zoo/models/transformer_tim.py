@@ -7,7 +7,8 @@ from torch import nn
 from .._validation import check_choice
 from ..layers import ConvNormAct1d, FlattenHead, TIMEncoder, TransformerEncoderStack
 from ..layers.tab import TAB_ARGS
-from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, build_model, create_head, layer_info
+from ._base import GMM_COMPONENTS, SEED_TAB_DEFAULTS, SERModel, create_head, layer_info
+from ._build import build_model
 from ._zoo import zoo_default_cfgs
 
 
