@@ -8,7 +8,8 @@ from .init_hooks import init_gmm_heads
 from .optim import build_optimizer, build_scheduler, freeze, freeze_batch_norm, param_groups
 from .protocols import Split, make_splits
 from .recipes import RECIPES, get_recipe
-from .run import create_training_model, repeats_summary, run_training, save_plots, split_summary
+from .report import repeats_summary, save_plots, split_summary
+from .run import create_training_model, run_training
 
 __all__ = [
     'RECIPES', 'Split', 'StopTraining', 'TrainConfig', 'build_optimizer', 'build_scheduler', 'create_training_model',

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .._factory import create_model_for_frames
-from .._utils import atomic_write, chosen_for_the_caller, progress, require
+from .._utils import atomic_write, chosen_for_the_caller, progress
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import gmm_frame_selection
@@ -28,6 +28,7 @@ from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
 from .protocols import SPEAKER_HINT, heard_by, make_splits, trained_on, training_records
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
+from .report import repeats_summary, save_plots, split_summary
 
 
 METRICS_FILE = 'metrics.json'
@@ -109,69 +110,6 @@ def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) 
                   for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
     settings = dict(features.settings, gmm_select=cfg.gmm_select, gmm_fits=cfg.gmm_fits)
     return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers, settings)
-
-
-def split_summary(results: list) -> dict:
-    """Mean and std (ddof 0) over the tested splits of WAR and UAR, pooled metrics, and the splits' results."""
-    results = [r for r in results if 'war' in r]
-    if not results:
-        return dict(folds=[])
-    wars = np.array([r['war'] for r in results])
-    uars = np.array([r['uar'] for r in results])
-    pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
-    recall = np.diag(pooled) / np.maximum(pooled.sum(axis=1), 1)
-    return dict(
-        folds=[{k: v for k, v in r.items() if k != 'history'} for r in results],
-        war_mean=float(wars.mean()), war_std=float(wars.std()), uar_mean=float(uars.mean()), uar_std=float(uars.std()),
-        pooled_war=float(np.trace(pooled) / max(pooled.sum(), 1)), pooled_uar=float(recall[pooled.sum(axis=1) > 0].mean()),
-        pooled_confusion=pooled.tolist())
-
-
-def save_plots(results: list, label_names, out_dir: Path) -> bool:
-    """`curves.png` (train loss, validation accuracy per split) and `confusion.png` (pooled over splits)."""
-    try:
-        matplotlib = require('matplotlib', 'training plots')
-    except ImportError as e:
-        log.warning('%s; no plots written', e)
-        return False
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    validated = False
-    for r in results:
-        epochs = [h['epoch'] for h in r['history']]
-        ax_loss.plot(epochs, [h['train_loss'] for h in r['history']], label=r['split'])
-        ax_acc.plot(epochs, [h['train_war'] for h in r['history']], linestyle=':', color='grey')
-        if r['history'] and 'val_war' in r['history'][0]:
-            ax_acc.plot(epochs, [h['val_war'] for h in r['history']], label=r['split'])
-            validated = True
-    ax_loss.set(xlabel='epoch', ylabel='training loss', title='training loss')
-    ax_acc.set(xlabel='epoch', ylabel='accuracy (WAR)',
-               title='validation (lines) and training (dotted) accuracy' if validated else 'training accuracy')
-    if validated and len(results) <= 12:
-        ax_acc.legend(fontsize='small')
-    fig.tight_layout()
-    fig.savefig(out_dir / 'curves.png', dpi=120)
-    plt.close(fig)
-
-    tested = [r for r in results if 'confusion' in r]
-    if not tested:
-        return True
-    pooled = np.sum([np.array(r['confusion']) for r in tested], axis=0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(label_names), 0.8 + 0.7 * len(label_names)))
-    ax.imshow(pooled, cmap='Blues')
-    for i in range(pooled.shape[0]):
-        for j in range(pooled.shape[1]):
-            ax.text(j, i, str(pooled[i, j]), ha='center', va='center',
-                    color='white' if pooled[i, j] > pooled.max() / 2 else 'black')
-    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha='right')
-    ax.set_yticks(range(len(label_names)), label_names)
-    ax.set(xlabel='predicted', ylabel='true', title='test confusion (pooled over splits)')
-    fig.tight_layout()
-    fig.savefig(out_dir / 'confusion.png', dpi=120)
-    plt.close(fig)
-    return True
 
 
 def run_training(
@@ -474,27 +412,3 @@ def _batching_obstacle(cfg: TrainConfig, pending: list, build) -> str:
         return (f'batch_folds=auto trains one by one on {device}' + (' under several processes' if device == 'cuda'
                 else ' (together took 1.8x the time on a 2-core CPU; --batch-folds on trains them together)'))
     return batching_obstacle(build(), cfg.frame_mask, dist_info()[1])
-
-
-def repeats_summary(runs: list) -> dict:
-    """Mean and std over repeats of each repeat's mean over splits (the spread of the protocol's result), and per
-    split the mean and std over repeats. Stds are sample stds (ddof 1) over repeats; `fold_war_std` is each repeat's
-    std over splits (ddof 0, as in a single run), averaged."""
-    tested = [r for r in runs if r['folds']]
-    if not tested:
-        return dict(folds=[], repeats=runs)
-
-    def over(key):
-        values = np.array([r[key] for r in tested])
-        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    war_mean, war_std = over('war_mean')
-    uar_mean, uar_std = over('uar_mean')
-    per_split = []
-    for j, fold in enumerate(tested[0]['folds']):
-        wars = np.array([r['folds'][j]['war'] for r in tested])
-        per_split.append(dict(split=fold['split'], war_mean=float(wars.mean()),
-                              war_std=float(wars.std(ddof=1)) if len(wars) > 1 else 0.0))
-    return dict(
-        folds=per_split, num_repeats=len(tested), war_mean=war_mean, war_std=war_std, uar_mean=uar_mean,
-        uar_std=uar_std, fold_war_std=float(np.mean([r['war_std'] for r in tested])),
-        repeats=runs)
