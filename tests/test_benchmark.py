@@ -446,6 +446,20 @@ def test_the_packaged_zoo_table_takes_a_models_repeats_in_place_of_its_row_or_fo
             models['multitim']['seed_war_std'], models['multitim']['repeats']) == ('fp32', 64.0, 2.0, 1.0, 3)
 
 
+
+def test_zoo_cost_scales_the_nearest_measured_length_and_counts_batches_of_64():
+    cost = benchmark_script('zoo_cost')
+    rows = [dict(model='tim', frames=87, precision='fp32', step_s=0.87),
+            dict(model='tim', frames=188, precision='fp32', step_s=5.0),
+            dict(model='tim', frames=87, precision='bf16', step_s=0.3)]
+    assert cost.step_seconds('tim', 'fp32', 100, rows) == pytest.approx(0.87 * 100 / 87)    # nearer 87 than 188
+    assert cost.step_seconds('tim', 'fp32', 180, rows) == pytest.approx(5.0 * 180 / 188)
+    assert cost.step_seconds('tim', 'bf16', 188, rows) is None         # bf16 not measured at 188
+    assert cost.step_seconds('timnet', 'fp32', 87, rows) is None and cost.step_seconds('tim', 'fp32', 87, []) is None
+    # 535 utterances: 9 batches of 64; 482: 8 (the default, a 10-fold split's training folds)
+    assert cost.training_hours('tim', 'fp32', 100, 535, rows=rows) == pytest.approx(0.87 * 9 * 100 / 3600)
+    assert cost.training_hours('tim', 'bf16', 50, splits=10, rows=rows) == pytest.approx(0.3 * 8 * 50 * 10 / 3600)
+
 def test_zoo_epoch_times_reads_each_splits_log_by_machine(tmp_path, monkeypatch, capsys):
     times = benchmark_script('zoo_epoch_times')
     monkeypatch.setattr(times, 'RUNS', tmp_path)
