@@ -13,6 +13,7 @@ folder, so docs/ holds only the pages.
 """
 import argparse
 import contextlib
+import functools
 import inspect
 import io
 import json
@@ -193,6 +194,7 @@ def measured_accuracy(detail: bool = True) -> dict:
     return accuracy
 
 
+@functools.lru_cache(maxsize=None)
 def _zoo_cost():
     """benchmarks/zoo_cost.py as a module: the zoo's measured training cost (`COST_FILE`) and its input length."""
     import importlib.util

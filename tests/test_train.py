@@ -328,6 +328,9 @@ def test_a_run_resumes_from_python_with_its_recorded_features_and_a_changed_devi
         training_features(tmp_path / 'out', features=tmp_path / 'f.npz', mean_signal_length=8000)
     with pytest.raises(ConfigurationError, match='give a feature file'):
         training_features(tmp_path / 'out')
+    with pytest.raises(ConfigurationError, match="unknown corpus 'emodbb' \\(did you mean emodb\\?\\)"):
+        training_features(tmp_path / 'out', corpus='emodbb', data_root=tmp_path)
+    assert not (tmp_path / 'out').exists()                                 # refused before anything is made
     assert resume_config(tmp_path / 'out') is None                          # nothing stored yet
     run_training(_cfg(epochs=1, only_folds=[1]), features, tmp_path / 'out', show_progress=False, source=source)
     # resuming: the recorded file, the stored settings with the changes given (None: not given)
@@ -1153,6 +1156,12 @@ def test_cli_hub_folder_ships_the_all_data_checkpoint_with_its_training_record(t
     direct = tim_zoo.load_checkpoint(trained).eval()
     x = torch.randn(2, 39, 40)
     assert torch.equal(loaded(x), direct(x)) and loaded.label_names == direct.label_names
+    # one repeat of several (--repeat 2 of --repeats 2): its own folder's checkpoint
+    assert cli_main(args[:-2] + ['--protocol', 'all', '--repeats', '2', '--repeat', '2', '--out',
+                                 str(tmp_path / 'rep'), '--hub-folder', str(tmp_path / 'hub2')]) == 0
+    second = tmp_path / 'rep' / 'repeat2' / 'all' / 'last.safetensors'
+    assert str(second) in capsys.readouterr().out and not (tmp_path / 'rep' / 'all').exists()
+    assert (tmp_path / 'hub2' / 'model.safetensors').read_bytes() == second.read_bytes()
 
 
 def test_save_for_hub_refuses_a_checkpoint_that_is_not_the_models(tmp_path):

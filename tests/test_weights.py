@@ -174,9 +174,17 @@ def test_convert_keras_knows_a_renamed_release_file_by_its_hash_and_says_when_a_
         kernels[0][...] = kernels[0][...] + 1.0
     assert cli.main(['convert-keras', str(renamed), str(tmp_path / 'c.safetensors')]) == 0
     captured = capsys.readouterr()
-    assert 'release' not in captured.out and 'none of the authors\' release files' in captured.err
+    assert 'release' not in captured.out and 'is not inside a release folder, nor one of the authors\' files' in \
+        captured.err
     assert 'no feature settings or label names' in captured.err
     assert tim_zoo.load_checkpoint(tmp_path / 'c.safetensors').label_names is None
+    from tim_zoo.models.timnet_releases import releases_known_by_hash
+    known = releases_known_by_hash()
+    assert ', '.join(known) in captured.err and 'EMODB_46' in known
+    # weights.md names the releases known by hash and those not
+    text = ' '.join((Path(__file__).resolve().parents[1] / 'docs' / 'weights.md').read_text().split())
+    assert (f'knows the hashes of {", ".join(known[:-1])} and {known[-1]}, not yet those of '
+            f'{" and ".join(r for r in TIMNET_RELEASES if r not in known)}') in text
 
 def test_pt_state_dict_loads_with_weights_only(tmp_path):
     model = tim_zoo.create_model('tim', depth=3).eval()

@@ -193,7 +193,8 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
 def convert_keras(path, output, release: Optional[str] = None) -> dict:
     """Write the TIM-Net Keras `.hdf5` file `path` as a tim_zoo `.safetensors` checkpoint `output`, with the label
     names and feature settings of the authors' release it belongs to: `release` (e.g. "EMODB_46"), else the release
-    folder in its path, else the published file with its SHA-256 (renamed or moved). Returns what was written:
+    folder in its path, else the published file with its SHA-256 (renamed or moved; the releases whose hashes
+    tim_zoo knows: `timnet_releases.releases_known_by_hash()`). Returns what was written:
     `path`, `release` ('' when none is known: the checkpoint then has no feature settings, nor label names unless
     the file gives them), `depth`, `num_classes` and `label_names`."""
     if release and release not in TIMNET_RELEASES:

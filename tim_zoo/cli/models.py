@@ -12,6 +12,7 @@ from ..complexity import count_macs, count_params
 from ..exceptions import ConfigurationError
 from ..models._base import DEFAULT_TAGS
 from ..models._zoo import format_tag_accuracy, zoo_row_accuracy
+from ..models.timnet_releases import releases_known_by_hash
 from ..weights import save_for_hub, weights_dir
 from ..weights.hub import HOME_ENV
 
@@ -73,8 +74,10 @@ def cmd_weights(args) -> int:
     if not rows:
         print(f'no pretrained tag matches {args.pattern!r}; `tim-zoo weights` lists them all')
         return 0
-    # the loadable tags first, then those with a measured figure, each group by name
-    shown = sorted(rows, key=lambda r: (not (r['found'] and not r['problem']), r['accuracy'] is None))
+    # the loadable tags first, then the other tags with a measured figure, then the rest; list_pretrained_weights'
+    # order within each group
+    loadable = [r for r in rows if r['found'] and not r['problem']]
+    shown = loadable + sorted((r for r in rows if r not in loadable), key=lambda r: r['accuracy'] is None)
     body = [(r['name'], ('WRONG FILE' if r['problem'] else 'found') if r['found'] else 'missing',
              format_tag_accuracy(r['accuracy']), str(r['found'] or r['file'])) for r in shown]
     print(format_table(('pretrained tag', 'status', 'held-out WAR %',
@@ -106,8 +109,9 @@ def cmd_convert_keras(args) -> int:
     print(f'wrote {done["path"]}: timnet depth {done["depth"]}, {done["num_classes"]} classes'
           + (f', release {done["release"]}' if done['release'] else '') + (f' ({", ".join(labels)})' if labels else ''))
     if not done['release']:
-        print(f'tim-zoo convert-keras: {args.input} is none of the authors\' release files (not inside a release '
-              f'folder, nor one by its SHA-256) and no --release was given, so the checkpoint has no feature '
+        print(f'tim-zoo convert-keras: {args.input} is not inside a release folder, nor one of the authors\' files '
+              f'tim_zoo knows by SHA-256 ({", ".join(releases_known_by_hash())}), and no --release was given, so the '
+              f'checkpoint has no feature '
               + ('settings' if labels else 'settings or label names')
               + '; pass --release NAME (e.g. EMODB_46) if it is one of the authors\' releases', file=sys.stderr)
     return 0

@@ -126,6 +126,11 @@ def published_release(sha256: str) -> Tuple[str, int]:
     return next(((r, k) for (r, k), h in RELEASE_SHA256.items() if h == sha256), ('', 0))
 
 
+
+def releases_known_by_hash() -> list:
+    """The releases whose published files are known by SHA-256 (`RELEASE_SHA256`): found wherever they lie."""
+    return sorted({r for r, _ in RELEASE_SHA256})
+
 def published_fold(sha256: str, release: str):
     """The fold whose published `release` file has this SHA-256: its number, None if it is none of them, or 0 when
     the release's hashes are unknown."""

@@ -104,7 +104,6 @@ def recorded_features(out_dir) -> Path:
     return found
 
 
-
 def training_features(out_dir, features=None, corpus: Optional[str] = None, data_root=None,
                       level: Optional[str] = None, mean_signal_length: Optional[int] = None, resume: bool = False,
                       show_progress: bool = True) -> Tuple[FeatureSet, dict]:
@@ -134,13 +133,13 @@ def training_features(out_dir, features=None, corpus: Optional[str] = None, data
     if not (corpus and data_root):
         raise ConfigurationError('give a feature file (--features FILE.npz), or a corpus and its folder (--corpus '
                                  'NAME --data-root DIR)')
+    recordings = load_corpus(corpus, data_root)           # a wrong name or folder: refused before anything is made
     extractor = MFCCExtractor(mean_signal_length or release_signal_length(corpus), level=level or 'peak')
     cache = Path(features or Path(out_dir) / 'features.npz')
     cache.parent.mkdir(parents=True, exist_ok=True)
     source = dict(features=str(cache.resolve()), corpus=corpus, data_root=str(Path(data_root).resolve()),
                   level=extractor.level)
-    loaded = cached_features(load_corpus(corpus, data_root), extractor, cache, show_progress,
-                             overwrite=not (features or resume))
+    loaded = cached_features(recordings, extractor, cache, show_progress, overwrite=not (features or resume))
     return loaded, source
 
 

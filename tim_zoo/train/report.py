@@ -71,8 +71,6 @@ def save_plots(results: list, label_names, out_dir: Path) -> bool:
     return True
 
 
-
-
 def repeats_summary(runs: list) -> dict:
     """Mean and std over repeats of each repeat's mean over splits (the spread of the protocol's result), and per
     split the mean and std over repeats. Stds are sample stds (ddof 1) over repeats; `fold_war_std` is each repeat's
