@@ -32,6 +32,8 @@ import textwrap
 from pathlib import Path
 from typing import Optional
 
+import zoo_cost          # benchmarks/ siblings: on sys.path as this script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'benchmarks' / 'results'
 PAGE = ROOT / 'docs' / 'speed.md'
@@ -296,7 +298,7 @@ def render_zoo_cost(r: dict) -> str:
     totals = [sum(row['run_h'] for row in r['rows'] if (row['frames'], row['precision']) == s) for s in settings]
     lines.append('| **all, one repeat** | ' + ' | '.join(f'**{t:.1f} h**' for t in totals) + ' |')
     flags = [f for f in ('avx512f', 'avx512_bf16', 'amx_bf16') if r.get(f)]
-    driver = _benchmark('zoo')
+    import zoo as driver                        # the zoo's driver imports torch: only where a block needs it
     table_h, missing = driver.table_hours(r['rows'])
     bf16 = [f'`{run.model}`' for run in driver.RUNS_LIST if run.stage == 'table' and run.precision == 'bf16']
     without = f'; without {", ".join(missing)}, not measured' if missing else ''
@@ -307,17 +309,6 @@ def render_zoo_cost(r: dict) -> str:
               f"{table_h:.1f} single-thread hours** (87 frames, `timnet` for its recipe's 500 epochs, the other rows "
               f"for 100; {', '.join(bf16)} under bf16 autocast, the others in fp32{without})."]
     return '\n'.join(lines) + '\n'
-
-
-@functools.lru_cache(maxsize=None)
-def _benchmark(name: str):
-    """benchmarks/NAME.py as a module (the benchmarks folder is not a package): `zoo` (the zoo's runs, their
-    precision and epochs), `zoo_cost` (what training them costs)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'{name}_benchmark', Path(__file__).with_name(f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _zoo_results(run_dir: Path) -> list:
@@ -409,7 +400,7 @@ def render_zoo(stage: str) -> str:
     if not runs:
         lines.append('| (none yet) |' + ' |' * (lines[0].count('|') - 2))
     if stage in ('table', 'repeat', 'loso'):             # what is still to come, in the order `start` takes it
-        zoo = _benchmark('zoo')
+        import zoo
         names = {d.name for d in runs}
         waiting = [r for r in sorted(zoo.RUNS_LIST, key=lambda r: r.order) if r.stage == stage and r.name not in names]
         if waiting:
@@ -417,7 +408,7 @@ def render_zoo(stage: str) -> str:
                       'them: ' + ', '.join(
                 f'`{r.name}` ({r.precision})' for r in waiting) + '.']
     if stage == 'finding':                               # what each variant tests, started or not
-        zoo = _benchmark('zoo')
+        import zoo
         lines += ['', '| run | the notes\' finding | the run it varies |', '|---|---|---|']
         lines += [f'| `finding.{name}` | {claim} | `{zoo.finding_base(model)}` |' for name, model, _, claim in zoo.FINDINGS]
     return '\n'.join(lines) + '\n'
@@ -499,7 +490,7 @@ def tag_hours(model: str, config: dict) -> Optional[float]:
     """Single-thread CPU hours (`zoo_cost.COST_FILE`'s machine) of training `model`'s zoo tag: its row's recipe
     (`config`: the epochs) once on all 535 utterances, in the tag's precision; None where no cost was measured."""
     from tim_zoo.models._zoo import tag_precision
-    hours = _benchmark('zoo_cost').training_hours(model, tag_precision(model), config['epochs'], EMODB_UTTERANCES)
+    hours = zoo_cost.training_hours(model, tag_precision(model), config['epochs'], EMODB_UTTERANCES)
     return None if hours is None else round(hours, 2)
 
 

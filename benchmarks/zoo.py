@@ -25,7 +25,6 @@ look at the test folds (`choose` reads validation accuracy only). Projected hour
 """
 import argparse
 import dataclasses
-import functools
 import json
 import os
 import subprocess
@@ -35,6 +34,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from tim_zoo.models._zoo import tag_precision, zoo_precision, zoo_recipe
+
+import collect_run     # benchmarks/ siblings: on sys.path as this script's folder
+import zoo_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / 'runs' / 'zoo'
@@ -343,19 +345,9 @@ def _epochs(run: Run) -> int:
 def _epoch_seconds(run: Run, rows: Optional[List[dict]] = None) -> Optional[float]:
     """Seconds of one epoch of `run` at the cost measured in `rows` (default: `zoo_cost.COST_FILE`'s), scaled from
     the nearest measured length; None where its model and precision were not measured."""
-    cost = _zoo_cost()
+    cost = zoo_cost
     step_s = cost.step_seconds(run.model, run.precision, run.frames, rows)
     return None if step_s is None else step_s * cost.STEPS_PER_EPOCH
-
-
-@functools.lru_cache(maxsize=None)
-def _zoo_cost():
-    """benchmarks/zoo_cost.py as a module (the benchmarks folder is not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('zoo_cost', Path(__file__).with_name('zoo_cost.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _attempts() -> Dict[str, List[int]]:
@@ -417,7 +409,7 @@ def cmd_status(args) -> int:
         print(f'{run.name:40s} {states.count("done"):4d} {states.count("finished"):4d} {states.count("running"):4d} '
               f'{sum(st in ("pending", "started") for st in states):4d} '
               f'{"?" if hours is None else f"{hours:.1f}":>10s}  {"; ".join(notes)}')
-    print(f'projected: {total_h:.1f} single-thread hours left at the speed of {_zoo_cost().COST_FILE.name} '
+    print(f'projected: {total_h:.1f} single-thread hours left at the speed of {zoo_cost.COST_FILE.name} '
           f'(this machine: '
           f'{this_machine()}; bf16 runs only where it has avx512_bf16 or amx_bf16)')
     if TABLE_FEATURES is None:
@@ -679,14 +671,6 @@ def publish(run: Run, checkpoint: Path) -> dict:
     return info
 
 
-def _collect_run():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('collect_run', Path(__file__).with_name('collect_run.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def this_machine() -> str:
     """This machine's CPU in words: its model name, the vector flags that decide its speed and whether bf16 runs
     natively, and its cores."""
@@ -711,7 +695,7 @@ def machines(parts: List[Run]) -> str:
 def assemble(run: Run) -> dict:
     """The results file of a finished run from its tracked splits (`collect_run.collect` over the split folders)."""
     import torch
-    return _collect_run().collect([TRACKED / run.name / s for s in run.splits()], device=machines([run]),
+    return collect_run.collect([TRACKED / run.name / s for s in run.splits()], device=machines([run]),
                                   torch_version=torch.__version__)
 
 
@@ -722,7 +706,7 @@ def assemble_repeats(parts: List[Run]) -> dict:
     from tim_zoo.train import repeats_summary, split_summary
     runs = sorted(parts, key=lambda r: r.repeat)
     first = assemble(runs[0])
-    ignored = _collect_run().IGNORED | {'repeats', 'only_repeats'}    # where a run ran, and which repeat
+    ignored = collect_run.IGNORED | {'repeats', 'only_repeats'}    # where a run ran, and which repeat
     folds = {1: first['folds']}
     for run in runs[1:]:
         for split in run.splits():

@@ -13,7 +13,6 @@ folder, so docs/ holds only the pages.
 """
 import argparse
 import contextlib
-import functools
 import inspect
 import io
 import json
@@ -28,6 +27,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
+sys.path.append(str(ROOT / 'benchmarks'))
+import zoo_cost  # noqa: E402  (benchmarks/zoo_cost.py: the zoo's measured training cost and its input length)
 
 #: where the notes' figures were measured, as their introduction says (the findings do not name it each time)
 _NOTES_SETTING = "(the notes' corpus, MODMA, and their split; not reproduced here)"
@@ -194,18 +195,8 @@ def measured_accuracy(detail: bool = True) -> dict:
     return accuracy
 
 
-@functools.lru_cache(maxsize=None)
-def _zoo_cost():
-    """benchmarks/zoo_cost.py as a module: the zoo's measured training cost (`COST_FILE`) and its input length."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('zoo_cost', ROOT / 'benchmarks' / 'zoo_cost.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 #: the input length of the zoo's rows (MFCC order 1 at the shared copy's 2.0 s; training.md, "Chosen")
-ZOO_FRAMES = _zoo_cost().ZOO_FRAMES
+ZOO_FRAMES = zoo_cost.ZOO_FRAMES
 
 
 def zoo_row_files(name: str) -> list:
@@ -225,8 +216,7 @@ def training_cost(name: str):
     if row_file is None:
         return None
     cfg = json.loads(row_file.read_text())['config']
-    cost = _zoo_cost()
-    return cost.training_hours(name, cfg['precision'], cfg['epochs'], splits=cfg['folds'])
+    return zoo_cost.training_hours(name, cfg['precision'], cfg['epochs'], splits=cfg['folds'])
 
 
 def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:

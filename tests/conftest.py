@@ -1,20 +1,21 @@
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / 'benchmarks'
 SHARED = Path(os.environ.get('TIM_ZOO_SHARED', Path(__file__).resolve().parents[1] / '..' / 'shared')).resolve()
 
 
 def benchmark_script(name: str):
-    """The module `benchmarks/NAME.py` (the benchmarks folder is not a package)."""
-    import importlib.util
-    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module `benchmarks/NAME.py`, imported as running a script there would see it: with the benchmarks folder
+    on `sys.path` (last, so it shadows nothing), where the scripts import each other by name."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.append(str(BENCHMARKS))
+    return importlib.import_module(name)
 
 
 @pytest.fixture(autouse=True)

@@ -437,7 +437,7 @@ def test_the_packaged_zoo_table_takes_a_models_repeats_in_place_of_its_row_or_fo
     cost.write_text(json.dumps(dict(batch=64, rows=[
         dict(model='at_tim', frames=frames, precision=precision, step_s=step_s)
         for frames, precision, step_s in ((87, 'bf16', 2.0), (87, 'fp32', 3.0), (188, 'bf16', 5.0))])))
-    monkeypatch.setattr(make_tables._benchmark('zoo_cost'), 'COST_FILE', cost)
+    monkeypatch.setattr(benchmark_script('zoo_cost'), 'COST_FILE', cost)
     models = json.loads(make_tables.packaged_zoo_table())['models']
     assert models['at_tim']['tag_hours'] == 0.5 and 'tag_hours' not in models['tim']     # tim: no step measured
     assert models['at_tim']['results'] == 'docs/results/zoo_table.at_tim.json' and models['at_tim']['repeats'] == 1

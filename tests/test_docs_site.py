@@ -393,8 +393,7 @@ def test_the_zoo_rows_training_cost_is_its_epochs_at_the_measured_step_cost(tmp_
     build_site = _build_site_module()
     (tmp_path / 'results').mkdir()
     monkeypatch.setattr(build_site, 'DOCS', tmp_path)
-    cost = build_site._zoo_cost()
-    monkeypatch.setattr(build_site, '_zoo_cost', lambda: cost)
+    cost = build_site.zoo_cost
     monkeypatch.setattr(cost, 'COST_FILE', tmp_path / 'cost.json')
     rows = [dict(model='tim', frames=build_site.ZOO_FRAMES, precision=p, step_s=s) for p, s in (('fp32', 9.0),
                                                                                                ('bf16', 3.6))]
