@@ -1011,7 +1011,8 @@ def test_a_compile_failure_of_the_grouped_step_trains_eagerly_from_the_same_stat
     finally:
         torch._dynamo.reset()
     assert len(calls) == 2
-    assert caplog.text.count('training them eagerly: RuntimeError: no compiler here') == 1
+    assert caplog.text.count('training eagerly: RuntimeError: no compiler here') == 1
+    assert re.search(r'the grouped step of \d splits: torch.compile failed', caplog.text)
     run_training(_cfg(**cfg, compile='off'), features, tmp_path / 'eager', show_progress=False)
     for fold in ('fold1', 'fold2', 'fold3'):
         assert json.loads((tmp_path / 'failed' / fold / 'result.json').read_text())['compiled'] is False

@@ -16,7 +16,7 @@ from ..layers import FrameMask
 from ..weights import load_weights, save_checkpoint
 from ..weights.checkpoint import check_builder, is_tim_zoo_model
 from .builders import function_name, import_function
-from .compiling import compile_decision, compile_options, compiler_failure
+from .compiling import CompiledForward, compile_decision
 from .config import TrainConfig
 from .device import barrier, dist_info, full_fp32, rng_state, set_rng_state, sum_dtype, training_device
 from .optim import build_optimizer, build_scheduler
@@ -97,11 +97,8 @@ class SplitTrainer:
         if compile_step is None:
             compile_step, why = compile_decision(cfg, self.world)
             log.info('%s: %s (%s)', split.name, 'the training step is compiled' if compile_step else 'eagerly', why)
-        # the compiled training forward (None: eager); it shares the model's parameters and buffers. fallback_random
-        # draws dropout as the eager modules do, so a compiled run is the eager run up to rounding
-        self.compiled = torch.compile(self.train_model, options=compile_options(cfg.compile_mode, device)) \
-            if compile_step else None
-        self.compile_proven = False                       # set after the first epoch trained compiled
+        # the training forward, compiled or not: it shares the model's parameters and buffers
+        self.training_forward = CompiledForward(self.train_model, compile_step, cfg.compile_mode, device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, max(1, -(-len(split.train) // cfg.batch_size)))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction='sum')
@@ -187,28 +184,22 @@ class SplitTrainer:
         run a whole epoch (every batch shape), a compile failure restores the model and the random state of before
         the batch and trains eagerly from there on; under several processes it is an error instead (the others
         would wait for the failed one)."""
-        if self.compiled is None:
-            return self._forward_backward(self.train_model, xb, yb, batch_size)
-        if self.compile_proven:
-            return self._forward_backward(self.compiled, xb, yb, batch_size)
-        before = {k: v.clone() for k, v in self.model.state_dict().items()}
-        rng = rng_state(self.device)
-        try:
-            return self._forward_backward(self.compiled, xb, yb, batch_size)
-        except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
-            reason = compiler_failure(e)
-            if reason is None:
-                raise
-            if self.world > 1:
-                raise ConfigurationError(f'{self.split.name}: torch.compile failed on rank {self.rank} ({reason}); '
-                                         f'train with --compile off') from e
-            log.warning('%s: torch.compile failed (or the model failed while being compiled), training eagerly: %s',
-                        self.split.name, reason)
-            self.compiled = None
-            self.optimizer.zero_grad(set_to_none=True)
-            self.model.load_state_dict(before)
-            set_rng_state(self.device, rng)
-            return self._forward_backward(self.train_model, xb, yb, batch_size)
+        def keep():
+            before, rng = {k: v.clone() for k, v in self.model.state_dict().items()}, rng_state(self.device)
+
+            def restore():
+                self.optimizer.zero_grad(set_to_none=True)
+                self.model.load_state_dict(before)
+                set_rng_state(self.device, rng)
+            return restore
+        refuse = f'{self.split.name}: torch.compile failed on rank {self.rank}' if self.world > 1 else ''
+        return self.training_forward.run(lambda forward: self._forward_backward(forward, xb, yb, batch_size), keep,
+                                self.split.name, refuse)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the training step runs compiled (False from a compiler failure on)."""
+        return self.training_forward.is_compiled
 
     def _forward_backward(self, forward, xb, yb, batch_size):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == 'bf16'):
@@ -249,7 +240,7 @@ class SplitTrainer:
                 self.save(self.fold_dir / 'best.safetensors', dict(epoch=epoch + 1, split=split.name,
                                                                    val_war=self.best_score, val_loss=self.best_loss))
         self.history.append(record)
-        self.compile_proven = self.compiled is not None
+        self.training_forward.prove()
         self.epoch_rng = self._rng_snapshot()             # the random state after this epoch, before any callback
         if (improved or self.saved_at is None or epoch + 1 == cfg.epochs
                 or time.monotonic() - self.saved_at >= STATE_EVERY_S):
@@ -294,7 +285,7 @@ class SplitTrainer:
             load_weights(self.model, self.fold_dir / 'best.safetensors', allow_head_reset=False)
             chosen = self.best_epoch
         result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
-                      n_test=len(split.test), compiled=self.compiled is not None)
+                      n_test=len(split.test), compiled=self.compiled)
         if len(split.test) and cfg.test:
             result.update(_metrics(y[split.test].cpu().numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
                                                                   self.device), self.num_classes))

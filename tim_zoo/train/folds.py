@@ -20,7 +20,7 @@ from torch import nn
 from .._utils import progress
 from ..layers import GroupConv1d, PoolHead
 from ..models import TIMNet
-from .compiling import compile_options, compiler_failure
+from .compiling import CompiledForward
 from .device import full_fp32, sum_dtype
 from .engine import SplitTrainer, log
 
@@ -132,38 +132,22 @@ def forward_together(models: Sequence[TIMNet], xs: Sequence[torch.Tensor], masks
     return [m.head.fc(pooled[:, i]) for i, m in enumerate(models)]
 
 
-class GroupedStep:
-    """Forward, per-split losses and backward of one grouped step, with `forward_together` compiled (`compile_on`,
-    torch.compile `mode`) or eager. Until the compiled step has run a whole epoch (every group of splits the last
-    batches make), a compiler error restores the weights and statistics of before the batch and runs it eagerly
-    with the same dropout masks, and every later step runs eagerly."""
-
-    def __init__(self, compile_on: bool, mode: str = 'default', device: torch.device = torch.device('cpu')):
-        self.compiled = torch.compile(forward_together, options=compile_options(mode, device)) if compile_on else None
-        self.proven = False
-
-    def __call__(self, trainers: Sequence[SplitTrainer], xs, ys, masks, size: int):
-        """`(logits, summed loss)` of each trainer on its batch `xs[k]`, `ys[k]`; gradients accumulated."""
-        if self.compiled is None or self.proven:
-            return self._run(self.compiled or forward_together, trainers, xs, ys, masks, size)
+def grouped_step(forward: CompiledForward, trainers: Sequence[SplitTrainer], xs, ys, masks, size: int):
+    """`(logits, summed loss)` of each trainer on its batch `xs[k]`, `ys[k]` under the masks drawn for them (the same
+    on a rerun); gradients accumulated. `forward` is `forward_together`, compiled or not: until it is proven (a
+    whole epoch: every group of splits the last batches make), a compiler error restores the weights and statistics
+    of before the batch and runs it eagerly, as every later step."""
+    def keep():
         before = [{k: v.clone() for k, v in t.model.state_dict().items()} for t in trainers]
-        try:
-            return self._run(self.compiled, trainers, xs, ys, masks, size)
-        except Exception as e:  # noqa: BLE001 -- only compiler errors, the rest is raised again
-            reason = compiler_failure(e)
-            if reason is None:
-                raise
-            log.warning('torch.compile failed on the grouped step of %d splits, training them eagerly: %s',
-                        len(trainers), reason)
-            self.compiled = None
+
+        def restore():
             for t, state in zip(trainers, before):
                 t.optimizer.zero_grad(set_to_none=True)
                 t.model.load_state_dict(state)
-            return self._run(forward_together, trainers, xs, ys, masks, size)
+        return restore
 
-    @staticmethod
-    def _run(forward, trainers, xs, ys, masks, size):
-        logits = forward([t.model for t in trainers], xs, masks)
+    def step(forward_fn):
+        logits = forward_fn([t.model for t in trainers], xs, masks)
         out, total = [], 0.0
         for t, lg, yb in zip(trainers, logits, ys):
             loss_sum, loss = t.loss(lg, yb, size)
@@ -171,6 +155,7 @@ class GroupedStep:
             out.append((lg, loss_sum))
         total.backward()
         return out
+    return forward.run(step, keep, f'the grouped step of {len(trainers)} splits')
 
 
 def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool = True, compile_on: bool = False
@@ -185,7 +170,7 @@ def train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool 
 
 def _train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool, compile_on: bool) -> List[dict]:
     cfg = trainers[0].cfg
-    grouped = GroupedStep(compile_on, cfg.compile_mode, trainers[0].device)
+    grouped = CompiledForward(forward_together, compile_on, cfg.compile_mode, trainers[0].device)
     generators = []
     for t in trainers:                              # the random state each fold had after its build (or resume)
         g = torch.Generator(device=t.device)
@@ -211,14 +196,14 @@ def _train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool
                     trainers[i].model._check_input(xb)
                 masks = draw_masks([trainers[i].model for i in members], size, [generators[i] for i in members],
                                    data[0][0])
-                outputs = grouped([trainers[i] for i in members], [xb for xb, _ in data], [yb for _, yb in data],
-                                  masks, size)
+                outputs = grouped_step(grouped, [trainers[i] for i in members], [xb for xb, _ in data],
+                                       [yb for _, yb in data], masks, size)
                 for i, (lg, loss_sum), (_, yb) in zip(members, outputs, data):
                     totals[i] += loss_sum.detach()
                     corrects[i] += (lg.argmax(-1) == yb).sum()
                 for i in members:
                     trainers[i].step()
-        grouped.proven = grouped.compiled is not None
+        grouped.prove()
         stop = None
         for i, t in enumerate(trainers):                 # every split records the epoch, so they resume together
             t.rng_state = generators[i].get_state()
@@ -232,7 +217,7 @@ def _train_splits_together(trainers: Sequence[SplitTrainer], show_progress: bool
                     t.save_state()
         if stop is not None:
             raise stop
-    log.info('trained %d splits together%s', len(trainers), ', compiled' if grouped.compiled is not None else '')
+    log.info('trained %d splits together%s', len(trainers), ', compiled' if grouped.is_compiled else '')
     for t in trainers:
-        t.compiled = grouped.compiled                    # what result.json records
+        t.training_forward = grouped                     # the forward they trained with: what result.json records
     return [t.finish() for t in trainers]

@@ -378,7 +378,7 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
             log.info('training %d splits together (one grouped computation per step, %s: %s)', len(trainers),
                      'compiled' if compile_together else 'eagerly', why)
             results.update(zip(pending, train_splits_together(trainers, show_progress, compile_together)))
-            if compile_together and trainers[0].compiled is None:          # failed: the rest of the run eagerly
+            if compile_together and not trainers[0].compiled:          # failed: the rest of the run eagerly
                 compiling.update(on=False, why='torch.compile failed')
             pending = []
         else:
@@ -391,7 +391,7 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
             barrier()
             split_trainer = trainer(i, compiling['on'])
             results[i] = run_split(split_trainer, show_progress)
-            if compiling['on'] and split_trainer.compiled is None:      # failed once: the rest of the run eagerly
+            if compiling['on'] and not split_trainer.compiled:      # failed once: the rest of the run eagerly
                 compiling.update(on=False, why='torch.compile failed')
         r = results[i]
         if 'war' in r:
