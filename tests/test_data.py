@@ -228,6 +228,50 @@ def test_folder_per_class_reader_and_errors(tmp_path):
         load_corpus('casia', tmp_path / 'absent')
 
 
+def test_folders_leave_out_no_class_and_hidden_files_and_say_so(tmp_path):
+    """What a folder tree holds besides classes (an empty folder, a notebook's checkpoints, a stray file at the top)
+    is not made a class, a speaker or an utterance without a warning naming it; labels differing only in case are
+    two classes, and a warning says so."""
+    _touch(tmp_path, 'angry/s1/a.wav')
+    _touch(tmp_path, 'angry/.ipynb_checkpoints/a-checkpoint.wav')
+    _touch(tmp_path, 'angry/s1/.hidden.wav')
+    _touch(tmp_path, 'sad/s2/b.wav')
+    _touch(tmp_path, '.ipynb_checkpoints/c.wav')
+    _touch(tmp_path, 'top.wav')
+    (tmp_path / 'empty_class').mkdir()
+    with pytest.warns(UserWarning) as caught:
+        c = load_corpus('folders', tmp_path)
+    said = ' '.join(str(w.message) for w in caught)
+    assert c.label_names == ['angry', 'sad'] and c.speakers == ['s1', 's2']
+    assert [p.split('/')[-1] for p in c.paths] == ['a.wav', 'b.wav']
+    for part in ('the hidden folder .ipynb_checkpoints/', 'empty_class/ (no .wav file: no class)',
+                 '2 .wav files in hidden folders or with hidden names', '1 .wav files directly in', '(top.wav)'):
+        assert part in said, part
+    with pytest.raises(DatasetError, match='empty_class holds no .wav file'):
+        load_corpus('folders', tmp_path, label_names=['angry', 'empty_class'])
+    _touch(tmp_path, 'Angry/s3/d.wav')
+    with pytest.warns(UserWarning) as caught:
+        assert load_corpus('folders', tmp_path).label_names == ['Angry', 'angry', 'sad']
+    assert "the labels 'Angry' and 'angry' differ only in case" in ' '.join(str(w.message) for w in caught)
+
+
+def test_manifest_rows_repeating_a_file_are_left_out_or_refused(tmp_path):
+    for name in ('a', 'b', 'c'):
+        _touch(tmp_path, f'{name}.wav')
+    manifest = tmp_path / 'labels.csv'
+    manifest.write_text('path,label,speaker\na.wav,happy,s1\nb.wav,Happy,s1\n./a.wav,happy,s1\nc.wav,sad,s2\n')
+    with pytest.warns(UserWarning) as caught:
+        c = load_corpus('manifest', manifest)
+    said = ' '.join(str(w.message) for w in caught)
+    assert 'left out 1 rows that repeat an earlier row (the same file, label and speaker): line 4 (= line 2)' in said
+    assert "the labels 'Happy' and 'happy' differ only in case" in said
+    assert len(c) == 3 and c.label_names == ['Happy', 'happy', 'sad']
+    manifest.write_text('path,label\na.wav,happy\nb.wav,sad\na.wav,sad\n')
+    with pytest.raises(DatasetError, match=r"line 4 names a.wav again, as line 2 does, with another label or speaker "
+                                           r"\('sad', '' against 'happy', ''\)"):
+        load_corpus('manifest', manifest)
+
+
 def test_shared_emodb_corpus(shared_dir):
     c = load_corpus('emodb', shared_dir / 'data' / 'emodb')
     assert len(c) == 535 and len(set(c.speakers)) == 10

@@ -238,3 +238,77 @@ def test_a_manifest_of_emodb_evaluates_like_the_corpus(shared_dir, tmp_path, emo
     assert result['per_fold'] == expected['per_fold']
     with pytest.raises(tim_zoo.ConfigurationError, match='folds are numbered 1 to 10, got \\[0, 11\\]'):
         evaluate_keras_release(_release(shared_dir), features, show_progress=False, folds=[0, 11])
+
+
+def _scored_setup(n=12, frames=32):
+    """A small timnet with classes a, b, c and features of two of them, c and a, in another order."""
+    from tim_zoo.data import FeatureSet
+    model = tim_zoo.create_model('timnet', num_classes=3, depth=2, filters=8).eval()
+    model.label_names = ['a', 'b', 'c']
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 39, frames)).astype(np.float32)
+    features = FeatureSet(x=x, y=np.arange(n) % 2, label_names=['c', 'a'], paths=[f'u{i}.wav' for i in range(n)],
+                          speakers=[f's{i % 3}' for i in range(n)])
+    return model, features
+
+
+def test_evaluate_model_matches_classes_by_name_and_counts_as_by_hand():
+    import torch
+    from tim_zoo.train import evaluate_model
+    model, features = _scored_setup()
+    with torch.no_grad():
+        pred = model(torch.as_tensor(features.x)).argmax(-1).numpy()
+    true = np.array([2, 0])[features.y]                     # c -> the model's output 2, a -> 0
+    result = evaluate_model(model, features)
+    assert result['war'] == pytest.approx(np.mean(pred == true)) and result['n'] == 12
+    recall = {c: np.mean(pred[true == k] == k) for c, k in (('c', 2), ('a', 0))}
+    assert {c: r['recall'] for c, r in result['per_class'].items()} == pytest.approx(recall)
+    assert result['uar'] == pytest.approx(np.mean(list(recall.values())))
+    assert result['confusion'] == [[int(((true == t) & (pred == p)).sum()) for p in range(3)] for t in (2, 0)]
+    assert [u['predicted'] for u in result['utterances']] == [['a', 'b', 'c'][k] for k in pred]
+    assert result['heard'] is None and any('keep no record of what they trained on' in n for n in result['notes'])
+    assert any("1 classes the features lack (b)" in n for n in result['notes'])
+    features.label_names = ['c', 'd']
+    with pytest.raises(tim_zoo.DatasetError, match="the features have classes the model does not: d"):
+        evaluate_model(model, features)
+    model.label_names = None
+    with pytest.raises(tim_zoo.DatasetError, match='the model has 3 outputs and names no classes; the features have 2'):
+        evaluate_model(model, features)
+
+
+def test_evaluate_model_counts_the_utterances_the_weights_trained_on_by_their_record():
+    from tim_zoo.train import evaluate_model, make_splits
+    from tim_zoo.train.protocols import trained_on
+    model, features = _scored_setup()
+    names = [Path(p).stem for p in features.paths]
+    model.pretrained_cfg = dict(model.pretrained_cfg, trained_on=trained_on('manifest', 'all', 'all', 10, 0, 0.0,
+                                                                            None, names))
+    result = evaluate_model(model, features)
+    assert result['heard'] == 12 and 'the weights trained on 12 of these 12 utterances' in result['notes'][0]
+    model.pretrained_cfg['trained_on'] = trained_on('manifest', 'kfold', 'fold2', 3, 5, 0.0, None, names)
+    test = set(make_splits('kfold', 12, None, 3, 5, 0.0)[1].test.tolist())
+    result = evaluate_model(model, features)
+    assert [u['heard'] for u in result['utterances']] == [i not in test for i in range(12)]
+    features.paths = [f'other{i}.wav' for i in range(12)]   # another list: not known
+    result = evaluate_model(model, features)
+    assert result['heard'] is None and 'whether they heard these is not known' in result['notes'][0]
+
+
+def test_cli_evaluate_scores_a_checkpoint_on_a_labelled_folder(tmp_path, capsys, speech_like):
+    import soundfile as sf
+    from tim_zoo.data import MFCCExtractor
+    for k, label in enumerate(['calm', 'calm', 'loud']):
+        (tmp_path / 'data' / label).mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / 'data' / label / f'{k}.wav', speech_like(seconds=1.0, seed=k, gain=0.2 * (1 + k)), 22050)
+    model = tim_zoo.create_model('tim', num_classes=2)
+    settings = MFCCExtractor(22050).settings
+    tim_zoo.save_checkpoint(model, tmp_path / 'm.safetensors', label_names=['calm', 'loud'], feature_settings=settings)
+    common = ['evaluate', '--model', str(tmp_path / 'm.safetensors'), '--corpus', 'folders',
+              '--data-root', str(tmp_path / 'data'), '--quiet']
+    assert cli.main(common + ['-o', str(tmp_path / 'r.json')]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / 'r.json').read_text())
+    assert result['n'] == 3 and f'WAR {100 * result["war"]:.2f}%, UAR {100 * result["uar"]:.2f}%' in printed
+    assert 'note: the weights keep no record of what they trained on' in printed
+    assert cli.main(common + ['--seed', '3']) == 2
+    assert '--seed and --fold choose folds of a Keras release' in capsys.readouterr().err

@@ -188,3 +188,38 @@ def test_a_release_fold_file_initialises_its_own_fold_only(shared_dir, tmp_path)
                            r'--folds 10 --seed 46 holds out'):
             _check_before_writing(dataclasses.replace(cfg, only_folds=[2]), features)
     assert tim_zoo.EmotionRecognizer.from_keras(renamed).trained_on['split'] == 'fold3'
+
+
+def test_renamed_copies_of_emodb_are_known_by_their_content_in_training_and_scoring(shared_dir, tmp_path):
+    """A manifest of EMODB recordings under other names: initial weights that trained on them are refused for a run
+    that tests on them, and `evaluate_model` counts them as heard, by their content; an edited copy goes by its
+    (unknown) name and is held out."""
+    from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
+    from tim_zoo.pretrained import DEFAULT_CHECKPOINT
+    from tim_zoo.train import evaluate_model
+    from tim_zoo.train.protocols import names_for_record
+    corpus = load_corpus('emodb', shared_dir / 'data' / 'emodb')
+    picked = [corpus[i] for i in (0, 130, 215, 300, 380, 450)]
+    rows = ['path,label']
+    for k, item in enumerate(picked):
+        signal, rate = sf.read(item.path)
+        sf.write(tmp_path / f'clip{k}.wav', signal * (0.5 if k == 5 else 1.0), rate, subtype='PCM_16')
+        rows.append(f'clip{k}.wav,{item.label_name}')
+    (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n')
+    features = extract_features(load_corpus('manifest', tmp_path / 'labels.csv'),
+                                MFCCExtractor(96000, 39, level='peak'), show_progress=False)
+    bundled = tim_zoo.load_checkpoint(DEFAULT_CHECKPOINT)
+    record = bundled.pretrained_cfg['trained_on']
+    by_path = {f'clip{k}': utterance for k, utterance in enumerate(picked)}
+    expected = [tim_zoo.data.known_utterances.utterance_name(by_path[tim_zoo.data.known_utterances.utterance_name(p)]
+                                                             .path) for p in features.paths]
+    names = names_for_record(features.paths, record)
+    edited = features.paths.index(str(tmp_path / 'clip5.wav'))
+    assert [n for i, n in enumerate(names) if i != edited] == [n for i, n in enumerate(expected) if i != edited]
+    assert names[edited] == 'clip5'                         # re-levelled: another recording
+    cfg = TrainConfig.from_recipe('timnet.paper', init=str(DEFAULT_CHECKPOINT), folds=2, epochs=1)
+    with pytest.raises(ConfigurationError, match=r'trained on test utterances of this run \(\d of \d in fold1'):
+        _check_before_writing(cfg, features)
+    result = evaluate_model(bundled, features)
+    assert result['heard'] == 5 and [u['heard'] for u in result['utterances']] == [i != edited for i in range(6)]
+    assert 'the weights trained on 5 of these 6 utterances' in result['notes'][0]

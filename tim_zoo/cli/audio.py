@@ -14,6 +14,7 @@ from ..data import (
 )
 from ..data.audio import LEVEL_MODES
 from ..evaluation import evaluate_keras_release
+from ..train.scoring import evaluate_model
 from ..exceptions import ConfigurationError, UnsafeFileError
 from ..inference import (
     EmotionRecognizer, check_output_path, check_plot_path, format_table, plot_predictions, write_predictions,
@@ -119,6 +120,8 @@ def cmd_evaluate(args) -> int:
     resolve_device(args.device)                          # before the features are computed
     if args.output:
         check_output_path(args.output, suffixes=())
+    if args.model:
+        return _evaluate_model(args)
     release = find_release(args.keras_release)
     corpus = load_corpus(args.corpus, args.data_root)
     length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_signal_length(args.corpus)
@@ -137,6 +140,36 @@ def cmd_evaluate(args) -> int:
             print(f'{f["fold"]:>4}  {f["n"]:>4}  {100 * f["war"]:>6.2f}%  {100 * f["uar"]:>6.2f}%')
         print(f'mean WAR {100 * result["war"]:.2f}% (std {100 * result["war_std"]:.2f}), '
               f'pooled UAR {100 * result["uar"]:.2f}%')
+    if args.output:
+        atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        print(f'wrote {args.output}', file=sys.stderr)
+    return 0
+
+
+def _evaluate_model(args) -> int:
+    """`tim-zoo evaluate --model`: one model on every utterance of a labelled corpus (`evaluate_model`)."""
+    if args.seed is not None or args.fold:
+        raise ConfigurationError('--seed and --fold choose folds of a Keras release (--keras-release); --model scores '
+                                 'the one model on every utterance of the corpus')
+    model = EmotionRecognizer.from_pretrained(args.model).model
+    settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
+    extractor = MFCCExtractor.from_settings(settings) if settings else MFCCExtractor(release_signal_length(args.corpus))
+    corpus = load_corpus(args.corpus, args.data_root)
+    features = (cached_features(corpus, extractor, args.features, not args.quiet, overwrite=False) if args.features
+                else extract_features(corpus, extractor, not args.quiet))
+    result = evaluate_model(model, features, device=args.device)
+    result.update(model=args.model, corpus=args.corpus, data_root=str(args.data_root))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f'{args.model} on {args.corpus} ({result["n"]} utterances)')
+        print(f'{"class":<16} {"n":>5}  {"recall":>7}')
+        for name, row in result['per_class'].items():
+            recall = '-' if row['recall'] is None else f'{100 * row["recall"]:6.2f}%'
+            print(f'{name:<16} {row["n"]:>5}  {recall:>7}')
+        print(f'WAR {100 * result["war"]:.2f}%, UAR {100 * result["uar"]:.2f}%')
+        for note in result['notes']:
+            print(f'note: {note}')
     if args.output:
         atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
         print(f'wrote {args.output}', file=sys.stderr)
@@ -203,11 +236,18 @@ def add_commands(sub) -> None:
                      help='draw the emotion probabilities over time (several inputs: FILE-<name>.png each)')
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser('evaluate', help='evaluate a released 10-fold TIM-Net model set with the authors\' folds',
-                       description='Run fold i\'s released TIM-Net model on fold i\'s test set, with the authors\' fold '
+    p = sub.add_parser('evaluate', help='score a model, or a released 10-fold TIM-Net model set, on a labelled corpus',
+                       description='--model: score one model (a checkpoint, pretrained tag or hub folder) on every '
+                                   'utterance of a labelled corpus, with the features its checkpoint names: WAR, UAR, '
+                                   'recall per class, and notes on what makes the figure other than a held-out score '
+                                   '(utterances its weights trained on, by their record). --keras-release: run fold '
+                                   'i\'s released TIM-Net model on fold i\'s test set, with the authors\' fold '
                                    'construction and features, and report per-fold WAR and UAR, their mean and the '
                                    'pooled UAR (docs/evaluation.md).')
-    p.add_argument('--keras-release', required=True, help='folder of 10-fold_weights_best_{1..10}.hdf5, e.g. EMODB_46')
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument('--model', default='', metavar='CHECKPOINT|TAG|HUB',
+                       help='a .safetensors checkpoint, a pretrained tag (tim-zoo weights) or hub folder (local-dir:PATH)')
+    which.add_argument('--keras-release', default='', help='folder of 10-fold_weights_best_{1..10}.hdf5, e.g. EMODB_46')
     p.add_argument('--corpus', required=True, help='emodb, casia, ... folders or manifest (as for tim-zoo extract)')
     p.add_argument('--data-root', required=True, help='the corpus folder (manifest: the CSV file)')
     p.add_argument('--seed', type=int, default=None, help="KFold seed (default: the release's)")

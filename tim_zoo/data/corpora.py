@@ -191,22 +191,66 @@ def read_iemocap(root, merge_excited: bool = True) -> Corpus:
     return _build('iemocap', root, _labels('IEMOCAP_16'), found)
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether `path` lies in (or is) a hidden file or folder below `root` (`.ipynb_checkpoints`, `.DS_Store` ...)."""
+    return any(part.startswith('.') for part in path.relative_to(root).parts)
+
+
+def _warn_case_twins(source, labels: Sequence[str]) -> None:
+    """Warn of labels that differ only in case or spacing (`Angry`, `angry`): each is a class of its own."""
+    groups: Dict[str, List[str]] = {}
+    for label in labels:
+        groups.setdefault(' '.join(label.casefold().split()), []).append(label)
+    twins = [sorted(g) for g in groups.values() if len(g) > 1]
+    if twins:
+        warnings.warn(f'{source}: the labels {", ".join(" and ".join(map(repr, g)) for g in twins)} differ only in '
+                      f'case or spacing and are different classes; rename them to one spelling to merge them',
+                      UserWarning, stacklevel=4)
+
+
 def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
     """Folder per class: `root/<class>/*.wav`, or `root/<class>/<speaker>/**/*.wav` to name the speakers
     (needed for leave-one-speaker-out and per-speaker normalisation; files directly in a class folder have no
-    speaker). Class order: `label_names`, or sorted folder names."""
+    speaker). Class order: `label_names`, or the folder names sorted as Python sorts strings (capitals first).
+    Without `label_names`, a folder without a .wav file is no class; hidden files and folders (a name starting
+    with ".", e.g. `.ipynb_checkpoints`) are never read; a warning names what was left out this way, and files
+    lying directly in `root`."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f'corpus folder {root} is not a folder' if root.exists() else
                            f'corpus folder {root} does not exist')
-    classes = list(label_names) if label_names else sorted(d.name for d in root.iterdir() if d.is_dir())
-    found = []
-    for name in classes:
+    left_out = []
+    if label_names:
+        classes = list(label_names)
+    else:
+        folders = sorted(d.name for d in root.iterdir() if d.is_dir())
+        classes = [name for name in folders if not name.startswith('.')]
+        left_out += [f'the hidden folder {name}/' for name in folders if name.startswith('.')]
+    found, hidden = [], 0
+    for name in list(classes):
         folder = root / name
         if not folder.is_dir():
             raise DatasetError(f'class folder {folder} does not exist')
+        wavs = _wavs(folder)
+        visible = [p for p in wavs if not _hidden(p, folder)]
+        hidden += len(wavs) - len(visible)
+        if not visible and not label_names:
+            classes.remove(name)
+            left_out.append(f'{name}/ (no .wav file: no class)')
+            continue
+        if not visible:
+            raise DatasetError(f'class folder {folder} holds no .wav file (label_names names it as a class)')
         found += [(p, name, p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else '')
-                  for p in _wavs(folder)]
+                  for p in visible]
+    if hidden:
+        left_out.append(f'{hidden} .wav files in hidden folders or with hidden names inside the class folders')
+    loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() == '.wav']
+    if loose:
+        left_out.append(f'{len(loose)} .wav files directly in {root}, in no class folder ({", ".join(sorted(loose)[:3])}'
+                        + (' ...)' if len(loose) > 3 else ')'))
+    if left_out:
+        warnings.warn(f'{root}: left out {"; ".join(left_out)}', UserWarning, stacklevel=3)
+    _warn_case_twins(root, classes)
     unnamed = sum(1 for _, _, speaker in found if not speaker)
     if 0 < unnamed < len(found):
         warnings.warn(f'{root}: {unnamed} of {len(found)} files lie directly in a class folder and have no speaker '
@@ -217,8 +261,10 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
 
 def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
     """A CSV file with a header naming the columns `path` and `label`, and optionally `speaker` (other columns
-    are ignored); paths relative to the CSV's folder (or absolute). Class order: `label_names`, or sorted labels.
-    Every file must exist; a row without a path or label is an error naming its line."""
+    are ignored); paths relative to the CSV's folder (or absolute). Class order: `label_names`, or the labels sorted
+    as Python sorts strings (capitals first). Every file must exist; a row without a path or label is an error
+    naming its line, a row naming a file again is left out with a warning (the same label and speaker) or an
+    error (another label or speaker)."""
 
     path = Path(path)
     if not path.is_file():
@@ -230,18 +276,34 @@ def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
         if 'path' not in columns or 'label' not in columns:
             raise DatasetError(f'{path}: the first line must name the columns path,label[,speaker]; got {columns}')
         rows = [{k.strip().lower(): (v or '').strip() for k, v in row.items() if k} for row in reader]
-    found, missing = [], []
+    found, missing, first, repeats = [], [], {}, []
     for line, row in enumerate(rows, start=2):
         if not row['path'] or not row['label']:
             raise DatasetError(f'{path}, line {line}: a path and a label are needed, got {row}')
         audio = Path(row['path']) if Path(row['path']).is_absolute() else root / row['path']
         if not audio.is_file():
             missing.append(f'{row["path"]} (line {line})')
-        found.append((audio, row['label'], row.get('speaker', '')))
+        item = (audio, row['label'], row.get('speaker', ''))
+        key = str(audio.resolve())
+        if key in first:                                  # one recording twice could be in training and test
+            earlier_line, earlier = first[key]
+            if earlier[1:] != item[1:]:
+                raise DatasetError(f'{path}: line {line} names {row["path"]} again, as line {earlier_line} does, '
+                                   f'with another label or speaker ({item[1]!r}, {item[2]!r} against '
+                                   f'{earlier[1]!r}, {earlier[2]!r}); keep one of them')
+            repeats.append(f'line {line} (= line {earlier_line})')
+            continue
+        first[key] = (line, item)
+        found.append(item)
     if missing:
         raise DatasetError(f'{path}: {len(missing)} files do not exist: {", ".join(missing[:5])}'
                            + (' ...' if len(missing) > 5 else ''))
+    if repeats:
+        warnings.warn(f'{path}: left out {len(repeats)} rows that repeat an earlier row (the same file, label and '
+                      f'speaker): {", ".join(repeats[:5])}' + (' ...' if len(repeats) > 5 else ''),
+                      UserWarning, stacklevel=3)
     labels = sorted({r[1] for r in found})
+    _warn_case_twins(path, labels)
     if label_names:
         unknown = sorted(set(labels) - set(label_names))
         if unknown:

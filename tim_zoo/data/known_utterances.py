@@ -12,11 +12,12 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .audio import read_audio
+from ..exceptions import AudioError
+from .audio import audio_info, read_audio
 
 #: corpus name (`Corpus.name`, the feature settings' `corpus`) -> its table, next to this module
 TABLES = {'emodb': 'emodb_utterances.tsv'}
@@ -90,6 +91,26 @@ def identify_utterance(table: KnownCorpus, name: Optional[str] = None, signal: O
             return found, 'content'
     stem = utterance_name(name) if name else None
     return (stem, 'name') if stem in _name_set(table) else None
+
+
+def recognised_names(paths: Sequence[str], table: Optional[KnownCorpus]) -> List[str]:
+    """The utterance name of each file, for checking it against what weights trained on: the name of `table`'s
+    recording it is a copy of, by its content (whatever the file is called now), else its file name
+    (`utterance_name`). Only files of a table recording's rate and length are read; a file that cannot be read
+    goes by its name."""
+    names = []
+    for path in paths:
+        found = None
+        if table is not None:
+            info = audio_info(path)
+            if info is not None and (info[1], info[0]) in _length_set(table):
+                try:
+                    signal, rate = read_audio(path)
+                except AudioError:
+                    signal, rate = None, 0
+                found = identify_utterance(table, None, signal, rate) if signal is not None else None
+        names.append(found[0] if found else utterance_name(path))
+    return names
 
 
 @functools.lru_cache(maxsize=None)

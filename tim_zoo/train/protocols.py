@@ -4,7 +4,7 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data.known_utterances import known_utterances, names_digest
+from ..data.known_utterances import known_utterances, names_digest, recognised_names
 from ..evaluation import kfold_splits
 from ..exceptions import DatasetError
 
@@ -99,6 +99,14 @@ def training_records(record: Optional[dict]) -> List[dict]:
         return []
     own = {k: v for k, v in record.items() if k != 'earlier'}
     return [own] + [r for earlier in record.get('earlier') or [] for r in training_records(earlier)]
+
+
+def names_for_record(paths: Sequence[str], record: Optional[dict]) -> List[str]:
+    """The utterance names of the files `paths` to check against the training `record`: where one of its trainings
+    is of a corpus the package has a table of (`tim_zoo.data.known_utterances`), a file that is a copy of one of
+    its recordings goes by that recording's name, however it is named now; any other file by its file name."""
+    table = next((t for t in (known_utterances(r.get('corpus')) for r in training_records(record)) if t), None)
+    return recognised_names(paths, table)
 
 
 def heard_by(record: Optional[dict], names: Optional[Sequence[str]] = None,

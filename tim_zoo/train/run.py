@@ -26,7 +26,7 @@ from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
-from .protocols import SPEAKER_HINT, heard_by, make_splits, trained_on, training_records
+from .protocols import SPEAKER_HINT, heard_by, make_splits, names_for_record, trained_on, training_records
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 from .report import repeats_summary, save_plots, split_summary
 
@@ -235,7 +235,7 @@ def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) 
             log.warning('the initial weights %s record the utterances they trained on, but these features name no '
                         'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
         return
-    names = [utterance_name(p) for p in features.paths]
+    names = names_for_record(features.paths, record)      # a renamed copy of a known recording by its content
     found = heard_by(record, names, features.speakers or None)
     corpus = (features.settings or {}).get('corpus')
     if not found and any(r.get('corpus') == corpus for r in training_records(record)) and dist_info()[0] == 0:

@@ -1,0 +1,111 @@
+"""Score a trained model on labelled utterances: accuracy overall and per class, and whether they were held out."""
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from .._validation import resolve_device
+from ..data import FeatureSet
+from ..evaluation import confusion_matrix, predict_proba, uar, war
+from ..exceptions import DatasetError
+from .protocols import heard_by, names_for_record, training_records
+
+#: feature settings whose difference changes what the model hears (the corpus name does not)
+_COMPARED_SETTINGS = ('sample_rate', 'n_mfcc', 'order', 'mean_signal_length', 'frames', 'level', 'hop_length')
+
+
+def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int = 64, device=None) -> dict:
+    """`model` (eval mode) on every utterance of the labelled `features`, matched to its classes by name.
+
+    Args:
+        model: a trained model; its `label_names` (from its checkpoint) name its outputs. A model without them is
+            taken to answer the features' classes in their order, and a note says so.
+        features: a `FeatureSet` (`tim_zoo.data.extract_features`), made as the model's training features were
+            (its checkpoint's `feature_settings`: `MFCCExtractor.from_settings`); a difference is noted.
+        device: where the model runs (default: where its parameters are).
+
+    Returns:
+        `n`, `war` and `uar` (fractions), `label_names` (the features' classes), `model_label_names`, `per_class`
+        (`{class: {"n", "recall"}}`), `confusion` (`[features' classes, model's classes]` counts), `utterances`
+        (`path`, `label`, `predicted`, `heard` per utterance), `heard` (how many utterances the weights trained on,
+        by their training record `trained_on`: None where the record cannot tell, e.g. weights without one) and
+        `notes` (what makes the figure other than a held-out score of these classes).
+
+    Raises:
+        DatasetError: a class of the features that the model does not have, or a model without class names whose
+            number of outputs differs from the features' classes.
+    """
+    notes: List[str] = []
+    heard, heard_mask = _heard((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'), features, notes)
+    classes = list(features.label_names)
+    outputs = int(getattr(model, 'num_classes', 0) or 0)
+    names = list(getattr(model, 'label_names', None) or [])
+    if not names:
+        if outputs and outputs != len(classes):
+            raise DatasetError(f'the model has {outputs} outputs and names no classes; the features have '
+                               f'{len(classes)} classes ({", ".join(classes)})')
+        names = classes
+        notes.append(f'the model names no classes: its outputs are taken to be the features\' classes in their order '
+                     f'({", ".join(classes)})')
+    missing = [c for c in classes if c not in names]
+    if missing:
+        raise DatasetError(f'the features have classes the model does not: {", ".join(missing)} (the model\'s: '
+                           f'{", ".join(names)}); give label_names that map them, or score only the shared classes')
+    extra = [n for n in names if n not in classes]
+    if extra:
+        notes.append(f'the model has {len(extra)} classes the features lack ({", ".join(extra)}): an utterance '
+                     f'answered with one of them counts as wrong')
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    notes += _feature_differences(cfg.get('feature_settings'), features.settings)
+    if features.fit_note():
+        notes.append(features.fit_note())
+    if device is not None:
+        model = model.to(resolve_device(device))
+    proba = predict_proba(model, features.x, batch_size)
+    pred = proba.argmax(axis=1)
+    to_model = np.array([names.index(c) for c in classes])
+    true = to_model[np.asarray(features.y, dtype=np.int64)]
+    confusion = confusion_matrix(true, pred, len(names))[to_model]
+    per_class = {c: dict(n=int(row.sum()), recall=float(row[to_model[i]] / row.sum()) if row.sum() else None)
+                 for i, (c, row) in enumerate(zip(classes, confusion))}
+    utterances = [dict(path=str(p), label=classes[int(y)], predicted=names[int(k)], heard=bool(h))
+                  for p, y, k, h in zip(features.paths or [''] * len(pred), features.y, pred, heard_mask)]
+    return dict(n=int(len(pred)), war=war(true, pred), uar=uar(true, pred), label_names=classes,
+                model_label_names=names, per_class=per_class, confusion=confusion.tolist(), utterances=utterances,
+                heard=heard, notes=notes)
+
+
+def _feature_differences(trained: Optional[dict], given: Optional[dict]) -> List[str]:
+    """A note naming each feature setting in which `given` differs from the model's training features."""
+    if not trained or not given:
+        return [] if trained or not given else ['the model keeps no feature settings: whether these features are '
+                                                'made as its training features were is not known']
+    differ = [f'{k} {given[k]} (the model\'s {trained[k]})' for k in _COMPARED_SETTINGS
+              if k in trained and k in given and trained[k] != given[k]]
+    return [f'the features differ from the model\'s training features: {", ".join(differ)}'] if differ else []
+
+
+def _heard(record: Optional[dict], features: FeatureSet, notes: List[str]):
+    """`(count, mask)` of the utterances the weights trained on, by their record (count None where it cannot
+    tell); a note says what the count means."""
+    mask = np.zeros(len(features.y), dtype=bool)
+    if not record:
+        notes.append('the weights keep no record of what they trained on: whether these utterances are held out '
+                      'from them is not known')
+        return None, mask
+    if len(features.paths) != len(features.y):
+        notes.append('the features name no file per utterance: whether the weights trained on them is not known')
+        return None, mask
+    names = names_for_record(features.paths, record)      # a renamed copy of a known recording by its content
+    found = heard_by(record, names, features.speakers or None)
+    if not found:
+        corpora = sorted({str(r.get('corpus')) for r in training_records(record)})
+        notes.append(f'the weights trained on {", ".join(corpora)}, on a list of utterances tim_zoo cannot draw '
+                     f'again here: whether they heard these is not known')
+        return None, mask
+    seen = frozenset().union(*(s for _, s in found))
+    mask = np.array([n in seen for n in names], dtype=bool)
+    if mask.any():
+        notes.append(f'the weights trained on {int(mask.sum())} of these {len(mask)} utterances: on those the '
+                     f'figure is not a held-out score (each utterance\'s "heard")')
+    return int(mask.sum()), mask
