@@ -117,6 +117,12 @@ def test_a_prediction_on_a_training_utterance_says_so(shared_dir, tmp_path, spee
     with pytest.warns(UserWarning, match='loaded the body'):      # an untrained head: its own note says enough
         fresh = tim_zoo.EmotionRecognizer(tim_zoo.create_model('tim.tim_zoo_emodb', pretrained=True, num_classes=4))
     assert not any('trained on' in n for n in fresh.predict(path).notes)
+    tuned = tim_zoo.create_model('tim.tim_zoo_emodb', pretrained=True)     # as if fine-tuned on another corpus
+    tuned.pretrained_cfg['trained_on'] = dict(corpus='manifest', protocol='all', split='all',
+                                              earlier=[tuned.pretrained_cfg['trained_on']])
+    said = ' '.join(tim_zoo.EmotionRecognizer(tuned).predict(path).notes)
+    assert 'the weights these were trained from trained on (all of EMODB): the weights the model was trained from ' \
+           'learned an answer to it' in said and 'the model learned this answer' not in said
 
 
 def test_a_release_fold_model_notes_its_training_folds_only(shared_dir):

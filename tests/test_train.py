@@ -289,6 +289,32 @@ def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
         run_training(_cfg(freeze=['nothing.here']), _features(), tmp_path / 'bad', show_progress=False)
 
 
+def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
+    """`--init` takes a pretrained tag (or a model name: its default tag) as create_model does: the shipped file,
+    loaded with its training record; a tag whose file is absent says what create_model says."""
+    from tim_zoo.pretrained import DEFAULT_CHECKPOINT
+    from tim_zoo.train.run import init_weight_file
+    assert init_weight_file('timnet') == init_weight_file('timnet.tim_zoo_emodb') == DEFAULT_CHECKPOINT
+    shipped = init_weight_file('tim.tim_zoo_emodb')
+    assert shipped.is_file() and shipped.parent == DEFAULT_CHECKPOINT.parent
+    features = _features(frames=87)
+    features.label_names = ['angry', 'sad', 'neutral']
+    with pytest.warns(UserWarning, match='its classifier has 7 classes, the model 3; loaded the body'):
+        run_training(_cfg(model='tim', model_args={}, init='tim.tim_zoo_emodb', epochs=1, only_folds=[1]),
+                     features, tmp_path / 'run', show_progress=False)
+    record = tim_zoo.load_checkpoint(tmp_path / 'run' / 'fold1' / 'last.safetensors').pretrained_cfg['trained_on']
+    from tim_zoo.train.protocols import training_records
+    assert 'emodb' in {r['corpus'] for r in training_records(record)}    # it heard what the tag's weights heard
+    assert 'initial weights tim.tim_zoo_emodb: the body loaded, a fresh classifier' in \
+        (tmp_path / 'run' / 'train.log').read_text()
+    with pytest.raises(ConfigurationError, match=r'no weight file at nope.safetensors \(--init\), nor a pretrained '
+                                                 r'tag of that name'):
+        init_weight_file('nope.safetensors')
+    monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
+    with pytest.raises(tim_zoo.WeightsNotFoundError, match='--model set_official --recipe transformer.emodb'):
+        init_weight_file('set_official')
+
+
 def test_a_frozen_batch_norm_stays_in_eval_mode():
     from tim_zoo.train import freeze, freeze_batch_norm
     model = tim_zoo.create_model('tim', num_classes=3, **TINY)

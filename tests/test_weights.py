@@ -1,4 +1,5 @@
 """Published Keras weights, native checkpoints, and every wrong file."""
+import json
 import os
 from pathlib import Path
 
@@ -438,3 +439,21 @@ def test_weights_load_into_a_model_with_another_kind_of_head(tmp_path):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in body.items())
     with pytest.raises(tim_zoo.CheckpointMismatchError):
         tim_zoo.weights.apply_state_dict(model, source.state_dict(), 'src', allow_head_reset=False)
+
+
+def test_hub_card_says_what_the_weights_trained_on_and_a_new_timnet_claims_no_release_licence(tmp_path):
+    """A fine-tuned model's card names each training of its record, its initial weights' first; a `timnet` built
+    fresh carries this implementation's licence, not that of the authors' release."""
+    from tim_zoo.pretrained import DEFAULT_CHECKPOINT
+    bundled = tim_zoo.load_checkpoint(DEFAULT_CHECKPOINT)
+    first = bundled.pretrained_cfg['trained_on']
+    bundled.pretrained_cfg['trained_on'] = dict(corpus='manifest', protocol='kfold', split='fold1', utterances=40,
+                                                earlier=[first])
+    tim_zoo.save_for_hub(bundled, tmp_path / 'tuned')
+    card = (tmp_path / 'tuned' / 'README.md').read_text()
+    assert ('trained on: EMODB (protocol all, recipe timnet.paper); then MANIFEST (protocol kfold, split fold1, 40 '
+            'utterances). The terms of use of these corpora apply to the weights.') in card
+    fresh = tim_zoo.create_model('timnet', num_classes=3)
+    tim_zoo.save_for_hub(fresh, tmp_path / 'fresh')
+    assert 'trained on: not recorded' in (tmp_path / 'fresh' / 'README.md').read_text()
+    assert json.loads((tmp_path / 'fresh' / 'config.json').read_text())['pretrained_cfg']['license'] == 'apache-2.0'

@@ -100,17 +100,20 @@ class RecordingNotes:
                                                      f'test set',
                  'loso': f'every {corpus} speaker but {split.replace("speaker_", "")}'}.get(
                      record.get('protocol'), 'its training part')
-        whose = 'these weights' if [record] == training_records(self.trained_on)[:1] else \
-            'the weights these were trained from'
+        own = [record] == training_records(self.trained_on)[:1]
+        whose = 'these weights' if own else 'the weights these were trained from'
+        # weights trained from others learned their own answers (often with a new classifier): the body heard it
+        learned = 'the model learned this answer' if own else \
+            'the weights the model was trained from learned an answer to it'
         verb = 'trained or chose their epoch on' if record.get('val_fraction') else 'trained on'
         one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
         own_name = file is not None and Path(file).stem == utterance
         nothing = 'so it says nothing of how the model judges speech it has not heard (its held-out accuracy does)'
         if how == 'content':
             which_one = (f'the {corpus} utterance of its name' if own_name else f'{corpus}\'s {utterance}')
-            return f'this recording is {which_one} (by its content), {one_of}: the model learned this answer, {nothing}'
+            return f'this recording is {which_one} (by its content), {one_of}: {learned}, {nothing}'
         named = one_of if own_name else f'{corpus}\'s {utterance}, {one_of}'
-        return f'this file is named as {named}: if it is that recording, the model learned this answer, {nothing}'
+        return f'this file is named as {named}: if it is that recording, {learned}, {nothing}'
 
     def _notes(self, item: '_Item', judged: int) -> List[str]:
         notes = []

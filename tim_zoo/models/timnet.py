@@ -302,7 +302,7 @@ def _release_cfg(name: str, info: dict, fold: int, alias: bool = False):
 
 
 default_cfgs = generate_default_cfgs({
-    'timnet': audio_cfg(**_PAPER, license='mit'),
+    'timnet': audio_cfg(**_PAPER, license='apache-2.0'),       # this implementation's, as every model's
     **{f'timnet.{release_tag(name)}': _release_cfg(name, info, 1, alias=True) for name, info in TIMNET_RELEASES.items()},
     **{f'timnet.{release_tag(name)}_fold{k}': _release_cfg(name, info, k)
        for name, info in TIMNET_RELEASES.items() for k in range(1, 11)},

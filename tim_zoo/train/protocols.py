@@ -7,6 +7,7 @@ import numpy as np
 from ..data.known_utterances import known_utterances, names_digest, recognised_names
 from ..evaluation import kfold_splits
 from ..exceptions import DatasetError
+from ..weights.load import training_records
 
 #: where speakers come from, for the errors of what needs them
 SPEAKER_HINT = ('(speakers come from a "speaker" column of a manifest, or from folders data/<class>/<speaker>/*.wav; '
@@ -91,14 +92,6 @@ def trained_on(corpus: str, protocol: str, split: str, folds: int, split_seed: i
     theirs as `earlier`: the weights heard those utterances too."""
     return dict(corpus=corpus, protocol=protocol, split=split, folds=folds, split_seed=split_seed,
                 val_fraction=val_fraction, recipe=recipe, utterances=len(names), names_sha256=names_digest(names))
-
-
-def training_records(record: Optional[dict]) -> List[dict]:
-    """A record and the records of the weights it started from (`earlier`), each without its `earlier`."""
-    if not record or not isinstance(record, dict):
-        return []
-    own = {k: v for k, v in record.items() if k != 'earlier'}
-    return [own] + [r for earlier in record.get('earlier') or [] for r in training_records(earlier)]
 
 
 def names_for_record(paths: Sequence[str], record: Optional[dict]) -> List[str]:

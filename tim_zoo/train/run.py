@@ -9,7 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .._factory import create_model_for_frames
+from .._factory import create_model, create_model_for_frames, list_models, list_pretrained_weights
 from .._utils import atomic_write, chosen_for_the_caller, progress
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
@@ -17,7 +17,9 @@ from ..data.frame_selection import gmm_frame_selection
 from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
+from ..models._base import DEFAULT_TAGS
 from ..weights import load_weights
+from ..weights.load import untrained_head
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
 from .config import TrainConfig
@@ -54,11 +56,29 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     if not isinstance(model, torch.nn.Module):
         raise ConfigurationError(f'{cfg.model} returned a {type(model).__name__}, not a torch.nn.Module')
     if cfg.init:
-        load_weights(model, cfg.init, allow_head_reset=True)
+        load_weights(model, init_weight_file(cfg.init), allow_head_reset=True)
     if label_names is not None:
         model.label_names = list(label_names)
     freeze(model, cfg.freeze)
     return model
+
+
+def init_weight_file(init: str) -> Path:
+    """The weight file of initial weights `init` (`TrainConfig.init`, `--init`): a path, or a pretrained tag
+    (`tim-zoo weights` lists them; a model name alone is its default tag, as `create_model(name,
+    pretrained=True)` takes it) whose file is where it belongs."""
+    path = Path(init)
+    if path.is_file():
+        return path
+    tag = f'{init}.{DEFAULT_TAGS[init]}' if init in DEFAULT_TAGS else init
+    if tag not in list_models(pretrained=True):
+        raise ConfigurationError(f'no weight file at {init} (--init), nor a pretrained tag of that name (tim-zoo '
+                                 f'weights lists them)')
+    row = next(r for r in list_pretrained_weights(tag) if r['name'] == tag)
+    if row['found'] is None or row['problem']:
+        create_model(tag, pretrained=True)                # says why and what to do, as for any load of the tag
+        raise ConfigurationError(f'--init {init}: {row["problem"] or "no weight file for " + tag}')
+    return Path(row['found'])
 
 
 def _registered_model_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
@@ -189,8 +209,8 @@ def check_config(cfg: TrainConfig) -> None:
             f'precision=bf16 needs a device that computes bfloat16 natively; {device} does not (a CPU needs '
             f'{" or ".join(NATIVE_BF16_FLAGS)} in its flags; emulated bf16 runs hundreds of times slower than float32): '
             f'train with precision fp32 (--precision fp32)')
-    if cfg.init and not Path(cfg.init).is_file():
-        raise ConfigurationError(f'no weight file at {cfg.init} (--init)')
+    if cfg.init:
+        init_weight_file(cfg.init)
 
 
 def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
@@ -215,6 +235,11 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         _check_output(model, cfg, features)
     if cfg.init:
         _check_init_held_out(cfg, features, model, splits)
+        if dist_info()[0] == 0:                           # into train.log, which the warnings do not reach
+            log.info('initial weights %s%s%s%s', cfg.init,
+                     ': the body loaded, a fresh classifier (another class count, input length or kind of head)'
+                     if untrained_head(model) else '', f'; frozen: {" ".join(cfg.freeze)}' if cfg.freeze else '',
+                     f'; learning-rate multipliers: {cfg.lr_mult}' if cfg.lr_mult else '')
     if cfg.init_hook:                                     # on a few utterances: a failing hook stops nothing written
         x = torch.as_tensor(features.x[:16], dtype=torch.float32)
         try:

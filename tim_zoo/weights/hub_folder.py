@@ -16,6 +16,7 @@ import torch
 
 from ..exceptions import CheckpointMismatchError
 from .checkpoint import save_checkpoint
+from .load import training_records
 
 #: the weight file of a hub folder
 HUB_WEIGHTS = 'model.safetensors'
@@ -85,6 +86,9 @@ def model_card(model, labels, settings) -> str:
     features = ', '.join(f'{k}={v}' for k, v in (settings or {}).items() if k != 'label_names') or \
         'not recorded: give them to EmotionRecognizer(model, feature_settings=...)'
     classes = ', '.join(labels) if labels else f'{model.num_classes} unnamed classes'
+    records = training_records((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'))
+    trained = '; then '.join(_training_words(r) for r in reversed(records)) if records else \
+        'not recorded (say here which recordings trained it)'
     return f"""---
 library_name: tim_zoo
 tags:
@@ -97,6 +101,7 @@ tags:
 - architecture: `{model.model_name}` ({params:,} parameters)
 - classes: {classes}
 - input features: {features}
+- trained on: {trained}{'. The terms of use of these corpora apply to the weights.' if records else ''}
 
 ## Use
 
@@ -106,6 +111,15 @@ model = tim_zoo.create_model("local-dir:PATH_TO_THIS_FOLDER", pretrained=True)  
 recognizer = tim_zoo.EmotionRecognizer(model)
 ```
 """
+
+
+def _training_words(record: dict) -> str:
+    """One training of a `trained_on` record in words: corpus, protocol and split, utterances, recipe."""
+    parts = [f"protocol {record.get('protocol')}"] + ([f"split {record['split']}"] if record.get('split') not in
+                                                      (None, '', 'all') else [])
+    parts += [f"{record['utterances']} utterances"] if record.get('utterances') else []
+    parts += [f"recipe {record['recipe']}"] if record.get('recipe') else []
+    return f"{str(record.get('corpus')).upper()} ({', '.join(parts)})"
 
 
 def _json(value):

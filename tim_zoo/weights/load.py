@@ -2,7 +2,7 @@
 import pickle
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -104,6 +104,14 @@ def weights_trained_on(meta: dict) -> Optional[dict]:
     if config.get('protocol') == 'all' and corpus:
         return dict(corpus=corpus, protocol='all', split='all', recipe=config.get('recipe'))
     return None
+
+
+def training_records(record: Optional[dict]) -> List[dict]:
+    """A record and the records of the weights it started from (`earlier`), each without its `earlier`."""
+    if not record or not isinstance(record, dict):
+        return []
+    own = {k: v for k, v in record.items() if k != 'earlier'}
+    return [own] + [r for earlier in record.get('earlier') or [] for r in training_records(earlier)]
 
 
 def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
