@@ -180,3 +180,31 @@ def test_model_arg_values_read_json_and_pythons_spelling_of_true_false_none():
     from tim_zoo.cli.train import _literal
     assert [_literal(v) for v in ('true', 'True', 'False', 'None', 'null', '0.5', '4', '[1, 2]', 'mul', "'mul'")] == [
         True, True, False, None, None, 0.5, 4, [1, 2], 'mul', "'mul'"]
+
+
+def _documented_commands():
+    """Every `tim-zoo ...` line of the shell blocks of README.md and docs/*.md, continuation lines joined and
+    comments dropped."""
+    import re
+    import shlex
+    root = Path(__file__).resolve().parents[1]
+    for page in [root / 'README.md'] + sorted((root / 'docs').glob('*.md')):
+        for block in re.findall(r'^```(?:bash|sh|shell)\n(.*?)^```', page.read_text(), re.S | re.M):
+            for line in re.sub(r'\\\n\s*', ' ', block).splitlines():
+                line = line.split(' #')[0].strip()
+                if line.startswith('tim-zoo '):
+                    yield page.name, line, shlex.split(line)[1:]
+
+
+def test_every_documented_command_line_parses(capsys):
+    """A flag renamed or dropped in the CLI fails here, not in a reader's shell."""
+    commands = list(_documented_commands())
+    assert len(commands) > 30 and any(argv[:2] == ['evaluate', '--model'] for _, _, argv in commands)
+    failed = []
+    for page, line, argv in commands:
+        try:
+            cli.build_parser().parse_args(argv)
+        except SystemExit as e:
+            if e.code:
+                failed.append(f'{page}: {line}: {capsys.readouterr().err.strip().splitlines()[-1]}')
+    assert not failed, '\n'.join(failed)
