@@ -312,3 +312,30 @@ def test_cli_evaluate_scores_a_checkpoint_on_a_labelled_folder(tmp_path, capsys,
     assert 'note: the weights keep no record of what they trained on' in printed
     assert cli.main(common + ['--seed', '3']) == 2
     assert '--seed and --fold choose folds of a Keras release' in capsys.readouterr().err
+    tim_zoo.save_checkpoint(model, tmp_path / 'bare.safetensors', label_names=['calm', 'loud'])   # no settings
+    assert cli.main(['evaluate', '--model', str(tmp_path / 'bare.safetensors'), '--corpus', 'folders',
+                     '--data-root', str(tmp_path / 'data'), '--quiet']) == 0
+    assert 'note: the model keeps no feature settings' in capsys.readouterr().out
+
+
+def test_evaluate_model_takes_the_steps_training_took_after_extraction():
+    """A model trained on GMM-selected, speaker-normalised features is scored on features made the same way (each
+    step noted), not on the raw MFCCs; without a speaker per utterance, normalisation is refused."""
+    import torch
+    pytest.importorskip('sklearn')
+    from tim_zoo.data.frame_selection import select_frames
+    from tim_zoo.data.normalize import normalize_features
+    from tim_zoo.train import evaluate_model
+    model, features = _scored_setup()
+    model.pretrained_cfg = dict(model.pretrained_cfg, feature_settings=dict(gmm_select=20, gmm_fits=2,
+                                                                            normalize='speaker_mean'))
+    prepared = normalize_features(select_frames(features, 20, 2), 'speaker_mean')
+    with torch.no_grad():
+        expected = model(torch.as_tensor(prepared.x)).argmax(-1).numpy()
+    result = evaluate_model(model, features)
+    assert [u['predicted'] for u in result['utterances']] == [['a', 'b', 'c'][k] for k in expected]
+    said = ' '.join(result['notes'])
+    assert 'shortened to 20 frames by GMM frame selection' in said and 'normalised per speaker (speaker_mean)' in said
+    features.speakers = []
+    with pytest.raises(tim_zoo.DatasetError, match='per-speaker normalisation needs a speaker'):
+        evaluate_model(model, features)

@@ -2,6 +2,7 @@
 utterances, the note of a prediction on one of them, and training refused when its initial weights heard its test
 utterances."""
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,13 +198,14 @@ def test_a_release_fold_file_initialises_its_own_fold_only(shared_dir, tmp_path)
 
 
 def test_renamed_copies_of_emodb_are_known_by_their_content_in_training_and_scoring(shared_dir, tmp_path):
-    """A manifest of EMODB recordings under other names: initial weights that trained on them are refused for a run
-    that tests on them, and `evaluate_model` counts them as heard, by their content; an edited copy goes by its
-    (unknown) name and is held out."""
+    """A manifest of EMODB recordings under other names, and of recordings of the user's own: initial weights that
+    trained on them are refused for a run that tests on them, and `evaluate_model` counts them as heard. An EMODB
+    training goes by each file's content (an edited copy is another recording), a training on this very list by
+    the files' names."""
     from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
     from tim_zoo.pretrained import DEFAULT_CHECKPOINT
     from tim_zoo.train import evaluate_model
-    from tim_zoo.train.protocols import names_for_record
+    from tim_zoo.train.protocols import heard_files
     corpus = load_corpus('emodb', shared_dir / 'data' / 'emodb')
     picked = [corpus[i] for i in (0, 130, 215, 300, 380, 450)]
     rows = ['path,label']
@@ -211,21 +213,35 @@ def test_renamed_copies_of_emodb_are_known_by_their_content_in_training_and_scor
         signal, rate = sf.read(item.path)
         sf.write(tmp_path / f'clip{k}.wav', signal * (0.5 if k == 5 else 1.0), rate, subtype='PCM_16')
         rows.append(f'clip{k}.wav,{item.label_name}')
+    rng = np.random.default_rng(0)
+    for k in range(3):                                      # the user's own recordings
+        sf.write(tmp_path / f'own{k}.wav', rng.normal(0, 0.1, 44100), 22050, subtype='PCM_16')
+        rows.append(f'own{k}.wav,{picked[k].label_name}')
     (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n')
     features = extract_features(load_corpus('manifest', tmp_path / 'labels.csv'),
                                 MFCCExtractor(96000, 39, level='peak'), show_progress=False)
+    stems = [Path(p).stem for p in features.paths]
+    copies = np.array([s.startswith('clip') and s != 'clip5' for s in stems])
     bundled = tim_zoo.load_checkpoint(DEFAULT_CHECKPOINT)
     record = bundled.pretrained_cfg['trained_on']
-    by_path = {f'clip{k}': utterance for k, utterance in enumerate(picked)}
-    expected = [tim_zoo.data.known_utterances.utterance_name(by_path[tim_zoo.data.known_utterances.utterance_name(p)]
-                                                             .path) for p in features.paths]
-    names = names_for_record(features.paths, record)
-    edited = features.paths.index(str(tmp_path / 'clip5.wav'))
-    assert [n for i, n in enumerate(names) if i != edited] == [n for i, n in enumerate(expected) if i != edited]
-    assert names[edited] == 'clip5'                         # re-levelled: another recording
+    (emodb,), unknown = heard_files(record, features.paths)
+    assert not unknown and emodb.trained == 535 and emodb.mask.tolist() == copies.tolist()
     cfg = TrainConfig.from_recipe('timnet.paper', init=str(DEFAULT_CHECKPOINT), folds=2, epochs=1)
     with pytest.raises(ConfigurationError, match=r'trained on test utterances of this run \(\d of \d in fold1'):
         _check_before_writing(cfg, features)
     result = evaluate_model(bundled, features)
-    assert result['heard'] == 5 and [u['heard'] for u in result['utterances']] == [i != edited for i in range(6)]
-    assert 'the weights trained on 5 of these 6 utterances' in result['notes'][0]
+    assert result['heard'] == 5 and [u['heard'] for u in result['utterances']] == copies.tolist()
+    assert 'the weights trained on 5 of these 9 utterances' in result['notes'][0]
+    # fine-tuned on all of this list: its own training by the files' names, the earlier one by content
+    bundled.pretrained_cfg['trained_on'] = dict(trained_on('manifest', 'all', 'all', 10, 0, 0.0, None, stems),
+                                                earlier=[record])
+    (own, earlier), unknown = heard_files(bundled.pretrained_cfg['trained_on'], features.paths)
+    assert own.mask.all() and earlier.mask.tolist() == copies.tolist() and not unknown
+    assert evaluate_model(bundled, features)['heard'] == 9
+    # fine-tuned on another list: that training cannot tell, and the note says so beside the count it can give
+    bundled.pretrained_cfg['trained_on'] = dict(trained_on('manifest', 'all', 'all', 10, 0, 0.0, None, ['x', 'y']),
+                                                earlier=[record])
+    result = evaluate_model(bundled, features)
+    assert result['heard'] == 5
+    assert any('the weights trained on manifest (all, split all), a list of utterances tim_zoo cannot draw again '
+               'here: whether they heard these is not known, so more of them may be heard' in n for n in result['notes'])

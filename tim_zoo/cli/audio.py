@@ -3,7 +3,7 @@ import json
 import sys
 from pathlib import Path
 
-from .._factory import check_model_name, is_hub_source, list_models
+from .._factory import check_model_name, create_model, is_hub_source, list_models, load_checkpoint
 from ..models._base import DEFAULT_TAGS
 from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
@@ -151,7 +151,8 @@ def _evaluate_model(args) -> int:
     if args.seed is not None or args.fold:
         raise ConfigurationError('--seed and --fold choose folds of a Keras release (--keras-release); --model scores '
                                  'the one model on every utterance of the corpus')
-    model = EmotionRecognizer.from_pretrained(args.model).model
+    # a weight file as it is (a checkpoint without feature settings too), else a pretrained tag or hub folder
+    model = load_checkpoint(args.model) if Path(args.model).exists() else create_model(args.model, pretrained=True)
     settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
     extractor = MFCCExtractor.from_settings(settings) if settings else MFCCExtractor(release_signal_length(args.corpus))
     corpus = load_corpus(args.corpus, args.data_root)

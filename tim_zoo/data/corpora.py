@@ -239,7 +239,9 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
             left_out.append(f'{name}/ (no .wav file: no class)')
             continue
         if not visible:
-            raise DatasetError(f'class folder {folder} holds no .wav file (label_names names it as a class)')
+            raise DatasetError(f'class folder {folder} holds no .wav file' + (' outside hidden folders and files'
+                                                                             if wavs else '')
+                               + ' (label_names names it as a class)')
         found += [(p, name, p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else '')
                   for p in visible]
     if hidden:

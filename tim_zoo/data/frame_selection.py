@@ -1,7 +1,8 @@
 """GMM frame selection: shorten an utterance to its most representative frames (the seed's transform)."""
 import numpy as np
 
-from .._utils import require
+from .._utils import progress, require
+from .feature_set import FeatureSet
 
 
 def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8, seed: int = 0) -> np.ndarray:
@@ -44,3 +45,14 @@ class GMMFrameSelection:
 
     def __repr__(self) -> str:
         return f'GMMFrameSelection(n_select={self.n_select}, n_fits={self.n_fits}, seed={self.seed})'
+
+
+def select_frames(features: FeatureSet, n_select: int, n_fits: int = 8, seed: int = 0,
+                  show_progress: bool = False) -> FeatureSet:
+    """`features` with each utterance shortened to its `n_select` representative frames (`gmm_frame_selection`);
+    `settings` record `gmm_select` and `gmm_fits`, so checkpoints trained on them say what their inputs need."""
+    x = np.stack([gmm_frame_selection(f, n_select, n_fits, seed=seed)
+                  for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
+    settings = dict(features.settings, gmm_select=n_select, gmm_fits=n_fits)
+    return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers,
+                      settings)

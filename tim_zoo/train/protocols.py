@@ -4,7 +4,7 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data.known_utterances import known_utterances, names_digest, recognised_names
+from ..data.known_utterances import known_utterances, names_digest, recognised_names, utterance_name
 from ..evaluation import kfold_splits
 from ..exceptions import DatasetError
 from ..weights.load import training_records
@@ -94,12 +94,42 @@ def trained_on(corpus: str, protocol: str, split: str, folds: int, split_seed: i
                 val_fraction=val_fraction, recipe=recipe, utterances=len(names), names_sha256=names_digest(names))
 
 
-def names_for_record(paths: Sequence[str], record: Optional[dict]) -> List[str]:
-    """The utterance names of the files `paths` to check against the training `record`: where one of its trainings
-    is of a corpus the package has a table of (`tim_zoo.data.known_utterances`), a file that is a copy of one of
-    its recordings goes by that recording's name, however it is named now; any other file by its file name."""
-    table = next((t for t in (known_utterances(r.get('corpus')) for r in training_records(record)) if t), None)
-    return recognised_names(paths, table)
+@dataclass
+class Heard:
+    """What one training of a record (`training_records`) heard of a list of files."""
+    #: the training (a record without its `earlier`)
+    training: dict
+    #: how many utterances it trained on (or chose its epoch on)
+    trained: int
+    #: whether it trained on each file, in the files' order
+    mask: np.ndarray
+
+
+def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional[Sequence[str]] = None
+                ) -> Tuple[List[Heard], List[dict]]:
+    """Which of the files `paths` each training of `record` (its own, then `earlier` ones) trained on, and the
+    trainings that cannot tell (their utterance list cannot be drawn again here: `heard_by`). A training of this
+    very list of files (its `names_sha256`) goes by the files' names; one of a corpus the package has a table of
+    (`tim_zoo.data.known_utterances`) by each file's content where it is a copy of one of its recordings, renamed or
+    not, else by its name."""
+    names = [utterance_name(p) for p in paths]
+    own_list = names_digest(names)
+    heard, unknown, recognised = [], [], {}
+    for training in training_records(record):
+        found = heard_by(training, names, speakers)
+        if not found:
+            unknown.append(training)
+            continue
+        seen = found[0][1]
+        table = known_utterances(training.get('corpus'))
+        if training.get('names_sha256') != own_list and table is not None:
+            if table.corpus not in recognised:
+                recognised[table.corpus] = recognised_names(paths, table)
+            listed = recognised[table.corpus]
+        else:
+            listed = names
+        heard.append(Heard(training, len(seen), np.array([n in seen for n in listed], dtype=bool)))
+    return heard, unknown
 
 
 def heard_by(record: Optional[dict], names: Optional[Sequence[str]] = None,

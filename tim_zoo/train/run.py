@@ -6,14 +6,13 @@ import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 
 from .._factory import create_model, create_model_for_frames, list_models, list_pretrained_weights
-from .._utils import atomic_write, chosen_for_the_caller, progress
+from .._utils import atomic_write, chosen_for_the_caller
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
-from ..data.frame_selection import gmm_frame_selection
+from ..data.frame_selection import select_frames
 from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features
 from ..exceptions import ConfigurationError, TimZooError
@@ -28,7 +27,7 @@ from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
 from .optim import freeze
-from .protocols import SPEAKER_HINT, heard_by, make_splits, names_for_record, trained_on, training_records
+from .protocols import SPEAKER_HINT, heard_files, make_splits, trained_on
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 from .report import repeats_summary, save_plots, split_summary
 
@@ -123,13 +122,6 @@ def _check_output(model: torch.nn.Module, cfg: TrainConfig, features: FeatureSet
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigurationError(f'{cfg.model} must return logits {want} ([B, classes]) for features {list(x.shape)}, '
                                  f'got {got}')
-
-
-def _select_frames(features: FeatureSet, cfg: TrainConfig, show_progress: bool) -> FeatureSet:
-    x = np.stack([gmm_frame_selection(f, cfg.gmm_select, cfg.gmm_fits, seed=cfg.seed)
-                  for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
-    settings = dict(features.settings, gmm_select=cfg.gmm_select, gmm_fits=cfg.gmm_fits)
-    return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers, settings)
 
 
 def run_training(
@@ -260,14 +252,13 @@ def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) 
             log.warning('the initial weights %s record the utterances they trained on, but these features name no '
                         'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
         return
-    names = names_for_record(features.paths, record)      # a renamed copy of a known recording by its content
-    found = heard_by(record, names, features.speakers or None)
+    found, unknown = heard_files(record, features.paths, features.speakers or None)
     corpus = (features.settings or {}).get('corpus')
-    if not found and any(r.get('corpus') == corpus for r in training_records(record)) and dist_info()[0] == 0:
+    if any(r.get('corpus') == corpus for r in unknown) and dist_info()[0] == 0:
         log.warning('the initial weights %s trained on %s, but on another list of its utterances than these: which '
                     'of this run\'s test utterances they heard is not known', cfg.init, corpus)
-    for trained, seen in found:
-        heard = [(split.name, sum(names[j] in seen for j in split.test), len(split.test))
+    for training in found:
+        heard = [(split.name, int(training.mask[split.test].sum()), len(split.test))
                  for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
         heard = [h for h in heard if h[1]]
         if heard:
@@ -275,8 +266,9 @@ def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) 
                 (' ...' if len(heard) > 4 else '')
             raise ConfigurationError(
                 f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so this '
-                f'run\'s test accuracy would not be held out: {_held_out_from(trained, len(seen))}; start from weights '
-                f'that did not hear them, from scratch, or train on all of it (--protocol all), which tests nothing')
+                f'run\'s test accuracy would not be held out: {_held_out_from(training.training, training.trained)}; '
+                f'start from weights that did not hear them, from scratch, or train on all of it (--protocol all), '
+                f'which tests nothing')
 
 
 def _held_out_from(record: dict, seen: int) -> str:
@@ -303,7 +295,7 @@ def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     if cfg.gmm_select:
-        features = _select_frames(features, cfg, show_progress)
+        features = select_frames(features, cfg.gmm_select, cfg.gmm_fits, cfg.seed, show_progress)
     if cfg.normalize != 'none':
         features = normalize_features(features, cfg.normalize)
     x = torch.as_tensor(features.x, dtype=torch.float32)

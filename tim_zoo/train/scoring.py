@@ -6,22 +6,27 @@ import torch
 
 from .._validation import resolve_device
 from ..data import FeatureSet
+from ..data.frame_selection import select_frames
+from ..data.normalize import normalize_features
 from ..evaluation import confusion_matrix, predict_proba, uar, war
 from ..exceptions import DatasetError
-from .protocols import heard_by, names_for_record, training_records
+from .protocols import heard_files
 
 #: feature settings whose difference changes what the model hears (the corpus name does not)
 _COMPARED_SETTINGS = ('sample_rate', 'n_mfcc', 'order', 'mean_signal_length', 'frames', 'level', 'hop_length')
 
 
 def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int = 64, device=None) -> dict:
-    """`model` (eval mode) on every utterance of the labelled `features`, matched to its classes by name.
+    """`model` on every utterance of the labelled `features`, matched to its classes by name. The model is put in
+    eval mode (and, with `device`, moved there) and stays so.
 
     Args:
         model: a trained model; its `label_names` (from its checkpoint) name its outputs. A model without them is
             taken to answer the features' classes in their order, and a note says so.
-        features: a `FeatureSet` (`tim_zoo.data.extract_features`), made as the model's training features were
-            (its checkpoint's `feature_settings`: `MFCCExtractor.from_settings`); a difference is noted.
+        features: a `FeatureSet` (`tim_zoo.data.extract_features`), extracted as the model's training features
+            were (its checkpoint's `feature_settings`: `MFCCExtractor.from_settings`); a difference is noted. The
+            steps training took after extraction and the settings record, GMM frame selection (`gmm_select`) and
+            per-speaker normalisation (`normalize`), are taken here, each with a note.
         device: where the model runs (default: where its parameters are).
 
     Returns:
@@ -33,7 +38,8 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
 
     Raises:
         DatasetError: a class of the features that the model does not have, or a model without class names whose
-            number of outputs differs from the features' classes.
+            number of outputs differs from the features' classes; per-speaker normalisation without a speaker
+            for every utterance.
     """
     notes: List[str] = []
     heard, heard_mask = _heard((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'), features, notes)
@@ -50,7 +56,8 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     missing = [c for c in classes if c not in names]
     if missing:
         raise DatasetError(f'the features have classes the model does not: {", ".join(missing)} (the model\'s: '
-                           f'{", ".join(names)}); give label_names that map them, or score only the shared classes')
+                           f'{", ".join(names)}); score it on recordings of its classes (a manifest or folders '
+                           f'naming them)')
     extra = [n for n in names if n not in classes]
     if extra:
         notes.append(f'the model has {len(extra)} classes the features lack ({", ".join(extra)}): an utterance '
@@ -59,6 +66,7 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     notes += _feature_differences(cfg.get('feature_settings'), features.settings)
     if features.fit_note():
         notes.append(features.fit_note())
+    features = _as_trained(features, cfg.get('feature_settings') or {}, notes)
     if device is not None:
         model = model.to(resolve_device(device))
     proba = predict_proba(model, features.x, batch_size)
@@ -75,6 +83,22 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
                 heard=heard, notes=notes)
 
 
+def _as_trained(features: FeatureSet, trained: dict, notes: List[str]) -> FeatureSet:
+    """`features` after the steps training took after extraction, as the model's feature settings record them:
+    GMM frame selection (`tim_zoo.train` selects before normalising), then per-speaker normalisation."""
+    select = trained.get('gmm_select')
+    if select and not features.settings.get('gmm_select'):
+        fits = trained.get('gmm_fits', 8)
+        features = select_frames(features, select, fits)
+        notes.append(f'each utterance shortened to {select} frames by GMM frame selection, as in training '
+                     f'(gmm_fits={fits}; seed 0, where the training run used its own seed: a few frames may differ)')
+    mode = trained.get('normalize', 'none')
+    if mode != 'none' and features.settings.get('normalize', 'none') == 'none':
+        features = normalize_features(features, mode)
+        notes.append(f'features normalised per speaker ({mode}), as in training: over these recordings\' speakers')
+    return features
+
+
 def _feature_differences(trained: Optional[dict], given: Optional[dict]) -> List[str]:
     """A note naming each feature setting in which `given` differs from the model's training features."""
     if not trained or not given:
@@ -86,26 +110,24 @@ def _feature_differences(trained: Optional[dict], given: Optional[dict]) -> List
 
 
 def _heard(record: Optional[dict], features: FeatureSet, notes: List[str]):
-    """`(count, mask)` of the utterances the weights trained on, by their record (count None where it cannot
-    tell); a note says what the count means."""
+    """`(count, mask)` of the utterances the weights trained on, by their record (count None where no training of
+    it can tell); a note says what the count means, and names each training that cannot tell."""
     mask = np.zeros(len(features.y), dtype=bool)
     if not record:
         notes.append('the weights keep no record of what they trained on: whether these utterances are held out '
-                      'from them is not known')
+                     'from them is not known')
         return None, mask
     if len(features.paths) != len(features.y):
         notes.append('the features name no file per utterance: whether the weights trained on them is not known')
         return None, mask
-    names = names_for_record(features.paths, record)      # a renamed copy of a known recording by its content
-    found = heard_by(record, names, features.speakers or None)
-    if not found:
-        corpora = sorted({str(r.get('corpus')) for r in training_records(record)})
-        notes.append(f'the weights trained on {", ".join(corpora)}, on a list of utterances tim_zoo cannot draw '
-                     f'again here: whether they heard these is not known')
-        return None, mask
-    seen = frozenset().union(*(s for _, s in found))
-    mask = np.array([n in seen for n in names], dtype=bool)
+    found, unknown = heard_files(record, features.paths, features.speakers or None)
+    for training in found:
+        mask |= training.mask
     if mask.any():
         notes.append(f'the weights trained on {int(mask.sum())} of these {len(mask)} utterances: on those the '
                      f'figure is not a held-out score (each utterance\'s "heard")')
-    return int(mask.sum()), mask
+    for training in unknown:
+        notes.append(f'the weights trained on {training.get("corpus")} ({training.get("protocol")}, split '
+                     f'{training.get("split")}), a list of utterances tim_zoo cannot draw again here: whether they '
+                     f'heard these is not known' + (', so more of them may be heard' if found else ''))
+    return (int(mask.sum()) if found else None), mask
