@@ -147,6 +147,9 @@ def test_cli_predict_with_a_model_without_weights_says_what_to_pass(capsys, monk
     monkeypatch.delitem(DEFAULT_TAGS, 'at_tim')         # an architecture whose default is not a tag
     assert cli.main(['predict', 'x.wav', '--model', 'at_tim']) == 2
     assert '--checkpoint PATH' in capsys.readouterr().err
+    for flags in ([], ['--builder', 'my_models:build']):      # a weight file given as --model: where it goes
+        assert cli.main(['predict', 'x.wav', '--model', 'runs/a/fold1/last.safetensors'] + flags) == 2
+        assert 'is a weight file: pass it as --checkpoint runs/a/fold1/last.safetensors' in capsys.readouterr().err
 
 
 def test_cli_predict_with_a_large_zoo_tag_not_trained_here_names_the_command(capsys, monkeypatch, tmp_path):

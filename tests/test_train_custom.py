@@ -173,6 +173,18 @@ def test_the_cli_trains_a_builder_from_the_current_folder(tmp_path, monkeypatch,
     assert cfg['model'] == 'my_models:build' and cfg['init_hook'] == 'tim_zoo.train.init_hooks:init_gmm_heads'
     model = tim_zoo.load_checkpoint(tmp_path / 'out' / 'fold1' / 'last.safetensors', trust_builder=True)
     assert model[1].num_components == 3
+    # scored on labelled recordings: the builder named on the command line, as for predict
+    import soundfile as sf
+    from conftest import synthetic_speech
+    for k, label in enumerate(['c0', 'c1', 'c2']):
+        (tmp_path / 'data' / label).mkdir(parents=True)
+        sf.write(tmp_path / 'data' / label / 'a.wav', synthetic_speech(1.0, seed=k), 22050)
+    scoring = ['evaluate', '--model', 'out/fold1/last.safetensors', '--corpus', 'folders', '--data-root', 'data',
+               '--quiet', '--json']
+    assert cli_main(scoring) == 1
+    assert 'on the command line: --builder MODULE:FUNCTION' in capsys.readouterr().err
+    assert cli_main(scoring + ['--builder', 'my_models:build']) == 0
+    assert json.loads(capsys.readouterr().out)['n'] == 3
 
 
 def test_train_split_needs_a_builder_to_name_in_its_checkpoints(tmp_path):

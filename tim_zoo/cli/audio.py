@@ -19,7 +19,7 @@ from ..exceptions import ConfigurationError, UnsafeFileError
 from ..inference import (
     EmotionRecognizer, check_output_path, check_plot_path, format_table, plot_predictions, write_predictions,
 )
-from ..weights.load import KERAS_SUFFIXES
+from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 
 
@@ -54,6 +54,10 @@ def build_recognizer(args):
         kwargs['feature_settings'] = dict(mean_signal_length=args.mean_signal_length)
     if args.checkpoint and args.keras_weights:
         raise ConfigurationError('give either --checkpoint or --keras-weights, not both')
+    if args.model and not args.checkpoint and (Path(args.model).suffix.lower() in WEIGHT_SUFFIXES
+                                               or Path(args.model).is_file()):
+        raise ConfigurationError(f'--model names a model, a pretrained tag or a hub folder; {args.model} is a weight '
+                                 f'file: pass it as --checkpoint {args.model}')
     keras = args.keras_weights or (args.checkpoint if Path(args.checkpoint).suffix.lower() in KERAS_SUFFIXES else '')
     if args.release and not keras:
         raise ConfigurationError('--release names the release of a Keras weight file (--keras-weights FILE.hdf5)')
@@ -151,8 +155,19 @@ def _evaluate_model(args) -> int:
     if args.seed is not None or args.fold:
         raise ConfigurationError('--seed and --fold choose folds of a Keras release (--keras-release); --model scores '
                                  'the one model on every utterance of the corpus')
+    if args.builder:
+        if not Path(args.model).is_file():
+            raise ConfigurationError('--builder names the function that builds the model of a checkpoint file '
+                                     f'(--model PATH); {args.model} is not a file')
+        import_from_cwd()
     # a weight file as it is (a checkpoint without feature settings too), else a pretrained tag or hub folder
-    model = load_checkpoint(args.model) if Path(args.model).exists() else create_model(args.model, pretrained=True)
+    try:
+        model = load_checkpoint(args.model, builder=args.builder or None) if Path(args.model).exists() else \
+            create_model(args.model, pretrained=True)
+    except UnsafeFileError as e:                         # a model of blocks: name its builder on the command line
+        if args.builder:
+            raise
+        raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
     settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
     extractor = MFCCExtractor.from_settings(settings) if settings else MFCCExtractor(release_signal_length(args.corpus))
     corpus = load_corpus(args.corpus, args.data_root)
@@ -249,6 +264,9 @@ def add_commands(sub) -> None:
     which.add_argument('--model', default='', metavar='CHECKPOINT|TAG|HUB',
                        help='a .safetensors checkpoint, a pretrained tag (tim-zoo weights) or hub folder (local-dir:PATH)')
     which.add_argument('--keras-release', default='', help='folder of 10-fold_weights_best_{1..10}.hdf5, e.g. EMODB_46')
+    p.add_argument('--builder', default='', metavar='MODULE:FUNCTION',
+                   help='the function that builds the model of a --model checkpoint saved from your own model (as it '
+                        'was trained: tim-zoo train --model MODULE:FUNCTION), imported from the current folder')
     p.add_argument('--corpus', required=True, help='emodb, casia, ... folders or manifest (as for tim-zoo extract)')
     p.add_argument('--data-root', required=True, help='the corpus folder (manifest: the CSV file)')
     p.add_argument('--seed', type=int, default=None, help="KFold seed (default: the release's)")
