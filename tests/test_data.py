@@ -291,6 +291,7 @@ def test_feature_set_round_trips_and_cache(tmp_path, monkeypatch):
     ex = MFCCExtractor(8192)
     feats = extract_features(corpus, ex, show_progress=False)
     assert feats.x.shape == (3, 39, 17) and feats.y.tolist() == [0, 0, 1]
+    assert repr(feats) == 'FeatureSet(3 utterances, x [3, 39, 17] float32, 2 classes [calm, loud], corpus folders)'
     feats.save(tmp_path / 'f.npz')
     back = FeatureSet.load(tmp_path / 'f.npz')
     assert np.array_equal(back.x, feats.x) and back.label_names == feats.label_names and back.settings == feats.settings

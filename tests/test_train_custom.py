@@ -114,7 +114,8 @@ def test_builders_that_cannot_work_are_refused_before_training(tmp_path):
         _cfg(local)
     with pytest.raises(ConfigurationError, match='cannot be imported again'):
         _cfg(lambda **k: pooled_stack(**k))
-    with pytest.raises(ConfigurationError, match="cannot import the builder 'no_such_module:f'"):
+    with pytest.raises(ConfigurationError, match="cannot import the builder 'no_such_module:f' .*run from the folder "
+                                                 "that holds no_such_module.py .*or add that folder to PYTHONPATH"):
         run_training(_cfg('no_such_module:f'), features, tmp_path / 'a', show_progress=False)
     with pytest.raises(ConfigurationError, match=r'num_classes: set from the data \(3 classes'):
         run_training(_cfg(pooled_stack, model_args=dict(num_classes=3)), features, tmp_path / 'b',
@@ -305,3 +306,32 @@ def test_a_hook_that_fails_is_refused_before_anything_is_written(tmp_path):
                                                  r'\[16, 39, 20\]\) fails: ConfigurationError: .*no GMMClusteringHead'):
         run_training(_cfg(pooled_stack, init_hook=init_gmm_heads), features, tmp_path / 'run', show_progress=False)
     assert not (tmp_path / 'run').exists() or not any((tmp_path / 'run').iterdir())
+
+
+def test_initial_weights_of_another_model_name_the_flags_that_build_it(tmp_path):
+    """--init with a checkpoint of another model (a builder's, another architecture, other arguments): the mismatch
+    error ends with the --model and --model-arg flags the file records."""
+    from tim_zoo.exceptions import CheckpointMismatchError
+    features = _features()
+    cfg = TrainConfig(model=pooled_stack, model_args=dict(filters=6), epochs=1, protocol='kfold', folds=3, only_folds=[1],
+                      batch_size=16)
+    run_training(cfg, features, tmp_path / 'own', show_progress=False)
+    own = str(tmp_path / 'own' / 'fold1' / 'last.safetensors')
+    with pytest.raises(CheckpointMismatchError, match=r'the file was saved from test_train_custom:pooled_stack: '
+                                                      r'train it with --model test_train_custom:pooled_stack '
+                                                      r'--model-arg drop_rate=0.1 --model-arg filters=6$'):
+        run_training(TrainConfig(model='timnet', init=own, epochs=1, protocol='kfold', folds=3, only_folds=[1]), features,
+                     tmp_path / 'a', show_progress=False)
+    with pytest.raises(CheckpointMismatchError, match=r'saved from test_train_custom:pooled_stack: train it with '
+                                                      r'--model-arg drop_rate=0.1 --model-arg filters=6$'):
+        run_training(TrainConfig(model=pooled_stack, init=own, epochs=1, protocol='kfold', folds=3, only_folds=[1]), features,
+                     tmp_path / 'b', show_progress=False)
+    tim = tim_zoo.create_model('tim', num_classes=3, filters=12, depth=3)
+    tim_zoo.save_checkpoint(tim, tmp_path / 'tim.safetensors')
+    with pytest.raises(CheckpointMismatchError, match=r'saved from tim: train it with --model-arg depth=3 '
+                                                      r'--model-arg filters=12$'):
+        run_training(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors'), epochs=1, protocol='kfold',
+                                 folds=3, only_folds=[1]), features, tmp_path / 'c', show_progress=False)
+    with pytest.raises(CheckpointMismatchError, match=r'saved from tim: train it with --model tim$'):
+        run_training(TrainConfig(model='timnet', init=str(tmp_path / 'tim.safetensors'), epochs=1, protocol='kfold',
+                                 folds=3, only_folds=[1]), features, tmp_path / 'd', show_progress=False)

@@ -30,6 +30,14 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.y)
 
+    def __repr__(self) -> str:
+        """A summary, not the arrays: utterances, shape, classes, speakers and the settings' corpus."""
+        speakers = len(set(self.speakers)) if self.speakers and all(self.speakers) else 0
+        corpus = (self.settings or {}).get('corpus')
+        return (f'FeatureSet({len(self)} utterances, x {list(np.shape(self.x))} {np.asarray(self.x).dtype}, '
+                f'{len(self.label_names)} classes [{", ".join(map(str, self.label_names))}]'
+                + (f', {speakers} speakers' if speakers else '') + (f', corpus {corpus}' if corpus else '') + ')')
+
     def save(self, path) -> Path:
         """Write an `.npz` file (no pickle: strings are stored as unicode arrays, settings as JSON)."""
         path = Path(path)

@@ -15,9 +15,9 @@ from ..data.feature_set import FeatureSet
 from ..data.frame_selection import select_frames
 from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features
-from ..exceptions import ConfigurationError, TimZooError
+from ..exceptions import CheckpointMismatchError, ConfigurationError, TimZooError
 from ..models._base import DEFAULT_TAGS
-from ..weights import load_weights
+from ..weights import load_weights, read_checkpoint
 from ..weights.load import untrained_head
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
@@ -55,7 +55,12 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     if not isinstance(model, torch.nn.Module):
         raise ConfigurationError(f'{cfg.model} returned a {type(model).__name__}, not a torch.nn.Module')
     if cfg.init:
-        load_weights(model, init_weight_file(cfg.init), allow_head_reset=True)
+        path = init_weight_file(cfg.init)
+        try:
+            load_weights(model, path, allow_head_reset=True)
+        except CheckpointMismatchError as e:
+            hint = _rebuild_hint(path, cfg, model)
+            raise CheckpointMismatchError(f'{e}; {hint}' if hint else str(e)) from None
     if label_names is not None:
         model.label_names = list(label_names)
     freeze(model, cfg.freeze)
@@ -78,6 +83,27 @@ def init_weight_file(init: str) -> Path:
         create_model(tag, pretrained=True)                # says why and what to do, as for any load of the tag
         raise ConfigurationError(f'--init {init}: {row["problem"] or "no weight file for " + tag}')
     return Path(row['found'])
+
+
+def _rebuild_hint(path: Path, cfg: TrainConfig, model) -> str:
+    """How to build the model that weights `path` were saved from, as train flags, where the file says and the run
+    builds another ('' where it does not say: a bare state dict, a Keras file)."""
+    if path.suffix.lower() != '.safetensors':
+        return ''
+    meta = read_checkpoint(path, verify=False)[1] or {}
+    from_data = ('num_classes', 'in_chans', 'seq_len')
+    if meta.get('builder'):                       # the builder's own defaults are not known here: every argument
+        name = meta['builder']
+        differ = {k: v for k, v in (meta.get('model_args') or {}).items() if k not in from_data}
+    elif meta.get('architecture'):
+        name, built = meta['architecture'], getattr(model, 'init_args', None) or {}
+        differ = {} if name != str(cfg.model) else {    # another architecture: its name first
+            k: v for k, v in (meta.get('model_args') or {}).items() if k not in from_data and built.get(k, v) != v}
+    else:
+        return ''
+    flags = (f' --model {name}' if name != str(cfg.model) else '') + ''.join(
+        f' --model-arg {k}={json.dumps(v)}' for k, v in sorted(differ.items()))
+    return f'the file was saved from {name}: train it with{flags}' if flags else ''
 
 
 def _registered_model_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:

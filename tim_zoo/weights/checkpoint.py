@@ -128,7 +128,11 @@ def import_builder(name: str):
         for part in attr.split('.'):
             obj = getattr(obj, part)
     except (ImportError, AttributeError, ValueError) as e:
-        raise WeightFileError(f'cannot import the builder {name!r} ({type(e).__name__}: {e})') from e
+        missing = isinstance(e, ModuleNotFoundError) and e.name and module.startswith(e.name)
+        raise WeightFileError(f'cannot import the builder {name!r} ({type(e).__name__}: {e})' + (
+            f'; modules are imported from the current folder (the command line) and sys.path: run from the folder '
+            f'that holds {module.split(".")[0]}.py (or its package), or add that folder to PYTHONPATH'
+            if missing else '')) from e
     if not callable(obj):
         raise WeightFileError(f'the builder {name!r} is not a function')
     return obj
