@@ -208,3 +208,10 @@ def test_every_documented_command_line_parses(capsys):
             if e.code:
                 failed.append(f'{page}: {line}: {capsys.readouterr().err.strip().splitlines()[-1]}')
     assert not failed, '\n'.join(failed)
+
+
+def test_the_cli_runs_as_a_module_of_either_name():
+    """`python -m tim_zoo` and `python -m tim_zoo.cli`, as the entry point does."""
+    for module in ('tim_zoo', 'tim_zoo.cli'):
+        done = subprocess.run([sys.executable, '-m', module, '--version'], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == f'tim-zoo {__version__}', (module, done.stderr)

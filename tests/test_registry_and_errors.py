@@ -255,7 +255,8 @@ def test_a_timm_model_is_named_as_such():
     def my_timm_only_net(pretrained=False, **kwargs):      # a model registered with timm by someone else
         return torch.nn.Linear(2, 2)
     with pytest.raises(tim_zoo.UnknownModelError, match=r"registered with timm but is not a tim_zoo model.*"
-                                                        r"timm.create_model\('my_timm_only_net'\)"):
+                                                        r"timm.create_model\('my_timm_only_net'\); tim_zoo.train "
+                                                        r"trains it by that name"):
         tim_zoo.create_model('my_timm_only_net')
 
 

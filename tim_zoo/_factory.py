@@ -49,9 +49,10 @@ def is_model(name: str) -> bool:
 def check_model_name(model_name: str) -> None:
     """Raise `UnknownModelError`, listing close names, unless `model_name` is registered."""
     if not is_model(model_name) and timm.is_model(split_model_name_tag(model_name)[0]):
-        raise UnknownModelError(f'{model_name!r} is registered with timm but is not a tim_zoo model: tim_zoo builds and '
-                                f'trains its own models only (build that one with timm.create_model({model_name!r})). '
-                                f'Available models: {", ".join(list_models())}')
+        raise UnknownModelError(f'{model_name!r} is registered with timm but is not a tim_zoo model: '
+                                f'tim_zoo.create_model builds its own models only (build that one with '
+                                f'timm.create_model({model_name!r}); tim_zoo.train trains it by that name, or by its '
+                                f'builder function). Available models: {", ".join(list_models())}')
     if not is_model(model_name):
         names = list_models()
         close = difflib.get_close_matches(split_model_name_tag(model_name)[0].lower(), names, n=5, cutoff=0.5)
