@@ -120,6 +120,20 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _evaluation_features(args, corpus, extractor):
+    """The features `evaluate` scores: read from or written to the `--features` cache, else extracted."""
+    if args.features:
+        return cached_features(corpus, extractor, args.features, not args.quiet, overwrite=False)
+    return extract_features(corpus, extractor, not args.quiet)
+
+
+def _write_result(args, result: dict) -> None:
+    """`-o FILE.json`: the result as JSON."""
+    if args.output:
+        atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        print(f'wrote {args.output}', file=sys.stderr)
+
+
 def cmd_evaluate(args) -> int:
     resolve_device(args.device)                          # before the features are computed
     if args.output:
@@ -130,8 +144,7 @@ def cmd_evaluate(args) -> int:
     corpus = load_corpus(args.corpus, args.data_root)
     length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_signal_length(args.corpus)
     extractor = MFCCExtractor(length)
-    features = (cached_features(corpus, extractor, args.features, not args.quiet, overwrite=False) if args.features
-                else extract_features(corpus, extractor, not args.quiet))
+    features = _evaluation_features(args, corpus, extractor)
     result = evaluate_keras_release(args.keras_release, features, seed=args.seed, show_progress=not args.quiet,
                                     folds=args.fold, device=args.device)
     result.update(corpus=args.corpus, data_root=str(args.data_root), utterances=len(features))
@@ -144,9 +157,7 @@ def cmd_evaluate(args) -> int:
             print(f'{f["fold"]:>4}  {f["n"]:>4}  {100 * f["war"]:>6.2f}%  {100 * f["uar"]:>6.2f}%')
         print(f'mean WAR {100 * result["war"]:.2f}% (std {100 * result["war_std"]:.2f}), '
               f'pooled UAR {100 * result["uar"]:.2f}%')
-    if args.output:
-        atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
-        print(f'wrote {args.output}', file=sys.stderr)
+    _write_result(args, result)
     return 0
 
 
@@ -171,8 +182,7 @@ def _evaluate_model(args) -> int:
     settings = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
     extractor = MFCCExtractor.from_settings(settings) if settings else MFCCExtractor(release_signal_length(args.corpus))
     corpus = load_corpus(args.corpus, args.data_root)
-    features = (cached_features(corpus, extractor, args.features, not args.quiet, overwrite=False) if args.features
-                else extract_features(corpus, extractor, not args.quiet))
+    features = _evaluation_features(args, corpus, extractor)
     result = evaluate_model(model, features, device=args.device)
     result.update(model=args.model, corpus=args.corpus, data_root=str(args.data_root))
     if args.json:
@@ -186,9 +196,7 @@ def _evaluate_model(args) -> int:
         print(f'WAR {100 * result["war"]:.2f}%, UAR {100 * result["uar"]:.2f}%')
         for note in result['notes']:
             print(f'note: {note}')
-    if args.output:
-        atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
-        print(f'wrote {args.output}', file=sys.stderr)
+    _write_result(args, result)
     return 0
 
 
