@@ -293,7 +293,7 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
     """`--init` takes a pretrained tag (or a model name: its default tag) as create_model does: the shipped file,
     loaded with its training record; a tag whose file is absent says what create_model says."""
     from tim_zoo.pretrained import DEFAULT_CHECKPOINT
-    from tim_zoo.train.run import init_weight_file
+    from tim_zoo.train.initial_weights import init_weight_file
     assert init_weight_file('timnet') == init_weight_file('timnet.tim_zoo_emodb') == DEFAULT_CHECKPOINT
     shipped = init_weight_file('tim.tim_zoo_emodb')
     assert shipped.is_file() and shipped.parent == DEFAULT_CHECKPOINT.parent

@@ -8,16 +8,14 @@ from typing import Callable, Optional
 
 import torch
 
-from .._factory import create_model, create_model_for_frames, list_models, list_pretrained_weights
+from .._factory import create_model_for_frames
 from .._utils import atomic_write, chosen_for_the_caller
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import select_frames
 from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features
-from ..exceptions import CheckpointMismatchError, ConfigurationError, TimZooError
-from ..models._base import DEFAULT_TAGS
-from ..weights import load_weights, read_checkpoint
+from ..exceptions import ConfigurationError, TimZooError
 from ..weights.load import untrained_head
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
@@ -26,8 +24,9 @@ from .compiling import compile_decision, compile_mode_note
 from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
+from .initial_weights import check_init_held_out, init_weight_file, load_initial_weights
 from .optim import freeze
-from .protocols import SPEAKER_HINT, heard_files, make_splits, trained_on
+from .protocols import SPEAKER_HINT, make_splits, trained_on
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 from .report import repeats_summary, save_plots, split_summary
 
@@ -55,55 +54,11 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     if not isinstance(model, torch.nn.Module):
         raise ConfigurationError(f'{cfg.model} returned a {type(model).__name__}, not a torch.nn.Module')
     if cfg.init:
-        path = init_weight_file(cfg.init)
-        try:
-            load_weights(model, path, allow_head_reset=True)
-        except CheckpointMismatchError as e:
-            hint = _rebuild_hint(path, cfg, model)
-            raise CheckpointMismatchError(f'{e}; {hint}' if hint else str(e)) from None
+        load_initial_weights(model, cfg)
     if label_names is not None:
         model.label_names = list(label_names)
     freeze(model, cfg.freeze)
     return model
-
-
-def init_weight_file(init: str) -> Path:
-    """The weight file of initial weights `init` (`TrainConfig.init`, `--init`): a path, or a pretrained tag
-    (`tim-zoo weights` lists them; a model name alone is its default tag, as `create_model(name,
-    pretrained=True)` takes it) whose file is where it belongs."""
-    path = Path(init)
-    if path.is_file():
-        return path
-    tag = f'{init}.{DEFAULT_TAGS[init]}' if init in DEFAULT_TAGS else init
-    if tag not in list_models(pretrained=True):
-        raise ConfigurationError(f'no weight file at {init} (--init), nor a pretrained tag of that name (tim-zoo '
-                                 f'weights lists them)')
-    row = next(r for r in list_pretrained_weights(tag) if r['name'] == tag)
-    if row['found'] is None or row['problem']:
-        create_model(tag, pretrained=True)                # says why and what to do, as for any load of the tag
-        raise ConfigurationError(f'--init {init}: {row["problem"] or "no weight file for " + tag}')
-    return Path(row['found'])
-
-
-def _rebuild_hint(path: Path, cfg: TrainConfig, model) -> str:
-    """How to build the model that weights `path` were saved from, as train flags, where the file says and the run
-    builds another ('' where it does not say: a bare state dict, a Keras file)."""
-    if path.suffix.lower() != '.safetensors':
-        return ''
-    meta = read_checkpoint(path, verify=False)[1] or {}
-    from_data = ('num_classes', 'in_chans', 'seq_len')
-    if meta.get('builder'):                       # the builder's own defaults are not known here: every argument
-        name = meta['builder']
-        differ = {k: v for k, v in (meta.get('model_args') or {}).items() if k not in from_data}
-    elif meta.get('architecture'):
-        name, built = meta['architecture'], getattr(model, 'init_args', None) or {}
-        differ = {} if name != str(cfg.model) else {    # another architecture: its name first
-            k: v for k, v in (meta.get('model_args') or {}).items() if k not in from_data and built.get(k, v) != v}
-    else:
-        return ''
-    flags = (f' --model {name}' if name != str(cfg.model) else '') + ''.join(
-        f' --model-arg {k}={json.dumps(v)}' for k, v in sorted(differ.items()))
-    return f'the file was saved from {name}: train it with{flags}' if flags else ''
 
 
 def _registered_model_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
@@ -252,7 +207,7 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
     if model_builder(cfg.model) is not None:
         _check_output(model, cfg, features)
     if cfg.init:
-        _check_init_held_out(cfg, features, model, splits)
+        check_init_held_out(cfg, features, model, splits)
         if dist_info()[0] == 0:                           # into train.log, which the warnings do not reach
             log.info('initial weights %s%s%s%s', cfg.init,
                      ': the body loaded, a fresh classifier (another class count, input length or kind of head)'
@@ -265,48 +220,6 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         except Exception as e:  # noqa: BLE001 -- the user's hook: any failure is reported with what it got
             raise ConfigurationError(f'init_hook {cfg.init_hook}(model, x {list(x.shape)}) fails: '
                                      f'{type(e).__name__}: {e}') from e
-
-
-def _check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -> None:
-    """Refuse initial weights that trained on test utterances of the chosen splits (by the record the weights keep:
-    `tim_zoo.train.protocols.seen_utterances`): their test accuracy would not be held out."""
-    record = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
-    if not record:
-        return
-    if len(features.paths) != len(features.y):
-        if dist_info()[0] == 0:
-            log.warning('the initial weights %s record the utterances they trained on, but these features name no '
-                        'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
-        return
-    found, unknown = heard_files(record, features.paths, features.speakers or None)
-    corpus = (features.settings or {}).get('corpus')
-    if any(r.get('corpus') == corpus for r in unknown) and dist_info()[0] == 0:
-        log.warning('the initial weights %s trained on %s, but on another list of its utterances than these: which '
-                    'of this run\'s test utterances they heard is not known', cfg.init, corpus)
-    for training in found:
-        heard = [(split.name, int(training.mask[split.test].sum()), len(split.test))
-                 for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
-        heard = [h for h in heard if h[1]]
-        if heard:
-            listed = ', '.join(f'{n} of {total} in {name}' for name, n, total in heard[:4]) + \
-                (' ...' if len(heard) > 4 else '')
-            raise ConfigurationError(
-                f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so this '
-                f'run\'s test accuracy would not be held out: {_held_out_from(training.training, training.trained)}; '
-                f'start from weights that did not hear them, from scratch, or train on all of it (--protocol all), '
-                f'which tests nothing')
-
-
-def _held_out_from(record: dict, seen: int) -> str:
-    """Which split of its corpus is held out from weights of this training record, in words."""
-    corpus, split, protocol = str(record.get('corpus')).upper(), record.get('split'), record.get('protocol')
-    if protocol == 'all':
-        return f'they trained on all {seen} {corpus} utterances, so no split of it is held out from them'
-    flags = {'kfold': f'--protocol kfold --folds {record.get("folds")} --seed {record.get("split_seed")}',
-             'loso': '--protocol loso', 'holdout': f'--protocol holdout --seed {record.get("split_seed")}'}.get(
-                 protocol, f'--protocol {protocol}')
-    return (f'they trained on {seen} {corpus} utterances, all but the test set of their split {split}, which only '
-            f'that split of {flags} holds out')
 
 
 def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:

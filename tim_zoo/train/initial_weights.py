@@ -1,0 +1,106 @@
+"""Initial weights of a training run (`TrainConfig.init`, `--init`): finding their file, loading them into the run's
+model with a hint when the file holds another model, and refusing them where they heard the run's test utterances."""
+import json
+from pathlib import Path
+
+from .._factory import create_model, list_models, list_pretrained_weights
+from ..data.feature_set import FeatureSet
+from ..exceptions import CheckpointMismatchError, ConfigurationError
+from ..models._base import DEFAULT_TAGS
+from ..weights import load_weights, read_checkpoint
+from .config import TrainConfig
+from .device import dist_info
+from .engine import log
+from .protocols import heard_files
+
+
+def load_initial_weights(model, cfg: TrainConfig) -> None:
+    """Load `cfg.init` into `model` (a different class count re-initialises the head); a file of another model
+    raises `CheckpointMismatchError` with the train flags that build the file's model, where the file says."""
+    path = init_weight_file(cfg.init)
+    try:
+        load_weights(model, path, allow_head_reset=True)
+    except CheckpointMismatchError as e:
+        hint = _rebuild_hint(path, cfg, model)
+        raise CheckpointMismatchError(f'{e}; {hint}' if hint else str(e)) from None
+
+
+def init_weight_file(init: str) -> Path:
+    """The weight file of initial weights `init` (`TrainConfig.init`, `--init`): a path, or a pretrained tag
+    (`tim-zoo weights` lists them; a model name alone is its default tag, as `create_model(name,
+    pretrained=True)` takes it) whose file is where it belongs."""
+    path = Path(init)
+    if path.is_file():
+        return path
+    tag = f'{init}.{DEFAULT_TAGS[init]}' if init in DEFAULT_TAGS else init
+    if tag not in list_models(pretrained=True):
+        raise ConfigurationError(f'no weight file at {init} (--init), nor a pretrained tag of that name (tim-zoo '
+                                 f'weights lists them)')
+    row = next(r for r in list_pretrained_weights(tag) if r['name'] == tag)
+    if row['found'] is None or row['problem']:
+        create_model(tag, pretrained=True)                # says why and what to do, as for any load of the tag
+        raise ConfigurationError(f'--init {init}: {row["problem"] or "no weight file for " + tag}')
+    return Path(row['found'])
+
+
+def _rebuild_hint(path: Path, cfg: TrainConfig, model) -> str:
+    """How to build the model that weights `path` were saved from, as train flags, where the file says and the run
+    builds another ('' where it does not say: a bare state dict, a Keras file)."""
+    if path.suffix.lower() != '.safetensors':
+        return ''
+    meta = read_checkpoint(path, verify=False)[1] or {}
+    from_data = ('num_classes', 'in_chans', 'seq_len')
+    if meta.get('builder'):                       # the builder's own defaults are not known here: every argument
+        name = meta['builder']
+        differ = {k: v for k, v in (meta.get('model_args') or {}).items() if k not in from_data}
+    elif meta.get('architecture'):
+        name, built = meta['architecture'], getattr(model, 'init_args', None) or {}
+        differ = {} if name != str(cfg.model) else {    # another architecture: its name first
+            k: v for k, v in (meta.get('model_args') or {}).items() if k not in from_data and built.get(k, v) != v}
+    else:
+        return ''
+    flags = (f' --model {name}' if name != str(cfg.model) else '') + ''.join(
+        f' --model-arg {k}={json.dumps(v)}' for k, v in sorted(differ.items()))
+    return f'the file was saved from {name}: train it with{flags}' if flags else ''
+
+
+def check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -> None:
+    """Refuse initial weights that trained on test utterances of the chosen splits (by the record the weights keep:
+    `tim_zoo.train.protocols.seen_utterances`): their test accuracy would not be held out."""
+    record = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
+    if not record:
+        return
+    if len(features.paths) != len(features.y):
+        if dist_info()[0] == 0:
+            log.warning('the initial weights %s record the utterances they trained on, but these features name no '
+                        'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
+        return
+    found, unknown = heard_files(record, features.paths, features.speakers or None)
+    corpus = (features.settings or {}).get('corpus')
+    if any(r.get('corpus') == corpus for r in unknown) and dist_info()[0] == 0:
+        log.warning('the initial weights %s trained on %s, but on another list of its utterances than these: which '
+                    'of this run\'s test utterances they heard is not known', cfg.init, corpus)
+    for training in found:
+        heard = [(split.name, int(training.mask[split.test].sum()), len(split.test))
+                 for split in (splits[i - 1] for i in (cfg.only_folds or range(1, len(splits) + 1)))]
+        heard = [h for h in heard if h[1]]
+        if heard:
+            listed = ', '.join(f'{n} of {total} in {name}' for name, n, total in heard[:4]) + \
+                (' ...' if len(heard) > 4 else '')
+            raise ConfigurationError(
+                f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so this '
+                f'run\'s test accuracy would not be held out: {_held_out_from(training.training, training.trained)}; '
+                f'start from weights that did not hear them, from scratch, or train on all of it (--protocol all), '
+                f'which tests nothing')
+
+
+def _held_out_from(record: dict, seen: int) -> str:
+    """Which split of its corpus is held out from weights of this training record, in words."""
+    corpus, split, protocol = str(record.get('corpus')).upper(), record.get('split'), record.get('protocol')
+    if protocol == 'all':
+        return f'they trained on all {seen} {corpus} utterances, so no split of it is held out from them'
+    flags = {'kfold': f'--protocol kfold --folds {record.get("folds")} --seed {record.get("split_seed")}',
+             'loso': '--protocol loso', 'holdout': f'--protocol holdout --seed {record.get("split_seed")}'}.get(
+                 protocol, f'--protocol {protocol}')
+    return (f'they trained on {seen} {corpus} utterances, all but the test set of their split {split}, which only '
+            f'that split of {flags} holds out')
