@@ -83,6 +83,8 @@ def test_bad_constructor_values_name_the_argument():
     (dict(filters=True), 'filters takes a number'),
     (dict(depth='4'), 'depth takes a number'),
     (dict(kernel_size='2'), 'kernel_size takes a number'),                      # a TAB argument as well
+    (dict(filters=8.0), r'filters takes a whole number \(default 39\), got 8.0: pass 8'),  # JSON's 8.0
+    (dict(depth=2.5), r'depth takes a whole number \(default 8\), got 2.5$'),
 ])
 def test_an_argument_of_the_wrong_type_is_refused_not_taken_by_its_truthiness(kwargs, message):
     name = 'set_official' if 'pos_embed' in kwargs else 'tim'
@@ -136,6 +138,21 @@ def test_aft_max_len_enforced_by_model():
 def test_empty_batch(timnet):
     with pytest.raises(InputShapeError, match='empty batch'):
         timnet(torch.randn(0, 39, 100))
+
+
+@pytest.mark.parametrize('name', ['timnet', 'at_tim'])
+def test_no_frames_is_named_as_such(name):
+    model = tim_zoo.create_model(name, num_classes=4)
+    wants = 'exactly 188 frames' if name == 'at_tim' else 'at least 1 frame$'
+    with pytest.raises(InputShapeError, match=f'got no frames.*{wants}') as err:
+        model(torch.randn(1, 39, 0))
+    assert 'seq_len=0' not in str(err.value)
+
+
+def test_block_given_a_list_names_the_tensor_it_expects():
+    from tim_zoo.layers import PoolHead
+    with pytest.raises(InputDtypeError, match=r'PoolHead expects a torch.Tensor \[B, D, T\], got list'):
+        PoolHead(39, 4)([torch.randn(2, 39, 5)])
 
 
 def test_non_finite_only_when_asked():

@@ -236,6 +236,17 @@ def test_the_run_says_when_its_dropout_cannot_reach_the_model(tmp_path, caplog):
         tim_zoo.train.create_training_model(_cfg(pooled_stack, model_args=dict(filter=4)), 3, 39, 20)
 
 
+@pytest.mark.parametrize('model_args, message', [
+    (dict(filters=8.0), r'pooled_stack: filters takes a whole number \(default 8\), got 8.0: pass 8'),
+    (dict(filters='8'), r"pooled_stack: filters takes a number \(default 8\), got '8'"),
+])
+def test_a_builder_argument_of_the_wrong_type_is_named_not_failed_inside_torch(model_args, message):
+    with pytest.raises(ConfigurationError, match=message):
+        tim_zoo.train.create_training_model(_cfg(pooled_stack, model_args=model_args), 3, 39, 20)
+    model = tim_zoo.train.create_training_model(_cfg(pooled_stack, model_args=dict(drop_rate=0)), 3, 39, 20)
+    assert isinstance(model, nn.Module)                  # an int for a float default is a number as well
+
+
 def test_init_with_another_class_count_warns_for_a_model_of_blocks(tmp_path):
     path = tim_zoo.save_checkpoint(stack_with_head(3), tmp_path / 'three.safetensors', builder=stack_with_head,
                                    builder_args=dict(num_classes=3))

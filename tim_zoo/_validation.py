@@ -15,11 +15,13 @@ def check_choice(name: str, value, choices) -> None:
         raise ConfigurationError(f"{name} must be one of {sorted(choices)}, got {value!r}")
 
 
-def check_argument_types(owner: str, defaults: dict, arguments: dict) -> None:
+def check_argument_types(owner: str, defaults: dict, arguments: dict, int_means_count: bool = True) -> None:
     """Raise ConfigurationError for an argument given as text, or as a number for a flag, where its default
     (`defaults`: name -> default) is a bool or a number: a command line or config file that gives `"True"` or
-    `"0.1"` as a string would otherwise switch a flag on by its truthiness, or fail deep inside torch. None passes
-    (an optional argument)."""
+    `"0.1"` as a string would otherwise switch a flag on by its truthiness, or fail deep inside torch. A float
+    where the default is an int is refused too: every int default of tim_zoo's models is a count (channels, depth,
+    mixtures); with `int_means_count=False` (a function of the user's, whose int default may be a rate's 0) only
+    a whole float (`8.0`, as JSON or a config file may write 8) is. None passes (an optional argument)."""
     for name, value in arguments.items():
         default = defaults.get(name)
         if value is None or default is None:
@@ -29,6 +31,10 @@ def check_argument_types(owner: str, defaults: dict, arguments: dict) -> None:
         if isinstance(default, (int, float)) and not isinstance(default, bool) and (
                 isinstance(value, (str, bytes, bool)) or not isinstance(value, numbers.Real)):
             raise ConfigurationError(f'{owner}: {name} takes a number (default {default!r}), got {value!r}')
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and (
+                int_means_count or value.is_integer()):
+            fix = f': pass {int(value)}' if value.is_integer() else ''
+            raise ConfigurationError(f'{owner}: {name} takes a whole number (default {default}), got {value!r}{fix}')
 
 
 def traced_check(check):
@@ -98,12 +104,16 @@ def check_sequence_input(
         raise InputShapeError(
             f'{model_name} expects {in_chans} channels (input {expected}), got {shape[1]} channels in shape {shape}{hint}')
     frames = shape[2]
+    if frames == 0:
+        raise InputShapeError(f'{model_name} got no frames (shape {shape}): an empty recording, or features cut to '
+                              f'nothing; it takes ' + (f'exactly {seq_len} frames' if seq_len is not None else
+                                                         f'at least {_frames(max(min_len, 1))}'))
     if seq_len is not None and frames != seq_len:
         raise InputShapeError(
             f'{model_name} was built for seq_len={seq_len} frames (its head has a fixed size) but got {frames} frames '
             f'in shape {shape}; build the model with seq_len={frames}, or pad/crop the input to {seq_len} frames')
     if frames < min_len:
-        raise InputShapeError(f'{model_name} needs at least {min_len} frames, got {frames} frames in shape {shape}')
+        raise InputShapeError(f'{model_name} needs at least {_frames(min_len)}, got {frames} frames in shape {shape}')
     if max_len is not None and frames > max_len:
         raise InputShapeError(f'{model_name} accepts at most {max_len} frames, got {frames} frames in shape {shape}')
     if check_finite and not bool(torch.isfinite(x).all()):
@@ -111,6 +121,10 @@ def check_sequence_input(
         n_inf = int(torch.isinf(x).sum())
         raise NonFiniteInputError(
             f'{model_name} expects finite input but got {n_nan} NaN and {n_inf} Inf values in a tensor of shape {shape}')
+
+
+def _frames(n: int) -> str:
+    return f'{n} frame' if n == 1 else f'{n} frames'
 
 
 def resolve_device(device) -> torch.device:
@@ -154,6 +168,8 @@ def check_block_input(x: torch.Tensor, block: str, layout: str, fix: str = '', *
     symbolic there; the eager model has checked them)."""
     sizes = {axis: size for axis, size in sizes.items() if size is not None}      # None: any size
     axes = layout.split()
+    if not isinstance(x, torch.Tensor):
+        raise InputDtypeError(f'{block} expects a torch.Tensor [{", ".join(axes)}], got {type(x).__name__}')
     shape = tuple(x.shape)
     expected = '[' + ', '.join(f'{a}={sizes[a]}' if a in sizes else a for a in axes) + ']'
     if x.ndim != len(axes):

@@ -13,6 +13,7 @@ from timm.models import model_entrypoint, split_model_name_tag
 from torch import nn
 
 from .._factory import check_model_name, is_model
+from .._validation import check_argument_types
 from ..exceptions import ConfigurationError, UnknownModelError, WeightFileError
 from ..weights.checkpoint import builder_name, import_builder
 
@@ -118,6 +119,8 @@ def builder_args(fn: Callable, model_args: dict, num_classes: int, in_chans: int
         raise ConfigurationError(f'{getattr(fn, "__qualname__", fn)} takes no argument ' + ', '.join(
             f'{k} (did you mean {c[0]}?)' if c else k for k, c in close.items())
             + f' (it takes {", ".join(params) or "none"})')
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    check_argument_types(getattr(fn, '__qualname__', str(fn)), defaults, model_args, int_means_count=False)
     return kwargs
 
 
