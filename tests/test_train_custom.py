@@ -128,7 +128,7 @@ def test_builders_that_cannot_work_are_refused_before_training(tmp_path):
         run_training(_cfg(fixed_outputs), _features(channels=13), tmp_path / 'e', show_progress=False)
     with pytest.raises(ConfigurationError, match="init_hook: cannot import the builder 'nowhere:hook'"):
         run_training(_cfg(pooled_stack, init_hook='nowhere:hook'), features, tmp_path / 'f', show_progress=False)
-    with pytest.raises(UnknownModelError, match="did you mean at_deltatim_v2.*Your own model: a builder function"):
+    with pytest.raises(UnknownModelError, match="did you mean at_deltatim_v2.*Your own model: a builder function.*registers with timm"):
         run_training(_cfg('at_deltatim_v3'), features, tmp_path / 'g', show_progress=False)
     for name in 'abcdefg':                              # refused before anything was written
         assert not (tmp_path / name).exists() or not any((tmp_path / name).iterdir())

@@ -91,7 +91,8 @@ def model_builder(model: str) -> Optional[Tuple[str, Callable[..., nn.Module]]]:
         check_model_name(model)
     except UnknownModelError as e:
         raise UnknownModelError(f'{e}. Your own model: a builder function, as TrainConfig(model=make_model) or '
-                                f'--model package.module:make_model') from None
+                                f'--model package.module:make_model (also for a name your module registers with '
+                                f'timm: the command line imports no module of yours)') from None
     return None
 
 
