@@ -45,7 +45,7 @@ def collect(run_dirs, device: str, torch_version: str) -> dict:
             folds = by_repeat.setdefault(int(result_file.parent.parent.name[6:]) if repeated else 1, {})
             if result['split'] in folds:
                 raise SystemExit(f'split {result["split"]} appears twice ({result_file})')
-            folds[result['split']] = {k: v for k, v in result.items() if k != 'history'}
+            folds[result['split']] = {k: v for k, v in result.items() if k not in ('history', 'test')}
     if not by_repeat:
         raise SystemExit('no tested splits found (no */result.json with test metrics)')
     config = {k: v for k, v in config.items() if k not in ('only_folds', 'only_repeats')}

@@ -73,6 +73,7 @@ def test_seen_utterances_follow_the_record_of_the_split():
     assert seen == frozenset(EMODB.names) - {EMODB.names[i] for i in test} and len(seen) == 535 - len(test)
     speaker = seen_utterances(dict(record, protocol='loso', split='speaker_03'))
     assert speaker == frozenset(n for n, s in zip(EMODB.names, EMODB.speakers) if s != '03')
+    assert seen_utterances(dict(record, protocol='loso', split='speaker_03', folds=None)) == speaker  # as runs write
     assert seen_utterances(dict(record, names_sha256='another list')) is None     # its indices name other files
     assert seen_utterances(dict(record, names_sha256=None, whole_corpus=True)) == seen    # the authors' folds
     assert seen_utterances(dict(record, split='fold11')) is None

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import tim_zoo
+from tim_zoo.data.known_utterances import utterance_name
 from tim_zoo.cli import main as cli_main
 from tim_zoo.data import FeatureSet
 from tim_zoo.evaluation import kfold_splits, war
@@ -156,7 +157,14 @@ def test_run_writes_every_output_and_reports_the_chosen_checkpoint(tmp_path):
         with torch.no_grad():
             pred = model(torch.as_tensor(features.x[split.test])).argmax(-1).numpy()
         assert math.isclose(war(features.y[split.test], pred), fold['war'])     # recomputed independently
+        assert result['test'] == dict(utterances=[utterance_name(features.paths[i]) for i in split.test],
+                                      label=features.y[split.test].tolist(), predicted=pred.tolist())
+        assert 'test' not in fold                         # metrics.json stays a summary
         assert not (tmp_path / fold['split'] / 'state.pt').exists()
+    unnamed = FeatureSet(features.x, features.y, features.label_names)
+    run_training(_cfg(epochs=1, only_folds=[2]), unnamed, tmp_path / 'unnamed', show_progress=False)
+    result = json.loads((tmp_path / 'unnamed' / 'fold2' / 'result.json').read_text())
+    assert result['test']['utterances'] == splits[1].test.tolist()      # no file names: indices into the features
 
 
 def test_training_learns_separable_classes(tmp_path):
@@ -313,6 +321,15 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
     monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
     with pytest.raises(tim_zoo.WeightsNotFoundError, match='--model set_official --recipe transformer.emodb'):
         init_weight_file('set_official')
+
+
+@pytest.mark.parametrize('protocol, folds', [('kfold', 3), ('loso', None), ('all', None)])
+def test_a_runs_training_record_counts_folds_only_under_kfold(protocol, folds):
+    from tim_zoo.train.run import _trained_on
+    features = _features()
+    features.settings = dict(features.settings, corpus='manifest')
+    cfg = _cfg(protocol=protocol, **({} if protocol == 'kfold' else dict(folds=None)))
+    assert _trained_on(cfg, features)['folds'] == folds
 
 
 def test_a_frozen_batch_norm_stays_in_eval_mode():

@@ -3,7 +3,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -76,8 +76,11 @@ class SplitTrainer:
 
     def __init__(self, build, x, y, split: Split, split_index: int, num_classes: int, cfg: TrainConfig, fold_dir: Path,
                  checkpoint_meta: Optional[dict] = None, on_epoch_end=None, seed: Optional[int] = None,
-                 compile_step: Optional[bool] = None):
+                 compile_step: Optional[bool] = None, names: Optional[Sequence[str]] = None):
         self.rank, self.world = dist_info()
+        if names is not None and len(names) != len(y):
+            raise ConfigurationError(f'names: {len(names)} utterance names for {len(y)} samples')
+        self.names = None if names is None else list(names)
         device = training_device(cfg)
         self.device, self.x, self.y, self.split, self.split_index = device, x, y, split, split_index
         self.num_classes, self.cfg, self.fold_dir, self.on_epoch_end = num_classes, cfg, fold_dir, on_epoch_end
@@ -287,8 +290,11 @@ class SplitTrainer:
         result = dict(split=split.name, chosen_epoch=chosen, n_train=len(split.train), n_val=len(split.val),
                       n_test=len(split.test), compiled=self.compiled)
         if len(split.test) and cfg.test:
-            result.update(_metrics(y[split.test].cpu().numpy(), predict(self.model, self.x[split.test], cfg.batch_size,
-                                                                  self.device), self.num_classes))
+            y_true = y[split.test].cpu().numpy()
+            y_pred = predict(self.model, self.x[split.test], cfg.batch_size, self.device)
+            result.update(_metrics(y_true, y_pred, self.num_classes))
+            result['test'] = dict(utterances=[self.names[i] for i in split.test] if self.names else
+                                  [int(i) for i in split.test], label=y_true.tolist(), predicted=y_pred.tolist())
         result['history'] = self.history
         barrier()
         if self.rank == 0:
@@ -310,12 +316,15 @@ def train_split(
         on_epoch_end: Optional[Callable[[int, dict], None]] = None,
         show_progress: bool = True,
         seed: Optional[int] = None,
+        names: Optional[Sequence[str]] = None,
 ) -> dict:
     """Train a fresh model from `build()` on `split.train`, choose the checkpoint on `split.val` (or take
     the last epoch) and report its test metrics; resumes from `fold_dir/state.pt` when present.
 
     Returns the fold's result (also written to `fold_dir/result.json`): test WAR/UAR/confusion matrix,
-    the chosen epoch and the per-epoch history (train loss and accuracy, validation accuracy, UAR and loss).
+    each test utterance's answer (`test`: `utterances`, by `names`, one per sample, else by index into `x`; their
+    `label` and `predicted` class indices), the chosen epoch and the per-epoch history (train loss and accuracy,
+    validation accuracy, UAR and loss).
     `checkpoint_meta` (label_names, feature_settings; `trained_on`, the record of the corpus' utterances
     `tim_zoo.train.protocols.trained_on` makes, to which each checkpoint adds its split's name) goes into the saved
     checkpoints. `seed` (default `cfg.seed`)
@@ -328,7 +337,7 @@ def train_split(
     rank 0 writes files. BatchNorm statistics are per process, as in plain DDP.
     """
     trainer = SplitTrainer(build, x, y, split, split_index, num_classes, cfg, Path(fold_dir),
-                           check_checkpoint_meta(checkpoint_meta), on_epoch_end, seed)
+                           check_checkpoint_meta(checkpoint_meta), on_epoch_end, seed, names=names)
     return run_split(trainer, show_progress)
 
 

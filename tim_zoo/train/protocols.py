@@ -83,13 +83,13 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
     raise DatasetError(f'unknown protocol {protocol!r}; expected kfold, loso, holdout or all')
 
 
-def trained_on(corpus: str, protocol: str, split: str, folds: int, split_seed: int, val_fraction: float,
+def trained_on(corpus: str, protocol: str, split: str, folds: Optional[int], split_seed: int, val_fraction: float,
                recipe: Optional[str], names: Sequence[str]) -> dict:
     """What a checkpoint records of the utterances it trained on: the corpus, the split of the protocol (its folds,
-    the seed that drew the splits, the validation share), the recipe, and the names of the corpus' utterances in
-    order as `names_sha256` (`tim_zoo.data.known_utterances.names_digest`), by which the split's utterances can be
-    named again (`seen_utterances`). A checkpoint trained from initial weights (`--init`) that kept a record adds
-    theirs as `earlier`: the weights heard those utterances too."""
+    the seed that drew the splits, the validation share; `folds` None but under kfold), the recipe, and the names of
+    the corpus' utterances in order as `names_sha256` (`tim_zoo.data.known_utterances.names_digest`), by which the
+    split's utterances can be named again (`seen_utterances`). A checkpoint trained from initial weights (`--init`)
+    that kept a record adds theirs as `earlier`: the weights heard those utterances too."""
     return dict(corpus=corpus, protocol=protocol, split=split, folds=folds, split_seed=split_seed,
                 val_fraction=val_fraction, recipe=recipe, utterances=len(names), names_sha256=names_digest(names))
 
@@ -149,7 +149,7 @@ def heard_by(record: Optional[dict], names: Optional[Sequence[str]] = None,
             found.append((rec, frozenset(listed)))
             continue
         try:
-            splits = make_splits(rec['protocol'], len(listed), who, int(rec['folds']), int(rec['split_seed']),
+            splits = make_splits(rec['protocol'], len(listed), who, int(rec.get('folds') or 10), int(rec['split_seed']),
                                  float(rec.get('val_fraction') or 0.0))
         except (KeyError, TypeError, ValueError, DatasetError):
             continue

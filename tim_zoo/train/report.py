@@ -18,7 +18,7 @@ def split_summary(results: list) -> dict:
     pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
     recall = np.diag(pooled) / np.maximum(pooled.sum(axis=1), 1)
     return dict(
-        folds=[{k: v for k, v in r.items() if k != 'history'} for r in results],
+        folds=[{k: v for k, v in r.items() if k not in ('history', 'test')} for r in results],
         war_mean=float(wars.mean()), war_std=float(wars.std()), uar_mean=float(uars.mean()), uar_std=float(uars.std()),
         pooled_war=float(np.trace(pooled) / max(pooled.sum(), 1)), pooled_uar=float(recall[pooled.sum(axis=1) > 0].mean()),
         pooled_confusion=pooled.tolist())

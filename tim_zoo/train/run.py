@@ -228,7 +228,8 @@ def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:
     corpus = (features.settings or {}).get('corpus')
     if not corpus or len(features.paths) != len(features.y):
         return None
-    return trained_on(corpus, cfg.protocol, '', cfg.folds, cfg.seed, cfg.val_fraction, cfg.recipe,
+    return trained_on(corpus, cfg.protocol, '', cfg.folds if cfg.protocol == 'kfold' else None, cfg.seed,
+                      cfg.val_fraction, cfg.recipe,
                       [utterance_name(p) for p in features.paths])
 
 
@@ -242,6 +243,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     num_classes = len(features.label_names)
     splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
+    names = [utterance_name(p) for p in features.paths] if len(features.paths) == len(y) else None
     meta = dict(label_names=list(features.label_names), feature_settings=features.settings,
                 trained_on=_trained_on(cfg, features),
                 **checkpoint_builder(cfg, len(features.label_names), x.shape[1], x.shape[2]))
@@ -268,9 +270,9 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
         log.warning(unused_mode)
     if cfg.repeats == 1:
         results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress,
-                              compiling)
+                              compiling, names)
         summary = split_summary(results)
-        summary['trained'] = [{k: v for k, v in r.items() if k != 'history'} for r in results]
+        summary['trained'] = [{k: v for k, v in r.items() if k not in ('history', 'test')} for r in results]
         if writer:
             save_plots(results, features.label_names, out_dir)
     else:
@@ -279,7 +281,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
             seed = cfg.seed + r - 1
             log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
             results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
-                                  show_progress, compiling)
+                                  show_progress, compiling, names)
             runs.append(dict(split_summary(results), repeat=r, seed=seed))
             if writer:
                 save_plots(results, features.label_names, out_dir / f'repeat{r}')
@@ -299,7 +301,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
 
 
 def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_epoch_end, show_progress,
-                compiling: dict) -> list:
+                compiling: dict, names) -> list:
     """Train and test the chosen splits into `out_dir/<split>/` with training seed `seed`; finished ones are read.
     The unfinished splits are trained together (`train_splits_together`) when the model and settings allow it
     (`batch_folds`), else one by one; the log says which and why. `compiling` (`on`, `why`) says whether one-by-one
@@ -314,7 +316,7 @@ def _run_splits(cfg, x, y, splits, chosen, out_dir: Path, seed: int, meta, on_ep
     def trainer(i, compiled):
         torch.manual_seed(seed * 1000 + i)              # each split starts from its own seed, whichever way it trains
         return SplitTrainer(build, x, y, splits[i - 1], i, num_classes, cfg, out_dir / splits[i - 1].name, meta,
-                            on_epoch_end, seed, compiled)
+                            on_epoch_end, seed, compiled, names)
 
     results, pending = {}, []
     for i in chosen:
