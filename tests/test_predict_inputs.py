@@ -295,9 +295,10 @@ def test_cli_channels_and_plot_problems_before_any_work(speech_like, tmp_path, c
 
 
 def test_windows_start_at_least_a_quarter_window_apart_and_cover_the_recording(rec, speech_like):
+    from tim_zoo.inference.windows import window_bounds
     w, hop = rec.window, rec.hop
     for n in (w + 1000, w + w // 4 + 10, 3 * hop + w - 500, 3 * hop + w + 2000, 5 * hop + w + hop - 1, 10 * w + 7):
-        bounds = rec._window_bounds(n)
+        bounds = window_bounds(n, w, hop)
         starts = [a for a, _ in bounds]
         assert all(b - a >= w / 4 for a, b in zip(starts, starts[1:])), n
         assert all(b - a == w for a, b in bounds)
@@ -308,6 +309,28 @@ def test_windows_start_at_least_a_quarter_window_apart_and_cover_the_recording(r
     assert len(result.segments) == 1 and result.segments[0].start == round(1000 / SR, 3)
     assert any('is a little longer than the model\'s input' in n and '0.05 s left out at each end' in n
                for n in result.notes)
+
+
+def test_windows_cut_from_blocks_are_the_windows_of_the_whole_signal():
+    from tim_zoo.inference.windows import cut_blocks, speech_peak, window_bounds
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=10_000).astype(np.float32)
+    edges = np.sort(rng.choice(np.arange(1, len(signal)), size=30, replace=False))
+    for window, hop in ((1000, 400), (3000, 2900), (None, 1)):
+        bounds = window_bounds(len(signal), window, hop)
+        read = []
+
+        def blocks():
+            for block in np.split(signal, edges):
+                read.append(len(block))
+                yield block
+        parts = list(cut_blocks(blocks(), bounds[:-1] if len(bounds) > 1 else bounds))
+        assert all(np.array_equal(p, signal[a:b]) for p, (a, b) in zip(parts, bounds))
+        if len(bounds) > 1:                              # nothing after the last window asked for is read
+            assert sum(read) < len(signal)
+    quiet = np.zeros(1000, np.float32)
+    quiet[10], quiet[600] = 0.9, 0.3                     # a click in a pause, the speech's peak
+    assert speech_peak(quiet, [(0.5, 0.7)], 0, 1000, 1000) == pytest.approx(0.3)
 
 
 def test_the_clock_rounds_before_taking_minutes():

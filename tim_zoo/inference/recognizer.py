@@ -26,6 +26,7 @@ from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sam
 from .inputs import expand_inputs
 from .notes import RecordingNotes, _Item
 from .results import Prediction, Segment
+from .windows import cut_blocks, speech_peak, window_bounds
 
 
 #: samples at least this far from zero count as clipped (where full scale means clipping: `clipping_known`)
@@ -404,27 +405,9 @@ class EmotionRecognizer(RecordingNotes):
         item.result.voiced = round(activity.voiced_seconds(), 3)
         if activity.voiced_seconds() < self.min_speech:               # what hides the speech, if it is a hum
             item.hum = mains_hum(head, rate)
-        for start, end in self._window_bounds(length):
+        for start, end in window_bounds(length, self.window, self.hop):
             voiced = activity.voiced_seconds(start / rate, end / rate)
             item.windows.append((start, end, voiced, voiced >= self.min_speech and voiced > 0))
-
-    def _window_bounds(self, n: int) -> List[tuple]:
-        """Windows every `hop` samples, the last ending at the end; no two start less than a quarter window apart:
-        a last window that close replaces the regular one before it where the windows still cover everything,
-        and a recording less than a quarter window longer than the input is one centred window (as training
-        crops), which `_notes` reports."""
-        w = self.window
-        if w is None or n <= w:
-            return [(0, n)]
-        if n - w < w / 4:
-            return [((n - w) // 2, (n - w) // 2 + w)]
-        starts = list(range(0, n - w + 1, self.hop))
-        if starts[-1] != n - w:
-            if n - w - starts[-1] < w / 4 and len(starts) > 1 and starts[-2] + 2 * w >= n:
-                starts[-1] = n - w
-            else:
-                starts.append(n - w)
-        return [(s, s + w) for s in starts]
 
     def _window_signals(self, item: '_Item', show_progress: bool = False) -> Iterator[np.ndarray]:
         """The model-ready waveforms of the item's judged windows, one at a time (a streamed file's are cut from a
@@ -434,44 +417,16 @@ class EmotionRecognizer(RecordingNotes):
         regions = item.activity.speech_regions()
         judged = [(start, end) for start, end, _, judge in item.windows if judge]
         signal, item.signal = item.signal, None
-        parts = self._cut_stream(item, judged, show_progress) if item.stream is not None else \
+        parts = cut_blocks(self._blocks(item, show_progress, 'judging'), judged) if item.stream is not None else \
             (signal[start:end] for start, end in judged)
         for (start, end), part in zip(judged, parts):
             if self.extractor.level == 'peak':
-                peak = self._speech_peak(part, regions, start, end)
+                peak = speech_peak(part, regions, start, end, self.extractor.sample_rate)
                 part = normalize_level(part, 'peak', peak)
                 loud = self._loud_speech_db(item, start, end)
                 item.speech_below_peak.append(loud - 20 * math.log10(peak) if peak > 0 else 0.0)
             yield part if self.window is None else centre_fit(part, self.window)
         parts.close()                                    # a streamed file's reading and progress bar end here
-
-    def _cut_stream(self, item: '_Item', bounds: List[tuple], show_progress: bool) -> Iterator[np.ndarray]:
-        """The samples `[start, end)` of each of `bounds` (in order) from the blocks of a streamed item."""
-        held, offset = np.zeros(0, dtype=np.float32), 0  # held[i] is sample offset + i
-        blocks = self._blocks(item, show_progress, 'judging')
-        try:
-            for start, end in bounds:
-                while True:
-                    drop = min(max(0, start - offset), len(held))   # nothing before the window is kept
-                    held, offset = held[drop:], offset + drop
-                    block = next(blocks, None) if offset + len(held) < end else None
-                    if block is None:
-                        break
-                    held = np.concatenate([held, block])
-                yield held[start - offset:end - offset].copy()
-        finally:
-            blocks.close()                               # nothing after the last judged window is read
-
-    def _speech_peak(self, part: np.ndarray, regions, start: int, end: int) -> float:
-        """The largest absolute sample of the window's speech regions (`part`: the samples `[start, end)`): a click
-        in a pause does not set the level."""
-        rate = self.extractor.sample_rate
-        peak = 0.0
-        for a, b in regions:
-            a, b = max(start, int(a * rate)), min(end, int(math.ceil(b * rate)))
-            if b > a:
-                peak = max(peak, float(np.max(np.abs(part[a - start:b - start]))))
-        return peak
 
     def _loud_speech_db(self, item: '_Item', start: int, end: int) -> float:
         """The 90th percentile level (dBFS) of the voiced frames in the window."""
