@@ -3,8 +3,7 @@ import json
 import sys
 from pathlib import Path
 
-from .._factory import check_model_name, create_model, is_hub_source, list_models, load_checkpoint
-from ..models._base import DEFAULT_TAGS
+from .._factory import create_model, load_checkpoint
 from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
@@ -77,17 +76,7 @@ def build_recognizer(args):
             if args.builder:
                 raise
             raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
-    if args.model and is_hub_source(args.model):
-        return EmotionRecognizer.from_pretrained(args.model, **kwargs)
-    if args.model in DEFAULT_TAGS:                       # an architecture: its default tag, as create_model loads it
-        return EmotionRecognizer.from_pretrained(f'{args.model}.{DEFAULT_TAGS[args.model]}', **kwargs)
-    if args.model:
-        check_model_name(args.model)
-        if args.model not in list_models(pretrained=True):
-            raise ConfigurationError(f'--model {args.model} has no published weights: name a pretrained tag '
-                                     f'(tim-zoo weights lists them), or pass --checkpoint PATH or --keras-weights PATH')
-        return EmotionRecognizer.from_pretrained(args.model, **kwargs)
-    return EmotionRecognizer.from_pretrained(**kwargs)
+    return EmotionRecognizer.from_pretrained(args.model or None, **kwargs)   # a tag, a hub folder, a model's default
 
 
 def cmd_predict(args) -> int:
