@@ -480,3 +480,19 @@ def test_zoo_epoch_times_reads_each_splits_log_by_machine(tmp_path, monkeypatch,
     assert json.loads(out.read_text())['rows'][0]['epoch_s'] == 10.0
     assert '| `table.a` | CPU Y | 1 | 10.00 | 30 |' in capsys.readouterr().out
     assert times.main(['--machine', 'TPU']) == 1
+
+
+def test_a_tie_averaged_over_seeds_is_counted_equal_not_better():
+    """44, 45 and 46 of 54 right over three seeds average to 45 of 54 up to float rounding: a tie with a run that
+    got 45, not the win a comparison of floats with 0 made of it."""
+    make_tables = benchmark_script('make_tables')
+    config = dict(protocol='kfold', folds=2, seed=46, precision='fp32')
+
+    def fold(split, right):
+        return dict(split=split, war=right / 54, n_test=54)
+    seeds = [[fold('fold1', r), fold('fold2', 40)] for r in (44, 45, 46)]
+    base = dict(config=config, folds=seeds[0], repeats=[dict(folds=f) for f in seeds])
+    other = dict(config=config, folds=[fold('fold1', 45), fold('fold2', 41)])
+    assert 100 * sum(f[0]['war'] for f in seeds) / 3 != 100 * (45 / 54)             # the rounding this is about
+    row = make_tables.render_comparison(dict(base=base, other=other)).splitlines()[-1]
+    assert row.endswith('| 1 / 1 / 0 |'), row
