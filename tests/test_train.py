@@ -129,6 +129,44 @@ def test_loso_is_speaker_independent():
         make_splits('loso', 4, ['a', '', 'b', 'c'])
 
 
+def test_validation_speakers_leave_every_class_in_training_with_one_label_per_speaker(tmp_path, capsys):
+    """A depression corpus: one label per speaker, two speakers a class. A validation speaker drawn regardless of
+    its label took the last training speaker of a class for most seeds; with the labels it never does, and splits
+    that kept every class anyway (EMODB, whose speakers speak every emotion) do not move."""
+    from tim_zoo.data.known_utterances import known_utterances
+    from tim_zoo.train.protocols import class_notes
+    speakers = [f's{i // 3}' for i in range(12)]
+    labels = np.array([0 if i < 6 else 1 for i in range(12)])
+    one_class = [seed for seed in range(10) if any(len(set(labels[s.train])) < 2 for s in
+                                                    make_splits('loso', 12, speakers, seed=seed))]
+    assert one_class                                      # what the labels are for
+    for seed in range(10):
+        assert all(set(labels[s.train]) == {0, 1} for s in make_splits('loso', 12, speakers, seed=seed, labels=labels))
+    notes = class_notes(make_splits('loso', 12, speakers, seed=one_class[0]), labels, ['depressed', 'healthy'])
+    assert any('trains on no utterance of' in n and 'its validation part took them' in n for n in notes)
+    assert any("every test set holds one class" in n and 'pooled_uar' in n for n in notes)
+    emodb = known_utterances('emodb')
+    y = np.unique([n[5] for n in emodb.names], return_inverse=True)[1]
+    for protocol in ('kfold', 'loso'):
+        plain = make_splits(protocol, 535, list(emodb.speakers), 10, 46, 0.1)
+        labelled = make_splits(protocol, 535, list(emodb.speakers), 10, 46, 0.1, y)
+        assert all(np.array_equal(a.val, b.val) and np.array_equal(a.train, b.train) for a, b in zip(plain, labelled))
+        assert not class_notes(labelled, y, list('abcdefg'))
+    # the run says it, and the command prints the UAR pooled over the splits beside the per-split mean
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(12, 39, 16)) + labels[:, None, None]).astype(np.float32)
+    features = FeatureSet(x, labels, ['depressed', 'healthy'], [f'u{i}.wav' for i in range(12)], speakers)
+    path = tmp_path / 'f.npz'
+    features.save(path)
+    args = ['train', '--features', str(path), '--model', 'timnet', '--model-arg', 'depth=2', '--model-arg', 'filters=8',
+            '--protocol', 'loso', '--epochs', '1', '--quiet', '--out', str(tmp_path / 'run')]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert 'note: every test set holds one class' in out and 'pooled over the splits: WAR' in out
+    metrics = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
+    assert metrics['notes'] and all('trains on no utterance' not in n for n in metrics['notes'])
+
+
 def test_holdout_is_seeded_80_10_10():
     a, b = make_splits('holdout', 200, seed=34)[0], make_splits('holdout', 200, seed=34)[0]
     assert (len(a.train), len(a.val), len(a.test)) == (160, 20, 20)

@@ -155,6 +155,8 @@ def _train(args) -> int:
     summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet, source=source)
     if rank != 0:
         return 0
+    for note in summary.get('notes') or []:                # warned at the start; here beside the figures they concern
+        print(f'note: {note}')
     repeated = 'num_repeats' in summary or len(summary.get('repeats') or []) > 1
     if not summary['folds'] and summary['protocol'] != 'all':     # --no-test: trained splits, no test figure
         splits = ', '.join(t['split'] for t in summary.get('trained', []))
@@ -197,7 +199,8 @@ def _train(args) -> int:
         return 0
     print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}): mean WAR {100 * summary["war_mean"]:.2f} '
           f'(std {100 * summary["war_std"]:.2f}), mean UAR {100 * summary["uar_mean"]:.2f} '
-          f'(std {100 * summary["uar_std"]:.2f}); outputs in {args.out}')
+          f'(std {100 * summary["uar_std"]:.2f}); pooled over the splits: WAR {100 * summary["pooled_war"]:.2f}, UAR '
+          f'{100 * summary["pooled_uar"]:.2f}; outputs in {args.out}')
     return 0
 
 

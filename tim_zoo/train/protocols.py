@@ -23,38 +23,57 @@ class Split:
     test: np.ndarray
 
 
-def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, groups: Optional[np.ndarray] = None):
-    """Split `indices` into (rest, val) with about `fraction` in val; whole groups when `groups` given."""
+#: draws of a validation part tried before one that leaves a class out of training is kept (the run warns)
+VAL_DRAWS = 100
+
+
+def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, groups: Optional[np.ndarray] = None,
+           labels: Optional[np.ndarray] = None):
+    """Split `indices` into (rest, val) with about `fraction` in val; whole groups when `groups` given. With
+    `labels`, a draw whose rest lacks a class of `indices` is drawn again (up to `VAL_DRAWS` times): with one label
+    per speaker (a depression corpus), a validation speaker must not take the last training speaker of its class.
+    The first draw is the one made without `labels`, so splits where every class stays in training do not move."""
     if fraction <= 0:
         return indices, indices[:0]
-    if groups is None:
-        perm = rng.permutation(indices)
-        n_val = max(1, int(round(fraction * len(indices))))
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-    names = np.unique(groups[indices])
-    if len(names) < 2:
-        raise DatasetError('a speaker-independent validation split needs at least two training speakers')
-    n_val = max(1, int(round(fraction * len(names))))
-    val_names = rng.permutation(names)[:n_val]
-    in_val = np.isin(groups[indices], val_names)
-    return indices[~in_val], indices[in_val]
+    if groups is not None:
+        names = np.unique(groups[indices])
+        if len(names) < 2:
+            raise DatasetError('a speaker-independent validation split needs at least two training speakers')
+    first = None
+    for _ in range(VAL_DRAWS if labels is not None else 1):
+        if groups is None:
+            perm = rng.permutation(indices)
+            n_val = max(1, int(round(fraction * len(indices))))
+            rest, val = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        else:
+            n_val = max(1, int(round(fraction * len(names))))
+            in_val = np.isin(groups[indices], rng.permutation(names)[:n_val])
+            rest, val = indices[~in_val], indices[in_val]
+        if first is None:
+            first = rest, val
+        if labels is None or set(labels[rest].tolist()) == set(labels[indices].tolist()):
+            return rest, val
+    return first
 
 
 def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str]] = None, folds: int = 10,
-                seed: int = 0, val_fraction: float = 0.1) -> List[Split]:
+                seed: int = 0, val_fraction: float = 0.1, labels: Optional[Sequence] = None) -> List[Split]:
     """The splits of a protocol over `num_samples` samples in canonical corpus order.
 
     `kfold`: test fold i is `KFold(folds, shuffle=True, random_state=seed)`'s i-th; `loso`: each
     speaker once as the test set, validation speakers drawn from the others; `holdout`: a seeded
     0.8 / 0.1 / 0.1 split (`val_fraction` of the whole); `all`: train on every sample (no validation,
-    no test: for a model to ship). Validation samples always come out of the training part.
+    no test: for a model to ship). Validation samples always come out of the training part; with `labels` (one
+    per sample) they are drawn so that every class of the training part stays in training where a draw can
+    (`_carve`). The test sets never depend on `labels`.
     """
+    labels = None if labels is None else np.asarray(labels)
     rng = np.random.default_rng(seed)
     all_idx = np.arange(num_samples)
     if protocol == 'kfold':
         splits = []
         for i, (train, test) in enumerate(kfold_splits(num_samples, folds, seed), start=1):
-            rest, val = _carve(np.asarray(train), val_fraction, rng)
+            rest, val = _carve(np.asarray(train), val_fraction, rng, labels=labels)
             splits.append(Split(f'fold{i}', rest, val, np.asarray(test)))
         return splits
     if protocol == 'loso':
@@ -69,7 +88,7 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
         splits = []
         for name in names:
             test = all_idx[groups == name]
-            rest, val = _carve(all_idx[groups != name], val_fraction, rng, groups)
+            rest, val = _carve(all_idx[groups != name], val_fraction, rng, groups, labels)
             splits.append(Split(f'speaker_{name}', rest, val, test))
         return splits
     if protocol == 'all':
@@ -130,6 +149,26 @@ def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional
             listed = names
         heard.append(Heard(training, len(seen), np.array([n in seen for n in listed], dtype=bool)))
     return heard, unknown
+
+
+def class_notes(splits: Sequence[Split], y: np.ndarray, label_names: Sequence[str]) -> List[str]:
+    """What the splits' classes make of a run, in words: a split whose training part lacks a class the data has
+    (its model never learns that class), and test sets that each hold one class (a split's UAR is then that class's
+    recall, so only the UAR pooled over the splits weighs every class)."""
+    y = np.asarray(y)
+    classes = set(np.unique(y).tolist())
+    notes = []
+    for split in splits:
+        missing = sorted(classes - set(y[split.train].tolist()))
+        if missing and len(split.train):
+            notes.append(f'{split.name} trains on no utterance of {", ".join(label_names[i] for i in missing)}'
+                         f'{" (its validation part took them)" if set(y[split.val].tolist()) & set(missing) else ""}: '
+                         f'its model cannot answer that class')
+    tested = [split for split in splits if len(split.test)]
+    if len(tested) > 1 and all(len(np.unique(y[split.test])) == 1 for split in tested):
+        notes.append('every test set holds one class (one label per speaker?): a split\'s UAR is that class\'s '
+                     'recall; the UAR pooled over the splits (pooled_uar) is the figure that weighs every class')
+    return notes
 
 
 def heard_by(record: Optional[dict], names: Optional[Sequence[str]] = None,

@@ -26,7 +26,7 @@ from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
 from .initial_weights import check_init_held_out, init_weight_file, load_initial_weights
 from .optim import freeze
-from .protocols import SPEAKER_HINT, make_splits, trained_on
+from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 from .report import repeats_summary, save_plots, split_summary
 
@@ -192,7 +192,7 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
     written, so a corrected rerun finds an empty folder."""
     check_config(cfg)
     splits = make_splits(cfg.protocol, len(features.y), features.speakers or None, cfg.folds, cfg.seed,
-                         cfg.val_fraction)
+                         cfg.val_fraction, features.y)
     bad = [i for i in cfg.only_folds or [] if not 1 <= i <= len(splits)]
     if bad:
         raise ConfigurationError(f'--fold {" ".join(map(str, bad))}: the {cfg.protocol} protocol has splits 1 to '
@@ -241,8 +241,12 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     x = torch.as_tensor(features.x, dtype=torch.float32)
     y = torch.as_tensor(features.y, dtype=torch.long)
     num_classes = len(features.label_names)
-    splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction)
+    splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction,
+                         features.y)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
+    notes = class_notes([splits[i - 1] for i in chosen], features.y, features.label_names)
+    for note in notes if dist_info()[0] == 0 else ():
+        log.warning(note)
     names = [utterance_name(p) for p in features.paths] if len(features.paths) == len(y) else None
     meta = dict(label_names=list(features.label_names), feature_settings=features.settings,
                 trained_on=_trained_on(cfg, features),
@@ -287,7 +291,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
                 save_plots(results, features.label_names, out_dir / f'repeat{r}')
         summary = repeats_summary(runs)
     summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names),
-                   world_size=dist_info()[1])
+                   world_size=dist_info()[1], notes=notes)
     if writer:
         atomic_write(out_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     folders = ([out_dir] if cfg.repeats == 1 else          # not in metrics.json: a run folder may move
