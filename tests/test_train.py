@@ -167,6 +167,21 @@ def test_validation_speakers_leave_every_class_in_training_with_one_label_per_sp
     assert metrics['notes'] and all('trains on no utterance' not in n for n in metrics['notes'])
 
 
+def test_speaker_normalisation_with_one_label_per_speaker_is_warned_of(tmp_path, caplog):
+    from tim_zoo.data.normalize import speakers_with_one_label
+    speakers = [f's{i // 3}' for i in range(12)]
+    labels = np.array([0 if i < 6 else 1 for i in range(12)])
+    assert speakers_with_one_label(speakers, labels) == 4
+    assert speakers_with_one_label(speakers, np.arange(12) % 2) == 0          # speakers with both labels
+    assert speakers_with_one_label(speakers, np.zeros(12)) == 0               # one label in all
+    x = np.random.default_rng(0).normal(size=(12, 39, 16)).astype(np.float32)
+    features = FeatureSet(x, labels, ['depressed', 'healthy'], [f'u{i}.wav' for i in range(12)], speakers)
+    with caplog.at_level('WARNING', logger='tim_zoo.train'):
+        run_training(_cfg(protocol='loso', folds=None, epochs=1, only_folds=[1], normalize='speaker_mean'), features,
+                     tmp_path, show_progress=False)
+    assert "each of the 4 speakers has one label" in caplog.text and '--normalize none' in caplog.text
+
+
 def test_holdout_is_seeded_80_10_10():
     a, b = make_splits('holdout', 200, seed=34)[0], make_splits('holdout', 200, seed=34)[0]
     assert (len(a.train), len(a.val), len(a.test)) == (160, 20, 20)

@@ -43,6 +43,17 @@ def normalize_by_speaker(x: np.ndarray, speakers: Sequence[str], mode: str = 'sp
     return out
 
 
+def speakers_with_one_label(speakers, y) -> int:
+    """The number of speakers where every speaker's recordings share one label (and the labels are not all one),
+    else 0: per-speaker normalisation then removes speaker-level information that may be what the labels are."""
+    by_speaker = {}
+    for speaker, label in zip(speakers, np.asarray(y).tolist()):
+        by_speaker.setdefault(speaker, set()).add(label)
+    labels = set().union(*by_speaker.values()) if by_speaker else set()
+    one = len(by_speaker) > 1 and len(labels) > 1 and all(len(v) == 1 for v in by_speaker.values())
+    return len(by_speaker) if one else 0
+
+
 def normalize_features(features, mode: str):
     """A `FeatureSet` normalised per speaker; `settings['normalize']` records `mode`
     so checkpoints trained on it say what their inputs need."""

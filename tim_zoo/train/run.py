@@ -14,7 +14,7 @@ from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import select_frames
 from ..data.known_utterances import utterance_name
-from ..data.normalize import normalize_features
+from ..data.normalize import normalize_features, speakers_with_one_label
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights.load import untrained_head
 from ..weights.legacy import legacy_model_args
@@ -237,6 +237,11 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     if cfg.gmm_select:
         features = select_frames(features, cfg.gmm_select, cfg.gmm_fits, cfg.seed, show_progress)
     if cfg.normalize != 'none':
+        one_label = speakers_with_one_label(features.speakers, features.y)
+        if one_label and dist_info()[0] == 0:
+            log.warning('--normalize %s subtracts each speaker\'s own mean, and each of the %d speakers has one '
+                        'label: what sets a speaker\'s label apart may be in that mean, which the model then never '
+                        'sees (a depression corpus); compare with --normalize none', cfg.normalize, one_label)
         features = normalize_features(features, cfg.normalize)
     x = torch.as_tensor(features.x, dtype=torch.float32)
     y = torch.as_tensor(features.y, dtype=torch.long)
