@@ -336,3 +336,12 @@ def test_gmm_frame_selection_short_and_repetitive_utterances():
     assert (out[:, 6:] == 0).all()
     repetitive = np.tile(np.array([[1.0], [2.0]], np.float32), (1, 30))
     np.testing.assert_array_equal(gmm_frame_selection(repetitive, n_select=5), repetitive[:, :5])
+    # a short recording centred in padding: its first frames are the speech, not the padding before it
+    speech = np.arange(1, 21, dtype=np.float32).reshape(2, 10)
+    pad = np.full((2, 6), -50.0, np.float32)                  # the frames of zero padding, all alike
+    padded = np.concatenate([pad, speech, pad], axis=1)
+    out = gmm_frame_selection(padded, n_select=14)
+    np.testing.assert_array_equal(out[:, :10], speech)
+    np.testing.assert_array_equal(out[:, 10:], pad[:, :4])    # then the trailing padding, as the recording goes on
+    lone = np.concatenate([pad[:, :1], speech], axis=1)      # one first frame alike: a frame, not padding
+    np.testing.assert_array_equal(gmm_frame_selection(lone, n_select=14)[:, :11], lone)

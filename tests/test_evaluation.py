@@ -330,15 +330,18 @@ def test_evaluate_model_takes_the_steps_training_took_after_extraction():
     from tim_zoo.data.normalize import normalize_features
     from tim_zoo.train import evaluate_model
     model, features = _scored_setup()
-    model.pretrained_cfg = dict(model.pretrained_cfg, feature_settings=dict(gmm_select=20, gmm_fits=2,
+    model.pretrained_cfg = dict(model.pretrained_cfg, feature_settings=dict(gmm_select=20, gmm_fits=2, gmm_seed=3,
                                                                             normalize='speaker_mean'))
-    prepared = normalize_features(select_frames(features, 20, 2), 'speaker_mean')
+    prepared = normalize_features(select_frames(features, 20, 2, 3), 'speaker_mean')     # the training run's seed
     with torch.no_grad():
         expected = model(torch.as_tensor(prepared.x)).argmax(-1).numpy()
     result = evaluate_model(model, features)
     assert [u['predicted'] for u in result['utterances']] == [['a', 'b', 'c'][k] for k in expected]
     said = ' '.join(result['notes'])
     assert 'shortened to 20 frames by GMM frame selection' in said and 'normalised per speaker (speaker_mean)' in said
+    assert '(gmm_fits=2; seed 3)' in said
+    del model.pretrained_cfg['feature_settings']['gmm_seed']              # weights from before the seed was kept
+    assert 'the weights do not record' in ' '.join(evaluate_model(model, features)['notes'])
     features.speakers = []
     with pytest.raises(tim_zoo.DatasetError, match='per-speaker normalisation needs a speaker'):
         evaluate_model(model, features)

@@ -333,6 +333,37 @@ def test_windows_cut_from_blocks_are_the_windows_of_the_whole_signal():
     assert speech_peak(quiet, [(0.5, 0.7)], 0, 1000, 1000) == pytest.approx(0.3)
 
 
+def test_a_model_trained_on_gmm_selected_frames_predicts_on_frames_selected_as_in_training(speech_like):
+    """Each window's frames are shortened as training shortened them: the fixed-length model takes 20 frames where
+    the window gives 65, and the same selection of the same window gives the same answer."""
+    pytest.importorskip('sklearn')
+    from tim_zoo.data.frame_selection import gmm_frame_selection
+    torch.manual_seed(0)
+    model = tim_zoo.create_model('at_tim', num_classes=3, seq_len=20, depth=2, d_qkv=8, d_ff=16).eval()
+    model.label_names = ['a', 'b', 'c']
+    settings = dict(mean_signal_length=32768, level='none', gmm_select=20, gmm_fits=2, gmm_seed=3)
+    rec = EmotionRecognizer(model, feature_settings=settings)
+    assert any('shortened to 20 by GMM frame selection' in n and 'seed 3' in n for n in rec.model_notes)
+    signal = speech_like(32768 / SR)
+    result = rec.predict(signal, sample_rate=SR)
+    assert result.status == 'ok' and len(result.segments) == 1
+    window = rec.extractor.batch([rec.extractor.signal(signal, SR)])[0]
+    with torch.no_grad():
+        probs = model(torch.as_tensor(gmm_frame_selection(window, 20, 2, 3))[None]).softmax(-1)[0].numpy()
+    # another seed's selection moves them by 0.02; the recognizer's own arithmetic by 2e-5
+    np.testing.assert_allclose([result.probabilities[k] for k in 'abc'], probs, atol=1e-3)
+
+
+def test_a_model_built_for_another_length_than_its_recorded_features_says_which_to_build():
+    model = tim_zoo.create_model('at_tim', num_classes=3, seq_len=30, depth=2, d_qkv=8, d_ff=16)
+    model.pretrained_cfg = dict(model.pretrained_cfg, feature_settings=dict(mean_signal_length=32768, level='none'))
+    with pytest.raises(ConfigurationError, match=r'takes exactly 30 frames .* weights record give 65 .* '
+                                                 r'build it with seq_len=65'):
+        EmotionRecognizer(model)                         # nothing of the caller's: the length is the build's
+    with pytest.raises(ConfigurationError, match=r'mean_signal_length=22050 \(--mean-signal-length\) gives 44'):
+        EmotionRecognizer(model, feature_settings=dict(mean_signal_length=22050))
+
+
 def test_the_clock_rounds_before_taking_minutes():
     from tim_zoo.inference import Prediction, Segment, format_table
     p = Prediction('x.wav', prediction='a', probabilities=dict(a=1.0), duration=60.0, voiced=50.0,

@@ -182,6 +182,26 @@ def test_speaker_normalisation_with_one_label_per_speaker_is_warned_of(tmp_path,
     assert "each of the 4 speakers has one label" in caplog.text and '--normalize none' in caplog.text
 
 
+def test_a_recipe_on_another_model_or_other_features_is_noted(tmp_path, caplog):
+    from tim_zoo.train.recipes import recipe_notes
+    research = dict(order=3, level='none', mean_signal_length=96000)
+    assert recipe_notes('at_deltatim_v2.modma', 'at_deltatim_v2', research) == []
+    assert recipe_notes('seed.emodb', 'tim', dict(order=1, level='peak', mean_signal_length=44100)) == []
+    assert recipe_notes(None, 'timnet', {}) == []
+    notes = recipe_notes('at_tim.modma_gmm', 'at_deltatim_v2', dict(research, order=1, level='peak'))
+    assert notes[0] == 'recipe at_tim.modma_gmm was set for at_tim; this run trains at_deltatim_v2 with its settings'
+    assert 'order 1 (the recipe\'s 3), level peak (the recipe\'s none)' in notes[1]
+    assert 'tim-zoo extract --order 3 --level none --mean-signal-length 96000' in notes[1]
+    features = _features()
+    features.settings = dict(features.settings, order=1, level='peak')
+    with caplog.at_level('WARNING', logger='tim_zoo.train'):
+        run_training(TrainConfig.from_recipe('at_deltatim_v2.modma', model='timnet', model_args=dict(TINY), epochs=1,
+                                             protocol='kfold', folds=3, only_folds=[1]),
+                     features, tmp_path, show_progress=False)
+    assert 'was set for at_deltatim_v2; this run trains timnet' in caplog.text and 'these features differ' in caplog.text
+    assert len(json.loads((tmp_path / 'metrics.json').read_text())['notes']) == 2
+
+
 def test_holdout_is_seeded_80_10_10():
     a, b = make_splits('holdout', 200, seed=34)[0], make_splits('holdout', 200, seed=34)[0]
     assert (len(a.train), len(a.val), len(a.test)) == (160, 20, 20)
@@ -234,7 +254,17 @@ def test_gmm_frame_selection_recipe_setting(tmp_path):
     cfg = _cfg(model='at_tim', model_args=dict(TINY, d_qkv=8, d_ff=16), protocol='holdout', epochs=1,
                gmm_select=10, gmm_fits=2, select='last')
     run_training(cfg, features, tmp_path, show_progress=False)
-    assert tim_zoo.load_checkpoint(tmp_path / 'holdout' / 'last.safetensors').seq_len == 10
+    model = tim_zoo.load_checkpoint(tmp_path / 'holdout' / 'last.safetensors')
+    assert model.seq_len == 10
+    assert {k: model.pretrained_cfg['feature_settings'][k] for k in ('gmm_select', 'gmm_fits', 'gmm_seed')} == \
+        dict(gmm_select=10, gmm_fits=2, gmm_seed=34)         # so that scoring and predicting select as training did
+    log = (tmp_path / 'train.log').read_text()
+    assert 'GMM frame selection: 10 of each utterance\'s 30 frames (2 fits, seed 34)' in log
+    assert 'fewer distinct frames' not in log
+    cfg = _cfg(model='at_tim', model_args=dict(TINY, d_qkv=8, d_ff=16), protocol='holdout', epochs=1,
+               gmm_select=40, gmm_fits=2, select='last')
+    run_training(cfg, features, tmp_path / 'short', show_progress=False)
+    assert '12 of 12 utterances have fewer distinct frames than 40' in (tmp_path / 'short' / 'train.log').read_text()
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):

@@ -3,7 +3,8 @@ import json
 import sys
 from pathlib import Path
 
-from .._factory import create_model, load_checkpoint
+from .._factory import create_model, list_models, load_checkpoint
+from ..models._base import DEFAULT_TAGS
 from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
@@ -76,6 +77,9 @@ def build_recognizer(args):
             if args.builder:
                 raise
             raise UnsafeFileError(f'{e}; on the command line: --builder MODULE:FUNCTION') from None
+    if args.model in set(list_models()) - set(DEFAULT_TAGS):    # the library's message names Python's arguments
+        raise ConfigurationError(f'--model {args.model} has no published weights: name a pretrained tag (tim-zoo '
+                                 f'weights lists them), or pass --checkpoint PATH or --keras-weights PATH')
     return EmotionRecognizer.from_pretrained(args.model or None, **kwargs)   # a tag, a hub folder, a model's default
 
 

@@ -11,16 +11,19 @@ def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8
     Fit `n_fits` diagonal Gaussian mixtures of `n_select` components (seeds `seed .. seed+n_fits-1`),
     take the first frame of each cluster label in each fit, rank frames by how many fits picked them
     (ties: earlier frame first), keep the top `n_select` in time order. If the fits pick fewer frames,
-    the earliest unpicked frames fill up. Utterances with fewer distinct frames than `n_select` keep their
-    first `n_select` frames (zero-padded at the end when shorter). Deterministic for a given `seed`.
+    the earliest unpicked frames fill up. Utterances with fewer distinct frames than `n_select`
+    (`too_few_frames`) keep their first `n_select` frames (zero-padded at the end when shorter), counted from
+    the end of a leading run of identical frames: the zero padding that centres a short recording (the research
+    code selected from unpadded recordings, whose first frames are speech). Deterministic for a given `seed`.
     """
     mixture = require('sklearn.mixture', 'GMM frame selection')
     frames = np.asarray(frames, dtype=np.float64)
     c, t = frames.shape
-    distinct = len(np.unique(frames.T, axis=0))
-    if distinct < n_select:
+    if too_few_frames(frames, n_select):
+        start = _leading_run(frames)
+        frames = frames[:, start if start < t else 0:]
         out = np.zeros((c, n_select), dtype=np.float32)
-        keep = min(t, n_select)
+        keep = min(frames.shape[1], n_select)
         out[:, :keep] = frames[:, :keep]
         return out
     counts = np.zeros(t, dtype=np.int64)
@@ -32,6 +35,19 @@ def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8
     order = np.lexsort((np.arange(t), -counts))          # most picked first, earlier frame on ties
     chosen = np.sort(order[:n_select])
     return frames[:, chosen].astype(np.float32)
+
+
+def too_few_frames(frames: np.ndarray, n_select: int) -> bool:
+    """Whether `frames` `[C, T]` has fewer distinct frames than `n_select`, so that selection keeps its first ones."""
+    return len(np.unique(np.asarray(frames).T, axis=0)) < n_select
+
+
+def _leading_run(frames: np.ndarray) -> int:
+    """The length of the leading run of frames identical to the first, when it is at least 2 frames long (0 for a
+    single first frame: a recording's first frame, not padding)."""
+    same = np.all(frames == frames[:, :1], axis=0)
+    run = int(np.argmin(same)) if not same.all() else frames.shape[1]
+    return run if run >= 2 else 0
 
 
 class GMMFrameSelection:
@@ -50,9 +66,10 @@ class GMMFrameSelection:
 def select_frames(features: FeatureSet, n_select: int, n_fits: int = 8, seed: int = 0,
                   show_progress: bool = False) -> FeatureSet:
     """`features` with each utterance shortened to its `n_select` representative frames (`gmm_frame_selection`);
-    `settings` record `gmm_select` and `gmm_fits`, so checkpoints trained on them say what their inputs need."""
+    `settings` record `gmm_select`, `gmm_fits` and `gmm_seed`, so checkpoints trained on them say what their inputs
+    need."""
     x = np.stack([gmm_frame_selection(f, n_select, n_fits, seed=seed)
                   for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
-    settings = dict(features.settings, gmm_select=n_select, gmm_fits=n_fits)
+    settings = dict(features.settings, gmm_select=n_select, gmm_fits=n_fits, gmm_seed=seed)
     return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers,
                       settings)

@@ -13,6 +13,7 @@ from .._utils import progress
 from .._validation import check_choice, resolve_device
 from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
+from ..data.frame_selection import gmm_frame_selection
 from ..data.known_utterances import identify_utterance, known_utterances
 from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
@@ -97,13 +98,24 @@ class EmotionRecognizer(RecordingNotes):
         if in_chans and in_chans != self.extractor.n_mfcc:
             raise ConfigurationError(f'the model takes {in_chans} channels but the feature settings give '
                                      f'n_mfcc={self.extractor.n_mfcc}')
-        fixed_len, frames = getattr(model, 'fixed_len', None), self.extractor.frames
+        select = self.feature_settings.get('gmm_select')
+        #: GMM frame selection of each window's frames as training selected them (`n_select, n_fits, seed`), or None
+        self.frame_selection = (int(select), int(self.feature_settings.get('gmm_fits', 8)),
+                                self.feature_settings.get('gmm_seed')) if select else None
+        fixed_len, frames = getattr(model, 'fixed_len', None), int(select) if select else self.extractor.frames
         if fixed_len and frames is not None and frames != fixed_len:
+            name = getattr(model, 'model_name', type(model).__name__)
+            if (feature_settings or {}).get('mean_signal_length') is not None:      # the caller's length
+                raise ConfigurationError(
+                    f'{name} takes exactly {fixed_len} frames (its head has a fixed size), but mean_signal_length='
+                    f'{self.extractor.mean_signal_length} (--mean-signal-length) gives {frames}; leave it at the '
+                    f'model\'s own ({(recorded or {}).get("mean_signal_length", "-")} samples), or load a model built '
+                    f'for {frames} frames')
             raise ConfigurationError(
-                f'{getattr(model, "model_name", type(model).__name__)} takes exactly {fixed_len} frames (its head has a '
-                f'fixed size), but mean_signal_length={self.extractor.mean_signal_length} (--mean-signal-length) gives '
-                f'{frames}; leave it at the model\'s own ({(recorded or {}).get("mean_signal_length", "-")} samples), '
-                f'or load a model built for {frames} frames')
+                f'{name} takes exactly {fixed_len} frames (its head has a fixed size), but the feature settings its '
+                f'weights record give {frames} (mean_signal_length={self.extractor.mean_signal_length}'
+                f'{", gmm_select=" + str(select) if select else ""}): the model was built for another length than '
+                f'its weights trained at; build it with seq_len={frames} (create_model(..., seq_len={frames}))')
         if getattr(model, 'levels_pruned', False):
             raise ConfigurationError('this model was pruned to its feature levels (prune_intermediate_layers): it has '
                                      'no classifier to recognise emotions with; use the model as it was before pruning')
@@ -136,6 +148,12 @@ class EmotionRecognizer(RecordingNotes):
         #: prediction's notes say too
         untrained = self._untrained_head_note()             # then the tag's figures are not this model's
         self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
+        if self.frame_selection:
+            n, fits, seed = self.frame_selection
+            self.model_notes.append(
+                f'each window\'s {self.extractor.frames} frames are shortened to {n} by GMM frame selection, as the '
+                f'model trained (gmm_fits={fits}, ' + (f'seed {seed})' if seed is not None else
+                                                       'seed 0: the weights do not record their run\'s seed)'))
         #: what the weights record of the utterances they trained on (`pretrained_cfg["trained_on"]`); a prediction's
         #: notes say when its recording is one of them, where their corpus' utterances are known
         #: (`tim_zoo.train.protocols.heard_by`)
@@ -443,6 +461,9 @@ class EmotionRecognizer(RecordingNotes):
         groups = [pending] if len(lengths) == 1 else [[p] for p in pending]   # whole-file models: one at a time
         for group in groups:
             feats = self.extractor.batch([s for _, s in group], device=self.device)
+            if self.frame_selection:
+                n, fits, seed = self.frame_selection
+                feats = np.stack([gmm_frame_selection(f, n, fits, seed or 0) for f in feats])
             if self.normalize == 'none':
                 self._classify([(item, f) for (item, _), f in zip(group, feats)])
             else:

@@ -27,7 +27,7 @@ AMIN = 1e-10
 #: the keys of `feature_settings` (`MFCCExtractor.settings`, checkpoints, feature files, the Keras releases) that
 #: `MFCC.from_settings` knows: how the features are computed, and what only describes them (corpus, release, ...)
 SETTINGS_KEYS = {'mean_signal_length', 'n_mfcc', 'sample_rate', 'order', 'hop_length', 'frames', 'level',
-                 'normalize', 'gmm_select', 'gmm_fits', 'label_names', 'corpus', 'release', 'depth', 'kfold_seed'}
+                 'normalize', 'gmm_select', 'gmm_fits', 'gmm_seed', 'label_names', 'corpus', 'release', 'depth', 'kfold_seed'}
 #: frames of the Savitzky-Golay window of the deltas (`librosa.feature.delta`'s default)
 DELTA_WIDTH = 9
 

@@ -65,6 +65,36 @@ RECIPES: Dict[str, dict] = {
 }
 
 
+#: the features the research notes' recipes were set on: the research code's (MFCC order 3, no level
+#: normalisation, 96000 samples at 22050 Hz: 188 frames), as `tim-zoo extract --order 3 --level none` makes them
+RESEARCH_FEATURES = dict(order=3, level='none', mean_signal_length=96000)
+#: the corpus recipes of the research notes, set on `RESEARCH_FEATURES` (`default` is the starting point for any
+#: features; the zoo's `seed.emodb` and `transformer.emodb` were adapted to its own; `timnet.*` are the TIM-Net
+#: authors')
+RESEARCH_RECIPES = ('transformer_tim.modma', 'transformer_tim.modma_tt0', 'transformer_tim.iemocap',
+                    'transformer_deltatim.iemocap', 'at_deltatim.modma', 'at_deltatim.iemocap_v2', 'at_deltatim.iemocap',
+                    'at_deltatim_v2.modma', 'at_tim.modma_gmm', 'set_official.modma')
+
+
+def recipe_notes(recipe: str, model: str, settings: dict) -> list:
+    """What a run should know of its recipe `recipe`: that it was written for another model than `model`, and
+    that it was set on other features than `settings` (a feature file's settings) describe."""
+    if recipe not in RECIPES:
+        return []
+    notes = []
+    written_for = RECIPES[recipe].get('model')
+    if written_for and str(model) != written_for:
+        notes.append(f'recipe {recipe} was set for {written_for}; this run trains {model} with its settings')
+    if recipe in RESEARCH_RECIPES:
+        differ = [f'{k} {settings[k]} (the recipe\'s {v})' for k, v in RESEARCH_FEATURES.items()
+                  if k in settings and settings[k] != v]
+        if differ:
+            notes.append(f'recipe {recipe} was set on the research code\'s features (MFCC order 3, level none, 96000 '
+                         f'samples: tim-zoo extract --order 3 --level none --mean-signal-length 96000); these '
+                         f'features differ: {", ".join(differ)}')
+    return notes
+
+
 def get_recipe(name: str) -> dict:
     """The settings of recipe `name` (a copy); unknown names get close suggestions."""
     if name not in RECIPES:

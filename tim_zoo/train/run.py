@@ -12,7 +12,7 @@ from .._factory import create_model_for_frames
 from .._utils import atomic_write, chosen_for_the_caller
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
-from ..data.frame_selection import select_frames
+from ..data.frame_selection import select_frames, too_few_frames
 from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features, speakers_with_one_label
 from ..exceptions import ConfigurationError, TimZooError
@@ -27,6 +27,7 @@ from .folds import batching_obstacle, train_splits_together
 from .initial_weights import check_init_held_out, init_weight_file, load_initial_weights
 from .optim import freeze
 from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
+from .recipes import recipe_notes
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 from .report import repeats_summary, save_plots, split_summary
 
@@ -235,6 +236,14 @@ def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     if cfg.gmm_select:
+        short = sum(too_few_frames(f, cfg.gmm_select) for f in features.x)
+        if dist_info()[0] == 0:
+            log.info('GMM frame selection: %d of each utterance\'s %d frames (%d fits, seed %d)', cfg.gmm_select,
+                     features.x.shape[-1], cfg.gmm_fits, cfg.seed)
+            if short:
+                log.warning('GMM frame selection: %d of %d utterances have fewer distinct frames than %d (short '
+                            'recordings, padded): they keep their first %d frames after the leading padding, the '
+                            'rest padding', short, len(features.x), cfg.gmm_select, cfg.gmm_select)
         features = select_frames(features, cfg.gmm_select, cfg.gmm_fits, cfg.seed, show_progress)
     if cfg.normalize != 'none':
         one_label = speakers_with_one_label(features.speakers, features.y)
@@ -249,7 +258,8 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     splits = make_splits(cfg.protocol, len(y), features.speakers or None, cfg.folds, cfg.seed, cfg.val_fraction,
                          features.y)
     chosen = range(1, len(splits) + 1) if not cfg.only_folds else cfg.only_folds
-    notes = class_notes([splits[i - 1] for i in chosen], features.y, features.label_names)
+    notes = recipe_notes(cfg.recipe, cfg.model, features.settings or {}) + \
+        class_notes([splits[i - 1] for i in chosen], features.y, features.label_names)
     for note in notes if dist_info()[0] == 0 else ():
         log.warning(note)
     names = [utterance_name(p) for p in features.paths] if len(features.paths) == len(y) else None

@@ -88,10 +88,12 @@ def _as_trained(features: FeatureSet, trained: dict, notes: List[str]) -> Featur
     GMM frame selection (`tim_zoo.train` selects before normalising), then per-speaker normalisation."""
     select = trained.get('gmm_select')
     if select and not features.settings.get('gmm_select'):
-        fits = trained.get('gmm_fits', 8)
-        features = select_frames(features, select, fits)
+        fits, seed = trained.get('gmm_fits', 8), trained.get('gmm_seed')
+        features = select_frames(features, select, fits, 0 if seed is None else seed)
         notes.append(f'each utterance shortened to {select} frames by GMM frame selection, as in training '
-                     f'(gmm_fits={fits}; seed 0, where the training run used its own seed: a few frames may differ)')
+                     f'(gmm_fits={fits}; ' + (f'seed {seed})' if seed is not None else 'seed 0, where the training '
+                                              'run used its own seed, which the weights do not record: a few frames '
+                                              'may differ)'))
     mode = trained.get('normalize', 'none')
     if mode != 'none' and features.settings.get('normalize', 'none') == 'none':
         features = normalize_features(features, mode)
