@@ -238,6 +238,7 @@ def test_folders_leave_out_no_class_and_hidden_files_and_say_so(tmp_path):
     _touch(tmp_path, 'sad/s2/b.wav')
     _touch(tmp_path, '.ipynb_checkpoints/c.wav')
     _touch(tmp_path, 'top.wav')
+    _touch(tmp_path, 'sad/s2/e.flac')
     (tmp_path / 'empty_class').mkdir()
     with pytest.warns(UserWarning) as caught:
         c = load_corpus('folders', tmp_path)
@@ -245,7 +246,8 @@ def test_folders_leave_out_no_class_and_hidden_files_and_say_so(tmp_path):
     assert c.label_names == ['angry', 'sad'] and c.speakers == ['s1', 's2']
     assert [p.split('/')[-1] for p in c.paths] == ['a.wav', 'b.wav']
     for part in ('the hidden folder .ipynb_checkpoints/', 'empty_class/ (no .wav file: no class)',
-                 '2 .wav files in hidden folders or with hidden names', '1 .wav files directly in', '(top.wav)'):
+                 '2 .wav files in hidden folders or with hidden names', '1 .wav files directly in', '(top.wav)',
+                 '1 audio files that are not .wav (sad/s2/e.flac): the folders reader takes .wav only'):
         assert part in said, part
     with pytest.raises(DatasetError, match='empty_class holds no .wav file'):
         load_corpus('folders', tmp_path, label_names=['angry', 'empty_class'])
@@ -266,6 +268,9 @@ def test_manifest_rows_repeating_a_file_are_left_out_or_refused(tmp_path):
     assert 'left out 1 rows that repeat an earlier row (the same file, label and speaker): line 4 (= line 2)' in said
     assert "the labels 'Happy' and 'happy' differ only in case" in said
     assert len(c) == 3 and c.label_names == ['Happy', 'happy', 'sad']
+    manifest.write_text('path,label,speaker\na.wav,happy,s1\nb.wav,sad,\nc.wav,sad,s2\n')
+    with pytest.warns(UserWarning, match=r'1 of 3 rows name no speaker \(line 3\); leave-one-speaker-out'):
+        assert load_corpus('manifest', manifest).speakers == ['s1', '', 's2']
     manifest.write_text('path,label\na.wav,happy\nb.wav,sad\na.wav,sad\n')
     with pytest.raises(DatasetError, match=r"line 4 names a.wav again, as line 2 does, with another label or speaker "
                                            r"\('sad', '' against 'happy', ''\)"):

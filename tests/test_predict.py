@@ -244,7 +244,12 @@ def test_inputs_from_folders_globs_and_failures(tmp_path, speech_like):
     assert 'subfolders' in skipped.notes[0] and 'c.flac' in skipped.notes[0] and 'recursive' in skipped.notes[0]
     names = [Path(x).relative_to(tmp_path).as_posix() if isinstance(x, str) else x.error for x in expanded]
     assert names[:4] == ['calls/b2.wav', 'calls/b10.wav', 'calls/b2.wav', 'calls/b10.wav']     # natural order
-    assert names[4].startswith('no audio files in the folder') and 'recursive' in names[4]
+    assert names[4] == f'no audio files in the folder {tmp_path / "empty"}'
+    (tmp_path / 'deep' / 'inner').mkdir(parents=True)
+    sf.write(str(tmp_path / 'deep' / 'inner' / 'x.wav'), speech_like(0.7), SR)
+    only_deeper = expand_inputs([tmp_path / 'deep'])[0].error                # no audio of its own, some below it
+    assert only_deeper == (f'no audio files in the folder {tmp_path / "deep"}; its subfolders hold some (such as '
+                           f'{tmp_path / "deep" / "inner" / "x.wav"}): --recursive / recursive=True reads them')
     assert names[5] == f'no file matches {tmp_path / "none*.wav"}'
     recursive = expand_inputs([tmp_path / 'calls'], recursive=True)
     assert [Path(p).name for p in recursive] == ['b2.wav', 'b10.wav', 'c.flac']

@@ -364,6 +364,13 @@ def test_a_model_built_for_another_length_than_its_recorded_features_says_which_
         EmotionRecognizer(model, feature_settings=dict(mean_signal_length=22050))
 
 
+def test_an_answer_from_very_little_speech_says_so(rec, speech_like):
+    short = rec.predict(speech_like(0.4), sample_rate=SR)
+    assert short.status == 'ok' and any('rests on very little speech' in n for n in short.notes), short.notes
+    longer = rec.predict(speech_like(1.4), sample_rate=SR)
+    assert longer.voiced >= 0.5 and not any('very little speech' in n for n in longer.notes)
+
+
 def test_the_clock_rounds_before_taking_minutes():
     from tim_zoo.inference import Prediction, Segment, format_table
     p = Prediction('x.wav', prediction='a', probabilities=dict(a=1.0), duration=60.0, voiced=50.0,

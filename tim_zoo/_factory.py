@@ -157,7 +157,8 @@ def load_checkpoint(path, device=None, builder=None, trust_builder: bool = False
 
     A checkpoint of a model composed of blocks names the function that built it: pass that function
     (`builder=make_model`, or its import name `"my_models:make_model"`), or `trust_builder=True` to import and call
-    the named one (only for files you trust: a file can name any importable function)."""
+    the named one (only for files you trust: a file can name any importable function). The model comes in training
+    mode, as torch modules and `create_model` give them (for fine-tuning): call `.eval()` before predicting."""
     if Path(path).suffix.lower() in KERAS_SUFFIXES:
         model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         return model if device is None else model.to(device)

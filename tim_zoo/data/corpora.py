@@ -82,6 +82,10 @@ def _build(name: str, root: Path, label_names: Sequence[str], found: List[tuple]
     return Corpus(name, list(label_names), items)
 
 
+#: audio formats other than .wav that a folder of recordings may hold (`read_folders` reads .wav only and says so)
+OTHER_AUDIO_SUFFIXES = ('.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aif', '.aiff', '.aifc', '.au', '.caf')
+
+
 def _wavs(root: Path) -> List[Path]:
     if not root.is_dir():
         raise DatasetError(f'corpus folder {root} is not a folder' if root.exists() else
@@ -246,6 +250,11 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
                   for p in visible]
     if hidden:
         left_out.append(f'{hidden} .wav files in hidden folders or with hidden names inside the class folders')
+    other = sorted(p for name in classes for p in (root / name).rglob('*')
+                   if p.suffix.lower() in OTHER_AUDIO_SUFFIXES and p.is_file() and not _hidden(p, root / name))
+    if other:
+        left_out.append(f'{len(other)} audio files that are not .wav ({", ".join(str(p.relative_to(root)) for p in other[:3])}'
+                        + (' ...' if len(other) > 3 else '') + '): the folders reader takes .wav only; convert them')
     loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() == '.wav']
     if loose:
         left_out.append(f'{len(loose)} .wav files directly in {root}, in no class folder ({", ".join(sorted(loose)[:3])}'
@@ -300,6 +309,12 @@ def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
     if missing:
         raise DatasetError(f'{path}: {len(missing)} files do not exist: {", ".join(missing[:5])}'
                            + (' ...' if len(missing) > 5 else ''))
+    blank = [line for line, row in enumerate(rows, start=2) if 'speaker' in row and not row['speaker']]
+    if blank and len(blank) < len(rows):
+        warnings.warn(f'{path}: {len(blank)} of {len(rows)} rows name no speaker (line'
+                      f'{"s" if len(blank) > 1 else ""} {", ".join(map(str, blank[:8]))}'
+                      + (' ...' if len(blank) > 8 else '') + '); leave-one-speaker-out and per-speaker normalisation '
+                      'need a speaker for every file', UserWarning, stacklevel=3)
     if repeats:
         warnings.warn(f'{path}: left out {len(repeats)} rows that repeat an earlier row (the same file, label and '
                       f'speaker): {", ".join(repeats[:5])}' + (' ...' if len(repeats) > 5 else ''),

@@ -31,6 +31,8 @@ LINE_SHARE = 0.28
 #: a recording of 3 or more judged windows whose most common window answer holds less than this share of the voiced
 #: speech is noted as disagreeing
 DISAGREE_SHARE = 0.5
+#: judged voiced speech below this many seconds gets a note: every EMODB utterance holds more (0.53 s the fewest)
+LITTLE_SPEECH_SECONDS = 0.5
 
 
 @dataclass
@@ -167,15 +169,19 @@ class RecordingNotes:
                 notes.append('the windows disagree (share of voiced speech per window answer: ' + ', '.join(
                     f'{k} {100 * v:.0f} %' for k, v in sorted(share.items(), key=lambda kv: -kv[1])) + '): the '
                     'recording\'s answer averages different emotions; see its segments')
+        voiced = sum(w[2] for w in item.windows if w[3])
+        if voiced < LITTLE_SPEECH_SECONDS:
+            notes.append(f'only {voiced:.2f} s of voiced speech was judged, less than any EMODB utterance holds '
+                         f'({LITTLE_SPEECH_SECONDS:.1f} s or more): the answer rests on very little speech')
         below = min(item.speech_below_peak, default=0.0)
         if below < SPEECH_BELOW_PEAK_DB:
             notes.append(f'the speech lies {-below:.0f} dB below the loudest sample among it (a click or other short '
                          f'loud sound?), so scaling to that peak leaves it quieter than the recordings the model '
                          f'learned from: the answer may be off')
         if item.native_rate and item.native_rate < NARROW_BAND_HZ:
-            notes.append(f'recorded at {item.native_rate} Hz: nothing above {item.native_rate // 2} Hz, while emotion '
-                         f'models learn from wide-band speech (EMODB, the bundled model\'s corpus: 16 kHz), so the '
-                         f'answer may be off')
+            notes.append(f'recorded at {item.native_rate} Hz: nothing above {item.native_rate // 2} Hz, while speech '
+                         f'models here learn from wide-band speech (EMODB, the corpus of the bundled and zoo models, is '
+                         f'16 kHz), so the answer may be off unless this model trained on such recordings')
         if self.extractor.level == 'none' and item.peak_db < QUIET_PEAK_DB:
             notes.append(f'the recording peaks at {item.peak_db:.1f} dBFS and this model takes the level as it is '
                          f'(level="none"): quieter than the recordings it learned from, so the answer may be off')
