@@ -277,6 +277,21 @@ def test_manifest_rows_repeating_a_file_are_left_out_or_refused(tmp_path):
         load_corpus('manifest', manifest)
 
 
+def test_extraction_names_recordings_without_speech(tmp_path, speech_like):
+    rng = np.random.default_rng(0)
+    sr = 22050
+    for name, wave in [('talk/voice.wav', speech_like(1.0)), ('talk/silence.wav', np.zeros(sr, np.float32)),
+                       ('quiet/noise.wav', 0.1 * rng.standard_normal(sr).astype(np.float32))]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(tmp_path / name), wave, sr)
+    corpus = load_corpus('folders', tmp_path)
+    with pytest.warns(UserWarning, match='finds no speech') as caught:
+        features = extract_features(corpus, MFCCExtractor(mean_signal_length=sr), show_progress=False)
+    said = ' '.join(str(w.message) for w in caught)
+    assert '2 of 3 recordings' in said and 'silence.wav' in said and 'noise.wav' in said and 'voice.wav' not in said
+    assert len(features.x) == 3                           # extracted all the same: the warning says it, nothing drops
+
+
 def test_shared_emodb_corpus(shared_dir):
     c = load_corpus('emodb', shared_dir / 'data' / 'emodb')
     assert len(c) == 535 and len(set(c.speakers)) == 10

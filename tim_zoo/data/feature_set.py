@@ -1,6 +1,7 @@
 """Extracted features of a corpus: computing them with a progress bar, caching, and file formats."""
 import hashlib
 import json
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..exceptions import ConfigurationError, DatasetError, UnsafeFileError
 from .audio import load_audio
 from .corpora import Corpus
 from .features import MFCCExtractor
+from .speech import SpeechDetector
 
 
 @dataclass
@@ -111,26 +113,44 @@ class FeatureSet:
         return np.ascontiguousarray(self.x.transpose(0, 2, 1))
 
 
+#: a recording with less voiced speech than this (seconds; `EmotionRecognizer`'s `min_speech`) holds no speech to
+#: learn from
+NO_SPEECH_SECONDS = 0.25
+
+
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
-    """Compute `extractor` on every item of `corpus`, in order, with a tqdm progress bar."""
+    """Compute `extractor` on every item of `corpus`, in order, with a tqdm progress bar. Recordings in which the
+    speech detector finds no speech (`tim_zoo.data.speech`: digital silence, noise, a tone) are extracted all the
+    same, and a warning names them: a model trained on them learns labels for sounds that are not speech."""
     items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
-    rate, durations = extractor.sample_rate, []
+    rate, durations, speechless = extractor.sample_rate, [], []
+    detector = SpeechDetector(rate)
+
+    def loaded(item):
+        wave = load_audio(item.path, rate)
+        durations.append(len(wave) / rate)
+        if detector(wave).voiced_seconds() < NO_SPEECH_SECONDS:
+            speechless.append(item.path)
+        return wave
+
     if extractor.mean_signal_length is None:
         feats = []
         for item in items:
-            wave = load_audio(item.path, rate)
-            durations.append(len(wave) / rate)
-            feats.append(extractor(wave, rate))
+            feats.append(extractor(loaded(item), rate))
     else:                                   # equal lengths: MFCC in batches
         feats, signals = [], []
         for item in items:
-            wave = load_audio(item.path, rate)
-            durations.append(len(wave) / rate)
-            signals.append(extractor.signal(wave, rate))
+            signals.append(extractor.signal(loaded(item), rate))
             if len(signals) == 64:
                 feats.extend(extractor.batch(signals))
                 signals = []
         feats.extend(extractor.batch(signals) if signals else [])
+    if speechless:
+        warnings.warn(f'{corpus.name}: the speech detector finds no speech (under {NO_SPEECH_SECONDS} s voiced) in '
+                      f'{len(speechless)} of {len(durations)} recordings, extracted as the others: '
+                      f'{", ".join(speechless[:5])}' + (' ...' if len(speechless) > 5 else '')
+                      + '; leave them out of the corpus unless their labels are meant for such sounds', UserWarning,
+                      stacklevel=2)
     lengths = {f.shape[1] for f in feats}
     if len(lengths) != 1:
         raise DatasetError(
