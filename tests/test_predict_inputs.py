@@ -371,6 +371,20 @@ def test_an_answer_from_very_little_speech_says_so(rec, speech_like):
     assert longer.voiced >= 0.5 and not any('very little speech' in n for n in longer.notes)
 
 
+def test_weights_of_ones_own_run_say_where_their_held_out_figure_is(make_small_recognizer):
+    from tim_zoo.train.protocols import trained_on
+    model = make_small_recognizer().model
+    record = trained_on('manifest', 'loso', 'speaker_s1', None, 34, 0.1, 'at_deltatim_v2.modma', ['a', 'b', 'c'])
+    model.pretrained_cfg = dict(model.pretrained_cfg, trained_on=record)
+    notes = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
+    assert notes == ['these weights trained on split speaker_s1 (loso) of 3 utterances of manifest, recipe '
+                     'at_deltatim_v2.modma: how far their answers can be trusted is that split\'s held-out accuracy, '
+                     'in its run\'s speaker_s1/result.json, not the probabilities']
+    model.pretrained_cfg['trained_on'] = dict(record, protocol='all', split='all', recipe=None)
+    notes = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
+    assert notes[0].startswith('these weights trained on all 3 utterances of manifest: none was held out')
+
+
 def test_the_clock_rounds_before_taking_minutes():
     from tim_zoo.inference import Prediction, Segment, format_table
     p = Prediction('x.wav', prediction='a', probabilities=dict(a=1.0), duration=60.0, voiced=50.0,

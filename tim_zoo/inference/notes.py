@@ -35,6 +35,20 @@ DISAGREE_SHARE = 0.5
 LITTLE_SPEECH_SECONDS = 0.5
 
 
+def own_training_note(record: dict) -> str:
+    """A model note for weights a `tim_zoo.train` run wrote (their `trained_on` names its utterance list) that are
+    no zoo tag with a measured accuracy: what they trained on, and where their held-out figure is (or that there is
+    none)."""
+    split, protocol, corpus, n = record.get('split'), record.get('protocol'), record.get('corpus'), record.get('utterances')
+    recipe = f', recipe {record["recipe"]}' if record.get('recipe') else ''
+    if protocol == 'all':
+        return (f'these weights trained on all {n} utterances of {corpus}{recipe}: none was held out, so how far their '
+                f'answers can be trusted was not measured; the probabilities do not say it')
+    return (f'these weights trained on split {split} ({protocol}) of {n} utterances of {corpus}{recipe}: how far '
+            f'their answers can be trusted is that split\'s held-out accuracy, in its run\'s {split}/result.json, not '
+            f'the probabilities')
+
+
 @dataclass
 class _Item:
     """One input on its way through `EmotionRecognizer.predict_many`: what the analysis found of it, from which its

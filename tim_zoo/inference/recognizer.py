@@ -25,7 +25,7 @@ from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, file_sha256, find_release, published_release
 from .audio_input import CHANNEL_MODES, STREAM_SECONDS, StreamedInput, check_sample_rate, open_input
 from .inputs import expand_inputs
-from .notes import RecordingNotes, _Item
+from .notes import RecordingNotes, _Item, own_training_note
 from .results import Prediction, Segment
 from .windows import cut_blocks, speech_peak, window_bounds
 
@@ -148,6 +148,9 @@ class EmotionRecognizer(RecordingNotes):
         #: prediction's notes say too
         untrained = self._untrained_head_note()             # then the tag's figures are not this model's
         self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
+        record = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
+        if not self.model_notes and record and record.get('names_sha256'):   # a run's weights: what they learned
+            self.model_notes.append(own_training_note(record))
         if self.frame_selection:
             n, fits, seed = self.frame_selection
             self.model_notes.append(
