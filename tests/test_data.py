@@ -251,6 +251,11 @@ def test_folders_leave_out_no_class_and_hidden_files_and_say_so(tmp_path):
         assert part in said, part
     with pytest.raises(DatasetError, match='empty_class holds no .wav file'):
         load_corpus('folders', tmp_path, label_names=['angry', 'empty_class'])
+    _touch(tmp_path, 'calm/s4/f.flac')                      # a class in another format: no class, and said why
+    with pytest.warns(UserWarning, match=r'calm/ \(no .wav file: no class; 1 audio files of other formats, such as '
+                                         r'f.flac: the folders reader takes .wav only, convert them\)'):
+        load_corpus('folders', tmp_path)
+    (tmp_path / 'calm' / 's4' / 'f.flac').unlink()
     _touch(tmp_path, 'Angry/s3/d.wav')
     with pytest.warns(UserWarning) as caught:
         assert load_corpus('folders', tmp_path).label_names == ['Angry', 'angry', 'sad']
@@ -268,8 +273,8 @@ def test_manifest_rows_repeating_a_file_are_left_out_or_refused(tmp_path):
     assert 'left out 1 rows that repeat an earlier row (the same file, label and speaker): line 4 (= line 2)' in said
     assert "the labels 'Happy' and 'happy' differ only in case" in said
     assert len(c) == 3 and c.label_names == ['Happy', 'happy', 'sad']
-    manifest.write_text('path,label,speaker\na.wav,happy,s1\nb.wav,sad,\nc.wav,sad,s2\n')
-    with pytest.warns(UserWarning, match=r'1 of 3 rows name no speaker \(line 3\); leave-one-speaker-out'):
+    manifest.write_text('path,label,speaker\na.wav,happy,s1\n\nb.wav,sad,\nc.wav,sad,s2\n')   # a blank line too
+    with pytest.warns(UserWarning, match=r'1 of 3 rows name no speaker \(line 4\); leave-one-speaker-out'):
         assert load_corpus('manifest', manifest).speakers == ['s1', '', 's2']
     manifest.write_text('path,label\na.wav,happy\nb.wav,sad\na.wav,sad\n')
     with pytest.raises(DatasetError, match=r"line 4 names a.wav again, as line 2 does, with another label or speaker "

@@ -352,6 +352,8 @@ def test_a_model_trained_on_gmm_selected_frames_predicts_on_frames_selected_as_i
         probs = model(torch.as_tensor(gmm_frame_selection(window, 20, 2, 3))[None]).softmax(-1)[0].numpy()
     # another seed's selection moves them by 0.02; the recognizer's own arithmetic by 2e-5
     np.testing.assert_allclose([result.probabilities[k] for k in 'abc'], probs, atol=1e-3)
+    with pytest.raises(ConfigurationError, match=r'trained on 20 GMM-selected frames .* windows of 17 frames'):
+        EmotionRecognizer(model, feature_settings=dict(settings, mean_signal_length=8192))   # fewer than it selects
 
 
 def test_a_model_built_for_another_length_than_its_recorded_features_says_which_to_build():
@@ -369,6 +371,14 @@ def test_an_answer_from_very_little_speech_says_so(rec, speech_like):
     assert short.status == 'ok' and any('rests on very little speech' in n for n in short.notes), short.notes
     longer = rec.predict(speech_like(1.4), sample_rate=SR)
     assert longer.voiced >= 0.5 and not any('very little speech' in n for n in longer.notes)
+    # 0.4 s of speech where two windows overlap: both judge it, and it is counted once
+    w = rec.window
+    signal = np.zeros(int(1.5 * w), np.float32)
+    start = int(0.75 * w) - int(0.2 * SR)
+    signal[start:start + int(0.4 * SR)] = speech_like(0.4)[:int(0.4 * SR)]
+    overlap = rec.predict(signal, sample_rate=SR)
+    assert sum(s.prediction is not None for s in overlap.segments) == 2, overlap.segments
+    assert any('rests on very little speech' in n for n in overlap.notes), overlap.notes
 
 
 def test_weights_of_ones_own_run_say_where_their_held_out_figure_is(make_small_recognizer):
@@ -379,10 +389,15 @@ def test_weights_of_ones_own_run_say_where_their_held_out_figure_is(make_small_r
     notes = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
     assert notes == ['these weights trained on split speaker_s1 (loso) of 3 utterances of manifest, recipe '
                      'at_deltatim_v2.modma: how far their answers can be trusted is that split\'s held-out accuracy, '
-                     'in its run\'s speaker_s1/result.json, not the probabilities']
+                     'in the result.json of speaker_s1 in its run, not the probabilities']
     model.pretrained_cfg['trained_on'] = dict(record, protocol='all', split='all', recipe=None)
     notes = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
     assert notes[0].startswith('these weights trained on all 3 utterances of manifest: none was held out')
+
+
+def test_a_folder_given_as_a_model_names_the_hub_prefix(tmp_path):
+    with pytest.raises(ConfigurationError, match=f'a hub folder .* loads as "local-dir:{tmp_path}"'):
+        EmotionRecognizer.from_pretrained(str(tmp_path))
 
 
 def test_the_clock_rounds_before_taking_minutes():

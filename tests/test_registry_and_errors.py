@@ -94,6 +94,13 @@ def test_an_argument_of_the_wrong_type_is_refused_not_taken_by_its_truthiness(kw
     assert model.init_args['stem_norm'] is True and model.init_args['filters'] == 8
 
 
+def test_a_rate_of_a_users_function_may_be_a_float_where_its_default_is_0():
+    from tim_zoo._validation import check_argument_types
+    check_argument_types('build', dict(noise=0), dict(noise=0.5), int_means_count=False)     # a rate: passes
+    with pytest.raises(ConfigurationError, match='noise takes a whole number'):
+        check_argument_types('build', dict(noise=0), dict(noise=0.5))                        # a count: refused
+
+
 @pytest.fixture(scope='module')
 def timnet():
     return tim_zoo.create_model('timnet').eval()

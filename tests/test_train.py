@@ -142,6 +142,22 @@ def test_validation_speakers_leave_every_class_in_training_with_one_label_per_sp
     assert one_class                                      # what the labels are for
     for seed in range(10):
         assert all(set(labels[s.train]) == {0, 1} for s in make_splits('loso', 12, speakers, seed=seed, labels=labels))
+    # a split that redraws moves no other split's draw
+    six = [f's{i // 2}' for i in range(12)]
+    per_speaker = np.repeat([0, 0, 1, 1, 1, 2], 2)
+    redrawn_before_a_kept_split = 0
+    for seed in range(5):
+        plain = make_splits('loso', 12, six, seed=seed, val_fraction=0.2)
+        labelled = make_splits('loso', 12, six, seed=seed, val_fraction=0.2, labels=per_speaker)
+        redrawn = False
+        for a, b in zip(plain, labelled):
+            assert np.array_equal(a.test, b.test)
+            if set(per_speaker[a.train]) == set(per_speaker[np.concatenate([a.train, a.val])]):
+                assert np.array_equal(a.val, b.val), (seed, a.name)
+                redrawn_before_a_kept_split += redrawn
+            else:
+                redrawn = True
+    assert redrawn_before_a_kept_split                      # the case this is about occurred
     notes = class_notes(make_splits('loso', 12, speakers, seed=one_class[0]), labels, ['depressed', 'healthy'])
     assert any('trains on no utterance of' in n and 'its validation part took them' in n for n in notes)
     assert any("every test set holds one class" in n and 'pooled_uar' in n for n in notes)
@@ -200,6 +216,16 @@ def test_a_recipe_on_another_model_or_other_features_is_noted(tmp_path, caplog):
                      features, tmp_path, show_progress=False)
     assert 'was set for at_deltatim_v2; this run trains timnet' in caplog.text and 'these features differ' in caplog.text
     assert len(json.loads((tmp_path / 'metrics.json').read_text())['notes']) == 2
+
+
+def test_utterance_names_must_match_the_samples(tmp_path):
+    from tim_zoo.train import train_split
+    features = _features(n=12)
+    split = make_splits('kfold', 12, folds=3, seed=0)[0]
+    with pytest.raises(ConfigurationError, match='names: 5 utterance names for 12 samples'):
+        train_split(lambda: tim_zoo.create_model('timnet', num_classes=3, **TINY), torch.as_tensor(features.x),
+                    torch.as_tensor(features.y), split, 1, 3, _cfg(epochs=1), tmp_path, names=['a'] * 5,
+                    show_progress=False)
 
 
 def test_holdout_is_seeded_80_10_10():

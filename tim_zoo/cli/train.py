@@ -188,7 +188,8 @@ def _train(args) -> int:
                   f'{summary["num_repeats"]} repeats)')
         print(f'{summary["model"]} ({summary["recipe"]}, {summary["protocol"]}, {summary["num_repeats"]} repeats): '
               f'mean WAR {100 * summary["war_mean"]:.2f} (std {100 * summary["war_std"]:.2f} over repeats), mean UAR '
-              f'{100 * summary["uar_mean"]:.2f} (std {100 * summary["uar_std"]:.2f}); outputs in {args.out}')
+              f'{100 * summary["uar_mean"]:.2f} (std {100 * summary["uar_std"]:.2f}), UAR pooled over the splits '
+              f'{100 * summary["pooled_uar"]:.2f}; outputs in {args.out}')
         return 0
     for fold in summary['folds']:
         print(f'{fold["split"]:>14}: WAR {100 * fold["war"]:6.2f}  UAR {100 * fold["uar"]:6.2f}  '

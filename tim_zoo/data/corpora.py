@@ -230,7 +230,7 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
         folders = sorted(d.name for d in root.iterdir() if d.is_dir())
         classes = [name for name in folders if not name.startswith('.')]
         left_out += [f'the hidden folder {name}/' for name in folders if name.startswith('.')]
-    found, hidden = [], 0
+    found, hidden, other = [], 0, []
     for name in list(classes):
         folder = root / name
         if not folder.is_dir():
@@ -238,20 +238,24 @@ def read_folders(root, label_names: Optional[Sequence[str]] = None) -> Corpus:
         wavs = _wavs(folder)
         visible = [p for p in wavs if not _hidden(p, folder)]
         hidden += len(wavs) - len(visible)
+        others = sorted(p for p in folder.rglob('*') if p.suffix.lower() in OTHER_AUDIO_SUFFIXES and p.is_file()
+                        and not _hidden(p, folder))
+        other += others
+        convert = (f'; {len(others)} audio files of other formats, such as {others[0].name}: the folders reader takes '
+                   f'.wav only, convert them' if others else '')
         if not visible and not label_names:
             classes.remove(name)
-            left_out.append(f'{name}/ (no .wav file: no class)')
+            left_out.append(f'{name}/ (no .wav file: no class{convert})')
             continue
         if not visible:
             raise DatasetError(f'class folder {folder} holds no .wav file' + (' outside hidden folders and files'
                                                                              if wavs else '')
-                               + ' (label_names names it as a class)')
+                               + f' (label_names names it as a class){convert}')
         found += [(p, name, p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else '')
                   for p in visible]
     if hidden:
         left_out.append(f'{hidden} .wav files in hidden folders or with hidden names inside the class folders')
-    other = sorted(p for name in classes for p in (root / name).rglob('*')
-                   if p.suffix.lower() in OTHER_AUDIO_SUFFIXES and p.is_file() and not _hidden(p, root / name))
+    other = [p for p in other if p.parent.relative_to(root).parts[0] in classes]   # the left-out classes said theirs
     if other:
         left_out.append(f'{len(other)} audio files that are not .wav ({", ".join(str(p.relative_to(root)) for p in other[:3])}'
                         + (' ...' if len(other) > 3 else '') + '): the folders reader takes .wav only; convert them')
@@ -286,9 +290,10 @@ def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
         columns = [c.strip().lower() for c in reader.fieldnames or []]
         if 'path' not in columns or 'label' not in columns:
             raise DatasetError(f'{path}: the first line must name the columns path,label[,speaker]; got {columns}')
-        rows = [{k.strip().lower(): (v or '').strip() for k, v in row.items() if k} for row in reader]
+        rows = [(reader.line_num, {k.strip().lower(): (v or '').strip() for k, v in row.items() if k})
+                for row in reader]                        # the file's line numbers: blank lines are skipped
     found, missing, first, repeats = [], [], {}, []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         if not row['path'] or not row['label']:
             raise DatasetError(f'{path}, line {line}: a path and a label are needed, got {row}')
         audio = Path(row['path']) if Path(row['path']).is_absolute() else root / row['path']
@@ -309,9 +314,10 @@ def read_manifest(path, label_names: Optional[Sequence[str]] = None) -> Corpus:
     if missing:
         raise DatasetError(f'{path}: {len(missing)} files do not exist: {", ".join(missing[:5])}'
                            + (' ...' if len(missing) > 5 else ''))
-    blank = [line for line, row in enumerate(rows, start=2) if 'speaker' in row and not row['speaker']]
-    if blank and len(blank) < len(rows):
-        warnings.warn(f'{path}: {len(blank)} of {len(rows)} rows name no speaker (line'
+    kept = {line for line, _ in first.values()}
+    blank = [line for line, row in rows if line in kept and 'speaker' in row and not row['speaker']]
+    if blank and len(blank) < len(kept):
+        warnings.warn(f'{path}: {len(blank)} of {len(kept)} rows name no speaker (line'
                       f'{"s" if len(blank) > 1 else ""} {", ".join(map(str, blank[:8]))}'
                       + (' ...' if len(blank) > 8 else '') + '); leave-one-speaker-out and per-speaker normalisation '
                       'need a speaker for every file', UserWarning, stacklevel=3)

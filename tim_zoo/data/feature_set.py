@@ -14,7 +14,7 @@ from ..exceptions import ConfigurationError, DatasetError, UnsafeFileError
 from .audio import load_audio
 from .corpora import Corpus
 from .features import MFCCExtractor
-from .speech import SpeechDetector
+from .speech import MIN_SPEECH_SECONDS, SpeechDetector
 
 
 @dataclass
@@ -113,11 +113,6 @@ class FeatureSet:
         return np.ascontiguousarray(self.x.transpose(0, 2, 1))
 
 
-#: a recording with less voiced speech than this (seconds; `EmotionRecognizer`'s `min_speech`) holds no speech to
-#: learn from
-NO_SPEECH_SECONDS = 0.25
-
-
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
     """Compute `extractor` on every item of `corpus`, in order, with a tqdm progress bar. Recordings in which the
     speech detector finds no speech (`tim_zoo.data.speech`: digital silence, noise, a tone) are extracted all the
@@ -129,7 +124,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
     def loaded(item):
         wave = load_audio(item.path, rate)
         durations.append(len(wave) / rate)
-        if detector(wave).voiced_seconds() < NO_SPEECH_SECONDS:
+        if detector(wave).voiced_seconds() < MIN_SPEECH_SECONDS:
             speechless.append(item.path)
         return wave
 
@@ -146,7 +141,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
                 signals = []
         feats.extend(extractor.batch(signals) if signals else [])
     if speechless:
-        warnings.warn(f'{corpus.name}: the speech detector finds no speech (under {NO_SPEECH_SECONDS} s voiced) in '
+        warnings.warn(f'{corpus.name}: the speech detector finds no speech (under {MIN_SPEECH_SECONDS} s voiced) in '
                       f'{len(speechless)} of {len(durations)} recordings, extracted as the others: '
                       f'{", ".join(speechless[:5])}' + (' ...' if len(speechless) > 5 else '')
                       + '; leave them out of the corpus unless their labels are meant for such sounds', UserWarning,

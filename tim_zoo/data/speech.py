@@ -43,6 +43,9 @@ import torch
 
 from .audio import DEFAULT_SAMPLE_RATE
 
+#: the least voiced speech (seconds) that is something to judge or learn from (`EmotionRecognizer`'s `min_speech`)
+MIN_SPEECH_SECONDS = 0.25
+
 
 @dataclass
 class SpeechActivity:

@@ -35,6 +35,17 @@ DISAGREE_SHARE = 0.5
 LITTLE_SPEECH_SECONDS = 0.5
 
 
+def _voiced_in_judged(item: '_Item', rate: int) -> float:
+    """Seconds of voiced speech in the item's judged windows, each counted once where windows overlap."""
+    merged: List[list] = []
+    for start, end in sorted((w[0], w[1]) for w in item.windows if w[3]):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return sum(item.activity.voiced_seconds(a / rate, b / rate) for a, b in merged)
+
+
 def own_training_note(record: dict) -> str:
     """A model note for weights a `tim_zoo.train` run wrote (their `trained_on` names its utterance list) that are
     no zoo tag with a measured accuracy: what they trained on, and where their held-out figure is (or that there is
@@ -45,8 +56,8 @@ def own_training_note(record: dict) -> str:
         return (f'these weights trained on all {n} utterances of {corpus}{recipe}: none was held out, so how far their '
                 f'answers can be trusted was not measured; the probabilities do not say it')
     return (f'these weights trained on split {split} ({protocol}) of {n} utterances of {corpus}{recipe}: how far '
-            f'their answers can be trusted is that split\'s held-out accuracy, in its run\'s {split}/result.json, not '
-            f'the probabilities')
+            f'their answers can be trusted is that split\'s held-out accuracy, in the result.json of {split} in its '
+            f'run, not the probabilities')
 
 
 @dataclass
@@ -183,7 +194,7 @@ class RecordingNotes:
                 notes.append('the windows disagree (share of voiced speech per window answer: ' + ', '.join(
                     f'{k} {100 * v:.0f} %' for k, v in sorted(share.items(), key=lambda kv: -kv[1])) + '): the '
                     'recording\'s answer averages different emotions; see its segments')
-        voiced = sum(w[2] for w in item.windows if w[3])
+        voiced = _voiced_in_judged(item, self.extractor.sample_rate)
         if voiced < LITTLE_SPEECH_SECONDS:
             notes.append(f'only {voiced:.2f} s of voiced speech was judged, less than any EMODB utterance holds '
                          f'({LITTLE_SPEECH_SECONDS:.1f} s or more): the answer rests on very little speech')

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 
 from .._factory import check_model_name, create_model, is_hub_source, list_models, load_checkpoint
-from .._utils import progress
+from .._utils import progress, require
 from .._validation import check_choice, resolve_device
 from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.frame_selection import gmm_frame_selection
 from ..data.known_utterances import identify_utterance, known_utterances
 from ..data.normalize import normalize_by_speaker
-from ..data.speech import HUM_SECONDS, SpeechActivity, SpeechDetector, mains_hum
+from ..data.speech import HUM_SECONDS, MIN_SPEECH_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
 from ..train.protocols import heard_by
@@ -83,7 +83,7 @@ class EmotionRecognizer(RecordingNotes):
     """
 
     def __init__(self, model: torch.nn.Module, feature_settings: Optional[dict] = None, device=None,
-                 hop_seconds: Optional[float] = None, min_speech: float = 0.25,
+                 hop_seconds: Optional[float] = None, min_speech: float = MIN_SPEECH_SECONDS,
                  detector: Optional[SpeechDetector] = None, judge_tones: bool = False):
         recorded = (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')
         if not recorded and feature_settings is None:
@@ -102,10 +102,18 @@ class EmotionRecognizer(RecordingNotes):
         #: GMM frame selection of each window's frames as training selected them (`n_select, n_fits, seed`), or None
         self.frame_selection = (int(select), int(self.feature_settings.get('gmm_fits', 8)),
                                 self.feature_settings.get('gmm_seed')) if select else None
+        name = getattr(model, 'model_name', type(model).__name__)
+        if select:
+            require('sklearn.mixture', 'GMM frame selection (the model trained on selected frames)')
+            if self.extractor.frames is not None and self.extractor.frames < int(select):
+                raise ConfigurationError(
+                    f'{name} trained on {select} GMM-selected frames of each utterance, but mean_signal_length='
+                    f'{self.extractor.mean_signal_length} gives windows of {self.extractor.frames} frames, fewer than '
+                    f'it selects from; leave it at the model\'s own '
+                    f'({(recorded or {}).get("mean_signal_length", "-")} samples)')
         fixed_len, frames = getattr(model, 'fixed_len', None), int(select) if select else self.extractor.frames
         if fixed_len and frames is not None and frames != fixed_len:
-            name = getattr(model, 'model_name', type(model).__name__)
-            if (feature_settings or {}).get('mean_signal_length') is not None:      # the caller's length
+            if not select and (feature_settings or {}).get('mean_signal_length') is not None:   # the caller's length
                 raise ConfigurationError(
                     f'{name} takes exactly {fixed_len} frames (its head has a fixed size), but mean_signal_length='
                     f'{self.extractor.mean_signal_length} (--mean-signal-length) gives {frames}; leave it at the '
@@ -178,6 +186,9 @@ class EmotionRecognizer(RecordingNotes):
         if name_or_path in list_models(pretrained=True) or is_hub_source(name_or_path):
             return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
         path = Path(name_or_path)
+        if path.is_dir():
+            raise ConfigurationError(f'{path} is a folder: a hub folder (tim_zoo.save_for_hub) loads as '
+                                     f'"local-dir:{path}", a checkpoint by its file\'s path')
         exists = path.exists()
         if (isinstance(name_or_path, str) and not exists and path.suffix.lower() not in WEIGHT_SUFFIXES
                 and '/' not in name_or_path and os.sep not in name_or_path):       # a name, not a path

@@ -28,11 +28,12 @@ VAL_DRAWS = 100
 
 
 def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, groups: Optional[np.ndarray] = None,
-           labels: Optional[np.ndarray] = None):
+           labels: Optional[np.ndarray] = None, redraw: Tuple[int, ...] = (0,)):
     """Split `indices` into (rest, val) with about `fraction` in val; whole groups when `groups` given. With
     `labels`, a draw whose rest lacks a class of `indices` is drawn again (up to `VAL_DRAWS` times): with one label
     per speaker (a depression corpus), a validation speaker must not take the last training speaker of its class.
-    The first draw is the one made without `labels`, so splits where every class stays in training do not move."""
+    The first draw is the one made without `labels`, from `rng`, which every split shares; redraws come from their
+    own generators (seeded with `redraw` and the attempt), so that no other split's draw moves."""
     if fraction <= 0:
         return indices, indices[:0]
     if groups is not None:
@@ -40,14 +41,15 @@ def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, group
         if len(names) < 2:
             raise DatasetError('a speaker-independent validation split needs at least two training speakers')
     first = None
-    for _ in range(VAL_DRAWS if labels is not None else 1):
+    for attempt in range(VAL_DRAWS if labels is not None else 1):
+        draw = rng if attempt == 0 else np.random.default_rng([*redraw, attempt])
         if groups is None:
-            perm = rng.permutation(indices)
+            perm = draw.permutation(indices)
             n_val = max(1, int(round(fraction * len(indices))))
             rest, val = np.sort(perm[n_val:]), np.sort(perm[:n_val])
         else:
             n_val = max(1, int(round(fraction * len(names))))
-            in_val = np.isin(groups[indices], rng.permutation(names)[:n_val])
+            in_val = np.isin(groups[indices], draw.permutation(names)[:n_val])
             rest, val = indices[~in_val], indices[in_val]
         if first is None:
             first = rest, val
@@ -64,16 +66,19 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
     speaker once as the test set, validation speakers drawn from the others; `holdout`: a seeded
     0.8 / 0.1 / 0.1 split (`val_fraction` of the whole); `all`: train on every sample (no validation,
     no test: for a model to ship). Validation samples always come out of the training part; with `labels` (one
-    per sample) they are drawn so that every class of the training part stays in training where a draw can
-    (`_carve`). The test sets never depend on `labels`.
+    per sample) the validation parts of `kfold` and `loso` are drawn so that every class of the training part stays
+    in training where a draw can (`_carve`; `holdout` draws its three parts at once and does not redraw). The test
+    sets never depend on `labels`.
     """
     labels = None if labels is None else np.asarray(labels)
+    if labels is not None and len(labels) != num_samples:
+        raise DatasetError(f'labels: {len(labels)} for {num_samples} samples')
     rng = np.random.default_rng(seed)
     all_idx = np.arange(num_samples)
     if protocol == 'kfold':
         splits = []
         for i, (train, test) in enumerate(kfold_splits(num_samples, folds, seed), start=1):
-            rest, val = _carve(np.asarray(train), val_fraction, rng, labels=labels)
+            rest, val = _carve(np.asarray(train), val_fraction, rng, labels=labels, redraw=(seed, i))
             splits.append(Split(f'fold{i}', rest, val, np.asarray(test)))
         return splits
     if protocol == 'loso':
@@ -86,9 +91,9 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
         if len(names) < 3:
             raise DatasetError(f'leave-one-speaker-out needs at least 3 speakers, got {len(names)}')
         splits = []
-        for name in names:
+        for i, name in enumerate(names, start=1):
             test = all_idx[groups == name]
-            rest, val = _carve(all_idx[groups != name], val_fraction, rng, groups, labels)
+            rest, val = _carve(all_idx[groups != name], val_fraction, rng, groups, labels, redraw=(seed, i))
             splits.append(Split(f'speaker_{name}', rest, val, test))
         return splits
     if protocol == 'all':

@@ -67,7 +67,7 @@ RECIPES: Dict[str, dict] = {
 
 #: the features the research notes' recipes were set on: the research code's (MFCC order 3, no level
 #: normalisation, 96000 samples at 22050 Hz: 188 frames), as `tim-zoo extract --order 3 --level none` makes them
-RESEARCH_FEATURES = dict(order=3, level='none', mean_signal_length=96000)
+RESEARCH_FEATURES = dict(order=3, level='none', mean_signal_length=96000, sample_rate=22050)
 #: the corpus recipes of the research notes, set on `RESEARCH_FEATURES` (`default` is the starting point for any
 #: features; the zoo's `seed.emodb` and `transformer.emodb` were adapted to its own; `timnet.*` are the TIM-Net
 #: authors')
@@ -82,7 +82,7 @@ def recipe_notes(recipe: str, model: str, settings: dict) -> list:
     if recipe not in RECIPES:
         return []
     notes = []
-    written_for = RECIPES[recipe].get('model')
+    written_for, model = RECIPES[recipe].get('model'), getattr(model, '__qualname__', model)
     if written_for and str(model) != written_for:
         notes.append(f'recipe {recipe} was set for {written_for}; this run trains {model} with its settings')
     if recipe in RESEARCH_RECIPES:
@@ -90,8 +90,8 @@ def recipe_notes(recipe: str, model: str, settings: dict) -> list:
                   if k in settings and settings[k] != v]
         if differ:
             notes.append(f'recipe {recipe} was set on the research code\'s features (MFCC order 3, level none, 96000 '
-                         f'samples: tim-zoo extract --order 3 --level none --mean-signal-length 96000); these '
-                         f'features differ: {", ".join(differ)}')
+                         f'samples at 22050 Hz: tim-zoo extract --order 3 --level none --mean-signal-length 96000); '
+                         f'these features differ: {", ".join(differ)}')
     return notes
 
 

@@ -72,9 +72,9 @@ def save_plots(results: list, label_names, out_dir: Path) -> bool:
 
 
 def repeats_summary(runs: list) -> dict:
-    """Mean and std over repeats of each repeat's mean over splits (the spread of the protocol's result), and per
-    split the mean and std over repeats. Stds are sample stds (ddof 1) over repeats; `fold_war_std` is each repeat's
-    std over splits (ddof 0, as in a single run), averaged."""
+    """Mean and std over repeats of each repeat's mean over splits (the spread of the protocol's result) and of its
+    UAR pooled over the splits (`pooled_uar`), and per split the mean and std over repeats. Stds are sample stds
+    (ddof 1) over repeats; `fold_war_std` is each repeat's std over splits (ddof 0, as in a single run), averaged."""
     tested = [r for r in runs if r['folds']]
     if not tested:
         return dict(folds=[], repeats=runs)
@@ -84,6 +84,7 @@ def repeats_summary(runs: list) -> dict:
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
     war_mean, war_std = over('war_mean')
     uar_mean, uar_std = over('uar_mean')
+    pooled_uar, pooled_uar_std = over('pooled_uar')
     per_split = []
     for j, fold in enumerate(tested[0]['folds']):
         wars = np.array([r['folds'][j]['war'] for r in tested])
@@ -91,5 +92,5 @@ def repeats_summary(runs: list) -> dict:
                               war_std=float(wars.std(ddof=1)) if len(wars) > 1 else 0.0))
     return dict(
         folds=per_split, num_repeats=len(tested), war_mean=war_mean, war_std=war_std, uar_mean=uar_mean,
-        uar_std=uar_std, fold_war_std=float(np.mean([r['war_std'] for r in tested])),
-        repeats=runs)
+        uar_std=uar_std, pooled_uar=pooled_uar, pooled_uar_std=pooled_uar_std,
+        fold_war_std=float(np.mean([r['war_std'] for r in tested])), repeats=runs)
