@@ -345,3 +345,15 @@ def test_evaluate_model_takes_the_steps_training_took_after_extraction():
     features.speakers = []
     with pytest.raises(tim_zoo.DatasetError, match='per-speaker normalisation needs a speaker'):
         evaluate_model(model, features)
+
+
+def test_speaker_votes_answer_each_speaker_by_most_of_their_utterances():
+    from tim_zoo.evaluation import speaker_votes
+    votes = speaker_votes(['a', 'a', 'a', 'b', 'b', 'c', 'c'], ['x', 'x', 'x', 'y', 'y', 'y', 'y'],
+                          ['x', 'y', 'x', 'y', 'x', 'x', 'x'])
+    assert votes['per_speaker'] == {'a': dict(label='x', n=3, answer='x', share=2 / 3),
+                                    'b': dict(label='y', n=2, answer=None, share=0.5),      # a tie: wrong
+                                    'c': dict(label='y', n=2, answer='x', share=1.0)}
+    assert (votes['speakers'], votes['war'], votes['ties']) == (3, 1 / 3, 1)
+    assert speaker_votes(['a', 'a'], ['x', 'y'], ['x', 'x']) is None          # a speaker of two labels
+    assert speaker_votes(['a', ''], ['x', 'x'], ['x', 'x']) is None           # an unnamed speaker

@@ -181,6 +181,14 @@ def test_validation_speakers_leave_every_class_in_training_with_one_label_per_sp
     assert 'note: every test set holds one class' in out and 'pooled over the splits: WAR' in out
     metrics = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
     assert metrics['notes'] and all('trains on no utterance' not in n for n in metrics['notes'])
+    votes = metrics['speakers']                         # subject level: each speaker's most common answer
+    right = 0
+    for fold in metrics['folds']:
+        test = json.loads((tmp_path / 'run' / fold['split'] / 'result.json').read_text())['test']
+        counts = np.bincount(test['predicted'], minlength=2)
+        right += counts.max() > counts.min() and int(counts.argmax()) == test['label'][0]
+    assert votes['speakers'] == 4 and votes['war'] == right / 4
+    assert f'speakers (one label each; a speaker\'s answer is the class most of their utterances got): {right} of 4' in out
 
 
 def test_speaker_normalisation_with_one_label_per_speaker_is_warned_of(tmp_path, caplog):

@@ -33,6 +33,33 @@ def uar(y_true, y_pred, num_classes: Optional[int] = None) -> float:
     return float(np.mean(recalls))
 
 
+def speaker_votes(speakers: Sequence[str], y_true: Sequence, y_pred: Sequence) -> Optional[dict]:
+    """Subject-level accuracy where every speaker has one label (a depression corpus: a person is or is not): each
+    speaker's answer is the class most of their utterances got, and `war` is the share of speakers answered right.
+    A speaker whose utterances split evenly between two or more classes is a `tie` and counts as wrong. None where
+    a speaker is unnamed or has utterances of two labels.
+
+    Returns `speakers`, `war`, `ties` and `per_speaker` (`{speaker: {"label", "n", "answer", "share"}}`, `answer`
+    None for a tie; labels as given)."""
+    speakers, y_true, y_pred = list(speakers), list(y_true), list(y_pred)
+    if not speakers or len(speakers) != len(y_true) or not all(speakers):
+        return None
+    per_speaker = {}
+    for speaker in dict.fromkeys(speakers):
+        rows = [i for i, s in enumerate(speakers) if s == speaker]
+        labels = {y_true[i] for i in rows}
+        if len(labels) != 1:
+            return None
+        answers, counts = np.unique([y_pred[i] for i in rows], return_counts=True)
+        top = counts == counts.max()
+        answer = answers[top][0].item() if top.sum() == 1 else None
+        per_speaker[speaker] = dict(label=labels.pop(), n=len(rows), answer=answer,
+                                    share=float(counts.max() / len(rows)))
+    right = sum(v['answer'] is not None and v['answer'] == v['label'] for v in per_speaker.values())
+    return dict(speakers=len(per_speaker), war=right / len(per_speaker),
+                ties=sum(v['answer'] is None for v in per_speaker.values()), per_speaker=per_speaker)
+
+
 def kfold_splits(num_samples: int, n_splits: int = 10, seed: int = 0) -> List[tuple]:
     """`[(train_idx, test_idx), ...]` of `KFold(n_splits, shuffle=True, random_state=seed)`, the
     authors' folds when the samples are in canonical corpus order. Fold `i` (1-based) is entry `i - 1`."""

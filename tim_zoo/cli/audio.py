@@ -187,10 +187,19 @@ def _evaluate_model(args) -> int:
             recall = '-' if row['recall'] is None else f'{100 * row["recall"]:6.2f}%'
             print(f'{name:<16} {row["n"]:>5}  {recall:>7}')
         print(f'WAR {100 * result["war"]:.2f}%, UAR {100 * result["uar"]:.2f}%')
+        if result['speakers']:
+            print(speaker_line(result['speakers']))
         for note in result['notes']:
             print(f'note: {note}')
     _write_result(args, result)
     return 0
+
+
+def speaker_line(votes: dict) -> str:
+    """The subject-level result (`tim_zoo.evaluation.speaker_votes`, or a run's `speakers`) in a line."""
+    return (f'speakers (one label each; a speaker\'s answer is the class most of their utterances got): '
+            f'{round(votes["war"] * votes["speakers"])} of {votes["speakers"]} right'
+            + (f', {votes["ties"]} tied' if votes['ties'] else ''))
 
 
 def add_commands(sub) -> None:

@@ -19,7 +19,7 @@ from ..train.config import AUTO_ON_OFF, PRECISIONS, TORCH_COMPILE_MODES
 from ..train.records import check_new_start, has_trained, resume_config, training_features
 from ..train.run import check_config
 from ..weights import save_for_hub
-from .audio import add_level_argument
+from .audio import add_level_argument, speaker_line
 
 
 def _key_values(items, what, cast):
@@ -202,6 +202,8 @@ def _train(args) -> int:
           f'(std {100 * summary["war_std"]:.2f}), mean UAR {100 * summary["uar_mean"]:.2f} '
           f'(std {100 * summary["uar_std"]:.2f}); pooled over the splits: WAR {100 * summary["pooled_war"]:.2f}, UAR '
           f'{100 * summary["pooled_uar"]:.2f}; outputs in {args.out}')
+    if summary.get('speakers'):
+        print(speaker_line(summary['speakers']))
     return 0
 
 

@@ -5,14 +5,22 @@ from pathlib import Path
 import numpy as np
 
 from .._utils import require
+from ..evaluation import speaker_votes
 from .engine import log
 
 
-def split_summary(results: list) -> dict:
-    """Mean and std (ddof 0) over the tested splits of WAR and UAR, pooled metrics, and the splits' results."""
+def split_summary(results: list, one_speaker_splits: bool = False) -> dict:
+    """Mean and std (ddof 0) over the tested splits of WAR and UAR, pooled metrics, and the splits' results. With
+    `one_speaker_splits` (leave one speaker out) and one label per test speaker, also `speakers`: the subject-level
+    result (`tim_zoo.evaluation.speaker_votes` per split: the share of speakers whose utterances' most common answer
+    is their label, and the ties)."""
     results = [r for r in results if 'war' in r]
     if not results:
         return dict(folds=[])
+    votes = [speaker_votes([r['split']] * len(r['test']['label']), r['test']['label'], r['test']['predicted'])
+             for r in results if 'test' in r] if one_speaker_splits else []
+    speakers = dict(speakers=len(votes), war=float(np.mean([v['war'] for v in votes])),
+                    ties=sum(v['ties'] for v in votes)) if votes and all(votes) and len(votes) == len(results) else None
     wars = np.array([r['war'] for r in results])
     uars = np.array([r['uar'] for r in results])
     pooled = np.sum([np.array(r['confusion']) for r in results], axis=0)
@@ -21,7 +29,7 @@ def split_summary(results: list) -> dict:
         folds=[{k: v for k, v in r.items() if k not in ('history', 'test')} for r in results],
         war_mean=float(wars.mean()), war_std=float(wars.std()), uar_mean=float(uars.mean()), uar_std=float(uars.std()),
         pooled_war=float(np.trace(pooled) / max(pooled.sum(), 1)), pooled_uar=float(recall[pooled.sum(axis=1) > 0].mean()),
-        pooled_confusion=pooled.tolist())
+        pooled_confusion=pooled.tolist(), **({'speakers': speakers} if speakers else {}))
 
 
 def save_plots(results: list, label_names, out_dir: Path) -> bool:

@@ -290,7 +290,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     if cfg.repeats == 1:
         results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress,
                               compiling, names)
-        summary = split_summary(results)
+        summary = split_summary(results, cfg.protocol == 'loso')
         summary['trained'] = [{k: v for k, v in r.items() if k not in ('history', 'test')} for r in results]
         if writer:
             save_plots(results, features.label_names, out_dir)
@@ -301,7 +301,7 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
             log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
             results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
                                   show_progress, compiling, names)
-            runs.append(dict(split_summary(results), repeat=r, seed=seed))
+            runs.append(dict(split_summary(results, cfg.protocol == 'loso'), repeat=r, seed=seed))
             if writer:
                 save_plots(results, features.label_names, out_dir / f'repeat{r}')
         summary = repeats_summary(runs)

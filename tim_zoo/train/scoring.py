@@ -8,7 +8,7 @@ from .._validation import resolve_device
 from ..data import FeatureSet
 from ..data.frame_selection import select_frames
 from ..data.normalize import normalize_features
-from ..evaluation import confusion_matrix, predict_proba, uar, war
+from ..evaluation import confusion_matrix, predict_proba, speaker_votes, uar, war
 from ..exceptions import DatasetError
 from .protocols import heard_files
 
@@ -32,7 +32,9 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     Returns:
         `n`, `war` and `uar` (fractions), `label_names` (the features' classes), `model_label_names`, `per_class`
         (`{class: {"n", "recall"}}`), `confusion` (`[features' classes, model's classes]` counts), `utterances`
-        (`path`, `label`, `predicted`, `heard` per utterance), `heard` (how many utterances the weights trained on,
+        (`path`, `label`, `predicted`, `heard` per utterance), `speakers` (where every speaker has one label, the
+        subject-level result: `tim_zoo.evaluation.speaker_votes`; else None), `heard` (how many utterances the
+        weights trained on,
         by their training record `trained_on`: None where the record cannot tell, e.g. weights without one) and
         `notes` (what makes the figure other than a held-out score of these classes).
 
@@ -78,9 +80,10 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
                  for i, (c, row) in enumerate(zip(classes, confusion))}
     utterances = [dict(path=str(p), label=classes[int(y)], predicted=names[int(k)], heard=bool(h))
                   for p, y, k, h in zip(features.paths or [''] * len(pred), features.y, pred, heard_mask)]
+    speakers = speaker_votes(features.speakers, [u['label'] for u in utterances], [u['predicted'] for u in utterances])
     return dict(n=int(len(pred)), war=war(true, pred), uar=uar(true, pred), label_names=classes,
                 model_label_names=names, per_class=per_class, confusion=confusion.tolist(), utterances=utterances,
-                heard=heard, notes=notes)
+                speakers=speakers, heard=heard, notes=notes)
 
 
 def _as_trained(features: FeatureSet, trained: dict, notes: List[str]) -> FeatureSet:
