@@ -395,9 +395,12 @@ def test_weights_of_ones_own_run_say_where_their_held_out_figure_is(make_small_r
     assert notes[0].startswith('these weights trained on all 3 utterances of manifest: none was held out')
 
 
-def test_a_folder_given_as_a_model_names_the_hub_prefix(tmp_path):
+def test_a_folder_given_as_a_model_names_the_hub_prefix(tmp_path, monkeypatch):
     with pytest.raises(ConfigurationError, match=f'a hub folder .* loads as "local-dir:{tmp_path}"'):
         EmotionRecognizer.from_pretrained(str(tmp_path))
+    (tmp_path / 'tim').mkdir()                          # a run's folder named after a model: the name still wins
+    monkeypatch.chdir(tmp_path)
+    assert EmotionRecognizer.from_pretrained('tim').model.pretrained_cfg['tag'] == 'tim_zoo_emodb'
 
 
 def test_the_clock_rounds_before_taking_minutes():

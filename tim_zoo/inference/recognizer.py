@@ -186,11 +186,11 @@ class EmotionRecognizer(RecordingNotes):
         if name_or_path in list_models(pretrained=True) or is_hub_source(name_or_path):
             return cls(create_model(name_or_path, pretrained=True).eval(), **kwargs)
         path = Path(name_or_path)
-        if path.is_dir():
+        if path.is_dir() and str(name_or_path) not in list_models():       # a model's name before a folder of it
             raise ConfigurationError(f'{path} is a folder: a hub folder (tim_zoo.save_for_hub) loads as '
                                      f'"local-dir:{path}", a checkpoint by its file\'s path')
         exists = path.exists()
-        if (isinstance(name_or_path, str) and not exists and path.suffix.lower() not in WEIGHT_SUFFIXES
+        if (isinstance(name_or_path, str) and not path.is_file() and path.suffix.lower() not in WEIGHT_SUFFIXES
                 and '/' not in name_or_path and os.sep not in name_or_path):       # a name, not a path
             check_model_name(str(name_or_path))            # an unknown model or tag: said with the close names
             return cls(create_model(str(name_or_path), pretrained=True).eval(), **kwargs)
