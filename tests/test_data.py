@@ -282,7 +282,7 @@ def test_manifest_rows_repeating_a_file_are_left_out_or_refused(tmp_path):
         load_corpus('manifest', manifest)
 
 
-def test_extraction_names_recordings_without_speech(tmp_path, speech_like):
+def test_extraction_names_recordings_without_speech(tmp_path, speech_like, monkeypatch):
     rng = np.random.default_rng(0)
     sr = 22050
     for name, wave in [('talk/voice.wav', speech_like(1.0)), ('talk/silence.wav', np.zeros(sr, np.float32)),
@@ -295,6 +295,11 @@ def test_extraction_names_recordings_without_speech(tmp_path, speech_like):
     said = ' '.join(str(w.message) for w in caught)
     assert '2 of 3 recordings' in said and 'silence.wav' in said and 'noise.wav' in said and 'voice.wav' not in said
     assert len(features.x) == 3                           # extracted all the same: the warning says it, nothing drops
+    import tim_zoo.data.feature_set as feature_set
+    monkeypatch.setattr(feature_set, 'EXTRACT_SAMPLES', sr)       # long recordings: one at a time, the same features
+    with pytest.warns(UserWarning, match='2 of 3 recordings'):
+        one_by_one = extract_features(corpus, MFCCExtractor(mean_signal_length=sr), show_progress=False)
+    np.testing.assert_array_equal(one_by_one.x, features.x)
 
 
 def test_shared_emodb_corpus(shared_dir):

@@ -44,17 +44,19 @@ def speaker_votes(speakers: Sequence[str], y_true: Sequence, y_pred: Sequence) -
     speakers, y_true, y_pred = list(speakers), list(y_true), list(y_pred)
     if not speakers or len(speakers) != len(y_true) or not all(speakers):
         return None
+    rows = {}
+    for i, speaker in enumerate(speakers):
+        rows.setdefault(speaker, []).append(i)
     per_speaker = {}
-    for speaker in dict.fromkeys(speakers):
-        rows = [i for i, s in enumerate(speakers) if s == speaker]
-        labels = {y_true[i] for i in rows}
+    for speaker, own in rows.items():
+        labels = {y_true[i] for i in own}
         if len(labels) != 1:
             return None
-        answers, counts = np.unique([y_pred[i] for i in rows], return_counts=True)
+        answers, counts = np.unique([y_pred[i] for i in own], return_counts=True)
         top = counts == counts.max()
         answer = answers[top][0].item() if top.sum() == 1 else None
-        per_speaker[speaker] = dict(label=labels.pop(), n=len(rows), answer=answer,
-                                    share=float(counts.max() / len(rows)))
+        per_speaker[speaker] = dict(label=labels.pop(), n=len(own), answer=answer,
+                                    share=float(counts.max() / len(own)))
     right = sum(v['answer'] is not None and v['answer'] == v['label'] for v in per_speaker.values())
     return dict(speakers=len(per_speaker), war=right / len(per_speaker),
                 ties=sum(v['answer'] is None for v in per_speaker.values()), per_speaker=per_speaker)

@@ -113,33 +113,40 @@ class FeatureSet:
         return np.ascontiguousarray(self.x.transpose(0, 2, 1))
 
 
+#: recordings read before their speech is found and their MFCC computed together, fewer where they are long: at
+#: most `EXTRACT_SAMPLES` samples are held (64 recordings of 96000 samples, 25 MB)
+EXTRACT_BATCH = 64
+EXTRACT_SAMPLES = EXTRACT_BATCH * 96000
+
+
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:
     """Compute `extractor` on every item of `corpus`, in order, with a tqdm progress bar. Recordings in which the
     speech detector finds no speech (`tim_zoo.data.speech`: digital silence, noise, a tone) are extracted all the
     same, and a warning names them: a model trained on them learns labels for sounds that are not speech."""
     items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
-    rate, durations, speechless = extractor.sample_rate, [], []
+    rate, durations, speechless, feats = extractor.sample_rate, [], [], []
     detector = SpeechDetector(rate)
 
-    def loaded(item):
+    def extract(group):                     # [(path, waveform)]: speech found and MFCC computed together
+        waves = [wave for _, wave in group]
+        speechless.extend(path for (path, _), activity in zip(group, detector.batch(waves))
+                          if activity.voiced_seconds() < MIN_SPEECH_SECONDS)
+        if extractor.mean_signal_length is None:
+            feats.extend(extractor(wave, rate) for wave in waves)
+        else:                               # equal lengths: MFCC in batches
+            feats.extend(extractor.batch([extractor.signal(wave, rate) for wave in waves]))
+
+    group, held = [], 0
+    for item in items:
         wave = load_audio(item.path, rate)
         durations.append(len(wave) / rate)
-        if detector(wave).voiced_seconds() < MIN_SPEECH_SECONDS:
-            speechless.append(item.path)
-        return wave
-
-    if extractor.mean_signal_length is None:
-        feats = []
-        for item in items:
-            feats.append(extractor(loaded(item), rate))
-    else:                                   # equal lengths: MFCC in batches
-        feats, signals = [], []
-        for item in items:
-            signals.append(extractor.signal(loaded(item), rate))
-            if len(signals) == 64:
-                feats.extend(extractor.batch(signals))
-                signals = []
-        feats.extend(extractor.batch(signals) if signals else [])
+        group.append((item.path, wave))
+        held += len(wave)
+        if len(group) == EXTRACT_BATCH or held >= EXTRACT_SAMPLES:
+            extract(group)
+            group, held = [], 0
+    if group:
+        extract(group)
     if speechless:
         warnings.warn(f'{corpus.name}: the speech detector finds no speech (under {MIN_SPEECH_SECONDS} s voiced) in '
                       f'{len(speechless)} of {len(durations)} recordings, extracted as the others: '

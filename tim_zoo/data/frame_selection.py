@@ -20,8 +20,7 @@ def gmm_frame_selection(frames: np.ndarray, n_select: int = 100, n_fits: int = 8
     frames = np.asarray(frames, dtype=np.float64)
     c, t = frames.shape
     if too_few_frames(frames, n_select):
-        start = _leading_run(frames)
-        frames = frames[:, start if start < t else 0:]
+        frames = frames[:, _leading_run(frames):]
         out = np.zeros((c, n_select), dtype=np.float32)
         keep = min(frames.shape[1], n_select)
         out[:, :keep] = frames[:, :keep]
@@ -43,10 +42,11 @@ def too_few_frames(frames: np.ndarray, n_select: int) -> bool:
 
 
 def _leading_run(frames: np.ndarray) -> int:
-    """The length of the leading run of frames identical to the first, when it is at least 2 frames long (0 for a
-    single first frame: a recording's first frame, not padding)."""
+    """The length of the leading run of frames identical to the first, when it is padding: at least 2 frames long
+    (a single first frame is the recording's) and not every frame (an utterance all alike has no speech after it);
+    else 0."""
     same = np.all(frames == frames[:, :1], axis=0)
-    run = int(np.argmin(same)) if not same.all() else frames.shape[1]
+    run = int(np.argmin(same))                            # 0 where every frame is alike
     return run if run >= 2 else 0
 
 
