@@ -142,6 +142,11 @@ def test_validation_speakers_leave_every_class_in_training_with_one_label_per_sp
     assert one_class                                      # what the labels are for
     for seed in range(10):
         assert all(set(labels[s.train]) == {0, 1} for s in make_splits('loso', 12, speakers, seed=seed, labels=labels))
+    redrawn = make_splits('loso', 12, speakers, seed=one_class[0], labels=labels)
+    said = class_notes(redrawn, labels, ['depressed', 'healthy'])
+    assert [s.name for s in redrawn if s.redrawn] and all(                  # a redraw is said, split by split
+        any(n.startswith(f'{s.name}: its validation part was drawn again') for n in said) for s in redrawn if s.redrawn)
+    assert not any(s.redrawn for s in make_splits('loso', 12, speakers, seed=one_class[0]))
     # a split that redraws moves no other split's draw
     six = [f's{i // 2}' for i in range(12)]
     per_speaker = np.repeat([0, 0, 1, 1, 1, 2], 2)

@@ -21,6 +21,8 @@ class Split:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    #: whether the validation part was drawn again so that every class stays in training (`make_splits(labels=)`)
+    redrawn: bool = False
 
 
 #: draws of a validation part tried before one that leaves a class out of training is kept (the run warns)
@@ -29,13 +31,13 @@ VAL_DRAWS = 100
 
 def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, groups: Optional[np.ndarray] = None,
            labels: Optional[np.ndarray] = None, redraw: Tuple[int, ...] = (0,)):
-    """Split `indices` into (rest, val) with about `fraction` in val; whole groups when `groups` given. With
+    """Split `indices` into (rest, val, redrawn) with about `fraction` in val; whole groups when `groups` given. With
     `labels`, a draw whose rest lacks a class of `indices` is drawn again (up to `VAL_DRAWS` times): with one label
     per speaker (a depression corpus), a validation speaker must not take the last training speaker of its class.
     The first draw is the one made without `labels`, from `rng`, which every split shares; redraws come from their
     own generators (seeded with `redraw` and the attempt), so that no other split's draw moves."""
     if fraction <= 0:
-        return indices, indices[:0]
+        return indices, indices[:0], False
     if groups is not None:
         names = np.unique(groups[indices])
         if len(names) < 2:
@@ -54,8 +56,8 @@ def _carve(indices: np.ndarray, fraction: float, rng: np.random.Generator, group
         if first is None:
             first = rest, val
         if labels is None or set(labels[rest].tolist()) == set(labels[indices].tolist()):
-            return rest, val
-    return first
+            return rest, val, attempt > 0
+    return (*first, False)
 
 
 def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str]] = None, folds: int = 10,
@@ -78,8 +80,8 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
     if protocol == 'kfold':
         splits = []
         for i, (train, test) in enumerate(kfold_splits(num_samples, folds, seed), start=1):
-            rest, val = _carve(np.asarray(train), val_fraction, rng, labels=labels, redraw=(seed, i))
-            splits.append(Split(f'fold{i}', rest, val, np.asarray(test)))
+            rest, val, redrawn = _carve(np.asarray(train), val_fraction, rng, labels=labels, redraw=(seed, i))
+            splits.append(Split(f'fold{i}', rest, val, np.asarray(test), redrawn))
         return splits
     if protocol == 'loso':
         if speakers is None or len(speakers) != num_samples or not all(speakers):
@@ -93,8 +95,8 @@ def make_splits(protocol: str, num_samples: int, speakers: Optional[Sequence[str
         splits = []
         for i, name in enumerate(names, start=1):
             test = all_idx[groups == name]
-            rest, val = _carve(all_idx[groups != name], val_fraction, rng, groups, labels, redraw=(seed, i))
-            splits.append(Split(f'speaker_{name}', rest, val, test))
+            rest, val, redrawn = _carve(all_idx[groups != name], val_fraction, rng, groups, labels, redraw=(seed, i))
+            splits.append(Split(f'speaker_{name}', rest, val, test, redrawn))
         return splits
     if protocol == 'all':
         return [Split('all', all_idx, all_idx[:0], all_idx[:0])]
@@ -157,12 +159,14 @@ def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional
 
 
 def class_notes(splits: Sequence[Split], y: np.ndarray, label_names: Sequence[str]) -> List[str]:
-    """What the splits' classes make of a run, in words: a split whose training part lacks a class the data has
+    """What the splits' classes make of a run, in words: a split whose validation part was drawn again to keep every
+    class in training, a split whose training part lacks a class the data has
     (its model never learns that class), and test sets that each hold one class (a split's UAR is then that class's
     recall, so only the UAR pooled over the splits weighs every class)."""
     y = np.asarray(y)
     classes = set(np.unique(y).tolist())
-    notes = []
+    notes = [f'{split.name}: its validation part was drawn again, so that every class stays in its training part'
+             for split in splits if split.redrawn]
     for split in splits:
         missing = sorted(classes - set(y[split.train].tolist()))
         if missing and len(split.train):
