@@ -428,8 +428,8 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
     shipped = init_weight_file('tim.tim_zoo_emodb')
     assert shipped.is_file() and shipped.parent == DEFAULT_CHECKPOINT.parent
     features = _features(frames=87)
-    features.label_names = ['angry', 'sad', 'neutral']
-    with pytest.warns(UserWarning, match='its classifier has 7 classes, the model 3; loaded the body'):
+    features.label_names = ['calm', 'tense', 'other']
+    with pytest.warns(UserWarning, match='none of these labels .* loaded the body and kept a freshly initialised'):
         run_training(_cfg(model='tim', model_args={}, init='tim.tim_zoo_emodb', epochs=1, only_folds=[1]),
                      features, tmp_path / 'run', show_progress=False)
     record = tim_zoo.load_checkpoint(tmp_path / 'run' / 'fold1' / 'last.safetensors').pretrained_cfg['trained_on']
@@ -437,6 +437,13 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
     assert 'emodb' in {r['corpus'] for r in training_records(record)}    # it heard what the tag's weights heard
     assert 'initial weights tim.tim_zoo_emodb: the body loaded, a fresh classifier' in \
         (tmp_path / 'run' / 'train.log').read_text()
+    features.label_names = ['sad', 'angry', 'calm']     # two the tag knows: their rows start trained
+    with pytest.warns(UserWarning, match='kept the rows of sad, angry, matched by name, and started calm fresh'):
+        run_training(_cfg(model='tim', model_args={}, init='tim.tim_zoo_emodb', epochs=1, only_folds=[1]),
+                     features, tmp_path / 'some', show_progress=False)
+    assert 'initial weights tim.tim_zoo_emodb (tim.tim_zoo_emodb' not in (tmp_path / 'some' / 'train.log').read_text()
+    assert "classifier was trained on ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']; kept the " \
+        'rows of sad, angry' in (tmp_path / 'some' / 'train.log').read_text()
     with pytest.raises(ConfigurationError, match=r'no weight file at nope.safetensors \(--init\), nor a pretrained '
                                                  r'tag of that name'):
         init_weight_file('nope.safetensors')

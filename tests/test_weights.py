@@ -457,3 +457,70 @@ def test_hub_card_says_what_the_weights_trained_on_and_a_new_timnet_claims_no_re
     tim_zoo.save_for_hub(fresh, tmp_path / 'fresh')
     assert 'trained on: not recorded' in (tmp_path / 'fresh' / 'README.md').read_text()
     assert json.loads((tmp_path / 'fresh' / 'config.json').read_text())['pretrained_cfg']['license'] == 'apache-2.0'
+
+
+def _small_tim(num_classes, seed):
+    torch.manual_seed(seed)
+    return tim_zoo.create_model('tim', num_classes=num_classes, filters=8, depth=2).eval()
+
+
+def _load_for_labels(model, path, labels):
+    import warnings
+
+    from tim_zoo.weights.label_rows import LabelRowsWarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        tim_zoo.load_weights(model, path, label_names=labels)
+    return [str(w.message) for w in caught if issubclass(w.category, LabelRowsWarning)]
+
+
+def test_labels_in_another_order_reorder_the_classifier_rows(tmp_path):
+    source = _small_tim(3, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'abc.safetensors', label_names=['a', 'b', 'c'])
+    model = _small_tim(3, 1)
+    said = _load_for_labels(model, path, ['c', 'a', 'b'])
+    assert said == [f'{path}: its classifier was trained on the same labels in another order ([\'a\', \'b\', \'c\']); '
+                    f'its rows were reordered to [\'c\', \'a\', \'b\']']
+    x = torch.randn(2, 39, 30)
+    assert torch.equal(model(x), source(x)[:, [2, 0, 1]]) and model.label_names == ['c', 'a', 'b']
+    assert not tim_zoo.weights.load.untrained_head(model)
+    same = _small_tim(3, 2)
+    assert _load_for_labels(same, path, ['a', 'b', 'c']) == [] and torch.equal(same(x), source(x))
+
+
+def test_labels_the_weights_partly_know_keep_their_rows_and_start_the_others_fresh(tmp_path):
+    source = _small_tim(3, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'abc.safetensors', label_names=['a', 'b', 'c'])
+    model = _small_tim(2, 1)
+    fresh_row = model.head.fc.weight[1].detach().clone()
+    said = _load_for_labels(model, path, ['b', 'd'])
+    assert said == [f'{path}: its classifier was trained on [\'a\', \'b\', \'c\']; kept the rows of b, matched by name, '
+                    f'and started d fresh (fine-tune them); left out a, c, which these labels lack']
+    assert torch.equal(model.head.fc.weight[0], source.head.fc.weight[1])
+    assert torch.equal(model.head.fc.bias[0], source.head.fc.bias[1])
+    assert torch.equal(model.head.fc.weight[1], fresh_row) and model.label_names == ['b', 'd']
+    body = [k for k in source.state_dict() if not k.startswith('head.')]
+    assert all(torch.equal(model.state_dict()[k], source.state_dict()[k]) for k in body)
+
+
+def test_labels_the_weights_do_not_know_get_a_fresh_classifier_even_at_the_same_count(tmp_path):
+    """Three other labels at the same class count: the rows of the file's a, b, c would answer x, y, z unseen."""
+    source = _small_tim(3, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'abc.safetensors', label_names=['a', 'b', 'c'])
+    model = _small_tim(3, 1)
+    fresh = model.head.fc.weight.detach().clone()
+    said = _load_for_labels(model, path, ['x', 'y', 'z'])
+    assert said == [f'{path}: its classifier was trained on [\'a\', \'b\', \'c\'], none of these labels '
+                    f'[\'x\', \'y\', \'z\']; loaded the body and kept a freshly initialised classifier (fine-tune it)']
+    assert torch.equal(model.head.fc.weight, fresh) and model.label_names == ['x', 'y', 'z']
+    assert tim_zoo.weights.load.untrained_head(model) == str(path)
+
+
+def test_a_classifier_without_label_names_is_taken_in_the_given_order_with_a_warning(tmp_path):
+    source = _small_tim(3, 0)
+    torch.save(source.state_dict(), tmp_path / 'w.pt')
+    model = _small_tim(3, 1)
+    said = _load_for_labels(model, tmp_path / 'w.pt', ['x', 'y', 'z'])
+    assert said == [f'{tmp_path / "w.pt"} does not name the labels of its classifier: its rows are taken as '
+                    f'[\'x\', \'y\', \'z\'], in that order']
+    assert torch.equal(model.head.fc.weight, source.head.fc.weight) and model.label_names == ['x', 'y', 'z']

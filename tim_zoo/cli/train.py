@@ -281,7 +281,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help='do not evaluate the test part (runs that choose on validation: no test figure anywhere)')
     ft = p.add_argument_group('fine-tuning')
     ft.add_argument('--init', help='start from weights: tim_zoo .safetensors, a Keras TIM-Net .hdf5, or a pretrained tag '
-                    '(tim-zoo weights; a model name: its default tag)')
+                    '(tim-zoo weights; a model name: its default tag); its classifier rows follow your labels by '
+                    'name, labels it lacks start fresh')
     ft.add_argument('--freeze', nargs='+', default=None, metavar='PATTERN', help='freeze parameters by name pattern')
     ft.add_argument('--lr-mult', action='append', metavar='PATTERN=FACTOR', help='learning-rate multiplier (repeat)')
 

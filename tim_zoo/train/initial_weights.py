@@ -14,12 +14,13 @@ from .engine import log
 from .protocols import heard_files
 
 
-def load_initial_weights(model, cfg: TrainConfig) -> None:
-    """Load `cfg.init` into `model` (a different class count re-initialises the head); a file of another model
-    raises `CheckpointMismatchError` with the train flags that build the file's model, where the file says."""
+def load_initial_weights(model, cfg: TrainConfig, label_names=None) -> None:
+    """Load `cfg.init` into `model` (a different class count re-initialises the head; the classifier rows of the
+    file's labels are matched to the data's `label_names` by name, `load_weights`); a file of another model raises
+    `CheckpointMismatchError` with the train flags that build the file's model, where the file says."""
     path = init_weight_file(cfg.init)
     try:
-        load_weights(model, path, allow_head_reset=True)
+        load_weights(model, path, allow_head_reset=True, label_names=label_names)
     except CheckpointMismatchError as e:
         hint = _rebuild_hint(path, cfg, model)
         raise CheckpointMismatchError(f'{e}; {hint}' if hint else str(e)) from None

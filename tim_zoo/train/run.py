@@ -16,6 +16,7 @@ from ..data.frame_selection import select_frames, too_few_frames
 from ..data.known_utterances import utterance_name
 from ..data.normalize import normalize_features, speakers_with_one_label
 from ..exceptions import ConfigurationError, TimZooError
+from ..weights.label_rows import LabelRowsWarning
 from ..weights.load import untrained_head
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
@@ -39,7 +40,7 @@ SMALL_VALIDATION = 20
 
 def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
     """The model of `cfg` for this data: classes, channels and (fixed-length heads) frames; initial
-    weights from `cfg.init` (a different class count re-initialises the head); `cfg.freeze` applied."""
+    weights from `cfg.init` (its classifier rows matched to `label_names` by name); `cfg.freeze` applied."""
     builder = model_builder(cfg.model)
     try:
         if builder is not None:
@@ -55,7 +56,7 @@ def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, fra
     if not isinstance(model, torch.nn.Module):
         raise ConfigurationError(f'{cfg.model} returned a {type(model).__name__}, not a torch.nn.Module')
     if cfg.init:
-        load_initial_weights(model, cfg)
+        load_initial_weights(model, cfg, label_names)
     if label_names is not None:
         model.label_names = list(label_names)
     freeze(model, cfg.freeze)
@@ -202,17 +203,20 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         raise ConfigurationError(f'--normalize {cfg.normalize} needs a speaker for every recording; these features '
                                  f'have {sum(map(bool, features.speakers))} of {len(features.y)} {SPEAKER_HINT}')
     frames = cfg.gmm_select or features.x.shape[2]
-    with warnings.catch_warnings():                    # a head re-initialised for new classes warns again in the run
-        warnings.simplefilter('ignore')
-        model = create_training_model(cfg, len(features.label_names), features.x.shape[1], frames)
+    with warnings.catch_warnings(record=True) as said:  # a head re-initialised for new classes warns again in the run
+        warnings.simplefilter('always')
+        model = create_training_model(cfg, len(features.label_names), features.x.shape[1], frames,
+                                      features.label_names)
+    rows = '; '.join(str(w.message) for w in said if issubclass(w.category, LabelRowsWarning))
     if model_builder(cfg.model) is not None:
         _check_output(model, cfg, features)
     if cfg.init:
         check_init_held_out(cfg, features, model, splits)
         if dist_info()[0] == 0:                           # into train.log, which the warnings do not reach
-            log.info('initial weights %s%s%s%s', cfg.init,
+            log.info('initial weights %s%s%s%s%s', cfg.init,
                      ': the body loaded, a fresh classifier (another class count, input length or kind of head)'
-                     if untrained_head(model) else '', f'; frozen: {" ".join(cfg.freeze)}' if cfg.freeze else '',
+                     if untrained_head(model) else '', f' ({rows})' if rows else '',
+                     f'; frozen: {" ".join(cfg.freeze)}' if cfg.freeze else '',
                      f'; learning-rate multipliers: {cfg.lr_mult}' if cfg.lr_mult else '')
     if cfg.init_hook:                                     # on a few utterances: a failing hook stops nothing written
         x = torch.as_tensor(features.x[:16], dtype=torch.float32)

@@ -2,13 +2,14 @@
 import pickle
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from ..version import MODEL_DEFAULTS
 from .checkpoint import read_checkpoint
+from .label_rows import NONE, SAME, rows_for_labels
 from .legacy import legacy_model_args
 
 _HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
@@ -243,18 +244,26 @@ def read_weight_file(path) -> Tuple[Dict[str, torch.Tensor], dict]:
         f'(tim_zoo) or .pt/.pth (state dict)')
 
 
-def load_weights(model, path, allow_head_reset: bool = True) -> None:
+def load_weights(model, path, allow_head_reset: bool = True, label_names: Optional[Sequence[str]] = None) -> None:
     """Load a weight file into `model`: Keras TIM-Net `.hdf5`, tim_zoo `.safetensors` or `.pt`/`.pth`.
 
     The file is read by `model.read_weights` when the model has it (a tim_zoo model: its family knows its
     published formats), else by `read_weight_file`. Keras files load only into `timnet`; a release folder name
     in the path (`EMODB_46`) sets the label names and feature settings. A different `num_classes` keeps the
     body and re-initialises the classifier, with a warning (unless `allow_head_reset=False`).
+
+    `label_names`, the labels the model is for (in the order of its outputs), matches the file's classifier rows
+    to them by name where the file names its labels: a label the file knows keeps its trained row, in this order;
+    one it lacks starts fresh; each change is warned of (`tim_zoo.weights.label_rows`). The model's `label_names`
+    become these.
     """
     path = Path(path)
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
+    matched = SAME
+    if label_names is not None and allow_head_reset:
+        state_dict, matched = rows_for_labels(model, state_dict, meta.get('label_names'), label_names, source)
     try:
         head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
     except CheckpointMismatchError as e:
@@ -265,5 +274,10 @@ def load_weights(model, path, allow_head_reset: bool = True) -> None:
         raise CheckpointMismatchError(
             f'{path} holds {article} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), '
             f'or let tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
+    if matched == NONE:
+        head_reset = True
+        _remember_fresh_head(model, source)
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
-    apply_metadata(model, meta, head_loaded=not head_reset)
+    apply_metadata(model, meta, head_loaded=not head_reset and matched == SAME)
+    if label_names is not None and len(label_names) == getattr(model, 'num_classes', len(label_names)):
+        model.label_names = list(label_names)

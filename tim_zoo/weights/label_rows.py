@@ -1,0 +1,63 @@
+"""A weight file's classifier rows matched to other labels by name (`load_weights(..., label_names=)`): fine-tuning
+on a corpus whose labels are another order, a subset or an overlap of those the weights trained on."""
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+_FC = ('head.fc.weight', 'head.fc.bias')
+
+class LabelRowsWarning(UserWarning):
+    """What loading weights did to their classifier rows for the model's labels (reordered, some fresh, none kept)."""
+
+
+#: what `rows_for_labels` did: nothing, the rows reordered, some kept and others fresh, or none kept
+SAME, REORDERED, PARTLY, NONE = 'same', 'reordered', 'partly', 'none'
+
+
+def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Optional[Sequence[str]],
+                    label_names: Sequence[str], source: str) -> Tuple[Dict[str, torch.Tensor], str]:
+    """`state_dict` with its classifier (`head.fc`, `[num_classes, D]` and `[num_classes]`) rebuilt for `label_names`:
+    the row of each label the file names (`file_labels`, matched by exact name) is kept, in `label_names`' order; a
+    label the file lacks gets the model's own freshly initialised row. Says with a warning what it did, and returns
+    the outcome (`SAME`, `REORDERED`, `PARTLY`, `NONE`). A classifier that does not fit by its other dimensions (another
+    input length for a head that flattens time), or a file without a classifier, is left to `apply_state_dict`."""
+    label_names, own = list(label_names), model.state_dict()
+    if _FC[0] not in state_dict or _FC[0] not in own or own[_FC[0]].shape[0] != len(label_names):
+        return state_dict, SAME
+    file_w = state_dict[_FC[0]]
+    if not file_labels:
+        if file_w.shape == own[_FC[0]].shape:
+            warnings.warn(f'{source} does not name the labels of its classifier: its rows are taken as {label_names}, '
+                          f'in that order', LabelRowsWarning, stacklevel=3)
+        return state_dict, SAME
+    file_labels = list(file_labels)
+    if file_labels == label_names or file_w.shape[0] != len(file_labels) or file_w.shape[1:] != own[_FC[0]].shape[1:]:
+        return state_dict, SAME
+    kept = [n for n in label_names if n in file_labels]
+    fresh = [n for n in label_names if n not in file_labels]
+    dropped = [n for n in file_labels if n not in label_names]
+    rows = dict(state_dict)
+    for key in _FC:
+        if key in state_dict and key in own:
+            rows[key] = torch.stack([state_dict[key][file_labels.index(n)] if n in file_labels else own[key][i]
+                                     for i, n in enumerate(label_names)]).to(own[key].dtype)
+    if not kept:
+        outcome = NONE
+        said = (f'{source}: its classifier was trained on {file_labels}, none of these labels {label_names}; loaded '
+                f'the body and kept a freshly initialised classifier (fine-tune it)')
+    elif not fresh and not dropped:
+        outcome = REORDERED
+        said = (f'{source}: its classifier was trained on the same labels in another order ({file_labels}); its rows '
+                f'were reordered to {label_names}')
+    else:
+        outcome = PARTLY
+        said = (f'{source}: its classifier was trained on {file_labels}; kept the rows of {_names(kept)}, matched by '
+                f'name' + (f', and started {_names(fresh)} fresh (fine-tune them)' if fresh else '')
+                + (f'; left out {_names(dropped)}, which these labels lack' if dropped else ''))
+    warnings.warn(said, LabelRowsWarning, stacklevel=3)
+    return rows, outcome
+
+
+def _names(names: List[str]) -> str:
+    return ', '.join(names)
