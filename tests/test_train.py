@@ -1439,3 +1439,44 @@ def test_fp32_training_on_cuda_switches_tf32_off_and_restores_it(monkeypatch):
     finally:
         torch.backends.cudnn.allow_tf32 = saved[0]
         torch.set_float32_matmul_precision(saved[1])
+
+
+def test_a_model_of_ones_own_recordings_knows_them_again_by_their_content(tmp_path, speech_like):
+    """A corpus the package has no table of: extraction fingerprints each recording, a checkpoint keeps those of its
+    split's training part, and predict, evaluate and --init know them again, renamed or not."""
+    sf = pytest.importorskip('soundfile')
+    from tim_zoo.data import MFCCExtractor, extract_features, load_corpus
+    from tim_zoo.train import evaluate_model
+    for i in range(12):
+        folder = tmp_path / 'corpus' / ('calm', 'tense')[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(str(folder / f'{i}.wav'), speech_like(0.5, f0=110 + 9 * i, seed=i), 16000)
+    features = extract_features(load_corpus('folders', tmp_path / 'corpus'), MFCCExtractor(mean_signal_length=8192),
+                                show_progress=False)
+    assert len(set(features.fingerprints)) == 12
+    assert FeatureSet.load(features.save(tmp_path / 'f.npz')).fingerprints == features.fingerprints
+    cfg = _cfg(model='tim', epochs=1, only_folds=[1], batch_size=4)
+    run_training(cfg, features, tmp_path / 'run', show_progress=False)
+    checkpoint = tmp_path / 'run' / 'fold1' / 'last.safetensors'
+    split = make_splits('kfold', 12, None, 3, cfg.seed, cfg.val_fraction, features.y)[0]
+    heard = sorted({features.fingerprints[i] for i in np.concatenate([split.train, split.val])})
+    assert tim_zoo.load_checkpoint(checkpoint).pretrained_cfg['trained_on']['fingerprints'] == heard
+
+    recognizer = tim_zoo.EmotionRecognizer.from_checkpoint(checkpoint)
+    trained, held_out = features.paths[int(split.train[0])], features.paths[int(split.test[0])]
+    shutil.copy(trained, tmp_path / 'renamed.wav')
+    note = [n for n in recognizer.predict(tmp_path / 'renamed.wav').notes if 'by its content' in n]
+    assert note == [f'this recording is, by its content, one of the {len(heard)} utterances these weights trained '
+                    f'or chose their epoch on (every {features.settings["corpus"].upper()} utterance but fold 1\'s test set): the model '
+                    f'learned this answer, so it says nothing of how the model judges speech it has not heard (its '
+                    f'held-out accuracy does)']
+    assert not [n for n in recognizer.predict(held_out).notes if 'by its content' in n]
+    # another list of the corpus' recordings (all but the first): its splits cannot be drawn again, its content is known
+    part = dataclasses.replace(features, x=features.x[1:], y=features.y[1:], paths=features.paths[1:],
+                               speakers=features.speakers[1:], durations=features.durations[1:],
+                               fingerprints=features.fingerprints[1:])
+    scored = evaluate_model(recognizer.model, part)
+    assert [u['heard'] for u in scored['utterances']] == [f in heard for f in part.fingerprints]
+    with pytest.raises(ConfigurationError, match='trained on test utterances of this run'):
+        run_training(_cfg(model='tim', epochs=1, only_folds=[2], init=str(checkpoint)), part, tmp_path / 'again',
+                     show_progress=False)

@@ -11,9 +11,10 @@ import numpy as np
 
 from .._utils import atomic_write, progress
 from ..exceptions import ConfigurationError, DatasetError, UnsafeFileError
-from .audio import load_audio
+from .audio import read_audio, resample
 from .corpora import Corpus
 from .features import MFCCExtractor
+from .known_utterances import audio_fingerprint
 from .speech import MIN_SPEECH_SECONDS, SpeechDetector
 
 
@@ -28,6 +29,9 @@ class FeatureSet:
     settings: dict = field(default_factory=dict)
     #: seconds of each recording as read, before it was cut or padded to the fixed length (empty: not known)
     durations: List[float] = field(default_factory=list)
+    #: each recording's content as read (`tim_zoo.data.known_utterances.audio_fingerprint`; empty: not known), by
+    #: which a model trained on them knows them again, renamed or not
+    fingerprints: List[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -49,7 +53,8 @@ class FeatureSet:
                 np.savez(
                     f, x=self.x.astype(np.float32), y=self.y.astype(np.int64), label_names=np.array(self.label_names),
                     paths=np.array(self.paths, dtype=str), speakers=np.array(self.speakers, dtype=str),
-                    settings=np.array(json.dumps(self.settings)), durations=np.array(self.durations, dtype=np.float64))
+                    settings=np.array(json.dumps(self.settings)), durations=np.array(self.durations, dtype=np.float64),
+                    fingerprints=np.array(self.fingerprints, dtype=str))
         atomic_write(path, write)
         return path
 
@@ -73,7 +78,8 @@ class FeatureSet:
                     x=d['x'], y=d['y'], label_names=[str(s) for s in d['label_names']],
                     paths=[str(s) for s in d['paths']], speakers=[str(s) for s in d['speakers']],
                     settings=json.loads(str(d['settings'])),
-                    durations=[float(v) for v in d['durations']] if 'durations' in d.files else [])
+                    durations=[float(v) for v in d['durations']] if 'durations' in d.files else [],
+                    fingerprints=[str(s) for s in d['fingerprints']] if 'fingerprints' in d.files else [])
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             reason = ('it holds pickled objects, which tim_zoo does not load' if 'Object arrays cannot be loaded'
                       in str(e) else f'{type(e).__name__}: {e}')
@@ -124,7 +130,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
     speech detector finds no speech (`tim_zoo.data.speech`: digital silence, noise, a tone) are extracted all the
     same, and a warning names them: a model trained on them learns labels for sounds that are not speech."""
     items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
-    rate, durations, speechless, feats = extractor.sample_rate, [], [], []
+    rate, durations, fingerprints, speechless, feats = extractor.sample_rate, [], [], [], []
     detector = SpeechDetector(rate)
 
     def extract(group):                     # [(path, waveform)]: speech found and MFCC computed together
@@ -138,7 +144,9 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
 
     group, held = [], 0
     for item in items:
-        wave = load_audio(item.path, rate)
+        signal, native = read_audio(item.path)
+        fingerprints.append(audio_fingerprint(signal, native))
+        wave = resample(signal, native, rate)
         durations.append(len(wave) / rate)
         group.append((item.path, wave))
         held += len(wave)
@@ -159,7 +167,8 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
             f'utterances have {len(lengths)} different frame counts; use a fixed mean_signal_length to stack them')
     return FeatureSet(
         x=np.stack(feats), y=corpus.labels, label_names=list(corpus.label_names), paths=corpus.paths,
-        speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name), durations=durations)
+        speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name), durations=durations,
+        fingerprints=fingerprints)
 
 
 def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True,

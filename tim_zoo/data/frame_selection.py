@@ -1,4 +1,6 @@
 """GMM frame selection: shorten an utterance to its most representative frames (the seed's transform)."""
+import dataclasses
+
 import numpy as np
 
 from .._utils import progress, require
@@ -71,5 +73,4 @@ def select_frames(features: FeatureSet, n_select: int, n_fits: int = 8, seed: in
     x = np.stack([gmm_frame_selection(f, n_select, n_fits, seed=seed)
                   for f in progress(features.x, enabled=show_progress, desc='GMM frame selection')])
     settings = dict(features.settings, gmm_select=n_select, gmm_fits=n_fits, gmm_seed=seed)
-    return FeatureSet(x.astype(np.float32), features.y, features.label_names, features.paths, features.speakers,
-                      settings)
+    return dataclasses.replace(features, x=x.astype(np.float32), settings=settings)

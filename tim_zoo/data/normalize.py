@@ -4,13 +4,13 @@ The statistics of a speaker come from all of that speaker's utterances, without 
 leave-one-speaker-out this uses the test speaker's unlabelled recordings (as speaker normalisation in
 the literature does); models trained this way need a set of recordings of each new speaker.
 """
+import dataclasses
 from typing import Sequence
 
 import numpy as np
 
 from .._validation import check_choice
 from ..exceptions import DatasetError
-from .feature_set import FeatureSet
 
 #: `none`; `speaker_mean`: subtract the speaker's mean of each coefficient (cepstral mean
 #: normalisation per speaker; the scale of the features is kept); `speaker`: also divide by the
@@ -60,4 +60,4 @@ def normalize_features(features, mode: str):
 
     x = normalize_by_speaker(features.x, features.speakers, mode)
     settings = dict(features.settings, normalize=mode)
-    return FeatureSet(x, features.y, features.label_names, features.paths, features.speakers, settings)
+    return dataclasses.replace(features, x=x, settings=settings)

@@ -119,9 +119,11 @@ class RecordingNotes:
                 f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
                 if source else '')
 
-    def _seen_note(self, record: dict, seen: int, utterance: str, how: str, file: Optional[str] = None) -> str:
+    def _seen_note(self, record: dict, seen: int, utterance: Optional[str], how: str, file: Optional[str] = None
+                   ) -> str:
         """The note of a recording the weights trained on; the utterance named only where the file's own name is
-        not already it (so that the note reads the same for every such file, and a listing gives it once)."""
+        not already it (so that the note reads the same for every such file, and a listing gives it once), and not
+        where only its content is known (`utterance` None: a corpus without a table, by its recorded content)."""
         corpus, split = str(record['corpus']).upper(), str(record.get('split'))
         which = {'all': f'all of {corpus}', 'kfold': f'every {corpus} utterance but {split.replace("fold", "fold ")}\'s '
                                                      f'test set',
@@ -136,6 +138,8 @@ class RecordingNotes:
         one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
         own_name = file is not None and Path(file).stem == utterance
         nothing = 'so it says nothing of how the model judges speech it has not heard (its held-out accuracy does)'
+        if utterance is None:
+            return f'this recording is, by its content, {one_of}: {learned}, {nothing}'
         if how == 'content':
             which_one = (f'the {corpus} utterance of its name' if own_name else f'{corpus}\'s {utterance}')
             return f'this recording is {which_one} (by its content), {one_of}: {learned}, {nothing}'

@@ -14,12 +14,12 @@ from .._validation import check_choice, resolve_device
 from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.frame_selection import gmm_frame_selection
-from ..data.known_utterances import identify_utterance, known_utterances
+from ..data.known_utterances import audio_fingerprint, identify_utterance, known_utterances
 from ..data.normalize import normalize_by_speaker
 from ..data.speech import HUM_SECONDS, MIN_SPEECH_SECONDS, SpeechActivity, SpeechDetector, mains_hum
 from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
-from ..train.protocols import heard_by
+from ..train.protocols import heard_by, heard_fingerprints
 from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, file_sha256, find_release, published_release
@@ -170,6 +170,8 @@ class EmotionRecognizer(RecordingNotes):
         #: (`tim_zoo.train.protocols.heard_by`)
         self.trained_on = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
         self._heard = heard_by(self.trained_on)
+        #: and those of corpora without a table, by the content they recorded (`heard_fingerprints`)
+        self._heard_content = heard_fingerprints(self.trained_on)
 
     # --- constructors --------------------------------------------------------------------------------
 
@@ -370,6 +372,10 @@ class EmotionRecognizer(RecordingNotes):
             if found and found[0] in seen:
                 item.seen = (record, len(seen), *found)
                 break
+        if item.seen is None and self._heard_content and getattr(audio, 'signal', None) is not None:
+            content = audio_fingerprint(audio.signal, audio.rate)
+            item.seen = next(((record, len(seen), None, 'content') for record, seen in self._heard_content
+                              if content in seen), None)
         item.clipping_known = audio.clipping_known
         if isinstance(audio, StreamedInput):               # its level and clipping are measured as it is read
             item.stream = audio

@@ -164,6 +164,9 @@ class SplitTrainer:
         initial = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on') if self.cfg.init else None
         chain = training_records(initial)
         record = dict(record, split=self.split.name)
+        if record.get('fingerprints'):                  # the run's recordings: this split's trained and chosen on
+            heard = np.concatenate([self.split.train, self.split.val])
+            record['fingerprints'] = sorted({record['fingerprints'][i] for i in heard.tolist()})
         return dict(trained_on=dict(record, earlier=chain) if chain else record)
 
     def epoch_order(self, epoch: int) -> torch.Tensor:

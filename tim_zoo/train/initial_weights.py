@@ -76,7 +76,7 @@ def check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -
             log.warning('the initial weights %s record the utterances they trained on, but these features name no '
                         'file per utterance: whether they heard this run\'s test utterances is not checked', cfg.init)
         return
-    found, unknown = heard_files(record, features.paths, features.speakers or None)
+    found, unknown = heard_files(record, features.paths, features.speakers or None, features.fingerprints or None)
     corpus = (features.settings or {}).get('corpus')
     if any(r.get('corpus') == corpus for r in unknown) and dist_info()[0] == 0:
         log.warning('the initial weights %s trained on %s, but on another list of its utterances than these: which '

@@ -131,18 +131,24 @@ class Heard:
     mask: np.ndarray
 
 
-def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional[Sequence[str]] = None
-                ) -> Tuple[List[Heard], List[dict]]:
+def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional[Sequence[str]] = None,
+                fingerprints: Optional[Sequence[str]] = None) -> Tuple[List[Heard], List[dict]]:
     """Which of the files `paths` each training of `record` (its own, then `earlier` ones) trained on, and the
     trainings that cannot tell (their utterance list cannot be drawn again here: `heard_by`). A training of this
     very list of files (its `names_sha256`) goes by the files' names; one of a corpus the package has a table of
     (`tim_zoo.data.known_utterances`) by each file's content where it is a copy of one of its recordings, renamed or
-    not, else by its name."""
+    not, else by its name; one of another list that recorded its recordings' content (`heard_fingerprints`) by the
+    files' `fingerprints` (`FeatureSet.fingerprints`), where given."""
     names = [utterance_name(p) for p in paths]
     own_list = names_digest(names)
     heard, unknown, recognised = [], [], {}
     for training in training_records(record):
         found = heard_by(training, names, speakers)
+        known = heard_fingerprints(training)
+        if not found and known and fingerprints is not None and len(fingerprints) == len(paths):
+            seen = known[0][1]
+            heard.append(Heard(training, len(seen), np.array([f in seen for f in fingerprints], dtype=bool)))
+            continue
         if not found:
             unknown.append(training)
             continue
@@ -206,6 +212,12 @@ def heard_by(record: Optional[dict], names: Optional[Sequence[str]] = None,
             held_out = set(test.tolist())
             found.append((rec, frozenset(n for i, n in enumerate(listed) if i not in held_out)))
     return found
+
+
+def heard_fingerprints(record: Optional[dict]) -> List[Tuple[dict, FrozenSet[str]]]:
+    """Per training the record names that kept its recordings' content (`fingerprints`: a corpus the package has no
+    table of, `tim_zoo.train.run`), the fingerprints (`audio_fingerprint`) of those it trained or chose its epoch on."""
+    return [(rec, frozenset(rec['fingerprints'])) for rec in training_records(record) if rec.get('fingerprints')]
 
 
 def _listing(record: dict, names, speakers):

@@ -13,7 +13,7 @@ from .._utils import atomic_write, chosen_for_the_caller
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import select_frames, too_few_frames
-from ..data.known_utterances import utterance_name
+from ..data.known_utterances import known_utterances, utterance_name
 from ..data.normalize import normalize_features, speakers_with_one_label
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights.label_rows import LabelRowsWarning
@@ -229,13 +229,17 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
 
 def _trained_on(cfg: TrainConfig, features: FeatureSet) -> Optional[dict]:
     """What each checkpoint of the run records of its training utterances (`trained_on`, the split added as it is
-    saved), or None when the features name no corpus or files."""
+    saved), or None when the features name no corpus or files. A corpus the package has no table of adds its
+    recordings' content fingerprints where the features have them, which each checkpoint narrows to its split's
+    (`fingerprints`): the package cannot draw that corpus' splits again, but can know its recordings."""
     corpus = (features.settings or {}).get('corpus')
     if not corpus or len(features.paths) != len(features.y):
         return None
-    return trained_on(corpus, cfg.protocol, '', cfg.folds if cfg.protocol == 'kfold' else None, cfg.seed,
-                      cfg.val_fraction, cfg.recipe,
-                      [utterance_name(p) for p in features.paths])
+    record = trained_on(corpus, cfg.protocol, '', cfg.folds if cfg.protocol == 'kfold' else None, cfg.seed,
+                        cfg.val_fraction, cfg.recipe, [utterance_name(p) for p in features.paths])
+    if len(features.fingerprints) == len(features.y) and known_utterances(corpus) is None:
+        record['fingerprints'] = list(features.fingerprints)
+    return record
 
 
 def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:

@@ -125,7 +125,7 @@ def _heard(record: Optional[dict], features: FeatureSet, notes: List[str]):
     if len(features.paths) != len(features.y):
         notes.append('the features name no file per utterance: whether the weights trained on them is not known')
         return None, mask
-    found, unknown = heard_files(record, features.paths, features.speakers or None)
+    found, unknown = heard_files(record, features.paths, features.speakers or None, features.fingerprints or None)
     for training in found:
         mask |= training.mask
     if mask.any():
