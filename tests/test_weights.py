@@ -501,6 +501,14 @@ def test_labels_the_weights_partly_know_keep_their_rows_and_start_the_others_fre
     assert torch.equal(model.head.fc.weight[1], fresh_row) and model.label_names == ['b', 'd']
     body = [k for k in source.state_dict() if not k.startswith('head.')]
     assert all(torch.equal(model.state_dict()[k], source.state_dict()[k]) for k in body)
+    from tim_zoo.weights.load import untrained_rows
+    assert untrained_rows(model) == (str(path), ['d']) and not tim_zoo.weights.load.untrained_head(model)
+    notes = tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
+    assert notes == [f"the classifier's rows of d are untrained: {path} did not know that label, so their "
+                     f"probabilities, and every answer beside them, mean nothing until the model is fine-tuned"]
+    with torch.no_grad():                            # a training step later: the rows are the model's own
+        model.head.fc.bias += 0.1
+    assert untrained_rows(model) == ('', [])
 
 
 def test_labels_the_weights_do_not_know_get_a_fresh_classifier_even_at_the_same_count(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 from ..data.speech import SpeechActivity
 from ..exceptions import AudioError
 from ..train.protocols import training_records
-from ..weights.load import untrained_head
+from ..weights.load import untrained_head, untrained_rows
 from .audio_input import StreamedInput
 from .results import Prediction, format_clock
 
@@ -115,9 +115,13 @@ class RecordingNotes:
 
     def _untrained_head_note(self) -> str:
         source = untrained_head(self.model)
-        return (f'the model\'s classifier is untrained: loading {source} kept only its body (another class count, '
-                f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned'
-                if source else '')
+        if source:
+            return (f'the model\'s classifier is untrained: loading {source} kept only its body (another class count, '
+                    f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned')
+        source, labels = untrained_rows(self.model)
+        return (f'the classifier\'s rows of {", ".join(labels)} are untrained: {source} did not know '
+                f'{"that label" if len(labels) == 1 else "those labels"}, so their probabilities, and every answer '
+                f'beside them, mean nothing until the model is fine-tuned' if source else '')
 
     def _seen_note(self, record: dict, seen: int, utterance: Optional[str], how: str, file: Optional[str] = None
                    ) -> str:
