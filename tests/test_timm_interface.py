@@ -7,6 +7,7 @@ import torch
 
 import tim_zoo
 from conftest import small_model_args
+from tim_zoo.exceptions import ConfigurationError
 from tim_zoo.layers import GMMClusteringHead, WeightLayer
 
 MODELS = tim_zoo.list_models()
@@ -189,3 +190,13 @@ def test_global_pool_as_timm_offers_it(name, x, tmp_path):
         model.reset_classifier(3, global_pool='catavgmax')
     with pytest.raises(tim_zoo.ConfigurationError, match='per-frame logits.*set_global_pool'):
         tim_zoo.EmotionRecognizer(via_timm, feature_settings=dict(mean_signal_length=None))
+
+
+@pytest.mark.parametrize('out_indices, said', [((9,), r'out_indices \[9\]: timnet has 8 levels, indices 0 to 7'),
+                                               ((0, -9), r'out_indices \[-9\]'), (9, r'out_indices=9 \(the last n'),
+                                               (0, r'n is 1 to 8')])
+def test_feature_indices_out_of_range_are_refused_not_wrapped(out_indices, said):
+    """Level 9 of 8 was taken as level 1 (i % 8); timm refuses indices out of range."""
+    with pytest.raises(ConfigurationError, match=said):
+        timm.create_model('timnet', features_only=True, out_indices=out_indices)
+    assert len(timm.create_model('timnet', features_only=True, out_indices=(-8, 7)).feature_info.channels()) == 2

@@ -105,10 +105,18 @@ def feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     if name is None:
         raise ConfigurationError(f'feature_cls={feature_cls!r}: tim_zoo models offer {", ".join(map(repr, FEATURE_CLASSES))} '
                                  f'(forward_intermediates, forward hooks, torch.fx)')
-    indices = len(model.feature_info) if out_indices is None else out_indices
+    levels = len(model.feature_info)
+    indices = levels if out_indices is None else out_indices
     if isinstance(indices, int):                        # timm's meaning: the last n levels
-        indices = tuple(range(len(model.feature_info)))[-indices:] if indices else ()
-    indices = tuple(sorted(i % len(model.feature_info) for i in indices))   # forward order, as fx returns them
+        if not 0 < indices <= levels:
+            raise ConfigurationError(f'out_indices={indices} (the last n levels): {model.model_name} has {levels} '
+                                     f'levels, so n is 1 to {levels}')
+        indices = tuple(range(levels))[-indices:]
+    wrong = [i for i in indices if not isinstance(i, int) or not -levels <= i < levels]
+    if wrong:
+        raise ConfigurationError(f'out_indices {wrong}: {model.model_name} has {levels} levels, indices 0 to '
+                                 f'{levels - 1} (or -{levels} to -1 from the last)')
+    indices = tuple(sorted(i % levels for i in indices))   # forward order, as fx returns them
     pretrained_cfg = model.pretrained_cfg
     if name == 'getter':
         net = FeatureGetterNet(model, out_indices=indices, output_fmt='NCL')
