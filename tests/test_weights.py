@@ -168,6 +168,11 @@ def test_convert_keras_knows_a_renamed_release_file_by_its_hash_and_says_when_a_
     assert converted.pretrained_cfg['feature_settings']['frames'] == 188
     with pytest.raises(tim_zoo.ConfigurationError, match="unknown release 'EMODB'; known: CASIA_32"):
         tim_zoo.convert_keras(renamed, tmp_path / 'b.safetensors', release='EMODB')
+    casia = tmp_path / 'casia.hdf5'                            # 6 classes, named as EMODB's: refused, as from_keras does
+    casia.write_bytes(_release_file(shared_dir, 'CASIA_32', 1).read_bytes())
+    assert cli.main(['convert-keras', str(casia), str(tmp_path / 'd.safetensors'), '--release', 'EMODB_46']) == 2
+    assert ("not converted as EMODB_46's: " + f'{casia} holds num_classes=6, but timnet.emodb_46 has num_classes=7') \
+        in capsys.readouterr().err and not (tmp_path / 'd.safetensors').exists()
     with h5py.File(renamed, 'r+') as f:                        # another file: one weight changed
         kernels = []
         f.visititems(lambda name, obj: kernels.append(obj) if isinstance(obj, h5py.Dataset) and 'kernel' in name
@@ -532,3 +537,18 @@ def test_a_classifier_without_label_names_is_taken_in_the_given_order_with_a_war
     assert said == [f'{tmp_path / "w.pt"} does not name the labels of its classifier: its rows are taken as '
                     f'[\'x\', \'y\', \'z\'], in that order']
     assert torch.equal(model.head.fc.weight, source.head.fc.weight) and model.label_names == ['x', 'y', 'z']
+
+
+def test_checkpoint_path_takes_the_files_class_count_unless_one_is_given(tmp_path):
+    """The default 7 classes threw away a 4-class file's trained classifier with a warning."""
+    import warnings
+    source = _small_tim(4, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'four.safetensors', label_names=list('abcd'))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        model = tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path).eval()
+    x = torch.randn(2, 39, 30)
+    assert model.num_classes == 4 and model.label_names == list('abcd') and torch.equal(model(x), source(x))
+    with pytest.warns(UserWarning, match='its classifier has 4 classes, the model 3'):
+        chosen = tim_zoo.create_model('tim', filters=8, depth=2, num_classes=3, checkpoint_path=path)
+    assert chosen.num_classes == 3 and chosen.label_names is None

@@ -14,7 +14,7 @@ from . import models as _models  # noqa: F401  (registers the models)
 from ._utils import chosen_for_the_caller
 from .models._build import feature_net
 from .models._zoo import tag_accuracy
-from .models.timnet import read_keras_timnet
+from .models.timnet import TIMNet, read_keras_timnet
 from .models.timnet_releases import TIMNET_RELEASES, find_release, published_release, release_metadata
 from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from .weights import (
@@ -80,7 +80,8 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
         pretrained: load the published weights of the tag (for the Keras releases give the file with
             `pretrained_cfg_overlay=dict(file=PATH)`; depth and classes are read from it).
         checkpoint_path: after building, load this weight file (`.safetensors`, `.hdf5`, `.pt`) into the
-            model, checking every key; a different `num_classes` keeps the body and re-initialises the head.
+            model, checking every key. Without `num_classes`, the model takes the file's class count; a
+            different `num_classes` keeps the body and re-initialises the head.
         **kwargs: constructor arguments of the model (`num_classes`, `in_chans`, `seq_len`, ...),
             and timm's `pretrained_cfg` / `pretrained_cfg_overlay`.
 
@@ -99,8 +100,18 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
         model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
         _check_no_dropped_none(model_name, model, kwargs)
     if checkpoint_path is not None:
+        classes = None if 'num_classes' in kwargs else _classes_in(model, checkpoint_path)
+        if classes and classes != getattr(model, 'num_classes', classes):     # the file's, not the default's
+            model = create_model(model_name, pretrained, **kwargs, num_classes=classes)
         load_weights(model, checkpoint_path)
     return model
+
+
+def _classes_in(model: nn.Module, path) -> Optional[int]:
+    """The class count of the classifier (`head.fc`) in weight file `path`, as `model`'s family reads it."""
+    state_dict, _ = getattr(model, 'read_weights', read_weight_file)(Path(path))
+    weight = state_dict.get('head.fc.weight')
+    return int(weight.shape[0]) if weight is not None else None
 
 
 #: timm's model sources: a hub folder on disk, a Hugging Face hub repository (its cache first)
@@ -203,6 +214,13 @@ def convert_keras(path, output, release: Optional[str] = None) -> dict:
         raise ConfigurationError(f'unknown release {release!r}; known: {", ".join(TIMNET_RELEASES)}')
     keras = read_keras_timnet(path)
     release = release or find_release(path) or published_release(keras.sha256)[0]
+    if release:                                           # the release's file, as its tag would load it
+        try:
+            TIMNet.check_pretrained('timnet', release.lower(), TIMNet.tag_info(release.lower()), path,
+                                    dict(model_args=keras.model_args, sha256=keras.sha256), set())
+        except ConfigurationError as e:
+            raise ConfigurationError(f'not converted as {release}\'s: {e}. Name the file\'s own release (release=, '
+                                     f'--release), or none') from None
     model = create_model('timnet', **keras.model_args)
     load_weights(model, path, allow_head_reset=False)
     labels, settings = model.label_names, None
