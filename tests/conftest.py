@@ -53,6 +53,13 @@ def speech_like():
     return synthetic_speech
 
 
+def as_trained(model):
+    """`model`, a random model standing in for a trained one: its head no longer counts as untrained (a model built
+    without weights says so in every prediction's notes, `tim_zoo.weights.fresh_head`)."""
+    model.__dict__.pop('_fresh_head', None)
+    return model
+
+
 def small_recognizer(**kwargs):
     """An `EmotionRecognizer` over a small random `tim` (3 classes a, b, c; depth 2) with 1.49 s windows (32768
     samples, level "peak"): fast and deterministic; `kwargs` go to the recognizer."""
@@ -60,7 +67,7 @@ def small_recognizer(**kwargs):
 
     import tim_zoo
     torch.manual_seed(0)
-    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    model = as_trained(tim_zoo.create_model('tim', num_classes=3, depth=2))
     model.label_names = ['a', 'b', 'c']
     return tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'), **kwargs)
 

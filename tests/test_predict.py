@@ -28,9 +28,11 @@ def bundled():
 
 
 def _small_recognizer(**kwargs):
-    """A small random ``tim`` with 1.5 s windows: fast, and its outputs are deterministic."""
+    """A small random ``tim`` with 1.5 s windows, standing in for a trained one: fast, and its outputs are
+    deterministic."""
+    from conftest import as_trained
     torch.manual_seed(0)
-    model = tim_zoo.create_model('tim', num_classes=3, depth=2)
+    model = as_trained(tim_zoo.create_model('tim', num_classes=3, depth=2))
     model.label_names = ['a', 'b', 'c']
     return EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='peak'), **kwargs)
 
@@ -174,8 +176,9 @@ def test_waveform_input_at_another_rate_equals_the_file(tmp_path, speech_like):
 
 
 def test_quiet_input_to_a_level_dependent_model_gets_a_note(speech_like):
+    from conftest import as_trained
     torch.manual_seed(0)
-    model = tim_zoo.create_model('tim', num_classes=2, depth=2)
+    model = as_trained(tim_zoo.create_model('tim', num_classes=2, depth=2))
     rec = EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768, level='none'))
     assert rec.predict(speech_like(1.0, gain=0.5), sample_rate=SR).notes == []
     quiet = rec.predict(speech_like(1.0, gain=0.01), sample_rate=SR)
@@ -535,7 +538,8 @@ def test_a_model_whose_classifier_was_left_untrained_says_so_until_it_is_trained
 
     from conftest import small_model_args
     args = small_model_args(name, 65, **({} if name == 'transformer' else dict(depth=2)))    # 32768 samples: 65 frames
-    source = tim_zoo.create_model(name, **dict(args, num_classes=7))
+    from conftest import as_trained
+    source = as_trained(tim_zoo.create_model(name, **dict(args, num_classes=7)))
     tim_zoo.save_checkpoint(source, tmp_path / 'seven.safetensors', label_names=list('abcdefg'))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')                        # the load warns about the classifier once
@@ -550,3 +554,33 @@ def test_a_model_whose_classifier_was_left_untrained_says_so_until_it_is_trained
     assert not any(said in note for note in recognizer.predict(wave, sample_rate=SR).notes)
     whole = tim_zoo.create_model(name, **dict(args, num_classes=7), checkpoint_path=tmp_path / 'seven.safetensors')
     assert tim_zoo.EmotionRecognizer(whole, feature_settings=dict(mean_signal_length=32768)).model_notes == []
+
+
+def test_a_new_classifier_or_a_model_built_without_weights_says_so_saved_and_loaded_again(tmp_path, speech_like):
+    """reset_classifier, a model built fresh, and a checkpoint saved from either: every answer says its classifier is
+    untrained until the head changes (before, reset_classifier kept the tag's figures and a saved head lost the note)."""
+    from conftest import small_model_args
+    args = small_model_args('tim', 65, depth=2)
+    settings = dict(mean_signal_length=32768, level='peak')
+    wave = speech_like(1.4)
+    built = tim_zoo.create_model('tim', **args)
+    fresh = 'the model was built without weights (no pretrained=True, checkpoint or training)'
+    assert EmotionRecognizer(built, feature_settings=settings).model_notes == [
+        f"the model's classifier is untrained: {fresh}, so these probabilities mean nothing until it is trained"]
+    tim_zoo.save_checkpoint(built, tmp_path / 'built.safetensors')
+    again = EmotionRecognizer.from_checkpoint(tmp_path / 'built.safetensors', feature_settings=settings)
+    assert any(fresh in n for n in again.predict(wave, sample_rate=SR).notes)
+    tagged = tim_zoo.create_model('tim', pretrained=True)
+    assert 'untrained' not in ' '.join(EmotionRecognizer(tagged).model_notes)
+    tagged.reset_classifier(4)
+    reset = EmotionRecognizer(tagged, feature_settings=settings)
+    assert reset.model_notes == ["the model's classifier is untrained: reset_classifier() gave it a new classifier, so "
+                                 "these probabilities mean nothing until it is trained"]      # not the tag's figures
+    tim_zoo.save_checkpoint(tagged, tmp_path / 'reset.safetensors', label_names=list('abcd'))
+    loaded = EmotionRecognizer.from_checkpoint(tmp_path / 'reset.safetensors')
+    assert loaded.model_notes == reset.model_notes
+    with torch.no_grad():                                      # any training of the head ends the note
+        loaded.model.head.fc.bias.add_(0.1)
+    assert not any('untrained' in n for n in loaded.predict(wave, sample_rate=SR).notes)
+    short = reset.predict(speech_like(0.1), sample_rate=SR)   # no answer: nothing of the classifier to say
+    assert short.prediction is None and not any('untrained' in n for n in short.notes)

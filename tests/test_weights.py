@@ -488,7 +488,7 @@ def test_labels_in_another_order_reorder_the_classifier_rows(tmp_path):
                     f'its rows were reordered to [\'c\', \'a\', \'b\']']
     x = torch.randn(2, 39, 30)
     assert torch.equal(model(x), source(x)[:, [2, 0, 1]]) and model.label_names == ['c', 'a', 'b']
-    assert not tim_zoo.weights.load.untrained_head(model)
+    assert not tim_zoo.weights.fresh_head.untrained_head(model)
     same = _small_tim(3, 2)
     assert _load_for_labels(same, path, ['a', 'b', 'c']) == [] and torch.equal(same(x), source(x))
 
@@ -506,8 +506,8 @@ def test_labels_the_weights_partly_know_keep_their_rows_and_start_the_others_fre
     assert torch.equal(model.head.fc.weight[1], fresh_row) and model.label_names == ['b', 'd']
     body = [k for k in source.state_dict() if not k.startswith('head.')]
     assert all(torch.equal(model.state_dict()[k], source.state_dict()[k]) for k in body)
-    from tim_zoo.weights.load import untrained_rows
-    assert untrained_rows(model) == (str(path), ['d']) and not tim_zoo.weights.load.untrained_head(model)
+    from tim_zoo.weights.fresh_head import untrained_rows
+    assert untrained_rows(model) == (str(path), ['d']) and not tim_zoo.weights.fresh_head.untrained_head(model)
     notes = tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
     assert notes == [f"the classifier's rows of d are untrained: {path} did not know that label, so their "
                      f"probabilities, and every answer beside them, mean nothing until the model is fine-tuned"]
@@ -526,7 +526,7 @@ def test_labels_the_weights_do_not_know_get_a_fresh_classifier_even_at_the_same_
     assert said == [f'{path}: its classifier was trained on [\'a\', \'b\', \'c\'], none of these labels '
                     f'[\'x\', \'y\', \'z\']; loaded the body and kept a freshly initialised classifier (fine-tune it)']
     assert torch.equal(model.head.fc.weight, fresh) and model.label_names == ['x', 'y', 'z']
-    assert tim_zoo.weights.load.untrained_head(model) == str(path)
+    assert tim_zoo.weights.fresh_head.untrained_head(model) == str(path)
 
 
 def test_a_classifier_without_label_names_is_taken_in_the_given_order_with_a_warning(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 from ..data.speech import SpeechActivity
 from ..exceptions import AudioError
 from ..train.protocols import training_records
-from ..weights.load import untrained_head, untrained_rows
+from ..weights.fresh_head import untrained_head_reason, untrained_rows
 from .audio_input import StreamedInput
 from .results import Prediction, format_clock
 
@@ -114,10 +114,9 @@ class RecordingNotes:
                 f'music?): the speech was judged with it, so the answer may be off']
 
     def _untrained_head_note(self) -> str:
-        source = untrained_head(self.model)
-        if source:
-            return (f'the model\'s classifier is untrained: loading {source} kept only its body (another class count, '
-                    f'input length or kind of head), so these probabilities mean nothing until the model is fine-tuned')
+        why = untrained_head_reason(self.model)
+        if why:
+            return f'the model\'s classifier is untrained: {why}, so these probabilities mean nothing until it is trained'
         source, labels = untrained_rows(self.model)
         return (f'the classifier\'s rows of {", ".join(labels)} are untrained: {source} did not know '
                 f'{"that label" if len(labels) == 1 else "those labels"}, so their probabilities, and every answer '

@@ -152,7 +152,7 @@ class EmotionRecognizer(RecordingNotes):
         self.judge_tones = judge_tones
         #: notes on the weights rather than on an input: a zoo tag's measured accuracy on held-out EMODB folds
         #: beside timnet's, or that it was never measured (`tim_zoo.models._zoo.tag_notes`); or that the classifier
-        #: is untrained (weights loaded for another class count: `tim_zoo.weights.load.untrained_head`), which every
+        #: is untrained (weights loaded for another class count: `tim_zoo.weights.fresh_head`), which every
         #: prediction's notes say too
         untrained = self._untrained_head_note()             # then the tag's figures are not this model's
         self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
@@ -512,7 +512,7 @@ class EmotionRecognizer(RecordingNotes):
             result.segments.append(Segment(
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
-        result.notes += ([head_note] if head_note else []) + self._notes(item, len(rows))
+        result.notes += ([head_note] if head_note and rows else []) + self._notes(item, len(rows))
         if rows and item.seen and not head_note:            # an untrained head's answers mean nothing anyway
             result.notes.append(self._seen_note(*item.seen, file=result.file))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \

@@ -18,6 +18,7 @@ from ..layers import (
 from ..layers.init import init_weights_
 from ..layers.tab import TAB_ARGS, TAB_DEFAULTS
 from ..weights import load_weights, read_weight_file
+from ..weights.fresh_head import mark_fresh_head
 
 
 #: the keyword arguments `create_model` (timm's builder) takes itself: a misspelt one reaches the model's constructor
@@ -196,6 +197,7 @@ class SERModel(nn.Module):
             if settings and 'label_names' in settings:
                 cfg['feature_settings'] = {k: v for k, v in settings.items() if k != 'label_names'}
         self.refresh_pretrained_cfg()
+        mark_fresh_head(self, 'reset_classifier() gave it a new classifier')
 
     def refresh_pretrained_cfg(self) -> None:
         """Fill in what timm's tools read from `model.pretrained_cfg`, from the model as it is now (called when it is

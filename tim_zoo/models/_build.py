@@ -16,6 +16,7 @@ from torch import nn
 from .._utils import chosen_for_the_caller
 from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError, WeightsNotFoundError
 from ..weights import apply_metadata, apply_state_dict, find_weight_file
+from ..weights.fresh_head import mark_fresh_head
 from ..weights.hub_folder import HUB_WEIGHTS
 from ..weights.load import warn_other_arguments, weight_source, weights_trained_on
 from ._base import DEFAULT_TAGS, TAG_TRAINING, SERModel
@@ -214,9 +215,12 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
         head_reset = apply_state_dict(model, state_dict, source)
         head_loaded = not head_reset
         warn_other_arguments(model, meta, source, head_reset)    # the caller's arguments against the file's
+    if state_dict is None:
+        mark_fresh_head(model, 'the model was built without weights (no pretrained=True, checkpoint or training)')
     labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
     apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata'),
-                               trained_on=weights_trained_on(meta)), head_loaded=head_loaded)
+                               trained_on=weights_trained_on(meta), fresh_head=(meta.get('extra') or {}).get('fresh_head')),
+                   head_loaded=head_loaded)
     model.refresh_pretrained_cfg()
     if features_only:
         model = feature_net(model, feature_cls, out_indices)

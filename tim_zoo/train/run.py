@@ -17,7 +17,7 @@ from ..data.known_utterances import known_utterances, utterance_name
 from ..data.normalize import normalize_features, speakers_with_one_label
 from ..exceptions import ConfigurationError, TimZooError
 from ..weights.label_rows import LabelRowsWarning
-from ..weights.load import untrained_head
+from ..weights.fresh_head import untrained_head
 from ..weights.legacy import legacy_model_args
 from .builders import builder_args, dropout_note, import_function, model_builder
 from .config import TrainConfig

@@ -9,6 +9,7 @@ import torch
 from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from ..version import MODEL_DEFAULTS
 from .checkpoint import read_checkpoint
+from .fresh_head import mark_from_record, remember_fresh_head
 from .label_rows import NONE, PARTLY, SAME, rows_for_labels
 from .legacy import legacy_model_args
 
@@ -72,41 +73,8 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
             f'(another architecture or other arguments): ' + '; '.join(parts))
     model.load_state_dict(state_dict, strict=False)
     if differing:                                   # the head as loaded, with its fresh classifier
-        _remember_fresh_head(model, source)
+        remember_fresh_head(model, source)
     return bool(differing)
-
-
-def _remember_fresh_head(model, source: str, labels: Optional[List[str]] = None) -> None:
-    """Keep a copy of the head as the weights of `source` left it: freshly initialised (`untrained_head`), or with
-    the classifier rows of `labels` fresh beside trained ones (`untrained_rows`)."""
-    model._fresh_head = (source, {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith('head.')},
-                         labels)
-
-
-def _head_as_loaded(model) -> Tuple[str, Optional[List[str]]]:
-    """`(source, fresh labels)` of `_remember_fresh_head` while the head has not changed since, else ('', None)."""
-    model = getattr(model, '_orig_mod', model)      # torch.compile's wrapper, then DDP's
-    model = getattr(model, 'module', model)
-    source, fresh, labels = getattr(model, '_fresh_head', None) or (None, None, None)
-    if not fresh:
-        return '', None
-    state = model.state_dict()
-    unchanged = all(k in state and torch.equal(state[k].detach().cpu(), v.cpu()) for k, v in fresh.items())
-    return (source, labels) if unchanged else ('', None)
-
-
-def untrained_head(model) -> str:
-    """The weight file whose loading left `model` a freshly initialised head (another class count, input length or
-    kind of head) that has not been trained since, or '' (a head loaded, or changed by training since)."""
-    source, labels = _head_as_loaded(model)
-    return source if labels is None else ''
-
-
-def untrained_rows(model) -> Tuple[str, List[str]]:
-    """`(weight file, labels)` where loading it gave the classifier fresh rows for `labels` the file did not know
-    beside the trained rows of those it did (`load_weights(label_names=)`), not trained since; else ('', [])."""
-    source, labels = _head_as_loaded(model)
-    return (source, list(labels)) if source and labels else ('', [])
 
 
 def weights_trained_on(meta: dict) -> Optional[dict]:
@@ -147,6 +115,8 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
         if named and (not head_loaded or len(named) != getattr(model, 'num_classes', len(named))):
             settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
+    if head_loaded:                                     # a head saved untrained is untrained again
+        mark_from_record(model, meta.get('fresh_head') or (meta.get('extra') or {}).get('fresh_head'))
     record = weights_trained_on(meta)
     if isinstance(getattr(model, 'pretrained_cfg', None), dict):
         model.pretrained_cfg.pop('trained_on', None)      # weights loaded over others: theirs only
@@ -292,9 +262,9 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
             f'or let tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
     if matched == NONE:
         head_reset = True
-        _remember_fresh_head(model, source)
+        remember_fresh_head(model, source)
     elif matched == PARTLY:
-        _remember_fresh_head(model, source, [n for n in label_names if n not in (meta.get('label_names') or [])])
+        remember_fresh_head(model, source, [n for n in label_names if n not in (meta.get('label_names') or [])])
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset and matched == SAME)
     if label_names is not None and len(label_names) == getattr(model, 'num_classes', len(label_names)):
