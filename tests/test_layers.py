@@ -1,6 +1,7 @@
 """Block semantics, each checked against an independent computation."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -572,3 +573,23 @@ def test_the_old_channels_attribute_reads_filters_with_a_warning_and_leaves_the_
         assert isinstance(block.get_submodule(next(iter(dict(block.named_children())))), nn.Module)
         with pytest.raises(AttributeError):
             block.no_such_attribute
+
+
+def test_block_inputs_a_user_gets_wrong_are_named():
+    """A float mask was taken as bool (all zeros masked every frame), a mask of another length or without a valid
+    frame reached torch; dilation 0 and levels of other lengths failed inside torch."""
+    from tim_zoo.exceptions import ConfigurationError, InputShapeError
+    from tim_zoo.layers import AttentionFusion, DeltaAggregation, TemporalAwareBlock
+    fusion, s = AttentionFusion(8, 3), torch.randn(2, 8, 10, 3)
+    with pytest.raises(InputShapeError, match='AttentionFusion: mask must be bool'):
+        fusion(s, torch.zeros(2, 10))
+    with pytest.raises(InputShapeError, match=r'mask must be \[B, T\] = \[2, 10\], got \[2, 9\]'):
+        fusion(s, torch.ones(2, 9, dtype=torch.bool))
+    with pytest.raises(InputShapeError, match=r'every sequence needs a valid frame; mask rows \[1\]'):
+        fusion(s, torch.tensor([[True] * 10, [False] * 10]))
+    assert fusion(s, torch.ones(2, 10, dtype=torch.bool)).shape == fusion(s).shape
+    with pytest.raises(ConfigurationError, match='dilation must be a whole number of at least 1, got 0'):
+        TemporalAwareBlock(8, 8, dilation=0)
+    assert TemporalAwareBlock(8, 8, dilation=np.int64(2)).dilation == 2
+    with pytest.raises(InputShapeError, match=r'every level must have one shape \[B, F, T\], got \[\[1, 8, 10\], '):
+        DeltaAggregation()([torch.randn(1, 8, 10), torch.randn(1, 8, 9)])

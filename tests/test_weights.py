@@ -552,3 +552,14 @@ def test_checkpoint_path_takes_the_files_class_count_unless_one_is_given(tmp_pat
     with pytest.warns(UserWarning, match='its classifier has 4 classes, the model 3'):
         chosen = tim_zoo.create_model('tim', filters=8, depth=2, num_classes=3, checkpoint_path=path)
     assert chosen.num_classes == 3 and chosen.label_names is None
+
+
+def test_a_training_only_argument_is_not_called_another_function():
+    """drop_rate acts only in training: the same weights compute the same eval function, so no warning."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        model = tim_zoo.create_model('timnet', pretrained=True, drop_rate=0.5).eval()
+    assert not [w for w in caught if 'another function' in str(w.message)] and model.init_args['drop_rate'] == 0.5
+    x = torch.randn(1, 39, 188)
+    assert torch.equal(model(x), tim_zoo.create_model('timnet', pretrained=True).eval()(x))

@@ -55,6 +55,8 @@ class DeltaAggregation(nn.Module):
                 raise InputShapeError(f'DeltaAggregation takes a list of levels [B, F, T] or one tensor [B, F, T, n] '
                                       f'(levels on the last axis), got shape {list(levels.shape)}')
             levels = list(levels.unbind(-1))
+        elif not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            _check_same_shapes(levels)
         if self.mode == 'all':
             return torch.stack(levels, dim=-1)
         deltas = [levels[j + 1] - levels[j] for j in range(len(levels) - 1)]
@@ -63,6 +65,13 @@ class DeltaAggregation(nn.Module):
 
     def extra_repr(self) -> str:
         return f'mode={self.mode!r}'
+
+
+@traced_check
+def _check_same_shapes(levels: List[torch.Tensor]) -> None:
+    if len({tuple(level.shape) for level in levels}) > 1:
+        raise InputShapeError(f'DeltaAggregation: every level must have one shape [B, F, T], got '
+                              f'{[list(level.shape) for level in levels]}')
 
 
 @traced_check

@@ -13,6 +13,7 @@ from torch import nn
 from .._utils import filters_alias, renamed_arguments
 from .._validation import check_block_input, check_choice, traced_check
 from ..exceptions import InputShapeError
+from .pooling import check_frame_mask
 
 #: `AttentionFusion` styles: `"standard"` (level-major throughout) or `"research"` (the research code's computation)
 ATTENTION_STYLES = ('standard', 'research')
@@ -117,6 +118,8 @@ class AttentionFusion(nn.Module):
         """`s` `[B, F, T, n]`; `mask` `[B, T]`, True on valid frames: padded frames are not attended to."""
         if not torch.jit.is_scripting():
             check_block_input(s, 'AttentionFusion', 'B F T n', F=self.filters, n=self.num_levels)
+            if mask is not None and not torch.compiler.is_compiling():
+                mask = check_frame_mask(mask, s.shape[0], s.shape[2], 'AttentionFusion').to(s.device)
         s_lvl = _levels_first(s)
         q, k, v = self.qkv(s_lvl).chunk(3, dim=-1)
         attn_mask = None if mask is None else mask[:, None, None, :].to(torch.bool)

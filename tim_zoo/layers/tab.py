@@ -1,6 +1,7 @@
 """Temporal-aware block (TAB), the unit of TIM-Net."""
 import difflib
 import inspect
+import numbers
 
 import torch
 from torch import nn
@@ -69,6 +70,10 @@ class TemporalAwareBlock(nn.Module):
         super().__init__()
         check_choice('residual', residual, ('mul', 'add'))
         check_choice('conv_style', conv_style, ('standard', 'bottleneck'))
+        for name, value in dict(in_chans=in_chans, filters=filters, dilation=dilation, kernel_size=kernel_size).items():
+            if not isinstance(value, numbers.Integral) or value < 1:
+                raise ConfigurationError(f'TemporalAwareBlock: {name} must be a whole number of at least 1, got '
+                                         f'{value!r}')
         # a stack over two direction groups passes the width over both: twice the default changes nothing either
         default = TAB_DEFAULTS['bottleneck_chans']
         if conv_style != 'bottleneck' and bottleneck_chans not in (default, default * groups):

@@ -160,8 +160,10 @@ def weight_source(path: Path, meta: dict, model) -> str:
     return f'{path} (saved from {arch})'
 
 
-#: constructor arguments that do not change what a model computes from its weights
-_NOT_COMPUTING = ('num_classes', 'weight_init', 'check_finite')
+#: constructor arguments that do not change what a model computes from its weights in eval mode (the dropouts and
+#: the frame masking act only in training)
+_NOT_COMPUTING = ('num_classes', 'weight_init', 'check_finite', 'drop_rate', 'attn_drop_rate', 'head_drop_rate',
+                  'drop_mode', 'frame_mask')
 
 
 def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = False) -> None:
