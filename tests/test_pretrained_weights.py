@@ -306,3 +306,22 @@ def test_an_architecture_loads_its_default_tag(caplog):
     assert all(torch.equal(a, b) for a, b in zip(via_timm.state_dict().values(), reference.state_dict().values()))
     untrained = tim_zoo.create_model('timnet')
     assert untrained.pretrained_cfg.get('tag', '') == '' and untrained.label_names is None
+
+
+def test_label_names_given_in_the_overlay_name_the_outputs_and_a_renaming_is_said():
+    """They were kept in pretrained_cfg while model.label_names stayed the file's: the two disagreed, silently."""
+    import warnings
+    emodb = ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
+    with pytest.warns(UserWarning, match=r"rename the outputs of a classifier trained on \['angry', .*angry -> a, "):
+        model = tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(label_names=list('abcdefg')))
+    assert model.label_names == model.pretrained_cfg['label_names'] == list('abcdefg')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                             # the same names: nothing to say
+        assert tim_zoo.create_model('timnet', pretrained=True,
+                                    pretrained_cfg_overlay=dict(label_names=emodb)).label_names == emodb
+    with pytest.raises(tim_zoo.ConfigurationError, match='3 names for a model of 7 classes'):
+        tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(label_names=list('abc')))
+    with pytest.warns(UserWarning, match='its classifier has 7 classes, the model 3'):
+        fresh = tim_zoo.create_model('timnet', pretrained=True, num_classes=3,
+                                     pretrained_cfg_overlay=dict(label_names=list('abc')))
+    assert fresh.label_names == list('abc')

@@ -131,6 +131,21 @@ def feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     return net
 
 
+def _given_label_names(model, given: list, trained: Optional[list]) -> None:
+    """`pretrained_cfg_overlay=dict(label_names=...)`: the names of the model's outputs, in order. Where the loaded
+    classifier was trained on other names they rename its outputs, with a warning that names what became what (rows
+    matched by name are `load_weights(model, path, label_names=...)`'s)."""
+    if len(given) != model.num_classes:
+        raise ConfigurationError(f'pretrained_cfg_overlay label_names: {len(given)} names for a model of '
+                                 f'{model.num_classes} classes')
+    if trained and list(trained) != given:
+        renamed = ', '.join(f'{a} -> {b}' for a, b in zip(trained, given) if a != b)
+        warnings.warn(f'pretrained_cfg_overlay label_names rename the outputs of a classifier trained on {trained}, in '
+                      f'order: {renamed}; to match its rows to your labels by name instead, build the model without '
+                      f'them and use tim_zoo.load_weights(model, path, label_names=...)', stacklevel=5)
+    model.label_names = given
+
+
 def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Optional[dict] = None,
                 **kwargs) -> SERModel:
     """Build a registered model: resolve its pretrained config once, read its weight file once, build, load.
@@ -221,6 +236,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
     apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata'),
                                trained_on=weights_trained_on(meta), fresh_head=(meta.get('extra') or {}).get('fresh_head')),
                    head_loaded=head_loaded)
+    if (overlay or {}).get('label_names') is not None:
+        _given_label_names(model, list(overlay['label_names']), meta.get('label_names') if head_loaded else None)
     model.refresh_pretrained_cfg()
     if features_only:
         model = feature_net(model, feature_cls, out_indices)
