@@ -444,6 +444,14 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
     assert 'initial weights tim.tim_zoo_emodb (tim.tim_zoo_emodb' not in (tmp_path / 'some' / 'train.log').read_text()
     assert "classifier was trained on ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']; kept the " \
         'rows of sad, angry' in (tmp_path / 'some' / 'train.log').read_text()
+    assert 'the initial weights trained on features with mean_signal_length 44100; these have mean_signal_length ' \
+        '1000: the body starts on inputs unlike' in (tmp_path / 'some' / 'train.log').read_text()
+    from tim_zoo.train.initial_weights import init_settings_note
+    tag = tim_zoo.create_model('tim.tim_zoo_emodb', pretrained=True)
+    same = dataclasses.replace(features, settings=dict(tag.pretrained_cfg['feature_settings']))
+    assert init_settings_note(tag, same) == ''
+    assert init_settings_note(tag, dataclasses.replace(same, settings=dict(same.settings, level='none', order=3))) \
+        .startswith('the initial weights trained on features with order 1, level peak; these have order 3, level none')
     with pytest.raises(ConfigurationError, match=r'no weight file at nope.safetensors \(--init\), nor a pretrained '
                                                  r'tag of that name'):
         init_weight_file('nope.safetensors')

@@ -26,6 +26,25 @@ def load_initial_weights(model, cfg: TrainConfig, label_names=None) -> None:
         raise CheckpointMismatchError(f'{e}; {hint}' if hint else str(e)) from None
 
 
+#: the feature settings that change what the initial weights' first layers receive
+_INPUT_SETTINGS = ('n_mfcc', 'order', 'sample_rate', 'hop_length', 'level', 'mean_signal_length', 'normalize')
+
+
+def init_settings_note(model, features: FeatureSet) -> str:
+    """Where the initial weights record features of other settings than the run's (another level, MFCC order,
+    input length...), in words; '' where they agree or the weights record none."""
+    theirs = ((getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')) or {}
+    ours = features.settings or {}
+    ours = dict({'normalize': 'none'}, **ours)          # features not normalised record nothing of it
+    differ = [k for k in _INPUT_SETTINGS if k in theirs and k in ours and ours[k] != theirs[k]]
+    if not differ:
+        return ''
+    return (f'the initial weights trained on features with {", ".join(f"{k} {theirs[k]}" for k in differ)}; these '
+            f'have {", ".join(f"{k} {ours.get(k)}" for k in differ)}: the body starts on inputs unlike those it '
+            f'learned from (fine-tuning adapts it; features extracted with the weights\' settings start where they '
+            f'were)')
+
+
 def init_weight_file(init: str) -> Path:
     """The weight file of initial weights `init` (`TrainConfig.init`, `--init`): a path, or a pretrained tag
     (`tim-zoo weights` lists them; a model name alone is its default tag, as `create_model(name,

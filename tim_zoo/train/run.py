@@ -25,7 +25,7 @@ from .compiling import compile_decision, compile_mode_note
 from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
-from .initial_weights import check_init_held_out, init_weight_file, load_initial_weights
+from .initial_weights import check_init_held_out, init_settings_note, init_weight_file, load_initial_weights
 from .optim import freeze
 from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
 from .recipes import recipe_notes
@@ -218,6 +218,9 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
                      if untrained_head(model) else '', f' ({rows})' if rows else '',
                      f'; frozen: {" ".join(cfg.freeze)}' if cfg.freeze else '',
                      f'; learning-rate multipliers: {cfg.lr_mult}' if cfg.lr_mult else '')
+            other = init_settings_note(model, features)
+            if other:
+                log.warning(other)
     if cfg.init_hook:                                     # on a few utterances: a failing hook stops nothing written
         x = torch.as_tensor(features.x[:16], dtype=torch.float32)
         try:
