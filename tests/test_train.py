@@ -415,8 +415,11 @@ def test_fine_tuning_freezes_and_scales_learning_rates(tmp_path):
     run_training(frozen_by_rate, _features(), tmp_path / 'zero', show_progress=False)
     assert json.loads((tmp_path / 'zero' / 'fold1' / 'result.json').read_text())['history'][0]['lr'] == \
         pytest.approx(frozen_by_rate.lr)
-    with pytest.raises(ConfigurationError, match='matches no parameter'):
+    with pytest.raises(ConfigurationError, match='matches no parameter of the model. Its top-level modules: head, tim'):
         run_training(_cfg(freeze=['nothing.here']), _features(), tmp_path / 'bad', show_progress=False)
+    with pytest.raises(ConfigurationError, match="'tim.encoder.stme' matches no parameter of the model; did you mean "
+                                                 "tim.encoder.stem"):
+        run_training(_cfg(lr_mult={'tim.encoder.stme': 0.1}), _features(), tmp_path / 'bad', show_progress=False)
 
 
 def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):

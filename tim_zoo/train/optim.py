@@ -1,4 +1,5 @@
 """Optimizers with frozen modules and per-module learning-rate multipliers; schedulers."""
+import difflib
 import fnmatch
 import math
 from typing import Dict, List, Sequence
@@ -14,6 +15,16 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatch(name, pattern) or name.startswith(pattern.rstrip('.') + '.')
 
 
+def _no_match(what: str, pattern: str, model: nn.Module) -> ConfigurationError:
+    """The error of a pattern that matches no parameter, naming close module prefixes of the model's parameters."""
+    prefixes = sorted({'.'.join(n.split('.')[:i]) for n, _ in model.named_parameters()
+                       for i in range(1, n.count('.') + 1)})
+    close = difflib.get_close_matches(pattern.rstrip('.*'), prefixes, n=3, cutoff=0.6)
+    hint = (f'; did you mean {", ".join(close)}?' if close else '.') + \
+        f' Its top-level modules: {", ".join(sorted({p.split(".")[0] for p in prefixes}))}'
+    return ConfigurationError(f'{what} {pattern!r} matches no parameter of the model{hint}')
+
+
 def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
     """Stop gradients for parameters whose names match any pattern; returns their names. A BatchNorm whose
     parameters are all frozen is frozen too (`freeze_batch_norm`): its running statistics stop moving."""
@@ -21,7 +32,7 @@ def freeze(model: nn.Module, patterns: Sequence[str]) -> List[str]:
     for pattern in patterns:
         hits = [n for n, _ in model.named_parameters() if _matches(n, pattern)]
         if not hits:
-            raise ConfigurationError(f'freeze pattern {pattern!r} matches no parameter of the model')
+            raise _no_match('freeze pattern', pattern, model)
         frozen += hits
     for name, p in model.named_parameters():
         if name in frozen:
@@ -61,7 +72,7 @@ def param_groups(model: nn.Module, lr: float, lr_mult: Dict[str, float]) -> List
     """Trainable parameters grouped by learning rate: the first matching `lr_mult` pattern scales `lr`."""
     for pattern in lr_mult:
         if not any(_matches(n, pattern) for n, _ in model.named_parameters()):
-            raise ConfigurationError(f'lr multiplier pattern {pattern!r} matches no parameter of the model')
+            raise _no_match('lr multiplier pattern', pattern, model)
     groups: Dict[float, dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
