@@ -567,6 +567,10 @@ def test_a_new_classifier_or_a_model_built_without_weights_says_so_saved_and_loa
     fresh = 'the model was built without weights (no pretrained=True, checkpoint or training)'
     assert EmotionRecognizer(built, feature_settings=settings).model_notes == [
         f"the model's classifier is untrained: {fresh}, so these probabilities mean nothing until it is trained"]
+    import copy
+
+    from tim_zoo.weights.fresh_head import untrained_head_reason
+    assert untrained_head_reason(copy.deepcopy(built).to(torch.bfloat16)) == fresh     # another dtype: still untrained
     tim_zoo.save_checkpoint(built, tmp_path / 'built.safetensors')
     again = EmotionRecognizer.from_checkpoint(tmp_path / 'built.safetensors', feature_settings=settings)
     assert any(fresh in n for n in again.predict(wave, sample_rate=SR).notes)

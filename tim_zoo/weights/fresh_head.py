@@ -31,7 +31,8 @@ def _head_as_marked(model) -> Tuple[str, Optional[List[str]], str]:
     if not fresh:
         return '', None, ''
     state = model.state_dict()
-    unchanged = all(k in state and torch.equal(state[k].detach().cpu(), v.cpu()) for k, v in fresh.items())
+    unchanged = all(k in state and torch.equal(state[k].detach().cpu(), v.to(state[k].dtype).cpu())   # .half() too
+                    for k, v in fresh.items())
     return (source or '', labels, why) if unchanged else ('', None, '')
 
 
