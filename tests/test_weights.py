@@ -563,3 +563,42 @@ def test_a_training_only_argument_is_not_called_another_function():
     assert not [w for w in caught if 'another function' in str(w.message)] and model.init_args['drop_rate'] == 0.5
     x = torch.randn(1, 39, 188)
     assert torch.equal(model(x), tim_zoo.create_model('timnet', pretrained=True).eval()(x))
+
+
+def test_label_matching_edge_cases(tmp_path):
+    import warnings
+
+    from tim_zoo.weights.fresh_head import fresh_head_record, untrained_head
+    source = _small_tim(3, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'abc.safetensors', label_names=['a', 'b', 'c'])
+    with pytest.raises(ConfigurationError, match='name a label twice'):
+        tim_zoo.load_weights(_small_tim(3, 1), path, label_names=['a', 'a', 'b'])
+    with pytest.raises(ConfigurationError, match='2 label names for a model of 3 classes'):
+        tim_zoo.load_weights(_small_tim(3, 1), path, label_names=['a', 'b'])
+    with pytest.raises(CheckpointMismatchError, match='with allow_head_reset=True'):   # fresh rows are a head reset
+        tim_zoo.load_weights(_small_tim(3, 1), path, allow_head_reset=False, label_names=['a', 'b', 'd'])
+    kept = _small_tim(3, 1)                                     # reordering needs no reset
+    tim_zoo.load_weights(kept, path, allow_head_reset=False, label_names=['c', 'b', 'a'])
+    assert torch.equal(kept.head.fc.weight, source.head.fc.weight.flip(0))
+    subset = _small_tim(2, 1)                                   # labels all known: nothing fresh, nothing recorded
+    _load_for_labels(subset, path, ['c', 'a'])
+    assert fresh_head_record(subset) is None
+    # the head differs beyond the classifier (another length for a head over time): the whole head starts fresh,
+    # and no "kept the rows" is said
+    from conftest import small_model_args
+    other = tim_zoo.create_model('cnn_transformer', **small_model_args('cnn_transformer', 40, num_classes=3))
+    long_path = tim_zoo.save_checkpoint(other, tmp_path / 'long.safetensors', label_names=['a', 'b', 'c'])
+    model = tim_zoo.create_model('cnn_transformer', **small_model_args('cnn_transformer', 56, num_classes=2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        tim_zoo.load_weights(model, long_path, label_names=['b', 'd'])
+    assert not [w for w in caught if 'kept the rows' in str(w.message)] and untrained_head(model) == str(long_path)
+    features = _small_tim(0, 2)                                 # no classifier: nothing to call untrained
+    features.reset_classifier(0)
+    assert fresh_head_record(features) is None
+
+
+def test_feature_indices_take_numpy_integers():
+    import timm
+    net = timm.create_model('timnet', features_only=True, out_indices=(np.int64(0), np.int64(-1)))
+    assert len(net.feature_info.channels()) == 2

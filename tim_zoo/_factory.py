@@ -213,14 +213,14 @@ def convert_keras(path, output, release: Optional[str] = None) -> dict:
     if release and release not in TIMNET_RELEASES:
         raise ConfigurationError(f'unknown release {release!r}; known: {", ".join(TIMNET_RELEASES)}')
     keras = read_keras_timnet(path)
-    release = release or find_release(path) or published_release(keras.sha256)[0]
-    if release:                                           # the release's file, as its tag would load it
+    given, release = release, release or find_release(path) or published_release(keras.sha256)[0]
+    if given:                                             # the release's file, as its tag would load it
         try:
             TIMNet.check_pretrained('timnet', release.lower(), TIMNet.tag_info(release.lower()), path,
                                     dict(model_args=keras.model_args, sha256=keras.sha256), set())
         except ConfigurationError as e:
             raise ConfigurationError(f'not converted as {release}\'s: {e}. Name the file\'s own release (release=, '
-                                     f'--release), or none') from None
+                                     f'--release), or none: its folder or hash then says, if either does') from None
     model = create_model('timnet', **keras.model_args)
     load_weights(model, path, allow_head_reset=False)
     labels, settings = model.label_names, None

@@ -1,6 +1,7 @@
 """The one builder of every registered model (`build_model`): its pretrained config resolved once, its weight file
 read once, the model built and loaded; timm's feature wrappers (`feature_net`) and audio configs (`audio_cfg`)."""
 import dataclasses
+import numbers
 import logging
 import warnings
 from pathlib import Path
@@ -108,16 +109,17 @@ def feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
                                  f'(forward_intermediates, forward hooks, torch.fx)')
     levels = len(model.feature_info)
     indices = levels if out_indices is None else out_indices
-    if isinstance(indices, int):                        # timm's meaning: the last n levels
+    if isinstance(indices, numbers.Integral):            # timm's meaning: the last n levels
         if not 0 < indices <= levels:
             raise ConfigurationError(f'out_indices={indices} (the last n levels): {model.model_name} has {levels} '
                                      f'levels, so n is 1 to {levels}')
-        indices = tuple(range(levels))[-indices:]
-    wrong = [i for i in indices if not isinstance(i, int) or not -levels <= i < levels]
+        indices = tuple(range(levels))[-int(indices):]
+    wrong = [i for i in indices
+             if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not -levels <= i < levels]
     if wrong:
         raise ConfigurationError(f'out_indices {wrong}: {model.model_name} has {levels} levels, indices 0 to '
                                  f'{levels - 1} (or -{levels} to -1 from the last)')
-    indices = tuple(sorted(i % levels for i in indices))   # forward order, as fx returns them
+    indices = tuple(sorted(int(i) % levels for i in indices))   # forward order, as fx returns them
     pretrained_cfg = model.pretrained_cfg
     if name == 'getter':
         net = FeatureGetterNet(model, out_indices=indices, output_fmt='NCL')

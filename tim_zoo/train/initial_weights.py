@@ -27,7 +27,7 @@ def load_initial_weights(model, cfg: TrainConfig, label_names=None) -> None:
 
 
 #: the feature settings that change what the initial weights' first layers receive
-_INPUT_SETTINGS = ('n_mfcc', 'order', 'sample_rate', 'hop_length', 'level', 'mean_signal_length', 'normalize')
+_INPUT_SETTINGS = ('n_mfcc', 'order', 'sample_rate', 'hop_length', 'level', 'mean_signal_length')
 
 
 def init_settings_note(model, features: FeatureSet) -> str:
@@ -35,7 +35,6 @@ def init_settings_note(model, features: FeatureSet) -> str:
     input length...), in words; '' where they agree or the weights record none."""
     theirs = ((getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings')) or {}
     ours = features.settings or {}
-    ours = dict({'normalize': 'none'}, **ours)          # features not normalised record nothing of it
     differ = [k for k in _INPUT_SETTINGS if k in theirs and k in ours and ours[k] != theirs[k]]
     if not differ:
         return ''
@@ -109,16 +108,20 @@ def check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -
                 (' ...' if len(heard) > 4 else '')
             raise ConfigurationError(
                 f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so this '
-                f'run\'s test accuracy would not be held out: {_held_out_from(training.training, training.trained)}; '
+                f'run\'s test accuracy would not be held out: {_held_out_from(training.training, training.trained, training.by_content)}; '
                 f'start from weights that did not hear them, from scratch, or train on all of it (--protocol all), '
                 f'which tests nothing')
 
 
-def _held_out_from(record: dict, seen: int) -> str:
+def _held_out_from(record: dict, seen: int, by_content: bool = False) -> str:
     """Which split of its corpus is held out from weights of this training record, in words."""
     corpus, split, protocol = str(record.get('corpus')).upper(), record.get('split'), record.get('protocol')
     if protocol == 'all':
         return f'they trained on all {seen} {corpus} utterances, so no split of it is held out from them'
+    if by_content:
+        return (f'they trained on {seen} {corpus} recordings (known by their content) of another list of the corpus '
+                f'than these features, so no split of this list is held out from them; the feature file they trained '
+                f'from holds out their split {split}')
     flags = {'kfold': f'--protocol kfold --folds {record.get("folds")} --seed {record.get("split_seed")}',
              'loso': '--protocol loso', 'holdout': f'--protocol holdout --seed {record.get("split_seed")}'}.get(
                  protocol, f'--protocol {protocol}')

@@ -129,6 +129,8 @@ class Heard:
     trained: int
     #: whether it trained on each file, in the files' order
     mask: np.ndarray
+    #: known by the files' content (`heard_fingerprints`): the training drew its splits from another list of them
+    by_content: bool = False
 
 
 def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional[Sequence[str]] = None,
@@ -147,7 +149,7 @@ def heard_files(record: Optional[dict], paths: Sequence[str], speakers: Optional
         known = heard_fingerprints(training)
         if not found and known and fingerprints is not None and len(fingerprints) == len(paths):
             seen = known[0][1]
-            heard.append(Heard(training, len(seen), np.array([f in seen for f in fingerprints], dtype=bool)))
+            heard.append(Heard(training, len(seen), np.array([f in seen for f in fingerprints], dtype=bool), True))
             continue
         if not found:
             unknown.append(training)

@@ -214,8 +214,9 @@ def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
         check_init_held_out(cfg, features, model, splits)
         if dist_info()[0] == 0:                           # into train.log, which the warnings do not reach
             log.info('initial weights %s%s%s%s%s', cfg.init,
-                     ': the body loaded, a fresh classifier (another class count, input length or kind of head)'
-                     if untrained_head(model) else '', f' ({rows})' if rows else '',
+                     ': the body loaded, a fresh classifier' + ('' if rows else ' (another class count, input length or '
+                                                                 'kind of head)') if untrained_head(model) else '',
+                     f' ({rows})' if rows else '',
                      f'; frozen: {" ".join(cfg.freeze)}' if cfg.freeze else '',
                      f'; learning-rate multipliers: {cfg.lr_mult}' if cfg.lr_mult else '')
             other = init_settings_note(model, features)

@@ -16,11 +16,11 @@ def remember_fresh_head(model, source: str, labels: Optional[List[str]] = None) 
 def mark_fresh_head(model, why: str, source: str = '', labels: Optional[List[str]] = None) -> None:
     """Remember `model`'s head as it is now as untrained (`why`, in words: how it came to be so), until it changes
     (a training step, weights loaded): `untrained_head_reason`, and the notes of `EmotionRecognizer`. `labels`:
-    only the classifier rows of these are fresh. The classifier (`head.fc`) is what is compared, where the head has
-    one: training and loading change it with the rest."""
+    only the classifier rows of these are fresh. The classifier (`head.fc`) is what is compared: training and loading
+    change it with the rest. A model without one (no classes: features) answers nothing, and is not marked."""
     state = model.state_dict()
-    keys = [k for k in state if k.startswith('head.fc.')] or [k for k in state if k.startswith('head.')]
-    model._fresh_head = (source, {k: state[k].detach().clone() for k in keys}, labels, why)
+    keys = [k for k in state if k.startswith('head.fc.')]
+    model._fresh_head = (source, {k: state[k].detach().clone() for k in keys}, labels, why) if keys else None
 
 
 def _head_as_marked(model) -> Tuple[str, Optional[List[str]], str]:

@@ -1,9 +1,10 @@
 """A weight file's classifier rows matched to other labels by name (`load_weights(..., label_names=)`): fine-tuning
 on a corpus whose labels are another order, a subset or an overlap of those the weights trained on."""
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from ..exceptions import ConfigurationError
 
 _FC = ('head.fc.weight', 'head.fc.bias')
 
@@ -16,31 +17,36 @@ SAME, REORDERED, PARTLY, NONE = 'same', 'reordered', 'partly', 'none'
 
 
 def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Optional[Sequence[str]],
-                    label_names: Sequence[str], source: str) -> Tuple[Dict[str, torch.Tensor], str]:
-    """`state_dict` with its classifier (`head.fc`, `[num_classes, D]` and `[num_classes]`) rebuilt for `label_names`:
-    the row of each label the file names (`file_labels`, matched by exact name) is kept, in `label_names`' order; a
-    label the file lacks gets the model's own freshly initialised row. Says with a warning what it did, and returns
-    the outcome (`SAME`, `REORDERED`, `PARTLY`, `NONE`). A classifier that does not fit by its other dimensions (another
-    input length for a head that flattens time), or a file without a classifier, is left to `apply_state_dict`."""
+                    label_names: Sequence[str], source: str) -> Tuple[Dict[str, torch.Tensor], str, str, List[str]]:
+    """`(state_dict, outcome, said, fresh labels)`: `state_dict` with its classifier (`head.fc`, `[num_classes, D]`
+    and `[num_classes]`) rebuilt for `label_names`: the row of each label the file names (`file_labels`, matched by
+    exact name) is kept, in `label_names`' order; a label the file lacks gets the model's own freshly initialised
+    row. `outcome` is `SAME`, `REORDERED`, `PARTLY` or `NONE`, `said` what was done in words ('' where nothing was
+    to say), for the caller to warn of once it knows the rest of the head loaded. A classifier that does not fit by
+    its other dimensions (another input length for a head that flattens time), or a file without a classifier, is
+    left to `apply_state_dict`."""
     label_names, own = list(label_names), model.state_dict()
+    if len(set(label_names)) != len(label_names):
+        raise ConfigurationError(f'label_names {label_names} name a label twice')
     if _FC[0] not in state_dict or _FC[0] not in own or own[_FC[0]].shape[0] != len(label_names):
-        return state_dict, SAME
+        return state_dict, SAME, '', []
     file_w = state_dict[_FC[0]]
     if not file_labels:
-        if file_w.shape == own[_FC[0]].shape:
-            warnings.warn(f'{source} does not name the labels of its classifier: its rows are taken as {label_names}, '
-                          f'in that order', LabelRowsWarning, stacklevel=3)
-        return state_dict, SAME
+        said = (f'{source} does not name the labels of its classifier: its rows are taken as {label_names}, in that '
+                f'order' if file_w.shape == own[_FC[0]].shape else '')
+        return state_dict, SAME, said, []
     file_labels = list(file_labels)
-    if file_labels == label_names or file_w.shape[0] != len(file_labels) or file_w.shape[1:] != own[_FC[0]].shape[1:]:
-        return state_dict, SAME
+    if (file_labels == label_names or len(set(file_labels)) != len(file_labels) or file_w.shape[0] != len(file_labels)
+            or file_w.shape[1:] != own[_FC[0]].shape[1:]):
+        return state_dict, SAME, '', []
     kept = [n for n in label_names if n in file_labels]
     fresh = [n for n in label_names if n not in file_labels]
     dropped = [n for n in file_labels if n not in label_names]
     rows = dict(state_dict)
     for key in _FC:
         if key in state_dict and key in own:
-            rows[key] = torch.stack([state_dict[key][file_labels.index(n)] if n in file_labels else own[key][i]
+            theirs = state_dict[key]
+            rows[key] = torch.stack([theirs[file_labels.index(n)] if n in file_labels else own[key][i].to(theirs)
                                      for i, n in enumerate(label_names)]).to(own[key].dtype)
     if not kept:
         outcome = NONE
@@ -55,8 +61,7 @@ def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Opt
         said = (f'{source}: its classifier was trained on {file_labels}; kept the rows of {_names(kept)}, matched by '
                 f'name' + (f', and started {_names(fresh)} fresh (fine-tune them)' if fresh else '')
                 + (f'; left out {_names(dropped)}, which these labels lack' if dropped else ''))
-    warnings.warn(said, LabelRowsWarning, stacklevel=3)
-    return rows, outcome
+    return rows, outcome, said, fresh
 
 
 def _names(names: List[str]) -> str:

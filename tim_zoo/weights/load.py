@@ -6,11 +6,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..exceptions import CheckpointMismatchError, UnsafeFileError, WeightFileError, WeightsNotFoundError
+from ..exceptions import (
+    CheckpointMismatchError, ConfigurationError, UnsafeFileError, WeightFileError, WeightsNotFoundError,
+)
 from ..version import MODEL_DEFAULTS
 from .checkpoint import read_checkpoint
-from .fresh_head import mark_from_record, remember_fresh_head
-from .label_rows import NONE, PARTLY, SAME, rows_for_labels
+from .fresh_head import mark_fresh_head, mark_from_record, remember_fresh_head
+from .label_rows import NONE, PARTLY, SAME, LabelRowsWarning, rows_for_labels
 from .legacy import legacy_model_args
 
 _HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
@@ -249,9 +251,15 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
     reader = getattr(model, 'read_weights', read_weight_file)
     state_dict, meta = reader(path)
     source = weight_source(path, meta, model)
-    matched = SAME
-    if label_names is not None and allow_head_reset:
-        state_dict, matched = rows_for_labels(model, state_dict, meta.get('label_names'), label_names, source)
+    matched, said, fresh = SAME, '', []
+    if label_names is not None:
+        classes = getattr(model, 'num_classes', len(label_names))
+        if len(label_names) != classes:
+            raise ConfigurationError(f'{len(label_names)} label names for a model of {classes} classes')
+        state_dict, matched, said, fresh = rows_for_labels(model, state_dict, meta.get('label_names'), label_names,
+                                                           source)
+        if matched in (PARTLY, NONE) and fresh and not allow_head_reset:
+            raise CheckpointMismatchError(f'{said.replace("fine-tune", "with allow_head_reset=True; fine-tune")}')
     try:
         head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
     except CheckpointMismatchError as e:
@@ -262,11 +270,14 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
         raise CheckpointMismatchError(
             f'{path} holds {article} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), '
             f'or let tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
-    if matched == NONE:
+    if said and not head_reset:                     # else the whole head started fresh, as apply_state_dict said
+        warnings.warn(said, LabelRowsWarning, stacklevel=2)
+    if matched == NONE and not head_reset:
         head_reset = True
-        remember_fresh_head(model, source)
-    elif matched == PARTLY:
-        remember_fresh_head(model, source, [n for n in label_names if n not in (meta.get('label_names') or [])])
+        mark_fresh_head(model, f'loading {source} kept only its body (its classifier was trained on other labels)',
+                        source)
+    elif matched == PARTLY and fresh and not head_reset:
+        remember_fresh_head(model, source, fresh)
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset and matched == SAME)
     if label_names is not None and len(label_names) == getattr(model, 'num_classes', len(label_names)):
