@@ -259,7 +259,8 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
         state_dict, matched, said, fresh = rows_for_labels(model, state_dict, meta.get('label_names'), label_names,
                                                            source)
         if matched in (PARTLY, NONE) and fresh and not allow_head_reset:
-            raise CheckpointMismatchError(f'{said.replace("fine-tune", "with allow_head_reset=True; fine-tune")}')
+            raise CheckpointMismatchError(f'{said}; refused: rows would start fresh, and allow_head_reset=False '
+                                          f'keeps the classifier whole')
     try:
         head_reset = apply_state_dict(model, state_dict, source, allow_head_reset)
     except CheckpointMismatchError as e:
