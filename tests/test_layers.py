@@ -593,3 +593,16 @@ def test_block_inputs_a_user_gets_wrong_are_named():
     assert TemporalAwareBlock(8, 8, dilation=np.int64(2)).dilation == 2
     with pytest.raises(InputShapeError, match=r'every level must have one shape \[B, F, T\], got \[\[1, 8, 10\], '):
         DeltaAggregation()([torch.randn(1, 8, 10), torch.randn(1, 8, 9)])
+
+    class Levels(torch.nn.Module):                       # the check is a call in the traced graph, on the list
+        def __init__(self):
+            super().__init__()
+            self.agg = DeltaAggregation()
+
+        def forward(self, a, b):
+            return self.agg([a, b])
+
+    traced = torch.fx.symbolic_trace(Levels())
+    assert traced(torch.ones(1, 8, 10), torch.ones(1, 8, 10)).shape == (1, 8, 10, 2)
+    with pytest.raises(InputShapeError, match='every level must have one shape'):
+        traced(torch.randn(1, 8, 10), torch.randn(1, 8, 9))

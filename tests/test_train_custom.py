@@ -346,3 +346,11 @@ def test_initial_weights_of_another_model_name_the_flags_that_build_it(tmp_path)
     with pytest.raises(CheckpointMismatchError, match=r'saved from tim: train it with --model tim$'):
         run_training(TrainConfig(model='timnet', init=str(tmp_path / 'tim.safetensors'), epochs=1, protocol='kfold',
                                  folds=3, only_folds=[1]), features, tmp_path / 'd', show_progress=False)
+    # before any data: the command line extracted the features first, then refused
+    from tim_zoo.train.run import check_config
+    with pytest.raises(CheckpointMismatchError, match=r'saved from tim: train it with --model tim$'):
+        check_config(TrainConfig(model='timnet', init=str(tmp_path / 'tim.safetensors')))
+    with pytest.raises(CheckpointMismatchError, match=r'--model-arg depth=3 --model-arg filters=12$'):
+        check_config(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors')))
+    check_config(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors'), model_args=dict(filters=12, depth=3),
+                             freeze=['tim.*']))

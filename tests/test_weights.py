@@ -464,9 +464,13 @@ def test_hub_card_says_what_the_weights_trained_on_and_a_new_timnet_claims_no_re
     assert json.loads((tmp_path / 'fresh' / 'config.json').read_text())['pretrained_cfg']['license'] == 'apache-2.0'
 
 
-def _small_tim(num_classes, seed):
+def _small_tim(num_classes, seed, trained=True):
+    """A small random `tim`, standing in for a trained one unless `trained=False` (then its head is marked untrained,
+    as a model built without weights is)."""
+    from conftest import as_trained
     torch.manual_seed(seed)
-    return tim_zoo.create_model('tim', num_classes=num_classes, filters=8, depth=2).eval()
+    model = tim_zoo.create_model('tim', num_classes=num_classes, filters=8, depth=2).eval()
+    return as_trained(model) if trained else model
 
 
 def _load_for_labels(model, path, labels):
@@ -554,6 +558,26 @@ def test_checkpoint_path_takes_the_files_class_count_unless_one_is_given(tmp_pat
     assert chosen.num_classes == 3 and chosen.label_names is None
 
 
+def test_checkpoint_path_with_overlay_label_names_matches_rows_by_name(tmp_path):
+    """Four overlay names for a seven-class file failed: 'names for a model of 7 classes'."""
+    from tim_zoo.weights.fresh_head import untrained_head, untrained_rows
+    source = _small_tim(4, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'abcd.safetensors', label_names=list('abcd'))
+    with pytest.warns(UserWarning, match=r"kept the rows of d, b, matched by name; left out a, c"):
+        model = tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path,
+                                     pretrained_cfg_overlay=dict(label_names=['d', 'b']))
+    assert model.num_classes == 2 and model.label_names == ['d', 'b'] and not untrained_head(model)
+    assert torch.equal(model.head.fc.weight, source.head.fc.weight[[3, 1]])
+    with pytest.warns(UserWarning, match='started e fresh'):
+        partly = tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path,
+                                      pretrained_cfg_overlay=dict(label_names=['a', 'e']))
+    assert partly.label_names == ['a', 'e'] and torch.equal(partly.head.fc.weight[0], source.head.fc.weight[0])
+    assert untrained_rows(partly) == (str(path), ['e'])
+    with pytest.raises(ConfigurationError, match='2 label names for a model of 3 classes'):
+        tim_zoo.create_model('tim', filters=8, depth=2, num_classes=3, checkpoint_path=path,
+                             pretrained_cfg_overlay=dict(label_names=['a', 'b']))
+
+
 def test_a_training_only_argument_is_not_called_another_function():
     """drop_rate acts only in training: the same weights compute the same eval function, so no warning."""
     import warnings
@@ -568,7 +592,7 @@ def test_a_training_only_argument_is_not_called_another_function():
 def test_label_matching_edge_cases(tmp_path):
     import warnings
 
-    from tim_zoo.weights.fresh_head import fresh_head_record, untrained_head
+    from tim_zoo.weights.fresh_head import fresh_head_record, untrained_head, untrained_head_reason, untrained_rows
     source = _small_tim(3, 0)
     path = tim_zoo.save_checkpoint(source, tmp_path / 'abc.safetensors', label_names=['a', 'b', 'c'])
     with pytest.raises(ConfigurationError, match='name a label twice'):
@@ -593,6 +617,17 @@ def test_label_matching_edge_cases(tmp_path):
         warnings.simplefilter('always')
         tim_zoo.load_weights(model, long_path, label_names=['b', 'd'])
     assert not [w for w in caught if 'kept the rows' in str(w.message)] and untrained_head(model) == str(long_path)
+    # rows of a file saved untrained stay untrained when matched to other labels (the mark was lost on reorder)
+    fresh_path = tim_zoo.save_checkpoint(_small_tim(3, 1, trained=False), tmp_path / 'fresh.safetensors', label_names=['a', 'b', 'c'])
+    reordered = _small_tim(3, 2)
+    _load_for_labels(reordered, fresh_path, ['c', 'b', 'a'])
+    assert 'built without weights' in untrained_head_reason(reordered)
+    partly = _small_tim(3, 2)
+    _load_for_labels(partly, path, ['a', 'b', 'x'])                 # x fresh beside trained a, b
+    partly_path = tim_zoo.save_checkpoint(partly, tmp_path / 'partly.safetensors')
+    again = _small_tim(3, 3)
+    _load_for_labels(again, partly_path, ['y', 'x', 'a'])           # x still untrained, y new
+    assert untrained_rows(again) == (str(partly_path), ['y', 'x']) and not untrained_head_reason(again)
     features = _small_tim(0, 2)                                 # no classifier: nothing to call untrained
     features.reset_classifier(0)
     assert fresh_head_record(features) is None

@@ -18,10 +18,10 @@ from .models.timnet import TIMNet, read_keras_timnet
 from .models.timnet_releases import TIMNET_RELEASES, find_release, published_release, release_metadata
 from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, WeightFileError, WeightsNotFoundError
 from .weights import (
-    apply_metadata, apply_state_dict, find_weight_file, load_weights, read_weight_file, save_checkpoint, weights_dir,
+    apply_metadata, apply_state_dict, find_weight_file, read_weight_file, save_checkpoint, weights_dir,
 )
+from .weights.load import KERAS_SUFFIXES, load_read_weights
 from .weights.checkpoint import import_builder
-from .weights.load import KERAS_SUFFIXES
 
 
 def _is_ours(name: str) -> bool:
@@ -81,7 +81,10 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
             `pretrained_cfg_overlay=dict(file=PATH)`; depth and classes are read from it).
         checkpoint_path: after building, load this weight file (`.safetensors`, `.hdf5`, `.pt`) into the
             model, checking every key. Without `num_classes`, the model takes the file's class count; a
-            different `num_classes` keeps the body and re-initialises the head.
+            different `num_classes` keeps the body and re-initialises the head. With
+            `pretrained_cfg_overlay=dict(label_names=[...])` the model is for those labels (their count is its
+            `num_classes`) and the file's classifier rows are matched to them by name, as
+            `load_weights(model, path, label_names=...)` does: a label the file knows keeps its trained row.
         **kwargs: constructor arguments of the model (`num_classes`, `in_chans`, `seq_len`, ...),
             and timm's `pretrained_cfg` / `pretrained_cfg_overlay`.
 
@@ -93,25 +96,30 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
         feature_args = {k: kwargs.pop(k) for k in ('features_only', 'out_indices', 'feature_cls') if k in kwargs}
         model = create_model(model_name, pretrained, checkpoint_path=checkpoint_path, **kwargs)
         return feature_net(model, feature_args.get('feature_cls', 'getter'), feature_args.get('out_indices'))
-    if is_hub_source(model_name):
-        model = _create_from_hub(model_name, pretrained, kwargs)
-    else:
-        check_model_name(model_name)
-        model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-        _check_no_dropped_none(model_name, model, kwargs)
-    if checkpoint_path is not None:
-        classes = None if 'num_classes' in kwargs else _classes_in(model, checkpoint_path)
-        if classes and classes != getattr(model, 'num_classes', classes):     # the file's, not the default's
-            model = create_model(model_name, pretrained, **kwargs, num_classes=classes)
-        load_weights(model, checkpoint_path)
+    if checkpoint_path is None:
+        return _create(model_name, pretrained, kwargs)
+    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+    names = overlay.pop('label_names', None)              # the outputs the caller wants: rows matched by name
+    if overlay:
+        kwargs['pretrained_cfg_overlay'] = overlay
+    if names is not None and 'num_classes' not in kwargs:
+        kwargs['num_classes'] = len(names)
+    model = _create(model_name, pretrained, kwargs)
+    state_dict, meta = getattr(model, 'read_weights', read_weight_file)(Path(checkpoint_path))
+    weight = state_dict.get('head.fc.weight')
+    if 'num_classes' not in kwargs and weight is not None and weight.shape[0] != getattr(model, 'num_classes', 0):
+        model = _create(model_name, pretrained, dict(kwargs, num_classes=int(weight.shape[0])))  # the file's count
+    load_read_weights(model, state_dict, meta, checkpoint_path, label_names=names)
     return model
 
 
-def _classes_in(model: nn.Module, path) -> Optional[int]:
-    """The class count of the classifier (`head.fc`) in weight file `path`, as `model`'s family reads it."""
-    state_dict, _ = getattr(model, 'read_weights', read_weight_file)(Path(path))
-    weight = state_dict.get('head.fc.weight')
-    return int(weight.shape[0]) if weight is not None else None
+def _create(model_name: str, pretrained: bool, kwargs: dict) -> nn.Module:
+    if is_hub_source(model_name):
+        return _create_from_hub(model_name, pretrained, kwargs)
+    check_model_name(model_name)
+    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    _check_no_dropped_none(model_name, model, kwargs)
+    return model
 
 
 #: timm's model sources: a hub folder on disk, a Hugging Face hub repository (its cache first)
@@ -222,7 +230,7 @@ def convert_keras(path, output, release: Optional[str] = None) -> dict:
             raise ConfigurationError(f'not converted as {release}\'s: {e}. Name the file\'s own release (release=, '
                                      f'--release), or none: its folder or hash then says, if either does') from None
     model = create_model('timnet', **keras.model_args)
-    load_weights(model, path, allow_head_reset=False)
+    load_read_weights(model, keras.state_dict, TIMNet.keras_metadata(path, keras), path, allow_head_reset=False)
     labels, settings = model.label_names, None
     if release:
         settings = release_metadata(release)

@@ -40,17 +40,27 @@ def check_argument_types(owner: str, defaults: dict, arguments: dict, int_means_
 def traced_check(check):
     """Make a check traceable by `torch.fx`: called on a `torch.fx.Proxy` (symbolic tracing, also timm's and
     torchvision's feature extractors) it is recorded as a call in the graph, so the traced module checks its real
-    input as the eager one does; while compiling or exporting it is skipped (the shapes are symbolic there)."""
+    input as the eager one does (also a proxy inside a list argument); while compiling or exporting it is skipped (the
+    shapes are symbolic there)."""
     @functools.wraps(check)
     def checked(*args, **kwargs):
         if torch.compiler.is_compiling():
             return None
-        proxy = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.fx.Proxy)), None)
+        proxy = next((a for a in _flat((*args, *kwargs.values())) if isinstance(a, torch.fx.Proxy)), None)
         if proxy is not None:
             proxy.tracer.create_proxy('call_function', checked, args, kwargs)
             return None
         return check(*args, **kwargs)
     return checked
+
+
+def _flat(values):
+    """`values` with the items of lists and tuples among them (a list of levels)."""
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            yield from _flat(value)
+        else:
+            yield value
 
 
 @traced_check

@@ -67,10 +67,9 @@ class DeltaAggregation(nn.Module):
         return f'mode={self.mode!r}'
 
 
+@traced_check
 def _check_same_shapes(levels: List[torch.Tensor]) -> None:
-    """Every level one shape; not checked while tracing (torch.fx: a list of proxies) or compiling."""
-    if torch.compiler.is_compiling() or any(isinstance(level, torch.fx.Proxy) for level in levels):
-        return
+    """Every level one shape."""
     if len({tuple(level.shape) for level in levels}) > 1:
         raise InputShapeError(f'DeltaAggregation: every level must have one shape [B, F, T], got '
                               f'{[list(level.shape) for level in levels]}')

@@ -197,6 +197,12 @@ class TIMNet(SERModel):
         if Path(path).suffix.lower() not in KERAS_SUFFIXES:
             return super().read_weights(path)
         keras = read_keras_timnet(path)
+        return keras.state_dict, cls.keras_metadata(path, keras)
+
+    @staticmethod
+    def keras_metadata(path, keras) -> dict:
+        """The metadata of Keras release file `path`, read as `keras` (`read_keras_timnet`): its arguments, and where
+        its release is known (by folder or hash) label names, feature settings and the utterances it trained on."""
         meta = dict(architecture='timnet', model_args=keras.model_args, sha256=keras.sha256)
         release = find_release(path) or published_release(keras.sha256)[0]    # renamed or moved: known by its hash
         if release:
@@ -207,7 +213,7 @@ class TIMNet(SERModel):
                 meta['trained_on'] = dict(corpus=settings['corpus'].lower(), protocol='kfold', split=f'fold{fold}',
                                           folds=10, split_seed=settings['kfold_seed'], val_fraction=0.0,
                                           whole_corpus=True)
-        return keras.state_dict, meta
+        return meta
 
     @classmethod
     def tag_info(cls, tag: str) -> dict:

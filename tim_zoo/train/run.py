@@ -25,7 +25,7 @@ from .compiling import compile_decision, compile_mode_note
 from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
-from .initial_weights import check_init_held_out, init_settings_note, init_weight_file, load_initial_weights
+from .initial_weights import check_init_fits, check_init_held_out, init_settings_note, load_initial_weights
 from .optim import freeze
 from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
 from .recipes import recipe_notes
@@ -185,7 +185,7 @@ def check_config(cfg: TrainConfig) -> None:
             f'{" or ".join(NATIVE_BF16_FLAGS)} in its flags; emulated bf16 runs hundreds of times slower than float32): '
             f'train with precision fp32 (--precision fp32)')
     if cfg.init:
-        init_weight_file(cfg.init)
+        check_init_fits(cfg)
 
 
 def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:

@@ -18,9 +18,17 @@ def mark_fresh_head(model, why: str, source: str = '', labels: Optional[List[str
     (a training step, weights loaded): `untrained_head_reason`, and the notes of `EmotionRecognizer`. `labels`:
     only the classifier rows of these are fresh. The classifier (`head.fc`) is what is compared: training and loading
     change it with the rest. A model without one (no classes: features) answers nothing, and is not marked."""
-    state = model.state_dict()
-    keys = [k for k in state if k.startswith('head.fc.')]
-    model._fresh_head = (source, {k: state[k].detach().clone() for k in keys}, labels, why) if keys else None
+    state = _classifier_state(model)
+    model._fresh_head = (source, {k: v.detach().clone() for k, v in state.items()}, labels, why) if state else None
+
+
+def _classifier_state(model) -> dict:
+    """The classifier's tensors (`head.fc.*`), without the whole model's state dict."""
+    try:
+        fc = model.get_submodule('head.fc')
+    except AttributeError:
+        return {}
+    return {f'head.fc.{k}': v for k, v in fc.state_dict().items()}
 
 
 def _head_as_marked(model) -> Tuple[str, Optional[List[str]], str]:
@@ -30,24 +38,28 @@ def _head_as_marked(model) -> Tuple[str, Optional[List[str]], str]:
     source, fresh, labels, why = getattr(model, '_fresh_head', None) or (None, None, None, '')
     if not fresh:
         return '', None, ''
-    state = model.state_dict()
+    state = _classifier_state(model)
     unchanged = all(k in state and torch.equal(state[k].detach().cpu(), v.to(state[k].dtype).cpu())   # .half() too
                     for k, v in fresh.items())
     return (source or '', labels, why) if unchanged else ('', None, '')
 
 
+def _whole_head_untrained(model) -> Tuple[str, str]:
+    """`(source, why)` of `mark_fresh_head` while the whole head is as marked, else ('', '')."""
+    source, labels, why = _head_as_marked(model)
+    return (source, why) if labels is None else ('', '')
+
+
 def untrained_head(model) -> str:
     """The weight file whose loading left `model` a freshly initialised head (another class count, input length or
     kind of head) that has not been trained since, or '' (a head loaded, or changed by training since)."""
-    source, labels, _ = _head_as_marked(model)
-    return source if labels is None else ''
+    return _whole_head_untrained(model)[0]
 
 
 def untrained_head_reason(model) -> str:
     """Why `model`'s whole head is untrained, in words, while it is (`mark_fresh_head`: weights loaded for another
     class count, `reset_classifier`, a model built without weights or saved so), else ''."""
-    _, labels, why = _head_as_marked(model)
-    return why if labels is None else ''
+    return _whole_head_untrained(model)[1]
 
 
 def untrained_rows(model) -> Tuple[str, List[str]]:

@@ -12,7 +12,7 @@ from ..exceptions import (
 from ..version import MODEL_DEFAULTS
 from .checkpoint import read_checkpoint
 from .fresh_head import mark_fresh_head, mark_from_record, remember_fresh_head
-from .label_rows import NONE, PARTLY, SAME, LabelRowsWarning, rows_for_labels
+from .label_rows import NONE, PARTLY, REORDERED, SAME, LabelRowsWarning, rows_for_labels
 from .legacy import legacy_model_args
 
 _HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
@@ -53,8 +53,11 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
         model_fc = tuple(own['head.fc.weight'].shape) if 'head.fc.weight' in own else (0,)
         classes = getattr(model, 'num_classes', model_fc[0])        # a model of blocks: its classifier's outputs
         if classes and file_fc[0] != classes:
-            warnings.warn(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}; loaded the body '
-                          f'and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
+            length = (f', and {file_fc[1]} inputs per class, the model {model_fc[1]} (another input length, seq_len, '
+                      f'for a head that flattens time: no row could be kept)'
+                      if len(file_fc) == len(model_fc) == 2 and file_fc[1] != model_fc[1] else '')
+            warnings.warn(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}{length}; loaded the '
+                          f'body and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
         elif classes:
             warnings.warn(f'{source}: its classifier has the shape {file_fc}, the model\'s {model_fc} (another input '
                           f'length, seq_len, for a head that flattens time?); loaded the body and kept a freshly '
@@ -126,6 +129,19 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
             model.pretrained_cfg['trained_on'] = record
     if hasattr(model, 'refresh_pretrained_cfg'):           # a tim_zoo model: input_size, input_features, ... follow
         model.refresh_pretrained_cfg()
+
+
+def _keep_record_of_rows(model, meta: dict, source: str, label_names: Sequence[str], fresh: List[str]) -> None:
+    """A file saved with an untrained head (`extra["fresh_head"]`) whose rows were matched to other labels: the rows
+    it kept are as untrained as they were; the mark follows them (with the rows started fresh now)."""
+    record = meta.get('fresh_head') or (meta.get('extra') or {}).get('fresh_head')
+    if not record or not record.get('why'):
+        return
+    if record.get('labels') is None:                     # the file's whole classifier was untrained: still is
+        mark_fresh_head(model, record['why'], record.get('source') or '')
+    else:
+        untrained = set(record['labels']) | set(fresh)
+        mark_fresh_head(model, record['why'], source, [n for n in label_names if n in untrained])
 
 
 def load_torch_file(path) -> Dict[str, torch.Tensor]:
@@ -248,8 +264,14 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
     become these.
     """
     path = Path(path)
-    reader = getattr(model, 'read_weights', read_weight_file)
-    state_dict, meta = reader(path)
+    state_dict, meta = getattr(model, 'read_weights', read_weight_file)(path)
+    load_read_weights(model, state_dict, meta, path, allow_head_reset, label_names)
+
+
+def load_read_weights(model, state_dict: Dict[str, torch.Tensor], meta: dict, path, allow_head_reset: bool = True,
+                      label_names: Optional[Sequence[str]] = None) -> None:
+    """`load_weights` of a file already read (`model.read_weights(path)`): for a caller that looked into it first."""
+    path = Path(path)
     source = weight_source(path, meta, model)
     matched, said, fresh = SAME, '', []
     if label_names is not None:
@@ -272,7 +294,7 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
             f'{path} holds {article} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), '
             f'or let tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
     if said and not head_reset:                     # else the whole head started fresh, as apply_state_dict said
-        warnings.warn(said, LabelRowsWarning, stacklevel=2)
+        warnings.warn(said, LabelRowsWarning, stacklevel=3)
     if matched == NONE and not head_reset:
         head_reset = True
         mark_fresh_head(model, f'loading {source} kept only its body (its classifier was trained on other labels)',
@@ -281,5 +303,7 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
         remember_fresh_head(model, source, fresh)
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset and matched == SAME)
+    if matched in (REORDERED, PARTLY) and not head_reset:
+        _keep_record_of_rows(model, meta, source, label_names, fresh)
     if label_names is not None and len(label_names) == getattr(model, 'num_classes', len(label_names)):
         model.label_names = list(label_names)
