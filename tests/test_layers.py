@@ -606,3 +606,7 @@ def test_block_inputs_a_user_gets_wrong_are_named():
     assert traced(torch.ones(1, 8, 10), torch.ones(1, 8, 10)).shape == (1, 8, 10, 2)
     with pytest.raises(InputShapeError, match='every level must have one shape'):
         traced(torch.randn(1, 8, 10), torch.randn(1, 8, 9))
+    import tim_zoo                                       # a feature extractor's dead-code pass keeps the checks
+    features = tim_zoo.create_model('at_deltatim', num_classes=3, depth=2, features_only=True, feature_cls='fx')
+    with pytest.raises(InputShapeError, match='expects 39 channels'):
+        features(torch.randn(1, 20, 40))

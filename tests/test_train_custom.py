@@ -352,5 +352,15 @@ def test_initial_weights_of_another_model_name_the_flags_that_build_it(tmp_path)
         check_config(TrainConfig(model='timnet', init=str(tmp_path / 'tim.safetensors')))
     with pytest.raises(CheckpointMismatchError, match=r'--model-arg depth=3 --model-arg filters=12$'):
         check_config(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors')))
-    check_config(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors'), model_args=dict(filters=12, depth=3),
-                             freeze=['tim.*']))
+    check_config(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors'), model_args=dict(filters=12, depth=3)))
+    check_config(TrainConfig(model='tim', init=str(tmp_path / 'tim.safetensors'), model_args=dict(num_classes=3)))
+    # (the data sets num_classes: the run refuses it with the data's numbers, not the file's)
+
+
+def test_a_keras_release_as_initial_weights_of_another_model_is_refused_before_any_data(shared_dir):
+    from tim_zoo.exceptions import CheckpointMismatchError
+    from tim_zoo.train.run import check_config
+    keras = shared_dir / 'weights' / 'timnet_official' / 'EMODB_46' / '10-fold_weights_best_3.hdf5'
+    with pytest.raises(CheckpointMismatchError, match='Keras'):
+        check_config(TrainConfig(model='tim', init=str(keras)))
+    check_config(TrainConfig(model='timnet', init=str(keras)))

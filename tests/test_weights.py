@@ -559,7 +559,8 @@ def test_checkpoint_path_takes_the_files_class_count_unless_one_is_given(tmp_pat
 
 
 def test_checkpoint_path_with_overlay_label_names_matches_rows_by_name(tmp_path):
-    """Four overlay names for a seven-class file failed: 'names for a model of 7 classes'."""
+    """Names for fewer classes than the default 7 failed: "2 names for a model of 7 classes". As many names the file
+    does not know rename its outputs, as with pretrained=True; the warnings point at the caller's line."""
     from tim_zoo.weights.fresh_head import untrained_head, untrained_rows
     source = _small_tim(4, 0)
     path = tim_zoo.save_checkpoint(source, tmp_path / 'abcd.safetensors', label_names=list('abcd'))
@@ -576,6 +577,13 @@ def test_checkpoint_path_with_overlay_label_names_matches_rows_by_name(tmp_path)
     with pytest.raises(ConfigurationError, match='2 label names for a model of 3 classes'):
         tim_zoo.create_model('tim', filters=8, depth=2, num_classes=3, checkpoint_path=path,
                              pretrained_cfg_overlay=dict(label_names=['a', 'b']))
+    with pytest.warns(UserWarning, match='so they rename its outputs in order: a -> w, b -> x') as said:
+        renamed = tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path,
+                                       pretrained_cfg_overlay=dict(label_names=list('wxyz')))
+    assert renamed.label_names == list('wxyz') and torch.equal(renamed.head.fc.weight, source.head.fc.weight)
+    assert [w.filename for w in said] == [__file__]
+    with pytest.raises(ConfigurationError, match='label_names is empty'):
+        tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path, pretrained_cfg_overlay=dict(label_names=[]))
 
 
 def test_a_training_only_argument_is_not_called_another_function():
@@ -628,6 +636,9 @@ def test_label_matching_edge_cases(tmp_path):
     again = _small_tim(3, 3)
     _load_for_labels(again, partly_path, ['y', 'x', 'a'])           # x still untrained, y new
     assert untrained_rows(again) == (str(partly_path), ['y', 'x']) and not untrained_head_reason(again)
+    trained_rows = _small_tim(2, 4)                                # only the trained rows: nothing is untrained
+    _load_for_labels(trained_rows, partly_path, ['b', 'a'])
+    assert fresh_head_record(trained_rows) is None
     features = _small_tim(0, 2)                                 # no classifier: nothing to call untrained
     features.reset_classifier(0)
     assert fresh_head_record(features) is None

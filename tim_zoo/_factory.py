@@ -12,7 +12,7 @@ from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
 from ._utils import chosen_for_the_caller
-from .models._build import feature_net
+from .models._build import feature_net, given_label_names
 from .models._zoo import tag_accuracy
 from .models.timnet import TIMNet, read_keras_timnet
 from .models.timnet_releases import TIMNET_RELEASES, find_release, published_release, release_metadata
@@ -20,6 +20,7 @@ from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, 
 from .weights import (
     apply_metadata, apply_state_dict, find_weight_file, read_weight_file, save_checkpoint, weights_dir,
 )
+from .weights.label_rows import checked_label_names, renames_outputs
 from .weights.load import KERAS_SUFFIXES, load_read_weights
 from .weights.checkpoint import import_builder
 
@@ -98,27 +99,40 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
         return feature_net(model, feature_args.get('feature_cls', 'getter'), feature_args.get('out_indices'))
     if checkpoint_path is None:
         return _create(model_name, pretrained, kwargs)
-    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
-    names = overlay.pop('label_names', None)              # the outputs the caller wants: rows matched by name
-    if overlay:
-        kwargs['pretrained_cfg_overlay'] = overlay
-    if names is not None and 'num_classes' not in kwargs:
-        kwargs['num_classes'] = len(names)
-    model = _create(model_name, pretrained, kwargs)
-    state_dict, meta = getattr(model, 'read_weights', read_weight_file)(Path(checkpoint_path))
-    weight = state_dict.get('head.fc.weight')
-    if 'num_classes' not in kwargs and weight is not None and weight.shape[0] != getattr(model, 'num_classes', 0):
-        model = _create(model_name, pretrained, dict(kwargs, num_classes=int(weight.shape[0])))  # the file's count
-    load_read_weights(model, state_dict, meta, checkpoint_path, label_names=names)
-    return model
+    return _create_from_checkpoint(model_name, pretrained, Path(checkpoint_path), kwargs)
 
 
 def _create(model_name: str, pretrained: bool, kwargs: dict) -> nn.Module:
+    """The model `model_name` names (a registered name or tag, or a hub folder), built through timm."""
     if is_hub_source(model_name):
         return _create_from_hub(model_name, pretrained, kwargs)
     check_model_name(model_name)
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     _check_no_dropped_none(model_name, model, kwargs)
+    return model
+
+
+def _create_from_checkpoint(model_name: str, pretrained: bool, path: Path, kwargs: dict) -> nn.Module:
+    """`create_model(..., checkpoint_path=path)`: the model at the file's class count (unless `num_classes` or label
+    names say another), the file read once. Overlay `label_names` that share a name with the file's choose its
+    classifier rows by name (`load_weights(..., label_names=)`); the same count of names it does not know rename its
+    outputs in order, as with `pretrained=True` (`renames_outputs`)."""
+    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+    names = overlay.pop('label_names', None)
+    names = None if names is None else checked_label_names(names)
+    if overlay:
+        kwargs['pretrained_cfg_overlay'] = overlay
+    model = _create(model_name, pretrained, kwargs)
+    state_dict, meta = getattr(model, 'read_weights', read_weight_file)(path)
+    weight = state_dict.get('head.fc.weight')
+    file_classes = int(weight.shape[0]) if weight is not None else 0
+    rename = names is not None and renames_outputs(meta.get('label_names'), names, file_classes)
+    classes = kwargs.get('num_classes', len(names) if names is not None and not rename else file_classes or None)
+    if classes is not None and classes != getattr(model, 'num_classes', classes):
+        model = _create(model_name, pretrained, dict(kwargs, num_classes=classes))
+    head_loaded = load_read_weights(model, state_dict, meta, path, label_names=None if rename else names)
+    if rename:
+        given_label_names(model, names, meta.get('label_names') if head_loaded else None)
     return model
 
 

@@ -3,6 +3,7 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -16,6 +17,19 @@ _EXTRA = {'librosa': 'audio', 'soundfile': 'audio', 'soxr': 'audio', 'scipy': 'a
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+#: the code a warning of tim_zoo's is not about: the package, and timm's builder it is called through
+_OWN_CODE = (str(Path(__file__).parent) + os.sep, str(Path(importlib.util.find_spec('timm').origin).parent) + os.sep)
+
+
+def warn_caller(message: str, category=UserWarning) -> None:
+    """`warnings.warn` at the caller's line: the first frame outside tim_zoo and timm, however deep in the package
+    the warning is raised (a fixed `stacklevel` points inside it when the call path changes)."""
+    frame, level = sys._getframe(1), 2               # stacklevel 2: the frame that called warn_caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_OWN_CODE):   # the outermost, at most
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def atomic_write(path: Path, write) -> None:

@@ -51,6 +51,7 @@ def traced_check(check):
             proxy.tracer.create_proxy('call_function', checked, args, kwargs)
             return None
         return check(*args, **kwargs)
+    torch.fx.node.has_side_effect(checked)      # kept by dead-code elimination (the feature extractors run it)
     return checked
 
 

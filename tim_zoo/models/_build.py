@@ -14,12 +14,13 @@ from timm.models._features import FeatureGetterNet, FeatureHookNet
 from timm.models._features_fx import FeatureGraphNet
 from torch import nn
 
-from .._utils import chosen_for_the_caller
+from .._utils import chosen_for_the_caller, warn_caller
 from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArgumentError, WeightsNotFoundError
 from ..weights import apply_metadata, apply_state_dict, find_weight_file
 from ..weights.fresh_head import mark_fresh_head
 from ..weights.hub_folder import HUB_WEIGHTS
-from ..weights.load import warn_other_arguments, weight_source, weights_trained_on
+from ..weights.label_rows import checked_label_names, renames_outputs
+from ..weights.load import load_read_weights, warn_other_arguments, weight_source, weights_trained_on
 from ._base import DEFAULT_TAGS, TAG_TRAINING, SERModel
 
 _logger = logging.getLogger(__name__)
@@ -133,19 +134,42 @@ def feature_net(model: 'SERModel', feature_cls, out_indices) -> nn.Module:
     return net
 
 
-def _given_label_names(model, given: list, trained: Optional[list]) -> None:
-    """`pretrained_cfg_overlay=dict(label_names=...)`: the names of the model's outputs, in order. Where the loaded
-    classifier was trained on other names they rename its outputs, with a warning that names what became what (rows
-    matched by name are `load_weights(model, path, label_names=...)`'s)."""
+def given_label_names(model, given: list, trained: Optional[list]) -> None:
+    """`pretrained_cfg_overlay=dict(label_names=...)` that share no name with the labels the loaded classifier was
+    trained on (`trained`; None where it names none or none loaded), at its class count: the names of its outputs, in
+    order, with a warning that says what became what. (Names it shares choose its rows by name:
+    `label_rows.renames_outputs`.)"""
     if len(given) != model.num_classes:
         raise ConfigurationError(f'pretrained_cfg_overlay label_names: {len(given)} names for a model of '
                                  f'{model.num_classes} classes')
     if trained and list(trained) != given:
         renamed = ', '.join(f'{a} -> {b}' for a, b in zip(trained, given) if a != b)
-        warnings.warn(f'pretrained_cfg_overlay label_names rename the outputs of a classifier trained on {trained}, in '
-                      f'order: {renamed}; to match its rows to your labels by name instead, build the model without '
-                      f'them and use tim_zoo.load_weights(model, path, label_names=...)', stacklevel=5)
+        warn_caller(f'pretrained_cfg_overlay label_names share no name with the labels the classifier was trained on '
+                    f'({trained}), so they rename its outputs in order: {renamed}; names it knows would choose its '
+                    f'rows by name')
     model.label_names = given
+
+
+def _rows(state_dict: dict) -> int:
+    """The class count of a state dict's classifier (`head.fc.weight` `[num_classes, D]`), 0 without one."""
+    weight = state_dict.get('head.fc.weight')
+    return int(weight.shape[0]) if weight is not None else 0
+
+
+def _load_as_built(model, state_dict: Optional[dict], meta: dict, path) -> bool:
+    """Load a pretrained tag's weights (`state_dict`, None without `pretrained=True`) into `model` as it was built
+    (another class count: a fresh classifier), and their metadata; True when a trained classifier loaded."""
+    head_loaded = True                                   # False when the file's classifier did not fit
+    if state_dict is not None:
+        source = weight_source(path, meta, model)
+        head_loaded = not apply_state_dict(model, state_dict, source)
+        warn_other_arguments(model, meta, source, not head_loaded)    # the caller's arguments against the file's
+    else:
+        mark_fresh_head(model, 'the model was built without weights (no pretrained=True, checkpoint or training)')
+    apply_metadata(model, dict(label_names=meta.get('label_names'), feature_settings=meta.get('feature_settings'),
+                               trained_on=weights_trained_on(meta), fresh_head=(meta.get('extra') or {}).get('fresh_head')),
+                   head_loaded=head_loaded)
+    return head_loaded and state_dict is not None
 
 
 def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Optional[dict] = None,
@@ -218,6 +242,12 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
         for key, value in from_file.items():             # the file's own arguments, unless the caller chose
             if key not in given:
                 kwargs[key] = value
+    names = (overlay or {}).get('label_names')
+    names = None if names is None else checked_label_names(names)
+    file_labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
+    by_name = state_dict is not None and names is not None and not renames_outputs(file_labels, names, _rows(state_dict))
+    if names is not None and (by_name or state_dict is None) and 'num_classes' not in given:  # the labels asked for
+        kwargs['num_classes'] = len(names)
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's
     # timm's builder reads input_size as an image's (C, H, W); refresh_pretrained_cfg sets these from the model built
     cfg = dataclasses.replace(cfg, input_size=None, fixed_input_size=False, pool_size=None, first_conv=None)
@@ -226,20 +256,13 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
     model.model_name = variant
     if global_pool is not None:                          # the loaded classifier is kept
         model.set_global_pool(global_pool)
-    head_loaded = True                                   # False when the file's classifier did not fit
-    if state_dict is not None:
-        source = weight_source(path, meta, model)
-        head_reset = apply_state_dict(model, state_dict, source)
-        head_loaded = not head_reset
-        warn_other_arguments(model, meta, source, head_reset)    # the caller's arguments against the file's
-    if state_dict is None:
-        mark_fresh_head(model, 'the model was built without weights (no pretrained=True, checkpoint or training)')
-    labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
-    apply_metadata(model, dict(label_names=labels, feature_settings=meta.get('feature_settings') or info.get('metadata'),
-                               trained_on=weights_trained_on(meta), fresh_head=(meta.get('extra') or {}).get('fresh_head')),
-                   head_loaded=head_loaded)
-    if (overlay or {}).get('label_names') is not None:
-        _given_label_names(model, list(overlay['label_names']), meta.get('label_names') if head_loaded else None)
+    meta = dict(meta, label_names=file_labels, feature_settings=meta.get('feature_settings') or info.get('metadata'))
+    if by_name:
+        load_read_weights(model, state_dict, meta, path, label_names=names)
+    else:
+        head_loaded = _load_as_built(model, state_dict, meta, path)
+        if names is not None:
+            given_label_names(model, names, file_labels if head_loaded else None)
     model.refresh_pretrained_cfg()
     if features_only:
         model = feature_net(model, feature_cls, out_indices)

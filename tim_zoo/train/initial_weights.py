@@ -1,7 +1,6 @@
 """Initial weights of a training run (`TrainConfig.init`, `--init`): finding their file, loading them into the run's
 model with a hint when the file holds another model, and refusing them where they heard the run's test utterances."""
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from .._factory import create_model, list_models, list_pretrained_weights
@@ -43,27 +42,6 @@ def init_settings_note(model, features: FeatureSet) -> str:
             f'have {", ".join(f"{k} {ours.get(k)}" for k in differ)}: the body starts on inputs unlike those it '
             f'learned from (fine-tuning adapts it; features extracted with the weights\' settings start where they '
             f'were)')
-
-
-def check_init_fits(cfg: TrainConfig) -> None:
-    """Before any data is read: refuse initial weights saved from a model whose body the run's registered model
-    cannot take (`--init at_tim` with the default `--model timnet`, or other arguments), with the flags that build
-    theirs (`tim-zoo train` extracted the features first). The run's
-    model is built at the file's own classes, channels and length, so that only the architecture is compared."""
-    import warnings
-
-    from .run import create_training_model
-    path = init_weight_file(cfg.init)
-    if not isinstance(cfg.model, str) or ':' in cfg.model or path.suffix.lower() != '.safetensors':
-        return
-    meta = read_checkpoint(path, verify=False)[1] or {}
-    args = meta.get('model_args') or {}
-    if not meta.get('architecture') or 'in_chans' not in args:
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        create_training_model(replace(cfg, freeze=[]), args.get('num_classes') or 2, args['in_chans'],
-                              args.get('seq_len') or 188)
 
 
 def init_weight_file(init: str) -> Path:

@@ -8,84 +8,32 @@ from typing import Callable, Optional
 
 import torch
 
-from .._factory import create_model_for_frames
-from .._utils import atomic_write, chosen_for_the_caller
+from .._utils import atomic_write
 from .._validation import NATIVE_BF16_FLAGS, native_bf16, resolve_device
 from ..data.feature_set import FeatureSet
 from ..data.frame_selection import select_frames, too_few_frames
 from ..data.known_utterances import known_utterances, utterance_name
 from ..data.normalize import normalize_features, speakers_with_one_label
-from ..exceptions import ConfigurationError, TimZooError
+from ..exceptions import ConfigurationError
 from ..weights.label_rows import LabelRowsWarning
 from ..weights.fresh_head import untrained_head
-from ..weights.legacy import legacy_model_args
-from .builders import builder_args, dropout_note, import_function, model_builder
+from .builders import dropout_note, import_function, model_builder
 from .config import TrainConfig
 from .compiling import compile_decision, compile_mode_note
 from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
-from .initial_weights import check_init_fits, check_init_held_out, init_settings_note, load_initial_weights
-from .optim import freeze
+from .initial_weights import check_init_held_out, init_settings_note, init_weight_file
 from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
 from .recipes import recipe_notes
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
 from .report import repeats_summary, save_plots, split_summary
+from .training_model import check_init_fits, checkpoint_builder, create_training_model
 
 
 METRICS_FILE = 'metrics.json'
 #: fewer validation utterances than this make the checkpoint choice a warning
 SMALL_VALIDATION = 20
-
-
-def create_training_model(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int, label_names=None):
-    """The model of `cfg` for this data: classes, channels and (fixed-length heads) frames; initial
-    weights from `cfg.init` (its classifier rows matched to `label_names` by name); `cfg.freeze` applied."""
-    builder = model_builder(cfg.model)
-    try:
-        if builder is not None:
-            with chosen_for_the_caller(dict(seq_len=frames)):        # the engine's, for any function with seq_len
-                model = builder[1](**training_builder_args(cfg, num_classes, in_chans, frames))
-        else:
-            model = create_model_for_frames(cfg.model, frames, num_classes=num_classes, in_chans=in_chans,
-                                            **_registered_model_args(cfg, num_classes, in_chans, frames))
-    except TypeError as e:                              # a value of the wrong type (e.g. --model-arg depth=abc)
-        if isinstance(e, TimZooError) or not cfg.model_args:
-            raise                                       # no argument of the user's: a bug, shown as one
-        raise ConfigurationError(f'{cfg.model} cannot be built with model arguments {cfg.model_args}: {e}') from e
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigurationError(f'{cfg.model} returned a {type(model).__name__}, not a torch.nn.Module')
-    if cfg.init:
-        load_initial_weights(model, cfg, label_names)
-    if label_names is not None:
-        model.label_names = list(label_names)
-    freeze(model, cfg.freeze)
-    return model
-
-
-def _registered_model_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
-    from_data = sorted({'num_classes', 'in_chans', 'seq_len'} & set(cfg.model_args))
-    if from_data:
-        raise ConfigurationError(f'model argument {", ".join(from_data)}: set from the data ({num_classes} classes, '
-                                 f'{in_chans} channels, {frames} frames); drop it')
-    kwargs = dict(cfg.model_args)
-    if cfg.dropout is not None:
-        kwargs.setdefault('drop_rate', cfg.dropout)
-    return legacy_model_args(cfg.model, kwargs, cfg.model_defaults)    # after drop_rate, which older ones follow
-
-
-def training_builder_args(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
-    """The arguments `cfg.model`'s builder function builds the run's model with (`builders.builder_args`)."""
-    return builder_args(model_builder(cfg.model)[1], cfg.model_args, num_classes, in_chans, frames, cfg.dropout)
-
-
-def checkpoint_builder(cfg: TrainConfig, num_classes: int, in_chans: int, frames: int) -> dict:
-    """`builder` and `builder_args` for the run's checkpoints of a model built by a function (empty for a tim_zoo
-    model, whose checkpoints name its architecture)."""
-    builder = model_builder(cfg.model)
-    if builder is None:
-        return {}
-    return dict(builder=builder[0], builder_args=training_builder_args(cfg, num_classes, in_chans, frames))
 
 
 def _check_output(model: torch.nn.Module, cfg: TrainConfig, features: FeatureSet) -> None:
@@ -174,7 +122,14 @@ def _prepare(cfg: Optional[TrainConfig], features: FeatureSet, out_dir: Path, re
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """What can be checked without the data: the model name, the device and the initial weights file."""
+    """What can be checked without the data: the model name, the device, and the initial weights: their file, and
+    that the run's model takes their body (`check_init_fits`). `tim-zoo train` calls it before it extracts features."""
+    _check_settings(cfg)
+    if cfg.init:
+        check_init_fits(cfg)
+
+
+def _check_settings(cfg: TrainConfig) -> None:
     model_builder(cfg.model)
     if cfg.init_hook:
         import_function(cfg.init_hook, 'init_hook')
@@ -185,14 +140,14 @@ def check_config(cfg: TrainConfig) -> None:
             f'{" or ".join(NATIVE_BF16_FLAGS)} in its flags; emulated bf16 runs hundreds of times slower than float32): '
             f'train with precision fp32 (--precision fp32)')
     if cfg.init:
-        check_init_fits(cfg)
+        init_weight_file(cfg.init)
 
 
 def _check_before_writing(cfg: TrainConfig, features: FeatureSet) -> None:
     """Refuse a run that cannot start (unknown model or device, model arguments or initial weights that do not
     fit, a protocol or normalisation the data cannot follow, splits that do not exist) before anything is
     written, so a corrected rerun finds an empty folder."""
-    check_config(cfg)
+    _check_settings(cfg)                                  # the model is built below, with the data's dimensions
     splits = make_splits(cfg.protocol, len(features.y), features.speakers or None, cfg.folds, cfg.seed,
                          cfg.val_fraction, features.y)
     bad = [i for i in cfg.only_folds or [] if not 1 <= i <= len(splits)]

@@ -16,6 +16,25 @@ class LabelRowsWarning(UserWarning):
 SAME, REORDERED, PARTLY, NONE = 'same', 'reordered', 'partly', 'none'
 
 
+def checked_label_names(label_names: Sequence[str]) -> List[str]:
+    """`label_names` as a list, refused when empty (a model without a classifier is `num_classes=0`) or when a name
+    comes twice."""
+    label_names = list(label_names)
+    if not label_names:
+        raise ConfigurationError('label_names is empty: name the model\'s outputs in order (a model without a '
+                                 'classifier, for features, is num_classes=0)')
+    if len(set(label_names)) != len(label_names):
+        raise ConfigurationError(f'label_names {label_names} name a label twice')
+    return label_names
+
+
+def renames_outputs(file_labels: Optional[Sequence[str]], label_names: Sequence[str], file_classes: int) -> bool:
+    """Whether `label_names`, given for weights whose classifier has `file_classes` rows trained on `file_labels`,
+    name those rows in order (the same count, and no name in common: the same labels spelled otherwise, or a file
+    that names none) rather than choose rows by name (`rows_for_labels`)."""
+    return file_classes == len(label_names) and not set(file_labels or ()) & set(label_names)
+
+
 def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Optional[Sequence[str]],
                     label_names: Sequence[str], source: str) -> Tuple[Dict[str, torch.Tensor], str, str, List[str]]:
     """`(state_dict, outcome, said, fresh labels)`: `state_dict` with its classifier (`head.fc`, `[num_classes, D]`
@@ -25,9 +44,7 @@ def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Opt
     to say), for the caller to warn of once it knows the rest of the head loaded. A classifier that does not fit by
     its other dimensions (another input length for a head that flattens time), or a file without a classifier, is
     left to `apply_state_dict`."""
-    label_names, own = list(label_names), model.state_dict()
-    if len(set(label_names)) != len(label_names):
-        raise ConfigurationError(f'label_names {label_names} name a label twice')
+    label_names, own = checked_label_names(label_names), model.state_dict()
     if _FC[0] not in state_dict or _FC[0] not in own or own[_FC[0]].shape[0] != len(label_names):
         return state_dict, SAME, '', []
     file_w = state_dict[_FC[0]]

@@ -1,11 +1,11 @@
 """Load weights of any supported format into a model, checking that they fit."""
 import pickle
-import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .._utils import warn_caller
 from ..exceptions import (
     CheckpointMismatchError, ConfigurationError, UnsafeFileError, WeightFileError, WeightsNotFoundError,
 )
@@ -44,8 +44,8 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
     differing = set(missing) | set(unexpected) | set(reshaped)
     if differing and allow_head_reset and not differing <= set(_HEAD_KEYS) and all(k.startswith('head.') for k in differing):
         # another kind of head (e.g. head="gmm" on a model saved with its default head): the body loads
-        warnings.warn(f'{source}: its head differs from the model\'s ({_listing(sorted(differing), 4)}); loaded the body '
-                      f'and kept the model\'s freshly initialised head (fine-tune it)', stacklevel=3)
+        warn_caller(f'{source}: its head differs from the model\'s ({_listing(sorted(differing), 4)}); loaded the body '
+                      f'and kept the model\'s freshly initialised head (fine-tune it)')
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith('head.')}
         model.label_names = None
     elif differing and allow_head_reset and differing <= set(_HEAD_KEYS):
@@ -56,12 +56,12 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
             length = (f', and {file_fc[1]} inputs per class, the model {model_fc[1]} (another input length, seq_len, '
                       f'for a head that flattens time: no row could be kept)'
                       if len(file_fc) == len(model_fc) == 2 and file_fc[1] != model_fc[1] else '')
-            warnings.warn(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}{length}; loaded the '
-                          f'body and kept a freshly initialised classifier (fine-tune it)', stacklevel=3)
+            warn_caller(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}{length}; loaded the '
+                          f'body and kept a freshly initialised classifier (fine-tune it)')
         elif classes:
-            warnings.warn(f'{source}: its classifier has the shape {file_fc}, the model\'s {model_fc} (another input '
+            warn_caller(f'{source}: its classifier has the shape {file_fc}, the model\'s {model_fc} (another input '
                           f'length, seq_len, for a head that flattens time?); loaded the body and kept a freshly '
-                          f'initialised classifier (fine-tune it)', stacklevel=3)
+                          f'initialised classifier (fine-tune it)')
         state_dict = {k: v for k, v in state_dict.items() if k not in _HEAD_KEYS}
         model.label_names = None
     elif differing:
@@ -121,7 +121,7 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
             settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
     if head_loaded:                                     # a head saved untrained is untrained again
-        mark_from_record(model, meta.get('fresh_head') or (meta.get('extra') or {}).get('fresh_head'))
+        mark_from_record(model, _saved_fresh_head(meta))
     record = weights_trained_on(meta)
     if isinstance(getattr(model, 'pretrained_cfg', None), dict):
         model.pretrained_cfg.pop('trained_on', None)      # weights loaded over others: theirs only
@@ -134,14 +134,21 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
 def _keep_record_of_rows(model, meta: dict, source: str, label_names: Sequence[str], fresh: List[str]) -> None:
     """A file saved with an untrained head (`extra["fresh_head"]`) whose rows were matched to other labels: the rows
     it kept are as untrained as they were; the mark follows them (with the rows started fresh now)."""
-    record = meta.get('fresh_head') or (meta.get('extra') or {}).get('fresh_head')
-    if not record or not record.get('why'):
+    record = _saved_fresh_head(meta)
+    if not record:
         return
     if record.get('labels') is None:                     # the file's whole classifier was untrained: still is
-        mark_fresh_head(model, record['why'], record.get('source') or '')
-    else:
-        untrained = set(record['labels']) | set(fresh)
-        mark_fresh_head(model, record['why'], source, [n for n in label_names if n in untrained])
+        mark_from_record(model, record)
+        return
+    untrained = [n for n in label_names if n in set(record['labels']) | set(fresh)]
+    if untrained:
+        remember_fresh_head(model, source, untrained)
+
+
+def _saved_fresh_head(meta: dict) -> Optional[dict]:
+    """The record of an untrained head a checkpoint was saved with (`fresh_head.fresh_head_record`), or None."""
+    record = meta.get('fresh_head') or (meta.get('extra') or {}).get('fresh_head')
+    return record if record and record.get('why') else None
 
 
 def load_torch_file(path) -> Dict[str, torch.Tensor]:
@@ -200,16 +207,16 @@ def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = Fals
         length_hint = (f' (seq_len={saved["seq_len"]}: inputs of {length} samples{rate}, as its features were; '
                        f'--mean-signal-length {length} on the command line)' if length else '')
         if head_reset and differ == ['seq_len']:         # the input length sizes only the classifier, left untrained
-            warnings.warn(f'{source} was trained at seq_len={saved["seq_len"]}, this model takes {own["seq_len"]} '
+            warn_caller(f'{source} was trained at seq_len={saved["seq_len"]}, this model takes {own["seq_len"]} '
                           f'frames: its body loaded and its classifier stays untrained; fine-tune it at this length, '
                           f'or, to use the trained classifier, build the model with seq_len={saved["seq_len"]} '
-                          f'(tim_zoo.load_checkpoint(path) rebuilds it as saved){length_hint}', stacklevel=3)
+                          f'(tim_zoo.load_checkpoint(path) rebuilds it as saved){length_hint}')
             return
-        warnings.warn(f'{source} was saved from {meta["architecture"]} built with '
+        warn_caller(f'{source} was saved from {meta["architecture"]} built with '
                       f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
                       f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
                       f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments'
-                      f'{length_hint}', stacklevel=3)
+                      f'{length_hint}')
 
 
 def with_legacy_defaults(meta: dict) -> dict:
@@ -269,8 +276,10 @@ def load_weights(model, path, allow_head_reset: bool = True, label_names: Option
 
 
 def load_read_weights(model, state_dict: Dict[str, torch.Tensor], meta: dict, path, allow_head_reset: bool = True,
-                      label_names: Optional[Sequence[str]] = None) -> None:
-    """`load_weights` of a file already read (`model.read_weights(path)`): for a caller that looked into it first."""
+                      label_names: Optional[Sequence[str]] = None) -> bool:
+    """`load_weights` of weight file `path` already read (`model.read_weights(path)`: `state_dict`, whose classifier
+    is `head.fc.weight` `[num_classes, D]` and `head.fc.bias` `[num_classes]`, and `meta`), for a caller that looked
+    into it first; True when the classifier loaded (all its rows trained, reordered or not)."""
     path = Path(path)
     source = weight_source(path, meta, model)
     matched, said, fresh = SAME, '', []
@@ -294,7 +303,7 @@ def load_read_weights(model, state_dict: Dict[str, torch.Tensor], meta: dict, pa
             f'{path} holds {article} {arch} model, not {name}: choose {arch} (create_model({arch!r}), --model {arch}), '
             f'or let tim_zoo.load_checkpoint(path) rebuild it as saved. {e}') from None
     if said and not head_reset:                     # else the whole head started fresh, as apply_state_dict said
-        warnings.warn(said, LabelRowsWarning, stacklevel=3)
+        warn_caller(said, LabelRowsWarning)
     if matched == NONE and not head_reset:
         head_reset = True
         mark_fresh_head(model, f'loading {source} kept only its body (its classifier was trained on other labels)',
@@ -307,3 +316,4 @@ def load_read_weights(model, state_dict: Dict[str, torch.Tensor], meta: dict, pa
         _keep_record_of_rows(model, meta, source, label_names, fresh)
     if label_names is not None and len(label_names) == getattr(model, 'num_classes', len(label_names)):
         model.label_names = list(label_names)
+    return not head_reset and matched in (SAME, REORDERED)
