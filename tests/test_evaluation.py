@@ -279,6 +279,20 @@ def test_evaluate_model_matches_classes_by_name_and_counts_as_by_hand():
         evaluate_model(model, features)
 
 
+def test_evaluate_model_notes_recordings_without_speech(tmp_path):
+    """Silence, noise and a tone in a manifest were scored and counted in WAR without a word in the result."""
+    from tim_zoo.data import FeatureSet
+    from tim_zoo.train import evaluate_model
+    model, features = _scored_setup()
+    assert all(u['voiced'] is None for u in evaluate_model(model, features)['utterances'])
+    features.voiced = [1.2] * 10 + [0.0, 0.1]
+    features = FeatureSet.load(features.save(tmp_path / 'f.npz'))          # kept by the feature file
+    result = evaluate_model(model, features)
+    assert [u['voiced'] for u in result['utterances']][-3:] == [1.2, 0.0, 0.1]
+    assert any(n.startswith('the speech detector finds no speech (under 0.25 s voiced) in 2 of these 12 recordings '
+                            '(u10.wav, u11.wav; "voiced" per utterance)') for n in result['notes'])
+
+
 def test_evaluate_model_counts_the_utterances_the_weights_trained_on_by_their_record():
     from tim_zoo.train import evaluate_model, make_splits
     from tim_zoo.train.protocols import trained_on

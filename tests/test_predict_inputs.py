@@ -487,3 +487,40 @@ def test_a_hum_that_hides_speech_is_named(rec, speech_like):
     result = rec.predict(voice + hum, sample_rate=SR)
     assert result.status == 'no_speech' and result.notes[-1].startswith('no prediction: a mains hum (50 Hz and its harmonics, ')
     assert rec.predict(voice, sample_rate=SR).status == 'ok'
+
+
+def test_speech_too_quiet_for_the_detector_is_called_too_quiet(rec, speech_like):
+    """Speech too quiet for the detector said only "no speech to judge (... loudest frame -69.5 dBFS)"."""
+    voice = speech_like(2.0)
+    quiet = voice * (10 ** (-72 / 20) / np.abs(voice).max())
+    result = rec.predict(quiet.astype(np.float32), sample_rate=SR)
+    assert result.status == 'no_speech'
+    assert result.notes[-1].endswith('too quiet to tell speech from silence (the speech detector hears nothing below '
+                                     '-70 dBFS); if there is speech, record it louder or raise its gain')
+    assert 'too quiet' not in rec.predict(np.zeros(2 * SR, dtype=np.float32), sample_rate=SR).notes[-1]
+
+
+def test_a_recording_spanning_few_steps_of_its_format_gets_a_note(rec, speech_like):
+    """16-bit speech peaking at -55 dBFS (58 steps) got confident answers that changed with the level, unnoted."""
+    voice = speech_like(2.0) / np.abs(speech_like(2.0)).max()
+    for db, noted in ((-55, True), (-20, False)):
+        pcm = np.round(voice * 10 ** (db / 20) * 32767).astype(np.int16)
+        notes = rec.predict(pcm, sample_rate=SR).notes
+        assert any(n.startswith(f'the recording peaks at {db}.0 dBFS, only ') and 'steps of its sample format' in n
+                   for n in notes) == noted, notes
+    assert not any('steps of its sample format' in n
+                   for n in rec.predict((voice * 10 ** (-55 / 20)).astype(np.float32), sample_rate=SR).notes)
+
+
+def test_a_pure_tone_at_a_mains_harmonic_is_a_tone_not_hum(make_small_recognizer):
+    """A 200 Hz tone was called "a mains hum (50 Hz and its harmonics)", with a notch filter as the fix; and the note
+    offered judge_tones=True, which judges no tone that holds its level."""
+    from tim_zoo.data.speech import mains_hum
+    t = np.arange(3 * SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    assert mains_hum(tone, SR) is None and mains_hum(np.sin(2 * np.pi * 100 * t), SR)[0] == 50
+    for judge_tones in (False, True):
+        result = make_small_recognizer(judge_tones=judge_tones).predict(tone, sample_rate=SR)
+        assert result.status == 'non_speech' and result.prediction is None
+        assert result.notes[-1].startswith('no prediction: the periodic sound here is a tone, not a voice')
+        assert result.notes[-1].endswith('so even judge_tones=True judges none of it')

@@ -520,6 +520,35 @@ def test_labels_the_weights_partly_know_keep_their_rows_and_start_the_others_fre
     assert untrained_rows(model) == ('', [])
 
 
+def test_a_classifier_cut_to_some_of_the_weights_labels_says_so_in_every_answer(tmp_path):
+    """A 2-class model cut from a 7-class tag answered "sad 0.77" for neutral speech with the 7-class accuracy in its
+    notes and "the model learned this answer" of a recording it learned as neutral."""
+    from tim_zoo.weights.fresh_head import labels_left_out
+    source = _small_tim(4, 0)
+    path = tim_zoo.save_checkpoint(source, tmp_path / 'abcd.safetensors', label_names=list('abcd'))
+    cut = _small_tim(2, 1)
+    _load_for_labels(cut, path, ['d', 'b'])
+    assert labels_left_out(cut) == dict(source=str(path), trained=list('abcd'), left_out=['a', 'c'])
+
+    def notes(model):
+        return tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
+    expected = [f'the classifier answers 2 of the 4 labels its weights ({path}) trained on, leaving out a, c: a '
+                f'recording of those labels is answered with one of the others, and what was measured of the weights '
+                f'(their held-out accuracy) is not this classifier\'s']
+    assert notes(cut) == expected
+    saved = tim_zoo.save_checkpoint(cut, tmp_path / 'db.safetensors')      # kept by a checkpoint of it, and cut again
+    assert notes(tim_zoo.load_checkpoint(saved).eval()) == expected
+    again = _small_tim(1, 2)
+    _load_for_labels(again, saved, ['b'])
+    assert labels_left_out(again)['left_out'] == ['a', 'c', 'd']
+    reordered = _small_tim(4, 3)                                 # every label kept: nothing left out
+    _load_for_labels(reordered, path, list('dcba'))
+    assert labels_left_out(reordered) is None and notes(reordered) == []
+    with torch.no_grad():                                        # fine-tuned: the two labels are its own
+        cut.head.fc.bias += 0.1
+    assert labels_left_out(cut) is None and notes(cut) == []
+
+
 def test_labels_the_weights_do_not_know_get_a_fresh_classifier_even_at_the_same_count(tmp_path):
     """Three other labels at the same class count: the rows of the file's a, b, c would answer x, y, z unseen."""
     source = _small_tim(3, 0)
@@ -636,6 +665,7 @@ def test_label_matching_edge_cases(tmp_path):
     again = _small_tim(3, 3)
     _load_for_labels(again, partly_path, ['y', 'x', 'a'])           # x still untrained, y new
     assert untrained_rows(again) == (str(partly_path), ['y', 'x']) and not untrained_head_reason(again)
+    assert _load_for_labels(_small_tim(2, 5), path, ['B', 'c'])[0].endswith('names match exactly: did you mean b for B?')
     trained_rows = _small_tim(2, 4)                                # only the trained rows: nothing is untrained
     _load_for_labels(trained_rows, partly_path, ['b', 'a'])
     assert fresh_head_record(trained_rows) is None

@@ -229,6 +229,17 @@ def peak_dbfs(signal: np.ndarray) -> float:
     return amplitude_dbfs(float(np.max(np.abs(signal))) if signal.size else 0.0)
 
 
+def peak_in_steps(signal: np.ndarray) -> float:
+    """The largest absolute sample in steps of the signal's finest spacing between sample values: how many levels
+    of its format the recording spans (16-bit PCM at full scale: 32768; `inf` where the spacing cannot be told, e.g.
+    fewer than two values)."""
+    values = np.unique(signal)
+    if len(values) < 2:
+        return float('inf')
+    step = float(np.min(np.diff(values)))
+    return float(np.max(np.abs(signal))) / step if step > 0 else float('inf')
+
+
 def amplitude_dbfs(amplitude: float) -> float:
     """An amplitude in dB relative to full scale (`-inf` for 0)."""
     return 20.0 * math.log10(amplitude) if amplitude > 0 else float('-inf')

@@ -32,6 +32,13 @@ class FeatureSet:
     #: each recording's content as read (`tim_zoo.data.known_utterances.audio_fingerprint`; empty: not known), by
     #: which a model trained on them knows them again, renamed or not
     fingerprints: List[str] = field(default_factory=list)
+    #: seconds of voiced speech the speech detector found in each recording as read (`tim_zoo.data.speech`; empty:
+    #: not known); under `MIN_SPEECH_SECONDS` it holds no speech
+    voiced: List[float] = field(default_factory=list)
+
+    def speechless(self) -> List[int]:
+        """Indices of the recordings in which the speech detector found no speech (empty where not known)."""
+        return [i for i, v in enumerate(self.voiced) if v < MIN_SPEECH_SECONDS]
 
     def __len__(self) -> int:
         return len(self.y)
@@ -54,7 +61,7 @@ class FeatureSet:
                     f, x=self.x.astype(np.float32), y=self.y.astype(np.int64), label_names=np.array(self.label_names),
                     paths=np.array(self.paths, dtype=str), speakers=np.array(self.speakers, dtype=str),
                     settings=np.array(json.dumps(self.settings)), durations=np.array(self.durations, dtype=np.float64),
-                    fingerprints=np.array(self.fingerprints, dtype=str))
+                    fingerprints=np.array(self.fingerprints, dtype=str), voiced=np.array(self.voiced, dtype=np.float64))
         atomic_write(path, write)
         return path
 
@@ -79,7 +86,8 @@ class FeatureSet:
                     paths=[str(s) for s in d['paths']], speakers=[str(s) for s in d['speakers']],
                     settings=json.loads(str(d['settings'])),
                     durations=[float(v) for v in d['durations']] if 'durations' in d.files else [],
-                    fingerprints=[str(s) for s in d['fingerprints']] if 'fingerprints' in d.files else [])
+                    fingerprints=[str(s) for s in d['fingerprints']] if 'fingerprints' in d.files else [],
+                    voiced=[float(v) for v in d['voiced']] if 'voiced' in d.files else [])
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             reason = ('it holds pickled objects, which tim_zoo does not load' if 'Object arrays cannot be loaded'
                       in str(e) else f'{type(e).__name__}: {e}')
@@ -130,13 +138,12 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
     speech detector finds no speech (`tim_zoo.data.speech`: digital silence, noise, a tone) are extracted all the
     same, and a warning names them: a model trained on them learns labels for sounds that are not speech."""
     items = progress(corpus.items, show_progress, desc=f'MFCC {corpus.name}', unit='file')
-    rate, durations, fingerprints, speechless, feats = extractor.sample_rate, [], [], [], []
+    rate, durations, fingerprints, voiced, feats = extractor.sample_rate, [], [], [], []
     detector = SpeechDetector(rate)
 
     def extract(group):                     # [(path, waveform)]: speech found and MFCC computed together
         waves = [wave for _, wave in group]
-        speechless.extend(path for (path, _), activity in zip(group, detector.batch(waves))
-                          if activity.voiced_seconds() < MIN_SPEECH_SECONDS)
+        voiced.extend(activity.voiced_seconds() for activity in detector.batch(waves))
         if extractor.mean_signal_length is None:
             feats.extend(extractor(wave, rate) for wave in waves)
         else:                               # equal lengths: MFCC in batches
@@ -155,6 +162,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
             group, held = [], 0
     if group:
         extract(group)
+    speechless = [path for path, seconds in zip(corpus.paths, voiced) if seconds < MIN_SPEECH_SECONDS]
     if speechless:
         warnings.warn(f'{corpus.name}: the speech detector finds no speech (under {MIN_SPEECH_SECONDS} s voiced) in '
                       f'{len(speechless)} of {len(durations)} recordings, extracted as the others: '
@@ -168,7 +176,7 @@ def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bo
     return FeatureSet(
         x=np.stack(feats), y=corpus.labels, label_names=list(corpus.label_names), paths=corpus.paths,
         speakers=corpus.speakers, settings=dict(extractor.settings, corpus=corpus.name), durations=durations,
-        fingerprints=fingerprints)
+        fingerprints=fingerprints, voiced=voiced)
 
 
 def cached_features(corpus: Corpus, extractor: MFCCExtractor, cache_path, show_progress: bool = True,

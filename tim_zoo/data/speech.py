@@ -385,9 +385,15 @@ HUM_SHARE = 0.3
 HUM_SECONDS = 30.0
 
 
+#: a hum's energy at its third or fourth harmonic alone is at most this share of its harmonics' (else that line is a
+#: tone at 150 or 200 Hz, not mains hum)
+HUM_ONE_LINE = 0.9
+
+
 def mains_hum(signal: np.ndarray, rate: int, seconds: float = HUM_SECONDS) -> Optional[tuple]:
     """`(50 or 60, share)` when more than `HUM_SHARE` of the first `seconds` of `signal`'s energy lies within 2 Hz
-    of a mains frequency or its first four harmonics, else None."""
+    of a mains frequency or its first four harmonics, else None. A single line at the third or fourth harmonic
+    (`HUM_ONE_LINE`: a pure 200 Hz tone) is a tone, not hum."""
     x = signal[:int(seconds * rate)].astype(np.float64)
     if len(x) < rate // 2:
         return None
@@ -396,6 +402,10 @@ def mains_hum(signal: np.ndarray, rate: int, seconds: float = HUM_SECONDS) -> Op
     total = power.sum()
     if total <= 0:
         return None
-    best = max(((base, sum(power[np.abs(freqs - k * base) <= 2.0].sum() for k in range(1, 5)) / total)
-                for base in (50, 60)), key=lambda b: b[1])
-    return best if best[1] > HUM_SHARE else None
+    found = []
+    for base in (50, 60):
+        lines = np.array([power[np.abs(freqs - k * base) <= 2.0].sum() for k in range(1, 5)])
+        if lines.sum() > 0 and lines[2:].max() <= HUM_ONE_LINE * lines.sum():
+            found.append((base, float(lines.sum() / total)))
+    best = max(found, key=lambda b: b[1], default=None)
+    return best if best and best[1] > HUM_SHARE else None

@@ -9,7 +9,7 @@ import numpy as np
 from ..data.speech import SpeechActivity
 from ..exceptions import AudioError
 from ..train.protocols import training_records
-from ..weights.fresh_head import untrained_head_reason, untrained_rows
+from ..weights.fresh_head import labels_left_out, untrained_head_reason, untrained_rows
 from .audio_input import StreamedInput
 from .results import Prediction, format_clock
 
@@ -31,6 +31,9 @@ LINE_SHARE = 0.28
 #: a recording of 3 or more judged windows whose most common window answer holds less than this share of the voiced
 #: speech is noted as disagreeing
 DISAGREE_SHARE = 0.5
+#: a recording whose peak spans fewer steps of its sample format than this (16-bit PCM peaking below about -48
+#: dBFS) gets a note where the model scales it to a level (`level="peak"`): its rounding noise is scaled with it
+FEW_STEPS = 128
 #: judged voiced speech below this many seconds gets a note: every EMODB utterance holds more (0.53 s the fewest)
 LITTLE_SPEECH_SECONDS = 0.5
 
@@ -70,6 +73,7 @@ class _Item:
     activity: Optional[SpeechActivity] = None
     peak_db: float = float('-inf')
     clipped: float = 0.0                                   # share of samples at full scale
+    peak_steps: float = float('inf')                       # the peak in steps of the sample format (`peak_in_steps`)
     native_rate: int = 0                                   # the rate it was recorded at
     speech_below_peak: List[float] = field(default_factory=list)   # dB, per judged window (level="peak")
     windows: List[tuple] = field(default_factory=list)     # (start sample, end sample, voiced seconds, judged)
@@ -122,8 +126,19 @@ class RecordingNotes:
                 f'{"that label" if len(labels) == 1 else "those labels"}, so their probabilities, and every answer '
                 f'beside them, mean nothing until the model is fine-tuned' if source else '')
 
-    def _seen_note(self, record: dict, seen: int, utterance: Optional[str], how: str, file: Optional[str] = None
-                   ) -> str:
+    def _left_out_note(self) -> str:
+        """The note of a classifier cut to some of the labels its weights trained on (`labels_left_out`), or ''."""
+        record = labels_left_out(self.model)
+        if not record:
+            return ''
+        left, trained = record['left_out'], record['trained']
+        return (f'the classifier answers {len(trained) - len(left)} of the {len(trained)} labels its weights '
+                f'({record["source"]}) trained on, leaving out {", ".join(left)}: a recording of '
+                f'{"that label" if len(left) == 1 else "those labels"} is answered with one of the others, and what '
+                f'was measured of the weights (their held-out accuracy) is not this classifier\'s')
+
+    def _seen_note(self, record: dict, seen: int, utterance: Optional[str], how: str, file: Optional[str] = None,
+                   cut: bool = False) -> str:
         """The note of a recording the weights trained on; the utterance named only where the file's own name is
         not already it (so that the note reads the same for every such file, and a listing gives it once), and not
         where only its content is known (`utterance` None: a corpus without a table, by its recorded content)."""
@@ -135,8 +150,10 @@ class RecordingNotes:
         own = [record] == training_records(self.trained_on)[:1]
         whose = 'these weights' if own else 'the weights these were trained from'
         # weights trained from others learned their own answers (often with a new classifier): the body heard it
-        learned = 'the model learned this answer' if own else \
-            'the weights the model was trained from learned an answer to it'
+        learned = 'the model learned this answer' if own and not cut else \
+            'the weights the model was trained from learned an answer to it' if not own else \
+            'the weights learned an answer to it among all the labels they trained on, some of which this ' \
+            'classifier leaves out'
         verb = 'trained or chose their epoch on' if record.get('val_fraction') else 'trained on'
         one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
         own_name = file is not None and Path(file).stem == utterance
@@ -176,8 +193,11 @@ class RecordingNotes:
             return notes
         tones = self._tones(item)
         if judged == 0 and tones:
-            notes.append(f'no prediction: the periodic sound here is a tone, not a voice ({tones}); judge_tones=True '
-                         f'(--judge-tones) judges it anyway')
+            steady = ('a tone that holds one level throughout stands out from no quieter background, so even '
+                      'judge_tones=True judges none of it')
+            notes.append(f'no prediction: the periodic sound here is a tone, not a voice ({tones}); ' + (
+                f'{steady}' if self.judge_tones else f'judge_tones=True (--judge-tones) judges a tone that starts and '
+                f'stops (beeps) anyway; {steady}'))
             return notes
         if tones:
             notes.append(f'the sound judged includes a tone, not a voice ({tones}): the answer may not be about speech'
@@ -190,8 +210,11 @@ class RecordingNotes:
             peak = float(activity.level_db.max()) if len(activity.level_db) else float('-inf')
             loudest = 'digital silence' if peak <= -119 else f'loudest frame {peak:.1f} dBFS'
             where = '' if windows == 1 else ' in the best window'
+            floor = getattr(self.detector, "min_level_db", -70.0)
+            quiet = (f': too quiet to tell speech from silence (the speech detector hears nothing below {floor:.0f} '
+                     f'dBFS); if there is speech, record it louder or raise its gain' if -119 < peak < floor + 10 else '')
             notes.append(f'no prediction: no speech to judge ({voiced:.2f} s of voiced speech{where}, '
-                         f'{self.min_speech:.2f} s needed; {loudest})')
+                         f'{self.min_speech:.2f} s needed; {loudest}){quiet}')
             return notes
         if judged >= 3:                                      # a long recording: do its windows agree?
             winners = [self.label_names[int(p.argmax())] for p in item.probabilities]
@@ -214,6 +237,10 @@ class RecordingNotes:
             notes.append(f'recorded at {item.native_rate} Hz: nothing above {item.native_rate // 2} Hz, while speech '
                          f'models here learn from wide-band speech (EMODB, the corpus of the bundled and zoo models, is '
                          f'16 kHz), so the answer may be off unless this model trained on such recordings')
+        if self.extractor.level != 'none' and item.peak_steps < FEW_STEPS:
+            notes.append(f'the recording peaks at {item.peak_db:.1f} dBFS, only {item.peak_steps:.0f} steps of its '
+                         f'sample format: scaling it to the level the model learned from raises its rounding noise '
+                         f'with it, so the answer may be off (record it louder, or with more bits)')
         if self.extractor.level == 'none' and item.peak_db < QUIET_PEAK_DB:
             notes.append(f'the recording peaks at {item.peak_db:.1f} dBFS and this model takes the level as it is '
                          f'(level="none"): quieter than the recordings it learned from, so the answer may be off')

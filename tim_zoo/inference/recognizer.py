@@ -11,7 +11,7 @@ import torch
 from .._factory import check_model_name, create_model, is_hub_source, list_models, load_checkpoint
 from .._utils import progress, require
 from .._validation import check_choice, resolve_device
-from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
+from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, peak_in_steps, resample
 from ..data.features import MFCCExtractor
 from ..data.frame_selection import gmm_frame_selection
 from ..data.known_utterances import audio_fingerprint, identify_utterance, known_utterances
@@ -154,8 +154,8 @@ class EmotionRecognizer(RecordingNotes):
         #: beside timnet's, or that it was never measured (`tim_zoo.models._zoo.tag_notes`); or that the classifier
         #: is untrained (weights loaded for another class count: `tim_zoo.weights.fresh_head`), which every
         #: prediction's notes say too
-        untrained = self._untrained_head_note()             # then the tag's figures are not this model's
-        self.model_notes: List[str] = [untrained] if untrained else tag_notes(getattr(model, 'pretrained_cfg', None))
+        head = self._untrained_head_note() or self._left_out_note()    # then the tag's figures are not this model's
+        self.model_notes: List[str] = [head] if head else tag_notes(getattr(model, 'pretrained_cfg', None))
         record = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
         if not self.model_notes and record and record.get('names_sha256'):   # a run's weights: what they learned
             self.model_notes.append(own_training_note(record))
@@ -343,9 +343,9 @@ class EmotionRecognizer(RecordingNotes):
             flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
             for start in range(0, len(flat), batch_size):
                 self._classify(flat[start:start + batch_size])
-        head_note = self._untrained_head_note()            # once a call: it compares the head's tensors
+        untrained, cut = self._untrained_head_note(), self._left_out_note()  # once a call: they compare tensors
         for item in items:
-            self._finish(item, head_note)
+            self._finish(item, untrained, cut)
         return items
 
     # --- steps -----------------------------------------------------------------------------------------
@@ -381,6 +381,7 @@ class EmotionRecognizer(RecordingNotes):
             item.stream = audio
             item.result.duration = round(audio.length(self.extractor.sample_rate) / self.extractor.sample_rate, 3)
             return item
+        item.peak_steps = peak_in_steps(audio.signal)      # before resampling, which hides the format's steps
         signal = resample(audio.signal, audio.rate, self.extractor.sample_rate)
         item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
         item.signal, item.peak_db = signal, peak_dbfs(signal)
@@ -497,7 +498,9 @@ class EmotionRecognizer(RecordingNotes):
         for (item, _), p in zip(pairs, self.model(batch).softmax(dim=-1).float().cpu().numpy()):
             item.probabilities.append(p)
 
-    def _finish(self, item: '_Item', head_note: str) -> Prediction:
+    def _finish(self, item: '_Item', untrained: str, cut: str) -> Prediction:
+        """The item's result from its windows' probabilities, with its notes (`untrained`, `cut`: the notes of the
+        classifier, `_untrained_head_note` and `_left_out_note`, for every answer)."""
         result = item.result
         if result.error or item.activity is None:          # unreadable, or a note of expand_inputs: nothing analysed
             return result
@@ -512,9 +515,10 @@ class EmotionRecognizer(RecordingNotes):
             result.segments.append(Segment(
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
+        head_note = untrained or cut
         result.notes += ([head_note] if head_note and rows else []) + self._notes(item, len(rows))
-        if rows and item.seen and not head_note:            # an untrained head's answers mean nothing anyway
-            result.notes.append(self._seen_note(*item.seen, file=result.file))
+        if rows and item.seen and not untrained:            # an untrained head's answers mean nothing anyway
+            result.notes.append(self._seen_note(*item.seen, file=result.file, cut=bool(cut)))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'
         if rows:

@@ -167,7 +167,7 @@ def _load_as_built(model, state_dict: Optional[dict], meta: dict, path) -> bool:
     else:
         mark_fresh_head(model, 'the model was built without weights (no pretrained=True, checkpoint or training)')
     apply_metadata(model, dict(label_names=meta.get('label_names'), feature_settings=meta.get('feature_settings'),
-                               trained_on=weights_trained_on(meta), fresh_head=(meta.get('extra') or {}).get('fresh_head')),
+                               trained_on=weights_trained_on(meta), extra=meta.get('extra')),
                    head_loaded=head_loaded)
     return head_loaded and state_dict is not None
 

@@ -1,4 +1,5 @@
 """Score a trained model on labelled utterances: accuracy overall and per class, and whether they were held out."""
+from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -8,6 +9,7 @@ from .._validation import resolve_device
 from ..data import FeatureSet
 from ..data.frame_selection import select_frames
 from ..data.normalize import normalize_features
+from ..data.speech import MIN_SPEECH_SECONDS
 from ..evaluation import confusion_matrix, predict_proba, speaker_votes, uar, war
 from ..exceptions import DatasetError
 from .protocols import heard_files
@@ -32,11 +34,11 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     Returns:
         `n`, `war` and `uar` (fractions), `label_names` (the features' classes), `model_label_names`, `per_class`
         (`{class: {"n", "recall"}}`), `confusion` (`[features' classes, model's classes]` counts), `utterances`
-        (`path`, `label`, `predicted`, `heard` per utterance), `speakers` (where every speaker has one label, the
-        subject-level result: `tim_zoo.evaluation.speaker_votes`; else None), `heard` (how many utterances the
-        weights trained on,
-        by their training record `trained_on`: None where the record cannot tell, e.g. weights without one) and
-        `notes` (what makes the figure other than a held-out score of these classes).
+        (`path`, `label`, `predicted`, `heard`, `voiced`: seconds of voiced speech, None where not known),
+        `speakers` (where every speaker has one label, the subject-level result: `tim_zoo.evaluation.speaker_votes`;
+        else None), `heard` (how many utterances the weights trained on, by their training record `trained_on`: None
+        where the record cannot tell, e.g. weights without one) and `notes` (what makes the figure other than a
+        held-out score of these classes, such as recordings without speech).
 
     Raises:
         DatasetError: a class of the features that the model does not have, or a model without class names whose
@@ -68,6 +70,14 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     notes += _feature_differences(cfg.get('feature_settings'), features.settings)
     if features.fit_note():
         notes.append(features.fit_note())
+    voiced = [float(v) for v in features.voiced] if len(features.voiced) == len(features.y) else [None] * len(features.y)
+    speechless = features.speechless() if len(features.voiced) == len(features.y) else []
+    if speechless:
+        shown = [Path(features.paths[i]).name if features.paths else str(i) for i in speechless]
+        notes.append(f'the speech detector finds no speech (under {MIN_SPEECH_SECONDS} s voiced) in {len(speechless)} '
+                     f'of these {len(features.y)} recordings ({", ".join(shown[:5])}{" ..." if len(shown) > 5 else ""}; '
+                     f'"voiced" per utterance): they are scored as the others, so the figure includes answers to '
+                     f'sounds that are not speech')
     features = _as_trained(features, cfg.get('feature_settings') or {}, notes)
     if device is not None:
         model = model.to(resolve_device(device))
@@ -78,8 +88,8 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     confusion = confusion_matrix(true, pred, len(names))[to_model]
     per_class = {c: dict(n=int(row.sum()), recall=float(row[to_model[i]] / row.sum()) if row.sum() else None)
                  for i, (c, row) in enumerate(zip(classes, confusion))}
-    utterances = [dict(path=str(p), label=classes[int(y)], predicted=names[int(k)], heard=bool(h))
-                  for p, y, k, h in zip(features.paths or [''] * len(pred), features.y, pred, heard_mask)]
+    utterances = [dict(path=str(p), label=classes[int(y)], predicted=names[int(k)], heard=bool(h), voiced=v)
+                  for p, y, k, h, v in zip(features.paths or [''] * len(pred), features.y, pred, heard_mask, voiced)]
     speakers = speaker_votes(features.speakers, [u['label'] for u in utterances], [u['predicted'] for u in utterances])
     return dict(n=int(len(pred)), war=war(true, pred), uar=uar(true, pred), label_names=classes,
                 model_label_names=names, per_class=per_class, confusion=confusion.tolist(), utterances=utterances,

@@ -13,7 +13,7 @@ from timm.models import model_entrypoint, split_model_name_tag
 from .._utils import atomic_write, chosen_for_the_caller, require
 from ..exceptions import WeightFileError, WeightsNotFoundError
 from ..version import MODEL_DEFAULTS, __version__
-from .fresh_head import fresh_head_record
+from .fresh_head import fresh_head_record, labels_left_out
 
 FORMAT = 'tim_zoo.checkpoint/1'
 _META_KEY = 'tim_zoo'
@@ -94,9 +94,9 @@ def save_checkpoint(
     heard = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
     if heard and 'trained_on' not in (extra or {}):
         extra = dict(extra or {}, trained_on=heard)
-    fresh = fresh_head_record(model)
-    if fresh and 'fresh_head' not in (extra or {}):     # loaded again, its answers still mean nothing: said so
-        extra = dict(extra or {}, fresh_head=fresh)
+    for key, record in (('fresh_head', fresh_head_record(model)), ('labels_left_out', labels_left_out(model))):
+        if record and key not in (extra or {}):         # loaded again, the classifier is still what it was: said so
+            extra = dict(extra or {}, **{key: record})
     meta = dict(
         format=FORMAT, architecture=arch, builder=name, model_args=model_args, model_defaults=MODEL_DEFAULTS,
         label_names=labels,

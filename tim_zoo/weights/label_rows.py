@@ -68,7 +68,7 @@ def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Opt
     if not kept:
         outcome = NONE
         said = (f'{source}: its classifier was trained on {file_labels}, none of these labels {label_names}; loaded '
-                f'the body and kept a freshly initialised classifier (fine-tune it)')
+                f'the body and kept a freshly initialised classifier (fine-tune it)' + _close_names(fresh, file_labels))
     elif not fresh and not dropped:
         outcome = REORDERED
         said = (f'{source}: its classifier was trained on the same labels in another order ({file_labels}); its rows '
@@ -77,8 +77,17 @@ def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Opt
         outcome = PARTLY
         said = (f'{source}: its classifier was trained on {file_labels}; kept the rows of {_names(kept)}, matched by '
                 f'name' + (f', and started {_names(fresh)} fresh (fine-tune them)' if fresh else '')
-                + (f'; left out {_names(dropped)}, which these labels lack' if dropped else ''))
+                + (f'; left out {_names(dropped)}, which these labels lack' if dropped else '')
+                + _close_names(fresh, dropped))
     return rows, outcome, said, fresh
+
+
+def _close_names(fresh: List[str], known: List[str]) -> str:
+    """A hint where a fresh label differs from one the file knows only in case, spacing or punctuation."""
+    def key(name: str) -> str:
+        return ''.join(c for c in name.casefold() if c.isalnum())
+    pairs = [(n, k) for n in fresh for k in known if key(n) == key(k)]
+    return ('; names match exactly: did you mean ' + ', '.join(f'{k} for {n}' for n, k in pairs) + '?') if pairs else ''
 
 
 def _names(names: List[str]) -> str:

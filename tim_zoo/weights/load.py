@@ -11,7 +11,7 @@ from ..exceptions import (
 )
 from ..version import MODEL_DEFAULTS
 from .checkpoint import read_checkpoint
-from .fresh_head import mark_fresh_head, mark_from_record, remember_fresh_head
+from .fresh_head import mark_fresh_head, mark_from_record, mark_labels_left_out, remember_fresh_head
 from .label_rows import NONE, PARTLY, REORDERED, SAME, LabelRowsWarning, rows_for_labels
 from .legacy import legacy_model_args
 
@@ -120,8 +120,11 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
         if named and (not head_loaded or len(named) != getattr(model, 'num_classes', len(named))):
             settings = {k: v for k, v in settings.items() if k != 'label_names'}
         model.pretrained_cfg['feature_settings'] = settings
-    if head_loaded:                                     # a head saved untrained is untrained again
-        mark_from_record(model, _saved_fresh_head(meta))
+    if head_loaded:                                     # a head saved untrained is untrained again, a cut one cut
+        mark_from_record(model, _saved(meta, 'fresh_head'))
+        record = _saved(meta, 'labels_left_out')
+        if record:
+            mark_labels_left_out(model, record['source'], record['trained'], record['left_out'])
     record = weights_trained_on(meta)
     if isinstance(getattr(model, 'pretrained_cfg', None), dict):
         model.pretrained_cfg.pop('trained_on', None)      # weights loaded over others: theirs only
@@ -134,8 +137,8 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
 def _keep_record_of_rows(model, meta: dict, source: str, label_names: Sequence[str], fresh: List[str]) -> None:
     """A file saved with an untrained head (`extra["fresh_head"]`) whose rows were matched to other labels: the rows
     it kept are as untrained as they were; the mark follows them (with the rows started fresh now)."""
-    record = _saved_fresh_head(meta)
-    if not record:
+    record = _saved(meta, 'fresh_head')
+    if not record or not record.get('why'):
         return
     if record.get('labels') is None:                     # the file's whole classifier was untrained: still is
         mark_from_record(model, record)
@@ -145,10 +148,20 @@ def _keep_record_of_rows(model, meta: dict, source: str, label_names: Sequence[s
         remember_fresh_head(model, source, untrained)
 
 
-def _saved_fresh_head(meta: dict) -> Optional[dict]:
-    """The record of an untrained head a checkpoint was saved with (`fresh_head.fresh_head_record`), or None."""
-    record = meta.get('fresh_head') or (meta.get('extra') or {}).get('fresh_head')
-    return record if record and record.get('why') else None
+def _keep_labels_left_out(model, meta: dict, source: str, label_names: Sequence[str]) -> None:
+    """Rows matched to `label_names` that leave out labels the weights trained on (those of the file, or of the
+    weights it was cut from): the classifier is marked as cut (`fresh_head.mark_labels_left_out`)."""
+    earlier = _saved(meta, 'labels_left_out')
+    trained = earlier['trained'] if earlier else meta.get('label_names') or []
+    left_out = [n for n in trained if n not in label_names]
+    if left_out:
+        mark_labels_left_out(model, earlier['source'] if earlier else source, trained, left_out)
+
+
+def _saved(meta: dict, key: str) -> Optional[dict]:
+    """A record a checkpoint was saved with in its `extra` (`fresh_head`, `labels_left_out`: `tim_zoo.weights.
+    fresh_head`), or None."""
+    return meta.get(key) or (meta.get('extra') or {}).get(key) or None
 
 
 def load_torch_file(path) -> Dict[str, torch.Tensor]:
@@ -314,6 +327,7 @@ def load_read_weights(model, state_dict: Dict[str, torch.Tensor], meta: dict, pa
     apply_metadata(model, meta, head_loaded=not head_reset and matched == SAME)
     if matched in (REORDERED, PARTLY) and not head_reset:
         _keep_record_of_rows(model, meta, source, label_names, fresh)
+        _keep_labels_left_out(model, meta, source, label_names)
     if label_names is not None and len(label_names) == getattr(model, 'num_classes', len(label_names)):
         model.label_names = list(label_names)
     return not head_reset and matched in (SAME, REORDERED)
