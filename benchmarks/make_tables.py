@@ -421,11 +421,13 @@ def render_zoo(stage: str) -> str:
 def render_release(r: dict) -> str:
     """The evaluation of a Keras release (`tim-zoo evaluate -o`): its mean and per-fold accuracy."""
     folds = ', '.join(f"{100 * f['war']:.2f}/{100 * f['uar']:.2f}" for f in r['per_fold'])
+    training = f"{100 * r['training_war']:.2f}" if 'training_war' in r else '-'
     return '\n'.join([
-        '| release | corpus (folder) | utterances | KFold seed | mean WAR % | WAR std | pooled UAR % |',
-        '|---|---|---|---|---|---|---|',
+        '| release | corpus (folder) | utterances | KFold seed | mean WAR % | WAR std | pooled UAR % | '
+        'WAR % on its training folds |',
+        '|---|---|---|---|---|---|---|---|',
         f"| {r['release']} | {r['corpus']} (`{r['data_root']}`) | {r['utterances']} | {r['seed']} | "
-        f"{100 * r['war']:.2f} | {100 * r['war_std']:.2f} | {100 * r['uar']:.2f} |",
+        f"{100 * r['war']:.2f} | {100 * r['war_std']:.2f} | {100 * r['uar']:.2f} | {training} |",
         '', *textwrap.wrap(f'Per fold (WAR / UAR %): {folds}.', 100)]) + '\n'
 
 

@@ -52,7 +52,7 @@ def test_emodb_release_evaluation_matches_the_docs(shared_dir, emodb_features):
     assert result['seed'] == 46 and sum(f['n'] for f in result['per_fold']) == 535
     assert np.array(result['confusion']).sum() == 535
     recorded = json.loads(RELEASE_RESULTS.read_text())     # docs/evaluation.md's table is written from it
-    keys = ('war', 'war_std', 'uar', 'pooled_war')
+    keys = ('war', 'war_std', 'uar', 'pooled_war', 'training_war')
     np.testing.assert_allclose([result[k] for k in keys], [recorded[k] for k in keys], atol=1e-4)
     np.testing.assert_allclose([[f['war'], f['uar']] for f in result['per_fold']],
                                [[f['war'], f['uar']] for f in recorded['per_fold']], atol=1e-4)
@@ -77,6 +77,13 @@ def test_release_folds_are_the_held_out_sets(shared_dir, emodb_features):
     test_0, _ = held_out_and_training_accuracy(0)
     assert train_46 - test_46 > 0.08, 'seed-46 test folds should be unseen by their fold models'
     assert test_0 - test_46 > 0.08, 'with a wrong seed the "test" folds are mostly training data'
+    # the figures docs/evaluation.md gives of both
+    import re
+    doc = (Path(__file__).resolve().parent.parent / 'docs' / 'evaluation.md').read_text()
+    said = re.search(r'scores ([\d.]+)% on its test fold\s+and ([\d.]+)% on its nine training folds; with a wrong '
+                     r'seed \(0\) the "test" folds are mostly training\s+data and the same models score ([\d.]+)%', doc)
+    assert said, 'docs/evaluation.md no longer states the seed check'
+    assert [float(v) for v in said.groups()] == [round(100 * v, 1) for v in (test_46, train_46, test_0)]
 
 
 def test_cli_extract_and_predict_with_a_checkpoint(tmp_path, capsys, speech_like):

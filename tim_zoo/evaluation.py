@@ -104,8 +104,10 @@ def evaluate_keras_release(
         device: where the fold models run (default: the CPU).
 
     Returns:
-        `per_fold` (fold, n, war, uar), `war` (mean of per-fold accuracies: the paper's figure),
-        `war_std`, `pooled_war`, `uar` (pooled over all test predictions), `confusion`, `label_names`.
+        `per_fold` (fold, n, war, uar, training_war), `war` (mean of per-fold accuracies: the paper's figure),
+        `war_std`, `pooled_war`, `uar` (pooled over all test predictions), `confusion`, `label_names`, and
+        `training_war`: the mean of each fold model's accuracy on its own training folds (how far these features
+        differ from those the weights learned from; and with the wrong seed, the "test" folds score about as much).
     """
 
     release_dir = Path(release_dir)
@@ -133,9 +135,12 @@ def evaluate_keras_release(
         model = create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).to(device)
         if model.num_classes != num_classes:
             raise DatasetError(f'{path} has {model.num_classes} classes, the features {num_classes}')
+        train = splits[i - 1][0]
         pred = predict_proba(model, features.x[test]).argmax(axis=1)
         true = features.y[test]
-        per_fold.append(dict(fold=i, n=int(len(test)), war=war(true, pred), uar=uar(true, pred, num_classes)))
+        on_training = war(features.y[train], predict_proba(model, features.x[train]).argmax(axis=1))
+        per_fold.append(dict(fold=i, n=int(len(test)), war=war(true, pred), uar=uar(true, pred, num_classes),
+                             training_war=on_training))
         all_true.append(true)
         all_pred.append(pred)
     y_true, y_pred = np.concatenate(all_true), np.concatenate(all_pred)
@@ -143,4 +148,5 @@ def evaluate_keras_release(
     return dict(
         release=release or str(release_dir), seed=seed, label_names=list(features.label_names), per_fold=per_fold,
         war=float(np.mean(fold_war)), war_std=float(np.std(fold_war)), pooled_war=war(y_true, y_pred),
+        training_war=float(np.mean([f['training_war'] for f in per_fold])),
         uar=uar(y_true, y_pred, num_classes), confusion=confusion_matrix(y_true, y_pred, num_classes).tolist())

@@ -149,7 +149,9 @@ def cmd_evaluate(args) -> int:
         for f in result['per_fold']:
             print(f'{f["fold"]:>4}  {f["n"]:>4}  {100 * f["war"]:>6.2f}%  {100 * f["uar"]:>6.2f}%')
         print(f'mean WAR {100 * result["war"]:.2f}% (std {100 * result["war_std"]:.2f}), '
-              f'pooled UAR {100 * result["uar"]:.2f}%')
+              f'pooled UAR {100 * result["uar"]:.2f}%; on their own training folds the fold models score '
+              f'{100 * result["training_war"]:.2f}% (below 100 %: these features differ from those they learned from; '
+              f'far above the test folds\' WAR: the folds are theirs)')
     _write_result(args, result)
     return 0
 
