@@ -250,6 +250,13 @@ def test_a_manifest_of_emodb_evaluates_like_the_corpus(shared_dir, tmp_path, emo
         evaluate_keras_release(_release(shared_dir), features, show_progress=False, folds=[0, 11])
 
 
+def test_the_training_folds_note_says_when_the_folds_are_not_the_releases():
+    from tim_zoo.evaluation import training_folds_note
+    assert '11.5 points above the test folds, as held-out folds should be' in training_folds_note(
+        dict(war=0.8092, training_war=0.9244))
+    assert 'these are not the folds they trained on' in training_folds_note(dict(war=0.927, training_war=0.9244))
+
+
 def _scored_setup(n=12, frames=32):
     """A small timnet with classes a, b, c and features of two of them, c and a, in another order."""
     from tim_zoo.data import FeatureSet

@@ -338,3 +338,6 @@ def test_label_names_given_in_the_overlay_name_the_outputs_and_a_renaming_is_sai
     assert tim_zoo.create_model('timnet', pretrained_cfg_overlay=dict(label_names=list('xyz'))).num_classes == 3
     with pytest.raises(tim_zoo.ConfigurationError, match='label_names is empty'):
         tim_zoo.create_model('timnet', pretrained=True, pretrained_cfg_overlay=dict(label_names=[]))
+    with pytest.raises(tim_zoo.ConfigurationError, match='features_only=True has no classifier'):
+        tim_zoo.create_model('timnet', pretrained=True, features_only=True,
+                             pretrained_cfg_overlay=dict(label_names=['sad']))

@@ -547,6 +547,12 @@ def test_a_classifier_cut_to_some_of_the_weights_labels_says_so_in_every_answer(
     with torch.no_grad():                                        # fine-tuned: the two labels are its own
         cut.head.fc.bias += 0.1
     assert labels_left_out(cut) is None and notes(cut) == []
+    odd = tim_zoo.save_checkpoint(_small_tim(2, 4), tmp_path / 'odd.safetensors',      # a record without its keys
+                                  extra=dict(labels_left_out=dict(left_out=['c'])))
+    assert labels_left_out(tim_zoo.load_checkpoint(odd)) is None
+    with pytest.raises(ConfigurationError, match='features_only=True has no classifier'):
+        tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path, features_only=True,
+                             pretrained_cfg_overlay=dict(label_names=['a']))
 
 
 def test_labels_the_weights_do_not_know_get_a_fresh_classifier_even_at_the_same_count(tmp_path):
@@ -611,6 +617,14 @@ def test_checkpoint_path_with_overlay_label_names_matches_rows_by_name(tmp_path)
                                        pretrained_cfg_overlay=dict(label_names=list('wxyz')))
     assert renamed.label_names == list('wxyz') and torch.equal(renamed.head.fc.weight, source.head.fc.weight)
     assert [w.filename for w in said] == [__file__]
+    import threading
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:            # called by Python itself: the package's frame
+        warnings.simplefilter('always')
+        thread = threading.Thread(target=tim_zoo.load_weights, args=(_small_tim(3, 7), path))
+        thread.start()
+        thread.join()
+    assert [Path(w.filename).parent.name for w in caught] == ['weights']
     with pytest.raises(ConfigurationError, match='label_names is empty'):
         tim_zoo.create_model('tim', filters=8, depth=2, checkpoint_path=path, pretrained_cfg_overlay=dict(label_names=[]))
 
@@ -665,7 +679,8 @@ def test_label_matching_edge_cases(tmp_path):
     again = _small_tim(3, 3)
     _load_for_labels(again, partly_path, ['y', 'x', 'a'])           # x still untrained, y new
     assert untrained_rows(again) == (str(partly_path), ['y', 'x']) and not untrained_head_reason(again)
-    assert _load_for_labels(_small_tim(2, 5), path, ['B', 'c'])[0].endswith('names match exactly: did you mean b for B?')
+    assert _load_for_labels(_small_tim(2, 5), path, ['B', 'c'])[0].endswith(
+        "labels are matched exactly (case and punctuation count): did you mean 'b' for 'B'?")
     trained_rows = _small_tim(2, 4)                                # only the trained rows: nothing is untrained
     _load_for_labels(trained_rows, partly_path, ['b', 'a'])
     assert fresh_head_record(trained_rows) is None

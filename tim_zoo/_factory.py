@@ -20,7 +20,7 @@ from .exceptions import ConfigurationError, UnknownModelError, UnsafeFileError, 
 from .weights import (
     apply_metadata, apply_state_dict, find_weight_file, read_weight_file, save_checkpoint, weights_dir,
 )
-from .weights.label_rows import checked_label_names, renames_outputs
+from .weights.label_rows import labels_asked_for
 from .weights.load import KERAS_SUFFIXES, load_read_weights
 from .weights.checkpoint import import_builder
 
@@ -94,6 +94,9 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     """
     if checkpoint_path is not None and kwargs.get('features_only'):
         # the checkpoint holds the whole model: load it, then take the features (the wrapper prunes what they skip)
+        if (kwargs.get('pretrained_cfg_overlay') or {}).get('label_names') is not None:
+            raise ConfigurationError(f'{model_name}: label_names name a classifier\'s outputs; features_only=True has '
+                                     f'no classifier (drop one of them)')
         feature_args = {k: kwargs.pop(k) for k in ('features_only', 'out_indices', 'feature_cls') if k in kwargs}
         model = create_model(model_name, pretrained, checkpoint_path=checkpoint_path, **kwargs)
         return feature_net(model, feature_args.get('feature_cls', 'getter'), feature_args.get('out_indices'))
@@ -118,16 +121,15 @@ def _create_from_checkpoint(model_name: str, pretrained: bool, path: Path, kwarg
     classifier rows by name (`load_weights(..., label_names=)`); the same count of names it does not know rename its
     outputs in order, as with `pretrained=True` (`renames_outputs`)."""
     overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
-    names = overlay.pop('label_names', None)
-    names = None if names is None else checked_label_names(names)
+    given_names = overlay.pop('label_names', None)
     if overlay:
         kwargs['pretrained_cfg_overlay'] = overlay
     model = _create(model_name, pretrained, kwargs)
     state_dict, meta = getattr(model, 'read_weights', read_weight_file)(path)
+    names, by_name = labels_asked_for(given_names, meta.get('label_names'), state_dict)
+    rename = names is not None and not by_name
     weight = state_dict.get('head.fc.weight')
-    file_classes = int(weight.shape[0]) if weight is not None else 0
-    rename = names is not None and renames_outputs(meta.get('label_names'), names, file_classes)
-    classes = kwargs.get('num_classes', len(names) if names is not None and not rename else file_classes or None)
+    classes = kwargs.get('num_classes', len(names) if by_name else int(weight.shape[0]) if weight is not None else None)
     if classes is not None and classes != getattr(model, 'num_classes', classes):
         model = _create(model_name, pretrained, dict(kwargs, num_classes=classes))
     head_loaded = load_read_weights(model, state_dict, meta, path, label_names=None if rename else names)

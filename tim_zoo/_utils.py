@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import sysconfig
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -19,17 +20,27 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_STDLIB = sysconfig.get_paths()['stdlib'] + os.sep
+_INSTALLED = tuple({sysconfig.get_paths()[k] + os.sep for k in ('purelib', 'platlib')})
 #: the code a warning of tim_zoo's is not about: the package, and timm's builder it is called through
 _OWN_CODE = (str(Path(__file__).parent) + os.sep, str(Path(importlib.util.find_spec('timm').origin).parent) + os.sep)
 
 
 def warn_caller(message: str, category=UserWarning) -> None:
     """`warnings.warn` at the caller's line: the first frame outside tim_zoo and timm, however deep in the package
-    the warning is raised (a fixed `stacklevel` points inside it when the call path changes)."""
+    the warning is raised (a fixed `stacklevel` points inside it when the call path changes). Where the package was
+    called by Python itself (`python -m tim_zoo`, a thread's target), at the package's frame it called."""
     frame, level = sys._getframe(1), 2               # stacklevel 2: the frame that called warn_caller
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_OWN_CODE):   # the outermost, at most
         frame, level = frame.f_back, level + 1
+    if not frame.f_code.co_filename.startswith(_OWN_CODE) and _is_pythons(frame.f_code.co_filename):
+        level -= 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def _is_pythons(filename: str) -> bool:
+    """Whether `filename` is Python's own code (`runpy`, `threading`, frozen modules), not a caller's."""
+    return filename.startswith('<frozen') or (filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED))
 
 
 def atomic_write(path: Path, write) -> None:

@@ -38,6 +38,8 @@ class FeatureSet:
 
     def speechless(self) -> List[int]:
         """Indices of the recordings in which the speech detector found no speech (empty where not known)."""
+        if len(self.voiced) != len(self.y):
+            return []
         return [i for i, v in enumerate(self.voiced) if v < MIN_SPEECH_SECONDS]
 
     def __len__(self) -> int:

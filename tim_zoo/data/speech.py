@@ -385,15 +385,16 @@ HUM_SHARE = 0.3
 HUM_SECONDS = 30.0
 
 
-#: a hum's energy at its third or fourth harmonic alone is at most this share of its harmonics' (else that line is a
-#: tone at 150 or 200 Hz, not mains hum)
-HUM_ONE_LINE = 0.9
+#: one harmonic above the mains frequency holding more than this share of the lines' energy (the others 30 dB
+#: below it or further) is a tone at 100, 150 or 200 Hz, not mains hum, whose harmonics come together (a phone
+#: microphone's hum, its third harmonic 14 dB above the others, is still hum)
+HUM_ONE_LINE = 0.999
 
 
 def mains_hum(signal: np.ndarray, rate: int, seconds: float = HUM_SECONDS) -> Optional[tuple]:
     """`(50 or 60, share)` when more than `HUM_SHARE` of the first `seconds` of `signal`'s energy lies within 2 Hz
-    of a mains frequency or its first four harmonics, else None. A single line at the third or fourth harmonic
-    (`HUM_ONE_LINE`: a pure 200 Hz tone) is a tone, not hum."""
+    of a mains frequency or its first four harmonics, else None. A single line at a harmonic above the mains
+    frequency (`HUM_ONE_LINE`: a pure 200 Hz tone) is a tone, not hum."""
     x = signal[:int(seconds * rate)].astype(np.float64)
     if len(x) < rate // 2:
         return None
@@ -405,7 +406,7 @@ def mains_hum(signal: np.ndarray, rate: int, seconds: float = HUM_SECONDS) -> Op
     found = []
     for base in (50, 60):
         lines = np.array([power[np.abs(freqs - k * base) <= 2.0].sum() for k in range(1, 5)])
-        if lines.sum() > 0 and lines[2:].max() <= HUM_ONE_LINE * lines.sum():
+        if lines.sum() > 0 and lines[1:].max() <= HUM_ONE_LINE * lines.sum():
             found.append((base, float(lines.sum() / total)))
     best = max(found, key=lambda b: b[1], default=None)
     return best if best and best[1] > HUM_SHARE else None

@@ -16,11 +16,17 @@ import numpy as np
 import torch
 
 from .._validation import check_choice
-from ..data.audio import audio_info, pcm_to_float, read_audio_channels, read_blocks, resample_stream
+from ..data.audio import (
+    audio_info, pcm_to_float, peak_dbfs, peak_in_steps, read_audio_channels, read_blocks, resample_stream,
+)
 from ..exceptions import AudioError, ConfigurationError
 
 #: how two channels become one: their mean, or one of them
 CHANNEL_MODES = ('mix', 'left', 'right')
+#: a recording peaking below this (dBFS) has its peak counted in steps of its sample format (`AudioInput.peak_steps`)
+STEPS_BELOW_DB = -30.0
+#: ... over at most this many samples per channel (the spacing of values shows in any stretch of a recording)
+STEPS_SAMPLES = 1 << 20
 #: the lowest sample rate taken (lower ones are kHz given for Hz)
 MIN_SAMPLE_RATE = 1000
 #: the highest (768 kHz: the highest rate audio interfaces record at)
@@ -48,6 +54,9 @@ class AudioInput:
     name: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     clipping_known: bool = True
+    #: where the recording peaks below `STEPS_BELOW_DB`: its loudest channel's peak in steps of its sample format
+    #: (`tim_zoo.data.audio.peak_in_steps`, counted before channels are mixed); else inf
+    peak_steps: float = float('inf')
 
 
 #: files longer than this (seconds) are read block by block, never whole (`StreamedInput`)
@@ -125,7 +134,8 @@ def open_input(source, sample_rate=None, channels: str = 'mix',
             raise ConfigurationError('a waveform needs its sample rate: sample_rate=16000, for example')
         rate, name = check_sample_rate(sample_rate), given_name
     signal, more, clipping_known = _prepare(data, integer, channels, name or 'the waveform')
-    return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known)
+    return AudioInput(signal, int(rate), name, notes + more, clipping_known=clipping_known,
+                      peak_steps=_peak_steps(data))
 
 
 def _unused_rate(sample_rate, rate: int) -> List[str]:
@@ -343,6 +353,16 @@ def _check_channels(num_channels: int, shape: tuple, name: str) -> None:
     if num_channels > 2:
         raise AudioError(f'{name} has {num_channels} channels (shape {shape}): give a mono or stereo '
                          f'recording; for several recordings use predict_many([w1, w2, ...], sample_rate=...)')
+
+
+def _peak_steps(data: np.ndarray) -> float:
+    """`AudioInput.peak_steps` of `data` (`[channels, N]` or `[N]`, scaled to full scale 1): the loudest channel's,
+    over its first `STEPS_SAMPLES` samples (mixing channels halves the spacing of the values, not the rounding)."""
+    rows = np.atleast_2d(data)[:, :STEPS_SAMPLES]
+    peaks = np.abs(rows).max(axis=1) if rows.size else np.zeros(1)
+    if peak_dbfs(peaks) >= STEPS_BELOW_DB:                 # scaled up little, if at all: the format's steps are fine
+        return float('inf')
+    return peak_in_steps(rows[int(np.argmax(peaks))])
 
 
 def _prepare(data: np.ndarray, integer: bool, channels: str, name: str):

@@ -157,7 +157,8 @@ class RecordingNotes:
         verb = 'trained or chose their epoch on' if record.get('val_fraction') else 'trained on'
         one_of = f'one of the {seen} utterances {whose} {verb} ({which})'
         own_name = file is not None and Path(file).stem == utterance
-        nothing = 'so it says nothing of how the model judges speech it has not heard (its held-out accuracy does)'
+        nothing = 'so it says nothing of how the model judges speech it has not heard' + (
+            '' if cut else ' (its held-out accuracy does)')
         if utterance is None:
             return f'this recording is, by its content, {one_of}: {learned}, {nothing}'
         if how == 'content':
@@ -211,8 +212,9 @@ class RecordingNotes:
             loudest = 'digital silence' if peak <= -119 else f'loudest frame {peak:.1f} dBFS'
             where = '' if windows == 1 else ' in the best window'
             floor = getattr(self.detector, "min_level_db", -70.0)
-            quiet = (f': too quiet to tell speech from silence (the speech detector hears nothing below {floor:.0f} '
-                     f'dBFS); if there is speech, record it louder or raise its gain' if -119 < peak < floor + 10 else '')
+            quiet = '' if not -119 < peak < floor + 10 else (
+                f': too quiet to tell speech from silence (the speech detector hears nothing below {floor:.0f} dBFS); '
+                f'if there is speech, record it louder or raise its gain')
             notes.append(f'no prediction: no speech to judge ({voiced:.2f} s of voiced speech{where}, '
                          f'{self.min_speech:.2f} s needed; {loudest}){quiet}')
             return notes

@@ -11,7 +11,7 @@ import torch
 from .._factory import check_model_name, create_model, is_hub_source, list_models, load_checkpoint
 from .._utils import progress, require
 from .._validation import check_choice, resolve_device
-from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, peak_in_steps, resample
+from ..data.audio import amplitude_dbfs, centre_fit, normalize_level, peak_dbfs, resample
 from ..data.features import MFCCExtractor
 from ..data.frame_selection import gmm_frame_selection
 from ..data.known_utterances import audio_fingerprint, identify_utterance, known_utterances
@@ -381,7 +381,7 @@ class EmotionRecognizer(RecordingNotes):
             item.stream = audio
             item.result.duration = round(audio.length(self.extractor.sample_rate) / self.extractor.sample_rate, 3)
             return item
-        item.peak_steps = peak_in_steps(audio.signal)      # before resampling, which hides the format's steps
+        item.peak_steps = audio.peak_steps
         signal = resample(audio.signal, audio.rate, self.extractor.sample_rate)
         item.result.duration = round(len(signal) / self.extractor.sample_rate, 3)
         item.signal, item.peak_db = signal, peak_dbfs(signal)

@@ -19,7 +19,7 @@ from ..exceptions import CheckpointMismatchError, ConfigurationError, UnknownArg
 from ..weights import apply_metadata, apply_state_dict, find_weight_file
 from ..weights.fresh_head import mark_fresh_head
 from ..weights.hub_folder import HUB_WEIGHTS
-from ..weights.label_rows import checked_label_names, renames_outputs
+from ..weights.label_rows import labels_asked_for
 from ..weights.load import load_read_weights, warn_other_arguments, weight_source, weights_trained_on
 from ._base import DEFAULT_TAGS, TAG_TRAINING, SERModel
 
@@ -150,10 +150,11 @@ def given_label_names(model, given: list, trained: Optional[list]) -> None:
     model.label_names = given
 
 
-def _rows(state_dict: dict) -> int:
-    """The class count of a state dict's classifier (`head.fc.weight` `[num_classes, D]`), 0 without one."""
-    weight = state_dict.get('head.fc.weight')
-    return int(weight.shape[0]) if weight is not None else 0
+def _config_labels(name: str, given_cfg, overlay: Optional[dict]) -> Optional[list]:
+    """The label names the pretrained config of `name` gives its weights, without the caller's overlay names."""
+    own = {k: v for k, v in (overlay or {}).items() if k != 'label_names'}
+    labels = _resolve_cfg(name, given_cfg, own).label_names
+    return list(labels) if labels else None
 
 
 def _load_as_built(model, state_dict: Optional[dict], meta: dict, path) -> bool:
@@ -242,10 +243,11 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
         for key, value in from_file.items():             # the file's own arguments, unless the caller chose
             if key not in given:
                 kwargs[key] = value
-    names = (overlay or {}).get('label_names')
-    names = None if names is None else checked_label_names(names)
-    file_labels = meta.get('label_names') or (list(cfg.label_names) if pretrained and cfg.label_names else None)
-    by_name = state_dict is not None and names is not None and not renames_outputs(file_labels, names, _rows(state_dict))
+    file_labels = (meta.get('label_names') or _config_labels(name, given_cfg, overlay)) if pretrained else None
+    names, by_name = labels_asked_for((overlay or {}).get('label_names'), file_labels, state_dict)
+    if names is not None and features_only:
+        raise ConfigurationError(f'{variant}: label_names name a classifier\'s outputs; features_only=True has no '
+                                 f'classifier (drop one of them)')
     if names is not None and (by_name or state_dict is None) and 'num_classes' not in given:  # the labels asked for
         kwargs['num_classes'] = len(names)
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's

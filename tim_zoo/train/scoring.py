@@ -70,14 +70,15 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     notes += _feature_differences(cfg.get('feature_settings'), features.settings)
     if features.fit_note():
         notes.append(features.fit_note())
-    voiced = [float(v) for v in features.voiced] if len(features.voiced) == len(features.y) else [None] * len(features.y)
-    speechless = features.speechless() if len(features.voiced) == len(features.y) else []
+    known = len(features.voiced) == len(features.y)
+    voiced = [float(v) for v in features.voiced] if known else [None] * len(features.y)
+    speechless = features.speechless()
     if speechless:
         shown = [Path(features.paths[i]).name if features.paths else str(i) for i in speechless]
-        notes.append(f'the speech detector finds no speech (under {MIN_SPEECH_SECONDS} s voiced) in {len(speechless)} '
-                     f'of these {len(features.y)} recordings ({", ".join(shown[:5])}{" ..." if len(shown) > 5 else ""}; '
-                     f'"voiced" per utterance): they are scored as the others, so the figure includes answers to '
-                     f'sounds that are not speech')
+        notes.append(f'the speech detector finds no speech (under {MIN_SPEECH_SECONDS} s voiced) in '
+                     f'{len(speechless)} of these {len(features.y)} recordings ({", ".join(shown[:5])}'
+                     f'{" ..." if len(shown) > 5 else ""}; "voiced" per utterance): they are scored as the others, '
+                     f'so the figure includes answers to sounds that are not speech')
     features = _as_trained(features, cfg.get('feature_settings') or {}, notes)
     if device is not None:
         model = model.to(resolve_device(device))

@@ -35,6 +35,21 @@ def renames_outputs(file_labels: Optional[Sequence[str]], label_names: Sequence[
     return file_classes == len(label_names) and not set(file_labels or ()) & set(label_names)
 
 
+def labels_asked_for(names: Optional[Sequence[str]], file_labels: Optional[Sequence[str]],
+                     state_dict: Optional[Dict[str, torch.Tensor]]) -> Tuple[Optional[List[str]], bool]:
+    """`(names, by_name)` of label names a caller gives for weights (`pretrained_cfg_overlay` `label_names`):
+    `names` checked (`checked_label_names`; None where none were given), and whether they choose the classifier
+    rows of `state_dict` (trained on `file_labels`) by name; else they rename its outputs in order (`renames_outputs`)
+    or there are no weights."""
+    if names is None:
+        return None, False
+    names = checked_label_names(names)
+    if state_dict is None:
+        return names, False
+    weight = state_dict.get(_FC[0])
+    return names, not renames_outputs(file_labels, names, int(weight.shape[0]) if weight is not None else 0)
+
+
 def rows_for_labels(model, state_dict: Dict[str, torch.Tensor], file_labels: Optional[Sequence[str]],
                     label_names: Sequence[str], source: str) -> Tuple[Dict[str, torch.Tensor], str, str, List[str]]:
     """`(state_dict, outcome, said, fresh labels)`: `state_dict` with its classifier (`head.fc`, `[num_classes, D]`
@@ -87,7 +102,8 @@ def _close_names(fresh: List[str], known: List[str]) -> str:
     def key(name: str) -> str:
         return ''.join(c for c in name.casefold() if c.isalnum())
     pairs = [(n, k) for n in fresh for k in known if key(n) == key(k)]
-    return ('; names match exactly: did you mean ' + ', '.join(f'{k} for {n}' for n, k in pairs) + '?') if pairs else ''
+    return ('; labels are matched exactly (case and punctuation count): did you mean ' + ', '.join(
+        f'{k!r} for {n!r}' for n, k in pairs) + '?') if pairs else ''
 
 
 def _names(names: List[str]) -> str:

@@ -45,7 +45,7 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
     if differing and allow_head_reset and not differing <= set(_HEAD_KEYS) and all(k.startswith('head.') for k in differing):
         # another kind of head (e.g. head="gmm" on a model saved with its default head): the body loads
         warn_caller(f'{source}: its head differs from the model\'s ({_listing(sorted(differing), 4)}); loaded the body '
-                      f'and kept the model\'s freshly initialised head (fine-tune it)')
+                    f'and kept the model\'s freshly initialised head (fine-tune it)')
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith('head.')}
         model.label_names = None
     elif differing and allow_head_reset and differing <= set(_HEAD_KEYS):
@@ -57,11 +57,11 @@ def apply_state_dict(model, state_dict: Dict[str, torch.Tensor], source: str, al
                       f'for a head that flattens time: no row could be kept)'
                       if len(file_fc) == len(model_fc) == 2 and file_fc[1] != model_fc[1] else '')
             warn_caller(f'{source}: its classifier has {file_fc[0]} classes, the model {classes}{length}; loaded the '
-                          f'body and kept a freshly initialised classifier (fine-tune it)')
+                        f'body and kept a freshly initialised classifier (fine-tune it)')
         elif classes:
             warn_caller(f'{source}: its classifier has the shape {file_fc}, the model\'s {model_fc} (another input '
-                          f'length, seq_len, for a head that flattens time?); loaded the body and kept a freshly '
-                          f'initialised classifier (fine-tune it)')
+                        f'length, seq_len, for a head that flattens time?); loaded the body and kept a freshly '
+                        f'initialised classifier (fine-tune it)')
         state_dict = {k: v for k, v in state_dict.items() if k not in _HEAD_KEYS}
         model.label_names = None
     elif differing:
@@ -123,8 +123,8 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
     if head_loaded:                                     # a head saved untrained is untrained again, a cut one cut
         mark_from_record(model, _saved(meta, 'fresh_head'))
         record = _saved(meta, 'labels_left_out')
-        if record:
-            mark_labels_left_out(model, record['source'], record['trained'], record['left_out'])
+        if record and all(isinstance(record.get(k), list) for k in ('trained', 'left_out')):
+            mark_labels_left_out(model, str(record.get('source') or ''), record['trained'], record['left_out'])
     record = weights_trained_on(meta)
     if isinstance(getattr(model, 'pretrained_cfg', None), dict):
         model.pretrained_cfg.pop('trained_on', None)      # weights loaded over others: theirs only
@@ -145,7 +145,7 @@ def _keep_record_of_rows(model, meta: dict, source: str, label_names: Sequence[s
         return
     untrained = [n for n in label_names if n in set(record['labels']) | set(fresh)]
     if untrained:
-        remember_fresh_head(model, source, untrained)
+        _mark_untrained_rows(model, source, untrained)
 
 
 def _keep_labels_left_out(model, meta: dict, source: str, label_names: Sequence[str]) -> None:
@@ -156,6 +156,12 @@ def _keep_labels_left_out(model, meta: dict, source: str, label_names: Sequence[
     left_out = [n for n in trained if n not in label_names]
     if left_out:
         mark_labels_left_out(model, earlier['source'] if earlier else source, trained, left_out)
+
+
+def _mark_untrained_rows(model, source: str, labels: List[str]) -> None:
+    """Mark the classifier rows of `labels` untrained beside trained ones (`fresh_head.untrained_rows`)."""
+    mark_fresh_head(model, f'loading {source} gave the classifier untrained rows for {", ".join(labels)}', source,
+                    labels)
 
 
 def _saved(meta: dict, key: str) -> Optional[dict]:
@@ -221,15 +227,15 @@ def warn_other_arguments(model, meta: dict, source: str, head_reset: bool = Fals
                        f'--mean-signal-length {length} on the command line)' if length else '')
         if head_reset and differ == ['seq_len']:         # the input length sizes only the classifier, left untrained
             warn_caller(f'{source} was trained at seq_len={saved["seq_len"]}, this model takes {own["seq_len"]} '
-                          f'frames: its body loaded and its classifier stays untrained; fine-tune it at this length, '
-                          f'or, to use the trained classifier, build the model with seq_len={saved["seq_len"]} '
-                          f'(tim_zoo.load_checkpoint(path) rebuilds it as saved){length_hint}')
+                        f'frames: its body loaded and its classifier stays untrained; fine-tune it at this length, '
+                        f'or, to use the trained classifier, build the model with seq_len={saved["seq_len"]} '
+                        f'(tim_zoo.load_checkpoint(path) rebuilds it as saved){length_hint}')
             return
         warn_caller(f'{source} was saved from {meta["architecture"]} built with '
-                      f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
-                      f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
-                      f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments'
-                      f'{length_hint}')
+                    f'{", ".join(f"{k}={saved[k]!r}" for k in differ)}; this model has '
+                    f'{", ".join(f"{k}={own[k]!r}" for k in differ)}, so the same weights compute another function: '
+                    f'rebuild it as saved with tim_zoo.load_checkpoint(path), or build it with those arguments'
+                    f'{length_hint}')
 
 
 def with_legacy_defaults(meta: dict) -> dict:
@@ -322,7 +328,7 @@ def load_read_weights(model, state_dict: Dict[str, torch.Tensor], meta: dict, pa
         mark_fresh_head(model, f'loading {source} kept only its body (its classifier was trained on other labels)',
                         source)
     elif matched == PARTLY and fresh and not head_reset:
-        remember_fresh_head(model, source, fresh)
+        _mark_untrained_rows(model, source, fresh)
     warn_other_arguments(model, meta, source, head_reset)   # the tensors fit: do the arguments?
     apply_metadata(model, meta, head_loaded=not head_reset and matched == SAME)
     if matched in (REORDERED, PARTLY) and not head_reset:
