@@ -260,7 +260,8 @@ def test_the_training_folds_note_says_when_the_folds_are_not_the_releases():
 def _scored_setup(n=12, frames=32):
     """A small timnet with classes a, b, c and features of two of them, c and a, in another order."""
     from tim_zoo.data import FeatureSet
-    model = tim_zoo.create_model('timnet', num_classes=3, depth=2, filters=8).eval()
+    from conftest import as_trained
+    model = as_trained(tim_zoo.create_model('timnet', num_classes=3, depth=2, filters=8).eval())
     model.label_names = ['a', 'b', 'c']
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 39, frames)).astype(np.float32)
@@ -291,6 +292,24 @@ def test_evaluate_model_matches_classes_by_name_and_counts_as_by_hand():
     model.label_names = None
     with pytest.raises(tim_zoo.DatasetError, match='the model has 3 outputs and names no classes; the features have 2'):
         evaluate_model(model, features)
+
+
+def test_evaluate_model_says_when_the_classifier_is_untrained_or_cut(tmp_path):
+    """evaluate scored a model with an untrained row ("calm 100.00%"), a fresh head or no weights at all without a
+    word, and said of the last "the weights keep no record of what they trained on"."""
+    from tim_zoo.train import evaluate_model
+    model, features = _scored_setup()
+    untrained = tim_zoo.create_model('timnet', num_classes=3, depth=2, filters=8).eval()
+    untrained.label_names = ['a', 'b', 'c']
+    fresh = evaluate_model(untrained, features)['notes']
+    assert fresh[0].startswith("the model's classifier is untrained: the model was built without weights")
+    assert not any('keep no record' in n for n in fresh)
+    path = tim_zoo.save_checkpoint(model, tmp_path / 'abc.safetensors', label_names=['a', 'b', 'c'])
+    cut = tim_zoo.create_model('timnet', depth=2, filters=8, checkpoint_path=path,
+                               pretrained_cfg_overlay=dict(label_names=['c', 'a', 'x'])).eval()
+    notes = evaluate_model(cut, features)['notes']
+    assert notes[0].startswith("the classifier's rows of x are untrained")
+    assert notes[1].startswith('the classifier answers 2 of the 3 labels its weights')
 
 
 def test_evaluate_model_notes_recordings_without_speech(tmp_path):

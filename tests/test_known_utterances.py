@@ -177,6 +177,12 @@ def test_training_records_its_utterances_and_refuses_initial_weights_that_heard_
     again = dataclasses.replace(cfg, init=str(tmp_path / 'other' / 'fold2' / 'last.safetensors'))
     with pytest.raises(ConfigurationError, match='trained on test utterances of this run'):
         run_training(again, _emodb_named(_features()), tmp_path / 'leak2', show_progress=False)
+    own = dataclasses.replace(cfg, init=str(weights), only_folds=[1])     # fold 2's weights: only its test is clean
+    with pytest.raises(ConfigurationError, match=r'the splits whose test utterances they did not hear: --fold 2; '):
+        run_training(own, _emodb_named(_features()), tmp_path / 'leak3', show_progress=False)
+    from tim_zoo.train.initial_weights import _held_out_from
+    assert _held_out_from(dict(corpus='manifest', protocol='all'), 48, here=(48, 64)).startswith(
+        "they trained on all 48 utterances of their MANIFEST list, 48 of this run's 64")
 
 
 def test_a_release_fold_file_initialises_its_own_fold_only(shared_dir, tmp_path):

@@ -514,7 +514,10 @@ def test_labels_the_weights_partly_know_keep_their_rows_and_start_the_others_fre
     assert untrained_rows(model) == (str(path), ['d']) and not tim_zoo.weights.fresh_head.untrained_head(model)
     notes = tim_zoo.EmotionRecognizer(model, feature_settings=dict(mean_signal_length=32768)).model_notes
     assert notes == [f"the classifier's rows of d are untrained: {path} did not know that label, so their "
-                     f"probabilities, and every answer beside them, mean nothing until the model is fine-tuned"]
+                     f"probabilities, and every answer beside them, mean nothing until the model is fine-tuned",
+                     f"the classifier answers 1 of the 3 labels its weights ({path}) trained on, leaving out a, c: a "
+                     f"recording of those labels is answered with one of the others, and what was measured of the "
+                     f"weights (their held-out accuracy) is not this classifier's"]
     with torch.no_grad():                            # a training step later: the rows are the model's own
         model.head.fc.bias += 0.1
     assert untrained_rows(model) == ('', [])

@@ -28,7 +28,10 @@ def _key_values(items, what, cast):
         key, sep, value = item.partition('=')
         if not sep:
             raise ConfigurationError(f'{what} takes KEY=VALUE, got {item!r}')
-        out[key] = cast(value)
+        try:
+            out[key] = cast(value)
+        except ValueError:
+            raise ConfigurationError(f'{what} takes KEY=VALUE with a number for VALUE, got {item!r}') from None
     return out
 
 

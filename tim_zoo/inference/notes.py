@@ -9,7 +9,6 @@ import numpy as np
 from ..data.speech import SpeechActivity
 from ..exceptions import AudioError
 from ..train.protocols import training_records
-from ..weights.fresh_head import labels_left_out, untrained_head_reason, untrained_rows
 from .audio_input import StreamedInput
 from .results import Prediction, format_clock
 
@@ -116,26 +115,6 @@ class RecordingNotes:
             f' in {len(heard)} of {judged} judged windows, the first from {format_clock(heard[0][0] / rate)}'
         return [f'a steady tone at about {heard[0][1]:.0f} Hz sounds under the speech{where} (a beep, dial tone or '
                 f'music?): the speech was judged with it, so the answer may be off']
-
-    def _untrained_head_note(self) -> str:
-        why = untrained_head_reason(self.model)
-        if why:
-            return f'the model\'s classifier is untrained: {why}, so these probabilities mean nothing until it is trained'
-        source, labels = untrained_rows(self.model)
-        return (f'the classifier\'s rows of {", ".join(labels)} are untrained: {source} did not know '
-                f'{"that label" if len(labels) == 1 else "those labels"}, so their probabilities, and every answer '
-                f'beside them, mean nothing until the model is fine-tuned' if source else '')
-
-    def _left_out_note(self) -> str:
-        """The note of a classifier cut to some of the labels its weights trained on (`labels_left_out`), or ''."""
-        record = labels_left_out(self.model)
-        if not record:
-            return ''
-        left, trained = record['left_out'], record['trained']
-        return (f'the classifier answers {len(trained) - len(left)} of the {len(trained)} labels its weights '
-                f'({record["source"]}) trained on, leaving out {", ".join(left)}: a recording of '
-                f'{"that label" if len(left) == 1 else "those labels"} is answered with one of the others, and what '
-                f'was measured of the weights (their held-out accuracy) is not this classifier\'s')
 
     def _seen_note(self, record: dict, seen: int, utterance: Optional[str], how: str, file: Optional[str] = None,
                    cut: bool = False) -> str:

@@ -20,6 +20,7 @@ from ..data.speech import HUM_SECONDS, MIN_SPEECH_SECONDS, SpeechActivity, Speec
 from ..exceptions import AudioError, ConfigurationError, WeightsNotFoundError
 from ..pretrained import load_default_model
 from ..train.protocols import heard_by, heard_fingerprints
+from ..weights.fresh_head import classifier_notes, labels_left_out
 from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES
 from ..models._zoo import tag_notes
 from ..models.timnet_releases import TIMNET_RELEASES, file_sha256, find_release, published_release
@@ -154,8 +155,8 @@ class EmotionRecognizer(RecordingNotes):
         #: beside timnet's, or that it was never measured (`tim_zoo.models._zoo.tag_notes`); or that the classifier
         #: is untrained (weights loaded for another class count: `tim_zoo.weights.fresh_head`), which every
         #: prediction's notes say too
-        head = self._untrained_head_note() or self._left_out_note()    # then the tag's figures are not this model's
-        self.model_notes: List[str] = [head] if head else tag_notes(getattr(model, 'pretrained_cfg', None))
+        head = classifier_notes(model)[0]                   # then the tag's figures are not this model's
+        self.model_notes: List[str] = head or tag_notes(getattr(model, 'pretrained_cfg', None))
         record = (getattr(model, 'pretrained_cfg', None) or {}).get('trained_on')
         if not self.model_notes and record and record.get('names_sha256'):   # a run's weights: what they learned
             self.model_notes.append(own_training_note(record))
@@ -343,9 +344,9 @@ class EmotionRecognizer(RecordingNotes):
             flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
             for start in range(0, len(flat), batch_size):
                 self._classify(flat[start:start + batch_size])
-        untrained, cut = self._untrained_head_note(), self._left_out_note()  # once a call: they compare tensors
+        head = classifier_notes(self.model)                 # once a call: it compares the classifier's tensors
         for item in items:
-            self._finish(item, untrained, cut)
+            self._finish(item, *head)
         return items
 
     # --- steps -----------------------------------------------------------------------------------------
@@ -498,9 +499,9 @@ class EmotionRecognizer(RecordingNotes):
         for (item, _), p in zip(pairs, self.model(batch).softmax(dim=-1).float().cpu().numpy()):
             item.probabilities.append(p)
 
-    def _finish(self, item: '_Item', untrained: str, cut: str) -> Prediction:
-        """The item's result from its windows' probabilities, with its notes (`untrained`, `cut`: the notes of the
-        classifier, `_untrained_head_note` and `_left_out_note`, for every answer)."""
+    def _finish(self, item: '_Item', head_notes: List[str], untrained: bool) -> Prediction:
+        """The item's result from its windows' probabilities, with its notes (`head_notes`, `untrained`: what every
+        answer says of the classifier, `fresh_head.classifier_notes`)."""
         result = item.result
         if result.error or item.activity is None:          # unreadable, or a note of expand_inputs: nothing analysed
             return result
@@ -515,10 +516,10 @@ class EmotionRecognizer(RecordingNotes):
             result.segments.append(Segment(
                 round(start / rate, 3), round(end / rate, 3), self.label_names[int(p.argmax())] if judged else None,
                 self._named(p) if judged else None, round(voiced, 3)))
-        head_note = untrained or cut
-        result.notes += ([head_note] if head_note and rows else []) + self._notes(item, len(rows))
+        result.notes += (head_notes if rows else []) + self._notes(item, len(rows))
         if rows and item.seen and not untrained:            # an untrained head's answers mean nothing anyway
-            result.notes.append(self._seen_note(*item.seen, file=result.file, cut=bool(cut)))
+            cut = labels_left_out(self.model) is not None
+            result.notes.append(self._seen_note(*item.seen, file=result.file, cut=cut))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'
         if rows:

@@ -106,16 +106,24 @@ def check_init_held_out(cfg: TrainConfig, features: FeatureSet, model, splits) -
         if heard:
             listed = ', '.join(f'{n} of {total} in {name}' for name, n, total in heard[:4]) + \
                 (' ...' if len(heard) > 4 else '')
+            clean = [str(i) for i, split in enumerate(splits, start=1) if not training.mask[split.test].any()]
+            held_out = _held_out_from(training.training, training.trained, training.by_content,
+                                      (int(training.mask.sum()), len(features.y)))
             raise ConfigurationError(
                 f'the initial weights {cfg.init} (--init) trained on test utterances of this run ({listed}), so this '
-                f'run\'s test accuracy would not be held out: {_held_out_from(training.training, training.trained, training.by_content)}; '
-                f'start from weights that did not hear them, from scratch, or train on all of it (--protocol all), '
-                f'which tests nothing')
+                f'run\'s test accuracy would not be held out: {held_out}; '
+                + (f'the splits whose test utterances they did not hear: --fold {" ".join(clean)}; ' if clean else '')
+                + 'start from weights that did not hear them, from scratch, or train on all of it (--protocol all), '
+                'which tests nothing')
 
 
-def _held_out_from(record: dict, seen: int, by_content: bool = False) -> str:
-    """Which split of its corpus is held out from weights of this training record, in words."""
+def _held_out_from(record: dict, seen: int, by_content: bool = False, here: tuple = (0, 0)) -> str:
+    """Which split of its corpus is held out from weights of this training record, in words (`here`: how many of
+    this run's utterances they heard, of how many)."""
     corpus, split, protocol = str(record.get('corpus')).upper(), record.get('split'), record.get('protocol')
+    if protocol == 'all' and here[0] < here[1]:
+        return (f'they trained on all {seen} utterances of their {corpus} list, {here[0]} of this run\'s {here[1]}, '
+                f'so only splits whose test utterances lie among the others are held out from them')
     if protocol == 'all':
         return f'they trained on all {seen} {corpus} utterances, so no split of it is held out from them'
     if by_content:

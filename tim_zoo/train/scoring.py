@@ -12,6 +12,7 @@ from ..data.normalize import normalize_features
 from ..data.speech import MIN_SPEECH_SECONDS
 from ..evaluation import confusion_matrix, predict_proba, speaker_votes, uar, war
 from ..exceptions import DatasetError
+from ..weights.fresh_head import classifier_notes
 from .protocols import heard_files
 
 #: feature settings whose difference changes what the model hears (the corpus name does not)
@@ -45,8 +46,9 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
             number of outputs differs from the features' classes; per-speaker normalisation without a speaker
             for every utterance.
     """
-    notes: List[str] = []
-    heard, heard_mask = _heard((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'), features, notes)
+    notes, untrained = classifier_notes(model)           # an untrained or cut classifier's score means that
+    heard, heard_mask = _heard((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'), features,
+                               [] if untrained else notes)     # the score of an untrained classifier means nothing
     classes = list(features.label_names)
     outputs = int(getattr(model, 'num_classes', 0) or 0)
     names = list(getattr(model, 'label_names', None) or [])

@@ -102,3 +102,27 @@ def labels_left_out(model) -> Optional[dict]:
     """`dict(source, trained, left_out)` of `mark_labels_left_out` while the classifier is as marked, else None;
     also what a checkpoint keeps of it (`extra["labels_left_out"]`)."""
     return _as_marked(model, _LEFT_OUT)
+
+
+def classifier_notes(model) -> Tuple[List[str], bool]:
+    """`(notes, untrained)`: what an answer of `model` should say of its classifier while it is as loading or
+    building left it: untrained as a whole (then `untrained`, and nothing else matters), rows untrained beside
+    trained ones, labels left out of those its weights trained on. Empty once the classifier has changed."""
+    why = untrained_head_reason(model)
+    if why:
+        return [f'the model\'s classifier is untrained: {why}, so these probabilities mean nothing until it is '
+                f'trained'], True
+    notes = []
+    source, labels = untrained_rows(model)
+    if source:
+        notes.append(f'the classifier\'s rows of {", ".join(labels)} are untrained: {source} did not know '
+                     f'{"that label" if len(labels) == 1 else "those labels"}, so their probabilities, and every '
+                     f'answer beside them, mean nothing until the model is fine-tuned')
+    record = labels_left_out(model)
+    if record:
+        left, trained = record['left_out'], record['trained']
+        notes.append(f'the classifier answers {len(trained) - len(left)} of the {len(trained)} labels its weights '
+                     f'({record["source"]}) trained on, leaving out {", ".join(left)}: a recording of '
+                     f'{"that label" if len(left) == 1 else "those labels"} is answered with one of the others, and '
+                     f'what was measured of the weights (their held-out accuracy) is not this classifier\'s')
+    return notes, False
