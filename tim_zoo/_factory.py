@@ -12,7 +12,7 @@ from torch import nn
 
 from . import models as _models  # noqa: F401  (registers the models)
 from ._utils import chosen_for_the_caller
-from .models._build import feature_net, given_label_names
+from .models._build import feature_net, given_label_names, refuse_label_names_for_features
 from .models._zoo import tag_accuracy
 from .models.timnet import TIMNet, read_keras_timnet
 from .models.timnet_releases import TIMNET_RELEASES, find_release, published_release, release_metadata
@@ -94,9 +94,7 @@ def create_model(model_name: str, pretrained: bool = False, checkpoint_path=None
     """
     if checkpoint_path is not None and kwargs.get('features_only'):
         # the checkpoint holds the whole model: load it, then take the features (the wrapper prunes what they skip)
-        if (kwargs.get('pretrained_cfg_overlay') or {}).get('label_names') is not None:
-            raise ConfigurationError(f'{model_name}: label_names name a classifier\'s outputs; features_only=True has '
-                                     f'no classifier (drop one of them)')
+        refuse_label_names_for_features(model_name, kwargs.get('pretrained_cfg_overlay'))
         feature_args = {k: kwargs.pop(k) for k in ('features_only', 'out_indices', 'feature_cls') if k in kwargs}
         model = create_model(model_name, pretrained, checkpoint_path=checkpoint_path, **kwargs)
         return feature_net(model, feature_args.get('feature_cls', 'getter'), feature_args.get('out_indices'))

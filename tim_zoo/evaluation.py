@@ -153,9 +153,9 @@ def evaluate_keras_release(
         if model.num_classes != num_classes:
             raise DatasetError(f'{path} has {model.num_classes} classes, the features {num_classes}')
         train = splits[i - 1][0]
-        pred = predict_proba(model, features.x[test]).argmax(axis=1)
-        true = features.y[test]
-        on_training = war(features.y[train], predict_proba(model, features.x[train]).argmax(axis=1))
+        answers = predict_proba(model, features.x).argmax(axis=1)      # its test fold and its training folds
+        pred, true = answers[test], features.y[test]
+        on_training = war(features.y[train], answers[train])
         per_fold.append(dict(fold=i, n=int(len(test)), war=war(true, pred), uar=uar(true, pred, num_classes),
                              training_war=on_training))
         all_true.append(true)

@@ -344,9 +344,10 @@ class EmotionRecognizer(RecordingNotes):
             flat = [(it, f) for it, part in zip(judged, np.split(x, np.cumsum(counts)[:-1])) for f in part]
             for start in range(0, len(flat), batch_size):
                 self._classify(flat[start:start + batch_size])
-        head = classifier_notes(self.model)                 # once a call: it compares the classifier's tensors
+        head = classifier_notes(self.model)                 # once a call: they compare the classifier's tensors
+        cut = labels_left_out(self.model) is not None
         for item in items:
-            self._finish(item, *head)
+            self._finish(item, *head, cut)
         return items
 
     # --- steps -----------------------------------------------------------------------------------------
@@ -499,9 +500,10 @@ class EmotionRecognizer(RecordingNotes):
         for (item, _), p in zip(pairs, self.model(batch).softmax(dim=-1).float().cpu().numpy()):
             item.probabilities.append(p)
 
-    def _finish(self, item: '_Item', head_notes: List[str], untrained: bool) -> Prediction:
+    def _finish(self, item: '_Item', head_notes: List[str], untrained: bool, cut: bool) -> Prediction:
         """The item's result from its windows' probabilities, with its notes (`head_notes`, `untrained`: what every
-        answer says of the classifier, `fresh_head.classifier_notes`)."""
+        answer says of the classifier, `fresh_head.classifier_notes`; `cut`: it leaves out labels its weights
+        trained on, `fresh_head.labels_left_out`)."""
         result = item.result
         if result.error or item.activity is None:          # unreadable, or a note of expand_inputs: nothing analysed
             return result
@@ -518,7 +520,6 @@ class EmotionRecognizer(RecordingNotes):
                 self._named(p) if judged else None, round(voiced, 3)))
         result.notes += (head_notes if rows else []) + self._notes(item, len(rows))
         if rows and item.seen and not untrained:            # an untrained head's answers mean nothing anyway
-            cut = labels_left_out(self.model) is not None
             result.notes.append(self._seen_note(*item.seen, file=result.file, cut=cut))
         result.status = 'ok' if rows else 'too_short' if result.duration < self.min_speech else \
             'non_speech' if self._tones(item) else 'no_speech'

@@ -150,6 +150,13 @@ def given_label_names(model, given: list, trained: Optional[list]) -> None:
     model.label_names = given
 
 
+def refuse_label_names_for_features(name: str, overlay: Optional[dict]) -> None:
+    """`features_only=True` has no classifier: overlay `label_names`, which name its outputs, are refused."""
+    if (overlay or {}).get('label_names') is not None:
+        raise ConfigurationError(f'{name}: label_names name a classifier\'s outputs; features_only=True has no '
+                                 f'classifier (drop one of them)')
+
+
 def _config_labels(name: str, given_cfg, overlay: Optional[dict]) -> Optional[list]:
     """The label names the pretrained config of `name` gives its weights, without the caller's overlay names."""
     own = {k: v for k, v in (overlay or {}).items() if k != 'label_names'}
@@ -167,9 +174,7 @@ def _load_as_built(model, state_dict: Optional[dict], meta: dict, path) -> bool:
         warn_other_arguments(model, meta, source, not head_loaded)    # the caller's arguments against the file's
     else:
         mark_fresh_head(model, 'the model was built without weights (no pretrained=True, checkpoint or training)')
-    apply_metadata(model, dict(label_names=meta.get('label_names'), feature_settings=meta.get('feature_settings'),
-                               trained_on=weights_trained_on(meta), extra=meta.get('extra')),
-                   head_loaded=head_loaded)
+    apply_metadata(model, meta, head_loaded=head_loaded)
     return head_loaded and state_dict is not None
 
 
@@ -245,9 +250,8 @@ def build_model(model_cls, variant: str, pretrained: bool = False, defaults: Opt
                 kwargs[key] = value
     file_labels = (meta.get('label_names') or _config_labels(name, given_cfg, overlay)) if pretrained else None
     names, by_name = labels_asked_for((overlay or {}).get('label_names'), file_labels, state_dict)
-    if names is not None and features_only:
-        raise ConfigurationError(f'{variant}: label_names name a classifier\'s outputs; features_only=True has no '
-                                 f'classifier (drop one of them)')
+    if features_only:
+        refuse_label_names_for_features(variant, overlay)
     if names is not None and (by_name or state_dict is None) and 'num_classes' not in given:  # the labels asked for
         kwargs['num_classes'] = len(names)
     global_pool = kwargs.pop('global_pool', None)       # timm's argument (or a checkpoint's): not a constructor's

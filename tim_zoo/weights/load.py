@@ -122,9 +122,9 @@ def apply_metadata(model, meta: dict, head_loaded: bool = True) -> None:
         model.pretrained_cfg['feature_settings'] = settings
     if head_loaded:                                     # a head saved untrained is untrained again, a cut one cut
         mark_from_record(model, _saved(meta, 'fresh_head'))
-        record = _saved(meta, 'labels_left_out')
-        if record and all(isinstance(record.get(k), list) for k in ('trained', 'left_out')):
-            mark_labels_left_out(model, str(record.get('source') or ''), record['trained'], record['left_out'])
+        record = _saved_left_out(meta)
+        if record:
+            mark_labels_left_out(model, record['source'], record['trained'], record['left_out'])
     record = weights_trained_on(meta)
     if isinstance(getattr(model, 'pretrained_cfg', None), dict):
         model.pretrained_cfg.pop('trained_on', None)      # weights loaded over others: theirs only
@@ -151,7 +151,7 @@ def _keep_record_of_rows(model, meta: dict, source: str, label_names: Sequence[s
 def _keep_labels_left_out(model, meta: dict, source: str, label_names: Sequence[str]) -> None:
     """Rows matched to `label_names` that leave out labels the weights trained on (those of the file, or of the
     weights it was cut from): the classifier is marked as cut (`fresh_head.mark_labels_left_out`)."""
-    earlier = _saved(meta, 'labels_left_out')
+    earlier = _saved_left_out(meta)
     trained = earlier['trained'] if earlier else meta.get('label_names') or []
     left_out = [n for n in trained if n not in label_names]
     if left_out:
@@ -162,6 +162,14 @@ def _mark_untrained_rows(model, source: str, labels: List[str]) -> None:
     """Mark the classifier rows of `labels` untrained beside trained ones (`fresh_head.untrained_rows`)."""
     mark_fresh_head(model, f'loading {source} gave the classifier untrained rows for {", ".join(labels)}', source,
                     labels)
+
+
+def _saved_left_out(meta: dict) -> Optional[dict]:
+    """The `labels_left_out` record a checkpoint was saved with, where it holds its lists (else None)."""
+    record = _saved(meta, 'labels_left_out')
+    if not record or not all(isinstance(record.get(k), list) for k in ('trained', 'left_out')):
+        return None
+    return dict(record, source=str(record.get('source') or ''))
 
 
 def _saved(meta: dict, key: str) -> Optional[dict]:
