@@ -116,6 +116,7 @@ def test_own_data_from_a_manifest_or_speaker_folders_trains_under_every_protocol
     common = ['--corpus', 'manifest', '--data-root', manifest]
     assert cli.main(['extract', *map(str, common), '-o', str(tmp_path / 'f.npz'), '--mean-signal-length', '16384',
                      '--quiet']) == 0
+    assert FeatureSet.load(tmp_path / 'f.npz').settings['level'] == 'peak'      # corpus_extractor's default
     for protocol, extra in [('loso', ['--normalize', 'speaker_mean']), ('kfold', ['--folds', '3']), ('holdout', [])]:
         out = tmp_path / f'run_{protocol}'
         assert cli.main(['train', '--features', str(tmp_path / 'f.npz'), '--model', 'tim', '--model-arg', 'depth=2',

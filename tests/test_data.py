@@ -69,6 +69,18 @@ def test_each_corpus_defaults_to_its_releases_input_length():
                                                                                              96000]
     assert release_signal_length('manifest', default=44100) == 44100
 
+
+def test_corpus_extractor_is_what_extract_and_train_use():
+    from tim_zoo.data import corpus_extractor
+    assert MFCCExtractor().level == 'none'                     # the class alone: the TIM-Net authors' features
+    ex = corpus_extractor('CASIA')
+    assert (ex.level, ex.mean_signal_length, ex.n_mfcc, ex.order) == ('peak', 88000, 39, 1)
+    ex = corpus_extractor('folders', 44100, n_mfcc=30, order=3, level='none')
+    assert (ex.level, ex.mean_signal_length, ex.n_mfcc, ex.order) == ('none', 44100, 30, 3)
+    with pytest.raises(ConfigurationError, match='level'):
+        corpus_extractor('emodb', level='loud')
+
+
 def test_waveform_input_rate_and_channels(tmp_path):
     path = _write_wav(tmp_path / 's.wav', sr=16000, channels=2)
     ex = MFCCExtractor(48000)

@@ -9,7 +9,7 @@ from .._utils import atomic_write, import_from_cwd
 from .._validation import resolve_device
 from ..benchmark.harness import tune_malloc
 from ..data import (
-    FeatureSet, MFCCExtractor, cached_features, extract_features, load_corpus, release_signal_length,
+    FeatureSet, MFCCExtractor, cached_features, corpus_extractor, extract_features, load_corpus, release_signal_length,
     save_timnet_npy,
 )
 from ..data.audio import LEVEL_MODES
@@ -32,8 +32,7 @@ def add_level_argument(parser) -> None:
 
 def cmd_extract(args) -> int:
     corpus = load_corpus(args.corpus, args.data_root)
-    length = args.mean_signal_length or release_signal_length(args.corpus)
-    extractor = MFCCExtractor(length, args.n_mfcc, order=args.order, level=args.level or 'peak')
+    extractor = corpus_extractor(args.corpus, args.mean_signal_length, args.n_mfcc, args.order, args.level)
     features = extract_features(corpus, extractor, show_progress=not args.quiet)
     out = Path(args.output)
     if out.suffix == '.npy':

@@ -12,7 +12,7 @@ import numpy as np
 from .._utils import atomic_write, progress
 from ..exceptions import ConfigurationError, DatasetError, UnsafeFileError
 from .audio import read_audio, resample
-from .corpora import Corpus
+from .corpora import Corpus, release_signal_length
 from .features import MFCCExtractor
 from .known_utterances import audio_fingerprint
 from .speech import MIN_SPEECH_SECONDS, SpeechDetector
@@ -133,6 +133,20 @@ class FeatureSet:
 #: most `EXTRACT_SAMPLES` samples are held (64 recordings of 96000 samples, 25 MB)
 EXTRACT_BATCH = 64
 EXTRACT_SAMPLES = EXTRACT_BATCH * 96000
+
+
+#: the level of `corpus_extractor` (`tim-zoo extract`, `tim-zoo train --corpus`) when none is given
+CORPUS_LEVEL = 'peak'
+
+
+def corpus_extractor(corpus: str, mean_signal_length: Optional[int] = None, n_mfcc: int = 39, order: int = 1,
+                     level: Optional[str] = None) -> MFCCExtractor:
+    """The extractor `tim-zoo extract` and `tim-zoo train --corpus` use for corpus `corpus` (a `load_corpus` name):
+    `mean_signal_length` defaults to the length of the corpus's Keras release (`release_signal_length`: emodb
+    96000) and `level` to "peak" (each recording scaled to a full-scale peak, so a model does not learn the
+    microphone's gain). `MFCCExtractor` alone defaults to `level="none"`, the TIM-Net authors' features."""
+    return MFCCExtractor(mean_signal_length or release_signal_length(corpus), n_mfcc, order=order,
+                         level=level or CORPUS_LEVEL)
 
 
 def extract_features(corpus: Corpus, extractor: MFCCExtractor, show_progress: bool = True) -> FeatureSet:

@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ..data.corpora import load_corpus, release_signal_length
-from ..data.feature_set import FeatureSet, cached_features
-from ..data.features import MFCCExtractor
+from ..data.corpora import load_corpus
+from ..data.feature_set import FeatureSet, cached_features, corpus_extractor
 from ..exceptions import ConfigurationError
 from .config import TrainConfig
 from .engine import RESULT_FILE, STATE_FILE, log
@@ -134,7 +133,7 @@ def training_features(out_dir, features=None, corpus: Optional[str] = None, data
         raise ConfigurationError('give a feature file (--features FILE.npz), or a corpus and its folder (--corpus '
                                  'NAME --data-root DIR)')
     recordings = load_corpus(corpus, data_root)           # a wrong name or folder: refused before anything is made
-    extractor = MFCCExtractor(mean_signal_length or release_signal_length(corpus), level=level or 'peak')
+    extractor = corpus_extractor(corpus, mean_signal_length, level=level)
     cache = Path(features or Path(out_dir) / 'features.npz')
     cache.parent.mkdir(parents=True, exist_ok=True)
     source = dict(features=str(cache.resolve()), corpus=corpus, data_root=str(Path(data_root).resolve()),
