@@ -463,6 +463,30 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
         init_weight_file('set_official')
 
 
+def test_initial_weights_choose_the_model_no_one_names(tmp_path):
+    """`--init` without `--model` trains the model the weights were saved from; a recipe's model or the caller's
+    wins (a mismatch is then refused with the flags), and weights that record no model leave the default."""
+    from tim_zoo.train.config import DEFAULT_MODEL
+    assert TrainConfig(init='at_tim.tim_zoo_emodb').model == 'at_tim'
+    assert TrainConfig.from_recipe('seed.emodb', init='multitim').model == 'multitim'     # a name: its default tag
+    assert TrainConfig.from_recipe('timnet.paper', init='at_tim').model == 'timnet'       # the recipe names one
+    assert TrainConfig(model='tim', init='at_tim').model == 'tim'
+    assert TrainConfig().model == DEFAULT_MODEL == 'timnet'
+    bare = tmp_path / 'bare.safetensors'
+    tim_zoo.save_checkpoint(tim_zoo.create_model('tim'), bare)
+    meta = tim_zoo.weights.read_checkpoint(bare, verify=False)[1]
+    assert meta['architecture'] == 'tim' and TrainConfig(init=str(bare)).model == 'tim'
+    from safetensors.torch import save_file
+    save_file(tim_zoo.create_model('tim').state_dict(), str(tmp_path / 'state.safetensors'))
+    assert TrainConfig(init=str(tmp_path / 'state.safetensors')).model == 'timnet'        # it records no model
+    out, features = tmp_path / 'run', tmp_path / 'f.npz'
+    FeatureSet.save(_features(frames=87), features)
+    with pytest.warns(UserWarning, match='kept a freshly initialised classifier'):
+        assert cli_main(['train', '--features', str(features), '--init', 'tim.tim_zoo_emodb', '--epochs', '1',
+                         '--protocol', 'kfold', '--folds', '3', '--fold', '1', '--out', str(out), '--quiet']) == 0
+    assert json.loads((out / 'config.json').read_text())['model'] == 'tim'
+
+
 @pytest.mark.parametrize('protocol, folds', [('kfold', 3), ('loso', None), ('all', None)])
 def test_a_runs_training_record_counts_folds_only_under_kfold(protocol, folds):
     from tim_zoo.train.run import _trained_on

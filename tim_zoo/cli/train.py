@@ -219,7 +219,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument('--mean-signal-length', type=int, default=0,
                       help="with --corpus: samples after centre pad/crop (default: the corpus's release)")
     run = p.add_argument_group('run')
-    run.add_argument('--model', help='a tim_zoo model (default: the recipe\'s, else timnet), a model registered with timm, '
+    run.add_argument('--model', help='a tim_zoo model (default: the recipe\'s, else the --init weights\' model, else '
+                                     'timnet), a model registered with timm, '
                                      'or your function that builds one, as package.module:function (imported from the '
                                      'current folder or the installed packages)')
     run.add_argument('--recipe', help='training recipe, e.g. timnet.paper, at_deltatim.iemocap (default: "default")')
@@ -284,8 +285,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help='do not evaluate the test part (runs that choose on validation: no test figure anywhere)')
     ft = p.add_argument_group('fine-tuning')
     ft.add_argument('--init', help='start from weights: tim_zoo .safetensors, a Keras TIM-Net .hdf5, or a pretrained tag '
-                    '(tim-zoo weights; a model name: its default tag); its classifier rows follow your labels by '
-                    'name, labels it lacks start fresh')
+                    '(tim-zoo weights; a model name: its default tag), of the model they were saved from unless --model '
+                    'or the recipe names one; its classifier rows follow your labels by name, labels it lacks start '
+                    'fresh')
     ft.add_argument('--freeze', nargs='+', default=None, metavar='PATTERN', help='freeze parameters by name pattern')
     ft.add_argument('--lr-mult', action='append', metavar='PATTERN=FACTOR', help='learning-rate multiplier (repeat)')
 

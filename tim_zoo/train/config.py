@@ -10,8 +10,11 @@ from ..data.normalize import NORMALIZE_MODES
 from ..exceptions import ConfigurationError
 from ..version import MODEL_DEFAULTS
 from .builders import canonical_model, function_name
+from .init_file import init_architecture
 from .recipes import RECIPES, get_recipe
 
+#: the model of a run that names none, in its recipe or initial weights
+DEFAULT_MODEL = 'timnet'
 #: `TrainConfig.compile` and `TrainConfig.batch_folds` settings
 AUTO_ON_OFF = ('auto', 'on', 'off')
 #: `TrainConfig.precision` settings: float32, or the training forward under bfloat16 autocast
@@ -25,7 +28,9 @@ class TrainConfig:
     """Everything a run needs; `from_recipe` fills it from a recipe plus overrides.
 
     `model` is a tim_zoo model name, a name registered with timm, or a function that builds the model (or its
-    import name `"package.module:function"`), called with `model_args` and, where it takes them, `num_classes`,
+    import name `"package.module:function"`); not given, it is the recipe's, else the model the initial weights
+    (`init`) were saved from where their file says (`--init at_tim.tim_zoo_emodb` trains `at_tim`), else `timnet`. It is
+    called with `model_args` and, where it takes them, `num_classes`,
     `in_chans` and `seq_len` from the data and `drop_rate` from `dropout`; the function must be importable again
     (not a lambda, a local function or one in a script run as `__main__`). `init_hook(model, x)` (a function or its
     import name) runs on each split's fresh model before its first epoch, with the split's training features `x`
@@ -62,7 +67,7 @@ class TrainConfig:
     a configuration written before it was recorded reads as 1 and is rebuilt with those definitions
     (`tim_zoo.weights.legacy`).
     """
-    model: Union[str, Callable] = 'timnet'
+    model: Optional[Union[str, Callable]] = None
     model_args: Dict[str, object] = field(default_factory=dict)
     recipe: Optional[str] = None
     optimizer: str = 'adamw'
@@ -108,6 +113,8 @@ class TrainConfig:
     check_unused: InitVar[bool] = True
 
     def __post_init__(self, check_unused: bool = True):
+        if self.model is None:
+            self.model = (self.init and init_architecture(self.init)) or DEFAULT_MODEL
         self.model = canonical_model(self.model)          # functions are kept by import name: the config is JSON
         if self.init_hook is not None:
             self.init_hook = function_name(self.init_hook, 'init_hook')

@@ -3,14 +3,13 @@ model with a hint when the file holds another model, and refusing them where the
 import json
 from pathlib import Path
 
-from .._factory import create_model, list_models, list_pretrained_weights
 from ..data.feature_set import FeatureSet
 from ..exceptions import CheckpointMismatchError, ConfigurationError
-from ..models._base import DEFAULT_TAGS
 from ..weights import load_weights, read_checkpoint
 from .config import TrainConfig
 from .device import dist_info
 from .engine import log
+from .init_file import init_weight_file
 from .protocols import heard_files
 
 
@@ -42,24 +41,6 @@ def init_settings_note(model, features: FeatureSet) -> str:
             f'have {", ".join(f"{k} {ours.get(k)}" for k in differ)}: the body starts on inputs unlike those it '
             f'learned from (fine-tuning adapts it; features extracted with the weights\' settings start where they '
             f'were)')
-
-
-def init_weight_file(init: str) -> Path:
-    """The weight file of initial weights `init` (`TrainConfig.init`, `--init`): a path, or a pretrained tag
-    (`tim-zoo weights` lists them; a model name alone is its default tag, as `create_model(name,
-    pretrained=True)` takes it) whose file is where it belongs."""
-    path = Path(init)
-    if path.is_file():
-        return path
-    tag = f'{init}.{DEFAULT_TAGS[init]}' if init in DEFAULT_TAGS else init
-    if tag not in list_models(pretrained=True):
-        raise ConfigurationError(f'no weight file at {init} (--init), nor a pretrained tag of that name (tim-zoo '
-                                 f'weights lists them)')
-    row = next(r for r in list_pretrained_weights(tag) if r['name'] == tag)
-    if row['found'] is None or row['problem']:
-        create_model(tag, pretrained=True)                # says why and what to do, as for any load of the tag
-        raise ConfigurationError(f'--init {init}: {row["problem"] or "no weight file for " + tag}')
-    return Path(row['found'])
 
 
 def _rebuild_hint(path: Path, cfg: TrainConfig, model) -> str:

@@ -23,7 +23,8 @@ from .compiling import compile_decision, compile_mode_note
 from .device import barrier, dist_info, on_device, training_device
 from .engine import RESULT_FILE, SplitTrainer, log, run_split
 from .folds import batching_obstacle, train_splits_together
-from .initial_weights import check_init_held_out, init_settings_note, init_weight_file
+from .init_file import init_weight_file
+from .initial_weights import check_init_held_out, init_settings_note
 from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
 from .recipes import recipe_notes
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run

@@ -2,20 +2,17 @@
 run names them (`--init`), with its frozen parts; and the check, before any data, that those weights fit it."""
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from .._factory import create_model_for_frames
 from .._utils import chosen_for_the_caller
 from ..exceptions import ConfigurationError, TimZooError
-from ..models.timnet import read_keras_timnet
-from ..weights import read_checkpoint
 from ..weights.legacy import legacy_model_args
-from ..weights.load import KERAS_SUFFIXES
 from .builders import builder_args, model_builder
 from .config import TrainConfig
-from .initial_weights import init_weight_file, load_initial_weights
+from .init_file import init_weight_file, recorded_model
+from .initial_weights import load_initial_weights
 from .optim import freeze
 
 #: the model arguments the data sets (a run refuses them as model arguments)
@@ -84,22 +81,10 @@ def check_init_fits(cfg: TrainConfig) -> None:
     path = init_weight_file(cfg.init)
     if not isinstance(cfg.model, str) or ':' in cfg.model or set(FROM_DATA) & set(cfg.model_args):
         return
-    args = _recorded_model_args(path)
+    args = recorded_model(path)[1]
     if 'in_chans' not in args:
         return
     with warnings.catch_warnings():                    # a new classifier, another length: the run says so
         warnings.simplefilter('ignore')
         create_training_model(replace(cfg, freeze=[]), args['num_classes'], args['in_chans'],
                               args.get('seq_len') or _ANY_LENGTH)
-
-
-def _recorded_model_args(path: Path) -> dict:
-    """The constructor arguments weight file `path` records with its architecture (a Keras release: `timnet`'s),
-    or {} where it records none."""
-    if path.suffix.lower() in KERAS_SUFFIXES:
-        return read_keras_timnet(path).model_args
-    if path.suffix.lower() != '.safetensors':
-        return {}
-    meta = read_checkpoint(path, verify=False)[1] or {}
-    args = meta.get('model_args') or {}
-    return args if meta.get('architecture') and args.get('num_classes') else {}
