@@ -53,6 +53,7 @@ PACKAGED_ZOO_TABLE = ROOT / 'tim_zoo' / 'models' / 'pretrained' / 'zoo_table.jso
 BUNDLED_RECIPE_RUN = 'emodb_timnet_paper_keras_r3'
 EVALUATION_PAGE = ROOT / 'docs' / 'evaluation.md'
 README = ROOT / 'README.md'
+MODELS_PAGE = ROOT / 'docs' / 'models.md'
 RELEASE_BLOCK = re.compile(r'(<!-- release:([\w.-]+) -->\n)(.*?)(<!-- /release -->)', re.S)
 ZOO_COST_BLOCK = re.compile(r'(<!-- zoo_cost:([\w.-]+) -->\n)(.*?)(<!-- /zoo_cost -->)', re.S)
 
@@ -350,9 +351,12 @@ def render_zoo_choice() -> str:
     from tim_zoo.models._zoo import PACKAGED
     packaged = json.loads(packaged_zoo_table())
     table, bundled = packaged['models'], packaged['bundled']['timnet']
+    latency, frames, _ = zoo_cost.zoo_latency()
+    if frames != zoo_cost.ZOO_FRAMES:                    # measured at another length than the zoo's models take
+        latency = {}
     lines = ['| model | EMODB WAR %, new utterances (mean ± std over 10 folds) | a speaker held out (10 speakers) | '
-             'its EMODB weights |',
-             '|---|---|---|---|']
+             f'params | CPU ms, a batch of 64 | its EMODB weights |',
+             '|---|---|---|---|---|---|']
 
     def war(row):
         seeds = f' ({row["repeats"]} seeds)' if row.get('repeats', 1) > 1 else ''
@@ -365,7 +369,11 @@ def render_zoo_choice() -> str:
                    f'one command trains them (about {row["tag_hours"] * 60:.0f} min on one thread of a Zen 4 CPU)'
                    if row and row.get('tag_hours') else 'one command trains them')
         loso = war(row['loso']) if row and row.get('loso') else 'not measured'
-        lines.append(f'| `{model}` | {war(row) if row else "not finished yet"} | {loso} | {weights} |')
+        params = zoo_cost.zoo_size(model)[0]
+        timed = latency.get(model)
+        ms = f'{timed["infer_ms"]:.0f}' if timed and timed['params'] == params else '-'
+        lines.append(f'| `{model}` | {war(row) if row else "not finished yet"} | {loso} | {params / 1e6:.2f} M | {ms} | '
+                     f'{weights} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -555,7 +563,7 @@ def main(argv=None) -> int:
     p.add_argument('--check', action='store_true', help='exit 1 if a page or the packaged zoo table is out of date')
     args = p.parse_args(argv)
     stale = []
-    for page in (PAGE, TRAINING_PAGE, EVALUATION_PAGE, README):
+    for page in (PAGE, TRAINING_PAGE, EVALUATION_PAGE, README, MODELS_PAGE):
         text = page.read_text()
         new = update(text)
         if new != text:

@@ -40,6 +40,26 @@ COST_FILE = ROOT / 'benchmarks' / 'results' / 'zoo_cost_cpu2_zen4.json'
 ZOO_FRAMES = 87
 
 
+#: CPU latency of every model at the zoo's input length (`python -m tim_zoo.benchmark --frames 87`), measured on the
+#: 2-core Zen 4 that trained the zoo; docs/speed.md's 188-frame table where it is absent
+ZOO_CPU_LATENCY = ROOT / 'benchmarks' / 'results' / f'cpu2_eager_{ZOO_FRAMES}_zen4.json'
+
+
+def zoo_latency() -> tuple:
+    """`({model: benchmark row}, frames, machine)`: the CPU latency (batch 64, 2 cores, eager) the zoo's tables show."""
+    path, frames, machine = ((ZOO_CPU_LATENCY, ZOO_FRAMES, 'AMD EPYC Zen 4') if ZOO_CPU_LATENCY.is_file() else
+                             (ROOT / 'benchmarks' / 'results' / 'cpu2_eager_188.json', 188, 'AMD EPYC Zen 5'))
+    return {r['model']: r for r in json.loads(path.read_text())}, frames, machine
+
+
+def zoo_size(model: str) -> tuple:
+    """`(parameters, multiply-accumulates per sample)` of `model` as the zoo trains it (`ZOO_FRAMES` frames; a
+    fixed-length model built for them, as its EMODB tag is)."""
+    import tim_zoo
+    built = tim_zoo.create_model_for_frames(model, ZOO_FRAMES)
+    return tim_zoo.count_params(built), tim_zoo.count_macs(built, (1, 39, ZOO_FRAMES))
+
+
 def step_seconds(model: str, precision: str, frames: int = ZOO_FRAMES,
                  rows: Optional[List[dict]] = None) -> Optional[float]:
     """Seconds of one training step (a batch of `BATCH`) of `model` in `precision` at `frames`, at the cost measured

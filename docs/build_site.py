@@ -220,27 +220,29 @@ def training_cost(name: str):
 
 
 def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
-    """The model zoo table's lines: parameters and MACs from the registry, latency from benchmarks/results,
-    EMODB accuracy (`measured_accuracy`)."""
+    """The model zoo table's lines: parameters and MACs as the zoo trains each model, CPU latency at the same length
+    (`zoo_latency`), H100 latency at 188 frames from benchmarks/results, EMODB accuracy (`measured_accuracy`)."""
     import tim_zoo
-    cpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'cpu2_eager_188.json')
+    cpu, cpu_frames, _ = zoo_cost.zoo_latency()
     gpu = _json_rows(ROOT / 'benchmarks' / 'results' / 'h100_compiled_reduce_overhead_188.json')
     accuracy = measured_accuracy(detail)
-    lines = ['| model | params | MACs | input length | CPU infer / train ms | H100 compiled infer / train ms | '
-             'EMODB WAR (mean ± std over the splits; with several seeds, averaged over them) | zoo row: CPU hours |',
+    lines = [f'| model | params | MACs | input length | CPU infer / train ms ({cpu_frames} frames) | H100 compiled '
+             'infer / train ms (188 frames) | EMODB WAR (mean ± std over the splits; with several seeds, averaged over '
+             'them) | zoo row: CPU hours |',
              '|---|---|---|---|---|---|---|---|']
     stale = False
     for name in names:
-        model = tim_zoo.create_model(name)
-        params = tim_zoo.count_params(model)
+        params, macs = zoo_cost.zoo_size(name)
+        at = {ZOO_FRAMES: params, 188: tim_zoo.count_params(tim_zoo.create_model_for_frames(name, 188))}
         c, g = cpu.get(name), gpu.get(name)
-        mark = ' †' if any(row and row['params'] != params for row in (c, g)) else ''
-        stale = stale or bool(mark)
+        marks = [' †' if row and row['params'] != at[frames] else '' for row, frames in ((c, cpu_frames), (g, 188))]
+        stale = stale or any(marks)
+        fixed = tim_zoo.create_model(name).fixed_len is not None
         lines.append(
-            f'| [`{name}`]({link.format(name=name)}) | {params:,} | '
-            f'{tim_zoo.count_macs(model) / 1e6:,.1f} M | {"fixed (seq_len)" if model.fixed_len is not None else "any"} | '
-            f'{"%.1f / %.1f" % (c["infer_ms"], c["train_step_ms"]) + mark if c else "-"} | '
-            f'{"%.1f / %.1f" % (g["infer_ms"], g["train_step_ms"]) + mark if g else "-"} | '
+            f'| [`{name}`]({link.format(name=name)}) | {params:,} | {macs / 1e6:,.1f} M | '
+            f'{"fixed (seq_len)" if fixed else "any"} | '
+            f'{"%.1f / %.1f" % (c["infer_ms"], c["train_step_ms"]) + marks[0] if c else "-"} | '
+            f'{"%.1f / %.1f" % (g["infer_ms"], g["train_step_ms"]) + marks[1] if g else "-"} | '
             f'{", ".join(accuracy.get(name, [])) or "-"} | '
             f'{"%.1f" % cost if (cost := training_cost(name)) is not None else "-"} |')
     if stale:
@@ -249,17 +251,23 @@ def zoo_table(names, link: str = '{name}.md', detail: bool = True) -> list:
     return lines
 
 
-ZOO_NOTE = ('parameters and multiply-accumulates per sample at 39 MFCC x 188 frames; latency per batch of 64 from '
-            '`benchmarks/results` (CPU: 2 cores, eager; H100: `torch.compile(mode="reduce-overhead")`); EMODB accuracy '
-            '(mean WAR and its standard deviation over the splits, averaged over the training seeds where a run has '
-            'several, whose means\' spread is given apart: the zoo\'s row where it '
-            'is done, never the run with the best test accuracy) from the engine\'s runs in `docs/results`; the zoo '
-            f'row\'s training cost in single-thread hours of one CPU core (AMD EPYC Zen 4) for its 10 folds at '
-            f'{ZOO_FRAMES} frames, from the epoch cost `benchmarks/zoo_cost.py` measured')
+def zoo_note() -> str:
+    """What the zoo table's figures are, the protocol beside them."""
+    _, cpu_frames, machine = zoo_cost.zoo_latency()
+    return (f'EMODB (535 utterances, 10 speakers, 7 classes), the TIM-Net authors\' 10 folds (KFold seed 46), MFCC '
+            f'order 1 at {ZOO_FRAMES} frames (the recordings\' 2.0 s), level peak, each model\'s zoo recipe, the last '
+            f'epoch (the test fold chooses nothing); accuracy is the mean WAR and its standard deviation over the '
+            f'splits, averaged over the training seeds where a run has several, whose means\' spread is given apart, '
+            f'from the engine\'s runs in `docs/results` (the zoo\'s row where it is done, never the run with the best '
+            f'test accuracy); parameters and multiply-accumulates per sample at 39 MFCC x {ZOO_FRAMES} frames, as the '
+            f'zoo trains each model; latency per batch of 64 from `benchmarks/results` (CPU: 2 cores of an {machine}, '
+            f'eager, {cpu_frames} frames; H100: `torch.compile(mode="reduce-overhead")`, 188 frames); the zoo row\'s '
+            f'training cost in single-thread hours of one CPU core (AMD EPYC Zen 4) for its 10 folds, from the epoch '
+            f'cost `benchmarks/zoo_cost.py` measured')
 
 
 def zoo_page(names) -> str:
-    lines = ['# Model zoo', '', f'Generated from the registry at build time: {ZOO_NOTE} '
+    lines = ['# Model zoo', '', f'Generated from the registry at build time: {zoo_note()} '
              f'([training](../training.md)).', ''] + zoo_table(names)
     return '\n'.join(lines) + '\n'
 
@@ -268,7 +276,7 @@ def home_page(names) -> str:
     """docs/index.md with its generated parts: the zoo table and TIM-Net's architecture."""
     text = (DOCS / 'index.md').read_text()
     table = '\n'.join(zoo_table(names, 'models/{name}.md', detail=False) + [
-        '', f'Generated at build time: {ZOO_NOTE}; recipes and settings in the [model zoo](models/index.md) and '
+        '', f'Generated at build time: {zoo_note()}; recipes and settings in the [model zoo](models/index.md) and '
             f'[training](training.md).'])
     return text.replace('<!-- zoo-table -->', table).replace('<!-- architecture -->', diagram('timnet'))
 
@@ -406,6 +414,27 @@ def _recipe_note(note: str) -> str:
     return text + (f': {said.strip()}.' if said.strip() else '.')
 
 
+def tag_lines(name: str) -> list:
+    """How a card's model gets its EMODB weights (`<model>.tim_zoo_emodb`): loading them, and where the file is."""
+    from tim_zoo.models._zoo import PACKAGED, ZOO_TAG, hub_folder_name, train_command
+    tag = f'{name}.{ZOO_TAG}'
+    lines = [f'`tim_zoo.create_model("{tag}", pretrained=True)` loads them (`"{name}"` alone is the same tag), as do '
+             f'`tim_zoo.EmotionRecognizer.from_pretrained("{tag}")` and `tim-zoo predict --model {name} speech.wav` '
+             f'([predicting](../predict.md)).', '']
+    if name == 'timnet':
+        return lines + ['The file ships inside the package: it is the default of `tim-zoo predict`, trained with '
+                        '`timnet.paper` at the release\'s 188 frames ([weights](../weights.md#the-zoos-emodb-models)).']
+    if name in PACKAGED:
+        return lines + ['The file ships inside the package, trained with the zoo\'s recipe on all 535 utterances at '
+                        f'{ZOO_FRAMES} frames; its run\'s record, with the file\'s SHA-256, is '
+                        f'`docs/results/zoo/tag.{name}/` ([weights](../weights.md#the-zoos-emodb-models)).']
+    return lines + [f'Its file is too large for the package and published nowhere: this command trains it on your '
+                    f'EMODB copy with the zoo\'s recipe and writes the hub folder `{hub_folder_name(name)}/` where the '
+                    f'tag looks, in the weights directory (`$TIM_ZOO_HOME/weights`, else `~/.cache/tim_zoo/weights`; '
+                    f'the tag\'s error names yours):', '',
+                    f'```\n{train_command(name, folder="~/.cache/tim_zoo/weights/" + hub_folder_name(name))}\n```']
+
+
 def card_page(name: str) -> str:
     import timm
 
@@ -464,10 +493,20 @@ def card_page(name: str) -> str:
         config = json.loads(path.read_text())['config']
         lines.append(f'- The zoo\'s {config["protocol"]} row is `{path.relative_to(ROOT)}`; on your EMODB copy: '
                      f'`{row_command(config)}`')
+    params, macs = zoo_cost.zoo_size(name)
+    latency, frames, machine = zoo_cost.zoo_latency()
+    row = latency.get(name)
+    timed = (f'; latency per batch of 64 on 2 cores of an {machine} ({frames} frames, eager): {row["infer_ms"]:.1f} ms '
+             f'inference, {row["train_step_ms"]:.1f} ms a training step' + (
+                 '' if row['params'] == tim_zoo.count_params(tim_zoo.create_model_for_frames(name, frames)) else
+                 ', measured on an earlier definition of the model') if row else '; latency not measured')
+    lines.append(f'- As the zoo trains it ({ZOO_FRAMES} frames): {params:,} parameters, {macs / 1e6:,.1f} M '
+                 f'multiply-accumulates per sample{timed} ([speed](../speed.md)).')
     cost = training_cost(name)
     if cost is not None:
         lines.append(f'- Training the zoo\'s row (10 folds): {cost:.1f} single-thread hours of one CPU core (AMD EPYC '
                      f'Zen 4, {ZOO_FRAMES} frames; [speed](../speed.md#training-the-zoo)).')
+    lines += ['', '## Its EMODB weights', ''] + tag_lines(name)
     lines += ['', '## The research notes\' findings', '',
               'From the research group\'s lab notes: their corpora (mostly MODMA, depressed vs healthy speakers, with '
               'IEMOCAP and CASIA pre-training), splits and recipes, not tim_zoo\'s. They are the notes\' figures and '

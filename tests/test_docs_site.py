@@ -257,6 +257,26 @@ def test_every_card_snippet_runs_alone():
             assert tuple(namespace['logits'].shape) == (2, 7), name
 
 
+def test_every_card_says_how_to_load_its_emodb_weights_and_where_they_come_from():
+    """Each card names its model's EMODB tag; a packaged tag's card points at its run's record, a larger model's
+    gives the one command that trains its hub folder (the command its tag's error names)."""
+    import tim_zoo
+    from tim_zoo.models._zoo import PACKAGED, hub_folder_name, train_command
+    build_site = _build_site_module()
+    for name in tim_zoo.list_models():
+        card = build_site.card_page(name)
+        section = card[card.index('## Its EMODB weights'):card.index('## The research notes')]
+        assert f'create_model("{name}.tim_zoo_emodb", pretrained=True)' in section, name
+        if name in PACKAGED:
+            assert f'`docs/results/zoo/tag.{name}/`' in section and (ROOT / f'docs/results/zoo/tag.{name}').is_dir()
+        elif name != 'timnet':
+            command = train_command(name, folder='~/.cache/tim_zoo/weights/' + hub_folder_name(name))
+            assert f'```\n{command}\n```' in section and '--protocol all' in command and '--hub-folder' in command
+    latency = build_site.card_page('timnet')
+    assert re.search(r'As the zoo trains it \(87 frames\): 104,496 parameters, [\d.]+ M multiply-accumulates per '
+                     r'sample; latency per batch of 64 on 2 cores of an AMD EPYC Zen \d \(\d+ frames, eager\): ', latency)
+
+
 def test_every_card_argument_has_a_meaning_of_its_own_model():
     """Each constructor argument on a card is explained, and TAB wording appears only on models that have TABs;
     the arguments a model does not use are named apart, not given a meaning."""
