@@ -176,9 +176,19 @@ def test_bundled_model_is_an_emodb_timnet_trained_by_the_engine():
     _, meta = read_checkpoint(DEFAULT_CHECKPOINT)
     assert meta['architecture'] == 'timnet'
     train_config = meta['extra']['train_config']
-    assert train_config['recipe'] == 'timnet.paper' and train_config['protocol'] == 'all'
-    assert meta['extra']['epoch'] == train_config['epochs'] == 500 and train_config['select'] == 'last'
+    assert train_config['protocol'] == 'all' and meta['extra']['epoch'] == train_config['epochs']
     assert meta['model_args']['weight_init'] == 'keras' and meta['feature_settings']['level'] == 'peak'
+    # the held-out figure quoted for it (the packaged zoo table, the docs) is of its recipe's 10-fold runs: the same
+    # training in every setting but the protocol and seed, at the same input length
+    from tim_zoo.models._zoo import _zoo_table
+    bundled = _zoo_table()['bundled']['timnet']
+    run = json.loads((Path(__file__).resolve().parents[1] / bundled['results']).read_text())['config']
+    same = ('model', 'model_args', 'recipe', 'optimizer', 'lr', 'weight_decay', 'betas', 'scheduler', 'epochs',
+            'batch_size', 'dropout', 'label_smoothing', 'frame_mask', 'grad_clip', 'select', 'val_fraction', 'init',
+            'normalize', 'compile')
+    assert {k: train_config[k] for k in same} == {k: run[k] for k in same}
+    assert run['protocol'] == 'kfold' and bundled['frames'] == meta['feature_settings']['frames'] == 188
+    assert bundled['recipe'] == train_config['recipe'] == 'timnet.paper'
 
 
 def test_cli_predict_defaults_to_the_bundled_model(tmp_path, capsys, speech_like):
