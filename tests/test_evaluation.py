@@ -1,4 +1,5 @@
 """Metrics, folds, the release evaluation on real audio, and the audio CLI."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -302,6 +303,35 @@ def test_evaluate_model_matches_classes_by_name_and_counts_as_by_hand():
     model.label_names = None
     with pytest.raises(tim_zoo.DatasetError, match='the model has 3 outputs and names no classes; the features have 2'):
         evaluate_model(model, features)
+
+
+def test_evaluate_model_can_leave_out_the_classes_the_model_lacks(tmp_path, capsys):
+    """A fine-tuning corpus adds a label: the starting weights are scored on the classes they have, with a note."""
+    import torch
+    from tim_zoo.train import evaluate_model
+    model, features = _scored_setup(n=12)
+    features.label_names = ['c', 'new']                    # utterances 1, 3, 5 ... are of a class the model lacks
+    features.y = np.arange(12) % 2
+    with pytest.raises(tim_zoo.DatasetError, match=r'leave out the others: known_classes_only=True'):
+        evaluate_model(model, features)
+    result = evaluate_model(model, features, known_classes_only=True)
+    kept = np.arange(0, 12, 2)
+    with torch.no_grad():
+        pred = model(torch.as_tensor(features.x[kept])).argmax(-1).numpy()
+    assert result['n'] == 6 and result['label_names'] == ['c'] and result['war'] == pytest.approx(np.mean(pred == 2))
+    assert [u['path'] for u in result['utterances']] == [f'u{i}.wav' for i in kept]
+    assert 'scored on the 6 utterances of the classes the model has; left out the 6 of new, which it lacks' in \
+        ' '.join(result['notes'])
+    features.label_names = ['x', 'y']                      # none it has: nothing to score
+    with pytest.raises(tim_zoo.DatasetError, match='the features have classes the model does not: x, y'):
+        evaluate_model(model, features, known_classes_only=True)
+    sub = dataclasses.replace(features, voiced=[1.0] * 12, durations=[2.0] * 12).of_classes(['y'])
+    assert sub.label_names == ['y'] and list(sub.y) == [0] * 6 and len(sub.voiced) == len(sub.durations) == 6
+    with pytest.raises(tim_zoo.DatasetError, match="classes \\['z'\\] are not among"):
+        features.of_classes(['z'])
+    assert cli.main(['evaluate', '--keras-release', str(tmp_path), '--corpus', 'emodb', '--data-root', str(tmp_path),
+                     '--known-classes-only']) == 2
+    assert '--known-classes-only is for --model' in capsys.readouterr().err
 
 
 def test_evaluate_model_says_when_the_classifier_is_untrained_or_cut(tmp_path):

@@ -132,6 +132,9 @@ def cmd_evaluate(args) -> int:
         check_output_path(args.output, suffixes=())
     if args.model:
         return _evaluate_model(args)
+    if args.known_classes_only:
+        raise ConfigurationError('--known-classes-only is for --model; a Keras release is scored on its own corpus, '
+                                 'whose classes its models have')
     release = find_release(args.keras_release)
     corpus = load_corpus(args.corpus, args.data_root)
     length = TIMNET_RELEASES[release]['mean_signal_length'] if release else release_signal_length(args.corpus)
@@ -176,7 +179,7 @@ def _evaluate_model(args) -> int:
     extractor = MFCCExtractor.from_settings(settings) if settings else MFCCExtractor(release_signal_length(args.corpus))
     corpus = load_corpus(args.corpus, args.data_root)
     features = _evaluation_features(args, corpus, extractor)
-    result = evaluate_model(model, features, device=args.device)
+    result = evaluate_model(model, features, device=args.device, known_classes_only=args.known_classes_only)
     result.update(model=args.model, corpus=args.corpus, data_root=str(args.data_root))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -283,6 +286,9 @@ def add_commands(sub) -> None:
     p.add_argument('--fold', type=int, nargs='+', help='evaluate only these folds (1-based; default: all)')
     p.add_argument('--device', default='cpu', help='cpu (default), cuda, cuda:1 ...')
     p.add_argument('--features', default='', help='feature cache (.npz) to read or write')
+    p.add_argument('--known-classes-only', action='store_true',
+                   help='--model: score only the utterances of classes the model has, leaving out (noted) those of '
+                        'classes it lacks (the weights a fine-tuning run started from, on a corpus with a new label)')
     p.add_argument('--json', action='store_true', help='print the result as JSON instead of a table')
     p.add_argument('-o', '--output', default='', metavar='FILE.json', help='also write the result as JSON to FILE.json')
     p.add_argument('--quiet', action='store_true', help='no progress bars')

@@ -1,11 +1,12 @@
 """Extracted features of a corpus: computing them with a progress bar, caching, and file formats."""
+import dataclasses
 import hashlib
 import json
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -44,6 +45,22 @@ class FeatureSet:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def of_classes(self, names: Sequence[str]) -> 'FeatureSet':
+        """The utterances of classes `names` (a subset of `label_names`), labelled in that order; every per-utterance
+        record (paths, speakers, durations, fingerprints, voiced) follows them."""
+        unknown = [n for n in names if n not in self.label_names]
+        if unknown:
+            raise DatasetError(f'classes {unknown} are not among these features\' {list(self.label_names)}')
+        old = np.asarray([self.label_names.index(n) for n in names], dtype=np.int64)
+        keep = np.flatnonzero(np.isin(np.asarray(self.y), old))
+        relabel = {int(o): i for i, o in enumerate(old)}
+        per_utterance = {name: [getattr(self, name)[i] for i in keep] if len(getattr(self, name)) == len(self.y)
+                         else list(getattr(self, name))
+                         for name in ('paths', 'speakers', 'durations', 'fingerprints', 'voiced')}
+        return dataclasses.replace(self, x=self.x[keep], label_names=list(names),
+                                   y=np.asarray([relabel[int(v)] for v in np.asarray(self.y)[keep]], dtype=np.int64),
+                                   **per_utterance)
 
     def __repr__(self) -> str:
         """A summary, not the arrays: utterances, shape, classes, speakers and the settings' corpus."""

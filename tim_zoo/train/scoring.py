@@ -19,7 +19,8 @@ from .protocols import heard_files
 _COMPARED_SETTINGS = ('sample_rate', 'n_mfcc', 'order', 'mean_signal_length', 'frames', 'level', 'hop_length')
 
 
-def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int = 64, device=None) -> dict:
+def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int = 64, device=None,
+                   known_classes_only: bool = False) -> dict:
     """`model` on every utterance of the labelled `features`, matched to its classes by name. The model is put in
     eval mode (and, with `device`, moved there) and stays so.
 
@@ -31,6 +32,9 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
             steps training took after extraction and the settings record, GMM frame selection (`gmm_select`) and
             per-speaker normalisation (`normalize`), are taken here, each with a note.
         device: where the model runs (default: where its parameters are).
+        known_classes_only: score only the utterances of classes the model has, leaving out (with a note) those of
+            classes it lacks, e.g. to score the weights a fine-tuning run started from on a corpus that adds a
+            label; by default such a class is an error.
 
     Returns:
         `n`, `war` and `uar` (fractions), `label_names` (the features' classes), `model_label_names`, `per_class`
@@ -47,8 +51,6 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
             for every utterance.
     """
     notes, untrained = classifier_notes(model)           # an untrained or cut classifier's score means that
-    heard, heard_mask = _heard((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'), features,
-                               [] if untrained else notes)     # the score of an untrained classifier means nothing
     classes = list(features.label_names)
     outputs = int(getattr(model, 'num_classes', 0) or 0)
     names = list(getattr(model, 'label_names', None) or [])
@@ -60,10 +62,20 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
         notes.append(f'the model names no classes: its outputs are taken to be the features\' classes in their order '
                      f'({", ".join(classes)})')
     missing = [c for c in classes if c not in names]
+    if missing and known_classes_only and len(missing) < len(classes):
+        counts = np.bincount(np.asarray(features.y, dtype=np.int64), minlength=len(classes))
+        left = sum(int(counts[classes.index(c)]) for c in missing)
+        features = features.of_classes([c for c in classes if c not in missing])
+        notes.append(f'scored on the {len(features.y)} utterances of the classes the model has; left out the {left} '
+                     f'of {", ".join(missing)}, which it lacks (known_classes_only)')
+        classes, missing = list(features.label_names), []
     if missing:
         raise DatasetError(f'the features have classes the model does not: {", ".join(missing)} (the model\'s: '
                            f'{", ".join(names)}); score it on recordings of its classes (a manifest or folders '
-                           f'naming them)')
+                           f'naming them), or leave out the others: known_classes_only=True '
+                           f'(--known-classes-only)')
+    heard, heard_mask = _heard((getattr(model, 'pretrained_cfg', None) or {}).get('trained_on'), features,
+                               [] if untrained else notes)     # the score of an untrained classifier means nothing
     extra = [n for n in names if n not in classes]
     if extra:
         notes.append(f'the model has {len(extra)} classes the features lack ({", ".join(extra)}): an utterance '
