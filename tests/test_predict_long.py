@@ -11,7 +11,7 @@ pytest.importorskip('soxr')
 import tim_zoo  # noqa: E402
 from tim_zoo.data.audio import resample, resample_stream  # noqa: E402
 from tim_zoo.data.speech import SpeechDetector  # noqa: E402
-from tim_zoo.inference import EmotionRecognizer, audio_input, recognizer  # noqa: E402
+from tim_zoo.inference import EmotionRecognizer, audio_input, reading  # noqa: E402
 from tim_zoo.inference.audio_input import StreamedInput, open_input  # noqa: E402
 
 SR = 22050
@@ -26,7 +26,7 @@ def rec(make_small_recognizer):
 def short_blocks(monkeypatch):
     """Stream files over 3 s, in blocks of 0.37 s (blocks that split frames and windows anywhere)."""
     monkeypatch.setattr(audio_input, 'BLOCK_SECONDS', 0.37)
-    monkeypatch.setattr(recognizer, 'STREAM_SECONDS', 3.0)
+    monkeypatch.setattr(reading, 'STREAM_SECONDS', 3.0)
 
 
 def _recording(speech_like, rate=16000, stereo=False, offset=0.0, tone=True):
@@ -56,7 +56,7 @@ def test_a_streamed_file_gets_the_whole_file_answer(rec, speech_like, short_bloc
     path = tmp_path / 'long.wav'
     sf.write(str(path), _recording(speech_like, rate, stereo, offset=0.02), rate, subtype='PCM_16')
     streamed = rec.predict(path, channels=channels)
-    monkeypatch.setattr(recognizer, 'STREAM_SECONDS', float('inf'))
+    monkeypatch.setattr(reading, 'STREAM_SECONDS', float('inf'))
     whole = rec.predict(path, channels=channels)
     _same(streamed, whole)
     assert len(whole.segments) > 10 and whole.status == 'ok'
@@ -74,7 +74,7 @@ def test_streamed_files_are_never_held_whole(rec, speech_like, short_blocks, mon
 
     def refuse(*args, **kwargs):
         raise AssertionError('the whole recording was read')
-    monkeypatch.setattr(recognizer, 'resample', refuse)
+    monkeypatch.setattr(reading, 'resample', refuse)
     monkeypatch.setattr(audio_input, 'read_audio_channels', refuse)
     monkeypatch.setattr(SpeechDetector, 'batch', refuse)
     sizes = []
@@ -147,7 +147,7 @@ def test_what_is_read_whole_however_long(speech_like, short_blocks, tmp_path, mo
     path = tmp_path / 'long.wav'
     sf.write(str(path), x, 16000, subtype='PCM_16')
     seen = []
-    monkeypatch.setattr(recognizer, 'open_input', lambda *a, **k: seen.append(k['stream_seconds']) or open_input(*a, **k))
+    monkeypatch.setattr(reading, 'open_input', lambda *a, **k: seen.append(k['stream_seconds']) or open_input(*a, **k))
     model = tim_zoo.create_model('tim', num_classes=3, depth=2)
     EmotionRecognizer(model, feature_settings=dict(mean_signal_length=None, level='peak')).predict(path)
 
@@ -223,7 +223,7 @@ def test_emodb_speech_streamed_as_a_long_recording(shared_dir, short_blocks, mon
     sf.write(str(path), np.stack([x, 0.5 * x + 0.03], axis=1), 16000, subtype='PCM_24')
     bundled = EmotionRecognizer.from_pretrained()
     streamed = bundled.predict(path)
-    monkeypatch.setattr(recognizer, 'STREAM_SECONDS', float('inf'))
+    monkeypatch.setattr(reading, 'STREAM_SECONDS', float('inf'))
     whole = bundled.predict(path)
     _same(streamed, whole)
     assert streamed.status == 'ok' and len(streamed.segments) > 10
