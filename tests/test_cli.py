@@ -1,5 +1,6 @@
 """The command line as a user meets it: one line for every bad input or environment, never a traceback; exit
 status 2 for usage errors, 1 for failures; nothing written by a run that cannot start."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,18 @@ def test_the_cli_runs_as_a_module_of_either_name():
     for module in ('tim_zoo', 'tim_zoo.cli'):
         done = subprocess.run([sys.executable, '-m', module, '--version'], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0 and done.stdout.strip() == f'tim-zoo {__version__}', (module, done.stderr)
+
+
+def test_a_cli_warning_is_one_line_naming_the_command_not_a_source_line(tmp_path):
+    rng = np.random.default_rng(0)
+    FeatureSet(rng.normal(size=(12, 39, 87)).astype(np.float32), np.arange(12) % 2, ['x', 'y'],
+               [f'u{i}.wav' for i in range(12)], [f's{i % 3}' for i in range(12)],
+               dict(mean_signal_length=44100)).save(tmp_path / 'f.npz')
+    done = subprocess.run([sys.executable, '-m', 'tim_zoo.cli', 'train', '--features', str(tmp_path / 'f.npz'),
+                           '--init', 'tim.tim_zoo_emodb', '--epochs', '1', '--protocol', 'all', '--out',
+                           str(tmp_path / 'run'), '--quiet'], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, 'PYTHONWARNINGS': 'default'})
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if 'freshly initialised classifier' in line]
+    assert len(warned) == 1 and warned[0].startswith('tim-zoo train: warning: ') and 'Warning:' not in warned[0]
+    assert 'sys.exit' not in done.stderr

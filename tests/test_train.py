@@ -487,6 +487,31 @@ def test_initial_weights_choose_the_model_no_one_names(tmp_path):
     assert json.loads((out / 'config.json').read_text())['model'] == 'tim'
 
 
+def test_a_corpus_run_from_initial_weights_extracts_its_features_as_they_were(tmp_path, speech_like):
+    """`train --corpus ... --init TAG`: the length, level, MFCC order and count the weights record are the
+    extraction's where not given, and the run's source says so; a given one is kept, and the note names the flags."""
+    sf = pytest.importorskip('soundfile')
+    from tim_zoo.train.records import training_features
+    for k, label in enumerate(['calm', 'calm', 'tense', 'tense']):
+        (tmp_path / 'data' / label).mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / 'data' / label / f'{k}.wav', speech_like(seconds=1.0, seed=k), 22050)
+    common = dict(corpus='folders', data_root=tmp_path / 'data', show_progress=False)
+    tag = tim_zoo.create_model('tim.tim_zoo_emodb', pretrained=True).pretrained_cfg['feature_settings']
+    features, source = training_features(tmp_path / 'a', init='tim.tim_zoo_emodb', **common)
+    assert {k: features.settings[k] for k in ('mean_signal_length', 'level', 'order', 'n_mfcc')} == \
+        {k: tag[k] for k in ('mean_signal_length', 'level', 'order', 'n_mfcc')} and tag['mean_signal_length'] == 44100
+    assert source['settings_from'] == dict(init='tim.tim_zoo_emodb', mean_signal_length=44100, level='peak', order=1,
+                                           n_mfcc=39)
+    features, source = training_features(tmp_path / 'b', init='tim.tim_zoo_emodb', mean_signal_length=22050, **common)
+    assert features.settings['mean_signal_length'] == 22050 and 'mean_signal_length' not in source['settings_from']
+    from tim_zoo.train.initial_weights import init_settings_note
+    assert init_settings_note(tim_zoo.create_model('tim.tim_zoo_emodb', pretrained=True), features).endswith(
+        'were: tim-zoo extract --mean-signal-length 44100; tim-zoo train --corpus --init takes the settings not given '
+        'from the weights)')
+    features, source = training_features(tmp_path / 'c', **common)          # no initial weights: the corpus's own
+    assert features.settings['mean_signal_length'] == 96000 and 'settings_from' not in source
+
+
 @pytest.mark.parametrize('protocol, folds', [('kfold', 3), ('loso', None), ('all', None)])
 def test_a_runs_training_record_counts_folds_only_under_kfold(protocol, folds):
     from tim_zoo.train.run import _trained_on

@@ -69,7 +69,7 @@ def test_a_large_tag_without_its_folder_names_the_command_and_the_place(tmp_path
     # where the hub folder's file goes, and how the command line loads a copy from elsewhere
     message = str(caught.value)
     assert f'Put it at {tmp_path / "weights" / "set_official.tim_zoo_emodb" / "model.safetensors"}' in message
-    assert '--checkpoint PATH or --model local-dir:FOLDER' in message
+    assert 'tim-zoo predict --checkpoint PATH or --model local-dir:FOLDER, tim-zoo train --init PATH' in message
 
 
 def test_a_large_tags_message_says_no_file_is_published_and_what_training_it_costs(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from ..exceptions import ConfigurationError, TimZooError, UnknownModelError
@@ -29,7 +30,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():                   # a warning as a line of its own, not tim_zoo's source line
+            if not os.environ.get('TIM_ZOO_DEBUG'):
+                warnings.formatwarning = lambda message, *_, **__: f'tim-zoo {args.command}: warning: {message}\n'
+            return args.func(args)
     except (ConfigurationError, UnknownModelError) as e:
         return _fail(args, e, USAGE)
     except (TimZooError, ImportError) as e:

@@ -71,7 +71,12 @@ def load_training_features(args):
     features, source = training_features(
         args.out, features=args.features or None, corpus=args.corpus or None, data_root=args.data_root or None,
         level=args.level, mean_signal_length=args.mean_signal_length or None, resume=args.resume,
-        show_progress=not args.quiet)
+        show_progress=not args.quiet, init=args.init or None)
+    if source.get('settings_from'):
+        taken = dict(source['settings_from'])
+        print(f'note: features extracted as the initial weights {taken.pop("init")} record theirs: '
+              + ', '.join(f'{k} {v}' for k, v in taken.items()) + ' (--mean-signal-length and --level set others)',
+              file=sys.stderr)
     if args.corpus and features.fit_note():
         print(f'note: {features.fit_note()}', file=sys.stderr)
     return features, source

@@ -27,6 +27,8 @@ def load_initial_weights(model, cfg: TrainConfig, label_names=None) -> None:
 
 #: the feature settings that change what the initial weights' first layers receive
 _INPUT_SETTINGS = ('n_mfcc', 'order', 'sample_rate', 'hop_length', 'level', 'mean_signal_length')
+#: the `tim-zoo extract` flag of each setting it takes
+_EXTRACT_FLAGS = dict(n_mfcc='--n-mfcc', order='--order', level='--level', mean_signal_length='--mean-signal-length')
 
 
 def init_settings_note(model, features: FeatureSet) -> str:
@@ -37,10 +39,12 @@ def init_settings_note(model, features: FeatureSet) -> str:
     differ = [k for k in _INPUT_SETTINGS if k in theirs and k in ours and ours[k] != theirs[k]]
     if not differ:
         return ''
+    flags = ' '.join(f'{_EXTRACT_FLAGS[k]} {theirs[k]}' for k in differ if k in _EXTRACT_FLAGS)
     return (f'the initial weights trained on features with {", ".join(f"{k} {theirs[k]}" for k in differ)}; these '
             f'have {", ".join(f"{k} {ours.get(k)}" for k in differ)}: the body starts on inputs unlike those it '
             f'learned from (fine-tuning adapts it; features extracted with the weights\' settings start where they '
-            f'were)')
+            f'were' + (f': tim-zoo extract {flags}; tim-zoo train --corpus --init takes the settings not given from '
+                       f'the weights)' if flags else ')'))
 
 
 def _rebuild_hint(path: Path, cfg: TrainConfig, model) -> str:

@@ -10,6 +10,7 @@ from ..data.feature_set import FeatureSet, cached_features, corpus_extractor
 from ..exceptions import ConfigurationError
 from .config import TrainConfig
 from .engine import RESULT_FILE, STATE_FILE, log
+from .init_file import recorded_feature_settings
 
 
 CONFIG_FILE = 'config.json'
@@ -105,14 +106,16 @@ def recorded_features(out_dir) -> Path:
 
 def training_features(out_dir, features=None, corpus: Optional[str] = None, data_root=None,
                       level: Optional[str] = None, mean_signal_length: Optional[int] = None, resume: bool = False,
-                      show_progress: bool = True) -> Tuple[FeatureSet, dict]:
+                      show_progress: bool = True, init: Optional[str] = None) -> Tuple[FeatureSet, dict]:
     """`(features, source)`: what a run in `out_dir` trains on and where it came from (`run_training`'s `source`),
     as `tim-zoo train` finds it.
 
     - `features` alone: that feature file; a `level` or `mean_signal_length` it was not extracted with is refused.
     - `corpus` and `data_root`: the corpus's MFCCs (`mean_signal_length` samples, default the corpus's release's:
       `release_signal_length`; `level`, default "peak"), extracted once into `features` when given (a file you
-      name is never replaced) or `out_dir/features.npz` (replaced on a new start, kept on `resume`).
+      name is never replaced) or `out_dir/features.npz` (replaced on a new start, kept on `resume`). With initial
+      weights `init` (`TrainConfig.init`) that record their features, those set the length, level and MFCC order and
+      count not given, so the weights start on inputs like those they learned from; `source["settings_from"]` says so.
     - `resume` with neither: the feature file the run recorded (`recorded_features`).
     The features' `fit_note()` says how many recordings were cut or padded."""
     if resume and not (features or corpus):
@@ -133,11 +136,17 @@ def training_features(out_dir, features=None, corpus: Optional[str] = None, data
         raise ConfigurationError('give a feature file (--features FILE.npz), or a corpus and its folder (--corpus '
                                  'NAME --data-root DIR)')
     recordings = load_corpus(corpus, data_root)           # a wrong name or folder: refused before anything is made
-    extractor = corpus_extractor(corpus, mean_signal_length, level=level)
+    theirs = recorded_feature_settings(init) if init else {}
+    taken = {k: theirs[k] for k, given in (('mean_signal_length', mean_signal_length), ('level', level),
+                                           ('order', None), ('n_mfcc', None)) if given is None and k in theirs}
+    extractor = corpus_extractor(corpus, taken.get('mean_signal_length', mean_signal_length),
+                                 taken.get('n_mfcc', 39), taken.get('order', 1), taken.get('level', level))
     cache = Path(features or Path(out_dir) / 'features.npz')
     cache.parent.mkdir(parents=True, exist_ok=True)
     source = dict(features=str(cache.resolve()), corpus=corpus, data_root=str(Path(data_root).resolve()),
                   level=extractor.level)
+    if taken:
+        source['settings_from'] = dict(init=init, **taken)
     loaded = cached_features(recordings, extractor, cache, show_progress, overwrite=not (features or resume))
     return loaded, source
 

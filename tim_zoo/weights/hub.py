@@ -10,6 +10,7 @@ from typing import List, Optional
 
 from .._utils import require
 from ..exceptions import WeightsNotFoundError
+from .load import KERAS_SUFFIXES
 
 #: environment variable of tim_zoo's home; weights live in `$TIM_ZOO_HOME/weights`
 HOME_ENV = 'TIM_ZOO_HOME'
@@ -92,8 +93,10 @@ def find_weight_file(
                 looked[-1] += f'; download failed: {type(e).__name__}'
     if not looked:
         raise WeightsNotFoundError(f'{name} names no weight file (file or hf_hub_id in its pretrained config)')
-    elsewhere = ('pretrained_cfg_overlay=dict(file=PATH) in Python; with tim-zoo predict, --checkpoint PATH or '
-                 '--model local-dir:FOLDER')
+    keras = Path(str(file or '')).suffix.lower() in KERAS_SUFFIXES
+    elsewhere = ('pretrained_cfg_overlay=dict(file=PATH) in Python; on the command line, the file itself: tim-zoo '
+                 'predict ' + ('--keras-weights PATH' if keras else '--checkpoint PATH or --model local-dir:FOLDER')
+                 + ', tim-zoo train --init PATH')
     if file and not Path(file).is_absolute():
         where = (f'Put it at {weights_dir() / file} (`tim-zoo weights` lists what belongs where), or load a copy '
                  f'from elsewhere: {elsewhere}')
