@@ -3,6 +3,7 @@ status 2 for usage errors, 1 for failures; nothing written by a run that cannot 
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,6 @@ def test_a_cli_warning_is_one_line_naming_the_command_not_a_source_line(tmp_path
     warned = [line for line in done.stderr.splitlines() if 'freshly initialised classifier' in line]
     assert len(warned) == 1 and warned[0].startswith('tim-zoo train: warning: ') and 'Warning:' not in warned[0]
     assert 'sys.exit' not in done.stderr
+    before = warnings.formatwarning
+    cli.main(['list', '--json'])
+    assert warnings.formatwarning is before         # in-process callers keep their own formatting

@@ -228,7 +228,9 @@ def test_a_recipe_on_another_model_or_other_features_is_noted(tmp_path, caplog):
                                              protocol='kfold', folds=3, only_folds=[1]),
                      features, tmp_path, show_progress=False)
     assert 'was set for at_deltatim_v2; this run trains timnet' in caplog.text and 'these features differ' in caplog.text
-    assert len(json.loads((tmp_path / 'metrics.json').read_text())['notes']) == 2
+    notes = json.loads((tmp_path / 'metrics.json').read_text())['notes']
+    assert len([n for n in notes if n.startswith('recipe at_deltatim_v2.modma')]) == 2
+    assert notes[2:] == [n for n in notes if 'did not learn' in n]     # one epoch: it learned nothing, and says so
 
 
 def test_utterance_names_must_match_the_samples(tmp_path):
@@ -285,6 +287,7 @@ def test_training_learns_separable_classes(tmp_path):
     summary = run_training(cfg, features, tmp_path, show_progress=False)
     assert summary['folds'][0]['chosen_epoch'] == 25
     assert summary['war_mean'] >= 0.8
+    assert not any('did not learn' in n for n in summary['notes'])       # it learned: no failed-training note
 
 
 def test_gmm_frame_selection_recipe_setting(tmp_path):
@@ -461,6 +464,27 @@ def test_initial_weights_may_be_a_pretrained_tag(tmp_path, monkeypatch):
     monkeypatch.setenv('TIM_ZOO_HOME', str(tmp_path))
     with pytest.raises(tim_zoo.WeightsNotFoundError, match='--model set_official --recipe transformer.emodb'):
         init_weight_file('set_official')
+
+
+def test_a_run_whose_splits_learned_nothing_says_so(tmp_path):
+    """A split whose model answers its training utterances no better than their most common class gets a note (its
+    test figure measures a failed training); a split that learned gets none."""
+    from tim_zoo.train.report import unfitted_note
+    from tim_zoo.train.protocols import make_splits
+    y = np.array([0] * 8 + [1] * 4)
+    splits = {s.name: s for s in make_splits('kfold', 12, folds=3, seed=0, val_fraction=0.0, labels=y)}
+    history = lambda acc: dict(history=[dict(train_war=0.2), dict(train_war=acc)])     # noqa: E731
+    results = [dict(split='fold1', **history(0.7)), dict(split='fold2', **history(0.99)), dict(split='fold3')]
+    share = np.bincount(y[splits['fold1'].train]).max() / len(splits['fold1'].train)
+    assert 0.7 <= share + 0.05
+    note = unfitted_note(results, y, splits, repeat=2)
+    assert note.startswith('1 of 3 splits of repeat 2 did not learn their own training utterances beyond answering '
+                           f'the most common class (training accuracy at the last epoch: fold1 70 %, its most common '
+                           f'class {100 * share:.0f} %)')
+    assert unfitted_note(results[1:], y, splits) == ''
+    summary = run_training(_cfg(lr=1e-9, epochs=1, only_folds=[1]), _features(shift=0.0), tmp_path / 'none',
+                           show_progress=False)
+    assert any('did not learn their own training utterances' in n for n in summary['notes'])
 
 
 def test_initial_weights_choose_the_model_no_one_names(tmp_path):

@@ -29,11 +29,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown names), 1 for failures (unreadable files, missing data). `TIM_ZOO_DEBUG=1` shows tracebacks."""
 
     args = build_parser().parse_args(argv)
+    formatwarning = warnings.formatwarning               # catch_warnings does not restore it
     try:
-        with warnings.catch_warnings():                   # a warning as a line of its own, not tim_zoo's source line
-            if not os.environ.get('TIM_ZOO_DEBUG'):
-                warnings.formatwarning = lambda message, *_, **__: f'tim-zoo {args.command}: warning: {message}\n'
-            return args.func(args)
+        if not os.environ.get('TIM_ZOO_DEBUG'):          # a warning as a line of its own, not tim_zoo's source line
+            warnings.formatwarning = lambda message, *_, **__: f'tim-zoo {args.command}: warning: {message}\n'
+        return args.func(args)
     except (ConfigurationError, UnknownModelError) as e:
         return _fail(args, e, USAGE)
     except (TimZooError, ImportError) as e:
@@ -46,6 +46,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except Exception as e:  # a bug or an error tim_zoo does not know yet: still one line, the traceback on request
         return _fail(args, f'unexpected {type(e).__name__}: {e} (a bug? TIM_ZOO_DEBUG=1 shows the traceback)', FAILURE)
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def _fail(args, error, status: int) -> int:

@@ -1,6 +1,7 @@
 """What a run reports: the mean and spread over its splits and repeats, and its training curves and confusion
 matrices as pictures."""
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -30,6 +31,33 @@ def split_summary(results: list, one_speaker_splits: bool = False) -> dict:
         war_mean=float(wars.mean()), war_std=float(wars.std()), uar_mean=float(uars.mean()), uar_std=float(uars.std()),
         pooled_war=float(np.trace(pooled) / max(pooled.sum(), 1)), pooled_uar=float(recall[pooled.sum(axis=1) > 0].mean()),
         pooled_confusion=pooled.tolist(), **({'speakers': speakers} if speakers else {}))
+
+
+#: a split whose training accuracy at its last epoch is at most the most common class's share plus this learned
+#: nothing a constant answer would not get
+UNFITTED_MARGIN = 0.05
+
+
+def unfitted_note(results: list, y: np.ndarray, splits: dict, repeat: Optional[int] = None) -> str:
+    """A note naming the splits (`{name: Split}`) whose model did not learn, on its own training utterances at its
+    last epoch, beyond answering their most common class ('' where every split did): their test figures say little
+    of the model, only of a failed training."""
+    y = np.asarray(y)
+    low = []
+    for r in results:
+        history, split = r.get('history') or [], splits.get(r.get('split'))
+        if not history or split is None or not len(split.train):
+            continue
+        share = float(np.bincount(y[split.train]).max() / len(split.train))
+        if history[-1]['train_war'] <= share + UNFITTED_MARGIN:
+            low.append(f'{r["split"]} {100 * history[-1]["train_war"]:.0f} %, its most common class {100 * share:.0f} %')
+    if not low:
+        return ''
+    shown = '; '.join(low[:5]) + (' ...' if len(low) > 5 else '')
+    of = f' of repeat {repeat}' if repeat is not None else ''
+    return (f'{len(low)} of {len(results)} splits{of} did not learn their own training utterances beyond answering the '
+            f'most common class (training accuracy at the last epoch: {shown}): their test figures measure a training '
+            f'that failed, not the model; more epochs, another learning rate or a look at the labels')
 
 
 def save_plots(results: list, label_names, out_dir: Path) -> bool:

@@ -28,7 +28,7 @@ from .initial_weights import check_init_held_out, init_settings_note
 from .protocols import SPEAKER_HINT, class_notes, make_splits, trained_on
 from .recipes import recipe_notes
 from .records import CONFIG_FILE, DATA_FILE, check_data, config_to_run
-from .report import repeats_summary, save_plots, split_summary
+from .report import repeats_summary, save_plots, split_summary, unfitted_note
 from .training_model import check_init_fits, checkpoint_builder, create_training_model
 
 
@@ -255,24 +255,31 @@ def _run(cfg, features, out_dir, show_progress, on_epoch_end) -> dict:
     unused_mode = compile_mode_note(cfg, dist_info()[1])
     if writer and unused_mode:
         log.warning(unused_mode)
+    by_name = {split.name: split for split in splits}
     if cfg.repeats == 1:
         results = _run_splits(cfg, x, y, splits, chosen, out_dir, cfg.seed, meta, on_epoch_end, show_progress,
                               compiling, names)
         summary = split_summary(results, cfg.protocol == 'loso')
         summary['trained'] = [{k: v for k, v in r.items() if k not in ('history', 'test')} for r in results]
+        failed = [unfitted_note(results, features.y, by_name)]
         if writer:
             save_plots(results, features.label_names, out_dir)
     else:
-        runs = []
+        runs, failed = [], []
         for r in sorted(set(cfg.only_repeats or range(1, cfg.repeats + 1))):
             seed = cfg.seed + r - 1
             log.info('repeat %d of %d (training seed %d)', r, cfg.repeats, seed)
             results = _run_splits(cfg, x, y, splits, chosen, out_dir / f'repeat{r}', seed, meta, on_epoch_end,
                                   show_progress, compiling, names)
             runs.append(dict(split_summary(results, cfg.protocol == 'loso'), repeat=r, seed=seed))
+            failed.append(unfitted_note(results, features.y, by_name, repeat=r))
             if writer:
                 save_plots(results, features.label_names, out_dir / f'repeat{r}')
         summary = repeats_summary(runs)
+    for note in filter(None, failed):
+        notes.append(note)
+        if writer:
+            log.warning(note)
     summary.update(model=cfg.model, recipe=cfg.recipe, protocol=cfg.protocol, label_names=list(features.label_names),
                    world_size=dist_info()[1], notes=notes)
     if writer:
