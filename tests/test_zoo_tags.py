@@ -305,3 +305,34 @@ def test_each_zoo_results_file_names_the_command_that_trains_it():
                   if key in built and key not in ('device', 'note') and built[key] != value
                   and not (isinstance(value, list) and tuple(value) == built[key])}
         assert not differ, f'{path.name}: {differ}'
+
+
+def test_the_bundled_models_figures_in_prose_come_from_their_results_files():
+    """The figures the README, the predict guide and the bundled model's docstring quote for `timnet`, typed by hand,
+    are its results files' (the recipe's 10-fold runs at 188 frames, the zoo's rows at 87)."""
+    import statistics
+
+    import tim_zoo.pretrained
+    results = ROOT / 'docs' / 'results'
+
+    def summary(name):
+        run = json.loads((results / f'{name}.json').read_text())
+        wars = [100 * f['war'] for f in run['folds']]
+        mean = 100 * run['repeat_summary']['war_mean'] if 'repeat_summary' in run else statistics.mean(wars)
+        spread = 100 * run['repeat_summary']['fold_war_std'] if 'repeat_summary' in run else statistics.pstdev(wars)
+        seeds = 100 * run['repeat_summary']['war_std'] if 'repeat_summary' in run else None
+        return mean, spread, seeds
+    bundled, folds, seeds = summary('emodb_timnet_paper_keras_r3')
+    table = summary('zoo_repeats.timnet')[0]
+    loso, loso_std, _ = summary('zoo_loso.timnet')
+    readme = ' '.join((ROOT / 'README.md').read_text().split())
+    assert f'its recipe gets about {bundled:.0f} % of unseen EMODB utterances right' in readme
+    assert f'about {loso:.0f} % for a speaker it never heard' in readme
+    assert f'where the 10-fold figure is {table:.0f} %' in readme
+    guide = ' '.join((ROOT / 'docs' / 'predict.md').read_text().split())
+    assert f"`timnet`'s recipe scores {table:.1f} % on new utterances of known speakers and {loso:.1f} % on a " \
+        f"speaker it never heard" in guide and f'188 frames, give {bundled:.1f} % on the first' in guide
+    assert f'{bundled:.1f} % of unseen utterances right (ten folds, ± {folds:.1f} over the folds; the three training ' \
+        f"seeds' means with a sample std of {seeds:.1f}" in guide and f'{loso:.1f} ± {loso_std:.1f} % for a speaker' in guide
+    docstring = ' '.join(tim_zoo.pretrained.__doc__.split())
+    assert f'({bundled:.1f} % over three training seeds, whose means have a sample std of {seeds:.1f})' in docstring
