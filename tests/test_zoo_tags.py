@@ -331,8 +331,10 @@ def test_the_bundled_models_figures_in_prose_come_from_their_results_files():
     assert f'where the 10-fold figure is {table:.0f} %' in readme
     guide = ' '.join((ROOT / 'docs' / 'predict.md').read_text().split())
     assert f"`timnet`'s recipe scores {table:.1f} % on new utterances of known speakers and {loso:.1f} % on a " \
-        f"speaker it never heard" in guide and f'188 frames, give {bundled:.1f} % on the first' in guide
-    assert f'{bundled:.1f} % of unseen utterances right (ten folds, ± {folds:.1f} over the folds; the three training ' \
-        f"seeds' means with a sample std of {seeds:.1f}" in guide and f'{loso:.1f} ± {loso_std:.1f} % for a speaker' in guide
+        f"speaker it never heard" in guide
+    assert f'188 frames, give {bundled:.1f} % on the first' in guide
+    assert f'{bundled:.1f} % of unseen utterances right (ten folds, ± {folds:.1f} over the folds; the three ' \
+        f"training seeds' means with a sample std of {seeds:.1f}" in guide
+    assert f'{loso:.1f} ± {loso_std:.1f} % for a speaker' in guide
     docstring = ' '.join(tim_zoo.pretrained.__doc__.split())
     assert f'({bundled:.1f} % over three training seeds, whose means have a sample std of {seeds:.1f})' in docstring
