@@ -355,7 +355,7 @@ def render_zoo_choice() -> str:
     if frames != zoo_cost.ZOO_FRAMES:                    # measured at another length than the zoo's models take
         latency = {}
     lines = ['| model | EMODB WAR %, new utterances (mean ± std over 10 folds) | a speaker held out (10 speakers) | '
-             f'params | CPU ms, a batch of 64 | its EMODB weights |',
+             'params | CPU ms, a batch of 64 | its EMODB weights |',
              '|---|---|---|---|---|---|']
 
     def war(row):

@@ -322,6 +322,18 @@ def test_evaluate_model_can_leave_out_the_classes_the_model_lacks(tmp_path, caps
     assert [u['path'] for u in result['utterances']] == [f'u{i}.wav' for i in kept]
     assert 'scored on the 6 utterances of the classes the model has; left out the 6 of new, which it lacks' in \
         ' '.join(result['notes'])
+    from tim_zoo.data import normalize_features
+    model.pretrained_cfg = dict(feature_settings=dict(normalize='speaker_mean'))   # trained on normalised features
+    tilt = np.linspace(-5, 5, 39, dtype=np.float32)[None, :, None]       # the left-out class moves the speaker means
+    shifted = dataclasses.replace(features, x=features.x + tilt * (features.y == 1)[:, None, None])
+    normalised = evaluate_model(model, shifted, known_classes_only=True)
+    answers = []
+    for each in (normalize_features(shifted, 'speaker_mean').x[kept],          # over all of a speaker's recordings
+                 normalize_features(shifted.of_classes(['c']), 'speaker_mean').x):   # over the kept ones only
+        with torch.no_grad():
+            answers.append([['a', 'b', 'c'][k] for k in model(torch.as_tensor(each)).argmax(-1).numpy()])
+    assert [u['predicted'] for u in normalised['utterances']] == answers[0] != answers[1]
+    model.pretrained_cfg = {}
     features.label_names = ['x', 'y']                      # none it has: nothing to score
     with pytest.raises(tim_zoo.DatasetError, match='the features have classes the model does not: x, y'):
         evaluate_model(model, features, known_classes_only=True)

@@ -23,10 +23,10 @@ from ..weights.load import KERAS_SUFFIXES, WEIGHT_SUFFIXES
 from ..models.timnet_releases import TIMNET_RELEASES, find_release
 
 
-def add_level_argument(parser) -> None:
+def add_level_argument(parser, default: str = 'default') -> None:
     parser.add_argument('--level', choices=LEVEL_MODES, default=None,
                         help='input level normalisation, recorded with the features and applied at prediction: peak '
-                             '(default: each recording scaled to a full-scale peak, so models do not depend on the '
+                             f'({default}: each recording scaled to a full-scale peak, so models do not depend on the '
                              "microphone's gain) or none (the samples as read: the TIM-Net authors' features)")
 
 

@@ -44,16 +44,16 @@ def _literal(value: str):
         return {'True': True, 'False': False, 'None': None}.get(value, value)
 
 
-def _features_after_rank_0(args):
+def _features_after_rank_0(args, init=None):
     """`load_training_features` where rank 0 goes first (extracting and caching the features) and the other ranks
     then read them; a failure on rank 0 stops every rank with its message instead of leaving them waiting."""
     rank, world = dist_info()
     if world == 1:
-        return load_training_features(args)
+        return load_training_features(args, init)
     outcome = [None]
     if rank == 0:
         try:
-            loaded = load_training_features(args)
+            loaded = load_training_features(args, init)
         except Exception as e:
             outcome[0] = f'{type(e).__name__}: {e}'
             torch.distributed.broadcast_object_list(outcome, src=0)
@@ -63,18 +63,19 @@ def _features_after_rank_0(args):
     torch.distributed.broadcast_object_list(outcome, src=0)
     if outcome[0] is not None:
         raise ConfigurationError(f'rank 0 could not load the features, so rank {rank} stops too: {outcome[0]}')
-    return load_training_features(args)
+    return load_training_features(args, init)
 
 
-def load_training_features(args):
-    """`(features, source)` of the flags (`records.training_features`), the cut or padded recordings noted."""
+def load_training_features(args, init=None):
+    """`(features, source)` of the flags (`records.training_features`; `init`: the run's initial weights, `--init`
+    or the resumed run's), the cut or padded recordings noted."""
     features, source = training_features(
         args.out, features=args.features or None, corpus=args.corpus or None, data_root=args.data_root or None,
         level=args.level, mean_signal_length=args.mean_signal_length or None, resume=args.resume,
-        show_progress=not args.quiet, init=args.init or None)
-    if source.get('settings_from'):
+        show_progress=not args.quiet, init=init or args.init or None)
+    if source.get('settings_from') and dist_info()[0] == 0:
         taken = dict(source['settings_from'])
-        print(f'note: features extracted as the initial weights {taken.pop("init")} record theirs: '
+        print(f'note: the features are made as the initial weights {taken.pop("init")} record theirs: '
               + ', '.join(f'{k} {v}' for k, v in taken.items()) + ' (--mean-signal-length and --level set others)',
               file=sys.stderr)
     if args.corpus and features.fit_note():
@@ -159,7 +160,7 @@ def _train(args) -> int:
     if not args.resume:
         check_new_start(args.out)                         # before anything is extracted into --out
     rank, _ = dist_info()
-    features, source = _features_after_rank_0(args)
+    features, source = _features_after_rank_0(args, cfg.init if cfg is not None else None)
     summary = run_training(cfg, features, args.out, resume=args.resume, show_progress=not args.quiet, source=source)
     if rank != 0:
         return 0
@@ -220,9 +221,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument('--features', help='feature file (.npz from tim-zoo extract); with --corpus, the cache to use')
     data.add_argument('--corpus', help='corpus name (emodb, casia, ravdess, savee, emovo, iemocap, folders, manifest)')
     data.add_argument('--data-root', help='corpus folder (manifest: the CSV file path,label[,speaker])')
-    add_level_argument(data)
+    add_level_argument(data, default='default, unless the --init weights record another level')
     data.add_argument('--mean-signal-length', type=int, default=0,
-                      help="with --corpus: samples after centre pad/crop (default: the corpus's release)")
+                      help="with --corpus: samples after centre pad/crop (default: the --init weights', else the corpus's release)")
     run = p.add_argument_group('run')
     run.add_argument('--model', help='a tim_zoo model (default: the recipe\'s, else the --init weights\' model, else '
                                      'timnet), a model registered with timm, '

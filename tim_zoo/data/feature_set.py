@@ -58,7 +58,7 @@ class FeatureSet:
         per_utterance = {name: [getattr(self, name)[i] for i in keep] if len(getattr(self, name)) == len(self.y)
                          else list(getattr(self, name))
                          for name in ('paths', 'speakers', 'durations', 'fingerprints', 'voiced')}
-        return dataclasses.replace(self, x=self.x[keep], label_names=list(names),
+        return dataclasses.replace(self, x=self.x[keep], label_names=list(names), settings=dict(self.settings),
                                    y=np.asarray([relabel[int(v)] for v in np.asarray(self.y)[keep]], dtype=np.int64),
                                    **per_utterance)
 

@@ -29,8 +29,8 @@ class TrainConfig:
 
     `model` is a tim_zoo model name, a name registered with timm, or a function that builds the model (or its
     import name `"package.module:function"`); not given, it is the recipe's, else the model the initial weights
-    (`init`) were saved from where their file says (`--init at_tim.tim_zoo_emodb` trains `at_tim`), else `timnet`. It is
-    called with `model_args` and, where it takes them, `num_classes`,
+    (`init`) were saved from where their file says (`--init at_tim.tim_zoo_emodb` trains `at_tim`; only the
+    architecture: its other arguments are this run's), else `timnet`. The model is called with `model_args` and, where it takes them, `num_classes`,
     `in_chans` and `seq_len` from the data and `drop_rate` from `dropout`; the function must be importable again
     (not a lambda, a local function or one in a script run as `__main__`). `init_hook(model, x)` (a function or its
     import name) runs on each split's fresh model before its first epoch, with the split's training features `x`

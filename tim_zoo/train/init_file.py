@@ -6,7 +6,7 @@ from .._factory import create_model, list_models, list_pretrained_weights
 from ..exceptions import ConfigurationError
 from ..models._base import DEFAULT_TAGS
 from ..models.timnet import read_keras_timnet
-from ..models.timnet_releases import TIMNET_RELEASES, find_release
+from ..models.timnet_releases import TIMNET_RELEASES, file_sha256, find_release, published_release
 from ..weights import read_checkpoint
 from ..weights.load import KERAS_SUFFIXES
 
@@ -43,17 +43,21 @@ def recorded_model(path: Path) -> Tuple[Optional[str], dict]:
 
 def init_architecture(init: str) -> Optional[str]:
     """The tim_zoo model that initial weights `init` were saved from, where their file says (`recorded_model`)."""
-    return recorded_model(init_weight_file(init))[0]
+    path = init_weight_file(init)
+    return 'timnet' if path.suffix.lower() in KERAS_SUFFIXES else recorded_model(path)[0]
 
 
 def recorded_feature_settings(init: str) -> dict:
     """The feature settings initial weights `init` record (a tim_zoo checkpoint's or tag's `feature_settings`; a Keras
     release file in its release folder: the authors' features), or {} where they record none."""
     path = init_weight_file(init)
-    if path.suffix.lower() in KERAS_SUFFIXES:
-        release = find_release(path)
+    if path.suffix.lower() in KERAS_SUFFIXES:         # as EmotionRecognizer.from_keras knows its release
+        release = find_release(path) or published_release(file_sha256(path))[0]
         return dict(mean_signal_length=TIMNET_RELEASES[release]['mean_signal_length'], level='none',
                     order=1) if release else {}
     if path.suffix.lower() != '.safetensors':
         return {}
-    return dict((read_checkpoint(path, verify=False)[1] or {}).get('feature_settings') or {})
+    settings = dict((read_checkpoint(path, verify=False)[1] or {}).get('feature_settings') or {})
+    if settings:                                      # written before levels were recorded: as read (from_settings)
+        settings.setdefault('level', 'none')
+    return settings

@@ -39,9 +39,9 @@ UNFITTED_MARGIN = 0.05
 
 
 def unfitted_note(results: list, y: np.ndarray, splits: dict, repeat: Optional[int] = None) -> str:
-    """A note naming the splits (`{name: Split}`) whose model did not learn, on its own training utterances at its
-    last epoch, beyond answering their most common class ('' where every split did): their test figures say little
-    of the model, only of a failed training."""
+    """A note naming the splits (`{name: Split}`) whose model did not learn, on its own training utterances at the
+    epoch it kept (`chosen_epoch`: the last, or the best on validation), beyond answering their most common class (''
+    where every split did): their test figures say little of the model, only of a failed training."""
     y = np.asarray(y)
     low = []
     for r in results:
@@ -49,14 +49,15 @@ def unfitted_note(results: list, y: np.ndarray, splits: dict, repeat: Optional[i
         if not history or split is None or not len(split.train):
             continue
         share = float(np.bincount(y[split.train]).max() / len(split.train))
-        if history[-1]['train_war'] <= share + UNFITTED_MARGIN:
-            low.append(f'{r["split"]} {100 * history[-1]["train_war"]:.0f} %, its most common class {100 * share:.0f} %')
+        tested = history[min(int(r.get('chosen_epoch') or len(history)), len(history)) - 1]     # the epoch it kept
+        if tested['train_war'] <= share + UNFITTED_MARGIN:
+            low.append(f'{r["split"]} {100 * tested["train_war"]:.0f} %, its most common class {100 * share:.0f} %')
     if not low:
         return ''
     shown = '; '.join(low[:5]) + (' ...' if len(low) > 5 else '')
     of = f' of repeat {repeat}' if repeat is not None else ''
     return (f'{len(low)} of {len(results)} splits{of} did not learn their own training utterances beyond answering the '
-            f'most common class (training accuracy at the last epoch: {shown}): their test figures measure a training '
+            f'most common class (training accuracy at the epoch kept: {shown}): their test figures measure a training '
             f'that failed, not the model; more epochs, another learning rate or a look at the labels')
 
 

@@ -65,7 +65,9 @@ def evaluate_model(model: torch.nn.Module, features: FeatureSet, batch_size: int
     if missing and known_classes_only and len(missing) < len(classes):
         counts = np.bincount(np.asarray(features.y, dtype=np.int64), minlength=len(classes))
         left = sum(int(counts[classes.index(c)]) for c in missing)
-        features = features.of_classes([c for c in classes if c not in missing])
+        # per-speaker statistics over all of a speaker's recordings, as training took them; then the classes
+        features = _as_trained(features, (getattr(model, 'pretrained_cfg', None) or {}).get('feature_settings') or {},
+                               notes).of_classes([c for c in classes if c not in missing])
         notes.append(f'scored on the {len(features.y)} utterances of the classes the model has; left out the {left} '
                      f'of {", ".join(missing)}, which it lacks (known_classes_only)')
         classes, missing = list(features.label_names), []

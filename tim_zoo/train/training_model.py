@@ -73,8 +73,7 @@ def checkpoint_builder(cfg: TrainConfig, num_classes: int, in_chans: int, frames
 
 def check_init_fits(cfg: TrainConfig) -> None:
     """Refuse, before any data is read, initial weights (`cfg.init`) whose body the run's model cannot take: saved
-    from another architecture (`--init at_tim` with the default `--model timnet`, a Keras release for another
-    model) or with other arguments; the error names the flags that build theirs. The run's model is built at the
+    from another architecture (`--init at_tim` with `--model timnet`, a Keras release for another model) or with other arguments; the error names the flags that build theirs. The run's model is built at the
     weights' own classes, channels and length, so that only what the data does not set is compared. Weights that
     record no architecture and channels (a bare state dict, a builder function's), a run of a builder function of
     one's own, and model arguments the data sets are left to the run, which loads the weights into its model."""
