@@ -432,7 +432,21 @@ def tag_lines(name: str) -> list:
                     f'EMODB copy with the zoo\'s recipe and writes the hub folder `{hub_folder_name(name)}/` where the '
                     f'tag looks, in the weights directory (`$TIM_ZOO_HOME/weights`, else `~/.cache/tim_zoo/weights`; '
                     f'the tag\'s error names yours):', '',
-                    f'```\n{train_command(name, folder="~/.cache/tim_zoo/weights/" + hub_folder_name(name))}\n```']
+                    '```', shell_lines(train_command(name, folder='~/.cache/tim_zoo/weights/' + hub_folder_name(name))),
+                    '```']
+
+
+def shell_lines(command: str, width: int = 88) -> str:
+    """A long shell command as lines of at most about `width` characters joined by `\\`, so that its code block
+    does not scroll sideways on the site."""
+    lines, line = [], ''
+    for word in command.split(' '):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = '    ' + word
+        else:
+            line = f'{line} {word}' if line else word
+    return ' \\\n'.join(lines + [line])
 
 
 def card_page(name: str) -> str:
